@@ -1,0 +1,9 @@
+//! signalbox: the child side of DNSSEC delegation maintenance.
+//!
+//! Data flows one way: key sources ([`keys`]) and configuration ([`config`])
+//! feed a pure [`policy`], which decides the CDS/CDNSKEY/CSYNC records and the
+//! RFC 9615 `_dsboot` signals each child zone should publish. Publishers
+//! (served zones, UPDATE, NOTIFY) only move the policy's output.
+
+pub mod dns;
+pub mod dnssec;
