@@ -7,3 +7,5 @@
 
 pub mod dns;
 pub mod dnssec;
+pub mod keys;
+pub mod config;

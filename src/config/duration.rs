@@ -1,0 +1,111 @@
+//! Durations in the config: strings with a unit, `30s`, `10m`, `1h`, `14d`,
+//! `2w`, or several together (`1h30m`).
+
+use std::{fmt, time::Duration};
+
+/// Parses a duration string; bare numbers are refused so `3600` vs `3600s`
+/// vs `1h` is never a guess.
+pub fn parse(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration".to_string());
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit: u64 = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return Err(format!("{text:?}: unknown unit {c:?} (use s, m, h, d or w)")),
+        };
+        if number.is_empty() {
+            return Err(format!("{text:?}: unit {c:?} without a number"));
+        }
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?}: number too large"))?;
+        total = value
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("{text:?}: duration too large"))?;
+        number.clear();
+    }
+    if !number.is_empty() {
+        return Err(format!(
+            "{text:?} has no unit: write e.g. \"{number}s\" or use m, h, d, w"
+        ));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Formats whole seconds compactly (`1h`, `90s`, `1d2h`).
+pub fn format(duration: Duration) -> String {
+    let mut secs = duration.as_secs();
+    if secs == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    out
+}
+
+/// A config duration, deserialised from a string with a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigDuration(pub Duration);
+
+impl<'de> serde::Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ConfigDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration string with a unit, like \"1h\" or \"30s\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                parse(v).map(ConfigDuration).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Err(E::custom(format!(
+                    "durations are strings with a unit: write \"{v}s\" (or m, h, d, w)"
+                )))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_units() {
+        assert_eq!(parse("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse("14d"), Ok(Duration::from_secs(14 * 86_400)));
+        assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(format(Duration::from_secs(93_784)), "1d2h3m4s");
+    }
+
+    #[test]
+    fn refuses_ambiguity() {
+        assert!(parse("3600").expect_err("no unit").contains("no unit"));
+        assert!(parse("h").is_err());
+        assert!(parse("5y").is_err());
+        assert!(parse("").is_err());
+        assert!(parse("99999999999999999999s").is_err());
+    }
+}

@@ -1,0 +1,464 @@
+//! Reading and validating the TOML file.
+
+use std::{
+    ops::Range,
+    path::{Path, PathBuf},
+};
+
+use hickory_proto::rr::Name;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{
+    CdsMode, Config, ConfigError, ConfigErrors, Origin, PartialSettings, SignalingZoneConfig,
+    ZoneConfig, ZoneSetConfig, duration::ConfigDuration, normalize_path,
+};
+use crate::{
+    dns::{Csync, Dnskey, parse_name},
+    dnssec::{Algorithm, DigestType},
+};
+
+/// The only config version this signalbox reads.
+pub const VERSION: i64 = 1;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    version: Option<Spanned<i64>>,
+    #[serde(default)]
+    zone: Vec<Spanned<RawZone>>,
+    #[serde(default)]
+    zones: Vec<Spanned<RawZone>>,
+    #[serde(default)]
+    signaling_zone: Vec<Spanned<RawSignalingZone>>,
+}
+
+/// `[[zone]]` and `[[zones]]` share one shape; `name` is only allowed in
+/// `[[zone]]` (checked after parsing, with a clear message).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZone {
+    name: Option<Spanned<String>>,
+    keys: Option<Spanned<String>>,
+    nameservers: Option<Vec<Spanned<String>>>,
+    cds: Option<Spanned<CdsMode>>,
+    confirm_delete: Option<bool>,
+    digests: Option<Vec<Spanned<String>>>,
+    cdnskey: Option<bool>,
+    signal_ttl: Option<Spanned<ConfigDuration>>,
+    csync: Option<bool>,
+    csync_flags: Option<Vec<Spanned<String>>>,
+    foreign_keys: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSignalingZone {
+    apex: Spanned<String>,
+    keys: Spanned<String>,
+    nameservers: Vec<Spanned<String>>,
+    cds: Option<Spanned<CdsMode>>,
+    confirm_delete: Option<bool>,
+    digests: Option<Vec<Spanned<String>>>,
+    cdnskey: Option<bool>,
+    signal_ttl: Option<Spanned<ConfigDuration>>,
+    foreign_keys: Option<Vec<Spanned<String>>>,
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read config file: {e}"),
+        }])
+    })?;
+    parse(path, &text)
+}
+
+/// Validates config text that was read from `path` (used for error
+/// messages and as the base of relative paths).
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let mut check = Checker {
+        file: path.to_path_buf(),
+        text,
+        errors: Vec::new(),
+    };
+    let parsed = toml::Deserializer::parse(text)
+        .map_err(|e| (String::new(), e))
+        .and_then(|de| {
+            serde_path_to_error::deserialize::<_, RawConfig>(de).map_err(|e| {
+                (clean_key_path(&e.path().to_string()), e.into_inner())
+            })
+        });
+    let raw = match parsed {
+        Ok(raw) => raw,
+        Err((key, e)) => {
+            check.error(e.span().unwrap_or(0..0), key, e.message().trim().to_string());
+            return Err(ConfigErrors(check.errors));
+        }
+    };
+    let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    let config = check.config(raw, &base, path);
+    if check.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(check.errors))
+    }
+}
+
+/// Drops the internal segments `toml::Spanned` adds to serde paths.
+fn clean_key_path(path: &str) -> String {
+    if path == "." {
+        return String::new();
+    }
+    path.split('.')
+        .filter(|segment| !segment.starts_with("$__serde_spanned"))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+struct Checker<'a> {
+    file: PathBuf,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, column)
+    }
+
+    fn error(&mut self, span: Range<usize>, key: String, message: String) {
+        let (line, column) = if span == (0..0) && self.text.is_empty() {
+            (0, 0)
+        } else {
+            self.line_col(span.start)
+        };
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line,
+            column,
+            key,
+            message,
+        });
+    }
+
+    fn name(&mut self, value: &Spanned<String>, key: &str) -> Option<Name> {
+        match parse_name(value.get_ref()) {
+            Ok(name) => Some(name),
+            Err(e) => {
+                self.error(value.span(), key.to_string(), e.to_string());
+                None
+            }
+        }
+    }
+
+    fn names(&mut self, values: &[Spanned<String>], key: &str) -> Vec<Name> {
+        let mut out: Vec<Name> = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            if let Some(name) = self.name(value, &format!("{key}[{i}]")) {
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+        out
+    }
+
+    fn path(&mut self, value: &Spanned<String>, base: &Path) -> PathBuf {
+        normalize_path(&base.join(value.get_ref()))
+    }
+
+    fn config(&mut self, raw: RawConfig, base: &Path, file: &Path) -> Config {
+        match &raw.version {
+            None => self.error(0..0, "version".into(), format!("missing: write `version = {VERSION}` at the top")),
+            Some(v) if *v.get_ref() != VERSION => self.error(
+                v.span(),
+                "version".into(),
+                format!("config version {} is not supported (this signalbox reads version {VERSION})", v.get_ref()),
+            ),
+            Some(_) => {}
+        }
+        let zones: Vec<ZoneConfig> = raw
+            .zone
+            .iter()
+            .enumerate()
+            .filter_map(|(i, table)| self.zone(table, i, base, !raw.zones.is_empty()))
+            .collect();
+        let zone_sets: Vec<ZoneSetConfig> = raw
+            .zones
+            .iter()
+            .enumerate()
+            .filter_map(|(i, table)| self.zone_set(table, i, base))
+            .collect();
+        let signaling_zones: Vec<SignalingZoneConfig> = raw
+            .signaling_zone
+            .iter()
+            .enumerate()
+            .filter_map(|(i, table)| self.signaling_zone(table, i, base))
+            .collect();
+
+        for (i, zone) in zones.iter().enumerate() {
+            if let Some(first) = zones[..i].iter().find(|z| z.name == zone.name) {
+                let span = raw.zone[i].get_ref().name.as_ref().map_or(0..0, Spanned::span);
+                self.error(
+                    span,
+                    format!("{}.name", zone.origin.table),
+                    format!("zone {} is already configured in {}", crate::dns::name::display(&zone.name), first.origin),
+                );
+            }
+        }
+        for (i, set) in zone_sets.iter().enumerate() {
+            if let Some(first) = zone_sets[..i].iter().find(|s| s.keys == set.keys) {
+                let span = raw.zones[i].get_ref().keys.as_ref().map_or(0..0, Spanned::span);
+                self.error(
+                    span,
+                    format!("{}.keys", set.origin.table),
+                    format!(
+                        "directory {} is already the key directory of {}: every zone would be matched by two sets",
+                        set.keys.display(),
+                        first.origin
+                    ),
+                );
+            }
+        }
+        for (i, sz) in signaling_zones.iter().enumerate() {
+            if let Some(first) = signaling_zones[..i].iter().find(|s| s.apex == sz.apex) {
+                self.error(
+                    raw.signaling_zone[i].get_ref().apex.span(),
+                    format!("{}.apex", sz.origin.table),
+                    format!("signaling zone {} is already configured in {}", crate::dns::name::display(&sz.apex), first.origin),
+                );
+            }
+        }
+        Config {
+            file: file.to_path_buf(),
+            zones,
+            zone_sets,
+            signaling_zones,
+        }
+    }
+
+    fn origin(&self, table: String, span: Range<usize>) -> Origin {
+        Origin {
+            table,
+            line: self.line_col(span.start).0,
+        }
+    }
+
+    fn zone(&mut self, table: &Spanned<RawZone>, i: usize, base: &Path, have_sets: bool) -> Option<ZoneConfig> {
+        let key = format!("zone[{i}]");
+        let raw = table.get_ref();
+        let Some(name_value) = &raw.name else {
+            self.error(table.span(), key, "missing `name` (the child zone, e.g. \"example.com.\")".into());
+            return None;
+        };
+        let name = self.name(name_value, &format!("{key}.name"));
+        let keys = raw.keys.as_ref().map(|k| self.path(k, base));
+        if keys.is_none() && !have_sets {
+            self.error(
+                name_value.span(),
+                format!("{key}.keys"),
+                "missing: a [[zone]] needs `keys` (its BIND key directory) unless a [[zones]] set provides them".into(),
+            );
+        }
+        let settings = self.settings(raw, &key);
+        Some(ZoneConfig {
+            name: name?,
+            keys,
+            settings,
+            origin: self.origin(key, table.span()),
+        })
+    }
+
+    fn zone_set(&mut self, table: &Spanned<RawZone>, i: usize, base: &Path) -> Option<ZoneSetConfig> {
+        let key = format!("zones[{i}]");
+        let raw = table.get_ref();
+        if let Some(name) = &raw.name {
+            self.error(
+                name.span(),
+                format!("{key}.name"),
+                "not allowed in [[zones]]: a set covers every zone with keys in its directory; \
+                 use a [[zone]] table to set one zone apart"
+                    .into(),
+            );
+        }
+        let Some(keys) = &raw.keys else {
+            self.error(table.span(), format!("{key}.keys"), "missing: a [[zones]] set needs `keys`, the shared BIND key directory".into());
+            return None;
+        };
+        let keys = self.path(keys, base);
+        let settings = self.settings(raw, &key);
+        Some(ZoneSetConfig {
+            keys,
+            settings,
+            origin: self.origin(key, table.span()),
+        })
+    }
+
+    fn signaling_zone(&mut self, table: &Spanned<RawSignalingZone>, i: usize, base: &Path) -> Option<SignalingZoneConfig> {
+        let key = format!("signaling_zone[{i}]");
+        let raw = table.get_ref();
+        let apex = self.name(&raw.apex, &format!("{key}.apex"));
+        if let Some(apex) = &apex {
+            let first = apex.iter().next().map(|l| l.eq_ignore_ascii_case(b"_signal"));
+            if first != Some(true) || apex.num_labels() < 2 {
+                self.error(
+                    raw.apex.span(),
+                    format!("{key}.apex"),
+                    "a signaling zone's apex is `_signal.<ns-host>.` (RFC 9615 §2)".into(),
+                );
+            }
+        }
+        let nameservers = self.names(&raw.nameservers, &format!("{key}.nameservers"));
+        if raw.nameservers.is_empty() {
+            self.error(table.span(), format!("{key}.nameservers"), "empty: the signaling zone needs its own NS RRset".into());
+        }
+        let partial = RawZone {
+            name: None,
+            keys: None,
+            nameservers: None,
+            cds: raw.cds.clone(),
+            confirm_delete: raw.confirm_delete,
+            digests: raw.digests.clone(),
+            cdnskey: raw.cdnskey,
+            signal_ttl: raw.signal_ttl.clone(),
+            csync: None,
+            csync_flags: None,
+            foreign_keys: raw.foreign_keys.clone(),
+        };
+        let settings = self.settings(&partial, &key);
+        Some(SignalingZoneConfig {
+            apex: apex?,
+            keys: self.path(&raw.keys, base),
+            nameservers,
+            settings,
+            origin: self.origin(key, table.span()),
+        })
+    }
+
+    fn settings(&mut self, raw: &RawZone, key: &str) -> PartialSettings {
+        let cds = raw.cds.as_ref().map(|c| *c.get_ref());
+        if let Some(mode) = &raw.cds {
+            if *mode.get_ref() == CdsMode::Delete && raw.confirm_delete != Some(true) {
+                self.error(
+                    mode.span(),
+                    format!("{key}.cds"),
+                    "\"delete\" asks the parent to remove every DS and turn DNSSEC off for the zone: \
+                     add `confirm_delete = true` to the same table if that is what you want"
+                        .into(),
+                );
+            }
+        }
+        let digests = raw.digests.as_ref().map(|list| {
+            let mut out = Vec::new();
+            if list.is_empty() {
+                self.error(0..0, format!("{key}.digests"), "empty: list at least one of \"sha256\", \"sha384\"".into());
+            }
+            for (i, d) in list.iter().enumerate() {
+                let digest = match d.get_ref().to_ascii_lowercase().as_str() {
+                    "sha256" | "sha-256" => Some(DigestType::Sha256),
+                    "sha384" | "sha-384" => Some(DigestType::Sha384),
+                    "sha1" | "sha-1" => {
+                        self.error(d.span(), format!("{key}.digests[{i}]"), "SHA-1 DS digests must not be generated (RFC 9905): use \"sha256\"".into());
+                        None
+                    }
+                    other => {
+                        self.error(d.span(), format!("{key}.digests[{i}]"), format!("unknown digest {other:?}: use \"sha256\" or \"sha384\""));
+                        None
+                    }
+                };
+                if let Some(digest) = digest {
+                    if !out.contains(&digest) {
+                        out.push(digest);
+                    }
+                }
+            }
+            out
+        });
+        let signal_ttl = raw.signal_ttl.as_ref().and_then(|ttl| {
+            let secs = ttl.get_ref().0.as_secs();
+            match u32::try_from(secs) {
+                Ok(secs) if secs <= i32::MAX as u32 => Some(secs),
+                _ => {
+                    self.error(ttl.span(), format!("{key}.signal_ttl"), "TTL above 2^31-1 seconds (RFC 2181 §8)".into());
+                    None
+                }
+            }
+        });
+        let csync_flags = raw.csync_flags.as_ref().map(|flags| {
+            let mut value = 0u16;
+            for (i, f) in flags.iter().enumerate() {
+                match f.get_ref().as_str() {
+                    "immediate" => value |= Csync::FLAG_IMMEDIATE,
+                    "soaminimum" => value |= Csync::FLAG_SOAMINIMUM,
+                    other => self.error(
+                        f.span(),
+                        format!("{key}.csync_flags[{i}]"),
+                        format!("unknown CSYNC flag {other:?}: use \"immediate\" and/or \"soaminimum\" (RFC 7477 §2.1.1)"),
+                    ),
+                }
+            }
+            value
+        });
+        let foreign_keys = raw.foreign_keys.as_ref().map(|keys| {
+            let mut out = Vec::new();
+            for (i, k) in keys.iter().enumerate() {
+                if let Some(key_rdata) = self.foreign_key(k, &format!("{key}.foreign_keys[{i}]")) {
+                    out.push(key_rdata);
+                }
+            }
+            out
+        });
+        PartialSettings {
+            nameservers: raw
+                .nameservers
+                .as_ref()
+                .map(|list| self.names(list, &format!("{key}.nameservers"))),
+            cds,
+            digests,
+            cdnskey: raw.cdnskey,
+            signal_ttl,
+            csync: raw.csync,
+            csync_flags,
+            foreign_keys,
+        }
+    }
+
+    fn foreign_key(&mut self, value: &Spanned<String>, key: &str) -> Option<Dnskey> {
+        let dnskey = match Dnskey::from_text(value.get_ref()) {
+            Ok(k) => k,
+            Err(e) => {
+                self.error(value.span(), key.to_string(), format!("{e} (expected DNSKEY RDATA like \"257 3 13 <base64>\")"));
+                return None;
+            }
+        };
+        let problem = if dnskey.protocol != 3 {
+            Some(format!("protocol {} (must be 3)", dnskey.protocol))
+        } else if !dnskey.is_zone_key() || !dnskey.is_sep() || dnskey.is_revoked() {
+            Some(format!(
+                "flags {}: only a KSK (flags 257: Zone Key + SEP, not revoked) belongs in the DS set",
+                dnskey.flags
+            ))
+        } else {
+            Algorithm::from_number(dnskey.algorithm)
+                .is_none()
+                .then(|| format!("algorithm {} is not supported", dnskey.algorithm))
+        };
+        match problem {
+            Some(why) => {
+                self.error(value.span(), key.to_string(), why);
+                None
+            }
+            None => Some(dnskey),
+        }
+    }
+}

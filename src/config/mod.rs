@@ -1,0 +1,324 @@
+//! The signalbox configuration: versioned TOML (`version = 1`).
+//!
+//! ```toml
+//! version = 1
+//!
+//! [[zone]]                       # one child zone
+//! name = "example.com."
+//! keys = "keys/example.com"      # its BIND key directory
+//! nameservers = ["ns1.example.net.", "ns2.example.org."]
+//! cds = "auto"                   # auto | always | rollover | double-ds | none | delete
+//!
+//! [[zones]]                      # every zone with keys in this directory
+//! keys = "keys/children"
+//! nameservers = ["ns1.example.net."]
+//!
+//! [[signaling_zone]]             # a zone _signal.<ns-host> signalbox serves
+//! apex = "_signal.ns1.example.net."
+//! keys = "keys/_signal.ns1.example.net"
+//! nameservers = ["ns1.example.net."]
+//! ```
+//!
+//! Unknown keys are errors; every error names the file, line and key path.
+//! Relative paths are relative to the config file's directory. A `[[zone]]`
+//! for a name that a `[[zones]]` set also covers overrides the set field by
+//! field.
+
+pub mod duration;
+mod load;
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use hickory_proto::rr::Name;
+
+pub use load::{load, parse};
+
+use crate::{dns::Dnskey, dnssec::DigestType};
+
+/// How a zone's CDS/CDNSKEY set is chosen (README: "CDS modes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CdsMode {
+    /// BIND's own rule: what `named` publishes at the apex.
+    Auto,
+    /// The DS set the parent should hold now, permanently (Knot `always`).
+    Always,
+    /// The same, only while it differs from the parent (Knot `rollover`).
+    Rollover,
+    /// Ready and active KSKs together, permanently (Knot `double-ds`).
+    DoubleDs,
+    /// Nothing.
+    None,
+    /// The RFC 8078 delete signal: remove all DS at the parent.
+    Delete,
+}
+
+impl CdsMode {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CdsMode::Auto => "auto",
+            CdsMode::Always => "always",
+            CdsMode::Rollover => "rollover",
+            CdsMode::DoubleDs => "double-ds",
+            CdsMode::None => "none",
+            CdsMode::Delete => "delete",
+        }
+    }
+}
+
+impl fmt::Display for CdsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where in the config file a table came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// Key path of the table, e.g. `zone[2]`.
+    pub table: String,
+    /// 1-based line of the table.
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (line {})", self.table, self.line)
+    }
+}
+
+/// Per-zone settings as written in one table; `None` = not set there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartialSettings {
+    /// `nameservers`: the zone's NS set, where `_dsboot` signals go.
+    pub nameservers: Option<Vec<Name>>,
+    /// `cds`.
+    pub cds: Option<CdsMode>,
+    /// `digests`.
+    pub digests: Option<Vec<DigestType>>,
+    /// `cdnskey`.
+    pub cdnskey: Option<bool>,
+    /// `signal_ttl`, seconds.
+    pub signal_ttl: Option<u32>,
+    /// `csync`.
+    pub csync: Option<bool>,
+    /// `csync_flags`, as a CSYNC flags field.
+    pub csync_flags: Option<u16>,
+    /// `foreign_keys`: other providers' KSKs (RFC 8901 model 2).
+    pub foreign_keys: Option<Vec<Dnskey>>,
+}
+
+impl PartialSettings {
+    /// These settings with every unset field taken from `base`.
+    pub fn over(&self, base: &PartialSettings) -> PartialSettings {
+        PartialSettings {
+            nameservers: self.nameservers.clone().or_else(|| base.nameservers.clone()),
+            cds: self.cds.or(base.cds),
+            digests: self.digests.clone().or_else(|| base.digests.clone()),
+            cdnskey: self.cdnskey.or(base.cdnskey),
+            signal_ttl: self.signal_ttl.or(base.signal_ttl),
+            csync: self.csync.or(base.csync),
+            csync_flags: self.csync_flags.or(base.csync_flags),
+            foreign_keys: self.foreign_keys.clone().or_else(|| base.foreign_keys.clone()),
+        }
+    }
+
+    /// Applies the defaults: `cds = "auto"`, `digests = ["sha256"]`,
+    /// `cdnskey = true`, no CSYNC, CSYNC flags immediate + soaminimum.
+    pub fn resolve(&self) -> ChildSettings {
+        ChildSettings {
+            nameservers: self.nameservers.clone().unwrap_or_default(),
+            cds: self.cds.unwrap_or(CdsMode::Auto),
+            digests: self
+                .digests
+                .clone()
+                .unwrap_or_else(|| vec![DigestType::Sha256]),
+            cdnskey: self.cdnskey.unwrap_or(true),
+            signal_ttl: self.signal_ttl,
+            csync: self.csync.unwrap_or(false),
+            csync_flags: self
+                .csync_flags
+                .unwrap_or(crate::dns::Csync::FLAG_IMMEDIATE | crate::dns::Csync::FLAG_SOAMINIMUM),
+            foreign_keys: self.foreign_keys.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// The settings of one child zone with defaults applied: what the policy reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSettings {
+    /// NS host names (absolute, lower case).
+    pub nameservers: Vec<Name>,
+    /// CDS mode.
+    pub cds: CdsMode,
+    /// Digest types of the CDS records, in config order.
+    pub digests: Vec<DigestType>,
+    /// Publish CDNSKEY besides CDS.
+    pub cdnskey: bool,
+    /// TTL override for CDS/CDNSKEY.
+    pub signal_ttl: Option<u32>,
+    /// Publish a CSYNC record.
+    pub csync: bool,
+    /// CSYNC flags.
+    pub csync_flags: u16,
+    /// Foreign KSKs merged into the CDS/CDNSKEY set.
+    pub foreign_keys: Vec<Dnskey>,
+}
+
+/// A `[[zone]]` table: one child zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneConfig {
+    /// The zone name.
+    pub name: Name,
+    /// Its key directory; `None` = from the `[[zones]]` set holding its keys.
+    pub keys: Option<PathBuf>,
+    /// Settings written in this table.
+    pub settings: PartialSettings,
+    /// Where it was written.
+    pub origin: Origin,
+}
+
+/// A `[[zones]]` table: every zone with keys in one directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneSetConfig {
+    /// The shared key directory.
+    pub keys: PathBuf,
+    /// Settings for every zone of the set.
+    pub settings: PartialSettings,
+    /// Where it was written.
+    pub origin: Origin,
+}
+
+/// A `[[signaling_zone]]` table: a zone `_signal.<ns-host>` (RFC 9615 §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalingZoneConfig {
+    /// The apex, `_signal.<ns-host>.`.
+    pub apex: Name,
+    /// Its own key directory (it is a signed zone).
+    pub keys: PathBuf,
+    /// Its own NS RRset.
+    pub nameservers: Vec<Name>,
+    /// Settings for its own apex CDS/CDNSKEY (so its delegation can be
+    /// maintained the same way); `nameservers` and `csync` do not apply.
+    pub settings: PartialSettings,
+    /// Where it was written.
+    pub origin: Origin,
+}
+
+impl SignalingZoneConfig {
+    /// The NS host whose signals this zone carries: the apex minus `_signal`.
+    pub fn ns_host(&self) -> Name {
+        self.apex.base_name()
+    }
+}
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// `[[zone]]` tables.
+    pub zones: Vec<ZoneConfig>,
+    /// `[[zones]]` tables.
+    pub zone_sets: Vec<ZoneSetConfig>,
+    /// `[[signaling_zone]]` tables.
+    pub signaling_zones: Vec<SignalingZoneConfig>,
+}
+
+impl Config {
+    /// Every key directory the config names, each once, in config order.
+    pub fn key_directories(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let all = self
+            .zones
+            .iter()
+            .filter_map(|z| z.keys.clone())
+            .chain(self.zone_sets.iter().map(|s| s.keys.clone()))
+            .chain(self.signaling_zones.iter().map(|s| s.keys.clone()));
+        for dir in all {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        dirs
+    }
+
+    /// The `[[zone]]` table for `name`, if any.
+    pub fn zone(&self, name: &Name) -> Option<&ZoneConfig> {
+        self.zones.iter().find(|z| &z.name == name)
+    }
+
+    /// The signaling zone that carries signals for NS host `ns`, if configured.
+    pub fn signaling_zone_for(&self, ns: &Name) -> Option<&SignalingZoneConfig> {
+        self.signaling_zones.iter().find(|s| &s.ns_host() == ns)
+    }
+}
+
+/// One configuration error: file, line, column, key path and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line (0 when unknown).
+    pub line: usize,
+    /// 1-based column (0 when unknown).
+    pub column: usize,
+    /// Key path, e.g. `zone[1].cds` (empty for syntax errors).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Why a configuration could not be loaded: every error found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Lexically normalises a path (`a/./b/../c` -> `a/c`) so that two spellings
+/// of one directory compare equal without touching the file system.
+pub fn normalize_path(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

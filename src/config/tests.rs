@@ -1,0 +1,199 @@
+//! Config parsing and validation tests.
+
+use std::path::Path;
+
+use super::*;
+use crate::dns::name::display;
+
+fn parse_ok(text: &str) -> Config {
+    match parse(Path::new("/etc/signalbox/test.toml"), text) {
+        Ok(config) => config,
+        Err(e) => panic!("config rejected:\n{e}"),
+    }
+}
+
+fn parse_err(text: &str) -> Vec<ConfigError> {
+    match parse(Path::new("/etc/signalbox/test.toml"), text) {
+        Ok(_) => panic!("config accepted:\n{text}"),
+        Err(e) => e.0,
+    }
+}
+
+const EXAMPLE: &str = r#"version = 1
+
+[[zone]]
+name = "example.com."
+keys = "keys/example.com"
+nameservers = ["ns1.example.net.", "ns2.example.org."]
+cds = "auto"
+digests = ["sha256"]
+cdnskey = true
+
+[[zones]]
+keys = "keys/children"
+nameservers = ["ns1.example.net."]
+cds = "always"
+signal_ttl = "1h"
+
+[[signaling_zone]]
+apex = "_signal.ns1.example.net."
+keys = "keys/_signal.ns1.example.net"
+nameservers = ["ns1.example.net."]
+"#;
+
+#[test]
+fn parses_the_contract_example() {
+    let config = parse_ok(EXAMPLE);
+    assert_eq!(config.zones.len(), 1);
+    let zone = &config.zones[0];
+    assert_eq!(display(&zone.name), "example.com.");
+    assert_eq!(zone.keys.as_deref(), Some(Path::new("/etc/signalbox/keys/example.com")));
+    assert_eq!(zone.origin.line, 3);
+    let settings = zone.settings.resolve();
+    assert_eq!(settings.cds, CdsMode::Auto);
+    assert_eq!(settings.nameservers.len(), 2);
+    let set = &config.zone_sets[0];
+    assert_eq!(set.keys, Path::new("/etc/signalbox/keys/children"));
+    assert_eq!(set.settings.signal_ttl, Some(3600));
+    assert_eq!(set.settings.cds, Some(CdsMode::Always));
+    let sz = &config.signaling_zones[0];
+    assert_eq!(display(&sz.ns_host()), "ns1.example.net.");
+    assert_eq!(config.key_directories().len(), 3);
+}
+
+#[test]
+fn defaults() {
+    let config = parse_ok("version = 1\n[[zone]]\nname = \"a.example\"\nkeys = \"k\"\n");
+    let s = config.zones[0].settings.resolve();
+    assert_eq!(s.cds, CdsMode::Auto);
+    assert_eq!(s.digests, vec![DigestType::Sha256]);
+    assert!(s.cdnskey);
+    assert!(!s.csync);
+    assert_eq!(s.csync_flags, 3);
+    assert_eq!(s.signal_ttl, None);
+    assert!(s.foreign_keys.is_empty());
+}
+
+#[test]
+fn zone_overrides_set_field_by_field() {
+    let config = parse_ok(
+        "version = 1\n[[zones]]\nkeys = \"k\"\ncds = \"always\"\ndigests = [\"sha384\"]\nnameservers = [\"ns1.example.\"]\n\
+         [[zone]]\nname = \"special.example.\"\ncds = \"rollover\"\n",
+    );
+    let merged = config.zones[0].settings.over(&config.zone_sets[0].settings).resolve();
+    assert_eq!(merged.cds, CdsMode::Rollover);
+    assert_eq!(merged.digests, vec![DigestType::Sha384]);
+    assert_eq!(merged.nameservers.len(), 1);
+    assert_eq!(config.zones[0].keys, None);
+}
+
+fn one_error(text: &str) -> ConfigError {
+    let errors = parse_err(text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    errors.into_iter().next().expect("one")
+}
+
+#[test]
+fn unknown_key_names_line_and_path() {
+    let e = one_error("version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\ncdss = \"auto\"\n");
+    assert_eq!(e.line, 5, "{e}");
+    assert!(e.key.starts_with("zone[0]"), "{e}");
+    assert!(e.message.contains("cdss"), "{e}");
+    assert!(e.to_string().starts_with("/etc/signalbox/test.toml:5:"), "{e}");
+}
+
+#[test]
+fn bad_mode_names_line_and_path() {
+    let e = one_error("version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\ncds = \"sometimes\"\n");
+    assert_eq!((e.line, e.key.as_str()), (5, "zone[0].cds"), "{e}");
+    assert!(e.message.contains("sometimes"), "{e}");
+}
+
+#[test]
+fn bad_duration() {
+    let e = one_error("version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\nsignal_ttl = 3600\n");
+    assert_eq!((e.line, e.key.as_str()), (5, "zone[0].signal_ttl"), "{e}");
+    assert!(e.message.contains("\"3600s\""), "{e}");
+    let e = one_error("version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\nsignal_ttl = \"1y\"\n");
+    assert_eq!(e.line, 5, "{e}");
+}
+
+#[test]
+fn delete_needs_confirmation() {
+    let e = one_error("version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\ncds = \"delete\"\n");
+    assert_eq!((e.line, e.key.as_str()), (5, "zone[0].cds"), "{e}");
+    assert!(e.message.contains("confirm_delete = true"), "{e}");
+    parse_ok("version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\ncds = \"delete\"\nconfirm_delete = true\n");
+    let e = one_error("version = 1\n[[zones]]\nkeys = \"k\"\ncds = \"delete\"\nconfirm_delete = false\n");
+    assert_eq!(e.key, "zones[0].cds");
+}
+
+#[test]
+fn version_is_required_and_checked() {
+    let e = one_error("[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\n");
+    assert_eq!(e.key, "version");
+    let e = one_error("version = 2\n");
+    assert_eq!((e.line, e.key.as_str()), (1, "version"));
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let e = one_error("version = 1\n[[zone]\nname = \"a\"\n");
+    assert_eq!(e.line, 2, "{e}");
+}
+
+#[test]
+fn many_validation_errors_at_once() {
+    let errors = parse_err(
+        "version = 1\n\
+         [[zone]]\nname = \"a..example\"\nkeys = \"k\"\ndigests = [\"sha1\", \"md5\"]\n\
+         foreign_keys = [\"256 3 13 AAAA\", \"257 3 13 !!\"]\ncsync_flags = [\"later\"]\n\
+         [[zone]]\nname = \"b.example\"\nkeys = \"k\"\nnameservers = [\"ok.example.\", \"bad..name\"]\n\
+         [[zone]]\nname = \"B.example.\"\nkeys = \"k\"\n",
+    );
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "zone[0].name",
+            "zone[0].digests[0]",
+            "zone[0].digests[1]",
+            "zone[0].csync_flags[0]",
+            "zone[0].foreign_keys[0]",
+            "zone[0].foreign_keys[1]",
+            "zone[1].nameservers[1]",
+            "zone[2].name",
+        ],
+        "{errors:#?}"
+    );
+    assert!(errors[1].message.contains("RFC 9905"));
+    assert!(errors[7].message.contains("already configured in zone[1] (line 8)"), "{}", errors[7]);
+    assert_eq!(errors[6].line, 11);
+}
+
+#[test]
+fn sets_need_keys_and_no_name() {
+    let errors = parse_err("version = 1\n[[zones]]\nname = \"x.example.\"\nkeys = \"k\"\n[[zones]]\nkeys = \"./k\"\n");
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["zones[0].name", "zones[1].keys"], "{errors:#?}");
+    let e = one_error("version = 1\n[[zone]]\nname = \"x.example.\"\n");
+    assert_eq!(e.key, "zone[0].keys");
+}
+
+#[test]
+fn signaling_zone_apex_must_be_signal() {
+    let e = one_error("version = 1\n[[signaling_zone]]\napex = \"ns1.example.net.\"\nkeys = \"k\"\nnameservers = [\"ns1.example.net.\"]\n");
+    assert_eq!((e.key.as_str(), e.line), ("signaling_zone[0].apex", 3));
+    let e = one_error("version = 1\n[[signaling_zone]]\napex = \"_signal.ns1.example.net.\"\nkeys = \"k\"\n");
+    assert!(e.message.contains("nameservers"), "{e}");
+}
+
+#[test]
+fn foreign_keys_are_parsed() {
+    let config = parse_ok(
+        "version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\n\
+         foreign_keys = [\"257 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=\"]\n",
+    );
+    let keys = config.zones[0].settings.foreign_keys.clone().expect("set");
+    assert_eq!(crate::dnssec::key_tag(&keys[0]), 3613);
+}

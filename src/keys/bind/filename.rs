@@ -1,0 +1,102 @@
+//! BIND key file names: `K<zone>+<alg>+<tag>.{key,private,state}`
+//! (lib/dns/dst_api.c `buildfilename`), e.g. `Kexample.net.+013+55648.key`;
+//! the root zone's keys are `K.+008+20326.key`.
+
+/// Which of a key's three files this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FileKind {
+    /// `.key`: the DNSKEY and timing comments.
+    Key,
+    /// `.private`: private key and timing tags.
+    Private,
+    /// `.state`: `dnssec-policy` key states.
+    State,
+}
+
+impl FileKind {
+    /// The file name extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileKind::Key => "key",
+            FileKind::Private => "private",
+            FileKind::State => "state",
+        }
+    }
+}
+
+/// A parsed key file name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyFileName {
+    /// `K<zone>+<alg>+<tag>`, lower-cased: the three files of a key share it.
+    pub stem: String,
+    /// The zone part as written in the file name (BIND filename text, with
+    /// the trailing dot), lower-cased.
+    pub zone_text: String,
+    /// Algorithm number from the name.
+    pub algorithm: u8,
+    /// Key tag from the name.
+    pub tag: u16,
+    /// Which file.
+    pub kind: FileKind,
+}
+
+/// Parses a directory entry name; `None` for anything that is not exactly a
+/// key file (including BIND's temporary files, which carry a random suffix).
+pub fn parse(file_name: &str) -> Option<KeyFileName> {
+    let (stem, ext) = file_name.rsplit_once('.')?;
+    let kind = match ext {
+        "key" => FileKind::Key,
+        "private" => FileKind::Private,
+        "state" => FileKind::State,
+        _ => return None,
+    };
+    let rest = stem.strip_prefix('K')?;
+    let (rest, tag) = rest.rsplit_once('+')?;
+    let (zone, alg) = rest.rsplit_once('+')?;
+    if alg.len() != 3 || tag.len() != 5 || !zone.ends_with('.') {
+        return None;
+    }
+    if !alg.bytes().all(|b| b.is_ascii_digit()) || !tag.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(KeyFileName {
+        stem: stem.to_ascii_lowercase(),
+        zone_text: zone.to_ascii_lowercase(),
+        algorithm: alg.parse().ok()?,
+        tag: tag.parse().ok()?,
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bind_names() {
+        let name = parse("Kexample.net.+013+55648.key").expect("key file");
+        assert_eq!(name.zone_text, "example.net.");
+        assert_eq!((name.algorithm, name.tag, name.kind), (13, 55648, FileKind::Key));
+        assert_eq!(name.stem, "kexample.net.+013+55648");
+        let root = parse("K.+008+20326.private").expect("root key");
+        assert_eq!(root.zone_text, ".");
+        assert_eq!(root.kind, FileKind::Private);
+        assert_eq!(parse("Kexample.net.+013+01234.state").map(|n| n.tag), Some(1234));
+    }
+
+    #[test]
+    fn ignores_other_files() {
+        for other in [
+            "Kexample.net.+013+55648.key.tmp",
+            "Kexample.net.+013+55648.keyXyz12",
+            "example.net.zone",
+            "Kexample.net+013+55648.key",
+            "Kexample.net.+13+55648.key",
+            "Kexample.net.+013+5564.key",
+            ".Kexample.net.+013+55648.key",
+            "dsset-example.net.",
+        ] {
+            assert_eq!(parse(other), None, "{other}");
+        }
+    }
+}

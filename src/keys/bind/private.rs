@@ -1,0 +1,306 @@
+//! `.private` files (lib/dns/dst_parse.c): a version line, the algorithm,
+//! the key fields in base64, and (format v1.3 and later) timing tags.
+//!
+//! ```text
+//! Private-key-format: v1.3
+//! Algorithm: 13 (ECDSAP256SHA256)
+//! PrivateKey: GU6SnQ/Ou+xC5RumuIUIuJZteXT2z0O/ok1s38Et6mQ=
+//! Created: 20250101000000
+//! ```
+//! Unknown tags are skipped (a newer minor version may add some); a major
+//! version above 1 is rejected, as BIND does.
+
+use std::fmt;
+
+use data_encoding::BASE64;
+
+use super::{ParseError, timestamp};
+use crate::{
+    dnssec::Algorithm,
+    keys::{Timing, TimingEvent},
+};
+
+/// Timing tags a `.private` file may carry (format v1.3+).
+const TIMING_TAGS: [(&str, TimingEvent); 10] = [
+    ("Created", TimingEvent::Created),
+    ("Publish", TimingEvent::Publish),
+    ("Activate", TimingEvent::Activate),
+    ("Revoke", TimingEvent::Revoke),
+    ("Inactive", TimingEvent::Inactive),
+    ("Delete", TimingEvent::Delete),
+    ("DSPublish", TimingEvent::DsPublish),
+    ("DSDelete", TimingEvent::DsDelete),
+    ("SyncPublish", TimingEvent::SyncPublish),
+    ("SyncDelete", TimingEvent::SyncDelete),
+];
+
+const RSA_FIELDS: [&str; 8] = [
+    "Modulus",
+    "PublicExponent",
+    "PrivateExponent",
+    "Prime1",
+    "Prime2",
+    "Exponent1",
+    "Exponent2",
+    "Coefficient",
+];
+
+/// The private key material; `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PrivateMaterial {
+    /// Named base64 fields (`PrivateKey`, or the RSA fields), decoded.
+    Fields(Vec<(String, Vec<u8>)>),
+    /// The key lives in an HSM (`Engine:`/`Label:`): signalbox cannot sign with it.
+    Hsm,
+    /// `External:`: no private material at all.
+    External,
+}
+
+impl PrivateMaterial {
+    /// The decoded field `name`, if present.
+    pub fn field(&self, name: &str) -> Option<&[u8]> {
+        match self {
+            PrivateMaterial::Fields(fields) => fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_slice()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for PrivateMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrivateMaterial::Fields(fields) => {
+                let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+                write!(f, "Fields({names:?}, redacted)")
+            }
+            PrivateMaterial::Hsm => f.write_str("Hsm"),
+            PrivateMaterial::External => f.write_str("External"),
+        }
+    }
+}
+
+/// The content of a `.private` file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PrivateKeyFile {
+    /// `Private-key-format: vMAJOR.MINOR`.
+    pub format: (u8, u8),
+    /// The algorithm number.
+    pub algorithm: u8,
+    /// The key material.
+    pub material: PrivateMaterial,
+    /// Timing tags (only read for format v1.3 and later, as BIND does).
+    pub timing: Timing,
+}
+
+impl fmt::Debug for PrivateKeyFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKeyFile")
+            .field("format", &self.format)
+            .field("algorithm", &self.algorithm)
+            .field("material", &self.material)
+            .field("timing", &self.timing)
+            .finish()
+    }
+}
+
+/// Parses the text of a `.private` file.
+pub fn parse(text: &str) -> Result<PrivateKeyFile, ParseError> {
+    let mut format = None;
+    let mut algorithm: Option<(usize, u8)> = None;
+    let mut fields: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut hsm = false;
+    let mut external = false;
+    let mut timing_lines: Vec<(usize, TimingEvent, &str)> = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line_no = index + 1;
+        let line = raw.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((tag, value)) = line.split_once(':') else {
+            return Err(ParseError::new(line_no, format!("expected `Tag: value`, found {line:?}")));
+        };
+        let (tag, value) = (tag.trim(), value.trim());
+        if format.is_none() {
+            if tag != "Private-key-format" {
+                return Err(ParseError::new(
+                    line_no,
+                    "the file must start with `Private-key-format: v1.x`".to_string(),
+                ));
+            }
+            format = Some(parse_format(value).map_err(|why| ParseError::new(line_no, why))?);
+            continue;
+        }
+        match tag {
+            "Algorithm" => {
+                let number = value.split_whitespace().next().unwrap_or("");
+                let number = number.parse::<u8>().map_err(|_| {
+                    ParseError::new(line_no, format!("Algorithm: {value:?} is not a number"))
+                })?;
+                algorithm = Some((line_no, number));
+            }
+            "Engine" | "Label" => hsm = true,
+            "External" => external = true,
+            _ => {
+                if let Some((_, event)) = TIMING_TAGS.iter().find(|(t, _)| *t == tag) {
+                    timing_lines.push((line_no, *event, value));
+                } else if tag == "PrivateKey" || RSA_FIELDS.contains(&tag) {
+                    let bytes = BASE64
+                        .decode(value.replace(' ', "").as_bytes())
+                        .map_err(|e| ParseError::new(line_no, format!("{tag}: not base64: {e}")))?;
+                    fields.push((tag.to_string(), bytes));
+                }
+                // Anything else (Predecessor, MaxTTL, tags of newer
+                // versions...) is metadata we do not need: skipped.
+            }
+        }
+    }
+    let format = format.ok_or_else(|| ParseError::new(0, "empty .private file".to_string()))?;
+    let (alg_line, algorithm) =
+        algorithm.ok_or_else(|| ParseError::new(0, "no Algorithm: line (truncated file?)".to_string()))?;
+    let mut timing = Timing::default();
+    if format >= (1, 3) {
+        for (line_no, event, value) in timing_lines {
+            let when = timestamp::parse_value(value)
+                .map_err(|why| ParseError::new(line_no, format!("{}: {why}", event.key_file_tag())))?;
+            timing.set(event, Some(when));
+        }
+    }
+    let material = if hsm {
+        PrivateMaterial::Hsm
+    } else if external {
+        PrivateMaterial::External
+    } else {
+        check_fields(algorithm, &fields).map_err(|why| ParseError::new(alg_line, why))?;
+        PrivateMaterial::Fields(fields)
+    };
+    Ok(PrivateKeyFile {
+        format,
+        algorithm,
+        material,
+        timing,
+    })
+}
+
+fn parse_format(value: &str) -> Result<(u8, u8), String> {
+    let version = value
+        .strip_prefix('v')
+        .ok_or_else(|| format!("format {value:?} does not start with 'v'"))?;
+    let (major, minor) = version
+        .split_once('.')
+        .ok_or_else(|| format!("format {value:?} is not vMAJOR.MINOR"))?;
+    let major: u8 = major
+        .parse()
+        .map_err(|_| format!("format {value:?}: bad major version"))?;
+    let minor: u8 = minor
+        .parse()
+        .map_err(|_| format!("format {value:?}: bad minor version"))?;
+    if major != 1 {
+        return Err(format!(
+            "private key format v{major}.{minor} is not supported (only v1.x, as BIND)"
+        ));
+    }
+    Ok((major, minor))
+}
+
+/// Checks that the fields an algorithm needs are present with sane sizes:
+/// a truncated file must not pass as a key.
+fn check_fields(algorithm: u8, fields: &[(String, Vec<u8>)]) -> Result<(), String> {
+    let alg = Algorithm::from_number(algorithm)
+        .ok_or_else(|| format!("unsupported algorithm {algorithm}"))?;
+    let get = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let expect_len = |len: usize| -> Result<(), String> {
+        match get("PrivateKey") {
+            None => Err(format!("no PrivateKey: field for {alg} (truncated file?)")),
+            Some(v) if v.len() != len => Err(format!(
+                "PrivateKey: {} octets, {alg} needs {len} (truncated file?)",
+                v.len()
+            )),
+            Some(_) => Ok(()),
+        }
+    };
+    match alg {
+        Algorithm::EcdsaP256Sha256 | Algorithm::Ed25519 => expect_len(32),
+        Algorithm::EcdsaP384Sha384 => expect_len(48),
+        Algorithm::Ed448 => expect_len(57),
+        _ => {
+            let missing: Vec<&str> = RSA_FIELDS
+                .iter()
+                .copied()
+                .filter(|f| get(f).is_none_or(|v| v.is_empty()))
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "RSA fields missing: {} (truncated file?)",
+                    missing.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P256: &str = "\
+Private-key-format: v1.3
+Algorithm: 13 (ECDSAP256SHA256)
+PrivateKey: GU6SnQ/Ou+xC5RumuIUIuJZteXT2z0O/ok1s38Et6mQ=
+Created: 20250101000000
+Publish: 20250101000000
+Activate: 20250101000000
+SyncPublish: 20250102000000
+Lifetime: 0
+SomeFutureTag: whatever
+";
+
+    #[test]
+    fn parses_v13() {
+        let file = parse(P256).expect("valid");
+        assert_eq!(file.format, (1, 3));
+        assert_eq!(file.algorithm, 13);
+        assert_eq!(file.material.field("PrivateKey").map(<[u8]>::len), Some(32));
+        assert!(file.timing.get(TimingEvent::SyncPublish).is_some());
+        assert!(!format!("{file:?}").contains("GU6S"), "debug output leaks the key");
+    }
+
+    #[test]
+    fn v12_has_no_metadata() {
+        let file = parse(&P256.replace("v1.3", "v1.2")).expect("valid");
+        assert_eq!(file.format, (1, 2));
+        assert!(file.timing.is_empty());
+    }
+
+    #[test]
+    fn rejects_truncated_and_unknown() {
+        // Cut inside the key: bad base64 on line 3.
+        let err = parse(&P256[..70]).expect_err("truncated key");
+        assert_eq!(err.line, 3, "{err}");
+        // Cut after the algorithm line: the key is missing.
+        let cut = P256.find("PrivateKey").expect("present");
+        let err = parse(&P256[..cut]).expect_err("truncated file");
+        assert!(err.message.contains("truncated"), "{err}");
+        let err = parse(&P256.replace("v1.3", "v2.0")).expect_err("v2");
+        assert_eq!(err.line, 1);
+        let err = parse(&P256.replace("Algorithm: 13", "Algorithm: 99")).expect_err("alg 99");
+        assert!(err.message.contains("unsupported algorithm 99"), "{err}");
+        let err = parse(&P256.replace("Publish: 2025", "Publish: x025")).expect_err("bad time");
+        assert_eq!(err.line, 5);
+        assert!(parse("Algorithm: 13\n").is_err());
+        assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn hsm_and_external() {
+        let hsm = "Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\nEngine: pkcs11\nLabel: pkcs11:object=x\n";
+        assert_eq!(parse(hsm).expect("valid").material, PrivateMaterial::Hsm);
+        let ext = "Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\nExternal:\n";
+        assert_eq!(parse(ext).expect("valid").material, PrivateMaterial::External);
+    }
+}

@@ -1,0 +1,332 @@
+//! DNSSEC keys as signalbox sees them, independent of where they were read.
+//!
+//! A [`Key`] is one DNSKEY with the metadata its source recorded: BIND's
+//! timing events (`.key` comments, `.private` v1.3 tags, `.state` times) and,
+//! for keys managed by `dnssec-policy`, the key states of the `.state` file.
+//! [`bind`] reads BIND's files; [`dir`] scans key directories.
+
+pub mod bind;
+pub mod dir;
+
+use std::{fmt, path::PathBuf, sync::Arc};
+
+use hickory_proto::rr::Name;
+use jiff::Timestamp;
+
+use crate::{dns::Dnskey, dnssec::Algorithm};
+
+/// One timing event of a key's life, with the tag each BIND file uses for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TimingEvent {
+    /// Key generated.
+    Created,
+    /// DNSKEY published in the zone.
+    Publish,
+    /// Key starts signing.
+    Activate,
+    /// REVOKE bit set (RFC 5011).
+    Revoke,
+    /// Key stops signing.
+    Inactive,
+    /// DNSKEY removed from the zone.
+    Delete,
+    /// DS seen at the parent (`rndc dnssec -checkds published`, or checkds).
+    DsPublish,
+    /// DS seen gone from the parent.
+    DsDelete,
+    /// CDS/CDNSKEY to be published from this time (legacy timing).
+    SyncPublish,
+    /// CDS/CDNSKEY to be removed from this time (legacy timing).
+    SyncDelete,
+}
+
+impl TimingEvent {
+    /// Every event, in the order BIND writes them.
+    pub const ALL: [TimingEvent; 10] = [
+        TimingEvent::Created,
+        TimingEvent::Publish,
+        TimingEvent::Activate,
+        TimingEvent::Revoke,
+        TimingEvent::Inactive,
+        TimingEvent::Delete,
+        TimingEvent::DsPublish,
+        TimingEvent::DsDelete,
+        TimingEvent::SyncPublish,
+        TimingEvent::SyncDelete,
+    ];
+
+    /// The events a `.key` file carries as `; Tag:` comments.
+    pub const IN_KEY_FILE: [TimingEvent; 8] = [
+        TimingEvent::Created,
+        TimingEvent::Publish,
+        TimingEvent::Activate,
+        TimingEvent::Revoke,
+        TimingEvent::Inactive,
+        TimingEvent::Delete,
+        TimingEvent::SyncPublish,
+        TimingEvent::SyncDelete,
+    ];
+
+    /// Tag name in `.key` comments and `.private` files.
+    pub fn key_file_tag(self) -> &'static str {
+        match self {
+            TimingEvent::Created => "Created",
+            TimingEvent::Publish => "Publish",
+            TimingEvent::Activate => "Activate",
+            TimingEvent::Revoke => "Revoke",
+            TimingEvent::Inactive => "Inactive",
+            TimingEvent::Delete => "Delete",
+            TimingEvent::DsPublish => "DSPublish",
+            TimingEvent::DsDelete => "DSDelete",
+            TimingEvent::SyncPublish => "SyncPublish",
+            TimingEvent::SyncDelete => "SyncDelete",
+        }
+    }
+}
+
+impl fmt::Display for TimingEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key_file_tag())
+    }
+}
+
+/// The timing metadata of a key; `None` = not set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timing {
+    values: [Option<Timestamp>; 10],
+}
+
+impl Timing {
+    fn index(event: TimingEvent) -> usize {
+        TimingEvent::ALL
+            .iter()
+            .position(|e| *e == event)
+            .unwrap_or_default()
+    }
+
+    /// The time of `event`, if set.
+    pub fn get(&self, event: TimingEvent) -> Option<Timestamp> {
+        self.values[Self::index(event)]
+    }
+
+    /// Sets (or clears) the time of `event`.
+    pub fn set(&mut self, event: TimingEvent, when: Option<Timestamp>) {
+        self.values[Self::index(event)] = when;
+    }
+
+    /// True when `event` is set and at or before `now`.
+    pub fn reached(&self, event: TimingEvent, now: Timestamp) -> bool {
+        self.get(event).is_some_and(|t| t <= now)
+    }
+
+    /// True when no event at all is set.
+    pub fn is_empty(&self) -> bool {
+        self.values.iter().all(Option::is_none)
+    }
+
+    /// The events that are set, with their times.
+    pub fn iter(&self) -> impl Iterator<Item = (TimingEvent, Timestamp)> + '_ {
+        TimingEvent::ALL
+            .iter()
+            .zip(self.values.iter())
+            .filter_map(|(e, v)| v.map(|t| (*e, t)))
+    }
+}
+
+/// A `dnssec-policy` key state (BIND lib/dns/keymgr.c, after the
+/// "Flexible and Consistent DNSSEC Key Management" paper).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyState {
+    /// Not (yet, or any more) anywhere.
+    Hidden,
+    /// Being introduced: some caches may have it.
+    Rumoured,
+    /// Everywhere.
+    Omnipresent,
+    /// Being withdrawn.
+    Unretentive,
+}
+
+impl KeyState {
+    /// Parses BIND's spelling; `NA` (not applicable) is `Ok(None)`.
+    pub fn parse(text: &str) -> Result<Option<Self>, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "hidden" => Ok(Some(KeyState::Hidden)),
+            "rumoured" | "rumored" => Ok(Some(KeyState::Rumoured)),
+            "omnipresent" => Ok(Some(KeyState::Omnipresent)),
+            "unretentive" => Ok(Some(KeyState::Unretentive)),
+            "na" => Ok(None),
+            other => Err(format!(
+                "unknown key state {other:?} (expected hidden, rumoured, omnipresent, unretentive or NA)"
+            )),
+        }
+    }
+
+    /// BIND's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Hidden => "hidden",
+            KeyState::Rumoured => "rumoured",
+            KeyState::Omnipresent => "omnipresent",
+            KeyState::Unretentive => "unretentive",
+        }
+    }
+}
+
+impl fmt::Display for KeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a `dnssec-policy` `.state` file says about a key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KaspState {
+    /// `KSK: yes|no`.
+    pub ksk: Option<bool>,
+    /// `ZSK: yes|no`.
+    pub zsk: Option<bool>,
+    /// `DNSKEYState`.
+    pub dnskey: Option<KeyState>,
+    /// `KRRSIGState`.
+    pub krrsig: Option<KeyState>,
+    /// `ZRRSIGState`.
+    pub zrrsig: Option<KeyState>,
+    /// `DSState`: drives CDS/CDNSKEY under BIND's rule.
+    pub ds: Option<KeyState>,
+    /// `GoalState`.
+    pub goal: Option<KeyState>,
+}
+
+/// The part a key plays in the zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Key-signing key (SEP): its DS belongs at the parent.
+    Ksk,
+    /// Zone-signing key.
+    Zsk,
+    /// Combined signing key: KSK and ZSK at once.
+    Csk,
+}
+
+impl Role {
+    /// True for roles whose DS belongs at the parent (KSK, CSK).
+    pub fn signs_keys(self) -> bool {
+        matches!(self, Role::Ksk | Role::Csk)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Ksk => "KSK",
+            Role::Zsk => "ZSK",
+            Role::Csk => "CSK",
+        })
+    }
+}
+
+/// The private half, as far as signalbox needs it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PrivatePart {
+    /// No `.private` file: a public-only key (normal for child zones).
+    Absent,
+    /// A `.private` file exists but could not be read (permissions).
+    Unreadable,
+    /// A parsed `.private` file.
+    Present(Arc<bind::PrivateKeyFile>),
+}
+
+impl PrivatePart {
+    /// The private-key format version; a missing or unreadable `.private`
+    /// counts as v1.3 for BIND's "v1.2 never publishes" rule.
+    pub fn format(&self) -> (u8, u8) {
+        match self {
+            PrivatePart::Present(file) => file.format,
+            _ => (1, 3),
+        }
+    }
+}
+
+impl fmt::Debug for PrivatePart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrivatePart::Absent => f.write_str("Absent"),
+            PrivatePart::Unreadable => f.write_str("Unreadable"),
+            PrivatePart::Present(file) => write!(f, "Present(v{}.{})", file.format.0, file.format.1),
+        }
+    }
+}
+
+/// Where a key was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFiles {
+    /// The `.key` file.
+    pub key: PathBuf,
+    /// The `.private` file, if any.
+    pub private: Option<PathBuf>,
+    /// The `.state` file, if any.
+    pub state: Option<PathBuf>,
+}
+
+/// One DNSSEC key of one zone with everything its files say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    /// The zone (DNSKEY owner), lower case.
+    pub zone: Name,
+    /// The DNSKEY RDATA exactly as in the `.key` file.
+    pub dnskey: Dnskey,
+    /// Key tag of the DNSKEY.
+    pub tag: u16,
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// TTL on the DNSKEY line, if any.
+    pub ttl: Option<u32>,
+    /// Timing metadata merged from all files (they agree, or the key is in flux).
+    pub timing: Timing,
+    /// `dnssec-policy` state, when a `.state` file exists.
+    pub state: Option<KaspState>,
+    /// The private half.
+    pub private: PrivatePart,
+    /// The files read.
+    pub files: KeyFiles,
+}
+
+impl Key {
+    /// KSK, ZSK or CSK: from `.state` (`KSK:`/`ZSK:`) when present, else
+    /// from the SEP flag, as BIND does (lib/dns/dnssec.c dns_dnsseckey_create).
+    pub fn role(&self) -> Role {
+        let ksk = self
+            .state
+            .as_ref()
+            .and_then(|s| s.ksk)
+            .unwrap_or(self.dnskey.is_sep());
+        let zsk = self
+            .state
+            .as_ref()
+            .and_then(|s| s.zsk)
+            .unwrap_or(!self.dnskey.is_sep());
+        match (ksk, zsk) {
+            (true, true) => Role::Csk,
+            (true, false) => Role::Ksk,
+            _ => Role::Zsk,
+        }
+    }
+
+    /// True for private-key format v1.2 or older, which BIND never gives
+    /// CDS/CDNSKEY ("smart signing started with key format 1.3").
+    pub fn is_legacy_format(&self) -> bool {
+        let (major, minor) = self.private.format();
+        major == 1 && minor <= 2
+    }
+
+    /// `zone/alg/tag`, how BIND names a key in logs.
+    pub fn id(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            crate::dns::name::display(&self.zone),
+            self.algorithm.mnemonic(),
+            self.tag
+        )
+    }
+}
