@@ -9,3 +9,4 @@ pub mod dns;
 pub mod dnssec;
 pub mod keys;
 pub mod config;
+pub mod policy;

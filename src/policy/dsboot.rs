@@ -1,0 +1,72 @@
+//! RFC 9615 §2 signals: `_dsboot.<child>._signal.<ns>` for every NS host not
+//! at or below the child, holding byte-identical copies of the apex CDS and
+//! CDNSKEY RRsets.
+
+use super::{Decision, Dsboot, Verdict, ZoneInput};
+use crate::dns::{
+    RecordSet,
+    name::{display, dsboot_name, is_at_or_below},
+};
+
+/// Builds the signals for every usable NS; pushes a decision per NS.
+pub fn signals(
+    input: &ZoneInput<'_>,
+    cds: &RecordSet,
+    cdnskey: &RecordSet,
+    decisions: &mut Vec<Decision>,
+) -> Vec<Dsboot> {
+    let zone = input.zone;
+    let mut note = |verdict: Verdict, why: String| {
+        decisions.push(Decision {
+            zone: zone.clone(),
+            key: None,
+            verdict,
+            why,
+        });
+    };
+    let nameservers = &input.settings.nameservers;
+    if nameservers.is_empty() {
+        note(Verdict::Note, "no nameservers configured: no _dsboot signals".into());
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for ns in nameservers {
+        if is_at_or_below(ns, zone) {
+            note(
+                Verdict::Note,
+                format!(
+                    "NS {} is in the child zone: no signal (parents ignore in-domain signalling names, RFC 9615 §4.1)",
+                    display(ns)
+                ),
+            );
+            continue;
+        }
+        let owner = match dsboot_name(zone, ns) {
+            Ok(owner) => owner,
+            Err(e) => {
+                note(Verdict::Error, format!("NS {} unusable for bootstrapping: {e}", display(ns)));
+                continue;
+            }
+        };
+        out.push(Dsboot {
+            ns: ns.clone(),
+            cds: cds.with_owner(owner.clone()),
+            cdnskey: cdnskey.with_owner(owner.clone()),
+            owner,
+        });
+    }
+    if !out.is_empty() && cds.is_empty() && cdnskey.is_empty() {
+        note(
+            Verdict::Note,
+            "no CDS/CDNSKEY at the apex, so none at the signalling names either".into(),
+        );
+    } else if out.is_empty() && nameservers.iter().all(|ns| is_at_or_below(ns, zone)) {
+        note(
+            Verdict::Warning,
+            "every NS is in the child zone: RFC 9615 bootstrapping is impossible \
+             (add an out-of-domain NS for the bootstrap)"
+                .into(),
+        );
+    }
+    out
+}
