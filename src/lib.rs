@@ -10,3 +10,4 @@ pub mod dnssec;
 pub mod keys;
 pub mod config;
 pub mod policy;
+pub mod model;

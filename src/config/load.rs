@@ -247,6 +247,7 @@ impl Checker<'_> {
         }
     }
 
+    /// Where a table starts (its `[[header]]` line).
     fn origin(&self, table: String, span: Range<usize>) -> Origin {
         Origin {
             table,

@@ -1,0 +1,127 @@
+//! `signalbox check-config`: validate the config and what it points at.
+
+use std::path::Path;
+
+use signalbox::{
+    config::CdsMode,
+    dns::name::display,
+    keys::dir::Severity,
+    policy::{self, Verdict, ZoneInput},
+};
+
+use super::{EXIT_CONFIG, EXIT_OK, load};
+
+pub fn run(path: &Path) -> u8 {
+    let loaded = match load(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let config = &loaded.config;
+    let mut errors = 0usize;
+    let mut warnings = 0usize;
+    let mut error = |message: String| {
+        eprintln!("error: {message}");
+        errors += 1;
+    };
+
+    for dir in config.key_directories() {
+        match std::fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => error(format!("key directory {}: not a directory", dir.display())),
+            Err(e) => error(format!("key directory {}: {e}", dir.display())),
+        }
+    }
+    for e in &loaded.model_errors {
+        error(e.to_string());
+    }
+    let now = jiff::Timestamp::now();
+    for child in &loaded.children {
+        let signals = policy::compute(
+            &ZoneInput {
+                zone: &child.name,
+                settings: &child.settings,
+                keys: &child.keys,
+                parent: None,
+                soa_serial: None,
+            },
+            now,
+        );
+        for d in signals.decisions.iter().filter(|d| d.verdict == Verdict::Error) {
+            error(format!("{d} (from {})", child.source));
+        }
+    }
+
+    let mut warn = |message: String| {
+        eprintln!("warning: {message}");
+        warnings += 1;
+    };
+    for (dir, report) in loaded.store.reports() {
+        for issue in &report.issues {
+            let label = if issue.severity == Severity::Warning { "" } else { "key error: " };
+            warn(format!("{label}{}: {issue}", dir.display()));
+        }
+    }
+    // Who publishes the apex? With BIND signing from the same key directory,
+    // the apex carries BIND's own set, which only `auto` reproduces.
+    let mut tables_warned: Vec<String> = Vec::new();
+    for child in &loaded.children {
+        let cds = child.settings.cds;
+        let apex_mode = !matches!(cds, CdsMode::Auto | CdsMode::None);
+        if (apex_mode || child.settings.csync) && !tables_warned.contains(&child.source) {
+            tables_warned.push(child.source.clone());
+            let what = match (apex_mode, child.settings.csync) {
+                (true, true) => format!("CDS/CDNSKEY (cds = \"{cds}\") and CSYNC"),
+                (true, false) => format!("CDS/CDNSKEY (cds = \"{cds}\")"),
+                _ => "CSYNC".to_string(),
+            };
+            warn(format!(
+                "{} (e.g. zone {}): nothing publishes the apex {what} signalbox computes. \
+                 RFC 9615 signals must equal the child's apex RRsets: configure the signer to the \
+                 same mode (Knot: cds-cdnskey-publish) or use cds = \"auto\" with BIND",
+                child.source,
+                display(&child.name)
+            ));
+        }
+    }
+    let mut elsewhere: std::collections::BTreeMap<String, (usize, String)> = Default::default();
+    for child in &loaded.children {
+        for ns in &child.settings.nameservers {
+            if config.signaling_zone_for(ns).is_none()
+                && !signalbox::dns::name::is_at_or_below(ns, &child.name)
+            {
+                let entry = elsewhere
+                    .entry(display(ns))
+                    .or_insert_with(|| (0, display(&child.name)));
+                entry.0 += 1;
+            }
+        }
+    }
+    for (ns, (count, example)) in elsewhere {
+        println!(
+            "note: NS {ns} (of {count} zone(s), e.g. {example}) has no [[signaling_zone]] here: \
+             _signal.{ns} must be served elsewhere"
+        );
+    }
+
+    let from_sets = loaded
+        .children
+        .iter()
+        .filter(|c| config.zone(&c.name).is_none())
+        .count();
+    if errors > 0 {
+        eprintln!("{}: {errors} error(s), {warnings} warning(s)", path.display());
+        return EXIT_CONFIG;
+    }
+    println!(
+        "{}: OK: {} child zone(s) ({} from [[zone]], {} from [[zones]] sets), {} signaling zone(s), \
+         {} key director{}; {warnings} warning(s)",
+        path.display(),
+        loaded.children.len(),
+        loaded.children.len() - from_sets,
+        from_sets,
+        config.signaling_zones.len(),
+        config.key_directories().len(),
+        if config.key_directories().len() == 1 { "y" } else { "ies" }
+    );
+    EXIT_OK
+}

@@ -1,0 +1,145 @@
+//! Command-line parsing and the one-shot commands.
+//!
+//! Exit codes: 0 ok; 1 done, with warnings that need attention (a zone held,
+//! a key in error, a signal that cannot be published); 2 usage or config error.
+
+mod check;
+mod keys;
+mod signals;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+/// Exit status: everything fine.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: done, with warnings (a zone held, a key unreadable).
+pub const EXIT_WARNINGS: u8 = 1;
+/// Exit status: usage or configuration error.
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Keeps the parent side of DNSSEC delegations in sync: CDS/CDNSKEY, CSYNC
+/// and RFC 9615 bootstrap signals computed from BIND key directories.
+#[derive(Debug, Parser)]
+#[command(name = "signalbox", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log level for stderr (error, warn, info, debug, trace); RUST_LOG overrides.
+    #[arg(long, global = true, default_value = "warn")]
+    log_level: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a config file and the key directories it names.
+    CheckConfig {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Print the records each child zone should publish, with reasons.
+    Signals {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Only this zone.
+        #[arg(long)]
+        zone: Option<String>,
+        /// The time to compute for: RFC 3339 or BIND YYYYMMDDHHMMSS (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// The zones' current SOA serial, for CSYNC.
+        #[arg(long)]
+        soa_serial: Option<u32>,
+    },
+    /// List the keys of a BIND key directory.
+    Keys {
+        /// The directory.
+        dir: PathBuf,
+        /// The time to describe the keys at (default: now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_CONFIG } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(&cli.log_level);
+    let code = match cli.command {
+        Command::CheckConfig { config } => check::run(&config),
+        Command::Signals {
+            config,
+            zone,
+            at,
+            soa_serial,
+        } => signals::run(&config, zone.as_deref(), at.as_deref(), soa_serial),
+        Command::Keys { dir, at } => keys::run(&dir, at.as_deref()),
+    };
+    ExitCode::from(code)
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+/// Parses `--at`, or returns now.
+fn time_arg(at: Option<&str>) -> Result<jiff::Timestamp, String> {
+    match at {
+        None => Ok(jiff::Timestamp::now()),
+        Some(text) => signalbox::keys::bind::timestamp::parse_user(text).map_err(|e| format!("--at: {e}")),
+    }
+}
+
+/// A config with its key directories scanned and its child zones resolved.
+struct Loaded {
+    config: signalbox::config::Config,
+    store: signalbox::model::KeyStore,
+    children: Vec<signalbox::model::ChildZone>,
+    model_errors: Vec<signalbox::model::ModelError>,
+}
+
+/// Loads the config (printing its errors) and scans every key directory,
+/// re-reading for up to the flux grace period while BIND is mid-rewrite.
+fn load(path: &std::path::Path) -> Result<Loaded, u8> {
+    let config = match signalbox::config::load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("error: {error}");
+            }
+            return Err(EXIT_CONFIG);
+        }
+    };
+    let mut store = signalbox::model::KeyStore::new(&config);
+    let store_started = std::time::Instant::now();
+    store.scan(store_started);
+    while store.has_pending_flux()
+        && store_started.elapsed() <= signalbox::keys::dir::DEFAULT_FLUX_GRACE
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        store.scan(std::time::Instant::now());
+    }
+    let (children, model_errors) = signalbox::model::children(&config, &store);
+    Ok(Loaded {
+        config,
+        store,
+        children,
+        model_errors,
+    })
+}

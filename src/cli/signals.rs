@@ -1,0 +1,131 @@
+//! `signalbox signals`: what every child zone should publish at a time, as
+//! master-file lines, each decision explained on a `;` line.
+
+use std::path::Path;
+
+use signalbox::{
+    dns::{Name, name::display, parse_name},
+    keys::dir::{Effect, Severity},
+    policy::{self, Verdict, ZoneInput},
+};
+
+use super::{EXIT_CONFIG, EXIT_OK, EXIT_WARNINGS, load, time_arg};
+
+pub fn run(config: &Path, zone: Option<&str>, at: Option<&str>, soa_serial: Option<u32>) -> u8 {
+    let now = match time_arg(at) {
+        Ok(now) => now,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let only: Option<Name> = match zone.map(parse_name).transpose() {
+        Ok(name) => name,
+        Err(e) => {
+            eprintln!("error: --zone: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let loaded = match load(config) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let mut code = EXIT_OK;
+    for error in &loaded.model_errors {
+        eprintln!("error: {error}");
+        code = EXIT_CONFIG;
+    }
+    let children: Vec<_> = loaded
+        .children
+        .iter()
+        .filter(|c| only.as_ref().is_none_or(|z| &c.name == z))
+        .collect();
+    if let (Some(name), true) = (&only, children.is_empty()) {
+        eprintln!(
+            "error: --zone {}: not a configured zone, nor in any [[zones]] key directory",
+            display(name)
+        );
+        return EXIT_CONFIG;
+    }
+
+    println!("; signalbox signals at {now}");
+    if at.is_some() && children.iter().any(|c| c.keys.iter().any(|k| k.state.is_some())) {
+        println!("; note: .state key states are a snapshot; --at moves only timing metadata");
+    }
+    for child in children {
+        let zone = display(&child.name);
+        println!();
+        println!(
+            "; zone {zone} from {}; keys {}; cds {}",
+            child.source,
+            child
+                .key_dir
+                .as_ref()
+                .map_or_else(|| "none".to_string(), |d| d.display().to_string()),
+            child.settings.cds
+        );
+        for issue in &child.issues {
+            let label = match issue.severity {
+                Severity::Warning => "warning",
+                Severity::InFlux | Severity::Error => "error",
+            };
+            println!("; {label}: {issue}");
+            eprintln!("{label}: {zone}: {issue}");
+            if issue.severity != Severity::Warning && issue.effect != Effect::None {
+                code = code.max(EXIT_WARNINGS);
+            }
+        }
+        for reason in &child.held {
+            println!("; warning: zone held: {reason}");
+            eprintln!(
+                "warning: {zone}: held ({reason}); the records below are what the readable keys give"
+            );
+            code = code.max(EXIT_WARNINGS);
+        }
+        let signals = policy::compute(
+            &ZoneInput {
+                zone: &child.name,
+                settings: &child.settings,
+                keys: &child.keys,
+                parent: None,
+                soa_serial,
+            },
+            now,
+        );
+        for decision in &signals.decisions {
+            println!("; {decision}");
+            if matches!(decision.verdict, Verdict::Error) {
+                eprintln!("error: {decision}");
+                code = code.max(EXIT_WARNINGS);
+            } else if decision.verdict == Verdict::Warning {
+                eprintln!("warning: {decision}");
+            }
+        }
+        for set in [&signals.cds, &signals.cdnskey].into_iter().chain(signals.csync.iter()) {
+            for record in set.records() {
+                println!("{record}");
+            }
+        }
+        for boot in &signals.dsboot {
+            if boot.cds.is_empty() && boot.cdnskey.is_empty() {
+                continue;
+            }
+            let carrier = match loaded.config.signaling_zone_for(&boot.ns) {
+                Some(sz) => format!("served here in signaling zone {} ({})", display(&sz.apex), sz.origin),
+                None => format!(
+                    "no [[signaling_zone]] here for {}: publish _signal.{} elsewhere",
+                    display(&boot.ns),
+                    display(&boot.ns)
+                ),
+            };
+            println!("; RFC 9615 signal for NS {}: {carrier}", display(&boot.ns));
+            for set in [&boot.cds, &boot.cdnskey] {
+                for record in set.records() {
+                    println!("{record}");
+                }
+            }
+        }
+    }
+    drop(loaded.store);
+    code
+}
