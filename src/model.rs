@@ -140,7 +140,7 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
             .collect();
         let message = format!(
             "zone {} has keys in the directories of two [[zones]] sets: {}; \
-             add a [[zone]] entry or move its keys so that one set covers it",
+             add a [[zone]] entry whose `keys` names one of the directories, or move its keys",
             display(zone),
             names.join(" and ")
         );
@@ -149,7 +149,13 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
     };
 
     for zone_cfg in &config.zones {
-        let sets = set_members.get(&zone_cfg.name).cloned().unwrap_or_default();
+        let mut sets = set_members.get(&zone_cfg.name).cloned().unwrap_or_default();
+        // A [[zone]] naming one set's directory belongs to that set alone.
+        if let Some(dir) = &zone_cfg.keys {
+            if let Some(own) = sets.iter().copied().find(|i| &config.zone_sets[*i].keys == dir) {
+                sets = vec![own];
+            }
+        }
         let mut held = Vec::new();
         if let Some(message) = conflict(&zone_cfg.name, &sets, &mut errors) {
             held.push(message);

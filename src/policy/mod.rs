@@ -221,7 +221,14 @@ pub fn compute(input: &ZoneInput<'_>, now: Timestamp) -> ZoneSignals {
         ttl,
         if input.settings.cdnskey { cdnskey } else { Vec::new() },
     );
-    if !cds.is_empty() {
+    if matches!(selection, select::Selection::Delete) {
+        decisions.push(Decision {
+            zone: zone.clone(),
+            key: None,
+            verdict: Verdict::Note,
+            why: format!("TTL {ttl} ({ttl_source})"),
+        });
+    } else if !cds.is_empty() {
         let what = if input.settings.cdnskey { "CDS and CDNSKEY" } else { "CDS (cdnskey = false)" };
         let digests: Vec<&str> = input.settings.digests.iter().map(|d| d.name()).collect();
         decisions.push(Decision {
