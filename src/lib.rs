@@ -5,9 +5,9 @@
 //! RFC 9615 `_dsboot` signals each child zone should publish. Publishers
 //! (served zones, UPDATE, NOTIFY) only move the policy's output.
 
+pub mod config;
 pub mod dns;
 pub mod dnssec;
 pub mod keys;
-pub mod config;
-pub mod policy;
 pub mod model;
+pub mod policy;

@@ -114,7 +114,9 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
     // Which sets hold keys for which zone.
     let mut set_members: BTreeMap<Name, Vec<usize>> = BTreeMap::new();
     for (i, set) in config.zone_sets.iter().enumerate() {
-        let Some(report) = store.report(&set.keys) else { continue };
+        let Some(report) = store.report(&set.keys) else {
+            continue;
+        };
         for zone in report.zones.keys().chain(report.held.keys()) {
             if signaling_apexes.contains(&zone) {
                 continue;
@@ -152,7 +154,11 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
         let mut sets = set_members.get(&zone_cfg.name).cloned().unwrap_or_default();
         // A [[zone]] naming one set's directory belongs to that set alone.
         if let Some(dir) = &zone_cfg.keys {
-            if let Some(own) = sets.iter().copied().find(|i| &config.zone_sets[*i].keys == dir) {
+            if let Some(own) = sets
+                .iter()
+                .copied()
+                .find(|i| &config.zone_sets[*i].keys == dir)
+            {
                 sets = vec![own];
             }
         }
@@ -191,7 +197,9 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
         if let Some(message) = conflict(zone, sets, &mut errors) {
             held.push(message);
         }
-        let Some(first) = sets.first().map(|i| &config.zone_sets[*i]) else { continue };
+        let Some(first) = sets.first().map(|i| &config.zone_sets[*i]) else {
+            continue;
+        };
         let child = assemble(
             zone,
             first.settings.clone(),

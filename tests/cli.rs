@@ -16,13 +16,26 @@ fn shipped_example_prints_signals() {
     assert_eq!(code, 0, "{stderr}");
     let recs = records(&stdout);
     // example.com: auto, KSK 33273 with SyncPublish in the past.
-    assert!(recs.iter().any(|r| r.starts_with("example.com. 3600 IN CDS 33273 13 2 ")), "{stdout}");
-    assert!(recs.iter().any(|r| r.starts_with("_dsboot.example.com._signal.ns1.example.net. 3600 IN CDNSKEY 257 3 13 ")));
+    assert!(
+        recs.iter()
+            .any(|r| r.starts_with("example.com. 3600 IN CDS 33273 13 2 ")),
+        "{stdout}"
+    );
+    assert!(recs.iter().any(|r| {
+        r.starts_with("_dsboot.example.com._signal.ns1.example.net. 3600 IN CDNSKEY 257 3 13 ")
+    }));
     // The zone set and the override with two digests.
     for child in ["alpha.example.", "beta.example.", "gamma.example."] {
-        assert!(recs.iter().any(|r| r.starts_with(&format!("{child} 3600 IN CDS "))), "{child}");
+        assert!(
+            recs.iter()
+                .any(|r| r.starts_with(&format!("{child} 3600 IN CDS "))),
+            "{child}"
+        );
     }
-    assert!(recs.iter().any(|r| r.starts_with("gamma.example. 3600 IN CDS ") && r.contains(" 13 4 ")));
+    assert!(
+        recs.iter()
+            .any(|r| r.starts_with("gamma.example. 3600 IN CDS ") && r.contains(" 13 4 "))
+    );
     // Every record line has five or more fields: owner ttl IN TYPE rdata.
     assert!(recs.iter().all(|r| r.split(' ').nth(2) == Some("IN")));
     // Before the KSK's SyncPublish: no CDS for example.com in auto mode.
@@ -34,25 +47,43 @@ fn shipped_example_prints_signals() {
     );
     assert_eq!(code, 0);
     assert!(records(&stdout).is_empty(), "{stdout}");
-    assert!(stdout.contains("SyncPublish 20260102000000 not reached yet"), "{stdout}");
+    assert!(
+        stdout.contains("SyncPublish 20260102000000 not reached yet"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn check_config_ok_and_errors() {
-    let (code, stdout, stderr) = output(signalbox().args(["check-config", "-c"]).arg(example_config()));
+    let (code, stdout, stderr) = output(
+        signalbox()
+            .args(["check-config", "-c"])
+            .arg(example_config()),
+    );
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("OK: 4 child zone(s)"), "{stdout}");
     assert!(stderr.contains("nothing publishes the apex"), "{stderr}");
 
     let tmp = tempfile::tempdir().expect("tmp");
     let bad = tmp.path().join("bad.toml");
-    fs::write(&bad, "version = 1\n[[zone]]\nname = \"a.test.\"\nkeys = \"k\"\ncds = \"sometimes\"\n").expect("write");
+    fs::write(
+        &bad,
+        "version = 1\n[[zone]]\nname = \"a.test.\"\nkeys = \"k\"\ncds = \"sometimes\"\n",
+    )
+    .expect("write");
     let (code, _, stderr) = output(signalbox().args(["check-config", "-c"]).arg(&bad));
     assert_eq!(code, 2);
-    assert!(stderr.contains("bad.toml:5:7: zone[0].cds: unknown variant `sometimes`"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml:5:7: zone[0].cds: unknown variant `sometimes`"),
+        "{stderr}"
+    );
 
     // Missing key directory: a config error for check-config.
-    fs::write(&bad, "version = 1\n[[zone]]\nname = \"a.test.\"\nkeys = \"missing\"\n").expect("write");
+    fs::write(
+        &bad,
+        "version = 1\n[[zone]]\nname = \"a.test.\"\nkeys = \"missing\"\n",
+    )
+    .expect("write");
     let (code, _, stderr) = output(signalbox().args(["check-config", "-c"]).arg(&bad));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("missing"), "{stderr}");
@@ -80,14 +111,31 @@ fn zone_in_two_sets_is_a_config_error() {
     let tmp = tempfile::tempdir().expect("tmp");
     for d in ["one", "two"] {
         fs::create_dir(tmp.path().join(d)).expect("mkdir");
-        write_key(&tmp.path().join(d), "both.test.", &dnskey(257, 13, d.len() as u8), &[]);
+        write_key(
+            &tmp.path().join(d),
+            "both.test.",
+            &dnskey(257, 13, d.len() as u8),
+            &[],
+        );
     }
-    write_key(&tmp.path().join("one"), "only.test.", &dnskey(257, 13, 40), &[]);
+    write_key(
+        &tmp.path().join("one"),
+        "only.test.",
+        &dnskey(257, 13, 40),
+        &[],
+    );
     let config = tmp.path().join("c.toml");
-    fs::write(&config, "version = 1\n[[zones]]\nkeys = \"one\"\n[[zones]]\nkeys = \"two\"\ncds = \"always\"\n").expect("write");
+    fs::write(
+        &config,
+        "version = 1\n[[zones]]\nkeys = \"one\"\n[[zones]]\nkeys = \"two\"\ncds = \"always\"\n",
+    )
+    .expect("write");
     let (code, _, stderr) = output(signalbox().args(["check-config", "-c"]).arg(&config));
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("both.test. has keys in the directories of two [[zones]] sets"), "{stderr}");
+    assert!(
+        stderr.contains("both.test. has keys in the directories of two [[zones]] sets"),
+        "{stderr}"
+    );
     let (code, stdout, _) = output(signalbox().args(["signals", "-c"]).arg(&config));
     assert_eq!(code, 2);
     assert!(stdout.contains("zone held"), "{stdout}");
@@ -100,9 +148,17 @@ fn zone_in_two_sets_is_a_config_error() {
     .expect("write");
     let (code, _, stderr) = output(signalbox().args(["check-config", "-c"]).arg(&config));
     assert_eq!(code, 0, "{stderr}");
-    let (code, stdout, _) = output(signalbox().args(["signals", "-c"]).arg(&config).args(["--zone", "both.test."]));
+    let (code, stdout, _) = output(
+        signalbox()
+            .args(["signals", "-c"])
+            .arg(&config)
+            .args(["--zone", "both.test."]),
+    );
     assert_eq!(code, 0, "{stdout}");
-    assert!(stdout.contains("over zones[1]") && stdout.contains("cds always"), "{stdout}");
+    assert!(
+        stdout.contains("over zones[1]") && stdout.contains("cds always"),
+        "{stdout}"
+    );
     assert_eq!(records(&stdout).len(), 2, "{stdout}");
 }
 
@@ -120,8 +176,17 @@ fn held_zone_prints_readable_keys_warns_and_exits_1() {
     fs::write(&config, "version = 1\n[[zone]]\nname = \"held.test.\"\nkeys = \"keys\"\ncds = \"always\"\nnameservers = [\"ns.other.test.\"]\n").expect("write");
     let (code, stdout, stderr) = output(signalbox().args(["signals", "-c"]).arg(&config));
     assert_eq!(code, 1, "{stderr}");
-    let name = bad_path.file_name().expect("name").to_string_lossy().into_owned();
-    assert!(stdout.lines().any(|l| l.starts_with("; error: ") && l.contains(&name) && l.contains(":1: ")), "{stdout}");
+    let name = bad_path
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("; error: ") && l.contains(&name) && l.contains(":1: ")),
+        "{stdout}"
+    );
     assert!(stdout.contains("; warning: zone held"), "{stdout}");
     assert!(stderr.contains(&name), "{stderr}");
     // What the readable key gives is still printed.
@@ -133,10 +198,20 @@ fn held_zone_prints_readable_keys_warns_and_exits_1() {
 fn usage_errors_exit_2() {
     let (code, _, _) = output(signalbox().args(["signals"]));
     assert_eq!(code, 2);
-    let (code, _, stderr) = output(signalbox().args(["signals", "-c"]).arg(example_config()).args(["--at", "tomorrow"]));
+    let (code, _, stderr) = output(
+        signalbox()
+            .args(["signals", "-c"])
+            .arg(example_config())
+            .args(["--at", "tomorrow"]),
+    );
     assert_eq!(code, 2);
     assert!(stderr.contains("--at"), "{stderr}");
-    let (code, _, stderr) = output(signalbox().args(["signals", "-c"]).arg(example_config()).args(["--zone", "nope.example."]));
+    let (code, _, stderr) = output(
+        signalbox()
+            .args(["signals", "-c"])
+            .arg(example_config())
+            .args(["--zone", "nope.example."]),
+    );
     assert_eq!(code, 2);
     assert!(stderr.contains("not a configured zone"), "{stderr}");
     let (code, stdout, _) = output(signalbox().args(["--help"]));
@@ -147,12 +222,26 @@ fn usage_errors_exit_2() {
 #[test]
 fn keys_lists_a_directory() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("keys/example.com");
-    let (code, stdout, stderr) = output(signalbox().arg("keys").arg(&dir).args(["--at", "2026-06-01T00:00:00Z"]));
+    let (code, stdout, stderr) = output(
+        signalbox()
+            .arg("keys")
+            .arg(&dir)
+            .args(["--at", "2026-06-01T00:00:00Z"]),
+    );
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("example.com. key 33273 alg 13 (ECDSAP256SHA256) KSK flags 257 TTL 3600"), "{stdout}");
+    assert!(
+        stdout.contains("example.com. key 33273 alg 13 (ECDSAP256SHA256) KSK flags 257 TTL 3600"),
+        "{stdout}"
+    );
     assert!(stdout.contains("SyncPublish 20260102000000"), "{stdout}");
-    assert!(stdout.contains("DS:     example.com. IN DS 33273 13 2 "), "{stdout}");
-    assert!(stdout.contains("DS:     example.com. IN DS 33273 13 4 "), "{stdout}");
+    assert!(
+        stdout.contains("DS:     example.com. IN DS 33273 13 2 "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("DS:     example.com. IN DS 33273 13 4 "),
+        "{stdout}"
+    );
     let (code, _, _) = output(signalbox().args(["keys", "/nonexistent"]));
     assert_eq!(code, 2);
 }

@@ -27,7 +27,11 @@ fn keygen(dir: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("dnssec-keygen runs");
-    assert!(out.status.success(), "dnssec-keygen {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dnssec-keygen {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -36,7 +40,12 @@ fn ds_rdata(line: &str) -> String {
     let fields: Vec<&str> = line.split_whitespace().collect();
     let at = fields.iter().position(|f| *f == "DS").expect("a DS line");
     let digest: String = fields[at + 4..].concat().to_ascii_uppercase();
-    format!("{} {} {} {digest}", fields[at + 1], fields[at + 2], fields[at + 3])
+    format!(
+        "{} {} {} {digest}",
+        fields[at + 1],
+        fields[at + 2],
+        fields[at + 3]
+    )
 }
 
 fn compare_with_dsfromkey(dir: &Path) -> usize {
@@ -46,13 +55,20 @@ fn compare_with_dsfromkey(dir: &Path) -> usize {
     let mut compared = 0;
     for keys in report.zones.values() {
         for key in keys {
-            for (digest, flag) in [(DigestType::Sha256, "SHA-256"), (DigestType::Sha384, "SHA-384")] {
+            for (digest, flag) in [
+                (DigestType::Sha256, "SHA-256"),
+                (DigestType::Sha384, "SHA-384"),
+            ] {
                 let out = Command::new("dnssec-dsfromkey")
                     .args(["-a", flag])
                     .arg(&key.files.key)
                     .output()
                     .expect("dnssec-dsfromkey runs");
-                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 let theirs = ds_rdata(&String::from_utf8_lossy(&out.stdout));
                 let ours = dnssec::ds(&key.zone, &key.dnskey, digest).to_string();
                 assert_eq!(ours, theirs, "{} {flag}", key.files.key.display());
@@ -101,7 +117,10 @@ fn ds_digests_match_the_committed_dsfromkey_output() {
             for digest in [DigestType::Sha256, DigestType::Sha384] {
                 let ours = dnssec::ds(&key.zone, &key.dnskey, digest).to_string();
                 assert!(
-                    expected.lines().filter(|l| l.contains(" DS ")).any(|l| ds_rdata(l) == ours),
+                    expected
+                        .lines()
+                        .filter(|l| l.contains(" DS "))
+                        .any(|l| ds_rdata(l) == ours),
                     "{ours} not in dsfromkey.txt"
                 );
                 lines += 1;
@@ -118,23 +137,75 @@ fn varied_setup(root: &Path) {
     }
     let past = ["-P", "20250101000000", "-A", "20250101000000"];
     // auto: KSK with SyncPublish in the past, plus a ZSK.
-    let k = keygen(&root.join("auto"), &[&["-a", "ECDSAP256SHA256", "-f", "KSK", "-L", "600"][..], &past, &["auto.test"]].concat());
+    let k = keygen(
+        &root.join("auto"),
+        &[
+            &["-a", "ECDSAP256SHA256", "-f", "KSK", "-L", "600"][..],
+            &past,
+            &["auto.test"],
+        ]
+        .concat(),
+    );
     let out = Command::new("dnssec-settime")
-        .args(["-K", &root.join("auto").to_string_lossy(), "-P", "sync", "20250102000000", &k])
+        .args([
+            "-K",
+            &root.join("auto").to_string_lossy(),
+            "-P",
+            "sync",
+            "20250102000000",
+            &k,
+        ])
         .output()
         .expect("dnssec-settime runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    keygen(&root.join("auto"), &[&["-a", "ECDSAP256SHA256"][..], &past, &["auto.test"]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    keygen(
+        &root.join("auto"),
+        &[&["-a", "ECDSAP256SHA256"][..], &past, &["auto.test"]].concat(),
+    );
     // always: an Ed25519 KSK, two digests, CSYNC, an in-bailiwick NS.
-    keygen(&root.join("always"), &[&["-a", "ED25519", "-f", "KSK"][..], &past, &["always.test"]].concat());
+    keygen(
+        &root.join("always"),
+        &[&["-a", "ED25519", "-f", "KSK"][..], &past, &["always.test"]].concat(),
+    );
     // double-ds: two RSA KSKs.
-    keygen(&root.join("double"), &[&["-a", "RSASHA256", "-b", "2048", "-f", "KSK"][..], &past, &["double.test"]].concat());
-    keygen(&root.join("double"), &[&["-a", "RSASHA256", "-b", "2048", "-f", "KSK"][..], &past, &["double.test"]].concat());
+    keygen(
+        &root.join("double"),
+        &[
+            &["-a", "RSASHA256", "-b", "2048", "-f", "KSK"][..],
+            &past,
+            &["double.test"],
+        ]
+        .concat(),
+    );
+    keygen(
+        &root.join("double"),
+        &[
+            &["-a", "RSASHA256", "-b", "2048", "-f", "KSK"][..],
+            &past,
+            &["double.test"],
+        ]
+        .concat(),
+    );
     // delete.
-    keygen(&root.join("delete"), &[&["-a", "ECDSAP384SHA384", "-f", "KSK"][..], &past, &["delete.test"]].concat());
+    keygen(
+        &root.join("delete"),
+        &[
+            &["-a", "ECDSAP384SHA384", "-f", "KSK"][..],
+            &past,
+            &["delete.test"],
+        ]
+        .concat(),
+    );
     // A zone set with three children.
     for child in ["a.set.test", "b.set.test", "c.set.test"] {
-        keygen(&root.join("set"), &[&["-a", "ECDSAP256SHA256", "-f", "KSK"][..], &past, &[child]].concat());
+        keygen(
+            &root.join("set"),
+            &[&["-a", "ECDSAP256SHA256", "-f", "KSK"][..], &past, &[child]].concat(),
+        );
     }
     let config = r#"version = 1
 [[zone]]
@@ -175,7 +246,12 @@ cds = "rollover"
 
 #[test]
 fn presentation_output_is_read_by_ldns_and_dnspython() {
-    if !tools(&["dnssec-keygen", "dnssec-settime", "ldns-read-zone", "/usr/bin/python3"]) {
+    if !tools(&[
+        "dnssec-keygen",
+        "dnssec-settime",
+        "ldns-read-zone",
+        "/usr/bin/python3",
+    ]) {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");
@@ -189,9 +265,19 @@ fn presentation_output_is_read_by_ldns_and_dnspython() {
     assert_eq!(code, 0, "{stderr}\n{stdout}");
     let ours = records(&stdout);
     assert!(ours.len() >= 30, "{stdout}");
-    assert!(ours.iter().any(|l| l.contains(" CSYNC 2026112301 3 A NS AAAA")), "{stdout}");
-    assert!(ours.iter().any(|l| l.starts_with("delete.test. 3600 IN CDS 0 0 0 00")));
-    assert!(ours.iter().any(|l| l.starts_with("double.test. 300 IN CDNSKEY 257 3 8 ")));
+    assert!(
+        ours.iter()
+            .any(|l| l.contains(" CSYNC 2026112301 3 A NS AAAA")),
+        "{stdout}"
+    );
+    assert!(
+        ours.iter()
+            .any(|l| l.starts_with("delete.test. 3600 IN CDS 0 0 0 00"))
+    );
+    assert!(
+        ours.iter()
+            .any(|l| l.starts_with("double.test. 300 IN CDNSKEY 257 3 8 "))
+    );
 
     // ldns-read-zone parses every line and prints the same records back.
     let file = tmp.path().join("signals.txt");
@@ -217,13 +303,22 @@ fn presentation_output_is_read_by_ldns_and_dnspython() {
         .expect("write");
     let out = child.wait_with_output().expect("python3 finishes");
     let summary = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{summary}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{summary}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Guard against a vacuous pass: these counts depend on the setup above.
     assert!(summary.contains("\"delete\": 2"), "{summary}");
     assert!(summary.contains("\"csync\": 1"), "{summary}");
     let number = |key: &str| -> usize {
         let at = summary.find(&format!("\"{key}\": ")).expect("key") + key.len() + 4;
-        summary[at..].split(|c: char| !c.is_ascii_digit()).next().expect("digits").parse().expect("number")
+        summary[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .expect("digits")
+            .parse()
+            .expect("number")
     };
     assert!(number("cdnskey") >= 15, "{summary}");
     assert!(number("dsboot") >= 10, "{summary}");

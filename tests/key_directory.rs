@@ -19,8 +19,18 @@ fn scans_keys_grouped_by_zone_and_rereads_only_changes() {
     let a = dnskey(257, 13, 1);
     let b = dnskey(256, 13, 2);
     let c = dnskey(257, 15, 3);
-    write_key(tmp.path(), "a.example.", &a, &[("Created", "20250101000000")]);
-    write_private(tmp.path(), "a.example.", &a, &[("Created", "20250101000000")]);
+    write_key(
+        tmp.path(),
+        "a.example.",
+        &a,
+        &[("Created", "20250101000000")],
+    );
+    write_private(
+        tmp.path(),
+        "a.example.",
+        &a,
+        &[("Created", "20250101000000")],
+    );
     write_key(tmp.path(), "a.example.", &b, &[]);
     write_key(tmp.path(), "b.example.", &c, &[]);
     fs::write(tmp.path().join("README"), "not a key").expect("write");
@@ -41,7 +51,12 @@ fn scans_keys_grouped_by_zone_and_rereads_only_changes() {
     assert_eq!(report.zones.len(), 2);
 
     // One file replaced by rename (as BIND does): only it is re-read.
-    let path = write_key(tmp.path(), "b.example.", &c, &[("Inactive", "20300101000000")]);
+    let path = write_key(
+        tmp.path(),
+        "b.example.",
+        &c,
+        &[("Inactive", "20300101000000")],
+    );
     let tmp_path = path.with_extension("tmp");
     fs::rename(&path, &tmp_path).expect("rename");
     fs::rename(&tmp_path, &path).expect("rename");
@@ -58,8 +73,18 @@ fn scans_keys_grouped_by_zone_and_rereads_only_changes() {
 fn files_that_disagree_are_in_flux_then_an_error() {
     let tmp = tempfile::tempdir().expect("tmp");
     let k = dnskey(257, 13, 7);
-    write_key(tmp.path(), "flux.example.", &k, &[("Created", "20250101000000"), ("Publish", "20250101000000")]);
-    write_private(tmp.path(), "flux.example.", &k, &[("Created", "20250101000000"), ("Publish", "20250101000000")]);
+    write_key(
+        tmp.path(),
+        "flux.example.",
+        &k,
+        &[("Created", "20250101000000"), ("Publish", "20250101000000")],
+    );
+    write_private(
+        tmp.path(),
+        "flux.example.",
+        &k,
+        &[("Created", "20250101000000"), ("Publish", "20250101000000")],
+    );
     let mut dir = KeyDirectory::new(tmp.path()).with_flux_grace(Duration::from_secs(5));
     let t0 = Instant::now();
     let zone = parse_name("flux.example.").expect("valid");
@@ -72,7 +97,11 @@ fn files_that_disagree_are_in_flux_then_an_error() {
         tmp.path(),
         "flux.example.",
         &k,
-        &[("Created", "20250101000000"), ("Publish", "20250101000000"), ("Inactive", "20300101000000")],
+        &[
+            ("Created", "20250101000000"),
+            ("Publish", "20250101000000"),
+            ("Inactive", "20300101000000"),
+        ],
     );
     let report = dir.scan(t0 + Duration::from_secs(1));
     let issue = &report.issues[0];
@@ -81,7 +110,10 @@ fn files_that_disagree_are_in_flux_then_an_error() {
     assert!(issue.message.contains("Inactive"), "{issue}");
     assert_eq!(report.zones[&zone].len(), 1, "last good view kept");
     assert!(
-        report.zones[&zone][0].timing.iter().all(|(e, _)| e.key_file_tag() != "Inactive"),
+        report.zones[&zone][0]
+            .timing
+            .iter()
+            .all(|(e, _)| e.key_file_tag() != "Inactive"),
         "the previous view, not the half-written one"
     );
     assert!(report.held.is_empty());
@@ -89,7 +121,11 @@ fn files_that_disagree_are_in_flux_then_an_error() {
     // Still disagreeing after the grace period: an error, last view still kept.
     let report = dir.scan(t0 + Duration::from_secs(7));
     assert_eq!(report.issues[0].severity, Severity::Error);
-    assert!(report.issues[0].message.contains("disagree for"), "{}", report.issues[0]);
+    assert!(
+        report.issues[0].message.contains("disagree for"),
+        "{}",
+        report.issues[0]
+    );
     assert_eq!(report.zones[&zone].len(), 1);
 
     // The .private catches up: consistent again, the new view is used.
@@ -97,25 +133,44 @@ fn files_that_disagree_are_in_flux_then_an_error() {
         tmp.path(),
         "flux.example.",
         &k,
-        &[("Created", "20250101000000"), ("Publish", "20250101000000"), ("Inactive", "20300101000000")],
+        &[
+            ("Created", "20250101000000"),
+            ("Publish", "20250101000000"),
+            ("Inactive", "20300101000000"),
+        ],
     );
     let report = dir.scan(t0 + Duration::from_secs(8));
     assert!(report.issues.is_empty(), "{:#?}", report.issues);
-    assert!(report.zones[&zone][0].timing.iter().any(|(e, _)| e.key_file_tag() == "Inactive"));
+    assert!(
+        report.zones[&zone][0]
+            .timing
+            .iter()
+            .any(|(e, _)| e.key_file_tag() == "Inactive")
+    );
 }
 
 #[test]
 fn a_new_key_in_flux_holds_its_zone() {
     let tmp = tempfile::tempdir().expect("tmp");
     let k = dnskey(257, 13, 8);
-    write_key(tmp.path(), "new.example.", &k, &[("Created", "20250101000000")]);
-    write_state(tmp.path(), "new.example.", &k, &["Algorithm: 13", "Generated: 20250102000000"]);
+    write_key(
+        tmp.path(),
+        "new.example.",
+        &k,
+        &[("Created", "20250101000000")],
+    );
+    write_state(
+        tmp.path(),
+        "new.example.",
+        &k,
+        &["Algorithm: 13", "Generated: 20250102000000"],
+    );
     let mut dir = KeyDirectory::new(tmp.path());
     let report = dir.scan(Instant::now());
     assert!(report.has_pending_flux());
     let zone = parse_name("new.example.").expect("valid");
     assert!(report.held.contains_key(&zone));
-    assert!(report.zones.get(&zone).is_none());
+    assert!(!report.zones.contains_key(&zone));
 }
 
 #[test]
@@ -128,7 +183,8 @@ fn bad_files_are_reported_and_other_keys_still_work() {
     let t = dnskey(257, 13, 2);
     write_key(tmp.path(), "trunc.example.", &t, &[]);
     fs::write(
-        tmp.path().join(format!("{}.private", stem("trunc.example.", &t))),
+        tmp.path()
+            .join(format!("{}.private", stem("trunc.example.", &t))),
         "Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\n",
     )
     .expect("write");
@@ -139,21 +195,41 @@ fn bad_files_are_reported_and_other_keys_still_work() {
 
     // Garbage timestamp.
     let g = dnskey(257, 13, 4);
-    write_key(tmp.path(), "garbage.example.", &g, &[("Publish", "2025-01-01")]);
+    write_key(
+        tmp.path(),
+        "garbage.example.",
+        &g,
+        &[("Publish", "2025-01-01")],
+    );
 
     // .state with unknown tags: a warning only.
     let s = dnskey(257, 13, 5);
     write_key(tmp.path(), "state.example.", &s, &[]);
-    write_state(tmp.path(), "state.example.", &s, &["Algorithm: 13", "DSState: omnipresent", "Shiny: yes"]);
+    write_state(
+        tmp.path(),
+        "state.example.",
+        &s,
+        &["Algorithm: 13", "DSState: omnipresent", "Shiny: yes"],
+    );
 
     // Unreadable (not UTF-8) file.
     let b = dnskey(257, 13, 6);
-    fs::write(tmp.path().join(format!("{}.key", stem("binary.example.", &b))), [0xff, 0xfe, 0x00]).expect("write");
+    fs::write(
+        tmp.path()
+            .join(format!("{}.key", stem("binary.example.", &b))),
+        [0xff, 0xfe, 0x00],
+    )
+    .expect("write");
 
     // A .key whose file name says another zone than its content.
     let o = dnskey(257, 13, 7);
     let path = write_key(tmp.path(), "other.example.", &o, &[]);
-    fs::rename(&path, tmp.path().join(format!("{}.key", stem("misnamed.example.", &o)))).expect("rename");
+    fs::rename(
+        &path,
+        tmp.path()
+            .join(format!("{}.key", stem("misnamed.example.", &o))),
+    )
+    .expect("rename");
 
     let mut dir = KeyDirectory::new(tmp.path());
     let report = dir.scan(Instant::now());
@@ -167,24 +243,42 @@ fn bad_files_are_reported_and_other_keys_still_work() {
             .clone()
     };
     let trunc = find("trunc.example.");
-    assert!(trunc.file.to_string_lossy().ends_with(".private"), "{trunc}");
+    assert!(
+        trunc.file.to_string_lossy().ends_with(".private"),
+        "{trunc}"
+    );
     assert!(trunc.message.contains("truncated"), "{trunc}");
-    assert_eq!((trunc.severity, trunc.effect), (Severity::Error, Effect::Held));
+    assert_eq!(
+        (trunc.severity, trunc.effect),
+        (Severity::Error, Effect::Held)
+    );
     let unknown = find("unknown.example.");
     assert!(unknown.message.contains("algorithm 99"), "{unknown}");
     let garbage = find("garbage.example.");
     assert_eq!(garbage.line, 2, "{garbage}");
     assert!(garbage.message.contains("Publish"), "{garbage}");
     let state = find("state.example.");
-    assert_eq!((state.severity, state.effect), (Severity::Warning, Effect::None));
+    assert_eq!(
+        (state.severity, state.effect),
+        (Severity::Warning, Effect::None)
+    );
     assert!(state.message.contains("Shiny"), "{state}");
     let binary = find("binary.example.");
     assert!(binary.message.contains("cannot read"), "{binary}");
     let misnamed = find("misnamed.example.");
     assert!(misnamed.message.contains("other.example."), "{misnamed}");
 
-    for zone in ["trunc.example.", "unknown.example.", "garbage.example.", "binary.example.", "misnamed.example."] {
-        assert!(report.held.contains_key(&parse_name(zone).expect("valid")), "{zone} not held");
+    for zone in [
+        "trunc.example.",
+        "unknown.example.",
+        "garbage.example.",
+        "binary.example.",
+        "misnamed.example.",
+    ] {
+        assert!(
+            report.held.contains_key(&parse_name(zone).expect("valid")),
+            "{zone} not held"
+        );
     }
     for zone in ["good.example.", "state.example."] {
         let zone = parse_name(zone).expect("valid");
@@ -218,7 +312,12 @@ fn empty_and_missing_directories() {
     assert!(report.zones.is_empty() && report.issues.is_empty());
     let mut missing = KeyDirectory::new(tmp.path().join("nope"));
     let report = missing.scan(Instant::now());
-    assert!(report.directory_error.as_deref().is_some_and(|e| e.contains("cannot read key directory")));
+    assert!(
+        report
+            .directory_error
+            .as_deref()
+            .is_some_and(|e| e.contains("cannot read key directory"))
+    );
 }
 
 #[test]

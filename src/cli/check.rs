@@ -46,7 +46,11 @@ pub fn run(path: &Path) -> u8 {
             },
             now,
         );
-        for d in signals.decisions.iter().filter(|d| d.verdict == Verdict::Error) {
+        for d in signals
+            .decisions
+            .iter()
+            .filter(|d| d.verdict == Verdict::Error)
+        {
             error(format!("{d} (from {})", child.source));
         }
     }
@@ -57,7 +61,11 @@ pub fn run(path: &Path) -> u8 {
     };
     for (dir, report) in loaded.store.reports() {
         for issue in &report.issues {
-            let label = if issue.severity == Severity::Warning { "" } else { "key error: " };
+            let label = if issue.severity == Severity::Warning {
+                ""
+            } else {
+                "key error: "
+            };
             warn(format!("{label}{}: {issue}", dir.display()));
         }
     }
@@ -109,7 +117,10 @@ pub fn run(path: &Path) -> u8 {
         .filter(|c| config.zone(&c.name).is_none())
         .count();
     if errors > 0 {
-        eprintln!("{}: {errors} error(s), {warnings} warning(s)", path.display());
+        eprintln!(
+            "{}: {errors} error(s), {warnings} warning(s)",
+            path.display()
+        );
         return EXIT_CONFIG;
     }
     println!(
@@ -121,7 +132,11 @@ pub fn run(path: &Path) -> u8 {
         from_sets,
         config.signaling_zones.len(),
         config.key_directories().len(),
-        if config.key_directories().len() == 1 { "y" } else { "ies" }
+        if config.key_directories().len() == 1 {
+            "y"
+        } else {
+            "ies"
+        }
     );
     EXIT_OK
 }

@@ -54,7 +54,11 @@ pub fn run(dir: &Path, at: Option<&str>) -> u8 {
                 PrivatePart::Unreadable => ".private unreadable".to_string(),
                 PrivatePart::Present(p) => format!(".private v{}.{}", p.format.0, p.format.1),
             };
-            let state = if key.files.state.is_some() { ", .state" } else { "" };
+            let state = if key.files.state.is_some() {
+                ", .state"
+            } else {
+                ""
+            };
             println!("  files:  {} ({private}{state})", key.files.key.display());
             let timing: Vec<String> = key
                 .timing

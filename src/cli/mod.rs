@@ -102,7 +102,9 @@ fn init_logging(level: &str) {
 fn time_arg(at: Option<&str>) -> Result<jiff::Timestamp, String> {
     match at {
         None => Ok(jiff::Timestamp::now()),
-        Some(text) => signalbox::keys::bind::timestamp::parse_user(text).map_err(|e| format!("--at: {e}")),
+        Some(text) => {
+            signalbox::keys::bind::timestamp::parse_user(text).map_err(|e| format!("--at: {e}"))
+        }
     }
 }
 

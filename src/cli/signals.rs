@@ -49,7 +49,11 @@ pub fn run(config: &Path, zone: Option<&str>, at: Option<&str>, soa_serial: Opti
     }
 
     println!("; signalbox signals at {now}");
-    if at.is_some() && children.iter().any(|c| c.keys.iter().any(|k| k.state.is_some())) {
+    if at.is_some()
+        && children
+            .iter()
+            .any(|c| c.keys.iter().any(|k| k.state.is_some()))
+    {
         println!("; note: .state key states are a snapshot; --at moves only timing metadata");
     }
     for child in children {
@@ -101,7 +105,10 @@ pub fn run(config: &Path, zone: Option<&str>, at: Option<&str>, soa_serial: Opti
                 eprintln!("warning: {decision}");
             }
         }
-        for set in [&signals.cds, &signals.cdnskey].into_iter().chain(signals.csync.iter()) {
+        for set in [&signals.cds, &signals.cdnskey]
+            .into_iter()
+            .chain(signals.csync.iter())
+        {
             for record in set.records() {
                 println!("{record}");
             }
@@ -111,7 +118,11 @@ pub fn run(config: &Path, zone: Option<&str>, at: Option<&str>, soa_serial: Opti
                 continue;
             }
             let carrier = match loaded.config.signaling_zone_for(&boot.ns) {
-                Some(sz) => format!("served here in signaling zone {} ({})", display(&sz.apex), sz.origin),
+                Some(sz) => format!(
+                    "served here in signaling zone {} ({})",
+                    display(&sz.apex),
+                    sz.origin
+                ),
                 None => format!(
                     "no [[signaling_zone]] here for {}: publish _signal.{} elsewhere",
                     display(&boot.ns),

@@ -23,7 +23,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             'h' => 3600,
             'd' => 86_400,
             'w' => 604_800,
-            _ => return Err(format!("{text:?}: unknown unit {c:?} (use s, m, h, d or w)")),
+            _ => {
+                return Err(format!(
+                    "{text:?}: unknown unit {c:?} (use s, m, h, d or w)"
+                ));
+            }
         };
         if number.is_empty() {
             return Err(format!("{text:?}: unit {c:?} without a number"));

@@ -90,14 +90,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let parsed = toml::Deserializer::parse(text)
         .map_err(|e| (String::new(), e))
         .and_then(|de| {
-            serde_path_to_error::deserialize::<_, RawConfig>(de).map_err(|e| {
-                (clean_key_path(&e.path().to_string()), e.into_inner())
-            })
+            serde_path_to_error::deserialize::<_, RawConfig>(de)
+                .map_err(|e| (clean_key_path(&e.path().to_string()), e.into_inner()))
         });
     let raw = match parsed {
         Ok(raw) => raw,
         Err((key, e)) => {
-            check.error(e.span().unwrap_or(0..0), key, e.message().trim().to_string());
+            check.error(
+                e.span().unwrap_or(0..0),
+                key,
+                e.message().trim().to_string(),
+            );
             return Err(ConfigErrors(check.errors));
         }
     };
@@ -179,11 +182,18 @@ impl Checker<'_> {
 
     fn config(&mut self, raw: RawConfig, base: &Path, file: &Path) -> Config {
         match &raw.version {
-            None => self.error(0..0, "version".into(), format!("missing: write `version = {VERSION}` at the top")),
+            None => self.error(
+                0..0,
+                "version".into(),
+                format!("missing: write `version = {VERSION}` at the top"),
+            ),
             Some(v) if *v.get_ref() != VERSION => self.error(
                 v.span(),
                 "version".into(),
-                format!("config version {} is not supported (this signalbox reads version {VERSION})", v.get_ref()),
+                format!(
+                    "config version {} is not supported (this signalbox reads version {VERSION})",
+                    v.get_ref()
+                ),
             ),
             Some(_) => {}
         }
@@ -208,17 +218,29 @@ impl Checker<'_> {
 
         for (i, zone) in zones.iter().enumerate() {
             if let Some(first) = zones[..i].iter().find(|z| z.name == zone.name) {
-                let span = raw.zone[i].get_ref().name.as_ref().map_or(0..0, Spanned::span);
+                let span = raw.zone[i]
+                    .get_ref()
+                    .name
+                    .as_ref()
+                    .map_or(0..0, Spanned::span);
                 self.error(
                     span,
                     format!("{}.name", zone.origin.table),
-                    format!("zone {} is already configured in {}", crate::dns::name::display(&zone.name), first.origin),
+                    format!(
+                        "zone {} is already configured in {}",
+                        crate::dns::name::display(&zone.name),
+                        first.origin
+                    ),
                 );
             }
         }
         for (i, set) in zone_sets.iter().enumerate() {
             if let Some(first) = zone_sets[..i].iter().find(|s| s.keys == set.keys) {
-                let span = raw.zones[i].get_ref().keys.as_ref().map_or(0..0, Spanned::span);
+                let span = raw.zones[i]
+                    .get_ref()
+                    .keys
+                    .as_ref()
+                    .map_or(0..0, Spanned::span);
                 self.error(
                     span,
                     format!("{}.keys", set.origin.table),
@@ -235,7 +257,11 @@ impl Checker<'_> {
                 self.error(
                     raw.signaling_zone[i].get_ref().apex.span(),
                     format!("{}.apex", sz.origin.table),
-                    format!("signaling zone {} is already configured in {}", crate::dns::name::display(&sz.apex), first.origin),
+                    format!(
+                        "signaling zone {} is already configured in {}",
+                        crate::dns::name::display(&sz.apex),
+                        first.origin
+                    ),
                 );
             }
         }
@@ -255,11 +281,21 @@ impl Checker<'_> {
         }
     }
 
-    fn zone(&mut self, table: &Spanned<RawZone>, i: usize, base: &Path, have_sets: bool) -> Option<ZoneConfig> {
+    fn zone(
+        &mut self,
+        table: &Spanned<RawZone>,
+        i: usize,
+        base: &Path,
+        have_sets: bool,
+    ) -> Option<ZoneConfig> {
         let key = format!("zone[{i}]");
         let raw = table.get_ref();
         let Some(name_value) = &raw.name else {
-            self.error(table.span(), key, "missing `name` (the child zone, e.g. \"example.com.\")".into());
+            self.error(
+                table.span(),
+                key,
+                "missing `name` (the child zone, e.g. \"example.com.\")".into(),
+            );
             return None;
         };
         let name = self.name(name_value, &format!("{key}.name"));
@@ -280,7 +316,12 @@ impl Checker<'_> {
         })
     }
 
-    fn zone_set(&mut self, table: &Spanned<RawZone>, i: usize, base: &Path) -> Option<ZoneSetConfig> {
+    fn zone_set(
+        &mut self,
+        table: &Spanned<RawZone>,
+        i: usize,
+        base: &Path,
+    ) -> Option<ZoneSetConfig> {
         let key = format!("zones[{i}]");
         let raw = table.get_ref();
         if let Some(name) = &raw.name {
@@ -293,7 +334,11 @@ impl Checker<'_> {
             );
         }
         let Some(keys) = &raw.keys else {
-            self.error(table.span(), format!("{key}.keys"), "missing: a [[zones]] set needs `keys`, the shared BIND key directory".into());
+            self.error(
+                table.span(),
+                format!("{key}.keys"),
+                "missing: a [[zones]] set needs `keys`, the shared BIND key directory".into(),
+            );
             return None;
         };
         let keys = self.path(keys, base);
@@ -305,12 +350,20 @@ impl Checker<'_> {
         })
     }
 
-    fn signaling_zone(&mut self, table: &Spanned<RawSignalingZone>, i: usize, base: &Path) -> Option<SignalingZoneConfig> {
+    fn signaling_zone(
+        &mut self,
+        table: &Spanned<RawSignalingZone>,
+        i: usize,
+        base: &Path,
+    ) -> Option<SignalingZoneConfig> {
         let key = format!("signaling_zone[{i}]");
         let raw = table.get_ref();
         let apex = self.name(&raw.apex, &format!("{key}.apex"));
         if let Some(apex) = &apex {
-            let first = apex.iter().next().map(|l| l.eq_ignore_ascii_case(b"_signal"));
+            let first = apex
+                .iter()
+                .next()
+                .map(|l| l.eq_ignore_ascii_case(b"_signal"));
             if first != Some(true) || apex.num_labels() < 2 {
                 self.error(
                     raw.apex.span(),
@@ -321,7 +374,11 @@ impl Checker<'_> {
         }
         let nameservers = self.names(&raw.nameservers, &format!("{key}.nameservers"));
         if raw.nameservers.is_empty() {
-            self.error(table.span(), format!("{key}.nameservers"), "empty: the signaling zone needs its own NS RRset".into());
+            self.error(
+                table.span(),
+                format!("{key}.nameservers"),
+                "empty: the signaling zone needs its own NS RRset".into(),
+            );
         }
         let partial = RawZone {
             name: None,
@@ -362,18 +419,31 @@ impl Checker<'_> {
         let digests = raw.digests.as_ref().map(|list| {
             let mut out = Vec::new();
             if list.is_empty() {
-                self.error(0..0, format!("{key}.digests"), "empty: list at least one of \"sha256\", \"sha384\"".into());
+                self.error(
+                    0..0,
+                    format!("{key}.digests"),
+                    "empty: list at least one of \"sha256\", \"sha384\"".into(),
+                );
             }
             for (i, d) in list.iter().enumerate() {
                 let digest = match d.get_ref().to_ascii_lowercase().as_str() {
                     "sha256" | "sha-256" => Some(DigestType::Sha256),
                     "sha384" | "sha-384" => Some(DigestType::Sha384),
                     "sha1" | "sha-1" => {
-                        self.error(d.span(), format!("{key}.digests[{i}]"), "SHA-1 DS digests must not be generated (RFC 9905): use \"sha256\"".into());
+                        self.error(
+                            d.span(),
+                            format!("{key}.digests[{i}]"),
+                            "SHA-1 DS digests must not be generated (RFC 9905): use \"sha256\""
+                                .into(),
+                        );
                         None
                     }
                     other => {
-                        self.error(d.span(), format!("{key}.digests[{i}]"), format!("unknown digest {other:?}: use \"sha256\" or \"sha384\""));
+                        self.error(
+                            d.span(),
+                            format!("{key}.digests[{i}]"),
+                            format!("unknown digest {other:?}: use \"sha256\" or \"sha384\""),
+                        );
                         None
                     }
                 };
@@ -390,7 +460,11 @@ impl Checker<'_> {
             match u32::try_from(secs) {
                 Ok(secs) if secs <= i32::MAX as u32 => Some(secs),
                 _ => {
-                    self.error(ttl.span(), format!("{key}.signal_ttl"), "TTL above 2^31-1 seconds (RFC 2181 §8)".into());
+                    self.error(
+                        ttl.span(),
+                        format!("{key}.signal_ttl"),
+                        "TTL above 2^31-1 seconds (RFC 2181 §8)".into(),
+                    );
                     None
                 }
             }
@@ -438,7 +512,11 @@ impl Checker<'_> {
         let dnskey = match Dnskey::from_text(value.get_ref()) {
             Ok(k) => k,
             Err(e) => {
-                self.error(value.span(), key.to_string(), format!("{e} (expected DNSKEY RDATA like \"257 3 13 <base64>\")"));
+                self.error(
+                    value.span(),
+                    key.to_string(),
+                    format!("{e} (expected DNSKEY RDATA like \"257 3 13 <base64>\")"),
+                );
                 return None;
             }
         };

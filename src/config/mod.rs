@@ -116,14 +116,20 @@ impl PartialSettings {
     /// These settings with every unset field taken from `base`.
     pub fn over(&self, base: &PartialSettings) -> PartialSettings {
         PartialSettings {
-            nameservers: self.nameservers.clone().or_else(|| base.nameservers.clone()),
+            nameservers: self
+                .nameservers
+                .clone()
+                .or_else(|| base.nameservers.clone()),
             cds: self.cds.or(base.cds),
             digests: self.digests.clone().or_else(|| base.digests.clone()),
             cdnskey: self.cdnskey.or(base.cdnskey),
             signal_ttl: self.signal_ttl.or(base.signal_ttl),
             csync: self.csync.or(base.csync),
             csync_flags: self.csync_flags.or(base.csync_flags),
-            foreign_keys: self.foreign_keys.clone().or_else(|| base.foreign_keys.clone()),
+            foreign_keys: self
+                .foreign_keys
+                .clone()
+                .or_else(|| base.foreign_keys.clone()),
         }
     }
 

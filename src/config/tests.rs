@@ -47,7 +47,10 @@ fn parses_the_contract_example() {
     assert_eq!(config.zones.len(), 1);
     let zone = &config.zones[0];
     assert_eq!(display(&zone.name), "example.com.");
-    assert_eq!(zone.keys.as_deref(), Some(Path::new("/etc/signalbox/keys/example.com")));
+    assert_eq!(
+        zone.keys.as_deref(),
+        Some(Path::new("/etc/signalbox/keys/example.com"))
+    );
     assert_eq!(zone.origin.line, 3);
     let settings = zone.settings.resolve();
     assert_eq!(settings.cds, CdsMode::Auto);
@@ -80,7 +83,10 @@ fn zone_overrides_set_field_by_field() {
         "version = 1\n[[zones]]\nkeys = \"k\"\ncds = \"always\"\ndigests = [\"sha384\"]\nnameservers = [\"ns1.example.\"]\n\
          [[zone]]\nname = \"special.example.\"\ncds = \"rollover\"\n",
     );
-    let merged = config.zones[0].settings.over(&config.zone_sets[0].settings).resolve();
+    let merged = config.zones[0]
+        .settings
+        .over(&config.zone_sets[0].settings)
+        .resolve();
     assert_eq!(merged.cds, CdsMode::Rollover);
     assert_eq!(merged.digests, vec![DigestType::Sha384]);
     assert_eq!(merged.nameservers.len(), 1);
@@ -95,36 +101,51 @@ fn one_error(text: &str) -> ConfigError {
 
 #[test]
 fn unknown_key_names_line_and_path() {
-    let e = one_error("version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\ncdss = \"auto\"\n");
+    let e =
+        one_error("version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\ncdss = \"auto\"\n");
     assert_eq!(e.line, 5, "{e}");
     assert!(e.key.starts_with("zone[0]"), "{e}");
     assert!(e.message.contains("cdss"), "{e}");
-    assert!(e.to_string().starts_with("/etc/signalbox/test.toml:5:"), "{e}");
+    assert!(
+        e.to_string().starts_with("/etc/signalbox/test.toml:5:"),
+        "{e}"
+    );
 }
 
 #[test]
 fn bad_mode_names_line_and_path() {
-    let e = one_error("version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\ncds = \"sometimes\"\n");
+    let e = one_error(
+        "version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\ncds = \"sometimes\"\n",
+    );
     assert_eq!((e.line, e.key.as_str()), (5, "zone[0].cds"), "{e}");
     assert!(e.message.contains("sometimes"), "{e}");
 }
 
 #[test]
 fn bad_duration() {
-    let e = one_error("version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\nsignal_ttl = 3600\n");
+    let e = one_error(
+        "version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\nsignal_ttl = 3600\n",
+    );
     assert_eq!((e.line, e.key.as_str()), (5, "zone[0].signal_ttl"), "{e}");
     assert!(e.message.contains("\"3600s\""), "{e}");
-    let e = one_error("version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\nsignal_ttl = \"1y\"\n");
+    let e = one_error(
+        "version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\nsignal_ttl = \"1y\"\n",
+    );
     assert_eq!(e.line, 5, "{e}");
 }
 
 #[test]
 fn delete_needs_confirmation() {
-    let e = one_error("version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\ncds = \"delete\"\n");
+    let e =
+        one_error("version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\ncds = \"delete\"\n");
     assert_eq!((e.line, e.key.as_str()), (5, "zone[0].cds"), "{e}");
     assert!(e.message.contains("confirm_delete = true"), "{e}");
-    parse_ok("version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\ncds = \"delete\"\nconfirm_delete = true\n");
-    let e = one_error("version = 1\n[[zones]]\nkeys = \"k\"\ncds = \"delete\"\nconfirm_delete = false\n");
+    parse_ok(
+        "version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\ncds = \"delete\"\nconfirm_delete = true\n",
+    );
+    let e = one_error(
+        "version = 1\n[[zones]]\nkeys = \"k\"\ncds = \"delete\"\nconfirm_delete = false\n",
+    );
     assert_eq!(e.key, "zones[0].cds");
 }
 
@@ -167,13 +188,21 @@ fn many_validation_errors_at_once() {
         "{errors:#?}"
     );
     assert!(errors[1].message.contains("RFC 9905"));
-    assert!(errors[7].message.contains("already configured in zone[1] (line 8)"), "{}", errors[7]);
+    assert!(
+        errors[7]
+            .message
+            .contains("already configured in zone[1] (line 8)"),
+        "{}",
+        errors[7]
+    );
     assert_eq!(errors[6].line, 11);
 }
 
 #[test]
 fn sets_need_keys_and_no_name() {
-    let errors = parse_err("version = 1\n[[zones]]\nname = \"x.example.\"\nkeys = \"k\"\n[[zones]]\nkeys = \"./k\"\n");
+    let errors = parse_err(
+        "version = 1\n[[zones]]\nname = \"x.example.\"\nkeys = \"k\"\n[[zones]]\nkeys = \"./k\"\n",
+    );
     let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys, ["zones[0].name", "zones[1].keys"], "{errors:#?}");
     let e = one_error("version = 1\n[[zone]]\nname = \"x.example.\"\n");
@@ -182,9 +211,13 @@ fn sets_need_keys_and_no_name() {
 
 #[test]
 fn signaling_zone_apex_must_be_signal() {
-    let e = one_error("version = 1\n[[signaling_zone]]\napex = \"ns1.example.net.\"\nkeys = \"k\"\nnameservers = [\"ns1.example.net.\"]\n");
+    let e = one_error(
+        "version = 1\n[[signaling_zone]]\napex = \"ns1.example.net.\"\nkeys = \"k\"\nnameservers = [\"ns1.example.net.\"]\n",
+    );
     assert_eq!((e.key.as_str(), e.line), ("signaling_zone[0].apex", 3));
-    let e = one_error("version = 1\n[[signaling_zone]]\napex = \"_signal.ns1.example.net.\"\nkeys = \"k\"\n");
+    let e = one_error(
+        "version = 1\n[[signaling_zone]]\napex = \"_signal.ns1.example.net.\"\nkeys = \"k\"\n",
+    );
     assert!(e.message.contains("nameservers"), "{e}");
 }
 

@@ -118,10 +118,12 @@ pub fn dsboot_name(child: &Name, ns: &Name) -> Result<Name, NameError> {
 
 /// The signalling domain `_signal.<ns>` (RFC 9615 §2) that holds `ns`'s signals.
 pub fn signal_domain(ns: &Name) -> Result<Name, NameError> {
-    let mut name = ns.prepend_label("_signal").map_err(|e| NameError::Invalid {
-        text: format!("_signal.{}", display(ns)),
-        why: e.to_string(),
-    })?;
+    let mut name = ns
+        .prepend_label("_signal")
+        .map_err(|e| NameError::Invalid {
+            text: format!("_signal.{}", display(ns)),
+            why: e.to_string(),
+        })?;
     name.set_fqdn(true);
     Ok(name)
 }
@@ -151,9 +153,15 @@ mod tests {
     #[test]
     fn rfc9615_example_name_is_47_octets() {
         let name = dsboot_name(&n("example.co.uk."), &n("ns1.example.net.")).expect("fits");
-        assert_eq!(display(&name), "_dsboot.example.co.uk._signal.ns1.example.net.");
+        assert_eq!(
+            display(&name),
+            "_dsboot.example.co.uk._signal.ns1.example.net."
+        );
         assert_eq!(wire_len(&name), 47);
-        assert_eq!(wire_len(&n("example.co.uk.")) + wire_len(&n("ns1.example.net.")) + 15, 47);
+        assert_eq!(
+            wire_len(&n("example.co.uk.")) + wire_len(&n("ns1.example.net.")) + 15,
+            47
+        );
     }
 
     #[test]
@@ -176,7 +184,11 @@ mod tests {
         let mut labels = Vec::new();
         while remaining > 0 {
             let take = remaining.min(64);
-            let take = if remaining - take == 1 { take - 1 } else { take };
+            let take = if remaining - take == 1 {
+                take - 1
+            } else {
+                take
+            };
             labels.push("a".repeat(take - 1));
             remaining -= take;
         }

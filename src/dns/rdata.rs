@@ -404,10 +404,7 @@ mod tests {
             types: vec![RecordType::A, RecordType::NS, RecordType::AAAA],
         };
         assert_eq!(csync.to_string(), "66 3 A NS AAAA");
-        assert_eq!(
-            csync.to_wire(),
-            [0, 0, 0, 0x42, 0, 3, 0, 4, 0x60, 0, 0, 8]
-        );
+        assert_eq!(csync.to_wire(), [0, 0, 0, 0x42, 0, 3, 0, 4, 0x60, 0, 0, 8]);
         assert_eq!(Csync::from_wire(&csync.to_wire()).expect("valid"), csync);
     }
 
@@ -429,6 +426,9 @@ mod tests {
         let ds = Ds::from_text(text).expect("valid");
         assert_eq!(ds.to_string(), text);
         assert_eq!(Ds::from_wire(&ds.to_wire()).expect("valid"), ds);
-        assert_eq!(Ds::from_text("1 2 3 ab cd").expect("valid").digest, [0xab, 0xcd]);
+        assert_eq!(
+            Ds::from_text("1 2 3 ab cd").expect("valid").digest,
+            [0xab, 0xcd]
+        );
     }
 }

@@ -103,7 +103,10 @@ impl std::fmt::Display for Algorithm {
 /// RFC 3110 §2: exponent length (1 octet, or 0 then 2 octets), exponent, modulus.
 fn rsa_modulus_bits(public_key: &[u8]) -> Option<u32> {
     let (exp_len, rest) = match public_key.split_first()? {
-        (0, rest) if rest.len() >= 2 => (usize::from(u16::from_be_bytes([rest[0], rest[1]])), &rest[2..]),
+        (0, rest) if rest.len() >= 2 => (
+            usize::from(u16::from_be_bytes([rest[0], rest[1]])),
+            &rest[2..],
+        ),
         (0, _) => return None,
         (&len, rest) => (usize::from(len), rest),
     };
@@ -191,7 +194,11 @@ mod tests {
             "256 3 5 AQOeiiR0GOMYkDshWoSKz9XzfwJr1AYtsmx3TGkJaNXVbfi/2pHm822aJ5iI9BMzNXxeYCmZDRD99WYwYqUSdjMmmAphXdvxegXd/M5+X7OrzKBaMbCVdFLUUh6DhweJBjEVv5f2wwjM9XzcnOf+EPbtG9DMBmADjFDc2w/rljwvFw==",
         );
         assert_eq!(key_tag(&k), 60485);
-        let ds = ds(&parse_name("dskey.example.com.").expect("valid"), &k, DigestType::Sha256);
+        let ds = ds(
+            &parse_name("dskey.example.com.").expect("valid"),
+            &k,
+            DigestType::Sha256,
+        );
         assert_eq!(
             ds.to_string(),
             "60485 5 2 D4B7D520E7BB5F0F67674A0CCEB1E3E0614B93C4F9E99B8383F6A1E4469DA50A"
@@ -202,19 +209,26 @@ mod tests {
     #[test]
     fn rfc6605_p256_and_p384() {
         let owner = parse_name("example.net.").expect("valid");
-        let p256 = key("257 3 13 GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6edbkrSqQpF64cYbcB7wNcP+e+MAnLr+Wi9xMWyQLc8NAA==");
+        let p256 = key(
+            "257 3 13 GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6edbkrSqQpF64cYbcB7wNcP+e+MAnLr+Wi9xMWyQLc8NAA==",
+        );
         assert_eq!(key_tag(&p256), 55648);
         assert_eq!(
             ds(&owner, &p256, DigestType::Sha256).to_string(),
             "55648 13 2 B4C8C1FE2E7477127B27115656AD6256F424625BF5C1E2770CE6D6E37DF61D17"
         );
-        let p384 = key("257 3 14 xKYaNhWdGOfJ+nPrL8/arkwf2EY3MDJ+SErKivBVSum1w/egsXvSADtNJhyem5RCOpgQ6K8X1DRSEkrbYQ+OB+v8/uX45NBwY8rp65F6Glur8I/mlVNgF6W/qTI37m40");
+        let p384 = key(
+            "257 3 14 xKYaNhWdGOfJ+nPrL8/arkwf2EY3MDJ+SErKivBVSum1w/egsXvSADtNJhyem5RCOpgQ6K8X1DRSEkrbYQ+OB+v8/uX45NBwY8rp65F6Glur8I/mlVNgF6W/qTI37m40",
+        );
         assert_eq!(key_tag(&p384), 10771);
         assert_eq!(
             ds(&owner, &p384, DigestType::Sha384).to_string(),
             "10771 14 4 72D7B62976CE06438E9C0BF319013CF801F09ECC84B8D7E9495F27E305C6A9B0563A9B5F4D288405C3008A946DF983D6"
         );
-        assert_eq!(Algorithm::EcdsaP384Sha384.key_bits(&p384.public_key), Some(384));
+        assert_eq!(
+            Algorithm::EcdsaP384Sha384.key_bits(&p384.public_key),
+            Some(384)
+        );
     }
 
     #[test]
@@ -233,12 +247,21 @@ mod tests {
             "35217 15 2 401781B934E392DE492EC77AE2E15D70F6575A1C0BC59C5275C04EBE80C6614C"
         );
         assert_eq!(
-            ds(&parse_name("example.co.uk.").expect("valid"), &second, DigestType::Sha256).to_string(),
+            ds(
+                &parse_name("example.co.uk.").expect("valid"),
+                &second,
+                DigestType::Sha256
+            )
+            .to_string(),
             "35217 15 2 28525601C55CE99A840AD171CE8A295DED91CC18D2EBB902B542A5148A277C3D"
         );
         assert_eq!(
-            ds(&parse_name("_signal.ns1.example.net.").expect("valid"), &first, DigestType::Sha256)
-                .to_string(),
+            ds(
+                &parse_name("_signal.ns1.example.net.").expect("valid"),
+                &first,
+                DigestType::Sha256
+            )
+            .to_string(),
             "3613 15 2 06866E8C57A1DDBCC1552C8E8DB8BE69312BA4FC779DFE2FE455AC1336C2B9F9"
         );
     }
@@ -246,10 +269,17 @@ mod tests {
     #[test]
     fn bind_test_suite_key_tags() {
         assert_eq!(
-            key_tag(&key("257 3 13 yh1W7zgrqOsAZdKAh597SI7F2ye4ReiLmBNsDg+TDLJQ+3C2fXfrsQyYMvA+hmzTQdKX24zlVlD3YAVA6+VmrQ==")),
+            key_tag(&key(
+                "257 3 13 yh1W7zgrqOsAZdKAh597SI7F2ye4ReiLmBNsDg+TDLJQ+3C2fXfrsQyYMvA+hmzTQdKX24zlVlD3YAVA6+VmrQ=="
+            )),
             10491
         );
-        assert_eq!(key_tag(&key("256 3 15 ZLlkI5q8XDkP3D7Zxdbmuqh4yp90mbvdcNT0xSGLDtI=")), 63663);
+        assert_eq!(
+            key_tag(&key(
+                "256 3 15 ZLlkI5q8XDkP3D7Zxdbmuqh4yp90mbvdcNT0xSGLDtI="
+            )),
+            63663
+        );
     }
 
     #[test]

@@ -215,7 +215,11 @@ impl KeyDirectory {
                 report.directory_error = Some(message);
                 for slot in self.keys.values() {
                     if let Some(key) = &slot.good {
-                        report.zones.entry(key.zone.clone()).or_default().push(key.clone());
+                        report
+                            .zones
+                            .entry(key.zone.clone())
+                            .or_default()
+                            .push(key.clone());
                     }
                 }
                 sort_keys(&mut report);
@@ -229,7 +233,8 @@ impl KeyDirectory {
             let slot = stems.entry(file.name.stem.as_str()).or_default();
             slot[file.name.kind as usize] = Some(file);
         }
-        self.keys.retain(|stem, _| stems.contains_key(stem.as_str()));
+        self.keys
+            .retain(|stem, _| stems.contains_key(stem.as_str()));
 
         for (stem, [key_file, private_file, state_file]) in stems {
             let slot = self.keys.entry(stem.to_string()).or_default();
@@ -251,8 +256,8 @@ impl KeyDirectory {
                 continue;
             };
             let name = &key_file.name;
-            let issue = |file: &CachedFile, line: usize, message: String, severity: Severity| {
-                KeyIssue {
+            let issue =
+                |file: &CachedFile, line: usize, message: String, severity: Severity| KeyIssue {
                     zone: zone_of(&file.name),
                     tag: Some(file.name.tag),
                     file: self.path.join(&file.file_name),
@@ -260,8 +265,7 @@ impl KeyDirectory {
                     message,
                     severity,
                     effect: Effect::None,
-                }
-            };
+                };
             let mut problems = Vec::new();
             let public = match &key_file.content {
                 Content::Key(public) => Some(public.clone()),
@@ -270,7 +274,12 @@ impl KeyDirectory {
                     None
                 }
                 _ => {
-                    problems.push(issue(key_file, 0, "permission denied".to_string(), Severity::Error));
+                    problems.push(issue(
+                        key_file,
+                        0,
+                        "permission denied".to_string(),
+                        Severity::Error,
+                    ));
                     None
                 }
             };
@@ -293,7 +302,12 @@ impl KeyDirectory {
                     PrivatePart::Unreadable
                 }
                 Some((f, _)) => {
-                    problems.push(issue(f, 0, "unexpected content".to_string(), Severity::Error));
+                    problems.push(issue(
+                        f,
+                        0,
+                        "unexpected content".to_string(),
+                        Severity::Error,
+                    ));
                     PrivatePart::Unreadable
                 }
             };
@@ -305,7 +319,12 @@ impl KeyDirectory {
                     None
                 }
                 Some((f, _)) => {
-                    problems.push(issue(f, 0, "permission denied".to_string(), Severity::Error));
+                    problems.push(issue(
+                        f,
+                        0,
+                        "permission denied".to_string(),
+                        Severity::Error,
+                    ));
                     None
                 }
             };
@@ -386,7 +405,11 @@ impl KeyDirectory {
                 }
             }
             if let Some(key) = &slot.good {
-                report.zones.entry(key.zone.clone()).or_default().push(key.clone());
+                report
+                    .zones
+                    .entry(key.zone.clone())
+                    .or_default()
+                    .push(key.clone());
             }
         }
         sort_keys(&mut report);

@@ -253,7 +253,9 @@ impl fmt::Debug for PrivatePart {
         match self {
             PrivatePart::Absent => f.write_str("Absent"),
             PrivatePart::Unreadable => f.write_str("Unreadable"),
-            PrivatePart::Present(file) => write!(f, "Present(v{}.{})", file.format.0, file.format.1),
+            PrivatePart::Present(file) => {
+                write!(f, "Present(v{}.{})", file.format.0, file.format.1)
+            }
         }
     }
 }

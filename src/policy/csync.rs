@@ -29,14 +29,21 @@ pub fn csync(input: &ZoneInput<'_>, ttl: u32, decisions: &mut Vec<Decision>) -> 
         return None;
     };
     let mut types = vec![RecordType::NS];
-    let in_bailiwick = settings.nameservers.iter().any(|ns| is_at_or_below(ns, zone));
+    let in_bailiwick = settings
+        .nameservers
+        .iter()
+        .any(|ns| is_at_or_below(ns, zone));
     if in_bailiwick {
         types.extend([RecordType::A, RecordType::AAAA]);
     }
     let flags = settings.csync_flags;
     let mut why = format!(
         "CSYNC serial {serial} flags {flags}: parent copies NS{}",
-        if in_bailiwick { " and in-bailiwick A/AAAA glue" } else { " (no in-bailiwick NS, so no glue)" }
+        if in_bailiwick {
+            " and in-bailiwick A/AAAA glue"
+        } else {
+            " (no in-bailiwick NS, so no glue)"
+        }
     );
     if flags & Csync::FLAG_IMMEDIATE == 0 {
         why.push_str("; without \"immediate\" the parent waits for out-of-band approval");
@@ -45,13 +52,18 @@ pub fn csync(input: &ZoneInput<'_>, ttl: u32, decisions: &mut Vec<Decision>) -> 
     if input.keys.is_empty() {
         note(
             Verdict::Warning,
-            "CSYNC needs a signed, securely delegated zone (RFC 7477 §3) and this zone has no keys".into(),
+            "CSYNC needs a signed, securely delegated zone (RFC 7477 §3) and this zone has no keys"
+                .into(),
         );
     }
     Some(RecordSet::new(
         zone.clone(),
         RecordType::CSYNC,
         ttl,
-        vec![Rdata::Csync(Csync { serial, flags, types })],
+        vec![Rdata::Csync(Csync {
+            serial,
+            flags,
+            types,
+        })],
     ))
 }

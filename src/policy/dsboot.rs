@@ -26,7 +26,10 @@ pub fn signals(
     };
     let nameservers = &input.settings.nameservers;
     if nameservers.is_empty() {
-        note(Verdict::Note, "no nameservers configured: no _dsboot signals".into());
+        note(
+            Verdict::Note,
+            "no nameservers configured: no _dsboot signals".into(),
+        );
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -44,7 +47,10 @@ pub fn signals(
         let owner = match dsboot_name(zone, ns) {
             Ok(owner) => owner,
             Err(e) => {
-                note(Verdict::Error, format!("NS {} unusable for bootstrapping: {e}", display(ns)));
+                note(
+                    Verdict::Error,
+                    format!("NS {} unusable for bootstrapping: {e}", display(ns)),
+                );
                 continue;
             }
         };

@@ -219,7 +219,11 @@ pub fn compute(input: &ZoneInput<'_>, now: Timestamp) -> ZoneSignals {
         zone.clone(),
         RecordType::CDNSKEY,
         ttl,
-        if input.settings.cdnskey { cdnskey } else { Vec::new() },
+        if input.settings.cdnskey {
+            cdnskey
+        } else {
+            Vec::new()
+        },
     );
     if matches!(selection, select::Selection::Delete) {
         decisions.push(Decision {
@@ -229,13 +233,20 @@ pub fn compute(input: &ZoneInput<'_>, now: Timestamp) -> ZoneSignals {
             why: format!("TTL {ttl} ({ttl_source})"),
         });
     } else if !cds.is_empty() {
-        let what = if input.settings.cdnskey { "CDS and CDNSKEY" } else { "CDS (cdnskey = false)" };
+        let what = if input.settings.cdnskey {
+            "CDS and CDNSKEY"
+        } else {
+            "CDS (cdnskey = false)"
+        };
         let digests: Vec<&str> = input.settings.digests.iter().map(|d| d.name()).collect();
         decisions.push(Decision {
             zone: zone.clone(),
             key: None,
             verdict: Verdict::Note,
-            why: format!("{what}, digests {}, TTL {ttl} ({ttl_source})", digests.join(" ")),
+            why: format!(
+                "{what}, digests {}, TTL {ttl} ({ttl_source})",
+                digests.join(" ")
+            ),
         });
     }
     let csync = csync::csync(input, ttl, &mut decisions);

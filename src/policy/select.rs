@@ -56,7 +56,11 @@ pub fn select(input: &ZoneInput<'_>, now: Timestamp, decisions: &mut Vec<Decisio
             why,
         });
     };
-    let push = |decisions: &mut Vec<Decision>, key: &Key, life: &Lifecycle, verdict: Verdict, why: String| {
+    let push = |decisions: &mut Vec<Decision>,
+                key: &Key,
+                life: &Lifecycle,
+                verdict: Verdict,
+                why: String| {
         decisions.push(Decision {
             zone: zone.clone(),
             key: Some(key_ref(key, life)),
@@ -70,17 +74,27 @@ pub fn select(input: &ZoneInput<'_>, now: Timestamp, decisions: &mut Vec<Decisio
         .map(|k| (k.as_ref(), Lifecycle::of(k, now, input.parent)))
         .collect();
     if input.keys.is_empty() && !matches!(mode, CdsMode::None | CdsMode::Delete) {
-        note(decisions, Verdict::Warning, "no keys found for this zone: nothing to publish".into());
+        note(
+            decisions,
+            Verdict::Warning,
+            "no keys found for this zone: nothing to publish".into(),
+        );
     }
 
     let mut chosen: Vec<&Key> = Vec::new();
     match mode {
         CdsMode::None => {
-            note(decisions, Verdict::Note, "cds = \"none\": no CDS/CDNSKEY".into());
+            note(
+                decisions,
+                Verdict::Note,
+                "cds = \"none\": no CDS/CDNSKEY".into(),
+            );
             return Selection::Keys(Vec::new());
         }
         CdsMode::Delete => {
-            let signer = lives.iter().any(|(_, l)| l.signs_keys && l.published && l.activated && !l.retired());
+            let signer = lives
+                .iter()
+                .any(|(_, l)| l.signs_keys && l.published && l.activated && !l.retired());
             note(
                 decisions,
                 Verdict::Note,
@@ -124,7 +138,13 @@ pub fn select(input: &ZoneInput<'_>, now: Timestamp, decisions: &mut Vec<Decisio
                 candidates.sort_by_key(|(k, _)| (newest_time(k), k.tag));
                 let dropped = candidates.len() - 2;
                 for (key, life) in candidates.drain(..dropped) {
-                    push(decisions, key, life, Verdict::Out, "double-ds keeps only the two newest KSKs".into());
+                    push(
+                        decisions,
+                        key,
+                        life,
+                        Verdict::Out,
+                        "double-ds keeps only the two newest KSKs".into(),
+                    );
                 }
             }
             for (key, life) in candidates {
@@ -195,7 +215,9 @@ fn auto_rule(key: &Key, life: &Lifecycle, now: Timestamp) -> (Verdict, String) {
         let (major, minor) = key.private.format();
         return (
             Verdict::Out,
-            format!("private-key format v{major}.{minor}: BIND never publishes CDS for pre-v1.3 keys"),
+            format!(
+                "private-key format v{major}.{minor}: BIND never publishes CDS for pre-v1.3 keys"
+            ),
         );
     }
     if life.deleted {
@@ -214,9 +236,16 @@ fn auto_rule(key: &Key, life: &Lifecycle, now: Timestamp) -> (Verdict, String) {
         let sync_publish = key.timing.get(TimingEvent::SyncPublish);
         let sync_delete = key.timing.get(TimingEvent::SyncDelete);
         match (sync_publish, sync_delete) {
-            (_, Some(del)) if del < now => Err(format!("SyncDelete {} has passed", timestamp::format(del))),
-            (Some(publ), _) if publ <= now => Ok(format!("SyncPublish {} reached", timestamp::format(publ))),
-            (Some(publ), _) => Err(format!("SyncPublish {} not reached yet", timestamp::format(publ))),
+            (_, Some(del)) if del < now => {
+                Err(format!("SyncDelete {} has passed", timestamp::format(del)))
+            }
+            (Some(publ), _) if publ <= now => {
+                Ok(format!("SyncPublish {} reached", timestamp::format(publ)))
+            }
+            (Some(publ), _) => Err(format!(
+                "SyncPublish {} not reached yet",
+                timestamp::format(publ)
+            )),
             (None, _) => Err(if key.state.is_some() {
                 "no DSState and no SyncPublish".to_string()
             } else {
@@ -228,7 +257,9 @@ fn auto_rule(key: &Key, life: &Lifecycle, now: Timestamp) -> (Verdict, String) {
         Err(why) => (Verdict::Out, why),
         Ok(why) if !life.published => (
             Verdict::Out,
-            format!("{why}, but the DNSKEY is not published: left out (signalbox never signals an unpublished key)"),
+            format!(
+                "{why}, but the DNSKEY is not published: left out (signalbox never signals an unpublished key)"
+            ),
         ),
         Ok(why) if !life.signs_keys => (Verdict::In, format!("{why} (note: not a KSK)")),
         Ok(why) => (Verdict::In, why),
@@ -238,26 +269,42 @@ fn auto_rule(key: &Key, life: &Lifecycle, now: Timestamp) -> (Verdict, String) {
 /// Whether the Knot-style modes take a key, and why not.
 fn knot_rule(mode: CdsMode, life: &Lifecycle, any_ready: bool) -> (bool, String) {
     if !life.signs_keys {
-        return (false, "not a KSK/CSK: its DS never belongs at the parent".into());
+        return (
+            false,
+            "not a KSK/CSK: its DS never belongs at the parent".into(),
+        );
     }
     if life.retired() {
-        return (false, format!("{}: neither ready nor in service", life.phase()));
+        return (
+            false,
+            format!("{}: neither ready nor in service", life.phase()),
+        );
     }
     if !life.published || !life.activated {
-        return (false, format!("{}: not ready until published and active", life.phase()));
+        return (
+            false,
+            format!("{}: not ready until published and active", life.phase()),
+        );
     }
     match mode {
         CdsMode::DoubleDs => (true, String::new()),
         _ if life.ready() => (true, String::new()),
         CdsMode::Always if !any_ready => (true, String::new()),
-        CdsMode::Always => (false, "a ready successor exists: its DS replaces this one".into()),
+        CdsMode::Always => (
+            false,
+            "a ready successor exists: its DS replaces this one".into(),
+        ),
         _ => (false, "DS already at the parent".into()),
     }
 }
 
 /// The time that makes a key "newer": Activate, else Publish, else Created.
 fn newest_time(key: &Key) -> Option<Timestamp> {
-    [TimingEvent::Activate, TimingEvent::Publish, TimingEvent::Created]
-        .into_iter()
-        .find_map(|e| key.timing.get(e))
+    [
+        TimingEvent::Activate,
+        TimingEvent::Publish,
+        TimingEvent::Created,
+    ]
+    .into_iter()
+    .find_map(|e| key.timing.get(e))
 }

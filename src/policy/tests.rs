@@ -39,7 +39,10 @@ fn ksk(seed: u8) -> KeyBuilder {
 }
 
 fn zsk(seed: u8) -> KeyBuilder {
-    KeyBuilder { flags: 256, ..ksk(seed) }
+    KeyBuilder {
+        flags: 256,
+        ..ksk(seed)
+    }
 }
 
 impl KeyBuilder {
@@ -48,7 +51,8 @@ impl KeyBuilder {
         self
     }
     fn live(self, day: i64) -> Self {
-        self.at(TimingEvent::Publish, day).at(TimingEvent::Activate, day)
+        self.at(TimingEvent::Publish, day)
+            .at(TimingEvent::Activate, day)
     }
     fn ds_state(mut self, ds: KeyState) -> Self {
         let state = self.state.get_or_insert_with(|| KaspState {
@@ -69,7 +73,9 @@ impl KeyBuilder {
             flags: self.flags,
             protocol: 3,
             algorithm: 13,
-            public_key: (0..64u8).map(|i| i.wrapping_mul(7).wrapping_add(self.seed)).collect(),
+            public_key: (0..64u8)
+                .map(|i| i.wrapping_mul(7).wrapping_add(self.seed))
+                .collect(),
         };
         Arc::new(Key {
             zone: zone(),
@@ -176,12 +182,36 @@ fn timing_rollover() -> (Vec<Arc<Key>>, u16, u16) {
 fn always_through_a_rollover() {
     let (keys, k1, k2) = timing_rollover();
     let s = settings(CdsMode::Always);
-    assert_eq!(tags(&run(&s, &keys, t(-1))), Vec::<u16>::new(), "nothing before any key is live");
-    assert_eq!(tags(&run(&s, &keys, t(0))), vec![k1], "bootstrap: first KSK is ready");
-    assert_eq!(tags(&run(&s, &keys, t(10))), vec![k1], "at rest: the in-service KSK");
-    assert_eq!(tags(&run(&s, &keys, t(30))), vec![k1], "KSK2 published but not active");
-    assert_eq!(tags(&run(&s, &keys, t(31))), vec![k2], "KSK2 ready: its DS replaces KSK1's");
-    assert_eq!(tags(&run(&s, &keys, t(40))), vec![k2], "DS of KSK2 at parent, KSK1's gone");
+    assert_eq!(
+        tags(&run(&s, &keys, t(-1))),
+        Vec::<u16>::new(),
+        "nothing before any key is live"
+    );
+    assert_eq!(
+        tags(&run(&s, &keys, t(0))),
+        vec![k1],
+        "bootstrap: first KSK is ready"
+    );
+    assert_eq!(
+        tags(&run(&s, &keys, t(10))),
+        vec![k1],
+        "at rest: the in-service KSK"
+    );
+    assert_eq!(
+        tags(&run(&s, &keys, t(30))),
+        vec![k1],
+        "KSK2 published but not active"
+    );
+    assert_eq!(
+        tags(&run(&s, &keys, t(31))),
+        vec![k2],
+        "KSK2 ready: its DS replaces KSK1's"
+    );
+    assert_eq!(
+        tags(&run(&s, &keys, t(40))),
+        vec![k2],
+        "DS of KSK2 at parent, KSK1's gone"
+    );
     assert_eq!(tags(&run(&s, &keys, t(50))), vec![k2]);
     assert_eq!(tags(&run(&s, &keys, t(70))), vec![k2]);
 }
@@ -190,14 +220,21 @@ fn always_through_a_rollover() {
 fn always_lists_every_ksk_in_service() {
     // Two KSKs whose DS are both at the parent (no DSDelete recorded): the
     // set the parent should hold is both, until one is retired.
-    let k1 = ksk(1).live(0).at(TimingEvent::DsPublish, 1).at(TimingEvent::Inactive, 20).build();
+    let k1 = ksk(1)
+        .live(0)
+        .at(TimingEvent::DsPublish, 1)
+        .at(TimingEvent::Inactive, 20)
+        .build();
     let k2 = ksk(2).live(5).at(TimingEvent::DsPublish, 6).build();
     let (t1, t2) = (k1.tag, k2.tag);
     let keys = [k1, k2];
     let mut both = vec![t1, t2];
     both.sort_unstable();
     assert_eq!(tags(&run(&settings(CdsMode::Always), &keys, t(10))), both);
-    assert_eq!(tags(&run(&settings(CdsMode::Always), &keys, t(20))), vec![t2]);
+    assert_eq!(
+        tags(&run(&settings(CdsMode::Always), &keys, t(20))),
+        vec![t2]
+    );
 }
 
 #[test]
@@ -224,7 +261,11 @@ fn double_ds_keeps_both_and_at_most_two() {
     both.sort_unstable();
     assert_eq!(tags(&run(&s, &keys, t(31))), both);
     assert_eq!(tags(&run(&s, &keys, t(39))), both);
-    assert_eq!(tags(&run(&s, &keys, t(40))), vec![k2], "KSK1's DS withdrawn");
+    assert_eq!(
+        tags(&run(&s, &keys, t(40))),
+        vec![k2],
+        "KSK1's DS withdrawn"
+    );
     assert_eq!(tags(&run(&s, &keys, t(45))), vec![k2], "KSK1 inactive");
     // A third KSK: only the two newest stay.
     let k3 = ksk(4).live(35).build();
@@ -241,7 +282,10 @@ fn double_ds_keeps_both_and_at_most_two() {
 fn auto_follows_sync_timing() {
     let (keys, k1, k2) = timing_rollover();
     let s = settings(CdsMode::Auto);
-    assert!(tags(&run(&s, &keys, t(0))).is_empty(), "SyncPublish not reached");
+    assert!(
+        tags(&run(&s, &keys, t(0))).is_empty(),
+        "SyncPublish not reached"
+    );
     assert_eq!(tags(&run(&s, &keys, t(1))), vec![k1]);
     let mut both = vec![k1, k2];
     both.sort_unstable();
@@ -266,19 +310,32 @@ fn auto_follows_ds_state_snapshots() {
     assert!(snapshot(KeyState::Hidden, None).is_empty(), "DS hidden");
     assert_eq!(snapshot(KeyState::Rumoured, None), vec![k1]);
     assert_eq!(snapshot(KeyState::Omnipresent, None), vec![k1]);
-    assert_eq!(snapshot(KeyState::Omnipresent, Some(KeyState::Hidden)), vec![k1]);
+    assert_eq!(
+        snapshot(KeyState::Omnipresent, Some(KeyState::Hidden)),
+        vec![k1]
+    );
     let mut both = vec![k1, k2];
     both.sort_unstable();
-    assert_eq!(snapshot(KeyState::Unretentive, Some(KeyState::Rumoured)), vec![k2]);
-    assert_eq!(snapshot(KeyState::Omnipresent, Some(KeyState::Rumoured)), both);
-    assert_eq!(snapshot(KeyState::Hidden, Some(KeyState::Omnipresent)), vec![k2]);
+    assert_eq!(
+        snapshot(KeyState::Unretentive, Some(KeyState::Rumoured)),
+        vec![k2]
+    );
+    assert_eq!(
+        snapshot(KeyState::Omnipresent, Some(KeyState::Rumoured)),
+        both
+    );
+    assert_eq!(
+        snapshot(KeyState::Hidden, Some(KeyState::Omnipresent)),
+        vec![k2]
+    );
 }
 
 #[test]
 fn bind_rule_table() {
     // (DSState, SyncPublish day, SyncDelete day, legacy) -> in?
     let now = 10;
-    let cases: [(Option<KeyState>, Option<i64>, Option<i64>, bool, bool); 12] = [
+    type Case = (Option<KeyState>, Option<i64>, Option<i64>, bool, bool);
+    let cases: [Case; 12] = [
         (Some(KeyState::Hidden), Some(0), None, false, false),
         (Some(KeyState::Rumoured), None, None, false, true),
         (Some(KeyState::Omnipresent), None, Some(0), false, true),
@@ -311,7 +368,12 @@ fn bind_rule_table() {
             ));
         }
         let sig = run(&s, &[b.build()], t(now));
-        assert_eq!(!tags(&sig).is_empty(), expect_in, "case {i}: {:#?}", sig.decisions);
+        assert_eq!(
+            !tags(&sig).is_empty(),
+            expect_in,
+            "case {i}: {:#?}",
+            sig.decisions
+        );
     }
 }
 
@@ -324,9 +386,17 @@ fn auto_never_signals_an_unpublished_key() {
         .build();
     let sig = run(&settings(CdsMode::Auto), &[key], t(10));
     assert!(tags(&sig).is_empty());
-    assert!(sig.decisions.iter().any(|d| d.why.contains("not published")));
+    assert!(
+        sig.decisions
+            .iter()
+            .any(|d| d.why.contains("not published"))
+    );
     // Deleted keys never.
-    let gone = ksk(1).live(0).at(TimingEvent::SyncPublish, 0).at(TimingEvent::Delete, 5).build();
+    let gone = ksk(1)
+        .live(0)
+        .at(TimingEvent::SyncPublish, 0)
+        .at(TimingEvent::Delete, 5)
+        .build();
     assert!(tags(&run(&settings(CdsMode::Auto), &[gone], t(10))).is_empty());
 }
 
@@ -334,8 +404,22 @@ fn auto_never_signals_an_unpublished_key() {
 fn keys_without_timing_are_published_and_active() {
     let key = ksk(1).build();
     let tag = key.tag;
-    assert_eq!(tags(&run(&settings(CdsMode::Always), &[key.clone()], t(0))), vec![tag]);
-    assert_eq!(tags(&run(&settings(CdsMode::Rollover), &[key.clone()], t(0))), vec![tag]);
+    assert_eq!(
+        tags(&run(
+            &settings(CdsMode::Always),
+            std::slice::from_ref(&key),
+            t(0)
+        )),
+        vec![tag]
+    );
+    assert_eq!(
+        tags(&run(
+            &settings(CdsMode::Rollover),
+            std::slice::from_ref(&key),
+            t(0)
+        )),
+        vec![tag]
+    );
     // Without metadata BIND's rule has nothing to go on.
     assert!(tags(&run(&settings(CdsMode::Auto), &[key], t(0))).is_empty());
 }
@@ -351,7 +435,11 @@ fn knot_modes_ignore_zsks_and_retired_keys() {
     for mode in [CdsMode::Always, CdsMode::Rollover, CdsMode::DoubleDs] {
         let sig = run(&settings(mode), &keys, t(10));
         assert!(tags(&sig).is_empty(), "{mode}: {:#?}", sig.decisions);
-        assert!(sig.dsboot.iter().all(|d| d.cds.is_empty() && d.cdnskey.is_empty()));
+        assert!(
+            sig.dsboot
+                .iter()
+                .all(|d| d.cds.is_empty() && d.cdnskey.is_empty())
+        );
     }
 }
 
@@ -359,7 +447,10 @@ fn knot_modes_ignore_zsks_and_retired_keys() {
 fn ds_state_omnipresent_means_in_service() {
     let keys = vec![ksk(1).live(0).ds_state(KeyState::Omnipresent).build()];
     let sig = run(&settings(CdsMode::Rollover), &keys, t(10));
-    assert!(tags(&sig).is_empty(), "rollover at rest once the DS is at the parent");
+    assert!(
+        tags(&sig).is_empty(),
+        "rollover at rest once the DS is at the parent"
+    );
     let sig = run(&settings(CdsMode::Always), &keys, t(10));
     assert_eq!(tags(&sig).len(), 1);
 }
@@ -383,7 +474,17 @@ fn parent_view_overrides_metadata() {
     };
     assert!(compute(&input, t(10)).cds.is_empty());
     let other = ParentView::default();
-    assert!(!compute(&ZoneInput { parent: Some(&other), ..input }, t(10)).cds.is_empty());
+    assert!(
+        !compute(
+            &ZoneInput {
+                parent: Some(&other),
+                ..input
+            },
+            t(10)
+        )
+        .cds
+        .is_empty()
+    );
 }
 
 #[test]
@@ -434,7 +535,7 @@ fn foreign_keys_join_but_never_alone() {
     let foreign = ksk(8).build().dnskey.clone();
     let mut s = settings(CdsMode::Always);
     s.foreign_keys = vec![foreign.clone(), ours.dnskey.clone()];
-    let sig = run(&s, &[ours.clone()], t(1));
+    let sig = run(&s, std::slice::from_ref(&ours), t(1));
     let mut expect = vec![ours.tag, dnssec::key_tag(&foreign)];
     expect.sort_unstable();
     assert_eq!(tags(&sig), expect);
@@ -444,12 +545,19 @@ fn foreign_keys_join_but_never_alone() {
     s.foreign_keys = vec![foreign];
     let sig = run(&s, &[at_rest], t(1));
     assert!(sig.cds.is_empty());
-    assert!(sig.decisions.iter().any(|d| d.why.contains("not published alone")));
+    assert!(
+        sig.decisions
+            .iter()
+            .any(|d| d.why.contains("not published alone"))
+    );
 }
 
 #[test]
 fn ttl_rules() {
-    let keys = vec![ksk(1).live(0).ttl(7200).build(), zsk(2).live(0).ttl(600).build()];
+    let keys = vec![
+        ksk(1).live(0).ttl(7200).build(),
+        zsk(2).live(0).ttl(600).build(),
+    ];
     let sig = run(&settings(CdsMode::Always), &keys, t(1));
     assert_eq!(sig.cds.ttl(), 600);
     assert_eq!(sig.cdnskey.ttl(), 600);
@@ -457,14 +565,18 @@ fn ttl_rules() {
     s.signal_ttl = Some(60);
     assert_eq!(run(&s, &keys, t(1)).cds.ttl(), 60);
     let plain = vec![ksk(1).live(0).build()];
-    assert_eq!(run(&settings(CdsMode::Always), &plain, t(1)).cds.ttl(), DEFAULT_SIGNAL_TTL);
+    assert_eq!(
+        run(&settings(CdsMode::Always), &plain, t(1)).cds.ttl(),
+        DEFAULT_SIGNAL_TTL
+    );
 }
 
 #[test]
 fn dsboot_names_are_byte_identical_copies() {
     let keys = vec![ksk(1).live(0).build()];
     let mut s = settings(CdsMode::Always);
-    s.nameservers.push(parse_name("ns3.example.com.").expect("valid"));
+    s.nameservers
+        .push(parse_name("ns3.example.com.").expect("valid"));
     let sig = run(&s, &keys, t(1));
     let owners: Vec<String> = sig.dsboot.iter().map(|d| display(&d.owner)).collect();
     assert_eq!(
@@ -479,7 +591,11 @@ fn dsboot_names_are_byte_identical_copies() {
         assert_eq!(d.cdnskey.wire_rdatas(), sig.cdnskey.wire_rdatas());
         assert_eq!(d.cds.ttl(), sig.cds.ttl());
     }
-    assert!(sig.decisions.iter().any(|d| d.why.contains("ns3.example.com. is in the child zone")));
+    assert!(
+        sig.decisions
+            .iter()
+            .any(|d| d.why.contains("ns3.example.com. is in the child zone"))
+    );
 }
 
 #[test]
@@ -489,13 +605,18 @@ fn all_in_domain_ns_is_a_warning() {
     s.nameservers = vec![parse_name("ns1.example.com.").expect("valid")];
     let sig = run(&s, &keys, t(1));
     assert!(sig.dsboot.is_empty());
-    assert!(sig.decisions.iter().any(|d| d.verdict == Verdict::Warning && d.why.contains("impossible")));
+    assert!(
+        sig.decisions
+            .iter()
+            .any(|d| d.verdict == Verdict::Warning && d.why.contains("impossible"))
+    );
 }
 
 #[test]
 fn too_long_signalling_name_is_reported_not_truncated() {
     let label = "a".repeat(63);
-    let long_ns = parse_name(&format!("{label}.{label}.{label}.{}.", "b".repeat(40))).expect("valid");
+    let long_ns =
+        parse_name(&format!("{label}.{label}.{label}.{}.", "b".repeat(40))).expect("valid");
     let keys = vec![ksk(1).live(0).build()];
     let mut s = settings(CdsMode::Always);
     s.nameservers.push(long_ns);
@@ -506,7 +627,10 @@ fn too_long_signalling_name_is_reported_not_truncated() {
         .iter()
         .find(|d| d.verdict == Verdict::Error)
         .expect("an error for the long NS");
-    assert!(err.why.contains("255") && err.why.contains(&"a".repeat(63)), "{err}");
+    assert!(
+        err.why.contains("255") && err.why.contains(&"a".repeat(63)),
+        "{err}"
+    );
     assert!(sig.has_errors());
 }
 
@@ -524,17 +648,46 @@ fn csync_bitmaps() {
         soa_serial: Some(2030010101),
     };
     let sig = compute(&input, t(1));
-    let lines: Vec<String> = sig.csync.as_ref().expect("csync").records().map(|r| r.to_string()).collect();
+    let lines: Vec<String> = sig
+        .csync
+        .as_ref()
+        .expect("csync")
+        .records()
+        .map(|r| r.to_string())
+        .collect();
     assert_eq!(lines, ["example.com. 3600 IN CSYNC 2030010101 3 NS"]);
     let mut s2 = s.clone();
-    s2.nameservers.push(parse_name("ns3.example.com.").expect("valid"));
+    s2.nameservers
+        .push(parse_name("ns3.example.com.").expect("valid"));
     s2.csync_flags = 2;
-    let sig = compute(&ZoneInput { settings: &s2, ..input }, t(1));
-    let lines: Vec<String> = sig.csync.as_ref().expect("csync").records().map(|r| r.to_string()).collect();
+    let sig = compute(
+        &ZoneInput {
+            settings: &s2,
+            ..input
+        },
+        t(1),
+    );
+    let lines: Vec<String> = sig
+        .csync
+        .as_ref()
+        .expect("csync")
+        .records()
+        .map(|r| r.to_string())
+        .collect();
     assert_eq!(lines, ["example.com. 3600 IN CSYNC 2030010101 2 A NS AAAA"]);
-    assert!(sig.decisions.iter().any(|d| d.why.contains("out-of-band approval")));
+    assert!(
+        sig.decisions
+            .iter()
+            .any(|d| d.why.contains("out-of-band approval"))
+    );
     // No serial: left out with a note.
-    let sig = compute(&ZoneInput { soa_serial: None, ..input }, t(1));
+    let sig = compute(
+        &ZoneInput {
+            soa_serial: None,
+            ..input
+        },
+        t(1),
+    );
     assert!(sig.csync.is_none());
     assert!(sig.decisions.iter().any(|d| d.why.contains("--soa-serial")));
 }
@@ -544,7 +697,13 @@ fn decision_lines_name_zone_key_and_verdict() {
     let keys = vec![ksk(1).live(0).ds_state(KeyState::Rumoured).build()];
     let sig = run(&settings(CdsMode::Auto), &keys, t(1));
     let line = sig.decisions[0].to_string();
-    assert!(line.starts_with(&format!("example.com. key {} alg 13 (ECDSAP256SHA256) KSK (", keys[0].tag)), "{line}");
+    assert!(
+        line.starts_with(&format!(
+            "example.com. key {} alg 13 (ECDSAP256SHA256) KSK (",
+            keys[0].tag
+        )),
+        "{line}"
+    );
     assert!(line.contains("DSState rumoured"), "{line}");
     assert!(line.contains(": in: "), "{line}");
 }

@@ -23,7 +23,9 @@ pub fn dnskey(flags: u16, algorithm: u8, seed: u8) -> Dnskey {
         flags,
         protocol: 3,
         algorithm,
-        public_key: (0..len as u8).map(|i| i.wrapping_mul(31).wrapping_add(seed)).collect(),
+        public_key: (0..len as u8)
+            .map(|i| i.wrapping_mul(31).wrapping_add(seed))
+            .collect(),
     }
 }
 
@@ -70,7 +72,10 @@ pub fn write_private(dir: &Path, zone: &str, key: &Dnskey, tags: &[(&str, &str)]
 
 /// Writes a `.state` file with the given lines after the comment line.
 pub fn write_state(dir: &Path, zone: &str, key: &Dnskey, lines: &[&str]) -> PathBuf {
-    let mut text = format!("; This is the state of key {}, for {zone}\n", dnssec::key_tag(key));
+    let mut text = format!(
+        "; This is the state of key {}, for {zone}\n",
+        dnssec::key_tag(key)
+    );
     for line in lines {
         text.push_str(line);
         text.push('\n');

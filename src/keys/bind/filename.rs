@@ -76,12 +76,18 @@ mod tests {
     fn parses_bind_names() {
         let name = parse("Kexample.net.+013+55648.key").expect("key file");
         assert_eq!(name.zone_text, "example.net.");
-        assert_eq!((name.algorithm, name.tag, name.kind), (13, 55648, FileKind::Key));
+        assert_eq!(
+            (name.algorithm, name.tag, name.kind),
+            (13, 55648, FileKind::Key)
+        );
         assert_eq!(name.stem, "kexample.net.+013+55648");
         let root = parse("K.+008+20326.private").expect("root key");
         assert_eq!(root.zone_text, ".");
         assert_eq!(root.kind, FileKind::Private);
-        assert_eq!(parse("Kexample.net.+013+01234.state").map(|n| n.tag), Some(1234));
+        assert_eq!(
+            parse("Kexample.net.+013+01234.state").map(|n| n.tag),
+            Some(1234)
+        );
     }
 
     #[test]

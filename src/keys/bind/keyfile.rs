@@ -67,7 +67,9 @@ pub fn parse(text: &str) -> Result<PublicKeyFile, ParseError> {
         if let Some((first, _)) = record {
             return Err(ParseError::new(
                 line_no,
-                format!("a second record (the first is on line {first}); a .key file holds one DNSKEY"),
+                format!(
+                    "a second record (the first is on line {first}); a .key file holds one DNSKEY"
+                ),
             ));
         }
         record = Some((line_no, raw));
@@ -125,7 +127,10 @@ fn parse_record(line: &str) -> Result<(Name, Option<u32>, Dnskey), String> {
         return Err(format!("protocol {} (must be 3)", dnskey.protocol));
     }
     if !dnskey.is_zone_key() {
-        return Err(format!("flags {} lack the Zone Key bit: not a zone key", dnskey.flags));
+        return Err(format!(
+            "flags {} lack the Zone Key bit: not a zone key",
+            dnskey.flags
+        ));
     }
     Ok((owner, ttl, dnskey))
 }
@@ -161,10 +166,14 @@ example.net. 3600 IN DNSKEY 257 3 13 GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6ed
 
     #[test]
     fn ttl_and_class_are_optional() {
-        let file = parse("example.net. IN DNSKEY 256 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=").expect("valid");
+        let file =
+            parse("example.net. IN DNSKEY 256 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=")
+                .expect("valid");
         assert_eq!(file.ttl, None);
         assert!(!file.has_metadata);
-        let file = parse("example.net. 600 DNSKEY 256 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=").expect("valid");
+        let file =
+            parse("example.net. 600 DNSKEY 256 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=")
+                .expect("valid");
         assert_eq!(file.ttl, Some(600));
     }
 

@@ -106,7 +106,9 @@ pub fn assemble(
         }
         if let (Some(length), Some(bits)) = (state.length, algorithm.key_bits(&dnskey.public_key)) {
             if length != bits {
-                return flux(format!(".state has Length {length}, the DNSKEY is {bits} bits"));
+                return flux(format!(
+                    ".state has Length {length}, the DNSKEY is {bits} bits"
+                ));
             }
         }
         if state.state.ksk.is_some_and(|ksk| ksk != dnskey.is_sep()) {
@@ -146,7 +148,10 @@ pub fn assemble(
 
     // Merge: the `.state` file is authoritative, then `.private`, then `.key`.
     let mut timing = public.timing.clone();
-    for source in [private_timing, state.map(|s| &s.timing)].into_iter().flatten() {
+    for source in [private_timing, state.map(|s| &s.timing)]
+        .into_iter()
+        .flatten()
+    {
         for (event, when) in source.iter() {
             timing.set(event, Some(when));
         }

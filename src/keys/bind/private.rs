@@ -121,7 +121,10 @@ pub fn parse(text: &str) -> Result<PrivateKeyFile, ParseError> {
             continue;
         }
         let Some((tag, value)) = line.split_once(':') else {
-            return Err(ParseError::new(line_no, format!("expected `Tag: value`, found {line:?}")));
+            return Err(ParseError::new(
+                line_no,
+                format!("expected `Tag: value`, found {line:?}"),
+            ));
         };
         let (tag, value) = (tag.trim(), value.trim());
         if format.is_none() {
@@ -159,13 +162,14 @@ pub fn parse(text: &str) -> Result<PrivateKeyFile, ParseError> {
         }
     }
     let format = format.ok_or_else(|| ParseError::new(0, "empty .private file".to_string()))?;
-    let (alg_line, algorithm) =
-        algorithm.ok_or_else(|| ParseError::new(0, "no Algorithm: line (truncated file?)".to_string()))?;
+    let (alg_line, algorithm) = algorithm
+        .ok_or_else(|| ParseError::new(0, "no Algorithm: line (truncated file?)".to_string()))?;
     let mut timing = Timing::default();
     if format >= (1, 3) {
         for (line_no, event, value) in timing_lines {
-            let when = timestamp::parse_value(value)
-                .map_err(|why| ParseError::new(line_no, format!("{}: {why}", event.key_file_tag())))?;
+            let when = timestamp::parse_value(value).map_err(|why| {
+                ParseError::new(line_no, format!("{}: {why}", event.key_file_tag()))
+            })?;
             timing.set(event, Some(when));
         }
     }
@@ -267,7 +271,10 @@ SomeFutureTag: whatever
         assert_eq!(file.algorithm, 13);
         assert_eq!(file.material.field("PrivateKey").map(<[u8]>::len), Some(32));
         assert!(file.timing.get(TimingEvent::SyncPublish).is_some());
-        assert!(!format!("{file:?}").contains("GU6S"), "debug output leaks the key");
+        assert!(
+            !format!("{file:?}").contains("GU6S"),
+            "debug output leaks the key"
+        );
     }
 
     #[test]
@@ -301,6 +308,9 @@ SomeFutureTag: whatever
         let hsm = "Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\nEngine: pkcs11\nLabel: pkcs11:object=x\n";
         assert_eq!(parse(hsm).expect("valid").material, PrivateMaterial::Hsm);
         let ext = "Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\nExternal:\n";
-        assert_eq!(parse(ext).expect("valid").material, PrivateMaterial::External);
+        assert_eq!(
+            parse(ext).expect("valid").material,
+            PrivateMaterial::External
+        );
     }
 }

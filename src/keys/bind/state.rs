@@ -69,7 +69,10 @@ pub fn parse(text: &str) -> Result<StateFile, ParseError> {
             continue;
         }
         let Some((tag, value)) = line.split_once(':') else {
-            return Err(ParseError::new(line_no, format!("expected `Tag: value`, found {line:?}")));
+            return Err(ParseError::new(
+                line_no,
+                format!("expected `Tag: value`, found {line:?}"),
+            ));
         };
         let (tag, value) = (tag.trim(), value.trim());
         let err = |why: String| ParseError::new(line_no, format!("{tag}: {why}"));
@@ -156,9 +159,10 @@ FutureTag: 42
 
     #[test]
     fn parses_reader_spelling() {
-        let text = STATE
-            .replace("PublishCDS:", "SyncPublish:")
-            .replace("Lifetime: 0", "DSRemCount: 0\nZRRSIGPublish: 20250101000000");
+        let text = STATE.replace("PublishCDS:", "SyncPublish:").replace(
+            "Lifetime: 0",
+            "DSRemCount: 0\nZRRSIGPublish: 20250101000000",
+        );
         let file = parse(&text).expect("valid");
         assert!(file.timing.get(TimingEvent::SyncPublish).is_some());
     }

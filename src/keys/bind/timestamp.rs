@@ -71,7 +71,14 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "2025", "2025010100000x", "20251301000000", "20250230000000", "yesterday"] {
+        for bad in [
+            "",
+            "2025",
+            "2025010100000x",
+            "20251301000000",
+            "20250230000000",
+            "yesterday",
+        ] {
             assert!(parse(bad).is_err(), "{bad} accepted");
         }
     }
