@@ -96,13 +96,11 @@ pub fn run(config: &Path, zone: Option<&str>, at: Option<&str>, soa_serial: Opti
             },
             now,
         );
+        signals.trace();
         for decision in &signals.decisions {
             println!("; {decision}");
-            if matches!(decision.verdict, Verdict::Error) {
-                eprintln!("error: {decision}");
+            if decision.verdict == Verdict::Error {
                 code = code.max(EXIT_WARNINGS);
-            } else if decision.verdict == Verdict::Warning {
-                eprintln!("warning: {decision}");
             }
         }
         for set in [&signals.cds, &signals.cdnskey]

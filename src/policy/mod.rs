@@ -177,6 +177,23 @@ impl ZoneSignals {
     }
 }
 
+impl ZoneSignals {
+    /// Emits one `tracing` event per decision, with the zone and key tag as
+    /// fields (the daemon's log; the CLI prints the same as `;` lines).
+    pub fn trace(&self) {
+        for d in &self.decisions {
+            let zone = display(&d.zone);
+            let tag = d.key.as_ref().map(|k| k.tag);
+            let role = d.key.as_ref().and_then(|k| k.role).map(|r| r.to_string());
+            match d.verdict {
+                Verdict::Error => tracing::error!(zone, key_tag = tag, role, verdict = %d.verdict, "{}", d.why),
+                Verdict::Warning => tracing::warn!(zone, key_tag = tag, role, verdict = %d.verdict, "{}", d.why),
+                _ => tracing::debug!(zone, key_tag = tag, role, verdict = %d.verdict, "{}", d.why),
+            }
+        }
+    }
+}
+
 /// The zone's signal TTL: `signal_ttl`, else the smallest TTL on its DNSKEY
 /// lines, else 3600 (BIND uses the DNSKEY TTL).
 pub fn signal_ttl(settings: &ChildSettings, keys: &[Arc<Key>]) -> (u32, &'static str) {
