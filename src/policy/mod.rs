@@ -186,8 +186,12 @@ impl ZoneSignals {
             let tag = d.key.as_ref().map(|k| k.tag);
             let role = d.key.as_ref().and_then(|k| k.role).map(|r| r.to_string());
             match d.verdict {
-                Verdict::Error => tracing::error!(zone, key_tag = tag, role, verdict = %d.verdict, "{}", d.why),
-                Verdict::Warning => tracing::warn!(zone, key_tag = tag, role, verdict = %d.verdict, "{}", d.why),
+                Verdict::Error => {
+                    tracing::error!(zone, key_tag = tag, role, verdict = %d.verdict, "{}", d.why)
+                }
+                Verdict::Warning => {
+                    tracing::warn!(zone, key_tag = tag, role, verdict = %d.verdict, "{}", d.why)
+                }
                 _ => tracing::debug!(zone, key_tag = tag, role, verdict = %d.verdict, "{}", d.why),
             }
         }
