@@ -178,7 +178,7 @@ pub fn parse(text: &str) -> Result<PrivateKeyFile, ParseError> {
     } else if external {
         PrivateMaterial::External
     } else {
-        check_fields(algorithm, &fields).map_err(|why| ParseError::new(alg_line, why))?;
+        check_fields(algorithm, &mut fields).map_err(|why| ParseError::new(alg_line, why))?;
         PrivateMaterial::Fields(fields)
     };
     Ok(PrivateKeyFile {
@@ -210,41 +210,56 @@ fn parse_format(value: &str) -> Result<(u8, u8), String> {
     Ok((major, minor))
 }
 
-/// Checks that the fields an algorithm needs are present with sane sizes:
-/// a truncated file must not pass as a key.
-fn check_fields(algorithm: u8, fields: &[(String, Vec<u8>)]) -> Result<(), String> {
+/// Checks that the fields an algorithm needs are present with sane sizes (a
+/// truncated file must not pass as a key), and left-pads ECDSA scalars: BIND
+/// writes them as big numbers, so a scalar with leading zero octets is shorter
+/// (one key in 256 has a 31-octet P-256 `PrivateKey:`).
+fn check_fields(algorithm: u8, fields: &mut [(String, Vec<u8>)]) -> Result<(), String> {
     let alg = Algorithm::from_number(algorithm)
         .ok_or_else(|| format!("unsupported algorithm {algorithm}"))?;
-    let get = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-    let expect_len = |len: usize| -> Result<(), String> {
-        match get("PrivateKey") {
-            None => Err(format!("no PrivateKey: field for {alg} (truncated file?)")),
-            Some(v) if v.len() != len => Err(format!(
-                "PrivateKey: {} octets, {alg} needs {len} (truncated file?)",
-                v.len()
-            )),
-            Some(_) => Ok(()),
-        }
-    };
-    match alg {
-        Algorithm::EcdsaP256Sha256 | Algorithm::Ed25519 => expect_len(32),
-        Algorithm::EcdsaP384Sha384 => expect_len(48),
-        Algorithm::Ed448 => expect_len(57),
+    let private_key = fields
+        .iter_mut()
+        .find(|(n, _)| n == "PrivateKey")
+        .map(|(_, v)| v);
+    let (len, big_number) = match alg {
+        Algorithm::EcdsaP256Sha256 => (32, true),
+        Algorithm::EcdsaP384Sha384 => (48, true),
+        Algorithm::Ed25519 => (32, false),
+        Algorithm::Ed448 => (57, false),
         _ => {
             let missing: Vec<&str> = RSA_FIELDS
                 .iter()
                 .copied()
-                .filter(|f| get(f).is_none_or(|v| v.is_empty()))
+                .filter(|f| {
+                    fields
+                        .iter()
+                        .find(|(n, _)| n == f)
+                        .is_none_or(|(_, v)| v.is_empty())
+                })
                 .collect();
-            if missing.is_empty() {
+            return if missing.is_empty() {
                 Ok(())
             } else {
                 Err(format!(
                     "RSA fields missing: {} (truncated file?)",
                     missing.join(", ")
                 ))
-            }
+            };
         }
+    };
+    match private_key {
+        None => Err(format!("no PrivateKey: field for {alg} (truncated file?)")),
+        Some(v) if v.len() == len => Ok(()),
+        Some(v) if big_number && !v.is_empty() && v.len() < len => {
+            let mut padded = vec![0u8; len - v.len()];
+            padded.extend_from_slice(v);
+            *v = padded;
+            Ok(())
+        }
+        Some(v) => Err(format!(
+            "PrivateKey: {} octets, {alg} needs {len} (truncated file?)",
+            v.len()
+        )),
     }
 }
 
@@ -301,6 +316,22 @@ SomeFutureTag: whatever
         assert_eq!(err.line, 5);
         assert!(parse("Algorithm: 13\n").is_err());
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn short_ecdsa_scalars_are_padded() {
+        // 31 octets: BIND drops the scalar's leading zero octet.
+        let short = P256.replace(
+            "GU6SnQ/Ou+xC5RumuIUIuJZteXT2z0O/ok1s38Et6mQ=",
+            &BASE64.encode(&[7u8; 31]),
+        );
+        let file = parse(&short).expect("valid");
+        let key = file.material.field("PrivateKey").expect("key");
+        assert_eq!(key.len(), 32);
+        assert_eq!((key[0], key[1]), (0, 7));
+        // Ed25519 seeds are fixed-size: a short one is truncated.
+        let ed = short.replace("Algorithm: 13 (ECDSAP256SHA256)", "Algorithm: 15 (ED25519)");
+        assert!(parse(&ed).is_err());
     }
 
     #[test]
