@@ -22,6 +22,7 @@ use crate::{
         Key,
         dir::{KeyDirectory, KeyIssue, ScanReport},
     },
+    policy::{ParentView, ZoneInput},
 };
 
 /// One child zone as the policy will see it.
@@ -47,6 +48,21 @@ impl ChildZone {
     /// True when nothing new may be published for the zone.
     pub fn is_held(&self) -> bool {
         !self.held.is_empty()
+    }
+
+    /// The policy's input for this zone.
+    pub fn input<'a>(
+        &'a self,
+        parent: Option<&'a ParentView>,
+        soa_serial: Option<u32>,
+    ) -> ZoneInput<'a> {
+        ZoneInput {
+            zone: &self.name,
+            settings: &self.settings,
+            keys: &self.keys,
+            parent,
+            soa_serial,
+        }
     }
 }
 

@@ -245,3 +245,28 @@ fn keys_lists_a_directory() {
     let (code, _, _) = output(signalbox().args(["keys", "/nonexistent"]));
     assert_eq!(code, 2);
 }
+
+#[test]
+fn other_zones_keys_are_ignored_and_an_empty_directory_warns() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("keys");
+    fs::create_dir(&dir).expect("mkdir");
+    write_key(&dir, "mine.test.", &dnskey(257, 13, 1), &[]);
+    write_key(&dir, "other.test.", &dnskey(257, 13, 2), &[]);
+    fs::create_dir(tmp.path().join("empty")).expect("mkdir");
+    let config = tmp.path().join("c.toml");
+    fs::write(
+        &config,
+        "version = 1\n[[zone]]\nname = \"mine.test.\"\nkeys = \"keys\"\ncds = \"always\"\n\
+         [[zone]]\nname = \"bare.test.\"\nkeys = \"empty\"\ncds = \"always\"\n",
+    )
+    .expect("write");
+    let (code, stdout, stderr) = output(signalbox().args(["signals", "-c"]).arg(&config));
+    assert_eq!(code, 0, "{stderr}");
+    let recs = records(&stdout);
+    assert_eq!(recs.len(), 2, "{stdout}");
+    assert!(recs.iter().all(|r| r.starts_with("mine.test. ")), "{stdout}");
+    assert!(!stdout.contains("other.test"), "{stdout}");
+    assert!(stdout.contains("; bare.test.: warning: no keys found"), "{stdout}");
+    assert!(stderr.contains("no keys found"), "{stderr}");
+}

@@ -6,7 +6,7 @@ use signalbox::{
     config::CdsMode,
     dns::name::display,
     keys::dir::Severity,
-    policy::{self, Verdict, ZoneInput},
+    policy::{self, Verdict},
 };
 
 use super::{EXIT_CONFIG, EXIT_OK, load};
@@ -36,16 +36,7 @@ pub fn run(path: &Path) -> u8 {
     }
     let now = jiff::Timestamp::now();
     for child in &loaded.children {
-        let signals = policy::compute(
-            &ZoneInput {
-                zone: &child.name,
-                settings: &child.settings,
-                keys: &child.keys,
-                parent: None,
-                soa_serial: None,
-            },
-            now,
-        );
+        let signals = policy::compute(&child.input(None, None), now);
         for d in signals
             .decisions
             .iter()

@@ -6,7 +6,7 @@ use std::path::Path;
 use signalbox::{
     dns::{Name, name::display, parse_name},
     keys::dir::{Effect, Severity},
-    policy::{self, Verdict, ZoneInput},
+    policy::{self, Verdict},
 };
 
 use super::{EXIT_CONFIG, EXIT_OK, EXIT_WARNINGS, load, time_arg};
@@ -86,16 +86,7 @@ pub fn run(config: &Path, zone: Option<&str>, at: Option<&str>, soa_serial: Opti
             );
             code = code.max(EXIT_WARNINGS);
         }
-        let signals = policy::compute(
-            &ZoneInput {
-                zone: &child.name,
-                settings: &child.settings,
-                keys: &child.keys,
-                parent: None,
-                soa_serial,
-            },
-            now,
-        );
+        let signals = policy::compute(&child.input(None, soa_serial), now);
         signals.trace();
         for decision in &signals.decisions {
             println!("; {decision}");

@@ -113,6 +113,13 @@ impl ScanReport {
             .any(|i| i.severity == Severity::InFlux && i.effect == Effect::Held)
     }
 
+    fn add_key(&mut self, key: &Arc<Key>) {
+        self.zones
+            .entry(key.zone.clone())
+            .or_default()
+            .push(key.clone());
+    }
+
     /// The problems that concern `zone` (or the directory as a whole).
     pub fn issues_for<'a>(&'a self, zone: &'a Name) -> impl Iterator<Item = &'a KeyIssue> + 'a {
         self.issues
@@ -213,14 +220,8 @@ impl KeyDirectory {
                     effect: Effect::UsingLastGood,
                 });
                 report.directory_error = Some(message);
-                for slot in self.keys.values() {
-                    if let Some(key) = &slot.good {
-                        report
-                            .zones
-                            .entry(key.zone.clone())
-                            .or_default()
-                            .push(key.clone());
-                    }
+                for key in self.keys.values().filter_map(|slot| slot.good.as_ref()) {
+                    report.add_key(key);
                 }
                 sort_keys(&mut report);
                 return report;
@@ -405,11 +406,7 @@ impl KeyDirectory {
                 }
             }
             if let Some(key) = &slot.good {
-                report
-                    .zones
-                    .entry(key.zone.clone())
-                    .or_default()
-                    .push(key.clone());
+                report.add_key(key);
             }
         }
         sort_keys(&mut report);

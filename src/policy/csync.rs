@@ -13,14 +13,8 @@ pub fn csync(input: &ZoneInput<'_>, ttl: u32, decisions: &mut Vec<Decision>) -> 
         return None;
     }
     let zone = input.zone;
-    let mut note = |verdict: Verdict, why: String| {
-        decisions.push(Decision {
-            zone: zone.clone(),
-            key: None,
-            verdict,
-            why,
-        });
-    };
+    let mut note =
+        |verdict: Verdict, why: String| decisions.push(Decision::zone(zone, verdict, why));
     let Some(serial) = input.soa_serial else {
         note(
             Verdict::Note,

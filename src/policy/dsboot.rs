@@ -16,14 +16,8 @@ pub fn signals(
     decisions: &mut Vec<Decision>,
 ) -> Vec<Dsboot> {
     let zone = input.zone;
-    let mut note = |verdict: Verdict, why: String| {
-        decisions.push(Decision {
-            zone: zone.clone(),
-            key: None,
-            verdict,
-            why,
-        });
-    };
+    let mut note =
+        |verdict: Verdict, why: String| decisions.push(Decision::zone(zone, verdict, why));
     let nameservers = &input.settings.nameservers;
     if nameservers.is_empty() {
         note(

@@ -116,6 +116,18 @@ pub struct Decision {
     pub why: String,
 }
 
+impl Decision {
+    /// A decision about the zone as a whole.
+    pub fn zone(zone: &Name, verdict: Verdict, why: String) -> Self {
+        Decision {
+            zone: zone.clone(),
+            key: None,
+            verdict,
+            why,
+        }
+    }
+}
+
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", display(&self.zone))?;
@@ -247,12 +259,11 @@ pub fn compute(input: &ZoneInput<'_>, now: Timestamp) -> ZoneSignals {
         },
     );
     if matches!(selection, select::Selection::Delete) {
-        decisions.push(Decision {
-            zone: zone.clone(),
-            key: None,
-            verdict: Verdict::Note,
-            why: format!("TTL {ttl} ({ttl_source})"),
-        });
+        decisions.push(Decision::zone(
+            &zone,
+            Verdict::Note,
+            format!("TTL {ttl} ({ttl_source})"),
+        ));
     } else if !cds.is_empty() {
         let what = if input.settings.cdnskey {
             "CDS and CDNSKEY"

@@ -49,12 +49,7 @@ pub fn select(input: &ZoneInput<'_>, now: Timestamp, decisions: &mut Vec<Decisio
     let mode = input.settings.cds;
     let zone = input.zone;
     let note = |decisions: &mut Vec<Decision>, verdict: Verdict, why: String| {
-        decisions.push(Decision {
-            zone: zone.clone(),
-            key: None,
-            verdict,
-            why,
-        });
+        decisions.push(Decision::zone(zone, verdict, why));
     };
     let push = |decisions: &mut Vec<Decision>,
                 key: &Key,
