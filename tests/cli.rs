@@ -265,8 +265,14 @@ fn other_zones_keys_are_ignored_and_an_empty_directory_warns() {
     assert_eq!(code, 0, "{stderr}");
     let recs = records(&stdout);
     assert_eq!(recs.len(), 2, "{stdout}");
-    assert!(recs.iter().all(|r| r.starts_with("mine.test. ")), "{stdout}");
+    assert!(
+        recs.iter().all(|r| r.starts_with("mine.test. ")),
+        "{stdout}"
+    );
     assert!(!stdout.contains("other.test"), "{stdout}");
-    assert!(stdout.contains("; bare.test.: warning: no keys found"), "{stdout}");
+    assert!(
+        stdout.contains("; bare.test.: warning: no keys found"),
+        "{stdout}"
+    );
     assert!(stderr.contains("no keys found"), "{stderr}");
 }

@@ -14,7 +14,7 @@ pub mod record;
 
 pub use hickory_proto::rr::{Name, RecordType};
 pub use name::{NameError, parse_name};
-pub use rdata::{Csync, Dnskey, Ds, Rdata, RdataError};
+pub use rdata::{Csync, Dnskey, Ds, Nsec, Rdata, RdataError, Rrsig, Soa};
 pub use record::{Record, RecordSet};
 
 /// Presentation mnemonic of a record type: `CDS`, `NS`, or `TYPE66` when

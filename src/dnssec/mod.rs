@@ -4,6 +4,8 @@
 //! Signing comes with the signalling-zone server; this module only holds what
 //! the policy needs to turn keys into CDS/CDNSKEY records.
 
+pub mod signer;
+
 use hickory_proto::rr::Name;
 
 use crate::dns::{Dnskey, Ds, name::canonical_wire};

@@ -1,43 +1,17 @@
-//! RDATA of the record types signalbox publishes, kept byte-exact.
-//!
-//! - DS (RFC 4034 §5.1) and CDS (RFC 7344 §3.1): key tag, algorithm, digest
-//!   type, digest. Presentation: `35217 15 2 2852…` with the digest in hex.
-//! - DNSKEY (RFC 4034 §2.1) and CDNSKEY (RFC 7344 §3.2): flags, protocol (3),
-//!   algorithm, public key. Presentation: `257 3 15 zPnZ…` with base64.
-//! - CSYNC (RFC 7477 §2.1): SOA serial, flags, type bit map.
-//!
-//! The delete signal (RFC 8078 §4, errata 5049) is `CDS 0 0 0 00` and
-//! `CDNSKEY 0 3 0 AA==`: one zero octet of digest or key, never empty.
+//! DNSSEC RDATA: DNSKEY/CDNSKEY, DS/CDS (RFC 4034 §2, §5; RFC 7344 §3),
+//! NSEC (RFC 4034 §4) and RRSIG (RFC 4034 §3).
 
 use std::fmt;
 
 use data_encoding::{BASE64, HEXUPPER};
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{Name, RecordType};
 
-use super::{bitmap, type_mnemonic};
-
-/// Why RDATA text or wire data was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RdataError {
-    /// Presentation text could not be parsed.
-    #[error("bad {rtype} rdata {text:?}: {why}")]
-    Text {
-        /// The record type being parsed.
-        rtype: &'static str,
-        /// The offending text.
-        text: String,
-        /// What is wrong.
-        why: String,
-    },
-    /// Wire data could not be parsed.
-    #[error("bad {rtype} wire rdata: {why}")]
-    Wire {
-        /// The record type being parsed.
-        rtype: &'static str,
-        /// What is wrong.
-        why: &'static str,
-    },
-}
+use super::{RdataError, next_number};
+use crate::dns::{
+    bitmap,
+    name::{canonical_wire, display},
+    type_mnemonic,
+};
 
 /// DNSKEY/CDNSKEY RDATA (RFC 4034 §2.1).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -271,164 +245,102 @@ impl fmt::Debug for Ds {
     }
 }
 
-/// CSYNC RDATA (RFC 7477 §2.1).
+/// NSEC RDATA (RFC 4034 §4.1): next owner name and type bit map.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Csync {
-    /// SOA serial of the zone version holding the data to copy.
-    pub serial: u32,
-    /// Flags: 1 = immediate, 2 = soaminimum.
-    pub flags: u16,
-    /// Types the parent should copy (NS, A, AAAA), ascending.
+pub struct Nsec {
+    /// The next owner name in canonical order (wrapping to the apex).
+    pub next: Name,
+    /// Types present at the owner.
     pub types: Vec<RecordType>,
 }
 
-impl Csync {
-    /// "immediate" flag (RFC 7477 §2.1.1.1).
-    pub const FLAG_IMMEDIATE: u16 = 0x0001;
-    /// "soaminimum" flag (RFC 7477 §2.1.1.2).
-    pub const FLAG_SOAMINIMUM: u16 = 0x0002;
-
-    /// Wire form of the RDATA.
+impl Nsec {
+    /// Wire form.
     pub fn to_wire(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&self.serial.to_be_bytes());
-        out.extend_from_slice(&self.flags.to_be_bytes());
+        let mut out = canonical_wire(&self.next);
         out.extend(bitmap::encode(&self.types));
         out
     }
-
-    /// Parses wire RDATA.
-    pub fn from_wire(data: &[u8]) -> Result<Self, RdataError> {
-        let wire = |why| RdataError::Wire {
-            rtype: "CSYNC",
-            why,
-        };
-        if data.len() < 6 {
-            return Err(wire("shorter than 6 octets"));
-        }
-        Ok(Csync {
-            serial: u32::from_be_bytes([data[0], data[1], data[2], data[3]]),
-            flags: u16::from_be_bytes([data[4], data[5]]),
-            types: bitmap::decode(&data[6..]).map_err(wire)?,
-        })
-    }
 }
 
-impl fmt::Display for Csync {
+impl fmt::Display for Nsec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.serial, self.flags)?;
-        let mut codes: Vec<RecordType> = self.types.clone();
-        codes.sort_by_key(|t| u16::from(*t));
-        codes.dedup();
-        for rtype in codes {
-            write!(f, " {}", type_mnemonic(rtype))?;
+        write!(f, "{}", display(&self.next))?;
+        let mut types = self.types.clone();
+        types.sort_by_key(|t| u16::from(*t));
+        for t in types {
+            write!(f, " {}", type_mnemonic(t))?;
         }
         Ok(())
     }
 }
 
-/// The RDATA of one published record, tagged with its type.
+/// RRSIG RDATA (RFC 4034 §3.1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Rdata {
-    /// CDS (type 59).
-    Cds(Ds),
-    /// CDNSKEY (type 60).
-    Cdnskey(Dnskey),
-    /// CSYNC (type 62).
-    Csync(Csync),
-    /// DS (type 43).
-    Ds(Ds),
-    /// DNSKEY (type 48).
-    Dnskey(Dnskey),
+pub struct Rrsig {
+    /// The type the signature covers.
+    pub type_covered: RecordType,
+    /// Algorithm of the signing key.
+    pub algorithm: u8,
+    /// Labels of the owner (no root, no leading `*`).
+    pub labels: u8,
+    /// TTL of the covered RRset.
+    pub original_ttl: u32,
+    /// Expiration, seconds since the epoch mod 2^32.
+    pub expiration: u32,
+    /// Inception, seconds since the epoch mod 2^32.
+    pub inception: u32,
+    /// Tag of the signing key.
+    pub key_tag: u16,
+    /// The zone that signed (lower case).
+    pub signer: Name,
+    /// The signature.
+    pub signature: Vec<u8>,
 }
 
-impl Rdata {
-    /// The record type this RDATA belongs to.
-    pub fn rtype(&self) -> RecordType {
-        match self {
-            Rdata::Cds(_) => RecordType::CDS,
-            Rdata::Cdnskey(_) => RecordType::CDNSKEY,
-            Rdata::Csync(_) => RecordType::CSYNC,
-            Rdata::Ds(_) => RecordType::DS,
-            Rdata::Dnskey(_) => RecordType::DNSKEY,
-        }
+impl Rrsig {
+    /// RDATA without the signature: the first part of the signed data
+    /// (RFC 4034 §3.1.8.1).
+    pub fn header_wire(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(18 + 64);
+        out.extend_from_slice(&u16::from(self.type_covered).to_be_bytes());
+        out.push(self.algorithm);
+        out.push(self.labels);
+        out.extend_from_slice(&self.original_ttl.to_be_bytes());
+        out.extend_from_slice(&self.expiration.to_be_bytes());
+        out.extend_from_slice(&self.inception.to_be_bytes());
+        out.extend_from_slice(&self.key_tag.to_be_bytes());
+        out.extend(canonical_wire(&self.signer));
+        out
     }
 
-    /// Wire form of the RDATA.
+    /// Wire form.
     pub fn to_wire(&self) -> Vec<u8> {
-        match self {
-            Rdata::Cds(ds) | Rdata::Ds(ds) => ds.to_wire(),
-            Rdata::Cdnskey(key) | Rdata::Dnskey(key) => key.to_wire(),
-            Rdata::Csync(csync) => csync.to_wire(),
-        }
+        let mut out = self.header_wire();
+        out.extend_from_slice(&self.signature);
+        out
     }
 }
 
-impl fmt::Display for Rdata {
+impl fmt::Display for Rrsig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Rdata::Cds(ds) | Rdata::Ds(ds) => ds.fmt(f),
-            Rdata::Cdnskey(key) | Rdata::Dnskey(key) => key.fmt(f),
-            Rdata::Csync(csync) => csync.fmt(f),
-        }
-    }
-}
-
-fn next_number<'a, T: std::str::FromStr>(
-    fields: &mut impl Iterator<Item = &'a str>,
-) -> Result<T, String> {
-    let field = fields.next().ok_or_else(|| "missing".to_string())?;
-    field
-        .parse::<T>()
-        .map_err(|_| format!("{field:?} is not a number in range"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delete_records_match_rfc8078_errata() {
-        assert_eq!(Ds::delete().to_string(), "0 0 0 00");
-        assert_eq!(Ds::delete().to_wire(), [0, 0, 0, 0, 0]);
-        assert_eq!(Dnskey::delete().to_string(), "0 3 0 AA==");
-        assert_eq!(Dnskey::delete().to_wire(), [0, 0, 3, 0, 0]);
-        assert!(Ds::delete().is_delete() && Dnskey::delete().is_delete());
-    }
-
-    #[test]
-    fn csync_rfc7477_example() {
-        let csync = Csync {
-            serial: 66,
-            flags: 3,
-            types: vec![RecordType::A, RecordType::NS, RecordType::AAAA],
+        let time = |t: u32| {
+            jiff::Timestamp::from_second(i64::from(t))
+                .map(|ts| ts.strftime("%Y%m%d%H%M%S").to_string())
+                .unwrap_or_else(|_| t.to_string())
         };
-        assert_eq!(csync.to_string(), "66 3 A NS AAAA");
-        assert_eq!(csync.to_wire(), [0, 0, 0, 0x42, 0, 3, 0, 4, 0x60, 0, 0, 8]);
-        assert_eq!(Csync::from_wire(&csync.to_wire()).expect("valid"), csync);
-    }
-
-    #[test]
-    fn dnskey_text_round_trip_with_split_base64() {
-        let key = Dnskey::from_text("257 3 13 GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6edb krSqQpF64cYbcB7wNcP+e+MAnLr+Wi9xMWyQLc8NAA==")
-            .expect("valid");
-        assert_eq!(key.flags, 257);
-        assert_eq!(key.public_key.len(), 64);
-        assert_eq!(Dnskey::from_wire(&key.to_wire()).expect("valid"), key);
-        assert!(Dnskey::from_text("257 3").is_err());
-        assert!(Dnskey::from_text("257 3 13 !!!").is_err());
-        assert!(Dnskey::from_text("70000 3 13 AA==").is_err());
-    }
-
-    #[test]
-    fn ds_text_round_trip() {
-        let text = "55648 13 2 B4C8C1FE2E7477127B27115656AD6256F424625BF5C1E2770CE6D6E37DF61D17";
-        let ds = Ds::from_text(text).expect("valid");
-        assert_eq!(ds.to_string(), text);
-        assert_eq!(Ds::from_wire(&ds.to_wire()).expect("valid"), ds);
-        assert_eq!(
-            Ds::from_text("1 2 3 ab cd").expect("valid").digest,
-            [0xab, 0xcd]
-        );
+        write!(
+            f,
+            "{} {} {} {} {} {} {} {} {}",
+            type_mnemonic(self.type_covered),
+            self.algorithm,
+            self.labels,
+            self.original_ttl,
+            time(self.expiration),
+            time(self.inception),
+            self.key_tag,
+            display(&self.signer),
+            BASE64.encode(&self.signature)
+        )
     }
 }

@@ -1,0 +1,171 @@
+//! RDATA of the record types signalbox publishes, kept byte-exact.
+//!
+//! - DS (RFC 4034 §5.1) and CDS (RFC 7344 §3.1): key tag, algorithm, digest
+//!   type, digest. Presentation: `35217 15 2 2852…` with the digest in hex.
+//! - DNSKEY (RFC 4034 §2.1) and CDNSKEY (RFC 7344 §3.2): flags, protocol (3),
+//!   algorithm, public key. Presentation: `257 3 15 zPnZ…` with base64.
+//! - CSYNC (RFC 7477 §2.1): SOA serial, flags, type bit map.
+//!
+//! The delete signal (RFC 8078 §4, errata 5049) is `CDS 0 0 0 00` and
+//! `CDNSKEY 0 3 0 AA==`: one zero octet of digest or key, never empty.
+
+use std::fmt;
+
+mod dnssec;
+mod zone;
+
+use hickory_proto::rr::{Name, RecordType};
+
+pub use dnssec::{Dnskey, Ds, Nsec, Rrsig};
+pub use zone::{Csync, Soa};
+
+use super::name::{canonical_wire, display};
+
+/// Why RDATA text or wire data was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RdataError {
+    /// Presentation text could not be parsed.
+    #[error("bad {rtype} rdata {text:?}: {why}")]
+    Text {
+        /// The record type being parsed.
+        rtype: &'static str,
+        /// The offending text.
+        text: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// Wire data could not be parsed.
+    #[error("bad {rtype} wire rdata: {why}")]
+    Wire {
+        /// The record type being parsed.
+        rtype: &'static str,
+        /// What is wrong.
+        why: &'static str,
+    },
+}
+
+/// The RDATA of one published record, tagged with its type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Rdata {
+    /// CDS (type 59).
+    Cds(Ds),
+    /// CDNSKEY (type 60).
+    Cdnskey(Dnskey),
+    /// CSYNC (type 62).
+    Csync(Csync),
+    /// DS (type 43).
+    Ds(Ds),
+    /// DNSKEY (type 48).
+    Dnskey(Dnskey),
+    /// SOA (type 6).
+    Soa(Soa),
+    /// NS (type 2).
+    Ns(Name),
+    /// NSEC (type 47).
+    Nsec(Nsec),
+    /// RRSIG (type 46).
+    Rrsig(Rrsig),
+}
+
+impl Rdata {
+    /// The record type this RDATA belongs to.
+    pub fn rtype(&self) -> RecordType {
+        match self {
+            Rdata::Cds(_) => RecordType::CDS,
+            Rdata::Cdnskey(_) => RecordType::CDNSKEY,
+            Rdata::Csync(_) => RecordType::CSYNC,
+            Rdata::Ds(_) => RecordType::DS,
+            Rdata::Dnskey(_) => RecordType::DNSKEY,
+            Rdata::Soa(_) => RecordType::SOA,
+            Rdata::Ns(_) => RecordType::NS,
+            Rdata::Nsec(_) => RecordType::NSEC,
+            Rdata::Rrsig(_) => RecordType::RRSIG,
+        }
+    }
+
+    /// Wire form of the RDATA.
+    pub fn to_wire(&self) -> Vec<u8> {
+        match self {
+            Rdata::Cds(ds) | Rdata::Ds(ds) => ds.to_wire(),
+            Rdata::Cdnskey(key) | Rdata::Dnskey(key) => key.to_wire(),
+            Rdata::Csync(csync) => csync.to_wire(),
+            Rdata::Soa(soa) => soa.to_wire(),
+            Rdata::Ns(name) => canonical_wire(name),
+            Rdata::Nsec(nsec) => nsec.to_wire(),
+            Rdata::Rrsig(rrsig) => rrsig.to_wire(),
+        }
+    }
+}
+
+impl fmt::Display for Rdata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rdata::Cds(ds) | Rdata::Ds(ds) => ds.fmt(f),
+            Rdata::Cdnskey(key) | Rdata::Dnskey(key) => key.fmt(f),
+            Rdata::Csync(csync) => csync.fmt(f),
+            Rdata::Soa(soa) => soa.fmt(f),
+            Rdata::Ns(name) => f.write_str(&display(name)),
+            Rdata::Nsec(nsec) => nsec.fmt(f),
+            Rdata::Rrsig(rrsig) => rrsig.fmt(f),
+        }
+    }
+}
+
+pub(crate) fn next_number<'a, T: std::str::FromStr>(
+    fields: &mut impl Iterator<Item = &'a str>,
+) -> Result<T, String> {
+    let field = fields.next().ok_or_else(|| "missing".to_string())?;
+    field
+        .parse::<T>()
+        .map_err(|_| format!("{field:?} is not a number in range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delete_records_match_rfc8078_errata() {
+        assert_eq!(Ds::delete().to_string(), "0 0 0 00");
+        assert_eq!(Ds::delete().to_wire(), [0, 0, 0, 0, 0]);
+        assert_eq!(Dnskey::delete().to_string(), "0 3 0 AA==");
+        assert_eq!(Dnskey::delete().to_wire(), [0, 0, 3, 0, 0]);
+        assert!(Ds::delete().is_delete() && Dnskey::delete().is_delete());
+    }
+
+    #[test]
+    fn csync_rfc7477_example() {
+        let csync = Csync {
+            serial: 66,
+            flags: 3,
+            types: vec![RecordType::A, RecordType::NS, RecordType::AAAA],
+        };
+        assert_eq!(csync.to_string(), "66 3 A NS AAAA");
+        assert_eq!(csync.to_wire(), [0, 0, 0, 0x42, 0, 3, 0, 4, 0x60, 0, 0, 8]);
+        assert_eq!(Csync::from_wire(&csync.to_wire()).expect("valid"), csync);
+    }
+
+    #[test]
+    fn dnskey_text_round_trip_with_split_base64() {
+        let key = Dnskey::from_text("257 3 13 GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6edb krSqQpF64cYbcB7wNcP+e+MAnLr+Wi9xMWyQLc8NAA==")
+            .expect("valid");
+        assert_eq!(key.flags, 257);
+        assert_eq!(key.public_key.len(), 64);
+        assert_eq!(Dnskey::from_wire(&key.to_wire()).expect("valid"), key);
+        assert!(Dnskey::from_text("257 3").is_err());
+        assert!(Dnskey::from_text("257 3 13 !!!").is_err());
+        assert!(Dnskey::from_text("70000 3 13 AA==").is_err());
+    }
+
+    #[test]
+    fn ds_text_round_trip() {
+        let text = "55648 13 2 B4C8C1FE2E7477127B27115656AD6256F424625BF5C1E2770CE6D6E37DF61D17";
+        let ds = Ds::from_text(text).expect("valid");
+        assert_eq!(ds.to_string(), text);
+        assert_eq!(Ds::from_wire(&ds.to_wire()).expect("valid"), ds);
+        assert_eq!(
+            Ds::from_text("1 2 3 ab cd").expect("valid").digest,
+            [0xab, 0xcd]
+        );
+    }
+}

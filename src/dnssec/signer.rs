@@ -1,0 +1,497 @@
+//! Signing keys from BIND `.private` files, and RRSIGs over one RRset at a
+//! time (RFC 4034 §3.1.8.1).
+//!
+//! Key material (SPEC §6.3, RUST-CRATES "ring"): ECDSA `PrivateKey:` is the
+//! scalar and the DNSKEY key field is x||y (RFC 6605); Ed25519 `PrivateKey:` is
+//! the seed (RFC 8080); RSA comes as its CRT components and the DNSKEY key
+//! field is exponent length, exponent, modulus (RFC 3110). Signatures are in
+//! DNSSEC encoding: r||s for ECDSA, PKCS#1 v1.5 for RSA.
+
+use std::fmt;
+
+use hickory_proto::rr::{Name, RecordType};
+use ring::{
+    rand::SystemRandom,
+    signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair},
+};
+
+use super::Algorithm;
+use crate::{
+    dns::{Dnskey, Rrsig, name::canonical_wire},
+    keys::{Key, PrivatePart, bind::PrivateMaterial},
+};
+
+/// Why a key cannot sign.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignerError {
+    /// No usable private key material.
+    #[error("key {key}: {why}")]
+    NoPrivateKey {
+        /// `zone/alg/tag`.
+        key: String,
+        /// What is missing.
+        why: String,
+    },
+    /// The private key does not match the DNSKEY, or ring refused it.
+    #[error("key {key}: private key rejected: {why}")]
+    Rejected {
+        /// `zone/alg/tag`.
+        key: String,
+        /// ring's reason.
+        why: String,
+    },
+    /// The algorithm cannot sign here (ring lacks Ed448, RSA/SHA-1).
+    #[error("key {key}: signalbox cannot sign with {algorithm}")]
+    Unsupported {
+        /// `zone/alg/tag`.
+        key: String,
+        /// The algorithm.
+        algorithm: Algorithm,
+    },
+    /// Signing failed.
+    #[error("signing failed with key {key}")]
+    Failed {
+        /// `zone/alg/tag`.
+        key: String,
+    },
+}
+
+enum Pair {
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+    Rsa(RsaKeyPair, &'static dyn signature::RsaEncoding),
+}
+
+/// A private key able to make RRSIGs for its zone.
+pub struct SigningKey {
+    /// The zone (signer name).
+    pub zone: Name,
+    /// Its DNSKEY.
+    pub dnskey: Dnskey,
+    /// Its key tag.
+    pub tag: u16,
+    /// Its algorithm.
+    pub algorithm: Algorithm,
+    pair: Pair,
+    rng: SystemRandom,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SigningKey({}/{}/{})",
+            crate::dns::name::display(&self.zone),
+            self.algorithm.mnemonic(),
+            self.tag
+        )
+    }
+}
+
+impl SigningKey {
+    /// Builds a signing key from a BIND key with its `.private` file.
+    pub fn from_key(key: &Key) -> Result<Self, SignerError> {
+        let id = key.id();
+        let no_key = |why: &str| SignerError::NoPrivateKey {
+            key: id.clone(),
+            why: why.to_string(),
+        };
+        let material = match &key.private {
+            PrivatePart::Present(file) => &file.material,
+            PrivatePart::Absent => return Err(no_key("no .private file")),
+            PrivatePart::Unreadable => return Err(no_key(".private file unreadable")),
+        };
+        let field = |name: &str| -> Result<&[u8], SignerError> {
+            material
+                .field(name)
+                .ok_or_else(|| no_key(&format!("no {name}: in .private")))
+        };
+        match material {
+            PrivateMaterial::Hsm => return Err(no_key("key is in an HSM (Engine/Label)")),
+            PrivateMaterial::External => {
+                return Err(no_key("External: key without private material"));
+            }
+            PrivateMaterial::Fields(_) => {}
+        }
+        let rejected = |e: ring::error::KeyRejected| SignerError::Rejected {
+            key: id.clone(),
+            why: e.to_string(),
+        };
+        let rng = SystemRandom::new();
+        let public = &key.dnskey.public_key;
+        let pair = match key.algorithm {
+            Algorithm::EcdsaP256Sha256 | Algorithm::EcdsaP384Sha384 => {
+                let alg = if key.algorithm == Algorithm::EcdsaP256Sha256 {
+                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING
+                } else {
+                    &signature::ECDSA_P384_SHA384_FIXED_SIGNING
+                };
+                let mut point = Vec::with_capacity(public.len() + 1);
+                point.push(4);
+                point.extend_from_slice(public);
+                Pair::Ecdsa(
+                    EcdsaKeyPair::from_private_key_and_public_key(
+                        alg,
+                        field("PrivateKey")?,
+                        &point,
+                        &rng,
+                    )
+                    .map_err(rejected)?,
+                )
+            }
+            Algorithm::Ed25519 => Pair::Ed25519(
+                Ed25519KeyPair::from_seed_and_public_key(field("PrivateKey")?, public)
+                    .map_err(rejected)?,
+            ),
+            Algorithm::RsaSha256 | Algorithm::RsaSha512 => {
+                let components = ring::rsa::KeyPairComponents {
+                    public_key: ring::rsa::PublicKeyComponents {
+                        n: strip_zeros(field("Modulus")?),
+                        e: strip_zeros(field("PublicExponent")?),
+                    },
+                    d: field("PrivateExponent")?,
+                    p: field("Prime1")?,
+                    q: field("Prime2")?,
+                    dP: field("Exponent1")?,
+                    dQ: field("Exponent2")?,
+                    qInv: field("Coefficient")?,
+                };
+                let pair = RsaKeyPair::from_components(&components).map_err(rejected)?;
+                if rsa_public_key(&pair) != *public {
+                    return Err(SignerError::Rejected {
+                        key: id,
+                        why: "the .private modulus/exponent do not match the DNSKEY".into(),
+                    });
+                }
+                let encoding: &'static dyn signature::RsaEncoding =
+                    if key.algorithm == Algorithm::RsaSha256 {
+                        &signature::RSA_PKCS1_SHA256
+                    } else {
+                        &signature::RSA_PKCS1_SHA512
+                    };
+                Pair::Rsa(pair, encoding)
+            }
+            other => {
+                return Err(SignerError::Unsupported {
+                    key: id,
+                    algorithm: other,
+                });
+            }
+        };
+        Ok(SigningKey {
+            zone: key.zone.clone(),
+            dnskey: key.dnskey.clone(),
+            tag: key.tag,
+            algorithm: key.algorithm,
+            pair,
+            rng,
+        })
+    }
+
+    /// Signs `data` with the key.
+    pub fn sign_bytes(&self, data: &[u8]) -> Result<Vec<u8>, SignerError> {
+        let failed = || SignerError::Failed {
+            key: format!("{}/{}", self.algorithm.mnemonic(), self.tag),
+        };
+        match &self.pair {
+            Pair::Ecdsa(pair) => pair
+                .sign(&self.rng, data)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| failed()),
+            Pair::Ed25519(pair) => Ok(pair.sign(data).as_ref().to_vec()),
+            Pair::Rsa(pair, encoding) => {
+                let mut sig = vec![0u8; pair.public().modulus_len()];
+                pair.sign(*encoding, &self.rng, data, &mut sig)
+                    .map_err(|_| failed())?;
+                Ok(sig)
+            }
+        }
+    }
+
+    /// Makes the RRSIG for one RRset: `rdatas` are the records' wire RDATA in
+    /// canonical form; they are sorted and de-duplicated here.
+    pub fn sign_rrset(
+        &self,
+        owner: &Name,
+        rtype: RecordType,
+        ttl: u32,
+        rdatas: &[Vec<u8>],
+        inception: u32,
+        expiration: u32,
+    ) -> Result<Rrsig, SignerError> {
+        let mut rrsig = Rrsig {
+            type_covered: rtype,
+            algorithm: self.algorithm.number(),
+            labels: owner_labels(owner),
+            original_ttl: ttl,
+            expiration,
+            inception,
+            key_tag: self.tag,
+            signer: self.zone.clone(),
+            signature: Vec::new(),
+        };
+        let data = signed_data(&rrsig, owner, rdatas);
+        rrsig.signature = self.sign_bytes(&data)?;
+        Ok(rrsig)
+    }
+}
+
+/// Labels field of an RRSIG: owner labels without the root and a leading `*`.
+pub fn owner_labels(owner: &Name) -> u8 {
+    let wildcard = owner.iter().next().is_some_and(|l| l == b"*");
+    owner.iter().count() as u8 - u8::from(wildcard)
+}
+
+/// The data an RRSIG signs (RFC 4034 §3.1.8.1): RRSIG RDATA without the
+/// signature, then every RR in canonical form and order.
+pub fn signed_data(rrsig: &Rrsig, owner: &Name, rdatas: &[Vec<u8>]) -> Vec<u8> {
+    let mut sorted: Vec<&Vec<u8>> = rdatas.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let owner = canonical_wire(owner);
+    let mut data = rrsig.header_wire();
+    for rdata in sorted {
+        data.extend_from_slice(&owner);
+        data.extend_from_slice(&u16::from(rrsig.type_covered).to_be_bytes());
+        data.extend_from_slice(&1u16.to_be_bytes()); // class IN
+        data.extend_from_slice(&rrsig.original_ttl.to_be_bytes());
+        data.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        data.extend_from_slice(rdata);
+    }
+    data
+}
+
+fn strip_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// RFC 3110 public key field of an RSA key pair.
+fn rsa_public_key(pair: &RsaKeyPair) -> Vec<u8> {
+    use ring::rsa::PublicKeyComponents;
+    let components: PublicKeyComponents<Vec<u8>> = pair.public().into();
+    let e = strip_zeros(&components.e);
+    let mut out = Vec::new();
+    if e.len() < 256 {
+        out.push(e.len() as u8);
+    } else {
+        out.push(0);
+        out.extend_from_slice(&(e.len() as u16).to_be_bytes());
+    }
+    out.extend_from_slice(e);
+    out.extend_from_slice(strip_zeros(&components.n));
+    out
+}
+
+/// Verifies an RRSIG over an RRset with a DNSKEY (used by tests and as a
+/// self-check after signing).
+pub fn verify(rrsig: &Rrsig, owner: &Name, rdatas: &[Vec<u8>], key: &Dnskey) -> bool {
+    let data = signed_data(rrsig, owner, rdatas);
+    let Some(alg) = Algorithm::from_number(key.algorithm) else {
+        return false;
+    };
+    match alg {
+        Algorithm::EcdsaP256Sha256 | Algorithm::EcdsaP384Sha384 => {
+            let verifier = if alg == Algorithm::EcdsaP256Sha256 {
+                &signature::ECDSA_P256_SHA256_FIXED
+            } else {
+                &signature::ECDSA_P384_SHA384_FIXED
+            };
+            let mut point = vec![4];
+            point.extend_from_slice(&key.public_key);
+            signature::UnparsedPublicKey::new(verifier, point)
+                .verify(&data, &rrsig.signature)
+                .is_ok()
+        }
+        Algorithm::Ed25519 => {
+            signature::UnparsedPublicKey::new(&signature::ED25519, &key.public_key)
+                .verify(&data, &rrsig.signature)
+                .is_ok()
+        }
+        Algorithm::RsaSha256 | Algorithm::RsaSha512 => {
+            let Some((e, n)) = split_rsa(&key.public_key) else {
+                return false;
+            };
+            let params = if alg == Algorithm::RsaSha256 {
+                &signature::RSA_PKCS1_2048_8192_SHA256
+            } else {
+                &signature::RSA_PKCS1_2048_8192_SHA512
+            };
+            signature::RsaPublicKeyComponents { n, e }
+                .verify(params, &data, &rrsig.signature)
+                .is_ok()
+        }
+        _ => false,
+    }
+}
+
+fn split_rsa(key: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = match key.split_first()? {
+        (0, rest) if rest.len() >= 2 => (
+            usize::from(u16::from_be_bytes([rest[0], rest[1]])),
+            &rest[2..],
+        ),
+        (&l, rest) => (usize::from(l), rest),
+    };
+    (rest.len() > len).then(|| rest.split_at(len))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{
+        dns::{Ds, parse_name},
+        keys::{KeyFiles, Timing, bind::private},
+    };
+
+    /// The RFC 8080 key (SPEC §5.6) as a BIND key of `zone`.
+    fn rfc8080_key(zone: &str) -> Key {
+        let dnskey = Dnskey::from_text("257 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=")
+            .expect("valid");
+        let file = private::parse(
+            "Private-key-format: v1.3\nAlgorithm: 15 (ED25519)\nPrivateKey: ODIyNjAzODQ2MjgwODAxMjI2NDUxOTAyMDQxNDIyNjI=\n",
+        )
+        .expect("valid");
+        Key {
+            zone: parse_name(zone).expect("valid"),
+            tag: crate::dnssec::key_tag(&dnskey),
+            dnskey,
+            algorithm: Algorithm::Ed25519,
+            ttl: None,
+            timing: Timing::default(),
+            state: None,
+            private: PrivatePart::Present(Arc::new(file)),
+            files: KeyFiles {
+                key: "x".into(),
+                private: None,
+                state: None,
+            },
+        }
+    }
+
+    #[test]
+    fn rfc8080_mx_signature_is_byte_exact() {
+        let key = SigningKey::from_key(&rfc8080_key("example.com.")).expect("key");
+        // MX 10 mail.example.com.
+        let mx = [&[0u8, 10][..], b"\x04mail\x07example\x03com\x00"].concat();
+        let rrsig = key
+            .sign_rrset(
+                &parse_name("example.com.").expect("valid"),
+                RecordType::MX,
+                3600,
+                std::slice::from_ref(&mx),
+                1_438_207_200,
+                1_440_021_600,
+            )
+            .expect("signed");
+        assert_eq!(
+            data_encoding::BASE64.encode(&rrsig.signature),
+            "oL9krJun7xfBOIWcGHi7mag5/hdZrKWw15jPGrHpjQeRAvTdszaPD+QLs3fx8A4M3e23mRZ9VrbpMngwcrqNAg=="
+        );
+        assert_eq!(rrsig.labels, 2);
+        assert!(verify(
+            &rrsig,
+            &parse_name("example.com.").expect("valid"),
+            &[mx],
+            &key.dnskey
+        ));
+    }
+
+    #[test]
+    fn spec_signalling_vector_is_byte_exact() {
+        let key = SigningKey::from_key(&rfc8080_key("_signal.ns1.example.net.")).expect("key");
+        let owner = parse_name("_dsboot.example.co.uk._signal.ns1.example.net.").expect("valid");
+        let cds = Ds::from_text(
+            "35217 15 2 28525601C55CE99A840AD171CE8A295DED91CC18D2EBB902B542A5148A277C3D",
+        )
+        .expect("valid");
+        let inception = 1_735_689_600; // 20250101000000
+        let expiration = 1_736_899_200; // 20250115000000
+        let rrsig = key
+            .sign_rrset(
+                &owner,
+                RecordType::CDS,
+                3600,
+                &[cds.to_wire()],
+                inception,
+                expiration,
+            )
+            .expect("signed");
+        assert_eq!(rrsig.labels, 8);
+        assert_eq!(
+            rrsig.to_string(),
+            "CDS 15 8 3600 20250115000000 20250101000000 3613 _signal.ns1.example.net. \
+             D9OfuL1Or0AnaFk9Hb3vdW8a+IqKmtuWg4duCsJ2/kkX0IdnoELdhvpCCSyzp7Iy8amcxC3pDa4QJuqj8bI1CA=="
+        );
+        let cdnskey = Dnskey::from_text("257 3 15 zPnZ/QwEe7S8C5SPz2OfS5RR40ATk2/rYnE9xHIEijs=")
+            .expect("valid");
+        let rrsig = key
+            .sign_rrset(
+                &owner,
+                RecordType::CDNSKEY,
+                3600,
+                &[cdnskey.to_wire()],
+                inception,
+                expiration,
+            )
+            .expect("signed");
+        assert!(rrsig.to_string().ends_with(
+            "0AhUfVvk17J6K72e2ToAcmJZ9rvyVihdsBgDC+m5u279ikb35ogYn3KoyXLsm4Oov4iC84HBM35LySAdmPZhAA=="
+        ));
+    }
+
+    #[test]
+    fn ecdsa_signatures_verify_and_short_scalars_load() {
+        let dnskey = Dnskey::from_text(
+            "257 3 13 GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6edbkrSqQpF64cYbcB7wNcP+e+MAnLr+Wi9xMWyQLc8NAA==",
+        )
+        .expect("valid");
+        let mut key = rfc8080_key("example.net.");
+        key.algorithm = Algorithm::EcdsaP256Sha256;
+        key.tag = crate::dnssec::key_tag(&dnskey);
+        key.dnskey = dnskey;
+        key.private = PrivatePart::Present(Arc::new(
+            private::parse("Private-key-format: v1.2\nAlgorithm: 13 (ECDSAP256SHA256)\nPrivateKey: GU6SnQ/Ou+xC5RumuIUIuJZteXT2z0O/ok1s38Et6mQ=\n")
+                .expect("valid"),
+        ));
+        let signing = SigningKey::from_key(&key).expect("key");
+        let owner = parse_name("www.example.net.").expect("valid");
+        let a = vec![192, 0, 2, 1];
+        let rrsig = signing
+            .sign_rrset(
+                &owner,
+                RecordType::A,
+                3600,
+                std::slice::from_ref(&a),
+                1_281_607_479,
+                1_284_026_679,
+            )
+            .expect("signed");
+        assert_eq!(rrsig.signature.len(), 64);
+        assert!(verify(
+            &rrsig,
+            &owner,
+            std::slice::from_ref(&a),
+            &key.dnskey
+        ));
+        assert!(!verify(&rrsig, &owner, &[vec![192, 0, 2, 2]], &key.dnskey));
+        // The RFC 6605 example signature verifies with our verifier too.
+        let mut rfc = rrsig.clone();
+        rfc.signature = data_encoding::BASE64
+            .decode(b"qx6wLYqmh+l9oCKTN6qIc+bw6ya+KJ8oMz0YP107epXAyGmt+3SNruPFKG7tZoLBLlUzGGus7ZwmwWep666VCw==")
+            .expect("base64");
+        assert!(verify(&rfc, &owner, &[a], &key.dnskey));
+    }
+
+    #[test]
+    fn missing_private_key_is_an_error() {
+        let mut key = rfc8080_key("example.com.");
+        key.private = PrivatePart::Absent;
+        assert!(matches!(
+            SigningKey::from_key(&key),
+            Err(SignerError::NoPrivateKey { .. })
+        ));
+    }
+}
