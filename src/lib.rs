@@ -11,3 +11,5 @@ pub mod dnssec;
 pub mod keys;
 pub mod model;
 pub mod policy;
+pub mod state;
+pub mod zone;

@@ -10,13 +10,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    CdsMode, Config, ConfigError, ConfigErrors, Origin, PartialSettings, SignalingZoneConfig,
-    ZoneConfig, ZoneSetConfig, duration::ConfigDuration, normalize_path,
+    CdsMode, Config, ConfigError, ConfigErrors, Origin, SignalingZoneConfig, ZoneConfig,
+    ZoneSetConfig,
+    duration::ConfigDuration,
+    normalize_path,
+    serve::{RawServer, RawState, RawZoneOptions},
 };
-use crate::{
-    dns::{Csync, Dnskey, parse_name},
-    dnssec::{Algorithm, DigestType},
-};
+use crate::{dns::parse_name, zone::serial::SerialPolicy};
 
 /// The only config version this signalbox reads.
 pub const VERSION: i64 = 1;
@@ -31,24 +31,28 @@ struct RawConfig {
     zones: Vec<Spanned<RawZone>>,
     #[serde(default)]
     signaling_zone: Vec<Spanned<RawSignalingZone>>,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    state: RawState,
 }
 
 /// `[[zone]]` and `[[zones]]` share one shape; `name` is only allowed in
 /// `[[zone]]` (checked after parsing, with a clear message).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawZone {
-    name: Option<Spanned<String>>,
-    keys: Option<Spanned<String>>,
-    nameservers: Option<Vec<Spanned<String>>>,
-    cds: Option<Spanned<CdsMode>>,
-    confirm_delete: Option<bool>,
-    digests: Option<Vec<Spanned<String>>>,
-    cdnskey: Option<bool>,
-    signal_ttl: Option<Spanned<ConfigDuration>>,
-    csync: Option<bool>,
-    csync_flags: Option<Vec<Spanned<String>>>,
-    foreign_keys: Option<Vec<Spanned<String>>>,
+pub(super) struct RawZone {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) keys: Option<Spanned<String>>,
+    pub(super) nameservers: Option<Vec<Spanned<String>>>,
+    pub(super) cds: Option<Spanned<CdsMode>>,
+    pub(super) confirm_delete: Option<bool>,
+    pub(super) digests: Option<Vec<Spanned<String>>>,
+    pub(super) cdnskey: Option<bool>,
+    pub(super) signal_ttl: Option<Spanned<ConfigDuration>>,
+    pub(super) csync: Option<bool>,
+    pub(super) csync_flags: Option<Vec<Spanned<String>>>,
+    pub(super) foreign_keys: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +67,19 @@ struct RawSignalingZone {
     cdnskey: Option<bool>,
     signal_ttl: Option<Spanned<ConfigDuration>>,
     foreign_keys: Option<Vec<Spanned<String>>>,
+    ttl: Option<Spanned<ConfigDuration>>,
+    dnskey_ttl: Option<Spanned<ConfigDuration>>,
+    soa_mname: Option<Spanned<String>>,
+    soa_rname: Option<Spanned<String>>,
+    soa_refresh: Option<Spanned<ConfigDuration>>,
+    soa_retry: Option<Spanned<ConfigDuration>>,
+    soa_expire: Option<Spanned<ConfigDuration>>,
+    soa_minimum: Option<Spanned<ConfigDuration>>,
+    signature_validity: Option<Spanned<ConfigDuration>>,
+    signature_refresh: Option<Spanned<ConfigDuration>>,
+    signature_jitter: Option<Spanned<ConfigDuration>>,
+    signature_inception_offset: Option<Spanned<ConfigDuration>>,
+    serial_policy: Option<SerialPolicy>,
 }
 
 /// Reads and validates a config file.
@@ -124,14 +141,14 @@ fn clean_key_path(path: &str) -> String {
         .join(".")
 }
 
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     file: PathBuf,
     text: &'a str,
     errors: Vec<ConfigError>,
 }
 
 impl Checker<'_> {
-    fn line_col(&self, offset: usize) -> (usize, usize) {
+    pub(super) fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
@@ -139,7 +156,7 @@ impl Checker<'_> {
         (line, column)
     }
 
-    fn error(&mut self, span: Range<usize>, key: String, message: String) {
+    pub(super) fn error(&mut self, span: Range<usize>, key: String, message: String) {
         let (line, column) = if span == (0..0) && self.text.is_empty() {
             (0, 0)
         } else {
@@ -154,7 +171,7 @@ impl Checker<'_> {
         });
     }
 
-    fn name(&mut self, value: &Spanned<String>, key: &str) -> Option<Name> {
+    pub(super) fn name(&mut self, value: &Spanned<String>, key: &str) -> Option<Name> {
         match parse_name(value.get_ref()) {
             Ok(name) => Some(name),
             Err(e) => {
@@ -164,7 +181,7 @@ impl Checker<'_> {
         }
     }
 
-    fn names(&mut self, values: &[Spanned<String>], key: &str) -> Vec<Name> {
+    pub(super) fn names(&mut self, values: &[Spanned<String>], key: &str) -> Vec<Name> {
         let mut out: Vec<Name> = Vec::new();
         for (i, value) in values.iter().enumerate() {
             if let Some(name) = self.name(value, &format!("{key}[{i}]")) {
@@ -176,7 +193,7 @@ impl Checker<'_> {
         out
     }
 
-    fn path(&mut self, value: &Spanned<String>, base: &Path) -> PathBuf {
+    pub(super) fn path(&mut self, value: &Spanned<String>, base: &Path) -> PathBuf {
         normalize_path(&base.join(value.get_ref()))
     }
 
@@ -265,7 +282,11 @@ impl Checker<'_> {
                 );
             }
         }
+        let server = self.server(&raw.server);
+        let state = self.state(&raw.state, base);
         Config {
+            server,
+            state,
             file: file.to_path_buf(),
             zones,
             zone_sets,
@@ -394,150 +415,31 @@ impl Checker<'_> {
             foreign_keys: raw.foreign_keys.clone(),
         };
         let settings = self.settings(&partial, &key);
+        let options = self.zone_options(
+            &RawZoneOptions {
+                ttl: raw.ttl.clone(),
+                dnskey_ttl: raw.dnskey_ttl.clone(),
+                soa_mname: raw.soa_mname.clone(),
+                soa_rname: raw.soa_rname.clone(),
+                soa_refresh: raw.soa_refresh.clone(),
+                soa_retry: raw.soa_retry.clone(),
+                soa_expire: raw.soa_expire.clone(),
+                soa_minimum: raw.soa_minimum.clone(),
+                signature_validity: raw.signature_validity.clone(),
+                signature_refresh: raw.signature_refresh.clone(),
+                signature_jitter: raw.signature_jitter.clone(),
+                signature_inception_offset: raw.signature_inception_offset.clone(),
+                serial_policy: raw.serial_policy,
+            },
+            &key,
+        );
         Some(SignalingZoneConfig {
             apex: apex?,
             keys: self.path(&raw.keys, base),
             nameservers,
             settings,
+            options,
             origin: self.origin(key, table.span()),
         })
-    }
-
-    fn settings(&mut self, raw: &RawZone, key: &str) -> PartialSettings {
-        let cds = raw.cds.as_ref().map(|c| *c.get_ref());
-        if let Some(mode) = &raw.cds {
-            if *mode.get_ref() == CdsMode::Delete && raw.confirm_delete != Some(true) {
-                self.error(
-                    mode.span(),
-                    format!("{key}.cds"),
-                    "\"delete\" asks the parent to remove every DS and turn DNSSEC off for the zone: \
-                     add `confirm_delete = true` to the same table if that is what you want"
-                        .into(),
-                );
-            }
-        }
-        let digests = raw.digests.as_ref().map(|list| {
-            let mut out = Vec::new();
-            if list.is_empty() {
-                self.error(
-                    0..0,
-                    format!("{key}.digests"),
-                    "empty: list at least one of \"sha256\", \"sha384\"".into(),
-                );
-            }
-            for (i, d) in list.iter().enumerate() {
-                let digest = match d.get_ref().to_ascii_lowercase().as_str() {
-                    "sha256" | "sha-256" => Some(DigestType::Sha256),
-                    "sha384" | "sha-384" => Some(DigestType::Sha384),
-                    "sha1" | "sha-1" => {
-                        self.error(
-                            d.span(),
-                            format!("{key}.digests[{i}]"),
-                            "SHA-1 DS digests must not be generated (RFC 9905): use \"sha256\""
-                                .into(),
-                        );
-                        None
-                    }
-                    other => {
-                        self.error(
-                            d.span(),
-                            format!("{key}.digests[{i}]"),
-                            format!("unknown digest {other:?}: use \"sha256\" or \"sha384\""),
-                        );
-                        None
-                    }
-                };
-                if let Some(digest) = digest {
-                    if !out.contains(&digest) {
-                        out.push(digest);
-                    }
-                }
-            }
-            out
-        });
-        let signal_ttl = raw.signal_ttl.as_ref().and_then(|ttl| {
-            let secs = ttl.get_ref().0.as_secs();
-            match u32::try_from(secs) {
-                Ok(secs) if secs <= i32::MAX as u32 => Some(secs),
-                _ => {
-                    self.error(
-                        ttl.span(),
-                        format!("{key}.signal_ttl"),
-                        "TTL above 2^31-1 seconds (RFC 2181 §8)".into(),
-                    );
-                    None
-                }
-            }
-        });
-        let csync_flags = raw.csync_flags.as_ref().map(|flags| {
-            let mut value = 0u16;
-            for (i, f) in flags.iter().enumerate() {
-                match f.get_ref().as_str() {
-                    "immediate" => value |= Csync::FLAG_IMMEDIATE,
-                    "soaminimum" => value |= Csync::FLAG_SOAMINIMUM,
-                    other => self.error(
-                        f.span(),
-                        format!("{key}.csync_flags[{i}]"),
-                        format!("unknown CSYNC flag {other:?}: use \"immediate\" and/or \"soaminimum\" (RFC 7477 §2.1.1)"),
-                    ),
-                }
-            }
-            value
-        });
-        let foreign_keys = raw.foreign_keys.as_ref().map(|keys| {
-            let mut out = Vec::new();
-            for (i, k) in keys.iter().enumerate() {
-                if let Some(key_rdata) = self.foreign_key(k, &format!("{key}.foreign_keys[{i}]")) {
-                    out.push(key_rdata);
-                }
-            }
-            out
-        });
-        PartialSettings {
-            nameservers: raw
-                .nameservers
-                .as_ref()
-                .map(|list| self.names(list, &format!("{key}.nameservers"))),
-            cds,
-            digests,
-            cdnskey: raw.cdnskey,
-            signal_ttl,
-            csync: raw.csync,
-            csync_flags,
-            foreign_keys,
-        }
-    }
-
-    fn foreign_key(&mut self, value: &Spanned<String>, key: &str) -> Option<Dnskey> {
-        let dnskey = match Dnskey::from_text(value.get_ref()) {
-            Ok(k) => k,
-            Err(e) => {
-                self.error(
-                    value.span(),
-                    key.to_string(),
-                    format!("{e} (expected DNSKEY RDATA like \"257 3 13 <base64>\")"),
-                );
-                return None;
-            }
-        };
-        let problem = if dnskey.protocol != 3 {
-            Some(format!("protocol {} (must be 3)", dnskey.protocol))
-        } else if !dnskey.is_zone_key() || !dnskey.is_sep() || dnskey.is_revoked() {
-            Some(format!(
-                "flags {}: only a KSK (flags 257: Zone Key + SEP, not revoked) belongs in the DS set",
-                dnskey.flags
-            ))
-        } else {
-            Algorithm::from_number(dnskey.algorithm)
-                .is_none()
-                .then(|| format!("algorithm {} is not supported", dnskey.algorithm))
-        };
-        match problem {
-            Some(why) => {
-                self.error(value.span(), key.to_string(), why);
-                None
-            }
-            None => Some(dnskey),
-        }
     }
 }

@@ -26,17 +26,21 @@
 
 pub mod duration;
 mod load;
+mod serve;
+mod settings;
 
 use std::{
     fmt,
+    net::SocketAddr,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use hickory_proto::rr::Name;
 
 pub use load::{load, parse};
 
-use crate::{dns::Dnskey, dnssec::DigestType};
+use crate::{dns::Dnskey, dnssec::DigestType, zone::serial::SerialPolicy};
 
 /// How a zone's CDS/CDNSKEY set is chosen (README: "CDS modes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
@@ -199,6 +203,91 @@ pub struct ZoneSetConfig {
     pub origin: Origin,
 }
 
+/// `[server]`: where and how `serve` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// UDP and TCP on each address.
+    pub listen: Vec<SocketAddr>,
+    /// UDP threads per address; 0 = one per core.
+    pub udp_threads: usize,
+    /// Largest UDP answer to an EDNS query (RFC 6891 §6.2.5; 1232 avoids fragmentation).
+    pub edns_udp_size: u16,
+    /// A TCP connection idle this long is closed (RFC 7766 §6.2.3).
+    pub tcp_idle_timeout: Duration,
+    /// Most TCP connections open at once.
+    pub tcp_max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 53))],
+            udp_threads: 0,
+            edns_udp_size: 1232,
+            tcp_idle_timeout: Duration::from_secs(10),
+            tcp_max_connections: 250,
+        }
+    }
+}
+
+/// `[state]`: signalbox's own state directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    /// The directory (default `state` next to the config file).
+    pub dir: PathBuf,
+}
+
+/// SOA, TTL and signing options of a served zone (BIND-like defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneOptions {
+    /// TTL of SOA and NS (and DNSKEY unless `dnskey_ttl`): 1h.
+    pub ttl: u32,
+    /// DNSKEY TTL; default: the keys' `.key` TTL, else `ttl`.
+    pub dnskey_ttl: Option<u32>,
+    /// SOA MNAME; default: the first NS.
+    pub soa_mname: Option<Name>,
+    /// SOA RNAME; default: `hostmaster.<apex>`.
+    pub soa_rname: Option<Name>,
+    /// SOA refresh: 1h.
+    pub soa_refresh: u32,
+    /// SOA retry: 10m.
+    pub soa_retry: u32,
+    /// SOA expire: 14d.
+    pub soa_expire: u32,
+    /// SOA minimum (negative TTL, RFC 2308): 5m.
+    pub soa_minimum: u32,
+    /// RRSIG validity: 14d.
+    pub signature_validity: u32,
+    /// Re-sign when less than this remains: 5d.
+    pub signature_refresh: u32,
+    /// Expirations are spread over this much (less validity): 12h.
+    pub signature_jitter: u32,
+    /// Inception is backdated by this: 1h.
+    pub signature_inception_offset: u32,
+    /// How serials move.
+    pub serial_policy: SerialPolicy,
+}
+
+impl Default for ZoneOptions {
+    fn default() -> Self {
+        ZoneOptions {
+            ttl: 3600,
+            dnskey_ttl: None,
+            soa_mname: None,
+            soa_rname: None,
+            soa_refresh: 3600,
+            soa_retry: 600,
+            soa_expire: 14 * 86_400,
+            soa_minimum: 300,
+            signature_validity: 14 * 86_400,
+            signature_refresh: 5 * 86_400,
+            signature_jitter: 12 * 3600,
+            signature_inception_offset: 3600,
+            serial_policy: SerialPolicy::Increment,
+        }
+    }
+}
+
 /// A `[[signaling_zone]]` table: a zone `_signal.<ns-host>` (RFC 9615 §2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignalingZoneConfig {
@@ -211,6 +300,8 @@ pub struct SignalingZoneConfig {
     /// Settings for its own apex CDS/CDNSKEY (so its delegation can be
     /// maintained the same way); `nameservers` and `csync` do not apply.
     pub settings: PartialSettings,
+    /// SOA, TTL and signing options.
+    pub options: ZoneOptions,
     /// Where it was written.
     pub origin: Origin,
 }
@@ -233,6 +324,10 @@ pub struct Config {
     pub zone_sets: Vec<ZoneSetConfig>,
     /// `[[signaling_zone]]` tables.
     pub signaling_zones: Vec<SignalingZoneConfig>,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[state]`.
+    pub state: StateConfig,
 }
 
 impl Config {

@@ -76,6 +76,71 @@ pub fn canonical_wire(name: &Name) -> Vec<u8> {
     out
 }
 
+/// A byte string whose lexicographic order is the canonical DNS name order
+/// (RFC 4034 §6.1) of lower-case wire names: labels from the root down, each
+/// label's octets escaped (0x00 -> 01 01, 0x01 -> 01 02) and terminated by
+/// 0x00, so that a label sorts before every longer label it prefixes.
+pub fn canonical_key(name: &Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(wire_len(name) + 8);
+    let labels: Vec<&[u8]> = name.iter().collect();
+    for label in labels.iter().rev() {
+        push_key_label(&mut out, label);
+    }
+    out
+}
+
+/// [`canonical_key`] of an uncompressed wire name (any case), written into
+/// `out`; returns the key length, or `None` when `out` is too small or the
+/// wire name is malformed. Allocation-free, for the query path.
+pub fn canonical_key_of_wire(wire: &[u8], out: &mut [u8]) -> Option<usize> {
+    // Collect label offsets (at most 128 labels in 255 octets).
+    let mut offsets = [0u8; 128];
+    let mut count = 0;
+    let mut at = 0;
+    loop {
+        let len = usize::from(*wire.get(at)?);
+        if len == 0 {
+            break;
+        }
+        if count == offsets.len() || len > 63 {
+            return None;
+        }
+        offsets[count] = at as u8;
+        count += 1;
+        at += 1 + len;
+    }
+    let mut written = 0;
+    for &offset in offsets[..count].iter().rev() {
+        let offset = usize::from(offset);
+        let len = usize::from(wire[offset]);
+        for &byte in wire.get(offset + 1..offset + 1 + len)? {
+            let byte = byte.to_ascii_lowercase();
+            let escaped: &[u8] = match byte {
+                0 => &[1, 1],
+                1 => &[1, 2],
+                _ => std::slice::from_ref(&byte),
+            };
+            out.get_mut(written..written + escaped.len())?
+                .copy_from_slice(escaped);
+            written += escaped.len();
+        }
+        *out.get_mut(written)? = 0;
+        written += 1;
+    }
+    Some(written)
+}
+
+fn push_key_label(out: &mut Vec<u8>, label: &[u8]) {
+    for &byte in label {
+        match byte.to_ascii_lowercase() {
+            0 => out.extend_from_slice(&[1, 1]),
+            1 => out.extend_from_slice(&[1, 2]),
+            b => out.push(b),
+        }
+    }
+    out.push(0);
+}
+
 /// True when `name` is `zone` or below it.
 pub fn is_at_or_below(name: &Name, zone: &Name) -> bool {
     zone.zone_of(name)
@@ -193,6 +258,54 @@ mod tests {
             remaining -= take;
         }
         n(&format!("{}.", labels.join(".")))
+    }
+
+    fn raw(labels: &[&[u8]]) -> Name {
+        let mut name = Name::from_labels(labels.iter().copied()).expect("valid");
+        name.set_fqdn(true);
+        name
+    }
+
+    #[test]
+    fn canonical_key_orders_like_rfc4034() {
+        // RFC 4034 §6.1 example order.
+        let ordered = [
+            raw(&[b"example"]),
+            raw(&[b"a", b"example"]),
+            raw(&[b"yljkjljk", b"a", b"example"]),
+            raw(&[b"Z", b"a", b"example"]),
+            raw(&[b"zABC", b"a", b"EXAMPLE"]),
+            raw(&[b"z", b"example"]),
+            raw(&[b"\x01", b"z", b"example"]),
+            raw(&[b"*", b"z", b"example"]),
+            raw(&[b"\xc8", b"z", b"example"]),
+        ];
+        let keys: Vec<Vec<u8>> = ordered.iter().map(canonical_key).collect();
+        for pair in keys.windows(2) {
+            assert!(pair[0] < pair[1], "{pair:?}");
+        }
+        // Prefix labels and 0x00 octets.
+        let k = |labels: &[&[u8]]| canonical_key(&raw(labels));
+        assert!(k(&[b"x", b"a", b"b"]) < k(&[b"a\x00", b"b"]));
+        assert!(k(&[b"a", b"b"]) < k(&[b"a\x00", b"b"]));
+        assert!(k(&[b"\x00", b"b"]) < k(&[b"a", b"b"]));
+        assert!(k(&[b"\x00", b"b"]) < k(&[b"\x01", b"b"]));
+        // The wire variant agrees, whatever the case.
+        for name in [
+            raw(&[b"Z", b"a", b"Example"]),
+            raw(&[b"\x00", b"b"]),
+            raw(&[b"a", b"b"]),
+        ] {
+            let mut wire = Vec::new();
+            for label in name.iter() {
+                wire.push(label.len() as u8);
+                wire.extend_from_slice(label);
+            }
+            wire.push(0);
+            let mut buf = [0u8; 600];
+            let n = canonical_key_of_wire(&wire, &mut buf).expect("fits");
+            assert_eq!(&buf[..n], &canonical_key(&name)[..]);
+        }
     }
 
     #[test]

@@ -1,0 +1,209 @@
+//! Validation of the serving parts of the config: `[server]`, `[state]` and
+//! the signing/SOA options of a `[[signaling_zone]]`.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{ServerConfig, StateConfig, ZoneOptions, duration::ConfigDuration, load::Checker};
+use crate::zone::serial::SerialPolicy;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    listen: Option<Vec<Spanned<String>>>,
+    udp_threads: Option<Spanned<i64>>,
+    edns_udp_size: Option<Spanned<i64>>,
+    tcp_idle_timeout: Option<Spanned<ConfigDuration>>,
+    tcp_max_connections: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawState {
+    dir: Option<Spanned<String>>,
+}
+
+/// The zone options of a `[[signaling_zone]]` table (its own fields there).
+pub(super) struct RawZoneOptions {
+    pub(super) ttl: Option<Spanned<ConfigDuration>>,
+    pub(super) dnskey_ttl: Option<Spanned<ConfigDuration>>,
+    pub(super) soa_mname: Option<Spanned<String>>,
+    pub(super) soa_rname: Option<Spanned<String>>,
+    pub(super) soa_refresh: Option<Spanned<ConfigDuration>>,
+    pub(super) soa_retry: Option<Spanned<ConfigDuration>>,
+    pub(super) soa_expire: Option<Spanned<ConfigDuration>>,
+    pub(super) soa_minimum: Option<Spanned<ConfigDuration>>,
+    pub(super) signature_validity: Option<Spanned<ConfigDuration>>,
+    pub(super) signature_refresh: Option<Spanned<ConfigDuration>>,
+    pub(super) signature_jitter: Option<Spanned<ConfigDuration>>,
+    pub(super) signature_inception_offset: Option<Spanned<ConfigDuration>>,
+    pub(super) serial_policy: Option<SerialPolicy>,
+}
+
+impl Checker<'_> {
+    pub(super) fn server(&mut self, raw: &RawServer) -> ServerConfig {
+        let defaults = ServerConfig::default();
+        let listen = match &raw.listen {
+            None => defaults.listen,
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, addr)| match addr.get_ref().parse::<SocketAddr>() {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        self.error(
+                            addr.span(),
+                            format!("server.listen[{i}]"),
+                            format!("{:?} is not an address:port (e.g. \"127.0.0.1:5353\", \"[::1]:5353\")", addr.get_ref()),
+                        );
+                        None
+                    }
+                })
+                .collect(),
+        };
+        let mut int = |value: &Option<Spanned<i64>>,
+                       key: &str,
+                       range: std::ops::RangeInclusive<i64>,
+                       default: i64|
+         -> i64 {
+            match value {
+                None => default,
+                Some(v) if range.contains(v.get_ref()) => *v.get_ref(),
+                Some(v) => {
+                    self.error(
+                        v.span(),
+                        format!("server.{key}"),
+                        format!("must be in {}..={}", range.start(), range.end()),
+                    );
+                    default
+                }
+            }
+        };
+        let udp_threads = int(&raw.udp_threads, "udp_threads", 0..=256, 0) as usize;
+        let edns_udp_size = int(
+            &raw.edns_udp_size,
+            "edns_udp_size",
+            512..=4096,
+            i64::from(defaults.edns_udp_size),
+        ) as u16;
+        let tcp_max_connections = int(
+            &raw.tcp_max_connections,
+            "tcp_max_connections",
+            1..=65_535,
+            defaults.tcp_max_connections as i64,
+        ) as usize;
+        ServerConfig {
+            listen,
+            udp_threads,
+            edns_udp_size,
+            tcp_idle_timeout: raw
+                .tcp_idle_timeout
+                .as_ref()
+                .map_or(defaults.tcp_idle_timeout, |d| d.get_ref().0),
+            tcp_max_connections,
+        }
+    }
+
+    pub(super) fn state(&mut self, raw: &RawState, base: &Path) -> StateConfig {
+        StateConfig {
+            dir: match &raw.dir {
+                Some(dir) => self.path(dir, base),
+                None => super::normalize_path(&base.join("state")),
+            },
+        }
+    }
+
+    pub(super) fn zone_options(&mut self, raw: &RawZoneOptions, key: &str) -> ZoneOptions {
+        let d = ZoneOptions::default();
+        let mut secs = |v: &Option<Spanned<ConfigDuration>>, field: &str, default: u32| -> u32 {
+            match v {
+                None => default,
+                Some(v) => match u32::try_from(v.get_ref().0.as_secs()) {
+                    Ok(s) if s <= i32::MAX as u32 => s,
+                    _ => {
+                        self.error(
+                            v.span(),
+                            format!("{key}.{field}"),
+                            "longer than 2^31-1 seconds".into(),
+                        );
+                        default
+                    }
+                },
+            }
+        };
+        let options = ZoneOptions {
+            ttl: secs(&raw.ttl, "ttl", d.ttl),
+            dnskey_ttl: raw
+                .dnskey_ttl
+                .as_ref()
+                .map(|_| secs(&raw.dnskey_ttl, "dnskey_ttl", 0)),
+            soa_mname: None,
+            soa_rname: None,
+            soa_refresh: secs(&raw.soa_refresh, "soa_refresh", d.soa_refresh),
+            soa_retry: secs(&raw.soa_retry, "soa_retry", d.soa_retry),
+            soa_expire: secs(&raw.soa_expire, "soa_expire", d.soa_expire),
+            soa_minimum: secs(&raw.soa_minimum, "soa_minimum", d.soa_minimum),
+            signature_validity: secs(
+                &raw.signature_validity,
+                "signature_validity",
+                d.signature_validity,
+            ),
+            signature_refresh: secs(
+                &raw.signature_refresh,
+                "signature_refresh",
+                d.signature_refresh,
+            ),
+            signature_jitter: secs(
+                &raw.signature_jitter,
+                "signature_jitter",
+                d.signature_jitter,
+            ),
+            signature_inception_offset: secs(
+                &raw.signature_inception_offset,
+                "signature_inception_offset",
+                d.signature_inception_offset,
+            ),
+            serial_policy: raw.serial_policy.unwrap_or_default(),
+        };
+        let options = ZoneOptions {
+            soa_mname: raw
+                .soa_mname
+                .as_ref()
+                .and_then(|n| self.name(n, &format!("{key}.soa_mname"))),
+            soa_rname: raw
+                .soa_rname
+                .as_ref()
+                .and_then(|n| self.name(n, &format!("{key}.soa_rname"))),
+            ..options
+        };
+        let span = raw
+            .signature_refresh
+            .as_ref()
+            .or(raw.signature_validity.as_ref())
+            .or(raw.signature_jitter.as_ref())
+            .map_or(0..0, Spanned::span);
+        if options.signature_refresh + options.signature_jitter >= options.signature_validity {
+            self.error(
+                span.clone(),
+                format!("{key}.signature_refresh"),
+                format!(
+                    "signature_refresh ({}) + signature_jitter ({}) must be shorter than signature_validity ({}), \
+                     or signatures would be refreshed as soon as they are made",
+                    super::duration::format(Duration::from_secs(options.signature_refresh.into())),
+                    super::duration::format(Duration::from_secs(options.signature_jitter.into())),
+                    super::duration::format(Duration::from_secs(options.signature_validity.into())),
+                ),
+            );
+        }
+        if options.signature_refresh == 0 {
+            self.error(
+                span,
+                format!("{key}.signature_refresh"),
+                "must be more than 0s".into(),
+            );
+        }
+        options
+    }
+}

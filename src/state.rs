@@ -1,0 +1,146 @@
+//! signalbox's own state directory (serials now; held zones, journals and
+//! pending NOTIFYs later). Every file is written atomically: a temporary file
+//! in the same directory, fsync, rename over the old file, fsync of the
+//! directory, so a crash leaves either the old or the new file, never half of one.
+
+use std::{
+    fs,
+    io::{self, Write},
+    path::{Path, PathBuf},
+};
+
+use hickory_proto::rr::Name;
+
+/// Why state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// File system error.
+    #[error("state file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The file exists but does not parse.
+    #[error("state file {path}: {why}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// What signalbox remembers about one served zone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneState {
+    /// The last serial served.
+    pub serial: u32,
+}
+
+/// The state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    path: PathBuf,
+}
+
+impl StateDir {
+    /// Opens (creating if needed) the state directory.
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        fs::create_dir_all(path.join("zones")).map_err(|source| StateError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(StateDir {
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn zone_file(&self, apex: &Name) -> PathBuf {
+        let mut name = crate::dns::name::display(apex);
+        name = name.replace('/', "%2F");
+        self.path.join("zones").join(format!("{name}toml"))
+    }
+
+    /// The saved state of a zone, if any.
+    pub fn load_zone(&self, apex: &Name) -> Result<Option<ZoneState>, StateError> {
+        let path = self.zone_file(apex);
+        match fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map(Some)
+                .map_err(|e| StateError::Corrupt {
+                    path,
+                    why: e.message().to_string(),
+                }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Io { path, source }),
+        }
+    }
+
+    /// Saves a zone's state atomically.
+    pub fn save_zone(&self, apex: &Name, state: &ZoneState) -> Result<(), StateError> {
+        let path = self.zone_file(apex);
+        let text = toml::to_string(state).map_err(|e| StateError::Corrupt {
+            path: path.clone(),
+            why: e.to_string(),
+        })?;
+        write_atomically(&path, text.as_bytes())
+    }
+}
+
+/// Writes `data` to `path` so that readers (and a crash) see the old or the
+/// new content, never a mix.
+pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), StateError> {
+    let io_err = |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    let mut file = fs::File::create(&tmp).map_err(io_err)?;
+    file.write_all(data).map_err(io_err)?;
+    file.sync_all().map_err(io_err)?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(io_err)?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::parse_name;
+
+    #[test]
+    fn zone_state_round_trip() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = StateDir::open(&tmp.path().join("state")).expect("open");
+        let apex = parse_name("_signal.ns1.example.net.").expect("valid");
+        assert_eq!(dir.load_zone(&apex).expect("load"), None);
+        dir.save_zone(&apex, &ZoneState { serial: 7 })
+            .expect("save");
+        assert_eq!(
+            dir.load_zone(&apex).expect("load"),
+            Some(ZoneState { serial: 7 })
+        );
+        let leftovers: Vec<_> = fs::read_dir(tmp.path().join("state/zones"))
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty());
+        fs::write(dir.zone_file(&apex), "serial = \"x\"").expect("write");
+        assert!(matches!(
+            dir.load_zone(&apex),
+            Err(StateError::Corrupt { .. })
+        ));
+    }
+}

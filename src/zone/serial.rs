@@ -1,0 +1,87 @@
+//! SOA serials: RFC 1982 arithmetic and the operator's serial policy.
+
+use jiff::Timestamp;
+
+/// How a new serial is chosen (like BIND's `serial-update-method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SerialPolicy {
+    /// The old serial plus one.
+    #[default]
+    Increment,
+    /// Seconds since the epoch, or old + 1 when that is not larger.
+    Unixtime,
+    /// `YYYYMMDDnn`, or old + 1 when that is not larger.
+    Dateserial,
+}
+
+/// True when `a` is greater than `b` in RFC 1982 serial arithmetic.
+pub fn is_newer(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 0x8000_0000
+}
+
+/// The serial to use after `old` (or for a new zone when `old` is `None`).
+/// Always newer than `old` under RFC 1982.
+pub fn next(policy: SerialPolicy, old: Option<u32>, now: Timestamp) -> u32 {
+    let candidate = match policy {
+        SerialPolicy::Increment => old.map_or(1, |o| o.wrapping_add(1)),
+        SerialPolicy::Unixtime => now.as_second().clamp(1, i64::from(u32::MAX)) as u32,
+        SerialPolicy::Dateserial => {
+            let day: u32 = now
+                .strftime("%Y%m%d")
+                .to_string()
+                .parse()
+                .unwrap_or(1970_01_01);
+            day.saturating_mul(100)
+        }
+    };
+    match old {
+        Some(old) if !is_newer(candidate, old) => {
+            let bumped = old.wrapping_add(1);
+            // Serial 0 is legal but confuses people; skip it.
+            if bumped == 0 { 1 } else { bumped }
+        }
+        _ if candidate == 0 => 1,
+        _ => candidate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).expect("valid")
+    }
+
+    #[test]
+    fn rfc1982() {
+        assert!(is_newer(2, 1));
+        assert!(!is_newer(1, 2));
+        assert!(is_newer(0, u32::MAX));
+        assert!(is_newer(5, u32::MAX - 5));
+        assert!(!is_newer(7, 7));
+    }
+
+    #[test]
+    fn policies_always_move_forward() {
+        let now = at(1_795_000_000); // 2026-11-18
+        assert_eq!(next(SerialPolicy::Increment, None, now), 1);
+        assert_eq!(next(SerialPolicy::Increment, Some(41), now), 42);
+        assert_eq!(next(SerialPolicy::Increment, Some(u32::MAX), now), 1);
+        assert_eq!(next(SerialPolicy::Unixtime, Some(5), now), 1_795_000_000);
+        assert_eq!(
+            next(SerialPolicy::Unixtime, Some(1_795_000_000), now),
+            1_795_000_001
+        );
+        assert_eq!(next(SerialPolicy::Dateserial, None, now), 2026_1118_00);
+        assert_eq!(
+            next(SerialPolicy::Dateserial, Some(2026_1118_07), now),
+            2026_1118_08
+        );
+        assert_eq!(
+            next(SerialPolicy::Dateserial, Some(2026_1119_00), now),
+            2026_1119_01
+        );
+    }
+}
