@@ -92,6 +92,7 @@ fn stand_in_signals_validate_through_the_chain() {
     }
     let started = Instant::now();
     let stand_in = StandIn::start();
+    eprintln!("stand-in up after {:?}", started.elapsed());
     let chain = Chain::start(&stand_in.spec(stand_in.server.addr()));
     eprintln!("chain up after {:?}", started.elapsed());
 
@@ -136,6 +137,14 @@ fn corrupted_cds_fails_validation() {
     let chain = Chain::start(&stand_in.spec(proxy.addr()));
 
     let output = chain.assert_failed(DSBOOT, "CDS");
+    eprintln!("delv on the corrupted CDS:\n{output}");
+    eprintln!(
+        "{}",
+        chain
+            .delv_with(DSBOOT, "CDS", &["+vtrace", "+mtrace"])
+            .output()
+    );
+    eprintln!("{}", chain.logs());
     assert!(
         proxy.corrupted() > 0,
         "the proxy never saw the CDS answer:\n{output}"

@@ -120,12 +120,14 @@ impl DelvResult {
         }
     }
 
-    /// The answer's records (non-comment lines), whitespace-normalised;
-    /// RRSIGs are omitted.
+    /// The answer's records (non-comment lines, per-record comments cut),
+    /// whitespace-normalised; RRSIGs are omitted.
     pub fn records(&self) -> Vec<String> {
         self.output()
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+            // Drop per-record comments (`; KSK; alg = ...`).
+            .map(|l| l.split(';').next().unwrap_or(""))
             .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
             .filter(|l| !l.split(' ').any(|f| f == "RRSIG"))
             .collect()
@@ -267,7 +269,13 @@ impl Chain {
             },
             |addr| {
                 // Any answer will do here; validation is checked below.
-                let r = kdig_with(addr, "test.", "SOA", false, &["+tries=1", "+timeout=1"]);
+                let r = kdig_with(
+                    addr,
+                    "test.",
+                    "SOA",
+                    false,
+                    &["+retry=0", "+timeout=1", "+tcp"],
+                );
                 if r.rcode.is_empty() {
                     Err(r.output)
                 } else {
@@ -337,6 +345,12 @@ impl Chain {
     /// delv validates by itself (it asks Unbound with CD set), so this checks
     /// the records and signatures, not just Unbound's opinion.
     pub fn delv(&self, name: &str, rtype: &str) -> DelvResult {
+        self.delv_with(name, rtype, &[])
+    }
+
+    /// [`Chain::delv`] with extra delv options, e.g. `+vtrace` or `+rtrace`
+    /// to see why something does not validate.
+    pub fn delv_with(&self, name: &str, rtype: &str, extra: &[&str]) -> DelvResult {
         let mut cmd = Command::new("timeout");
         cmd.args(["-k", "5", &QUERY_TIMEOUT_SECS.to_string(), "delv"])
             .arg(format!("@{}", self.resolver.ip()))
@@ -345,6 +359,7 @@ impl Chain {
             .arg("-a")
             .arg(&self.anchor_conf)
             .arg("+root=test.")
+            .args(extra)
             .arg(name)
             .arg(rtype);
         let (code, stdout, stderr) = run(&mut cmd);
@@ -399,6 +414,13 @@ impl Chain {
             got.output(),
             self.logs()
         )
+    }
+
+    /// Unbound's whole log so far (`val-log-level: 2`: one line per
+    /// validation failure, e.g. `validation failure <NAME TYPE IN>: signature
+    /// crypto failed from 127.0.0.1`).
+    pub fn resolver_log(&self) -> String {
+        fs::read_to_string(&self.unbound.log).unwrap_or_default()
     }
 
     /// The tails of Unbound's and Knot's logs, for failure messages.
@@ -868,7 +890,7 @@ fn probe_authoritative(addr: SocketAddr, name: &str) -> Result<(), String> {
         name,
         "SOA",
         false,
-        &["+tries=1", "+timeout=1", "+norecurse"],
+        &["+retry=0", "+timeout=1", "+norecurse", "+tcp"],
     );
     if r.rcode == "NOERROR" && r.aa {
         Ok(())
@@ -879,7 +901,7 @@ fn probe_authoritative(addr: SocketAddr, name: &str) -> Result<(), String> {
 
 /// `kdig @addr NAME RTYPE` (with `+dnssec` when `dnssec`).
 pub fn kdig(addr: SocketAddr, name: &str, rtype: &str, dnssec: bool) -> KdigResult {
-    kdig_with(addr, name, rtype, dnssec, &["+tries=2", "+timeout=5"])
+    kdig_with(addr, name, rtype, dnssec, &["+retry=1", "+timeout=5"])
 }
 
 fn kdig_with(

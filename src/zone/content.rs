@@ -1,0 +1,172 @@
+//! What a signalling zone contains, before signing: SOA, NS, DNSKEY, its own
+//! apex CDS/CDNSKEY, and the `_dsboot` RRsets of every child zone that lists
+//! its NS host (RFC 9615 §2: one signalling domain per NS host).
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use hickory_proto::rr::{Name, RecordType};
+use jiff::Timestamp;
+
+use crate::{
+    config::SignalingZoneConfig,
+    dns::{
+        RecordSet, Soa,
+        name::{canonical_key, canonical_wire, display},
+    },
+    keys::Key,
+    policy::{Lifecycle, ZoneSignals},
+};
+
+/// One RRset in wire form: RDATA in canonical order, no duplicates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RrsetData {
+    /// The type.
+    pub rtype: RecordType,
+    /// The TTL.
+    pub ttl: u32,
+    /// Canonical wire RDATA of each record, sorted.
+    pub rdatas: Vec<Vec<u8>>,
+}
+
+impl RrsetData {
+    /// An RRset from wire RDATA (sorted and de-duplicated here).
+    pub fn new(rtype: RecordType, ttl: u32, mut rdatas: Vec<Vec<u8>>) -> Self {
+        rdatas.sort();
+        rdatas.dedup();
+        RrsetData { rtype, ttl, rdatas }
+    }
+
+    /// The wire form of a policy RRset.
+    pub fn from_set(set: &RecordSet) -> Self {
+        RrsetData::new(set.rtype(), set.ttl(), set.wire_rdatas())
+    }
+}
+
+/// The RRsets at one owner name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentNode {
+    /// The owner (lower case).
+    pub name: Name,
+    /// RRsets, ordered by type code.
+    pub rrsets: Vec<RrsetData>,
+}
+
+/// A zone's unsigned content, names in canonical order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneContent {
+    /// The apex.
+    pub apex: Name,
+    /// Names with data, keyed by [`canonical_key`].
+    pub nodes: BTreeMap<Vec<u8>, ContentNode>,
+}
+
+impl ZoneContent {
+    /// An empty zone.
+    pub fn new(apex: Name) -> Self {
+        ZoneContent {
+            apex,
+            nodes: BTreeMap::new(),
+        }
+    }
+
+    /// Adds (or replaces) an RRset; empty RRsets are ignored.
+    pub fn add(&mut self, owner: &Name, rrset: RrsetData) {
+        if rrset.rdatas.is_empty() {
+            return;
+        }
+        let node = self
+            .nodes
+            .entry(canonical_key(owner))
+            .or_insert_with(|| ContentNode {
+                name: owner.clone(),
+                rrsets: Vec::new(),
+            });
+        node.rrsets.retain(|r| r.rtype != rrset.rtype);
+        node.rrsets.push(rrset);
+        node.rrsets.sort_by_key(|r| u16::from(r.rtype));
+    }
+
+    /// Number of names with data.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when the zone has no names at all.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+/// Builds the unsigned content of one signalling zone: `keys` are its own
+/// keys, `own` the policy's signals for its own apex, `children` every child
+/// zone's signals (only those for this zone's NS host are taken). The SOA
+/// serial is left 0: the signer sets it.
+pub fn signaling_zone(
+    config: &SignalingZoneConfig,
+    keys: &[Arc<Key>],
+    own: &ZoneSignals,
+    children: &[ZoneSignals],
+    now: Timestamp,
+) -> ZoneContent {
+    let apex = &config.apex;
+    let options = &config.options;
+    let mut content = ZoneContent::new(apex.clone());
+    let mname = options
+        .soa_mname
+        .clone()
+        .or_else(|| config.nameservers.first().cloned())
+        .unwrap_or_else(|| apex.clone());
+    let rname = options.soa_rname.clone().unwrap_or_else(|| {
+        apex.prepend_label("hostmaster")
+            .unwrap_or_else(|_| apex.clone())
+    });
+    let soa = Soa {
+        mname,
+        rname,
+        serial: 0,
+        refresh: options.soa_refresh,
+        retry: options.soa_retry,
+        expire: options.soa_expire,
+        minimum: options.soa_minimum,
+    };
+    content.add(
+        apex,
+        RrsetData::new(RecordType::SOA, options.ttl, vec![soa.to_wire()]),
+    );
+    content.add(
+        apex,
+        RrsetData::new(
+            RecordType::NS,
+            options.ttl,
+            config.nameservers.iter().map(canonical_wire).collect(),
+        ),
+    );
+    let published: Vec<&Arc<Key>> = keys
+        .iter()
+        .filter(|k| Lifecycle::of(k, now, None).published)
+        .collect();
+    let dnskey_ttl = options
+        .dnskey_ttl
+        .or_else(|| published.iter().filter_map(|k| k.ttl).min())
+        .unwrap_or(options.ttl);
+    content.add(
+        apex,
+        RrsetData::new(
+            RecordType::DNSKEY,
+            dnskey_ttl,
+            published.iter().map(|k| k.dnskey.to_wire()).collect(),
+        ),
+    );
+    content.add(apex, RrsetData::from_set(&own.cds));
+    content.add(apex, RrsetData::from_set(&own.cdnskey));
+    let ns_host = config.ns_host();
+    for signals in children {
+        for boot in signals.dsboot.iter().filter(|b| b.ns == ns_host) {
+            content.add(&boot.owner, RrsetData::from_set(&boot.cds));
+            content.add(&boot.owner, RrsetData::from_set(&boot.cdnskey));
+        }
+    }
+    let zone = display(apex);
+    tracing::debug!(zone, names = content.len(), "signalling zone content built");
+    content
+}
