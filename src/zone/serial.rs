@@ -31,7 +31,7 @@ pub fn next(policy: SerialPolicy, old: Option<u32>, now: Timestamp) -> u32 {
                 .strftime("%Y%m%d")
                 .to_string()
                 .parse()
-                .unwrap_or(1970_01_01);
+                .unwrap_or(19_700_101);
             day.saturating_mul(100)
         }
     };
@@ -74,14 +74,14 @@ mod tests {
             next(SerialPolicy::Unixtime, Some(1_795_000_000), now),
             1_795_000_001
         );
-        assert_eq!(next(SerialPolicy::Dateserial, None, now), 2026_1118_00);
+        assert_eq!(next(SerialPolicy::Dateserial, None, now), 2_026_111_800);
         assert_eq!(
-            next(SerialPolicy::Dateserial, Some(2026_1118_07), now),
-            2026_1118_08
+            next(SerialPolicy::Dateserial, Some(2_026_111_807), now),
+            2_026_111_808
         );
         assert_eq!(
-            next(SerialPolicy::Dateserial, Some(2026_1119_00), now),
-            2026_1119_01
+            next(SerialPolicy::Dateserial, Some(2_026_111_900), now),
+            2_026_111_901
         );
     }
 }
