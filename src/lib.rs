@@ -6,10 +6,12 @@
 //! (served zones, UPDATE, NOTIFY) only move the policy's output.
 
 pub mod config;
+pub mod daemon;
 pub mod dns;
 pub mod dnssec;
 pub mod keys;
 pub mod model;
 pub mod policy;
+pub mod server;
 pub mod state;
 pub mod zone;

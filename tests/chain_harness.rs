@@ -172,3 +172,35 @@ fn missing_ds_is_not_validated() {
     assert!(matches!(result, DelvResult::Failed(_)), "{result:?}");
     assert!(result.output().contains("unsigned answer"), "{result:?}");
 }
+
+#[test]
+fn proxy_damages_only_the_victim_over_udp_and_tcp() {
+    if !ready() {
+        return;
+    }
+    let stand_in = StandIn::start();
+    let upstream = stand_in.server.addr();
+    let proxy = CorruptingProxy::start(upstream, &DSBOOT.to_uppercase(), chain::CDS);
+    for transport in ["+notcp", "+tcp"] {
+        let ask = |server, rtype| {
+            chain::kdig_with_options(server, DSBOOT, rtype, &["+dnssec", "+norecurse", transport])
+        };
+        let (direct, proxied) = (ask(upstream, "CDS"), ask(proxy.addr(), "CDS"));
+        assert_eq!(direct.rcode, "NOERROR", "{}", direct.output);
+        let cds = |r: &chain::KdigResult| rdata(&r.answer, "CDS");
+        assert_eq!(cds(&direct), [squash(&stand_in.cds)], "{}", direct.output);
+        assert_ne!(
+            cds(&direct),
+            cds(&proxied),
+            "{transport}: {}",
+            proxied.output
+        );
+        // Only the CDS RDATA changed, not its RRSIG.
+        let rrsig = |r: &chain::KdigResult| rdata(&r.answer, "RRSIG");
+        assert_eq!(rrsig(&direct), rrsig(&proxied), "{transport}");
+        // Other types pass untouched.
+        let (direct, proxied) = (ask(upstream, "CDNSKEY"), ask(proxy.addr(), "CDNSKEY"));
+        assert_eq!(direct.answer, proxied.answer, "{transport}");
+    }
+    assert_eq!(proxy.corrupted(), 2);
+}

@@ -25,13 +25,20 @@ pub const EXIT_CONFIG: u8 = 2;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log level for stderr (error, warn, info, debug, trace); RUST_LOG overrides.
-    #[arg(long, global = true, default_value = "warn")]
-    log_level: String,
+    /// Log level for stderr (error, warn, info, debug, trace; default: info
+    /// for serve, warn otherwise); RUST_LOG overrides.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Sign and serve the signalling zones (until SIGINT/SIGTERM).
+    Serve {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Check a config file and the key directories it names.
     CheckConfig {
         /// The config file.
@@ -73,8 +80,14 @@ pub fn run() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging(&cli.log_level);
+    let default_level = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(cli.log_level.as_deref().unwrap_or(default_level));
     let code = match cli.command {
+        Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => check::run(&config),
         Command::Signals {
             config,
@@ -85,6 +98,32 @@ pub fn run() -> ExitCode {
         Command::Keys { dir, at } => keys::run(&dir, at.as_deref()),
     };
     ExitCode::from(code)
+}
+
+fn serve(config: &std::path::Path) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return EXIT_WARNINGS;
+        }
+    };
+    match runtime.block_on(signalbox::daemon::serve(config)) {
+        Ok(()) => EXIT_OK,
+        Err(signalbox::daemon::DaemonError::Config(errors)) => {
+            for error in &errors.0 {
+                eprintln!("error: {error}");
+            }
+            EXIT_CONFIG
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_WARNINGS
+        }
+    }
 }
 
 fn init_logging(level: &str) {

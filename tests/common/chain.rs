@@ -25,6 +25,13 @@
 //! byte of one record type's RDATA: the negative control that proves a
 //! "validated" verdict means something.
 //!
+//! Why Knot for `test.`/`operator.test.`: it is one process (threads), so
+//! killing it leaves nothing behind (NSD forks a main, xfrd and server
+//! processes, and Debian's NSD has response-rate limiting on by default); it
+//! serves pre-signed zone files as they are with no privilege drop unless
+//! configured (`user:` unset), keeps its control socket, PID file and LMDB
+//! databases in one run directory, and starts in ~0.1 s.
+//!
 //! Every daemon runs in the foreground as a child of the test process and is
 //! killed (SIGKILL) when its owner is dropped, which includes unwinding from a
 //! failed assertion. A small `sh` watchdog per daemon also kills it when the
@@ -189,6 +196,11 @@ impl Chain {
             "the signaling apex {} must be below operator.test.",
             spec.signaling_apex
         );
+        assert!(
+            spec.signaling_server.is_ipv4(),
+            "the signaling server must be on IPv4 (Unbound runs with do-ip6: no): {}",
+            spec.signaling_server
+        );
         let dir = tempfile::Builder::new()
             .prefix("signalbox-chain-")
             .tempdir()
@@ -342,8 +354,11 @@ impl Chain {
     }
 
     /// `delv @resolver -a anchor.conf +root=test. NAME RTYPE`, classified.
-    /// delv validates by itself (it asks Unbound with CD set), so this checks
-    /// the records and signatures, not just Unbound's opinion.
+    /// delv checks every signature of the answer and of the chain up to the
+    /// anchor itself, so `Validated` does not rest on Unbound's AD flag.
+    /// delv 9.18 does not set CD, so bogus data is already refused by
+    /// Unbound (SERVFAIL, delv prints `;; resolution failed: failure`; the
+    /// reason is in [`Chain::resolver_log`]).
     pub fn delv(&self, name: &str, rtype: &str) -> DelvResult {
         self.delv_with(name, rtype, &[])
     }
@@ -528,7 +543,8 @@ pub struct SignedZone {
 /// a ZSK, or one CSK when `csk`), then signs `body` (zone-file text, relative
 /// names allowed; `$ORIGIN` is set to `apex`) with `dnssec-signzone -S`
 /// (NSEC, default validity: one hour ago to 30 days from now). The DNSKEYs
-/// are added by the signer. Panics on failure.
+/// are added by the signer. Call it once per apex and `dir` (keys already in
+/// the key directory would be used too). Panics on failure.
 pub fn sign_zone(dir: &Path, apex: &str, body: &str, csk: bool) -> SignedZone {
     let apex = fqdn(apex);
     let stem = apex.trim_end_matches('.');
@@ -902,6 +918,19 @@ fn probe_authoritative(addr: SocketAddr, name: &str) -> Result<(), String> {
 /// `kdig @addr NAME RTYPE` (with `+dnssec` when `dnssec`).
 pub fn kdig(addr: SocketAddr, name: &str, rtype: &str, dnssec: bool) -> KdigResult {
     kdig_with(addr, name, rtype, dnssec, &["+retry=1", "+timeout=5"])
+}
+
+/// `kdig @addr NAME RTYPE OPTIONS...` (e.g. `+dnssec`, `+tcp`, `+norecurse`),
+/// with a 5 s timeout and one retry.
+pub fn kdig_with_options(
+    addr: SocketAddr,
+    name: &str,
+    rtype: &str,
+    options: &[&str],
+) -> KdigResult {
+    let mut all = vec!["+retry=1", "+timeout=5"];
+    all.extend_from_slice(options);
+    kdig_with(addr, name, rtype, false, &all)
 }
 
 fn kdig_with(

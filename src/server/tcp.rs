@@ -1,0 +1,94 @@
+//! TCP (RFC 7766): two-octet length framing, several queries per connection
+//! answered in order, an idle timeout, and a cap on open connections.
+
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+
+use super::{SharedSnapshot, Transport, respond};
+
+/// Binds a listening socket (with SO_REUSEADDR, so restarts do not wait).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Accepts connections until the runtime stops.
+pub async fn serve(
+    listener: TcpListener,
+    snapshot: SharedSnapshot,
+    idle: Duration,
+    max_connections: usize,
+) {
+    let slots = Arc::new(Semaphore::new(max_connections));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            // Over the limit: close at once rather than queue (RFC 7766 §6.2.2).
+            tracing::debug!(%peer, "TCP connection limit reached");
+            drop(stream);
+            continue;
+        };
+        let snapshot = snapshot.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, snapshot, idle).await {
+                tracing::debug!(%peer, error = %e, "TCP connection ended");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    snapshot: SharedSnapshot,
+    idle: Duration,
+) -> io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut packet = vec![0u8; 65_535];
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(idle, stream.read_exact(&mut len)).await {
+            Err(_) => return Ok(()), // idle
+            Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(r) => r?,
+        };
+        let len = usize::from(u16::from_be_bytes(len));
+        match tokio::time::timeout(idle, stream.read_exact(&mut packet[..len])).await {
+            Err(_) => return Ok(()),
+            Ok(r) => r?,
+        };
+        let answered = {
+            let current = snapshot.load();
+            respond(&current, &packet[..len], Transport::Tcp, &mut out)
+        };
+        if !answered {
+            // Garbage on a stream: the framing may be lost; close.
+            return Ok(());
+        }
+        let mut framed = Vec::with_capacity(out.len() + 2);
+        framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&out);
+        stream.write_all(&framed).await?;
+    }
+}
