@@ -71,8 +71,9 @@ fn rdata(records: &[String], rtype: &str) -> Vec<String> {
         .iter()
         .filter_map(|r| {
             let fields: Vec<&str> = r.split(' ').collect();
-            let at = fields.iter().position(|f| *f == rtype)?;
-            Some(fields[at + 1..].concat())
+            // owner TTL IN TYPE RDATA...
+            let class = fields.iter().position(|f| *f == "IN")?;
+            (fields.get(class + 1) == Some(&rtype)).then(|| fields[class + 2..].concat())
         })
         .collect()
 }

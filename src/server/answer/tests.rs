@@ -1,1 +1,371 @@
+//! Answer tests: responses parsed back by hickory-proto's message parser.
 
+use std::sync::Arc;
+
+use hickory_proto::{
+    op::{Message, ResponseCode},
+    rr::{Name, RecordType},
+};
+
+use super::*;
+use crate::{
+    config::ZoneOptions,
+    dns::{Dnskey, Ds, parse_name},
+    dnssec::{self, Algorithm},
+    keys::{Key, KeyFiles, PrivatePart, Timing, bind::private},
+    zone::{RrsetData, ZoneContent, ZoneSigner},
+};
+
+fn apex() -> Name {
+    parse_name("_signal.ns1.example.net.").expect("valid")
+}
+
+fn zone(children: &[&str]) -> SignedZone {
+    let dnskey =
+        Dnskey::from_text("257 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=").expect("valid");
+    let file = private::parse(
+        "Private-key-format: v1.3\nAlgorithm: 15 (ED25519)\nPrivateKey: ODIyNjAzODQ2MjgwODAxMjI2NDUxOTAyMDQxNDIyNjI=\n",
+    )
+    .expect("valid");
+    let key = Arc::new(Key {
+        zone: apex(),
+        tag: dnssec::key_tag(&dnskey),
+        dnskey: dnskey.clone(),
+        algorithm: Algorithm::Ed25519,
+        ttl: None,
+        timing: Timing::default(),
+        state: None,
+        private: PrivatePart::Present(Arc::new(file)),
+        files: KeyFiles {
+            key: "x".into(),
+            private: None,
+            state: None,
+        },
+    });
+    let mut content = ZoneContent::new(apex());
+    let soa = crate::dns::Soa {
+        mname: parse_name("ns1.example.net.").expect("valid"),
+        rname: parse_name("hostmaster.example.net.").expect("valid"),
+        serial: 0,
+        refresh: 3600,
+        retry: 600,
+        expire: 1_209_600,
+        minimum: 300,
+    };
+    content.add(
+        &apex(),
+        RrsetData::new(RecordType::SOA, 3600, vec![soa.to_wire()]),
+    );
+    content.add(
+        &apex(),
+        RrsetData::new(
+            RecordType::NS,
+            3600,
+            vec![canonical_wire(
+                &parse_name("ns1.example.net.").expect("valid"),
+            )],
+        ),
+    );
+    content.add(
+        &apex(),
+        RrsetData::new(RecordType::DNSKEY, 3600, vec![dnskey.to_wire()]),
+    );
+    let ds = Ds::from_text(
+        "35217 15 2 28525601C55CE99A840AD171CE8A295DED91CC18D2EBB902B542A5148A277C3D",
+    )
+    .expect("valid");
+    for child in children {
+        let owner =
+            parse_name(&format!("_dsboot.{child}._signal.ns1.example.net.")).expect("valid");
+        content.add(
+            &owner,
+            RrsetData::new(RecordType::CDS, 3600, vec![ds.to_wire()]),
+        );
+        content.add(
+            &owner,
+            RrsetData::new(RecordType::CDNSKEY, 3600, vec![dnskey.to_wire()]),
+        );
+    }
+    let mut signed = SignedZone::new(apex());
+    let now = jiff::Timestamp::from_second(1_800_000_000).expect("valid");
+    signed
+        .update(
+            &content,
+            &ZoneSigner::from_keys(&[key], now),
+            42,
+            now,
+            &ZoneOptions::default(),
+        )
+        .expect("signed");
+    signed
+}
+
+fn snapshot() -> Snapshot {
+    Snapshot::new(
+        vec![Arc::new(ZoneAnswers::build(&zone(&[
+            "example.com",
+            "example.co.uk",
+        ])))],
+        1232,
+    )
+}
+
+/// A query in wire form; `edns` = (udp size, DO, version).
+fn query(name: &str, qtype: u16, edns: Option<(u16, bool, u8)>) -> Vec<u8> {
+    let mut q = vec![
+        0xab,
+        0xcd,
+        0x01,
+        0x00,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        u8::from(edns.is_some()),
+    ];
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes());
+    if let Some((size, dnssec_ok, version)) = edns {
+        q.extend_from_slice(&[0, 0, 41]);
+        q.extend_from_slice(&size.to_be_bytes());
+        q.extend_from_slice(&[0, version, if dnssec_ok { 0x80 } else { 0 }, 0, 0, 0]);
+    }
+    q
+}
+
+fn ask(snap: &Snapshot, packet: &[u8], transport: Transport) -> (Vec<u8>, Message) {
+    let mut out = Vec::new();
+    assert!(respond(snap, packet, transport, &mut out), "dropped");
+    let message = Message::from_vec(&out).expect("a well-formed response");
+    (out, message)
+}
+
+fn types(records: &[hickory_proto::rr::Record]) -> Vec<RecordType> {
+    records.iter().map(|r| r.record_type()).collect()
+}
+
+const DO: Option<(u16, bool, u8)> = Some((1232, true, 0));
+
+#[test]
+fn positive_answer_with_and_without_signatures() {
+    let snap = snapshot();
+    let (raw, m) = ask(
+        &snap,
+        &query("_dsboot.EXAMPLE.com._signal.ns1.example.net.", 59, DO),
+        Transport::Udp,
+    );
+    assert_eq!(m.metadata.id, 0xabcd);
+    assert!(m.metadata.authoritative);
+    assert!(m.metadata.recursion_desired && !m.metadata.recursion_available);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(types(&m.answers), [RecordType::CDS, RecordType::RRSIG]);
+    // The question and the answer owner keep the query's case.
+    assert_eq!(
+        m.answers[0].name.to_ascii(),
+        "_dsboot.EXAMPLE.com._signal.ns1.example.net."
+    );
+    assert!(raw.windows(8).any(|w| w == b"\x07EXAMPLE"));
+    let (_, m) = ask(
+        &snap,
+        &query("_dsboot.example.com._signal.ns1.example.net.", 60, None),
+        Transport::Udp,
+    );
+    assert_eq!(types(&m.answers), [RecordType::CDNSKEY]);
+    assert!(m.additionals.is_empty());
+}
+
+#[test]
+fn nodata_carries_soa_and_the_names_nsec() {
+    let snap = snapshot();
+    let (_, m) = ask(
+        &snap,
+        &query("_dsboot.example.com._signal.ns1.example.net.", 16, DO),
+        Transport::Udp,
+    );
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty());
+    assert_eq!(
+        types(&m.authorities),
+        [
+            RecordType::SOA,
+            RecordType::RRSIG,
+            RecordType::NSEC,
+            RecordType::RRSIG
+        ]
+    );
+    assert_eq!(
+        m.authorities[2].name.to_ascii(),
+        "_dsboot.example.com._signal.ns1.example.net."
+    );
+    // Without DO: the SOA only.
+    let (_, m) = ask(
+        &snap,
+        &query("_signal.ns1.example.net.", 43, None),
+        Transport::Udp,
+    );
+    assert_eq!(types(&m.authorities), [RecordType::SOA]);
+    assert_eq!(m.authorities[0].ttl, 3600);
+}
+
+#[test]
+fn empty_non_terminals_are_nodata_with_the_covering_nsec() {
+    let snap = snapshot();
+    for ent in [
+        "com._signal.ns1.example.net.",
+        "example.com._signal.ns1.example.net.",
+        "co.uk._signal.ns1.example.net.",
+    ] {
+        let (_, m) = ask(&snap, &query(ent, 59, DO), Transport::Udp);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{ent}");
+        assert!(m.answers.is_empty(), "{ent}");
+        assert_eq!(
+            types(&m.authorities),
+            [
+                RecordType::SOA,
+                RecordType::RRSIG,
+                RecordType::NSEC,
+                RecordType::RRSIG
+            ],
+            "{ent}"
+        );
+    }
+}
+
+#[test]
+fn nxdomain_proves_name_and_wildcard() {
+    let snap = snapshot();
+    let (_, m) = ask(
+        &snap,
+        &query("zzz._signal.ns1.example.net.", 1, DO),
+        Transport::Udp,
+    );
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(m.metadata.authoritative);
+    let nsec_owners: Vec<String> = m
+        .authorities
+        .iter()
+        .filter(|r| r.record_type() == RecordType::NSEC)
+        .map(|r| r.name.to_ascii())
+        .collect();
+    // zzz sorts last: covered by the last name's NSEC; *.apex by the apex NSEC.
+    assert_eq!(nsec_owners.len(), 2, "{nsec_owners:?}");
+    assert!(nsec_owners.contains(&"_signal.ns1.example.net.".to_string()));
+    // A name below a signal: one NSEC covers both the name and the wildcard.
+    let (_, m) = ask(
+        &snap,
+        &query("x._dsboot.example.com._signal.ns1.example.net.", 1, DO),
+        Transport::Udp,
+    );
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(
+        types(&m.authorities),
+        [
+            RecordType::SOA,
+            RecordType::RRSIG,
+            RecordType::NSEC,
+            RecordType::RRSIG
+        ]
+    );
+}
+
+#[test]
+fn refused_notimp_badvers_any() {
+    let snap = snapshot();
+    let (_, m) = ask(&snap, &query("example.com.", 1, None), Transport::Udp);
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert!(!m.metadata.authoritative);
+    let mut notify = query("_signal.ns1.example.net.", 6, None);
+    notify[2] = 0x20; // opcode 4
+    let (_, m) = ask(&snap, &notify, Transport::Udp);
+    assert_eq!(m.metadata.response_code, ResponseCode::NotImp);
+    let (raw, _) = ask(
+        &snap,
+        &query("_signal.ns1.example.net.", 6, Some((1232, false, 1))),
+        Transport::Udp,
+    );
+    // BADVERS: RCODE 0 in the header, extended RCODE 1 in the OPT TTL.
+    let opt = &raw[raw.len() - 11..];
+    assert_eq!((raw[3] & 0x0f, opt[2], opt[5], opt[6]), (0, 41, 1, 0));
+    let (_, m) = ask(
+        &snap,
+        &query("_signal.ns1.example.net.", 255, DO),
+        Transport::Udp,
+    );
+    let answered: Vec<RecordType> = types(&m.answers)
+        .into_iter()
+        .filter(|t| *t != RecordType::RRSIG)
+        .collect();
+    assert_eq!(answered.len(), 1, "RFC 8482: one RRset");
+    let mut chaos = query("version.bind.", 16, None);
+    let len = chaos.len();
+    chaos[len - 1] = 3;
+    let (_, m) = ask(&snap, &chaos, Transport::Udp);
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    let (_, m) = ask(
+        &snap,
+        &query("_signal.ns1.example.net.", 252, None),
+        Transport::Udp,
+    );
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+}
+
+#[test]
+fn udp_truncation_and_tcp() {
+    let snap = snapshot();
+    // The DNSKEY answer with DO fits in 1232 but not in 512.
+    let q = query("zzz._signal.ns1.example.net.", 1, Some((512, true, 0)));
+    let (raw, m) = ask(&snap, &q, Transport::Udp);
+    assert!(m.metadata.truncation);
+    assert!(raw.len() <= 512);
+    assert!(m.answers.is_empty() && m.authorities.is_empty());
+    let (raw, m) = ask(&snap, &q, Transport::Tcp);
+    assert!(!m.metadata.truncation);
+    assert!(raw.len() > 512);
+    // Without EDNS: 512.
+    let (raw, _) = ask(
+        &snap,
+        &query("zzz._signal.ns1.example.net.", 1, None),
+        Transport::Udp,
+    );
+    assert!(raw.len() <= 512);
+}
+
+#[test]
+fn formerr_and_drops() {
+    let snap = snapshot();
+    let mut out = Vec::new();
+    assert!(!respond(&snap, &[1, 2, 3], Transport::Udp, &mut out));
+    let mut two = query("_signal.ns1.example.net.", 6, None);
+    two[5] = 2;
+    assert!(respond(&snap, &two, Transport::Udp, &mut out));
+    assert_eq!(out[3] & 0x0f, 1);
+    assert_eq!(&out[0..2], &[0xab, 0xcd]);
+    let (_, m) = ask(
+        &snap,
+        &query("_signal.ns1.example.net.", 41, None),
+        Transport::Udp,
+    );
+    assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+}
+
+#[test]
+fn broken_zone_is_servfail() {
+    let snap = Snapshot::new(
+        vec![Arc::new(ZoneAnswers::broken(&apex(), "no keys".into()))],
+        1232,
+    );
+    let (_, m) = ask(
+        &snap,
+        &query("_signal.ns1.example.net.", 6, None),
+        Transport::Udp,
+    );
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+}
