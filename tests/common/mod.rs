@@ -133,3 +133,4 @@ pub fn records(stdout: &str) -> Vec<String> {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect()
 }
+pub mod serve;

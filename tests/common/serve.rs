@@ -1,0 +1,154 @@
+//! Running `signalbox serve` for a test, and asking it questions.
+
+use std::{
+    fs,
+    net::{SocketAddr, UdpSocket},
+    path::{Path, PathBuf},
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
+
+use hickory_proto::op::Message;
+
+use super::signalbox;
+
+/// A free 127.0.0.1 port for UDP and TCP (bound and released: tests run in
+/// parallel, so take it right before use).
+pub fn free_port() -> u16 {
+    loop {
+        let Ok(udp) = UdpSocket::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(port) = udp.local_addr().map(|a| a.port()) else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A running `signalbox serve`, killed on drop; its log is kept in a file.
+pub struct Serve {
+    child: Child,
+    /// Where it answers.
+    pub addr: SocketAddr,
+    /// Its stderr.
+    pub log: PathBuf,
+}
+
+impl Serve {
+    /// Starts `signalbox serve -c config` and waits until `apex` answers.
+    pub fn start(config: &Path, addr: SocketAddr, apex: &str) -> Serve {
+        let log = config.with_extension("log");
+        let file = fs::File::create(&log).expect("log file");
+        let child = signalbox()
+            .args(["serve", "-c"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("signalbox serve starts");
+        let mut serve = Serve { child, addr, log };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(m) = query(addr, apex, 6, false) {
+                if !m.answers.is_empty() {
+                    return serve;
+                }
+            }
+            if let Ok(Some(status)) = serve.child.try_wait() {
+                panic!(
+                    "signalbox serve exited with {status}:\n{}",
+                    serve.log_text()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "signalbox serve did not answer for {apex}:\n{}",
+                    serve.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// What it logged so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills it (SIGKILL) and waits.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A query in wire form.
+pub fn query_bytes(name: &str, qtype: u16, dnssec: bool) -> Vec<u8> {
+    let mut q = vec![0x42, 0x42, 0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes());
+    q.extend_from_slice(&[
+        0,
+        0,
+        41,
+        0x04,
+        0xd0,
+        0,
+        0,
+        if dnssec { 0x80 } else { 0 },
+        0,
+        0,
+        0,
+    ]);
+    q
+}
+
+/// Asks over UDP; `None` on timeout or a malformed answer.
+pub fn query(addr: SocketAddr, name: &str, qtype: u16, dnssec: bool) -> Option<Message> {
+    let raw = query_raw(addr, &query_bytes(name, qtype, dnssec))?;
+    Message::from_vec(&raw).ok()
+}
+
+/// Sends raw bytes over UDP and returns the raw answer, if any.
+pub fn query_raw(addr: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
+    socket.send_to(packet, addr).ok()?;
+    let mut buf = [0u8; 65_535];
+    let (len, _) = socket.recv_from(&mut buf).ok()?;
+    Some(buf[..len].to_vec())
+}
+
+/// The SOA serial a server answers for `apex`.
+pub fn serial(addr: SocketAddr, apex: &str) -> Option<u32> {
+    let m = query(addr, apex, 6, false)?;
+    match &m.answers.first()?.data {
+        hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    }
+}

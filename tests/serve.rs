@@ -1,0 +1,341 @@
+//! `signalbox serve` against real peers: a local chain of trust (Knot +
+//! validating Unbound + delv), dnssec-verify on the walked zone, restarts,
+//! and malformed input.
+
+mod common;
+
+use std::{
+    fs,
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::Path,
+    process::Command,
+    time::Duration,
+};
+
+use common::{chain, serve::*, *};
+
+const APEX: &str = "_signal.ns1.operator.test.";
+
+/// A config serving `_signal.ns1.operator.test.` for the children whose keys
+/// are in `root/children`, with the signalling zone's CSK in `root/signal`.
+fn write_config(root: &Path, port: u16) -> std::path::PathBuf {
+    let config = root.join("signalbox.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"version = 1
+[[zones]]
+keys = "children"
+nameservers = ["ns1.operator.test.", "ns2.elsewhere.test."]
+cds = "always"
+
+[[signaling_zone]]
+apex = "{APEX}"
+keys = "signal"
+nameservers = ["ns1.operator.test."]
+
+[server]
+listen = ["127.0.0.1:{port}"]
+udp_threads = 2
+
+[state]
+dir = "state"
+"#
+        ),
+    )
+    .expect("write config");
+    config
+}
+
+/// The signalling zone's CSK, made by dnssec-keygen; returns its .key path.
+fn signal_key(root: &Path) -> std::path::PathBuf {
+    let dir = root.join("signal");
+    fs::create_dir_all(&dir).expect("mkdir");
+    let stem = chain::keygen(
+        &dir,
+        &["-f", "KSK", "-L", "3600", APEX.trim_end_matches('.')],
+    );
+    dir.join(format!("{stem}.key"))
+}
+
+#[test]
+fn signals_validate_through_a_local_chain_of_trust() {
+    if !tools(chain::TOOLS) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let children = root.join("children");
+    fs::create_dir_all(&children).expect("mkdir");
+    for child in ["example.com", "example.co.uk"] {
+        chain::keygen(&children, &["-f", "KSK", "-L", "600", child]);
+    }
+    let key = signal_key(root);
+    let port = free_port();
+    let config = write_config(root, port);
+    let server = Serve::start(&config, SocketAddr::from(([127, 0, 0, 1], port)), APEX);
+
+    let chain = chain::Chain::start(&chain::ChainSpec {
+        signaling_apex: APEX.into(),
+        signaling_ds: vec![chain::dsfromkey(&key)],
+        signaling_server: server.addr,
+    });
+    // What `signalbox signals` says must be what validates.
+    let (code, stdout, stderr) = output(signalbox().args(["signals", "-c"]).arg(&config));
+    assert_eq!(code, 0, "{stderr}");
+    let expected = records(&stdout);
+    for child in ["example.com", "example.co.uk"] {
+        let name = format!("_dsboot.{child}.{APEX}");
+        for rtype in ["CDS", "CDNSKEY"] {
+            let got = chain.assert_validated(&name, rtype);
+            let want: Vec<&String> = expected
+                .iter()
+                .filter(|l| {
+                    l.starts_with(&format!("{name} ")) && l.split(' ').nth(3) == Some(rtype)
+                })
+                .collect();
+            assert_eq!(want.len(), 1, "{stdout}");
+            assert_eq!(got.len(), 1, "{got:?}");
+            // Type and RDATA, white space removed (delv splits long digests).
+            let tail = |l: &str| l.split(' ').skip(3).collect::<String>();
+            assert_eq!(
+                tail(&got[0]).to_ascii_uppercase(),
+                tail(want[0]).to_ascii_uppercase(),
+                "{name} {rtype}"
+            );
+        }
+    }
+    chain.assert_validated(APEX, "DNSKEY");
+    chain.assert_validated(APEX, "SOA");
+    // Denial: a name, a type, an empty non-terminal, a name below a signal.
+    chain.assert_negative(&format!("nope.{APEX}"), "A");
+    chain.assert_negative(&format!("_dsboot.example.com.{APEX}"), "TXT");
+    chain.assert_negative(&format!("com.{APEX}"), "CDS");
+    chain.assert_negative(&format!("example.co.uk.{APEX}"), "CDS");
+    chain.assert_negative(&format!("x._dsboot.example.com.{APEX}"), "CDS");
+    // The signalling NS in another zone gets no record here.
+    chain.assert_negative(
+        &format!("_dsboot.example.com._signal.ns2.elsewhere.test."),
+        "CDS",
+    );
+
+    // Negative control: the same server behind a proxy that corrupts one CDS.
+    let proxy = chain::CorruptingProxy::start(
+        server.addr,
+        &format!("_dsboot.example.com.{APEX}"),
+        chain::CDS,
+    );
+    let bad = chain::Chain::start(&chain::ChainSpec {
+        signaling_apex: APEX.into(),
+        signaling_ds: vec![chain::dsfromkey(&key)],
+        signaling_server: proxy.addr(),
+    });
+    bad.assert_failed(&format!("_dsboot.example.com.{APEX}"), "CDS");
+    bad.assert_validated(&format!("_dsboot.example.co.uk.{APEX}"), "CDS");
+    assert!(proxy.corrupted() > 0);
+}
+
+/// 10k children with made-up KSKs: `.key` files written directly.
+fn many_children(dir: &Path, count: usize) {
+    fs::create_dir_all(dir).expect("mkdir");
+    for i in 0..count {
+        let mut key = dnskey(257, 13, (i % 251) as u8);
+        key.public_key[..4].copy_from_slice(&(i as u32).to_be_bytes());
+        write_key(dir, &format!("child{i}.example."), &key, &[]);
+    }
+}
+
+#[test]
+fn walked_zone_with_10k_children_passes_dnssec_verify() {
+    if !tools(&["dnssec-keygen", "dnssec-verify", "dig", "/usr/bin/python3"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    many_children(&root.join("children"), 10_000);
+    signal_key(root);
+    let port = free_port();
+    let config = write_config(root, port);
+    let server = Serve::start(&config, SocketAddr::from(([127, 0, 0, 1], port)), APEX);
+
+    // Walk the NSEC chain with dnspython and dump every RRset as served.
+    let walked = root.join("walked.zone");
+    let out = Command::new("/usr/bin/python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/walk_zone.py"))
+        .args(["127.0.0.1", &port.to_string(), APEX])
+        .output()
+        .expect("walker runs");
+    assert!(
+        out.status.success(),
+        "walk failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log_text()
+    );
+    fs::write(&walked, &out.stdout).expect("write zone");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("walked 10001 names"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let verify = |file: &Path| {
+        Command::new("dnssec-verify")
+            .args(["-z", "-o", APEX])
+            .arg(file)
+            .output()
+            .expect("dnssec-verify runs")
+    };
+    let result = verify(&walked);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(
+        result.status.success() && text.contains("Zone fully signed"),
+        "{text}"
+    );
+
+    // Negative control: one flipped signature octet fails verification.
+    let zone = fs::read_to_string(&walked).expect("read");
+    let line = zone
+        .lines()
+        .position(|l| l.contains("RRSIG CDS"))
+        .expect("an RRSIG over a CDS");
+    let mut lines: Vec<String> = zone.lines().map(str::to_string).collect();
+    let sig = lines[line].clone();
+    let last = sig
+        .rfind(|c: char| c.is_ascii_alphanumeric())
+        .expect("base64");
+    let flipped = if &sig[last..=last] == "A" { "B" } else { "A" };
+    lines[line] = format!("{}{}{}", &sig[..last], flipped, &sig[last + 1..]);
+    let bad = root.join("bad.zone");
+    fs::write(&bad, lines.join("\n")).expect("write");
+    assert!(
+        !verify(&bad).status.success(),
+        "a corrupted RRSIG must fail dnssec-verify"
+    );
+}
+
+#[test]
+fn restart_serves_the_same_signals_with_a_higher_serial() {
+    if !tools(&["dnssec-keygen"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    many_children(&root.join("children"), 3);
+    signal_key(root);
+    let port = free_port();
+    let config = write_config(root, port);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let name = format!("_dsboot.child1.example.{APEX}");
+    let mut server = Serve::start(&config, addr, APEX);
+    let first = serial(addr, APEX).expect("serial");
+    let cds = query(addr, &name, 59, false).expect("answer").answers;
+    assert_eq!(cds.len(), 1);
+    server.kill();
+    let _server = Serve::start(&config, addr, APEX);
+    let second = serial(addr, APEX).expect("serial");
+    assert!(second > first, "{second} after {first}");
+    assert_eq!(query(addr, &name, 59, false).expect("answer").answers, cds);
+}
+
+/// A tiny deterministic PRNG (xorshift) for garbage.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+#[test]
+fn malformed_input_is_answered_or_dropped_never_a_crash() {
+    if !tools(&["dnssec-keygen"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    many_children(&root.join("children"), 3);
+    signal_key(root);
+    let port = free_port();
+    let config = write_config(root, port);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut server = Serve::start(&config, addr, APEX);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let mut rng = Rng(0x5eed_cafe);
+
+    // Random packets of every size, truncated valid queries, bit flips.
+    for len in (0..600).chain([1232, 4096, 65_000]) {
+        let _ = socket.send_to(&rng.bytes(len), addr);
+    }
+    let valid = query_bytes(&format!("_dsboot.child1.example.{APEX}"), 59, true);
+    for cut in 0..valid.len() {
+        let _ = socket.send_to(&valid[..cut], addr);
+    }
+    for _ in 0..2000 {
+        let mut flipped = valid.clone();
+        let at = (rng.next() as usize) % flipped.len();
+        flipped[at] ^= 1 << (rng.next() % 8);
+        let _ = socket.send_to(&flipped, addr);
+    }
+    // Oversized names, long labels, a compression loop, four OPT records.
+    let mut long = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for _ in 0..8 {
+        long.push(63);
+        long.extend_from_slice(&[b'x'; 63]);
+    }
+    long.extend_from_slice(&[0, 0, 1, 0, 1]);
+    assert_eq!(
+        query_raw(addr, &long).map(|r| r[3] & 0x0f),
+        Some(1),
+        "FORMERR for a 513-octet name"
+    );
+    let looped = [0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1];
+    assert_eq!(query_raw(addr, &looped).map(|r| r[3] & 0x0f), Some(1));
+    let mut opts = valid.clone();
+    opts[11] = 4;
+    for _ in 0..3 {
+        opts.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0]);
+    }
+    assert_eq!(query_raw(addr, &opts).map(|r| r[3] & 0x0f), Some(1));
+
+    // TCP: garbage, a length longer than the data, a connection closed mid-message,
+    // and pipelined queries on one connection.
+    for junk in [rng.bytes(100), vec![0xff, 0xff, 1, 2, 3], vec![0, 5, 1]] {
+        if let Ok(mut stream) = TcpStream::connect(addr) {
+            let _ = stream.write_all(&junk);
+        }
+    }
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    for _ in 0..3 {
+        stream
+            .write_all(&(valid.len() as u16).to_be_bytes())
+            .expect("write");
+        stream.write_all(&valid).expect("write");
+    }
+    for _ in 0..3 {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).expect("length");
+        let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut answer).expect("answer");
+        let m = hickory_proto::op::Message::from_vec(&answer).expect("parses");
+        assert_eq!(m.answers.len(), 2, "CDS + RRSIG over TCP");
+    }
+
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(server.alive(), "crashed:\n{}", server.log_text());
+    let m =
+        query(addr, &format!("_dsboot.child1.example.{APEX}"), 59, true).expect("still answers");
+    assert_eq!(m.answers.len(), 2);
+}
