@@ -336,3 +336,45 @@ fn malformed_input_is_answered_or_dropped_never_a_crash() {
         query(addr, &format!("_dsboot.child1.example.{APEX}"), 59, true).expect("still answers");
     assert_eq!(m.answers.len(), 2);
 }
+
+#[test]
+fn a_zone_without_a_private_key_is_not_served_and_says_why() {
+    if !tools(&["dnssec-keygen"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    many_children(&root.join("children"), 2);
+    let key = signal_key(root);
+    fs::remove_file(key.with_extension("private")).expect("remove .private");
+    let port = free_port();
+    let config = write_config(root, port);
+    let log = config.with_extension("log");
+    let mut child = signalbox()
+        .args(["serve", "-c"])
+        .arg(&config)
+        .stderr(fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("starts");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut rcode = None;
+    for _ in 0..100 {
+        if let Some(m) = query(addr, APEX, 6, false) {
+            rcode = Some(m.metadata.response_code);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = fs::read_to_string(&log).expect("log");
+    assert_eq!(
+        rcode,
+        Some(hickory_proto::op::ResponseCode::ServFail),
+        "{text}"
+    );
+    assert!(
+        text.contains("cannot sign") && text.contains("no .private file"),
+        "{text}"
+    );
+}
