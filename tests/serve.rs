@@ -59,6 +59,43 @@ fn signal_key(root: &Path) -> std::path::PathBuf {
     dir.join(format!("{stem}.key"))
 }
 
+/// Walks the served zone (dnspython + `dig -f`) into `root/walked.zone`;
+/// returns the file and the walker's summary line.
+fn walk(root: &Path, port: u16, server: &Serve) -> (std::path::PathBuf, String) {
+    let walked = root.join("walked.zone");
+    let out = Command::new("/usr/bin/python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/walk_zone.py"))
+        .args(["127.0.0.1", &port.to_string(), APEX])
+        .output()
+        .expect("walker runs");
+    let summary = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "walk failed: {summary}\n{}",
+        server.log_text()
+    );
+    fs::write(&walked, &out.stdout).expect("write zone");
+    (walked, summary)
+}
+
+/// `dnssec-verify -z` (the CSK is a SEP key); returns (passed, output).
+fn dnssec_verify(file: &Path) -> (bool, String) {
+    let result = Command::new("dnssec-verify")
+        .args(["-z", "-o", APEX])
+        .arg(file)
+        .output()
+        .expect("dnssec-verify runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    (
+        result.status.success() && text.contains("Zone fully signed"),
+        text,
+    )
+}
+
 #[test]
 fn signals_validate_through_a_local_chain_of_trust() {
     if !tools(chain::TOOLS) {
@@ -156,43 +193,11 @@ fn walked_zone_with_10k_children_passes_dnssec_verify() {
     let config = write_config(root, port);
     let server = Serve::start(&config, SocketAddr::from(([127, 0, 0, 1], port)), APEX);
 
-    // Walk the NSEC chain with dnspython and dump every RRset as served.
-    let walked = root.join("walked.zone");
-    let out = Command::new("/usr/bin/python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/walk_zone.py"))
-        .args(["127.0.0.1", &port.to_string(), APEX])
-        .output()
-        .expect("walker runs");
-    assert!(
-        out.status.success(),
-        "walk failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log_text()
-    );
-    fs::write(&walked, &out.stdout).expect("write zone");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("walked 10001 names"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let verify = |file: &Path| {
-        Command::new("dnssec-verify")
-            .args(["-z", "-o", APEX])
-            .arg(file)
-            .output()
-            .expect("dnssec-verify runs")
-    };
-    let result = verify(&walked);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&result.stdout),
-        String::from_utf8_lossy(&result.stderr)
-    );
-    assert!(
-        result.status.success() && text.contains("Zone fully signed"),
-        "{text}"
-    );
+    // Walk the NSEC chain and dump every RRset as served.
+    let (walked, summary) = walk(root, port, &server);
+    assert!(summary.contains("walked 10001 names"), "{summary}");
+    let (ok, text) = dnssec_verify(&walked);
+    assert!(ok, "{text}");
 
     // Negative control: one flipped signature octet fails verification.
     let zone = fs::read_to_string(&walked).expect("read");
@@ -210,9 +215,65 @@ fn walked_zone_with_10k_children_passes_dnssec_verify() {
     let bad = root.join("bad.zone");
     fs::write(&bad, lines.join("\n")).expect("write");
     assert!(
-        !verify(&bad).status.success(),
+        !dnssec_verify(&bad).0,
         "a corrupted RRSIG must fail dnssec-verify"
     );
+}
+
+#[test]
+fn every_signing_algorithm_passes_dnssec_verify() {
+    if !tools(&["dnssec-keygen", "dnssec-verify", "dig", "/usr/bin/python3"]) {
+        return;
+    }
+    for (alg, extra) in [
+        ("RSASHA256", &["-b", "2048"][..]),
+        ("ECDSAP256SHA256", &[][..]),
+        ("ECDSAP384SHA384", &[][..]),
+        ("ED25519", &[][..]),
+    ] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        many_children(&root.join("children"), 5);
+        let dir = root.join("signal");
+        fs::create_dir_all(&dir).expect("mkdir");
+        // A KSK and a ZSK this time, both made by dnssec-keygen.
+        for role in [&["-f", "KSK"][..], &[][..]] {
+            let out = Command::new("dnssec-keygen")
+                .args(["-q", "-K"])
+                .arg(&dir)
+                .args(["-a", alg])
+                .args(extra)
+                .args(role)
+                .arg(APEX.trim_end_matches('.'))
+                .output()
+                .expect("dnssec-keygen");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let port = free_port();
+        let config = write_config(root, port);
+        let server = Serve::start(&config, SocketAddr::from(([127, 0, 0, 1], port)), APEX);
+        let (walked, _) = walk(root, port, &server);
+        let result = Command::new("dnssec-verify")
+            .args(["-o", APEX])
+            .arg(&walked)
+            .output()
+            .expect("dnssec-verify runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        );
+        assert!(
+            result.status.success()
+                && text.contains("KSKs: 1 active")
+                && text.contains("ZSKs: 1 active"),
+            "{alg}: {text}"
+        );
+    }
 }
 
 #[test]

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
@@ -83,7 +84,24 @@ fetched = subprocess.run(
     input=batch, capture_output=True, text=True, check=True,
 )
 
+# dig gives up on a query after its retries (a busy machine): check that
+# every RRset the NSEC bitmaps list arrived, and fetch the missing ones again.
+got = set()
+for line in fetched.stdout.splitlines():
+    fields = line.split()
+    if len(fields) >= 4 and not line.startswith(";") and fields[3] != "RRSIG":
+        got.add((dns.name.from_text(fields[0]), dns.rdatatype.from_text(fields[3])))
+missing = [(qname, rdtype) for qname, rdtype in pending if (qname, rdtype) not in got]
+for qname, rdtype in missing:
+    for attempt in range(5):
+        try:
+            out.extend(ask(qname, rdtype).answer)
+            break
+        except (socket.timeout, dns.exception.Timeout):
+            if attempt == 4:
+                raise SystemExit(f"no answer for {qname} {dns.rdatatype.to_text(rdtype)}")
+
 for rrset in out:
     print(rrset.to_text())
 sys.stdout.write(fetched.stdout)
-print(f"; walked {len(seen)} names, {len(pending)} more RRsets", file=sys.stderr)
+print(f"; walked {len(seen)} names, {len(pending)} more RRsets ({len(missing)} fetched again)", file=sys.stderr)
