@@ -20,6 +20,11 @@ const APEX: &str = "_signal.ns1.operator.test.";
 /// A config serving `_signal.ns1.operator.test.` for the children whose keys
 /// are in `root/children`, with the signalling zone's CSK in `root/signal`.
 fn write_config(root: &Path, port: u16) -> std::path::PathBuf {
+    write_config_with(root, port, "")
+}
+
+/// The same, with extra `[server]` lines.
+fn write_config_with(root: &Path, port: u16, server_extra: &str) -> std::path::PathBuf {
     let config = root.join("signalbox.toml");
     fs::write(
         &config,
@@ -38,6 +43,7 @@ nameservers = ["ns1.operator.test."]
 [server]
 listen = ["127.0.0.1:{port}"]
 udp_threads = 2
+{server_extra}
 
 [state]
 dir = "state"
@@ -438,4 +444,55 @@ fn a_zone_without_a_private_key_is_not_served_and_says_why() {
         text.contains("cannot sign") && text.contains("no .private file"),
         "{text}"
     );
+}
+
+#[test]
+fn tcp_connections_are_capped_and_closed_when_idle() {
+    if !tools(&["dnssec-keygen"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    many_children(&root.join("children"), 1);
+    signal_key(root);
+    let port = free_port();
+    let config = write_config_with(
+        root,
+        port,
+        "tcp_idle_timeout = \"1s\"\ntcp_max_connections = 2",
+    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let _server = Serve::start(&config, addr, APEX);
+    // Closed by the server within `within`: end of stream or a reset, not a timeout.
+    let closed = |stream: &mut TcpStream, within: Duration| -> bool {
+        stream.set_read_timeout(Some(within)).expect("timeout");
+        match stream.read(&mut [0u8; 1]) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    };
+    let mut first = TcpStream::connect(addr).expect("connect");
+    let mut second = TcpStream::connect(addr).expect("connect");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = TcpStream::connect(addr).expect("connect");
+    assert!(
+        closed(&mut third, Duration::from_millis(500)),
+        "over the limit: closed at once"
+    );
+    // The two within the limit are closed once idle for 1 s.
+    assert!(closed(&mut first, Duration::from_secs(3)));
+    assert!(closed(&mut second, Duration::from_secs(3)));
+    // And a new one works.
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let q = query_bytes(APEX, 6, false);
+    stream
+        .write_all(&(q.len() as u16).to_be_bytes())
+        .expect("write");
+    stream.write_all(&q).expect("write");
+    let mut len = [0u8; 2];
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    stream.read_exact(&mut len).expect("an answer");
 }
