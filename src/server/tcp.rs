@@ -66,6 +66,7 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let mut packet = vec![0u8; 65_535];
     let mut out = Vec::with_capacity(4096);
+    let mut framed = Vec::with_capacity(4096);
     loop {
         let mut len = [0u8; 2];
         match tokio::time::timeout(idle, stream.read_exact(&mut len)).await {
@@ -86,7 +87,7 @@ async fn connection(
             // Garbage on a stream: the framing may be lost; close.
             return Ok(());
         }
-        let mut framed = Vec::with_capacity(out.len() + 2);
+        framed.clear();
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
         framed.extend_from_slice(&out);
         stream.write_all(&framed).await?;
