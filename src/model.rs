@@ -7,7 +7,7 @@
 //! zone found in two sets' directories is an error and is held.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     path::{Path, PathBuf},
     sync::Arc,
     time::Instant,
@@ -105,6 +105,38 @@ impl KeyStore {
         }
     }
 
+    /// Rescans the given directories (unknown ones are ignored); returns the
+    /// zones whose keys changed.
+    pub fn scan_dirs<'a>(
+        &mut self,
+        paths: impl IntoIterator<Item = &'a PathBuf>,
+        at: Instant,
+    ) -> BTreeSet<Name> {
+        let mut changed = BTreeSet::new();
+        for path in paths {
+            if let Some(dir) = self.dirs.get_mut(path) {
+                let report = dir.scan(at);
+                changed.extend(report.changed.iter().cloned());
+                self.reports.insert(path.clone(), report);
+            }
+        }
+        changed
+    }
+
+    /// The directories this store scans.
+    pub fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
+        self.dirs.keys()
+    }
+
+    /// Directories with a key mid-rewrite and no earlier view of it.
+    pub fn dirs_in_flux(&self) -> Vec<PathBuf> {
+        self.reports
+            .iter()
+            .filter(|(_, r)| r.has_pending_flux())
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
     /// The last scan of `path`.
     pub fn report(&self, path: &Path) -> Option<&ScanReport> {
         self.reports.get(path)
@@ -125,30 +157,68 @@ impl KeyStore {
 /// order, plus the errors found joining them.
 pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<ModelError>) {
     let mut errors = Vec::new();
-    let signaling_apexes: Vec<&Name> = config.signaling_zones.iter().map(|s| &s.apex).collect();
-
-    // Which sets hold keys for which zone.
-    let mut set_members: BTreeMap<Name, Vec<usize>> = BTreeMap::new();
-    for (i, set) in config.zone_sets.iter().enumerate() {
-        let Some(report) = store.report(&set.keys) else {
-            continue;
-        };
-        for zone in report.zones.keys().chain(report.held.keys()) {
-            if signaling_apexes.contains(&zone) {
-                continue;
-            }
-            let members = set_members.entry(zone.clone()).or_default();
-            if !members.contains(&i) {
-                members.push(i);
-            }
+    let mut names: BTreeSet<Name> = config.zones.iter().map(|z| z.name.clone()).collect();
+    for set in &config.zone_sets {
+        if let Some(report) = store.report(&set.keys) {
+            names.extend(report.zones.keys().chain(report.held.keys()).cloned());
         }
     }
+    let out = names
+        .into_iter()
+        .filter_map(|name| child_with_errors(config, store, &name, &mut errors))
+        .collect();
+    (out, errors)
+}
 
-    let mut out: BTreeMap<Name, ChildZone> = BTreeMap::new();
-    let conflict = |zone: &Name, sets: &[usize], errors: &mut Vec<ModelError>| -> Option<String> {
-        if sets.len() < 2 {
-            return None;
+/// The child zone `name`, if the config (a `[[zone]]`, or a set holding its
+/// keys) makes it one; a zone in two sets comes back held, with the error.
+pub fn child(
+    config: &Config,
+    store: &KeyStore,
+    name: &Name,
+) -> (Option<ChildZone>, Vec<ModelError>) {
+    let mut errors = Vec::new();
+    let child = child_with_errors(config, store, name, &mut errors);
+    (child, errors)
+}
+
+fn child_with_errors(
+    config: &Config,
+    store: &KeyStore,
+    name: &Name,
+    errors: &mut Vec<ModelError>,
+) -> Option<ChildZone> {
+    if config.signaling_zones.iter().any(|s| &s.apex == name) {
+        return None;
+    }
+    // The sets whose directories hold keys for the zone.
+    let mut sets: Vec<usize> = config
+        .zone_sets
+        .iter()
+        .enumerate()
+        .filter(|(_, set)| {
+            store
+                .report(&set.keys)
+                .is_some_and(|r| r.zones.contains_key(name) || r.held.contains_key(name))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let zone_cfg = config.zone(name);
+    // A [[zone]] naming one set's directory belongs to that set alone.
+    if let Some(dir) = zone_cfg.and_then(|z| z.keys.as_ref()) {
+        if let Some(own) = sets
+            .iter()
+            .copied()
+            .find(|i| &config.zone_sets[*i].keys == dir)
+        {
+            sets = vec![own];
         }
+    }
+    if zone_cfg.is_none() && sets.is_empty() {
+        return None;
+    }
+    let mut held = Vec::new();
+    if sets.len() > 1 {
         let names: Vec<String> = sets
             .iter()
             .map(|i| {
@@ -159,74 +229,33 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
         let message = format!(
             "zone {} has keys in the directories of two [[zones]] sets: {}; \
              add a [[zone]] entry whose `keys` names one of the directories, or move its keys",
-            display(zone),
+            display(name),
             names.join(" and ")
         );
         errors.push(ModelError(message.clone()));
-        Some(message)
-    };
-
-    for zone_cfg in &config.zones {
-        let mut sets = set_members.get(&zone_cfg.name).cloned().unwrap_or_default();
-        // A [[zone]] naming one set's directory belongs to that set alone.
-        if let Some(dir) = &zone_cfg.keys {
-            if let Some(own) = sets
-                .iter()
-                .copied()
-                .find(|i| &config.zone_sets[*i].keys == dir)
-            {
-                sets = vec![own];
+        held.push(message);
+    }
+    let set = sets.first().map(|i| &config.zone_sets[*i]);
+    let base = set.map(|s| s.settings.clone()).unwrap_or_default();
+    let (settings, key_dir, source) = match zone_cfg {
+        Some(z) => {
+            let mut source = z.origin.to_string();
+            if let Some(set) = set {
+                source.push_str(&format!(", over {}", set.origin));
             }
+            (
+                z.settings.over(&base),
+                z.keys.clone().or_else(|| set.map(|s| s.keys.clone())),
+                source,
+            )
         }
-        let mut held = Vec::new();
-        if let Some(message) = conflict(&zone_cfg.name, &sets, &mut errors) {
-            held.push(message);
-        }
-        let base = sets
-            .first()
-            .map(|i| config.zone_sets[*i].settings.clone())
-            .unwrap_or_default();
-        let key_dir = zone_cfg
-            .keys
-            .clone()
-            .or_else(|| sets.first().map(|i| config.zone_sets[*i].keys.clone()));
-        let mut source = zone_cfg.origin.to_string();
-        if let Some(i) = sets.first() {
-            source.push_str(&format!(", over {}", config.zone_sets[*i].origin));
-        }
-        let child = assemble(
-            &zone_cfg.name,
-            zone_cfg.settings.over(&base),
-            key_dir,
-            store,
-            held,
-            source,
-        );
-        out.insert(zone_cfg.name.clone(), child);
-    }
-
-    for (zone, sets) in &set_members {
-        if out.contains_key(zone) {
-            continue;
-        }
-        let mut held = Vec::new();
-        if let Some(message) = conflict(zone, sets, &mut errors) {
-            held.push(message);
-        }
-        let Some(first) = sets.first().map(|i| &config.zone_sets[*i]) else {
-            continue;
-        };
-        let child = assemble(
-            zone,
-            first.settings.clone(),
-            Some(first.keys.clone()),
-            store,
-            held,
-            first.origin.to_string(),
-        );
-        out.insert(zone.clone(), child);
-    }
-    (out.into_values().collect(), errors)
+        None => (
+            base,
+            set.map(|s| s.keys.clone()),
+            set.map(|s| s.origin.to_string()).unwrap_or_default(),
+        ),
+    };
+    Some(assemble(name, settings, key_dir, store, held, source))
 }
 
 fn assemble(

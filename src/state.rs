@@ -64,6 +64,11 @@ impl StateDir {
         self.path.join("zones").join(format!("{name}toml"))
     }
 
+    /// Where a zone's signed data is saved.
+    pub fn zone_store_path(&self, apex: &Name) -> PathBuf {
+        self.zone_file(apex).with_extension("zone")
+    }
+
     /// The saved state of a zone, if any.
     pub fn load_zone(&self, apex: &Name) -> Result<Option<ZoneState>, StateError> {
         let path = self.zone_file(apex);

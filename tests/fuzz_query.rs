@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use hickory_proto::op::Message;
 use proptest::prelude::*;
-use signalbox::server::{Snapshot, Transport, ZoneAnswers, respond};
+use signalbox::server::{ServedZone, Snapshot, Transport, respond};
 
 /// A small signed zone to answer from, built once.
 fn snapshot() -> &'static Snapshot {
@@ -16,7 +16,7 @@ fn snapshot() -> &'static Snapshot {
             dns::{Dnskey, parse_name},
             dnssec::{self, Algorithm},
             keys::{Key, KeyFiles, PrivatePart, Timing, bind::private},
-            zone::{RrsetData, SignedZone, ZoneContent, ZoneSigner},
+            zone::{RrsetData, ZoneContent, ZoneSigner, ZoneStore},
         };
         let apex = parse_name("_signal.ns1.example.net.").expect("valid");
         let dnskey = Dnskey::from_text("257 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=").expect("valid");
@@ -57,10 +57,10 @@ fn snapshot() -> &'static Snapshot {
             content.add(&owner, RrsetData::new(rt(60), 3600, vec![dnskey.to_wire()]));
         }
         let now = jiff::Timestamp::from_second(1_800_000_000).expect("valid");
-        let mut zone = SignedZone::new(apex);
-        zone.update(&content, &ZoneSigner::from_keys(&[key], now), 1, now, &ZoneOptions::default())
+        let mut zone = ZoneStore::new(apex);
+        zone.sync(&content, &ZoneSigner::from_keys(&[key], now), 1, now, &ZoneOptions::default())
             .expect("signed");
-        Snapshot::new(vec![Arc::new(ZoneAnswers::build(&zone))], 1232)
+        Snapshot::new(vec![Arc::new(ServedZone::new(zone))], 1232)
     })
 }
 

@@ -39,6 +39,24 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Tell the running daemon to re-read its config (like SIGHUP).
+    Reload {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Let a change held by the safety brake through.
+    Confirm {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Show the running daemon's zones, serials and safety brake.
+    Status {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Check a config file and the key directories it names.
     CheckConfig {
         /// The config file.
@@ -88,6 +106,11 @@ pub fn run() -> ExitCode {
     init_logging(cli.log_level.as_deref().unwrap_or(default_level));
     let code = match cli.command {
         Command::Serve { config } => serve(&config),
+        Command::Reload { config } => control(&config, signalbox::daemon::control::Command::Reload),
+        Command::Confirm { config } => {
+            control(&config, signalbox::daemon::control::Command::Confirm)
+        }
+        Command::Status { config } => control(&config, signalbox::daemon::control::Command::Status),
         Command::CheckConfig { config } => check::run(&config),
         Command::Signals {
             config,
@@ -118,6 +141,41 @@ fn serve(config: &std::path::Path) -> u8 {
                 eprintln!("error: {error}");
             }
             EXIT_CONFIG
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_WARNINGS
+        }
+    }
+}
+
+/// Sends a command to the daemon over its control socket.
+fn control(config: &std::path::Path, command: signalbox::daemon::control::Command) -> u8 {
+    let parsed = match signalbox::config::load(config) {
+        Ok(parsed) => parsed,
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("error: {error}");
+            }
+            if command == signalbox::daemon::control::Command::Reload {
+                eprintln!("error: not sent: the daemon would reject this config too");
+            }
+            return EXIT_CONFIG;
+        }
+    };
+    match signalbox::daemon::control::send(
+        &parsed.state.dir,
+        command,
+        std::time::Duration::from_secs(120),
+    ) {
+        Ok(reply) => {
+            if reply.ok {
+                print!("{}", reply.text);
+                EXIT_OK
+            } else {
+                eprint!("error: {}", reply.text);
+                EXIT_CONFIG
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");

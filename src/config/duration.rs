@@ -1,5 +1,5 @@
-//! Durations in the config: strings with a unit, `30s`, `10m`, `1h`, `14d`,
-//! `2w`, or several together (`1h30m`).
+//! Durations in the config: strings with a unit, `100ms`, `30s`, `10m`, `1h`,
+//! `14d`, `2w`, or several together (`1h30m`).
 
 use std::{fmt, time::Duration};
 
@@ -10,22 +10,27 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if text.is_empty() {
         return Err("empty duration".to_string());
     }
-    let mut total: u64 = 0;
+    let mut total_ms: u64 = 0;
     let mut number = String::new();
-    for c in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
         if c.is_ascii_digit() {
             number.push(c);
             continue;
         }
-        let unit: u64 = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
+        let unit_ms: u64 = match c {
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
+            's' => 1000,
+            'm' => 60_000,
+            'h' => 3_600_000,
+            'd' => 86_400_000,
+            'w' => 604_800_000,
             _ => {
                 return Err(format!(
-                    "{text:?}: unknown unit {c:?} (use s, m, h, d or w)"
+                    "{text:?}: unknown unit {c:?} (use ms, s, m, h, d or w)"
                 ));
             }
         };
@@ -35,25 +40,25 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         let value: u64 = number
             .parse()
             .map_err(|_| format!("{text:?}: number too large"))?;
-        total = value
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
+        total_ms = value
+            .checked_mul(unit_ms)
+            .and_then(|v| total_ms.checked_add(v))
             .ok_or_else(|| format!("{text:?}: duration too large"))?;
         number.clear();
     }
     if !number.is_empty() {
         return Err(format!(
-            "{text:?} has no unit: write e.g. \"{number}s\" or use m, h, d, w"
+            "{text:?} has no unit: write e.g. \"{number}s\" or use ms, m, h, d, w"
         ));
     }
-    Ok(Duration::from_secs(total))
+    Ok(Duration::from_millis(total_ms))
 }
 
 /// Formats whole seconds compactly (`1h`, `90s`, `1d2h`).
 pub fn format(duration: Duration) -> String {
     let mut secs = duration.as_secs();
     if secs == 0 {
-        return "0s".to_string();
+        return format!("{}ms", duration.as_millis());
     }
     let mut out = String::new();
     for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
@@ -101,6 +106,8 @@ mod tests {
         assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse("14d"), Ok(Duration::from_secs(14 * 86_400)));
         assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse("1m500ms"), Ok(Duration::from_millis(60_500)));
         assert_eq!(format(Duration::from_secs(93_784)), "1d2h3m4s");
     }
 

@@ -14,7 +14,7 @@ use super::{
     ZoneSetConfig,
     duration::ConfigDuration,
     normalize_path,
-    serve::{RawServer, RawState, RawZoneOptions},
+    serve::{RawSafety, RawServer, RawState, RawWatch, RawZoneOptions},
 };
 use crate::{dns::parse_name, zone::serial::SerialPolicy};
 
@@ -35,6 +35,10 @@ struct RawConfig {
     server: RawServer,
     #[serde(default)]
     state: RawState,
+    #[serde(default)]
+    watch: RawWatch,
+    #[serde(default)]
+    safety: RawSafety,
 }
 
 /// `[[zone]]` and `[[zones]]` share one shape; `name` is only allowed in
@@ -284,7 +288,11 @@ impl Checker<'_> {
         }
         let server = self.server(&raw.server);
         let state = self.state(&raw.state, base);
+        let watch = self.watch(&raw.watch);
+        let safety = self.safety(&raw.safety);
         Config {
+            watch,
+            safety,
             server,
             state,
             file: file.to_path_buf(),

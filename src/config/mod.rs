@@ -230,6 +230,68 @@ impl Default for ServerConfig {
     }
 }
 
+/// How key directories are watched (`[watch]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    /// inotify, falling back to polling where it cannot be set up.
+    Auto,
+    /// inotify only.
+    Inotify,
+    /// Polling only (NFS and other file systems without inotify).
+    Poll,
+}
+
+/// `[watch]`: reacting to key changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchConfig {
+    /// inotify, polling, or both.
+    pub mode: WatchMode,
+    /// Quiet time after a change before rescanning (BIND writes three files).
+    pub debounce: Duration,
+    /// How often directories are polled when polling.
+    pub poll_interval: Duration,
+    /// How often everything is rescanned and recomputed regardless.
+    pub rescan_interval: Duration,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            mode: WatchMode::Auto,
+            debounce: Duration::from_millis(100),
+            poll_interval: Duration::from_secs(2),
+            rescan_interval: Duration::from_secs(600),
+        }
+    }
+}
+
+/// `[safety]`: the brake on mass changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SafetyConfig {
+    /// Share of the child zones with published signals that one round may
+    /// withdraw or change before the brake holds (default 0.1).
+    pub max_change_share: f64,
+    /// ... but the brake never holds fewer changes than this (default 100).
+    pub min_changes: usize,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        SafetyConfig {
+            max_change_share: 0.1,
+            min_changes: 100,
+        }
+    }
+}
+
+impl SafetyConfig {
+    /// The most children one round may withdraw or change, of `published`.
+    pub fn limit(&self, published: usize) -> usize {
+        ((published as f64 * self.max_change_share).ceil() as usize).max(self.min_changes)
+    }
+}
+
 /// `[state]`: signalbox's own state directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateConfig {
@@ -314,7 +376,7 @@ impl SignalingZoneConfig {
 }
 
 /// A loaded, validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file it was read from.
     pub file: PathBuf,
@@ -328,6 +390,10 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[state]`.
     pub state: StateConfig,
+    /// `[watch]`.
+    pub watch: WatchConfig,
+    /// `[safety]`.
+    pub safety: SafetyConfig,
 }
 
 impl Config {

@@ -6,7 +6,10 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ServerConfig, StateConfig, ZoneOptions, duration::ConfigDuration, load::Checker};
+use super::{
+    SafetyConfig, ServerConfig, StateConfig, WatchConfig, WatchMode, ZoneOptions,
+    duration::ConfigDuration, load::Checker,
+};
 use crate::zone::serial::SerialPolicy;
 
 #[derive(Deserialize, Default)]
@@ -23,6 +26,22 @@ pub(super) struct RawServer {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawState {
     dir: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWatch {
+    mode: Option<WatchMode>,
+    debounce: Option<Spanned<ConfigDuration>>,
+    poll_interval: Option<Spanned<ConfigDuration>>,
+    rescan_interval: Option<Spanned<ConfigDuration>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSafety {
+    max_change_share: Option<Spanned<f64>>,
+    min_changes: Option<Spanned<i64>>,
 }
 
 /// The zone options of a `[[signaling_zone]]` table (its own fields there).
@@ -112,6 +131,78 @@ impl Checker<'_> {
                 Some(dir) => self.path(dir, base),
                 None => super::normalize_path(&base.join("state")),
             },
+        }
+    }
+
+    pub(super) fn watch(&mut self, raw: &RawWatch) -> WatchConfig {
+        let d = WatchConfig::default();
+        let mut dur = |v: &Option<Spanned<ConfigDuration>>,
+                       key: &str,
+                       default: Duration,
+                       min: Duration| match v {
+            None => default,
+            Some(v) if v.get_ref().0 >= min => v.get_ref().0,
+            Some(v) => {
+                self.error(
+                    v.span(),
+                    format!("watch.{key}"),
+                    format!("at least {}", super::duration::format(min)),
+                );
+                default
+            }
+        };
+        WatchConfig {
+            mode: raw.mode.unwrap_or(d.mode),
+            debounce: dur(
+                &raw.debounce,
+                "debounce",
+                d.debounce,
+                Duration::from_millis(0),
+            ),
+            poll_interval: dur(
+                &raw.poll_interval,
+                "poll_interval",
+                d.poll_interval,
+                Duration::from_millis(100),
+            ),
+            rescan_interval: dur(
+                &raw.rescan_interval,
+                "rescan_interval",
+                d.rescan_interval,
+                Duration::from_secs(1),
+            ),
+        }
+    }
+
+    pub(super) fn safety(&mut self, raw: &RawSafety) -> SafetyConfig {
+        let d = SafetyConfig::default();
+        let max_change_share = match &raw.max_change_share {
+            None => d.max_change_share,
+            Some(v) if (0.0..=1.0).contains(v.get_ref()) => *v.get_ref(),
+            Some(v) => {
+                self.error(
+                    v.span(),
+                    "safety.max_change_share".into(),
+                    "a share between 0.0 and 1.0 (0.1 = 10%)".into(),
+                );
+                d.max_change_share
+            }
+        };
+        let min_changes = match &raw.min_changes {
+            None => d.min_changes,
+            Some(v) if *v.get_ref() >= 0 => *v.get_ref() as usize,
+            Some(v) => {
+                self.error(
+                    v.span(),
+                    "safety.min_changes".into(),
+                    "must be 0 or more".into(),
+                );
+                d.min_changes
+            }
+        };
+        SafetyConfig {
+            max_change_share,
+            min_changes,
         }
     }
 

@@ -13,7 +13,7 @@
 //! published for that zone until the key can be read.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     fs, io,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
@@ -102,6 +102,9 @@ pub struct ScanReport {
     pub directory_error: Option<String>,
     /// Number of files (re-)read in this scan.
     pub files_read: usize,
+    /// Zones whose keys (as used: the good views) changed in this scan:
+    /// a key added, removed or different.
+    pub changed: BTreeSet<Name>,
 }
 
 impl ScanReport {
@@ -234,6 +237,13 @@ impl KeyDirectory {
             let slot = stems.entry(file.name.stem.as_str()).or_default();
             slot[file.name.kind as usize] = Some(file);
         }
+        for (stem, slot) in &self.keys {
+            if !stems.contains_key(stem.as_str()) {
+                if let Some(key) = &slot.good {
+                    report.changed.insert(key.zone.clone());
+                }
+            }
+        }
         self.keys
             .retain(|stem, _| stems.contains_key(stem.as_str()));
 
@@ -242,7 +252,9 @@ impl KeyDirectory {
             let Some(key_file) = key_file else {
                 // BIND renames files into place, so a `.key` never vanishes
                 // mid-rewrite: without it there is no key, only leftovers.
-                slot.good = None;
+                if let Some(old) = slot.good.take() {
+                    report.changed.insert(old.zone.clone());
+                }
                 if let Some(orphan) = private_file.or(state_file) {
                     report.issues.push(KeyIssue {
                         zone: zone_of(&orphan.name),
@@ -358,7 +370,13 @@ impl KeyDirectory {
             match assembled {
                 Some(Ok(key)) => {
                     slot.flux_since = None;
-                    slot.good = Some(Arc::new(key));
+                    if slot.good.as_deref() != Some(&key) {
+                        report.changed.insert(key.zone.clone());
+                        if let Some(old) = &slot.good {
+                            report.changed.insert(old.zone.clone());
+                        }
+                        slot.good = Some(Arc::new(key));
+                    }
                 }
                 Some(Err(AssembleError::InFlux(why))) => {
                     let since = *slot.flux_since.get_or_insert(at);

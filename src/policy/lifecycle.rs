@@ -125,6 +125,15 @@ impl Lifecycle {
     }
 }
 
+/// The first timing event of any of `keys` strictly after `now`: when the
+/// policy's answer may change without any file changing.
+pub fn next_event(keys: &[std::sync::Arc<Key>], now: Timestamp) -> Option<Timestamp> {
+    keys.iter()
+        .flat_map(|k| k.timing.iter().map(|(_, t)| t))
+        .filter(|t| *t > now)
+        .min()
+}
+
 impl ParentView {
     /// True when the parent's DS set holds a DS matching `key`.
     pub fn has_ds_for(&self, key: &Key) -> bool {

@@ -26,7 +26,7 @@ use std::{fmt, sync::Arc};
 use hickory_proto::rr::{Name, RecordType};
 use jiff::Timestamp;
 
-pub use lifecycle::Lifecycle;
+pub use lifecycle::{Lifecycle, next_event};
 
 use crate::{
     config::ChildSettings,

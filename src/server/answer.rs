@@ -11,17 +11,14 @@
 //! NXDOMAIN the NSEC covering the name and the one covering the wildcard at
 //! the closest encloser. ANY gets one RRset (RFC 8482).
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Arc,
-};
+use std::{collections::HashMap, sync::Arc};
 
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{Name, RecordType};
 
 use super::query::{self, Edns, ParseError, flags};
 use crate::{
-    dns::name::{canonical_key_of_wire, canonical_wire, display},
-    zone::{SignedRrset, SignedZone},
+    dns::name::{canonical_key_of_wire, display},
+    zone::{Entry, Rrset, ZoneStore},
 };
 
 /// Response codes used here.
@@ -39,170 +36,78 @@ mod rcode {
 /// Largest UDP answer without EDNS (RFC 1035 §4.2.1).
 pub const UDP_PLAIN_LIMIT: usize = 512;
 
-/// One RRset in wire form without owners: `type class ttl rdlen rdata` per
-/// record, and the same for its RRSIGs.
-#[derive(Debug)]
-struct RrBlob {
-    rtype: u16,
-    records: Box<[u8]>,
-    sigs: Box<[u8]>,
-}
-
-impl RrBlob {
-    fn from_rrset(rrset: &SignedRrset) -> Self {
-        let rtype = u16::from(rrset.data.rtype);
-        let mut records = Vec::new();
-        for rdata in &rrset.data.rdatas {
-            push_record(&mut records, rtype, rrset.data.ttl, rdata);
-        }
-        let mut sigs = Vec::new();
-        for sig in &rrset.sigs {
-            push_record(
-                &mut sigs,
-                u16::from(RecordType::RRSIG),
-                rrset.data.ttl,
-                &sig.to_wire(),
-            );
-        }
-        RrBlob {
-            rtype,
-            records: records.into(),
-            sigs: sigs.into(),
-        }
-    }
-}
-
-fn push_record(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
-    out.extend_from_slice(&rtype.to_be_bytes());
-    out.extend_from_slice(&1u16.to_be_bytes());
-    out.extend_from_slice(&ttl.to_be_bytes());
-    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-    out.extend_from_slice(rdata);
-}
-
-#[derive(Debug)]
-enum Entry {
-    /// A name with data: its RRsets (NSEC included), by type code.
-    Node(Box<[RrBlob]>),
-    /// An empty non-terminal.
-    Ent,
-}
-
-/// The answers of one zone.
-#[derive(Debug)]
-pub struct ZoneAnswers {
-    apex: Box<[u8]>,
-    serial: u32,
-    names: HashMap<Box<[u8]>, Entry>,
-    /// Canonical key -> wire name, for names with data.
-    order: BTreeMap<Box<[u8]>, Box<[u8]>>,
+/// One served zone: a version of its store, or why it cannot be served.
+#[derive(Debug, Clone)]
+pub struct ServedZone {
+    store: ZoneStore,
     broken: Option<String>,
 }
 
-impl ZoneAnswers {
-    /// Precomputes the answers of a signed zone.
-    pub fn build(zone: &SignedZone) -> Self {
-        let apex = canonical_wire(&zone.apex);
-        let mut names: HashMap<Box<[u8]>, Entry> = HashMap::with_capacity(zone.nodes.len() * 2);
-        let mut order = BTreeMap::new();
-        for (key, node) in &zone.nodes {
-            let wire: Box<[u8]> = canonical_wire(&node.name).into();
-            let blobs: Box<[RrBlob]> = node.rrsets.iter().map(RrBlob::from_rrset).collect();
-            names.insert(wire.clone(), Entry::Node(blobs));
-            order.insert(key.clone().into_boxed_slice(), wire.clone());
-            // Ancestors up to the apex that hold no data are empty non-terminals.
-            let mut at = 0;
-            while wire.len() - at > apex.len() {
-                at += 1 + usize::from(wire[at]);
-                if wire.len() - at <= apex.len() {
-                    break;
-                }
-                names.entry(wire[at..].into()).or_insert(Entry::Ent);
-            }
-        }
-        ZoneAnswers {
-            apex: apex.into(),
-            serial: zone.serial,
-            names,
-            order,
+impl ServedZone {
+    /// A zone to answer from.
+    pub fn new(store: ZoneStore) -> Self {
+        ServedZone {
+            store,
             broken: None,
         }
     }
 
     /// A zone that cannot be served (it could not be signed): SERVFAIL.
-    pub fn broken(apex: &hickory_proto::rr::Name, why: String) -> Self {
-        ZoneAnswers {
-            apex: canonical_wire(apex).into(),
-            serial: 0,
-            names: HashMap::new(),
-            order: BTreeMap::new(),
+    pub fn broken(apex: &Name, why: String) -> Self {
+        ServedZone {
+            store: ZoneStore::new(apex.clone()),
             broken: Some(why),
         }
     }
 
-    /// The apex in wire form.
-    pub fn apex(&self) -> &[u8] {
-        &self.apex
+    /// The zone's data.
+    pub fn store(&self) -> &ZoneStore {
+        &self.store
     }
+}
 
-    /// The serial of this version.
-    pub fn serial(&self) -> u32 {
-        self.serial
-    }
-
-    /// Number of names with data.
-    pub fn len(&self) -> usize {
-        self.order.len()
-    }
-
-    /// True when the zone holds no names (a broken zone).
-    pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
-    }
-
-    fn node(&self, wire: &[u8]) -> Option<&[RrBlob]> {
-        match self.names.get(wire)? {
-            Entry::Node(blobs) => Some(blobs),
-            Entry::Ent => None,
+impl std::fmt::Display for ServedZone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let apex = display(self.store.apex());
+        match &self.broken {
+            Some(why) => write!(f, "{apex} (not served: {why})"),
+            None => write!(
+                f,
+                "{apex} serial {} ({} names)",
+                self.store.serial(),
+                self.store.len()
+            ),
         }
-    }
-
-    /// The data name before `key` in canonical order, with its NSEC blob.
-    fn predecessor(&self, key: &[u8]) -> Option<(&[u8], &RrBlob)> {
-        let range = (std::ops::Bound::Unbounded, std::ops::Bound::Excluded(key));
-        let (_, wire) = self.order.range::<[u8], _>(range).next_back()?;
-        let nsec = self
-            .node(wire)?
-            .iter()
-            .find(|b| b.rtype == u16::from(RecordType::NSEC))?;
-        Some((wire, nsec))
     }
 }
 
 /// Everything `serve` answers from: every zone, swapped as a whole.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    zones: HashMap<Box<[u8]>, Arc<ZoneAnswers>>,
+    zones: HashMap<Box<[u8]>, Arc<ServedZone>>,
     /// Our EDNS UDP payload size.
     pub edns_udp_size: u16,
 }
 
 impl Snapshot {
     /// A snapshot of `zones`.
-    pub fn new(zones: Vec<Arc<ZoneAnswers>>, edns_udp_size: u16) -> Self {
+    pub fn new(zones: Vec<Arc<ServedZone>>, edns_udp_size: u16) -> Self {
         Snapshot {
-            zones: zones.into_iter().map(|z| (z.apex.clone(), z)).collect(),
+            zones: zones
+                .into_iter()
+                .map(|z| (z.store.apex_wire().into(), z))
+                .collect(),
             edns_udp_size,
         }
     }
 
     /// The zones, for status and logs.
-    pub fn zones(&self) -> impl Iterator<Item = &Arc<ZoneAnswers>> {
+    pub fn zones(&self) -> impl Iterator<Item = &Arc<ServedZone>> {
         self.zones.values()
     }
 
     /// The zone holding `lower` (a lower-case wire name): longest apex match.
-    fn zone_for(&self, lower: &[u8]) -> Option<&ZoneAnswers> {
+    fn zone_for(&self, lower: &[u8]) -> Option<&ServedZone> {
         let mut at = 0;
         loop {
             if let Some(zone) = self.zones.get(&lower[at..]) {
@@ -323,8 +228,9 @@ pub fn respond(
         return true;
     }
     let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
-    let apex_pointer = Owner::Pointer(12 + (qname_len - zone.apex.len()) as u16);
-    let code = answer(&mut w, zone, lower, q.qtype, dnssec, apex_pointer);
+    let store = &zone.store;
+    let apex_pointer = Owner::Pointer(12 + (qname_len - store.apex_wire().len()) as u16);
+    let code = answer(&mut w, store, lower, q.qtype, dnssec, apex_pointer);
     w.finish(code, true, None, snapshot.edns_udp_size, transport);
     true
 }
@@ -332,59 +238,53 @@ pub fn respond(
 /// Fills the sections for a query inside `zone`; returns the RCODE.
 fn answer(
     w: &mut Writer<'_>,
-    zone: &ZoneAnswers,
+    zone: &ZoneStore,
     qname: &[u8],
     qtype: u16,
     dnssec: bool,
     apex: Owner<'_>,
 ) -> u16 {
-    let Some(soa) = zone
-        .node(&zone.apex)
-        .and_then(|b| b.iter().find(|b| b.rtype == u16::from(RecordType::SOA)))
-    else {
+    let Some(soa) = zone.apex_node().and_then(|n| n.rrset(RecordType::SOA)) else {
         return rcode::SERVFAIL;
     };
-    match zone.names.get(qname) {
-        Some(Entry::Node(blobs)) => {
+    let nsec_type = u16::from(RecordType::NSEC);
+    match zone.entry(qname) {
+        Some(Entry::Node(node, _)) => {
             let wanted = match qtype {
-                255 => blobs
+                255 => node
+                    .rrsets
                     .iter()
-                    .find(|b| b.rtype != u16::from(RecordType::NSEC))
-                    .or(blobs.first()),
-                t => blobs.iter().find(|b| b.rtype == t),
+                    .find(|b| b.rtype != nsec_type)
+                    .or(node.rrsets.first()),
+                t => node.rrsets.iter().find(|b| b.rtype == t),
             };
             if qtype == u16::from(RecordType::RRSIG) {
-                for blob in blobs.iter() {
-                    w.records(Section::Answer, Owner::Pointer(12), &blob.sigs);
+                for rrset in node.rrsets.iter() {
+                    w.records(Section::Answer, Owner::Pointer(12), &rrset.sigs);
                 }
                 if w.counts[0] > 0 {
                     return rcode::NOERROR;
                 }
             }
-            if let Some(blob) = wanted {
-                w.rrset(Section::Answer, Owner::Pointer(12), blob, dnssec);
+            if let Some(rrset) = wanted {
+                w.rrset(Section::Answer, Owner::Pointer(12), rrset, dnssec);
                 return rcode::NOERROR;
             }
             // NODATA: SOA, and the name's own NSEC.
             w.rrset(Section::Authority, apex, soa, dnssec);
             if dnssec {
-                if let Some(nsec) = blobs
-                    .iter()
-                    .find(|b| b.rtype == u16::from(RecordType::NSEC))
-                {
+                if let Some(nsec) = node.rrsets.iter().find(|b| b.rtype == nsec_type) {
                     w.rrset(Section::Authority, Owner::Pointer(12), nsec, true);
                 }
             }
             rcode::NOERROR
         }
-        Some(Entry::Ent) => {
+        Some(Entry::Ent(_)) => {
             w.rrset(Section::Authority, apex, soa, dnssec);
             if dnssec {
                 let mut key = [0u8; 512];
                 if let Some(n) = canonical_key_of_wire(qname, &mut key) {
-                    if let Some((owner, nsec)) = zone.predecessor(&key[..n]) {
-                        w.rrset(Section::Authority, Owner::Wire(owner), nsec, true);
-                    }
+                    covering_nsec(w, zone, &key[..n], None);
                 }
             }
             rcode::NOERROR
@@ -395,10 +295,7 @@ fn answer(
                 let mut key = [0u8; 512];
                 let mut covering: Option<&[u8]> = None;
                 if let Some(n) = canonical_key_of_wire(qname, &mut key) {
-                    if let Some((owner, nsec)) = zone.predecessor(&key[..n]) {
-                        w.rrset(Section::Authority, Owner::Wire(owner), nsec, true);
-                        covering = Some(owner);
-                    }
+                    covering = covering_nsec(w, zone, &key[..n], None);
                 }
                 // The wildcard at the closest encloser does not exist either.
                 let encloser = closest_encloser(zone, qname);
@@ -406,11 +303,7 @@ fn answer(
                     if n + 2 <= key.len() {
                         key[n] = b'*';
                         key[n + 1] = 0;
-                        if let Some((owner, nsec)) = zone.predecessor(&key[..n + 2]) {
-                            if covering != Some(owner) {
-                                w.rrset(Section::Authority, Owner::Wire(owner), nsec, true);
-                            }
-                        }
+                        covering_nsec(w, zone, &key[..n + 2], covering);
                     }
                 }
             }
@@ -419,16 +312,34 @@ fn answer(
     }
 }
 
+/// Writes the NSEC (and RRSIG) that covers canonical key `key`, unless its
+/// owner is `skip`; returns the owner written.
+fn covering_nsec<'z>(
+    w: &mut Writer<'_>,
+    zone: &'z ZoneStore,
+    key: &[u8],
+    skip: Option<&[u8]>,
+) -> Option<&'z [u8]> {
+    let node = zone.predecessor(key)?;
+    if skip == Some(&node.wire[..]) {
+        return None;
+    }
+    let nsec = node.rrset(RecordType::NSEC)?;
+    w.rrset(Section::Authority, Owner::Wire(&node.wire), nsec, true);
+    Some(&node.wire)
+}
+
 /// The longest existing ancestor of `qname` (the apex at worst).
-fn closest_encloser<'a>(zone: &ZoneAnswers, qname: &'a [u8]) -> &'a [u8] {
+fn closest_encloser<'a>(zone: &ZoneStore, qname: &'a [u8]) -> &'a [u8] {
+    let apex_len = zone.apex_wire().len();
     let mut at = 0;
-    while qname.len() - at > zone.apex.len() {
+    while qname.len() - at > apex_len {
         at += 1 + usize::from(qname[at]);
-        if zone.names.contains_key(&qname[at..]) {
+        if zone.entry(&qname[at..]).is_some() {
             return &qname[at..];
         }
     }
-    &qname[qname.len() - zone.apex.len()..]
+    &qname[qname.len() - apex_len..]
 }
 
 #[derive(Clone, Copy)]
@@ -485,7 +396,7 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn rrset(&mut self, section: Section, owner: Owner<'_>, blob: &RrBlob, with_sigs: bool) {
+    fn rrset(&mut self, section: Section, owner: Owner<'_>, blob: &Rrset, with_sigs: bool) {
         self.records(section, owner, &blob.records);
         if with_sigs {
             self.records(section, owner, &blob.sigs);
@@ -549,34 +460,6 @@ fn header(out: &mut Vec<u8>, id: u16, qflags: u16, rcode: u16, has_question: boo
     out.extend_from_slice(&flag_bits.to_be_bytes());
     out.extend_from_slice(&u16::from(has_question).to_be_bytes());
     out.extend_from_slice(&[0; 6]);
-}
-
-impl std::fmt::Display for ZoneAnswers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let apex = hickory_proto::rr::Name::from_labels(label_iter(&self.apex))
-            .map(|n| display(&n))
-            .unwrap_or_default();
-        match &self.broken {
-            Some(why) => write!(f, "{apex} (not served: {why})"),
-            None => write!(f, "{apex} serial {} ({} names)", self.serial, self.len()),
-        }
-    }
-}
-
-fn label_iter(wire: &[u8]) -> Vec<&[u8]> {
-    let mut labels = Vec::new();
-    let mut at = 0;
-    while let Some(&len) = wire.get(at) {
-        if len == 0 {
-            break;
-        }
-        let len = usize::from(len);
-        if let Some(label) = wire.get(at + 1..at + 1 + len) {
-            labels.push(label);
-        }
-        at += 1 + len;
-    }
-    labels
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use arc_swap::ArcSwap;
 
-pub use answer::{Snapshot, Transport, ZoneAnswers, respond};
+pub use answer::{ServedZone, Snapshot, Transport, respond};
 
 use crate::config::ServerConfig;
 

@@ -97,20 +97,16 @@ impl ZoneContent {
     }
 }
 
-/// Builds the unsigned content of one signalling zone: `keys` are its own
-/// keys, `own` the policy's signals for its own apex, `children` every child
-/// zone's signals (only those for this zone's NS host are taken). The SOA
-/// serial is left 0: the signer sets it.
-pub fn signaling_zone(
+/// The apex RRsets of a signalling zone: SOA (serial 0: the signer sets
+/// it), NS, DNSKEY (its published keys), and its own CDS/CDNSKEY (`own`).
+pub fn apex_rrsets(
     config: &SignalingZoneConfig,
     keys: &[Arc<Key>],
     own: &ZoneSignals,
-    children: &[ZoneSignals],
     now: Timestamp,
-) -> ZoneContent {
+) -> Vec<RrsetData> {
     let apex = &config.apex;
     let options = &config.options;
-    let mut content = ZoneContent::new(apex.clone());
     let mname = options
         .soa_mname
         .clone()
@@ -129,18 +125,6 @@ pub fn signaling_zone(
         expire: options.soa_expire,
         minimum: options.soa_minimum,
     };
-    content.add(
-        apex,
-        RrsetData::new(RecordType::SOA, options.ttl, vec![soa.to_wire()]),
-    );
-    content.add(
-        apex,
-        RrsetData::new(
-            RecordType::NS,
-            options.ttl,
-            config.nameservers.iter().map(canonical_wire).collect(),
-        ),
-    );
     let published: Vec<&Arc<Key>> = keys
         .iter()
         .filter(|k| Lifecycle::of(k, now, None).published)
@@ -149,24 +133,60 @@ pub fn signaling_zone(
         .dnskey_ttl
         .or_else(|| published.iter().filter_map(|k| k.ttl).min())
         .unwrap_or(options.ttl);
-    content.add(
-        apex,
+    let mut rrsets = vec![
+        RrsetData::new(RecordType::SOA, options.ttl, vec![soa.to_wire()]),
+        RrsetData::new(
+            RecordType::NS,
+            options.ttl,
+            config.nameservers.iter().map(canonical_wire).collect(),
+        ),
         RrsetData::new(
             RecordType::DNSKEY,
             dnskey_ttl,
             published.iter().map(|k| k.dnskey.to_wire()).collect(),
         ),
-    );
-    content.add(apex, RrsetData::from_set(&own.cds));
-    content.add(apex, RrsetData::from_set(&own.cdnskey));
+        RrsetData::from_set(&own.cds),
+        RrsetData::from_set(&own.cdnskey),
+    ];
+    rrsets.retain(|r| !r.rdatas.is_empty());
+    rrsets
+}
+
+/// A child's RFC 9615 signal for NS host `ns_host`: the owner and its
+/// CDS/CDNSKEY RRsets (`None` when the policy publishes none there).
+pub fn dsboot_rrsets(signals: &ZoneSignals, ns_host: &Name) -> Option<(Name, Vec<RrsetData>)> {
+    let boot = signals.dsboot.iter().find(|b| &b.ns == ns_host)?;
+    let rrsets: Vec<RrsetData> = [&boot.cds, &boot.cdnskey]
+        .into_iter()
+        .filter(|set| !set.is_empty())
+        .map(RrsetData::from_set)
+        .collect();
+    (!rrsets.is_empty()).then(|| (boot.owner.clone(), rrsets))
+}
+
+/// Builds the whole unsigned content of one signalling zone: `keys` are its
+/// own keys, `own` the policy's signals for its own apex, `children` every
+/// child zone's signals (only those for this zone's NS host are taken).
+pub fn signaling_zone(
+    config: &SignalingZoneConfig,
+    keys: &[Arc<Key>],
+    own: &ZoneSignals,
+    children: &[ZoneSignals],
+    now: Timestamp,
+) -> ZoneContent {
+    let mut content = ZoneContent::new(config.apex.clone());
+    for rrset in apex_rrsets(config, keys, own, now) {
+        content.add(&config.apex, rrset);
+    }
     let ns_host = config.ns_host();
     for signals in children {
-        for boot in signals.dsboot.iter().filter(|b| b.ns == ns_host) {
-            content.add(&boot.owner, RrsetData::from_set(&boot.cds));
-            content.add(&boot.owner, RrsetData::from_set(&boot.cdnskey));
+        if let Some((owner, rrsets)) = dsboot_rrsets(signals, &ns_host) {
+            for rrset in rrsets {
+                content.add(&owner, rrset);
+            }
         }
     }
-    let zone = display(apex);
+    let zone = display(&config.apex);
     tracing::debug!(zone, names = content.len(), "signalling zone content built");
     content
 }

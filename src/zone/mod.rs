@@ -1,8 +1,11 @@
 //! Served zones: the signalling zones as published, signed, with serials.
 
 pub mod content;
+pub mod persist;
 pub mod serial;
-pub mod signed;
+pub mod signer;
+pub mod store;
 
 pub use content::{RrsetData, ZoneContent};
-pub use signed::{SignError, SignedNode, SignedRrset, SignedZone, UpdateStats, ZoneSigner};
+pub use signer::{SignError, ZoneSigner};
+pub use store::{Change, Entry, Node, Rrset, UpdateStats, ZoneStore};

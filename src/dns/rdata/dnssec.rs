@@ -320,6 +320,42 @@ impl Rrsig {
         out.extend_from_slice(&self.signature);
         out
     }
+
+    /// Parses wire RDATA (signer name uncompressed, as RFC 4034 §3.1.7 requires).
+    pub fn from_wire(data: &[u8]) -> Option<Self> {
+        let fixed = data.get(..18)?;
+        let word = |at: usize| u16::from_be_bytes([fixed[at], fixed[at + 1]]);
+        let long = |at: usize| {
+            u32::from_be_bytes([fixed[at], fixed[at + 1], fixed[at + 2], fixed[at + 3]])
+        };
+        let mut labels = Vec::new();
+        let mut at = 18;
+        loop {
+            let len = usize::from(*data.get(at)?);
+            at += 1;
+            if len == 0 {
+                break;
+            }
+            if len > 63 {
+                return None;
+            }
+            labels.push(data.get(at..at + len)?);
+            at += len;
+        }
+        let mut signer = Name::from_labels(labels).ok()?;
+        signer.set_fqdn(true);
+        Some(Rrsig {
+            type_covered: RecordType::from(word(0)),
+            algorithm: fixed[2],
+            labels: fixed[3],
+            original_ttl: long(4),
+            expiration: long(8),
+            inception: long(12),
+            key_tag: word(16),
+            signer,
+            signature: data[at..].to_vec(),
+        })
+    }
 }
 
 impl fmt::Display for Rrsig {

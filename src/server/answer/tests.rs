@@ -20,7 +20,7 @@ fn apex() -> Name {
     parse_name("_signal.ns1.example.net.").expect("valid")
 }
 
-fn zone(children: &[&str]) -> SignedZone {
+fn zone(children: &[&str]) -> ZoneStore {
     let dnskey =
         Dnskey::from_text("257 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=").expect("valid");
     let file = private::parse(
@@ -61,7 +61,7 @@ fn zone(children: &[&str]) -> SignedZone {
         RrsetData::new(
             RecordType::NS,
             3600,
-            vec![canonical_wire(
+            vec![crate::dns::name::canonical_wire(
                 &parse_name("ns1.example.net.").expect("valid"),
             )],
         ),
@@ -86,10 +86,10 @@ fn zone(children: &[&str]) -> SignedZone {
             RrsetData::new(RecordType::CDNSKEY, 3600, vec![dnskey.to_wire()]),
         );
     }
-    let mut signed = SignedZone::new(apex());
+    let mut signed = ZoneStore::new(apex());
     let now = jiff::Timestamp::from_second(1_800_000_000).expect("valid");
     signed
-        .update(
+        .sync(
             &content,
             &ZoneSigner::from_keys(&[key], now),
             42,
@@ -102,7 +102,7 @@ fn zone(children: &[&str]) -> SignedZone {
 
 fn snapshot() -> Snapshot {
     Snapshot::new(
-        vec![Arc::new(ZoneAnswers::build(&zone(&[
+        vec![Arc::new(ServedZone::new(zone(&[
             "example.com",
             "example.co.uk",
         ])))],
@@ -359,7 +359,7 @@ fn formerr_and_drops() {
 #[test]
 fn broken_zone_is_servfail() {
     let snap = Snapshot::new(
-        vec![Arc::new(ZoneAnswers::broken(&apex(), "no keys".into()))],
+        vec![Arc::new(ServedZone::broken(&apex(), "no keys".into()))],
         1232,
     );
     let (_, m) = ask(

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::zone::signer::{SignError, ZoneSigner};
 use crate::{
-    dns::{Dnskey, Ds, name::canonical_wire, parse_name},
+    dns::{Dnskey, Ds, parse_name},
     dnssec::{self, Algorithm, signer},
-    keys::{KeyFiles, PrivatePart, Timing, bind::private},
+    keys::{Key, KeyFiles, PrivatePart, Timing, bind::private},
 };
 
 fn csk(zone: &str) -> Arc<Key> {
@@ -88,25 +89,17 @@ fn signer() -> ZoneSigner {
     ZoneSigner::from_keys(&[csk("_signal.ns1.example.net.")], now())
 }
 
-fn verify_all(zone: &SignedZone) -> usize {
+fn verify_all(zone: &ZoneStore) -> usize {
     let key = csk("_signal.ns1.example.net.");
     let mut count = 0;
-    for node in zone.nodes.values() {
-        for rrset in &node.rrsets {
-            assert_eq!(
-                rrset.sigs.len(),
-                1,
-                "{} {:?}",
-                display(&node.name),
-                rrset.data.rtype
-            );
-            for sig in &rrset.sigs {
-                assert!(signer::verify(
-                    sig,
-                    &node.name,
-                    &rrset.data.rdatas,
-                    &key.dnskey
-                ));
+    for node in zone.nodes() {
+        let owner = name_of(&node.wire).expect("a name");
+        for rrset in node.rrsets.iter() {
+            let sigs = rrset.rrsigs();
+            assert_eq!(sigs.len(), 1, "{} {}", display(&owner), rrset.rtype);
+            let rdatas: Vec<Vec<u8>> = rrset.rdatas().iter().map(|r| r.to_vec()).collect();
+            for sig in &sigs {
+                assert!(signer::verify(sig, &owner, &rdatas, &key.dnskey));
                 count += 1;
             }
         }
@@ -114,12 +107,31 @@ fn verify_all(zone: &SignedZone) -> usize {
     count
 }
 
+/// The NSEC chain as (owner, next) text pairs, in canonical order.
+fn chain(zone: &ZoneStore) -> Vec<(String, String)> {
+    zone.nodes()
+        .map(|n| {
+            let nsec = n.rrset(RecordType::NSEC).expect("nsec");
+            let next = nsec.rdatas()[0];
+            let len = crate::server::query::name_length(next, 0).expect("a name");
+            (
+                display(&name_of(&n.wire).expect("name")),
+                display(&name_of(&next[..len]).expect("name")),
+            )
+        })
+        .collect()
+}
+
+fn pair(a: &str, b: &str) -> (String, String) {
+    (a.to_string(), b.to_string())
+}
+
 #[test]
 fn signs_everything_and_chains_nsec() {
-    let mut zone = SignedZone::new(parse_name("_signal.ns1.example.net.").expect("valid"));
+    let mut zone = ZoneStore::new(parse_name("_signal.ns1.example.net.").expect("valid"));
     let options = ZoneOptions::default();
     let stats = zone
-        .update(
+        .sync(
             &content(&["example.com", "a.example"]),
             &signer(),
             7,
@@ -131,60 +143,47 @@ fn signs_everything_and_chains_nsec() {
     // apex: SOA NS DNSKEY NSEC; two children: CDS NSEC each.
     assert_eq!(stats.rrsets_signed, 8);
     assert_eq!(verify_all(&zone), 8);
-    // NSEC chain in canonical order (labels compared from the root down:
-    // com < example): apex -> _dsboot.example.com -> _dsboot.a.example -> apex.
-    let chain: Vec<(String, String)> = zone
-        .nodes
-        .values()
-        .map(|n| {
-            let nsec = n.rrset(RecordType::NSEC).expect("nsec");
-            let next = &nsec.data.rdatas[0];
-            let mut at = 0;
-            let mut labels = Vec::new();
-            while next[at] != 0 {
-                let len = usize::from(next[at]);
-                labels.push(String::from_utf8_lossy(&next[at + 1..at + 1 + len]).into_owned());
-                at += 1 + len;
-            }
-            (display(&n.name), labels.join("."))
-        })
-        .collect();
+    // Canonical order compares labels from the root down: com < example.
     assert_eq!(
-        chain,
+        chain(&zone),
         [
-            (
-                "_signal.ns1.example.net.".to_string(),
-                "_dsboot.example.com._signal.ns1.example.net".to_string()
+            pair(
+                "_signal.ns1.example.net.",
+                "_dsboot.example.com._signal.ns1.example.net."
             ),
-            (
-                "_dsboot.example.com._signal.ns1.example.net.".to_string(),
-                "_dsboot.a.example._signal.ns1.example.net".to_string()
+            pair(
+                "_dsboot.example.com._signal.ns1.example.net.",
+                "_dsboot.a.example._signal.ns1.example.net."
             ),
-            (
-                "_dsboot.a.example._signal.ns1.example.net.".to_string(),
-                "_signal.ns1.example.net".to_string()
+            pair(
+                "_dsboot.a.example._signal.ns1.example.net.",
+                "_signal.ns1.example.net."
             ),
         ]
     );
-    // Validity and backdating.
     let sig = &zone
         .apex_node()
         .expect("apex")
         .rrset(RecordType::SOA)
         .expect("soa")
-        .sigs[0];
+        .rrsigs()[0];
     let now = now().as_second() as u32;
     assert_eq!(sig.inception, now - 3600);
     assert!(sig.expiration <= now + 14 * 86_400 && sig.expiration > now + 14 * 86_400 - 12 * 3600);
-    assert_eq!(zone.negative_ttl, 300);
-    assert_eq!(zone.serial, 7);
+    assert_eq!(zone.negative_ttl(), 300);
+    assert_eq!(zone.serial(), 7);
+    // Empty non-terminals exist with a count of the names below them.
+    let ent = crate::dns::name::canonical_wire(
+        &parse_name("com._signal.ns1.example.net.").expect("valid"),
+    );
+    assert!(matches!(zone.entry(&ent), Some(Entry::Ent(1))));
 }
 
 #[test]
 fn updates_resign_only_what_changed() {
-    let mut zone = SignedZone::new(parse_name("_signal.ns1.example.net.").expect("valid"));
+    let mut zone = ZoneStore::new(parse_name("_signal.ns1.example.net.").expect("valid"));
     let options = ZoneOptions::default();
-    zone.update(
+    zone.sync(
         &content(&["a.example", "c.example"]),
         &signer(),
         1,
@@ -195,7 +194,7 @@ fn updates_resign_only_what_changed() {
     let before = zone.clone();
     // Same content, new serial: only the SOA is re-signed.
     let stats = zone
-        .update(
+        .sync(
             &content(&["a.example", "c.example"]),
             &signer(),
             2,
@@ -203,10 +202,10 @@ fn updates_resign_only_what_changed() {
             &options,
         )
         .expect("signed");
-    assert_eq!((stats.rrsets_signed, stats.rrsets_kept), (1, 7));
+    assert_eq!((stats.rrsets_signed, stats.changed_names), (1, 0));
     // A child between the two: its CDS and NSEC, the predecessor's NSEC, the SOA.
     let stats = zone
-        .update(
+        .sync(
             &content(&["a.example", "b.example", "c.example"]),
             &signer(),
             3,
@@ -214,45 +213,66 @@ fn updates_resign_only_what_changed() {
             &options,
         )
         .expect("signed");
-    assert_eq!(stats.rrsets_signed, 4);
+    assert_eq!((stats.rrsets_signed, stats.changed_names), (4, 1));
     assert_eq!(verify_all(&zone), 10);
-    // 8 days in, 6 days (less jitter) remain: only the SOA is due.
-    let later = now() + jiff::SignedDuration::from_hours(24 * 8);
+    // Removing it again: the predecessor's NSEC and the SOA; the ENT goes.
     let stats = zone
-        .update(
-            &content(&["a.example", "b.example", "c.example"]),
+        .sync(
+            &content(&["a.example", "c.example"]),
             &signer(),
             4,
-            later,
+            now(),
             &options,
         )
         .expect("signed");
-    assert_eq!(stats.rrsets_signed, 1);
+    assert_eq!((stats.rrsets_signed, stats.changed_names), (2, 1));
+    assert_eq!(chain(&zone), chain(&before));
+    let ent = crate::dns::name::canonical_wire(
+        &parse_name("b.example._signal.ns1.example.net.").expect("valid"),
+    );
+    assert!(zone.entry(&ent).is_none());
+    // 8 days in, 6 days (less jitter) remain: nothing is due.
+    let later = now() + jiff::SignedDuration::from_hours(24 * 8);
+    assert!(!zone.needs_refresh(&signer(), later, &options));
     // 10 days in, less than 5 days remain: everything is re-signed.
     let later = now() + jiff::SignedDuration::from_hours(24 * 10);
-    let stats = zone
-        .update(
-            &content(&["a.example", "b.example", "c.example"]),
-            &signer(),
-            5,
-            later,
-            &options,
-        )
+    assert!(zone.needs_refresh(&signer(), later, &options));
+    let stats = zone.refresh(&signer(), 5, later, &options).expect("signed");
+    assert_eq!(stats.rrsets_signed, 8);
+    assert_eq!(verify_all(&zone), 8);
+}
+
+#[test]
+fn the_old_version_is_untouched_by_an_update() {
+    let mut zone = ZoneStore::new(parse_name("_signal.ns1.example.net.").expect("valid"));
+    let options = ZoneOptions::default();
+    zone.sync(&content(&["a.example"]), &signer(), 1, now(), &options)
         .expect("signed");
-    assert_eq!(stats.rrsets_kept, 0);
-    assert_ne!(before.nodes, zone.nodes);
+    let served = zone.clone();
+    zone.sync(
+        &content(&["a.example", "b.example"]),
+        &signer(),
+        2,
+        now(),
+        &options,
+    )
+    .expect("signed");
+    assert_eq!(served.len(), 2);
+    assert_eq!(served.serial(), 1);
+    assert_eq!(zone.len(), 3);
+    assert_eq!(verify_all(&served), 6);
 }
 
 #[test]
 fn no_key_is_an_error_and_changes_nothing() {
-    let mut zone = SignedZone::new(parse_name("_signal.ns1.example.net.").expect("valid"));
+    let mut zone = ZoneStore::new(parse_name("_signal.ns1.example.net.").expect("valid"));
     let options = ZoneOptions::default();
-    zone.update(&content(&["a.example"]), &signer(), 1, now(), &options)
+    zone.sync(&content(&["a.example"]), &signer(), 1, now(), &options)
         .expect("signed");
-    let before = zone.clone();
+    let before = chain(&zone);
     let err = zone
-        .update(
-            &content(&["a.example"]),
+        .sync(
+            &content(&["a.example", "b.example"]),
             &ZoneSigner::default(),
             2,
             now(),
@@ -260,6 +280,6 @@ fn no_key_is_an_error_and_changes_nothing() {
         )
         .expect_err("no keys");
     assert!(matches!(err, SignError::NoKey { .. }), "{err}");
-    assert_eq!(zone.serial, before.serial);
-    assert_eq!(zone.nodes, before.nodes);
+    assert_eq!(zone.serial(), 1);
+    assert_eq!(chain(&zone), before);
 }

@@ -1,0 +1,88 @@
+//! The safety brake: one round may not withdraw or change the signals of
+//! more than a configured share of the child zones (default 10%, and never
+//! fewer than 100 zones). An emptied or unmounted key directory, or a bad
+//! deploy, would otherwise take every delegation's signals down at once.
+//! Above the limit the round's child changes are held, the previous signals
+//! stay published, and the daemon waits for `signalbox confirm` or a config
+//! whose limit allows the change.
+
+use std::collections::BTreeSet;
+
+use hickory_proto::rr::Name;
+
+use crate::config::SafetyConfig;
+
+/// What the brake decided for one round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Apply the changes.
+    Go,
+    /// Hold them: too many children would lose or change their signals.
+    Hold {
+        /// Children whose signals would be withdrawn or changed.
+        affected: usize,
+        /// Children with published signals.
+        published: usize,
+        /// The most one round may touch.
+        limit: usize,
+        /// Some of them, for the log.
+        examples: Vec<Name>,
+    },
+}
+
+/// Decides on a round that withdraws or changes the signals of `affected`
+/// children out of `published`; `confirmed` lets one round through.
+pub fn decide(
+    safety: &SafetyConfig,
+    affected: &BTreeSet<Name>,
+    published: usize,
+    confirmed: bool,
+) -> Verdict {
+    let limit = safety.limit(published);
+    if confirmed || affected.len() <= limit {
+        return Verdict::Go;
+    }
+    Verdict::Hold {
+        affected: affected.len(),
+        published,
+        limit,
+        examples: affected.iter().take(5).cloned().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::parse_name;
+
+    fn names(n: usize) -> BTreeSet<Name> {
+        (0..n)
+            .map(|i| parse_name(&format!("c{i}.example.")).expect("valid"))
+            .collect()
+    }
+
+    #[test]
+    fn share_with_a_floor() {
+        let safety = SafetyConfig::default();
+        // 10% of 5000 = 500.
+        assert_eq!(decide(&safety, &names(500), 5000, false), Verdict::Go);
+        assert!(matches!(
+            decide(&safety, &names(501), 5000, false),
+            Verdict::Hold { limit: 500, .. }
+        ));
+        // Small sets: never fewer than 100.
+        assert_eq!(decide(&safety, &names(100), 200, false), Verdict::Go);
+        assert!(matches!(
+            decide(&safety, &names(101), 200, false),
+            Verdict::Hold { limit: 100, .. }
+        ));
+        // Confirmed: through.
+        assert_eq!(decide(&safety, &names(1000), 1000, true), Verdict::Go);
+        // A raised limit lets it through.
+        let lax = SafetyConfig {
+            max_change_share: 0.6,
+            min_changes: 100,
+        };
+        assert_eq!(decide(&lax, &names(150), 300, false), Verdict::Go);
+    }
+}

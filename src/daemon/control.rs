@@ -1,0 +1,153 @@
+//! The control socket (`<state dir>/control.sock`, mode 0600): `reload`,
+//! `confirm` and `status` from the command line to the running daemon. One
+//! command per connection; the answer is `ok` or `error` on the first line,
+//! then text.
+
+use std::{
+    io::{self, BufRead, BufReader, Read, Write},
+    os::unix::{fs::PermissionsExt, net::UnixStream},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt},
+    net::UnixListener,
+    sync::{mpsc, oneshot},
+};
+
+/// A command to the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Re-read the config; a bad one is rejected with its errors.
+    Reload,
+    /// Let a round held by the safety brake through.
+    Confirm,
+    /// Report zones, serials and the brake.
+    Status,
+}
+
+impl Command {
+    fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "reload" => Some(Command::Reload),
+            "confirm" => Some(Command::Confirm),
+            "status" => Some(Command::Status),
+            _ => None,
+        }
+    }
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Reload => "reload",
+            Command::Confirm => "confirm",
+            Command::Status => "status",
+        }
+    }
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Success?
+    pub ok: bool,
+    /// What to print.
+    pub text: String,
+}
+
+/// A command with the way back to its sender.
+#[derive(Debug)]
+pub struct Request {
+    /// The command.
+    pub command: Command,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// The socket's path in a state directory.
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("control.sock")
+}
+
+/// Binds the socket (replacing a stale one) and forwards commands to `tx`.
+pub fn listen(path: &Path, tx: mpsc::Sender<Request>) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut line = String::new();
+                let mut reader = tokio::io::BufReader::new(read);
+                if reader.read_line(&mut line).await.is_err() {
+                    return;
+                }
+                let reply = match Command::parse(&line) {
+                    None => Reply {
+                        ok: false,
+                        text: format!(
+                            "unknown command {:?} (reload, confirm, status)",
+                            line.trim()
+                        ),
+                    },
+                    Some(command) => {
+                        let (reply_tx, reply_rx) = oneshot::channel();
+                        if tx
+                            .send(Request {
+                                command,
+                                reply: reply_tx,
+                            })
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        reply_rx.await.unwrap_or(Reply {
+                            ok: false,
+                            text: "the daemon is shutting down".into(),
+                        })
+                    }
+                };
+                let text = format!(
+                    "{}\n{}\n",
+                    if reply.ok { "ok" } else { "error" },
+                    reply.text.trim_end()
+                );
+                let _ = write.write_all(text.as_bytes()).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+/// Sends `command` to the daemon whose state directory is `state_dir`.
+pub fn send(state_dir: &Path, command: Command, timeout: Duration) -> io::Result<Reply> {
+    let path = socket_path(state_dir);
+    let mut stream = UnixStream::connect(&path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("{}: {e} (is `signalbox serve` running?)", path.display()),
+        )
+    })?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(format!("{}\n", command.as_str()).as_bytes())?;
+    let mut reader = BufReader::new(stream);
+    let mut first = String::new();
+    reader.read_line(&mut first)?;
+    let mut text = String::new();
+    reader.read_to_string(&mut text)?;
+    Ok(Reply {
+        ok: first.trim() == "ok",
+        text,
+    })
+}

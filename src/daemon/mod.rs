@@ -1,0 +1,458 @@
+//! The daemon: the one event loop that wires key directories, policy,
+//! signer and server together (ARCHITECTURE.md: only `daemon` spawns tasks
+//! and owns channels).
+//!
+//! Hot path: a key directory changes -> inotify event -> short debounce ->
+//! rescan of that directory (only changed files are read) -> policy for the
+//! zones whose keys changed -> changes to the signalling zones -> safety brake
+//! -> re-sign the touched RRsets -> new snapshot swapped in, new serial.
+//! Besides events: a timer for the next key timing event (Publish, Activate,
+//! SyncPublish... at time T wakes the daemon at T), a periodic full rescan,
+//! polling where inotify does not work, and a short re-read while BIND is
+//! half-way through rewriting a key's files.
+
+mod brake;
+pub mod control;
+mod round;
+mod watch;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::{Path, PathBuf},
+    sync::{Arc, mpsc},
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::Name;
+use jiff::Timestamp;
+use tokio::{sync::mpsc as tmpsc, time::Instant};
+
+pub use round::{RoundInput, RoundReport};
+
+use crate::{
+    config::{Config, SignalingZoneConfig},
+    dns::name::display,
+    model::KeyStore,
+    server::{self, SharedSnapshot, Snapshot},
+    state::{StateDir, StateError},
+    zone::{ZoneStore, persist},
+};
+
+/// Why the daemon stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The config is invalid.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigErrors),
+    /// The state directory is unusable.
+    #[error("{0}")]
+    State(#[from] StateError),
+    /// Sockets could not be opened.
+    #[error("{0}")]
+    Server(#[from] server::ServerError),
+    /// Anything else that stops the daemon.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One signalling zone as served.
+struct ZoneRuntime {
+    config: SignalingZoneConfig,
+    store: ZoneStore,
+    broken: Option<String>,
+}
+
+/// Saves zones in the background, the latest version of each winning.
+struct Persister {
+    tx: mpsc::Sender<(PathBuf, ZoneStore)>,
+}
+
+impl Persister {
+    fn start() -> Self {
+        let (tx, rx) = mpsc::channel::<(PathBuf, ZoneStore)>();
+        let spawned = std::thread::Builder::new().name("persist".into()).spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut latest: HashMap<PathBuf, ZoneStore> = HashMap::new();
+                latest.insert(first.0, first.1);
+                while let Ok((path, zone)) = rx.try_recv() {
+                    latest.insert(path, zone);
+                }
+                for (path, zone) in latest {
+                    match persist::save(&path, &zone) {
+                        Ok(()) => tracing::debug!(path = %path.display(), serial = zone.serial(), "zone saved"),
+                        Err(e) => tracing::error!("{e}"),
+                    }
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the zone-saving thread; zones are not saved");
+        }
+        Persister { tx }
+    }
+
+    fn save(&self, path: PathBuf, zone: ZoneStore) {
+        let _ = self.tx.send((path, zone));
+    }
+}
+
+/// The daemon's state between rounds.
+pub struct Daemon {
+    config_path: PathBuf,
+    config: Config,
+    keys: KeyStore,
+    state: StateDir,
+    zones: BTreeMap<Name, ZoneRuntime>,
+    snapshot: SharedSnapshot,
+    /// Unix second -> zones with a key timing event then.
+    schedule: BTreeMap<i64, BTreeSet<Name>>,
+    scheduled: HashMap<Name, i64>,
+    /// Zones to recompute next round (held back by the brake).
+    pending: BTreeSet<Name>,
+    held: Option<brake::Verdict>,
+    confirmed: bool,
+    first_round: bool,
+    persist: Persister,
+}
+
+impl Daemon {
+    /// Loads the config, the state directory and the zones saved there (a
+    /// warm start serves them at once); nothing is computed yet.
+    pub fn new(config_path: &Path) -> Result<Self, DaemonError> {
+        let config = crate::config::load(config_path)?;
+        if config.signaling_zones.is_empty() {
+            return Err(DaemonError::Other(format!(
+                "{}: no [[signaling_zone]] to serve",
+                config_path.display()
+            )));
+        }
+        let state = StateDir::open(&config.state.dir)?;
+        let keys = KeyStore::new(&config);
+        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::new(
+            Vec::new(),
+            config.server.edns_udp_size,
+        )));
+        let mut daemon = Daemon {
+            config_path: config_path.to_path_buf(),
+            config,
+            keys,
+            state,
+            zones: BTreeMap::new(),
+            snapshot,
+            schedule: BTreeMap::new(),
+            scheduled: HashMap::new(),
+            pending: BTreeSet::new(),
+            held: None,
+            confirmed: false,
+            first_round: true,
+            persist: Persister::start(),
+        };
+        daemon.sync_zones();
+        daemon.publish();
+        Ok(daemon)
+    }
+
+    /// Makes `zones` match the config: new zones start from their saved
+    /// version when there is one.
+    fn sync_zones(&mut self) {
+        let wanted: BTreeMap<Name, SignalingZoneConfig> = self
+            .config
+            .signaling_zones
+            .iter()
+            .map(|s| (s.apex.clone(), s.clone()))
+            .collect();
+        self.zones.retain(|apex, _| wanted.contains_key(apex));
+        for (apex, config) in wanted {
+            if let Some(zone) = self.zones.get_mut(&apex) {
+                zone.config = config;
+                continue;
+            }
+            let path = self.state.zone_store_path(&apex);
+            let store = match persist::load(&path) {
+                Ok(Some(store)) if store.apex() == &apex => {
+                    tracing::info!(
+                        zone = display(&apex),
+                        serial = store.serial(),
+                        names = store.len(),
+                        "warm start: serving the saved zone"
+                    );
+                    store
+                }
+                Ok(_) => ZoneStore::new(apex.clone()),
+                Err(e) => {
+                    tracing::warn!(zone = display(&apex), "{e}; cold start");
+                    ZoneStore::new(apex.clone())
+                }
+            };
+            self.zones.insert(
+                apex,
+                ZoneRuntime {
+                    config,
+                    store,
+                    broken: None,
+                },
+            );
+        }
+    }
+
+    /// The snapshot the server answers from.
+    pub fn snapshot(&self) -> SharedSnapshot {
+        self.snapshot.clone()
+    }
+
+    /// Re-reads the config; a bad one is rejected and the old one stays.
+    pub fn reload(&mut self) -> Result<String, String> {
+        let config = crate::config::load(&self.config_path).map_err(|e| e.to_string())?;
+        if config.signaling_zones.is_empty() {
+            return Err("the new config has no [[signaling_zone]]: not applied".into());
+        }
+        if config.server != self.config.server {
+            tracing::warn!(
+                "[server] changed: listen addresses and threads change at the next restart"
+            );
+        }
+        if config.state != self.config.state {
+            tracing::warn!("[state] changed: the state directory changes at the next restart");
+        }
+        let mut config = config;
+        config.server = self.config.server.clone();
+        config.state = self.config.state.clone();
+        self.keys.reconfigure(&config);
+        self.config = config;
+        self.sync_zones();
+        Ok(format!("{} reloaded", self.config_path.display()))
+    }
+
+    /// Lets the next round through the safety brake.
+    pub fn confirm(&mut self) -> String {
+        self.confirmed = true;
+        match &self.held {
+            Some(brake::Verdict::Hold { affected, .. }) => {
+                format!("confirmed: applying the held change to {affected} child zone(s)")
+            }
+            _ => {
+                "confirmed (nothing is held now; the next round may go past the brake once)".into()
+            }
+        }
+    }
+
+    /// A status report.
+    pub fn status(&self) -> String {
+        let mut out = String::new();
+        for zone in self.zones.values() {
+            out.push_str(&format!(
+                "zone {} serial {} names {}{}\n",
+                display(zone.store.apex()),
+                zone.store.serial(),
+                zone.store.len(),
+                zone.broken
+                    .as_ref()
+                    .map_or_else(String::new, |b| format!(" NOT SIGNED: {b}"))
+            ));
+        }
+        match &self.held {
+            Some(brake::Verdict::Hold {
+                affected,
+                published,
+                limit,
+                ..
+            }) => out.push_str(&format!(
+                "safety brake: HOLDING a change to {affected} of {published} child zones (limit {limit})\n"
+            )),
+            _ => out.push_str("safety brake: not holding\n"),
+        }
+        out
+    }
+
+    fn schedule_zone(&mut self, name: &Name, next: Option<Timestamp>) {
+        self.unschedule_zone(name);
+        if let Some(next) = next {
+            let at = next.as_second();
+            self.schedule.entry(at).or_default().insert(name.clone());
+            self.scheduled.insert(name.clone(), at);
+        }
+    }
+
+    fn unschedule_zone(&mut self, name: &Name) {
+        if let Some(at) = self.scheduled.remove(name) {
+            if let Some(set) = self.schedule.get_mut(&at) {
+                set.remove(name);
+                if set.is_empty() {
+                    self.schedule.remove(&at);
+                }
+            }
+        }
+    }
+
+    /// When the next key timing event is due (Unix seconds).
+    fn next_event(&self) -> Option<i64> {
+        self.schedule.keys().next().copied()
+    }
+
+    /// The zones whose timing events are due at `now`.
+    fn due(&mut self, now: Timestamp) -> BTreeSet<Name> {
+        let mut due = BTreeSet::new();
+        while let Some((&at, _)) = self.schedule.first_key_value() {
+            if at > now.as_second() {
+                break;
+            }
+            if let Some(names) = self.schedule.remove(&at) {
+                for name in names {
+                    self.scheduled.remove(&name);
+                    due.insert(name);
+                }
+            }
+        }
+        due
+    }
+}
+
+/// Runs a round on a blocking thread (signing may take a while) and gives
+/// the daemon back.
+async fn run_round(
+    daemon: Daemon,
+    input: RoundInput,
+) -> Result<(Daemon, RoundReport), DaemonError> {
+    tokio::task::spawn_blocking(move || {
+        let mut daemon = daemon;
+        let report = daemon.round(input, Timestamp::now());
+        (daemon, report)
+    })
+    .await
+    .map_err(|e| DaemonError::Other(format!("round failed: {e}")))
+}
+
+/// Runs `signalbox serve` until SIGINT/SIGTERM.
+pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
+    let daemon = Daemon::new(config_path)?;
+    let snapshot = daemon.snapshot();
+    let server_config = daemon.config.server.clone();
+    // A warm start answers from the saved zones while the first round runs.
+    let bound = server::start(&server_config, snapshot).await?;
+    for addr in &bound {
+        tracing::info!(%addr, "serving");
+    }
+    let (ctl_tx, mut ctl_rx) = tmpsc::channel::<control::Request>(16);
+    let socket = control::socket_path(&daemon.config.state.dir);
+    if let Err(e) = control::listen(&socket, ctl_tx) {
+        tracing::warn!(path = %socket.display(), error = %e, "no control socket: reload with SIGHUP; confirm is unavailable");
+    }
+    let (mut daemon, _) = run_round(
+        daemon,
+        RoundInput {
+            full: true,
+            ..RoundInput::default()
+        },
+    )
+    .await?;
+
+    let (dir_tx, mut dir_rx) = tmpsc::unbounded_channel::<PathBuf>();
+    let mut watcher = watch::watch(
+        &daemon.keys.dirs().cloned().collect::<Vec<_>>(),
+        daemon.config.watch.mode,
+        dir_tx.clone(),
+    );
+    let mut dirty: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut deadline: Option<Instant> = None;
+    let mut rescan = tokio::time::interval(daemon.config.watch.rescan_interval);
+    rescan.tick().await;
+    let mut poll = tokio::time::interval(daemon.config.watch.poll_interval);
+    let mut refresh = tokio::time::interval(Duration::from_secs(3600));
+    refresh.tick().await;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| DaemonError::Other(format!("cannot install a SIGHUP handler: {e}")))?;
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| DaemonError::Other(format!("cannot install a SIGTERM handler: {e}")))?;
+
+    loop {
+        let timer = daemon.next_event().map(|at| {
+            let wait = (at - Timestamp::now().as_second()).max(0) as u64;
+            Instant::now() + Duration::from_secs(wait)
+        });
+        let mut input: Option<RoundInput> = None;
+        let mut reply: Option<(tokio::sync::oneshot::Sender<control::Reply>, control::Reply)> =
+            None;
+        tokio::select! {
+            Some(dir) = dir_rx.recv() => {
+                dirty.insert(dir);
+                while let Ok(dir) = dir_rx.try_recv() {
+                    dirty.insert(dir);
+                }
+                deadline.get_or_insert(Instant::now() + daemon.config.watch.debounce);
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                deadline = None;
+                input = Some(RoundInput { dirs: std::mem::take(&mut dirty), ..RoundInput::default() });
+            }
+            _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                let names = daemon.due(Timestamp::now());
+                if !names.is_empty() {
+                    input = Some(RoundInput { names, ..RoundInput::default() });
+                }
+            }
+            _ = rescan.tick() => input = Some(RoundInput { full: true, ..RoundInput::default() }),
+            _ = poll.tick(), if !watcher.polled.is_empty() => {
+                dirty.extend(watcher.polled.iter().cloned());
+                deadline.get_or_insert(Instant::now());
+            }
+            _ = refresh.tick() => input = Some(RoundInput::default()),
+            _ = hangup.recv() => {
+                match daemon.reload() {
+                    Ok(text) => {
+                        tracing::info!("{text} (SIGHUP)");
+                        watcher = watch::watch(&daemon.keys.dirs().cloned().collect::<Vec<_>>(), daemon.config.watch.mode, dir_tx.clone());
+                        input = Some(RoundInput { full: true, ..RoundInput::default() });
+                    }
+                    Err(errors) => tracing::error!("reload rejected, the old config stays:\n{errors}"),
+                }
+            }
+            Some(request) = ctl_rx.recv() => {
+                match request.command {
+                    control::Command::Reload => match daemon.reload() {
+                        Ok(text) => {
+                            tracing::info!("{text}");
+                            watcher = watch::watch(&daemon.keys.dirs().cloned().collect::<Vec<_>>(), daemon.config.watch.mode, dir_tx.clone());
+                            input = Some(RoundInput { full: true, ..RoundInput::default() });
+                            reply = Some((request.reply, control::Reply { ok: true, text }));
+                        }
+                        Err(errors) => {
+                            tracing::error!("reload rejected, the old config stays:\n{errors}");
+                            let _ = request.reply.send(control::Reply { ok: false, text: format!("rejected, the old config stays:\n{errors}") });
+                        }
+                    },
+                    control::Command::Confirm => {
+                        let text = daemon.confirm();
+                        tracing::warn!("{text}");
+                        input = Some(RoundInput { full: true, ..RoundInput::default() });
+                        reply = Some((request.reply, control::Reply { ok: true, text }));
+                    }
+                    control::Command::Status => {
+                        let _ = request.reply.send(control::Reply { ok: true, text: daemon.status() });
+                    }
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+        }
+        if let Some(input) = input {
+            let (next, report) = run_round(daemon, input).await?;
+            daemon = next;
+            if !report.flux_dirs.is_empty() {
+                // BIND is mid-rewrite: look again shortly, without stalling others.
+                dirty.extend(report.flux_dirs.iter().cloned());
+                deadline.get_or_insert(Instant::now() + Duration::from_millis(200));
+            }
+            if let Some((tx, mut text)) = reply {
+                if report.held {
+                    text.text
+                        .push_str("\nthe safety brake still holds after this round");
+                }
+                let _ = tx.send(text);
+            }
+        }
+    }
+    tracing::info!("shutting down");
+    Ok(())
+}

@@ -1,0 +1,434 @@
+//! One round: rescan what may have changed, recompute the affected child
+//! zones, turn their signals into changes of the signalling zones, put the
+//! changes past the safety brake, sign, and swap in a new snapshot.
+//!
+//! Rounds are level-triggered (ARCHITECTURE.md): the desired state of every
+//! affected child is recomputed from all facts, and only the difference to
+//! what is served is applied. A missed event costs latency, never
+//! correctness: the periodic full round recomputes everything.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    sync::Arc,
+    time::Instant,
+};
+
+use hickory_proto::rr::Name;
+use jiff::Timestamp;
+
+use super::{Daemon, brake};
+use crate::{
+    dns::name::{display, dsboot_name},
+    model,
+    policy::{self, ZoneInput},
+    server::answer::ServedZone,
+    state::ZoneState,
+    zone::{Change, ZoneSigner, content, serial, store::name_of},
+};
+
+/// What a round should look at.
+#[derive(Debug, Clone, Default)]
+pub struct RoundInput {
+    /// Rescan everything and recompute every child.
+    pub full: bool,
+    /// Directories to rescan.
+    pub dirs: BTreeSet<PathBuf>,
+    /// Zones to recompute (timing events due).
+    pub names: BTreeSet<Name>,
+}
+
+/// What a round did.
+#[derive(Debug, Clone, Default)]
+pub struct RoundReport {
+    /// Children recomputed.
+    pub recomputed: usize,
+    /// Owners changed across the signalling zones.
+    pub changed_names: usize,
+    /// Zones given a new version.
+    pub new_versions: usize,
+    /// True when the brake held this round's child changes.
+    pub held: bool,
+    /// Directories with keys mid-rewrite: rescan them shortly.
+    pub flux_dirs: Vec<PathBuf>,
+}
+
+impl Daemon {
+    /// Runs one round at `now`.
+    pub fn round(&mut self, input: RoundInput, now: Timestamp) -> RoundReport {
+        let started = Instant::now();
+        let mut report = RoundReport::default();
+
+        // 1. Rescan.
+        let dirs: Vec<PathBuf> = if input.full {
+            self.keys.dirs().cloned().collect()
+        } else {
+            input.dirs.iter().cloned().collect()
+        };
+        let mut affected = self.keys.scan_dirs(&dirs, started);
+        affected.extend(input.names.iter().cloned());
+        affected.append(&mut self.pending);
+        report.flux_dirs = self.keys.dirs_in_flux();
+
+        // 2. The children to recompute, and the names that stopped being one.
+        let mut children = Vec::new();
+        let mut gone: Vec<Name> = Vec::new();
+        if input.full {
+            let (all, errors) = model::children(&self.config, &self.keys);
+            for error in errors {
+                tracing::error!("{error}");
+            }
+            let known: BTreeSet<&Name> = all.iter().map(|c| &c.name).collect();
+            for zone in self.zones.values() {
+                for node in zone.store.nodes() {
+                    if let Some(child) =
+                        name_of(&node.wire).and_then(|owner| child_of(&owner, zone.store.apex()))
+                    {
+                        if !known.contains(&child) && !gone.contains(&child) {
+                            gone.push(child);
+                        }
+                    }
+                }
+            }
+            children = all;
+        } else {
+            for name in &affected {
+                if self.zones.contains_key(name) {
+                    continue; // a signalling zone's own keys: handled below
+                }
+                match model::child(&self.config, &self.keys, name) {
+                    (Some(child), errors) => {
+                        for error in errors {
+                            tracing::error!("{error}");
+                        }
+                        children.push(child);
+                    }
+                    (None, _) => gone.push(name.clone()),
+                }
+            }
+        }
+        report.recomputed = children.len();
+
+        // 3. Desired signals -> changes per signalling zone.
+        let mut changes: BTreeMap<Name, Vec<Change>> = BTreeMap::new();
+        let mut touched_children: BTreeMap<Name, Vec<(Name, Name)>> = BTreeMap::new(); // child -> (zone, owner)
+        for child in &children {
+            if child.is_held() {
+                tracing::warn!(
+                    zone = display(&child.name),
+                    reasons = child.held.join("; "),
+                    "zone held: its published signals stay as they are"
+                );
+                for issue in &child.issues {
+                    tracing::warn!(zone = display(&child.name), key_tag = issue.tag, "{issue}");
+                }
+                continue;
+            }
+            for issue in &child.issues {
+                tracing::warn!(zone = display(&child.name), key_tag = issue.tag, "{issue}");
+            }
+            let signals = policy::compute(&child.input(None, None), now);
+            signals.trace();
+            self.schedule_zone(&child.name, policy::next_event(&child.keys, now));
+            for (apex, zone) in &self.zones {
+                let ns = zone.config.ns_host();
+                let Ok(owner) = dsboot_name(&child.name, &ns) else {
+                    continue;
+                };
+                let rrsets = content::dsboot_rrsets(&signals, &ns).map(|(_, r)| r);
+                changes.entry(apex.clone()).or_default().push(Change {
+                    owner: owner.clone(),
+                    rrsets,
+                });
+                touched_children
+                    .entry(child.name.clone())
+                    .or_default()
+                    .push((apex.clone(), owner));
+            }
+        }
+        for name in &gone {
+            self.unschedule_zone(name);
+            for (apex, zone) in &self.zones {
+                let Ok(owner) = dsboot_name(name, &zone.config.ns_host()) else {
+                    continue;
+                };
+                changes.entry(apex.clone()).or_default().push(Change {
+                    owner: owner.clone(),
+                    rrsets: None,
+                });
+                touched_children
+                    .entry(name.clone())
+                    .or_default()
+                    .push((apex.clone(), owner));
+            }
+        }
+
+        // 4. The safety brake: children whose published signals would go or change.
+        let mut withdrawn_or_changed: BTreeSet<Name> = BTreeSet::new();
+        for (child, owners) in &touched_children {
+            for (apex, owner) in owners {
+                let Some(zone) = self.zones.get(apex) else {
+                    continue;
+                };
+                let wire = crate::dns::name::canonical_wire(owner);
+                let Some(node) = zone.store.node(&wire) else {
+                    continue;
+                };
+                let new = changes
+                    .get(apex)
+                    .and_then(|list| list.iter().find(|c| &c.owner == owner))
+                    .and_then(|c| c.rrsets.as_ref());
+                let same = new.is_some_and(|rrsets| node.holds(rrsets));
+                if !same {
+                    withdrawn_or_changed.insert(child.clone());
+                }
+            }
+        }
+        let published = self
+            .zones
+            .values()
+            .map(|z| z.store.len().saturating_sub(1))
+            .max()
+            .unwrap_or(0);
+        match brake::decide(
+            &self.config.safety,
+            &withdrawn_or_changed,
+            published,
+            self.confirmed,
+        ) {
+            brake::Verdict::Go => {
+                if self.confirmed && !withdrawn_or_changed.is_empty() {
+                    tracing::warn!(
+                        children = withdrawn_or_changed.len(),
+                        "confirmed: applying the held changes"
+                    );
+                }
+                if self.held.take().is_some() {
+                    tracing::info!("safety brake released");
+                }
+                self.confirmed = false;
+            }
+            hold @ brake::Verdict::Hold { .. } => {
+                if let brake::Verdict::Hold {
+                    affected,
+                    published,
+                    limit,
+                    examples,
+                } = &hold
+                {
+                    let examples: Vec<String> = examples.iter().map(display).collect();
+                    tracing::error!(
+                        affected,
+                        published,
+                        limit,
+                        examples = examples.join(" "),
+                        "SAFETY BRAKE: this round would withdraw or change the signals of {affected} of \
+                         {published} child zones (limit {limit}); keeping the previous signals. Check the key \
+                         directories; if the change is intended run `signalbox confirm -c CONFIG` or raise \
+                         [safety] max_change_share / min_changes and reload"
+                    );
+                }
+                self.held = Some(hold);
+                report.held = true;
+                // Retry the children next round; apex changes still go ahead.
+                self.pending.extend(touched_children.keys().cloned());
+                changes.clear();
+            }
+        }
+
+        // 5. Apex content and signing, zone by zone.
+        let apexes: Vec<Name> = self.zones.keys().cloned().collect();
+        for apex in apexes {
+            let zone_changes = changes.remove(&apex).unwrap_or_default();
+            if self.update_zone(&apex, zone_changes, now, &mut report) {
+                report.new_versions += 1;
+            }
+        }
+        if report.new_versions > 0 || self.first_round {
+            self.publish();
+        }
+        self.first_round = false;
+        tracing::info!(
+            recomputed = report.recomputed,
+            changed_names = report.changed_names,
+            new_versions = report.new_versions,
+            held = report.held,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "round done"
+        );
+        report
+    }
+
+    /// Applies `changes` (plus its own apex) to one signalling zone; true when
+    /// a new version was made.
+    fn update_zone(
+        &mut self,
+        apex: &Name,
+        mut changes: Vec<Change>,
+        now: Timestamp,
+        report: &mut RoundReport,
+    ) -> bool {
+        let zone_name = display(apex);
+        let Some(zone) = self.zones.get(apex) else {
+            return false;
+        };
+        let sz = zone.config.clone();
+        let keys = self
+            .keys
+            .report(&sz.keys)
+            .and_then(|r| r.zones.get(apex).cloned())
+            .unwrap_or_default();
+        if let Some(report) = self.keys.report(&sz.keys) {
+            for issue in report.issues_for(apex) {
+                tracing::warn!(zone = zone_name, "{issue}");
+            }
+        }
+        self.schedule_zone(apex, policy::next_event(&keys, now));
+        let own_settings = sz.settings.resolve();
+        let own = policy::compute(
+            &ZoneInput {
+                zone: apex,
+                settings: &own_settings,
+                keys: &keys,
+                parent: None,
+                soa_serial: None,
+            },
+            now,
+        );
+        own.trace();
+        changes.push(Change {
+            owner: apex.clone(),
+            rrsets: Some(content::apex_rrsets(&sz, &keys, &own, now)),
+        });
+        let signer = ZoneSigner::from_keys(&keys, now);
+        for problem in &signer.problems {
+            tracing::error!(zone = zone_name, "{problem}");
+        }
+
+        let Some(zone) = self.zones.get_mut(apex) else {
+            return false;
+        };
+        let real_changes = changes.iter().filter(|c| !is_noop(&zone.store, c)).count();
+        let refresh = zone.store.is_empty() || zone.store.needs_refresh(&signer, now, &sz.options);
+        if real_changes == 0 && !refresh && !self.first_round && zone.broken.is_none() {
+            return false;
+        }
+        // The serial: past both what was served and what the state file says.
+        let saved = match self.state.load_zone(apex) {
+            Ok(state) => state.map(|s| s.serial),
+            Err(e) => {
+                tracing::error!(zone = zone_name, "{e}");
+                None
+            }
+        };
+        let current = [saved, (!zone.store.is_empty()).then(|| zone.store.serial())]
+            .into_iter()
+            .flatten()
+            .reduce(|a, b| if serial::is_newer(a, b) { a } else { b });
+        let new_serial = serial::next(sz.options.serial_policy, current, now);
+        // Saved before it is served, so a crash never serves a serial twice.
+        if let Err(e) = self
+            .state
+            .save_zone(apex, &ZoneState { serial: new_serial })
+        {
+            tracing::error!(zone = zone_name, "{e}");
+        }
+        let mut next = zone.store.clone();
+        let result = next
+            .apply(&changes, &signer, new_serial, now, &sz.options)
+            .and_then(|stats| {
+                if next.needs_refresh(&signer, now, &sz.options) {
+                    next.refresh(&signer, new_serial, now, &sz.options)
+                        .map(|more| (stats, more))
+                } else {
+                    Ok((stats, Default::default()))
+                }
+            });
+        match result {
+            Ok((stats, more)) => {
+                tracing::info!(
+                    zone = zone_name,
+                    serial = new_serial,
+                    names = stats.names,
+                    changed_names = stats.changed_names,
+                    rrsets_signed = stats.rrsets_signed + more.rrsets_signed,
+                    signatures = stats.signatures + more.signatures,
+                    "zone updated"
+                );
+                report.changed_names += stats.changed_names;
+                zone.store = next;
+                zone.broken = None;
+                self.persist
+                    .save(self.state.zone_store_path(apex), zone.store.clone());
+                true
+            }
+            Err(e) => {
+                let until = zone.store.earliest_expiration();
+                tracing::error!(
+                    zone = zone_name,
+                    signatures_valid_until = until,
+                    "cannot sign: {e}; {}",
+                    if zone.store.is_empty() {
+                        "the zone is not served (SERVFAIL)"
+                    } else {
+                        "serving the last signed version until its signatures expire"
+                    }
+                );
+                zone.broken = Some(e.to_string());
+                true
+            }
+        }
+    }
+
+    /// Swaps in a snapshot of every zone as it now stands.
+    pub(super) fn publish(&self) {
+        let now_secs = Timestamp::now().as_second().clamp(0, i64::from(u32::MAX)) as u32;
+        let zones: Vec<Arc<ServedZone>> = self
+            .zones
+            .values()
+            .map(|zone| {
+                let expired = zone
+                    .store
+                    .earliest_expiration()
+                    .is_none_or(|exp| !serial::is_newer(exp, now_secs));
+                Arc::new(match &zone.broken {
+                    // Unsignable and nothing valid left: SERVFAIL rather than
+                    // answers no validator will accept.
+                    Some(why) if expired => ServedZone::broken(zone.store.apex(), why.clone()),
+                    _ => ServedZone::new(zone.store.clone()),
+                })
+            })
+            .collect();
+        for zone in &zones {
+            tracing::debug!("serving {zone}");
+        }
+        self.snapshot.store(Arc::new(crate::server::Snapshot::new(
+            zones,
+            self.config.server.edns_udp_size,
+        )));
+    }
+}
+
+/// The child a `_dsboot.<child>.<apex>` owner signals for.
+fn child_of(owner: &Name, apex: &Name) -> Option<Name> {
+    let labels: Vec<&[u8]> = owner.iter().collect();
+    let apex_labels = apex.iter().count();
+    if labels.len() <= apex_labels + 1 || !labels[0].eq_ignore_ascii_case(b"_dsboot") {
+        return None;
+    }
+    let mut child =
+        Name::from_labels(labels[1..labels.len() - apex_labels].iter().copied()).ok()?;
+    child.set_fqdn(true);
+    Some(child)
+}
+
+/// True when the store already holds exactly what `change` asks for.
+fn is_noop(store: &crate::zone::ZoneStore, change: &Change) -> bool {
+    let wire = crate::dns::name::canonical_wire(&change.owner);
+    match (store.node(&wire), &change.rrsets) {
+        (None, None) => true,
+        (Some(node), Some(rrsets)) => node.holds(rrsets),
+        (None, Some(rrsets)) => rrsets.iter().all(|r| r.rdatas.is_empty()),
+        (Some(_), None) => false,
+    }
+}

@@ -1,0 +1,81 @@
+//! Watching key directories: inotify on each directory (never on files: BIND
+//! renames files into place, which replaces their inode), events only as a
+//! trigger for a debounced rescan; polling where inotify cannot be used.
+
+use std::path::PathBuf;
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::config::WatchMode;
+
+/// The watches on a set of directories; dropping it stops them.
+pub struct DirWatcher {
+    _watcher: Option<RecommendedWatcher>,
+    /// Directories that must be polled instead.
+    pub polled: Vec<PathBuf>,
+}
+
+/// Starts watching `dirs`; every event sends the directory it concerns (all
+/// of them when the watcher overflowed or failed).
+pub fn watch(dirs: &[PathBuf], mode: WatchMode, tx: UnboundedSender<PathBuf>) -> DirWatcher {
+    if mode == WatchMode::Poll {
+        return DirWatcher {
+            _watcher: None,
+            polled: dirs.to_vec(),
+        };
+    }
+    let all = dirs.to_vec();
+    let handler_dirs = all.clone();
+    let handler = move |event: notify::Result<notify::Event>| match event {
+        Ok(event) => {
+            if event.need_rescan() {
+                for dir in &handler_dirs {
+                    let _ = tx.send(dir.clone());
+                }
+            }
+            for path in &event.paths {
+                let dir = handler_dirs
+                    .iter()
+                    .find(|d| path.parent() == Some(d.as_path()) || path == *d)
+                    .cloned()
+                    .or_else(|| path.parent().map(PathBuf::from));
+                if let Some(dir) = dir {
+                    let _ = tx.send(dir);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "key directory watch error: rescanning everything");
+            for dir in &handler_dirs {
+                let _ = tx.send(dir.clone());
+            }
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch key directories: polling them instead");
+            return DirWatcher {
+                _watcher: None,
+                polled: all,
+            };
+        }
+    };
+    let mut polled = Vec::new();
+    for dir in &all {
+        if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+            let path = dir.display().to_string();
+            if mode == WatchMode::Inotify {
+                tracing::error!(dir = path, error = %e, "cannot watch key directory (watch.mode = \"inotify\"): changes are seen only by the periodic rescan");
+            } else {
+                tracing::warn!(dir = path, error = %e, "cannot watch key directory: polling it");
+                polled.push(dir.clone());
+            }
+        }
+    }
+    DirWatcher {
+        _watcher: Some(watcher),
+        polled,
+    }
+}

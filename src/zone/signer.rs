@@ -1,0 +1,190 @@
+//! The keys a zone is signed with, and signing many RRsets at once.
+
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, RecordType};
+use jiff::Timestamp;
+
+use super::store::Bytes;
+use crate::{
+    config::ZoneOptions,
+    dns::Rrsig,
+    dnssec::signer::{SignerError, SigningKey},
+    keys::{Key, Role},
+    policy::Lifecycle,
+};
+
+/// Why a zone could not be signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    /// No active key for a role.
+    #[error("zone {zone}: no active {role} with a usable private key: cannot sign {what}")]
+    NoKey {
+        /// The zone.
+        zone: String,
+        /// "KSK" or "ZSK".
+        role: &'static str,
+        /// What needed signing.
+        what: String,
+    },
+    /// A key failed to sign.
+    #[error("zone {zone}: {source}")]
+    Signer {
+        /// The zone.
+        zone: String,
+        /// The error.
+        source: SignerError,
+    },
+    /// The content has no SOA at the apex.
+    #[error("zone {0}: no SOA at the apex")]
+    NoSoa(String),
+}
+
+/// The keys a zone is signed with at one moment.
+#[derive(Debug, Default)]
+pub struct ZoneSigner {
+    /// Active KSKs and CSKs: sign DNSKEY, CDS, CDNSKEY at the apex.
+    pub ksks: Vec<Arc<SigningKey>>,
+    /// Active ZSKs and CSKs: sign everything else.
+    pub zsks: Vec<Arc<SigningKey>>,
+    /// Keys that should sign but cannot (no private key...).
+    pub problems: Vec<String>,
+}
+
+impl ZoneSigner {
+    /// The active keys among `keys` at `now` (published, activated, not
+    /// inactive, revoked or deleted), loaded for signing. When only one kind
+    /// is active, it plays both parts.
+    pub fn from_keys(keys: &[Arc<Key>], now: Timestamp) -> Self {
+        let mut signer = ZoneSigner::default();
+        for key in keys {
+            let life = Lifecycle::of(key, now, None);
+            if !(life.published && life.activated) || life.inactive || life.revoked || life.deleted
+            {
+                continue;
+            }
+            match SigningKey::from_key(key) {
+                Ok(signing) => {
+                    let signing = Arc::new(signing);
+                    let role = key.role();
+                    if role.signs_keys() {
+                        signer.ksks.push(signing.clone());
+                    }
+                    if role != Role::Ksk {
+                        signer.zsks.push(signing);
+                    }
+                }
+                Err(e) => signer.problems.push(e.to_string()),
+            }
+        }
+        // A zone with keys of one kind only (a lone SEP key made by
+        // `dnssec-keygen -f KSK`, no .state to call it a CSK) signs
+        // everything with them, as dnssec-signzone does.
+        if signer.zsks.is_empty() {
+            signer.zsks = signer.ksks.clone();
+        } else if signer.ksks.is_empty() {
+            signer.ksks = signer.zsks.clone();
+        }
+        signer
+    }
+
+    /// (algorithm, tag) of every key, to tell when the key set changed.
+    pub fn fingerprint(&self) -> Vec<(bool, u8, u16)> {
+        let mut out: Vec<(bool, u8, u16)> = self
+            .ksks
+            .iter()
+            .map(|k| (true, k.algorithm.number(), k.tag))
+            .chain(
+                self.zsks
+                    .iter()
+                    .map(|k| (false, k.algorithm.number(), k.tag)),
+            )
+            .collect();
+        out.sort_unstable();
+        out
+    }
+}
+
+/// One RRset to sign.
+pub struct SignJob {
+    /// Owner in wire form (where the result goes).
+    pub wire: Bytes,
+    /// Index of the RRset in its node.
+    pub index: usize,
+    /// Owner.
+    pub owner: Name,
+    /// Type.
+    pub rtype: RecordType,
+    /// TTL.
+    pub ttl: u32,
+    /// RDATA.
+    pub rdatas: Vec<Vec<u8>>,
+    /// The keys that sign it.
+    pub keys: Vec<Arc<SigningKey>>,
+}
+
+/// Signs every job, spreading the work over the machine's cores.
+pub fn sign_jobs(
+    jobs: &[SignJob],
+    now: u32,
+    options: &ZoneOptions,
+) -> Result<Vec<Vec<Rrsig>>, SignerError> {
+    let inception = now.saturating_sub(options.signature_inception_offset);
+    let sign_one = |job: &SignJob| -> Result<Vec<Rrsig>, SignerError> {
+        let jitter = if options.signature_jitter == 0 {
+            0
+        } else {
+            jitter_hash(&job.wire, job.rtype) % options.signature_jitter
+        };
+        let expiration = now.wrapping_add(options.signature_validity - jitter);
+        job.keys
+            .iter()
+            .map(|k| {
+                k.sign_rrset(
+                    &job.owner,
+                    job.rtype,
+                    job.ttl,
+                    &job.rdatas,
+                    inception,
+                    expiration,
+                )
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads <= 1 || jobs.len() < 64 {
+        return jobs.iter().map(sign_one).collect();
+    }
+    let chunk = jobs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || part.iter().map(sign_one).collect::<Result<Vec<_>, _>>())
+            })
+            .collect();
+        let mut out = Vec::with_capacity(jobs.len());
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => out.extend(part?),
+                Err(_) => {
+                    return Err(SignerError::Failed {
+                        key: "signing thread panicked".into(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// FNV-1a of owner and type: a stable per-RRset jitter, so expirations stay
+/// spread across restarts.
+fn jitter_hash(wire: &[u8], rtype: RecordType) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in wire.iter().chain(u16::from(rtype).to_be_bytes().iter()) {
+        hash ^= u32::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
+}
