@@ -49,10 +49,22 @@ pub struct StateDir {
 impl StateDir {
     /// Opens (creating if needed) the state directory.
     pub fn open(path: &Path) -> Result<Self, StateError> {
-        fs::create_dir_all(path.join("zones")).map_err(|source| StateError::Io {
+        let zones = path.join("zones");
+        fs::create_dir_all(&zones).map_err(|source| StateError::Io {
             path: path.to_path_buf(),
             source,
         })?;
+        // Temporary files of writes a crash interrupted: the real files are
+        // intact (rename is atomic), these are just litter.
+        for dir in [path, zones.as_path()] {
+            for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && name.contains(".tmp") {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
         Ok(StateDir {
             path: path.to_path_buf(),
         })

@@ -26,28 +26,41 @@ pub fn watch(dirs: &[PathBuf], mode: WatchMode, tx: UnboundedSender<PathBuf>) ->
         };
     }
     let all = dirs.to_vec();
-    let handler_dirs = all.clone();
+    // Events carry absolute paths; the config's may be relative or go
+    // through symlinks: match on the canonical form, report the config's.
+    let handler_dirs: Vec<(PathBuf, PathBuf)> = all
+        .iter()
+        .map(|d| {
+            (
+                std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()),
+                d.clone(),
+            )
+        })
+        .collect();
     let handler = move |event: notify::Result<notify::Event>| match event {
         Ok(event) => {
+            // Our own scans open and read the directory: access events
+            // would feed back into endless rescans.
+            if matches!(event.kind, notify::EventKind::Access(_)) {
+                return;
+            }
             if event.need_rescan() {
-                for dir in &handler_dirs {
+                for (_, dir) in &handler_dirs {
                     let _ = tx.send(dir.clone());
                 }
             }
             for path in &event.paths {
-                let dir = handler_dirs
-                    .iter()
-                    .find(|d| path.parent() == Some(d.as_path()) || path == *d)
-                    .cloned()
-                    .or_else(|| path.parent().map(PathBuf::from));
-                if let Some(dir) = dir {
-                    let _ = tx.send(dir);
+                let parent = path.parent();
+                for (canonical, dir) in &handler_dirs {
+                    if parent == Some(canonical.as_path()) || path == canonical {
+                        let _ = tx.send(dir.clone());
+                    }
                 }
             }
         }
         Err(e) => {
             tracing::warn!(error = %e, "key directory watch error: rescanning everything");
-            for dir in &handler_dirs {
+            for (_, dir) in &handler_dirs {
                 let _ = tx.send(dir.clone());
             }
         }

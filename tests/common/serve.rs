@@ -78,6 +78,11 @@ impl Serve {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// True while the process runs.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -151,4 +156,48 @@ pub fn serial(addr: SocketAddr, apex: &str) -> Option<u32> {
         hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
         _ => None,
     }
+}
+
+/// The RDATA of the answer records of type `qtype` for `name` (raw wire,
+/// parsed here: hickory without its DNSSEC feature does not decode CDS).
+pub fn answer_rdatas(addr: SocketAddr, name: &str, qtype: u16) -> Vec<Vec<u8>> {
+    let Some(raw) = query_raw(addr, &query_bytes(name, qtype, false)) else {
+        return Vec::new();
+    };
+    let skip_name = |mut at: usize| -> Option<usize> {
+        loop {
+            let len = *raw.get(at)?;
+            if len == 0 {
+                return Some(at + 1);
+            }
+            if len & 0xc0 == 0xc0 {
+                return Some(at + 2);
+            }
+            at += 1 + usize::from(len);
+        }
+    };
+    let word = |at: usize| {
+        raw.get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let mut out = Vec::new();
+    let Some(ancount) = word(6) else { return out };
+    let Some(mut at) = skip_name(12).map(|a| a + 4) else {
+        return out;
+    };
+    for _ in 0..ancount {
+        let Some(after) = skip_name(at) else { break };
+        let (Some(rtype), Some(rdlen)) = (word(after), word(after + 8)) else {
+            break;
+        };
+        let start = after + 10;
+        let Some(rdata) = raw.get(start..start + usize::from(rdlen)) else {
+            break;
+        };
+        if rtype == qtype {
+            out.push(rdata.to_vec());
+        }
+        at = start + usize::from(rdlen);
+    }
+    out
 }
