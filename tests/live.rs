@@ -373,6 +373,17 @@ fn kill_9_during_a_burst_then_restart_serves_the_same_signals_with_a_higher_seri
     let cfg = config(root, port, "[safety]\nmax_change_share = 1.0");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut server = Serve::start(&cfg, addr, APEX);
+    // Zones are saved at most every 2 s: let the first save happen.
+    let saved = root.join(format!("state/zones/{APEX}zone"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !saved.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "zone never saved:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // A burst: every child's key replaced by another, renamed into place
     // like BIND does; kill -9 in the middle of it.

@@ -61,12 +61,20 @@ struct ZoneRuntime {
     config: SignalingZoneConfig,
     store: ZoneStore,
     broken: Option<String>,
+    /// The keys it was last signed with: a change means re-signing all.
+    signer: Vec<(bool, u8, u16)>,
 }
 
-/// Saves zones in the background, the latest version of each winning.
+/// Saves zones in the background, the latest version of each winning, at
+/// most once per `PERSIST_INTERVAL`: a saved zone is a head start and the
+/// brake's memory, not the truth (the key files are), so a burst of changes
+/// costs one write, not one per change.
 struct Persister {
     tx: mpsc::Sender<(PathBuf, ZoneStore)>,
 }
+
+/// Shortest time between two saves.
+const PERSIST_INTERVAL: Duration = Duration::from_secs(2);
 
 impl Persister {
     fn start() -> Self {
@@ -75,8 +83,22 @@ impl Persister {
             while let Ok(first) = rx.recv() {
                 let mut latest: HashMap<PathBuf, ZoneStore> = HashMap::new();
                 latest.insert(first.0, first.1);
-                while let Ok((path, zone)) = rx.try_recv() {
-                    latest.insert(path, zone);
+                let started = std::time::Instant::now();
+                loop {
+                    while let Ok((path, zone)) = rx.try_recv() {
+                        latest.insert(path, zone);
+                    }
+                    let left = PERSIST_INTERVAL.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match rx.recv_timeout(left) {
+                        Ok((path, zone)) => {
+                            latest.insert(path, zone);
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
                 }
                 for (path, zone) in latest {
                     match persist::save(&path, &zone) {
@@ -191,6 +213,7 @@ impl Daemon {
                     config,
                     store,
                     broken: None,
+                    signer: Vec::new(),
                 },
             );
         }
@@ -397,7 +420,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
                 dirty.extend(watcher.polled.iter().cloned());
                 deadline.get_or_insert(Instant::now());
             }
-            _ = refresh.tick() => input = Some(RoundInput::default()),
+            _ = refresh.tick() => input = Some(RoundInput { refresh: true, ..RoundInput::default() }),
             _ = hangup.recv() => {
                 match daemon.reload() {
                     Ok(text) => {

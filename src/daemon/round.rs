@@ -36,6 +36,8 @@ pub struct RoundInput {
     pub dirs: BTreeSet<PathBuf>,
     /// Zones to recompute (timing events due).
     pub names: BTreeSet<Name>,
+    /// Check every signature for refresh (a full scan).
+    pub refresh: bool,
 }
 
 /// What a round did.
@@ -240,7 +242,8 @@ impl Daemon {
         let apexes: Vec<Name> = self.zones.keys().cloned().collect();
         for apex in apexes {
             let zone_changes = changes.remove(&apex).unwrap_or_default();
-            if self.update_zone(&apex, zone_changes, now, &mut report) {
+            let full = input.full || input.refresh;
+            if self.update_zone(&apex, zone_changes, full, now, &mut report) {
                 report.new_versions += 1;
             }
         }
@@ -265,6 +268,7 @@ impl Daemon {
         &mut self,
         apex: &Name,
         mut changes: Vec<Change>,
+        full: bool,
         now: Timestamp,
         report: &mut RoundReport,
     ) -> bool {
@@ -309,7 +313,12 @@ impl Daemon {
             return false;
         };
         let real_changes = changes.iter().filter(|c| !is_noop(&zone.store, c)).count();
-        let refresh = zone.store.is_empty() || zone.store.needs_refresh(&signer, now, &sz.options);
+        // A full scan for due signatures only on full rounds, the hourly tick
+        // and when the zone's keys changed: one key change stays cheap.
+        let keys_changed = zone.signer != signer.fingerprint();
+        let check_refresh = full || keys_changed || zone.store.is_empty();
+        let refresh = check_refresh
+            && (zone.store.is_empty() || zone.store.needs_refresh(&signer, now, &sz.options));
         if real_changes == 0 && !refresh && !self.first_round && zone.broken.is_none() {
             return false;
         }
@@ -337,7 +346,7 @@ impl Daemon {
         let result = next
             .apply(&changes, &signer, new_serial, now, &sz.options)
             .and_then(|stats| {
-                if next.needs_refresh(&signer, now, &sz.options) {
+                if check_refresh && next.needs_refresh(&signer, now, &sz.options) {
                     next.refresh(&signer, new_serial, now, &sz.options)
                         .map(|more| (stats, more))
                 } else {
@@ -358,6 +367,7 @@ impl Daemon {
                 report.changed_names += stats.changed_names;
                 zone.store = next;
                 zone.broken = None;
+                zone.signer = signer.fingerprint();
                 self.persist
                     .save(self.state.zone_store_path(apex), zone.store.clone());
                 true
@@ -387,10 +397,12 @@ impl Daemon {
             .zones
             .values()
             .map(|zone| {
-                let expired = zone
-                    .store
-                    .earliest_expiration()
-                    .is_none_or(|exp| !serial::is_newer(exp, now_secs));
+                // Only an unsignable zone needs the (full-scan) expiry check.
+                let expired = zone.broken.is_some()
+                    && zone
+                        .store
+                        .earliest_expiration()
+                        .is_none_or(|exp| !serial::is_newer(exp, now_secs));
                 Arc::new(match &zone.broken {
                     // Unsignable and nothing valid left: SERVFAIL rather than
                     // answers no validator will accept.
