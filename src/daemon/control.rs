@@ -71,7 +71,15 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
 }
 
 /// Binds the socket (replacing a stale one) and forwards commands to `tx`.
+/// Refuses when another daemon answers on it: two daemons on one state
+/// directory would fight over serials.
 pub fn listen(path: &Path, tx: mpsc::Sender<Request>) -> io::Result<()> {
+    if UnixStream::connect(path).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("another signalbox is running with this state directory ({})", path.display()),
+        ));
+    }
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}

@@ -358,8 +358,12 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     }
     let (ctl_tx, mut ctl_rx) = tmpsc::channel::<control::Request>(16);
     let socket = control::socket_path(&daemon.config.state.dir);
-    if let Err(e) = control::listen(&socket, ctl_tx) {
-        tracing::warn!(path = %socket.display(), error = %e, "no control socket: reload with SIGHUP; confirm is unavailable");
+    match control::listen(&socket, ctl_tx) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(DaemonError::Other(e.to_string())),
+        Err(e) => {
+            tracing::warn!(path = %socket.display(), error = %e, "no control socket: reload with SIGHUP; confirm is unavailable")
+        }
     }
     let (mut daemon, _) = run_round(
         daemon,
