@@ -15,3 +15,4 @@ pub mod policy;
 pub mod server;
 pub mod state;
 pub mod zone;
+pub mod tsig;
