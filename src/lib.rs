@@ -14,5 +14,5 @@ pub mod model;
 pub mod policy;
 pub mod server;
 pub mod state;
-pub mod zone;
 pub mod tsig;
+pub mod zone;

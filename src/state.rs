@@ -76,6 +76,11 @@ impl StateDir {
         self.path.join("zones").join(format!("{name}toml"))
     }
 
+    /// Where a zone's IXFR journal is saved.
+    pub fn journal_path(&self, apex: &Name) -> PathBuf {
+        self.zone_file(apex).with_extension("journal")
+    }
+
     /// Where a zone's signed data is saved.
     pub fn zone_store_path(&self, apex: &Name) -> PathBuf {
         self.zone_file(apex).with_extension("zone")

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use hickory_proto::op::Message;
 use proptest::prelude::*;
-use signalbox::server::{ServedZone, Snapshot, Transport, respond};
+use signalbox::server::{Answer, ServedZone, Snapshot, Transport, respond};
 
 /// A small signed zone to answer from, built once.
 fn snapshot() -> &'static Snapshot {
@@ -66,7 +66,8 @@ fn snapshot() -> &'static Snapshot {
 
 fn check(packet: &[u8], transport: Transport) {
     let mut out = Vec::new();
-    if respond(snapshot(), packet, transport, &mut out) {
+    let peer = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    if let Answer::Message = respond(snapshot(), packet, transport, peer, &mut out) {
         let message = Message::from_vec(&out).expect("answers are well-formed");
         assert_eq!(&out[..2], &packet[..2], "same ID");
         assert!(out[2] & 0x80 != 0, "QR set");

@@ -39,6 +39,8 @@ struct RawConfig {
     watch: RawWatch,
     #[serde(default)]
     safety: RawSafety,
+    #[serde(default)]
+    tsig_keys: Vec<Spanned<String>>,
 }
 
 /// `[[zone]]` and `[[zones]]` share one shape; `name` is only allowed in
@@ -84,6 +86,12 @@ struct RawSignalingZone {
     signature_jitter: Option<Spanned<ConfigDuration>>,
     signature_inception_offset: Option<Spanned<ConfigDuration>>,
     serial_policy: Option<SerialPolicy>,
+    secondaries: Option<Vec<Spanned<String>>>,
+    allow_transfer: Option<Vec<Spanned<String>>>,
+    notify_key: Option<Spanned<String>>,
+    journal_versions: Option<Spanned<i64>>,
+    journal_size: Option<Spanned<String>>,
+    journal_age: Option<Spanned<ConfigDuration>>,
 }
 
 /// Reads and validates a config file.
@@ -290,7 +298,39 @@ impl Checker<'_> {
         let state = self.state(&raw.state, base);
         let watch = self.watch(&raw.watch);
         let safety = self.safety(&raw.safety);
+        let (tsig_keys, key_names) = self.tsig_keys(&raw.tsig_keys, base);
+        for (i, sz) in signaling_zones.iter().enumerate() {
+            let raw_sz = raw.signaling_zone[i].get_ref();
+            let named: Vec<(&Name, Option<&Spanned<String>>)> = sz
+                .options
+                .allow_transfer
+                .iter()
+                .filter_map(|e| match e {
+                    super::AclEntry::Key(name) => Some((name, None)),
+                    super::AclEntry::Prefix(..) => None,
+                })
+                .chain(
+                    sz.options
+                        .notify_key
+                        .iter()
+                        .map(|n| (n, raw_sz.notify_key.as_ref())),
+                )
+                .collect();
+            for (name, span) in named {
+                if !key_names.contains(name) {
+                    self.error(
+                        span.map_or_else(|| raw.signaling_zone[i].span(), Spanned::span),
+                        sz.origin.table.to_string(),
+                        format!(
+                            "TSIG key {} is not in any file listed in tsig_keys",
+                            crate::dns::name::display(name)
+                        ),
+                    );
+                }
+            }
+        }
         Config {
+            tsig_keys,
             watch,
             safety,
             server,
@@ -438,6 +478,12 @@ impl Checker<'_> {
                 signature_jitter: raw.signature_jitter.clone(),
                 signature_inception_offset: raw.signature_inception_offset.clone(),
                 serial_policy: raw.serial_policy,
+                secondaries: raw.secondaries.clone(),
+                allow_transfer: raw.allow_transfer.clone(),
+                notify_key: raw.notify_key.clone(),
+                journal_versions: raw.journal_versions.clone(),
+                journal_size: raw.journal_size.clone(),
+                journal_age: raw.journal_age.clone(),
             },
             &key,
         );

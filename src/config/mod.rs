@@ -299,6 +299,43 @@ pub struct StateConfig {
     pub dir: PathBuf,
 }
 
+/// One entry of an `allow_transfer` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AclEntry {
+    /// An address prefix: `127.0.0.0/8`, `::1/128`, `192.0.2.1`.
+    Prefix(std::net::IpAddr, u8),
+    /// Requests signed with this TSIG key: `key:NAME`.
+    Key(Name),
+}
+
+impl AclEntry {
+    /// True when a request from `peer`, signed with `key` (if any), matches.
+    pub fn matches(&self, peer: std::net::IpAddr, key: Option<&Name>) -> bool {
+        match self {
+            AclEntry::Key(name) => key == Some(name),
+            AclEntry::Prefix(net, len) => prefix_contains(*net, *len, peer),
+        }
+    }
+}
+
+fn prefix_contains(net: std::net::IpAddr, len: u8, addr: std::net::IpAddr) -> bool {
+    let (net, addr, bits): (u128, u128, u8) = match (net, addr) {
+        (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) => {
+            (u32::from(n).into(), u32::from(a).into(), 32)
+        }
+        (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => (u128::from(n), u128::from(a), 128),
+        (std::net::IpAddr::V6(n), std::net::IpAddr::V4(a)) => {
+            (u128::from(n), u128::from(a.to_ipv6_mapped()), 128)
+        }
+        _ => return false,
+    };
+    if len == 0 {
+        return true;
+    }
+    let shift = u32::from(bits - len.min(bits));
+    (net >> shift) == (addr >> shift)
+}
+
 /// SOA, TTL and signing options of a served zone (BIND-like defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZoneOptions {
@@ -328,6 +365,14 @@ pub struct ZoneOptions {
     pub signature_inception_offset: u32,
     /// How serials move.
     pub serial_policy: SerialPolicy,
+    /// Secondaries to NOTIFY on every new serial.
+    pub secondaries: Vec<SocketAddr>,
+    /// Who may transfer the zone (default: nobody).
+    pub allow_transfer: Vec<AclEntry>,
+    /// TSIG key to sign NOTIFYs with.
+    pub notify_key: Option<Name>,
+    /// IXFR journal bounds.
+    pub journal: crate::zone::journal::Limits,
 }
 
 impl Default for ZoneOptions {
@@ -346,6 +391,10 @@ impl Default for ZoneOptions {
             signature_jitter: 12 * 3600,
             signature_inception_offset: 3600,
             serial_policy: SerialPolicy::Increment,
+            secondaries: Vec::new(),
+            allow_transfer: Vec::new(),
+            notify_key: None,
+            journal: crate::zone::journal::Limits::default(),
         }
     }
 }
@@ -394,6 +443,8 @@ pub struct Config {
     pub watch: WatchConfig,
     /// `[safety]`.
     pub safety: SafetyConfig,
+    /// `tsig_keys`: TSIG key files (`tsig-keygen` format).
+    pub tsig_keys: Vec<PathBuf>,
 }
 
 impl Config {
@@ -489,3 +540,23 @@ pub fn normalize_path(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod acl_tests {
+    use super::*;
+
+    #[test]
+    fn prefixes() {
+        let net = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        assert!(prefix_contains(net("127.0.0.0"), 8, net("127.1.2.3")));
+        assert!(!prefix_contains(net("127.0.0.0"), 8, net("128.0.0.1")));
+        assert!(prefix_contains(net("::1"), 128, net("::1")));
+        assert!(!prefix_contains(net("::1"), 128, net("::2")));
+        assert!(prefix_contains(net("0.0.0.0"), 0, net("192.0.2.1")));
+        assert!(prefix_contains(
+            net("::ffff:127.0.0.0"),
+            104,
+            net("127.0.0.9")
+        ));
+    }
+}

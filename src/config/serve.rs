@@ -1,13 +1,19 @@
 //! Validation of the serving parts of the config: `[server]`, `[state]` and
 //! the signing/SOA options of a `[[signaling_zone]]`.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use hickory_proto::rr::Name;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    SafetyConfig, ServerConfig, StateConfig, WatchConfig, WatchMode, ZoneOptions,
+    AclEntry, SafetyConfig, ServerConfig, StateConfig, WatchConfig, WatchMode, ZoneOptions,
     duration::ConfigDuration, load::Checker,
 };
 use crate::zone::serial::SerialPolicy;
@@ -59,6 +65,12 @@ pub(super) struct RawZoneOptions {
     pub(super) signature_jitter: Option<Spanned<ConfigDuration>>,
     pub(super) signature_inception_offset: Option<Spanned<ConfigDuration>>,
     pub(super) serial_policy: Option<SerialPolicy>,
+    pub(super) secondaries: Option<Vec<Spanned<String>>>,
+    pub(super) allow_transfer: Option<Vec<Spanned<String>>>,
+    pub(super) notify_key: Option<Spanned<String>>,
+    pub(super) journal_versions: Option<Spanned<i64>>,
+    pub(super) journal_size: Option<Spanned<String>>,
+    pub(super) journal_age: Option<Spanned<ConfigDuration>>,
 }
 
 impl Checker<'_> {
@@ -132,6 +144,25 @@ impl Checker<'_> {
                 None => super::normalize_path(&base.join("state")),
             },
         }
+    }
+
+    /// Loads the TSIG key files; returns their paths and the key names.
+    pub(super) fn tsig_keys(
+        &mut self,
+        raw: &[Spanned<String>],
+        base: &Path,
+    ) -> (Vec<PathBuf>, Vec<Name>) {
+        let mut paths = Vec::new();
+        let mut names = Vec::new();
+        for (i, file) in raw.iter().enumerate() {
+            let path = self.path(file, base);
+            match crate::tsig::parse_key_file(&path) {
+                Ok(keys) => names.extend(keys.into_iter().map(|k| k.name)),
+                Err(e) => self.error(file.span(), format!("tsig_keys[{i}]"), e.to_string()),
+            }
+            paths.push(path);
+        }
+        (paths, names)
     }
 
     pub(super) fn watch(&mut self, raw: &RawWatch) -> WatchConfig {
@@ -257,8 +288,80 @@ impl Checker<'_> {
                 d.signature_inception_offset,
             ),
             serial_policy: raw.serial_policy.unwrap_or_default(),
+            ..ZoneOptions::default()
         };
+        let secondaries = raw
+            .secondaries
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(
+                |(i, addr)| match addr.get_ref().parse::<std::net::SocketAddr>() {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        self.error(
+                            addr.span(),
+                            format!("{key}.secondaries[{i}]"),
+                            format!(
+                                "{:?} is not an address:port (e.g. \"127.0.0.2:53\")",
+                                addr.get_ref()
+                            ),
+                        );
+                        None
+                    }
+                },
+            )
+            .collect();
+        let allow_transfer = raw
+            .allow_transfer
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, entry)| {
+                let text = entry.get_ref().trim();
+                let parsed = match text.strip_prefix("key:") {
+                    Some(name) => crate::dns::parse_name(name)
+                        .map(AclEntry::Key)
+                        .map_err(|e| e.to_string()),
+                    None => parse_prefix(text),
+                };
+                match parsed {
+                    Ok(entry) => Some(entry),
+                    Err(why) => {
+                        self.error(entry.span(), format!("{key}.allow_transfer[{i}]"), why);
+                        None
+                    }
+                }
+            })
+            .collect();
+        let mut journal = crate::zone::journal::Limits::default();
+        if let Some(v) = &raw.journal_versions {
+            match usize::try_from(*v.get_ref()) {
+                Ok(n) if n >= 1 => journal.versions = n,
+                _ => self.error(
+                    v.span(),
+                    format!("{key}.journal_versions"),
+                    "must be 1 or more".into(),
+                ),
+            }
+        }
+        if let Some(v) = &raw.journal_size {
+            match parse_size(v.get_ref()) {
+                Ok(n) => journal.bytes = n,
+                Err(why) => self.error(v.span(), format!("{key}.journal_size"), why),
+            }
+        }
+        if let Some(v) = &raw.journal_age {
+            journal.age = v.get_ref().0;
+        }
         let options = ZoneOptions {
+            secondaries,
+            allow_transfer,
+            journal,
+            notify_key: raw
+                .notify_key
+                .as_ref()
+                .and_then(|n| self.name(n, &format!("{key}.notify_key"))),
             soa_mname: raw
                 .soa_mname
                 .as_ref()
@@ -297,4 +400,43 @@ impl Checker<'_> {
         }
         options
     }
+}
+
+/// `127.0.0.0/8`, `::1/128` or a bare address.
+fn parse_prefix(text: &str) -> Result<AclEntry, String> {
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let addr: std::net::IpAddr = addr.parse().map_err(|_| {
+        format!("{text:?} is neither an address prefix (\"127.0.0.0/8\") nor \"key:NAME\"")
+    })?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        None => max,
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= max)
+            .ok_or_else(|| format!("{text:?}: prefix length must be 0..={max}"))?,
+    };
+    Ok(AclEntry::Prefix(addr, len))
+}
+
+/// `64MiB`, `512KiB`, `1GiB`, or a number of octets.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like \"64MiB\""))?;
+    let factor = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" | "k" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        other => return Err(format!("{text:?}: unknown unit {other:?} (KiB, MiB, GiB)")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }

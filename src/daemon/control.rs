@@ -77,7 +77,10 @@ pub fn listen(path: &Path, tx: mpsc::Sender<Request>) -> io::Result<()> {
     if UnixStream::connect(path).is_ok() {
         return Err(io::Error::new(
             io::ErrorKind::AddrInUse,
-            format!("another signalbox is running with this state directory ({})", path.display()),
+            format!(
+                "another signalbox is running with this state directory ({})",
+                path.display()
+            ),
         ));
     }
     match std::fs::remove_file(path) {

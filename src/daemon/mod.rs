@@ -36,7 +36,8 @@ use crate::{
     model::KeyStore,
     server::{self, SharedSnapshot, Snapshot},
     state::{StateDir, StateError},
-    zone::{ZoneStore, persist},
+    tsig::Keyring,
+    zone::{ZoneStore, journal::Journal, persist},
 };
 
 /// Why the daemon stopped or could not start.
@@ -60,17 +61,27 @@ pub enum DaemonError {
 struct ZoneRuntime {
     config: SignalingZoneConfig,
     store: ZoneStore,
+    /// Differences between recent versions, for IXFR.
+    journal: Arc<Journal>,
     broken: Option<String>,
     /// The keys it was last signed with: a change means re-signing all.
     signer: Vec<(bool, u8, u16)>,
 }
 
-/// Saves zones in the background, the latest version of each winning, at
-/// most once per `PERSIST_INTERVAL`: a saved zone is a head start and the
-/// brake's memory, not the truth (the key files are), so a burst of changes
-/// costs one write, not one per change.
+/// Saves zones (and their journals) in the background, the latest version
+/// of each winning, at most once per `PERSIST_INTERVAL`: a saved zone is a
+/// head start and the brake's memory, not the truth (the key files are), so
+/// a burst of changes costs one write, not one per change.
 struct Persister {
-    tx: mpsc::Sender<(PathBuf, ZoneStore)>,
+    tx: mpsc::Sender<SaveJob>,
+}
+
+/// A zone and its journal to save.
+struct SaveJob {
+    zone_path: PathBuf,
+    zone: ZoneStore,
+    journal_path: PathBuf,
+    journal: Arc<Journal>,
 }
 
 /// Shortest time between two saves.
@@ -78,31 +89,35 @@ const PERSIST_INTERVAL: Duration = Duration::from_secs(2);
 
 impl Persister {
     fn start() -> Self {
-        let (tx, rx) = mpsc::channel::<(PathBuf, ZoneStore)>();
+        let (tx, rx) = mpsc::channel::<SaveJob>();
         let spawned = std::thread::Builder::new().name("persist".into()).spawn(move || {
             while let Ok(first) = rx.recv() {
-                let mut latest: HashMap<PathBuf, ZoneStore> = HashMap::new();
-                latest.insert(first.0, first.1);
+                let mut latest: HashMap<PathBuf, SaveJob> = HashMap::new();
+                latest.insert(first.zone_path.clone(), first);
                 let started = std::time::Instant::now();
                 loop {
-                    while let Ok((path, zone)) = rx.try_recv() {
-                        latest.insert(path, zone);
+                    while let Ok(job) = rx.try_recv() {
+                        latest.insert(job.zone_path.clone(), job);
                     }
                     let left = PERSIST_INTERVAL.saturating_sub(started.elapsed());
                     if left.is_zero() {
                         break;
                     }
                     match rx.recv_timeout(left) {
-                        Ok((path, zone)) => {
-                            latest.insert(path, zone);
+                        Ok(job) => {
+                            latest.insert(job.zone_path.clone(), job);
                         }
                         Err(mpsc::RecvTimeoutError::Timeout) => break,
                         Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     }
                 }
-                for (path, zone) in latest {
-                    match persist::save(&path, &zone) {
-                        Ok(()) => tracing::debug!(path = %path.display(), serial = zone.serial(), "zone saved"),
+                for job in latest.into_values() {
+                    // The journal first: on a crash between the two writes it
+                    // leads past the zone, which loading handles.
+                    let saved = crate::state::write_atomically(&job.journal_path, &job.journal.encode())
+                        .and_then(|()| persist::save(&job.zone_path, &job.zone));
+                    match saved {
+                        Ok(()) => tracing::debug!(path = %job.zone_path.display(), serial = job.zone.serial(), "zone saved"),
                         Err(e) => tracing::error!("{e}"),
                     }
                 }
@@ -114,8 +129,8 @@ impl Persister {
         Persister { tx }
     }
 
-    fn save(&self, path: PathBuf, zone: ZoneStore) {
-        let _ = self.tx.send((path, zone));
+    fn save(&self, job: SaveJob) {
+        let _ = self.tx.send(job);
     }
 }
 
@@ -136,6 +151,7 @@ pub struct Daemon {
     confirmed: bool,
     first_round: bool,
     persist: Persister,
+    keyring: Arc<Keyring>,
 }
 
 impl Daemon {
@@ -151,6 +167,9 @@ impl Daemon {
         }
         let state = StateDir::open(&config.state.dir)?;
         let keys = KeyStore::new(&config);
+        let keyring = Arc::new(
+            Keyring::load(&config.tsig_keys).map_err(|e| DaemonError::Other(e.to_string()))?,
+        );
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::new(
             Vec::new(),
             config.server.edns_udp_size,
@@ -169,6 +188,7 @@ impl Daemon {
             confirmed: false,
             first_round: true,
             persist: Persister::start(),
+            keyring,
         };
         daemon.sync_zones();
         daemon.publish();
@@ -207,9 +227,21 @@ impl Daemon {
                     ZoneStore::new(apex.clone())
                 }
             };
+            // The journal may run past the saved zone (saved less often):
+            // keep only what leads to the zone's serial.
+            let mut journal = match Journal::load(&self.state.journal_path(&apex)) {
+                Ok(Some(j)) if !store.is_empty() => j,
+                Ok(_) => Journal::default(),
+                Err(e) => {
+                    tracing::warn!(zone = display(&apex), "{e}; starting the journal afresh");
+                    Journal::default()
+                }
+            };
+            journal.truncate_to(store.serial());
             self.zones.insert(
                 apex,
                 ZoneRuntime {
+                    journal: Arc::new(journal),
                     config,
                     store,
                     broken: None,
@@ -238,9 +270,11 @@ impl Daemon {
         if config.state != self.config.state {
             tracing::warn!("[state] changed: the state directory changes at the next restart");
         }
+        let keyring = Keyring::load(&config.tsig_keys).map_err(|e| e.to_string())?;
         let mut config = config;
         config.server = self.config.server.clone();
         config.state = self.config.state.clone();
+        self.keyring = Arc::new(keyring);
         self.keys.reconfigure(&config);
         self.config = config;
         self.sync_zones();
@@ -308,6 +342,39 @@ impl Daemon {
         }
     }
 
+    /// NOTIFY every secondary of `apex` about `serial`, superseding any
+    /// NOTIFY still being retried for an older serial.
+    fn notify_secondaries(
+        &self,
+        apex: &Name,
+        serial: u32,
+        running: &mut HashMap<(Name, std::net::SocketAddr), tokio::task::JoinHandle<()>>,
+    ) {
+        let Some(zone) = self.zones.get(apex) else {
+            return;
+        };
+        let key = zone
+            .config
+            .options
+            .notify_key
+            .as_ref()
+            .and_then(|n| self.keyring.get(n))
+            .cloned();
+        for target in &zone.config.options.secondaries {
+            if let Some(old) = running.remove(&(apex.clone(), *target)) {
+                old.abort();
+            }
+            let task = tokio::spawn(server::notify::notify(
+                apex.clone(),
+                serial,
+                *target,
+                key.clone(),
+            ));
+            running.insert((apex.clone(), *target), task);
+        }
+        running.retain(|_, task| !task.is_finished());
+    }
+
     /// When the next key timing event is due (Unix seconds).
     fn next_event(&self) -> Option<i64> {
         self.schedule.keys().next().copied()
@@ -360,12 +427,14 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     let socket = control::socket_path(&daemon.config.state.dir);
     match control::listen(&socket, ctl_tx) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(DaemonError::Other(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            return Err(DaemonError::Other(e.to_string()));
+        }
         Err(e) => {
             tracing::warn!(path = %socket.display(), error = %e, "no control socket: reload with SIGHUP; confirm is unavailable")
         }
     }
-    let (mut daemon, _) = run_round(
+    let (mut daemon, first) = run_round(
         daemon,
         RoundInput {
             full: true,
@@ -373,6 +442,11 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         },
     )
     .await?;
+    let mut notifying: HashMap<(Name, std::net::SocketAddr), tokio::task::JoinHandle<()>> =
+        HashMap::new();
+    for (apex, serial) in &first.new_serials {
+        daemon.notify_secondaries(apex, *serial, &mut notifying);
+    }
 
     let (dir_tx, mut dir_rx) = tmpsc::unbounded_channel::<PathBuf>();
     let mut watcher = watch::watch(
@@ -466,6 +540,9 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         if let Some(input) = input {
             let (next, report) = run_round(daemon, input).await?;
             daemon = next;
+            for (apex, serial) in &report.new_serials {
+                daemon.notify_secondaries(apex, *serial, &mut notifying);
+            }
             if !report.flux_dirs.is_empty() {
                 // BIND is mid-rewrite: look again shortly, without stalling others.
                 dirty.extend(report.flux_dirs.iter().cloned());

@@ -24,7 +24,7 @@ use crate::{
     policy::{self, ZoneInput},
     server::answer::ServedZone,
     state::ZoneState,
-    zone::{Change, ZoneSigner, content, serial, store::name_of},
+    zone::{Change, ZoneSigner, content, journal::Diff, serial, store::name_of},
 };
 
 /// What a round should look at.
@@ -53,6 +53,8 @@ pub struct RoundReport {
     pub held: bool,
     /// Directories with keys mid-rewrite: rescan them shortly.
     pub flux_dirs: Vec<PathBuf>,
+    /// Zones given a new serial (NOTIFY their secondaries).
+    pub new_serials: Vec<(Name, u32)>,
 }
 
 impl Daemon {
@@ -365,11 +367,23 @@ impl Daemon {
                     "zone updated"
                 );
                 report.changed_names += stats.changed_names;
+                if !zone.store.is_empty() {
+                    if let Some(diff) =
+                        Diff::between(&zone.store, &next, next.touched().iter().map(|w| &w[..]))
+                    {
+                        Arc::make_mut(&mut zone.journal).push(diff, &sz.options.journal);
+                    }
+                }
                 zone.store = next;
                 zone.broken = None;
                 zone.signer = signer.fingerprint();
-                self.persist
-                    .save(self.state.zone_store_path(apex), zone.store.clone());
+                report.new_serials.push((apex.clone(), new_serial));
+                self.persist.save(super::SaveJob {
+                    zone_path: self.state.zone_store_path(apex),
+                    zone: zone.store.clone(),
+                    journal_path: self.state.journal_path(apex),
+                    journal: zone.journal.clone(),
+                });
                 true
             }
             Err(e) => {
@@ -407,17 +421,20 @@ impl Daemon {
                     // Unsignable and nothing valid left: SERVFAIL rather than
                     // answers no validator will accept.
                     Some(why) if expired => ServedZone::broken(zone.store.apex(), why.clone()),
-                    _ => ServedZone::new(zone.store.clone()),
+                    _ => ServedZone::new(zone.store.clone()).with_transfers(
+                        zone.journal.clone(),
+                        zone.config.options.allow_transfer.clone().into(),
+                    ),
                 })
             })
             .collect();
         for zone in &zones {
             tracing::debug!("serving {zone}");
         }
-        self.snapshot.store(Arc::new(crate::server::Snapshot::new(
-            zones,
-            self.config.server.edns_udp_size,
-        )));
+        self.snapshot.store(Arc::new(
+            crate::server::Snapshot::new(zones, self.config.server.edns_udp_size)
+                .with_keyring(self.keyring.clone()),
+        ));
     }
 }
 

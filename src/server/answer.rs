@@ -11,14 +11,19 @@
 //! NXDOMAIN the NSEC covering the name and the one covering the wildcard at
 //! the closest encloser. ANY gets one RRset (RFC 8482).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use hickory_proto::rr::{Name, RecordType};
 
-use super::query::{self, Edns, ParseError, flags};
+use super::{
+    query::{self, Edns, ParseError, flags},
+    xfr::{self, Transfer},
+};
 use crate::{
+    config::AclEntry,
     dns::name::{canonical_key_of_wire, display},
-    zone::{Entry, Rrset, ZoneStore},
+    tsig,
+    zone::{Entry, Rrset, ZoneStore, journal::Journal},
 };
 
 /// Response codes used here.
@@ -29,6 +34,7 @@ mod rcode {
     pub const NXDOMAIN: u16 = 3;
     pub const NOTIMP: u16 = 4;
     pub const REFUSED: u16 = 5;
+    pub const NOTAUTH: u16 = 9;
     /// Extended RCODE 16 (RFC 6891 §6.1.3): upper 8 bits 1 in the OPT TTL.
     pub const BADVERS_HIGH: u8 = 1;
 }
@@ -41,6 +47,8 @@ pub const UDP_PLAIN_LIMIT: usize = 512;
 pub struct ServedZone {
     store: ZoneStore,
     broken: Option<String>,
+    journal: Arc<Journal>,
+    acl: Arc<[AclEntry]>,
 }
 
 impl ServedZone {
@@ -49,15 +57,24 @@ impl ServedZone {
         ServedZone {
             store,
             broken: None,
+            journal: Arc::default(),
+            acl: Arc::new([]),
         }
     }
 
     /// A zone that cannot be served (it could not be signed): SERVFAIL.
     pub fn broken(apex: &Name, why: String) -> Self {
         ServedZone {
-            store: ZoneStore::new(apex.clone()),
             broken: Some(why),
+            ..ServedZone::new(ZoneStore::new(apex.clone()))
         }
+    }
+
+    /// The same zone, transferable with `journal` to whom `acl` allows.
+    pub fn with_transfers(mut self, journal: Arc<Journal>, acl: Arc<[AclEntry]>) -> Self {
+        self.journal = journal;
+        self.acl = acl;
+        self
     }
 
     /// The zone's data.
@@ -87,6 +104,8 @@ pub struct Snapshot {
     zones: HashMap<Box<[u8]>, Arc<ServedZone>>,
     /// Our EDNS UDP payload size.
     pub edns_udp_size: u16,
+    /// TSIG keys.
+    pub keyring: Arc<tsig::Keyring>,
 }
 
 impl Snapshot {
@@ -98,7 +117,14 @@ impl Snapshot {
                 .map(|z| (z.store.apex_wire().into(), z))
                 .collect(),
             edns_udp_size,
+            keyring: Arc::default(),
         }
+    }
+
+    /// The same, with TSIG keys.
+    pub fn with_keyring(mut self, keyring: Arc<tsig::Keyring>) -> Self {
+        self.keyring = keyring;
+        self
     }
 
     /// The zones, for status and logs.
@@ -107,7 +133,7 @@ impl Snapshot {
     }
 
     /// The zone holding `lower` (a lower-case wire name): longest apex match.
-    fn zone_for(&self, lower: &[u8]) -> Option<&ServedZone> {
+    fn zone_arc_for(&self, lower: &[u8]) -> Option<&Arc<ServedZone>> {
         let mut at = 0;
         loop {
             if let Some(zone) = self.zones.get(&lower[at..]) {
@@ -131,17 +157,28 @@ pub enum Transport {
     Tcp,
 }
 
-/// Answers `packet` into `out`; false when the packet is to be dropped.
+/// What to do with a packet.
+pub enum Answer {
+    /// Nothing: drop it.
+    Drop,
+    /// Send the message written to `out`.
+    Message,
+    /// A zone transfer: send its messages one by one (TCP only).
+    Transfer(Box<Transfer>),
+}
+
+/// Answers `packet` from `peer` into `out`.
 pub fn respond(
     snapshot: &Snapshot,
     packet: &[u8],
     transport: Transport,
+    peer: IpAddr,
     out: &mut Vec<u8>,
-) -> bool {
+) -> Answer {
     out.clear();
     let q = match query::parse(packet) {
         Ok(q) => q,
-        Err(ParseError::Drop) => return false,
+        Err(ParseError::Drop) => return Answer::Drop,
         Err(ParseError::FormErr {
             id,
             flags,
@@ -151,41 +188,89 @@ pub fn respond(
             if let Some(question) = question {
                 out.extend_from_slice(question);
             }
-            return true;
+            return Answer::Message;
         }
     };
-    let mut w = Writer::start(out, &q);
+    // TSIG (RFC 8945): verify, answer NOTAUTH on failure, sign the answer.
+    let mut signing: Option<(tsig::Key, Vec<u8>, u64)> = None;
+    if q.tsig.is_some() {
+        let now = unix_now();
+        match tsig::find(packet) {
+            Ok(Some(t)) => match tsig::verify_request(&snapshot.keyring, packet, &t, now) {
+                Ok((key, mac)) => signing = Some((key.clone(), mac, now)),
+                Err(e) => {
+                    tracing::info!(%peer, key = %t.key_name, error = ?e, "TSIG verification failed");
+                    let mut w = Writer::start(out, &q);
+                    w.edns = None;
+                    w.finish(
+                        rcode::NOTAUTH,
+                        false,
+                        None,
+                        snapshot.edns_udp_size,
+                        transport,
+                    );
+                    tsig::append_error(out, &t, e.code(), now);
+                    return Answer::Message;
+                }
+            },
+            _ => {
+                let mut w = Writer::start(out, &q);
+                w.edns = None;
+                w.finish(
+                    rcode::FORMERR,
+                    false,
+                    None,
+                    snapshot.edns_udp_size,
+                    transport,
+                );
+                return Answer::Message;
+            }
+        }
+    }
+    let answer = respond_to(snapshot, &q, transport, peer, signing.as_ref(), out);
+    if let (Answer::Message, Some((key, mac, now))) = (&answer, &signing) {
+        tsig::sign(out, key, Some(mac), *now, 0);
+    }
+    answer
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn respond_to(
+    snapshot: &Snapshot,
+    q: &query::Query<'_>,
+    transport: Transport,
+    peer: IpAddr,
+    signing: Option<&(tsig::Key, Vec<u8>, u64)>,
+    out: &mut Vec<u8>,
+) -> Answer {
+    let mut w = Writer::start(out, q);
+    // Leave room for the TSIG record a signed answer gets.
+    w.reserve = if signing.is_some() { 160 } else { 0 };
+    let size = snapshot.edns_udp_size;
     if let Some(edns) = q.edns {
         if edns.version > 0 {
             w.finish(
                 rcode::NOERROR,
                 false,
                 Some(rcode::BADVERS_HIGH),
-                snapshot.edns_udp_size,
+                size,
                 transport,
             );
-            return true;
+            return Answer::Message;
         }
     }
     if q.opcode != 0 {
-        w.finish(
-            rcode::NOTIMP,
-            false,
-            None,
-            snapshot.edns_udp_size,
-            transport,
-        );
-        return true;
+        w.finish(rcode::NOTIMP, false, None, size, transport);
+        return Answer::Message;
     }
     if q.qtype == u16::from(RecordType::OPT) {
-        w.finish(
-            rcode::FORMERR,
-            false,
-            None,
-            snapshot.edns_udp_size,
-            transport,
-        );
-        return true;
+        w.finish(rcode::FORMERR, false, None, size, transport);
+        return Answer::Message;
     }
     let mut lower = [0u8; 255];
     let qname_len = q.qname.len();
@@ -193,46 +278,90 @@ pub fn respond(
         *dst = src.to_ascii_lowercase();
     }
     let lower = &lower[..qname_len];
-    let zone = match (q.qclass, snapshot.zone_for(lower)) {
+    let zone = match (q.qclass, snapshot.zone_arc_for(lower)) {
         (1, Some(zone)) => zone,
         _ => {
-            w.finish(
-                rcode::REFUSED,
-                false,
-                None,
-                snapshot.edns_udp_size,
-                transport,
-            );
-            return true;
+            w.finish(rcode::REFUSED, false, None, size, transport);
+            return Answer::Message;
         }
     };
     if zone.broken.is_some() {
-        w.finish(
-            rcode::SERVFAIL,
-            false,
-            None,
-            snapshot.edns_udp_size,
-            transport,
-        );
-        return true;
+        w.finish(rcode::SERVFAIL, false, None, size, transport);
+        return Answer::Message;
     }
     if matches!(q.qtype, 251 | 252) {
-        // Zone transfers come with their own access control.
-        w.finish(
-            rcode::REFUSED,
-            false,
-            None,
-            snapshot.edns_udp_size,
-            transport,
-        );
-        return true;
+        return transfer(w, zone, q, lower, transport, peer, signing, size);
     }
     let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
     let store = &zone.store;
     let apex_pointer = Owner::Pointer(12 + (qname_len - store.apex_wire().len()) as u16);
     let code = answer(&mut w, store, lower, q.qtype, dnssec, apex_pointer);
-    w.finish(code, true, None, snapshot.edns_udp_size, transport);
-    true
+    w.finish(code, true, None, size, transport);
+    Answer::Message
+}
+
+/// AXFR/IXFR: access control, then the transfer (TCP) or, for IXFR over UDP,
+/// the current SOA alone (RFC 1995 §2: the client then asks over TCP).
+#[allow(clippy::too_many_arguments)]
+fn transfer(
+    mut w: Writer<'_>,
+    zone: &Arc<ServedZone>,
+    q: &query::Query<'_>,
+    lower: &[u8],
+    transport: Transport,
+    peer: IpAddr,
+    signing: Option<&(tsig::Key, Vec<u8>, u64)>,
+    size: u16,
+) -> Answer {
+    let key_name = signing.map(|(k, _, _)| &k.name);
+    let allowed =
+        lower == zone.store.apex_wire() && zone.acl.iter().any(|e| e.matches(peer, key_name));
+    if !allowed {
+        tracing::info!(%peer, key = ?key_name.map(display), zone = %display(zone.store.apex()), "transfer refused");
+        w.finish(rcode::REFUSED, false, None, size, transport);
+        return Answer::Message;
+    }
+    if transport == Transport::Udp {
+        if q.qtype == 252 {
+            w.finish(rcode::NOTIMP, false, None, size, transport);
+        } else if let Some(soa) = zone
+            .store
+            .apex_node()
+            .and_then(|n| n.rrset(RecordType::SOA))
+        {
+            w.rrset(Section::Answer, Owner::Pointer(12), soa, false);
+            w.finish(rcode::NOERROR, true, None, size, transport);
+        } else {
+            w.finish(rcode::SERVFAIL, false, None, size, transport);
+        }
+        return Answer::Message;
+    }
+    let _ = w;
+    let signer = signing.map(|(key, mac, now)| xfr::Signing::new(key.clone(), mac.clone(), *now));
+    let current = zone.store.serial();
+    let transfer = match (q.qtype, q.ixfr_serial) {
+        (251, Some(theirs))
+            if theirs == current || crate::zone::serial::is_newer(theirs, current) =>
+        {
+            Transfer::ixfr(zone.clone(), Vec::new(), q, signer)
+        }
+        (251, Some(theirs)) => match zone.journal.since(theirs) {
+            Some(diffs) if diffs.last().is_some_and(|d| d.to == current) => {
+                Transfer::ixfr(zone.clone(), diffs, q, signer)
+            }
+            _ => Transfer::axfr(zone.clone(), q, signer),
+        },
+        _ => Transfer::axfr(zone.clone(), q, signer),
+    };
+    tracing::info!(
+        %peer,
+        zone = %display(zone.store.apex()),
+        kind = if q.qtype == 251 { "IXFR" } else { "AXFR" },
+        from = q.ixfr_serial,
+        to = current,
+        "transfer"
+    );
+    Answer::Transfer(Box::new(transfer))
 }
 
 /// Fills the sections for a query inside `zone`; returns the RCODE.
@@ -363,6 +492,8 @@ struct Writer<'a> {
     question_end: usize,
     counts: [u16; 2],
     edns: Option<Edns>,
+    /// Octets to keep free under the UDP limit (for a TSIG record).
+    reserve: usize,
 }
 
 impl<'a> Writer<'a> {
@@ -377,6 +508,7 @@ impl<'a> Writer<'a> {
             question_end,
             counts: [0; 2],
             edns: q.edns,
+            reserve: 0,
         }
     }
 
@@ -419,6 +551,7 @@ impl<'a> Writer<'a> {
             question_end,
             counts,
             edns,
+            reserve,
         } = self;
         let mut flag_bits = flags::QR | (qflags & (0x7800 | flags::RD | flags::CD)) | rcode;
         if authoritative {
@@ -431,7 +564,7 @@ impl<'a> Writer<'a> {
                 Some(e) => usize::from(e.udp_size.min(our_size)).max(UDP_PLAIN_LIMIT),
                 None => UDP_PLAIN_LIMIT,
             };
-            if out.len() + opt_len > limit {
+            if out.len() + opt_len + reserve > limit {
                 out.truncate(question_end);
                 counts = [0, 0];
                 flag_bits |= flags::TC;

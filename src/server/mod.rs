@@ -4,15 +4,17 @@
 //! 7766), answers from an immutable [`Snapshot`] swapped atomically.
 
 pub mod answer;
+pub mod notify;
 pub mod query;
 mod tcp;
 mod udp;
+pub mod xfr;
 
 use std::{net::SocketAddr, sync::Arc};
 
 use arc_swap::ArcSwap;
 
-pub use answer::{ServedZone, Snapshot, Transport, respond};
+pub use answer::{Answer, ServedZone, Snapshot, Transport, respond};
 
 use crate::config::ServerConfig;
 

@@ -49,6 +49,10 @@ pub struct Query<'a> {
     pub qclass: u16,
     /// The OPT record, if any.
     pub edns: Option<Edns>,
+    /// Offset of a TSIG record (the last one of the message), if any.
+    pub tsig: Option<usize>,
+    /// For IXFR: the serial of the client's SOA.
+    pub ixfr_serial: Option<u32>,
 }
 
 /// Why a packet is not a query we can answer normally.
@@ -93,13 +97,41 @@ pub fn parse(packet: &[u8]) -> Result<Query<'_>, ParseError<'_>> {
         return Err(formerr(None));
     }
     let question = &packet[12..question_end];
-    if ancount != 0 || nscount != 0 {
+    let qtype = u16::from_be_bytes([packet[qname_end], packet[qname_end + 1]]);
+    // Only IXFR carries a record besides the question: the client's SOA
+    // in the authority section (RFC 1995 §3).
+    if ancount != 0 || (nscount != 0 && (qtype != 251 || nscount != 1)) {
         return Err(formerr(Some(question)));
     }
-    let mut edns = None;
     let mut at = question_end;
-    for _ in 0..arcount {
+    let mut ixfr_serial = None;
+    if nscount == 1 {
         let (record, next) = record_at(packet, at).ok_or(formerr(Some(question)))?;
+        let rdata = &packet[next - record.rdlen..next];
+        // SOA RDATA: two names, then the serial.
+        let serial_at = soa_serial_offset(rdata).ok_or(formerr(Some(question)))?;
+        if record.rtype != 6 {
+            return Err(formerr(Some(question)));
+        }
+        ixfr_serial = Some(u32::from_be_bytes([
+            rdata[serial_at],
+            rdata[serial_at + 1],
+            rdata[serial_at + 2],
+            rdata[serial_at + 3],
+        ]));
+        at = next;
+    }
+    let mut edns = None;
+    let mut tsig = None;
+    for i in 0..arcount {
+        let (record, next) = record_at(packet, at).ok_or(formerr(Some(question)))?;
+        if record.rtype == 250 {
+            if i + 1 != arcount {
+                // TSIG must be the last record (RFC 8945 §5.1).
+                return Err(formerr(Some(question)));
+            }
+            tsig = Some(at);
+        }
         if record.rtype == 41 {
             if edns.is_some() || record.owner_len != 1 {
                 // Two OPT records, or OPT not at the root (RFC 6891 §6.1.1).
@@ -119,9 +151,11 @@ pub fn parse(packet: &[u8]) -> Result<Query<'_>, ParseError<'_>> {
         opcode: ((flag_bits >> 11) & 0xf) as u8,
         question,
         qname: &packet[12..qname_end],
-        qtype: u16::from_be_bytes([packet[qname_end], packet[qname_end + 1]]),
+        qtype,
         qclass: u16::from_be_bytes([packet[qname_end + 2], packet[qname_end + 3]]),
         edns,
+        tsig,
+        ixfr_serial,
     })
 }
 
@@ -150,6 +184,28 @@ struct RecordHead {
     rtype: u16,
     class: u16,
     ttl: u32,
+    rdlen: usize,
+}
+
+/// Offset of the serial in SOA RDATA (after two uncompressed or
+/// compressed names), if the RDATA is long enough.
+fn soa_serial_offset(rdata: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    for _ in 0..2 {
+        loop {
+            let len = *rdata.get(at)?;
+            if len == 0 {
+                at += 1;
+                break;
+            }
+            if len & 0xc0 == 0xc0 {
+                at += 2;
+                break;
+            }
+            at += 1 + usize::from(len);
+        }
+    }
+    (rdata.len() >= at + 20).then_some(at)
 }
 
 /// A resource record at `at` (owner may be compressed); returns it and the
@@ -186,6 +242,7 @@ fn record_at(packet: &[u8], at: usize) -> Option<(RecordHead, usize)> {
             rtype: u16::from_be_bytes([fixed[0], fixed[1]]),
             class: u16::from_be_bytes([fixed[2], fixed[3]]),
             ttl: u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]),
+            rdlen,
         },
         end,
     ))
@@ -232,6 +289,7 @@ mod tests {
                 dnssec_ok: true
             })
         );
+        assert_eq!(parse(&packet).expect("valid").tsig, None);
         assert_eq!(parse(&query(false, false)).expect("valid").edns, None);
     }
 

@@ -10,7 +10,7 @@ use tokio::{
     sync::Semaphore,
 };
 
-use super::{SharedSnapshot, Transport, respond};
+use super::{Answer, SharedSnapshot, Transport, respond};
 
 /// Binds a listening socket (with SO_REUSEADDR, so restarts do not wait).
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -50,7 +50,7 @@ pub async fn serve(
         };
         let snapshot = snapshot.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, snapshot, idle).await {
+            if let Err(e) = connection(stream, peer.ip(), snapshot, idle).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop(permit);
@@ -60,6 +60,7 @@ pub async fn serve(
 
 async fn connection(
     mut stream: TcpStream,
+    peer: std::net::IpAddr,
     snapshot: SharedSnapshot,
     idle: Duration,
 ) -> io::Result<()> {
@@ -79,17 +80,35 @@ async fn connection(
             Err(_) => return Ok(()),
             Ok(r) => r?,
         };
-        let answered = {
+        let answer = {
             let current = snapshot.load();
-            respond(&current, &packet[..len], Transport::Tcp, &mut out)
+            respond(&current, &packet[..len], Transport::Tcp, peer, &mut out)
         };
-        if !answered {
+        match answer {
             // Garbage on a stream: the framing may be lost; close.
-            return Ok(());
+            Answer::Drop => return Ok(()),
+            Answer::Message => {
+                framed.clear();
+                framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
+                framed.extend_from_slice(&out);
+                stream.write_all(&framed).await?;
+            }
+            Answer::Transfer(mut transfer) => {
+                let started = std::time::Instant::now();
+                while let Some(message) = transfer.next_message() {
+                    framed.clear();
+                    framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
+                    framed.extend_from_slice(&message);
+                    stream.write_all(&framed).await?;
+                }
+                tracing::info!(
+                    %peer,
+                    records = transfer.records,
+                    messages = transfer.messages,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "transfer sent"
+                );
+            }
         }
-        framed.clear();
-        framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
-        framed.extend_from_slice(&out);
-        stream.write_all(&framed).await?;
     }
 }

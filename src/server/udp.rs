@@ -5,7 +5,7 @@ use std::{io, net::SocketAddr, net::UdpSocket, thread};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{SharedSnapshot, Transport, respond};
+use super::{Answer, SharedSnapshot, Transport, respond};
 
 /// Receive buffer per socket: Knot's ~208 KiB default dropped queries under
 /// load here (PERFORMANCE.md).
@@ -51,7 +51,13 @@ fn serve(socket: UdpSocket, snapshot: SharedSnapshot) {
             }
         };
         let current = snapshot.load();
-        if respond(&current, &packet[..len], Transport::Udp, &mut out) {
+        if let Answer::Message = respond(
+            &current,
+            &packet[..len],
+            Transport::Udp,
+            peer.ip(),
+            &mut out,
+        ) {
             if let Err(e) = socket.send_to(&out, peer) {
                 tracing::debug!(error = %e, %peer, "UDP send failed");
             }

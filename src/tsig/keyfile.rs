@@ -148,9 +148,9 @@ pub fn parse_key_file(path: &Path) -> Result<Vec<Key>, KeyFileError> {
                             err(l, format!("key {name:?}: algorithm {value:?} is not supported (hmac-sha256, hmac-sha384, hmac-sha512)"))
                         })?);
                     } else {
-                        let bytes = BASE64
-                            .decode(value.as_bytes())
-                            .map_err(|e| err(l, format!("key {name:?}: secret is not base64: {e}")))?;
+                        let bytes = BASE64.decode(value.as_bytes()).map_err(|e| {
+                            err(l, format!("key {name:?}: secret is not base64: {e}"))
+                        })?;
                         if bytes.is_empty() {
                             return Err(err(l, format!("key {name:?}: empty secret")));
                         }
@@ -165,7 +165,10 @@ pub fn parse_key_file(path: &Path) -> Result<Vec<Key>, KeyFileError> {
         }
         let key_name = parse_name(&name).map_err(|e| err(line, e.to_string()))?;
         let (Some(algorithm), Some(secret)) = (algorithm, secret) else {
-            return Err(err(line, format!("key {name:?}: needs both `algorithm` and `secret`")));
+            return Err(err(
+                line,
+                format!("key {name:?}: needs both `algorithm` and `secret`"),
+            ));
         };
         keys.push(Key::new(key_name, algorithm, &secret));
     }

@@ -99,7 +99,12 @@ pub struct Key {
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Key({} {:?})", crate::dns::name::display(&self.name), self.algorithm)
+        write!(
+            f,
+            "Key({} {:?})",
+            crate::dns::name::display(&self.name),
+            self.algorithm
+        )
     }
 }
 
@@ -175,7 +180,10 @@ pub struct Tsig {
 /// Finds and decodes the TSIG record, which must be the last record of the
 /// message. `None` when there is none; `Err` when it is malformed.
 pub fn find(message: &[u8]) -> Result<Option<Tsig>, &'static str> {
-    let arcount = message.get(10..12).map(|b| u16::from_be_bytes([b[0], b[1]])).ok_or("short")?;
+    let arcount = message
+        .get(10..12)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .ok_or("short")?;
     if arcount == 0 {
         return Ok(None);
     }
@@ -208,10 +216,14 @@ pub fn find(message: &[u8]) -> Result<Option<Tsig>, &'static str> {
     let alg_end = skip_name(rdata, 0).ok_or("bad TSIG algorithm")?;
     let alg_name = read_name(rdata, 0).ok_or("bad TSIG algorithm")?;
     let fixed = rdata.get(alg_end..alg_end + 10).ok_or("short TSIG")?;
-    let time_signed = u64::from_be_bytes([0, 0, fixed[0], fixed[1], fixed[2], fixed[3], fixed[4], fixed[5]]);
+    let time_signed = u64::from_be_bytes([
+        0, 0, fixed[0], fixed[1], fixed[2], fixed[3], fixed[4], fixed[5],
+    ]);
     let fudge = u16::from_be_bytes([fixed[6], fixed[7]]);
     let mac_len = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
-    let mac = rdata.get(alg_end + 10..alg_end + 10 + mac_len).ok_or("short TSIG MAC")?;
+    let mac = rdata
+        .get(alg_end + 10..alg_end + 10 + mac_len)
+        .ok_or("short TSIG MAC")?;
     let rest = rdata.get(alg_end + 10 + mac_len..).ok_or("short TSIG")?;
     if rest.len() < 6 {
         return Err("short TSIG");
@@ -292,7 +304,13 @@ pub fn verify_request<'k>(
         .filter(|k| Some(k.algorithm) == tsig.algorithm)
         .ok_or(VerifyError::BadKey)?;
     let mut data = stripped(message, tsig);
-    data.extend(variables(key, tsig.time_signed, tsig.fudge, tsig.error, &tsig.other));
+    data.extend(variables(
+        key,
+        tsig.time_signed,
+        tsig.fudge,
+        tsig.error,
+        &tsig.other,
+    ));
     hmac::verify(&key.secret, &data, &tsig.mac).map_err(|_| VerifyError::BadSig)?;
     if now.abs_diff(tsig.time_signed) > u64::from(tsig.fudge) {
         return Err(VerifyError::BadTime);
@@ -303,7 +321,13 @@ pub fn verify_request<'k>(
 /// Appends a TSIG record to `message` (a request when `request_mac` is
 /// `None`, else the answer to that request), with `error`; returns the MAC
 /// for chaining later messages.
-pub fn sign(message: &mut Vec<u8>, key: &Key, request_mac: Option<&[u8]>, now: u64, error: u16) -> Vec<u8> {
+pub fn sign(
+    message: &mut Vec<u8>,
+    key: &Key,
+    request_mac: Option<&[u8]>,
+    now: u64,
+    error: u16,
+) -> Vec<u8> {
     let other: Vec<u8> = if error == error::BADTIME {
         now.to_be_bytes()[2..].to_vec()
     } else {
@@ -341,8 +365,42 @@ pub fn verify_response(key: &Key, message: &[u8], tsig: &Tsig, request_mac: &[u8
     data.extend_from_slice(&(request_mac.len() as u16).to_be_bytes());
     data.extend_from_slice(request_mac);
     data.extend(stripped(message, tsig));
-    data.extend(variables(key, tsig.time_signed, tsig.fudge, tsig.error, &tsig.other));
+    data.extend(variables(
+        key,
+        tsig.time_signed,
+        tsig.fudge,
+        tsig.error,
+        &tsig.other,
+    ));
     hmac::verify(&key.secret, &data, &tsig.mac).is_ok()
+}
+
+/// Appends the unsigned TSIG record of an error answer (BADKEY, BADSIG,
+/// BADTIME: RFC 8945 §5.2): the request's key and algorithm, no MAC.
+pub fn append_error(message: &mut Vec<u8>, request: &Tsig, error: u16, now: u64) {
+    message.extend(canonical_wire(&request.key_name));
+    message.extend_from_slice(&TSIG_TYPE.to_be_bytes());
+    message.extend_from_slice(&CLASS_ANY.to_be_bytes());
+    message.extend_from_slice(&0u32.to_be_bytes());
+    let mut rdata = match request.algorithm {
+        Some(alg) => alg.wire(),
+        None => vec![0],
+    };
+    rdata.extend_from_slice(&request.time_signed.to_be_bytes()[2..]);
+    rdata.extend_from_slice(&request.fudge.to_be_bytes());
+    rdata.extend_from_slice(&0u16.to_be_bytes());
+    rdata.extend_from_slice(&request.original_id.to_be_bytes());
+    rdata.extend_from_slice(&error.to_be_bytes());
+    if error == error::BADTIME {
+        rdata.extend_from_slice(&6u16.to_be_bytes());
+        rdata.extend_from_slice(&now.to_be_bytes()[2..]);
+    } else {
+        rdata.extend_from_slice(&0u16.to_be_bytes());
+    }
+    message.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    message.extend(rdata);
+    let arcount = u16::from_be_bytes([message[10], message[11]]) + 1;
+    message[10..12].copy_from_slice(&arcount.to_be_bytes());
 }
 
 fn append(message: &mut Vec<u8>, key: &Key, now: u64, mac: &[u8], error: u16, other: &[u8]) {

@@ -4,7 +4,11 @@ use super::*;
 use crate::dns::parse_name;
 
 fn key() -> Key {
-    Key::new(parse_name("xfr-key.").expect("valid"), Algorithm::HmacSha256, b"0123456789abcdef0123456789abcdef")
+    Key::new(
+        parse_name("xfr-key.").expect("valid"),
+        Algorithm::HmacSha256,
+        b"0123456789abcdef0123456789abcdef",
+    )
 }
 
 fn query() -> Vec<u8> {
@@ -43,19 +47,31 @@ fn bad_key_sig_and_time() {
     let mut q = query();
     sign(&mut q, &key(), None, 1_800_000_000, 0);
     let tsig = find(&q).expect("parses").expect("present");
-    assert_eq!(verify_request(&ring, &q, &tsig, 1_800_001_000).err(), Some(VerifyError::BadTime));
+    assert_eq!(
+        verify_request(&ring, &q, &tsig, 1_800_001_000).err(),
+        Some(VerifyError::BadTime)
+    );
     let other = Keyring::from_keys(vec![Key::new(
         parse_name("xfr-key.").expect("valid"),
         Algorithm::HmacSha256,
         b"another secret entirely",
     )]);
-    assert_eq!(verify_request(&other, &q, &tsig, 1_800_000_000).err(), Some(VerifyError::BadSig));
+    assert_eq!(
+        verify_request(&other, &q, &tsig, 1_800_000_000).err(),
+        Some(VerifyError::BadSig)
+    );
     let none = Keyring::default();
-    assert_eq!(verify_request(&none, &q, &tsig, 1_800_000_000).err(), Some(VerifyError::BadKey));
+    assert_eq!(
+        verify_request(&none, &q, &tsig, 1_800_000_000).err(),
+        Some(VerifyError::BadKey)
+    );
     let mut tampered = q.clone();
     tampered[3] ^= 0x10; // the CD bit: covered by the MAC
     let t = find(&tampered).expect("parses").expect("present");
-    assert_eq!(verify_request(&ring, &tampered, &t, 1_800_000_000).err(), Some(VerifyError::BadSig));
+    assert_eq!(
+        verify_request(&ring, &tampered, &t, 1_800_000_000).err(),
+        Some(VerifyError::BadSig)
+    );
 }
 
 #[test]
@@ -71,12 +87,25 @@ fn tsig_keygen_files() {
     let keys = parse_key_file(&file).expect("parses");
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[1].algorithm, Algorithm::HmacSha512);
-    std::fs::write(&file, "key \"x\" {\n algorithm hmac-md5;\n secret \"c2VjcmV0\";\n};\n").expect("write");
+    std::fs::write(
+        &file,
+        "key \"x\" {\n algorithm hmac-md5;\n secret \"c2VjcmV0\";\n};\n",
+    )
+    .expect("write");
     let e = parse_key_file(&file).expect_err("md5");
     assert_eq!(e.line, 2);
     assert!(e.message.contains("not supported"), "{e}");
     std::fs::write(&file, "key \"x\" { algorithm hmac-sha256; };\n").expect("write");
-    assert!(parse_key_file(&file).expect_err("no secret").message.contains("secret"));
-    std::fs::write(&file, "key \"x\" { algorithm hmac-sha256; secret \"!!\"; };\n").expect("write");
+    assert!(
+        parse_key_file(&file)
+            .expect_err("no secret")
+            .message
+            .contains("secret")
+    );
+    std::fs::write(
+        &file,
+        "key \"x\" { algorithm hmac-sha256; secret \"!!\"; };\n",
+    )
+    .expect("write");
     assert!(parse_key_file(&file).is_err());
 }

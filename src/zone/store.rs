@@ -212,6 +212,8 @@ pub struct ZoneStore {
     negative_ttl: u32,
     names: imbl::HashMap<Bytes, Entry>,
     order: imbl::OrdMap<Bytes, Bytes>,
+    /// Wire names the update that made this version may have changed.
+    touched: Arc<[Bytes]>,
 }
 
 impl ZoneStore {
@@ -224,7 +226,14 @@ impl ZoneStore {
             negative_ttl: 0,
             names: imbl::HashMap::new(),
             order: imbl::OrdMap::new(),
+            touched: Arc::new([]),
         }
+    }
+
+    /// The wire names the update that made this version may have changed
+    /// (for the IXFR journal: see `journal::Diff::between`).
+    pub fn touched(&self) -> &[Bytes] {
+        &self.touched
     }
 
     /// A zone from saved parts (see `persist`); `None` if they do not hold
@@ -310,6 +319,19 @@ impl ZoneStore {
             .range::<_, [u8]>((Bound::Unbounded, Bound::Excluded(key)))
             .next_back()?;
         self.node(wire)
+    }
+
+    /// The data name after canonical key `key` (the first one for `None`):
+    /// its key and wire name; for walking the zone in pieces.
+    pub fn next_after(&self, key: Option<&[u8]>) -> Option<(Bytes, Bytes)> {
+        let (k, w) = match key {
+            None => self.order.iter().next()?,
+            Some(key) => self
+                .order
+                .range::<_, [u8]>((Bound::Excluded(key), Bound::Unbounded))
+                .next()?,
+        };
+        Some((k.clone(), w.clone()))
     }
 
     /// Names with data, in canonical order.
@@ -442,10 +464,12 @@ impl ZoneStore {
         }
         let mut next = self.clone();
         let mut touched: BTreeSet<Bytes> = BTreeSet::new(); // canonical keys
+        let mut touched_wires: BTreeSet<Bytes> = BTreeSet::new();
         let mut changed_names = 0;
         for change in changes {
             if next.apply_one(change, &mut touched) {
                 changed_names += 1;
+                touched_wires.insert(canonical_wire(&change.owner).into());
             }
         }
         // The SOA carries the new serial.
@@ -499,6 +523,11 @@ impl ZoneStore {
         } else {
             touched.union(&nsec_owners).cloned().collect()
         };
+        touched_wires.extend(
+            candidates
+                .iter()
+                .filter_map(|key| next.order.get(&key[..]).cloned()),
+        );
         let mut jobs = Vec::new();
         for key in candidates {
             let Some(wire) = next.order.get(&key[..]).cloned() else {
@@ -531,6 +560,7 @@ impl ZoneStore {
                 zone: display(&self.apex),
                 source,
             })?;
+        next.touched = touched_wires.into_iter().collect::<Vec<_>>().into();
         *self = next;
         Ok(UpdateStats {
             names: self.len(),
