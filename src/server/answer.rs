@@ -349,7 +349,15 @@ fn transfer(
             Some(diffs) if diffs.last().is_some_and(|d| d.to == current) => {
                 Transfer::ixfr(zone.clone(), diffs, q, signer)
             }
-            _ => Transfer::axfr(zone.clone(), q, signer),
+            _ => {
+                tracing::info!(
+                    %peer,
+                    zone = %display(zone.store.apex()),
+                    from = theirs,
+                    "IXFR: serial not in the journal, sending the whole zone"
+                );
+                Transfer::axfr(zone.clone(), q, signer)
+            }
         },
         _ => Transfer::axfr(zone.clone(), q, signer),
     };

@@ -133,4 +133,5 @@ pub fn records(stdout: &str) -> Vec<String> {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect()
 }
+pub mod secondary;
 pub mod serve;
