@@ -74,6 +74,7 @@ impl Daemon {
         affected.append(&mut self.pending);
         report.flux_dirs = self.keys.dirs_in_flux();
 
+        tracing::debug!(phase = "scan", elapsed_ms = started.elapsed().as_millis() as u64, "round progress");
         // 2. The children to recompute, and the names that stopped being one.
         let mut children = Vec::new();
         let mut gone: Vec<Name> = Vec::new();
@@ -113,9 +114,11 @@ impl Daemon {
         }
         report.recomputed = children.len();
 
+        tracing::debug!(phase = "model", elapsed_ms = started.elapsed().as_millis() as u64, "round progress");
         // 3. Desired signals -> changes per signalling zone.
         let mut changes: BTreeMap<Name, Vec<Change>> = BTreeMap::new();
-        let mut touched_children: BTreeMap<Name, Vec<(Name, Name)>> = BTreeMap::new(); // child -> (zone, owner)
+        // child -> (zone, index of its change in `changes[zone]`)
+        let mut touched_children: BTreeMap<Name, Vec<(Name, usize)>> = BTreeMap::new();
         for child in &children {
             if child.is_held() {
                 tracing::warn!(
@@ -140,14 +143,12 @@ impl Daemon {
                     continue;
                 };
                 let rrsets = content::dsboot_rrsets(&signals, &ns).map(|(_, r)| r);
-                changes.entry(apex.clone()).or_default().push(Change {
-                    owner: owner.clone(),
-                    rrsets,
-                });
+                let list = changes.entry(apex.clone()).or_default();
+                list.push(Change { owner, rrsets });
                 touched_children
                     .entry(child.name.clone())
                     .or_default()
-                    .push((apex.clone(), owner));
+                    .push((apex.clone(), list.len() - 1));
             }
         }
         for name in &gone {
@@ -156,32 +157,29 @@ impl Daemon {
                 let Ok(owner) = dsboot_name(name, &zone.config.ns_host()) else {
                     continue;
                 };
-                changes.entry(apex.clone()).or_default().push(Change {
-                    owner: owner.clone(),
-                    rrsets: None,
-                });
+                let list = changes.entry(apex.clone()).or_default();
+                list.push(Change { owner, rrsets: None });
                 touched_children
                     .entry(name.clone())
                     .or_default()
-                    .push((apex.clone(), owner));
+                    .push((apex.clone(), list.len() - 1));
             }
         }
 
+        tracing::debug!(phase = "policy", elapsed_ms = started.elapsed().as_millis() as u64, "round progress");
         // 4. The safety brake: children whose published signals would go or change.
         let mut withdrawn_or_changed: BTreeSet<Name> = BTreeSet::new();
         for (child, owners) in &touched_children {
-            for (apex, owner) in owners {
-                let Some(zone) = self.zones.get(apex) else {
+            for (apex, index) in owners {
+                let (Some(zone), Some(change)) = (self.zones.get(apex), changes.get(apex).and_then(|l| l.get(*index)))
+                else {
                     continue;
                 };
-                let wire = crate::dns::name::canonical_wire(owner);
+                let wire = crate::dns::name::canonical_wire(&change.owner);
                 let Some(node) = zone.store.node(&wire) else {
                     continue;
                 };
-                let new = changes
-                    .get(apex)
-                    .and_then(|list| list.iter().find(|c| &c.owner == owner))
-                    .and_then(|c| c.rrsets.as_ref());
+                let new = change.rrsets.as_ref();
                 let same = new.is_some_and(|rrsets| node.holds(rrsets));
                 if !same {
                     withdrawn_or_changed.insert(child.clone());
@@ -240,6 +238,7 @@ impl Daemon {
             }
         }
 
+        tracing::debug!(phase = "brake", elapsed_ms = started.elapsed().as_millis() as u64, "round progress");
         // 5. Apex content and signing, zone by zone.
         let apexes: Vec<Name> = self.zones.keys().cloned().collect();
         for apex in apexes {

@@ -1,0 +1,523 @@
+#!/usr/bin/env bash
+# signalbox vs Knot 3.2 vs NSD 4.6 on one machine, side by side.
+#
+#   bench/run.sh                 # N=100000 children, ~10-15 minutes on a 2-core VM
+#   N=10000 ROUNDS=1 bench/run.sh   # quick smoke run
+#
+# What it does (details in BENCHMARKS.md):
+#   1. generates N child KSKs (.key files), the signalling zone's key and the config;
+#   2. start-up: signalbox cold (no state dir, signs everything) and warm (state dir
+#      present) to the first signed _dsboot answer; builds the same zone for Knot and
+#      NSD from what signalbox serves, signs it with dnssec-signzone, and times their
+#      load-to-first-answer;
+#   3. checks that the three servers give the same answers;
+#   4. throughput: dnsperf (DO=1) against each server, interleaved, ROUNDS rounds,
+#      with server CPU per query and memory;
+#   5. key-change latency of signalbox (default debounce, then FAST_DEBOUNCE);
+#   6. prints a summary and writes everything to bench/results/<date>.txt.
+#
+# Environment (all optional):
+#   N=100000 QUERIES=200000 ROUNDS=3 DURATION=20 WARMUP=3 STARTUP_REPS=3
+#   CHANGES=100 FAST_DEBOUNCE=20ms (empty: skip that run) CHANGE_GAP=0.2
+#   WARM_ROUND_TIMEOUT=60   seconds to wait for the first round after a warm start
+#   BASE_PORT=45353         signalbox, Knot, NSD use BASE_PORT, +1, +2 on 127.0.0.1
+#   SIGNALBOX=path          use this binary instead of `cargo build --release`
+#   WORK=bench/work         scratch directory (removed at the end unless KEEP_WORK=1)
+#   SEED=1                  key and query generation are deterministic per seed
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$BENCH_DIR")
+
+N=${N:-100000}
+QUERIES=${QUERIES:-200000}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-20}
+WARMUP=${WARMUP:-3}
+STARTUP_REPS=${STARTUP_REPS:-3}
+CHANGES=${CHANGES:-100}
+FAST_DEBOUNCE=${FAST_DEBOUNCE-20ms}
+CHANGE_GAP=${CHANGE_GAP:-0.2}
+WARM_ROUND_TIMEOUT=${WARM_ROUND_TIMEOUT:-60}
+START_TIMEOUT=${START_TIMEOUT:-300}
+BASE_PORT=${BASE_PORT:-45353}
+SEED=${SEED:-1}
+WORK=${WORK:-$BENCH_DIR/work}
+KEEP_WORK=${KEEP_WORK:-0}
+SIGNALBOX=${SIGNALBOX:-}
+
+APEX=_signal.ns1.operator.test.
+SB_PORT=$BASE_PORT
+KNOT_PORT=$((BASE_PORT + 1))
+NSD_PORT=$((BASE_PORT + 2))
+CLK_TCK=$(getconf CLK_TCK)
+PY=${PYTHON:-python3}
+DEFAULT_DEBOUNCE=100ms # signalbox's built-in default ([watch] debounce unset)
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- processes
+PIDS=() # every server process we started and have not stopped yet
+
+alive() { # PID: running (not gone, not a zombie)
+    local st
+    st=$(sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [[ -n $st && $st != Z ]]
+}
+
+descendants() { # PID: all its descendants, recursively
+    local c
+    for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+        echo "$c"
+        descendants "$c"
+    done
+}
+
+forget_pid() {
+    local p keep=()
+    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+stop_pid() { # PID: SIGTERM, then SIGKILL after 10 s (the process and its descendants)
+    local pid=$1 kids i=0
+    kids=$(descendants "$pid" || true)
+    kill -TERM "$pid" 2>/dev/null || true
+    while alive "$pid" && [[ $i -lt 100 ]]; do sleep 0.1; i=$((i + 1)); done
+    if alive "$pid"; then
+        log "pid $pid did not stop within 10 s of SIGTERM: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    for k in $kids; do alive "$k" && kill -KILL "$k" 2>/dev/null || true; done
+    wait "$pid" 2>/dev/null || true
+    forget_pid "$pid"
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    local p
+    for p in "${PIDS[@]}"; do stop_pid "$p"; done
+    if [[ $KEEP_WORK != 1 && -f $WORK/.signalbox-bench ]]; then
+        rm -rf "$WORK"
+    elif [[ -d $WORK ]]; then
+        log "work files kept in $WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# /proc accounting. CPU: utime+stime (fields 14, 15 of /proc/PID/stat: all threads).
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }' $(printf '/proc/%s/stat ' "$@"); }
+rss_kb() { awk '/^VmRSS:/ { t += $2 } END { print t + 0 }' $(printf '/proc/%s/status ' "$@"); }
+pss_kb() { awk '/^Pss:/ { t += $2 } END { print t + 0 }' $(printf '/proc/%s/smaps_rollup ' "$@"); }
+
+now_us() { echo "${EPOCHREALTIME/./}"; }
+
+port_free() { ! ss -Hlnu "sport = :$1" | grep -q . && ! ss -Hlnt "sport = :$1" | grep -q .; }
+
+wait_log() { # PATTERN FILE MIN_COUNT TIMEOUT_S: until PATTERN occurs MIN_COUNT times
+    local deadline=$((SECONDS + $4)) c
+    while :; do
+        c=$(grep -c -- "$1" "$2" 2>/dev/null || true)
+        [[ ${c:-0} -ge $3 ]] && return 0
+        [[ $SECONDS -ge $deadline ]] && return 1
+        sleep 0.1
+    done
+}
+
+# ---------------------------------------------------------------- checks
+for tool in dnsperf knotd nsd nsd-checkconf dnssec-keygen dnssec-signzone dig ss ps "$PY"; do
+    command -v "$tool" >/dev/null ||
+        die "$tool not found (Debian: apt-get install dnsperf knot nsd bind9-utils bind9-dnsutils iproute2 procps python3)"
+done
+for p in "$SB_PORT" "$KNOT_PORT" "$NSD_PORT"; do
+    port_free "$p" || die "127.0.0.1 port $p is in use (set BASE_PORT)"
+done
+[[ $BASE_PORT -ge 1024 ]] || die "BASE_PORT must be a high port"
+
+if [[ -z $SIGNALBOX ]]; then
+    log "building signalbox (cargo build --release)"
+    (cd "$REPO" && cargo build --release --quiet)
+    SIGNALBOX=$REPO/target/release/signalbox
+    SB_BUILD="$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$REPO" && git diff --quiet HEAD -- 2>/dev/null || echo '+uncommitted changes')"
+else
+    SB_BUILD="given binary $SIGNALBOX"
+fi
+[[ -x $SIGNALBOX ]] || die "no signalbox binary at $SIGNALBOX"
+SB_SHA=$(sha256sum "$SIGNALBOX" | cut -c1-16)
+
+# ---------------------------------------------------------------- work dir
+if [[ -e $WORK ]]; then
+    [[ -f $WORK/.signalbox-bench ]] || die "$WORK exists and was not made by this script"
+    rm -rf "$WORK"
+fi
+mkdir -p "$WORK"/{children,signal,knot,nsd,dnsperf}
+touch "$WORK/.signalbox-bench"
+WORK=$(cd "$WORK" && pwd)
+cd "$WORK"
+printf 'server\tround\tqps\tsent\tcompleted\tlost\tcpu_ticks\tclk_tck\trss_kb\tpss_kb\treq_size\tresp_size\tlatency_s\tbg_rounds\n' >runs.tsv
+printf 'what\trep\tms\tnote\n' >startup.tsv
+printf 'key\tvalue\n' >info.tsv
+info() { printf '%s\t%s\n' "$1" "$2" >>info.tsv; }
+STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+# ---------------------------------------------------------------- 1. data
+log "generating $N child keys (.key only, ECDSAP256SHA256 KSK)"
+t=$SECONDS
+"$PY" "$BENCH_DIR/genkeys.py" --n "$N" --dir children --list children.txt --seed "$SEED"
+info keygen_s $((SECONDS - t))
+dnssec-keygen -q -K signal -a ECDSAP256SHA256 -f KSK "${APEX%.}" >/dev/null
+SIGNAL_KEY=$(ls signal/*.key)
+SIGNAL_KEY=${SIGNAL_KEY%.key}
+PROBE_NAME="_dsboot.$(head -1 children.txt)${APEX}"
+
+write_config() { # FILE [DEBOUNCE]
+    {
+        echo 'version = 1'
+        echo '[[zones]]'
+        echo 'keys = "children"'
+        echo 'nameservers = ["ns1.operator.test."]'
+        echo 'cds = "always"'
+        echo '[[signaling_zone]]'
+        echo "apex = \"$APEX\""
+        echo 'keys = "signal"'
+        echo 'nameservers = ["ns1.operator.test."]'
+        echo '[server]'
+        echo "listen = [\"127.0.0.1:$SB_PORT\"]"
+        echo '[state]'
+        echo 'dir = "state"'
+        if [[ -n ${2:-} ]]; then
+            echo '[watch]'
+            echo "debounce = \"$2\""
+        fi
+    } >"$1"
+}
+write_config signalbox.toml
+[[ -n $FAST_DEBOUNCE ]] && write_config signalbox-fast.toml "$FAST_DEBOUNCE"
+
+log "query file: $QUERIES lines, 90% existing _dsboot names, 10% NXDOMAIN"
+"$PY" "$BENCH_DIR/mkqueries.py" --children children.txt --apex "$APEX" --lines "$QUERIES" --out queries.txt
+
+# ---------------------------------------------------------------- 2. start-up
+SB_PID=
+SB_LOG=
+start_measured() { # WHAT REP PORT LOGFILE CMD...: start CMD, time launch -> first signed answer
+    local what=$1 rep=$2 port=$3 logf=$4 t0 t1 ms note=""
+    shift 4
+    t0=$(now_us)
+    "$@" >>"$logf" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+    if t1=$("$PY" "$BENCH_DIR/dnsprobe.py" --port "$port" first-answer --name "$PROBE_NAME" --timeout "$START_TIMEOUT"); then
+        ms=$(((t1 / 1000 - t0) / 1000))
+        note="cpu $(awk -v t="$(cpu_ticks "$LAST_PID" $(descendants "$LAST_PID"))" -v h="$CLK_TCK" 'BEGIN { printf "%.1f", t / h }') s at first answer"
+    else
+        ms=-
+        note="no signed answer within ${START_TIMEOUT}s"
+        log "$what: $note (see $logf)"
+    fi
+    printf '%s\t%s\t%s\t%s\n' "$what" "$rep" "$ms" "$note" >>startup.tsv
+    log "$what #$rep: $ms ms to the first signed answer ($note)"
+}
+
+start_signalbox() { # WHAT REP CONFIG: launch signalbox, timed; sets SB_PID, SB_LOG
+    SB_LOG=$WORK/signalbox-$(echo "$1" | tr -c 'a-z0-9\n' '-' | tr -s '-')-$2.log
+    start_measured "$1" "$2" "$SB_PORT" "$SB_LOG" "$SIGNALBOX" serve -c "$3"
+    SB_PID=$LAST_PID
+}
+
+COLD="signalbox cold start (signs everything)"
+WARM="signalbox warm start (state dir present)"
+ZONEFILE_GLOB="state/zones/*.zone"
+
+for rep in $(seq "$STARTUP_REPS"); do
+    rm -rf state
+    start_signalbox "$COLD" "$rep" signalbox.toml
+    wait_log 'round done' "$SB_LOG" 1 "$START_TIMEOUT" || die "signalbox: no round done (see $SB_LOG)"
+    info "cold_round_log_$rep" "$(grep -m1 'round done' "$SB_LOG" | sed 's/^.*round done //')"
+    info "cold_zone_log_$rep" "$(grep -m1 'zone updated' "$SB_LOG" | sed 's/^.*zone updated //')"
+    # wait until the signed zone is saved (warm starts need it)
+    for _ in $(seq 1200); do compgen -G "$ZONEFILE_GLOB" >/dev/null && break; sleep 0.1; done
+    compgen -G "$ZONEFILE_GLOB" >/dev/null || die "signalbox did not save its zone under state/zones"
+    info "cold_rss_kb_after_round_$rep" "$(rss_kb "$SB_PID")"
+    if [[ $rep == "$STARTUP_REPS" ]]; then
+        # The records signalbox serves at the apex, for the Knot/NSD zone.
+        for t in SOA NS DNSKEY CDS CDNSKEY; do
+            dig +norec +nodnssec +noall +answer -p "$SB_PORT" @127.0.0.1 "$APEX" "$t"
+        done >apex.rrs
+    fi
+    stop_pid "$SB_PID"
+done
+cp "$SB_LOG" signalbox-cold.log
+
+log "building the same zone for Knot and NSD (signalbox signals + apex records)"
+t=$SECONDS
+"$SIGNALBOX" signals -c signalbox.toml >signals.txt
+info signals_cli_s $((SECONDS - t))
+{
+    echo "\$ORIGIN $APEX"
+    cat apex.rrs
+    grep '^_dsboot\.' signals.txt
+} >zone.txt
+log "signing it with dnssec-signzone -P -z (NSEC, same key)"
+t0=$(now_us)
+dnssec-signzone -P -z -N keep -O full -o "$APEX" -K signal -f signed.zone zone.txt "$(basename "$SIGNAL_KEY")" >signzone.out 2>&1 ||
+    { cat signzone.out >&2; die "dnssec-signzone failed"; }
+info dnssec_signzone_s "$(awk -v a="$t0" -v b="$(now_us)" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')"
+info zone_dsboot_rrs "$(grep -c '^_dsboot\.' zone.txt)"
+info signed_zone_rrsigs "$(awk '$4 == "RRSIG"' signed.zone | wc -l)"
+info signalbox_signatures "$(grep -m1 -o 'signatures=[0-9]*' signalbox-cold.log | cut -d= -f2)"
+
+cat >knot/knot.conf <<EOF
+server:
+    listen: 127.0.0.1@$KNOT_PORT
+    udp-workers: 2
+    tcp-workers: 1
+    background-workers: 1
+    rundir: "$WORK/knot"
+database:
+    storage: "$WORK/knot"
+log:
+  - target: stderr
+    any: info
+template:
+  - id: default
+    storage: "$WORK/knot"
+    journal-content: none
+    zonefile-sync: -1
+    zonefile-load: whole
+    semantic-checks: off
+    dnssec-signing: off
+zone:
+  - domain: $APEX
+    file: "$WORK/signed.zone"
+EOF
+
+cat >nsd/nsd.conf <<EOF
+server:
+    ip-address: 127.0.0.1@$NSD_PORT
+    do-ip6: no
+    server-count: 2
+    reuseport: yes
+    username: ""
+    chroot: ""
+    zonesdir: "$WORK/nsd"
+    database: ""
+    zonelistfile: "$WORK/nsd/zone.list"
+    xfrdfile: "$WORK/nsd/xfrd.state"
+    xfrdir: "$WORK/nsd"
+    pidfile: "$WORK/nsd/nsd.pid"
+    logfile: "$WORK/nsd/nsd.log"
+    verbosity: 1
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
+    minimal-responses: yes
+remote-control:
+    control-enable: no
+zone:
+    name: $APEX
+    zonefile: "$WORK/signed.zone"
+EOF
+nsd-checkconf nsd/nsd.conf
+
+for rep in $(seq "$STARTUP_REPS"); do
+    start_measured "Knot load of the presigned zone" "$rep" "$KNOT_PORT" knot/knot.log knotd -c knot/knot.conf
+    KNOT_PID=$LAST_PID
+    [[ $rep == "$STARTUP_REPS" ]] || stop_pid "$KNOT_PID"
+done
+for rep in $(seq "$STARTUP_REPS"); do
+    start_measured "NSD load of the presigned zone" "$rep" "$NSD_PORT" nsd/stderr.log nsd -d -c nsd/nsd.conf
+    NSD_PID=$LAST_PID
+    [[ $rep == "$STARTUP_REPS" ]] || stop_pid "$NSD_PID"
+done
+
+for rep in $(seq "$STARTUP_REPS"); do
+    start_signalbox "$WARM" "$rep" signalbox.toml
+    grep -q 'warm start: serving the saved zone' "$SB_LOG" ||
+        log "warning: no 'warm start: serving the saved zone' line in $SB_LOG"
+    [[ $rep == "$STARTUP_REPS" ]] || stop_pid "$SB_PID"
+done
+# The first round after a warm start (rescan + recompute everything; nothing to sign).
+t0=$(now_us)
+if wait_log 'round done' "$SB_LOG" 1 "$WARM_ROUND_TIMEOUT"; then
+    info warm_first_round "$(grep -m1 'round done' "$SB_LOG" | sed 's/^.*round done //')"
+    printf '%s\t%s\t%s\t%s\n' "signalbox warm start: first round done (from first answer)" 1 \
+        "$(((($(now_us) - t0)) / 1000))" "key changes wait for it" >>startup.tsv
+else
+    cpu=$(awk -v t="$(cpu_ticks "$SB_PID")" -v h="$CLK_TCK" 'BEGIN { printf "%.0f", t / h }')
+    printf '%s\t%s\t%s\t%s\n' "signalbox warm start: first round done (from first answer)" 1 "-" \
+        "not done after ${WARM_ROUND_TIMEOUT}s (signalbox used ${cpu} s CPU); replaced by a cold-started instance" >>startup.tsv
+    log "warm start: first round not done after ${WARM_ROUND_TIMEOUT}s (${cpu} s CPU so far): replacing it by a cold start"
+    info warm_first_round "not done after ${WARM_ROUND_TIMEOUT}s, ${cpu}s CPU"
+    stop_pid "$SB_PID"
+    rm -rf state
+    start_signalbox "signalbox cold start (instance for the load tests)" 1 signalbox.toml
+    wait_log 'round done' "$SB_LOG" 1 "$START_TIMEOUT" || die "signalbox: no round done (see $SB_LOG)"
+fi
+SB_MAIN_LOG=$SB_LOG
+
+# ---------------------------------------------------------------- 3. same answers?
+log "checking that the three servers give the same answers"
+answer() { # PORT NAME TYPE: status + RRsets without RRSIGs, sorted
+    dig +norec +dnssec +nocookie +noall +comments +answer +authority -p "$1" @127.0.0.1 "$2" "$3" |
+        grep -E 'status:|^[^;]' | grep -v RRSIG | sed -E 's/, id: [0-9]+//' |
+        awk '$4 == "SOA" { $7 = "(serial)" } { print }' | sort
+}
+mismatches=0
+checks=0
+while read -r qname qtype; do
+    ref=$(answer "$SB_PORT" "$qname" "$qtype")
+    for p in "$KNOT_PORT" "$NSD_PORT"; do
+        checks=$((checks + 1))
+        if [[ $(answer "$p" "$qname" "$qtype") != "$ref" ]]; then
+            mismatches=$((mismatches + 1))
+            { echo "== $qname $qtype: signalbox vs port $p"; diff <(echo "$ref") <(answer "$p" "$qname" "$qtype") || true; } >>answer-diffs.txt
+        fi
+    done
+done < <(
+    printf '%s SOA\n%s NS\n%s DNSKEY\n%s CDS\n' "$APEX" "$APEX" "$APEX" "$APEX"
+    shuf -n 30 --random-source=<(yes) queries.txt
+)
+info answer_checks "$checks comparisons, $mismatches differ"
+[[ $mismatches == 0 ]] || log "warning: $mismatches answers differ between servers (answer-diffs.txt)"
+for p in "$SB_PORT" "$KNOT_PORT" "$NSD_PORT"; do
+    info "size_port_$p" "$(for q in "$PROBE_NAME CDS" "$PROBE_NAME CDNSKEY" "_dsboot.nonexistent.com.$APEX CDS" "_dsboot.z1-zzzzzz.net.$APEX CDS"; do
+        dig +norec +dnssec +nocookie -p "$p" @127.0.0.1 $q | awk '/MSG SIZE/ { printf "%s ", $NF }'
+    done)"
+done
+
+# ---------------------------------------------------------------- 4. throughput
+server_pids() {
+    case $1 in
+    signalbox) echo "$SB_PID" ;;
+    knot) echo "$KNOT_PID" ;;
+    nsd) echo "$NSD_PID" $(descendants "$NSD_PID") ;;
+    esac
+}
+server_port() {
+    case $1 in
+    signalbox) echo "$SB_PORT" ;; knot) echo "$KNOT_PORT" ;; nsd) echo "$NSD_PORT" ;;
+    esac
+}
+info nsd_processes "$(ps -o pid=,args= -p "$(server_pids nsd | tr ' ' ',')" | sed 's/  */ /g' | tr '\n' ';')"
+DNSPERF_ARGS="-s 127.0.0.1 -d $WORK/queries.txt -D -c 4 -T 1 -q 100"
+info dnsperf "dnsperf $DNSPERF_ARGS -p PORT -l $DURATION (after -l $WARMUP)"
+log "throughput: $ROUNDS rounds x (signalbox, Knot, NSD), dnsperf -l $DURATION after a ${WARMUP}s warm-up"
+for r in $(seq "$ROUNDS"); do
+    for s in signalbox knot nsd; do
+        port=$(server_port "$s")
+        out=dnsperf/$s-$r.txt
+        # shellcheck disable=SC2086
+        dnsperf $DNSPERF_ARGS -p "$port" -l "$WARMUP" >"dnsperf/$s-$r-warmup.txt" 2>&1
+        pids=$(server_pids "$s")
+        rounds0=$(grep -c 'round done' "$SB_MAIN_LOG" || true)
+        c0=$(cpu_ticks $pids)
+        # shellcheck disable=SC2086
+        dnsperf $DNSPERF_ARGS -p "$port" -l "$DURATION" >"$out" 2>&1
+        c1=$(cpu_ticks $pids)
+        rounds1=$(grep -c 'round done' "$SB_MAIN_LOG" || true)
+        bg=0
+        [[ $s == signalbox ]] && bg=$((rounds1 - rounds0))
+        read -r sent completed lost qps req resp lat < <(awk '
+            /Queries sent:/ { s = $3 } /Queries completed:/ { c = $3 } /Queries lost:/ { l = $3 }
+            /Queries per second:/ { q = $4 } /Average Latency/ { lat = $4 }
+            /Average packet size:/ { gsub(",", ""); rq = $5; rs = $7 }
+            END { print s + 0, c + 0, l + 0, q + 0, rq + 0, rs + 0, lat + 0 }' "$out")
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$r" "$qps" "$sent" "$completed" "$lost" \
+            $((c1 - c0)) "$CLK_TCK" "$(rss_kb $pids)" "$(pss_kb $pids)" "$req" "$resp" "$lat" "$bg" >>runs.tsv
+        log "round $r $s: $qps qps, $completed completed, $lost lost, cpu $((c1 - c0)) ticks$([[ $bg == 0 ]] || echo ", $bg background round(s)!")"
+    done
+done
+
+# ---------------------------------------------------------------- 5. key-change latency
+keychange() { # LABEL DEBOUNCE SEED
+    local label=$1 rounds0 rc=0
+    rounds0=$(grep -c 'round done' "$SB_LOG" || true)
+    log "key-change latency ($label, debounce $2): $CHANGES changes"
+    "$PY" "$BENCH_DIR/dnsprobe.py" --port "$SB_PORT" keychange --dir children --children children.txt \
+        --apex "$APEX" --count "$CHANGES" --seed "$3" --gap "$CHANGE_GAP" --added keys-added.txt \
+        >"latency-$label.txt" 2>"latency-$label.err" || rc=$?
+    cat "latency-$label.err" >&2
+    info "debounce_$label" "$2"
+    info "failed_$label" "$(grep -c 'not served within' "latency-$label.err" || true)"
+    info "round_ms_$label" "$(grep 'round done' "$SB_LOG" | tail -n +$((rounds0 + 1)) | grep -o 'elapsed_ms=[0-9]*' | cut -d= -f2 | sort -n |
+        awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] " (" NR " rounds)"; else print "-" }')"
+    info "round_count_$label" "$(($(grep -c 'round done' "$SB_LOG" || true) - rounds0))"
+    return 0
+}
+keychange default "$DEFAULT_DEBOUNCE (default)" 7
+info sb_rss_kb_after_keychanges "$(rss_kb "$SB_PID")"
+
+if [[ -n $FAST_DEBOUNCE ]]; then
+    stop_pid "$SB_PID"
+    rm -rf state # cold: the instance must have finished its first round before the changes
+    start_signalbox "signalbox cold start ([watch] debounce = $FAST_DEBOUNCE)" 1 signalbox-fast.toml
+    wait_log 'round done' "$SB_LOG" 1 "$START_TIMEOUT" || die "signalbox: no round done (see $SB_LOG)"
+    keychange fast "$FAST_DEBOUNCE" 8
+fi
+
+# ---------------------------------------------------------------- 6. report
+stop_pid "$SB_PID"
+stop_pid "$KNOT_PID"
+stop_pid "$NSD_PID"
+
+mkdir -p "$BENCH_DIR/results"
+RESULT=$BENCH_DIR/results/$(date -u +%Y-%m-%d).txt
+[[ -e $RESULT ]] && RESULT=$BENCH_DIR/results/$(date -u +%Y-%m-%d-%H%M%S).txt
+{
+    echo "# signalbox benchmark, $STARTED_AT .. $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo
+    echo "command: N=$N QUERIES=$QUERIES ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP STARTUP_REPS=$STARTUP_REPS CHANGES=$CHANGES FAST_DEBOUNCE=$FAST_DEBOUNCE CHANGE_GAP=$CHANGE_GAP SEED=$SEED bench/run.sh"
+    echo "machine: nproc=$(nproc), $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r), $(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo), Debian $(cat /etc/debian_version 2>/dev/null || echo '?')"
+    echo "load average before/after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "signalbox: $SB_BUILD (binary sha256 $SB_SHA...)"
+    echo "knot: $(knotd --version | head -1); nsd: $(nsd -v 2>&1 | head -1); $(dnsperf -h 2>&1 | grep -m1 -i version || dnsperf 2>&1 | grep -m1 -i version || echo 'dnsperf ?'); $(dnssec-signzone -V 2>&1 | head -1)"
+    echo
+    "$PY" "$BENCH_DIR/report.py" "$WORK"
+    echo
+    echo "## Raw"
+    echo
+    echo "### info.tsv"
+    cat info.tsv
+    echo
+    echo "### startup.tsv"
+    cat startup.tsv
+    echo
+    echo "### runs.tsv"
+    cat runs.tsv
+    echo
+    for f in latency-*.txt; do
+        echo "### $f ($(wc -l <"$f") changes; ms)"
+        tr '\n' ' ' <"$f"
+        echo
+        cat "${f%.txt}.err"
+    done
+    echo
+    echo "### signalbox warnings and errors (all instances)"
+    grep -h -E ' (WARN|ERROR) ' signalbox-*.log | head -50 || echo "(none)"
+    echo
+    echo "### signalbox round log of the load-test instance"
+    grep -E 'warm start|round done|zone updated' "$SB_MAIN_LOG" | head -20 || true
+    echo
+    echo "### dnssec-signzone"
+    cat signzone.out
+    if [[ -s answer-diffs.txt ]]; then
+        echo
+        echo "### answer differences"
+        head -100 answer-diffs.txt
+    fi
+    echo
+    echo "### dnsperf outputs (measured runs)"
+    for f in dnsperf/*-[0-9].txt; do
+        echo "#### $f"
+        sed -n '/Statistics:/,$p' "$f"
+    done
+} >"$RESULT"
+
+echo
+"$PY" "$BENCH_DIR/report.py" "$WORK"
+echo
+log "raw results: $RESULT"
