@@ -163,6 +163,7 @@ printf 'what\trep\tms\tnote\n' >startup.tsv
 printf 'key\tvalue\n' >info.tsv
 info() { printf '%s\t%s\n' "$1" "$2" >>info.tsv; }
 STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- 1. data
 log "generating $N child keys (.key only, ECDSAP256SHA256 KSK)"
@@ -472,7 +473,7 @@ RESULT=$BENCH_DIR/results/$(date -u +%Y-%m-%d).txt
     echo
     echo "command: N=$N QUERIES=$QUERIES ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP STARTUP_REPS=$STARTUP_REPS CHANGES=$CHANGES FAST_DEBOUNCE=$FAST_DEBOUNCE CHANGE_GAP=$CHANGE_GAP SEED=$SEED bench/run.sh"
     echo "machine: nproc=$(nproc), $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r), $(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo), Debian $(cat /etc/debian_version 2>/dev/null || echo '?')"
-    echo "load average before/after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "load average at start: $LOAD_BEFORE; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "signalbox: $SB_BUILD (binary sha256 $SB_SHA...)"
     echo "knot: $(knotd --version | head -1); nsd: $(nsd -v 2>&1 | head -1); $(dnsperf -h 2>&1 | grep -m1 -i version || dnsperf 2>&1 | grep -m1 -i version || echo 'dnsperf ?'); $(dnssec-signzone -V 2>&1 | head -1)"
     echo

@@ -61,7 +61,7 @@ fn compare_with_dsfromkey(dir: &Path) -> usize {
             ] {
                 let out = Command::new("dnssec-dsfromkey")
                     .args(["-a", flag])
-                    .arg(&key.files.key)
+                    .arg(key.files.key_path())
                     .output()
                     .expect("dnssec-dsfromkey runs");
                 assert!(
@@ -71,7 +71,7 @@ fn compare_with_dsfromkey(dir: &Path) -> usize {
                 );
                 let theirs = ds_rdata(&String::from_utf8_lossy(&out.stdout));
                 let ours = dnssec::ds(&key.zone, &key.dnskey, digest).to_string();
-                assert_eq!(ours, theirs, "{} {flag}", key.files.key.display());
+                assert_eq!(ours, theirs, "{} {flag}", key.files.key_path().display());
                 compared += 1;
             }
         }

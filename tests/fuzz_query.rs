@@ -33,11 +33,7 @@ fn snapshot() -> &'static Snapshot {
             timing: Timing::default(),
             state: None,
             private: PrivatePart::Present(Arc::new(file)),
-            files: KeyFiles {
-                key: "x".into(),
-                private: None,
-                state: None,
-            },
+            files: KeyFiles::default(),
         });
         let mut content = ZoneContent::new(apex.clone());
         let soa = signalbox::dns::Soa {

@@ -59,7 +59,10 @@ pub fn run(dir: &Path, at: Option<&str>) -> u8 {
             } else {
                 ""
             };
-            println!("  files:  {} ({private}{state})", key.files.key.display());
+            println!(
+                "  files:  {} ({private}{state})",
+                key.files.key_path().display()
+            );
             let timing: Vec<String> = key
                 .timing
                 .iter()

@@ -74,7 +74,11 @@ impl Daemon {
         affected.append(&mut self.pending);
         report.flux_dirs = self.keys.dirs_in_flux();
 
-        tracing::debug!(phase = "scan", elapsed_ms = started.elapsed().as_millis() as u64, "round progress");
+        tracing::debug!(
+            phase = "scan",
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "round progress"
+        );
         // 2. The children to recompute, and the names that stopped being one.
         let mut children = Vec::new();
         let mut gone: Vec<Name> = Vec::new();
@@ -114,7 +118,11 @@ impl Daemon {
         }
         report.recomputed = children.len();
 
-        tracing::debug!(phase = "model", elapsed_ms = started.elapsed().as_millis() as u64, "round progress");
+        tracing::debug!(
+            phase = "model",
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "round progress"
+        );
         // 3. Desired signals -> changes per signalling zone.
         let mut changes: BTreeMap<Name, Vec<Change>> = BTreeMap::new();
         // child -> (zone, index of its change in `changes[zone]`)
@@ -158,7 +166,10 @@ impl Daemon {
                     continue;
                 };
                 let list = changes.entry(apex.clone()).or_default();
-                list.push(Change { owner, rrsets: None });
+                list.push(Change {
+                    owner,
+                    rrsets: None,
+                });
                 touched_children
                     .entry(name.clone())
                     .or_default()
@@ -166,13 +177,19 @@ impl Daemon {
             }
         }
 
-        tracing::debug!(phase = "policy", elapsed_ms = started.elapsed().as_millis() as u64, "round progress");
+        tracing::debug!(
+            phase = "policy",
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "round progress"
+        );
         // 4. The safety brake: children whose published signals would go or change.
         let mut withdrawn_or_changed: BTreeSet<Name> = BTreeSet::new();
         for (child, owners) in &touched_children {
             for (apex, index) in owners {
-                let (Some(zone), Some(change)) = (self.zones.get(apex), changes.get(apex).and_then(|l| l.get(*index)))
-                else {
+                let (Some(zone), Some(change)) = (
+                    self.zones.get(apex),
+                    changes.get(apex).and_then(|l| l.get(*index)),
+                ) else {
                     continue;
                 };
                 let wire = crate::dns::name::canonical_wire(&change.owner);
@@ -238,7 +255,11 @@ impl Daemon {
             }
         }
 
-        tracing::debug!(phase = "brake", elapsed_ms = started.elapsed().as_millis() as u64, "round progress");
+        tracing::debug!(
+            phase = "brake",
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "round progress"
+        );
         // 5. Apex content and signing, zone by zone.
         let apexes: Vec<Name> = self.zones.keys().cloned().collect();
         for apex in apexes {

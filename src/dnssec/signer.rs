@@ -363,11 +363,7 @@ mod tests {
             timing: Timing::default(),
             state: None,
             private: PrivatePart::Present(Arc::new(file)),
-            files: KeyFiles {
-                key: "x".into(),
-                private: None,
-                state: None,
-            },
+            files: KeyFiles::default(),
         }
     }
 

@@ -91,8 +91,10 @@ impl std::fmt::Display for KeyIssue {
 /// The result of one scan: the keys of every zone found, and the problems.
 #[derive(Debug, Clone, Default)]
 pub struct ScanReport {
-    /// Keys per zone (good views, some possibly stale: see `issues`).
-    pub zones: BTreeMap<Name, Vec<Arc<Key>>>,
+    /// Keys per zone (good views, some possibly stale: see `issues`); a
+    /// persistent map shared with the directory, so a report costs nothing
+    /// to make however many zones there are.
+    pub zones: imbl::OrdMap<Name, Vec<Arc<Key>>>,
     /// Zones with a key that has no good view: publish nothing new for them.
     pub held: BTreeMap<Name, Vec<String>>,
     /// Every problem found.
@@ -116,13 +118,6 @@ impl ScanReport {
             .any(|i| i.severity == Severity::InFlux && i.effect == Effect::Held)
     }
 
-    fn add_key(&mut self, key: &Arc<Key>) {
-        self.zones
-            .entry(key.zone.clone())
-            .or_default()
-            .push(key.clone());
-    }
-
     /// The problems that concern `zone` (or the directory as a whole).
     pub fn issues_for<'a>(&'a self, zone: &'a Name) -> impl Iterator<Item = &'a KeyIssue> + 'a {
         self.issues
@@ -131,7 +126,7 @@ impl ScanReport {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
     len: u64,
     mtime: (i64, i64),
@@ -150,47 +145,59 @@ impl Stamp {
     }
 }
 
+/// A parsed file.
 #[derive(Debug, Clone)]
 enum Content {
-    Key(Arc<PublicKeyFile>),
+    Key(PublicKeyFile),
     Private(Arc<PrivateKeyFile>),
-    State(Arc<StateFile>),
+    State(StateFile),
     PermissionDenied,
     Bad { line: usize, message: String },
 }
 
-#[derive(Debug, Clone)]
-struct CachedFile {
-    /// The name as found on disk.
-    file_name: String,
-    name: KeyFileName,
-    stamp: Stamp,
-    content: Content,
-}
-
+/// What is known about one key (one stem).
 #[derive(Debug, Default)]
-struct KeySlot {
+struct Slot {
+    /// The key's files present, by kind (`.key`, `.private`, `.state`).
+    files: [Option<Box<str>>; 3],
     good: Option<Arc<Key>>,
     flux_since: Option<Instant>,
+    /// Problems found the last time the key was read.
+    issues: Vec<KeyIssue>,
+    /// No good view and a problem: the zone is held.
+    held: Option<(Name, String)>,
 }
 
 /// One BIND key directory, scanned incrementally.
 #[derive(Debug)]
 pub struct KeyDirectory {
     path: PathBuf,
+    dir: Arc<Path>,
     grace: Duration,
-    files: HashMap<String, CachedFile>,
-    keys: HashMap<String, KeySlot>,
+    /// Every key file seen: its stamp and the scan that last saw it.
+    stamps: HashMap<Box<str>, (Stamp, u64)>,
+    /// Keys by stem (lower-case `K<zone>+<alg>+<tag>`).
+    slots: HashMap<Box<str>, Slot>,
+    /// Stems with problems or in flux: looked at again every scan.
+    troubled: BTreeSet<Box<str>>,
+    /// Good keys per zone, maintained as keys change.
+    zones: imbl::OrdMap<Name, Vec<Arc<Key>>>,
+    generation: u64,
 }
 
 impl KeyDirectory {
     /// A directory not scanned yet.
     pub fn new(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
         KeyDirectory {
-            path: path.into(),
+            dir: Arc::from(path.as_path()),
+            path,
             grace: DEFAULT_FLUX_GRACE,
-            files: HashMap::new(),
-            keys: HashMap::new(),
+            stamps: HashMap::new(),
+            slots: HashMap::new(),
+            troubled: BTreeSet::new(),
+            zones: imbl::OrdMap::new(),
+            generation: 0,
         }
     }
 
@@ -209,8 +216,8 @@ impl KeyDirectory {
     /// parameter so tests can drive the grace period).
     pub fn scan(&mut self, at: Instant) -> ScanReport {
         let mut report = ScanReport::default();
-        match self.refresh_files(&mut report) {
-            Ok(()) => {}
+        let changed_stems = match self.refresh_stamps() {
+            Ok(stems) => stems,
             Err(e) => {
                 let message = format!("cannot read key directory: {e}");
                 report.issues.push(KeyIssue {
@@ -223,217 +230,51 @@ impl KeyDirectory {
                     effect: Effect::UsingLastGood,
                 });
                 report.directory_error = Some(message);
-                for key in self.keys.values().filter_map(|slot| slot.good.as_ref()) {
-                    report.add_key(key);
-                }
-                sort_keys(&mut report);
+                report.zones = self.zones.clone();
                 return report;
             }
-        }
-
-        // Group the files of each key.
-        let mut stems: BTreeMap<&str, [Option<&CachedFile>; 3]> = BTreeMap::new();
-        for file in self.files.values() {
-            let slot = stems.entry(file.name.stem.as_str()).or_default();
-            slot[file.name.kind as usize] = Some(file);
-        }
-        for (stem, slot) in &self.keys {
-            if !stems.contains_key(stem.as_str()) {
-                if let Some(key) = &slot.good {
-                    report.changed.insert(key.zone.clone());
-                }
-            }
-        }
-        self.keys
-            .retain(|stem, _| stems.contains_key(stem.as_str()));
-
-        for (stem, [key_file, private_file, state_file]) in stems {
-            let slot = self.keys.entry(stem.to_string()).or_default();
-            let Some(key_file) = key_file else {
-                // BIND renames files into place, so a `.key` never vanishes
-                // mid-rewrite: without it there is no key, only leftovers.
-                if let Some(old) = slot.good.take() {
-                    report.changed.insert(old.zone.clone());
-                }
-                if let Some(orphan) = private_file.or(state_file) {
-                    report.issues.push(KeyIssue {
-                        zone: zone_of(&orphan.name),
-                        tag: Some(orphan.name.tag),
-                        file: self.path.join(&orphan.file_name),
-                        line: 0,
-                        message: "no matching .key file: ignored".to_string(),
-                        severity: Severity::Warning,
-                        effect: Effect::None,
-                    });
-                }
-                continue;
-            };
-            let name = &key_file.name;
-            let issue =
-                |file: &CachedFile, line: usize, message: String, severity: Severity| KeyIssue {
-                    zone: zone_of(&file.name),
-                    tag: Some(file.name.tag),
-                    file: self.path.join(&file.file_name),
-                    line,
-                    message,
-                    severity,
-                    effect: Effect::None,
+        };
+        // Changed keys, and every troubled one again (flux may have ended,
+        // or lasted too long).
+        let mut work: BTreeSet<Box<str>> = changed_stems;
+        work.extend(self.troubled.iter().cloned());
+        let jobs: Vec<(Box<str>, [Option<PathBuf>; 3])> = work
+            .into_iter()
+            .map(|stem| {
+                let paths = match self.slots.get(&stem) {
+                    Some(slot) => slot.files.clone().map(|f| f.map(|f| self.path.join(&*f))),
+                    None => [None, None, None],
                 };
-            let mut problems = Vec::new();
-            let public = match &key_file.content {
-                Content::Key(public) => Some(public.clone()),
-                Content::Bad { line, message } => {
-                    problems.push(issue(key_file, *line, message.clone(), Severity::Error));
-                    None
-                }
-                _ => {
-                    problems.push(issue(
-                        key_file,
-                        0,
-                        "permission denied".to_string(),
-                        Severity::Error,
-                    ));
-                    None
-                }
-            };
-            let private = match private_file.map(|f| (f, &f.content)) {
-                None => PrivatePart::Absent,
-                Some((_, Content::Private(p))) => PrivatePart::Present(p.clone()),
-                Some((f, Content::PermissionDenied)) => {
-                    problems.push(issue(
-                        f,
-                        0,
-                        "permission denied: using the .key and .state files only \
-                         (counts as private-key format v1.3)"
-                            .to_string(),
-                        Severity::Warning,
-                    ));
-                    PrivatePart::Unreadable
-                }
-                Some((f, Content::Bad { line, message })) => {
-                    problems.push(issue(f, *line, message.clone(), Severity::Error));
-                    PrivatePart::Unreadable
-                }
-                Some((f, _)) => {
-                    problems.push(issue(
-                        f,
-                        0,
-                        "unexpected content".to_string(),
-                        Severity::Error,
-                    ));
-                    PrivatePart::Unreadable
-                }
-            };
-            let state = match state_file.map(|f| (f, &f.content)) {
-                None => None,
-                Some((_, Content::State(s))) => Some(s.clone()),
-                Some((f, Content::Bad { line, message })) => {
-                    problems.push(issue(f, *line, message.clone(), Severity::Error));
-                    None
-                }
-                Some((f, _)) => {
-                    problems.push(issue(
-                        f,
-                        0,
-                        "permission denied".to_string(),
-                        Severity::Error,
-                    ));
-                    None
-                }
-            };
-            if let (Some(state), Some(f)) = (&state, state_file) {
-                if !state.unknown_tags.is_empty() {
-                    problems.push(issue(
-                        f,
-                        0,
-                        format!("unknown tags skipped: {}", state.unknown_tags.join(", ")),
-                        Severity::Warning,
-                    ));
-                }
-            }
-
-            let unreadable = problems.iter().any(|p| p.severity == Severity::Error);
-            let assembled = match (&public, unreadable) {
-                (Some(public), false) => Some(bind::assemble(
-                    name,
-                    public,
-                    private,
-                    state.as_deref(),
-                    KeyFiles {
-                        key: self.path.join(&key_file.file_name),
-                        private: private_file.map(|f| self.path.join(&f.file_name)),
-                        state: state_file.map(|f| self.path.join(&f.file_name)),
-                    },
-                )),
-                _ => None,
-            };
-            match assembled {
-                Some(Ok(key)) => {
-                    slot.flux_since = None;
-                    if slot.good.as_deref() != Some(&key) {
-                        report.changed.insert(key.zone.clone());
-                        if let Some(old) = &slot.good {
-                            report.changed.insert(old.zone.clone());
-                        }
-                        slot.good = Some(Arc::new(key));
-                    }
-                }
-                Some(Err(AssembleError::InFlux(why))) => {
-                    let since = *slot.flux_since.get_or_insert(at);
-                    let lasted = at.saturating_duration_since(since);
-                    if lasted > self.grace {
-                        problems.push(issue(
-                            key_file,
-                            0,
-                            format!("key files disagree for {}s: {why}", lasted.as_secs()),
-                            Severity::Error,
-                        ));
-                    } else {
-                        problems.push(issue(
-                            key_file,
-                            0,
-                            format!("key files disagree (being rewritten?), re-reading: {why}"),
-                            Severity::InFlux,
-                        ));
-                    }
-                }
-                Some(Err(AssembleError::Unusable(why))) => {
-                    slot.flux_since = None;
-                    problems.push(issue(key_file, 0, why, Severity::Error));
-                }
-                None => slot.flux_since = None,
-            }
-            let blocking = problems.iter().any(|p| p.severity != Severity::Warning);
-            for mut problem in problems {
-                if problem.severity != Severity::Warning {
-                    problem.effect = if slot.good.is_some() {
-                        Effect::UsingLastGood
-                    } else {
-                        Effect::Held
-                    };
-                }
-                report.issues.push(problem);
-            }
-            if blocking && slot.good.is_none() {
-                if let Some(zone) = zone_of(name) {
+                (stem, paths)
+            })
+            .collect();
+        report.files_read = jobs.iter().map(|(_, p)| p.iter().flatten().count()).sum();
+        let parsed = read_all(&jobs);
+        for ((stem, _), contents) in jobs.into_iter().zip(parsed) {
+            self.settle(&stem, contents, at, &mut report.changed);
+        }
+        for stem in &self.troubled {
+            if let Some(slot) = self.slots.get(stem) {
+                report.issues.extend(slot.issues.iter().cloned());
+                if let Some((zone, why)) = &slot.held {
                     report
                         .held
-                        .entry(zone)
+                        .entry(zone.clone())
                         .or_default()
-                        .push(format!("key {} cannot be read", name.tag));
+                        .push(why.clone());
                 }
             }
-            if let Some(key) = &slot.good {
-                report.add_key(key);
-            }
         }
-        sort_keys(&mut report);
+        report.zones = self.zones.clone();
         report
     }
 
-    /// Re-reads the directory listing and every file whose stamp changed.
-    fn refresh_files(&mut self, report: &mut ScanReport) -> io::Result<()> {
-        let mut seen: HashMap<String, CachedFile> = HashMap::with_capacity(self.files.len());
+    /// Re-stats the directory; returns the stems with a file added, removed
+    /// or changed.
+    fn refresh_stamps(&mut self) -> io::Result<BTreeSet<Box<str>>> {
+        self.generation += 1;
+        let generation = self.generation;
+        let mut changed: BTreeSet<Box<str>> = BTreeSet::new();
         for entry in fs::read_dir(&self.path)? {
             let entry = entry?;
             let Ok(file_name) = entry.file_name().into_string() else {
@@ -442,34 +283,307 @@ impl KeyDirectory {
             let Some(name) = bind::filename::parse(&file_name) else {
                 continue;
             };
-            let path = entry.path();
-            let meta = match fs::metadata(&path) {
+            let meta = match fs::metadata(entry.path()) {
                 Ok(meta) if meta.is_file() => meta,
                 // Vanished between readdir and stat, or not a file: skip.
                 _ => continue,
             };
             let stamp = Stamp::of(&meta);
-            if let Some(cached) = self.files.remove(&file_name) {
-                if cached.stamp == stamp {
-                    seen.insert(file_name, cached);
-                    continue;
+            match self.stamps.get_mut(file_name.as_str()) {
+                Some((old, seen)) => {
+                    *seen = generation;
+                    if *old != stamp {
+                        *old = stamp;
+                        changed.insert(name.stem.into());
+                    }
+                }
+                None => {
+                    let file: Box<str> = file_name.into();
+                    self.stamps.insert(file.clone(), (stamp, generation));
+                    let slot = self.slots.entry(name.stem.clone().into()).or_default();
+                    slot.files[name.kind as usize] = Some(file);
+                    changed.insert(name.stem.into());
                 }
             }
-            report.files_read += 1;
-            let content = read_content(&path, name.kind);
-            seen.insert(
-                file_name.clone(),
-                CachedFile {
-                    file_name,
-                    name,
-                    stamp,
-                    content,
-                },
-            );
         }
-        self.files = seen;
-        Ok(())
+        let gone: Vec<Box<str>> = self
+            .stamps
+            .iter()
+            .filter(|(_, (_, seen))| *seen != generation)
+            .map(|(f, _)| f.clone())
+            .collect();
+        for file in gone {
+            self.stamps.remove(&file);
+            if let Some(name) = bind::filename::parse(&file) {
+                if let Some(slot) = self.slots.get_mut(name.stem.as_str()) {
+                    slot.files[name.kind as usize] = None;
+                }
+                changed.insert(name.stem.into());
+            }
+        }
+        Ok(changed)
     }
+
+    /// Combines a key's freshly read files into its new state.
+    fn settle(
+        &mut self,
+        stem: &str,
+        contents: [Option<Content>; 3],
+        at: Instant,
+        changed: &mut BTreeSet<Name>,
+    ) {
+        let grace = self.grace;
+        let dir = self.dir.clone();
+        let Some(slot) = self.slots.get_mut(stem) else {
+            return;
+        };
+        let old = slot.good.clone();
+        slot.issues.clear();
+        slot.held = None;
+        let [key_content, private_content, state_content] = contents;
+        let file_of = |kind: FileKind| slot.files[kind as usize].as_deref().map(|f| dir.join(f));
+        let name_of = |kind: FileKind| {
+            slot.files[kind as usize]
+                .as_deref()
+                .and_then(bind::filename::parse)
+        };
+        let Some(key_name) = name_of(FileKind::Key) else {
+            // BIND renames files into place, so a `.key` never vanishes
+            // mid-rewrite: without it there is no key, only leftovers.
+            slot.good = None;
+            slot.flux_since = None;
+            if let Some(kind) = [FileKind::Private, FileKind::State]
+                .into_iter()
+                .find(|k| slot.files[*k as usize].is_some())
+            {
+                let name = name_of(kind);
+                slot.issues.push(KeyIssue {
+                    zone: name.as_ref().and_then(zone_of),
+                    tag: name.as_ref().map(|n| n.tag),
+                    file: file_of(kind).unwrap_or_default(),
+                    line: 0,
+                    message: "no matching .key file: ignored".to_string(),
+                    severity: Severity::Warning,
+                    effect: Effect::None,
+                });
+            }
+            self.finish(stem, old, changed);
+            return;
+        };
+        let zone = zone_of(&key_name);
+        let issue = |kind: FileKind, line: usize, message: String, severity: Severity| KeyIssue {
+            zone: zone.clone(),
+            tag: Some(key_name.tag),
+            file: file_of(kind).unwrap_or_default(),
+            line,
+            message,
+            severity,
+            effect: Effect::None,
+        };
+        let mut problems = Vec::new();
+        let public = match key_content {
+            Some(Content::Key(public)) => Some(public),
+            Some(Content::Bad { line, message }) => {
+                problems.push(issue(FileKind::Key, line, message, Severity::Error));
+                None
+            }
+            _ => {
+                problems.push(issue(
+                    FileKind::Key,
+                    0,
+                    "permission denied".to_string(),
+                    Severity::Error,
+                ));
+                None
+            }
+        };
+        let private = match private_content {
+            None => PrivatePart::Absent,
+            Some(Content::Private(p)) => PrivatePart::Present(p),
+            Some(Content::PermissionDenied) => {
+                problems.push(issue(
+                    FileKind::Private,
+                    0,
+                    "permission denied: using the .key and .state files only (counts as private-key format v1.3)"
+                        .to_string(),
+                    Severity::Warning,
+                ));
+                PrivatePart::Unreadable
+            }
+            Some(Content::Bad { line, message }) => {
+                problems.push(issue(FileKind::Private, line, message, Severity::Error));
+                PrivatePart::Unreadable
+            }
+            Some(_) => {
+                problems.push(issue(
+                    FileKind::Private,
+                    0,
+                    "unexpected content".to_string(),
+                    Severity::Error,
+                ));
+                PrivatePart::Unreadable
+            }
+        };
+        let state = match state_content {
+            None => None,
+            Some(Content::State(s)) => Some(s),
+            Some(Content::Bad { line, message }) => {
+                problems.push(issue(FileKind::State, line, message, Severity::Error));
+                None
+            }
+            Some(_) => {
+                problems.push(issue(
+                    FileKind::State,
+                    0,
+                    "permission denied".to_string(),
+                    Severity::Error,
+                ));
+                None
+            }
+        };
+        if let Some(state) = &state {
+            if !state.unknown_tags.is_empty() {
+                problems.push(issue(
+                    FileKind::State,
+                    0,
+                    format!("unknown tags skipped: {}", state.unknown_tags.join(", ")),
+                    Severity::Warning,
+                ));
+            }
+        }
+        let unreadable = problems.iter().any(|p| p.severity == Severity::Error);
+        let files = KeyFiles {
+            dir: dir.clone(),
+            key: slot.files[FileKind::Key as usize]
+                .clone()
+                .unwrap_or_default(),
+            private: slot.files[FileKind::Private as usize].clone(),
+            state: slot.files[FileKind::State as usize].clone(),
+        };
+        let assembled = match (&public, unreadable) {
+            (Some(public), false) => Some(bind::assemble(
+                &key_name,
+                public,
+                private,
+                state.as_ref(),
+                files,
+            )),
+            _ => None,
+        };
+        match assembled {
+            Some(Ok(key)) => {
+                slot.flux_since = None;
+                if slot.good.as_deref() != Some(&key) {
+                    slot.good = Some(Arc::new(key));
+                }
+            }
+            Some(Err(AssembleError::InFlux(why))) => {
+                let since = *slot.flux_since.get_or_insert(at);
+                let lasted = at.saturating_duration_since(since);
+                if lasted > grace {
+                    problems.push(issue(
+                        FileKind::Key,
+                        0,
+                        format!("key files disagree for {}s: {why}", lasted.as_secs()),
+                        Severity::Error,
+                    ));
+                } else {
+                    problems.push(issue(
+                        FileKind::Key,
+                        0,
+                        format!("key files disagree (being rewritten?), re-reading: {why}"),
+                        Severity::InFlux,
+                    ));
+                }
+            }
+            Some(Err(AssembleError::Unusable(why))) => {
+                slot.flux_since = None;
+                problems.push(issue(FileKind::Key, 0, why, Severity::Error));
+            }
+            None => slot.flux_since = None,
+        }
+        let blocking = problems.iter().any(|p| p.severity != Severity::Warning);
+        for mut problem in problems {
+            if problem.severity != Severity::Warning {
+                problem.effect = if slot.good.is_some() {
+                    Effect::UsingLastGood
+                } else {
+                    Effect::Held
+                };
+            }
+            slot.issues.push(problem);
+        }
+        if blocking && slot.good.is_none() {
+            if let Some(zone) = zone {
+                slot.held = Some((zone, format!("key {} cannot be read", key_name.tag)));
+            }
+        }
+        self.finish(stem, old, changed);
+    }
+
+    /// Updates the per-zone map after a key's view changed (or not).
+    fn finish(&mut self, stem: &str, old: Option<Arc<Key>>, changed: &mut BTreeSet<Name>) {
+        let Some(slot) = self.slots.get(stem) else {
+            return;
+        };
+        let new = slot.good.clone();
+        let troubled = !slot.issues.is_empty() || slot.flux_since.is_some();
+        let empty = slot.files.iter().all(Option::is_none);
+        if troubled {
+            self.troubled.insert(stem.into());
+        } else {
+            self.troubled.remove(stem);
+        }
+        if empty {
+            self.slots.remove(stem);
+        }
+        let same = match (&old, &new) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            return;
+        }
+        if let Some(old) = old {
+            changed.insert(old.zone.clone());
+            if let Some(keys) = self.zones.get_mut(&old.zone) {
+                keys.retain(|k| !Arc::ptr_eq(k, &old));
+                if keys.is_empty() {
+                    self.zones.remove(&old.zone);
+                }
+            }
+        }
+        if let Some(new) = new {
+            changed.insert(new.zone.clone());
+            let keys = self.zones.entry(new.zone.clone()).or_default();
+            keys.push(new);
+            keys.sort_by_key(|k| (k.algorithm, k.tag));
+        }
+    }
+}
+
+/// Reads and parses the files of every job, on all cores when there are many.
+fn read_all(jobs: &[(Box<str>, [Option<PathBuf>; 3])]) -> Vec<[Option<Content>; 3]> {
+    let read = |(_, paths): &(Box<str>, [Option<PathBuf>; 3])| -> [Option<Content>; 3] {
+        let kinds = [FileKind::Key, FileKind::Private, FileKind::State];
+        std::array::from_fn(|i| paths[i].as_ref().map(|p| read_content(p, kinds[i])))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads <= 1 || jobs.len() < 256 {
+        return jobs.iter().map(read).collect();
+    }
+    let chunk = jobs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(read).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
 }
 
 fn read_content(path: &Path, kind: FileKind) -> Content {
@@ -484,9 +598,9 @@ fn read_content(path: &Path, kind: FileKind) -> Content {
         }
     };
     let parsed = match kind {
-        FileKind::Key => bind::keyfile::parse(&text).map(|f| Content::Key(Arc::new(f))),
+        FileKind::Key => bind::keyfile::parse(&text).map(Content::Key),
         FileKind::Private => bind::private::parse(&text).map(|f| Content::Private(Arc::new(f))),
-        FileKind::State => bind::state::parse(&text).map(|f| Content::State(Arc::new(f))),
+        FileKind::State => bind::state::parse(&text).map(Content::State),
     };
     parsed.unwrap_or_else(|e| Content::Bad {
         line: e.line,
@@ -496,10 +610,4 @@ fn read_content(path: &Path, kind: FileKind) -> Content {
 
 fn zone_of(name: &KeyFileName) -> Option<Name> {
     parse_name(&name.zone_text).ok()
-}
-
-fn sort_keys(report: &mut ScanReport) {
-    for keys in report.zones.values_mut() {
-        keys.sort_by_key(|k| (k.algorithm, k.tag));
-    }
 }

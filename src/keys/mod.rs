@@ -8,7 +8,11 @@
 pub mod bind;
 pub mod dir;
 
-use std::{fmt, path::PathBuf, sync::Arc};
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use hickory_proto::rr::Name;
 use jiff::Timestamp;
@@ -260,15 +264,46 @@ impl fmt::Debug for PrivatePart {
     }
 }
 
-/// Where a key was read from.
+/// Where a key was read from: its directory and file names (shared and
+/// short, as a directory may hold a million keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyFiles {
-    /// The `.key` file.
-    pub key: PathBuf,
-    /// The `.private` file, if any.
-    pub private: Option<PathBuf>,
-    /// The `.state` file, if any.
-    pub state: Option<PathBuf>,
+    /// The key directory.
+    pub dir: Arc<Path>,
+    /// The `.key` file's name.
+    pub key: Box<str>,
+    /// The `.private` file's name, if any.
+    pub private: Option<Box<str>>,
+    /// The `.state` file's name, if any.
+    pub state: Option<Box<str>>,
+}
+
+impl Default for KeyFiles {
+    fn default() -> Self {
+        KeyFiles {
+            dir: Arc::from(Path::new("")),
+            key: Box::default(),
+            private: None,
+            state: None,
+        }
+    }
+}
+
+impl KeyFiles {
+    /// The `.key` file's path.
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.join(&*self.key)
+    }
+
+    /// The `.private` file's path, if any.
+    pub fn private_path(&self) -> Option<PathBuf> {
+        self.private.as_deref().map(|f| self.dir.join(f))
+    }
+
+    /// The `.state` file's path, if any.
+    pub fn state_path(&self) -> Option<PathBuf> {
+        self.state.as_deref().map(|f| self.dir.join(f))
+    }
 }
 
 /// One DNSSEC key of one zone with everything its files say.

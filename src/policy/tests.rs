@@ -86,11 +86,7 @@ impl KeyBuilder {
             timing: self.timing,
             state: self.state,
             private: self.private,
-            files: KeyFiles {
-                key: "Kexample.com.+013+00000.key".into(),
-                private: None,
-                state: None,
-            },
+            files: KeyFiles::default(),
         })
     }
 }

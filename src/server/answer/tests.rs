@@ -36,11 +36,7 @@ fn zone(children: &[&str]) -> ZoneStore {
         timing: Timing::default(),
         state: None,
         private: PrivatePart::Present(Arc::new(file)),
-        files: KeyFiles {
-            key: "x".into(),
-            private: None,
-            state: None,
-        },
+        files: KeyFiles::default(),
     });
     let mut content = ZoneContent::new(apex());
     let soa = crate::dns::Soa {

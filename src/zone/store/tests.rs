@@ -27,11 +27,7 @@ fn csk(zone: &str) -> Arc<Key> {
         timing: Timing::default(),
         state: None,
         private: PrivatePart::Present(Arc::new(file)),
-        files: KeyFiles {
-            key: "x".into(),
-            private: None,
-            state: None,
-        },
+        files: KeyFiles::default(),
     })
 }
 
