@@ -70,14 +70,22 @@ def main():
             "resp": median([float(r["resp_size"]) for r in rs]),
             "lat_ms": median([float(r["latency_s"]) * 1000 for r in rs]),
             "bg": sum(int(r["bg_rounds"]) for r in rs),
+            "busy": median([float(r.get("machine_busy_pct", "nan")) for r in rs]),
+            "client": median([float(r.get("dnsperf_cpu_pct", "nan")) for r in rs]),
+            "other": median([float(r["machine_busy_pct"]) * int(info.get("nproc", "2"))
+                             - int(r["cpu_ticks"]) / int(r["clk_tck"]) / float(r["completed"]) * float(r["qps"]) * 100
+                             - float(r["dnsperf_cpu_pct"]) for r in rs
+                             if int(r["completed"]) > 0 and "machine_busy_pct" in r]),
+            "server_pct": median([int(r["cpu_ticks"]) / int(r["clk_tck"]) / float(r["completed"]) * float(r["qps"]) * 100
+                                  for r in rs if int(r["completed"]) > 0]),
         }
 
     out = []
     p = out.append
     p("## Throughput (dnsperf, DO=1; medians over rounds)\n")
     p("| server | runs | QPS (median) | QPS per run | server CPU/query (us) | CPU/query per run | "
-      "lost (all runs) | RSS MiB | PSS MiB | avg response B | avg latency ms |")
-    p("|---|---|---|---|---|---|---|---|---|---|---|")
+      "lost (all runs) | RSS MiB | PSS MiB | avg response B | avg latency ms | CPU % server / dnsperf / rest |")
+    p("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in SERVERS:
         if s not in med:
             continue
@@ -85,14 +93,18 @@ def main():
         p(f"| {LABEL[s]} | {m['n']} | {fmt(m['qps'], 0)} | "
           f"{' / '.join(fmt(x, 0) for x in m['qps_all'])} | {fmt(m['cpu_us'], 2)} | "
           f"{' / '.join(fmt(x, 2) for x in m['cpu_all'])} | {m['lost']:,} of {m['sent']:,} | "
-          f"{fmt(m['rss_mib'])} | {fmt(m['pss_mib'])} | {fmt(m['resp'], 0)} | {fmt(m['lat_ms'], 2)} |")
+          f"{fmt(m['rss_mib'])} | {fmt(m['pss_mib'])} | {fmt(m['resp'], 0)} | {fmt(m['lat_ms'], 2)} | "
+          f"{fmt(m['server_pct'], 0)} / {fmt(m['client'], 0)} / {fmt(m['other'], 0)} |")
     if med.get("signalbox", {}).get("bg"):
         p(f"\nWARNING: signalbox logged {med['signalbox']['bg']} round(s) during measured runs "
           "(background work counted in its CPU).")
     p("\nRSS = VmRSS (sum over processes); PSS = Pss from /proc/PID/smaps_rollup summed over all "
       "of the server's processes (NSD: xfrd, main and 2 servers; Knot and signalbox are one "
       "process each). CPU = utime+stime from /proc/PID/stat over the measured run, all threads "
-      "and (NSD) all processes, divided by queries completed.\n")
+      "and (NSD) all processes, divided by queries completed. 'CPU % server / dnsperf / rest' "
+      "(100% = one core): the server's and dnsperf's CPU, and the rest of the machine's busy time "
+      "from /proc/stat (loopback softirq not charged to a process, and anything else running: "
+      f"{int(info.get('nproc', '2')) * 100}% minus the three is idle).\n")
 
     sb = med.get("signalbox")
     if sb:
@@ -162,7 +174,8 @@ def main():
             r <= 1.0, f"by {sb['rss_mib'] - med['knot']['rss_mib']:.0f} MiB ({r:.1f}x)")
     cold = st.get("signalbox cold start (signs everything)")
     if cold is not None and cold == cold:
-        row("cold start N=100k <= 4 s", f"{cold / 1000:.2f} s", cold <= 4000,
+        n = info.get("n", "?")
+        row(f"cold start N=100k <= 4 s (this run: N={n})", f"{cold / 1000:.2f} s", cold <= 4000,
             f"by {(cold - 4000) / 1000:.1f} s ({cold / 4000:.1f}x)")
     warm = st.get("signalbox warm start (state dir present)")
     if warm is not None and warm == warm:

@@ -24,6 +24,7 @@
 #   SIGNALBOX=path          use this binary instead of `cargo build --release`
 #   WORK=bench/work         scratch directory (removed at the end unless KEEP_WORK=1)
 #   SEED=1                  key and query generation are deterministic per seed
+#   RESULTS_DIR=bench/results
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -45,6 +46,8 @@ SEED=${SEED:-1}
 WORK=${WORK:-$BENCH_DIR/work}
 KEEP_WORK=${KEEP_WORK:-0}
 SIGNALBOX=${SIGNALBOX:-}
+RESULTS_DIR=${RESULTS_DIR:-$BENCH_DIR/results}
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in bench/
 
 APEX=_signal.ns1.operator.test.
 SB_PORT=$BASE_PORT
@@ -114,6 +117,11 @@ cpu_ticks() { awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }' $(
 rss_kb() { awk '/^VmRSS:/ { t += $2 } END { print t + 0 }' $(printf '/proc/%s/status ' "$@"); }
 pss_kb() { awk '/^Pss:/ { t += $2 } END { print t + 0 }' $(printf '/proc/%s/smaps_rollup ' "$@"); }
 
+# Whole machine, from /proc/stat: "total,busy" ticks (all CPUs; idle and iowait are not busy).
+machine_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t "," t - $5 - $6 }' /proc/stat; }
+# CPU of this shell's waited-for children (cutime + cstime): a finished dnsperf's CPU.
+children_ticks() { sed -E 's/^.*\) //' /proc/$$/stat | awk '{ print $14 + $15 }'; }
+
 now_us() { echo "${EPOCHREALTIME/./}"; }
 
 port_free() { ! ss -Hlnu "sport = :$1" | grep -q . && ! ss -Hlnt "sport = :$1" | grep -q .; }
@@ -158,11 +166,13 @@ mkdir -p "$WORK"/{children,signal,knot,nsd,dnsperf}
 touch "$WORK/.signalbox-bench"
 WORK=$(cd "$WORK" && pwd)
 cd "$WORK"
-printf 'server\tround\tqps\tsent\tcompleted\tlost\tcpu_ticks\tclk_tck\trss_kb\tpss_kb\treq_size\tresp_size\tlatency_s\tbg_rounds\n' >runs.tsv
+printf 'server\tround\tqps\tsent\tcompleted\tlost\tcpu_ticks\tclk_tck\trss_kb\tpss_kb\treq_size\tresp_size\tlatency_s\tbg_rounds\tmachine_busy_pct\tdnsperf_cpu_pct\n' >runs.tsv
 printf 'what\trep\tms\tnote\n' >startup.tsv
 printf 'key\tvalue\n' >info.tsv
 info() { printf '%s\t%s\n' "$1" "$2" >>info.tsv; }
 STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+info n "$N"
+info nproc "$(nproc)"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- 1. data
@@ -415,10 +425,17 @@ for r in $(seq "$ROUNDS"); do
         dnsperf $DNSPERF_ARGS -p "$port" -l "$WARMUP" >"dnsperf/$s-$r-warmup.txt" 2>&1
         pids=$(server_pids "$s")
         rounds0=$(grep -c 'round done' "$SB_MAIN_LOG" || true)
+        m0=$(machine_ticks)
+        k0=$(children_ticks)
         c0=$(cpu_ticks $pids)
         # shellcheck disable=SC2086
         dnsperf $DNSPERF_ARGS -p "$port" -l "$DURATION" >"$out" 2>&1
         c1=$(cpu_ticks $pids)
+        k1=$(children_ticks)
+        m1=$(machine_ticks)
+        read -r busy_pct client_pct < <(awk -v a="$m0" -v b="$m1" -v k="$((k1 - k0))" -v n="$(nproc)" 'BEGIN {
+            split(a, x, ","); split(b, y, ","); tot = y[1] - x[1]; busy = y[2] - x[2]
+            printf "%.1f %.1f\n", 100 * busy / tot, 100 * k * n / tot }')
         rounds1=$(grep -c 'round done' "$SB_MAIN_LOG" || true)
         bg=0
         [[ $s == signalbox ]] && bg=$((rounds1 - rounds0))
@@ -427,9 +444,9 @@ for r in $(seq "$ROUNDS"); do
             /Queries per second:/ { q = $4 } /Average Latency/ { lat = $4 }
             /Average packet size:/ { gsub(",", ""); rq = $5; rs = $7 }
             END { print s + 0, c + 0, l + 0, q + 0, rq + 0, rs + 0, lat + 0 }' "$out")
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$r" "$qps" "$sent" "$completed" "$lost" \
-            $((c1 - c0)) "$CLK_TCK" "$(rss_kb $pids)" "$(pss_kb $pids)" "$req" "$resp" "$lat" "$bg" >>runs.tsv
-        log "round $r $s: $qps qps, $completed completed, $lost lost, cpu $((c1 - c0)) ticks$([[ $bg == 0 ]] || echo ", $bg background round(s)!")"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$r" "$qps" "$sent" "$completed" "$lost" \
+            $((c1 - c0)) "$CLK_TCK" "$(rss_kb $pids)" "$(pss_kb $pids)" "$req" "$resp" "$lat" "$bg" "$busy_pct" "$client_pct" >>runs.tsv
+        log "round $r $s: $qps qps, $completed completed, $lost lost, server cpu $((c1 - c0)) ticks, machine ${busy_pct}% busy, dnsperf ${client_pct}%$([[ $bg == 0 ]] || echo ", $bg background round(s)!")"
     done
 done
 
@@ -465,9 +482,9 @@ stop_pid "$SB_PID"
 stop_pid "$KNOT_PID"
 stop_pid "$NSD_PID"
 
-mkdir -p "$BENCH_DIR/results"
-RESULT=$BENCH_DIR/results/$(date -u +%Y-%m-%d).txt
-[[ -e $RESULT ]] && RESULT=$BENCH_DIR/results/$(date -u +%Y-%m-%d-%H%M%S).txt
+mkdir -p "$RESULTS_DIR"
+RESULT=$RESULTS_DIR/$(date -u +%Y-%m-%d).txt
+[[ -e $RESULT ]] && RESULT=$RESULTS_DIR/$(date -u +%Y-%m-%d-%H%M%S).txt
 {
     echo "# signalbox benchmark, $STARTED_AT .. $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo
@@ -477,7 +494,7 @@ RESULT=$BENCH_DIR/results/$(date -u +%Y-%m-%d).txt
     echo "signalbox: $SB_BUILD (binary sha256 $SB_SHA...)"
     echo "knot: $(knotd --version | head -1); nsd: $(nsd -v 2>&1 | head -1); $(dnsperf -h 2>&1 | grep -m1 -i version || dnsperf 2>&1 | grep -m1 -i version || echo 'dnsperf ?'); $(dnssec-signzone -V 2>&1 | head -1)"
     echo
-    "$PY" "$BENCH_DIR/report.py" "$WORK"
+    "$PY" "$BENCH_DIR/report.py" "$WORK" || echo "(report.py failed: the raw data follows)"
     echo
     echo "## Raw"
     echo

@@ -127,8 +127,17 @@ impl Daemon {
         let mut changes: BTreeMap<Name, Vec<Change>> = BTreeMap::new();
         // child -> (zone, index of its change in `changes[zone]`)
         let mut touched_children: BTreeMap<Name, Vec<(Name, usize)>> = BTreeMap::new();
-        for child in &children {
-            if child.is_held() {
+        // The policy for every child, on all cores (it is pure); each
+        // child's signals shrink to its changes right there, so a full
+        // round never holds every child's decisions at once.
+        let targets: Vec<(Name, Name)> = self
+            .zones
+            .iter()
+            .map(|(apex, zone)| (apex.clone(), zone.config.ns_host()))
+            .collect();
+        let computed = compute_all(&children, &targets, now);
+        for (child, outcome) in children.iter().zip(computed) {
+            let Some(outcome) = outcome else {
                 tracing::warn!(
                     zone = display(&child.name),
                     reasons = child.held.join("; "),
@@ -138,25 +147,18 @@ impl Daemon {
                     tracing::warn!(zone = display(&child.name), key_tag = issue.tag, "{issue}");
                 }
                 continue;
-            }
+            };
             for issue in &child.issues {
                 tracing::warn!(zone = display(&child.name), key_tag = issue.tag, "{issue}");
             }
-            let signals = policy::compute(&child.input(None, None), now);
-            signals.trace();
-            self.schedule_zone(&child.name, policy::next_event(&child.keys, now));
-            for (apex, zone) in &self.zones {
-                let ns = zone.config.ns_host();
-                let Ok(owner) = dsboot_name(&child.name, &ns) else {
-                    continue;
-                };
-                let rrsets = content::dsboot_rrsets(&signals, &ns).map(|(_, r)| r);
+            self.schedule_zone(&child.name, outcome.next_event);
+            for (apex, change) in outcome.changes {
                 let list = changes.entry(apex.clone()).or_default();
-                list.push(Change { owner, rrsets });
+                list.push(change);
                 touched_children
                     .entry(child.name.clone())
                     .or_default()
-                    .push((apex.clone(), list.len() - 1));
+                    .push((apex, list.len() - 1));
             }
         }
         for name in &gone {
@@ -456,6 +458,72 @@ impl Daemon {
                 .with_keyring(self.keyring.clone()),
         ));
     }
+}
+
+/// One child's share of a round: the changes of its `_dsboot` owners per
+/// signalling zone, and when its keys next change something.
+struct ChildOutcome {
+    changes: Vec<(Name, Change)>,
+    next_event: Option<Timestamp>,
+}
+
+/// Runs the policy for every child (`None` for a held one) on all cores and
+/// turns the signals into changes for the signalling zones in `targets`
+/// (apex, NS host); decisions are logged on the way.
+fn compute_all(
+    children: &[model::ChildZone],
+    targets: &[(Name, Name)],
+    now: Timestamp,
+) -> Vec<Option<ChildOutcome>> {
+    let one = |child: &model::ChildZone| {
+        if child.is_held() {
+            return None;
+        }
+        let signals = policy::compute(&child.input(None, None), now);
+        signals.trace();
+        let changes = targets
+            .iter()
+            .filter_map(|(apex, ns)| {
+                let owner = dsboot_name(&child.name, ns).ok()?;
+                let rrsets = content::dsboot_rrsets(&signals, ns).map(|(_, r)| r);
+                Some((apex.clone(), Change { owner, rrsets }))
+            })
+            .collect();
+        Some(ChildOutcome {
+            changes,
+            next_event: policy::next_event(&child.keys, now),
+        })
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads <= 1 || children.len() < 512 {
+        return children.iter().map(one).collect();
+    }
+    let chunk = children.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = children
+            .chunks(chunk)
+            .map(|part| {
+                let work = scope.spawn(move || part.iter().map(one).collect::<Vec<_>>());
+                (part.len(), work)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(children.len());
+        for (len, handle) in handles {
+            match handle.join() {
+                Ok(part) => out.extend(part),
+                Err(_) => {
+                    // Never misalign children and outcomes: a failed part
+                    // publishes nothing new (as if held).
+                    tracing::error!(
+                        zones = len,
+                        "policy computation failed for part of the zones; they are held"
+                    );
+                    out.extend(std::iter::repeat_with(|| None).take(len));
+                }
+            }
+        }
+        out
+    })
 }
 
 /// The child a `_dsboot.<child>.<apex>` owner signals for.

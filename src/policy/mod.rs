@@ -193,7 +193,11 @@ impl ZoneSignals {
     /// Emits one `tracing` event per decision, with the zone and key tag as
     /// fields (the daemon's log; the CLI prints the same as `;` lines).
     pub fn trace(&self) {
+        let debug = tracing::enabled!(tracing::Level::DEBUG);
         for d in &self.decisions {
+            if !debug && !matches!(d.verdict, Verdict::Error | Verdict::Warning) {
+                continue;
+            }
             let zone = display(&d.zone);
             let tag = d.key.as_ref().map(|k| k.tag);
             let role = d.key.as_ref().and_then(|k| k.role).map(|r| r.to_string());

@@ -1,8 +1,14 @@
 //! The keys a zone is signed with, and signing many RRsets at once.
 
-use std::sync::Arc;
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::RecordType;
 use jiff::Timestamp;
 
 use super::store::Bytes;
@@ -107,60 +113,155 @@ impl ZoneSigner {
 
 /// One RRset to sign.
 pub struct SignJob {
-    /// Owner in wire form (where the result goes).
+    /// Owner in lower-case wire form.
     pub wire: Bytes,
     /// Index of the RRset in its node.
     pub index: usize,
-    /// Owner.
-    pub owner: Name,
     /// Type.
     pub rtype: RecordType,
     /// TTL.
     pub ttl: u32,
-    /// RDATA.
-    pub rdatas: Vec<Vec<u8>>,
-    /// The keys that sign it.
-    pub keys: Vec<Arc<SigningKey>>,
+    /// The records (`type class ttl rdlength rdata` each, canonical order).
+    pub records: Box<[u8]>,
+    /// Signed by the KSKs (else the ZSKs).
+    pub by_ksk: bool,
 }
 
-/// Signs every job, spreading the work over the machine's cores.
+/// The RRSIGs of one RRset in the zone store's form, encoded by the thread
+/// that made them (decoded [`Rrsig`]s are several times larger).
+#[derive(Debug, Clone, Default)]
+pub struct Signatures {
+    /// The RRSIG records, `type class ttl rdlength rdata` each.
+    pub blob: Box<[u8]>,
+    /// Earliest expiration.
+    pub expires: u32,
+    /// (algorithm, key tag) of each.
+    pub signers: Box<[(u8, u16)]>,
+}
+
+impl Signatures {
+    /// Encodes `sigs` for an RRset with TTL `ttl`.
+    pub fn encode(sigs: &[Rrsig], ttl: u32) -> Self {
+        let mut blob = Vec::new();
+        for sig in sigs {
+            super::store::push_record(&mut blob, u16::from(RecordType::RRSIG), ttl, &sig.to_wire());
+        }
+        Signatures {
+            blob: blob.into(),
+            expires: sigs.iter().map(|s| s.expiration).min().unwrap_or(0),
+            signers: sigs.iter().map(|s| (s.algorithm, s.key_tag)).collect(),
+        }
+    }
+
+    /// Number of signatures.
+    pub fn len(&self) -> usize {
+        self.signers.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.signers.is_empty()
+    }
+}
+
+/// Progress of a long signing run, logged every few seconds (count, rate,
+/// ETA) so an operator starting a million-name zone sees it move.
+struct Progress<'a> {
+    zone: &'a str,
+    total: usize,
+    done: AtomicUsize,
+    started: Instant,
+    last: Mutex<Instant>,
+}
+
+impl Progress<'_> {
+    const BATCH: usize = 4096;
+    const EVERY: Duration = Duration::from_secs(2);
+
+    fn add(&self, count: usize) {
+        let done = self.done.fetch_add(count, Ordering::Relaxed) + count;
+        let Ok(mut last) = self.last.try_lock() else {
+            return; // another thread is logging
+        };
+        if last.elapsed() < Self::EVERY {
+            return;
+        }
+        *last = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64();
+        let rate = done as f64 / secs.max(1e-3);
+        let eta = (self.total.saturating_sub(done)) as f64 / rate.max(1.0);
+        tracing::info!(
+            zone = self.zone,
+            signed = done,
+            total = self.total,
+            per_second = rate as u64,
+            eta_seconds = eta.ceil() as u64,
+            "signing"
+        );
+    }
+}
+
+/// Signs every job of `zone`, spreading the work over the machine's cores.
 pub fn sign_jobs(
+    zone: &str,
     jobs: &[SignJob],
+    signer: &ZoneSigner,
     now: u32,
     options: &ZoneOptions,
-) -> Result<Vec<Vec<Rrsig>>, SignerError> {
+) -> Result<Vec<Signatures>, SignerError> {
     let inception = now.saturating_sub(options.signature_inception_offset);
-    let sign_one = |job: &SignJob| -> Result<Vec<Rrsig>, SignerError> {
+    let sign_one = |job: &SignJob| -> Result<Signatures, SignerError> {
         let jitter = if options.signature_jitter == 0 {
             0
         } else {
             jitter_hash(&job.wire, job.rtype) % options.signature_jitter
         };
         let expiration = now.wrapping_add(options.signature_validity - jitter);
-        job.keys
+        let rdatas: Vec<&[u8]> = super::store::records(&job.records)
+            .map(|r| &r[10..])
+            .collect();
+        let keys = if job.by_ksk {
+            &signer.ksks
+        } else {
+            &signer.zsks
+        };
+        let sigs = keys
             .iter()
             .map(|k| {
-                k.sign_rrset(
-                    &job.owner,
-                    job.rtype,
-                    job.ttl,
-                    &job.rdatas,
-                    inception,
-                    expiration,
+                k.sign_wire(
+                    &job.wire, job.rtype, job.ttl, &rdatas, inception, expiration,
                 )
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Signatures::encode(&sigs, job.ttl))
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     if threads <= 1 || jobs.len() < 64 {
         return jobs.iter().map(sign_one).collect();
     }
     let chunk = jobs.len().div_ceil(threads);
+    let progress = Progress {
+        zone,
+        total: jobs.len(),
+        done: AtomicUsize::new(0),
+        started: Instant::now(),
+        last: Mutex::new(Instant::now()),
+    };
+    let progress = &progress;
     std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || part.iter().map(sign_one).collect::<Result<Vec<_>, _>>())
+                scope.spawn(move || {
+                    let mut out = Vec::with_capacity(part.len());
+                    for batch in part.chunks(Progress::BATCH) {
+                        for job in batch {
+                            out.push(sign_one(job)?);
+                        }
+                        progress.add(batch.len());
+                    }
+                    Ok::<_, SignerError>(out)
+                })
             })
             .collect();
         let mut out = Vec::with_capacity(jobs.len());

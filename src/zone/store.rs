@@ -25,7 +25,7 @@ use jiff::Timestamp;
 
 use super::{
     content::{RrsetData, ZoneContent},
-    signer::{SignError, SignJob, ZoneSigner, sign_jobs},
+    signer::{SignError, SignJob, Signatures, ZoneSigner, sign_jobs},
 };
 use crate::{
     config::ZoneOptions,
@@ -85,19 +85,10 @@ impl Rrset {
             .collect()
     }
 
-    fn set_sigs(&mut self, sigs: &[Rrsig]) {
-        let mut blob = Vec::new();
-        for sig in sigs {
-            push_record(
-                &mut blob,
-                u16::from(RecordType::RRSIG),
-                self.ttl,
-                &sig.to_wire(),
-            );
-        }
-        self.sigs = blob.into();
-        self.expires = sigs.iter().map(|s| s.expiration).min().unwrap_or(0);
-        self.signers = sigs.iter().map(|s| (s.algorithm, s.key_tag)).collect();
+    fn set_sigs(&mut self, sigs: Signatures) {
+        self.sigs = sigs.blob;
+        self.expires = sigs.expires;
+        self.signers = sigs.signers;
     }
 
     /// Number of records.
@@ -111,7 +102,8 @@ impl Rrset {
     }
 }
 
-fn push_record(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
+/// Appends one record (`type class ttl rdlength rdata`, no owner).
+pub(crate) fn push_record(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
     out.extend_from_slice(&rtype.to_be_bytes());
     out.extend_from_slice(&1u16.to_be_bytes());
     out.extend_from_slice(&ttl.to_be_bytes());
@@ -407,10 +399,15 @@ impl ZoneStore {
         options: &ZoneOptions,
     ) -> bool {
         let now_secs = now.as_second().clamp(0, i64::from(u32::MAX)) as u32;
-        self.order.iter().any(|(key, wire)| {
+        self.order.values().any(|wire| {
             self.node(wire).is_some_and(|node| {
                 node.rrsets.iter().any(|r| {
-                    needs_signing(r, self.keys_for(key, r.rtype, signer), now_secs, options)
+                    let keys = if self.by_ksk(wire, r.rtype) {
+                        &signer.ksks
+                    } else {
+                        &signer.zsks
+                    };
+                    needs_signing(r, keys, now_secs, options)
                 })
             })
         })
@@ -428,21 +425,13 @@ impl ZoneStore {
         self.update(&[], true, signer, serial, now, options)
     }
 
-    /// The keys that sign `rtype` at the name with canonical key `key`.
-    fn keys_for<'s>(
-        &self,
-        key: &[u8],
-        rtype: u16,
-        signer: &'s ZoneSigner,
-    ) -> &'s [Arc<crate::dnssec::signer::SigningKey>] {
-        let apex_rrset = [RecordType::DNSKEY, RecordType::CDS, RecordType::CDNSKEY]
+    /// True when `rtype` at `wire` is signed by the KSKs: the apex DNSKEY,
+    /// CDS and CDNSKEY (RFC 7344 §4.1).
+    fn by_ksk(&self, wire: &[u8], rtype: u16) -> bool {
+        [RecordType::DNSKEY, RecordType::CDS, RecordType::CDNSKEY]
             .iter()
-            .any(|t| u16::from(*t) == rtype);
-        if apex_rrset && self.order.get(key).is_some_and(|w| **w == *self.apex_wire) {
-            &signer.ksks
-        } else {
-            &signer.zsks
-        }
+            .any(|t| u16::from(*t) == rtype)
+            && *wire == *self.apex_wire
     }
 
     fn update(
@@ -461,6 +450,9 @@ impl ZoneStore {
                 role: if signer.ksks.is_empty() { "KSK" } else { "ZSK" },
                 what: "the zone".into(),
             });
+        }
+        if self.is_empty() {
+            return self.build(changes, signer, serial, now, options);
         }
         let mut next = self.clone();
         let mut touched: BTreeSet<Bytes> = BTreeSet::new(); // canonical keys
@@ -536,26 +528,23 @@ impl ZoneStore {
             let Some(node) = next.node(&wire) else {
                 continue;
             };
-            let Some(owner) = name_of(&wire) else {
-                continue;
-            };
             for (index, rrset) in node.rrsets.iter().enumerate() {
-                let keys = next.keys_for(&key, rrset.rtype, signer);
+                let by_ksk = next.by_ksk(&wire, rrset.rtype);
+                let keys = if by_ksk { &signer.ksks } else { &signer.zsks };
                 if needs_signing(rrset, keys, now_secs, options) {
                     jobs.push(SignJob {
                         wire: wire.clone(),
                         index,
-                        owner: owner.clone(),
                         rtype: RecordType::from(rrset.rtype),
                         ttl: rrset.ttl,
-                        rdatas: rrset.rdatas().iter().map(|r| r.to_vec()).collect(),
-                        keys: keys.to_vec(),
+                        records: rrset.records.clone(),
+                        by_ksk,
                     });
                 }
             }
         }
         let stats = next
-            .sign(jobs, now_secs, options)
+            .sign(jobs, signer, now_secs, options)
             .map_err(|source| SignError::Signer {
                 zone: display(&self.apex),
                 source,
@@ -720,15 +709,16 @@ impl ZoneStore {
     fn sign(
         &mut self,
         jobs: Vec<SignJob>,
+        signer: &ZoneSigner,
         now: u32,
         options: &ZoneOptions,
     ) -> Result<UpdateStats, crate::dnssec::signer::SignerError> {
-        let results = sign_jobs(&jobs, now, options)?;
+        let results = sign_jobs(&display(&self.apex), &jobs, signer, now, options)?;
         let mut stats = UpdateStats {
             rrsets_signed: jobs.len(),
             ..UpdateStats::default()
         };
-        let mut by_name: BTreeMap<Bytes, Vec<(usize, Vec<Rrsig>)>> = BTreeMap::new();
+        let mut by_name: BTreeMap<Bytes, Vec<(usize, Signatures)>> = BTreeMap::new();
         for (job, sigs) in jobs.into_iter().zip(results) {
             stats.signatures += sigs.len();
             by_name.entry(job.wire).or_default().push((job.index, sigs));
@@ -741,7 +731,7 @@ impl ZoneStore {
             let mut rrsets: Vec<Rrset> = node.rrsets.into_vec();
             for (index, sigs) in updates {
                 if let Some(rrset) = rrsets.get_mut(index) {
-                    rrset.set_sigs(&sigs);
+                    rrset.set_sigs(sigs);
                 }
             }
             node.rrsets = rrsets.into();
@@ -848,5 +838,6 @@ pub fn soa_serial_of(rdata: &[u8]) -> Option<u32> {
     ]))
 }
 
+mod build;
 #[cfg(test)]
 mod tests;

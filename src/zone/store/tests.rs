@@ -279,3 +279,43 @@ fn no_key_is_an_error_and_changes_nothing() {
     assert_eq!(zone.serial(), 1);
     assert_eq!(chain(&zone), before);
 }
+
+#[test]
+fn a_cold_build_equals_the_incremental_path() {
+    let children = [
+        "a.example",
+        "b.example",
+        "x.y.deep.example",
+        "example.com",
+        "c.example",
+    ];
+    let options = ZoneOptions::default();
+    // Built in one pass (an empty store).
+    let mut built = ZoneStore::new(parse_name("_signal.ns1.example.net.").expect("valid"));
+    built
+        .sync(&content(&children), &signer(), 9, now(), &options)
+        .expect("signed");
+    // Grown through the incremental path from one child.
+    let mut grown = ZoneStore::new(parse_name("_signal.ns1.example.net.").expect("valid"));
+    grown
+        .sync(&content(&["a.example"]), &signer(), 1, now(), &options)
+        .expect("signed");
+    grown
+        .sync(&content(&children), &signer(), 9, now(), &options)
+        .expect("signed");
+    // Ed25519 signatures are deterministic, so everything must match,
+    // including the empty non-terminals and their counts.
+    let entries = |zone: &ZoneStore| {
+        let mut all: Vec<(Vec<u8>, String)> = zone
+            .names
+            .iter()
+            .map(|(wire, entry)| (wire.to_vec(), format!("{entry:?}")))
+            .collect();
+        all.sort();
+        all
+    };
+    assert_eq!(entries(&built), entries(&grown));
+    assert_eq!(chain(&built), chain(&grown));
+    assert_eq!(built.negative_ttl(), grown.negative_ttl());
+    assert_eq!(verify_all(&built), 14);
+}

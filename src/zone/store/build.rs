@@ -1,0 +1,188 @@
+//! The cold-start path of the zone store: an empty zone built in one pass
+//! (sort, chain, sign on all cores, fill the maps) instead of inserting every
+//! name through the incremental path, which would touch each name three
+//! times (data, NSEC of the predecessor, ancestors).
+
+use std::sync::Arc;
+
+use hickory_proto::rr::RecordType;
+use jiff::Timestamp;
+
+use super::{Bytes, Change, Entry, Node, Rrset, UpdateStats, ZoneStore, soa_minimum, with_serial};
+use crate::{
+    config::ZoneOptions,
+    dns::name::{canonical_key, canonical_wire, display},
+    zone::{
+        content::RrsetData,
+        signer::{SignError, SignJob, Signatures, ZoneSigner, sign_jobs},
+    },
+};
+
+impl ZoneStore {
+    /// Builds an empty zone from `changes` in one pass: sort, chain, sign
+    /// everything on all cores, then fill the maps (a cold start of a large
+    /// zone; the general path would re-insert every name three times).
+    pub(super) fn build(
+        &mut self,
+        changes: &[Change],
+        signer: &ZoneSigner,
+        serial: u32,
+        now: Timestamp,
+        options: &ZoneOptions,
+    ) -> Result<UpdateStats, SignError> {
+        let zone_name = display(&self.apex);
+        let started = std::time::Instant::now();
+        let phase = |phase: &str| {
+            tracing::debug!(zone = %zone_name, phase, elapsed_ms = started.elapsed().as_millis() as u64, "zone build progress");
+        };
+        let soa_type = u16::from(RecordType::SOA);
+        let mut entries: Vec<(Bytes, Bytes, Vec<Rrset>)> = changes
+            .iter()
+            .filter_map(|change| {
+                let rrsets = change.rrsets.as_ref()?;
+                let mut sets: Vec<Rrset> = rrsets
+                    .iter()
+                    .filter(|r| !r.rdatas.is_empty())
+                    .map(|r| {
+                        if r.rtype == RecordType::SOA {
+                            let rdatas = r.rdatas.iter().map(|d| with_serial(d, serial)).collect();
+                            Rrset::unsigned(&RrsetData::new(RecordType::SOA, r.ttl, rdatas))
+                        } else {
+                            Rrset::unsigned(r)
+                        }
+                    })
+                    .collect();
+                if sets.is_empty() {
+                    return None;
+                }
+                sets.sort_by_key(|r| r.rtype);
+                sets.dedup_by_key(|r| r.rtype);
+                Some((
+                    canonical_key(&change.owner).into(),
+                    canonical_wire(&change.owner).into(),
+                    sets,
+                ))
+            })
+            .collect();
+        // Sort by canonical order; a later change of the same owner wins.
+        entries.reverse();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|a, b| a.0 == b.0);
+        let apex = entries
+            .iter()
+            .find(|e| e.1 == self.apex_wire)
+            .ok_or_else(|| SignError::NoSoa(zone_name.clone()))?;
+        let soa = apex
+            .2
+            .iter()
+            .find(|r| r.rtype == soa_type)
+            .ok_or_else(|| SignError::NoSoa(zone_name.clone()))?;
+        let minimum = soa
+            .rdatas()
+            .first()
+            .and_then(|r| soa_minimum(r))
+            .unwrap_or(0);
+        let negative_ttl = soa.ttl.min(minimum);
+
+        // The NSEC chain: each name points at the next, the last at the apex.
+        let count = entries.len();
+        let nexts: Vec<Bytes> = (0..count)
+            .map(|i| entries[(i + 1) % count].1.clone())
+            .collect();
+        for ((_, _, sets), next) in entries.iter_mut().zip(nexts) {
+            let mut types: Vec<RecordType> =
+                sets.iter().map(|r| RecordType::from(r.rtype)).collect();
+            types.extend([RecordType::RRSIG, RecordType::NSEC]);
+            let mut rdata = next.to_vec();
+            rdata.extend(crate::dns::bitmap::encode(&types));
+            sets.push(Rrset::unsigned(&RrsetData::new(
+                RecordType::NSEC,
+                negative_ttl,
+                vec![rdata],
+            )));
+            sets.sort_by_key(|r| r.rtype);
+        }
+
+        phase("sorted and chained");
+        // Sign everything.
+        let now_secs = now.as_second().clamp(0, i64::from(u32::MAX)) as u32;
+        let mut jobs = Vec::with_capacity(count * 3);
+        for (_, wire, sets) in &entries {
+            for (index, rrset) in sets.iter().enumerate() {
+                jobs.push(SignJob {
+                    wire: wire.clone(),
+                    index,
+                    rtype: RecordType::from(rrset.rtype),
+                    ttl: rrset.ttl,
+                    records: rrset.records.clone(),
+                    by_ksk: self.by_ksk(wire, rrset.rtype),
+                });
+            }
+        }
+        let results =
+            sign_jobs(&zone_name, &jobs, signer, now_secs, options).map_err(|source| {
+                SignError::Signer {
+                    zone: zone_name.clone(),
+                    source,
+                }
+            })?;
+        let signatures = results.iter().map(Signatures::len).sum();
+        let rrsets_signed = jobs.len();
+        let mut results = results.into_iter();
+        for (_, _, sets) in &mut entries {
+            for rrset in sets.iter_mut() {
+                if let Some(sigs) = results.next() {
+                    rrset.set_sigs(sigs);
+                }
+            }
+        }
+        drop(jobs);
+        phase("signed");
+
+        // Fill the maps; empty non-terminals count the names below them.
+        let apex_len = self.apex_wire.len();
+        let mut below: std::collections::HashMap<Bytes, u32> = std::collections::HashMap::new();
+        for (_, wire, _) in &entries {
+            let mut at = 0;
+            // Every ancestor up to and including the apex, as
+            // `adjust_ancestors` counts them.
+            while wire.len() - at > apex_len {
+                at += 1 + usize::from(wire[at]);
+                *below.entry(wire[at..].into()).or_default() += 1;
+            }
+        }
+        let mut names: imbl::HashMap<Bytes, Entry> = imbl::HashMap::new();
+        let mut order: imbl::OrdMap<Bytes, Bytes> = imbl::OrdMap::new();
+        let mut touched: Vec<Bytes> = Vec::with_capacity(count);
+        for (key, wire, sets) in entries {
+            let count_below = below.remove(&wire).unwrap_or(0);
+            touched.push(wire.clone());
+            order.insert(key, wire.clone());
+            names.insert(
+                wire.clone(),
+                Entry::Node(
+                    Arc::new(Node {
+                        wire,
+                        rrsets: sets.into(),
+                    }),
+                    count_below,
+                ),
+            );
+        }
+        for (wire, n) in below {
+            names.insert(wire, Entry::Ent(n));
+        }
+        phase("indexed");
+        self.names = names;
+        self.order = order;
+        self.serial = serial;
+        self.negative_ttl = negative_ttl;
+        self.touched = touched.into();
+        Ok(UpdateStats {
+            names: count,
+            changed_names: count,
+            rrsets_signed,
+            signatures,
+        })
+    }
+}
