@@ -14,6 +14,7 @@ use super::{
     ZoneSetConfig,
     duration::ConfigDuration,
     normalize_path,
+    parent::{RawNotify, RawParent, RawResolver},
     serve::{RawSafety, RawServer, RawState, RawWatch, RawZoneOptions},
 };
 use crate::{dns::parse_name, zone::serial::SerialPolicy};
@@ -40,6 +41,12 @@ struct RawConfig {
     #[serde(default)]
     safety: RawSafety,
     #[serde(default)]
+    resolver: RawResolver,
+    #[serde(default)]
+    notify: RawNotify,
+    #[serde(default)]
+    parent: RawParent,
+    #[serde(default)]
     tsig_keys: Vec<Spanned<String>>,
 }
 
@@ -57,6 +64,7 @@ pub(super) struct RawZone {
     pub(super) cdnskey: Option<bool>,
     pub(super) signal_ttl: Option<Spanned<ConfigDuration>>,
     pub(super) csync: Option<bool>,
+    pub(super) keep_signals: Option<bool>,
     pub(super) csync_flags: Option<Vec<Spanned<String>>>,
     pub(super) foreign_keys: Option<Vec<Spanned<String>>>,
 }
@@ -329,10 +337,16 @@ impl Checker<'_> {
                 }
             }
         }
+        let resolver = self.resolver(&raw.resolver);
+        let notify = self.notify(&raw.notify);
+        let parent = self.parent(&raw.parent);
         Config {
             tsig_keys,
             watch,
             safety,
+            resolver,
+            notify,
+            parent,
             server,
             state,
             file: file.to_path_buf(),
@@ -459,6 +473,7 @@ impl Checker<'_> {
             cdnskey: raw.cdnskey,
             signal_ttl: raw.signal_ttl.clone(),
             csync: None,
+            keep_signals: None,
             csync_flags: None,
             foreign_keys: raw.foreign_keys.clone(),
         };

@@ -26,6 +26,7 @@
 
 pub mod duration;
 mod load;
+mod parent;
 mod serve;
 mod settings;
 
@@ -39,6 +40,7 @@ use std::{
 use hickory_proto::rr::Name;
 
 pub use load::{load, parse};
+pub use parent::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig};
 
 use crate::{dns::Dnskey, dnssec::DigestType, zone::serial::SerialPolicy};
 
@@ -112,6 +114,8 @@ pub struct PartialSettings {
     pub csync: Option<bool>,
     /// `csync_flags`, as a CSYNC flags field.
     pub csync_flags: Option<u16>,
+    /// `keep_signals`: keep `_dsboot` signals after the parent has a DS.
+    pub keep_signals: Option<bool>,
     /// `foreign_keys`: other providers' KSKs (RFC 8901 model 2).
     pub foreign_keys: Option<Vec<Dnskey>>,
 }
@@ -130,6 +134,7 @@ impl PartialSettings {
             signal_ttl: self.signal_ttl.or(base.signal_ttl),
             csync: self.csync.or(base.csync),
             csync_flags: self.csync_flags.or(base.csync_flags),
+            keep_signals: self.keep_signals.or(base.keep_signals),
             foreign_keys: self
                 .foreign_keys
                 .clone()
@@ -154,6 +159,7 @@ impl PartialSettings {
                 .csync_flags
                 .unwrap_or(crate::dns::Csync::FLAG_IMMEDIATE | crate::dns::Csync::FLAG_SOAMINIMUM),
             foreign_keys: self.foreign_keys.clone().unwrap_or_default(),
+            keep_signals: self.keep_signals.unwrap_or(false),
         }
     }
 }
@@ -177,6 +183,9 @@ pub struct ChildSettings {
     pub csync_flags: u16,
     /// Foreign KSKs merged into the CDS/CDNSKEY set.
     pub foreign_keys: Vec<Dnskey>,
+    /// Keep `_dsboot` signals once the parent has a DS (RFC 9615 §5.1
+    /// advises removing them).
+    pub keep_signals: bool,
 }
 
 /// A `[[zone]]` table: one child zone.
@@ -443,6 +452,12 @@ pub struct Config {
     pub watch: WatchConfig,
     /// `[safety]`.
     pub safety: SafetyConfig,
+    /// `[resolver]`.
+    pub resolver: ResolverConfig,
+    /// `[notify]`.
+    pub notify: NotifyConfig,
+    /// `[parent]`.
+    pub parent: ParentConfig,
     /// `tsig_keys`: TSIG key files (`tsig-keygen` format).
     pub tsig_keys: Vec<PathBuf>,
 }

@@ -113,6 +113,7 @@ impl Checker<'_> {
             cdnskey: raw.cdnskey,
             signal_ttl,
             csync: raw.csync,
+            keep_signals: raw.keep_signals,
             csync_flags,
             foreign_keys,
         }

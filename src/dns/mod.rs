@@ -8,13 +8,14 @@
 //! hickory normalises away, so we keep the octets exactly as read.
 
 pub mod bitmap;
+pub mod message;
 pub mod name;
 pub mod rdata;
 pub mod record;
 
 pub use hickory_proto::rr::{Name, RecordType};
 pub use name::{NameError, parse_name};
-pub use rdata::{Csync, Dnskey, Ds, Nsec, Rdata, RdataError, Rrsig, Soa};
+pub use rdata::{Csync, Dnskey, Ds, Dsync, Nsec, Rdata, RdataError, Rrsig, Soa};
 pub use record::{Record, RecordSet};
 
 /// Presentation mnemonic of a record type: `CDS`, `NS`, or `TYPE66` when

@@ -65,6 +65,30 @@ pub fn wire_len(name: &Name) -> usize {
     name.iter().map(|label| label.len() + 1).sum::<usize>() + 1
 }
 
+/// The name at the start of `wire` (uncompressed, case kept) and its length
+/// in octets; `None` when it is malformed, compressed or too long.
+pub fn from_wire(wire: &[u8]) -> Option<(Name, usize)> {
+    let mut labels = Vec::new();
+    let mut at = 0;
+    loop {
+        let len = usize::from(*wire.get(at)?);
+        if len == 0 {
+            break;
+        }
+        if len > 63 {
+            return None;
+        }
+        labels.push(wire.get(at + 1..at + 1 + len)?);
+        at += 1 + len;
+        if at >= 255 {
+            return None;
+        }
+    }
+    let mut name = Name::from_labels(labels).ok()?;
+    name.set_fqdn(true);
+    Some((name, at + 1))
+}
+
 /// Uncompressed wire form of the name, lower-cased (RFC 4034 §6.2 canonical form).
 pub fn canonical_wire(name: &Name) -> Vec<u8> {
     let mut out = Vec::with_capacity(wire_len(name));

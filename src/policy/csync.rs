@@ -1,7 +1,7 @@
 //! CSYNC (RFC 7477): one record at the child apex telling the parent to copy
 //! the NS RRset, and A/AAAA glue only when some NS is in bailiwick (§3.2.1).
 
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{Name, RecordType};
 
 use super::{Decision, Verdict, ZoneInput};
 use crate::dns::{Csync, Rdata, RecordSet, name::is_at_or_below};
@@ -22,6 +22,23 @@ pub fn csync(input: &ZoneInput<'_>, ttl: u32, decisions: &mut Vec<Decision>) -> 
         );
         return None;
     };
+    // RFC 7477 §2: the record asks the parent to copy; once the parent's NS
+    // set equals ours it has done so and the record can go.
+    if let Some(parent_ns) = input.parent.and_then(|p| p.ns.as_ref()) {
+        let mut theirs: Vec<&Name> = parent_ns.iter().collect();
+        let mut ours: Vec<&Name> = settings.nameservers.iter().collect();
+        theirs.sort();
+        theirs.dedup();
+        ours.sort();
+        ours.dedup();
+        if !ours.is_empty() && theirs == ours {
+            note(
+                Verdict::Note,
+                "the parent's NS set matches the configured nameservers: CSYNC withdrawn".into(),
+            );
+            return None;
+        }
+    }
     let mut types = vec![RecordType::NS];
     let in_bailiwick = settings
         .nameservers

@@ -26,6 +26,36 @@ pub fn signals(
         );
         return Vec::new();
     }
+    // RFC 9615 §5.1: once the parent holds a DS for one of the child's keys
+    // the bootstrap is done and the signals should go.
+    if let Some(parent) = input.parent {
+        let acted = input.keys.iter().find(|k| parent.has_ds_for(k));
+        match acted {
+            Some(key) if !input.settings.keep_signals => {
+                decisions.push(Decision::zone(
+                    zone,
+                    Verdict::Note,
+                    format!(
+                        "the parent has a DS for key {}: bootstrapping is done, _dsboot signals \
+                         withdrawn (RFC 9615 §5.1; keep_signals = true keeps them)",
+                        key.tag
+                    ),
+                ));
+                return Vec::new();
+            }
+            Some(key) => decisions.push(Decision::zone(
+                zone,
+                Verdict::Note,
+                format!(
+                    "the parent has a DS for key {}; keep_signals = true keeps the _dsboot signals",
+                    key.tag
+                ),
+            )),
+            None => {}
+        }
+    }
+    let mut note =
+        |verdict: Verdict, why: String| decisions.push(Decision::zone(zone, verdict, why));
     let mut out = Vec::new();
     for ns in nameservers {
         if is_at_or_below(ns, zone) {

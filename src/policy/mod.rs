@@ -44,6 +44,8 @@ pub const DEFAULT_SIGNAL_TTL: u32 = 3600;
 pub struct ParentView {
     /// The DS RRset at the parent.
     pub ds: Vec<Ds>,
+    /// The NS RRset of the delegation, when it was read.
+    pub ns: Option<Vec<Name>>,
     /// When it was observed.
     pub observed_at: Option<Timestamp>,
 }

@@ -458,6 +458,7 @@ fn parent_view_overrides_metadata() {
     let s = settings(CdsMode::Rollover);
     let parent = ParentView {
         ds: vec![dnssec::ds(&zone, &key.dnskey, DigestType::Sha256)],
+        ns: None,
         observed_at: Some(t(5)),
     };
     let keys = [key];
@@ -702,4 +703,80 @@ fn decision_lines_name_zone_key_and_verdict() {
     );
     assert!(line.contains("DSState rumoured"), "{line}");
     assert!(line.contains(": in: "), "{line}");
+}
+
+#[test]
+fn the_parent_acting_withdraws_dsboot_unless_kept() {
+    let key = ksk(1).live(0).build();
+    let zone = zone();
+    let mut s = settings(CdsMode::Always);
+    let parent = ParentView {
+        ds: vec![dnssec::ds(&zone, &key.dnskey, DigestType::Sha256)],
+        ns: None,
+        observed_at: Some(t(5)),
+    };
+    let keys = [key];
+    let with = |s: &ChildSettings, parent: Option<&ParentView>| {
+        compute(
+            &ZoneInput {
+                zone: &zone,
+                settings: s,
+                keys: &keys,
+                parent,
+                soa_serial: None,
+            },
+            t(10),
+        )
+    };
+    // No observation yet, or a parent DS for someone else's key: signals stay.
+    assert_eq!(with(&s, None).dsboot.len(), 2);
+    let stranger = ParentView {
+        ds: vec![dnssec::ds(
+            &zone,
+            &ksk(9).build().dnskey,
+            DigestType::Sha256,
+        )],
+        ..parent.clone()
+    };
+    assert_eq!(with(&s, Some(&stranger)).dsboot.len(), 2);
+    // The parent holds our DS: bootstrapping is over (RFC 9615 §5.1); the
+    // apex CDS stays (mode "always").
+    let done = with(&s, Some(&parent));
+    assert!(done.dsboot.is_empty());
+    assert!(!done.cds.is_empty());
+    assert!(
+        done.decisions
+            .iter()
+            .any(|d| d.why.contains("bootstrapping is done"))
+    );
+    s.keep_signals = true;
+    assert_eq!(with(&s, Some(&parent)).dsboot.len(), 2);
+}
+
+#[test]
+fn csync_goes_once_the_parent_ns_match() {
+    let keys = [ksk(1).live(0).build()];
+    let zone = zone();
+    let mut s = settings(CdsMode::Always);
+    s.csync = true;
+    let view = |ns: &[&str]| ParentView {
+        ds: Vec::new(),
+        ns: Some(ns.iter().map(|n| parse_name(n).expect("valid")).collect()),
+        observed_at: Some(t(5)),
+    };
+    let csync = |parent: &ParentView| {
+        compute(
+            &ZoneInput {
+                zone: &zone,
+                settings: &s,
+                keys: &keys,
+                parent: Some(parent),
+                soa_serial: Some(7),
+            },
+            t(10),
+        )
+        .csync
+    };
+    assert!(csync(&view(&["ns1.example.net.", "old.example.org."])).is_some());
+    assert!(csync(&view(&["ns2.example.org.", "ns1.example.net."])).is_none());
 }

@@ -798,19 +798,7 @@ fn needs_signing(
 
 /// A `Name` from a lower-case wire name.
 pub fn name_of(wire: &[u8]) -> Option<Name> {
-    let mut labels = Vec::new();
-    let mut at = 0;
-    loop {
-        let len = usize::from(*wire.get(at)?);
-        if len == 0 {
-            break;
-        }
-        labels.push(wire.get(at + 1..at + 1 + len)?);
-        at += 1 + len;
-    }
-    let mut name = Name::from_labels(labels).ok()?;
-    name.set_fqdn(true);
-    Some(name)
+    crate::dns::name::from_wire(wire).map(|(name, _)| name)
 }
 
 /// SOA wire RDATA with another serial (the serial is 20 octets from the end).

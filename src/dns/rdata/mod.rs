@@ -5,6 +5,11 @@
 //! - DNSKEY (RFC 4034 §2.1) and CDNSKEY (RFC 7344 §3.2): flags, protocol (3),
 //!   algorithm, public key. Presentation: `257 3 15 zPnZ…` with base64.
 //! - CSYNC (RFC 7477 §2.1): SOA serial, flags, type bit map.
+//! - DSYNC (RFC 9859 §2): RRtype, scheme, port, target.
+//!
+//! Any RDATA can also be written in the generic form of RFC 3597 §5,
+//! `\# <length> <hex>`, which is how zone files for servers that do not know
+//! a type yet carry it (e.g. DSYNC as `TYPE66 \# 26 003b01...`).
 //!
 //! The delete signal (RFC 8078 §4, errata 5049) is `CDS 0 0 0 00` and
 //! `CDNSKEY 0 3 0 AA==`: one zero octet of digest or key, never empty.
@@ -12,11 +17,13 @@
 use std::fmt;
 
 mod dnssec;
+mod dsync;
 mod zone;
 
 use hickory_proto::rr::{Name, RecordType};
 
 pub use dnssec::{Dnskey, Ds, Nsec, Rrsig};
+pub use dsync::Dsync;
 pub use zone::{Csync, Soa};
 
 use super::name::{canonical_wire, display};
@@ -65,6 +72,8 @@ pub enum Rdata {
     Nsec(Nsec),
     /// RRSIG (type 46).
     Rrsig(Rrsig),
+    /// DSYNC (type 66).
+    Dsync(Dsync),
 }
 
 impl Rdata {
@@ -80,6 +89,7 @@ impl Rdata {
             Rdata::Ns(_) => RecordType::NS,
             Rdata::Nsec(_) => RecordType::NSEC,
             Rdata::Rrsig(_) => RecordType::RRSIG,
+            Rdata::Dsync(_) => RecordType::Unknown(DSYNC_TYPE),
         }
     }
 
@@ -93,6 +103,7 @@ impl Rdata {
             Rdata::Ns(name) => canonical_wire(name),
             Rdata::Nsec(nsec) => nsec.to_wire(),
             Rdata::Rrsig(rrsig) => rrsig.to_wire(),
+            Rdata::Dsync(dsync) => dsync.to_wire(),
         }
     }
 }
@@ -107,8 +118,49 @@ impl fmt::Display for Rdata {
             Rdata::Ns(name) => f.write_str(&display(name)),
             Rdata::Nsec(nsec) => nsec.fmt(f),
             Rdata::Rrsig(rrsig) => rrsig.fmt(f),
+            Rdata::Dsync(dsync) => dsync.fmt(f),
         }
     }
+}
+
+/// The DSYNC type code (RFC 9859 §6); hickory has no variant for it.
+pub const DSYNC_TYPE: u16 = 66;
+
+/// RDATA in the generic form of RFC 3597 §5: `\# <length> <hex>`.
+pub fn generic_to_text(rdata: &[u8]) -> String {
+    if rdata.is_empty() {
+        return "\\# 0".into();
+    }
+    format!(
+        "\\# {} {}",
+        rdata.len(),
+        data_encoding::HEXUPPER.encode(rdata)
+    )
+}
+
+/// Parses the generic form `\# <length> <hex>` (hex may be split by
+/// spaces); `None` when `text` does not start with `\#`.
+pub fn generic_from_text(text: &str) -> Option<Result<Vec<u8>, String>> {
+    let rest = text.trim_start().strip_prefix("\\#")?;
+    let mut fields = rest.split_whitespace();
+    let Some(len) = fields.next() else {
+        return Some(Err("length missing after \\#".into()));
+    };
+    let Ok(len) = len.parse::<usize>() else {
+        return Some(Err(format!("length {len:?} is not a number")));
+    };
+    let hex: String = fields.collect::<String>().to_ascii_uppercase();
+    let data = match data_encoding::HEXUPPER.decode(hex.as_bytes()) {
+        Ok(data) => data,
+        Err(e) => return Some(Err(format!("bad hex: {e}"))),
+    };
+    if data.len() != len {
+        return Some(Err(format!(
+            "length says {len} octets, the hex holds {}",
+            data.len()
+        )));
+    }
+    Some(Ok(data))
 }
 
 pub(crate) fn next_number<'a, T: std::str::FromStr>(
@@ -155,6 +207,23 @@ mod tests {
         assert!(Dnskey::from_text("257 3").is_err());
         assert!(Dnskey::from_text("257 3 13 !!!").is_err());
         assert!(Dnskey::from_text("70000 3 13 AA==").is_err());
+    }
+
+    #[test]
+    fn generic_rfc3597_form() {
+        let dsync = Dsync::from_text("CDS NOTIFY 5300 rr-endpoint.example.").expect("valid");
+        let text = generic_to_text(&dsync.to_wire());
+        assert_eq!(
+            text,
+            "\\# 26 003B0114B40B72722D656E64706F696E74076578616D706C6500"
+        );
+        assert_eq!(Dsync::from_text(&text).expect("valid"), dsync);
+        assert_eq!(
+            generic_from_text("\\# 2 00 3b").expect("generic"),
+            Ok(vec![0, 0x3b])
+        );
+        assert!(generic_from_text("\\# 3 003b").expect("generic").is_err());
+        assert!(generic_from_text("CDS NOTIFY 1 t.").is_none());
     }
 
     #[test]
