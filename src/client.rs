@@ -133,12 +133,10 @@ pub async fn exchange(
     }
     let wait = options.timeout * 2;
     match timeout(wait, tcp(server, &packet)).await {
-        Ok(Ok(raw)) => check(&raw).unwrap_or_else(|| {
-            Err(ClientError::Malformed {
-                server,
-                source: MessageError("the TCP answer does not match the query"),
-            })
-        }),
+        Ok(Ok(raw)) => check(&raw).unwrap_or(Err(ClientError::Malformed {
+            server,
+            source: MessageError("the TCP answer does not match the query"),
+        })),
         Ok(Err(source)) => Err(ClientError::Io { server, source }),
         Err(_) => Err(ClientError::Timeout {
             server,

@@ -647,12 +647,12 @@ pub fn ds_rdata(line: &str) -> String {
     )
 }
 
-fn split_dnskey(rdata: &str) -> (String, String) {
+pub fn split_dnskey(rdata: &str) -> (String, String) {
     let fields: Vec<&str> = rdata.split_whitespace().collect();
     (fields[..3].join(" "), fields[3..].concat())
 }
 
-fn fqdn(name: &str) -> String {
+pub fn fqdn(name: &str) -> String {
     if name.ends_with('.') {
         name.to_ascii_lowercase()
     } else {
@@ -759,7 +759,7 @@ zone:
 // ---------------------------------------------------------------------------
 
 /// A foreground daemon, killed (with a watchdog for abrupt test exits) on drop.
-struct Daemon {
+pub struct Daemon {
     name: String,
     child: Child,
     watchdog: Option<Child>,
@@ -802,7 +802,7 @@ impl Daemon {
         self.child.try_wait().ok().flatten()
     }
 
-    fn log_tail(&self) -> String {
+    pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let from = lines.len().saturating_sub(80);
@@ -831,7 +831,7 @@ impl Drop for Daemon {
 /// returns the command; `ready(addr)` is polled until Ok. Retries with
 /// another port when the port turned out to be taken; panics with the log
 /// on any other failure or after [`START_TIMEOUT`].
-fn start_daemon(
+pub fn start_daemon(
     name: &str,
     dir: &Path,
     mut command: impl FnMut(u16) -> Command,
