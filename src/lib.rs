@@ -12,6 +12,7 @@ pub mod dns;
 pub mod dnssec;
 pub mod keys;
 pub mod model;
+pub mod parent;
 pub mod policy;
 pub mod server;
 pub mod state;

@@ -70,6 +70,11 @@ impl StateDir {
         })
     }
 
+    /// The directory itself.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn zone_file(&self, apex: &Name) -> PathBuf {
         let mut name = crate::dns::name::display(apex);
         name = name.replace('/', "%2F");

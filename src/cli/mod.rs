@@ -5,6 +5,7 @@
 
 mod check;
 mod keys;
+mod parent;
 mod signals;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -78,6 +79,32 @@ enum Command {
         #[arg(long)]
         soa_serial: Option<u32>,
     },
+    /// Show the parent's side of a child: DSYNC discovery, NOTIFY targets,
+    /// the parent's DS and NS, and whether every nameserver agrees.
+    Parent {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The child zone.
+        #[arg(long)]
+        zone: String,
+    },
+    /// Discover the parent's NOTIFY target and send a generalized NOTIFY
+    /// (RFC 9859) for a child now, printing each step.
+    Notify {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The child zone.
+        #[arg(long)]
+        zone: String,
+        /// Which change to announce.
+        #[arg(long = "type", value_enum, default_value = "cds")]
+        kind: parent::NotifyType,
+        /// Do everything but send.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List the keys of a BIND key directory.
     Keys {
         /// The directory.
@@ -119,6 +146,13 @@ pub fn run() -> ExitCode {
             soa_serial,
         } => signals::run(&config, zone.as_deref(), at.as_deref(), soa_serial),
         Command::Keys { dir, at } => keys::run(&dir, at.as_deref()),
+        Command::Parent { config, zone } => parent::run_parent(&config, &zone),
+        Command::Notify {
+            config,
+            zone,
+            kind,
+            dry_run,
+        } => parent::run_notify(&config, &zone, kind, dry_run),
     };
     ExitCode::from(code)
 }

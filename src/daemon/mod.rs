@@ -34,6 +34,11 @@ use crate::{
     config::{Config, SignalingZoneConfig},
     dns::name::display,
     model::KeyStore,
+    parent::{
+        SignalingTarget,
+        agent::{self, AgentConfig, AgentPaths},
+    },
+    policy::ParentView,
     server::{self, SharedSnapshot, Snapshot},
     state::{StateDir, StateError},
     tsig::Keyring,
@@ -152,6 +157,14 @@ pub struct Daemon {
     first_round: bool,
     persist: Persister,
     keyring: Arc<Keyring>,
+    /// The parent agent runs (`[resolver]` servers set, `[notify]` enabled).
+    agent_active: bool,
+    /// What the parent was last seen to publish, per child.
+    parent_views: HashMap<Name, ParentView>,
+    /// Fingerprints last reported to the agent, per child.
+    reported: HashMap<Name, (u64, u64)>,
+    /// Children to report even if unchanged (their parent view changed).
+    force_report: std::collections::HashSet<Name>,
 }
 
 impl Daemon {
@@ -189,6 +202,10 @@ impl Daemon {
             first_round: true,
             persist: Persister::start(),
             keyring,
+            agent_active: false,
+            parent_views: HashMap::new(),
+            reported: HashMap::new(),
+            force_report: std::collections::HashSet::new(),
         };
         daemon.sync_zones();
         daemon.publish();
@@ -249,6 +266,75 @@ impl Daemon {
                 },
             );
         }
+    }
+
+    /// The signalling zones as the consistency gate checks them: their
+    /// servers and the DNSKEYs they are served with.
+    fn signaling_targets(&self) -> Vec<SignalingTarget> {
+        self.zones
+            .values()
+            .map(|zone| SignalingTarget {
+                apex: zone.config.apex.clone(),
+                ns_host: zone.config.ns_host(),
+                hosts: zone.config.nameservers.clone(),
+                dnskeys: zone
+                    .store
+                    .apex_node()
+                    .and_then(|n| n.rrset(hickory_proto::rr::RecordType::DNSKEY))
+                    .map(|set| {
+                        set.rdatas()
+                            .iter()
+                            .filter_map(|r| crate::dns::Dnskey::from_wire(r).ok())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// Where the parent agent keeps its files.
+    fn agent_paths(&self) -> AgentPaths {
+        AgentPaths {
+            ledger: self.state.path().join("notify.state"),
+            observations: self.state.path().join("parent.state"),
+        }
+    }
+
+    /// Starts the parent agent when the config asks for it; seeds the
+    /// parent views from the last run.
+    fn start_agent(&mut self) -> Option<agent::AgentHandle> {
+        let config = &self.config;
+        if config.resolver.servers.is_empty() || !config.notify.enabled {
+            tracing::info!(
+                "no generalized NOTIFY and no parent observer: [resolver] servers is empty or [notify] enabled = false"
+            );
+            return None;
+        }
+        let paths = self.agent_paths();
+        self.parent_views = agent::saved_views(&paths);
+        self.agent_active = true;
+        Some(agent::start(
+            AgentConfig {
+                resolver: config.resolver.clone(),
+                notify: config.notify.clone(),
+                parent: config.parent.clone(),
+            },
+            paths,
+        ))
+    }
+
+    /// Takes a changed parent view; returns whether the child must be
+    /// recomputed.
+    fn parent_view(&mut self, zone: Name, view: ParentView) -> bool {
+        let same = self
+            .parent_views
+            .get(&zone)
+            .is_some_and(|old| old.ds == view.ds && old.ns == view.ns);
+        self.parent_views.insert(zone.clone(), view);
+        if !same {
+            self.force_report.insert(zone);
+        }
+        !same
     }
 
     /// The snapshot the server answers from.
@@ -434,6 +520,12 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
             tracing::warn!(path = %socket.display(), error = %e, "no control socket: reload with SIGHUP; confirm is unavailable")
         }
     }
+    let mut daemon = daemon;
+    let agent = daemon.start_agent();
+    let (agent_reports, mut agent_views) = match agent {
+        Some(handle) => (Some(handle.reports), Some(handle.views)),
+        None => (None, None),
+    };
     let (mut daemon, first) = run_round(
         daemon,
         RoundInput {
@@ -442,6 +534,11 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         },
     )
     .await?;
+    if let Some(tx) = &agent_reports {
+        for child in first.child_reports {
+            let _ = tx.send(child);
+        }
+    }
     let mut notifying: HashMap<(Name, std::net::SocketAddr), tokio::task::JoinHandle<()>> =
         HashMap::new();
     for (apex, serial) in &first.new_serials {
@@ -534,6 +631,22 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
                     }
                 }
             }
+            Some((zone, view)) = async { match agent_views.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                let mut names = BTreeSet::new();
+                if daemon.parent_view(zone.clone(), view) {
+                    names.insert(zone);
+                }
+                if let Some(rx) = agent_views.as_mut() {
+                    while let Ok((zone, view)) = rx.try_recv() {
+                        if daemon.parent_view(zone.clone(), view) {
+                            names.insert(zone);
+                        }
+                    }
+                }
+                if !names.is_empty() {
+                    input = Some(RoundInput { names, ..RoundInput::default() });
+                }
+            }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
         }
@@ -542,6 +655,11 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
             daemon = next;
             for (apex, serial) in &report.new_serials {
                 daemon.notify_secondaries(apex, *serial, &mut notifying);
+            }
+            if let Some(tx) = &agent_reports {
+                for child in report.child_reports {
+                    let _ = tx.send(child);
+                }
             }
             if !report.flux_dirs.is_empty() {
                 // BIND is mid-rewrite: look again shortly, without stalling others.

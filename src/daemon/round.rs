@@ -21,7 +21,8 @@ use super::{Daemon, brake};
 use crate::{
     dns::name::{display, dsboot_name},
     model,
-    policy::{self, ZoneInput},
+    parent::{self, SignalingTarget},
+    policy::{self, ParentView, ZoneInput},
     server::answer::ServedZone,
     state::ZoneState,
     zone::{Change, ZoneSigner, content, journal::Diff, serial, store::name_of},
@@ -55,6 +56,8 @@ pub struct RoundReport {
     pub flux_dirs: Vec<PathBuf>,
     /// Zones given a new serial (NOTIFY their secondaries).
     pub new_serials: Vec<(Name, u32)>,
+    /// Children whose signals changed, for the parent agent.
+    pub child_reports: Vec<parent::ChildReport>,
 }
 
 impl Daemon {
@@ -135,7 +138,14 @@ impl Daemon {
             .iter()
             .map(|(apex, zone)| (apex.clone(), zone.config.ns_host()))
             .collect();
-        let computed = compute_all(&children, &targets, now);
+        let signaling = self.agent_active.then(|| self.signaling_targets());
+        let computed = compute_all(
+            &children,
+            &targets,
+            &self.parent_views,
+            signaling.as_deref(),
+            now,
+        );
         for (child, outcome) in children.iter().zip(computed) {
             let Some(outcome) = outcome else {
                 tracing::warn!(
@@ -152,6 +162,14 @@ impl Daemon {
                 tracing::warn!(zone = display(&child.name), key_tag = issue.tag, "{issue}");
             }
             self.schedule_zone(&child.name, outcome.next_event);
+            if let Some(child_report) = outcome.report {
+                let prints = (child_report.cds, child_report.csync);
+                let forced = self.force_report.remove(&child.name);
+                if forced || self.reported.get(&child.name) != Some(&prints) {
+                    self.reported.insert(child.name.clone(), prints);
+                    report.child_reports.push(child_report);
+                }
+            }
             for (apex, change) in outcome.changes {
                 let list = changes.entry(apex.clone()).or_default();
                 list.push(change);
@@ -163,6 +181,7 @@ impl Daemon {
         }
         for name in &gone {
             self.unschedule_zone(name);
+            self.reported.remove(name);
             for (apex, zone) in &self.zones {
                 let Ok(owner) = dsboot_name(name, &zone.config.ns_host()) else {
                     continue;
@@ -465,6 +484,7 @@ impl Daemon {
 struct ChildOutcome {
     changes: Vec<(Name, Change)>,
     next_event: Option<Timestamp>,
+    report: Option<parent::ChildReport>,
 }
 
 /// Runs the policy for every child (`None` for a held one) on all cores and
@@ -473,13 +493,16 @@ struct ChildOutcome {
 fn compute_all(
     children: &[model::ChildZone],
     targets: &[(Name, Name)],
+    views: &std::collections::HashMap<Name, ParentView>,
+    signaling: Option<&[SignalingTarget]>,
     now: Timestamp,
 ) -> Vec<Option<ChildOutcome>> {
     let one = |child: &model::ChildZone| {
         if child.is_held() {
             return None;
         }
-        let signals = policy::compute(&child.input(None, None), now);
+        let view = views.get(&child.name);
+        let signals = policy::compute(&child.input(view, None), now);
         signals.trace();
         let changes = targets
             .iter()
@@ -489,9 +512,12 @@ fn compute_all(
                 Some((apex.clone(), Change { owner, rrsets }))
             })
             .collect();
+        let report = signaling
+            .map(|targets| parent::plan(&signals, &child.settings.nameservers, view, targets));
         Some(ChildOutcome {
             changes,
             next_event: policy::next_event(&child.keys, now),
+            report,
         })
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);

@@ -1,0 +1,348 @@
+//! `signalbox parent` (what the parent publishes, where it wants NOTIFYs,
+//! whether our servers agree) and `signalbox notify` (discover and send
+//! now), each printing every step.
+
+use std::path::Path;
+
+use signalbox::{
+    dns::{Dnskey, Name, RecordType, name::display, parse_name},
+    model::ChildZone,
+    parent::{
+        self, ChildReport, SignalingTarget, discovery, gate,
+        notify::{self, Outcome},
+        observer,
+        resolver::Resolver,
+    },
+    policy::{self, ParentView},
+};
+
+use super::{EXIT_CONFIG, EXIT_OK, EXIT_WARNINGS, Loaded, load};
+
+/// Which NOTIFY to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NotifyType {
+    /// NOTIFY(CDS): the CDS/CDNSKEY changed.
+    Cds,
+    /// NOTIFY(CSYNC).
+    Csync,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            EXIT_WARNINGS
+        })
+}
+
+/// The child `zone` of the config, or an exit code.
+fn child<'a>(loaded: &'a Loaded, zone: &str) -> Result<&'a ChildZone, u8> {
+    let name = parse_name(zone).map_err(|e| {
+        eprintln!("error: --zone: {e}");
+        EXIT_CONFIG
+    })?;
+    loaded
+        .children
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| {
+            eprintln!(
+                "error: --zone {}: not a configured zone, nor in any [[zones]] key directory",
+                display(&name)
+            );
+            EXIT_CONFIG
+        })
+}
+
+/// The signalling zones with the DNSKEYs of their key directories.
+fn signaling_targets(loaded: &Loaded) -> Vec<SignalingTarget> {
+    loaded
+        .config
+        .signaling_zones
+        .iter()
+        .map(|sz| SignalingTarget {
+            apex: sz.apex.clone(),
+            ns_host: sz.ns_host(),
+            hosts: sz.nameservers.clone(),
+            dnskeys: loaded
+                .store
+                .report(&sz.keys)
+                .and_then(|r| r.zones.get(&sz.apex))
+                .map(|keys| {
+                    keys.iter()
+                        .map(|k| k.dnskey.clone())
+                        .collect::<Vec<Dnskey>>()
+                })
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// What the policy wants for `child` given the parent's view.
+fn plan(loaded: &Loaded, child: &ChildZone, view: Option<&ParentView>) -> ChildReport {
+    let signals = policy::compute(&child.input(view, None), jiff::Timestamp::now());
+    parent::plan(
+        &signals,
+        &child.settings.nameservers,
+        view,
+        &signaling_targets(loaded),
+    )
+}
+
+/// `signalbox parent`.
+pub fn run_parent(config: &Path, zone: &str) -> u8 {
+    let loaded = match load(config) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let child = match child(&loaded, zone) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if loaded.config.resolver.servers.is_empty() {
+        eprintln!("error: [resolver] servers is empty: the parent cannot be looked up");
+        return EXIT_CONFIG;
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        let resolver = Resolver::new(loaded.config.resolver.clone());
+        let port = loaded.config.notify.nameserver_port;
+        let mut code = EXIT_OK;
+        println!("; child {}", display(&child.name));
+        let found = match discovery::discover(&resolver, &child.name).await {
+            Ok(found) => found,
+            Err(e) => {
+                println!("; error: {e}");
+                return EXIT_WARNINGS;
+            }
+        };
+        for step in &found.steps {
+            println!("; lookup {step}");
+        }
+        let Some(parent_zone) = &found.parent else {
+            println!("; error: the parent zone could not be found");
+            return EXIT_WARNINGS;
+        };
+        println!("; parent zone {}", display(parent_zone));
+        for (owner, d) in &found.records {
+            println!("{} DSYNC {d}", display(owner));
+        }
+        for rtype in [RecordType::CDS, RecordType::CSYNC] {
+            match found.target(rtype) {
+                Ok(Some(t)) => println!(
+                    "; NOTIFY({rtype}) target {} port {} (from {})",
+                    display(&t.host),
+                    t.port,
+                    display(&t.owner)
+                ),
+                Ok(None) => println!("; NOTIFY({rtype}): no target (nothing would be sent)"),
+                Err(e) => {
+                    println!("; NOTIFY({rtype}): error: {e}");
+                    code = EXIT_WARNINGS;
+                }
+            }
+        }
+        let observed = match observer::observe(
+            &resolver,
+            parent_zone,
+            &child.name,
+            port,
+            loaded.config.resolver.timeout,
+            jiff::Timestamp::now(),
+        )
+        .await
+        {
+            Ok(o) => {
+                println!("; parent server {} answered", o.server);
+                for ds in &o.ds {
+                    println!("{} DS {ds}", display(&child.name));
+                }
+                if o.ds.is_empty() {
+                    println!("; no DS at the parent");
+                }
+                for ns in &o.ns {
+                    println!("{} NS {}", display(&child.name), display(ns));
+                }
+                Some(o.view())
+            }
+            Err(e) => {
+                println!("; error: {e}");
+                code = EXIT_WARNINGS;
+                None
+            }
+        };
+        let report = plan(&loaded, child, observed.as_ref());
+        for (label, groups, wanted) in [
+            ("CDS", &report.cds_groups, report.cds != 0),
+            ("CSYNC", &report.csync_groups, report.csync != 0),
+        ] {
+            if !wanted {
+                println!("; gate {label}: nothing to announce (no {label} desired)");
+                continue;
+            }
+            let verdict =
+                gate::check(&resolver, groups, port, loaded.config.notify.udp_timeout).await;
+            for server in &verdict.checked {
+                println!("; gate {label}: asked {server}");
+            }
+            for problem in &verdict.disagreements {
+                println!("; gate {label}: disagrees: {problem}");
+            }
+            println!(
+                "; gate {label}: {}",
+                if verdict.open() {
+                    "open (every server agrees)"
+                } else {
+                    "closed"
+                }
+            );
+        }
+        code
+    })
+}
+
+/// `signalbox notify`.
+pub fn run_notify(config: &Path, zone: &str, kind: NotifyType, dry_run: bool) -> u8 {
+    let loaded = match load(config) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let child = match child(&loaded, zone) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if loaded.config.resolver.servers.is_empty() {
+        eprintln!("error: [resolver] servers is empty: DSYNC cannot be discovered");
+        return EXIT_CONFIG;
+    }
+    let rtype = match kind {
+        NotifyType::Cds => RecordType::CDS,
+        NotifyType::Csync => RecordType::CSYNC,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        let resolver = Resolver::new(loaded.config.resolver.clone());
+        let notify_config = &loaded.config.notify;
+        let found = match discovery::discover(&resolver, &child.name).await {
+            Ok(found) => found,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_WARNINGS;
+            }
+        };
+        for step in &found.steps {
+            println!("; lookup {step}");
+        }
+        let target = match found.target(rtype) {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                println!("; no DSYNC target for ({rtype}, NOTIFY): nothing sent");
+                return EXIT_WARNINGS;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_WARNINGS;
+            }
+        };
+        println!(
+            "; target {} port {} (from {})",
+            display(&target.host),
+            target.port,
+            display(&target.owner)
+        );
+        if notify_config.gate == signalbox::config::Gate::Consistent {
+            // The parent's own delegation names the servers it will ask.
+            let view = match &found.parent {
+                Some(parent_zone) => observer::observe(
+                    &resolver,
+                    parent_zone,
+                    &child.name,
+                    notify_config.nameserver_port,
+                    loaded.config.resolver.timeout,
+                    jiff::Timestamp::now(),
+                )
+                .await
+                .map(|o| o.view())
+                .map_err(|e| {
+                    println!("; parent not readable ({e}); checking the configured nameservers")
+                })
+                .ok(),
+                None => None,
+            };
+            let report = plan(&loaded, child, view.as_ref());
+            let groups = if rtype == RecordType::CDS {
+                &report.cds_groups
+            } else {
+                &report.csync_groups
+            };
+            let verdict = gate::check(
+                &resolver,
+                groups,
+                notify_config.nameserver_port,
+                notify_config.udp_timeout,
+            )
+            .await;
+            for problem in &verdict.disagreements {
+                println!("; gate: disagrees: {problem}");
+            }
+            if !verdict.open() {
+                println!("; gate closed: the nameservers do not agree yet; nothing sent");
+                return EXIT_WARNINGS;
+            }
+            println!("; gate open: {} server(s) agree", verdict.checked.len());
+        }
+        let addresses: Vec<std::net::IpAddr> = match resolver.addresses(&target.host).await {
+            Ok(a) if !a.is_empty() => a,
+            Ok(_) => {
+                eprintln!("error: target {} has no address", display(&target.host));
+                return EXIT_WARNINGS;
+            }
+            Err(e) => {
+                eprintln!("error: target {}: {e}", display(&target.host));
+                return EXIT_WARNINGS;
+            }
+        };
+        let addr = std::net::SocketAddr::new(addresses[0], target.port);
+        if dry_run {
+            println!(
+                "; dry run: would send NOTIFY({rtype}) for {} to {addr}",
+                display(&child.name)
+            );
+            return EXIT_OK;
+        }
+        let name: &Name = &child.name;
+        match notify::send(
+            addr,
+            name,
+            rtype,
+            notify_config.udp_timeout,
+            notify_config.udp_tries,
+        )
+        .await
+        {
+            Outcome::Acknowledged => {
+                println!(
+                    "; NOTIFY({rtype}) for {} acknowledged by {addr}",
+                    display(name)
+                );
+                EXIT_OK
+            }
+            Outcome::Rejected(rcode) => {
+                println!("; NOTIFY({rtype}) rejected by {addr}: {rcode}");
+                EXIT_WARNINGS
+            }
+            Outcome::Failed(why) => {
+                println!("; NOTIFY({rtype}) failed: {why}");
+                EXIT_WARNINGS
+            }
+        }
+    })
+}

@@ -1,0 +1,603 @@
+//! The daemon's task for everything parent-side: owed NOTIFYs and parent
+//! observations, each a job on a timer, at most [`MAX_IN_FLIGHT`] at once.
+//!
+//! A NOTIFY becomes owed when a round reports new (non-empty) apex CDS/
+//! CDNSKEY or CSYNC for a child (compared with the ledger, so a restart
+//! does not repeat what was already sent). Its job: discover the DSYNC
+//! target; unless `gate = "immediate"`, check that every server agrees
+//! (re-checked with backoff up to `max_wait`, then held or sent per
+//! `on_timeout`); send (paced per target); on NOERROR the debt is paid and
+//! the parent is looked at again soon. Owed NOTIFYs survive restarts in the
+//! ledger.
+//!
+//! An observation job reads the child's DS and NS at the parent every
+//! `poll_interval` and reports a changed view to the daemon, which reruns
+//! the policy for that child.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use hickory_proto::rr::Name;
+use jiff::Timestamp;
+use tokio::{
+    sync::mpsc,
+    time::{Instant, sleep_until},
+};
+
+use super::{
+    ChildReport, discovery,
+    gate::{self, GateReport},
+    ledger::{self, Kind, LedgerEntry},
+    notify::{self, Outcome, RateLimit},
+    observer::{self, Observation},
+    resolver::Resolver,
+};
+use crate::{
+    config::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig},
+    dns::name::display,
+    policy::ParentView,
+};
+
+/// Jobs running at once.
+pub const MAX_IN_FLIGHT: usize = 256;
+/// Longest wait between two tries of a failing NOTIFY.
+const MAX_RETRY: Duration = Duration::from_secs(3600);
+/// How often a held NOTIFY's gate is looked at again.
+const HELD_RECHECK: Duration = Duration::from_secs(300);
+/// Ledger and observations are written at most this often.
+const SAVE_EVERY: Duration = Duration::from_secs(2);
+
+/// Where the agent keeps its files.
+#[derive(Debug, Clone)]
+pub struct AgentPaths {
+    /// The notify ledger.
+    pub ledger: PathBuf,
+    /// The parent observations.
+    pub observations: PathBuf,
+}
+
+/// The agent's settings.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// `[resolver]`.
+    pub resolver: ResolverConfig,
+    /// `[notify]`.
+    pub notify: NotifyConfig,
+    /// `[parent]`.
+    pub parent: ParentConfig,
+}
+
+/// The daemon's end of the agent.
+pub struct AgentHandle {
+    /// Children's reports after each round.
+    pub reports: mpsc::UnboundedSender<ChildReport>,
+    /// Parent views that changed (to the daemon).
+    pub views: mpsc::UnboundedReceiver<(Name, ParentView)>,
+}
+
+/// Loads the saved observations (the daemon seeds its views with them
+/// before the first round, so a restart does not bring withdrawn signals
+/// back).
+pub fn saved_views(paths: &AgentPaths) -> HashMap<Name, ParentView> {
+    ledger::load_observations(&paths.observations)
+        .into_iter()
+        .map(|(zone, o)| (zone, o.view()))
+        .collect()
+}
+
+/// Starts the agent on the current runtime.
+pub fn start(config: AgentConfig, paths: AgentPaths) -> AgentHandle {
+    let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+    let (views_tx, views_rx) = mpsc::unbounded_channel();
+    let agent = Agent::new(config, paths, views_tx);
+    tokio::spawn(agent.run(reports_rx));
+    AgentHandle {
+        reports: reports_tx,
+        views: views_rx,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Job {
+    Notify(Name, Kind),
+    Observe(Name),
+}
+
+enum JobResult {
+    Notify {
+        zone: Name,
+        kind: Kind,
+        result: NotifyStep,
+    },
+    Observe {
+        zone: Name,
+        result: Result<Observation, String>,
+    },
+}
+
+enum NotifyStep {
+    NoTarget(String),
+    Discovery(String),
+    GateClosed(GateReport),
+    Sent { target: String, outcome: Outcome },
+}
+
+struct Agent {
+    config: AgentConfig,
+    paths: AgentPaths,
+    resolver: Arc<Resolver>,
+    limit: Arc<Mutex<RateLimit>>,
+    views_tx: mpsc::UnboundedSender<(Name, ParentView)>,
+    ledger: BTreeMap<Name, LedgerEntry>,
+    observed: BTreeMap<Name, Observation>,
+    /// Latest reports of the children that are owed a NOTIFY (the gate
+    /// needs them); the others are only known by name.
+    children: HashMap<Name, Arc<ChildReport>>,
+    known: std::collections::HashSet<Name>,
+    timers: BTreeMap<(Instant, u64), Job>,
+    queued: HashMap<Job, (Instant, u64)>,
+    sequence: u64,
+    attempts: HashMap<(Name, Kind), u32>,
+    held: HashMap<(Name, Kind), bool>,
+    in_flight: usize,
+    dirty: bool,
+}
+
+impl std::hash::Hash for Job {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Job::Notify(zone, kind) => {
+                0u8.hash(state);
+                zone.to_lowercase().to_ascii().hash(state);
+                kind.hash(state);
+            }
+            Job::Observe(zone) => {
+                1u8.hash(state);
+                zone.to_lowercase().to_ascii().hash(state);
+            }
+        }
+    }
+}
+
+impl Agent {
+    fn new(
+        config: AgentConfig,
+        paths: AgentPaths,
+        views_tx: mpsc::UnboundedSender<(Name, ParentView)>,
+    ) -> Self {
+        let ledger = ledger::load_ledger(&paths.ledger);
+        let observed = ledger::load_observations(&paths.observations);
+        Agent {
+            resolver: Arc::new(Resolver::new(config.resolver.clone())),
+            limit: Arc::new(Mutex::new(RateLimit::new(config.notify.rate_limit))),
+            config,
+            paths,
+            views_tx,
+            ledger,
+            observed,
+            children: HashMap::new(),
+            known: std::collections::HashSet::new(),
+            timers: BTreeMap::new(),
+            queued: HashMap::new(),
+            sequence: 0,
+            attempts: HashMap::new(),
+            held: HashMap::new(),
+            in_flight: 0,
+            dirty: false,
+        }
+    }
+
+    /// Puts `job` on the timer at `at` (moving it if it is already there
+    /// and `at` is earlier).
+    fn schedule(&mut self, job: Job, at: Instant) {
+        if let Some(&(when, seq)) = self.queued.get(&job) {
+            if when <= at {
+                return;
+            }
+            self.timers.remove(&(when, seq));
+        }
+        self.sequence += 1;
+        self.timers.insert((at, self.sequence), job.clone());
+        self.queued.insert(job, (at, self.sequence));
+    }
+
+    async fn run(mut self, mut reports: mpsc::UnboundedReceiver<ChildReport>) {
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<JobResult>();
+        let mut save_at: Option<Instant> = None;
+        loop {
+            // Start what is due, up to the in-flight limit.
+            let now = Instant::now();
+            while self.in_flight < MAX_IN_FLIGHT {
+                let Some((&(at, seq), _)) = self.timers.first_key_value() else {
+                    break;
+                };
+                if at > now {
+                    break;
+                }
+                let Some(job) = self.timers.remove(&(at, seq)) else {
+                    break;
+                };
+                self.queued.remove(&job);
+                self.launch(job, &done_tx);
+            }
+            if self.dirty && save_at.is_none() {
+                save_at = Some(Instant::now() + SAVE_EVERY);
+            }
+            let next_timer = if self.in_flight < MAX_IN_FLIGHT {
+                self.timers.first_key_value().map(|(&(at, _), _)| at)
+            } else {
+                None
+            };
+            tokio::select! {
+                report = reports.recv() => match report {
+                    Some(report) => self.on_report(report),
+                    None => {
+                        self.save().await;
+                        return;
+                    }
+                },
+                Some(result) = done_rx.recv() => {
+                    self.in_flight -= 1;
+                    self.on_result(result);
+                }
+                _ = sleep_until(next_timer.unwrap_or_else(Instant::now)), if next_timer.is_some() => {}
+                _ = sleep_until(save_at.unwrap_or_else(Instant::now)), if save_at.is_some() => {
+                    save_at = None;
+                    self.save().await;
+                }
+            }
+        }
+    }
+
+    fn on_report(&mut self, report: ChildReport) {
+        let zone = report.zone.clone();
+        let now = Instant::now();
+        let entry = self.ledger.entry(zone.clone()).or_default();
+        let mut owed = Vec::new();
+        for (kind, new) in [(Kind::Cds, report.cds), (Kind::Csync, report.csync)] {
+            let old = match kind {
+                Kind::Cds => &mut entry.cds,
+                Kind::Csync => &mut entry.csync,
+            };
+            if *old != new {
+                *old = new;
+                self.dirty = true;
+                // RFC 9859 §4.2: when an RRset is created or changed; a
+                // removal asks nothing of the parent.
+                entry.set_pending(kind, (new != 0).then(Timestamp::now));
+                if new != 0 {
+                    owed.push(kind);
+                }
+            } else if entry.pending(kind).is_some() {
+                owed.push(kind); // owed from before a restart
+            }
+        }
+        let first_report = self.known.insert(zone.clone());
+        if owed.is_empty() {
+            self.children.remove(&zone);
+        } else {
+            self.children.insert(zone.clone(), Arc::new(report));
+        }
+        for kind in owed {
+            self.attempts.remove(&(zone.clone(), kind));
+            self.held.remove(&(zone.clone(), kind));
+            self.schedule(Job::Notify(zone.clone(), kind), now);
+        }
+        if first_report {
+            let poll = self.config.parent.poll_interval;
+            let at = match self.observed.get(&zone) {
+                Some(o) => {
+                    let age = Timestamp::now().duration_since(o.at).unsigned_abs();
+                    now + poll.saturating_sub(age)
+                }
+                // Spread first looks so 100k children do not ask at once.
+                None => now + spread(&zone, poll.min(Duration::from_secs(60))),
+            };
+            self.schedule(Job::Observe(zone), at);
+        }
+    }
+
+    fn launch(&mut self, job: Job, done: &mpsc::UnboundedSender<JobResult>) {
+        let done = done.clone();
+        let resolver = self.resolver.clone();
+        match job {
+            Job::Notify(zone, kind) => {
+                let Some(report) = self.children.get(&zone).cloned() else {
+                    return;
+                };
+                if self
+                    .ledger
+                    .get(&zone)
+                    .and_then(|e| e.pending(kind))
+                    .is_none()
+                {
+                    return; // paid or superseded meanwhile
+                }
+                let gate = self.config.notify.gate == Gate::Consistent
+                    && !(self.held.get(&(zone.clone(), kind)) == Some(&true)
+                        && self.config.notify.on_timeout == OnTimeout::Send);
+                let notify = self.config.notify.clone();
+                let limit = self.limit.clone();
+                self.in_flight += 1;
+                tokio::spawn(async move {
+                    let result = notify_job(&resolver, &report, kind, gate, &notify, &limit).await;
+                    let _ = done.send(JobResult::Notify { zone, kind, result });
+                });
+            }
+            Job::Observe(zone) => {
+                let port = self.config.notify.nameserver_port;
+                let timeout = self.config.resolver.timeout;
+                self.in_flight += 1;
+                tokio::spawn(async move {
+                    let result = observe_job(&resolver, &zone, port, timeout).await;
+                    let _ = done.send(JobResult::Observe { zone, result });
+                });
+            }
+        }
+    }
+
+    fn on_result(&mut self, result: JobResult) {
+        match result {
+            JobResult::Notify { zone, kind, result } => self.on_notify(zone, kind, result),
+            JobResult::Observe { zone, result } => self.on_observe(zone, result),
+        }
+    }
+
+    fn on_notify(&mut self, zone: Name, kind: Kind, step: NotifyStep) {
+        let z = display(&zone);
+        let qtype = kind.rtype().to_string();
+        let key = (zone.clone(), kind);
+        let attempt = {
+            let a = self.attempts.entry(key.clone()).or_insert(0);
+            *a += 1;
+            *a
+        };
+        let backoff = |attempt: u32, cap: Duration| {
+            Duration::from_secs(1u64 << attempt.min(12).saturating_sub(1)).min(cap)
+        };
+        let now = Instant::now();
+        match step {
+            NotifyStep::NoTarget(why) => {
+                tracing::info!(zone = z, qtype, "no NOTIFY sent: {why}");
+                self.paid(&zone, kind);
+            }
+            NotifyStep::Discovery(why) => {
+                let wait = backoff(attempt, Duration::from_secs(300));
+                tracing::warn!(
+                    zone = z,
+                    qtype,
+                    retry_in_s = wait.as_secs(),
+                    "NOTIFY delayed: {why}"
+                );
+                self.schedule(Job::Notify(zone, kind), now + wait);
+            }
+            NotifyStep::GateClosed(report) => {
+                let since = self
+                    .ledger
+                    .get(&zone)
+                    .and_then(|e| e.pending(kind))
+                    .unwrap_or_else(Timestamp::now);
+                let waited = Timestamp::now().duration_since(since).unsigned_abs();
+                let disagreements = report.disagreements.join("; ");
+                if waited < self.config.notify.max_wait {
+                    let wait = backoff(attempt, Duration::from_secs(30));
+                    tracing::info!(
+                        zone = z,
+                        qtype,
+                        waited_s = waited.as_secs(),
+                        retry_in_s = wait.as_secs_f64(),
+                        "NOTIFY waits for the nameservers to agree: {disagreements}"
+                    );
+                    self.schedule(Job::Notify(zone, kind), now + wait);
+                } else {
+                    let first = self.held.insert(key, true) != Some(true);
+                    match self.config.notify.on_timeout {
+                        OnTimeout::Hold => {
+                            if first {
+                                tracing::error!(
+                                    zone = z,
+                                    qtype,
+                                    waited_s = waited.as_secs(),
+                                    "NOTIFY held: the nameservers still disagree after max_wait \
+                                     ([notify] on_timeout = \"hold\"): {disagreements}"
+                                );
+                            }
+                            self.schedule(Job::Notify(zone, kind), now + HELD_RECHECK);
+                        }
+                        OnTimeout::Send => {
+                            tracing::warn!(
+                                zone = z,
+                                qtype,
+                                "the nameservers still disagree after max_wait; sending anyway \
+                                 ([notify] on_timeout = \"send\"): {disagreements}"
+                            );
+                            self.schedule(Job::Notify(zone, kind), now);
+                        }
+                    }
+                }
+            }
+            NotifyStep::Sent { target, outcome } => match outcome {
+                Outcome::Acknowledged => {
+                    tracing::info!(zone = z, qtype, %target, "NOTIFY acknowledged");
+                    self.paid(&zone, kind);
+                    let soon = now + self.config.parent.after_notify;
+                    self.schedule(Job::Observe(zone), soon);
+                }
+                Outcome::Rejected(rcode) => {
+                    tracing::warn!(zone = z, qtype, %target, rcode, "NOTIFY rejected by the parent's target; not retried");
+                    self.paid(&zone, kind);
+                }
+                Outcome::Failed(why) => {
+                    let wait = backoff(attempt + 3, MAX_RETRY);
+                    tracing::warn!(zone = z, qtype, %target, retry_in_s = wait.as_secs(), "NOTIFY failed: {why}");
+                    self.schedule(Job::Notify(zone, kind), now + wait);
+                }
+            },
+        }
+    }
+
+    fn paid(&mut self, zone: &Name, kind: Kind) {
+        if let Some(entry) = self.ledger.get_mut(zone) {
+            entry.set_pending(kind, None);
+        }
+        self.attempts.remove(&(zone.clone(), kind));
+        self.held.remove(&(zone.clone(), kind));
+        self.dirty = true;
+    }
+
+    fn on_observe(&mut self, zone: Name, result: Result<Observation, String>) {
+        let poll = self.config.parent.poll_interval;
+        let now = Instant::now();
+        match result {
+            Ok(observation) => {
+                let changed = self
+                    .observed
+                    .get(&zone)
+                    .is_none_or(|old| old.ds != observation.ds || old.ns != observation.ns);
+                if changed {
+                    tracing::info!(
+                        zone = display(&zone),
+                        parent = display(&observation.parent),
+                        ds = observation.ds.len(),
+                        ns = observation.ns.len(),
+                        "parent view changed"
+                    );
+                    let _ = self.views_tx.send((zone.clone(), observation.view()));
+                }
+                self.observed.insert(zone.clone(), observation);
+                self.dirty = true;
+                self.schedule(Job::Observe(zone), now + poll);
+            }
+            Err(why) => {
+                let wait = poll.min(Duration::from_secs(300));
+                tracing::warn!(
+                    zone = display(&zone),
+                    retry_in_s = wait.as_secs(),
+                    "cannot read the parent: {why}"
+                );
+                self.schedule(Job::Observe(zone), now + wait);
+            }
+        }
+    }
+
+    async fn save(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        let ledger = self.ledger.clone();
+        let observed = self.observed.clone();
+        let paths = self.paths.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            ledger::save_ledger(&paths.ledger, &ledger)
+                .and_then(|()| ledger::save_observations(&paths.observations, &observed))
+        })
+        .await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("{e}"),
+            Err(e) => tracing::error!(error = %e, "saving the notify ledger failed"),
+        }
+    }
+}
+
+/// A stable per-zone delay in `0..window`.
+fn spread(zone: &Name, window: Duration) -> Duration {
+    let hash = zone
+        .to_lowercase()
+        .to_ascii()
+        .bytes()
+        .fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+    let millis = window.as_millis().max(1) as u64;
+    Duration::from_millis(u64::from(hash) % millis)
+}
+
+async fn notify_job(
+    resolver: &Resolver,
+    report: &ChildReport,
+    kind: Kind,
+    gate: bool,
+    config: &NotifyConfig,
+    limit: &Mutex<RateLimit>,
+) -> NotifyStep {
+    let found = match discovery::discover(resolver, &report.zone).await {
+        Ok(found) => found,
+        Err(e) => return NotifyStep::Discovery(e.to_string()),
+    };
+    let target = match found.target(kind.rtype()) {
+        Ok(Some(target)) => target,
+        Ok(None) => {
+            return NotifyStep::NoTarget(format!(
+                "the parent {} publishes no DSYNC for ({}, NOTIFY) ({})",
+                found.parent.as_ref().map_or("?".into(), display),
+                kind.rtype(),
+                found.steps.join("; ")
+            ));
+        }
+        Err(e) => return NotifyStep::NoTarget(e.to_string()),
+    };
+    if gate {
+        let groups = match kind {
+            Kind::Cds => &report.cds_groups,
+            Kind::Csync => &report.csync_groups,
+        };
+        let verdict =
+            gate::check(resolver, groups, config.nameserver_port, config.udp_timeout).await;
+        if !verdict.open() {
+            return NotifyStep::GateClosed(verdict);
+        }
+    }
+    let addresses = match resolver.addresses(&target.host).await {
+        Ok(a) if !a.is_empty() => a,
+        Ok(_) => {
+            return NotifyStep::Discovery(format!(
+                "target {} has no address",
+                display(&target.host)
+            ));
+        }
+        Err(e) => return NotifyStep::Discovery(format!("target {}: {e}", display(&target.host))),
+    };
+    // One of the endpoints (RFC 9859 §4.2): the first address.
+    let addr = std::net::SocketAddr::new(addresses[0], target.port);
+    let wait = limit.lock().map_or(Duration::ZERO, |mut l| {
+        l.reserve(addr, Instant::now().into_std())
+    });
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    let outcome = notify::send(
+        addr,
+        &report.zone,
+        kind.rtype(),
+        config.udp_timeout,
+        config.udp_tries,
+    )
+    .await;
+    NotifyStep::Sent {
+        target: format!("{} {addr}", display(&target.host)),
+        outcome,
+    }
+}
+
+async fn observe_job(
+    resolver: &Resolver,
+    zone: &Name,
+    port: u16,
+    timeout: Duration,
+) -> Result<Observation, String> {
+    let found = discovery::discover(resolver, zone)
+        .await
+        .map_err(|e| e.to_string())?;
+    let parent = found
+        .parent
+        .ok_or_else(|| "the parent zone is unknown (no SOA in the DSYNC answers)".to_string())?;
+    observer::observe(resolver, &parent, zone, port, timeout, Timestamp::now())
+        .await
+        .map_err(|e| e.to_string())
+}
