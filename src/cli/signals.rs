@@ -48,6 +48,11 @@ pub fn run(config: &Path, zone: Option<&str>, at: Option<&str>, soa_serial: Opti
         return EXIT_CONFIG;
     }
 
+    // What the daemon last saw at the parent is a fact for the policy (the
+    // same one the daemon uses), so `signals` agrees with what is served.
+    let views = signalbox::parent::agent::saved_views(
+        &signalbox::parent::agent::AgentPaths::in_state_dir(&loaded.config.state.dir),
+    );
     println!("; signalbox signals at {now}");
     if at.is_some()
         && children
@@ -86,7 +91,20 @@ pub fn run(config: &Path, zone: Option<&str>, at: Option<&str>, soa_serial: Opti
             );
             code = code.max(EXIT_WARNINGS);
         }
-        let signals = policy::compute(&child.input(None, soa_serial), now);
+        let view = views.get(&child.name);
+        if let Some(view) = view {
+            println!(
+                "; parent view (state/parent.state, observed {}): {} DS, NS {}",
+                view.observed_at
+                    .map_or_else(|| "?".to_string(), |t| t.to_string()),
+                view.ds.len(),
+                view.ns.as_ref().map_or_else(
+                    || "?".to_string(),
+                    |ns| ns.iter().map(display).collect::<Vec<_>>().join(" ")
+                )
+            );
+        }
+        let signals = policy::compute(&child.input(view, soa_serial), now);
         signals.trace();
         for decision in &signals.decisions {
             println!("; {decision}");

@@ -294,10 +294,7 @@ impl Daemon {
 
     /// Where the parent agent keeps its files.
     fn agent_paths(&self) -> AgentPaths {
-        AgentPaths {
-            ledger: self.state.path().join("notify.state"),
-            observations: self.state.path().join("parent.state"),
-        }
+        AgentPaths::in_state_dir(self.state.path())
     }
 
     /// Starts the parent agent when the config asks for it; seeds the

@@ -60,6 +60,16 @@ pub struct AgentPaths {
     pub observations: PathBuf,
 }
 
+impl AgentPaths {
+    /// The files in state directory `dir`.
+    pub fn in_state_dir(dir: &std::path::Path) -> Self {
+        AgentPaths {
+            ledger: dir.join("notify.state"),
+            observations: dir.join("parent.state"),
+        }
+    }
+}
+
 /// The agent's settings.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
