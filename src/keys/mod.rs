@@ -94,10 +94,22 @@ impl fmt::Display for TimingEvent {
     }
 }
 
-/// The timing metadata of a key; `None` = not set.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The timing metadata of a key; `None` = not set. Whole seconds, as BIND
+/// writes them (80 octets a key: at a million children it counts).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timing {
-    values: [Option<Timestamp>; 10],
+    values: [i64; 10],
+}
+
+/// "Not set" in [`Timing`].
+const UNSET: i64 = i64::MIN;
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            values: [UNSET; 10],
+        }
+    }
 }
 
 impl Timing {
@@ -110,12 +122,18 @@ impl Timing {
 
     /// The time of `event`, if set.
     pub fn get(&self, event: TimingEvent) -> Option<Timestamp> {
-        self.values[Self::index(event)]
+        Self::decode(self.values[Self::index(event)])
     }
 
-    /// Sets (or clears) the time of `event`.
+    fn decode(value: i64) -> Option<Timestamp> {
+        (value != UNSET)
+            .then(|| Timestamp::from_second(value).ok())
+            .flatten()
+    }
+
+    /// Sets (or clears) the time of `event` (to the second).
     pub fn set(&mut self, event: TimingEvent, when: Option<Timestamp>) {
-        self.values[Self::index(event)] = when;
+        self.values[Self::index(event)] = when.map_or(UNSET, |t| t.as_second());
     }
 
     /// True when `event` is set and at or before `now`.
@@ -125,7 +143,7 @@ impl Timing {
 
     /// True when no event at all is set.
     pub fn is_empty(&self) -> bool {
-        self.values.iter().all(Option::is_none)
+        self.values.iter().all(|v| *v == UNSET)
     }
 
     /// The events that are set, with their times.
@@ -133,7 +151,7 @@ impl Timing {
         TimingEvent::ALL
             .iter()
             .zip(self.values.iter())
-            .filter_map(|(e, v)| v.map(|t| (*e, t)))
+            .filter_map(|(e, v)| Self::decode(*v).map(|t| (*e, t)))
     }
 }
 

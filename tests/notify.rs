@@ -1,0 +1,505 @@
+//! Generalized NOTIFY (RFC 9859) against real servers: DSYNC records in a
+//! parent zone served by Knot (RFC 3597 syntax), discovered through a
+//! validating Unbound; NOTIFYs caught by a receiver written for the tests
+//! that checks every message; the consistency gate asking Knot and
+//! signalbox directly; the parent observer withdrawing signals.
+//!
+//! The world (tests/common/parent.rs), all on loopback:
+//!
+//! ```text
+//!   test. (signed)         ns.other.test. A 127.0.0.1   (Knot: serves the child)
+//!                          ns1.operator.test. A 127.0.0.2   (signalbox: _signal.ns.other.test.)
+//!                          scanner.test. A 127.0.0.3   (the NOTIFY receiver)
+//!   parent.test. (signed)  DSYNC records per case
+//!   child.parent.test.     NS ns.other.test.; apex CDS/CDNSKEY as the case needs
+//! ```
+//! Knot listens on 127.0.0.1:P and signalbox on 127.0.0.2:P, so
+//! `[notify] nameserver_port = P` reaches both as the NS records say.
+
+mod common;
+
+use std::{
+    fs,
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use common::{
+    chain,
+    parent::{self, NotifyReceiver, ParentWorld, ReceiverMode, WorldSpec, ZoneSpec},
+    serve::{Serve, query},
+    *,
+};
+
+const CHILD: &str = "child.parent.test.";
+const SIGNAL: &str = "_signal.ns.other.test.";
+
+fn ready() -> bool {
+    let mut needed: Vec<&str> = parent::TOOLS.to_vec();
+    needed.push("dnssec-keygen");
+    tools(&needed)
+}
+
+fn test_body(extra: &str) -> String {
+    format!("ns.other A 127.0.0.1\nns1.operator A 127.0.0.2\nscanner A 127.0.0.3\n{extra}\n")
+}
+
+fn dsync(rrtype: u16, port: u16, target: &str) -> String {
+    parent::dsync_rdata(rrtype, 1, port, target)
+}
+
+/// A world with `parent_body` in parent.test. and `child_body` in the
+/// (unsigned) child.
+fn world(parent_body: &str, child_body: &str) -> ParentWorld {
+    world_with(parent_body, child_body, Vec::new())
+}
+
+fn world_with(parent_body: &str, child_body: &str, more: Vec<ZoneSpec>) -> ParentWorld {
+    let mut zones = vec![
+        ZoneSpec::signed("test.", &test_body("")),
+        ZoneSpec::signed("parent.test.", parent_body),
+        ZoneSpec::unsigned(CHILD, child_body).with_ns(&["ns.other.test."]),
+    ];
+    zones.extend(more);
+    ParentWorld::start(&WorldSpec { zones })
+}
+
+/// signalbox's side: a key directory for the child and for the signalling
+/// zone, and a config.
+struct Side {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    child_key: PathBuf,
+}
+
+impl Side {
+    /// `notify` lines go into the `[notify]` table.
+    fn new(world: &ParentWorld, zones: &[&str], cds: &str, notify: &str) -> Side {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let children = root.join("children");
+        fs::create_dir_all(&children).expect("mkdir");
+        let mut child_key = PathBuf::new();
+        for zone in zones {
+            let stem = chain::keygen(&children, &["-f", "KSK", zone.trim_end_matches('.')]);
+            if *zone == CHILD {
+                child_key = children.join(format!("{stem}.key"));
+            }
+        }
+        let signal = root.join("signal");
+        fs::create_dir_all(&signal).expect("mkdir");
+        chain::keygen(&signal, &["-f", "KSK", SIGNAL.trim_end_matches('.')]);
+        let port = world.auth().port();
+        let config = root.join("signalbox.toml");
+        fs::write(
+            &config,
+            format!(
+                r#"version = 1
+[[zones]]
+keys = "children"
+nameservers = ["ns.other.test."]
+cds = "{cds}"
+signal_ttl = "1s"
+
+[[signaling_zone]]
+apex = "{SIGNAL}"
+keys = "signal"
+nameservers = ["ns1.operator.test."]
+soa_minimum = "1s"
+
+[server]
+listen = ["127.0.0.2:{port}"]
+
+[state]
+dir = "state"
+
+[resolver]
+servers = ["{resolver}"]
+
+[notify]
+nameserver_port = {port}
+udp_timeout = "200ms"
+udp_tries = 2
+{notify}
+
+[parent]
+poll_interval = "1s"
+after_notify = "1s"
+"#,
+                resolver = world.resolver(),
+            ),
+        )
+        .expect("write config");
+        Side {
+            dir,
+            config,
+            child_key,
+        }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        output(signalbox().args(args).arg("-c").arg(&self.config))
+    }
+
+    /// The child's apex CDS and CDNSKEY lines as `signals` prints them,
+    /// with the DNSKEY they describe (BIND's zone checks want it there).
+    fn apex_lines(&self) -> String {
+        let (code, stdout, stderr) = self.run(&["signals", "--zone", CHILD]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        let dnskey = format!("{CHILD} DNSKEY {}\n", chain::dnskey_rdata(&self.child_key));
+        let lines: String = stdout
+            .lines()
+            .filter(|l| l.starts_with(CHILD) && (l.contains(" CDS ") || l.contains(" CDNSKEY ")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        dnskey + &lines
+    }
+}
+
+/// Checks one received NOTIFY against RFC 9859 §4.2 and returns its QTYPE.
+fn check_notify(r: &parent::Received, child: &str) -> u16 {
+    assert_eq!(r.opcode, 4, "opcode NOTIFY: {r:?}");
+    assert!(!r.qr, "a query, not a response: {r:?}");
+    assert!(r.aa, "AA set: {r:?}");
+    assert_eq!(r.qdcount, 1, "one question: {r:?}");
+    assert_eq!(
+        (r.ancount, r.nscount, r.arcount),
+        (0, 0, 0),
+        "nothing else: {r:?}"
+    );
+    assert_eq!(r.qname, child, "QNAME = the child apex: {r:?}");
+    assert_eq!(r.qclass, 1);
+    r.qtype
+}
+
+/// Discovery and sending cases do not need the gate.
+const IMMEDIATE: &str = "gate = \"immediate\"";
+
+#[test]
+fn discovery_finds_each_kind_of_dsync_and_the_notify_is_well_formed() {
+    if !ready() {
+        return;
+    }
+    let receiver = NotifyReceiver::start(Ipv4Addr::new(127, 0, 0, 3), ReceiverMode::Answer);
+    let port = receiver.addr().port();
+    // A wildcard pointing at a dead port, a child-specific record at the
+    // receiver, and a record for a deeper child; a second parent, bare.test.,
+    // with only the bare _dsync name (for CDS and CSYNC).
+    let parent_body = format!(
+        "*._dsync TYPE66 {wild}\nchild._dsync TYPE66 {specific}\na.b._dsync TYPE66 {deep}\n",
+        wild = dsync(59, 9, "scanner.test."),
+        specific = dsync(59, port, "scanner.test."),
+        deep = dsync(59, port, "scanner.test."),
+    );
+    let bare = format!(
+        "_dsync TYPE66 {}\n_dsync TYPE66 {}\n",
+        dsync(59, port, "scanner.test."),
+        dsync(62, port, "scanner.test."),
+    );
+    let world = world_with(
+        &parent_body,
+        "",
+        vec![ZoneSpec::signed("bare.test.", &bare)],
+    );
+    let side = Side::new(
+        &world,
+        &[
+            CHILD,
+            "a.b.parent.test.",
+            "other.parent.test.",
+            "c.bare.test.",
+        ],
+        "always",
+        IMMEDIATE,
+    );
+
+    // 1. The child-specific record wins over the wildcard.
+    let (code, stdout, stderr) = side.run(&["notify", "--zone", CHILD]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("child._dsync.parent.test."), "{stdout}");
+    let got = receiver.wait_for(1, Duration::from_secs(5));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].transport, "udp");
+    assert_eq!(check_notify(&got[0], CHILD), 59);
+
+    // A positive answer ends the search (RFC 9859 §4.1): child._dsync has
+    // no CSYNC record, so there is no CSYNC target.
+    let (code, stdout, _) = side.run(&["notify", "--zone", CHILD, "--type", "csync"]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("no DSYNC target for (CSYNC, NOTIFY)"),
+        "{stdout}"
+    );
+
+    // 2. Only the bare name: c._dsync.bare.test. is NXDOMAIN, so
+    //    _dsync.bare.test. is asked (step 3), for CSYNC here.
+    let (code, stdout, stderr) = side.run(&["notify", "--zone", "c.bare.test.", "--type", "csync"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("c._dsync.bare.test. DSYNC: NXDOMAIN"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("; lookup _dsync.bare.test. DSYNC: NOERROR"),
+        "{stdout}"
+    );
+    let got = receiver.wait_for(2, Duration::from_secs(5));
+    assert_eq!(check_notify(&got[1], "c.bare.test."), 62);
+
+    // 3. A child two labels below its parent: a._dsync.b.parent.test. is
+    //    NXDOMAIN from parent.test., so _dsync is re-inserted above it.
+    let (code, stdout, stderr) = side.run(&["notify", "--zone", "a.b.parent.test."]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("a._dsync.b.parent.test. DSYNC: NXDOMAIN"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("a.b._dsync.parent.test. DSYNC: NOERROR"),
+        "{stdout}"
+    );
+    let got = receiver.wait_for(3, Duration::from_secs(5));
+    assert_eq!(check_notify(&got[2], "a.b.parent.test."), 59);
+
+    // 4. The wildcard (the answer is synthesised at the name asked): any
+    //    other child goes to the dead port; nothing reaches the receiver and
+    //    the failure is reported.
+    let (code, stdout, _) = side.run(&["notify", "--zone", "other.parent.test."]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("target scanner.test. port 9 (from other._dsync.parent.test.)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("failed"), "{stdout}");
+    assert_eq!(receiver.received().len(), 3);
+
+    // `parent` shows the same, step by step.
+    let (_, stdout, _) = side.run(&["parent", "--zone", CHILD]);
+    assert!(stdout.contains("; parent zone parent.test."), "{stdout}");
+    assert!(
+        stdout.contains(&format!("NOTIFY(CDS) target scanner.test. port {port}")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn no_dsync_or_duplicates_send_nothing_and_say_why() {
+    if !ready() {
+        return;
+    }
+    let receiver = NotifyReceiver::start(Ipv4Addr::new(127, 0, 0, 3), ReceiverMode::Answer);
+    let port = receiver.addr().port();
+    let parent_body = format!(
+        "dup._dsync TYPE66 {a}\ndup._dsync TYPE66 {b}\nnull._dsync TYPE66 {null}\n",
+        a = dsync(59, port, "scanner.test."),
+        b = dsync(59, port + 1, "scanner.test."),
+        null = parent::dsync_rdata(59, 0, port, "scanner.test."),
+    );
+    let world = world(&parent_body, "");
+    let side = Side::new(
+        &world,
+        &[CHILD, "dup.parent.test.", "null.parent.test."],
+        "always",
+        IMMEDIATE,
+    );
+
+    // No DSYNC anywhere for child: three lookups, then nothing.
+    let (code, stdout, _) = side.run(&["notify", "--zone", CHILD]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("child._dsync.parent.test. DSYNC: NXDOMAIN"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("_dsync.parent.test. DSYNC: NXDOMAIN"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("no DSYNC target"), "{stdout}");
+    let (_, stdout, _) = side.run(&["parent", "--zone", CHILD]);
+    assert!(stdout.contains("NOTIFY(CDS): no target"), "{stdout}");
+
+    // Two records for (CDS, NOTIFY): an error, nothing sent (BIND does the same).
+    let (code, _, stderr) = side.run(&["notify", "--zone", "dup.parent.test."]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("2 DSYNC records for (CDS, NOTIFY)"),
+        "{stderr}"
+    );
+
+    // Scheme 0 is the null scheme: ignored, so no target.
+    let (code, stdout, _) = side.run(&["notify", "--zone", "null.parent.test."]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("no DSYNC target"), "{stdout}");
+
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(receiver.received().is_empty(), "{:?}", receiver.received());
+}
+
+#[test]
+fn a_silent_target_gets_udp_retries_then_tcp_then_the_failure_is_reported() {
+    if !ready() {
+        return;
+    }
+    let receiver = NotifyReceiver::start(Ipv4Addr::new(127, 0, 0, 3), ReceiverMode::Silent);
+    let parent_body = format!(
+        "*._dsync TYPE66 {}\n",
+        dsync(59, receiver.addr().port(), "scanner.test.")
+    );
+    let world = world(&parent_body, "");
+    let side = Side::new(&world, &[CHILD], "always", IMMEDIATE);
+    let started = Instant::now();
+    let (code, stdout, _) = side.run(&["notify", "--zone", CHILD]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("failed") && stdout.contains("then TCP"),
+        "{stdout}"
+    );
+    let got = receiver.received();
+    let udp = got.iter().filter(|r| r.transport == "udp").count();
+    let tcp = got.iter().filter(|r| r.transport == "tcp").count();
+    assert_eq!((udp, tcp), (2, 1), "{got:?}");
+    for r in &got {
+        check_notify(r, CHILD);
+    }
+    // 200 ms + 400 ms of UDP, then TCP with its own timeout: bounded.
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // A target that answers only over TCP still gets it.
+    receiver.set_mode(ReceiverMode::TcpOnly);
+    let (code, stdout, _) = side.run(&["notify", "--zone", CHILD]);
+    assert_eq!(code, 0, "{stdout}");
+}
+
+/// The daemon: the gate holds the NOTIFY while Knot (the child's NS) lags
+/// behind; a restart keeps the owed NOTIFY; once Knot serves the same
+/// CDS/CDNSKEY as signalbox computes, the NOTIFY goes out; then the parent
+/// publishes the DS and the `_dsboot` signals and the rollover CDS go.
+#[test]
+fn the_daemon_waits_for_agreement_survives_a_restart_and_withdraws_once_the_parent_acts() {
+    if !ready() {
+        return;
+    }
+    let receiver = NotifyReceiver::start(Ipv4Addr::new(127, 0, 0, 3), ReceiverMode::Answer);
+    let parent_body = format!(
+        "*._dsync TYPE66 {}\n",
+        dsync(59, receiver.addr().port(), "scanner.test.")
+    );
+    let mut world = world(&parent_body, "");
+    let side = Side::new(&world, &[CHILD], "rollover", "");
+    let addr = SocketAddr::new([127, 0, 0, 2].into(), world.auth().port());
+    let dsboot = format!("_dsboot.{CHILD}{SIGNAL}");
+
+    // Knot serves the child without CDS: the gate stays closed.
+    let mut daemon = Serve::start(&side.config, addr, SIGNAL);
+    let served = wait_until(Duration::from_secs(20), || {
+        query(addr, &dsboot, 59, false).is_some_and(|m| !m.answers.is_empty())
+    });
+    assert!(
+        served,
+        "signalbox serves the _dsboot CDS:\n{}",
+        daemon.log_text()
+    );
+    let waiting = wait_until(Duration::from_secs(20), || {
+        daemon
+            .log_text()
+            .contains("NOTIFY waits for the nameservers to agree")
+    });
+    assert!(waiting, "{}", daemon.log_text());
+    let log = daemon.log_text();
+    assert!(
+        log.contains("child child.parent.test.: ns.other.test. 127.0.0.1:"),
+        "the log names the server that disagrees:\n{log}"
+    );
+    assert!(receiver.received().is_empty());
+
+    // The NOTIFY is owed in the ledger; a restart keeps it.
+    let ledger = side.root().join("state/notify.state");
+    let owed = wait_until(Duration::from_secs(10), || {
+        fs::read_to_string(&ledger).is_ok_and(|t| {
+            t.lines()
+                .any(|l| l.starts_with(CHILD) && l.split_whitespace().nth(3) != Some("-"))
+        })
+    });
+    assert!(owed, "{:?}", fs::read_to_string(&ledger));
+    daemon.kill();
+    drop(daemon);
+
+    // Knot catches up (the same CDS/CDNSKEY as signalbox computes), then
+    // signalbox comes back: the owed NOTIFY goes out after the gate opens.
+    world.set_zone(CHILD, &side.apex_lines());
+    let daemon = Serve::start(&side.config, addr, SIGNAL);
+    let got = receiver.wait_for(1, Duration::from_secs(30));
+    assert_eq!(got.len(), 1, "{got:?}\n{}", daemon.log_text());
+    assert_eq!(check_notify(&got[0], CHILD), 59);
+    assert!(
+        daemon.log_text().contains("NOTIFY acknowledged"),
+        "{}",
+        daemon.log_text()
+    );
+
+    // The parent publishes our DS: the observer sees it, the _dsboot
+    // signals are withdrawn (RFC 9615 §5.1) and rollover comes to rest
+    // (no CDS wanted: the ledger's fingerprint drops to zero).
+    let ds = chain::dsfromkey(&side.child_key);
+    world.set_zone("parent.test.", &format!("{parent_body}child DS {ds}\n"));
+    let withdrawn = wait_until(Duration::from_secs(30), || {
+        query(addr, &dsboot, 59, false).is_some_and(|m| m.answers.is_empty())
+    });
+    assert!(withdrawn, "{}", daemon.log_text());
+    assert!(daemon.log_text().contains("parent view changed"));
+    let at_rest = wait_until(Duration::from_secs(10), || {
+        fs::read_to_string(&ledger).is_ok_and(|t| {
+            t.lines().any(|l| {
+                l.starts_with(CHILD) && l.split_whitespace().nth(1) == Some("0000000000000000")
+            })
+        })
+    });
+    assert!(at_rest, "{:?}", fs::read_to_string(&ledger));
+    // No second NOTIFY for a removal.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(receiver.received().len(), 1);
+
+    // A new KSK in the key directory (no human step besides it): rollover
+    // wants its DS at the parent, so the CDS come back and, once Knot serves
+    // them too, a second NOTIFY(CDS) goes out.
+    let waits_before = daemon
+        .log_text()
+        .matches("NOTIFY waits for the nameservers to agree")
+        .count();
+    chain::keygen(
+        &side.root().join("children"),
+        &["-f", "KSK", CHILD.trim_end_matches('.')],
+    );
+    let wanted = wait_until(Duration::from_secs(10), || {
+        side.apex_lines().contains(" CDS ")
+    });
+    assert!(wanted, "{}", side.apex_lines());
+    let reopened = wait_until(Duration::from_secs(10), || {
+        daemon
+            .log_text()
+            .matches("NOTIFY waits for the nameservers to agree")
+            .count()
+            > waits_before
+    });
+    assert!(reopened, "{}", daemon.log_text());
+    world.set_zone(CHILD, &side.apex_lines());
+    let got = receiver.wait_for(2, Duration::from_secs(30));
+    assert_eq!(got.len(), 2, "{got:?}\n{}", daemon.log_text());
+    assert_eq!(check_notify(&got[1], CHILD), 59);
+}
+
+fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
