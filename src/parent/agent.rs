@@ -304,8 +304,9 @@ impl Agent {
                     let age = Timestamp::now().duration_since(o.at).unsigned_abs();
                     now + poll.saturating_sub(age)
                 }
-                // Spread first looks so 100k children do not ask at once.
-                None => now + spread(&zone, poll.min(Duration::from_secs(60))),
+                // Spread first looks (over up to 10 min) so 100k children do not
+                // all ask at once.
+                None => now + spread(&zone, poll.min(Duration::from_secs(600))),
             };
             self.schedule(Job::Observe(zone), at);
         }
