@@ -42,6 +42,10 @@ pub struct ChildZone {
     pub issues: Vec<KeyIssue>,
     /// The config table(s) it comes from, for messages.
     pub source: String,
+    /// Its `[[zone]]` has `follow`: its signer's apex is the source.
+    pub follows: bool,
+    /// The apex types its `[[zone]]` `publish` writes by UPDATE.
+    pub publish_types: Vec<hickory_proto::rr::RecordType>,
 }
 
 impl ChildZone {
@@ -62,6 +66,7 @@ impl ChildZone {
             keys: &self.keys,
             parent,
             soa_serial,
+            followed: None,
         }
     }
 }
@@ -255,7 +260,13 @@ fn child_with_errors(
             set.map(|s| s.origin.to_string()).unwrap_or_default(),
         ),
     };
-    Some(assemble(name, settings, key_dir, store, held, source))
+    let mut child = assemble(name, settings, key_dir, store, held, source);
+    child.follows = zone_cfg.is_some_and(|z| z.follow.is_some());
+    child.publish_types = zone_cfg
+        .and_then(|z| z.publish.as_ref())
+        .map(|p| p.types.clone())
+        .unwrap_or_default();
+    Some(child)
 }
 
 fn assemble(
@@ -292,5 +303,7 @@ fn assemble(
         held,
         issues,
         source,
+        follows: false,
+        publish_types: Vec::new(),
     }
 }

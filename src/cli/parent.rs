@@ -66,9 +66,10 @@ fn signaling_targets(loaded: &Loaded) -> Vec<SignalingTarget> {
             apex: sz.apex.clone(),
             ns_host: sz.ns_host(),
             hosts: sz.nameservers.clone(),
-            dnskeys: loaded
-                .store
-                .report(&sz.keys)
+            dnskeys: sz
+                .keys
+                .as_ref()
+                .and_then(|dir| loaded.store.report(dir))
                 .and_then(|r| r.zones.get(&sz.apex))
                 .map(|keys| {
                     keys.iter()

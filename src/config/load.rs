@@ -16,6 +16,7 @@ use super::{
     normalize_path,
     parent::{RawNotify, RawParent, RawResolver},
     serve::{RawSafety, RawServer, RawState, RawWatch, RawZoneOptions},
+    sidecar::{RawFollow, RawPublish},
 };
 use crate::{dns::parse_name, zone::serial::SerialPolicy};
 
@@ -67,13 +68,16 @@ pub(super) struct RawZone {
     pub(super) keep_signals: Option<bool>,
     pub(super) csync_flags: Option<Vec<Spanned<String>>>,
     pub(super) foreign_keys: Option<Vec<Spanned<String>>>,
+    pub(super) follow: Option<Spanned<RawFollow>>,
+    pub(super) publish: Option<Spanned<RawPublish>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSignalingZone {
     apex: Spanned<String>,
-    keys: Spanned<String>,
+    keys: Option<Spanned<String>>,
+    publish: Option<Spanned<RawPublish>>,
     nameservers: Vec<Spanned<String>>,
     cds: Option<Spanned<CdsMode>>,
     confirm_delete: Option<bool>,
@@ -337,6 +341,45 @@ impl Checker<'_> {
                 }
             }
         }
+        // Keys named by follow/publish must exist too.
+        let mut named: Vec<(String, &Name, Range<usize>)> = Vec::new();
+        // (Spans only when no table was dropped, so indices line up.)
+        let aligned = zones.len() == raw.zone.len();
+        for (i, zone) in zones.iter().enumerate() {
+            let span = if aligned { raw.zone[i].span() } else { 0..0 };
+            if let Some(name) = zone.follow.as_ref().and_then(|f| f.tsig.as_ref()) {
+                named.push((
+                    format!("{}.follow.tsig", zone.origin.table),
+                    name,
+                    span.clone(),
+                ));
+            }
+            if let Some(name) = zone.publish.as_ref().and_then(|p| p.tsig.as_ref()) {
+                named.push((format!("{}.publish.tsig", zone.origin.table), name, span));
+            }
+        }
+        for (i, sz) in signaling_zones.iter().enumerate() {
+            if let Some(name) = sz.publish.as_ref().and_then(|p| p.tsig.as_ref()) {
+                let span = if signaling_zones.len() == raw.signaling_zone.len() {
+                    raw.signaling_zone[i].span()
+                } else {
+                    0..0
+                };
+                named.push((format!("{}.publish.tsig", sz.origin.table), name, span));
+            }
+        }
+        for (key, name, span) in named {
+            if !key_names.contains(name) {
+                self.error(
+                    span,
+                    key,
+                    format!(
+                        "TSIG key {} is not in any file listed in tsig_keys",
+                        crate::dns::name::display(name)
+                    ),
+                );
+            }
+        }
         let resolver = self.resolver(&raw.resolver);
         let notify = self.notify(&raw.notify);
         let parent = self.parent(&raw.parent);
@@ -383,18 +426,30 @@ impl Checker<'_> {
         };
         let name = self.name(name_value, &format!("{key}.name"));
         let keys = raw.keys.as_ref().map(|k| self.path(k, base));
-        if keys.is_none() && !have_sets {
+        if keys.is_none() && !have_sets && raw.follow.is_none() {
             self.error(
                 name_value.span(),
                 format!("{key}.keys"),
-                "missing: a [[zone]] needs `keys` (its BIND key directory) unless a [[zones]] set provides them".into(),
+                "missing: a [[zone]] needs `keys` (its BIND key directory) or `follow` (its signer) \
+                 unless a [[zones]] set provides keys"
+                    .into(),
             );
         }
         let settings = self.settings(raw, &key);
+        let follow = raw
+            .follow
+            .as_ref()
+            .and_then(|f| self.follow(f.get_ref(), &format!("{key}.follow")));
+        let publish = raw
+            .publish
+            .as_ref()
+            .and_then(|p| self.publish(p.get_ref(), &format!("{key}.publish"), true));
         Some(ZoneConfig {
             name: name?,
             keys,
             settings,
+            follow,
+            publish,
             origin: self.origin(key, table.span()),
         })
     }
@@ -425,6 +480,18 @@ impl Checker<'_> {
             return None;
         };
         let keys = self.path(keys, base);
+        for (what, span) in [
+            ("follow", raw.follow.as_ref().map(Spanned::span)),
+            ("publish", raw.publish.as_ref().map(Spanned::span)),
+        ] {
+            if let Some(span) = span {
+                self.error(
+                    span,
+                    format!("{key}.{what}"),
+                    "allowed only in a [[zone]] table (one signer zone each)".into(),
+                );
+            }
+        }
         let settings = self.settings(raw, &key);
         Some(ZoneSetConfig {
             keys,
@@ -476,6 +543,8 @@ impl Checker<'_> {
             keep_signals: None,
             csync_flags: None,
             foreign_keys: raw.foreign_keys.clone(),
+            follow: None,
+            publish: None,
         };
         let settings = self.settings(&partial, &key);
         let options = self.zone_options(
@@ -502,9 +571,24 @@ impl Checker<'_> {
             },
             &key,
         );
+        let publish = raw
+            .publish
+            .as_ref()
+            .and_then(|p| self.publish(p.get_ref(), &format!("{key}.publish"), false));
+        let keys = raw.keys.as_ref().map(|k| self.path(k, base));
+        if keys.is_none() && raw.publish.is_none() {
+            self.error(
+                table.span(),
+                format!("{key}.keys"),
+                "missing: a signaling zone signalbox serves needs `keys` (its own key directory); \
+                 one hosted by a signer needs `publish`"
+                    .into(),
+            );
+        }
         Some(SignalingZoneConfig {
             apex: apex?,
-            keys: self.path(&raw.keys, base),
+            keys,
+            publish,
             nameservers,
             settings,
             options,

@@ -29,6 +29,7 @@ mod load;
 mod parent;
 mod serve;
 mod settings;
+mod sidecar;
 
 use std::{
     fmt,
@@ -41,6 +42,7 @@ use hickory_proto::rr::Name;
 
 pub use load::{load, parse};
 pub use parent::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig};
+pub use sidecar::{FollowConfig, PublishConfig};
 
 use crate::{dns::Dnskey, dnssec::DigestType, zone::serial::SerialPolicy};
 
@@ -197,6 +199,10 @@ pub struct ZoneConfig {
     pub keys: Option<PathBuf>,
     /// Settings written in this table.
     pub settings: PartialSettings,
+    /// `follow`: read the apex from the signer.
+    pub follow: Option<FollowConfig>,
+    /// `publish`: write apex RRsets into the signer by UPDATE.
+    pub publish: Option<PublishConfig>,
     /// Where it was written.
     pub origin: Origin,
 }
@@ -413,8 +419,11 @@ impl Default for ZoneOptions {
 pub struct SignalingZoneConfig {
     /// The apex, `_signal.<ns-host>.`.
     pub apex: Name,
-    /// Its own key directory (it is a signed zone).
-    pub keys: PathBuf,
+    /// Its own key directory (a zone signalbox signs and serves).
+    pub keys: Option<PathBuf>,
+    /// Hosted (and signed) by a signer: signalbox writes its `_dsboot`
+    /// RRsets there by UPDATE instead of serving it.
+    pub publish: Option<PublishConfig>,
     /// Its own NS RRset.
     pub nameservers: Vec<Name>,
     /// Settings for its own apex CDS/CDNSKEY (so its delegation can be
@@ -471,7 +480,7 @@ impl Config {
             .iter()
             .filter_map(|z| z.keys.clone())
             .chain(self.zone_sets.iter().map(|s| s.keys.clone()))
-            .chain(self.signaling_zones.iter().map(|s| s.keys.clone()));
+            .chain(self.signaling_zones.iter().filter_map(|s| s.keys.clone()));
         for dir in all {
             if !dirs.contains(&dir) {
                 dirs.push(dir);

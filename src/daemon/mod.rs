@@ -14,6 +14,7 @@
 mod brake;
 pub mod control;
 mod round;
+mod sidecar;
 mod watch;
 
 use std::{
@@ -38,7 +39,7 @@ use crate::{
         SignalingTarget,
         agent::{self, AgentConfig, AgentPaths},
     },
-    policy::ParentView,
+    policy::{FollowedApex, ParentView},
     server::{self, SharedSnapshot, Snapshot},
     state::{StateDir, StateError},
     tsig::Keyring,
@@ -165,6 +166,16 @@ pub struct Daemon {
     reported: HashMap<Name, (u64, u64)>,
     /// Children to report even if unchanged (their parent view changed).
     force_report: std::collections::HashSet<Name>,
+    /// The signer's apex per followed child (sidecar mode).
+    followed: HashMap<Name, FollowedApex>,
+    /// Where NOTIFYs from followed zones' primaries go.
+    inbox: Option<Arc<crate::server::inbound::FollowInbox>>,
+    /// UPDATE publishers per zone (`publish`).
+    publishers: HashMap<Name, tmpsc::UnboundedSender<crate::publish::Wanted>>,
+    /// What was last asked of each hosted signalling zone.
+    published_state: sidecar::PublishedState,
+    /// Publisher counters (written, failed, dropped).
+    publish_counters: Arc<crate::publish::Counters>,
 }
 
 impl Daemon {
@@ -172,9 +183,14 @@ impl Daemon {
     /// warm start serves them at once); nothing is computed yet.
     pub fn new(config_path: &Path) -> Result<Self, DaemonError> {
         let config = crate::config::load(config_path)?;
-        if config.signaling_zones.is_empty() {
+        if config.signaling_zones.is_empty()
+            && !config
+                .zones
+                .iter()
+                .any(|z| z.follow.is_some() || z.publish.is_some())
+        {
             return Err(DaemonError::Other(format!(
-                "{}: no [[signaling_zone]] to serve",
+                "{}: nothing to do: no [[signaling_zone]], and no [[zone]] with follow or publish",
                 config_path.display()
             )));
         }
@@ -206,6 +222,11 @@ impl Daemon {
             parent_views: HashMap::new(),
             reported: HashMap::new(),
             force_report: std::collections::HashSet::new(),
+            followed: HashMap::new(),
+            inbox: None,
+            publishers: HashMap::new(),
+            published_state: HashMap::new(),
+            publish_counters: Arc::default(),
         };
         daemon.sync_zones();
         daemon.publish();
@@ -219,6 +240,8 @@ impl Daemon {
             .config
             .signaling_zones
             .iter()
+            // Zones hosted by a signer are written by UPDATE, not served.
+            .filter(|s| s.publish.is_none())
             .map(|s| (s.apex.clone(), s.clone()))
             .collect();
         self.zones.retain(|apex, _| wanted.contains_key(apex));
@@ -320,6 +343,37 @@ impl Daemon {
         ))
     }
 
+    /// Starts following the `[[zone]]`s with `follow`: their primaries'
+    /// NOTIFYs are accepted from now on.
+    fn start_followers(&mut self) -> Option<tmpsc::UnboundedReceiver<(Name, FollowedApex)>> {
+        let mut followed = Vec::new();
+        let mut acls = Vec::new();
+        for zone in &self.config.zones {
+            let Some(follow) = &zone.follow else { continue };
+            let key = follow
+                .tsig
+                .as_ref()
+                .and_then(|name| self.keyring.get(name).cloned());
+            acls.push(crate::server::inbound::FollowAcl {
+                zone: zone.name.clone(),
+                primary: follow.primary.ip(),
+                key: follow.tsig.clone(),
+            });
+            followed.push(crate::follow::Followed {
+                zone: zone.name.clone(),
+                config: follow.clone(),
+                key,
+            });
+        }
+        if followed.is_empty() {
+            return None;
+        }
+        let (tx, rx) = tmpsc::unbounded_channel();
+        self.inbox = Some(Arc::new(crate::server::inbound::FollowInbox::new(acls, tx)));
+        self.publish();
+        Some(crate::follow::start(followed, rx))
+    }
+
     /// Takes a changed parent view; returns whether the child must be
     /// recomputed.
     fn parent_view(&mut self, zone: Name, view: ParentView) -> bool {
@@ -342,8 +396,13 @@ impl Daemon {
     /// Re-reads the config; a bad one is rejected and the old one stays.
     pub fn reload(&mut self) -> Result<String, String> {
         let config = crate::config::load(&self.config_path).map_err(|e| e.to_string())?;
-        if config.signaling_zones.is_empty() {
-            return Err("the new config has no [[signaling_zone]]: not applied".into());
+        if config.signaling_zones.is_empty()
+            && !config
+                .zones
+                .iter()
+                .any(|z| z.follow.is_some() || z.publish.is_some())
+        {
+            return Err("the new config has nothing to do (no [[signaling_zone]], no follow or publish): not applied".into());
         }
         if config.server != self.config.server {
             tracing::warn!(
@@ -519,6 +578,8 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     }
     let mut daemon = daemon;
     let agent = daemon.start_agent();
+    let mut apexes = daemon.start_followers();
+    daemon.start_publishers();
     let (agent_reports, mut agent_views) = match agent {
         Some(handle) => (Some(handle.reports), Some(handle.views)),
         None => (None, None),
@@ -643,6 +704,18 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
                 if !names.is_empty() {
                     input = Some(RoundInput { names, ..RoundInput::default() });
                 }
+            }
+            Some((zone, apex)) = async { match apexes.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                let mut names = BTreeSet::new();
+                daemon.followed.insert(zone.clone(), apex);
+                names.insert(zone);
+                if let Some(rx) = apexes.as_mut() {
+                    while let Ok((zone, apex)) = rx.try_recv() {
+                        daemon.followed.insert(zone.clone(), apex);
+                        names.insert(zone);
+                    }
+                }
+                input = Some(RoundInput { names, ..RoundInput::default() });
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,

@@ -22,7 +22,7 @@ use crate::{
     dns::name::{display, dsboot_name},
     model,
     parent::{self, SignalingTarget},
-    policy::{self, ParentView, ZoneInput},
+    policy::{self, FollowedApex, ParentView, ZoneInput},
     server::answer::ServedZone,
     state::ZoneState,
     zone::{Change, ZoneSigner, content, journal::Diff, serial, store::name_of},
@@ -133,16 +133,21 @@ impl Daemon {
         // The policy for every child, on all cores (it is pure); each
         // child's signals shrink to its changes right there, so a full
         // round never holds every child's decisions at once.
-        let targets: Vec<(Name, Name)> = self
+        // Served signalling zones and those hosted by a signer alike.
+        let mut targets: Vec<(Name, Name)> = self
             .zones
             .iter()
             .map(|(apex, zone)| (apex.clone(), zone.config.ns_host()))
             .collect();
+        targets.extend(self.published_signaling());
         let signaling = self.agent_active.then(|| self.signaling_targets());
         let computed = compute_all(
             &children,
             &targets,
-            &self.parent_views,
+            Facts {
+                views: &self.parent_views,
+                followed: &self.followed,
+            },
             signaling.as_deref(),
             now,
         );
@@ -162,6 +167,9 @@ impl Daemon {
                 tracing::warn!(zone = display(&child.name), key_tag = issue.tag, "{issue}");
             }
             self.schedule_zone(&child.name, outcome.next_event);
+            if !outcome.apex.is_empty() {
+                self.publish_apex(&child.name, outcome.apex);
+            }
             if let Some(child_report) = outcome.report {
                 let prints = (child_report.cds, child_report.csync);
                 let forced = self.force_report.remove(&child.name);
@@ -182,8 +190,8 @@ impl Daemon {
         for name in &gone {
             self.unschedule_zone(name);
             self.reported.remove(name);
-            for (apex, zone) in &self.zones {
-                let Ok(owner) = dsboot_name(name, &zone.config.ns_host()) else {
+            for (apex, ns_host) in &targets {
+                let Ok(owner) = dsboot_name(name, ns_host) else {
                     continue;
                 };
                 let list = changes.entry(apex.clone()).or_default();
@@ -207,10 +215,16 @@ impl Daemon {
         let mut withdrawn_or_changed: BTreeSet<Name> = BTreeSet::new();
         for (child, owners) in &touched_children {
             for (apex, index) in owners {
-                let (Some(zone), Some(change)) = (
-                    self.zones.get(apex),
-                    changes.get(apex).and_then(|l| l.get(*index)),
-                ) else {
+                let Some(change) = changes.get(apex).and_then(|l| l.get(*index)) else {
+                    continue;
+                };
+                if let Some(differs) = self.published_differs(apex, change) {
+                    if differs {
+                        withdrawn_or_changed.insert(child.clone());
+                    }
+                    continue;
+                }
+                let Some(zone) = self.zones.get(apex) else {
                     continue;
                 };
                 let wire = crate::dns::name::canonical_wire(&change.owner);
@@ -281,7 +295,12 @@ impl Daemon {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "round progress"
         );
-        // 5. Apex content and signing, zone by zone.
+        // 5. Hosted signalling zones: to their publishers.
+        for (apex, _) in self.published_signaling() {
+            let zone_changes = changes.remove(&apex).unwrap_or_default();
+            self.publish_signaling(&apex, zone_changes);
+        }
+        // 6. Apex content and signing, zone by zone.
         let apexes: Vec<Name> = self.zones.keys().cloned().collect();
         for apex in apexes {
             let zone_changes = changes.remove(&apex).unwrap_or_default();
@@ -320,12 +339,13 @@ impl Daemon {
             return false;
         };
         let sz = zone.config.clone();
-        let keys = self
+        let keys = sz
             .keys
-            .report(&sz.keys)
+            .as_ref()
+            .and_then(|dir| self.keys.report(dir))
             .and_then(|r| r.zones.get(apex).cloned())
             .unwrap_or_default();
-        if let Some(report) = self.keys.report(&sz.keys) {
+        if let Some(report) = sz.keys.as_ref().and_then(|dir| self.keys.report(dir)) {
             for issue in report.issues_for(apex) {
                 tracing::warn!(zone = zone_name, "{issue}");
             }
@@ -339,6 +359,7 @@ impl Daemon {
                 keys: &keys,
                 parent: None,
                 soa_serial: None,
+                followed: None,
             },
             now,
         );
@@ -474,7 +495,8 @@ impl Daemon {
         }
         self.snapshot.store(Arc::new(
             crate::server::Snapshot::new(zones, self.config.server.edns_udp_size)
-                .with_keyring(self.keyring.clone()),
+                .with_keyring(self.keyring.clone())
+                .with_inbox(self.inbox.clone()),
         ));
     }
 }
@@ -485,15 +507,26 @@ struct ChildOutcome {
     changes: Vec<(Name, Change)>,
     next_event: Option<Timestamp>,
     report: Option<parent::ChildReport>,
+    /// Apex RRsets its `publish` writes by UPDATE.
+    apex: Vec<crate::publish::Wanted>,
 }
 
 /// Runs the policy for every child (`None` for a held one) on all cores and
 /// turns the signals into changes for the signalling zones in `targets`
 /// (apex, NS host); decisions are logged on the way.
+/// What the daemon has learnt from outside the key directories.
+#[derive(Clone, Copy)]
+struct Facts<'a> {
+    /// The parent's DS/NS per child.
+    views: &'a std::collections::HashMap<Name, ParentView>,
+    /// The signer's apex per followed child.
+    followed: &'a std::collections::HashMap<Name, FollowedApex>,
+}
+
 fn compute_all(
     children: &[model::ChildZone],
     targets: &[(Name, Name)],
-    views: &std::collections::HashMap<Name, ParentView>,
+    facts: Facts<'_>,
     signaling: Option<&[SignalingTarget]>,
     now: Timestamp,
 ) -> Vec<Option<ChildOutcome>> {
@@ -501,9 +534,28 @@ fn compute_all(
         if child.is_held() {
             return None;
         }
-        let view = views.get(&child.name);
-        let signals = policy::compute(&child.input(view, None), now);
+        let view = facts.views.get(&child.name);
+        let followed = facts.followed.get(&child.name);
+        if child.follows && followed.is_none() {
+            // Not read from the signer yet: what is published stays.
+            tracing::debug!(
+                zone = display(&child.name),
+                "waiting for the first read of the signer's apex"
+            );
+            return None;
+        }
+        let signals = policy::compute(
+            &ZoneInput {
+                followed,
+                ..child.input(view, None)
+            },
+            now,
+        );
         signals.trace();
+        if let Some(why) = &signals.hold {
+            tracing::warn!(zone = display(&child.name), "zone held: {why}");
+            return None;
+        }
         let changes = targets
             .iter()
             .filter_map(|(apex, ns)| {
@@ -514,10 +566,18 @@ fn compute_all(
             .collect();
         let report = signaling
             .map(|targets| parent::plan(&signals, &child.settings.nameservers, view, targets));
+        let apex = super::sidecar::apex_wanted(
+            &child.name,
+            &child.publish_types,
+            &signals.cds,
+            &signals.cdnskey,
+            signals.csync.as_ref(),
+        );
         Some(ChildOutcome {
             changes,
             next_event: policy::next_event(&child.keys, now),
             report,
+            apex,
         })
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);

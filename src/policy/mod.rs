@@ -18,6 +18,7 @@
 
 mod csync;
 mod dsboot;
+mod follow;
 mod lifecycle;
 mod select;
 
@@ -26,6 +27,7 @@ use std::{fmt, sync::Arc};
 use hickory_proto::rr::{Name, RecordType};
 use jiff::Timestamp;
 
+pub use follow::FollowedApex;
 pub use lifecycle::{Lifecycle, next_event};
 
 use crate::{
@@ -63,6 +65,8 @@ pub struct ZoneInput<'a> {
     pub parent: Option<&'a ParentView>,
     /// The zone's current SOA serial, for CSYNC.
     pub soa_serial: Option<u32>,
+    /// What the zone's signer serves at the apex (sidecar mode).
+    pub followed: Option<&'a FollowedApex>,
 }
 
 /// In, out, or neither: the verdict of one decision line.
@@ -173,6 +177,9 @@ pub struct ZoneSignals {
     pub dsboot: Vec<Dsboot>,
     /// Every decision, in order.
     pub decisions: Vec<Decision>,
+    /// Why nothing new may be published for the zone (its signals stay as
+    /// they are), e.g. its signer and its key directory disagree.
+    pub hold: Option<String>,
 }
 
 impl ZoneSignals {
@@ -230,6 +237,30 @@ pub fn signal_ttl(settings: &ChildSettings, keys: &[Arc<Key>]) -> (u32, &'static
 
 /// Computes what `input.zone` should publish at `now`.
 pub fn compute(input: &ZoneInput<'_>, now: Timestamp) -> ZoneSignals {
+    // A followed zone without `nameservers` uses its signer's NS set, and
+    // the signer's serial for CSYNC.
+    let adjusted;
+    let followed_input;
+    let input = match input.followed {
+        Some(f) => {
+            let settings = if input.settings.nameservers.is_empty() && !f.ns.is_empty() {
+                adjusted = ChildSettings {
+                    nameservers: f.ns.clone(),
+                    ..input.settings.clone()
+                };
+                &adjusted
+            } else {
+                input.settings
+            };
+            followed_input = ZoneInput {
+                settings,
+                soa_serial: input.soa_serial.or(Some(f.ns_serial)),
+                ..*input
+            };
+            &followed_input
+        }
+        None => input,
+    };
     let zone = input.zone.clone();
     let mut decisions = Vec::new();
     let (ttl, ttl_source) = signal_ttl(input.settings, input.keys);
@@ -287,6 +318,25 @@ pub fn compute(input: &ZoneInput<'_>, now: Timestamp) -> ZoneSignals {
             ),
         });
     }
+    let mut hold = None;
+    let (cds, cdnskey) = match input.followed {
+        None => (cds, cdnskey),
+        Some(f) => {
+            let own = (!input.keys.is_empty()).then_some((&cds, &cdnskey));
+            if own.is_none() {
+                // Without keys the selection above only explained an empty
+                // key set; the signer's apex is the whole story.
+                decisions.clear();
+            }
+            match follow::resolve(&zone, f, own, &mut decisions) {
+                Ok(sets) => sets,
+                Err(why) => {
+                    hold = Some(why);
+                    (cds, cdnskey)
+                }
+            }
+        }
+    };
     let csync = csync::csync(input, ttl, &mut decisions);
     let dsboot = dsboot::signals(input, &cds, &cdnskey, &mut decisions);
     ZoneSignals {
@@ -296,6 +346,7 @@ pub fn compute(input: &ZoneInput<'_>, now: Timestamp) -> ZoneSignals {
         csync,
         dsboot,
         decisions,
+        hold,
     }
 }
 

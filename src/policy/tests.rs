@@ -116,6 +116,7 @@ fn run(settings: &ChildSettings, keys: &[Arc<Key>], now: Timestamp) -> ZoneSigna
             keys,
             parent: None,
             soa_serial: None,
+            followed: None,
         },
         now,
     )
@@ -468,6 +469,7 @@ fn parent_view_overrides_metadata() {
         keys: &keys,
         parent: Some(&parent),
         soa_serial: None,
+        followed: None,
     };
     assert!(compute(&input, t(10)).cds.is_empty());
     let other = ParentView::default();
@@ -643,6 +645,7 @@ fn csync_bitmaps() {
         keys: &keys,
         parent: None,
         soa_serial: Some(2030010101),
+        followed: None,
     };
     let sig = compute(&input, t(1));
     let lines: Vec<String> = sig
@@ -724,6 +727,7 @@ fn the_parent_acting_withdraws_dsboot_unless_kept() {
                 keys: &keys,
                 parent,
                 soa_serial: None,
+                followed: None,
             },
             t(10),
         )
@@ -772,6 +776,7 @@ fn csync_goes_once_the_parent_ns_match() {
                 keys: &keys,
                 parent: Some(parent),
                 soa_serial: Some(7),
+                followed: None,
             },
             t(10),
         )
@@ -779,4 +784,93 @@ fn csync_goes_once_the_parent_ns_match() {
     };
     assert!(csync(&view(&["ns1.example.net.", "old.example.org."])).is_some());
     assert!(csync(&view(&["ns2.example.org.", "ns1.example.net."])).is_none());
+}
+
+fn followed(cds: Vec<Ds>, cdnskey: Vec<Dnskey>) -> FollowedApex {
+    FollowedApex {
+        primary: "127.0.0.1:53".into(),
+        serial: 43,
+        ns_serial: 42,
+        cds,
+        cds_ttl: 0,
+        cdnskey,
+        cdnskey_ttl: 0,
+        ns: vec![parse_name("ns.other.example.").expect("valid")],
+        dnskeys: Vec::new(),
+        read_at: t(1),
+    }
+}
+
+#[test]
+fn a_followed_zone_copies_its_signers_apex_byte_for_byte() {
+    let zone = zone();
+    let key = ksk(1).live(0).build();
+    let f = followed(
+        vec![dnssec::ds(&zone, &key.dnskey, DigestType::Sha256)],
+        vec![key.dnskey.clone()],
+    );
+    // No keys and no nameservers configured: the signer's NS are used.
+    let mut s = settings(CdsMode::Auto);
+    s.nameservers.clear();
+    s.csync = true;
+    let sig = compute(
+        &ZoneInput {
+            zone: &zone,
+            settings: &s,
+            keys: &[],
+            parent: None,
+            soa_serial: None,
+            followed: Some(&f),
+        },
+        t(10),
+    );
+    assert!(sig.hold.is_none());
+    assert_eq!(tags(&sig), vec![key.tag]);
+    assert_eq!(sig.cds.ttl(), 0, "the signer's TTL (Knot 3.2 uses 0)");
+    assert_eq!(sig.dsboot.len(), 1);
+    assert_eq!(display(&sig.dsboot[0].ns), "ns.other.example.");
+    assert_eq!(sig.dsboot[0].cds.rdatas(), sig.cds.rdatas());
+    // The signer's serial feeds CSYNC.
+    let csync = sig.csync.expect("csync");
+    assert!(matches!(&csync.rdatas()[0], Rdata::Csync(c) if c.serial == 42));
+}
+
+#[test]
+fn follow_and_keys_must_agree_or_nothing_new_is_published() {
+    let zone = zone();
+    let key = ksk(1).live(0).build();
+    let other = ksk(2).live(0).build();
+    let s = settings(CdsMode::Always);
+    let keys = [key.clone()];
+    let run = |f: &FollowedApex| {
+        compute(
+            &ZoneInput {
+                zone: &zone,
+                settings: &s,
+                keys: &keys,
+                parent: None,
+                soa_serial: None,
+                followed: Some(f),
+            },
+            t(10),
+        )
+    };
+    let agree = followed(
+        vec![dnssec::ds(&zone, &key.dnskey, DigestType::Sha256)],
+        vec![key.dnskey.clone()],
+    );
+    let sig = run(&agree);
+    assert!(sig.hold.is_none(), "{:?}", sig.decisions);
+    assert_eq!(tags(&sig), vec![key.tag]);
+    let disagree = followed(
+        vec![dnssec::ds(&zone, &other.dnskey, DigestType::Sha256)],
+        vec![other.dnskey.clone()],
+    );
+    let sig = run(&disagree);
+    assert!(
+        sig.hold
+            .as_deref()
+            .is_some_and(|w| w.contains("never publishes a guess"))
+    );
+    assert!(sig.has_errors());
 }

@@ -106,6 +106,8 @@ pub struct Snapshot {
     pub edns_udp_size: u16,
     /// TSIG keys.
     pub keyring: Arc<tsig::Keyring>,
+    /// Followed zones whose primaries may NOTIFY.
+    pub inbox: Option<Arc<super::inbound::FollowInbox>>,
 }
 
 impl Snapshot {
@@ -118,7 +120,14 @@ impl Snapshot {
                 .collect(),
             edns_udp_size,
             keyring: Arc::default(),
+            inbox: None,
         }
+    }
+
+    /// The same, accepting NOTIFY for followed zones.
+    pub fn with_inbox(mut self, inbox: Option<Arc<super::inbound::FollowInbox>>) -> Self {
+        self.inbox = inbox;
+        self
     }
 
     /// The same, with TSIG keys.
@@ -263,6 +272,25 @@ fn respond_to(
             );
             return Answer::Message;
         }
+    }
+    if q.opcode == 4 {
+        // NOTIFY from a followed zone's primary (RFC 1996 §4.7).
+        let mut lower = [0u8; 255];
+        for (dst, src) in lower.iter_mut().zip(q.qname) {
+            *dst = src.to_ascii_lowercase();
+        }
+        let key = signing.map(|(k, _, _)| &k.name);
+        let accepted = snapshot
+            .inbox
+            .as_ref()
+            .is_some_and(|inbox| inbox.accept(&lower[..q.qname.len()], peer, key));
+        let code = if accepted {
+            rcode::NOERROR
+        } else {
+            rcode::REFUSED
+        };
+        w.finish(code, accepted, None, size, transport);
+        return Answer::Message;
     }
     if q.opcode != 0 {
         w.finish(rcode::NOTIMP, false, None, size, transport);

@@ -4,6 +4,7 @@
 //! 7766), answers from an immutable [`Snapshot`] swapped atomically.
 
 pub mod answer;
+pub mod inbound;
 pub mod notify;
 pub mod query;
 mod tcp;

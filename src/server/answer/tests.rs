@@ -285,9 +285,14 @@ fn refused_notimp_badvers_any() {
     let (_, m) = ask(&snap, &query("example.com.", 1, None), Transport::Udp);
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);
     assert!(!m.metadata.authoritative);
+    // NOTIFY for a zone nobody follows: REFUSED; other opcodes: NOTIMP.
     let mut notify = query("_signal.ns1.example.net.", 6, None);
     notify[2] = 0x20; // opcode 4
     let (_, m) = ask(&snap, &notify, Transport::Udp);
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    let mut status = query("_signal.ns1.example.net.", 6, None);
+    status[2] = 0x10; // opcode 2 (STATUS)
+    let (_, m) = ask(&snap, &status, Transport::Udp);
     assert_eq!(m.metadata.response_code, ResponseCode::NotImp);
     let (raw, _) = ask(
         &snap,
@@ -377,4 +382,35 @@ fn broken_zone_is_servfail() {
         Transport::Udp,
     );
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+}
+
+#[test]
+fn notify_from_the_followed_primary_is_accepted_and_delivered() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let zone = crate::dns::parse_name("child.example.").expect("valid");
+    let inbox = crate::server::inbound::FollowInbox::new(
+        vec![crate::server::inbound::FollowAcl {
+            zone: zone.clone(),
+            primary: "127.0.0.9".parse().expect("valid"),
+            key: None,
+        }],
+        tx,
+    );
+    let snap = snapshot().with_inbox(Some(Arc::new(inbox)));
+    let mut notify = query("Child.Example.", 6, None);
+    notify[2] = 0x24; // opcode 4, AA
+    let mut out = Vec::new();
+    let from = |ip: &str| ip.parse().expect("valid");
+    respond(&snap, &notify, Transport::Udp, from("127.0.0.9"), &mut out);
+    let m = Message::from_vec(&out).expect("parses");
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.metadata.authoritative);
+    assert_eq!(u8::from(m.metadata.op_code), 4);
+    assert_eq!(rx.try_recv().expect("delivered"), zone);
+    // From anywhere else: refused, nothing delivered.
+    out.clear();
+    respond(&snap, &notify, Transport::Udp, from("127.0.0.8"), &mut out);
+    let m = Message::from_vec(&out).expect("parses");
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert!(rx.try_recv().is_err());
 }

@@ -1,0 +1,141 @@
+//! The daemon beside a signer: RRsets written by UPDATE instead of served.
+//!
+//! A `[[signaling_zone]]` with `publish` lives on the signer, which signs
+//! it; its `_dsboot` RRsets go there by UPDATE (one publisher per zone, see
+//! [`crate::publish`]). A `[[zone]]` with `publish` gets its apex CSYNC
+//! (and CDS/CDNSKEY where allowed) the same way. What was last asked for is
+//! remembered per owner, so the safety brake sees published signalling
+//! zones as it sees served ones.
+
+use std::collections::HashMap;
+
+use hickory_proto::rr::{Name, RecordType};
+
+use super::Daemon;
+use crate::{
+    dns::RecordSet,
+    publish::{self, Target, Wanted},
+    zone::{Change, content::RrsetData},
+};
+
+impl Daemon {
+    /// Starts one publisher per zone with `publish` (needs the runtime).
+    pub(super) fn start_publishers(&mut self) {
+        let mut targets: Vec<(Name, crate::config::PublishConfig)> = self
+            .config
+            .signaling_zones
+            .iter()
+            .filter_map(|s| s.publish.clone().map(|p| (s.apex.clone(), p)))
+            .collect();
+        targets.extend(
+            self.config
+                .zones
+                .iter()
+                .filter_map(|z| z.publish.clone().map(|p| (z.name.clone(), p))),
+        );
+        for (zone, config) in targets {
+            if self.publishers.contains_key(&zone) {
+                continue;
+            }
+            let key = config
+                .tsig
+                .as_ref()
+                .and_then(|n| self.keyring.get(n).cloned());
+            tracing::info!(zone = display(&zone), server = %config.server, "publishing by UPDATE");
+            let tx = publish::start(
+                Target {
+                    zone: zone.clone(),
+                    server: config.server,
+                    key,
+                },
+                self.publish_counters.clone(),
+            );
+            self.publishers.insert(zone, tx);
+        }
+    }
+
+    /// The signalling zones hosted by a signer: (apex, NS host).
+    pub(super) fn published_signaling(&self) -> Vec<(Name, Name)> {
+        self.config
+            .signaling_zones
+            .iter()
+            .filter(|s| s.publish.is_some())
+            .map(|s| (s.apex.clone(), s.ns_host()))
+            .collect()
+    }
+
+    /// True when `change` differs from what was last asked of a hosted
+    /// signalling zone (`None` when `apex` is not one).
+    pub(super) fn published_differs(&self, apex: &Name, change: &Change) -> Option<bool> {
+        let state = self.published_state.get(apex)?;
+        let old = state.get(&change.owner);
+        Some(match (old, &change.rrsets) {
+            (None, None) => false,
+            (Some(old), new) => old.as_ref() != new.as_ref(),
+            (None, Some(_)) => false, // new signals are not a withdrawal or change
+        })
+    }
+
+    /// Sends a hosted signalling zone's changes to its publisher.
+    pub(super) fn publish_signaling(&mut self, apex: &Name, changes: Vec<Change>) {
+        let Some(tx) = self.publishers.get(apex) else {
+            return;
+        };
+        let state = self.published_state.entry(apex.clone()).or_default();
+        for change in changes {
+            if state.get(&change.owner) == Some(&change.rrsets) {
+                continue;
+            }
+            for rtype in [RecordType::CDS, RecordType::CDNSKEY] {
+                let set = change.rrsets.iter().flatten().find(|r| r.rtype == rtype);
+                let _ = tx.send(Wanted {
+                    owner: change.owner.clone(),
+                    rtype,
+                    ttl: set.map_or(0, |s| s.ttl),
+                    rdatas: set.map(|s| s.rdatas.clone()).unwrap_or_default(),
+                });
+            }
+            state.insert(change.owner, change.rrsets);
+        }
+    }
+
+    /// Sends a child's apex RRsets of the published types to its publisher.
+    pub(super) fn publish_apex(&mut self, zone: &Name, wanted: Vec<Wanted>) {
+        if let Some(tx) = self.publishers.get(zone) {
+            for w in wanted {
+                let _ = tx.send(w);
+            }
+        }
+    }
+}
+
+/// What a child's `publish` writes, from its signals: for each type in
+/// `types`, the RRset (empty = remove).
+pub(super) fn apex_wanted(
+    zone: &Name,
+    types: &[RecordType],
+    cds: &RecordSet,
+    cdnskey: &RecordSet,
+    csync: Option<&RecordSet>,
+) -> Vec<Wanted> {
+    types
+        .iter()
+        .map(|rtype| {
+            let set = match rtype {
+                RecordType::CDS => Some(cds),
+                RecordType::CDNSKEY => Some(cdnskey),
+                _ => csync,
+            };
+            let data = set.map(RrsetData::from_set);
+            Wanted {
+                owner: zone.clone(),
+                rtype: *rtype,
+                ttl: data.as_ref().map_or(0, |d| d.ttl),
+                rdatas: data.map(|d| d.rdatas).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// Published state per hosted signalling zone: owner -> RRsets last asked.
+pub(super) type PublishedState = HashMap<Name, HashMap<Name, Option<Vec<RrsetData>>>>;
