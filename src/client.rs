@@ -231,9 +231,15 @@ fn acceptable(
     if let (Some(key), Some(mac)) = (&options.tsig, request_mac) {
         let why = match tsig::find(raw) {
             Ok(Some(t)) if t.error != 0 => Some(format!(
-                "the server answered {} (TSIG error {})",
-                message::rcode::name(t.error),
-                t.error
+                "the server answered {} (TSIG error {}: {})",
+                tsig::error_name(t.error),
+                t.error,
+                match t.error {
+                    tsig::error::BADKEY => "it does not know the key, or not with this algorithm",
+                    tsig::error::BADSIG => "the secret differs",
+                    tsig::error::BADTIME => "the clocks differ by more than the fudge",
+                    _ => "see the server's log",
+                }
             )),
             Ok(Some(t)) if tsig::verify_response(key, raw, &t, mac) => None,
             Ok(Some(_)) => Some("the answer's MAC does not verify".into()),

@@ -200,7 +200,10 @@ impl Target {
 fn refused_hint(code: u16, rtype: RecordType) -> String {
     match (code, rtype) {
         (rcode::REFUSED, RecordType::CDS | RecordType::CDNSKEY) => {
-            " (BIND inline-signing zones refuse CDS/CDNSKEY by UPDATE: \"bad CDS RRset\"; use a dynamic zone, or let the signer publish them)".into()
+            " (check the server's update-policy / allow-update (BIND) or acl action update (Knot) for this key; \
+             BIND inline-signing zones also refuse CDS/CDNSKEY at the apex: \"bad CDS RRset\" in its log; \
+             use a dynamic zone, or let the signer publish them)"
+                .into()
         }
         (rcode::REFUSED, _) => {
             " (check the server's update-policy / allow-update (BIND) or acl action update (Knot) for this key)".into()

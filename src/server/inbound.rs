@@ -2,11 +2,12 @@
 //! followed zone's primary says "new serial"; signalbox answers NOERROR and
 //! reads the apex at once instead of at the next SOA poll.
 //!
-//! Only the configured primary's address may notify, and when the zone's
-//! `follow` names a TSIG key, only with a valid signature by that key.
-//! Anything else is REFUSED and logged: a NOTIFY never changes data by
-//! itself (it only triggers a read from the primary), so the worst a
-//! forged one could do is cost a query.
+//! A NOTIFY is accepted from the configured primary's address, or signed
+//! with the zone's `follow` TSIG key (RFC 1996 §3.10 asks only for the
+//! address; signers rarely sign their NOTIFYs). Anything else is REFUSED
+//! and logged: a NOTIFY never changes data by itself (it only triggers a
+//! read from the primary, over TSIG when configured), so the worst a forged
+//! one could do is cost a query.
 
 use std::{collections::HashMap, net::IpAddr};
 
@@ -53,12 +54,9 @@ impl FollowInbox {
             return false;
         };
         let zone = display(&acl.zone);
-        if peer != acl.primary {
-            tracing::warn!(zone, %peer, primary = %acl.primary, "NOTIFY not from the primary: refused");
-            return false;
-        }
-        if acl.key.is_some() && acl.key.as_ref() != key {
-            tracing::warn!(zone, %peer, "NOTIFY without the zone's TSIG key: refused");
+        let signed = acl.key.is_some() && acl.key.as_ref() == key;
+        if peer != acl.primary && !signed {
+            tracing::warn!(zone, %peer, primary = %acl.primary, "NOTIFY neither from the primary nor signed with the zone's key: refused");
             return false;
         }
         tracing::info!(zone, %peer, "NOTIFY from the primary: reading the apex");

@@ -99,11 +99,20 @@ pub fn parse(packet: &[u8]) -> Result<Query<'_>, ParseError<'_>> {
     let question = &packet[12..question_end];
     let qtype = u16::from_be_bytes([packet[qname_end], packet[qname_end + 1]]);
     // Only IXFR carries a record besides the question: the client's SOA
-    // in the authority section (RFC 1995 §3).
-    if ancount != 0 || (nscount != 0 && (qtype != 251 || nscount != 1)) {
+    // in the authority section (RFC 1995 §3); and a NOTIFY may carry the
+    // new SOA in its answer section (RFC 1996 §3.7; Knot sends it), which
+    // is skipped: it is only a hint.
+    let notify = (flag_bits >> 11) & 0xf == 4;
+    if (ancount != 0 && !(notify && ancount == 1))
+        || (nscount != 0 && (qtype != 251 || nscount != 1))
+    {
         return Err(formerr(Some(question)));
     }
     let mut at = question_end;
+    if ancount == 1 {
+        let (_, next) = record_at(packet, at).ok_or(formerr(Some(question)))?;
+        at = next;
+    }
     let mut ixfr_serial = None;
     if nscount == 1 {
         let (record, next) = record_at(packet, at).ok_or(formerr(Some(question)))?;

@@ -37,6 +37,17 @@ pub mod error {
     pub const BADTIME: u16 = 18;
 }
 
+/// The mnemonic of a TSIG error code.
+pub fn error_name(code: u16) -> String {
+    match code {
+        error::BADSIG => "BADSIG".into(),
+        error::BADKEY => "BADKEY".into(),
+        error::BADTIME => "BADTIME".into(),
+        22 => "BADTRUNC".into(),
+        other => format!("TSIG error {other}"),
+    }
+}
+
 /// HMAC algorithms we support.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {

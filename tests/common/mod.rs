@@ -136,3 +136,4 @@ pub fn records(stdout: &str) -> Vec<String> {
 }
 pub mod secondary;
 pub mod serve;
+pub mod signer;

@@ -73,6 +73,37 @@ impl Serve {
         }
     }
 
+    /// Starts `signalbox serve -c config` without waiting for any zone
+    /// (sidecar configs serve none); waits until `addr` takes queries.
+    pub fn spawn(config: &Path, addr: SocketAddr) -> Serve {
+        let log = config.with_extension("log");
+        let file = fs::File::create(&log).expect("log file");
+        let child = signalbox()
+            .args(["serve", "-c"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("signalbox serve starts");
+        let mut serve = Serve { child, addr, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while query(addr, ".", 6, false).is_none() {
+            if let Ok(Some(status)) = serve.child.try_wait() {
+                panic!(
+                    "signalbox serve exited with {status}:\n{}",
+                    serve.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "signalbox serve does not answer:\n{}",
+                serve.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        serve
+    }
+
     /// What it logged so far.
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
