@@ -132,7 +132,7 @@ def keychange(a):
     children = [line.strip() for line in open(a.children) if line.strip()]
     picks = rng.sample(children, a.count)
     pr = Prober(a.host, a.port, 0.2)
-    lat, failed = [], 0
+    lat, failed, streak = [], 0, 0
     added = open(a.added, "a") if a.added else None
     for i, child in enumerate(picks):
         pub = rng.randbytes(64)
@@ -163,10 +163,16 @@ def keychange(a):
             ms = (t1 - t0) * 1000
             lat.append(ms)
             print(f"{ms:.2f}", flush=True)
+            streak = 0
         else:
             failed += 1
+            streak += 1
             print(f"change {i} ({child}): new CDS not served within {a.timeout}s",
                   file=sys.stderr)
+            if streak >= a.max_streak:
+                print(f"giving up after {streak} changes in a row were not served",
+                      file=sys.stderr)
+                break
         time.sleep(a.gap)
     if lat:
         s = sorted(lat)
@@ -195,6 +201,8 @@ def main():
     k.add_argument("--gap", type=float, default=0.2, help="pause between changes (s)")
     k.add_argument("--poll-sleep", type=float, default=0.0005)
     k.add_argument("--added", help="append the names of the key files written here")
+    k.add_argument("--max-streak", type=int, default=3,
+                   help="stop after this many changes in a row were not served")
     a = ap.parse_args()
     return first_answer(a) if a.cmd == "first-answer" else keychange(a)
 

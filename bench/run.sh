@@ -18,8 +18,13 @@
 #
 # Environment (all optional):
 #   N=100000 QUERIES=200000 ROUNDS=3 DURATION=20 WARMUP=3 STARTUP_REPS=3
-#   CHANGES=100 FAST_DEBOUNCE=20ms (empty: skip that run) CHANGE_GAP=0.2
+#   CHANGES=100 (0: no key-change runs) FAST_DEBOUNCE=20ms (empty: skip that run) CHANGE_GAP=0.2
 #   WARM_ROUND_TIMEOUT=60   seconds to wait for the first round after a warm start
+#   QUIET_MAX_WAIT=60       before each measurement, wait up to this long for other
+#                           processes to leave the machine idle (then measure anyway, noted)
+#   RESCAN_INTERVAL=1h      signalbox [watch] rescan_interval for all instances (its default,
+#                           10m, would put a periodic full round into the measurements;
+#                           empty = signalbox's default)
 #   BASE_PORT=45353         signalbox, Knot, NSD use BASE_PORT, +1, +2 on 127.0.0.1
 #   SIGNALBOX=path          use this binary instead of `cargo build --release`
 #   WORK=bench/work         scratch directory (removed at the end unless KEEP_WORK=1)
@@ -41,6 +46,8 @@ FAST_DEBOUNCE=${FAST_DEBOUNCE-20ms}
 CHANGE_GAP=${CHANGE_GAP:-0.2}
 WARM_ROUND_TIMEOUT=${WARM_ROUND_TIMEOUT:-60}
 START_TIMEOUT=${START_TIMEOUT:-300}
+QUIET_MAX_WAIT=${QUIET_MAX_WAIT:-60}
+RESCAN_INTERVAL=${RESCAN_INTERVAL-1h}
 BASE_PORT=${BASE_PORT:-45353}
 SEED=${SEED:-1}
 WORK=${WORK:-$BENCH_DIR/work}
@@ -61,7 +68,19 @@ log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- processes
-PIDS=() # every server process we started and have not stopped yet
+PIDS=()  # every server process we started and have not stopped yet
+FG_PID=  # the long-running tool we are waiting for (dnsperf, probes, signer)
+
+# Runs a tool in the background and waits for it, so that SIGTERM/SIGINT reach our
+# trap at once (bash defers traps while a foreground command runs).
+run_fg() {
+    local rc=0
+    "$@" &
+    FG_PID=$!
+    wait "$FG_PID" || rc=$?
+    FG_PID=
+    return "$rc"
+}
 
 alive() { # PID: running (not gone, not a zombie)
     local st
@@ -101,6 +120,7 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     local p
+    if [[ -n $FG_PID ]]; then kill -TERM "$FG_PID" 2>/dev/null || true; fi
     for p in "${PIDS[@]}"; do stop_pid "$p"; done
     if [[ $KEEP_WORK != 1 && -f $WORK/.signalbox-bench ]]; then
         rm -rf "$WORK"
@@ -121,6 +141,28 @@ pss_kb() { awk '/^Pss:/ { t += $2 } END { print t + 0 }' $(printf '/proc/%s/smap
 machine_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t "," t - $5 - $6 }' /proc/stat; }
 # CPU of this shell's waited-for children (cutime + cstime): a finished dnsperf's CPU.
 children_ticks() { sed -E 's/^.*\) //' /proc/$$/stat | awk '{ print $14 + $15 }'; }
+
+# Before a measurement: wait until the machine is idle (< 15% busy over 1 s; our idle
+# servers use ~0) so that other people's jobs on a shared VM do not end up in the numbers.
+NOT_QUIET=0
+wait_quiet() { # WHAT
+    local start=$SECONDS m0 m1 busy
+    while :; do
+        m0=$(machine_ticks)
+        sleep 1
+        m1=$(machine_ticks)
+        busy=$(awk -v a="$m0" -v b="$m1" 'BEGIN { split(a, x, ","); split(b, y, ","); printf "%d", 100 * (y[2] - x[2]) / (y[1] - x[1]) }')
+        [[ $busy -lt 15 ]] && return 0
+        if [[ $((SECONDS - start)) -ge $QUIET_MAX_WAIT ]]; then
+            log "warning: machine still ${busy}% busy before $1 after ${QUIET_MAX_WAIT}s: measuring anyway"
+            NOT_QUIET=$((NOT_QUIET + 1))
+            info "not_quiet" "$1: ${busy}% busy"
+            return 0
+        fi
+        [[ $((SECONDS - start)) -lt 2 ]] && log "machine ${busy}% busy (other processes): waiting before $1"
+        sleep 2
+    done
+}
 
 now_us() { echo "${EPOCHREALTIME/./}"; }
 
@@ -200,9 +242,10 @@ write_config() { # FILE [DEBOUNCE]
         echo "listen = [\"127.0.0.1:$SB_PORT\"]"
         echo '[state]'
         echo 'dir = "state"'
-        if [[ -n ${2:-} ]]; then
+        if [[ -n ${2:-} || -n $RESCAN_INTERVAL ]]; then
             echo '[watch]'
-            echo "debounce = \"$2\""
+            [[ -z ${2:-} ]] || echo "debounce = \"$2\""
+            [[ -z $RESCAN_INTERVAL ]] || echo "rescan_interval = \"$RESCAN_INTERVAL\""
         fi
     } >"$1"
 }
@@ -218,11 +261,13 @@ SB_LOG=
 start_measured() { # WHAT REP PORT LOGFILE CMD...: start CMD, time launch -> first signed answer
     local what=$1 rep=$2 port=$3 logf=$4 t0 t1 ms note=""
     shift 4
+    wait_quiet "$what #$rep"
     t0=$(now_us)
     "$@" >>"$logf" 2>&1 &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
-    if t1=$("$PY" "$BENCH_DIR/dnsprobe.py" --port "$port" first-answer --name "$PROBE_NAME" --timeout "$START_TIMEOUT"); then
+    if run_fg "$PY" "$BENCH_DIR/dnsprobe.py" --port "$port" first-answer --name "$PROBE_NAME" --timeout "$START_TIMEOUT" >first-answer.out; then
+        t1=$(cat first-answer.out)
         ms=$(((t1 / 1000 - t0) / 1000))
         note="cpu $(awk -v t="$(cpu_ticks "$LAST_PID" $(descendants "$LAST_PID"))" -v h="$CLK_TCK" 'BEGIN { printf "%.1f", t / h }') s at first answer"
     else
@@ -275,7 +320,7 @@ info signals_cli_s $((SECONDS - t))
 } >zone.txt
 log "signing it with dnssec-signzone -P -z (NSEC, same key)"
 t0=$(now_us)
-dnssec-signzone -P -z -N keep -O full -o "$APEX" -K signal -f signed.zone zone.txt "$(basename "$SIGNAL_KEY")" >signzone.out 2>&1 ||
+run_fg dnssec-signzone -P -z -N keep -O full -o "$APEX" -K signal -f signed.zone zone.txt "$(basename "$SIGNAL_KEY")" >signzone.out 2>&1 ||
     { cat signzone.out >&2; die "dnssec-signzone failed"; }
 info dnssec_signzone_s "$(awk -v a="$t0" -v b="$(now_us)" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')"
 info zone_dsboot_rrs "$(grep -c '^_dsboot\.' zone.txt)"
@@ -421,15 +466,16 @@ for r in $(seq "$ROUNDS"); do
     for s in signalbox knot nsd; do
         port=$(server_port "$s")
         out=dnsperf/$s-$r.txt
+        wait_quiet "dnsperf $s round $r"
         # shellcheck disable=SC2086
-        dnsperf $DNSPERF_ARGS -p "$port" -l "$WARMUP" >"dnsperf/$s-$r-warmup.txt" 2>&1
+        run_fg dnsperf $DNSPERF_ARGS -p "$port" -l "$WARMUP" >"dnsperf/$s-$r-warmup.txt" 2>&1
         pids=$(server_pids "$s")
         rounds0=$(grep -c 'round done' "$SB_MAIN_LOG" || true)
         m0=$(machine_ticks)
         k0=$(children_ticks)
         c0=$(cpu_ticks $pids)
         # shellcheck disable=SC2086
-        dnsperf $DNSPERF_ARGS -p "$port" -l "$DURATION" >"$out" 2>&1
+        run_fg dnsperf $DNSPERF_ARGS -p "$port" -l "$DURATION" >"$out" 2>&1
         c1=$(cpu_ticks $pids)
         k1=$(children_ticks)
         m1=$(machine_ticks)
@@ -454,8 +500,9 @@ done
 keychange() { # LABEL DEBOUNCE SEED
     local label=$1 rounds0 rc=0
     rounds0=$(grep -c 'round done' "$SB_LOG" || true)
+    wait_quiet "key changes ($label)"
     log "key-change latency ($label, debounce $2): $CHANGES changes"
-    "$PY" "$BENCH_DIR/dnsprobe.py" --port "$SB_PORT" keychange --dir children --children children.txt \
+    run_fg "$PY" "$BENCH_DIR/dnsprobe.py" --port "$SB_PORT" keychange --dir children --children children.txt \
         --apex "$APEX" --count "$CHANGES" --seed "$3" --gap "$CHANGE_GAP" --added keys-added.txt \
         >"latency-$label.txt" 2>"latency-$label.err" || rc=$?
     cat "latency-$label.err" >&2
@@ -466,10 +513,12 @@ keychange() { # LABEL DEBOUNCE SEED
     info "round_count_$label" "$(($(grep -c 'round done' "$SB_LOG" || true) - rounds0))"
     return 0
 }
-keychange default "$DEFAULT_DEBOUNCE (default)" 7
-info sb_rss_kb_after_keychanges "$(rss_kb "$SB_PID")"
+if [[ $CHANGES -gt 0 ]]; then
+    keychange default "$DEFAULT_DEBOUNCE (default)" 7
+    info sb_rss_kb_after_keychanges "$(rss_kb "$SB_PID")"
+fi
 
-if [[ -n $FAST_DEBOUNCE ]]; then
+if [[ -n $FAST_DEBOUNCE && $CHANGES -gt 0 ]]; then
     stop_pid "$SB_PID"
     rm -rf state # cold: the instance must have finished its first round before the changes
     start_signalbox "signalbox cold start ([watch] debounce = $FAST_DEBOUNCE)" 1 signalbox-fast.toml
@@ -488,9 +537,10 @@ RESULT=$RESULTS_DIR/$(date -u +%Y-%m-%d).txt
 {
     echo "# signalbox benchmark, $STARTED_AT .. $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo
-    echo "command: N=$N QUERIES=$QUERIES ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP STARTUP_REPS=$STARTUP_REPS CHANGES=$CHANGES FAST_DEBOUNCE=$FAST_DEBOUNCE CHANGE_GAP=$CHANGE_GAP SEED=$SEED bench/run.sh"
+    echo "command: N=$N QUERIES=$QUERIES ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP STARTUP_REPS=$STARTUP_REPS CHANGES=$CHANGES FAST_DEBOUNCE=$FAST_DEBOUNCE CHANGE_GAP=$CHANGE_GAP WARM_ROUND_TIMEOUT=$WARM_ROUND_TIMEOUT QUIET_MAX_WAIT=$QUIET_MAX_WAIT RESCAN_INTERVAL=$RESCAN_INTERVAL SEED=$SEED bench/run.sh"
+    echo "signalbox config (load tests): $(grep -v '^#' "$WORK/signalbox.toml" | tr '\n' ' ')"
     echo "machine: nproc=$(nproc), $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r), $(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo), Debian $(cat /etc/debian_version 2>/dev/null || echo '?')"
-    echo "load average at start: $LOAD_BEFORE; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "load average at start: $LOAD_BEFORE; at the end: $(cut -d' ' -f1-3 /proc/loadavg); measurements started on a busy machine (other processes): $NOT_QUIET"
     echo "signalbox: $SB_BUILD (binary sha256 $SB_SHA...)"
     echo "knot: $(knotd --version | head -1); nsd: $(nsd -v 2>&1 | head -1); $(dnsperf -h 2>&1 | grep -m1 -i version || dnsperf 2>&1 | grep -m1 -i version || echo 'dnsperf ?'); $(dnssec-signzone -V 2>&1 | head -1)"
     echo

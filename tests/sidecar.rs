@@ -361,6 +361,15 @@ publish = {{ update = "{}", tsig = "{}", types = ["CDS"], cds_by_update = true }
         daemon.log_text()
     );
     assert!(daemon.log_text().contains("retry_in_s"));
+    // The counter shows in `status`.
+    let (code, status, _) = output(signalbox().args(["status", "-c"]).arg(&config));
+    assert_eq!(code, 0, "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("UPDATE:") && !l.contains(" 0 dropped")),
+        "{status}"
+    );
 }
 
 /// Test 4: the signalling zone lives on BIND (dynamic, signed by BIND);

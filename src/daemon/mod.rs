@@ -461,6 +461,27 @@ impl Daemon {
             )),
             _ => out.push_str("safety brake: not holding\n"),
         }
+        for (zone, apex) in &self.followed {
+            out.push_str(&format!(
+                "following {} at {}: serial {}, {} CDS, {} CDNSKEY, read {}\n",
+                display(zone),
+                apex.primary,
+                apex.serial,
+                apex.cds.len(),
+                apex.cdnskey.len(),
+                apex.read_at
+            ));
+        }
+        if !self.publishers.is_empty() {
+            use std::sync::atomic::Ordering::Relaxed;
+            let c = &self.publish_counters;
+            out.push_str(&format!(
+                "UPDATE: {} written, {} failed, {} dropped or reverted by the server\n",
+                c.written.load(Relaxed),
+                c.failed.load(Relaxed),
+                c.dropped.load(Relaxed)
+            ));
+        }
         out
     }
 
