@@ -120,8 +120,9 @@ impl KeyStore {
         let mut changed = BTreeSet::new();
         for path in paths {
             if let Some(dir) = self.dirs.get_mut(path) {
-                let report = dir.scan(at);
-                changed.extend(report.changed.iter().cloned());
+                let mut report = dir.scan(at);
+                // Moved out, not kept: after a cold start it names every zone.
+                changed.append(&mut report.changed);
                 self.reports.insert(path.clone(), report);
             }
         }

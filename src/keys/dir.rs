@@ -164,8 +164,9 @@ struct Slot {
     flux_since: Option<Instant>,
     /// Problems found the last time the key was read.
     issues: Vec<KeyIssue>,
-    /// No good view and a problem: the zone is held.
-    held: Option<(Name, String)>,
+    /// No good view and a problem: the zone is held (boxed: rare, and
+    /// a slot per key adds up at a million children).
+    held: Option<Box<(Name, String)>>,
 }
 
 /// One BIND key directory, scanned incrementally.
@@ -256,7 +257,7 @@ impl KeyDirectory {
         for stem in &self.troubled {
             if let Some(slot) = self.slots.get(stem) {
                 report.issues.extend(slot.issues.iter().cloned());
-                if let Some((zone, why)) = &slot.held {
+                if let Some((zone, why)) = slot.held.as_deref() {
                     report
                         .held
                         .entry(zone.clone())
@@ -515,7 +516,7 @@ impl KeyDirectory {
         }
         if blocking && slot.good.is_none() {
             if let Some(zone) = zone {
-                slot.held = Some((zone, format!("key {} cannot be read", key_name.tag)));
+                slot.held = Some(Box::new((zone, format!("key {} cannot be read", key_name.tag))));
             }
         }
         self.finish(stem, old, changed);
