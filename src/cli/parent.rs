@@ -92,24 +92,25 @@ fn plan(loaded: &Loaded, child: &ChildZone, view: Option<&ParentView>) -> ChildR
     )
 }
 
-/// `signalbox parent`.
-pub fn run_parent(config: &Path, zone: &str) -> u8 {
-    let loaded = match load(config) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let child = match child(&loaded, zone) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+/// The config with `zone` among its children, a resolver configured, and
+/// a runtime: what `parent` and `notify` start from.
+fn prepare(config: &Path, zone: &str) -> Result<(Loaded, usize, tokio::runtime::Runtime), u8> {
+    let loaded = load(config)?;
+    let index = child(&loaded, zone)?;
     if loaded.config.resolver.servers.is_empty() {
         eprintln!("error: [resolver] servers is empty: the parent cannot be looked up");
-        return EXIT_CONFIG;
+        return Err(EXIT_CONFIG);
     }
-    let rt = match runtime() {
-        Ok(rt) => rt,
+    Ok((loaded, index, runtime()?))
+}
+
+/// `signalbox parent`.
+pub fn run_parent(config: &Path, zone: &str) -> u8 {
+    let (loaded, index, rt) = match prepare(config, zone) {
+        Ok(ready) => ready,
         Err(code) => return code,
     };
+    let child = &loaded.children[index];
     rt.block_on(async {
         let resolver = Resolver::new(loaded.config.resolver.clone());
         let port = loaded.config.notify.nameserver_port;
@@ -209,25 +210,14 @@ pub fn run_parent(config: &Path, zone: &str) -> u8 {
 
 /// `signalbox notify`.
 pub fn run_notify(config: &Path, zone: &str, kind: NotifyType, dry_run: bool) -> u8 {
-    let loaded = match load(config) {
-        Ok(l) => l,
+    let (loaded, index, rt) = match prepare(config, zone) {
+        Ok(ready) => ready,
         Err(code) => return code,
     };
-    let child = match child(&loaded, zone) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    if loaded.config.resolver.servers.is_empty() {
-        eprintln!("error: [resolver] servers is empty: DSYNC cannot be discovered");
-        return EXIT_CONFIG;
-    }
+    let child = &loaded.children[index];
     let rtype = match kind {
         NotifyType::Cds => RecordType::CDS,
         NotifyType::Csync => RecordType::CSYNC,
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
     };
     rt.block_on(async {
         let resolver = Resolver::new(loaded.config.resolver.clone());

@@ -227,46 +227,4 @@ impl Checker<'_> {
             ),
         }
     }
-
-    fn duration_at_least(
-        &mut self,
-        value: &Option<Spanned<ConfigDuration>>,
-        key: &str,
-        default: Duration,
-        min: Duration,
-    ) -> Duration {
-        match value {
-            None => default,
-            Some(v) if v.get_ref().0 >= min => v.get_ref().0,
-            Some(v) => {
-                self.error(
-                    v.span(),
-                    key.to_string(),
-                    format!("at least {}", super::duration::format(min)),
-                );
-                default
-            }
-        }
-    }
-
-    fn int_in(
-        &mut self,
-        value: &Option<Spanned<i64>>,
-        key: &str,
-        range: std::ops::RangeInclusive<i64>,
-        default: i64,
-    ) -> i64 {
-        match value {
-            None => default,
-            Some(v) if range.contains(v.get_ref()) => *v.get_ref(),
-            Some(v) => {
-                self.error(
-                    v.span(),
-                    key.to_string(),
-                    format!("must be in {}..={}", range.start(), range.end()),
-                );
-                default
-            }
-        }
-    }
 }

@@ -94,34 +94,16 @@ impl Checker<'_> {
                 })
                 .collect(),
         };
-        let mut int = |value: &Option<Spanned<i64>>,
-                       key: &str,
-                       range: std::ops::RangeInclusive<i64>,
-                       default: i64|
-         -> i64 {
-            match value {
-                None => default,
-                Some(v) if range.contains(v.get_ref()) => *v.get_ref(),
-                Some(v) => {
-                    self.error(
-                        v.span(),
-                        format!("server.{key}"),
-                        format!("must be in {}..={}", range.start(), range.end()),
-                    );
-                    default
-                }
-            }
-        };
-        let udp_threads = int(&raw.udp_threads, "udp_threads", 0..=256, 0) as usize;
-        let edns_udp_size = int(
+        let udp_threads = self.int_in(&raw.udp_threads, "server.udp_threads", 0..=256, 0) as usize;
+        let edns_udp_size = self.int_in(
             &raw.edns_udp_size,
-            "edns_udp_size",
+            "server.edns_udp_size",
             512..=4096,
             i64::from(defaults.edns_udp_size),
         ) as u16;
-        let tcp_max_connections = int(
+        let tcp_max_connections = self.int_in(
             &raw.tcp_max_connections,
-            "tcp_max_connections",
+            "server.tcp_max_connections",
             1..=65_535,
             defaults.tcp_max_connections as i64,
         ) as usize;
@@ -167,38 +149,23 @@ impl Checker<'_> {
 
     pub(super) fn watch(&mut self, raw: &RawWatch) -> WatchConfig {
         let d = WatchConfig::default();
-        let mut dur = |v: &Option<Spanned<ConfigDuration>>,
-                       key: &str,
-                       default: Duration,
-                       min: Duration| match v {
-            None => default,
-            Some(v) if v.get_ref().0 >= min => v.get_ref().0,
-            Some(v) => {
-                self.error(
-                    v.span(),
-                    format!("watch.{key}"),
-                    format!("at least {}", super::duration::format(min)),
-                );
-                default
-            }
-        };
         WatchConfig {
             mode: raw.mode.unwrap_or(d.mode),
-            debounce: dur(
+            debounce: self.duration_at_least(
                 &raw.debounce,
-                "debounce",
+                "watch.debounce",
                 d.debounce,
                 Duration::from_millis(0),
             ),
-            poll_interval: dur(
+            poll_interval: self.duration_at_least(
                 &raw.poll_interval,
-                "poll_interval",
+                "watch.poll_interval",
                 d.poll_interval,
                 Duration::from_millis(100),
             ),
-            rescan_interval: dur(
+            rescan_interval: self.duration_at_least(
                 &raw.rescan_interval,
-                "rescan_interval",
+                "watch.rescan_interval",
                 d.rescan_interval,
                 Duration::from_secs(1),
             ),

@@ -219,20 +219,11 @@ impl SigningKey {
         inception: u32,
         expiration: u32,
     ) -> Result<Rrsig, SignerError> {
-        let mut rrsig = Rrsig {
-            type_covered: rtype,
-            algorithm: self.algorithm.number(),
-            labels: owner_labels(owner),
-            original_ttl: ttl,
-            expiration,
-            inception,
-            key_tag: self.tag,
-            signer: self.zone.clone(),
-            signature: Vec::new(),
-        };
-        let data = signed_data(&rrsig, owner, rdatas);
-        rrsig.signature = self.sign_bytes(&data)?;
-        Ok(rrsig)
+        let mut sorted: Vec<&[u8]> = rdatas.iter().map(Vec::as_slice).collect();
+        sorted.sort();
+        sorted.dedup();
+        let owner = canonical_wire(owner);
+        self.sign_wire(&owner, rtype, ttl, &sorted, inception, expiration)
     }
 }
 
@@ -261,14 +252,7 @@ impl SigningKey {
             signature: Vec::new(),
         };
         let mut data = rrsig.header_wire();
-        for rdata in rdatas {
-            data.extend_from_slice(owner);
-            data.extend_from_slice(&u16::from(rtype).to_be_bytes());
-            data.extend_from_slice(&1u16.to_be_bytes()); // class IN
-            data.extend_from_slice(&ttl.to_be_bytes());
-            data.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-            data.extend_from_slice(rdata);
-        }
+        push_records(&mut data, owner, rtype, ttl, rdatas);
         rrsig.signature = self.sign_bytes(&data)?;
         Ok(rrsig)
     }
@@ -301,20 +285,32 @@ pub fn owner_labels(owner: &Name) -> u8 {
 /// The data an RRSIG signs (RFC 4034 §3.1.8.1): RRSIG RDATA without the
 /// signature, then every RR in canonical form and order.
 pub fn signed_data(rrsig: &Rrsig, owner: &Name, rdatas: &[Vec<u8>]) -> Vec<u8> {
-    let mut sorted: Vec<&Vec<u8>> = rdatas.iter().collect();
+    let mut sorted: Vec<&[u8]> = rdatas.iter().map(Vec::as_slice).collect();
     sorted.sort();
     sorted.dedup();
-    let owner = canonical_wire(owner);
     let mut data = rrsig.header_wire();
-    for rdata in sorted {
-        data.extend_from_slice(&owner);
-        data.extend_from_slice(&u16::from(rrsig.type_covered).to_be_bytes());
+    let owner = canonical_wire(owner);
+    push_records(
+        &mut data,
+        &owner,
+        rrsig.type_covered,
+        rrsig.original_ttl,
+        &sorted,
+    );
+    data
+}
+
+/// The RRset part of the signed data (RFC 4034 §3.1.8.1): each record as
+/// `owner type class ttl rdlength rdata`, in the order given.
+fn push_records(data: &mut Vec<u8>, owner: &[u8], rtype: RecordType, ttl: u32, rdatas: &[&[u8]]) {
+    for rdata in rdatas {
+        data.extend_from_slice(owner);
+        data.extend_from_slice(&u16::from(rtype).to_be_bytes());
         data.extend_from_slice(&1u16.to_be_bytes()); // class IN
-        data.extend_from_slice(&rrsig.original_ttl.to_be_bytes());
+        data.extend_from_slice(&ttl.to_be_bytes());
         data.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
         data.extend_from_slice(rdata);
     }
-    data
 }
 
 fn strip_zeros(bytes: &[u8]) -> &[u8] {

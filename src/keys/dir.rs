@@ -516,7 +516,10 @@ impl KeyDirectory {
         }
         if blocking && slot.good.is_none() {
             if let Some(zone) = zone {
-                slot.held = Some(Box::new((zone, format!("key {} cannot be read", key_name.tag))));
+                slot.held = Some(Box::new((
+                    zone,
+                    format!("key {} cannot be read", key_name.tag),
+                )));
             }
         }
         self.finish(stem, old, changed);
