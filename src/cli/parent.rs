@@ -37,8 +37,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, u8> {
         })
 }
 
-/// The child `zone` of the config, or an exit code.
-fn child<'a>(loaded: &'a Loaded, zone: &str) -> Result<&'a ChildZone, u8> {
+/// The index of child `zone` among the config's children, or an exit code.
+fn child(loaded: &Loaded, zone: &str) -> Result<usize, u8> {
     let name = parse_name(zone).map_err(|e| {
         eprintln!("error: --zone: {e}");
         EXIT_CONFIG
@@ -46,7 +46,7 @@ fn child<'a>(loaded: &'a Loaded, zone: &str) -> Result<&'a ChildZone, u8> {
     loaded
         .children
         .iter()
-        .find(|c| c.name == name)
+        .position(|c| c.name == name)
         .ok_or_else(|| {
             eprintln!(
                 "error: --zone {}: not a configured zone, nor in any [[zones]] key directory",
