@@ -1,0 +1,378 @@
+//! The incremental path of the zone store: apply changes name by name,
+//! keep the NSEC chain and the empty non-terminals right, and re-sign only
+//! what changed (the RRsets touched, the NSEC records next to them, the
+//! SOA).
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    ops::Bound,
+    sync::Arc,
+};
+
+use hickory_proto::rr::RecordType;
+use jiff::Timestamp;
+
+use super::*;
+
+impl ZoneStore {
+    pub(super) fn update(
+        &mut self,
+        changes: &[Change],
+        check_all: bool,
+        signer: &ZoneSigner,
+        serial: u32,
+        now: Timestamp,
+        options: &ZoneOptions,
+    ) -> Result<UpdateStats, SignError> {
+        let zone_name = display(&self.apex);
+        if signer.ksks.is_empty() || signer.zsks.is_empty() {
+            return Err(SignError::NoKey {
+                zone: zone_name,
+                role: if signer.ksks.is_empty() { "KSK" } else { "ZSK" },
+                what: "the zone".into(),
+            });
+        }
+        if self.is_empty() {
+            return self.build(changes, signer, serial, now, options);
+        }
+        let mut next = self.clone();
+        let mut touched: BTreeSet<Bytes> = BTreeSet::new(); // canonical keys
+        let mut touched_wires: BTreeSet<Bytes> = BTreeSet::new();
+        let mut changed_names = 0;
+        for change in changes {
+            if next.apply_one(change, &mut touched) {
+                changed_names += 1;
+                touched_wires.insert(canonical_wire(&change.owner).into());
+            }
+        }
+        // The SOA carries the new serial.
+        let apex_key: Bytes = canonical_key(&self.apex).into();
+        let Some(Entry::Node(apex, below)) = next.names.get(&next.apex_wire).cloned() else {
+            return Err(SignError::NoSoa(zone_name));
+        };
+        let mut node = (*apex).clone();
+        let Some(soa) = node
+            .rrsets
+            .iter_mut()
+            .find(|r| r.rtype == u16::from(RecordType::SOA))
+        else {
+            return Err(SignError::NoSoa(zone_name));
+        };
+        let rdatas: Vec<Vec<u8>> = soa
+            .rdatas()
+            .iter()
+            .map(|r| with_serial(r, serial))
+            .collect();
+        let minimum = rdatas.first().and_then(|r| soa_minimum(r)).unwrap_or(0);
+        next.negative_ttl = soa.ttl.min(minimum);
+        *soa = Rrset::unsigned(&RrsetData::new(RecordType::SOA, soa.ttl, rdatas));
+        next.names
+            .insert(next.apex_wire.clone(), Entry::Node(Arc::new(node), below));
+        touched.insert(apex_key);
+        next.serial = serial;
+
+        // NSEC records at and before every touched name.
+        let mut nsec_owners: BTreeSet<Bytes> = BTreeSet::new();
+        for key in &touched {
+            if next.order.contains_key(&key[..]) {
+                nsec_owners.insert(key.clone());
+            }
+            if let Some((prev, _)) = next
+                .order
+                .range::<_, [u8]>((Bound::Unbounded, Bound::Excluded(&key[..])))
+                .next_back()
+            {
+                nsec_owners.insert(prev.clone());
+            }
+        }
+        for key in &nsec_owners {
+            next.set_nsec(key);
+        }
+
+        // Sign what needs it.
+        let now_secs = now.as_second().clamp(0, i64::from(u32::MAX)) as u32;
+        let candidates: Vec<Bytes> = if check_all {
+            next.order.keys().cloned().collect()
+        } else {
+            touched.union(&nsec_owners).cloned().collect()
+        };
+        touched_wires.extend(
+            candidates
+                .iter()
+                .filter_map(|key| next.order.get(&key[..]).cloned()),
+        );
+        let mut jobs = Vec::new();
+        for key in candidates {
+            let Some(wire) = next.order.get(&key[..]).cloned() else {
+                continue;
+            };
+            let Some(node) = next.node(&wire) else {
+                continue;
+            };
+            for (index, rrset) in node.rrsets.iter().enumerate() {
+                let by_ksk = next.by_ksk(&wire, rrset.rtype);
+                let keys = if by_ksk { &signer.ksks } else { &signer.zsks };
+                if needs_signing(rrset, keys, now_secs, options) {
+                    jobs.push(SignJob {
+                        wire: wire.clone(),
+                        index,
+                        rtype: RecordType::from(rrset.rtype),
+                        ttl: rrset.ttl,
+                        records: rrset.records.clone(),
+                        by_ksk,
+                    });
+                }
+            }
+        }
+        let stats = next
+            .sign(jobs, signer, now_secs, options)
+            .map_err(|source| SignError::Signer {
+                zone: display(&self.apex),
+                source,
+            })?;
+        next.touched = touched_wires.into_iter().collect::<Vec<_>>().into();
+        *self = next;
+        Ok(UpdateStats {
+            names: self.len(),
+            changed_names,
+            ..stats
+        })
+    }
+
+    /// Applies one owner's change; returns whether anything changed.
+    fn apply_one(&mut self, change: &Change, touched: &mut BTreeSet<Bytes>) -> bool {
+        let wire: Bytes = canonical_wire(&change.owner).into();
+        let key: Bytes = canonical_key(&change.owner).into();
+        let existing = self.names.get(&wire).cloned();
+        let wanted = change
+            .rrsets
+            .as_ref()
+            .filter(|r| r.iter().any(|s| !s.rdatas.is_empty()));
+        match (existing, wanted) {
+            (Some(Entry::Node(node, below)), Some(rrsets)) => {
+                if same_data(&node, rrsets) {
+                    return false;
+                }
+                let merged = merge(&node, rrsets);
+                self.names.insert(
+                    wire.clone(),
+                    Entry::Node(
+                        Arc::new(Node {
+                            wire,
+                            rrsets: merged,
+                        }),
+                        below,
+                    ),
+                );
+            }
+            (existing, Some(rrsets)) => {
+                let below = existing.as_ref().map_or(0, Entry::below);
+                let node = Node {
+                    wire: wire.clone(),
+                    rrsets: merge(
+                        &Node {
+                            wire: wire.clone(),
+                            rrsets: Box::default(),
+                        },
+                        rrsets,
+                    ),
+                };
+                self.names
+                    .insert(wire.clone(), Entry::Node(Arc::new(node), below));
+                self.order.insert(key.clone(), wire.clone());
+                self.adjust_ancestors(&wire, 1);
+            }
+            (Some(Entry::Node(_, below)), None) => {
+                if below > 0 {
+                    self.names.insert(wire.clone(), Entry::Ent(below));
+                } else {
+                    self.names.remove(&wire);
+                }
+                self.order.remove(&key[..]);
+                self.adjust_ancestors(&wire, -1);
+            }
+            (_, None) => return false,
+        }
+        touched.insert(key);
+        true
+    }
+
+    /// Adds `delta` to the count of data names below every ancestor of
+    /// `wire` inside the zone, creating and removing empty non-terminals.
+    pub(super) fn adjust_ancestors(&mut self, wire: &[u8], delta: i64) {
+        let apex_len = self.apex_wire.len();
+        let mut at = 0;
+        while wire.len() - at > apex_len {
+            at += 1 + usize::from(wire[at]);
+            let ancestor = &wire[at..];
+            let updated = match self.names.get(ancestor) {
+                Some(Entry::Node(node, below)) => Some(Entry::Node(
+                    node.clone(),
+                    (i64::from(*below) + delta).max(0) as u32,
+                )),
+                Some(Entry::Ent(below)) => {
+                    let below = (i64::from(*below) + delta).max(0) as u32;
+                    (below > 0).then_some(Entry::Ent(below))
+                }
+                None if delta > 0 => Some(Entry::Ent(delta as u32)),
+                None => None,
+            };
+            match updated {
+                Some(entry) => {
+                    self.names.insert(ancestor.into(), entry);
+                }
+                None => {
+                    self.names.remove(ancestor);
+                }
+            }
+        }
+    }
+
+    /// Recomputes the NSEC record at the data name with canonical key `key`.
+    fn set_nsec(&mut self, key: &Bytes) {
+        let Some(wire) = self.order.get(&key[..]).cloned() else {
+            return;
+        };
+        let next_wire = self
+            .order
+            .range::<_, [u8]>((Bound::Excluded(&key[..]), Bound::Unbounded))
+            .next()
+            .or_else(|| self.order.iter().next())
+            .map(|(_, w)| w.clone());
+        let (Some(next_wire), Some(Entry::Node(node, below))) =
+            (next_wire, self.names.get(&wire).cloned())
+        else {
+            return;
+        };
+        let Some(next) = name_of(&next_wire) else {
+            return;
+        };
+        let mut types: Vec<RecordType> = node
+            .rrsets
+            .iter()
+            .filter(|r| r.rtype != u16::from(RecordType::NSEC))
+            .map(|r| RecordType::from(r.rtype))
+            .collect();
+        types.extend([RecordType::RRSIG, RecordType::NSEC]);
+        let data = RrsetData::new(
+            RecordType::NSEC,
+            self.negative_ttl,
+            vec![Nsec { next, types }.to_wire()],
+        );
+        let fresh = Rrset::unsigned(&data);
+        if node
+            .rrset(RecordType::NSEC)
+            .is_some_and(|old| old.records == fresh.records && old.ttl == fresh.ttl)
+        {
+            return;
+        }
+        let mut rrsets: Vec<Rrset> = node
+            .rrsets
+            .iter()
+            .filter(|r| r.rtype != u16::from(RecordType::NSEC))
+            .cloned()
+            .collect();
+        rrsets.push(fresh);
+        rrsets.sort_by_key(|r| r.rtype);
+        self.names.insert(
+            wire.clone(),
+            Entry::Node(
+                Arc::new(Node {
+                    wire,
+                    rrsets: rrsets.into(),
+                }),
+                below,
+            ),
+        );
+    }
+
+    /// Signs the jobs (in parallel when many) and stores the signatures.
+    fn sign(
+        &mut self,
+        jobs: Vec<SignJob>,
+        signer: &ZoneSigner,
+        now: u32,
+        options: &ZoneOptions,
+    ) -> Result<UpdateStats, crate::dnssec::signer::SignerError> {
+        let results = sign_jobs(&display(&self.apex), &jobs, signer, now, options)?;
+        let mut stats = UpdateStats {
+            rrsets_signed: jobs.len(),
+            ..UpdateStats::default()
+        };
+        let mut by_name: BTreeMap<Bytes, Vec<(usize, Signatures)>> = BTreeMap::new();
+        for (job, sigs) in jobs.into_iter().zip(results) {
+            stats.signatures += sigs.len();
+            by_name.entry(job.wire).or_default().push((job.index, sigs));
+        }
+        for (wire, updates) in by_name {
+            let Some(Entry::Node(node, below)) = self.names.get(&wire).cloned() else {
+                continue;
+            };
+            let mut node = (*node).clone();
+            let mut rrsets: Vec<Rrset> = node.rrsets.into_vec();
+            for (index, sigs) in updates {
+                if let Some(rrset) = rrsets.get_mut(index) {
+                    rrset.set_sigs(sigs);
+                }
+            }
+            node.rrsets = rrsets.into();
+            self.names.insert(wire, Entry::Node(Arc::new(node), below));
+        }
+        Ok(stats)
+    }
+}
+
+/// True when the node holds exactly `rrsets` (NSEC aside; an SOA's serial
+/// does not count: the zone sets it).
+pub(super) fn same_data(node: &Node, rrsets: &[RrsetData]) -> bool {
+    node.holds(rrsets)
+}
+
+/// Equal records; for an SOA, equal but for the serial.
+pub(super) fn same_records(a: &Rrset, b: &Rrset) -> bool {
+    if a.rtype != u16::from(RecordType::SOA) {
+        return a.records == b.records;
+    }
+    let (ra, rb) = (a.rdatas(), b.rdatas());
+    ra.len() == rb.len()
+        && ra
+            .iter()
+            .zip(rb.iter())
+            .all(|(x, y)| with_serial(x, 0) == with_serial(y, 0))
+}
+
+/// The node's RRsets replaced by `rrsets`, keeping signatures (and the NSEC)
+/// where the data did not change.
+pub(super) fn merge(node: &Node, rrsets: &[RrsetData]) -> Box<[Rrset]> {
+    let mut out: Vec<Rrset> = Vec::with_capacity(rrsets.len() + 1);
+    for data in rrsets.iter().filter(|r| !r.rdatas.is_empty()) {
+        let fresh = Rrset::unsigned(data);
+        let kept = node
+            .rrsets
+            .iter()
+            .find(|r| r.rtype == fresh.rtype && r.ttl == fresh.ttl && r.records == fresh.records);
+        out.push(kept.cloned().unwrap_or(fresh));
+    }
+    if let Some(nsec) = node.rrset(RecordType::NSEC) {
+        out.push(nsec.clone());
+    }
+    out.sort_by_key(|r| r.rtype);
+    out.dedup_by_key(|r| r.rtype);
+    out.into()
+}
+
+pub(super) fn needs_signing(
+    rrset: &Rrset,
+    keys: &[Arc<crate::dnssec::signer::SigningKey>],
+    now: u32,
+    options: &ZoneOptions,
+) -> bool {
+    if rrset.sigs.is_empty() || rrset.signers.len() != keys.len() {
+        return true;
+    }
+    let same_keys = keys
+        .iter()
+        .all(|k| rrset.signers.contains(&(k.algorithm.number(), k.tag)));
+    let left = rrset.expires.wrapping_sub(now);
+    !(same_keys && left > options.signature_refresh && left < 0x8000_0000)
+}
