@@ -129,6 +129,25 @@ impl KeyStore {
         changed
     }
 
+    /// Rescans the named files of one directory (unknown directories are
+    /// ignored); returns the zones whose keys changed.
+    pub fn scan_files(
+        &mut self,
+        path: &Path,
+        files: &BTreeSet<String>,
+        at: Instant,
+    ) -> BTreeSet<Name> {
+        let mut changed = BTreeSet::new();
+        if let Some(dir) = self.dirs.get_mut(path) {
+            let mut report = dir.scan_files(files.iter().map(String::as_str), at);
+            changed.append(&mut report.changed);
+            // Issues and holds of untouched keys are in the new report too
+            // (troubled keys are always re-read).
+            self.reports.insert(path.to_path_buf(), report);
+        }
+        changed
+    }
+
     /// The directories this store scans.
     pub fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
         self.dirs.keys()

@@ -343,3 +343,56 @@ fn unsafe_is_root() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+#[test]
+fn targeted_rescans_read_only_the_named_files() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = dnskey(257, 13, 1);
+    let b = dnskey(257, 13, 2);
+    write_key(tmp.path(), "a.example.", &a, &[]);
+    let mut dir = KeyDirectory::new(tmp.path());
+    let t0 = Instant::now();
+    assert_eq!(dir.scan(t0).zones.len(), 1);
+
+    // A new key, named by the event: read, and only it.
+    let new = write_key(tmp.path(), "b.example.", &b, &[]);
+    let name = new
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("name")
+        .to_string();
+    let report = dir.scan_files([name.as_str(), "README", "dnssec-keyA1b2"], t0);
+    assert_eq!(report.files_read, 1);
+    assert_eq!(report.zones.len(), 2);
+    assert!(
+        report
+            .changed
+            .contains(&parse_name("b.example.").expect("valid"))
+    );
+
+    // A key changed but not named: a targeted rescan does not see it (the
+    // periodic full rescan does).
+    write_key(
+        tmp.path(),
+        "a.example.",
+        &a,
+        &[("Inactive", "20300101000000")],
+    );
+    let report = dir.scan_files(std::iter::empty(), t0);
+    assert_eq!(report.files_read, 0);
+    assert!(
+        dir.scan(t0)
+            .changed
+            .contains(&parse_name("a.example.").expect("valid"))
+    );
+
+    // A removed file, named by the event: the zone goes.
+    fs::remove_file(&new).expect("remove");
+    let report = dir.scan_files([name.as_str()], t0);
+    assert_eq!(report.zones.len(), 1);
+    assert!(
+        report
+            .changed
+            .contains(&parse_name("b.example.").expect("valid"))
+    );
+}

@@ -33,8 +33,10 @@ use crate::{
 pub struct RoundInput {
     /// Rescan everything and recompute every child.
     pub full: bool,
-    /// Directories to rescan.
+    /// Directories to rescan whole.
     pub dirs: BTreeSet<PathBuf>,
+    /// Single files to rescan, per directory (inotify named them).
+    pub files: BTreeMap<PathBuf, BTreeSet<String>>,
     /// Zones to recompute (timing events due).
     pub names: BTreeSet<Name>,
     /// Check every signature for refresh (a full scan).
@@ -73,6 +75,11 @@ impl Daemon {
             input.dirs.iter().cloned().collect()
         };
         let mut affected = self.keys.scan_dirs(&dirs, started);
+        if !input.full {
+            for (dir, files) in &input.files {
+                affected.append(&mut self.keys.scan_files(dir, files, started));
+            }
+        }
         affected.extend(input.names.iter().cloned());
         affected.append(&mut self.pending);
         report.flux_dirs = self.keys.dirs_in_flux();

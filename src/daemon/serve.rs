@@ -4,7 +4,7 @@
 //! all become rounds, run one at a time on a blocking thread.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -79,13 +79,15 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         daemon.notify_secondaries(apex, *serial, &mut notifying);
     }
 
-    let (dir_tx, mut dir_rx) = tmpsc::unbounded_channel::<PathBuf>();
+    let (dir_tx, mut dir_rx) = tmpsc::unbounded_channel::<watch::Touched>();
     let mut watcher = watch::watch(
         &daemon.keys.dirs().cloned().collect::<Vec<_>>(),
         daemon.config.watch.mode,
         dir_tx.clone(),
     );
+    // Directories to rescan whole, and single files to rescan.
     let mut dirty: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut dirty_files: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
     let mut deadline: Option<Instant> = None;
     let mut rescan = tokio::time::interval(daemon.config.watch.rescan_interval);
     rescan.tick().await;
@@ -107,16 +109,26 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         let mut reply: Option<(tokio::sync::oneshot::Sender<control::Reply>, control::Reply)> =
             None;
         tokio::select! {
-            Some(dir) = dir_rx.recv() => {
-                dirty.insert(dir);
-                while let Ok(dir) = dir_rx.try_recv() {
-                    dirty.insert(dir);
+            Some(touched) = dir_rx.recv() => {
+                let mut note = |(dir, file): watch::Touched| match file {
+                    Some(file) => {
+                        dirty_files.entry(dir).or_default().insert(file);
+                    }
+                    None => {
+                        dirty.insert(dir);
+                    }
+                };
+                note(touched);
+                while let Ok(touched) = dir_rx.try_recv() {
+                    note(touched);
                 }
                 deadline.get_or_insert(Instant::now() + daemon.config.watch.debounce);
             }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                 deadline = None;
-                input = Some(RoundInput { dirs: std::mem::take(&mut dirty), ..RoundInput::default() });
+                let mut files = std::mem::take(&mut dirty_files);
+                files.retain(|dir, _| !dirty.contains(dir));
+                input = Some(RoundInput { dirs: std::mem::take(&mut dirty), files, ..RoundInput::default() });
             }
             _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
                 let names = daemon.due(Timestamp::now());
@@ -208,8 +220,12 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
                 }
             }
             if !report.flux_dirs.is_empty() {
-                // BIND is mid-rewrite: look again shortly, without stalling others.
-                dirty.extend(report.flux_dirs.iter().cloned());
+                // BIND is mid-rewrite: look again shortly, without stalling
+                // others (a key in flux is re-read by any scan of its
+                // directory, so no file needs naming).
+                for dir in &report.flux_dirs {
+                    dirty_files.entry(dir.clone()).or_default();
+                }
                 deadline.get_or_insert(Instant::now() + Duration::from_millis(200));
             }
             if let Some((tx, mut text)) = reply {

@@ -1,6 +1,8 @@
 //! Watching key directories: inotify on each directory (never on files: BIND
-//! renames files into place, which replaces their inode), events only as a
-//! trigger for a debounced rescan; polling where inotify cannot be used.
+//! renames files into place, which replaces their inode). An event names
+//! the file it concerns, so a change among a million keys rescans that file
+//! alone; an overflowed or failed watch asks for the whole directory.
+//! Polling where inotify cannot be used.
 
 use std::path::PathBuf;
 
@@ -16,9 +18,12 @@ pub struct DirWatcher {
     pub polled: Vec<PathBuf>,
 }
 
-/// Starts watching `dirs`; every event sends the directory it concerns (all
-/// of them when the watcher overflowed or failed).
-pub fn watch(dirs: &[PathBuf], mode: WatchMode, tx: UnboundedSender<PathBuf>) -> DirWatcher {
+/// What changed: a file of a directory, or (`None`) anything in it.
+pub type Touched = (PathBuf, Option<String>);
+
+/// Starts watching `dirs`; every event sends the directory and file it
+/// concerns (every directory, whole, when the watcher overflowed or failed).
+pub fn watch(dirs: &[PathBuf], mode: WatchMode, tx: UnboundedSender<Touched>) -> DirWatcher {
     if mode == WatchMode::Poll {
         return DirWatcher {
             _watcher: None,
@@ -46,14 +51,22 @@ pub fn watch(dirs: &[PathBuf], mode: WatchMode, tx: UnboundedSender<PathBuf>) ->
             }
             if event.need_rescan() {
                 for (_, dir) in &handler_dirs {
-                    let _ = tx.send(dir.clone());
+                    let _ = tx.send((dir.clone(), None));
                 }
             }
             for path in &event.paths {
                 let parent = path.parent();
                 for (canonical, dir) in &handler_dirs {
-                    if parent == Some(canonical.as_path()) || path == canonical {
-                        let _ = tx.send(dir.clone());
+                    if path == canonical {
+                        let _ = tx.send((dir.clone(), None));
+                    } else if parent == Some(canonical.as_path()) {
+                        let file = path
+                            .file_name()
+                            .and_then(|f| f.to_str())
+                            .map(str::to_string);
+                        // A name that is not UTF-8 cannot be a key file; a
+                        // missing one means "look at everything".
+                        let _ = tx.send((dir.clone(), file));
                     }
                 }
             }
@@ -61,7 +74,7 @@ pub fn watch(dirs: &[PathBuf], mode: WatchMode, tx: UnboundedSender<PathBuf>) ->
         Err(e) => {
             tracing::warn!(error = %e, "key directory watch error: rescanning everything");
             for (_, dir) in &handler_dirs {
-                let _ = tx.send(dir.clone());
+                let _ = tx.send((dir.clone(), None));
             }
         }
     };

@@ -216,8 +216,58 @@ impl KeyDirectory {
     /// Scans the directory; `at` is the monotonic time of the scan (a
     /// parameter so tests can drive the grace period).
     pub fn scan(&mut self, at: Instant) -> ScanReport {
+        let stamps = self.refresh_stamps();
+        self.scan_with(stamps, at)
+    }
+
+    /// Rescans only the files named `files` (what inotify reported): a
+    /// change among a million keys stats one file, not the directory. A
+    /// name that is not a key file is ignored; one that is gone is removed.
+    pub fn scan_files<'a>(
+        &mut self,
+        files: impl IntoIterator<Item = &'a str>,
+        at: Instant,
+    ) -> ScanReport {
+        let mut changed: BTreeSet<Box<str>> = BTreeSet::new();
+        for file_name in files {
+            let Some(name) = bind::filename::parse(file_name) else {
+                continue;
+            };
+            let stamp = match fs::metadata(self.path.join(file_name)) {
+                Ok(meta) if meta.is_file() => Some(Stamp::of(&meta)),
+                _ => None,
+            };
+            let generation = self.generation;
+            match (stamp, self.stamps.get_mut(file_name)) {
+                (Some(stamp), Some((old, _))) => {
+                    if *old != stamp {
+                        *old = stamp;
+                        changed.insert(name.stem.into());
+                    }
+                }
+                (Some(stamp), None) => {
+                    let file: Box<str> = file_name.into();
+                    self.stamps.insert(file.clone(), (stamp, generation));
+                    let slot = self.slots.entry(name.stem.clone().into()).or_default();
+                    slot.files[name.kind as usize] = Some(file);
+                    changed.insert(name.stem.into());
+                }
+                (None, Some(_)) => {
+                    self.stamps.remove(file_name);
+                    if let Some(slot) = self.slots.get_mut(name.stem.as_str()) {
+                        slot.files[name.kind as usize] = None;
+                    }
+                    changed.insert(name.stem.into());
+                }
+                (None, None) => {}
+            }
+        }
+        self.scan_with(Ok(changed), at)
+    }
+
+    fn scan_with(&mut self, stamps: io::Result<BTreeSet<Box<str>>>, at: Instant) -> ScanReport {
         let mut report = ScanReport::default();
-        let changed_stems = match self.refresh_stamps() {
+        let changed_stems = match stamps {
             Ok(stems) => stems,
             Err(e) => {
                 let message = format!("cannot read key directory: {e}");
