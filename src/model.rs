@@ -178,21 +178,85 @@ impl KeyStore {
     }
 }
 
-/// Every child zone of `config`, given the last scans in `store`, in name
-/// order, plus the errors found joining them.
+/// Every child zone of `config`, given the last scans in `store`, in
+/// canonical name order, plus the errors found joining them.
+///
+/// The common case, a zone found in exactly one `[[zones]]` set and named
+/// by no `[[zone]]`, is assembled straight from the set's scan while it is
+/// walked: at a million children, looking each one up again in the scans
+/// (by `Name`, whose comparisons are slow) cost seconds.
 pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<ModelError>) {
     let mut errors = Vec::new();
-    let mut names: BTreeSet<Name> = config.zones.iter().map(|z| z.name.clone()).collect();
-    for set in &config.zone_sets {
+    // Zones in the sets' scans: name -> the sets holding it.
+    let mut sets_of: HashMap<Name, Vec<usize>> = HashMap::new();
+    for (i, set) in config.zone_sets.iter().enumerate() {
         if let Some(report) = store.report(&set.keys) {
-            names.extend(report.zones.keys().chain(report.held.keys()).cloned());
+            for name in report.zones.keys().chain(report.held.keys()) {
+                let sets = sets_of.entry(name.clone()).or_default();
+                if !sets.contains(&i) {
+                    sets.push(i);
+                }
+            }
         }
     }
-    let out = names
-        .into_iter()
-        .filter_map(|name| child_with_errors(config, store, &name, &mut errors))
-        .collect();
-    (out, errors)
+    let mut out: Vec<(Vec<u8>, ChildZone)> = Vec::with_capacity(sets_of.len() + config.zones.len());
+    // The simple ones, walking each set's scan once.
+    for set in &config.zone_sets {
+        let Some(report) = store.report(&set.keys) else {
+            continue;
+        };
+        let mut issues: HashMap<&Name, Vec<KeyIssue>> = HashMap::new();
+        let mut everyone: Vec<KeyIssue> = Vec::new(); // about the directory itself
+        for issue in &report.issues {
+            match &issue.zone {
+                Some(zone) => issues.entry(zone).or_default().push(issue.clone()),
+                None => everyone.push(issue.clone()),
+            }
+        }
+        let settings = set.settings.resolve();
+        let source = set.origin.to_string();
+        for (name, keys) in report.zones.iter() {
+            let simple = config.zone(name).is_none()
+                && sets_of.get(name).is_some_and(|s| s.len() == 1)
+                && !report.held.contains_key(name)
+                && !config.signaling_zones.iter().any(|s| &s.apex == name);
+            if !simple {
+                continue;
+            }
+            let mut held = Vec::new();
+            if let (Some(error), true) = (&report.directory_error, keys.is_empty()) {
+                held.push(error.clone());
+            }
+            let child = ChildZone {
+                name: name.clone(),
+                settings: settings.clone(),
+                key_dir: Some(set.keys.clone()),
+                keys: keys.clone(),
+                held,
+                issues: everyone
+                    .iter()
+                    .cloned()
+                    .chain(issues.remove(name).unwrap_or_default())
+                    .collect(),
+                source: source.clone(),
+                follows: false,
+                publish_types: Vec::new(),
+            };
+            out.push((crate::dns::name::canonical_key(name), child));
+            sets_of.remove(name);
+        }
+    }
+    // Everything else (named by a [[zone]], in two sets, held) the long way.
+    let mut rest: std::collections::HashSet<Name> = sets_of.into_keys().collect();
+    rest.extend(config.zones.iter().map(|z| z.name.clone()));
+    for name in rest {
+        if let Some(child) = child_with_errors(config, store, &name, &mut errors) {
+            out.push((crate::dns::name::canonical_key(&name), child));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup_by(|a, b| a.0 == b.0);
+    (out.into_iter().map(|(_, c)| c).collect(), errors)
 }
 
 /// The child zone `name`, if the config (a `[[zone]]`, or a set holding its

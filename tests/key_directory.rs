@@ -396,3 +396,69 @@ fn targeted_rescans_read_only_the_named_files() {
             .contains(&parse_name("b.example.").expect("valid"))
     );
 }
+
+#[test]
+fn the_bulk_model_equals_one_zone_at_a_time() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    fs::create_dir_all(&one).expect("mkdir");
+    fs::create_dir_all(&two).expect("mkdir");
+    for (i, zone) in ["a.example.", "b.example.", "c.example.", "x.test."]
+        .iter()
+        .enumerate()
+    {
+        write_key(&one, zone, &dnskey(257, 13, i as u8 + 1), &[]);
+    }
+    // In two sets: held with an error; overridden by a [[zone]]; a bad file.
+    write_key(&two, "c.example.", &dnskey(257, 13, 9), &[]);
+    write_key(&two, "d.example.", &dnskey(257, 13, 10), &[]);
+    fs::write(two.join("Kbad.example.+013+00001.key"), "garbage\n").expect("write");
+    let config_path = tmp.path().join("c.toml");
+    fs::write(
+        &config_path,
+        r#"version = 1
+[[zones]]
+keys = "one"
+nameservers = ["ns1.example.net."]
+[[zones]]
+keys = "two"
+cds = "always"
+[[zone]]
+name = "b.example."
+cds = "none"
+"#,
+    )
+    .expect("write");
+    let config = signalbox::config::load(&config_path).expect("valid");
+    let mut store = signalbox::model::KeyStore::new(&config);
+    store.scan(Instant::now());
+    let (bulk, errors) = signalbox::model::children(&config, &store);
+    let names: Vec<String> = bulk.iter().map(|c| c.name.to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "a.example.",
+            "b.example.",
+            "bad.example.",
+            "c.example.",
+            "d.example.",
+            "x.test."
+        ],
+        "canonical order"
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    for child in &bulk {
+        let (single, _) = signalbox::model::child(&config, &store, &child.name);
+        let single = single.expect("a child");
+        assert_eq!(single.settings, child.settings, "{}", child.name);
+        assert_eq!(single.key_dir, child.key_dir, "{}", child.name);
+        assert_eq!(single.keys, child.keys, "{}", child.name);
+        assert_eq!(single.held, child.held, "{}", child.name);
+        assert_eq!(single.issues, child.issues, "{}", child.name);
+        assert_eq!(single.source, child.source, "{}", child.name);
+    }
+    assert!(
+        bulk.iter()
+            .any(|c| c.name.to_string() == "c.example." && c.is_held())
+    );
+}

@@ -136,7 +136,9 @@ impl Daemon {
         // 3. Desired signals -> changes per signalling zone.
         let mut changes: BTreeMap<Name, Vec<Change>> = BTreeMap::new();
         // child -> (zone, index of its change in `changes[zone]`)
-        let mut touched_children: BTreeMap<Name, Vec<(Name, usize)>> = BTreeMap::new();
+        // (a Vec: each child comes once, and a million Name comparisons in a
+        // map cost seconds)
+        let mut touched_children: Vec<(Name, Vec<(Name, usize)>)> = Vec::new();
         // The policy for every child, on all cores (it is pure); each
         // child's signals shrink to its changes right there, so a full
         // round never holds every child's decisions at once.
@@ -185,18 +187,20 @@ impl Daemon {
                     report.child_reports.push(child_report);
                 }
             }
+            let mut owners = Vec::with_capacity(outcome.changes.len());
             for (apex, change) in outcome.changes {
                 let list = changes.entry(apex.clone()).or_default();
                 list.push(change);
-                touched_children
-                    .entry(child.name.clone())
-                    .or_default()
-                    .push((apex, list.len() - 1));
+                owners.push((apex, list.len() - 1));
+            }
+            if !owners.is_empty() {
+                touched_children.push((child.name.clone(), owners));
             }
         }
         for name in &gone {
             self.unschedule_zone(name);
             self.reported.remove(name);
+            let mut owners = Vec::new();
             for (apex, ns_host) in &targets {
                 let Ok(owner) = dsboot_name(name, ns_host) else {
                     continue;
@@ -206,10 +210,10 @@ impl Daemon {
                     owner,
                     rrsets: None,
                 });
-                touched_children
-                    .entry(name.clone())
-                    .or_default()
-                    .push((apex.clone(), list.len() - 1));
+                owners.push((apex.clone(), list.len() - 1));
+            }
+            if !owners.is_empty() {
+                touched_children.push((name.clone(), owners));
             }
         }
 
@@ -292,7 +296,8 @@ impl Daemon {
                 self.held = Some(hold);
                 report.held = true;
                 // Retry the children next round; apex changes still go ahead.
-                self.pending.extend(touched_children.keys().cloned());
+                self.pending
+                    .extend(touched_children.into_iter().map(|(child, _)| child));
                 changes.clear();
             }
         }
