@@ -176,7 +176,7 @@ def keychange(a):
         time.sleep(a.gap)
     if lat:
         s = sorted(lat)
-        pct = lambda p: s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+        pct = lambda p: s[max(0, -(-p * len(s) // 100) - 1)]  # nearest rank
         print(f"changes={len(s)} failed={failed} p50={pct(50):.1f}ms "
               f"p99={pct(99):.1f}ms max={s[-1]:.1f}ms", file=sys.stderr)
     return 1 if failed else 0

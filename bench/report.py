@@ -8,13 +8,19 @@ Reads, from the work directory given as the only argument:
   latency-<label>.txt   one key-change latency (ms) per line
   info.tsv      key value (debounce settings, signing time, ...)
 Prints the summary (markdown tables) on stdout.
+
+  report.py WORKDIR            (what bench/run.sh does)
+  report.py --results FILE     re-summarise a bench/results/<date>.txt from its raw sections
 """
 import os
+import re
 import statistics
 import sys
+import tempfile
 
 SERVERS = ["signalbox", "knot", "nsd"]
 LABEL = {"signalbox": "signalbox", "knot": "Knot", "nsd": "NSD"}
+QUIET_REST = 40  # a run is "least disturbed" when the rest of the machine used <= this % of a core
 
 
 def read_tsv(path):
@@ -43,19 +49,57 @@ def fmt(x, nd=1):
     return "n/a" if x != x else f"{x:,.{nd}f}"
 
 
+def unpack_results(path):
+    """Writes the raw sections of a results file into a temp dir; returns it."""
+    out = tempfile.mkdtemp(prefix="signalbox-report-")
+    lines = open(path).read().split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = re.match(r"^### (info|startup|runs)\.tsv$", line)
+        if m:
+            j = i + 1
+            with open(os.path.join(out, m.group(1) + ".tsv"), "w") as f:
+                while j < len(lines) and lines[j].strip():
+                    f.write(lines[j] + "\n")
+                    j += 1
+            i = j
+            continue
+        m = re.match(r"^### latency-(\w+)\.txt", line)
+        if m and i + 1 < len(lines):
+            vals = [v for v in lines[i + 1].split() if re.match(r"^[0-9.]+$", v)]
+            with open(os.path.join(out, f"latency-{m.group(1)}.txt"), "w") as f:
+                f.write("".join(v + "\n" for v in vals))
+        i += 1
+    return out
+
+
 def main():
-    work = sys.argv[1]
+    if len(sys.argv) == 3 and sys.argv[1] == "--results":
+        work = unpack_results(sys.argv[2])
+    elif len(sys.argv) == 2:
+        work = sys.argv[1]
+    else:
+        sys.exit("usage: report.py WORKDIR | report.py --results FILE")
     runs = read_tsv(os.path.join(work, "runs.tsv"))
     startup = read_tsv(os.path.join(work, "startup.tsv"))
     info = {r["key"]: r["value"] for r in read_tsv(os.path.join(work, "info.tsv"))}
 
+    ncpu = int(info.get("nproc", "2"))
+
+    def cpu_pct(r):  # server CPU, % of one core
+        return int(r["cpu_ticks"]) / int(r["clk_tck"]) / float(r["completed"]) * float(r["qps"]) * 100
+
+    def rest_pct(r):  # machine busy time not charged to the server or dnsperf, % of one core
+        return float(r["machine_busy_pct"]) * ncpu - cpu_pct(r) - float(r["dnsperf_cpu_pct"])
+
     med = {}
     for s in SERVERS:
-        rs = [r for r in runs if r["server"] == s]
+        rs = [r for r in runs if r["server"] == s and int(r["completed"]) > 0]
         if not rs:
             continue
         cpu_us = [int(r["cpu_ticks"]) / int(r["clk_tck"]) / int(r["completed"]) * 1e6
-                  for r in rs if int(r["completed"]) > 0]
+                  for r in rs]
         med[s] = {
             "n": len(rs),
             "qps": median([float(r["qps"]) for r in rs]),
@@ -72,20 +116,17 @@ def main():
             "bg": sum(int(r["bg_rounds"]) for r in rs),
             "busy": median([float(r.get("machine_busy_pct", "nan")) for r in rs]),
             "client": median([float(r.get("dnsperf_cpu_pct", "nan")) for r in rs]),
-            "other": median([float(r["machine_busy_pct"]) * int(info.get("nproc", "2"))
-                             - int(r["cpu_ticks"]) / int(r["clk_tck"]) / float(r["completed"]) * float(r["qps"]) * 100
-                             - float(r["dnsperf_cpu_pct"]) for r in rs
-                             if int(r["completed"]) > 0 and "machine_busy_pct" in r]),
-            "server_pct": median([int(r["cpu_ticks"]) / int(r["clk_tck"]) / float(r["completed"]) * float(r["qps"]) * 100
-                                  for r in rs if int(r["completed"]) > 0]),
+            "other": median([rest_pct(r) for r in rs]),
+            "rest_all": [rest_pct(r) for r in rs],
+            "server_pct": median([cpu_pct(r) for r in rs]),
         }
 
     out = []
     p = out.append
     p("## Throughput (dnsperf, DO=1; medians over rounds)\n")
     p("| server | runs | QPS (median) | QPS per run | server CPU/query (us) | CPU/query per run | "
-      "lost (all runs) | RSS MiB | PSS MiB | avg response B | avg latency ms | CPU % server / dnsperf / rest |")
-    p("|---|---|---|---|---|---|---|---|---|---|---|---|")
+      "lost (all runs) | RSS MiB | PSS MiB | avg response B | avg latency ms | CPU % server / dnsperf / rest | rest % per run |")
+    p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in SERVERS:
         if s not in med:
             continue
@@ -94,7 +135,8 @@ def main():
           f"{' / '.join(fmt(x, 0) for x in m['qps_all'])} | {fmt(m['cpu_us'], 2)} | "
           f"{' / '.join(fmt(x, 2) for x in m['cpu_all'])} | {m['lost']:,} of {m['sent']:,} | "
           f"{fmt(m['rss_mib'])} | {fmt(m['pss_mib'])} | {fmt(m['resp'], 0)} | {fmt(m['lat_ms'], 2)} | "
-          f"{fmt(m['server_pct'], 0)} / {fmt(m['client'], 0)} / {fmt(m['other'], 0)} |")
+          f"{fmt(m['server_pct'], 0)} / {fmt(m['client'], 0)} / {fmt(m['other'], 0)} | "
+          f"{' / '.join(fmt(x, 0) for x in m['rest_all'])} |")
     if med.get("signalbox", {}).get("bg"):
         p(f"\nWARNING: signalbox logged {med['signalbox']['bg']} round(s) during measured runs "
           "(background work counted in its CPU).")
@@ -121,6 +163,29 @@ def main():
         p(f"| server CPU per query (lower is better) | {ratio('cpu_us', 'knot')} | {ratio('cpu_us', 'nsd')} |")
         p(f"| RSS (VmRSS; lower is better) | {ratio('rss_mib', 'knot')} | {ratio('rss_mib', 'nsd')} |")
         p(f"| PSS, all processes (lower is better) | {ratio('pss_mib', 'knot')} | {ratio('pss_mib', 'nsd')} |")
+        p("")
+
+    quiet = {}
+    for s in SERVERS:
+        rs = [r for r in runs if r["server"] == s and int(r["completed"]) > 0 and rest_pct(r) <= QUIET_REST]
+        if rs:
+            quiet[s] = {
+                "n": len(rs),
+                "qps": median([float(r["qps"]) for r in rs]),
+                "cpu_us": median([int(r["cpu_ticks"]) / int(r["clk_tck"]) / int(r["completed"]) * 1e6 for r in rs]),
+            }
+    if quiet:
+        p(f"## Least-disturbed runs only (rest <= {QUIET_REST}% of a core)\n")
+        p("On a shared VM other jobs land in some runs; these are the runs where little else ran.\n")
+        p("| server | runs | QPS (median) | server CPU/query (us) | QPS vs Knot | CPU/query vs Knot |")
+        p("|---|---|---|---|---|---|")
+        for s in SERVERS:
+            if s not in quiet:
+                p(f"| {LABEL[s]} | 0 | - | - | - | - |")
+                continue
+            q, k = quiet[s], quiet.get("knot")
+            p(f"| {LABEL[s]} | {q['n']} | {fmt(q['qps'], 0)} | {fmt(q['cpu_us'], 2)} | "
+              f"{fmt(q['qps'] / k['qps'], 2) if k else 'n/a'} | {fmt(q['cpu_us'] / k['cpu_us'], 2) if k else 'n/a'} |")
         p("")
 
     p("## Start-up (launch to first signed answer for a _dsboot name)\n")
