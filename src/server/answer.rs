@@ -412,6 +412,7 @@ fn answer(
     let Some(soa) = zone.apex_node().and_then(|n| n.rrset(RecordType::SOA)) else {
         return rcode::SERVFAIL;
     };
+    let negative_ttl = zone.negative_ttl();
     let nsec_type = u16::from(RecordType::NSEC);
     match zone.entry(qname) {
         Some(Entry::Node(node, _)) => {
@@ -436,7 +437,7 @@ fn answer(
                 return rcode::NOERROR;
             }
             // NODATA: SOA, and the name's own NSEC.
-            w.rrset(Section::Authority, apex, soa, dnssec);
+            w.negative_soa(apex, soa, negative_ttl, dnssec);
             if dnssec {
                 if let Some(nsec) = node.rrsets.iter().find(|b| b.rtype == nsec_type) {
                     w.rrset(Section::Authority, Owner::Pointer(12), nsec, true);
@@ -445,7 +446,7 @@ fn answer(
             rcode::NOERROR
         }
         Some(Entry::Ent(_)) => {
-            w.rrset(Section::Authority, apex, soa, dnssec);
+            w.negative_soa(apex, soa, negative_ttl, dnssec);
             if dnssec {
                 let mut key = [0u8; 512];
                 if let Some(n) = canonical_key_of_wire(qname, &mut key) {
@@ -455,7 +456,7 @@ fn answer(
             rcode::NOERROR
         }
         None => {
-            w.rrset(Section::Authority, apex, soa, dnssec);
+            w.negative_soa(apex, soa, negative_ttl, dnssec);
             if dnssec {
                 let mut key = [0u8; 512];
                 let mut covering: Option<&[u8]> = None;
@@ -549,6 +550,11 @@ impl<'a> Writer<'a> {
     }
 
     fn records(&mut self, section: Section, owner: Owner<'_>, blob: &[u8]) {
+        self.records_ttl(section, owner, blob, None);
+    }
+
+    /// Like `records`, with every record's TTL replaced by `ttl` when given.
+    fn records_ttl(&mut self, section: Section, owner: Owner<'_>, blob: &[u8], ttl: Option<u32>) {
         let mut at = 0;
         while at + 10 <= blob.len() {
             let rdlen = usize::from(u16::from_be_bytes([blob[at + 8], blob[at + 9]]));
@@ -558,7 +564,11 @@ impl<'a> Writer<'a> {
                 }
                 Owner::Wire(name) => self.out.extend_from_slice(name),
             }
+            let start = self.out.len();
             self.out.extend_from_slice(&blob[at..at + 10 + rdlen]);
+            if let Some(ttl) = ttl {
+                self.out[start + 4..start + 8].copy_from_slice(&ttl.to_be_bytes());
+            }
             self.counts[section as usize] += 1;
             at += 10 + rdlen;
         }
@@ -568,6 +578,15 @@ impl<'a> Writer<'a> {
         self.records(section, owner, &blob.records);
         if with_sigs {
             self.records(section, owner, &blob.sigs);
+        }
+    }
+
+    /// The apex SOA (and its RRSIGs) in a negative answer, with the TTL set to
+    /// min(SOA TTL, SOA MINIMUM): RFC 2308 §3 and §5, as Knot and NSD do.
+    fn negative_soa(&mut self, apex: Owner<'_>, soa: &Rrset, ttl: u32, with_sigs: bool) {
+        self.records_ttl(Section::Authority, apex, &soa.records, Some(ttl));
+        if with_sigs {
+            self.records_ttl(Section::Authority, apex, &soa.sigs, Some(ttl));
         }
     }
 

@@ -215,7 +215,37 @@ fn nodata_carries_soa_and_the_names_nsec() {
         Transport::Udp,
     );
     assert_eq!(types(&m.authorities), [RecordType::SOA]);
-    assert_eq!(m.authorities[0].ttl, 3600);
+    // RFC 2308 §3: a negative answer's SOA carries min(SOA TTL 3600, MINIMUM 300).
+    assert_eq!(m.authorities[0].ttl, 300);
+}
+
+#[test]
+fn negative_answers_cap_the_soa_ttl_at_its_minimum_field() {
+    let snap = snapshot();
+    for (qname, qtype) in [
+        ("_dsboot.example.com._signal.ns1.example.net.", 16),
+        ("_dsboot.nope.example._signal.ns1.example.net.", 59),
+    ] {
+        let (_, m) = ask(&snap, &query(qname, qtype, DO), Transport::Udp);
+        assert!(m.answers.is_empty(), "{qname}");
+        // The writer puts the SOA's RRSIG right after the SOA.
+        let at = m
+            .authorities
+            .iter()
+            .position(|r| r.record_type() == RecordType::SOA)
+            .expect("negative answer carries the SOA");
+        let soa = &m.authorities[at..at + 2];
+        assert_eq!(soa[1].record_type(), RecordType::RRSIG, "{qname}");
+        assert_eq!(soa[1].name, soa[0].name, "{qname}");
+        assert!(soa.iter().all(|r| r.ttl == 300), "{qname}: {soa:?}");
+    }
+    // The SOA itself, asked for, keeps its own TTL.
+    let (_, m) = ask(
+        &snap,
+        &query("_signal.ns1.example.net.", 6, None),
+        Transport::Udp,
+    );
+    assert_eq!(m.answers[0].ttl, 3600);
 }
 
 #[test]
