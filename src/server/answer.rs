@@ -450,7 +450,7 @@ fn answer(
             if dnssec {
                 let mut key = [0u8; 512];
                 if let Some(n) = canonical_key_of_wire(qname, &mut key) {
-                    covering_nsec(w, zone, &key[..n], None);
+                    covering_nsec(w, zone, qname, &key[..n], None);
                 }
             }
             rcode::NOERROR
@@ -461,7 +461,7 @@ fn answer(
                 let mut key = [0u8; 512];
                 let mut covering: Option<&[u8]> = None;
                 if let Some(n) = canonical_key_of_wire(qname, &mut key) {
-                    covering = covering_nsec(w, zone, &key[..n], None);
+                    covering = covering_nsec(w, zone, qname, &key[..n], None);
                 }
                 // The wildcard at the closest encloser does not exist either.
                 let encloser = closest_encloser(zone, qname);
@@ -469,7 +469,7 @@ fn answer(
                     if n + 2 <= key.len() {
                         key[n] = b'*';
                         key[n + 1] = 0;
-                        covering_nsec(w, zone, &key[..n + 2], covering);
+                        covering_nsec(w, zone, qname, &key[..n + 2], covering);
                     }
                 }
             }
@@ -483,6 +483,7 @@ fn answer(
 fn covering_nsec<'z>(
     w: &mut Writer<'_>,
     zone: &'z ZoneStore,
+    qname: &[u8],
     key: &[u8],
     skip: Option<&[u8]>,
 ) -> Option<&'z [u8]> {
@@ -491,7 +492,12 @@ fn covering_nsec<'z>(
         return None;
     }
     let nsec = node.rrset(RecordType::NSEC)?;
-    w.rrset(Section::Authority, Owner::Wire(&node.wire), nsec, true);
+    w.rrset(
+        Section::Authority,
+        owner_in_question(&node.wire, qname),
+        nsec,
+        true,
+    );
     Some(&node.wire)
 }
 
@@ -508,12 +514,84 @@ fn closest_encloser<'a>(zone: &ZoneStore, qname: &'a [u8]) -> &'a [u8] {
     &qname[qname.len() - apex_len..]
 }
 
+/// `name` written as its labels up to the longest suffix it shares with the
+/// question name, then a pointer into the question (RFC 1035 §4.1.4). Only
+/// owner names are compressed this way; NSEC and RRSIG RDATA never are
+/// (RFC 4034 §4.1.1, §3.1.7).
+fn owner_in_question<'a>(name: &'a [u8], qname: &[u8]) -> Owner<'a> {
+    const MAX_LABELS: usize = 128;
+    let (mut ns, mut qs) = ([0usize; MAX_LABELS], [0usize; MAX_LABELS]);
+    let (Some(n), Some(q)) = (label_starts(name, &mut ns), label_starts(qname, &mut qs)) else {
+        return Owner::Wire(name);
+    };
+    // Walk both names from the root label up while the labels agree.
+    let mut shared = 0;
+    while shared < n && shared < q {
+        let (a, b) = (ns[n - 1 - shared], qs[q - 1 - shared]);
+        let la = usize::from(name[a]);
+        if !name[a..=a + la].eq_ignore_ascii_case(&qname[b..=b + usize::from(qname[b])]) {
+            break;
+        }
+        shared += 1;
+    }
+    if shared == 0 {
+        return Owner::Wire(name);
+    }
+    let pointer = 12 + qs[q - shared] as u16;
+    match ns[n - shared] {
+        0 => Owner::Pointer(pointer),
+        cut => Owner::Suffixed(&name[..cut], pointer),
+    }
+}
+
+/// SOA RDATA split into MNAME, RNAME (uncompressed wire names) and the five
+/// 32-bit fields; None when it is not that shape.
+fn soa_names(rdata: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let mut starts = [0usize; 128];
+    let mname_end = wire_name_end(rdata, &mut starts)?;
+    let rname_end = mname_end + wire_name_end(&rdata[mname_end..], &mut starts)?;
+    let rest = &rdata[rname_end..];
+    (rest.len() == 20).then(|| (&rdata[..mname_end], &rdata[mname_end..rname_end], rest))
+}
+
+/// Length of the uncompressed wire name at the start of `data`.
+fn wire_name_end(data: &[u8], starts: &mut [usize]) -> Option<usize> {
+    let labels = label_starts(data, starts)?;
+    let last = if labels == 0 {
+        0
+    } else {
+        starts[labels - 1] + 1 + usize::from(data[starts[labels - 1]])
+    };
+    (data.get(last) == Some(&0)).then_some(last + 1)
+}
+
+/// Start offsets of the non-root labels of wire name `name`; their count, or
+/// None when the name is malformed or has too many labels.
+fn label_starts(name: &[u8], starts: &mut [usize]) -> Option<usize> {
+    let mut at = 0;
+    let mut count = 0;
+    loop {
+        let len = usize::from(*name.get(at)?);
+        if len == 0 {
+            return Some(count);
+        }
+        if len > 63 || at + 1 + len >= name.len() {
+            return None;
+        }
+        *starts.get_mut(count)? = at;
+        count += 1;
+        at += 1 + len;
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Owner<'a> {
     /// A compression pointer into the question.
     Pointer(u16),
     /// A full, uncompressed name.
     Wire(&'a [u8]),
+    /// These labels (no root), then a compression pointer to the rest.
+    Suffixed(&'a [u8], u16),
 }
 
 #[derive(Clone, Copy)]
@@ -549,21 +627,25 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn records(&mut self, section: Section, owner: Owner<'_>, blob: &[u8]) {
-        self.records_ttl(section, owner, blob, None);
+    fn records<'o>(&mut self, section: Section, owner: Owner<'o>, blob: &[u8]) -> Owner<'o> {
+        self.records_ttl(section, owner, blob, None)
     }
 
     /// Like `records`, with every record's TTL replaced by `ttl` when given.
-    fn records_ttl(&mut self, section: Section, owner: Owner<'_>, blob: &[u8], ttl: Option<u32>) {
+    /// Returns how to write the same owner again (a pointer once written).
+    fn records_ttl<'o>(
+        &mut self,
+        section: Section,
+        owner: Owner<'o>,
+        blob: &[u8],
+        ttl: Option<u32>,
+    ) -> Owner<'o> {
+        let mut owner = owner;
         let mut at = 0;
         while at + 10 <= blob.len() {
             let rdlen = usize::from(u16::from_be_bytes([blob[at + 8], blob[at + 9]]));
-            match owner {
-                Owner::Pointer(offset) => {
-                    self.out.extend_from_slice(&(0xc000 | offset).to_be_bytes())
-                }
-                Owner::Wire(name) => self.out.extend_from_slice(name),
-            }
+            // The next records of this RRset point at the owner just written.
+            owner = self.name(owner);
             let start = self.out.len();
             self.out.extend_from_slice(&blob[at..at + 10 + rdlen]);
             if let Some(ttl) = ttl {
@@ -572,10 +654,32 @@ impl<'a> Writer<'a> {
             self.counts[section as usize] += 1;
             at += 10 + rdlen;
         }
+        owner
+    }
+
+    /// Writes a name; returns how to refer to it from now on (a pointer to
+    /// where it was just written, when it was not one already).
+    fn name<'o>(&mut self, name: Owner<'o>) -> Owner<'o> {
+        let at = self.out.len();
+        match name {
+            Owner::Pointer(offset) => {
+                self.out.extend_from_slice(&(0xc000 | offset).to_be_bytes());
+                return name;
+            }
+            Owner::Wire(wire) => self.out.extend_from_slice(wire),
+            Owner::Suffixed(labels, offset) => {
+                self.out.extend_from_slice(labels);
+                self.out.extend_from_slice(&(0xc000 | offset).to_be_bytes());
+            }
+        }
+        match u16::try_from(at) {
+            Ok(at) if at < 0x4000 => Owner::Pointer(at),
+            _ => name,
+        }
     }
 
     fn rrset(&mut self, section: Section, owner: Owner<'_>, blob: &Rrset, with_sigs: bool) {
-        self.records(section, owner, &blob.records);
+        let owner = self.records(section, owner, &blob.records);
         if with_sigs {
             self.records(section, owner, &blob.sigs);
         }
@@ -583,10 +687,39 @@ impl<'a> Writer<'a> {
 
     /// The apex SOA (and its RRSIGs) in a negative answer, with the TTL set to
     /// min(SOA TTL, SOA MINIMUM): RFC 2308 §3 and §5, as Knot and NSD do.
+    /// MNAME and RNAME are compressed against the question, as RFC 1035 allows
+    /// for SOA: this is what keeps negative answers as small as Knot's.
     fn negative_soa(&mut self, apex: Owner<'_>, soa: &Rrset, ttl: u32, with_sigs: bool) {
-        self.records_ttl(Section::Authority, apex, &soa.records, Some(ttl));
+        let mut qname = [0u8; 255];
+        let qlen = self.question_end.saturating_sub(4 + 12).min(255);
+        qname[..qlen].copy_from_slice(&self.out[12..12 + qlen]);
+        let qname = &qname[..qlen];
+        let (blob, mut owner, mut at) = (&soa.records[..], apex, 0);
+        while at + 10 <= blob.len() {
+            let rdlen = usize::from(u16::from_be_bytes([blob[at + 8], blob[at + 9]]));
+            let Some(rdata) = blob.get(at + 10..at + 10 + rdlen) else {
+                break;
+            };
+            owner = self.name(owner);
+            self.out.extend_from_slice(&blob[at..at + 4]);
+            self.out.extend_from_slice(&ttl.to_be_bytes());
+            let rdlen_at = self.out.len();
+            self.out.extend_from_slice(&blob[at + 8..at + 10]);
+            match soa_names(rdata) {
+                Some((mname, rname, rest)) => {
+                    self.name(owner_in_question(mname, qname));
+                    self.name(owner_in_question(rname, qname));
+                    self.out.extend_from_slice(rest);
+                    let written = (self.out.len() - rdlen_at - 2) as u16;
+                    self.out[rdlen_at..rdlen_at + 2].copy_from_slice(&written.to_be_bytes());
+                }
+                None => self.out.extend_from_slice(rdata),
+            }
+            self.counts[Section::Authority as usize] += 1;
+            at += 10 + rdlen;
+        }
         if with_sigs {
-            self.records_ttl(Section::Authority, apex, &soa.sigs, Some(ttl));
+            self.records_ttl(Section::Authority, owner, &soa.sigs, Some(ttl));
         }
     }
 

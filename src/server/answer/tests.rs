@@ -246,6 +246,18 @@ fn negative_answers_cap_the_soa_ttl_at_its_minimum_field() {
         Transport::Udp,
     );
     assert_eq!(m.answers[0].ttl, 3600);
+    // Compressed MNAME/RNAME decode to the same SOA.
+    let (wire, neg) = ask(
+        &snap,
+        &query("_dsboot.nope.example._signal.ns1.example.net.", 59, DO),
+        Transport::Udp,
+    );
+    assert_eq!(neg.authorities[0].data, m.answers[0].data);
+    let spelled = b"\x0ahostmaster\x07example";
+    assert!(
+        !wire.windows(spelled.len()).any(|w| w == spelled),
+        "RNAME compressed"
+    );
 }
 
 #[test]
@@ -307,6 +319,36 @@ fn nxdomain_proves_name_and_wildcard() {
             RecordType::RRSIG
         ]
     );
+    // Owner names are compressed against the question, RRSIGs against their
+    // RRset's owner: the NSEC owner _dsboot.example.com._signal... shares all
+    // but the question's first label, so no owner name is spelled out twice.
+    let (wire, m) = ask(
+        &snap,
+        &query("X._dsboot.example.com._signal.ns1.example.net.", 1, DO),
+        Transport::Udp,
+    );
+    let nsec = &m.authorities[2];
+    assert_eq!(
+        nsec.name.to_ascii(),
+        "_dsboot.example.com._signal.ns1.example.net."
+    );
+    assert_eq!(m.authorities[3].name, nsec.name);
+    let spelled = b"\x07_dsboot\x07example\x03com";
+    let count = wire.windows(spelled.len()).filter(|w| w == spelled).count();
+    assert_eq!(count, 1, "only the question spells the name out");
+}
+
+#[test]
+fn owners_compress_against_the_longest_shared_suffix_of_the_question() {
+    let q = b"\x01A\x01b\x07Example\x03NET\x00";
+    match owner_in_question(b"\x01c\x01b\x07example\x03net\x00", q) {
+        Owner::Suffixed(labels, at) => assert_eq!((labels, at), (&b"\x01c"[..], 12 + 2)),
+        _ => panic!("expected labels and a pointer"),
+    }
+    let apex = owner_in_question(b"\x07example\x03net\x00", q);
+    assert!(matches!(apex, Owner::Pointer(16)));
+    let other = owner_in_question(b"\x07example\x03org\x00", q);
+    assert!(matches!(other, Owner::Wire(_)));
 }
 
 #[test]
