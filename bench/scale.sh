@@ -163,5 +163,6 @@ first=$("$PY" "$BENCH/dnsprobe.py" --port "$PORT" first-answer --name "_dsboot.$
 echo "warm start: first signed answer after $(awk -v a="$t0" -v b="$first" 'BEGIN { printf "%.2f", b / 1e9 - a }') s (the saved zone, all signatures)"
 until grep -a -q "round done" warm.log; do sleep 0.5; done
 grep -a "round done" warm.log | head -1 | sed -E 's/.*elapsed_ms=([0-9]+).*/warm start: first full round (rescan, recompute, compare) took \1 ms/'
-echo "RSS after the warm start: $(($(rss "$SB") / 1024)) MiB"
+sleep 3 # jemalloc gives freed pages back after ~1 s
+echo "RSS after the warm start (3 s after its first round): $(($(rss "$SB") / 1024)) MiB (peak $(($(hwm "$SB") / 1024)) MiB)"
 stop_signalbox

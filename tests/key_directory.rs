@@ -462,3 +462,25 @@ cds = "none"
             .any(|c| c.name.to_string() == "c.example." && c.is_held())
     );
 }
+
+#[test]
+fn symlinked_key_files_are_followed_and_dangling_ones_skipped() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let elsewhere = tempfile::tempdir().expect("tmp");
+    let a = dnskey(257, 13, 1);
+    let real = write_key(elsewhere.path(), "a.example.", &a, &[]);
+    let name = real.file_name().expect("file name");
+    std::os::unix::fs::symlink(&real, tmp.path().join(name)).expect("symlink");
+    std::os::unix::fs::symlink(
+        elsewhere.path().join("Kgone.example.+013+00001.key"),
+        tmp.path().join("Kgone.example.+013+00001.key"),
+    )
+    .expect("symlink");
+
+    let mut dir = KeyDirectory::new(tmp.path());
+    let report = dir.scan(Instant::now());
+    let zone_a = parse_name("a.example.").expect("valid");
+    assert_eq!(report.zones[&zone_a].len(), 1, "{:#?}", report.issues);
+    assert_eq!(report.zones.len(), 1, "the dangling link is no key");
+    assert_eq!(report.files_read, 1);
+}

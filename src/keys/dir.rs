@@ -334,7 +334,13 @@ impl KeyDirectory {
             let Some(name) = bind::filename::parse(&file_name) else {
                 continue;
             };
-            let meta = match fs::metadata(entry.path()) {
+            // fstatat on the directory's fd, not a lookup of the whole path
+            // (a million of these on a cold start); a symlink is followed.
+            let meta = match entry.metadata() {
+                Ok(meta) if meta.is_symlink() => fs::metadata(entry.path()),
+                other => other,
+            };
+            let meta = match meta {
                 Ok(meta) if meta.is_file() => meta,
                 // Vanished between readdir and stat, or not a file: skip.
                 _ => continue,
