@@ -14,6 +14,7 @@ use std::{
 };
 
 use common::{chain, serve::*, *};
+use hickory_proto::op::ResponseCode;
 
 const APEX: &str = "_signal.ns1.operator.test.";
 
@@ -402,6 +403,71 @@ fn malformed_input_is_answered_or_dropped_never_a_crash() {
     let m =
         query(addr, &format!("_dsboot.child1.example.{APEX}"), 59, true).expect("still answers");
     assert_eq!(m.answers.len(), 2);
+}
+
+/// A burst from several sockets at once: the UDP threads take many
+/// datagrams per system call (recvmmsg) and answer them in one (sendmmsg);
+/// every query must come back once, to the socket that asked, with its own
+/// ID and the right answer.
+#[test]
+fn a_burst_from_many_clients_is_answered_in_full_and_to_each_sender() {
+    if !tools(&["dnssec-keygen"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    many_children(&root.join("children"), 20);
+    signal_key(root);
+    let port = free_port();
+    let config = write_config(root, port);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let _server = Serve::start(&config, addr, APEX);
+
+    const CLIENTS: usize = 4;
+    const EACH: u16 = 100;
+    let sockets: Vec<std::net::UdpSocket> = (0..CLIENTS)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    // Interleaved: every socket sends its whole burst before anyone reads.
+    for id in 0..EACH {
+        for (c, socket) in sockets.iter().enumerate() {
+            let child = usize::from(id) % 25; // 20 exist, 5 do not
+            let mut q = query_bytes(&format!("_dsboot.child{child}.example.{APEX}"), 59, true);
+            let tag = (c as u16) << 12 | id;
+            q[..2].copy_from_slice(&tag.to_be_bytes());
+            socket.send_to(&q, addr).expect("send");
+        }
+    }
+    for (c, socket) in sockets.iter().enumerate() {
+        socket
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        let mut seen = vec![false; usize::from(EACH)];
+        let mut buf = [0u8; 4096];
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            assert_eq!(from, addr);
+            let m = hickory_proto::op::Message::from_vec(&buf[..len]).expect("parses");
+            let tag = m.metadata.id;
+            assert_eq!(usize::from(tag >> 12), c, "answer for another socket");
+            let id = tag & 0x0fff;
+            assert!(!seen[usize::from(id)], "answered twice: {id}");
+            seen[usize::from(id)] = true;
+            let child = usize::from(id) % 25;
+            let qname = m.queries[0].name().to_ascii();
+            assert_eq!(qname, format!("_dsboot.child{child}.example.{APEX}"));
+            if child < 20 {
+                assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{qname}");
+                assert_eq!(m.answers.len(), 2, "CDS + RRSIG for {qname}");
+            } else {
+                assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{qname}");
+            }
+            if seen.iter().all(|s| *s) {
+                break;
+            }
+        }
+        let missing = seen.iter().filter(|s| !**s).count();
+        assert_eq!(missing, 0, "socket {c}: {missing} of {EACH} unanswered");
+    }
 }
 
 #[test]
