@@ -1,19 +1,22 @@
 //! UDP: one OS thread per core, each blocking on its own `SO_REUSEPORT`
-//! socket with a large receive buffer, taking and sending up to 64
-//! datagrams per system call (recvmmsg/sendmmsg) into reused buffers: no
-//! allocation per packet.
+//! socket with a large receive buffer, taking up to 64 datagrams per system
+//! call (recvmmsg, through nix) into reused buffers and sending the batch's
+//! answers in one (sendmmsg, through rustix, which says how many went out):
+//! no allocation per packet.
 
 use std::{
     io::{self, IoSlice, IoSliceMut},
-    net::{IpAddr, SocketAddr, UdpSocket},
+    net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket},
     os::fd::{AsRawFd, RawFd},
     thread,
+    time::Duration,
 };
 
 use nix::{
     errno::Errno,
-    sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg},
+    sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg},
 };
+use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{Answer, SharedSnapshot, Transport, respond};
@@ -49,21 +52,22 @@ pub fn spawn(addr: SocketAddr, threads: usize, snapshot: SharedSnapshot) -> io::
     Ok(())
 }
 
-/// Datagrams taken or sent per system call (PERFORMANCE.md: batch 64).
+/// Datagrams taken per system call (PERFORMANCE.md: batch 64).
 const BATCH: usize = 64;
-/// Largest query read; a longer datagram (no DNS query is) is dropped.
+/// Largest query read. A longer datagram is dropped (and counted in the
+/// debug log): no DNS query over UDP comes near it.
 const QUERY_MAX: usize = 8192;
 
 /// One receive slot per datagram of a batch, and one answer buffer each.
 struct Batch {
     queries: Box<[[u8; QUERY_MAX]; BATCH]>,
     answers: Vec<Vec<u8>>,
-    /// Bytes and sender of each received datagram (None: truncated, dropped).
-    received: [(usize, Option<SockaddrStorage>); BATCH],
     /// Where each answer goes, in `answers` order.
-    peers: [Option<SockaddrStorage>; BATCH],
-    recv_headers: MultiHeaders<SockaddrStorage>,
-    send_headers: MultiHeaders<SockaddrStorage>,
+    peers: Vec<SocketAddrAny>,
+    /// Bytes and sender of each received datagram (None: truncated or not
+    /// an IP sender; dropped).
+    received: [(usize, Option<SocketAddr>); BATCH],
+    headers: MultiHeaders<SockaddrStorage>,
 }
 
 impl Batch {
@@ -75,15 +79,15 @@ impl Batch {
                 .try_into()
                 .unwrap_or_else(|_| unreachable!("BATCH slots")),
             answers: (0..BATCH).map(|_| Vec::with_capacity(4096)).collect(),
+            peers: Vec::with_capacity(BATCH),
             received: [(0, None); BATCH],
-            peers: [None; BATCH],
-            recv_headers: MultiHeaders::preallocate(BATCH, None),
-            send_headers: MultiHeaders::preallocate(BATCH, None),
+            headers: MultiHeaders::preallocate(BATCH, None),
         }
     }
 
     /// Blocks for at least one datagram, takes up to `BATCH` (recvmmsg with
-    /// MSG_WAITFORONE); returns how many.
+    /// MSG_WAITFORONE); returns how many. The senders' addresses are read
+    /// only for the datagrams the kernel filled in.
     fn receive(&mut self, fd: RawFd) -> nix::Result<usize> {
         let mut slices = self
             .queries
@@ -91,87 +95,104 @@ impl Batch {
             .map(|q| [IoSliceMut::new(&mut q[..])]);
         let results = recvmmsg(
             fd,
-            &mut self.recv_headers,
+            &mut self.headers,
             slices.iter_mut(),
             MsgFlags::MSG_WAITFORONE,
             None,
         )?;
         let mut n = 0;
         for (slot, message) in self.received.iter_mut().zip(results) {
-            let truncated = message.flags.contains(MsgFlags::MSG_TRUNC);
-            *slot = (message.bytes, message.address.filter(|_| !truncated));
+            let peer = message.address.as_ref().and_then(socket_addr);
+            if message.flags.contains(MsgFlags::MSG_TRUNC) {
+                tracing::debug!(peer = ?peer, "UDP datagram over {QUERY_MAX} octets dropped");
+                *slot = (0, None);
+            } else {
+                *slot = (message.bytes, peer);
+            }
             n += 1;
         }
         Ok(n)
     }
+}
 
-    /// Sends answers `0..count` (sendmmsg); returns how many the kernel took.
-    fn send(&mut self, fd: RawFd, from: usize, count: usize) -> nix::Result<usize> {
+impl Batch {
+    /// Sends answers `from..` (sendmmsg); returns how many the kernel took.
+    fn send(&mut self, socket: &UdpSocket, from: usize) -> rustix::io::Result<usize> {
         let answers = &self.answers;
-        let slices: [[IoSlice<'_>; 1]; BATCH] =
-            std::array::from_fn(|i| [IoSlice::new(&answers[i])]);
-        let no_cmsgs: [ControlMessage<'_>; 0] = [];
-        let sent = sendmmsg(
-            fd,
-            &mut self.send_headers,
-            slices[from..count].iter(),
-            &self.peers[from..count],
-            no_cmsgs,
-            MsgFlags::empty(),
-        )?;
-        Ok(sent.count())
+        let iovs: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|i| [IoSlice::new(&answers[i])]);
+        let mut controls: [SendAncillaryBuffer<'_, '_, '_>; BATCH] =
+            std::array::from_fn(|_| SendAncillaryBuffer::default());
+        let mut messages: Vec<MMsgHdr<'_>> = self.peers[from..]
+            .iter()
+            .zip(&iovs[from..])
+            .zip(controls.iter_mut())
+            .map(|((peer, iov), control)| MMsgHdr::new_with_addr(peer, iov, control))
+            .collect();
+        sendmmsg(socket, &mut messages, SendFlags::empty())
     }
 }
 
-fn peer_ip(address: &SockaddrStorage) -> Option<IpAddr> {
+fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
     if let Some(v4) = address.as_sockaddr_in() {
-        return Some(IpAddr::V4(v4.ip()));
+        return Some(SocketAddr::V4(SocketAddrV4::new(v4.ip(), v4.port())));
     }
-    address.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+    address.as_sockaddr_in6().map(|v6| {
+        SocketAddr::V6(SocketAddrV6::new(
+            v6.ip(),
+            v6.port(),
+            v6.flowinfo(),
+            v6.scope_id(),
+        ))
+    })
 }
 
 fn serve(socket: UdpSocket, snapshot: SharedSnapshot) {
     let fd = socket.as_raw_fd();
     let mut batch = Batch::new();
+    let mut failures: u32 = 0;
     loop {
         let received = match batch.receive(fd) {
-            Ok(n) => n,
+            Ok(n) => {
+                failures = 0;
+                n
+            }
             Err(Errno::EINTR) => continue,
             Err(e) => {
-                tracing::warn!(error = %e, "UDP receive failed");
+                // A persistent error (ENOMEM, say) must not spin or flood
+                // the log: back off up to a second.
+                failures = failures.saturating_add(1);
+                if failures.is_power_of_two() {
+                    tracing::warn!(error = %e, failures, "UDP receive failed");
+                }
+                thread::sleep(Duration::from_millis(u64::from(failures.min(1000))));
                 continue;
             }
         };
         // One snapshot per batch: every answer of a batch comes from the same
         // zone version.
         let current = snapshot.load();
-        let mut answers = 0;
+        batch.peers.clear();
         for i in 0..received {
-            let (len, Some(address)) = batch.received[i] else {
+            let (len, Some(peer)) = batch.received[i] else {
                 continue;
             };
-            let Some(ip) = peer_ip(&address) else {
-                continue;
-            };
-            let out = &mut batch.answers[answers];
-            if let Answer::Message =
-                respond(&current, &batch.queries[i][..len], Transport::Udp, ip, out)
-            {
-                batch.peers[answers] = Some(address);
-                answers += 1;
+            let k = batch.peers.len();
+            let query = &batch.queries[i][..len];
+            let out = &mut batch.answers[k];
+            if let Answer::Message = respond(&current, query, Transport::Udp, peer.ip(), out) {
+                batch.peers.push(SocketAddrAny::from(peer));
             }
         }
         drop(current);
+        // All answers of the batch in one system call; if the kernel stops
+        // at a datagram it cannot send, that one is skipped and the rest go.
         let mut sent = 0;
-        while sent < answers {
-            match batch.send(fd, sent, answers) {
-                Ok(0) => break,
-                Ok(n) => sent += n,
-                Err(Errno::EINTR) => continue,
+        while sent < batch.peers.len() {
+            match batch.send(&socket, sent) {
+                Ok(n) => sent += n.max(1),
+                Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => {
-                    // Skip the datagram the kernel refused (a bad peer
-                    // address, say) and carry on with the rest.
-                    tracing::debug!(error = %e, "UDP send failed");
+                    tracing::debug!(error = %e, peer = ?batch.peers[sent], "UDP send failed");
                     sent += 1;
                 }
             }
