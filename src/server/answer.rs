@@ -450,7 +450,7 @@ fn answer(
             if dnssec {
                 let mut key = [0u8; 512];
                 if let Some(n) = canonical_key_of_wire(qname, &mut key) {
-                    covering_nsec(w, zone, qname, &key[..n], None);
+                    covering_nsec(w, zone, &key[..n], None);
                 }
             }
             rcode::NOERROR
@@ -461,7 +461,7 @@ fn answer(
                 let mut key = [0u8; 512];
                 let mut covering: Option<&[u8]> = None;
                 if let Some(n) = canonical_key_of_wire(qname, &mut key) {
-                    covering = covering_nsec(w, zone, qname, &key[..n], None);
+                    covering = covering_nsec(w, zone, &key[..n], None);
                 }
                 // The wildcard at the closest encloser does not exist either.
                 let encloser = closest_encloser(zone, qname);
@@ -469,7 +469,7 @@ fn answer(
                     if n + 2 <= key.len() {
                         key[n] = b'*';
                         key[n + 1] = 0;
-                        covering_nsec(w, zone, qname, &key[..n + 2], covering);
+                        covering_nsec(w, zone, &key[..n + 2], covering);
                     }
                 }
             }
@@ -483,7 +483,6 @@ fn answer(
 fn covering_nsec<'z>(
     w: &mut Writer<'_>,
     zone: &'z ZoneStore,
-    qname: &[u8],
     key: &[u8],
     skip: Option<&[u8]>,
 ) -> Option<&'z [u8]> {
@@ -492,12 +491,8 @@ fn covering_nsec<'z>(
         return None;
     }
     let nsec = node.rrset(RecordType::NSEC)?;
-    w.rrset(
-        Section::Authority,
-        owner_in_question(&node.wire, qname),
-        nsec,
-        true,
-    );
+    let owner = w.compressed(&node.wire);
+    w.rrset(Section::Authority, owner, nsec, true);
     Some(&node.wire)
 }
 
@@ -514,8 +509,9 @@ fn closest_encloser<'a>(zone: &ZoneStore, qname: &'a [u8]) -> &'a [u8] {
     &qname[qname.len() - apex_len..]
 }
 
-/// `name` written as its labels up to the longest suffix it shares with the
-/// question name, then a pointer into the question (RFC 1035 §4.1.4). Only
+/// `name` written as its labels up to the longest suffix it shares, octet for
+/// octet, with the question name `qname` (as received, at offset 12), then
+/// a pointer into the question (RFC 1035 §4.1.4). Only
 /// owner names are compressed this way; NSEC and RRSIG RDATA never are
 /// (RFC 4034 §4.1.1, §3.1.7).
 fn owner_in_question<'a>(name: &'a [u8], qname: &[u8]) -> Owner<'a> {
@@ -529,7 +525,9 @@ fn owner_in_question<'a>(name: &'a [u8], qname: &[u8]) -> Owner<'a> {
     while shared < n && shared < q {
         let (a, b) = (ns[n - 1 - shared], qs[q - 1 - shared]);
         let la = usize::from(name[a]);
-        if !name[a..=a + la].eq_ignore_ascii_case(&qname[b..=b + usize::from(qname[b])]) {
+        // Exact, not case-insensitive: a pointer into a mixed-case question
+        // would hand the querier's case back instead of ours (RFC 4343 §4.1).
+        if name[a..=a + la] != qname[b..=b + usize::from(qname[b])] {
             break;
         }
         shared += 1;
@@ -657,6 +655,12 @@ impl<'a> Writer<'a> {
         owner
     }
 
+    /// `name` compressed against the question as the client sent it.
+    fn compressed<'n>(&self, name: &'n [u8]) -> Owner<'n> {
+        let end = self.question_end.saturating_sub(4).max(12);
+        owner_in_question(name, self.out.get(12..end).unwrap_or_default())
+    }
+
     /// Writes a name; returns how to refer to it from now on (a pointer to
     /// where it was just written, when it was not one already).
     fn name<'o>(&mut self, name: Owner<'o>) -> Owner<'o> {
@@ -690,10 +694,6 @@ impl<'a> Writer<'a> {
     /// MNAME and RNAME are compressed against the question, as RFC 1035 allows
     /// for SOA: this is what keeps negative answers as small as Knot's.
     fn negative_soa(&mut self, apex: Owner<'_>, soa: &Rrset, ttl: u32, with_sigs: bool) {
-        let mut qname = [0u8; 255];
-        let qlen = self.question_end.saturating_sub(4 + 12).min(255);
-        qname[..qlen].copy_from_slice(&self.out[12..12 + qlen]);
-        let qname = &qname[..qlen];
         let (blob, mut owner, mut at) = (&soa.records[..], apex, 0);
         while at + 10 <= blob.len() {
             let rdlen = usize::from(u16::from_be_bytes([blob[at + 8], blob[at + 9]]));
@@ -707,8 +707,10 @@ impl<'a> Writer<'a> {
             self.out.extend_from_slice(&blob[at + 8..at + 10]);
             match soa_names(rdata) {
                 Some((mname, rname, rest)) => {
-                    self.name(owner_in_question(mname, qname));
-                    self.name(owner_in_question(rname, qname));
+                    let mname = self.compressed(mname);
+                    self.name(mname);
+                    let rname = self.compressed(rname);
+                    self.name(rname);
                     self.out.extend_from_slice(rest);
                     let written = (self.out.len() - rdlen_at - 2) as u16;
                     self.out[rdlen_at..rdlen_at + 2].copy_from_slice(&written.to_be_bytes());

@@ -339,8 +339,32 @@ fn nxdomain_proves_name_and_wildcard() {
 }
 
 #[test]
+fn a_mixed_case_query_gets_our_names_in_our_case() {
+    let snap = snapshot();
+    let (_, m) = ask(
+        &snap,
+        &query("X._DSBOOT.Example.COM._signal.NS1.example.net.", 1, DO),
+        Transport::Udp,
+    );
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    // The NSEC owner (compressed against the question where it matches
+    // exactly) and the SOA's RNAME come back as the zone has them.
+    let nsec = m
+        .authorities
+        .iter()
+        .find(|r| r.record_type() == RecordType::NSEC)
+        .expect("an NSEC");
+    assert_eq!(
+        nsec.name.to_ascii(),
+        "_dsboot.example.com._signal.ns1.example.net."
+    );
+    let soa = m.authorities[0].data.to_string();
+    assert!(soa.contains("hostmaster.example.net."), "{soa}");
+}
+
+#[test]
 fn owners_compress_against_the_longest_shared_suffix_of_the_question() {
-    let q = b"\x01A\x01b\x07Example\x03NET\x00";
+    let q = b"\x01A\x01b\x07example\x03net\x00";
     match owner_in_question(b"\x01c\x01b\x07example\x03net\x00", q) {
         Owner::Suffixed(labels, at) => assert_eq!((labels, at), (&b"\x01c"[..], 12 + 2)),
         _ => panic!("expected labels and a pointer"),
@@ -349,6 +373,15 @@ fn owners_compress_against_the_longest_shared_suffix_of_the_question() {
     assert!(matches!(apex, Owner::Pointer(16)));
     let other = owner_in_question(b"\x07example\x03org\x00", q);
     assert!(matches!(other, Owner::Wire(_)));
+    // Octet for octet: a label that differs only in case ends the match, so
+    // our names keep their own case (RFC 4343 §4.1).
+    let mixed = b"\x01A\x01b\x07Example\x03net\x00";
+    match owner_in_question(b"\x01c\x01b\x07example\x03net\x00", mixed) {
+        Owner::Suffixed(labels, at) => {
+            assert_eq!((labels, at), (&b"\x01c\x01b\x07example"[..], 12 + 12))
+        }
+        _ => panic!("expected labels and a pointer"),
+    }
 }
 
 #[test]
