@@ -258,8 +258,9 @@ fn respond_to(
     out: &mut Vec<u8>,
 ) -> Answer {
     let mut w = Writer::start(out, q);
-    // Leave room for the TSIG record a signed answer gets.
-    w.reserve = if signing.is_some() { 160 } else { 0 };
+    // Leave room for the TSIG record a signed answer gets (BADTIME's six
+    // octets of other data included).
+    w.reserve = signing.map_or(0, |(key, _, _)| key.record_len() + 6);
     let size = snapshot.edns_udp_size;
     if let Some(edns) = q.edns {
         if edns.version > 0 {

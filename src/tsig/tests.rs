@@ -31,7 +31,13 @@ fn sign_and_verify_a_request_and_its_answer() {
     let mut answer = q[..tsig.offset].to_vec();
     answer[10..12].copy_from_slice(&0u16.to_be_bytes());
     answer[2] |= 0x80;
+    let before = answer.len();
     let answer_mac = sign(&mut answer, found, Some(&request_mac), 1_800_000_100, 0);
+    assert_eq!(
+        answer.len() - before,
+        found.record_len(),
+        "the reserve a UDP answer keeps"
+    );
     let atsig = find(&answer).expect("parses").expect("present");
     assert!(verify_response(found, &answer, &atsig, &request_mac));
     assert!(!verify_response(found, &answer, &atsig, b"wrong"));
@@ -108,4 +114,26 @@ fn tsig_keygen_files() {
     )
     .expect("write");
     assert!(parse_key_file(&file).is_err());
+}
+
+#[test]
+fn record_len_is_what_signing_adds_for_every_algorithm_and_long_names() {
+    let long = format!("{}.{}.example.", "k".repeat(63), "e".repeat(40));
+    for algorithm in [
+        Algorithm::HmacSha256,
+        Algorithm::HmacSha384,
+        Algorithm::HmacSha512,
+    ] {
+        for name in ["xfr-key.", long.as_str()] {
+            let key = Key::new(parse_name(name).expect("valid"), algorithm, b"secret");
+            let mut message = query();
+            let before = message.len();
+            sign(&mut message, &key, None, 1_800_000_000, 0);
+            assert_eq!(
+                message.len() - before,
+                key.record_len(),
+                "{algorithm:?} {name}"
+            );
+        }
+    }
 }
