@@ -14,6 +14,7 @@ use std::{
 };
 
 use hickory_proto::rr::Name;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::{
     config::{ChildSettings, Config, PartialSettings},
@@ -188,7 +189,7 @@ impl KeyStore {
 pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<ModelError>) {
     let mut errors = Vec::new();
     // Zones in the sets' scans: name -> the sets holding it.
-    let mut sets_of: HashMap<Name, Vec<usize>> = HashMap::new();
+    let mut sets_of: FxHashMap<Name, Vec<usize>> = FxHashMap::default();
     for (i, set) in config.zone_sets.iter().enumerate() {
         if let Some(report) = store.report(&set.keys) {
             for name in report.zones.keys().chain(report.held.keys()) {
@@ -205,7 +206,7 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
         let Some(report) = store.report(&set.keys) else {
             continue;
         };
-        let mut issues: HashMap<&Name, Vec<KeyIssue>> = HashMap::new();
+        let mut issues: FxHashMap<&Name, Vec<KeyIssue>> = FxHashMap::default();
         let mut everyone: Vec<KeyIssue> = Vec::new(); // about the directory itself
         for issue in &report.issues {
             match &issue.zone {
@@ -247,7 +248,7 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
         }
     }
     // Everything else (named by a [[zone]], in two sets, held) the long way.
-    let mut rest: std::collections::HashSet<Name> = sets_of.into_keys().collect();
+    let mut rest: FxHashSet<Name> = sets_of.into_keys().collect();
     rest.extend(config.zones.iter().map(|z| z.name.clone()));
     for name in rest {
         if let Some(child) = child_with_errors(config, store, &name, &mut errors) {

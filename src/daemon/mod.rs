@@ -28,6 +28,7 @@ use std::{
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
 use jiff::Timestamp;
+use rustc_hash::FxHashMap;
 use tokio::sync::mpsc as tmpsc;
 
 pub use round::{RoundInput, RoundReport};
@@ -152,7 +153,7 @@ pub struct Daemon {
     snapshot: SharedSnapshot,
     /// Unix second -> zones with a key timing event then.
     schedule: BTreeMap<i64, BTreeSet<Name>>,
-    scheduled: HashMap<Name, i64>,
+    scheduled: FxHashMap<Name, i64>,
     /// Zones to recompute next round (held back by the brake).
     pending: BTreeSet<Name>,
     held: Option<brake::Verdict>,
@@ -165,7 +166,7 @@ pub struct Daemon {
     /// What the parent was last seen to publish, per child.
     parent_views: HashMap<Name, ParentView>,
     /// Fingerprints last reported to the agent, per child.
-    reported: HashMap<Name, (u64, u64)>,
+    reported: FxHashMap<Name, (u64, u64)>,
     /// Children to report even if unchanged (their parent view changed).
     force_report: std::collections::HashSet<Name>,
     /// The signer's apex per followed child (sidecar mode).
@@ -213,7 +214,7 @@ impl Daemon {
             zones: BTreeMap::new(),
             snapshot,
             schedule: BTreeMap::new(),
-            scheduled: HashMap::new(),
+            scheduled: FxHashMap::default(),
             pending: BTreeSet::new(),
             held: None,
             confirmed: false,
@@ -222,7 +223,7 @@ impl Daemon {
             keyring,
             agent_active: false,
             parent_views: HashMap::new(),
-            reported: HashMap::new(),
+            reported: FxHashMap::default(),
             force_report: std::collections::HashSet::new(),
             followed: HashMap::new(),
             inbox: None,

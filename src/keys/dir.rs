@@ -13,7 +13,7 @@
 //! published for that zone until the key can be read.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet},
     fs, io,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
@@ -22,6 +22,7 @@ use std::{
 };
 
 use hickory_proto::rr::Name;
+use rustc_hash::FxHashMap;
 
 use super::{
     Key, KeyFiles, PrivatePart,
@@ -176,9 +177,9 @@ pub struct KeyDirectory {
     dir: Arc<Path>,
     grace: Duration,
     /// Every key file seen: its stamp and the scan that last saw it.
-    stamps: HashMap<Box<str>, (Stamp, u64)>,
+    stamps: FxHashMap<Box<str>, (Stamp, u64)>,
     /// Keys by stem (lower-case `K<zone>+<alg>+<tag>`).
-    slots: HashMap<Box<str>, Slot>,
+    slots: FxHashMap<Box<str>, Slot>,
     /// Stems with problems or in flux: looked at again every scan.
     troubled: BTreeSet<Box<str>>,
     /// Good keys per zone, maintained as keys change.
@@ -194,8 +195,8 @@ impl KeyDirectory {
             dir: Arc::from(path.as_path()),
             path,
             grace: DEFAULT_FLUX_GRACE,
-            stamps: HashMap::new(),
-            slots: HashMap::new(),
+            stamps: FxHashMap::default(),
+            slots: FxHashMap::default(),
             troubled: BTreeSet::new(),
             zones: imbl::OrdMap::new(),
             generation: 0,
