@@ -23,7 +23,7 @@ use crate::{
     config::AclEntry,
     dns::name::{canonical_key_of_wire, display},
     tsig,
-    zone::{Entry, Rrset, ZoneStore, journal::Journal},
+    zone::{Entry, Rrset, ZoneStore, journal::Journal, store::records},
 };
 
 /// Response codes used here.
@@ -546,22 +546,10 @@ fn owner_in_question<'a>(name: &'a [u8], qname: &[u8]) -> Owner<'a> {
 /// SOA RDATA split into MNAME, RNAME (uncompressed wire names) and the five
 /// 32-bit fields; None when it is not that shape.
 fn soa_names(rdata: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
-    let mut starts = [0usize; 128];
-    let mname_end = wire_name_end(rdata, &mut starts)?;
-    let rname_end = mname_end + wire_name_end(&rdata[mname_end..], &mut starts)?;
-    let rest = &rdata[rname_end..];
+    let mname_end = query::name_length(rdata, 0)?;
+    let rname_end = mname_end + query::name_length(rdata, mname_end)?;
+    let rest = rdata.get(rname_end..)?;
     (rest.len() == 20).then(|| (&rdata[..mname_end], &rdata[mname_end..rname_end], rest))
-}
-
-/// Length of the uncompressed wire name at the start of `data`.
-fn wire_name_end(data: &[u8], starts: &mut [usize]) -> Option<usize> {
-    let labels = label_starts(data, starts)?;
-    let last = if labels == 0 {
-        0
-    } else {
-        starts[labels - 1] + 1 + usize::from(data[starts[labels - 1]])
-    };
-    (data.get(last) == Some(&0)).then_some(last + 1)
 }
 
 /// Start offsets of the non-root labels of wire name `name`; their count, or
@@ -640,19 +628,38 @@ impl<'a> Writer<'a> {
         ttl: Option<u32>,
     ) -> Owner<'o> {
         let mut owner = owner;
-        let mut at = 0;
-        while at + 10 <= blob.len() {
-            let rdlen = usize::from(u16::from_be_bytes([blob[at + 8], blob[at + 9]]));
+        for record in records(blob) {
             // The next records of this RRset point at the owner just written.
-            owner = self.name(owner);
-            let start = self.out.len();
-            self.out.extend_from_slice(&blob[at..at + 10 + rdlen]);
-            if let Some(ttl) = ttl {
-                self.out[start + 4..start + 8].copy_from_slice(&ttl.to_be_bytes());
-            }
-            self.counts[section as usize] += 1;
-            at += 10 + rdlen;
+            owner = self.record(section, owner, record, ttl, |w| {
+                w.out.extend_from_slice(&record[10..])
+            });
         }
+        owner
+    }
+
+    /// Writes one record: `owner`, TYPE and CLASS from `record` (a blob
+    /// record), `ttl` or the record's own, and the RDATA `rdata` writes
+    /// (RDLENGTH set from what it wrote). Returns how to write the owner again.
+    fn record<'o>(
+        &mut self,
+        section: Section,
+        owner: Owner<'o>,
+        record: &[u8],
+        ttl: Option<u32>,
+        rdata: impl FnOnce(&mut Self),
+    ) -> Owner<'o> {
+        let owner = self.name(owner);
+        self.out.extend_from_slice(&record[..4]);
+        match ttl {
+            Some(ttl) => self.out.extend_from_slice(&ttl.to_be_bytes()),
+            None => self.out.extend_from_slice(&record[4..8]),
+        }
+        let rdlen_at = self.out.len();
+        self.out.extend_from_slice(&[0, 0]);
+        rdata(self);
+        let written = (self.out.len() - rdlen_at - 2) as u16;
+        self.out[rdlen_at..rdlen_at + 2].copy_from_slice(&written.to_be_bytes());
+        self.counts[section as usize] += 1;
         owner
     }
 
@@ -695,31 +702,25 @@ impl<'a> Writer<'a> {
     /// MNAME and RNAME are compressed against the question, as RFC 1035 allows
     /// for SOA: this is what keeps negative answers as small as Knot's.
     fn negative_soa(&mut self, apex: Owner<'_>, soa: &Rrset, ttl: u32, with_sigs: bool) {
-        let (blob, mut owner, mut at) = (&soa.records[..], apex, 0);
-        while at + 10 <= blob.len() {
-            let rdlen = usize::from(u16::from_be_bytes([blob[at + 8], blob[at + 9]]));
-            let Some(rdata) = blob.get(at + 10..at + 10 + rdlen) else {
-                break;
-            };
-            owner = self.name(owner);
-            self.out.extend_from_slice(&blob[at..at + 4]);
-            self.out.extend_from_slice(&ttl.to_be_bytes());
-            let rdlen_at = self.out.len();
-            self.out.extend_from_slice(&blob[at + 8..at + 10]);
-            match soa_names(rdata) {
-                Some((mname, rname, rest)) => {
-                    let mname = self.compressed(mname);
-                    self.name(mname);
-                    let rname = self.compressed(rname);
-                    self.name(rname);
-                    self.out.extend_from_slice(rest);
-                    let written = (self.out.len() - rdlen_at - 2) as u16;
-                    self.out[rdlen_at..rdlen_at + 2].copy_from_slice(&written.to_be_bytes());
-                }
-                None => self.out.extend_from_slice(rdata),
-            }
-            self.counts[Section::Authority as usize] += 1;
-            at += 10 + rdlen;
+        let mut owner = apex;
+        for record in records(&soa.records) {
+            let rdata = &record[10..];
+            owner = self.record(
+                Section::Authority,
+                owner,
+                record,
+                Some(ttl),
+                |w| match soa_names(rdata) {
+                    Some((mname, rname, rest)) => {
+                        let mname = w.compressed(mname);
+                        w.name(mname);
+                        let rname = w.compressed(rname);
+                        w.name(rname);
+                        w.out.extend_from_slice(rest);
+                    }
+                    None => w.out.extend_from_slice(rdata),
+                },
+            );
         }
         if with_sigs {
             self.records_ttl(Section::Authority, owner, &soa.sigs, Some(ttl));

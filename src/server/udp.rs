@@ -113,9 +113,7 @@ impl Batch {
         }
         Ok(n)
     }
-}
 
-impl Batch {
     /// Sends answers `from..` (sendmmsg); returns how many the kernel took.
     fn send(&mut self, socket: &UdpSocket, from: usize) -> rustix::io::Result<usize> {
         let answers = &self.answers;

@@ -123,21 +123,13 @@ impl Key {
     /// Octets of the TSIG record this key adds to an answer (no other data):
     /// what a UDP answer must leave free under the client's size limit.
     pub fn record_len(&self) -> usize {
-        let mac = match self.algorithm {
-            Algorithm::HmacSha256 => 32,
-            Algorithm::HmacSha384 => 48,
-            Algorithm::HmacSha512 => 64,
-        };
-        // owner, type/class/TTL/RDLENGTH; algorithm, time (6), fudge, MAC
-        // size, MAC, original ID, error, other length (RFC 8945 §4.2).
-        crate::dns::name::wire_len(&self.name)
-            + 10
-            + self.algorithm.wire().len()
-            + 6
-            + 2
-            + 2
-            + mac
-            + 6
+        let mac = self.algorithm.ring().digest_algorithm().output_len();
+        // The algorithm's wire name is its dotted text plus the length octet
+        // of the first label. Then: owner, type/class/TTL/RDLENGTH; time
+        // (6), fudge, MAC size, MAC, original ID, error, other length (RFC
+        // 8945 §4.2).
+        let algorithm = self.algorithm.name().len() + 1;
+        crate::dns::name::wire_len(&self.name) + 10 + algorithm + 6 + 2 + 2 + mac + 6
     }
 
     /// A key from its parts.
