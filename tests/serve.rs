@@ -187,18 +187,35 @@ fn many_children(dir: &Path, count: usize) {
     }
 }
 
+/// A root with `count` children's keys, the signalling zone's key and a
+/// config serving them on a free loopback port.
+struct Setup {
+    tmp: tempfile::TempDir,
+    config: std::path::PathBuf,
+    addr: SocketAddr,
+}
+
+fn setup(count: usize) -> Setup {
+    let tmp = tempfile::tempdir().expect("tmp");
+    many_children(&tmp.path().join("children"), count);
+    signal_key(tmp.path());
+    let port = free_port();
+    let config = write_config(tmp.path(), port);
+    Setup {
+        tmp,
+        config,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
 #[test]
 fn walked_zone_with_10k_children_passes_dnssec_verify() {
     if !tools(&["dnssec-keygen", "dnssec-verify", "dig", "/usr/bin/python3"]) {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path();
-    many_children(&root.join("children"), 10_000);
-    signal_key(root);
-    let port = free_port();
-    let config = write_config(root, port);
-    let server = Serve::start(&config, SocketAddr::from(([127, 0, 0, 1], port)), APEX);
+    let setup = setup(10_000);
+    let (root, port) = (setup.tmp.path(), setup.addr.port());
+    let server = Serve::start(&setup.config, setup.addr, APEX);
 
     // Walk the NSEC chain and dump every RRset as served.
     let (walked, summary) = walk(root, port, &server);
@@ -288,20 +305,15 @@ fn restart_serves_the_same_signals_with_a_higher_serial() {
     if !tools(&["dnssec-keygen"]) {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path();
-    many_children(&root.join("children"), 3);
-    signal_key(root);
-    let port = free_port();
-    let config = write_config(root, port);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let setup = setup(3);
+    let (config, addr) = (&setup.config, setup.addr);
     let name = format!("_dsboot.child1.example.{APEX}");
-    let mut server = Serve::start(&config, addr, APEX);
+    let mut server = Serve::start(config, addr, APEX);
     let first = serial(addr, APEX).expect("serial");
     let cds = query(addr, &name, 59, false).expect("answer").answers;
     assert_eq!(cds.len(), 1);
     server.kill();
-    let _server = Serve::start(&config, addr, APEX);
+    let _server = Serve::start(config, addr, APEX);
     let second = serial(addr, APEX).expect("serial");
     assert!(second > first, "{second} after {first}");
     assert_eq!(query(addr, &name, 59, false).expect("answer").answers, cds);
@@ -326,14 +338,9 @@ fn malformed_input_is_answered_or_dropped_never_a_crash() {
     if !tools(&["dnssec-keygen"]) {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path();
-    many_children(&root.join("children"), 3);
-    signal_key(root);
-    let port = free_port();
-    let config = write_config(root, port);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut server = Serve::start(&config, addr, APEX);
+    let setup = setup(3);
+    let addr = setup.addr;
+    let mut server = Serve::start(&setup.config, addr, APEX);
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     let mut rng = Rng(0x5eed_cafe);
 
@@ -414,14 +421,9 @@ fn a_burst_from_many_clients_is_answered_in_full_and_to_each_sender() {
     if !tools(&["dnssec-keygen"]) {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path();
-    many_children(&root.join("children"), 20);
-    signal_key(root);
-    let port = free_port();
-    let config = write_config(root, port);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let _server = Serve::start(&config, addr, APEX);
+    let setup = setup(20);
+    let addr = setup.addr;
+    let _server = Serve::start(&setup.config, addr, APEX);
 
     const CLIENTS: usize = 4;
     const EACH: u16 = 100;
