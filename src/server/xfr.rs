@@ -12,7 +12,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use hickory_proto::rr::RecordType;
 
-use super::{answer::ServedZone, query::Query};
+use super::{query::Query, snapshot::ServedZone};
 use crate::{
     tsig,
     zone::{

@@ -109,7 +109,7 @@ fn chain(zone: &ZoneStore) -> Vec<(String, String)> {
         .map(|n| {
             let nsec = n.rrset(RecordType::NSEC).expect("nsec");
             let next = nsec.rdatas()[0];
-            let len = crate::server::query::name_length(next, 0).expect("a name");
+            let (_, len) = crate::dns::name::from_wire(next).expect("a name");
             (
                 display(&name_of(&n.wire).expect("name")),
                 display(&name_of(&next[..len]).expect("name")),
