@@ -69,7 +69,7 @@ impl ZoneSigner {
             {
                 continue;
             }
-            match SigningKey::from_key(key) {
+            match key.signing_key() {
                 Ok(signing) => {
                     let signing = Arc::new(signing);
                     let role = key.role();

@@ -16,7 +16,7 @@ use std::fmt;
 
 pub use filename::{FileKind, KeyFileName};
 pub use keyfile::PublicKeyFile;
-pub use private::{PrivateKeyFile, PrivateMaterial};
+pub use private::PrivateKeyFile;
 pub use state::StateFile;
 
 use super::{Key, KeyFiles, PrivatePart, TimingEvent};
