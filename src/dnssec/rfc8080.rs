@@ -2,10 +2,8 @@
 //! built on it): the one key material every signing test in the crate uses,
 //! so signatures can be checked byte for byte against the RFC.
 
-use hickory_proto::rr::Name;
-
-use super::{PrivateMaterial, signer::SigningKey};
-use crate::dns::{Dnskey, parse_name};
+use super::PrivateMaterial;
+use crate::dns::Dnskey;
 
 /// The DNSKEY RDATA of the RFC 8080 key, as a KSK (flags 257).
 pub const DNSKEY: &str = "257 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=";
@@ -24,10 +22,4 @@ pub fn material() -> PrivateMaterial {
         .decode(PRIVATE_KEY.as_bytes())
         .expect("the RFC 8080 seed is base64");
     PrivateMaterial::Fields(vec![("PrivateKey".to_string(), seed)])
-}
-
-/// The key, signing for `zone`.
-pub fn signing_key(zone: &str) -> SigningKey {
-    let zone: Name = parse_name(zone).expect("a valid zone name");
-    SigningKey::new(&zone, &dnskey(), &material()).expect("the RFC 8080 key signs")
 }

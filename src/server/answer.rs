@@ -23,7 +23,7 @@ use super::{
 use crate::{
     dns::name::canonical_key_of_wire,
     tsig,
-    zone::{Entry, Rrset, ZoneStore, store::records},
+    zone::{Entry, Rrset, ZoneStore, blob::records},
 };
 
 /// Response codes used here.

@@ -17,8 +17,8 @@ use crate::{
     tsig,
     zone::{
         Rrset,
+        blob::{Bytes, records},
         journal::Diff,
-        store::{Bytes, records},
     },
 };
 

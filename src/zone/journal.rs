@@ -10,7 +10,10 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use super::store::{Bytes, Node, ZoneStore, records};
+use super::{
+    blob::{Bytes, records},
+    store::{Node, ZoneStore},
+};
 use crate::{config::JournalLimits, state::StateError};
 
 /// One resource record in wire form.
