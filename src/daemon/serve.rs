@@ -28,7 +28,7 @@ async fn run_round(
         (daemon, report)
     })
     .await
-    .map_err(|e| DaemonError::Other(format!("round failed: {e}")))
+    .map_err(DaemonError::Round)
 }
 
 /// Runs `signalbox serve` until SIGINT/SIGTERM.
@@ -46,7 +46,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     match control::listen(&socket, ctl_tx) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            return Err(DaemonError::Other(e.to_string()));
+            return Err(DaemonError::ControlSocket(e));
         }
         Err(e) => {
             tracing::warn!(path = %socket.display(), error = %e, "no control socket: reload with SIGHUP; confirm is unavailable")
@@ -95,13 +95,18 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     let mut refresh = tokio::time::interval(Duration::from_secs(3600));
     refresh.tick().await;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(|e| DaemonError::Other(format!("cannot install a SIGHUP handler: {e}")))?;
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| DaemonError::Other(format!("cannot install a SIGTERM handler: {e}")))?;
+        .map_err(|source| DaemonError::Signal {
+            signal: "SIGHUP",
+            source,
+        })?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|source| DaemonError::Signal {
+        signal: "SIGTERM",
+        source,
+    })?;
 
     loop {
-        let timer = daemon.next_event().map(|at| {
+        let timer = daemon.schedule.next().map(|at| {
             let wait = (at - Timestamp::now().as_second()).max(0) as u64;
             Instant::now() + Duration::from_secs(wait)
         });
@@ -131,7 +136,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
                 input = Some(RoundInput { dirs: std::mem::take(&mut dirty), files, ..RoundInput::default() });
             }
             _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
-                let names = daemon.due(Timestamp::now());
+                let names = daemon.schedule.due(Timestamp::now());
                 if !names.is_empty() {
                     input = Some(RoundInput { names, ..RoundInput::default() });
                 }
@@ -195,11 +200,11 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
             }
             Some((zone, apex)) = async { match apexes.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                 let mut names = BTreeSet::new();
-                daemon.followed.insert(zone.clone(), apex);
+                daemon.sidecar.followed.insert(zone.clone(), apex);
                 names.insert(zone);
                 if let Some(rx) = apexes.as_mut() {
                     while let Ok((zone, apex)) = rx.try_recv() {
-                        daemon.followed.insert(zone.clone(), apex);
+                        daemon.sidecar.followed.insert(zone.clone(), apex);
                         names.insert(zone);
                     }
                 }
