@@ -18,6 +18,9 @@ use crate::{
     },
 };
 
+/// One owner of the zone being built: canonical key, wire name, RRsets.
+type Owner = (Bytes, Bytes, Vec<Rrset>);
+
 impl ZoneStore {
     /// Builds an empty zone from `changes` in one pass: sort, chain, sign
     /// everything on all cores, then fill the maps (a cold start of a large
@@ -35,79 +38,58 @@ impl ZoneStore {
         let phase = |phase: &str| {
             tracing::debug!(zone = %zone_name, phase, elapsed_ms = started.elapsed().as_millis() as u64, "zone build progress");
         };
-        let soa_type = u16::from(RecordType::SOA);
-        let mut entries: Vec<(Bytes, Bytes, Vec<Rrset>)> = changes
-            .iter()
-            .filter_map(|change| {
-                let rrsets = change.rrsets.as_ref()?;
-                let mut sets: Vec<Rrset> = rrsets
-                    .iter()
-                    .filter(|r| !r.rdatas.is_empty())
-                    .map(|r| {
-                        if r.rtype == RecordType::SOA {
-                            let rdatas = r.rdatas.iter().map(|d| with_serial(d, serial)).collect();
-                            Rrset::unsigned(&RrsetData::new(RecordType::SOA, r.ttl, rdatas))
-                        } else {
-                            Rrset::unsigned(r)
-                        }
-                    })
-                    .collect();
-                if sets.is_empty() {
-                    return None;
-                }
-                sets.sort_by_key(|r| r.rtype);
-                sets.dedup_by_key(|r| r.rtype);
-                Some((
-                    canonical_key(&change.owner).into(),
-                    canonical_wire(&change.owner).into(),
-                    sets,
-                ))
-            })
-            .collect();
-        // Sort by canonical order; a later change of the same owner wins.
-        entries.reverse();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        entries.dedup_by(|a, b| a.0 == b.0);
-        let apex = entries
+        let mut owners = sorted_owners(changes, serial);
+        let negative_ttl = self.negative_ttl_of(&owners)?;
+        chain(&mut owners, negative_ttl);
+        phase("sorted and chained");
+        let (rrsets_signed, signatures) = self.sign_all(&mut owners, signer, now, options)?;
+        phase("signed");
+        let count = owners.len();
+        self.index(owners);
+        phase("indexed");
+        self.serial = serial;
+        self.negative_ttl = negative_ttl;
+        Ok(UpdateStats {
+            names: count,
+            changed_names: count,
+            rrsets_signed,
+            signatures,
+        })
+    }
+
+    /// The TTL of negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
+    fn negative_ttl_of(&self, owners: &[Owner]) -> Result<u32, SignError> {
+        let no_soa = || SignError::NoSoa(display(&self.apex));
+        let apex = owners
             .iter()
             .find(|e| e.1 == self.apex_wire)
-            .ok_or_else(|| SignError::NoSoa(zone_name.clone()))?;
+            .ok_or_else(no_soa)?;
         let soa = apex
             .2
             .iter()
-            .find(|r| r.rtype == soa_type)
-            .ok_or_else(|| SignError::NoSoa(zone_name.clone()))?;
+            .find(|r| r.rtype == u16::from(RecordType::SOA))
+            .ok_or_else(no_soa)?;
         let minimum = soa
             .rdatas()
             .first()
             .and_then(|r| soa_minimum(r))
             .unwrap_or(0);
-        let negative_ttl = soa.ttl.min(minimum);
+        Ok(soa.ttl.min(minimum))
+    }
 
-        // The NSEC chain: each name points at the next, the last at the apex.
-        let count = entries.len();
-        let nexts: Vec<Bytes> = (0..count)
-            .map(|i| entries[(i + 1) % count].1.clone())
-            .collect();
-        for ((_, _, sets), next) in entries.iter_mut().zip(nexts) {
-            let mut types: Vec<RecordType> =
-                sets.iter().map(|r| RecordType::from(r.rtype)).collect();
-            types.extend([RecordType::RRSIG, RecordType::NSEC]);
-            let mut rdata = next.to_vec();
-            rdata.extend(crate::dns::bitmap::encode(&types));
-            sets.push(Rrset::unsigned(&RrsetData::new(
-                RecordType::NSEC,
-                negative_ttl,
-                vec![rdata],
-            )));
-            sets.sort_by_key(|r| r.rtype);
-        }
-
-        phase("sorted and chained");
-        // Sign everything.
+    /// Signs every RRset (NSEC included) on all cores; returns how many
+    /// RRsets were signed and how many signatures made.
+    fn sign_all(
+        &self,
+        owners: &mut [Owner],
+        signer: &ZoneSigner,
+        now: Timestamp,
+        options: &ZoneOptions,
+    ) -> Result<(usize, usize), SignError> {
+        let zone_name = display(&self.apex);
         let now_secs = now.as_second().clamp(0, i64::from(u32::MAX)) as u32;
-        let mut jobs = Vec::with_capacity(count * 3);
-        for (_, wire, sets) in &entries {
+        let mut jobs = Vec::with_capacity(owners.len() * 3);
+        for (_, wire, sets) in owners.iter() {
             for (index, rrset) in sets.iter().enumerate() {
                 jobs.push(SignJob {
                     wire: wire.clone(),
@@ -127,22 +109,22 @@ impl ZoneStore {
                 }
             })?;
         let signatures = results.iter().map(Signatures::len).sum();
-        let rrsets_signed = jobs.len();
         let mut results = results.into_iter();
-        for (_, _, sets) in &mut entries {
+        for (_, _, sets) in owners.iter_mut() {
             for rrset in sets.iter_mut() {
                 if let Some(sigs) = results.next() {
                     rrset.set_sigs(sigs);
                 }
             }
         }
-        drop(jobs);
-        phase("signed");
+        Ok((jobs.len(), signatures))
+    }
 
-        // Fill the maps; empty non-terminals count the names below them.
+    /// Fills the maps; empty non-terminals count the names below them.
+    fn index(&mut self, owners: Vec<Owner>) {
         let apex_len = self.apex_wire.len();
         let mut below: std::collections::HashMap<Bytes, u32> = std::collections::HashMap::new();
-        for (_, wire, _) in &entries {
+        for (_, wire, _) in &owners {
             let mut at = 0;
             // Every ancestor up to and including the apex, as
             // `adjust_ancestors` counts them.
@@ -153,8 +135,8 @@ impl ZoneStore {
         }
         let mut names: imbl::HashMap<Bytes, Entry> = imbl::HashMap::new();
         let mut order: imbl::OrdMap<Bytes, Bytes> = imbl::OrdMap::new();
-        let mut touched: Vec<Bytes> = Vec::with_capacity(count);
-        for (key, wire, sets) in entries {
+        let mut touched: Vec<Bytes> = Vec::with_capacity(owners.len());
+        for (key, wire, sets) in owners {
             let count_below = below.remove(&wire).unwrap_or(0);
             touched.push(wire.clone());
             order.insert(key, wire.clone());
@@ -172,17 +154,67 @@ impl ZoneStore {
         for (wire, n) in below {
             names.insert(wire, Entry::Ent(n));
         }
-        phase("indexed");
         self.names = names;
         self.order = order;
-        self.serial = serial;
-        self.negative_ttl = negative_ttl;
         self.touched = touched.into();
-        Ok(UpdateStats {
-            names: count,
-            changed_names: count,
-            rrsets_signed,
-            signatures,
+    }
+}
+
+/// The owners with data in canonical order, each with its RRsets sorted by
+/// type (the SOA with `serial`); a later change of the same owner wins.
+fn sorted_owners(changes: &[Change], serial: u32) -> Vec<Owner> {
+    let mut owners: Vec<Owner> = changes
+        .iter()
+        .filter_map(|change| {
+            let rrsets = change.rrsets.as_ref()?;
+            let mut sets: Vec<Rrset> = rrsets
+                .iter()
+                .filter(|r| !r.rdatas.is_empty())
+                .map(|r| {
+                    if r.rtype == RecordType::SOA {
+                        let rdatas = r.rdatas.iter().map(|d| with_serial(d, serial)).collect();
+                        Rrset::unsigned(&RrsetData::new(RecordType::SOA, r.ttl, rdatas))
+                    } else {
+                        Rrset::unsigned(r)
+                    }
+                })
+                .collect();
+            if sets.is_empty() {
+                return None;
+            }
+            sets.sort_by_key(|r| r.rtype);
+            sets.dedup_by_key(|r| r.rtype);
+            Some((
+                canonical_key(&change.owner).into(),
+                canonical_wire(&change.owner).into(),
+                sets,
+            ))
         })
+        .collect();
+    owners.reverse();
+    owners.sort_by(|a, b| a.0.cmp(&b.0));
+    owners.dedup_by(|a, b| a.0 == b.0);
+    owners
+}
+
+/// The NSEC chain (RFC 4034 §4): each name points at the next in canonical
+/// order, the last at the apex; the type bitmap lists its types plus RRSIG
+/// and NSEC.
+fn chain(owners: &mut [Owner], negative_ttl: u32) {
+    let count = owners.len();
+    let nexts: Vec<Bytes> = (0..count)
+        .map(|i| owners[(i + 1) % count].1.clone())
+        .collect();
+    for ((_, _, sets), next) in owners.iter_mut().zip(nexts) {
+        let mut types: Vec<RecordType> = sets.iter().map(|r| RecordType::from(r.rtype)).collect();
+        types.extend([RecordType::RRSIG, RecordType::NSEC]);
+        let mut rdata = next.to_vec();
+        rdata.extend(crate::dns::bitmap::encode(&types));
+        sets.push(Rrset::unsigned(&RrsetData::new(
+            RecordType::NSEC,
+            negative_ttl,
+            vec![rdata],
+        )));
+        sets.sort_by_key(|r| r.rtype);
     }
 }

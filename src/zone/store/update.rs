@@ -45,49 +45,9 @@ impl ZoneStore {
                 touched_wires.insert(canonical_wire(&change.owner).into());
             }
         }
-        // The SOA carries the new serial.
-        let apex_key: Bytes = canonical_key(&self.apex).into();
-        let Some(Entry::Node(apex, below)) = next.names.get(&next.apex_wire).cloned() else {
-            return Err(SignError::NoSoa(zone_name));
-        };
-        let mut node = (*apex).clone();
-        let Some(soa) = node
-            .rrsets
-            .iter_mut()
-            .find(|r| r.rtype == u16::from(RecordType::SOA))
-        else {
-            return Err(SignError::NoSoa(zone_name));
-        };
-        let rdatas: Vec<Vec<u8>> = soa
-            .rdatas()
-            .iter()
-            .map(|r| with_serial(r, serial))
-            .collect();
-        let minimum = rdatas.first().and_then(|r| soa_minimum(r)).unwrap_or(0);
-        next.negative_ttl = soa.ttl.min(minimum);
-        *soa = Rrset::unsigned(&RrsetData::new(RecordType::SOA, soa.ttl, rdatas));
-        next.names
-            .insert(next.apex_wire.clone(), Entry::Node(Arc::new(node), below));
-        touched.insert(apex_key);
-        next.serial = serial;
-
-        // NSEC records at and before every touched name.
-        let mut nsec_owners: BTreeSet<Bytes> = BTreeSet::new();
-        for key in &touched {
-            if next.order.contains_key(&key[..]) {
-                nsec_owners.insert(key.clone());
-            }
-            if let Some((prev, _)) = next
-                .order
-                .range::<_, [u8]>((Bound::Unbounded, Bound::Excluded(&key[..])))
-                .next_back()
-            {
-                nsec_owners.insert(prev.clone());
-            }
-        }
-        for key in &nsec_owners {
-            next.set_nsec(key);
-        }
+        next.stamp_serial(serial)?;
+        touched.insert(canonical_key(&self.apex).into());
+        let nsec_owners = next.rechain(&touched);
 
         // Sign what needs it.
         let now_secs = now.as_second().clamp(0, i64::from(u32::MAX)) as u32;
@@ -101,29 +61,7 @@ impl ZoneStore {
                 .iter()
                 .filter_map(|key| next.order.get(&key[..]).cloned()),
         );
-        let mut jobs = Vec::new();
-        for key in candidates {
-            let Some(wire) = next.order.get(&key[..]).cloned() else {
-                continue;
-            };
-            let Some(node) = next.node(&wire) else {
-                continue;
-            };
-            for (index, rrset) in node.rrsets.iter().enumerate() {
-                let by_ksk = next.by_ksk(&wire, rrset.rtype);
-                let keys = if by_ksk { &signer.ksks } else { &signer.zsks };
-                if needs_signing(rrset, keys, now_secs, options) {
-                    jobs.push(SignJob {
-                        wire: wire.clone(),
-                        index,
-                        rtype: RecordType::from(rrset.rtype),
-                        ttl: rrset.ttl,
-                        records: rrset.records.clone(),
-                        by_ksk,
-                    });
-                }
-            }
-        }
+        let jobs = next.jobs_due(candidates, signer, now_secs, options);
         let stats = next
             .sign(jobs, signer, now_secs, options)
             .map_err(|source| SignError::Signer {
@@ -137,6 +75,92 @@ impl ZoneStore {
             changed_names,
             ..stats
         })
+    }
+
+    /// Gives the apex SOA `serial` (unsigned until the SOA is re-signed)
+    /// and takes the negative TTL from it (RFC 2308 §3).
+    fn stamp_serial(&mut self, serial: u32) -> Result<(), SignError> {
+        let no_soa = || SignError::NoSoa(display(&self.apex));
+        let Some(Entry::Node(apex, below)) = self.names.get(&self.apex_wire).cloned() else {
+            return Err(no_soa());
+        };
+        let mut node = (*apex).clone();
+        let Some(soa) = node
+            .rrsets
+            .iter_mut()
+            .find(|r| r.rtype == u16::from(RecordType::SOA))
+        else {
+            return Err(no_soa());
+        };
+        let rdatas: Vec<Vec<u8>> = soa
+            .rdatas()
+            .iter()
+            .map(|r| with_serial(r, serial))
+            .collect();
+        let minimum = rdatas.first().and_then(|r| soa_minimum(r)).unwrap_or(0);
+        self.negative_ttl = soa.ttl.min(minimum);
+        *soa = Rrset::unsigned(&RrsetData::new(RecordType::SOA, soa.ttl, rdatas));
+        self.names
+            .insert(self.apex_wire.clone(), Entry::Node(Arc::new(node), below));
+        self.serial = serial;
+        Ok(())
+    }
+
+    /// Re-links the NSEC records at and before every touched name (RFC 4034
+    /// §4.1.1); returns their owners' canonical keys.
+    fn rechain(&mut self, touched: &BTreeSet<Bytes>) -> BTreeSet<Bytes> {
+        let mut nsec_owners: BTreeSet<Bytes> = BTreeSet::new();
+        for key in touched {
+            if self.order.contains_key(&key[..]) {
+                nsec_owners.insert(key.clone());
+            }
+            if let Some((prev, _)) = self
+                .order
+                .range::<_, [u8]>((Bound::Unbounded, Bound::Excluded(&key[..])))
+                .next_back()
+            {
+                nsec_owners.insert(prev.clone());
+            }
+        }
+        for key in &nsec_owners {
+            self.set_nsec(key);
+        }
+        nsec_owners
+    }
+
+    /// The RRsets among `candidates` (canonical keys) whose signatures are
+    /// missing, by other keys, or due for refresh.
+    fn jobs_due(
+        &self,
+        candidates: Vec<Bytes>,
+        signer: &ZoneSigner,
+        now_secs: u32,
+        options: &ZoneOptions,
+    ) -> Vec<SignJob> {
+        let mut jobs = Vec::new();
+        for key in candidates {
+            let Some(wire) = self.order.get(&key[..]).cloned() else {
+                continue;
+            };
+            let Some(node) = self.node(&wire) else {
+                continue;
+            };
+            for (index, rrset) in node.rrsets.iter().enumerate() {
+                let by_ksk = self.by_ksk(&wire, rrset.rtype);
+                let keys = if by_ksk { &signer.ksks } else { &signer.zsks };
+                if needs_signing(rrset, keys, now_secs, options) {
+                    jobs.push(SignJob {
+                        wire: wire.clone(),
+                        index,
+                        rtype: RecordType::from(rrset.rtype),
+                        ttl: rrset.ttl,
+                        records: rrset.records.clone(),
+                        by_ksk,
+                    });
+                }
+            }
+        }
+        jobs
     }
 
     /// Applies one owner's change; returns whether anything changed.
