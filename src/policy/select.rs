@@ -44,24 +44,35 @@ fn key_ref(key: &Key, life: &Lifecycle) -> KeyRef {
     }
 }
 
-/// Chooses the keys; pushes one decision per key and per mode outcome.
-pub fn select(input: &ZoneInput<'_>, now: Timestamp, decisions: &mut Vec<Decision>) -> Selection {
-    let mode = input.settings.cds;
-    let zone = input.zone;
-    let note = |decisions: &mut Vec<Decision>, verdict: Verdict, why: String| {
-        decisions.push(Decision::zone(zone, verdict, why));
-    };
-    let push = |decisions: &mut Vec<Decision>,
-                key: &Key,
-                life: &Lifecycle,
-                verdict: Verdict,
-                why: String| {
-        decisions.push(Decision {
-            zone: zone.clone(),
+/// The decisions of one zone's selection, as they are made.
+struct Log<'a> {
+    zone: &'a hickory_proto::rr::Name,
+    decisions: &'a mut Vec<Decision>,
+}
+
+impl Log<'_> {
+    /// A decision about the zone as a whole.
+    fn zone(&mut self, verdict: Verdict, why: String) {
+        self.decisions.push(Decision::zone(self.zone, verdict, why));
+    }
+
+    /// A decision about one of its keys.
+    fn key(&mut self, key: &Key, life: &Lifecycle, verdict: Verdict, why: String) {
+        self.decisions.push(Decision {
+            zone: self.zone.clone(),
             key: Some(key_ref(key, life)),
             verdict,
             why,
         });
+    }
+}
+
+/// Chooses the keys; pushes one decision per key and per mode outcome.
+pub fn select(input: &ZoneInput<'_>, now: Timestamp, decisions: &mut Vec<Decision>) -> Selection {
+    let mode = input.settings.cds;
+    let mut log = Log {
+        zone: input.zone,
+        decisions,
     };
     let lives: Vec<(&Key, Lifecycle)> = input
         .keys
@@ -69,139 +80,153 @@ pub fn select(input: &ZoneInput<'_>, now: Timestamp, decisions: &mut Vec<Decisio
         .map(|k| (k.as_ref(), Lifecycle::of(k, now, input.parent)))
         .collect();
     if input.keys.is_empty() && !matches!(mode, CdsMode::None | CdsMode::Delete) {
-        note(
-            decisions,
+        log.zone(
             Verdict::Warning,
             "no keys found for this zone: nothing to publish".into(),
         );
     }
-
-    let mut chosen: Vec<&Key> = Vec::new();
-    match mode {
+    let chosen = match mode {
         CdsMode::None => {
-            note(
-                decisions,
-                Verdict::Note,
-                "cds = \"none\": no CDS/CDNSKEY".into(),
-            );
+            log.zone(Verdict::Note, "cds = \"none\": no CDS/CDNSKEY".into());
             return Selection::Keys(Vec::new());
         }
         CdsMode::Delete => {
-            let signer = lives
-                .iter()
-                .any(|(_, l)| l.signs_keys && l.published && l.activated && !l.retired());
-            note(
-                decisions,
-                Verdict::Note,
-                "cds = \"delete\" (confirmed): CDS 0 0 0 00 / CDNSKEY 0 3 0 AA== alone: \
-                 the parent is asked to remove every DS (RFC 8078 §4)"
-                    .into(),
-            );
-            if !signer {
-                note(
-                    decisions,
-                    Verdict::Warning,
-                    "no published, active KSK: the delete signal must be signed by a key \
-                     whose DS is at the parent or the parent cannot validate it"
-                        .into(),
-                );
-            }
+            delete_signal(&lives, &mut log);
             return Selection::Delete;
         }
         CdsMode::Auto => {
+            let mut chosen = Vec::new();
             for (key, life) in &lives {
                 let (verdict, why) = auto_rule(key, life, now);
                 if verdict == Verdict::In {
-                    chosen.push(key);
+                    chosen.push(*key);
                 }
-                push(decisions, key, life, verdict, why);
+                log.key(key, life, verdict, why);
             }
+            chosen
         }
         CdsMode::Always | CdsMode::Rollover | CdsMode::DoubleDs => {
-            let any_ready = lives.iter().any(|(_, l)| l.ready());
-            let mut candidates: Vec<&(&Key, Lifecycle)> = Vec::new();
-            for entry in &lives {
-                let (key, life) = entry;
-                let (take, why) = knot_rule(mode, life, any_ready);
-                if take {
-                    candidates.push(entry);
-                } else {
-                    push(decisions, key, life, Verdict::Out, why);
-                }
-            }
-            if mode == CdsMode::DoubleDs && candidates.len() > 2 {
-                candidates.sort_by_key(|(k, _)| (newest_time(k), k.tag));
-                let dropped = candidates.len() - 2;
-                for (key, life) in candidates.drain(..dropped) {
-                    push(
-                        decisions,
-                        key,
-                        life,
-                        Verdict::Out,
-                        "double-ds keeps only the two newest KSKs".into(),
-                    );
-                }
-            }
-            for (key, life) in candidates {
-                let why = match (mode, life.ready()) {
-                    (CdsMode::DoubleDs, true) => "double-ds: ready KSK (DS not at parent yet)",
-                    (CdsMode::DoubleDs, false) => "double-ds: KSK in service (DS at parent)",
-                    (_, true) => "ready KSK: its DS is what the parent should hold now",
-                    (_, false) => "KSK in service and no ready successor: the parent's DS stays",
-                };
-                chosen.push(key);
-                push(decisions, key, life, Verdict::In, why.into());
-            }
-            if chosen.is_empty() {
-                let why = match mode {
-                    CdsMode::Rollover if lives.iter().any(|(_, l)| l.in_service()) => {
-                        "rollover: at rest (no ready KSK; the parent's DS is current): no CDS/CDNSKEY"
-                    }
-                    _ => "no ready or in-service KSK: no CDS/CDNSKEY (never invent DS intent)",
-                };
-                note(decisions, Verdict::Note, why.into());
-            }
+            knot_selection(mode, &lives, &mut log)
         }
-    }
-
+    };
     let mut set: Vec<Dnskey> = chosen.iter().map(|k| k.dnskey.clone()).collect();
-    let foreign = &input.settings.foreign_keys;
-    if !foreign.is_empty() {
-        if set.is_empty() {
-            note(
-                decisions,
-                Verdict::Note,
-                format!(
-                    "{} foreign key(s) not published alone: a CDS set without one of our own keys \
-                     would ask the parent to drop our DS",
-                    foreign.len()
-                ),
-            );
+    join_foreign(&mut set, &input.settings.foreign_keys, &mut log);
+    Selection::Keys(set)
+}
+
+/// `delete`: the RFC 8078 delete signal, with a warning when no key whose
+/// DS is at the parent could sign it.
+fn delete_signal(lives: &[(&Key, Lifecycle)], log: &mut Log<'_>) {
+    let signer = lives
+        .iter()
+        .any(|(_, l)| l.signs_keys && l.published && l.activated && !l.retired());
+    log.zone(
+        Verdict::Note,
+        "cds = \"delete\" (confirmed): CDS 0 0 0 00 / CDNSKEY 0 3 0 AA== alone: \
+         the parent is asked to remove every DS (RFC 8078 §4)"
+            .into(),
+    );
+    if !signer {
+        log.zone(
+            Verdict::Warning,
+            "no published, active KSK: the delete signal must be signed by a key \
+             whose DS is at the parent or the parent cannot validate it"
+                .into(),
+        );
+    }
+}
+
+/// `always`, `rollover` and `double-ds`: Knot's rules over the KSKs.
+fn knot_selection<'k>(
+    mode: CdsMode,
+    lives: &[(&'k Key, Lifecycle)],
+    log: &mut Log<'_>,
+) -> Vec<&'k Key> {
+    let any_ready = lives.iter().any(|(_, l)| l.ready());
+    let mut candidates: Vec<&(&Key, Lifecycle)> = Vec::new();
+    for entry in lives {
+        let (key, life) = entry;
+        let (take, why) = knot_rule(mode, life, any_ready);
+        if take {
+            candidates.push(entry);
         } else {
-            for key in foreign {
-                let duplicate = set.contains(key);
-                decisions.push(Decision {
-                    zone: zone.clone(),
-                    key: Some(KeyRef {
-                        tag: dnssec::key_tag(key),
-                        algorithm: key.algorithm,
-                        role: None,
-                        state: "foreign_keys".into(),
-                    }),
-                    verdict: Verdict::In,
-                    why: if duplicate {
-                        "listed in foreign_keys and already ours".into()
-                    } else {
-                        "another provider's KSK (RFC 8901 model 2): every provider publishes the full set".into()
-                    },
-                });
-                if !duplicate {
-                    set.push(key.clone());
-                }
-            }
+            log.key(key, life, Verdict::Out, why);
         }
     }
-    Selection::Keys(set)
+    if mode == CdsMode::DoubleDs && candidates.len() > 2 {
+        candidates.sort_by_key(|(k, _)| (newest_time(k), k.tag));
+        let dropped = candidates.len() - 2;
+        for (key, life) in candidates.drain(..dropped) {
+            log.key(
+                key,
+                life,
+                Verdict::Out,
+                "double-ds keeps only the two newest KSKs".into(),
+            );
+        }
+    }
+    let mut chosen = Vec::new();
+    for (key, life) in candidates {
+        let why = match (mode, life.ready()) {
+            (CdsMode::DoubleDs, true) => "double-ds: ready KSK (DS not at parent yet)",
+            (CdsMode::DoubleDs, false) => "double-ds: KSK in service (DS at parent)",
+            (_, true) => "ready KSK: its DS is what the parent should hold now",
+            (_, false) => "KSK in service and no ready successor: the parent's DS stays",
+        };
+        chosen.push(*key);
+        log.key(key, life, Verdict::In, why.into());
+    }
+    if chosen.is_empty() {
+        let why = match mode {
+            CdsMode::Rollover if lives.iter().any(|(_, l)| l.in_service()) => {
+                "rollover: at rest (no ready KSK; the parent's DS is current): no CDS/CDNSKEY"
+            }
+            _ => "no ready or in-service KSK: no CDS/CDNSKEY (never invent DS intent)",
+        };
+        log.zone(Verdict::Note, why.into());
+    }
+    chosen
+}
+
+/// Foreign keys (RFC 8901 model 2) join a non-empty set of ours; alone they
+/// would ask the parent to drop our DS.
+fn join_foreign(set: &mut Vec<Dnskey>, foreign: &[Dnskey], log: &mut Log<'_>) {
+    if foreign.is_empty() {
+        return;
+    }
+    if set.is_empty() {
+        log.zone(
+            Verdict::Note,
+            format!(
+                "{} foreign key(s) not published alone: a CDS set without one of our own keys \
+                 would ask the parent to drop our DS",
+                foreign.len()
+            ),
+        );
+        return;
+    }
+    for key in foreign {
+        let duplicate = set.contains(key);
+        log.decisions.push(Decision {
+            zone: log.zone.clone(),
+            key: Some(KeyRef {
+                tag: dnssec::key_tag(key),
+                algorithm: key.algorithm,
+                role: None,
+                state: "foreign_keys".into(),
+            }),
+            verdict: Verdict::In,
+            why: if duplicate {
+                "listed in foreign_keys and already ours".into()
+            } else {
+                "another provider's KSK (RFC 8901 model 2): every provider publishes the full set"
+                    .into()
+            },
+        });
+        if !duplicate {
+            set.push(key.clone());
+        }
+    }
 }
 
 /// BIND's rule for one key (lib/dns/dnssec.c `syncpublish`/`syncdelete`).
