@@ -76,6 +76,92 @@ enum Pair {
     Rsa(RsaKeyPair, &'static dyn signature::RsaEncoding),
 }
 
+/// Why private material does not make a key pair (the caller adds the key).
+enum PairError {
+    /// A component is missing.
+    NoField(&'static str),
+    /// ring refused the material, or it does not match the DNSKEY.
+    Rejected(String),
+    /// ring cannot sign with this algorithm.
+    Unsupported(Algorithm),
+}
+
+impl From<ring::error::KeyRejected> for PairError {
+    fn from(e: ring::error::KeyRejected) -> Self {
+        PairError::Rejected(e.to_string())
+    }
+}
+
+/// The component `name` of `material`.
+fn field<'m>(material: &'m PrivateMaterial, name: &'static str) -> Result<&'m [u8], PairError> {
+    material.field(name).ok_or(PairError::NoField(name))
+}
+
+impl Pair {
+    /// ECDSA (RFC 6605 §4): the private scalar, and the DNSKEY's x||y as an
+    /// uncompressed point.
+    fn ecdsa(
+        algorithm: Algorithm,
+        public: &[u8],
+        material: &PrivateMaterial,
+        rng: &SystemRandom,
+    ) -> Result<Self, PairError> {
+        let alg = if algorithm == Algorithm::EcdsaP256Sha256 {
+            &signature::ECDSA_P256_SHA256_FIXED_SIGNING
+        } else {
+            &signature::ECDSA_P384_SHA384_FIXED_SIGNING
+        };
+        let mut point = Vec::with_capacity(public.len() + 1);
+        point.push(4);
+        point.extend_from_slice(public);
+        let scalar = field(material, "PrivateKey")?;
+        Ok(Pair::Ecdsa(EcdsaKeyPair::from_private_key_and_public_key(
+            alg, scalar, &point, rng,
+        )?))
+    }
+
+    /// Ed25519 (RFC 8080 §3): the seed and the public key.
+    fn ed25519(public: &[u8], material: &PrivateMaterial) -> Result<Self, PairError> {
+        let seed = field(material, "PrivateKey")?;
+        Ok(Pair::Ed25519(Ed25519KeyPair::from_seed_and_public_key(
+            seed, public,
+        )?))
+    }
+
+    /// RSA (RFC 3110, RFC 5702): the CRT components, checked against the
+    /// DNSKEY's exponent and modulus.
+    fn rsa(
+        algorithm: Algorithm,
+        public: &[u8],
+        material: &PrivateMaterial,
+    ) -> Result<Self, PairError> {
+        let components = ring::rsa::KeyPairComponents {
+            public_key: ring::rsa::PublicKeyComponents {
+                n: strip_zeros(field(material, "Modulus")?),
+                e: strip_zeros(field(material, "PublicExponent")?),
+            },
+            d: field(material, "PrivateExponent")?,
+            p: field(material, "Prime1")?,
+            q: field(material, "Prime2")?,
+            dP: field(material, "Exponent1")?,
+            dQ: field(material, "Exponent2")?,
+            qInv: field(material, "Coefficient")?,
+        };
+        let pair = RsaKeyPair::from_components(&components)?;
+        if rsa_public_key(&pair) != public {
+            return Err(PairError::Rejected(
+                "the .private modulus/exponent do not match the DNSKEY".into(),
+            ));
+        }
+        let encoding: &'static dyn signature::RsaEncoding = if algorithm == Algorithm::RsaSha256 {
+            &signature::RSA_PKCS1_SHA256
+        } else {
+            &signature::RSA_PKCS1_SHA512
+        };
+        Ok(Pair::Rsa(pair, encoding))
+    }
+}
+
 /// A private key able to make RRSIGs for its zone.
 pub struct SigningKey {
     /// The zone (signer name).
@@ -122,87 +208,38 @@ impl SigningKey {
             });
         };
         let id = key_id(zone, algorithm, tag);
-        let no_key = |why: &str| SignerError::NoPrivateKey {
+        let no_key = |why: String| SignerError::NoPrivateKey {
             key: id.clone(),
-            why: why.to_string(),
-        };
-        let field = |name: &str| -> Result<&[u8], SignerError> {
-            material
-                .field(name)
-                .ok_or_else(|| no_key(&format!("no {name}: in .private")))
+            why,
         };
         match material {
-            PrivateMaterial::Hsm => return Err(no_key("key is in an HSM (Engine/Label)")),
+            PrivateMaterial::Hsm => return Err(no_key("key is in an HSM (Engine/Label)".into())),
             PrivateMaterial::External => {
-                return Err(no_key("External: key without private material"));
+                return Err(no_key("External: key without private material".into()));
             }
             PrivateMaterial::Fields(_) => {}
         }
-        let rejected = |e: ring::error::KeyRejected| SignerError::Rejected {
-            key: id.clone(),
-            why: e.to_string(),
-        };
         let rng = SystemRandom::new();
         let public = &dnskey.public_key;
         let pair = match algorithm {
             Algorithm::EcdsaP256Sha256 | Algorithm::EcdsaP384Sha384 => {
-                let alg = if algorithm == Algorithm::EcdsaP256Sha256 {
-                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING
-                } else {
-                    &signature::ECDSA_P384_SHA384_FIXED_SIGNING
-                };
-                let mut point = Vec::with_capacity(public.len() + 1);
-                point.push(4);
-                point.extend_from_slice(public);
-                Pair::Ecdsa(
-                    EcdsaKeyPair::from_private_key_and_public_key(
-                        alg,
-                        field("PrivateKey")?,
-                        &point,
-                        &rng,
-                    )
-                    .map_err(rejected)?,
-                )
+                Pair::ecdsa(algorithm, public, material, &rng)
             }
-            Algorithm::Ed25519 => Pair::Ed25519(
-                Ed25519KeyPair::from_seed_and_public_key(field("PrivateKey")?, public)
-                    .map_err(rejected)?,
-            ),
-            Algorithm::RsaSha256 | Algorithm::RsaSha512 => {
-                let components = ring::rsa::KeyPairComponents {
-                    public_key: ring::rsa::PublicKeyComponents {
-                        n: strip_zeros(field("Modulus")?),
-                        e: strip_zeros(field("PublicExponent")?),
-                    },
-                    d: field("PrivateExponent")?,
-                    p: field("Prime1")?,
-                    q: field("Prime2")?,
-                    dP: field("Exponent1")?,
-                    dQ: field("Exponent2")?,
-                    qInv: field("Coefficient")?,
-                };
-                let pair = RsaKeyPair::from_components(&components).map_err(rejected)?;
-                if rsa_public_key(&pair) != *public {
-                    return Err(SignerError::Rejected {
-                        key: id,
-                        why: "the .private modulus/exponent do not match the DNSKEY".into(),
-                    });
-                }
-                let encoding: &'static dyn signature::RsaEncoding =
-                    if algorithm == Algorithm::RsaSha256 {
-                        &signature::RSA_PKCS1_SHA256
-                    } else {
-                        &signature::RSA_PKCS1_SHA512
-                    };
-                Pair::Rsa(pair, encoding)
-            }
-            other => {
-                return Err(SignerError::Unsupported {
-                    key: id,
-                    algorithm: other,
-                });
-            }
-        };
+            Algorithm::Ed25519 => Pair::ed25519(public, material),
+            Algorithm::RsaSha256 | Algorithm::RsaSha512 => Pair::rsa(algorithm, public, material),
+            other => Err(PairError::Unsupported(other)),
+        }
+        .map_err(|e| match e {
+            PairError::NoField(name) => no_key(format!("no {name}: in .private")),
+            PairError::Rejected(why) => SignerError::Rejected {
+                key: id.clone(),
+                why,
+            },
+            PairError::Unsupported(algorithm) => SignerError::Unsupported {
+                key: id.clone(),
+                algorithm,
+            },
+        })?;
         Ok(SigningKey {
             zone: zone.clone(),
             dnskey: dnskey.clone(),
