@@ -2,8 +2,6 @@
 //! validating Unbound + delv), dnssec-verify on the walked zone, restarts,
 //! and malformed input.
 
-mod common;
-
 use std::{
     fs,
     io::{Read, Write},
@@ -13,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use common::{chain, serve::*, *};
+use crate::common::{chain, process::free_port, proxy, serve::*, signzone, *};
 use hickory_proto::op::ResponseCode;
 
 const APEX: &str = "_signal.ns1.operator.test.";
@@ -59,7 +57,7 @@ dir = "state"
 fn signal_key(root: &Path) -> std::path::PathBuf {
     let dir = root.join("signal");
     fs::create_dir_all(&dir).expect("mkdir");
-    let stem = chain::keygen(
+    let stem = signzone::keygen(
         &dir,
         &["-f", "KSK", "-L", "3600", APEX.trim_end_matches('.')],
     );
@@ -113,7 +111,7 @@ fn signals_validate_through_a_local_chain_of_trust() {
     let children = root.join("children");
     fs::create_dir_all(&children).expect("mkdir");
     for child in ["example.com", "example.co.uk"] {
-        chain::keygen(&children, &["-f", "KSK", "-L", "600", child]);
+        signzone::keygen(&children, &["-f", "KSK", "-L", "600", child]);
     }
     let key = signal_key(root);
     let port = free_port();
@@ -122,7 +120,7 @@ fn signals_validate_through_a_local_chain_of_trust() {
 
     let chain = chain::Chain::start(&chain::ChainSpec {
         signaling_apex: APEX.into(),
-        signaling_ds: vec![chain::dsfromkey(&key)],
+        signaling_ds: vec![signzone::dsfromkey(&key)],
         signaling_server: server.addr,
     });
     // What `signalbox signals` says must be what validates.
@@ -162,14 +160,14 @@ fn signals_validate_through_a_local_chain_of_trust() {
     chain.assert_negative("_dsboot.example.com._signal.ns2.elsewhere.test.", "CDS");
 
     // Negative control: the same server behind a proxy that corrupts one CDS.
-    let proxy = chain::CorruptingProxy::start(
+    let proxy = proxy::CorruptingProxy::start(
         server.addr,
         &format!("_dsboot.example.com.{APEX}"),
-        chain::CDS,
+        proxy::CDS,
     );
     let bad = chain::Chain::start(&chain::ChainSpec {
         signaling_apex: APEX.into(),
-        signaling_ds: vec![chain::dsfromkey(&key)],
+        signaling_ds: vec![signzone::dsfromkey(&key)],
         signaling_server: proxy.addr(),
     });
     bad.assert_failed(&format!("_dsboot.example.com.{APEX}"), "CDS");

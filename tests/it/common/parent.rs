@@ -41,7 +41,7 @@
 //!   Unsigned zones go through `named-compilezone -s full` and the same
 //!   rewrite, so every served file has one record per line with absolute
 //!   names ([`ParentWorld::records`] reads them).
-//! * One Knot ([`chain::Knot`]) serves every zone (UDP and TCP,
+//! * One Knot ([`Knot`]) serves every zone (UDP and TCP,
 //!   [`ParentWorld::auth`]). Knot answers from the deepest zone it has, so
 //!   NS queries at a child apex (and anything below it) get the child's
 //!   answer, never the parent's referral; only DS comes from the parent.
@@ -61,11 +61,10 @@
 //! port, any 127.x.y.z address) that records every message and answers per
 //! [`ReceiverMode`].
 //!
-//! As in [`chain`], every daemon is a child of the test process, killed when
-//! its owner is dropped (watchdogs also kill them when the test process dies
-//! abruptly); [`ParentWorld`] and [`NotifyReceiver`] are independent, so
-//! tests may run in parallel threads.
-#![allow(dead_code)]
+//! As everywhere in the harness, every daemon is a
+//! [`Daemon`](super::process::Daemon), killed when its owner is dropped;
+//! [`ParentWorld`] and [`NotifyReceiver`] are independent, so tests may run
+//! in parallel threads.
 
 use std::{
     fmt::Write as _,
@@ -73,7 +72,7 @@ use std::{
     io::{self, Read, Write},
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     sync::{
         Arc, Condvar, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -84,7 +83,14 @@ use std::{
 
 use tempfile::TempDir;
 
-use super::chain::{self, Daemon, KdigResult, Knot};
+use super::{
+    fqdn, is_at_or_below,
+    kdig::{self, KdigResult},
+    knot::Knot,
+    process::{self, run},
+    signzone,
+    unbound::{Unbound, UnboundSpec},
+};
 
 /// The tools a test using [`ParentWorld`] needs; pass to `common::tools`.
 pub const TOOLS: &[&str] = &[
@@ -100,11 +106,9 @@ pub const TOOLS: &[&str] = &[
     "timeout",
 ];
 
-/// DNS type numbers used with this module.
-pub const DSYNC: u16 = 66;
-/// See [`DSYNC`].
+/// DNS type numbers used with this module: CDS (RFC 7344).
 pub const CDS: u16 = 59;
-/// See [`DSYNC`].
+/// See [`CDS`]: CSYNC (RFC 7477).
 pub const CSYNC: u16 = 62;
 /// DNS opcode NOTIFY.
 pub const OPCODE_NOTIFY: u8 = 4;
@@ -192,11 +196,9 @@ struct Zone {
 /// A running world of zones; everything stops when it is dropped.
 pub struct ParentWorld {
     // Fields drop in order: the daemons go before their directory.
-    unbound: Daemon,
+    unbound: Unbound,
     knot: Knot,
-    resolver: SocketAddr,
     zones: Vec<Zone>,
-    unbound_conf: PathBuf,
     anchor_conf: PathBuf,
     dir: TempDir,
 }
@@ -216,7 +218,7 @@ impl ParentWorld {
 
         let mut zones: Vec<Zone> = Vec::new();
         for z in &spec.zones {
-            let apex = chain::fqdn(&z.apex);
+            let apex = fqdn(&z.apex);
             assert!(
                 zones.iter().all(|o| o.apex != apex),
                 "zone {apex} is listed twice"
@@ -247,11 +249,11 @@ impl ParentWorld {
         // Keys first: every DS is known before anything is signed.
         for z in zones.iter_mut().filter(|z| z.signed) {
             fs::create_dir_all(&z.keys).expect("create key directory");
-            let ksk = chain::keygen(&z.keys, &["-f", "KSK", "-n", "ZONE", &z.apex]);
-            chain::keygen(&z.keys, &["-n", "ZONE", &z.apex]);
+            let ksk = signzone::keygen(&z.keys, &["-f", "KSK", "-n", "ZONE", &z.apex]);
+            signzone::keygen(&z.keys, &["-n", "ZONE", &z.apex]);
             let key_file = z.keys.join(format!("{ksk}.key"));
-            z.ksk = chain::dnskey_rdata(&key_file);
-            z.ds = vec![chain::dsfromkey(&key_file)];
+            z.ksk = signzone::dnskey_rdata(&key_file);
+            z.ds = vec![signzone::dsfromkey(&key_file)];
         }
         for i in 0..zones.len() {
             let text = zone_text(&zones, i);
@@ -271,7 +273,7 @@ impl ParentWorld {
         let mut delv_anchors = String::from("trust-anchors {\n");
         for z in tops.iter().filter(|z| z.signed) {
             let _ = writeln!(anchors, "{} {TTL} IN DNSKEY {}", z.apex, z.ksk);
-            let (flags_proto_alg, key) = chain::split_dnskey(&z.ksk);
+            let (flags_proto_alg, key) = signzone::split_dnskey(&z.ksk);
             let _ = writeln!(
                 delv_anchors,
                 "    {} static-key {flags_proto_alg} \"{key}\";",
@@ -284,47 +286,21 @@ impl ParentWorld {
         let anchor_conf = d.join("anchor.conf");
         fs::write(&anchor_conf, delv_anchors).expect("write anchor.conf");
 
-        let unbound_conf = d.join("unbound.conf");
         let apexes: Vec<String> = zones.iter().map(|z| z.apex.clone()).collect();
-        let probe = apexes[0].clone();
-        let (unbound, resolver) = chain::start_daemon(
-            "unbound",
+        let unbound = Unbound::start(
             &d,
-            |port| {
-                let conf = unbound_config(
-                    &d,
-                    port,
-                    (!anchors.is_empty()).then_some(anchor_file.as_path()),
-                    knot.addr(),
-                    &apexes,
-                );
-                fs::write(&unbound_conf, conf).expect("write unbound.conf");
-                let mut cmd = Command::new("unbound");
-                cmd.arg("-d").arg("-c").arg(&unbound_conf);
-                cmd
+            &UnboundSpec {
+                anchor: (!anchors.is_empty()).then_some(anchor_file.as_path()),
+                stubs: apexes.iter().map(|a| (a.clone(), knot.addr())).collect(),
+                changing_zones: true,
             },
-            |addr| {
-                // Any answer will do here; validation is checked below.
-                let r = chain::kdig_with_options(
-                    addr,
-                    &probe,
-                    "SOA",
-                    &["+retry=0", "+timeout=1", "+tcp"],
-                );
-                if r.rcode.is_empty() {
-                    Err(r.output)
-                } else {
-                    Ok(())
-                }
-            },
+            &apexes[0],
         );
 
         let world = ParentWorld {
             unbound,
             knot,
-            resolver,
             zones,
-            unbound_conf,
             anchor_conf,
             dir,
         };
@@ -359,7 +335,7 @@ impl ParentWorld {
     }
 
     fn index(&self, apex: &str) -> usize {
-        let apex = chain::fqdn(apex);
+        let apex = fqdn(apex);
         self.zones
             .iter()
             .position(|z| z.apex == apex)
@@ -368,7 +344,7 @@ impl ParentWorld {
 
     /// The validating Unbound (UDP and TCP).
     pub fn resolver(&self) -> SocketAddr {
-        self.resolver
+        self.unbound.addr()
     }
 
     /// The Knot serving every zone (UDP and TCP).
@@ -425,7 +401,7 @@ impl ParentWorld {
         }
         let started = Instant::now();
         loop {
-            let r = chain::kdig_with_options(self.auth(), &z.apex, "SOA", &["+norecurse"]);
+            let r = kdig::kdig_with_options(self.auth(), &z.apex, "SOA", &["+norecurse"]);
             if soa_serial(&r.answer) == Some(z.serial) {
                 return;
             }
@@ -445,7 +421,7 @@ impl ParentWorld {
     /// Drops everything at or below `apex` from Unbound's caches (RRsets,
     /// messages, keys) plus every bogus and negative entry.
     pub fn flush(&self, apex: &str) {
-        let apex = chain::fqdn(apex);
+        let apex = fqdn(apex);
         for args in [
             vec!["flush_zone", apex.as_str()],
             vec!["flush_bogus"],
@@ -453,7 +429,7 @@ impl ParentWorld {
         ] {
             let (code, stdout, stderr) = run(Command::new("timeout")
                 .args(["-k", "5", "20", "unbound-control", "-c"])
-                .arg(&self.unbound_conf)
+                .arg(self.unbound.conf())
                 .args(&args));
             if code != 0 || !stdout.starts_with("ok") {
                 panic!(
@@ -468,12 +444,12 @@ impl ParentWorld {
     /// does not know the mnemonic). [`section`] reads other sections from
     /// the output.
     pub fn query(&self, name: &str, rtype: &str) -> KdigResult {
-        chain::kdig(self.resolver, name, rtype, true)
+        kdig::kdig(self.unbound.addr(), name, rtype, true)
     }
 
     /// `kdig +dnssec +norecurse @auth NAME RTYPE`: what Knot itself serves.
     pub fn query_auth(&self, name: &str, rtype: &str) -> KdigResult {
-        chain::kdig_with_options(self.auth(), name, rtype, &["+dnssec", "+norecurse"])
+        kdig::kdig_with_options(self.auth(), name, rtype, &["+dnssec", "+norecurse"])
     }
 
     /// The file Knot serves for `apex` (signed and rewritten for Knot, or
@@ -490,7 +466,7 @@ impl ParentWorld {
     /// a delegation (NS, glue): Knot serves parent and child, so queries at
     /// or below a child apex are answered from the child (except DS).
     pub fn records(&self, apex: &str, owner: &str, rtype: &str) -> Vec<String> {
-        let owner = chain::fqdn(owner);
+        let owner = fqdn(owner);
         let rtype = match rtype.to_ascii_uppercase().as_str() {
             "DSYNC" => "TYPE66".to_string(),
             other => other.to_string(),
@@ -518,11 +494,6 @@ impl ParentWorld {
             .collect()
     }
 
-    /// The zone text before signing (generated part + body).
-    pub fn zone_text(&self, apex: &str) -> &str {
-        &self.zones[self.index(apex)].text
-    }
-
     /// The SOA serial Knot serves for `apex` (1, then +1 per re-sign).
     pub fn serial(&self, apex: &str) -> u32 {
         self.zones[self.index(apex)].serial
@@ -538,21 +509,6 @@ impl ParentWorld {
     /// empty for unsigned zones.
     pub fn ksk(&self, apex: &str) -> String {
         self.zones[self.index(apex)].ksk.clone()
-    }
-
-    /// A signed zone's key directory (BIND `K*` files: KSK and ZSK).
-    pub fn keys_dir(&self, apex: &str) -> PathBuf {
-        self.zones[self.index(apex)].keys.clone()
-    }
-
-    /// The world's scratch directory (zones, keys, configs, logs).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Unbound's configuration (e.g. for `unbound-host -C FILE`).
-    pub fn unbound_conf(&self) -> &Path {
-        &self.unbound_conf
     }
 
     /// A delv anchor file (`trust-anchors { test. static-key ...; };`).
@@ -575,11 +531,6 @@ fn enclosing(zones: &[Zone], name: &str, or_self: bool) -> Option<usize> {
         .filter(|(_, z)| (or_self || z.apex != name) && is_at_or_below(name, &z.apex))
         .max_by_key(|(_, z)| label_count(&z.apex))
         .map(|(i, _)| i)
-}
-
-/// `name` and `apex` fully qualified, lower-case.
-fn is_at_or_below(name: &str, apex: &str) -> bool {
-    apex == "." || name == apex || name.ends_with(&format!(".{apex}"))
 }
 
 fn label_count(name: &str) -> usize {
@@ -1031,82 +982,6 @@ pub fn type_number(mnemonic: &str) -> Option<u16> {
     TYPES.iter().find(|(m, _)| *m == upper).map(|(_, n)| *n)
 }
 
-fn unbound_config(
-    dir: &Path,
-    port: u16,
-    anchor: Option<&Path>,
-    knot: SocketAddr,
-    apexes: &[String],
-) -> String {
-    let d = dir.display();
-    let anchor = anchor
-        .map(|a| format!("    trust-anchor-file: \"{}\"\n", a.display()))
-        .unwrap_or_default();
-    // Special-use names Unbound answers itself unless told not to.
-    let mut local = String::new();
-    for special in ["test.", "invalid.", "onion.", "home.arpa.", "localhost."] {
-        if apexes.iter().any(|a| is_at_or_below(a, special)) {
-            let _ = writeln!(local, "    local-zone: \"{special}\" nodefault");
-        }
-    }
-    let mut stubs = String::new();
-    for apex in apexes {
-        let _ = write!(
-            stubs,
-            "\nstub-zone:\n    name: \"{apex}\"\n    stub-addr: {}@{}\n",
-            knot.ip(),
-            knot.port()
-        );
-    }
-    format!(
-        r#"server:
-    # Stay in the foreground (-d), as the current user, inside the temp dir.
-    username: ""
-    chroot: ""
-    directory: "{d}"
-    pidfile: "{d}/unbound.pid"
-    use-syslog: no
-    logfile: ""
-    verbosity: 1
-    val-log-level: 2
-    log-servfail: yes
-    interface: 127.0.0.1
-    port: {port}
-    do-ip4: yes
-    do-ip6: no
-    do-udp: yes
-    do-tcp: yes
-    access-control: 127.0.0.0/8 allow
-    num-threads: 1
-    so-reuseport: no
-    # Our servers live on 127.0.0.1 high ports.
-    do-not-query-localhost: no
-    # Keep outgoing queries off the low high ports the harness hands out.
-    outgoing-port-avoid: 0-32767
-    module-config: "validator iterator"
-{anchor}    trust-anchor-signaling: no
-    root-key-sentinel: no
-{local}    qname-minimisation: no
-    # Negative answers come from the servers, never synthesised from NSEC.
-    aggressive-nsec: no
-    prefetch: no
-    serve-expired: no
-    # Tests change zones: keep nothing for long (set_zone also flushes).
-    cache-min-ttl: 0
-    cache-max-ttl: 2
-    cache-max-negative-ttl: 2
-    infra-host-ttl: 5
-    val-bogus-ttl: 1
-    minimal-responses: no
-
-remote-control:
-    control-enable: yes
-    control-interface: "{d}/unbound.ctl"
-    control-use-cert: no
-{stubs}"#
-    )
-}
-
 /// The serial of the first SOA among kdig answer lines.
 fn soa_serial(answer: &[String]) -> Option<u32> {
     answer.iter().find_map(|line| {
@@ -1142,19 +1017,6 @@ pub fn soa_owner(kdig_output: &str) -> Option<String> {
         let fields: Vec<&str> = r.split(' ').collect();
         (fields.get(3) == Some(&"SOA")).then(|| fields[0].to_ascii_lowercase())
     })
-}
-
-/// Runs a command: (exit code, stdout, stderr).
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 // ---------------------------------------------------------------------------
@@ -1349,7 +1211,7 @@ impl NotifyReceiver {
     pub fn start(ip: Ipv4Addr, mode: ReceiverMode) -> NotifyReceiver {
         let (udp, tcp) = (0..50)
             .find_map(|_| {
-                let port = chain::free_port();
+                let port = process::free_port();
                 let udp = UdpSocket::bind((ip, port)).ok()?;
                 let tcp = TcpListener::bind((ip, port)).ok()?;
                 Some((udp, tcp))

@@ -23,16 +23,14 @@
 //! key-manager events included, spaced by notify-delay (5 s): 0-5 s after
 //! the change.
 
-mod common;
-
 use std::{
     fs,
     time::{Duration, Instant},
 };
 
-use common::signer::{
+use crate::common::signer::{
     Answer, BIND_TOOLS, BindPolicy, BindSigner, BindZone, CdsPublish, KNOT_TOOLS, KnotSigner,
-    KnotZone, NotifyListener, Stop, TsigKey, axfr, knsupdate, lookup, nsupdate, query, version,
+    KnotZone, NotifyListener, TsigKey, axfr, knsupdate, lookup, nsupdate, query, version,
     wait_until,
 };
 
@@ -121,14 +119,14 @@ fn tsig_keys_are_random_and_in_tsig_keygen_format() {
         )
     );
     assert_eq!(a.spec(), format!("hmac-sha256:sidecar:{}", a.secret));
-    if common::have("named-checkconf") {
+    if crate::common::have("named-checkconf") {
         let dir = tempdir("signalbox-tsig-");
         let key = dir.path().join("sidecar.key");
         a.write_keyfile(&key);
         let conf = dir.path().join("named.conf");
         fs::write(&conf, format!("include \"{}\";\n", key.display())).expect("write");
         let (code, out, err) =
-            common::output(std::process::Command::new("named-checkconf").arg(&conf));
+            crate::common::output(std::process::Command::new("named-checkconf").arg(&conf));
         assert_eq!(code, 0, "named-checkconf rejects the key file: {out}{err}");
     }
 }
@@ -142,7 +140,7 @@ fn tsig_keys_are_random_and_in_tsig_keygen_format() {
 /// every serial change (key event or re-sign) is NOTIFYed to the target.
 #[test]
 fn knot_cds_lifecycle_and_notify() {
-    if !common::tools(KNOT_TOOLS) {
+    if !crate::common::tools(KNOT_TOOLS) {
         return;
     }
     let knot_version = version("knotd", "-V");
@@ -300,7 +298,7 @@ fn thread_sleep(ms: u64) {
 /// silently drops them at the apex; CSYNC at the apex is kept and signed.
 #[test]
 fn knot_update_keeps_non_apex_cds_but_drops_apex_cds() {
-    if !common::tools(KNOT_TOOLS) {
+    if !crate::common::tools(KNOT_TOOLS) {
         return;
     }
     let knot_version = version("knotd", "-V");
@@ -423,7 +421,7 @@ fn knot_update_keeps_non_apex_cds_but_drops_apex_cds() {
         zone_file.contains("_dsboot.example.com._signal.ns1.example.net."),
         "zonefile-sync 0 writes the UPDATE to the zone file:\n{zone_file}"
     );
-    knot.restart(Stop::Kill);
+    knot.restart();
     let log = || knot.log_tail();
     let (a, b) = served(DSBOOT);
     assert_signed_cds(&a, &b, "Knot, after SIGKILL and restart", &log);
@@ -508,7 +506,7 @@ fn knot_update_keeps_non_apex_cds_but_drops_apex_cds() {
 /// published` before SyncPublish publishes them at once.
 #[test]
 fn bind_cds_appear_and_are_notified() {
-    if !common::tools(BIND_TOOLS) {
+    if !crate::common::tools(BIND_TOOLS) {
         return;
     }
     let bind_version = version("named", "-v");
@@ -622,7 +620,7 @@ fn bind_cds_appear_and_are_notified() {
 /// the inline zone refuses it; CSYNC is kept and signed in both.
 #[test]
 fn bind_update_keeps_non_apex_cds_in_dynamic_and_inline_zones() {
-    if !common::tools(BIND_TOOLS) {
+    if !crate::common::tools(BIND_TOOLS) {
         return;
     }
     let bind_version = version("named", "-v");
@@ -819,7 +817,7 @@ fn bind_update_keeps_non_apex_cds_in_dynamic_and_inline_zones() {
     }
 
     // SIGKILL and restart: still there.
-    bind.restart(Stop::Kill);
+    bind.restart();
     for (_, owner, kind) in cases {
         let log = || bind.log_tail();
         let (a, b) = (lookup(addr, owner, "CDS"), lookup(addr, owner, "CDNSKEY"));

@@ -15,18 +15,17 @@
 //!   [`lookup`]/[`query`] to read back (kdig, `+dnssec +norecurse +tcp`),
 //!   [`NotifyListener`] to catch the signers' NOTIFYs with arrival times.
 //!
-//! Every daemon is a child of the test process, killed (SIGKILL) on drop and
-//! by a small `sh` watchdog when the test process dies without unwinding.
-//! [`KnotSigner::restart`] / [`BindSigner::restart`] stop a signer (SIGTERM
-//! or SIGKILL) and start it again on the same port with the same files.
-#![allow(dead_code)]
+//! Every daemon is a [`Daemon`]: a child of the test process, killed on drop
+//! and by its watchdog when the test process dies without unwinding.
+//! [`KnotSigner::restart`] / [`BindSigner::restart`] kill a signer and start
+//! it again on the same port with the same files.
 
 use std::{
     fmt, fs,
     io::{Read, Write},
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
+    process::{Command, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -35,7 +34,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::chain::{self, fqdn};
+use super::{
+    fqdn, kdig,
+    process::{
+        Daemon, free_port, launch, port_taken, restart_on_same_port, start_on_free_port, tail,
+    },
+};
 
 /// The tools [`KnotSigner`] and the helpers need; pass to `common::tools`.
 pub const KNOT_TOOLS: &[&str] = &["knotd", "knotc", "keymgr", "kdig", "knsupdate", "timeout"];
@@ -131,8 +135,6 @@ impl Rr {
 pub struct Answer {
     /// `NOERROR`, `NXDOMAIN`, `REFUSED`...; empty when there was no response.
     pub rcode: String,
-    /// The AA flag.
-    pub aa: bool,
     /// The answer section (RRSIGs included).
     pub records: Vec<Rr>,
     /// kdig's whole output, for messages.
@@ -177,7 +179,7 @@ impl Answer {
 
 /// `kdig +dnssec +norecurse +tcp @server NAME RTYPE`, parsed.
 pub fn lookup(server: SocketAddr, name: &str, rtype: &str) -> Answer {
-    let r = chain::kdig_with_options(server, name, rtype, &["+dnssec", "+norecurse", "+tcp"]);
+    let r = kdig::kdig_with_options(server, name, rtype, &["+dnssec", "+norecurse", "+tcp"]);
     let records = r
         .answer
         .iter()
@@ -196,7 +198,6 @@ pub fn lookup(server: SocketAddr, name: &str, rtype: &str) -> Answer {
         .collect();
     Answer {
         rcode: r.rcode,
-        aa: r.aa,
         records,
         output: r.output,
     }
@@ -413,150 +414,10 @@ pub fn version(program: &str, flag: &str) -> String {
     out.lines().next().unwrap_or("").trim().to_string()
 }
 
-// ---------------------------------------------------------------------------
-// Processes
-// ---------------------------------------------------------------------------
-
-/// How [`KnotSigner::restart`] / [`BindSigner::restart`] stop the daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// SIGTERM, then wait (up to 15 s) for a clean exit.
-    Graceful,
-    /// SIGKILL: nothing is flushed.
-    Kill,
-}
-
-/// A foreground daemon writing to a log file (appended across restarts).
-struct Proc {
-    name: String,
-    child: Child,
-    watchdog: Option<Child>,
-}
-
-impl Proc {
-    fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
-        let out = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("open log file");
-        let err = out.try_clone().expect("clone log file");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        // If this process dies without dropping us, the watchdog's stdin
-        // (whose only writer is this process) closes and it kills the daemon.
-        let watchdog = Command::new("sh")
-            .args([
-                "-c",
-                "read _; kill -9 \"$1\" 2>/dev/null",
-                "signalbox-watchdog",
-            ])
-            .arg(child.id().to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok();
-        Proc {
-            name: name.to_string(),
-            child,
-            watchdog,
-        }
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    fn stop(&mut self, how: Stop) {
-        if how == Stop::Graceful {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(self.child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if self.exited().is_some() {
-                    return;
-                }
-                thread::sleep(Duration::from_millis(50));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut w) = self.watchdog.take() {
-            let _ = w.kill();
-            let _ = w.wait();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The last `n` lines of a log file, with a header.
-fn tail(name: &str, log: &Path, n: usize) -> String {
-    let text = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let from = lines.len().saturating_sub(n);
-    format!(
-        "--- {name} log ({}), last {} lines ---\n{}",
-        log.display(),
-        lines.len() - from,
-        lines[from..].join("\n")
-    )
-}
-
-/// Spawns `cmd` and polls `ready` until Ok. Err(reason + log tail) when the
-/// daemon exits or does not get ready within [`START_TIMEOUT`].
-fn launch(
-    name: &str,
-    cmd: Command,
-    log: &Path,
-    mut ready: impl FnMut() -> Result<(), String>,
-) -> Result<Proc, String> {
-    let log_len = fs::metadata(log).map(|m| m.len()).unwrap_or(0);
-    let mut proc = Proc::spawn(name, cmd, log);
-    let started = Instant::now();
-    let failure = loop {
-        if let Some(status) = proc.exited() {
-            break format!("{name} exited with {status}");
-        }
-        match ready() {
-            Ok(()) => return Ok(proc),
-            Err(last) if started.elapsed() > START_TIMEOUT => {
-                break format!("{name} not ready within {START_TIMEOUT:?}; last probe: {last}");
-            }
-            Err(_) => thread::sleep(Duration::from_millis(100)),
-        }
-    };
-    drop(proc);
-    // Only this run's part of the log decides whether the port was taken.
-    let text = fs::read_to_string(log).unwrap_or_default();
-    let this_run = text.get(log_len as usize..).unwrap_or("");
-    Err(format!(
-        "{failure}\n--- {name} log ({}) ---\n{this_run}",
-        log.display()
-    ))
-}
-
-/// Whether a failed start looks like a port clash (worth another port).
-fn port_taken(err: &str) -> bool {
-    err.contains("in use") || err.contains("can't bind") || err.contains("cannot bind")
-}
-
 /// Ok when every apex answers SOA authoritatively and has a DNSKEY RRset.
 fn probe_signed(addr: SocketAddr, apexes: &[String]) -> Result<(), String> {
     for apex in apexes {
-        let r = chain::kdig_with_options(
+        let r = kdig::kdig_with_options(
             addr,
             apex,
             "DNSKEY",
@@ -583,10 +444,6 @@ pub enum CdsPublish {
     Always,
     /// Never.
     None,
-    /// The delete signal (CDS 0 0 0 00 / CDNSKEY 0 3 0 AA==).
-    DeleteDnssec,
-    /// Both the old and the new KSK during a rollover.
-    DoubleDs,
 }
 
 impl CdsPublish {
@@ -595,8 +452,6 @@ impl CdsPublish {
             CdsPublish::Rollover => "rollover",
             CdsPublish::Always => "always",
             CdsPublish::None => "none",
-            CdsPublish::DeleteDnssec => "delete-dnssec",
-            CdsPublish::DoubleDs => "double-ds",
         }
     }
 }
@@ -695,7 +550,7 @@ impl KnotKey {
 
 /// `knotd` signing zones on its own port; stops when dropped.
 pub struct KnotSigner {
-    proc: Option<Proc>,
+    daemon: Option<Daemon>,
     addr: SocketAddr,
     run: PathBuf,
     conf: PathBuf,
@@ -720,56 +575,39 @@ impl KnotSigner {
             })
             .collect();
         let apexes: Vec<String> = zones.iter().map(|z| z.apex.clone()).collect();
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let port = chain::free_port();
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            let run = dir.join(format!("knot-signer-{port}"));
-            fs::create_dir_all(&run).expect("create knot run directory");
-            for z in &zones {
-                fs::write(
-                    zone_file(&run, &z.apex),
-                    format!("$ORIGIN {}\n{}\n", z.apex, z.body),
-                )
-                .expect("write zone file");
-            }
-            let conf = run.join("knot.conf");
-            fs::write(&conf, knot_config(&run, port, &zones)).expect("write knot.conf");
-            let log = run.join("knotd.log");
-            match launch("knotd", knotd_command(&conf), &log, || {
-                probe_signed(addr, &apexes)
-            }) {
-                Ok(proc) => {
-                    return KnotSigner {
-                        proc: Some(proc),
-                        addr,
-                        run,
-                        conf,
-                        log,
-                        zones,
-                    };
+        let (daemon, addr) = start_on_free_port(
+            "knotd",
+            START_TIMEOUT,
+            |port| {
+                let run = dir.join(format!("knot-signer-{port}"));
+                fs::create_dir_all(&run).expect("create knot run directory");
+                for z in &zones {
+                    fs::write(
+                        zone_file(&run, &z.apex),
+                        format!("$ORIGIN {}\n{}\n", z.apex, z.body),
+                    )
+                    .expect("write zone file");
                 }
-                Err(e) if port_taken(&e) && attempts < 4 => continue,
-                Err(e) => panic!("{e}"),
-            }
+                let conf = run.join("knot.conf");
+                fs::write(&conf, knot_config(&run, port, &zones)).expect("write knot.conf");
+                (knotd_command(&conf), run.join("knotd.log"))
+            },
+            |addr| probe_signed(addr, &apexes),
+        );
+        let run = dir.join(format!("knot-signer-{}", addr.port()));
+        KnotSigner {
+            daemon: Some(daemon),
+            addr,
+            conf: run.join("knot.conf"),
+            log: run.join("knotd.log"),
+            run,
+            zones,
         }
     }
 
     /// Where Knot answers (UDP and TCP): queries, AXFR/IXFR, UPDATE.
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// The run directory (config, zone files, KASP/journal/timer databases,
-    /// control socket, log).
-    pub fn run_dir(&self) -> &Path {
-        &self.run
-    }
-
-    /// The config file.
-    pub fn conf(&self) -> &Path {
-        &self.conf
     }
 
     /// The zone file Knot loads (and flushes to, with `zonefile-sync: 0`).
@@ -893,31 +731,23 @@ impl KnotSigner {
         tail("knotd", &self.log, 80)
     }
 
-    /// Stops Knot (`how`) and starts it again on the same port with the same
+    /// Kills Knot (SIGKILL: nothing is flushed) and starts it again on the same port with the same
     /// files; returns once every zone is served signed again.
-    pub fn restart(&mut self, how: Stop) {
-        if let Some(mut p) = self.proc.take() {
-            p.stop(how);
+    pub fn restart(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            d.kill();
         }
         let apexes: Vec<String> = self.zones.iter().map(|z| z.apex.clone()).collect();
         let addr = self.addr;
-        let mut last = String::new();
-        for _ in 0..10 {
-            match launch("knotd", knotd_command(&self.conf), &self.log, || {
-                probe_signed(addr, &apexes)
-            }) {
-                Ok(p) => {
-                    self.proc = Some(p);
-                    return;
-                }
-                Err(e) if port_taken(&e) => {
-                    last = e;
-                    thread::sleep(Duration::from_millis(300));
-                }
-                Err(e) => panic!("restarting knotd: {e}"),
-            }
-        }
-        panic!("restarting knotd: port {addr} stays taken: {last}");
+        self.daemon = Some(restart_on_same_port("knotd", || {
+            launch(
+                "knotd",
+                knotd_command(&self.conf),
+                &self.log,
+                START_TIMEOUT,
+                || probe_signed(addr, &apexes),
+            )
+        }));
     }
 }
 
@@ -1210,7 +1040,7 @@ pub struct BindKey {
 
 /// `named -g` signing zones under dnssec-policy; stops when dropped.
 pub struct BindSigner {
-    proc: Option<Proc>,
+    daemon: Option<Daemon>,
     addr: SocketAddr,
     control: SocketAddr,
     run: PathBuf,
@@ -1238,8 +1068,8 @@ impl BindSigner {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let port = chain::free_port();
-            let control_port = chain::free_port();
+            let port = free_port();
+            let control_port = free_port();
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             let control = SocketAddr::from((Ipv4Addr::LOCALHOST, control_port));
             let run = dir.join(format!("named-{port}"));
@@ -1268,7 +1098,7 @@ impl BindSigner {
             .expect("write rndc.conf");
             let log = run.join("named.log");
             let mut signer = BindSigner {
-                proc: None,
+                daemon: None,
                 addr,
                 control,
                 run,
@@ -1278,20 +1108,23 @@ impl BindSigner {
                 zones: zones.clone(),
             };
             match signer.launch() {
-                Ok(()) => return signer,
+                Ok(daemon) => {
+                    signer.daemon = Some(daemon);
+                    return signer;
+                }
                 Err(e) if port_taken(&e) && attempts < 4 => continue,
                 Err(e) => panic!("{e}"),
             }
         }
     }
 
-    fn launch(&mut self) -> Result<(), String> {
+    fn launch(&self) -> Result<Daemon, String> {
         let apexes: Vec<String> = self.zones.iter().map(|z| z.apex.clone()).collect();
         let mut cmd = Command::new("named");
         cmd.arg("-g").arg("-n").arg("1").arg("-c").arg(&self.conf);
         let addr = self.addr;
         let rndc_conf = self.rndc_conf.clone();
-        let proc = launch("named", cmd, &self.log, || {
+        launch("named", cmd, &self.log, START_TIMEOUT, || {
             probe_signed(addr, &apexes)?;
             let (code, out) = run_tool(
                 "rndc",
@@ -1302,9 +1135,7 @@ impl BindSigner {
                 ],
             );
             if code == 0 { Ok(()) } else { Err(out) }
-        })?;
-        self.proc = Some(proc);
-        Ok(())
+        })
     }
 
     /// Where named answers (UDP and TCP): queries, AXFR/IXFR, UPDATE.
@@ -1312,25 +1143,9 @@ impl BindSigner {
         self.addr
     }
 
-    /// The rndc control channel.
-    pub fn control(&self) -> SocketAddr {
-        self.control
-    }
-
-    /// named's directory (named.conf, rndc.conf, zone files, journals, key
-    /// directories, log).
-    pub fn run_dir(&self) -> &Path {
-        &self.run
-    }
-
     /// The zone's key directory (`K<zone>+013+<tag>.{key,private,state}`).
     pub fn keys_dir(&self, apex: &str) -> PathBuf {
         keys_dir(&self.run, &fqdn(apex))
-    }
-
-    /// The zone file named loads (the raw zone's, for inline signing).
-    pub fn zone_file(&self, apex: &str) -> PathBuf {
-        bind_zone_file(&self.run, &fqdn(apex))
     }
 
     /// `rndc -c RNDC_CONF ARGS...`: (exit code, output).
@@ -1416,24 +1231,13 @@ impl BindSigner {
         tail("named", &self.log, 80)
     }
 
-    /// Stops named (`how`) and starts it again on the same ports with the
+    /// Kills named (SIGKILL: nothing is flushed) and starts it again on the same ports with the
     /// same files; returns once every zone is served signed again.
-    pub fn restart(&mut self, how: Stop) {
-        if let Some(mut p) = self.proc.take() {
-            p.stop(how);
+    pub fn restart(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            d.kill();
         }
-        let mut last = String::new();
-        for _ in 0..10 {
-            match self.launch() {
-                Ok(()) => return,
-                Err(e) if port_taken(&e) => {
-                    last = e;
-                    thread::sleep(Duration::from_millis(300));
-                }
-                Err(e) => panic!("restarting named: {e}"),
-            }
-        }
-        panic!("restarting named: ports stay taken: {last}");
+        self.daemon = Some(restart_on_same_port("named", || self.launch()));
     }
 }
 
@@ -1580,7 +1384,7 @@ impl NotifyListener {
     pub fn start() -> NotifyListener {
         let (udp, tcp) = (0..50)
             .find_map(|_| {
-                let port = chain::free_port();
+                let port = free_port();
                 let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).ok()?;
                 let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).ok()?;
                 Some((udp, tcp))

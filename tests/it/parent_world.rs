@@ -6,8 +6,6 @@
 //! seen through the resolver at once; the NOTIFY receiver records and answers
 //! as told.
 
-mod common;
-
 use std::{
     io::{Read, Write},
     net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket},
@@ -15,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::parent::{
+use crate::common::parent::{
     self, CDS, CSYNC, NotifyReceiver, ParentWorld, Received, ReceiverMode, WorldSpec, ZoneSpec,
 };
 
@@ -23,7 +21,7 @@ const PARENT: &str = "parent.test.";
 const CHILD: &str = "child.parent.test.";
 
 fn ready() -> bool {
-    common::tools(parent::TOOLS) && common::tools(&["delv"])
+    crate::common::tools(parent::TOOLS) && crate::common::tools(&["delv"])
 }
 
 /// The RDATA (everything after the type) of the `rtype` records in kdig
