@@ -13,8 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::common::parent::{
-    self, CDS, CSYNC, NotifyReceiver, ParentWorld, Received, ReceiverMode, WorldSpec, ZoneSpec,
+use crate::common::{
+    kdig,
+    parent::{
+        self, CDS, CSYNC, NotifyReceiver, ParentWorld, Received, ReceiverMode, WorldSpec, ZoneSpec,
+    },
 };
 
 const PARENT: &str = "parent.test.";
@@ -162,7 +165,7 @@ fn dsync_signed_served_and_validated() {
     let k = world.query("x._dsync.sub.parent.test.", "TYPE66");
     assert!(k.ad && k.rcode == "NXDOMAIN", "{}\n{}", k.output, logs());
     assert_eq!(
-        parent::soa_owner(&k.output).as_deref(),
+        kdig::soa_owner(&k.output).as_deref(),
         Some(PARENT),
         "{}",
         k.output
@@ -171,7 +174,7 @@ fn dsync_signed_served_and_validated() {
     let k = world.query("www._dsync.child.parent.test.", "TYPE66");
     assert!(k.ad && k.rcode == "NXDOMAIN", "{}\n{}", k.output, logs());
     assert_eq!(
-        parent::soa_owner(&k.output).as_deref(),
+        kdig::soa_owner(&k.output).as_deref(),
         Some(CHILD),
         "{}",
         k.output
@@ -185,7 +188,7 @@ fn dsync_signed_served_and_validated() {
         logs()
     );
     assert_eq!(
-        parent::soa_owner(&k.output).as_deref(),
+        kdig::soa_owner(&k.output).as_deref(),
         Some(PARENT),
         "{}",
         k.output

@@ -12,8 +12,9 @@ use std::{
 
 use crate::common::{
     process::free_port,
-    secondary::{Kind, Secondary, TsigKey},
+    secondary::{Kind, Secondary},
     serve::*,
+    signer::TsigKey,
     *,
 };
 

@@ -105,3 +105,40 @@ fn kdig_with(
     }
     result
 }
+
+/// The serial of the first SOA among kdig answer lines.
+pub fn soa_serial(answer: &[String]) -> Option<u32> {
+    answer.iter().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let at = fields.iter().position(|f| *f == "SOA")?;
+        fields.get(at + 3)?.parse().ok()
+    })
+}
+
+/// The records of one section (`"ANSWER"`, `"AUTHORITY"`, `"ADDITIONAL"`)
+/// of kdig's output, whitespace-normalised.
+pub fn section(kdig_output: &str, name: &str) -> Vec<String> {
+    let header = format!(";; {name} SECTION");
+    let mut inside = false;
+    let mut records = Vec::new();
+    for line in kdig_output.lines() {
+        if line.starts_with(&header) {
+            inside = true;
+        } else if inside {
+            if line.trim().is_empty() || line.starts_with(";;") {
+                inside = false;
+            } else {
+                records.push(line.split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+        }
+    }
+    records
+}
+
+/// The owner of the SOA record in kdig's authority section (lower-case).
+pub fn soa_owner(kdig_output: &str) -> Option<String> {
+    section(kdig_output, "AUTHORITY").iter().find_map(|r| {
+        let fields: Vec<&str> = r.split(' ').collect();
+        (fields.get(3) == Some(&"SOA")).then(|| fields[0].to_ascii_lowercase())
+    })
+}

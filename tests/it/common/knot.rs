@@ -72,7 +72,34 @@ impl Knot {
 
 fn knot_config(run: &Path, port: u16, zones: &[(String, PathBuf)]) -> String {
     let r = run.display();
-    let mut conf = format!(
+    let mut conf = server_config(run, port);
+    conf.push_str(&format!(
+        r#"
+template:
+  - id: default
+    storage: "{r}"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+
+zone:
+"#
+    ));
+    for (apex, file) in zones {
+        conf.push_str(&format!(
+            "  - domain: \"{apex}\"\n    file: \"{}\"\n",
+            file.display()
+        ));
+    }
+    conf
+}
+
+/// The `server`, `control`, `log` and `database` sections every Knot of the
+/// harness starts with: 127.0.0.1 on `port`, one worker of each kind, the
+/// control socket, databases and PID file in `run`, the log on stderr.
+pub fn server_config(run: &Path, port: u16) -> String {
+    let r = run.display();
+    format!(
         r#"server:
     rundir: "{r}"
     listen: 127.0.0.1@{port}
@@ -89,22 +116,6 @@ log:
 
 database:
     storage: "{r}"
-
-template:
-  - id: default
-    storage: "{r}"
-    zonefile-sync: -1
-    zonefile-load: whole
-    journal-content: none
-
-zone:
 "#
-    );
-    for (apex, file) in zones {
-        conf.push_str(&format!(
-            "  - domain: \"{apex}\"\n    file: \"{}\"\n",
-            file.display()
-        ));
-    }
-    conf
+    )
 }

@@ -24,6 +24,7 @@ pub mod serve;
 pub mod signer;
 pub mod signzone;
 pub mod unbound;
+pub mod wire;
 
 use std::{
     fs,

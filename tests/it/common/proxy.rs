@@ -3,10 +3,14 @@
 //! type's RDATA, so a "validated" verdict is shown to mean something (a
 //! damaged RRset must fail RFC 4035 section 5.3 signature checks).
 
-use super::{fqdn, process::free_port};
+use super::{
+    fqdn,
+    process::free_port,
+    wire::{read_name, read_tcp_message, write_tcp_message},
+};
 use std::{
     fmt,
-    io::{self, Read, Write},
+    io::{self},
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
     sync::{
         Arc,
@@ -171,25 +175,6 @@ fn serve_tcp(
     }
 }
 
-fn read_tcp_message(stream: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 2];
-    match stream.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let mut msg = vec![0u8; u16::from_be_bytes(len) as usize];
-    stream.read_exact(&mut msg)?;
-    Ok(Some(msg))
-}
-
-fn write_tcp_message(stream: &mut TcpStream, msg: &[u8]) -> io::Result<()> {
-    let mut out = Vec::with_capacity(msg.len() + 2);
-    out.extend_from_slice(&(msg.len() as u16).to_be_bytes());
-    out.extend_from_slice(msg);
-    stream.write_all(&out)
-}
-
 /// Damages `msg` in place if it answers `victim`/`rtype`; true if it did.
 fn corrupt(msg: &mut [u8], victim: &str, rtype: u16) -> bool {
     let u16_at = |m: &[u8], at: usize| -> Option<u16> {
@@ -227,34 +212,6 @@ fn corrupt(msg: &mut [u8], victim: &str, rtype: u16) -> bool {
         pos = rdend;
     }
     false
-}
-
-/// Reads a (possibly compressed) name at `pos`: (lower-case FQDN, position
-/// after the name in the message).
-fn read_name(msg: &[u8], mut pos: usize) -> Option<(String, usize)> {
-    let mut name = String::new();
-    let mut end = None;
-    for _ in 0..128 {
-        let len = *msg.get(pos)? as usize;
-        if len == 0 {
-            if name.is_empty() {
-                name.push('.');
-            }
-            return Some((name, end.unwrap_or(pos + 1)));
-        }
-        if len & 0xc0 == 0xc0 {
-            end.get_or_insert(pos + 2);
-            pos = ((len & 0x3f) << 8) | *msg.get(pos + 1)? as usize;
-            continue;
-        }
-        let label = msg.get(pos + 1..pos + 1 + len)?;
-        for &b in label {
-            name.push(b.to_ascii_lowercase() as char);
-        }
-        name.push('.');
-        pos += 1 + len;
-    }
-    None
 }
 
 fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {

@@ -8,7 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::process::{Daemon, Log};
+use super::{
+    process::{Daemon, Log},
+    signer::TsigKey,
+};
 
 /// Which server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,15 +20,6 @@ pub enum Kind {
     Knot,
     /// NSD 4.6.
     Nsd,
-}
-
-/// A TSIG key for the secondary's config.
-#[derive(Debug, Clone)]
-pub struct TsigKey {
-    /// Key name (no trailing dot).
-    pub name: String,
-    /// Base64 secret.
-    pub secret: String,
 }
 
 /// A running secondary; killed on drop.
