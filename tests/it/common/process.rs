@@ -56,6 +56,20 @@ pub fn free_port() -> u16 {
     panic!("no free port in {LOW}-{}", LOW + SPAN - 1);
 }
 
+/// A UDP socket and a TCP listener on the same fresh port of `ip` (any
+/// 127.x.y.z works on Linux without configuration), for the harness's own
+/// servers; `what` names the server in the panic when 50 ports fail.
+pub fn bind_udp_tcp(ip: Ipv4Addr, what: &str) -> (UdpSocket, TcpListener) {
+    (0..50)
+        .find_map(|_| {
+            let port = free_port();
+            let udp = UdpSocket::bind((ip, port)).ok()?;
+            let tcp = TcpListener::bind((ip, port)).ok()?;
+            Some((udp, tcp))
+        })
+        .unwrap_or_else(|| panic!("no free port on {ip} for {what}"))
+}
+
 /// Runs a command to its end with stdin closed: (exit code, stdout,
 /// stderr); panics when it cannot be started.
 pub fn run(cmd: &mut Command) -> (i32, String, String) {

@@ -5,13 +5,13 @@
 
 use super::{
     fqdn,
-    process::free_port,
+    process::bind_udp_tcp,
     wire::{read_name, read_tcp_message, write_tcp_message},
 };
 use std::{
     fmt,
     io::{self},
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -40,14 +40,7 @@ impl CorruptingProxy {
     /// Listens on a fresh 127.0.0.1 port (UDP and TCP) and forwards to
     /// `upstream`. `rtype` is the record type number ([`CDS`], [`CDNSKEY`]...).
     pub fn start(upstream: SocketAddr, victim: &str, rtype: u16) -> Self {
-        let (udp, tcp) = (0..20)
-            .find_map(|_| {
-                let port = free_port();
-                let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).ok()?;
-                let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).ok()?;
-                Some((udp, tcp))
-            })
-            .expect("a port for the proxy");
+        let (udp, tcp) = bind_udp_tcp(Ipv4Addr::LOCALHOST, "the proxy");
         let addr = udp.local_addr().expect("proxy address");
         let victim = Arc::new(fqdn(victim));
         let stop = Arc::new(AtomicBool::new(false));

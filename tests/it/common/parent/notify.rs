@@ -5,7 +5,7 @@
 
 use std::{
     io::{self, Read},
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
     sync::{
         Arc, Condvar, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -170,14 +170,7 @@ impl NotifyReceiver {
     /// Listens on a fresh high port of `ip` (any 127.x.y.z works on Linux
     /// without configuration), UDP and TCP.
     pub fn start(ip: Ipv4Addr, mode: ReceiverMode) -> NotifyReceiver {
-        let (udp, tcp) = (0..50)
-            .find_map(|_| {
-                let port = process::free_port();
-                let udp = UdpSocket::bind((ip, port)).ok()?;
-                let tcp = TcpListener::bind((ip, port)).ok()?;
-                Some((udp, tcp))
-            })
-            .unwrap_or_else(|| panic!("no free port on {ip} for a NOTIFY receiver"));
+        let (udp, tcp) = process::bind_udp_tcp(ip, "a NOTIFY receiver");
         let addr = udp.local_addr().expect("receiver address");
         let shared = Arc::new(Shared {
             mode: Mutex::new(mode),

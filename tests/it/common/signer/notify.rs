@@ -3,7 +3,7 @@
 //! UDP) and answers NOERROR so the signer does not retry.
 
 use std::{
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -15,7 +15,7 @@ use std::{
 use super::wait_until;
 use crate::common::{
     fqdn,
-    process::free_port,
+    process::bind_udp_tcp,
     wire::{read_name, read_tcp_message, write_tcp_message},
 };
 
@@ -47,14 +47,7 @@ pub struct NotifyListener {
 impl NotifyListener {
     /// Binds and starts listening.
     pub fn start() -> NotifyListener {
-        let (udp, tcp) = (0..50)
-            .find_map(|_| {
-                let port = free_port();
-                let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).ok()?;
-                let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).ok()?;
-                Some((udp, tcp))
-            })
-            .expect("a port for the NOTIFY listener");
+        let (udp, tcp) = bind_udp_tcp(Ipv4Addr::LOCALHOST, "the NOTIFY listener");
         udp.set_read_timeout(Some(Duration::from_millis(100)))
             .expect("set timeout");
         tcp.set_nonblocking(true).expect("nonblocking listener");
