@@ -9,7 +9,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::common::{chain, process::free_port, serve::*, signzone, *};
+use crate::common::{
+    chain,
+    process::{self, free_port},
+    serve::*,
+    signzone, *,
+};
 
 const APEX: &str = "_signal.ns1.operator.test.";
 
@@ -82,6 +87,7 @@ fn wait_for(
 
 #[test]
 fn key_changes_are_served_and_validate_within_two_seconds() {
+    let _alone = process::timing_sensitive();
     if !tools(chain::TOOLS) || !tools(&["dnssec-settime"]) {
         return;
     }
@@ -213,6 +219,7 @@ fn signalbox_cmd(cmd: &str, cfg: &Path) -> (i32, String, String) {
 
 #[test]
 fn the_brake_holds_a_mass_withdrawal_until_confirmed() {
+    let _alone = process::timing_sensitive();
     if !tools(&["dnssec-keygen"]) {
         return;
     }

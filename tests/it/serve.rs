@@ -11,7 +11,13 @@ use std::{
     time::Duration,
 };
 
-use crate::common::{chain, process::free_port, proxy, serve::*, signzone, *};
+use crate::common::{
+    chain,
+    process::{self, free_port},
+    proxy,
+    serve::*,
+    signzone, *,
+};
 use hickory_proto::op::ResponseCode;
 
 const APEX: &str = "_signal.ns1.operator.test.";
@@ -208,6 +214,7 @@ fn setup(count: usize) -> Setup {
 
 #[test]
 fn walked_zone_with_10k_children_passes_dnssec_verify() {
+    let _cpu = process::cpu_heavy();
     if !tools(&["dnssec-keygen", "dnssec-verify", "dig", "/usr/bin/python3"]) {
         return;
     }
@@ -244,6 +251,7 @@ fn walked_zone_with_10k_children_passes_dnssec_verify() {
 
 #[test]
 fn every_signing_algorithm_passes_dnssec_verify() {
+    let _cpu = process::cpu_heavy();
     if !tools(&["dnssec-keygen", "dnssec-verify", "dig", "/usr/bin/python3"]) {
         return;
     }
@@ -514,6 +522,7 @@ fn a_zone_without_a_private_key_is_not_served_and_says_why() {
 
 #[test]
 fn tcp_connections_are_capped_and_closed_when_idle() {
+    let _alone = process::timing_sensitive();
     if !tools(&["dnssec-keygen"]) {
         return;
     }

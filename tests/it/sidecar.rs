@@ -12,7 +12,7 @@ use std::{
 
 use crate::common::{
     chain::{self, Chain, ChainSpec},
-    process::free_port,
+    process::{self, free_port},
     serve::Serve,
     signer::{
         BIND_TOOLS, BindSigner, BindZone, CdsPublish, KNOT_TOOLS, KnotSigner, KnotZone, TsigKey,
@@ -65,6 +65,7 @@ fn signal_key(root: &Path) -> String {
 /// Knot's CDS and the signals go too.
 #[test]
 fn following_knot_mirrors_its_cds_into_validated_signals() {
+    let _cpu = process::cpu_heavy();
     if !ready(&[]) {
         return;
     }
@@ -208,6 +209,7 @@ listen = ["{addr}"]
 /// gives a new CSYNC naming the serial that holds it.
 #[test]
 fn beside_bind_csync_is_pushed_signed_and_follows_the_ns_set() {
+    let _cpu = process::cpu_heavy();
     if !ready(&[]) {
         return;
     }
@@ -288,6 +290,7 @@ fn beside_bind_csync_is_pushed_signed_and_follows_the_ns_set() {
 /// the likely cause, and backs off instead of retrying in a loop.
 #[test]
 fn beside_knot_csync_sticks_and_a_dropped_cds_is_detected_not_fought() {
+    let _cpu = process::cpu_heavy();
     if !ready(&[]) {
         return;
     }
@@ -376,6 +379,7 @@ publish = {{ update = "{}", tsig = "{}", types = ["CDS"], cds_by_update = true }
 /// them through the local chain of trust.
 #[test]
 fn a_signalling_zone_hosted_by_bind_is_fed_by_update_and_validates() {
+    let _cpu = process::cpu_heavy();
     if !ready(&[]) {
         return;
     }
@@ -473,6 +477,7 @@ listen = ["{addr}"]
 /// off, and nothing else is disturbed.
 #[test]
 fn update_errors_are_clear_and_backed_off() {
+    let _cpu = process::cpu_heavy();
     if !ready(&[]) {
         return;
     }

@@ -9,6 +9,11 @@
 //! Ports come from [`free_port`], which never hands out the same port twice
 //! in one process, so tests running in parallel threads of the one test
 //! binary do not collide.
+//!
+//! All suites share one test binary, so a test asserting timings of a few
+//! seconds could run beside one that signs ten thousand names or drives a
+//! whole BIND: [`cpu_heavy`] and [`timing_sensitive`] keep those two kinds
+//! apart (heavy ones may overlap each other; light ones run beside anything).
 
 use std::{
     collections::HashSet,
@@ -17,7 +22,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::{
-        Mutex,
+        Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
         atomic::{AtomicU32, Ordering},
     },
     thread,
@@ -26,6 +31,23 @@ use std::{
 
 /// How long [`start_daemon`] waits for a daemon to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Held shared by CPU-heavy tests, exclusively by timing-sensitive ones.
+static CPU: RwLock<()> = RwLock::new(());
+
+/// Taken at the start of a CPU-heavy test (thousands of signatures, a real
+/// signer): it may run beside other heavy tests, never beside a
+/// [`timing_sensitive`] one. Take it once per test (not nested).
+pub fn cpu_heavy() -> RwLockReadGuard<'static, ()> {
+    CPU.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Taken at the start of a test whose assertions have deadlines of a few
+/// seconds: it waits until no [`cpu_heavy`] test runs and keeps new ones out
+/// until it ends. Take it once per test (not nested).
+pub fn timing_sensitive() -> RwLockWriteGuard<'static, ()> {
+    CPU.write().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// A port on 127.0.0.1 that is free for UDP and TCP right now, never handed
 /// out before by this process. Taken from 20000-32767, below Linux's

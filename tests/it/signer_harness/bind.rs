@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::common::process;
 use crate::common::signer::{
     BIND_TOOLS, BindPolicy, BindSigner, BindZone, NotifyListener, TsigKey, axfr, lookup, nsupdate,
     query, version, wait_until,
@@ -15,6 +16,7 @@ use crate::common::signer::{
 /// published` before SyncPublish publishes them at once.
 #[test]
 fn bind_cds_appear_and_are_notified() {
+    let _cpu = process::cpu_heavy();
     if !crate::common::tools(BIND_TOOLS) {
         return;
     }
@@ -129,6 +131,7 @@ fn bind_cds_appear_and_are_notified() {
 /// the inline zone refuses it; CSYNC is kept and signed in both.
 #[test]
 fn bind_update_keeps_non_apex_cds_in_dynamic_and_inline_zones() {
+    let _cpu = process::cpu_heavy();
     if !crate::common::tools(BIND_TOOLS) {
         return;
     }

@@ -8,6 +8,7 @@ use std::{
 };
 
 use super::*;
+use crate::common::process;
 use crate::common::signer::{
     CdsPublish, KNOT_TOOLS, KnotSigner, KnotZone, NotifyListener, TsigKey, axfr, knsupdate, lookup,
     query, version, wait_until,
@@ -18,6 +19,7 @@ use crate::common::signer::{
 /// every serial change (key event or re-sign) is NOTIFYed to the target.
 #[test]
 fn knot_cds_lifecycle_and_notify() {
+    let _cpu = process::cpu_heavy();
     if !crate::common::tools(KNOT_TOOLS) {
         return;
     }
@@ -176,6 +178,7 @@ fn thread_sleep(ms: u64) {
 /// silently drops them at the apex; CSYNC at the apex is kept and signed.
 #[test]
 fn knot_update_keeps_non_apex_cds_but_drops_apex_cds() {
+    let _cpu = process::cpu_heavy();
     if !crate::common::tools(KNOT_TOOLS) {
         return;
     }
