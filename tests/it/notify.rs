@@ -4,7 +4,7 @@
 //! that checks every message; the consistency gate asking Knot and
 //! signalbox directly; the parent observer withdrawing signals.
 //!
-//! The world (tests/it/common/parent.rs), all on loopback:
+//! The world (`common::parent`), all on loopback:
 //!
 //! ```text
 //!   test. (signed)         ns.other.test. A 127.0.0.1   (Knot: serves the child)

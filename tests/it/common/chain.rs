@@ -21,16 +21,10 @@
 //!   whole chain) and classifies the verdict; [`Chain::kdig`] is a second,
 //!   independent check (`ad` flag / rcode as seen by a stub client).
 //!
-//! [`CorruptingProxy`] sits between Unbound and a signaling server and flips a
-//! byte of one record type's RDATA: the negative control that proves a
-//! "validated" verdict means something.
-//!
-//! Why Knot for `test.`/`operator.test.`: it is one process (threads), so
-//! killing it leaves nothing behind (NSD forks a main, xfrd and server
-//! processes, and Debian's NSD has response-rate limiting on by default); it
-//! serves pre-signed zone files as they are with no privilege drop unless
-//! configured (`user:` unset), keeps its control socket, PID file and LMDB
-//! databases in one run directory, and starts in ~0.1 s.
+//! A [`CorruptingProxy`](super::proxy::CorruptingProxy) between Unbound and
+//! a signaling server flips a byte of one record type's RDATA: the negative
+//! control that proves a "validated" verdict means something. Why Knot
+//! serves `test.`/`operator.test.`: see [`knot`](super::knot).
 //!
 //! Every daemon is a [`Daemon`](super::process::Daemon): a foreground child
 //! of the test process, killed when its owner is dropped. `Chain`, `Knot` and

@@ -2,9 +2,11 @@
 //! ([`Chain`](super::chain::Chain), [`ParentWorld`](super::parent::ParentWorld)).
 //!
 //! Why Knot: it is one process (threads), so killing it leaves nothing
-//! behind, it serves pre-signed zone files as they are with no privilege
-//! drop, keeps its control socket, PID file and LMDB databases in one run
-//! directory, and starts in ~0.1 s (see `docs/INTEROP.md`).
+//! behind (NSD forks a main, xfrd and server processes, and Debian's NSD has
+//! response-rate limiting on by default); it serves pre-signed zone files as
+//! they are with no privilege drop unless configured (`user:` unset), keeps
+//! its control socket, PID file and LMDB databases in one run directory, and
+//! starts in ~0.1 s.
 
 use std::{
     fs,
