@@ -115,6 +115,21 @@ pub struct Rr {
 }
 
 impl Rr {
+    /// One record line as kdig prints it (`owner ttl IN type rdata...`);
+    /// None for anything else.
+    fn parse(line: &str) -> Option<Rr> {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 4 || f[2] != "IN" {
+            return None;
+        }
+        Some(Rr {
+            owner: fqdn(f[0]),
+            ttl: f[1].parse().ok()?,
+            rtype: f[3].to_string(),
+            rdata: f[4..].join(" "),
+        })
+    }
+
     /// For an RRSIG: (type covered, key tag, signer). None otherwise.
     pub fn rrsig(&self) -> Option<(String, u16, String)> {
         if self.rtype != "RRSIG" {
@@ -179,22 +194,7 @@ impl Answer {
 /// `kdig +dnssec +norecurse +tcp @server NAME RTYPE`, parsed.
 pub fn lookup(server: SocketAddr, name: &str, rtype: &str) -> Answer {
     let r = kdig::kdig_with_options(server, name, rtype, &["+dnssec", "+norecurse", "+tcp"]);
-    let records = r
-        .answer
-        .iter()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(' ').collect();
-            if f.len() < 4 || f[2] != "IN" {
-                return None;
-            }
-            Some(Rr {
-                owner: fqdn(f[0]),
-                ttl: f[1].parse().ok()?,
-                rtype: f[3].to_string(),
-                rdata: f[4..].join(" "),
-            })
-        })
-        .collect();
+    let records = r.answer.iter().filter_map(|line| Rr::parse(line)).collect();
     Answer {
         rcode: r.rcode,
         records,
@@ -259,18 +259,7 @@ pub fn axfr(server: SocketAddr, zone: &str, key: Option<&TsigKey>) -> Transfer {
     let records = output
         .lines()
         .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() < 4 || f[2] != "IN" {
-                return None;
-            }
-            Some(Rr {
-                owner: fqdn(f[0]),
-                ttl: f[1].parse().ok()?,
-                rtype: f[3].to_string(),
-                rdata: f[4..].join(" "),
-            })
-        })
+        .filter_map(Rr::parse)
         .collect();
     Transfer { records, output }
 }
