@@ -2,8 +2,6 @@
 //! keys, `dnssec-dsfromkey` computes their DS, `ldns-read-zone` and dnspython
 //! parse our presentation output and recompute every digest.
 
-mod common;
-
 use std::{
     fs,
     io::Write,
@@ -12,7 +10,7 @@ use std::{
     time::Instant,
 };
 
-use common::*;
+use crate::common::*;
 use signalbox::{
     dnssec::{self, DigestType},
     keys::dir::KeyDirectory,

@@ -1,10 +1,8 @@
 //! The command line: exit codes, messages, held zones.
 
-mod common;
-
 use std::{fs, path::Path};
 
-use common::*;
+use crate::common::*;
 
 fn example_config() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml")

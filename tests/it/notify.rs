@@ -4,7 +4,7 @@
 //! that checks every message; the consistency gate asking Knot and
 //! signalbox directly; the parent observer withdrawing signals.
 //!
-//! The world (tests/common/parent.rs), all on loopback:
+//! The world (`common::parent`), all on loopback:
 //!
 //! ```text
 //!   test. (signed)         ns.other.test. A 127.0.0.1   (Knot: serves the child)
@@ -16,8 +16,6 @@
 //! Knot listens on 127.0.0.1:P and signalbox on 127.0.0.2:P, so
 //! `[notify] nameserver_port = P` reaches both as the NS records say.
 
-mod common;
-
 use std::{
     fs,
     net::{Ipv4Addr, SocketAddr},
@@ -25,11 +23,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
-    chain,
+use crate::common::{
     parent::{self, NotifyReceiver, ParentWorld, ReceiverMode, WorldSpec, ZoneSpec},
     serve::{Serve, query},
-    *,
+    signzone, *,
 };
 
 const CHILD: &str = "child.parent.test.";
@@ -82,14 +79,14 @@ impl Side {
         fs::create_dir_all(&children).expect("mkdir");
         let mut child_key = PathBuf::new();
         for zone in zones {
-            let stem = chain::keygen(&children, &["-f", "KSK", zone.trim_end_matches('.')]);
+            let stem = signzone::keygen(&children, &["-f", "KSK", zone.trim_end_matches('.')]);
             if *zone == CHILD {
                 child_key = children.join(format!("{stem}.key"));
             }
         }
         let signal = root.join("signal");
         fs::create_dir_all(&signal).expect("mkdir");
-        chain::keygen(&signal, &["-f", "KSK", SIGNAL.trim_end_matches('.')]);
+        signzone::keygen(&signal, &["-f", "KSK", SIGNAL.trim_end_matches('.')]);
         let port = world.auth().port();
         let config = root.join("signalbox.toml");
         fs::write(
@@ -151,7 +148,10 @@ after_notify = "1s"
     fn apex_lines(&self) -> String {
         let (code, stdout, stderr) = self.run(&["signals", "--zone", CHILD]);
         assert_eq!(code, 0, "{stdout}{stderr}");
-        let dnskey = format!("{CHILD} DNSKEY {}\n", chain::dnskey_rdata(&self.child_key));
+        let dnskey = format!(
+            "{CHILD} DNSKEY {}\n",
+            signzone::dnskey_rdata(&self.child_key)
+        );
         let lines: String = stdout
             .lines()
             .filter(|l| l.starts_with(CHILD) && (l.contains(" CDS ") || l.contains(" CDNSKEY ")))
@@ -445,7 +445,7 @@ fn the_daemon_waits_for_agreement_survives_a_restart_and_withdraws_once_the_pare
     // The parent publishes our DS: the observer sees it, the _dsboot
     // signals are withdrawn (RFC 9615 §5.1) and rollover comes to rest
     // (no CDS wanted: the ledger's fingerprint drops to zero).
-    let ds = chain::dsfromkey(&side.child_key);
+    let ds = signzone::dsfromkey(&side.child_key);
     world.set_zone("parent.test.", &format!("{parent_body}child DS {ds}\n"));
     let withdrawn = wait_until(Duration::from_secs(30), || {
         query(addr, &dsboot, 59, false).is_some_and(|m| m.answers.is_empty())
@@ -471,7 +471,7 @@ fn the_daemon_waits_for_agreement_survives_a_restart_and_withdraws_once_the_pare
         .log_text()
         .matches("NOTIFY waits for the nameservers to agree")
         .count();
-    chain::keygen(
+    signzone::keygen(
         &side.root().join("children"),
         &["-f", "KSK", CHILD.trim_end_matches('.')],
     );

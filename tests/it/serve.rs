@@ -2,8 +2,6 @@
 //! validating Unbound + delv), dnssec-verify on the walked zone, restarts,
 //! and malformed input.
 
-mod common;
-
 use std::{
     fs,
     io::{Read, Write},
@@ -13,7 +11,13 @@ use std::{
     time::Duration,
 };
 
-use common::{chain, serve::*, *};
+use crate::common::{
+    chain,
+    process::{self, free_port},
+    proxy,
+    serve::*,
+    signzone, *,
+};
 use hickory_proto::op::ResponseCode;
 
 const APEX: &str = "_signal.ns1.operator.test.";
@@ -59,7 +63,7 @@ dir = "state"
 fn signal_key(root: &Path) -> std::path::PathBuf {
     let dir = root.join("signal");
     fs::create_dir_all(&dir).expect("mkdir");
-    let stem = chain::keygen(
+    let stem = signzone::keygen(
         &dir,
         &["-f", "KSK", "-L", "3600", APEX.trim_end_matches('.')],
     );
@@ -113,7 +117,7 @@ fn signals_validate_through_a_local_chain_of_trust() {
     let children = root.join("children");
     fs::create_dir_all(&children).expect("mkdir");
     for child in ["example.com", "example.co.uk"] {
-        chain::keygen(&children, &["-f", "KSK", "-L", "600", child]);
+        signzone::keygen(&children, &["-f", "KSK", "-L", "600", child]);
     }
     let key = signal_key(root);
     let port = free_port();
@@ -122,7 +126,7 @@ fn signals_validate_through_a_local_chain_of_trust() {
 
     let chain = chain::Chain::start(&chain::ChainSpec {
         signaling_apex: APEX.into(),
-        signaling_ds: vec![chain::dsfromkey(&key)],
+        signaling_ds: vec![signzone::dsfromkey(&key)],
         signaling_server: server.addr,
     });
     // What `signalbox signals` says must be what validates.
@@ -162,14 +166,14 @@ fn signals_validate_through_a_local_chain_of_trust() {
     chain.assert_negative("_dsboot.example.com._signal.ns2.elsewhere.test.", "CDS");
 
     // Negative control: the same server behind a proxy that corrupts one CDS.
-    let proxy = chain::CorruptingProxy::start(
+    let proxy = proxy::CorruptingProxy::start(
         server.addr,
         &format!("_dsboot.example.com.{APEX}"),
-        chain::CDS,
+        proxy::CDS,
     );
     let bad = chain::Chain::start(&chain::ChainSpec {
         signaling_apex: APEX.into(),
-        signaling_ds: vec![chain::dsfromkey(&key)],
+        signaling_ds: vec![signzone::dsfromkey(&key)],
         signaling_server: proxy.addr(),
     });
     bad.assert_failed(&format!("_dsboot.example.com.{APEX}"), "CDS");
@@ -210,6 +214,7 @@ fn setup(count: usize) -> Setup {
 
 #[test]
 fn walked_zone_with_10k_children_passes_dnssec_verify() {
+    let _cpu = process::cpu_heavy();
     if !tools(&["dnssec-keygen", "dnssec-verify", "dig", "/usr/bin/python3"]) {
         return;
     }
@@ -246,6 +251,7 @@ fn walked_zone_with_10k_children_passes_dnssec_verify() {
 
 #[test]
 fn every_signing_algorithm_passes_dnssec_verify() {
+    let _cpu = process::cpu_heavy();
     if !tools(&["dnssec-keygen", "dnssec-verify", "dig", "/usr/bin/python3"]) {
         return;
     }
@@ -516,6 +522,7 @@ fn a_zone_without_a_private_key_is_not_served_and_says_why() {
 
 #[test]
 fn tcp_connections_are_capped_and_closed_when_idle() {
+    let _alone = process::timing_sensitive();
     if !tools(&["dnssec-keygen"]) {
         return;
     }

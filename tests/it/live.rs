@@ -1,8 +1,6 @@
 //! The live daemon: key changes served within seconds (and validating), the
 //! safety brake, reload with a bad and a good config, and kill -9 mid-burst.
 
-mod common;
-
 use std::{
     fs,
     net::SocketAddr,
@@ -11,7 +9,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{chain, serve::*, *};
+use crate::common::{
+    chain,
+    process::{self, free_port},
+    serve::*,
+    signzone, *,
+};
 
 const APEX: &str = "_signal.ns1.operator.test.";
 
@@ -55,7 +58,7 @@ rescan_interval = "1h"
 fn signal_key(root: &Path) -> PathBuf {
     let dir = root.join("signal");
     fs::create_dir_all(&dir).expect("mkdir");
-    let stem = chain::keygen(&dir, &["-f", "KSK", APEX.trim_end_matches('.')]);
+    let stem = signzone::keygen(&dir, &["-f", "KSK", APEX.trim_end_matches('.')]);
     dir.join(format!("{stem}.key"))
 }
 
@@ -84,6 +87,7 @@ fn wait_for(
 
 #[test]
 fn key_changes_are_served_and_validate_within_two_seconds() {
+    let _alone = process::timing_sensitive();
     if !tools(chain::TOOLS) || !tools(&["dnssec-settime"]) {
         return;
     }
@@ -91,14 +95,14 @@ fn key_changes_are_served_and_validate_within_two_seconds() {
     let root = tmp.path();
     let children = root.join("children");
     fs::create_dir_all(&children).expect("mkdir");
-    let ksk = chain::keygen(&children, &["-f", "KSK", "example.com"]);
+    let ksk = signzone::keygen(&children, &["-f", "KSK", "example.com"]);
     let key = signal_key(root);
     let port = free_port();
     let cfg = config(root, port, "");
     let server = Serve::start(&cfg, SocketAddr::from(([127, 0, 0, 1], port)), APEX);
     let chain = chain::Chain::start(&chain::ChainSpec {
         signaling_apex: APEX.into(),
-        signaling_ds: vec![chain::dsfromkey(&key)],
+        signaling_ds: vec![signzone::dsfromkey(&key)],
         signaling_server: server.addr,
     });
     chain.assert_validated(&owner("example.com"), "CDS");
@@ -130,7 +134,7 @@ fn key_changes_are_served_and_validate_within_two_seconds() {
     });
 
     // 2. A new key file for a new child: its signal appears, and validates.
-    chain::keygen(&children, &["-f", "KSK", "new.example"]);
+    signzone::keygen(&children, &["-f", "KSK", "new.example"]);
     let took = wait_for(
         server.addr,
         &owner("new.example"),
@@ -151,7 +155,7 @@ fn key_changes_are_served_and_validate_within_two_seconds() {
     // 3. A key timing event in the future: served at that time, no file change.
     let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3);
     let when = soon.strftime("%Y%m%d%H%M%S").to_string();
-    chain::keygen(
+    signzone::keygen(
         &children,
         &["-f", "KSK", "-P", &when, "-A", &when, "later.example"],
     );
@@ -215,6 +219,7 @@ fn signalbox_cmd(cmd: &str, cfg: &Path) -> (i32, String, String) {
 
 #[test]
 fn the_brake_holds_a_mass_withdrawal_until_confirmed() {
+    let _alone = process::timing_sensitive();
     if !tools(&["dnssec-keygen"]) {
         return;
     }

@@ -6,8 +6,6 @@
 //! seen through the resolver at once; the NOTIFY receiver records and answers
 //! as told.
 
-mod common;
-
 use std::{
     io::{Read, Write},
     net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket},
@@ -15,15 +13,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::parent::{
-    self, CDS, CSYNC, NotifyReceiver, ParentWorld, Received, ReceiverMode, WorldSpec, ZoneSpec,
+use crate::common::{
+    kdig,
+    parent::{
+        self, CDS, CSYNC, NotifyReceiver, ParentWorld, Received, ReceiverMode, WorldSpec, ZoneSpec,
+    },
 };
 
 const PARENT: &str = "parent.test.";
 const CHILD: &str = "child.parent.test.";
 
 fn ready() -> bool {
-    common::tools(parent::TOOLS) && common::tools(&["delv"])
+    crate::common::tools(parent::TOOLS) && crate::common::tools(&["delv"])
 }
 
 /// The RDATA (everything after the type) of the `rtype` records in kdig
@@ -164,7 +165,7 @@ fn dsync_signed_served_and_validated() {
     let k = world.query("x._dsync.sub.parent.test.", "TYPE66");
     assert!(k.ad && k.rcode == "NXDOMAIN", "{}\n{}", k.output, logs());
     assert_eq!(
-        parent::soa_owner(&k.output).as_deref(),
+        kdig::soa_owner(&k.output).as_deref(),
         Some(PARENT),
         "{}",
         k.output
@@ -173,7 +174,7 @@ fn dsync_signed_served_and_validated() {
     let k = world.query("www._dsync.child.parent.test.", "TYPE66");
     assert!(k.ad && k.rcode == "NXDOMAIN", "{}\n{}", k.output, logs());
     assert_eq!(
-        parent::soa_owner(&k.output).as_deref(),
+        kdig::soa_owner(&k.output).as_deref(),
         Some(CHILD),
         "{}",
         k.output
@@ -187,7 +188,7 @@ fn dsync_signed_served_and_validated() {
         logs()
     );
     assert_eq!(
-        parent::soa_owner(&k.output).as_deref(),
+        kdig::soa_owner(&k.output).as_deref(),
         Some(PARENT),
         "{}",
         k.output

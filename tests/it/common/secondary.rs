@@ -4,11 +4,14 @@ use std::{
     fs,
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
-use super::serve::free_port;
+use super::{
+    process::{Daemon, Log},
+    signer::TsigKey,
+};
 
 /// Which server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,22 +22,11 @@ pub enum Kind {
     Nsd,
 }
 
-/// A TSIG key for the secondary's config.
-#[derive(Debug, Clone)]
-pub struct TsigKey {
-    /// Key name (no trailing dot).
-    pub name: String,
-    /// Base64 secret.
-    pub secret: String,
-}
-
 /// A running secondary; killed on drop.
 pub struct Secondary {
-    child: Child,
+    daemon: Daemon,
     /// Where it answers (and takes NOTIFY).
     pub addr: SocketAddr,
-    /// Its log file.
-    pub log: PathBuf,
     /// Which server.
     pub kind: Kind,
     _dir: PathBuf,
@@ -42,19 +34,8 @@ pub struct Secondary {
 
 impl Secondary {
     /// Starts `kind` as a secondary for `zone` from `primary` (with `key`
-    /// if given), in `dir`, allowing NOTIFY from 127.0.0.1 and transfers out
-    /// to 127.0.0.1 (for dnssec-verify on its copy).
-    pub fn start(
-        kind: Kind,
-        dir: &Path,
-        zone: &str,
-        primary: SocketAddr,
-        key: Option<&TsigKey>,
-    ) -> Secondary {
-        Secondary::start_on_port(kind, dir, zone, primary, key, free_port())
-    }
-
-    /// The same on a given port.
+    /// if given), in `dir`, on `port`, allowing NOTIFY from 127.0.0.1 and
+    /// transfers out to 127.0.0.1 (for dnssec-verify on its copy).
     pub fn start_on_port(
         kind: Kind,
         dir: &Path,
@@ -66,14 +47,13 @@ impl Secondary {
         fs::create_dir_all(dir).expect("mkdir");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log = dir.join(format!("{kind:?}.log").to_lowercase());
-        let child = match kind {
+        let daemon = match kind {
             Kind::Knot => start_knot(dir, zone, primary, port, key, &log),
             Kind::Nsd => start_nsd(dir, zone, primary, port, key, &log),
         };
         Secondary {
-            child,
+            daemon,
             addr,
-            log,
             kind,
             _dir: dir.to_path_buf(),
         }
@@ -81,7 +61,7 @@ impl Secondary {
 
     /// Its log so far.
     pub fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        self.daemon.log_text()
     }
 
     /// Waits until it serves `zone` with serial `serial` (or newer).
@@ -93,7 +73,7 @@ impl Secondary {
                     return true;
                 }
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(status) = self.daemon.exited() {
                 panic!("{:?} exited with {status}:\n{}", self.kind, self.log_text());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -105,18 +85,7 @@ impl Secondary {
 impl Drop for Secondary {
     fn drop(&mut self) {
         // SIGTERM first: NSD takes its helper processes down with it.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.daemon.terminate(Duration::from_secs(3));
     }
 }
 
@@ -127,7 +96,7 @@ fn start_knot(
     port: u16,
     key: Option<&TsigKey>,
     log: &Path,
-) -> Child {
+) -> Daemon {
     let (key_section, key_ref) = match key {
         Some(k) => (
             format!(
@@ -177,15 +146,9 @@ zone:
     );
     let path = dir.join("knot.conf");
     fs::write(&path, conf).expect("write knot.conf");
-    let file = fs::File::create(log).expect("log");
-    Command::new("knotd")
-        .arg("-c")
-        .arg(&path)
-        .stdout(file.try_clone().expect("log"))
-        .stderr(file)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("knotd starts")
+    let mut cmd = Command::new("knotd");
+    cmd.arg("-c").arg(&path);
+    Daemon::spawn("knotd", cmd, log, Log::Fresh)
 }
 
 fn start_nsd(
@@ -195,7 +158,7 @@ fn start_nsd(
     port: u16,
     key: Option<&TsigKey>,
     log: &Path,
-) -> Child {
+) -> Daemon {
     let (key_section, key_ref) = match key {
         Some(k) => (
             format!(
@@ -237,13 +200,8 @@ remote-control:
     );
     let path = dir.join("nsd.conf");
     fs::write(&path, conf).expect("write nsd.conf");
-    Command::new("nsd")
-        .arg("-d")
-        .arg("-c")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("nsd starts")
+    let mut cmd = Command::new("nsd");
+    cmd.arg("-d").arg("-c").arg(&path);
+    // NSD writes its own log file (`logfile:` above).
+    Daemon::spawn("nsd", cmd, log, Log::Own)
 }

@@ -3,15 +3,13 @@
 //! dnssec-settime) holds a key directory and the apex CDS/CDNSKEY named
 //! served at that instant; `signals --at <instant>` must print exactly those.
 
-mod common;
-
 use std::{
     collections::BTreeSet,
     fs,
     path::{Path, PathBuf},
 };
 
-use common::*;
+use crate::common::*;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")

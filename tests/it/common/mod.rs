@@ -1,7 +1,30 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code)]
+//! The harness shared by the integration tests: BIND-style key files,
+//! tool checks, the signalbox binary, and the worlds of real DNS servers in
+//! the submodules.
+//!
+//! * [`process`]: ports, commands and foreground daemons (one spawn, one
+//!   watchdog, one kill-on-drop for every server a test starts).
+//! * [`kdig`], [`signzone`]: the stub client and offline signing.
+//! * [`knot`], [`unbound`]: an authoritative Knot and a validating Unbound.
+//! * [`chain`]: a chain of trust down to a signaling zone (RFC 9615);
+//!   [`proxy`]: a forwarder that damages one RRset on the way.
+//! * [`parent`]: parent and child zones with DSYNC, and a NOTIFY receiver.
+//! * [`signer`]: Knot and BIND as live signers beside signalbox.
+//! * [`serve`]: `signalbox serve`; [`secondary`]: Knot and NSD transferring
+//!   from it.
+
 pub mod chain;
+pub mod kdig;
+pub mod knot;
 pub mod parent;
+pub mod process;
+pub mod proxy;
+pub mod secondary;
+pub mod serve;
+pub mod signer;
+pub mod signzone;
+pub mod unbound;
+pub mod wire;
 
 use std::{
     fs,
@@ -118,12 +141,7 @@ pub fn signalbox() -> Command {
 
 /// Runs a command, returning (exit code, stdout, stderr).
 pub fn output(cmd: &mut Command) -> (i32, String, String) {
-    let out = cmd.output().expect("command runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    process::run(cmd)
 }
 
 /// The non-comment lines of `signals` output.
@@ -134,6 +152,17 @@ pub fn records(stdout: &str) -> Vec<String> {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect()
 }
-pub mod secondary;
-pub mod serve;
-pub mod signer;
+
+/// `name` lower-case and fully qualified (a final dot added if missing).
+pub fn fqdn(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_ascii_lowercase()
+    } else {
+        format!("{}.", name.to_ascii_lowercase())
+    }
+}
+
+/// True when `name` is `apex` or below it (both fully qualified, lower-case).
+pub fn is_at_or_below(name: &str, apex: &str) -> bool {
+    apex == "." || name == apex || name.ends_with(&format!(".{apex}"))
+}

@@ -2,8 +2,6 @@
 //! the signalling zone by AXFR, follow key changes by NOTIFY + IXFR, with and
 //! without TSIG, and fall back to AXFR when the journal does not reach.
 
-mod common;
-
 use std::{
     fs,
     net::SocketAddr,
@@ -12,9 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
-    secondary::{Kind, Secondary, TsigKey},
+use crate::common::{
+    process::free_port,
+    secondary::{Kind, Secondary},
     serve::*,
+    signer::TsigKey,
     *,
 };
 
@@ -66,7 +66,7 @@ fn setup(n: usize, secondary_port: u16, tsig: bool, extra: &str) -> Setup {
     children(&root.join("children"), n);
     let signal = root.join("signal");
     fs::create_dir_all(&signal).expect("mkdir");
-    common::chain::keygen(&signal, &["-f", "KSK", APEX.trim_end_matches('.')]);
+    crate::common::signzone::keygen(&signal, &["-f", "KSK", APEX.trim_end_matches('.')]);
     fs::write(
         root.join("xfr.key"),
         format!("key \"xfr-key\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{SECRET}\";\n}};\n"),

@@ -3,11 +3,15 @@
 //! `dnssec-signzone` and served by Knot, must validate through the chain,
 //! prove its negative answers, and fail once a proxy corrupts its CDS.
 
-mod common;
-
 use std::{fs, net::SocketAddr, time::Instant};
 
-use common::chain::{self, Chain, ChainSpec, CorruptingProxy, DelvResult, Knot, SignedZone};
+use crate::common::{
+    chain::{self, Chain, ChainSpec, DelvResult},
+    kdig,
+    knot::Knot,
+    proxy::{self, CorruptingProxy},
+    signzone::{self, SignedZone},
+};
 
 const APEX: &str = "_signal.ns1.operator.test.";
 const DSBOOT: &str = "_dsboot.example.com._signal.ns1.operator.test.";
@@ -34,10 +38,10 @@ impl StandIn {
         let d = dir.path();
         let child_keys = d.join("child");
         fs::create_dir_all(&child_keys).expect("create child key directory");
-        let child = chain::keygen(&child_keys, &["-f", "KSK", "-n", "ZONE", "example.com."]);
+        let child = signzone::keygen(&child_keys, &["-f", "KSK", "-n", "ZONE", "example.com."]);
         let child_key = child_keys.join(format!("{child}.key"));
-        let cds = chain::dsfromkey(&child_key);
-        let cdnskey = chain::dnskey_rdata(&child_key);
+        let cds = signzone::dsfromkey(&child_key);
+        let cdnskey = signzone::dnskey_rdata(&child_key);
         let body = format!(
             "$TTL 300\n\
              @ SOA ns1.operator.test. hostmaster.operator.test. 1 3600 600 86400 300\n\
@@ -45,7 +49,7 @@ impl StandIn {
              _dsboot.example.com CDS {cds}\n\
              _dsboot.example.com CDNSKEY {cdnskey}\n"
         );
-        let zone = chain::sign_zone(d, APEX, &body, true);
+        let zone = signzone::sign_zone(d, APEX, &body, true);
         let server = Knot::start(d, &[(APEX, &zone.file)]);
         StandIn {
             zone,
@@ -83,7 +87,7 @@ fn squash(s: &str) -> String {
 }
 
 fn ready() -> bool {
-    common::tools(chain::TOOLS)
+    crate::common::tools(chain::TOOLS)
 }
 
 #[test]
@@ -134,7 +138,7 @@ fn corrupted_cds_fails_validation() {
         return;
     }
     let stand_in = StandIn::start();
-    let proxy = CorruptingProxy::start(stand_in.server.addr(), DSBOOT, chain::CDS);
+    let proxy = CorruptingProxy::start(stand_in.server.addr(), DSBOOT, proxy::CDS);
     let chain = Chain::start(&stand_in.spec(proxy.addr()));
 
     let output = chain.assert_failed(DSBOOT, "CDS");
@@ -181,14 +185,14 @@ fn proxy_damages_only_the_victim_over_udp_and_tcp() {
     }
     let stand_in = StandIn::start();
     let upstream = stand_in.server.addr();
-    let proxy = CorruptingProxy::start(upstream, &DSBOOT.to_uppercase(), chain::CDS);
+    let proxy = CorruptingProxy::start(upstream, &DSBOOT.to_uppercase(), proxy::CDS);
     for transport in ["+notcp", "+tcp"] {
         let ask = |server, rtype| {
-            chain::kdig_with_options(server, DSBOOT, rtype, &["+dnssec", "+norecurse", transport])
+            kdig::kdig_with_options(server, DSBOOT, rtype, &["+dnssec", "+norecurse", transport])
         };
         let (direct, proxied) = (ask(upstream, "CDS"), ask(proxy.addr(), "CDS"));
         assert_eq!(direct.rcode, "NOERROR", "{}", direct.output);
-        let cds = |r: &chain::KdigResult| rdata(&r.answer, "CDS");
+        let cds = |r: &kdig::KdigResult| rdata(&r.answer, "CDS");
         assert_eq!(cds(&direct), [squash(&stand_in.cds)], "{}", direct.output);
         assert_ne!(
             cds(&direct),
@@ -197,7 +201,7 @@ fn proxy_damages_only_the_victim_over_udp_and_tcp() {
             proxied.output
         );
         // Only the CDS RDATA changed, not its RRSIG.
-        let rrsig = |r: &chain::KdigResult| rdata(&r.answer, "RRSIG");
+        let rrsig = |r: &kdig::KdigResult| rdata(&r.answer, "RRSIG");
         assert_eq!(rrsig(&direct), rrsig(&proxied), "{transport}");
         // Other types pass untouched.
         let (direct, proxied) = (ask(upstream, "CDNSKEY"), ask(proxy.addr(), "CDNSKEY"));

@@ -1,134 +1,93 @@
-//! Running `signalbox serve` for a test, and asking it questions.
+//! Running `signalbox serve` for a test (a [`Daemon`] like every server of
+//! the harness), and asking it questions over UDP (RFC 1035 section 4.2.1).
 
 use std::{
-    fs,
     net::{SocketAddr, UdpSocket},
-    path::{Path, PathBuf},
-    process::{Child, Stdio},
+    path::Path,
     time::{Duration, Instant},
 };
 
 use hickory_proto::op::Message;
 
-use super::signalbox;
-
-/// A free 127.0.0.1 port for UDP and TCP (bound and released: tests run in
-/// parallel, so take it right before use).
-pub fn free_port() -> u16 {
-    loop {
-        let Ok(udp) = UdpSocket::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(port) = udp.local_addr().map(|a| a.port()) else {
-            continue;
-        };
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
+use super::{
+    process::{Daemon, Log},
+    signalbox,
+};
 
 /// A running `signalbox serve`, killed on drop; its log is kept in a file.
 pub struct Serve {
-    child: Child,
+    daemon: Daemon,
     /// Where it answers.
     pub addr: SocketAddr,
-    /// Its stderr.
-    pub log: PathBuf,
 }
 
 impl Serve {
     /// Starts `signalbox serve -c config` and waits until `apex` answers.
     pub fn start(config: &Path, addr: SocketAddr, apex: &str) -> Serve {
-        let log = config.with_extension("log");
-        let file = fs::File::create(&log).expect("log file");
-        let child = signalbox()
-            .args(["serve", "-c"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("signalbox serve starts");
-        let mut serve = Serve { child, addr, log };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(m) = query(addr, apex, 6, false) {
-                if !m.answers.is_empty() {
-                    return serve;
-                }
-            }
-            if let Ok(Some(status)) = serve.child.try_wait() {
-                panic!(
-                    "signalbox serve exited with {status}:\n{}",
-                    serve.log_text()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "signalbox serve did not answer for {apex}:\n{}",
-                    serve.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut serve = Serve::launch(config, addr);
+        serve.wait(
+            Duration::from_secs(120),
+            &format!("answer for {apex}"),
+            || query(addr, apex, 6, false).is_some_and(|m| !m.answers.is_empty()),
+        );
+        serve
     }
 
     /// Starts `signalbox serve -c config` without waiting for any zone
     /// (sidecar configs serve none); waits until `addr` takes queries.
     pub fn spawn(config: &Path, addr: SocketAddr) -> Serve {
+        let mut serve = Serve::launch(config, addr);
+        serve.wait(Duration::from_secs(30), "answer", || {
+            query(addr, ".", 6, false).is_some()
+        });
+        serve
+    }
+
+    /// `signalbox serve -c config`, its output in `config` with the
+    /// extension `log` (emptied first).
+    fn launch(config: &Path, addr: SocketAddr) -> Serve {
         let log = config.with_extension("log");
-        let file = fs::File::create(&log).expect("log file");
-        let child = signalbox()
-            .args(["serve", "-c"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("signalbox serve starts");
-        let mut serve = Serve { child, addr, log };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while query(addr, ".", 6, false).is_none() {
-            if let Ok(Some(status)) = serve.child.try_wait() {
-                panic!(
-                    "signalbox serve exited with {status}:\n{}",
-                    serve.log_text()
-                );
+        let mut cmd = signalbox();
+        cmd.args(["serve", "-c"]).arg(config);
+        let daemon = Daemon::spawn("signalbox serve", cmd, &log, Log::Fresh);
+        Serve { daemon, addr }
+    }
+
+    /// Polls `ready` every 100 ms; panics with the log when the process
+    /// exits or `within` passes first.
+    fn wait(&mut self, within: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+        let deadline = Instant::now() + within;
+        while !ready() {
+            if let Some(status) = self.daemon.exited() {
+                panic!("signalbox serve exited with {status}:\n{}", self.log_text());
             }
             assert!(
                 Instant::now() < deadline,
-                "signalbox serve does not answer:\n{}",
-                serve.log_text()
+                "signalbox serve did not {what}:\n{}",
+                self.log_text()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        serve
     }
 
     /// What it logged so far.
     pub fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        self.daemon.log_text()
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.daemon.pid()
     }
 
     /// True while the process runs.
     pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.daemon.alive()
     }
 
     /// Kills it (SIGKILL) and waits.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        self.kill();
+        self.daemon.kill();
     }
 }
 

@@ -3,8 +3,6 @@
 //! `_dsboot` RRsets into a signalling zone BIND hosts) by TSIG UPDATE, and
 //! proves every write by reading it back. Everything on loopback.
 
-mod common;
-
 use std::{
     fs,
     net::SocketAddr,
@@ -12,14 +10,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
+use crate::common::{
     chain::{self, Chain, ChainSpec},
-    serve::{Serve, free_port},
+    process::{self, free_port},
+    serve::Serve,
     signer::{
         BIND_TOOLS, BindSigner, BindZone, CdsPublish, KNOT_TOOLS, KnotSigner, KnotZone, TsigKey,
         lookup, nsupdate, query, wait_until,
     },
-    *,
+    signzone, *,
 };
 
 const CHILD: &str = "child.test.";
@@ -56,8 +55,8 @@ fn write(path: &Path, text: &str) -> PathBuf {
 fn signal_key(root: &Path) -> String {
     let dir = root.join("signal");
     fs::create_dir_all(&dir).expect("mkdir");
-    let stem = chain::keygen(&dir, &["-f", "KSK", SIGNAL.trim_end_matches('.')]);
-    chain::dsfromkey(&dir.join(format!("{stem}.key")))
+    let stem = signzone::keygen(&dir, &["-f", "KSK", SIGNAL.trim_end_matches('.')]);
+    signzone::dsfromkey(&dir.join(format!("{stem}.key")))
 }
 
 /// Test 1: Knot signs the child (cds-cdnskey-publish: rollover); signalbox
@@ -66,6 +65,7 @@ fn signal_key(root: &Path) -> String {
 /// Knot's CDS and the signals go too.
 #[test]
 fn following_knot_mirrors_its_cds_into_validated_signals() {
+    let _cpu = process::cpu_heavy();
     if !ready(&[]) {
         return;
     }
@@ -209,6 +209,7 @@ listen = ["{addr}"]
 /// gives a new CSYNC naming the serial that holds it.
 #[test]
 fn beside_bind_csync_is_pushed_signed_and_follows_the_ns_set() {
+    let _cpu = process::cpu_heavy();
     if !ready(&[]) {
         return;
     }
@@ -289,6 +290,7 @@ fn beside_bind_csync_is_pushed_signed_and_follows_the_ns_set() {
 /// the likely cause, and backs off instead of retrying in a loop.
 #[test]
 fn beside_knot_csync_sticks_and_a_dropped_cds_is_detected_not_fought() {
+    let _cpu = process::cpu_heavy();
     if !ready(&[]) {
         return;
     }
@@ -310,7 +312,7 @@ fn beside_knot_csync_sticks_and_a_dropped_cds_is_detected_not_fought() {
     // keyed.test.: signalbox's own key directory says CDS; it pushes them.
     let keys = root.join("keys");
     fs::create_dir_all(&keys).expect("mkdir");
-    chain::keygen(&keys, &["-f", "KSK", "keyed.test"]);
+    signzone::keygen(&keys, &["-f", "KSK", "keyed.test"]);
     let extra = format!(
         r#"
 [[zone]]
@@ -377,6 +379,7 @@ publish = {{ update = "{}", tsig = "{}", types = ["CDS"], cds_by_update = true }
 /// them through the local chain of trust.
 #[test]
 fn a_signalling_zone_hosted_by_bind_is_fed_by_update_and_validates() {
+    let _cpu = process::cpu_heavy();
     if !ready(&[]) {
         return;
     }
@@ -401,15 +404,15 @@ fn a_signalling_zone_hosted_by_bind_is_fed_by_update_and_validates() {
         .expect("the KSK's .key file");
     let chain = Chain::start(&ChainSpec {
         signaling_apex: SIGNAL.into(),
-        signaling_ds: vec![chain::dsfromkey(&key_file)],
+        signaling_ds: vec![signzone::dsfromkey(&key_file)],
         signaling_server: bind.addr(),
     });
     chain.assert_validated(SIGNAL, "SOA");
 
     let children = root.join("children");
     fs::create_dir_all(&children).expect("mkdir");
-    chain::keygen(&children, &["-f", "KSK", "a.example"]);
-    chain::keygen(&children, &["-f", "KSK", "b.example"]);
+    signzone::keygen(&children, &["-f", "KSK", "a.example"]);
+    signzone::keygen(&children, &["-f", "KSK", "b.example"]);
     key.write_keyfile(&root.join("update.key"));
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let config = write(
@@ -474,6 +477,7 @@ listen = ["{addr}"]
 /// off, and nothing else is disturbed.
 #[test]
 fn update_errors_are_clear_and_backed_off() {
+    let _cpu = process::cpu_heavy();
     if !ready(&[]) {
         return;
     }
@@ -508,7 +512,7 @@ fn update_errors_are_clear_and_backed_off() {
         ("refused.test.", bind.addr().to_string(), "known-key"),
         ("down.test.", format!("127.0.0.1:{dead}"), "good-key"),
     ] {
-        chain::keygen(&children, &["-f", "KSK", zone.trim_end_matches('.')]);
+        signzone::keygen(&children, &["-f", "KSK", zone.trim_end_matches('.')]);
         zones.push_str(&format!(
             "[[zone]]\nname = \"{zone}\"\nkeys = \"keys\"\ncds = \"always\"\n\
              publish = {{ update = \"{server}\", tsig = \"{tsig}\", types = [\"CDS\"], cds_by_update = true }}\n\n"
@@ -561,5 +565,5 @@ fn update_errors_are_clear_and_backed_off() {
     // Nothing was written (BIND's own CDS for its keys are another matter);
     // the daemon still answers.
     assert!(!log.contains("UPDATE written"), "{log}");
-    assert!(common::serve::query(addr, ".", 6, false).is_some());
+    assert!(crate::common::serve::query(addr, ".", 6, false).is_some());
 }

@@ -1,13 +1,11 @@
 //! Key directory scanning: incremental rescans, in-flux keys, bad input.
 
-mod common;
-
 use std::{
     fs,
     time::{Duration, Instant},
 };
 
-use common::*;
+use crate::common::*;
 use signalbox::{
     dns::parse_name,
     keys::dir::{Effect, KeyDirectory, Severity},
