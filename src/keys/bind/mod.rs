@@ -15,37 +15,45 @@ pub mod timestamp;
 use std::fmt;
 
 pub use filename::{FileKind, KeyFileName};
-pub use keyfile::PublicKeyFile;
-pub use private::{PrivateKeyFile, PrivateMaterial};
-pub use state::StateFile;
+pub use keyfile::{PublicKeyFile, PublicKeyFileError};
+pub use private::{PrivateKeyFile, PrivateKeyFileError, PrivateMaterial};
+pub use state::{StateFile, StateFileError};
+pub use timestamp::TimestampError;
 
 use super::{Key, KeyFiles, PrivatePart, TimingEvent};
 use crate::{dns::name::display, dnssec};
 
-/// A syntax error in one key file; `line` 0 means the file as a whole.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ParseError {
+/// A syntax error in one key file, at `line` (0: the file as a whole); `E`
+/// says what is wrong in that file's terms (`keyfile::PublicKeyFileError`,
+/// `private::PrivateKeyFileError`, `state::StateFileError`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError<E> {
     /// 1-based line number, 0 for the whole file.
     pub line: usize,
     /// What is wrong.
-    pub message: String,
+    pub kind: E,
 }
 
-impl ParseError {
-    fn new(line: usize, message: String) -> Self {
-        ParseError { line, message }
-    }
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "line {}: {}", self.line, self.message)
+impl<E> ParseError<E> {
+    fn new(line: usize, kind: impl Into<E>) -> Self {
+        ParseError {
+            line,
+            kind: kind.into(),
         }
     }
 }
+
+impl<E: fmt::Display> fmt::Display for ParseError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            self.kind.fmt(f)
+        } else {
+            write!(f, "line {}: {}", self.line, self.kind)
+        }
+    }
+}
+
+impl<E: std::error::Error> std::error::Error for ParseError<E> {}
 
 /// Why a key's files could not be combined into a [`Key`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
