@@ -556,7 +556,7 @@ impl KeyDirectory {
             }
             Some(Err(AssembleError::Unusable(why))) => {
                 slot.flux_since = None;
-                problems.push(issue(FileKind::Key, 0, why, Severity::Error));
+                problems.push(issue(FileKind::Key, 0, why.to_string(), Severity::Error));
             }
             None => slot.flux_since = None,
         }
