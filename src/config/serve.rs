@@ -2,7 +2,6 @@
 //! the signing/SOA options of a `[[signaling_zone]]`.
 
 use std::{
-    net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -81,16 +80,12 @@ impl Checker<'_> {
             Some(list) => list
                 .iter()
                 .enumerate()
-                .filter_map(|(i, addr)| match addr.get_ref().parse::<SocketAddr>() {
-                    Ok(a) => Some(a),
-                    Err(_) => {
-                        self.error(
-                            addr.span(),
-                            format!("server.listen[{i}]"),
-                            format!("{:?} is not an address:port (e.g. \"127.0.0.1:5353\", \"[::1]:5353\")", addr.get_ref()),
-                        );
-                        None
-                    }
+                .filter_map(|(i, addr)| {
+                    self.address(
+                        addr,
+                        &format!("server.listen[{i}]"),
+                        "\"127.0.0.1:5353\", \"[::1]:5353\"",
+                    )
                 })
                 .collect(),
         };
@@ -262,22 +257,9 @@ impl Checker<'_> {
             .iter()
             .flatten()
             .enumerate()
-            .filter_map(
-                |(i, addr)| match addr.get_ref().parse::<std::net::SocketAddr>() {
-                    Ok(a) => Some(a),
-                    Err(_) => {
-                        self.error(
-                            addr.span(),
-                            format!("{key}.secondaries[{i}]"),
-                            format!(
-                                "{:?} is not an address:port (e.g. \"127.0.0.2:53\")",
-                                addr.get_ref()
-                            ),
-                        );
-                        None
-                    }
-                },
-            )
+            .filter_map(|(i, addr)| {
+                self.address(addr, &format!("{key}.secondaries[{i}]"), "\"127.0.0.2:53\"")
+            })
             .collect();
         let allow_transfer = raw
             .allow_transfer
@@ -475,8 +457,8 @@ mod tests {
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
         assert_eq!(parse_size("512"), Ok(512));
         assert_eq!(
-            parse_size("64 TiB").map_err(|e| e.to_string()),
-            Err("\"64 TiB\": unknown unit \"TiB\" (KiB, MiB, GiB)".to_string())
+            parse_size("64 TiB").expect_err("TiB").to_string(),
+            "\"64 TiB\": unknown unit \"TiB\" (KiB, MiB, GiB)"
         );
         assert!(matches!(parse_size("MiB"), Err(SizeError::NotASize { .. })));
         assert!(matches!(
@@ -494,8 +476,8 @@ mod tests {
         let v4 = "127.0.0.1".parse().expect("ip");
         assert_eq!(parse_prefix("127.0.0.1"), Ok(AclEntry::Prefix(v4, 32)));
         assert_eq!(
-            parse_prefix("127.0.0.0/33").map_err(|e| e.to_string()),
-            Err("\"127.0.0.0/33\": prefix length must be 0..=32".to_string())
+            parse_prefix("127.0.0.0/33").expect_err("/33").to_string(),
+            "\"127.0.0.0/33\": prefix length must be 0..=32"
         );
         assert!(matches!(
             parse_prefix("key.example."),

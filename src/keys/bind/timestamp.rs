@@ -150,8 +150,8 @@ mod tests {
             );
         }
         assert_eq!(
-            parse("2025").map_err(|e| e.to_string()),
-            Err("\"2025\" is not a YYYYMMDDHHMMSS timestamp".to_string())
+            parse("2025").expect_err("short").to_string(),
+            "\"2025\" is not a YYYYMMDDHHMMSS timestamp"
         );
     }
 
