@@ -1,7 +1,7 @@
 //! Sidecar mode: what the signer serves at the child's apex is a fact.
 //!
 //! RFC 9615 §2 wants the `_dsboot` RRsets byte-identical to the apex
-//! CDS/CDNSKEY, and beside Knot the apex CDS belong to Knot (INTEROP.md:
+//! CDS/CDNSKEY, and beside Knot the apex CDS belong to Knot (docs/INTEROP.md:
 //! Knot keeps its keys in its own database and drops CDS sent by UPDATE).
 //! So a followed zone's signals are copies of what its signer serves. With
 //! a key directory as well, signalbox computes its own set too and, when

@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn spec_example_wire_and_text() {
-        // SPEC §4.1: child._dsync.example. DSYNC CDS NOTIFY 5300 rr-endpoint.example.
+        // child._dsync.example. DSYNC CDS NOTIFY 5300 rr-endpoint.example. (RFC 9859 §2)
         let d = Dsync::from_text("CDS NOTIFY 5300 rr-endpoint.example.").expect("valid");
         let hex = data_encoding::HEXLOWER.encode(&d.to_wire());
         assert_eq!(hex, "003b0114b40b72722d656e64706f696e74076578616d706c6500");

@@ -1,5 +1,6 @@
 //! BIND key files: `K<zone>+<alg>+<tag>.key`, `.private` and `.state`
-//! (SPEC §6.1-6.4), and how their three views of one key are combined.
+//! (lib/dns/dst_api.c, lib/dns/dst_parse.c), and how their three views of one
+//! key are combined.
 //!
 //! BIND rewrites a key's files one after another, each by writing a temporary
 //! file and renaming it over the old one (`dnssec-settime`: `.key`, then

@@ -1,7 +1,7 @@
 //! `.state` files, written by `dnssec-policy` (lib/dns/dst_api.c
 //! `write_key_state`): `Tag: value` lines after a comment line.
 //!
-//! BIND 9.18's writer and reader disagree on some tag names (SPEC §6.4):
+//! BIND 9.18's writer and reader disagree on some tag names (lib/dns/dst_api.c):
 //! `PublishCDS`/`SyncPublish`, `DeleteCDS`/`SyncDelete`, `SigPublish`/
 //! `ZRRSIGPublish`, `SigRemoved`/`ZRRSIGDelete`, `DSDelCount`/`DSRemCount`.
 //! Both spellings are read. Unknown tags are skipped, as BIND does.
