@@ -206,122 +206,143 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, (usize, KeyStatementError
 
 /// Parses every `key` statement of a file.
 pub fn parse_key_file(path: &Path) -> Result<Vec<Key>, KeyFileError> {
-    let err = |line: usize, kind: KeyStatementError| KeyFileError {
+    let err = |(line, kind): (usize, KeyStatementError)| KeyFileError {
         file: path.to_path_buf(),
         line,
         kind,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(0, KeyStatementError::Read(e)))?;
-    let tokens = tokenize(&text).map_err(|(line, kind)| err(line, kind))?;
+    let text = std::fs::read_to_string(path).map_err(|e| err((0, KeyStatementError::Read(e))))?;
+    let tokens = tokenize(&text).map_err(err)?;
+    let mut tokens = tokens.iter().peekable();
     let mut keys = Vec::new();
-    let mut i = 0;
-    let next = |i: &mut usize| -> Option<&(usize, Token)> {
-        let t = tokens.get(*i);
-        *i += 1;
-        t
-    };
-    while let Some((line, token)) = next(&mut i) {
-        let line = *line;
-        match token {
-            Token::Word(w) if w == "key" => {}
-            other => {
-                return Err(err(
-                    line,
-                    KeyStatementError::NotKey {
-                        found: other.clone(),
-                    },
-                ));
-            }
-        }
-        let name = match next(&mut i) {
-            Some((_, Token::Quoted(n) | Token::Word(n))) => n.clone(),
-            _ => return Err(err(line, KeyStatementError::NoName)),
-        };
-        let named =
-            |line: usize, kind: fn(String) -> KeyStatementError| err(line, kind(name.clone()));
-        if !matches!(next(&mut i), Some((_, Token::Open))) {
-            return Err(named(line, |name| KeyStatementError::NoOpen { name }));
-        }
-        let mut algorithm = None;
-        let mut secret = None;
-        loop {
-            let Some((l, token)) = next(&mut i) else {
-                return Err(named(line, |name| KeyStatementError::NoClose { name }));
-            };
-            let l = *l;
-            match token {
-                Token::Close => break,
-                Token::Word(w) if w == "algorithm" || w == "secret" => {
-                    let clause = || w.clone();
-                    let value = match next(&mut i) {
-                        Some((_, Token::Quoted(v) | Token::Word(v))) => v.clone(),
-                        _ => {
-                            return Err(err(
-                                l,
-                                KeyStatementError::NoValue {
-                                    name,
-                                    clause: clause(),
-                                },
-                            ));
-                        }
-                    };
-                    if !matches!(next(&mut i), Some((_, Token::Semicolon))) {
-                        return Err(err(
-                            l,
-                            KeyStatementError::NoSemicolon {
-                                name,
-                                clause: clause(),
-                            },
-                        ));
-                    }
-                    if w == "algorithm" {
-                        algorithm = Some(Algorithm::from_name(&value).ok_or_else(|| {
-                            err(
-                                l,
-                                KeyStatementError::UnsupportedAlgorithm {
-                                    name: name.clone(),
-                                    algorithm: value.clone(),
-                                },
-                            )
-                        })?);
-                    } else {
-                        let bytes = BASE64.decode(value.as_bytes()).map_err(|source| {
-                            err(
-                                l,
-                                KeyStatementError::SecretNotBase64 {
-                                    name: name.clone(),
-                                    source,
-                                },
-                            )
-                        })?;
-                        if bytes.is_empty() {
-                            return Err(named(l, |name| KeyStatementError::EmptySecret { name }));
-                        }
-                        secret = Some(bytes);
-                    }
-                }
-                other => {
-                    return Err(err(
-                        l,
-                        KeyStatementError::Unexpected {
-                            name,
-                            found: other.clone(),
-                        },
-                    ));
-                }
-            }
-        }
-        if matches!(tokens.get(i), Some((_, Token::Semicolon))) {
-            i += 1;
-        }
-        let key_name = parse_name(&name).map_err(|e| err(line, e.into()))?;
-        let (Some(algorithm), Some(secret)) = (algorithm, secret) else {
-            return Err(named(line, |name| KeyStatementError::Incomplete { name }));
-        };
-        keys.push(Key::new(key_name, algorithm, &secret));
+    while let Some((line, token)) = tokens.next() {
+        keys.push(key_statement(*line, token, &mut tokens).map_err(err)?);
     }
     if keys.is_empty() {
-        return Err(err(0, KeyStatementError::NoKey));
+        return Err(err((0, KeyStatementError::NoKey)));
     }
     Ok(keys)
+}
+
+/// The tokens of a file, each with its line.
+type Tokens<'a> = std::iter::Peekable<std::slice::Iter<'a, (usize, Token)>>;
+
+/// One `key "name" { algorithm NAME; secret "BASE64"; };` statement, from
+/// its first token (at `line`) on.
+fn key_statement(
+    line: usize,
+    first: &Token,
+    tokens: &mut Tokens<'_>,
+) -> Result<Key, (usize, KeyStatementError)> {
+    if !matches!(first, Token::Word(w) if w == "key") {
+        let found = first.clone();
+        return Err((line, KeyStatementError::NotKey { found }));
+    }
+    let name = match tokens.next() {
+        Some((_, Token::Quoted(n) | Token::Word(n))) => n.clone(),
+        _ => return Err((line, KeyStatementError::NoName)),
+    };
+    if !matches!(tokens.next(), Some((_, Token::Open))) {
+        return Err((line, KeyStatementError::NoOpen { name }));
+    }
+    let mut algorithm = None;
+    let mut secret = None;
+    loop {
+        let Some((l, token)) = tokens.next() else {
+            return Err((line, KeyStatementError::NoClose { name }));
+        };
+        let l = *l;
+        let clause = match token {
+            Token::Close => break,
+            Token::Word(w) if w == "algorithm" || w == "secret" => w,
+            other => {
+                let found = other.clone();
+                return Err((l, KeyStatementError::Unexpected { name, found }));
+            }
+        };
+        let value = clause_value(&name, clause, tokens).map_err(|kind| (l, kind))?;
+        if clause == "algorithm" {
+            let named = Algorithm::from_name(&value);
+            algorithm = Some(named.ok_or_else(|| {
+                let (name, algorithm) = (name.clone(), value.clone());
+                (
+                    l,
+                    KeyStatementError::UnsupportedAlgorithm { name, algorithm },
+                )
+            })?);
+        } else {
+            let bytes = BASE64.decode(value.as_bytes()).map_err(|source| {
+                let name = name.clone();
+                (l, KeyStatementError::SecretNotBase64 { name, source })
+            })?;
+            if bytes.is_empty() {
+                return Err((l, KeyStatementError::EmptySecret { name }));
+            }
+            secret = Some(bytes);
+        }
+    }
+    tokens.next_if(|(_, t)| *t == Token::Semicolon);
+    let key_name = parse_name(&name).map_err(|e| (line, e.into()))?;
+    let (Some(algorithm), Some(secret)) = (algorithm, secret) else {
+        return Err((line, KeyStatementError::Incomplete { name }));
+    };
+    Ok(Key::new(key_name, algorithm, &secret))
+}
+
+/// The value of an `algorithm` or `secret` clause, and the `;` after it.
+fn clause_value(
+    name: &str,
+    clause: &str,
+    tokens: &mut Tokens<'_>,
+) -> Result<String, KeyStatementError> {
+    let (name, clause) = (name.to_string(), clause.to_string());
+    let value = match tokens.next() {
+        Some((_, Token::Quoted(v) | Token::Word(v))) => v.clone(),
+        _ => return Err(KeyStatementError::NoValue { name, clause }),
+    };
+    if !matches!(tokens.next(), Some((_, Token::Semicolon))) {
+        return Err(KeyStatementError::NoSemicolon { name, clause });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> (usize, String) {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let file = tmp.path().join("k.key");
+        std::fs::write(&file, text).expect("write");
+        let e = parse_key_file(&file).expect_err("refused");
+        (e.line, e.kind.to_string())
+    }
+
+    #[test]
+    fn every_refusal_names_its_line_and_key() {
+        for (text, line, message) in [
+            ("", 0, "no key statement"),
+            ("options { };", 1, "expected `key`, found Word(\"options\")"),
+            ("key", 1, "key without a name"),
+            ("key x;", 1, "key \"x\": expected `{`"),
+            ("key x {\n", 1, "key \"x\": missing `}`"),
+            ("key x {\n secret }", 2, "key \"x\": secret without a value"),
+            (
+                "key x {\n secret \"c2VjcmV0\" }",
+                2,
+                "key \"x\": expected `;` after secret",
+            ),
+            ("key x {\n secret \"\"; };", 2, "key \"x\": empty secret"),
+            ("key x { foo; };", 1, "key \"x\": unexpected Word(\"foo\")"),
+            (
+                "key x { secret \"c2VjcmV0\"; };",
+                1,
+                "key \"x\": needs both `algorithm` and `secret`",
+            ),
+            ("/* open", 1, "unterminated /* comment"),
+            ("key \"x\n", 1, "newline in a string"),
+        ] {
+            assert_eq!(error_of(text), (line, message.to_string()), "{text:?}");
+        }
+    }
 }
