@@ -7,7 +7,7 @@ use std::{net::SocketAddr, time::Duration};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{duration::ConfigDuration, load::Checker, sidecar::EXAMPLE_ADDRESS};
+use super::{duration::ConfigDuration, load::Checker};
 
 /// `[resolver]`: the validating resolver used for DSYNC discovery and NS
 /// addresses (never for the consistency gate, which asks servers directly).
@@ -142,7 +142,7 @@ impl Checker<'_> {
             .flatten()
             .enumerate()
             .filter_map(|(i, s)| {
-                self.address(s, &format!("resolver.servers[{i}]"), EXAMPLE_ADDRESS)
+                self.address(s, &format!("resolver.servers[{i}]"), "\"127.0.0.1:53\"")
             })
             .collect();
         ResolverConfig {

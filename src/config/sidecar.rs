@@ -61,8 +61,8 @@ pub(super) struct RawPublish {
     cds_by_update: Option<bool>,
 }
 
-/// The example address of most error messages.
-pub(super) const EXAMPLE_ADDRESS: &str = "\"127.0.0.1:53\"";
+/// The example address of the `follow` and `publish` error messages.
+const EXAMPLE_ADDRESS: &str = "\"127.0.0.1:53\"";
 
 impl Checker<'_> {
     /// An `address:port`, else an error at its span that shows `example`.
