@@ -10,6 +10,7 @@ use hickory_proto::rr::Name;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::SerialPolicy;
 use super::{
     CdsMode, Config, ConfigError, ConfigErrors, Origin, SignalingZoneConfig, ZoneConfig,
     ZoneSetConfig,
@@ -19,7 +20,7 @@ use super::{
     serve::{RawSafety, RawServer, RawState, RawWatch, RawZoneOptions},
     sidecar::{RawFollow, RawPublish},
 };
-use crate::{dns::parse_name, zone::serial::SerialPolicy};
+use crate::dns::parse_name;
 
 /// The only config version this signalbox reads.
 pub const VERSION: i64 = 1;

@@ -30,6 +30,7 @@ mod parent;
 mod serve;
 mod settings;
 mod sidecar;
+mod zone_options;
 
 use std::{
     fmt,
@@ -43,8 +44,9 @@ use hickory_proto::rr::Name;
 pub use load::{load, parse};
 pub use parent::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig};
 pub use sidecar::{FollowConfig, PublishConfig};
+pub use zone_options::{AclEntry, JournalLimits, SerialPolicy, ZoneOptions};
 
-use crate::{dns::Dnskey, dnssec::DigestType, zone::serial::SerialPolicy};
+use crate::{dns::Dnskey, dnssec::DigestType};
 
 /// How a zone's CDS/CDNSKEY set is chosen (README: "CDS modes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
@@ -314,106 +316,6 @@ pub struct StateConfig {
     pub dir: PathBuf,
 }
 
-/// One entry of an `allow_transfer` list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AclEntry {
-    /// An address prefix: `127.0.0.0/8`, `::1/128`, `192.0.2.1`.
-    Prefix(std::net::IpAddr, u8),
-    /// Requests signed with this TSIG key: `key:NAME`.
-    Key(Name),
-}
-
-impl AclEntry {
-    /// True when a request from `peer`, signed with `key` (if any), matches.
-    pub fn matches(&self, peer: std::net::IpAddr, key: Option<&Name>) -> bool {
-        match self {
-            AclEntry::Key(name) => key == Some(name),
-            AclEntry::Prefix(net, len) => prefix_contains(*net, *len, peer),
-        }
-    }
-}
-
-fn prefix_contains(net: std::net::IpAddr, len: u8, addr: std::net::IpAddr) -> bool {
-    let (net, addr, bits): (u128, u128, u8) = match (net, addr) {
-        (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) => {
-            (u32::from(n).into(), u32::from(a).into(), 32)
-        }
-        (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => (u128::from(n), u128::from(a), 128),
-        (std::net::IpAddr::V6(n), std::net::IpAddr::V4(a)) => {
-            (u128::from(n), u128::from(a.to_ipv6_mapped()), 128)
-        }
-        _ => return false,
-    };
-    if len == 0 {
-        return true;
-    }
-    let shift = u32::from(bits - len.min(bits));
-    (net >> shift) == (addr >> shift)
-}
-
-/// SOA, TTL and signing options of a served zone (BIND-like defaults).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ZoneOptions {
-    /// TTL of SOA and NS (and DNSKEY unless `dnskey_ttl`): 1h.
-    pub ttl: u32,
-    /// DNSKEY TTL; default: the keys' `.key` TTL, else `ttl`.
-    pub dnskey_ttl: Option<u32>,
-    /// SOA MNAME; default: the first NS.
-    pub soa_mname: Option<Name>,
-    /// SOA RNAME; default: `hostmaster.<apex>`.
-    pub soa_rname: Option<Name>,
-    /// SOA refresh: 1h.
-    pub soa_refresh: u32,
-    /// SOA retry: 10m.
-    pub soa_retry: u32,
-    /// SOA expire: 14d.
-    pub soa_expire: u32,
-    /// SOA minimum (negative TTL, RFC 2308): 5m.
-    pub soa_minimum: u32,
-    /// RRSIG validity: 14d.
-    pub signature_validity: u32,
-    /// Re-sign when less than this remains: 5d.
-    pub signature_refresh: u32,
-    /// Expirations are spread over this much (less validity): 12h.
-    pub signature_jitter: u32,
-    /// Inception is backdated by this: 1h.
-    pub signature_inception_offset: u32,
-    /// How serials move.
-    pub serial_policy: SerialPolicy,
-    /// Secondaries to NOTIFY on every new serial.
-    pub secondaries: Vec<SocketAddr>,
-    /// Who may transfer the zone (default: nobody).
-    pub allow_transfer: Vec<AclEntry>,
-    /// TSIG key to sign NOTIFYs with.
-    pub notify_key: Option<Name>,
-    /// IXFR journal bounds.
-    pub journal: crate::zone::journal::Limits,
-}
-
-impl Default for ZoneOptions {
-    fn default() -> Self {
-        ZoneOptions {
-            ttl: 3600,
-            dnskey_ttl: None,
-            soa_mname: None,
-            soa_rname: None,
-            soa_refresh: 3600,
-            soa_retry: 600,
-            soa_expire: 14 * 86_400,
-            soa_minimum: 300,
-            signature_validity: 14 * 86_400,
-            signature_refresh: 5 * 86_400,
-            signature_jitter: 12 * 3600,
-            signature_inception_offset: 3600,
-            serial_policy: SerialPolicy::Increment,
-            secondaries: Vec::new(),
-            allow_transfer: Vec::new(),
-            notify_key: None,
-            journal: crate::zone::journal::Limits::default(),
-        }
-    }
-}
-
 /// A `[[signaling_zone]]` table: a zone `_signal.<ns-host>` (RFC 9615 §2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignalingZoneConfig {
@@ -564,23 +466,3 @@ pub fn normalize_path(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod acl_tests {
-    use super::*;
-
-    #[test]
-    fn prefixes() {
-        let net = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
-        assert!(prefix_contains(net("127.0.0.0"), 8, net("127.1.2.3")));
-        assert!(!prefix_contains(net("127.0.0.0"), 8, net("128.0.0.1")));
-        assert!(prefix_contains(net("::1"), 128, net("::1")));
-        assert!(!prefix_contains(net("::1"), 128, net("::2")));
-        assert!(prefix_contains(net("0.0.0.0"), 0, net("192.0.2.1")));
-        assert!(prefix_contains(
-            net("::ffff:127.0.0.0"),
-            104,
-            net("127.0.0.9")
-        ));
-    }
-}

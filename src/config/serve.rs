@@ -11,11 +11,11 @@ use hickory_proto::rr::Name;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::SerialPolicy;
 use super::{
     AclEntry, SafetyConfig, ServerConfig, StateConfig, WatchConfig, WatchMode, ZoneOptions,
     duration::ConfigDuration, load::Checker,
 };
-use crate::zone::serial::SerialPolicy;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -287,7 +287,7 @@ impl Checker<'_> {
                 }
             })
             .collect();
-        let mut journal = crate::zone::journal::Limits::default();
+        let mut journal = super::JournalLimits::default();
         if let Some(v) = &raw.journal_versions {
             match usize::try_from(*v.get_ref()) {
                 Ok(n) if n >= 1 => journal.versions = n,

@@ -23,7 +23,7 @@ use crate::{
     model,
     parent::{self, SignalingTarget},
     policy::{self, FollowedApex, ParentView, ZoneInput},
-    server::answer::ServedZone,
+    server::ServedZone,
     state::ZoneState,
     zone::{Change, ZoneSigner, content, journal::Diff, serial, store::name_of},
 };

@@ -4,7 +4,12 @@
 //! Signing comes with the signalling-zone server; this module only holds what
 //! the policy needs to turn keys into CDS/CDNSKEY records.
 
+mod material;
+#[cfg(test)]
+pub(crate) mod rfc8080;
 pub mod signer;
+
+pub use material::PrivateMaterial;
 
 use hickory_proto::rr::Name;
 

@@ -15,11 +15,8 @@ use ring::{
     signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair},
 };
 
-use super::Algorithm;
-use crate::{
-    dns::{Dnskey, Rrsig, name::canonical_wire},
-    keys::{Key, PrivatePart, bind::PrivateMaterial},
-};
+use super::{Algorithm, PrivateMaterial, key_tag};
+use crate::dns::{Dnskey, Rrsig, name::canonical_wire};
 
 /// Why a key cannot sign.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,12 +45,29 @@ pub enum SignerError {
         /// The algorithm.
         algorithm: Algorithm,
     },
+    /// The DNSKEY's algorithm number is not one signalbox knows.
+    #[error("key {key}: unknown DNSKEY algorithm {number}")]
+    UnknownAlgorithm {
+        /// `zone/alg/tag`.
+        key: String,
+        /// The algorithm number.
+        number: u8,
+    },
     /// Signing failed.
     #[error("signing failed with key {key}")]
     Failed {
         /// `zone/alg/tag`.
         key: String,
     },
+}
+
+/// `zone/alg/tag`, how BIND names a key in logs.
+pub fn key_id(zone: &Name, algorithm: Algorithm, tag: u16) -> String {
+    format!(
+        "{}/{}/{tag}",
+        crate::dns::name::display(zone),
+        algorithm.mnemonic()
+    )
 }
 
 enum Pair {
@@ -89,17 +103,28 @@ impl fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// Builds a signing key from a BIND key with its `.private` file.
-    pub fn from_key(key: &Key) -> Result<Self, SignerError> {
-        let id = key.id();
+    /// Builds the signing key of `zone` for `dnskey` from its private
+    /// `material`, checking that the two halves belong together.
+    pub fn new(
+        zone: &Name,
+        dnskey: &Dnskey,
+        material: &PrivateMaterial,
+    ) -> Result<Self, SignerError> {
+        let tag = key_tag(dnskey);
+        let Some(algorithm) = Algorithm::from_number(dnskey.algorithm) else {
+            return Err(SignerError::UnknownAlgorithm {
+                key: format!(
+                    "{}/{}/{tag}",
+                    crate::dns::name::display(zone),
+                    dnskey.algorithm
+                ),
+                number: dnskey.algorithm,
+            });
+        };
+        let id = key_id(zone, algorithm, tag);
         let no_key = |why: &str| SignerError::NoPrivateKey {
             key: id.clone(),
             why: why.to_string(),
-        };
-        let material = match &key.private {
-            PrivatePart::Present(file) => &file.material,
-            PrivatePart::Absent => return Err(no_key("no .private file")),
-            PrivatePart::Unreadable => return Err(no_key(".private file unreadable")),
         };
         let field = |name: &str| -> Result<&[u8], SignerError> {
             material
@@ -118,10 +143,10 @@ impl SigningKey {
             why: e.to_string(),
         };
         let rng = SystemRandom::new();
-        let public = &key.dnskey.public_key;
-        let pair = match key.algorithm {
+        let public = &dnskey.public_key;
+        let pair = match algorithm {
             Algorithm::EcdsaP256Sha256 | Algorithm::EcdsaP384Sha384 => {
-                let alg = if key.algorithm == Algorithm::EcdsaP256Sha256 {
+                let alg = if algorithm == Algorithm::EcdsaP256Sha256 {
                     &signature::ECDSA_P256_SHA256_FIXED_SIGNING
                 } else {
                     &signature::ECDSA_P384_SHA384_FIXED_SIGNING
@@ -164,7 +189,7 @@ impl SigningKey {
                     });
                 }
                 let encoding: &'static dyn signature::RsaEncoding =
-                    if key.algorithm == Algorithm::RsaSha256 {
+                    if algorithm == Algorithm::RsaSha256 {
                         &signature::RSA_PKCS1_SHA256
                     } else {
                         &signature::RSA_PKCS1_SHA512
@@ -179,10 +204,10 @@ impl SigningKey {
             }
         };
         Ok(SigningKey {
-            zone: key.zone.clone(),
-            dnskey: key.dnskey.clone(),
-            tag: key.tag,
-            algorithm: key.algorithm,
+            zone: zone.clone(),
+            dnskey: dnskey.clone(),
+            tag,
+            algorithm,
             pair,
             rng,
         })
@@ -390,38 +415,21 @@ fn split_rsa(key: &[u8]) -> Option<(&[u8], &[u8])> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::{
         dns::{Ds, parse_name},
-        keys::{KeyFiles, Timing, bind::private},
+        dnssec::rfc8080,
     };
 
-    /// The RFC 8080 key (SPEC §5.6) as a BIND key of `zone`.
-    fn rfc8080_key(zone: &str) -> Key {
-        let dnskey = Dnskey::from_text("257 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=")
-            .expect("valid");
-        let file = private::parse(
-            "Private-key-format: v1.3\nAlgorithm: 15 (ED25519)\nPrivateKey: ODIyNjAzODQ2MjgwODAxMjI2NDUxOTAyMDQxNDIyNjI=\n",
-        )
-        .expect("valid");
-        Key {
-            zone: parse_name(zone).expect("valid"),
-            tag: crate::dnssec::key_tag(&dnskey),
-            dnskey,
-            algorithm: Algorithm::Ed25519,
-            ttl: None,
-            timing: Timing::default(),
-            state: None,
-            private: PrivatePart::Present(Arc::new(file)),
-            files: KeyFiles::default(),
-        }
+    /// The RFC 8080 key, signing for `zone`.
+    fn rfc8080_key(zone: &str) -> SigningKey {
+        let zone = parse_name(zone).expect("valid");
+        SigningKey::new(&zone, &rfc8080::dnskey(), &rfc8080::material()).expect("key")
     }
 
     #[test]
     fn rfc8080_mx_signature_is_byte_exact() {
-        let key = SigningKey::from_key(&rfc8080_key("example.com.")).expect("key");
+        let key = rfc8080_key("example.com.");
         // MX 10 mail.example.com.
         let mx = [&[0u8, 10][..], b"\x04mail\x07example\x03com\x00"].concat();
         let rrsig = key
@@ -449,7 +457,7 @@ mod tests {
 
     #[test]
     fn spec_signalling_vector_is_byte_exact() {
-        let key = SigningKey::from_key(&rfc8080_key("_signal.ns1.example.net.")).expect("key");
+        let key = rfc8080_key("_signal.ns1.example.net.");
         let owner = parse_name("_dsboot.example.co.uk._signal.ns1.example.net.").expect("valid");
         let cds = Ds::from_text(
             "35217 15 2 28525601C55CE99A840AD171CE8A295DED91CC18D2EBB902B542A5148A277C3D",
@@ -496,15 +504,12 @@ mod tests {
             "257 3 13 GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6edbkrSqQpF64cYbcB7wNcP+e+MAnLr+Wi9xMWyQLc8NAA==",
         )
         .expect("valid");
-        let mut key = rfc8080_key("example.net.");
-        key.algorithm = Algorithm::EcdsaP256Sha256;
-        key.tag = crate::dnssec::key_tag(&dnskey);
-        key.dnskey = dnskey;
-        key.private = PrivatePart::Present(Arc::new(
-            private::parse("Private-key-format: v1.2\nAlgorithm: 13 (ECDSAP256SHA256)\nPrivateKey: GU6SnQ/Ou+xC5RumuIUIuJZteXT2z0O/ok1s38Et6mQ=\n")
-                .expect("valid"),
-        ));
-        let signing = SigningKey::from_key(&key).expect("key");
+        let scalar = data_encoding::BASE64
+            .decode(b"GU6SnQ/Ou+xC5RumuIUIuJZteXT2z0O/ok1s38Et6mQ=")
+            .expect("base64");
+        let material = PrivateMaterial::Fields(vec![("PrivateKey".to_string(), scalar)]);
+        let zone = parse_name("example.net.").expect("valid");
+        let signing = SigningKey::new(&zone, &dnskey, &material).expect("key");
         let owner = parse_name("www.example.net.").expect("valid");
         let a = vec![192, 0, 2, 1];
         let rrsig = signing
@@ -518,28 +523,39 @@ mod tests {
             )
             .expect("signed");
         assert_eq!(rrsig.signature.len(), 64);
-        assert!(verify(
-            &rrsig,
-            &owner,
-            std::slice::from_ref(&a),
-            &key.dnskey
-        ));
-        assert!(!verify(&rrsig, &owner, &[vec![192, 0, 2, 2]], &key.dnskey));
+        assert!(verify(&rrsig, &owner, std::slice::from_ref(&a), &dnskey));
+        assert!(!verify(&rrsig, &owner, &[vec![192, 0, 2, 2]], &dnskey));
         // The RFC 6605 example signature verifies with our verifier too.
         let mut rfc = rrsig.clone();
         rfc.signature = data_encoding::BASE64
             .decode(b"qx6wLYqmh+l9oCKTN6qIc+bw6ya+KJ8oMz0YP107epXAyGmt+3SNruPFKG7tZoLBLlUzGGus7ZwmwWep666VCw==")
             .expect("base64");
-        assert!(verify(&rfc, &owner, &[a], &key.dnskey));
+        assert!(verify(&rfc, &owner, &[a], &dnskey));
     }
 
     #[test]
-    fn missing_private_key_is_an_error() {
-        let mut key = rfc8080_key("example.com.");
-        key.private = PrivatePart::Absent;
+    fn keys_without_private_material_cannot_sign() {
+        let zone = parse_name("example.com.").expect("valid");
+        for material in [
+            PrivateMaterial::Hsm,
+            PrivateMaterial::External,
+            PrivateMaterial::Fields(Vec::new()),
+        ] {
+            assert!(matches!(
+                SigningKey::new(&zone, &rfc8080::dnskey(), &material),
+                Err(SignerError::NoPrivateKey { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_private_key_of_another_dnskey_is_rejected() {
+        let zone = parse_name("example.com.").expect("valid");
+        let other = Dnskey::from_text("257 3 15 xKXn8Xu+cmU6BmfE9ac+u8fVZhN5MvXBhdaWxJcHcKk=")
+            .expect("valid");
         assert!(matches!(
-            SigningKey::from_key(&key),
-            Err(SignerError::NoPrivateKey { .. })
+            SigningKey::new(&zone, &other, &rfc8080::material()),
+            Err(SignerError::Rejected { .. })
         ));
     }
 }

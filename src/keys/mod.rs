@@ -17,7 +17,13 @@ use std::{
 use hickory_proto::rr::Name;
 use jiff::Timestamp;
 
-use crate::{dns::Dnskey, dnssec::Algorithm};
+use crate::{
+    dns::Dnskey,
+    dnssec::{
+        Algorithm,
+        signer::{SignerError, SigningKey},
+    },
+};
 
 /// One timing event of a key's life, with the tag each BIND file uses for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -377,11 +383,64 @@ impl Key {
 
     /// `zone/alg/tag`, how BIND names a key in logs.
     pub fn id(&self) -> String {
-        format!(
-            "{}/{}/{}",
-            crate::dns::name::display(&self.zone),
-            self.algorithm.mnemonic(),
-            self.tag
-        )
+        crate::dnssec::signer::key_id(&self.zone, self.algorithm, self.tag)
+    }
+
+    /// The key able to sign, from its `.private` file.
+    pub fn signing_key(&self) -> Result<SigningKey, SignerError> {
+        let no_key = |why: &str| SignerError::NoPrivateKey {
+            key: self.id(),
+            why: why.to_string(),
+        };
+        match &self.private {
+            PrivatePart::Present(file) => SigningKey::new(&self.zone, &self.dnskey, &file.material),
+            PrivatePart::Absent => Err(no_key("no .private file")),
+            PrivatePart::Unreadable => Err(no_key(".private file unreadable")),
+        }
+    }
+}
+
+/// The RFC 8080 test key (`dnssec::rfc8080`) as a BIND CSK of `zone` with a
+/// v1.3 `.private` file, for the tests of the modules that sign zones.
+#[cfg(test)]
+pub(crate) fn rfc8080_csk(zone: &str) -> Arc<Key> {
+    let dnskey = crate::dnssec::rfc8080::dnskey();
+    let private = bind::PrivateKeyFile {
+        format: (1, 3),
+        algorithm: dnskey.algorithm,
+        material: crate::dnssec::rfc8080::material(),
+        timing: Timing::default(),
+    };
+    Arc::new(Key {
+        zone: crate::dns::parse_name(zone).expect("a valid zone name"),
+        tag: crate::dnssec::key_tag(&dnskey),
+        algorithm: Algorithm::Ed25519,
+        dnskey,
+        ttl: None,
+        timing: Timing::default(),
+        state: None,
+        private: PrivatePart::Present(Arc::new(private)),
+        files: KeyFiles::default(),
+    })
+}
+
+#[cfg(test)]
+mod signing_tests {
+    use super::*;
+
+    #[test]
+    fn a_key_without_a_readable_private_file_cannot_sign() {
+        let key = rfc8080_csk("example.com.");
+        assert!(key.signing_key().is_ok());
+        for private in [PrivatePart::Absent, PrivatePart::Unreadable] {
+            let key = Key {
+                private,
+                ..(*key).clone()
+            };
+            assert!(matches!(
+                key.signing_key(),
+                Err(SignerError::NoPrivateKey { .. })
+            ));
+        }
     }
 }

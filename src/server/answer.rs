@@ -11,19 +11,19 @@
 //! NXDOMAIN the NSEC covering the name and the one covering the wildcard at
 //! the closest encloser. ANY gets one RRset (RFC 8482).
 
-use std::{collections::HashMap, net::IpAddr, sync::Arc};
+use std::{net::IpAddr, sync::Arc};
 
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::RecordType;
 
 use super::{
     query::{self, Edns, ParseError, flags},
+    snapshot::{ServedZone, Snapshot},
     xfr::{self, Transfer},
 };
 use crate::{
-    config::AclEntry,
-    dns::name::{canonical_key_of_wire, display},
+    dns::name::canonical_key_of_wire,
     tsig,
-    zone::{Entry, Rrset, ZoneStore, journal::Journal, store::records},
+    zone::{Entry, Rrset, ZoneStore, blob::records},
 };
 
 /// Response codes used here.
@@ -41,121 +41,6 @@ mod rcode {
 
 /// Largest UDP answer without EDNS (RFC 1035 §4.2.1).
 pub const UDP_PLAIN_LIMIT: usize = 512;
-
-/// One served zone: a version of its store, or why it cannot be served.
-#[derive(Debug, Clone)]
-pub struct ServedZone {
-    store: ZoneStore,
-    broken: Option<String>,
-    journal: Arc<Journal>,
-    acl: Arc<[AclEntry]>,
-}
-
-impl ServedZone {
-    /// A zone to answer from.
-    pub fn new(store: ZoneStore) -> Self {
-        ServedZone {
-            store,
-            broken: None,
-            journal: Arc::default(),
-            acl: Arc::new([]),
-        }
-    }
-
-    /// A zone that cannot be served (it could not be signed): SERVFAIL.
-    pub fn broken(apex: &Name, why: String) -> Self {
-        ServedZone {
-            broken: Some(why),
-            ..ServedZone::new(ZoneStore::new(apex.clone()))
-        }
-    }
-
-    /// The same zone, transferable with `journal` to whom `acl` allows.
-    pub fn with_transfers(mut self, journal: Arc<Journal>, acl: Arc<[AclEntry]>) -> Self {
-        self.journal = journal;
-        self.acl = acl;
-        self
-    }
-
-    /// The zone's data.
-    pub fn store(&self) -> &ZoneStore {
-        &self.store
-    }
-}
-
-impl std::fmt::Display for ServedZone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let apex = display(self.store.apex());
-        match &self.broken {
-            Some(why) => write!(f, "{apex} (not served: {why})"),
-            None => write!(
-                f,
-                "{apex} serial {} ({} names)",
-                self.store.serial(),
-                self.store.len()
-            ),
-        }
-    }
-}
-
-/// Everything `serve` answers from: every zone, swapped as a whole.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    zones: HashMap<Box<[u8]>, Arc<ServedZone>>,
-    /// Our EDNS UDP payload size.
-    pub edns_udp_size: u16,
-    /// TSIG keys.
-    pub keyring: Arc<tsig::Keyring>,
-    /// Followed zones whose primaries may NOTIFY.
-    pub inbox: Option<Arc<super::inbound::FollowInbox>>,
-}
-
-impl Snapshot {
-    /// A snapshot of `zones`.
-    pub fn new(zones: Vec<Arc<ServedZone>>, edns_udp_size: u16) -> Self {
-        Snapshot {
-            zones: zones
-                .into_iter()
-                .map(|z| (z.store.apex_wire().into(), z))
-                .collect(),
-            edns_udp_size,
-            keyring: Arc::default(),
-            inbox: None,
-        }
-    }
-
-    /// The same, accepting NOTIFY for followed zones.
-    pub fn with_inbox(mut self, inbox: Option<Arc<super::inbound::FollowInbox>>) -> Self {
-        self.inbox = inbox;
-        self
-    }
-
-    /// The same, with TSIG keys.
-    pub fn with_keyring(mut self, keyring: Arc<tsig::Keyring>) -> Self {
-        self.keyring = keyring;
-        self
-    }
-
-    /// The zones, for status and logs.
-    pub fn zones(&self) -> impl Iterator<Item = &Arc<ServedZone>> {
-        self.zones.values()
-    }
-
-    /// The zone holding `lower` (a lower-case wire name): longest apex match.
-    fn zone_arc_for(&self, lower: &[u8]) -> Option<&Arc<ServedZone>> {
-        let mut at = 0;
-        loop {
-            if let Some(zone) = self.zones.get(&lower[at..]) {
-                return Some(zone);
-            }
-            let len = usize::from(*lower.get(at)?);
-            if len == 0 {
-                return None;
-            }
-            at += 1 + len;
-        }
-    }
-}
 
 /// How the answer travels: UDP answers are truncated to the client's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@ pub mod answer;
 pub mod inbound;
 pub mod notify;
 pub mod query;
+mod snapshot;
 mod tcp;
 mod udp;
 pub mod xfr;
@@ -15,7 +16,8 @@ use std::{net::SocketAddr, sync::Arc};
 
 use arc_swap::ArcSwap;
 
-pub use answer::{Answer, ServedZone, Snapshot, Transport, respond};
+pub use answer::{Answer, Transport, respond};
+pub use snapshot::{ServedZone, Snapshot};
 
 use crate::config::ServerConfig;
 

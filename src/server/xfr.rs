@@ -12,13 +12,13 @@ use std::{collections::HashMap, sync::Arc};
 
 use hickory_proto::rr::RecordType;
 
-use super::{answer::ServedZone, query::Query};
+use super::{query::Query, snapshot::ServedZone};
 use crate::{
     tsig,
     zone::{
         Rrset,
+        blob::{Bytes, records},
         journal::Diff,
-        store::{Bytes, records},
     },
 };
 

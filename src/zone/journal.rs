@@ -7,11 +7,14 @@ use std::{
     collections::VecDeque,
     path::Path,
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
-use super::store::{Bytes, Node, ZoneStore, records};
-use crate::state::StateError;
+use super::{
+    blob::{Bytes, records},
+    store::{Node, ZoneStore},
+};
+use crate::{config::JournalLimits, state::StateError};
 
 /// One resource record in wire form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -126,27 +129,6 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Journal bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Most versions kept.
-    pub versions: usize,
-    /// Most octets kept.
-    pub bytes: usize,
-    /// Oldest entry kept.
-    pub age: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            versions: 1000,
-            bytes: 64 << 20,
-            age: Duration::from_secs(7 * 86_400),
-        }
-    }
-}
-
 /// The journal of one zone: diffs in serial order, each `to` the next `from`.
 #[derive(Debug, Clone, Default)]
 pub struct Journal {
@@ -157,7 +139,7 @@ pub struct Journal {
 impl Journal {
     /// Appends a diff; a diff that does not follow the last one starts the
     /// journal afresh. Then drops the oldest entries beyond `limits`.
-    pub fn push(&mut self, diff: Diff, limits: &Limits) {
+    pub fn push(&mut self, diff: Diff, limits: &JournalLimits) {
         if self.diffs.back().is_some_and(|last| last.to != diff.from) {
             self.diffs.clear();
             self.bytes = 0;

@@ -1,5 +1,6 @@
 //! Served zones: the signalling zones as published, signed, with serials.
 
+pub mod blob;
 pub mod content;
 pub mod journal;
 pub mod persist;

@@ -11,7 +11,10 @@
 
 use std::path::Path;
 
-use super::store::{Node, Rrset, ZoneStore, name_of, records};
+use super::{
+    blob::records,
+    store::{Node, Rrset, ZoneStore, name_of},
+};
 use crate::{dns::Rrsig, state::StateError};
 
 const MAGIC: &[u8] = b"SBZONE1\n";

@@ -2,18 +2,7 @@
 
 use jiff::Timestamp;
 
-/// How a new serial is chosen (like BIND's `serial-update-method`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SerialPolicy {
-    /// The old serial plus one.
-    #[default]
-    Increment,
-    /// Seconds since the epoch, or old + 1 when that is not larger.
-    Unixtime,
-    /// `YYYYMMDDnn`, or old + 1 when that is not larger.
-    Dateserial,
-}
+use crate::config::SerialPolicy;
 
 /// True when `a` is greater than `b` in RFC 1982 serial arithmetic.
 pub fn is_newer(a: u32, b: u32) -> bool {

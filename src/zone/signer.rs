@@ -11,7 +11,7 @@ use std::{
 use hickory_proto::rr::RecordType;
 use jiff::Timestamp;
 
-use super::store::Bytes;
+use super::blob::{self, Bytes};
 use crate::{
     config::ZoneOptions,
     dns::Rrsig,
@@ -69,7 +69,7 @@ impl ZoneSigner {
             {
                 continue;
             }
-            match SigningKey::from_key(key) {
+            match key.signing_key() {
                 Ok(signing) => {
                     let signing = Arc::new(signing);
                     let role = key.role();
@@ -144,7 +144,7 @@ impl Signatures {
     pub fn encode(sigs: &[Rrsig], ttl: u32) -> Self {
         let mut blob = Vec::new();
         for sig in sigs {
-            super::store::push_record(&mut blob, u16::from(RecordType::RRSIG), ttl, &sig.to_wire());
+            blob::push_record(&mut blob, u16::from(RecordType::RRSIG), ttl, &sig.to_wire());
         }
         Signatures {
             blob: blob.into(),
@@ -217,9 +217,7 @@ pub fn sign_jobs(
             jitter_hash(&job.wire, job.rtype) % options.signature_jitter
         };
         let expiration = now.wrapping_add(options.signature_validity - jitter);
-        let rdatas: Vec<&[u8]> = super::store::records(&job.records)
-            .map(|r| &r[10..])
-            .collect();
+        let rdatas: Vec<&[u8]> = blob::records(&job.records).map(|r| &r[10..]).collect();
         let keys = if job.by_ksk {
             &signer.ksks
         } else {

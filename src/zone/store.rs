@@ -19,6 +19,7 @@ use std::{collections::BTreeSet, ops::Bound, sync::Arc};
 use hickory_proto::rr::{Name, RecordType};
 use jiff::Timestamp;
 
+use super::blob::{Bytes, push_record, records};
 use super::{
     content::{RrsetData, ZoneContent},
     signer::{SignError, SignJob, Signatures, ZoneSigner, sign_jobs},
@@ -30,9 +31,6 @@ use crate::{
         name::{canonical_key, canonical_wire, display},
     },
 };
-
-/// A shared byte string: a wire name or a canonical key.
-pub type Bytes = Arc<[u8]>;
 
 /// One RRset with its signatures, in wire form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,27 +94,6 @@ impl Rrset {
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
-}
-
-/// Appends one record (`type class ttl rdlength rdata`, no owner).
-pub(crate) fn push_record(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
-    out.extend_from_slice(&rtype.to_be_bytes());
-    out.extend_from_slice(&1u16.to_be_bytes());
-    out.extend_from_slice(&ttl.to_be_bytes());
-    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-    out.extend_from_slice(rdata);
-}
-
-/// The records of a blob, each `type class ttl rdlength rdata`.
-pub fn records(blob: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let head = blob.get(at..at + 10)?;
-        let end = at + 10 + usize::from(u16::from_be_bytes([head[8], head[9]]));
-        let record = blob.get(at..end)?;
-        at = end;
-        Some(record)
-    })
 }
 
 /// A name with data: its RRsets, NSEC included, by type code.

@@ -17,7 +17,7 @@ use std::fmt;
 
 pub use filename::{FileKind, KeyFileName};
 pub use keyfile::{PublicKeyFile, PublicKeyFileError};
-pub use private::{PrivateKeyFile, PrivateKeyFileError, PrivateMaterial};
+pub use private::{PrivateKeyFile, PrivateKeyFileError};
 pub use state::{StateFile, StateFileError};
 pub use timestamp::TimestampError;
 

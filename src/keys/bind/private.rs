@@ -20,6 +20,7 @@ use super::{
 };
 use crate::{
     dnssec::Algorithm,
+    dnssec::PrivateMaterial,
     keys::{Timing, TimingEvent},
 };
 
@@ -165,43 +166,6 @@ const RSA_FIELDS: [&str; 8] = [
     "Exponent2",
     "Coefficient",
 ];
-
-/// The private key material; `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub enum PrivateMaterial {
-    /// Named base64 fields (`PrivateKey`, or the RSA fields), decoded.
-    Fields(Vec<(String, Vec<u8>)>),
-    /// The key lives in an HSM (`Engine:`/`Label:`): signalbox cannot sign with it.
-    Hsm,
-    /// `External:`: no private material at all.
-    External,
-}
-
-impl PrivateMaterial {
-    /// The decoded field `name`, if present.
-    pub fn field(&self, name: &str) -> Option<&[u8]> {
-        match self {
-            PrivateMaterial::Fields(fields) => fields
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_slice()),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Debug for PrivateMaterial {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PrivateMaterial::Fields(fields) => {
-                let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
-                write!(f, "Fields({names:?}, redacted)")
-            }
-            PrivateMaterial::Hsm => f.write_str("Hsm"),
-            PrivateMaterial::External => f.write_str("External"),
-        }
-    }
-}
 
 /// The content of a `.private` file.
 #[derive(Clone, PartialEq, Eq)]

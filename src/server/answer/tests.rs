@@ -10,9 +10,7 @@ use hickory_proto::{
 use super::*;
 use crate::{
     config::ZoneOptions,
-    dns::{Dnskey, Ds, parse_name},
-    dnssec::{self, Algorithm},
-    keys::{Key, KeyFiles, PrivatePart, Timing, bind::private},
+    dns::{Ds, parse_name},
     zone::{RrsetData, ZoneContent, ZoneSigner},
 };
 
@@ -21,23 +19,8 @@ fn apex() -> Name {
 }
 
 fn zone(children: &[&str]) -> ZoneStore {
-    let dnskey =
-        Dnskey::from_text("257 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=").expect("valid");
-    let file = private::parse(
-        "Private-key-format: v1.3\nAlgorithm: 15 (ED25519)\nPrivateKey: ODIyNjAzODQ2MjgwODAxMjI2NDUxOTAyMDQxNDIyNjI=\n",
-    )
-    .expect("valid");
-    let key = Arc::new(Key {
-        zone: apex(),
-        tag: dnssec::key_tag(&dnskey),
-        dnskey: dnskey.clone(),
-        algorithm: Algorithm::Ed25519,
-        ttl: None,
-        timing: Timing::default(),
-        state: None,
-        private: PrivatePart::Present(Arc::new(file)),
-        files: KeyFiles::default(),
-    });
+    let key = crate::keys::rfc8080_csk("_signal.ns1.example.net.");
+    let dnskey = key.dnskey.clone();
     let mut content = ZoneContent::new(apex());
     let soa = crate::dns::Soa {
         mname: parse_name("ns1.example.net.").expect("valid"),

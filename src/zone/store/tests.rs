@@ -6,29 +6,13 @@ use std::sync::Arc;
 use super::*;
 use crate::zone::signer::{SignError, ZoneSigner};
 use crate::{
-    dns::{Dnskey, Ds, parse_name},
-    dnssec::{self, Algorithm, signer},
-    keys::{Key, KeyFiles, PrivatePart, Timing, bind::private},
+    dns::{Ds, parse_name},
+    dnssec::signer,
+    keys::Key,
 };
 
 fn csk(zone: &str) -> Arc<Key> {
-    let dnskey =
-        Dnskey::from_text("257 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=").expect("valid");
-    let file = private::parse(
-        "Private-key-format: v1.3\nAlgorithm: 15 (ED25519)\nPrivateKey: ODIyNjAzODQ2MjgwODAxMjI2NDUxOTAyMDQxNDIyNjI=\n",
-    )
-    .expect("valid");
-    Arc::new(Key {
-        zone: parse_name(zone).expect("valid"),
-        tag: dnssec::key_tag(&dnskey),
-        dnskey,
-        algorithm: Algorithm::Ed25519,
-        ttl: None,
-        timing: Timing::default(),
-        state: None,
-        private: PrivatePart::Present(Arc::new(file)),
-        files: KeyFiles::default(),
-    })
+    crate::keys::rfc8080_csk(zone)
 }
 
 fn now() -> Timestamp {
@@ -109,7 +93,7 @@ fn chain(zone: &ZoneStore) -> Vec<(String, String)> {
         .map(|n| {
             let nsec = n.rrset(RecordType::NSEC).expect("nsec");
             let next = nsec.rdatas()[0];
-            let len = crate::server::query::name_length(next, 0).expect("a name");
+            let (_, len) = crate::dns::name::from_wire(next).expect("a name");
             (
                 display(&name_of(&n.wire).expect("name")),
                 display(&name_of(&next[..len]).expect("name")),
