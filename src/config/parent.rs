@@ -7,7 +7,7 @@ use std::{net::SocketAddr, time::Duration};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{duration::ConfigDuration, load::Checker};
+use super::{checker::Checker, duration::ConfigDuration};
 
 /// `[resolver]`: the validating resolver used for DSYNC discovery and NS
 /// addresses (never for the consistency gate, which asks servers directly).

@@ -14,7 +14,7 @@ use toml::Spanned;
 use super::SerialPolicy;
 use super::{
     AclEntry, SafetyConfig, ServerConfig, StateConfig, WatchConfig, WatchMode, ZoneOptions,
-    duration::ConfigDuration, load::Checker,
+    checker::Checker, duration::ConfigDuration,
 };
 
 #[derive(Deserialize, Default)]

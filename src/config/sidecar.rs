@@ -17,7 +17,7 @@ use hickory_proto::rr::{Name, RecordType};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{duration::ConfigDuration, load::Checker};
+use super::{checker::Checker, duration::ConfigDuration};
 
 /// `follow`: read a zone's apex from the signer that serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,29 +65,6 @@ pub(super) struct RawPublish {
 const EXAMPLE_ADDRESS: &str = "\"127.0.0.1:53\"";
 
 impl Checker<'_> {
-    /// An `address:port`, else an error at its span that shows `example`.
-    pub(super) fn address(
-        &mut self,
-        value: &Spanned<String>,
-        key: &str,
-        example: &str,
-    ) -> Option<SocketAddr> {
-        match value.get_ref().parse::<SocketAddr>() {
-            Ok(addr) => Some(addr),
-            Err(_) => {
-                self.error(
-                    value.span(),
-                    key.to_string(),
-                    format!(
-                        "{:?} is not an address:port (e.g. {example})",
-                        value.get_ref()
-                    ),
-                );
-                None
-            }
-        }
-    }
-
     pub(super) fn follow(&mut self, raw: &RawFollow, key: &str) -> Option<FollowConfig> {
         let primary = self.address(&raw.primary, &format!("{key}.primary"), EXAMPLE_ADDRESS);
         let tsig = raw
