@@ -14,6 +14,7 @@ pub mod follow;
 pub mod keys;
 pub mod model;
 pub mod parent;
+pub mod plan;
 pub mod policy;
 pub mod publish;
 pub mod server;

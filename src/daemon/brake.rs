@@ -12,6 +12,17 @@ use hickory_proto::rr::Name;
 
 use crate::config::SafetyConfig;
 
+/// What the brake holds back between rounds.
+#[derive(Debug, Default)]
+pub(super) struct BrakeState {
+    /// Children to recompute next round (their changes were held).
+    pub(super) pending: BTreeSet<Name>,
+    /// The verdict that holds, while one does.
+    pub(super) held: Option<Verdict>,
+    /// `signalbox confirm` lets the next round through.
+    pub(super) confirmed: bool,
+}
+
 /// What the brake decided for one round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

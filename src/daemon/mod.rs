@@ -11,24 +11,25 @@
 //! polling where inotify does not work, and a short re-read while BIND is
 //! half-way through rewriting a key's files.
 
+mod agent_link;
 mod brake;
 pub mod control;
 mod round;
+mod save;
+mod schedule;
 mod serve;
 mod sidecar;
+mod sign;
 mod watch;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
-    sync::{Arc, mpsc},
-    time::Duration,
+    sync::Arc,
 };
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
-use jiff::Timestamp;
-use rustc_hash::FxHashMap;
 use tokio::sync::mpsc as tmpsc;
 
 pub use round::{RoundInput, RoundReport};
@@ -38,16 +39,15 @@ use crate::{
     config::{Config, SignalingZoneConfig},
     dns::name::display,
     model::KeyStore,
-    parent::{
-        SignalingTarget,
-        agent::{self, AgentConfig, AgentPaths},
-    },
-    policy::{FollowedApex, ParentView},
+    policy::FollowedApex,
     server::{self, SharedSnapshot, Snapshot},
     state::{StateDir, StateError},
-    tsig::Keyring,
+    tsig::{KeyFileError, Keyring},
     zone::{ZoneStore, journal::Journal, persist},
 };
+use agent_link::AgentLink;
+use save::ZoneSaver;
+use schedule::KeySchedule;
 
 /// Why the daemon stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,9 +61,42 @@ pub enum DaemonError {
     /// Sockets could not be opened.
     #[error("{0}")]
     Server(#[from] server::ServerError),
-    /// Anything else that stops the daemon.
+    /// The config names nothing to serve, follow or publish.
+    #[error("{}: nothing to do: no [[signaling_zone]], and no [[zone]] with follow or publish", .0.display())]
+    NothingToDo(PathBuf),
+    /// A TSIG key file could not be read.
     #[error("{0}")]
-    Other(String),
+    Keyring(#[from] KeyFileError),
+    /// Another daemon holds the control socket.
+    #[error("{0}")]
+    ControlSocket(std::io::Error),
+    /// A signal handler could not be installed.
+    #[error("cannot install a {signal} handler: {source}")]
+    Signal {
+        /// SIGHUP or SIGTERM.
+        signal: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A round panicked or was cancelled.
+    #[error("round failed: {0}")]
+    Round(#[from] tokio::task::JoinError),
+}
+
+/// Why a reload was refused (the old config stays).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new config is invalid.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigErrors),
+    /// The new config names nothing to do.
+    #[error(
+        "the new config has nothing to do (no [[signaling_zone]], no follow or publish): not applied"
+    )]
+    NothingToDo,
+    /// A TSIG key file of the new config could not be read.
+    #[error("{0}")]
+    Keyring(#[from] KeyFileError),
 }
 
 /// One signalling zone as served.
@@ -77,72 +110,6 @@ struct ZoneRuntime {
     signer: Vec<(bool, u8, u16)>,
 }
 
-/// Saves zones (and their journals) in the background, the latest version
-/// of each winning, at most once per `PERSIST_INTERVAL`: a saved zone is a
-/// head start and the brake's memory, not the truth (the key files are), so
-/// a burst of changes costs one write, not one per change.
-struct Persister {
-    tx: mpsc::Sender<SaveJob>,
-}
-
-/// A zone and its journal to save.
-struct SaveJob {
-    zone_path: PathBuf,
-    zone: ZoneStore,
-    journal_path: PathBuf,
-    journal: Arc<Journal>,
-}
-
-/// Shortest time between two saves.
-const PERSIST_INTERVAL: Duration = Duration::from_secs(2);
-
-impl Persister {
-    fn start() -> Self {
-        let (tx, rx) = mpsc::channel::<SaveJob>();
-        let spawned = std::thread::Builder::new().name("persist".into()).spawn(move || {
-            while let Ok(first) = rx.recv() {
-                let mut latest: HashMap<PathBuf, SaveJob> = HashMap::new();
-                latest.insert(first.zone_path.clone(), first);
-                let started = std::time::Instant::now();
-                loop {
-                    while let Ok(job) = rx.try_recv() {
-                        latest.insert(job.zone_path.clone(), job);
-                    }
-                    let left = PERSIST_INTERVAL.saturating_sub(started.elapsed());
-                    if left.is_zero() {
-                        break;
-                    }
-                    match rx.recv_timeout(left) {
-                        Ok(job) => {
-                            latest.insert(job.zone_path.clone(), job);
-                        }
-                        Err(mpsc::RecvTimeoutError::Timeout) => break,
-                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                    }
-                }
-                for job in latest.into_values() {
-                    // The journal first: on a crash between the two writes it
-                    // leads past the zone, which loading handles.
-                    let saved = crate::state::write_atomically(&job.journal_path, &job.journal.encode())
-                        .and_then(|()| persist::save(&job.zone_path, &job.zone));
-                    match saved {
-                        Ok(()) => tracing::debug!(path = %job.zone_path.display(), serial = job.zone.serial(), "zone saved"),
-                        Err(e) => tracing::error!("{e}"),
-                    }
-                }
-            }
-        });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the zone-saving thread; zones are not saved");
-        }
-        Persister { tx }
-    }
-
-    fn save(&self, job: SaveJob) {
-        let _ = self.tx.send(job);
-    }
-}
-
 /// The daemon's state between rounds.
 pub struct Daemon {
     config_path: PathBuf,
@@ -151,34 +118,20 @@ pub struct Daemon {
     state: StateDir,
     zones: BTreeMap<Name, ZoneRuntime>,
     snapshot: SharedSnapshot,
-    /// Unix second -> zones with a key timing event then.
-    schedule: BTreeMap<i64, BTreeSet<Name>>,
-    scheduled: FxHashMap<Name, i64>,
-    /// Zones to recompute next round (held back by the brake).
-    pending: BTreeSet<Name>,
-    held: Option<brake::Verdict>,
-    confirmed: bool,
+    /// Each zone's next key timing event.
+    schedule: KeySchedule,
+    /// What the safety brake holds back.
+    brake: brake::BrakeState,
+    /// True until the first round has run.
     first_round: bool,
-    persist: Persister,
+    /// Saves zones in the background.
+    saver: ZoneSaver,
+    /// TSIG keys.
     keyring: Arc<Keyring>,
-    /// The parent agent runs (`[resolver]` servers set, `[notify]` enabled).
-    agent_active: bool,
-    /// What the parent was last seen to publish, per child.
-    parent_views: HashMap<Name, ParentView>,
-    /// Fingerprints last reported to the agent, per child.
-    reported: FxHashMap<Name, (u64, u64)>,
-    /// Children to report even if unchanged (their parent view changed).
-    force_report: std::collections::HashSet<Name>,
-    /// The signer's apex per followed child (sidecar mode).
-    followed: HashMap<Name, FollowedApex>,
-    /// Where NOTIFYs from followed zones' primaries go.
-    inbox: Option<Arc<crate::server::inbound::FollowInbox>>,
-    /// UPDATE publishers per zone (`publish`).
-    publishers: HashMap<Name, tmpsc::UnboundedSender<crate::publish::Wanted>>,
-    /// What was last asked of each hosted signalling zone.
-    published_state: sidecar::PublishedState,
-    /// Publisher counters (written, failed, dropped).
-    publish_counters: Arc<crate::publish::Counters>,
+    /// What the parent agent knows and was told.
+    agent: AgentLink,
+    /// Followed signers and UPDATE publishers.
+    sidecar: sidecar::Sidecar,
 }
 
 impl Daemon {
@@ -186,22 +139,12 @@ impl Daemon {
     /// warm start serves them at once); nothing is computed yet.
     pub fn new(config_path: &Path) -> Result<Self, DaemonError> {
         let config = crate::config::load(config_path)?;
-        if config.signaling_zones.is_empty()
-            && !config
-                .zones
-                .iter()
-                .any(|z| z.follow.is_some() || z.publish.is_some())
-        {
-            return Err(DaemonError::Other(format!(
-                "{}: nothing to do: no [[signaling_zone]], and no [[zone]] with follow or publish",
-                config_path.display()
-            )));
+        if !has_work(&config) {
+            return Err(DaemonError::NothingToDo(config_path.to_path_buf()));
         }
         let state = StateDir::open(&config.state.dir)?;
         let keys = KeyStore::new(&config);
-        let keyring = Arc::new(
-            Keyring::load(&config.tsig_keys).map_err(|e| DaemonError::Other(e.to_string()))?,
-        );
+        let keyring = Arc::new(Keyring::load(&config.tsig_keys)?);
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::new(
             Vec::new(),
             config.server.edns_udp_size,
@@ -213,26 +156,16 @@ impl Daemon {
             state,
             zones: BTreeMap::new(),
             snapshot,
-            schedule: BTreeMap::new(),
-            scheduled: FxHashMap::default(),
-            pending: BTreeSet::new(),
-            held: None,
-            confirmed: false,
+            schedule: KeySchedule::default(),
+            brake: brake::BrakeState::default(),
             first_round: true,
-            persist: Persister::start(),
+            saver: ZoneSaver::start(),
             keyring,
-            agent_active: false,
-            parent_views: HashMap::new(),
-            reported: FxHashMap::default(),
-            force_report: std::collections::HashSet::new(),
-            followed: HashMap::new(),
-            inbox: None,
-            publishers: HashMap::new(),
-            published_state: HashMap::new(),
-            publish_counters: Arc::default(),
+            agent: AgentLink::default(),
+            sidecar: sidecar::Sidecar::default(),
         };
         daemon.sync_zones();
-        daemon.publish();
+        daemon.publish_snapshot();
         Ok(daemon)
     }
 
@@ -294,58 +227,6 @@ impl Daemon {
         }
     }
 
-    /// The signalling zones as the consistency gate checks them: their
-    /// servers and the DNSKEYs they are served with.
-    fn signaling_targets(&self) -> Vec<SignalingTarget> {
-        self.zones
-            .values()
-            .map(|zone| SignalingTarget {
-                apex: zone.config.apex.clone(),
-                ns_host: zone.config.ns_host(),
-                hosts: zone.config.nameservers.clone(),
-                dnskeys: zone
-                    .store
-                    .apex_node()
-                    .and_then(|n| n.rrset(hickory_proto::rr::RecordType::DNSKEY))
-                    .map(|set| {
-                        set.rdatas()
-                            .iter()
-                            .filter_map(|r| crate::dns::Dnskey::from_wire(r).ok())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            })
-            .collect()
-    }
-
-    /// Where the parent agent keeps its files.
-    fn agent_paths(&self) -> AgentPaths {
-        AgentPaths::in_state_dir(self.state.path())
-    }
-
-    /// Starts the parent agent when the config asks for it; seeds the
-    /// parent views from the last run.
-    fn start_agent(&mut self) -> Option<agent::AgentHandle> {
-        let config = &self.config;
-        if config.resolver.servers.is_empty() || !config.notify.enabled {
-            tracing::info!(
-                "no generalized NOTIFY and no parent observer: [resolver] servers is empty or [notify] enabled = false"
-            );
-            return None;
-        }
-        let paths = self.agent_paths();
-        self.parent_views = agent::saved_views(&paths);
-        self.agent_active = true;
-        Some(agent::start(
-            AgentConfig {
-                resolver: config.resolver.clone(),
-                notify: config.notify.clone(),
-                parent: config.parent.clone(),
-            },
-            paths,
-        ))
-    }
-
     /// Starts following the `[[zone]]`s with `follow`: their primaries'
     /// NOTIFYs are accepted from now on.
     fn start_followers(&mut self) -> Option<tmpsc::UnboundedReceiver<(Name, FollowedApex)>> {
@@ -372,23 +253,9 @@ impl Daemon {
             return None;
         }
         let (tx, rx) = tmpsc::unbounded_channel();
-        self.inbox = Some(Arc::new(crate::server::inbound::FollowInbox::new(acls, tx)));
-        self.publish();
+        self.sidecar.inbox = Some(Arc::new(crate::server::inbound::FollowInbox::new(acls, tx)));
+        self.publish_snapshot();
         Some(crate::follow::start(followed, rx))
-    }
-
-    /// Takes a changed parent view; returns whether the child must be
-    /// recomputed.
-    fn parent_view(&mut self, zone: Name, view: ParentView) -> bool {
-        let same = self
-            .parent_views
-            .get(&zone)
-            .is_some_and(|old| old.ds == view.ds && old.ns == view.ns);
-        self.parent_views.insert(zone.clone(), view);
-        if !same {
-            self.force_report.insert(zone);
-        }
-        !same
     }
 
     /// The snapshot the server answers from.
@@ -397,15 +264,10 @@ impl Daemon {
     }
 
     /// Re-reads the config; a bad one is rejected and the old one stays.
-    pub fn reload(&mut self) -> Result<String, String> {
-        let config = crate::config::load(&self.config_path).map_err(|e| e.to_string())?;
-        if config.signaling_zones.is_empty()
-            && !config
-                .zones
-                .iter()
-                .any(|z| z.follow.is_some() || z.publish.is_some())
-        {
-            return Err("the new config has nothing to do (no [[signaling_zone]], no follow or publish): not applied".into());
+    pub fn reload(&mut self) -> Result<String, ReloadError> {
+        let config = crate::config::load(&self.config_path)?;
+        if !has_work(&config) {
+            return Err(ReloadError::NothingToDo);
         }
         if config.server != self.config.server {
             tracing::warn!(
@@ -415,7 +277,7 @@ impl Daemon {
         if config.state != self.config.state {
             tracing::warn!("[state] changed: the state directory changes at the next restart");
         }
-        let keyring = Keyring::load(&config.tsig_keys).map_err(|e| e.to_string())?;
+        let keyring = Keyring::load(&config.tsig_keys)?;
         let mut config = config;
         config.server = self.config.server.clone();
         config.state = self.config.state.clone();
@@ -428,8 +290,8 @@ impl Daemon {
 
     /// Lets the next round through the safety brake.
     pub fn confirm(&mut self) -> String {
-        self.confirmed = true;
-        match &self.held {
+        self.brake.confirmed = true;
+        match &self.brake.held {
             Some(brake::Verdict::Hold { affected, .. }) => {
                 format!("confirmed: applying the held change to {affected} child zone(s)")
             }
@@ -453,7 +315,7 @@ impl Daemon {
                     .map_or_else(String::new, |b| format!(" NOT SIGNED: {b}"))
             ));
         }
-        match &self.held {
+        match &self.brake.held {
             Some(brake::Verdict::Hold {
                 affected,
                 published,
@@ -464,7 +326,7 @@ impl Daemon {
             )),
             _ => out.push_str("safety brake: not holding\n"),
         }
-        for (zone, apex) in &self.followed {
+        for (zone, apex) in &self.sidecar.followed {
             out.push_str(&format!(
                 "following {} at {}: serial {}, {} CDS, {} CDNSKEY, read {}\n",
                 display(zone),
@@ -475,9 +337,9 @@ impl Daemon {
                 apex.read_at
             ));
         }
-        if !self.publishers.is_empty() {
+        if !self.sidecar.publishers.is_empty() {
             use std::sync::atomic::Ordering::Relaxed;
-            let c = &self.publish_counters;
+            let c = &self.sidecar.counters;
             out.push_str(&format!(
                 "UPDATE: {} written, {} failed, {} dropped or reverted by the server\n",
                 c.written.load(Relaxed),
@@ -486,26 +348,6 @@ impl Daemon {
             ));
         }
         out
-    }
-
-    fn schedule_zone(&mut self, name: &Name, next: Option<Timestamp>) {
-        self.unschedule_zone(name);
-        if let Some(next) = next {
-            let at = next.as_second();
-            self.schedule.entry(at).or_default().insert(name.clone());
-            self.scheduled.insert(name.clone(), at);
-        }
-    }
-
-    fn unschedule_zone(&mut self, name: &Name) {
-        if let Some(at) = self.scheduled.remove(name) {
-            if let Some(set) = self.schedule.get_mut(&at) {
-                set.remove(name);
-                if set.is_empty() {
-                    self.schedule.remove(&at);
-                }
-            }
-        }
     }
 
     /// NOTIFY every secondary of `apex` about `serial`, superseding any
@@ -540,26 +382,13 @@ impl Daemon {
         }
         running.retain(|_, task| !task.is_finished());
     }
+}
 
-    /// When the next key timing event is due (Unix seconds).
-    fn next_event(&self) -> Option<i64> {
-        self.schedule.keys().next().copied()
-    }
-
-    /// The zones whose timing events are due at `now`.
-    fn due(&mut self, now: Timestamp) -> BTreeSet<Name> {
-        let mut due = BTreeSet::new();
-        while let Some((&at, _)) = self.schedule.first_key_value() {
-            if at > now.as_second() {
-                break;
-            }
-            if let Some(names) = self.schedule.remove(&at) {
-                for name in names {
-                    self.scheduled.remove(&name);
-                    due.insert(name);
-                }
-            }
-        }
-        due
-    }
+/// True when `config` gives the daemon something to serve, follow or publish.
+fn has_work(config: &Config) -> bool {
+    !config.signaling_zones.is_empty()
+        || config
+            .zones
+            .iter()
+            .any(|z| z.follow.is_some() || z.publish.is_some())
 }

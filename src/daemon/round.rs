@@ -1,11 +1,23 @@
-//! One round: rescan what may have changed, recompute the affected child
-//! zones, turn their signals into changes of the signalling zones, put the
-//! changes past the safety brake, sign, and swap in a new snapshot.
+//! One round, as its phases:
 //!
-//! Rounds are level-triggered (ARCHITECTURE.md): the desired state of every
-//! affected child is recomputed from all facts, and only the difference to
-//! what is served is applied. A missed event costs latency, never
-//! correctness: the periodic full round recomputes everything.
+//! 1. **scan** ([`Daemon::scan`]): rescan the key directories (or single
+//!    files) that changed and name the child zones to recompute, and those
+//!    that stopped being children;
+//! 2. **plan** ([`Daemon::plan`]): the pure policy for those children and
+//!    the changes it asks of every signalling zone ([`crate::plan`]);
+//! 3. **brake** ([`Daemon::brake`]): hold the children's changes when they
+//!    would withdraw or change too many published signals;
+//! 4. **apply** ([`Daemon::apply`]): schedule the next key events, hand
+//!    apex RRsets and hosted signalling zones to their UPDATE publishers,
+//!    and sign a new version of each served signalling zone;
+//! 5. **publish** ([`Daemon::publish_snapshot`]): swap in the new snapshot
+//!    the server answers from.
+//!
+//! Rounds are level-triggered (docs/ARCHITECTURE.md, "The flow"): the
+//! desired state of every affected child is recomputed from all facts, and
+//! only the difference to what is published is applied. A missed event
+//! costs latency, never correctness: the periodic full round recomputes
+//! everything.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -19,13 +31,12 @@ use jiff::Timestamp;
 
 use super::{Daemon, brake};
 use crate::{
-    dns::name::{display, dsboot_name},
-    model,
-    parent::{self, SignalingTarget},
-    policy::{self, FollowedApex, ParentView, ZoneInput},
+    dns::name::{canonical_wire, display},
+    model::{self, ChildZone},
+    parent,
+    plan::{self, Facts, RoundPlan, SignalTarget, TouchedChild},
     server::ServedZone,
-    state::ZoneState,
-    zone::{Change, ZoneSigner, content, journal::Diff, serial, store::name_of},
+    zone::{serial, store::name_of},
 };
 
 /// What a round should look at.
@@ -62,13 +73,82 @@ pub struct RoundReport {
     pub child_reports: Vec<parent::ChildReport>,
 }
 
+/// What the scan found.
+pub(super) struct Scanned {
+    /// Child zones to recompute.
+    children: Vec<ChildZone>,
+    /// Names that stopped being child zones.
+    gone: Vec<Name>,
+    /// Directories with keys mid-rewrite.
+    flux_dirs: Vec<PathBuf>,
+}
+
+/// What applying a round did.
+#[derive(Default)]
+pub(super) struct Applied {
+    /// Owners changed across the served signalling zones.
+    changed_names: usize,
+    /// Served zones given a new version (signed, or marked unsignable).
+    new_versions: usize,
+    /// Served zones given a new serial.
+    new_serials: Vec<(Name, u32)>,
+    /// Reports for the parent agent whose content changed.
+    child_reports: Vec<parent::ChildReport>,
+}
+
+/// Logs how far a round got, for the round's timing in debug logs.
+struct Progress(Instant);
+
+impl Progress {
+    fn phase(&self, phase: &'static str) {
+        tracing::debug!(
+            phase,
+            elapsed_ms = self.0.elapsed().as_millis() as u64,
+            "round progress"
+        );
+    }
+}
+
 impl Daemon {
     /// Runs one round at `now`.
     pub fn round(&mut self, input: RoundInput, now: Timestamp) -> RoundReport {
-        let started = Instant::now();
-        let mut report = RoundReport::default();
+        let progress = Progress(Instant::now());
+        let scanned = self.scan(&input, progress.0);
+        progress.phase("scan");
+        let recomputed = scanned.children.len();
+        let plan = self.plan(&scanned, now);
+        progress.phase("plan");
+        let verdict = self.brake(&plan);
+        progress.phase("brake");
+        let held = matches!(verdict, brake::Verdict::Hold { .. });
+        let applied = self.apply(plan, held, input.full || input.refresh, now);
+        if applied.new_versions > 0 || self.first_round {
+            self.publish_snapshot();
+        }
+        self.first_round = false;
+        let report = RoundReport {
+            recomputed,
+            changed_names: applied.changed_names,
+            new_versions: applied.new_versions,
+            held,
+            flux_dirs: scanned.flux_dirs,
+            new_serials: applied.new_serials,
+            child_reports: applied.child_reports,
+        };
+        tracing::info!(
+            recomputed = report.recomputed,
+            changed_names = report.changed_names,
+            new_versions = report.new_versions,
+            held = report.held,
+            elapsed_ms = progress.0.elapsed().as_millis() as u64,
+            "round done"
+        );
+        report
+    }
 
-        // 1. Rescan.
+    /// Phase 1: rescans what `input` names and finds the children to
+    /// recompute (all of them on a full round).
+    fn scan(&mut self, input: &RoundInput, started: Instant) -> Scanned {
         let dirs: Vec<PathBuf> = if input.full {
             self.keys.dirs().cloned().collect()
         } else {
@@ -81,405 +161,223 @@ impl Daemon {
             }
         }
         affected.extend(input.names.iter().cloned());
-        affected.append(&mut self.pending);
-        report.flux_dirs = self.keys.dirs_in_flux();
-
-        tracing::debug!(
-            phase = "scan",
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "round progress"
-        );
-        // 2. The children to recompute, and the names that stopped being one.
-        let mut children = Vec::new();
-        let mut gone: Vec<Name> = Vec::new();
-        if input.full {
-            let (all, errors) = model::children(&self.config, &self.keys);
-            for error in errors {
-                tracing::error!("{error}");
-            }
-            let known: BTreeSet<&Name> = all.iter().map(|c| &c.name).collect();
-            for zone in self.zones.values() {
-                for node in zone.store.nodes() {
-                    if let Some(child) =
-                        name_of(&node.wire).and_then(|owner| child_of(&owner, zone.store.apex()))
-                    {
-                        if !known.contains(&child) && !gone.contains(&child) {
-                            gone.push(child);
-                        }
-                    }
-                }
-            }
-            children = all;
+        affected.append(&mut self.brake.pending);
+        let flux_dirs = self.keys.dirs_in_flux();
+        let (children, gone) = if input.full {
+            self.all_children()
         } else {
-            for name in &affected {
-                if self.zones.contains_key(name) {
-                    continue; // a signalling zone's own keys: handled below
-                }
-                match model::child(&self.config, &self.keys, name) {
-                    (Some(child), errors) => {
-                        for error in errors {
-                            tracing::error!("{error}");
-                        }
-                        children.push(child);
+            self.children_among(&affected)
+        };
+        Scanned {
+            children,
+            gone,
+            flux_dirs,
+        }
+    }
+
+    /// Every child zone, and every name the served signalling zones still
+    /// carry `_dsboot` owners for that is no child any more.
+    fn all_children(&self) -> (Vec<ChildZone>, Vec<Name>) {
+        let (all, errors) = model::children(&self.config, &self.keys);
+        for error in errors {
+            tracing::error!("{error}");
+        }
+        let known: BTreeSet<&Name> = all.iter().map(|c| &c.name).collect();
+        let mut gone: Vec<Name> = Vec::new();
+        for zone in self.zones.values() {
+            for node in zone.store.nodes() {
+                let child =
+                    name_of(&node.wire).and_then(|owner| plan::child_of(&owner, zone.store.apex()));
+                if let Some(child) = child {
+                    if !known.contains(&child) && !gone.contains(&child) {
+                        gone.push(child);
                     }
-                    (None, _) => gone.push(name.clone()),
                 }
             }
         }
-        report.recomputed = children.len();
+        (all, gone)
+    }
 
-        tracing::debug!(
-            phase = "model",
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "round progress"
-        );
-        // 3. Desired signals -> changes per signalling zone.
-        let mut changes: BTreeMap<Name, Vec<Change>> = BTreeMap::new();
-        // child -> (zone, index of its change in `changes[zone]`)
-        // (a Vec: each child comes once, and a million Name comparisons in a
-        // map cost seconds)
-        let mut touched_children: Vec<(Name, Vec<(Name, usize)>)> = Vec::new();
-        // The policy for every child, on all cores (it is pure); each
-        // child's signals shrink to its changes right there, so a full
-        // round never holds every child's decisions at once.
-        // Served signalling zones and those hosted by a signer alike.
-        let mut targets: Vec<(Name, Name)> = self
-            .zones
-            .iter()
-            .map(|(apex, zone)| (apex.clone(), zone.config.ns_host()))
-            .collect();
-        targets.extend(self.published_signaling());
-        let signaling = self.agent_active.then(|| self.signaling_targets());
-        let computed = compute_all(
-            &children,
-            &targets,
+    /// The child zones among `affected` names, and those no longer children.
+    fn children_among(&self, affected: &BTreeSet<Name>) -> (Vec<ChildZone>, Vec<Name>) {
+        let mut children = Vec::new();
+        let mut gone = Vec::new();
+        for name in affected {
+            if self.zones.contains_key(name) {
+                continue; // a signalling zone's own keys: applied with its zone
+            }
+            match model::child(&self.config, &self.keys, name) {
+                (Some(child), errors) => {
+                    for error in errors {
+                        tracing::error!("{error}");
+                    }
+                    children.push(child);
+                }
+                (None, _) => gone.push(name.clone()),
+            }
+        }
+        (children, gone)
+    }
+
+    /// Phase 2: what the scanned children should publish, as changes per
+    /// signalling zone (served here or hosted by a signer alike).
+    fn plan(&self, scanned: &Scanned, now: Timestamp) -> RoundPlan {
+        let signaling = self.agent.active.then(|| self.signaling_targets());
+        plan::plan_round(
+            &scanned.children,
+            scanned.gone.clone(),
+            &self.signal_targets(),
             Facts {
-                views: &self.parent_views,
-                followed: &self.followed,
+                views: &self.agent.views,
+                followed: &self.sidecar.followed,
+                signaling: signaling.as_deref(),
             },
-            signaling.as_deref(),
             now,
-        );
-        for (child, outcome) in children.iter().zip(computed) {
-            let Some(outcome) = outcome else {
-                tracing::warn!(
-                    zone = display(&child.name),
-                    reasons = child.held.join("; "),
-                    "zone held: its published signals stay as they are"
-                );
-                for issue in &child.issues {
-                    tracing::warn!(zone = display(&child.name), key_tag = issue.tag, "{issue}");
-                }
-                continue;
-            };
-            for issue in &child.issues {
-                tracing::warn!(zone = display(&child.name), key_tag = issue.tag, "{issue}");
-            }
-            self.schedule_zone(&child.name, outcome.next_event);
-            if !outcome.apex.is_empty() {
-                self.publish_apex(&child.name, outcome.apex);
-            }
-            if let Some(child_report) = outcome.report {
-                let prints = (child_report.cds, child_report.csync);
-                let forced = self.force_report.remove(&child.name);
-                if forced || self.reported.get(&child.name) != Some(&prints) {
-                    self.reported.insert(child.name.clone(), prints);
-                    report.child_reports.push(child_report);
-                }
-            }
-            let mut owners = Vec::with_capacity(outcome.changes.len());
-            for (apex, change) in outcome.changes {
-                let list = changes.entry(apex.clone()).or_default();
-                list.push(change);
-                owners.push((apex, list.len() - 1));
-            }
-            if !owners.is_empty() {
-                touched_children.push((child.name.clone(), owners));
-            }
-        }
-        for name in &gone {
-            self.unschedule_zone(name);
-            self.reported.remove(name);
-            let mut owners = Vec::new();
-            for (apex, ns_host) in &targets {
-                let Ok(owner) = dsboot_name(name, ns_host) else {
-                    continue;
-                };
-                let list = changes.entry(apex.clone()).or_default();
-                list.push(Change {
-                    owner,
-                    rrsets: None,
-                });
-                owners.push((apex.clone(), list.len() - 1));
-            }
-            if !owners.is_empty() {
-                touched_children.push((name.clone(), owners));
-            }
-        }
+        )
+    }
 
-        tracing::debug!(
-            phase = "policy",
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "round progress"
-        );
-        // 4. The safety brake: children whose published signals would go or change.
-        let mut withdrawn_or_changed: BTreeSet<Name> = BTreeSet::new();
-        for (child, owners) in &touched_children {
-            for (apex, index) in owners {
-                let Some(change) = changes.get(apex).and_then(|l| l.get(*index)) else {
-                    continue;
-                };
-                if let Some(differs) = self.published_differs(apex, change) {
-                    if differs {
-                        withdrawn_or_changed.insert(child.clone());
-                    }
-                    continue;
-                }
-                let Some(zone) = self.zones.get(apex) else {
-                    continue;
-                };
-                let wire = crate::dns::name::canonical_wire(&change.owner);
-                let Some(node) = zone.store.node(&wire) else {
-                    continue;
-                };
-                let new = change.rrsets.as_ref();
-                let same = new.is_some_and(|rrsets| node.holds(rrsets));
-                if !same {
-                    withdrawn_or_changed.insert(child.clone());
-                }
-            }
-        }
+    /// Every signalling zone that carries `_dsboot` owners.
+    fn signal_targets(&self) -> Vec<SignalTarget> {
+        let served = self.zones.iter().map(|(apex, zone)| SignalTarget {
+            apex: apex.clone(),
+            ns_host: zone.config.ns_host(),
+        });
+        let hosted = self
+            .published_signaling()
+            .into_iter()
+            .map(|(apex, ns_host)| SignalTarget { apex, ns_host });
+        served.chain(hosted).collect()
+    }
+
+    /// Phase 3: the safety brake. Holds the plan's child changes when they
+    /// would withdraw or change the signals of too many children.
+    fn brake(&mut self, plan: &RoundPlan) -> brake::Verdict {
+        let affected = self.withdrawn_or_changed(&plan.touched, plan);
         let published = self
             .zones
             .values()
             .map(|z| z.store.len().saturating_sub(1))
             .max()
             .unwrap_or(0);
-        match brake::decide(
+        let verdict = brake::decide(
             &self.config.safety,
-            &withdrawn_or_changed,
+            &affected,
             published,
-            self.confirmed,
-        ) {
+            self.brake.confirmed,
+        );
+        match &verdict {
             brake::Verdict::Go => {
-                if self.confirmed && !withdrawn_or_changed.is_empty() {
+                if self.brake.confirmed && !affected.is_empty() {
                     tracing::warn!(
-                        children = withdrawn_or_changed.len(),
+                        children = affected.len(),
                         "confirmed: applying the held changes"
                     );
                 }
-                if self.held.take().is_some() {
+                if self.brake.held.take().is_some() {
                     tracing::info!("safety brake released");
                 }
-                self.confirmed = false;
+                self.brake.confirmed = false;
             }
-            hold @ brake::Verdict::Hold { .. } => {
-                if let brake::Verdict::Hold {
+            brake::Verdict::Hold {
+                affected,
+                published,
+                limit,
+                examples,
+            } => {
+                let examples: Vec<String> = examples.iter().map(display).collect();
+                tracing::error!(
                     affected,
                     published,
                     limit,
-                    examples,
-                } = &hold
-                {
-                    let examples: Vec<String> = examples.iter().map(display).collect();
-                    tracing::error!(
-                        affected,
-                        published,
-                        limit,
-                        examples = examples.join(" "),
-                        "SAFETY BRAKE: this round would withdraw or change the signals of {affected} of \
-                         {published} child zones (limit {limit}); keeping the previous signals. Check the key \
-                         directories; if the change is intended run `signalbox confirm -c CONFIG` or raise \
-                         [safety] max_change_share / min_changes and reload"
-                    );
-                }
-                self.held = Some(hold);
-                report.held = true;
-                // Retry the children next round; apex changes still go ahead.
-                self.pending
-                    .extend(touched_children.into_iter().map(|(child, _)| child));
-                changes.clear();
+                    examples = examples.join(" "),
+                    "SAFETY BRAKE: this round would withdraw or change the signals of {affected} of \
+                     {published} child zones (limit {limit}); keeping the previous signals. Check the key \
+                     directories; if the change is intended run `signalbox confirm -c CONFIG` or raise \
+                     [safety] max_change_share / min_changes and reload"
+                );
+                self.brake.held = Some(verdict.clone());
             }
         }
+        verdict
+    }
 
-        tracing::debug!(
-            phase = "brake",
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "round progress"
-        );
-        // 5. Hosted signalling zones: to their publishers.
-        for (apex, _) in self.published_signaling() {
-            let zone_changes = changes.remove(&apex).unwrap_or_default();
-            self.publish_signaling(&apex, zone_changes);
+    /// The children whose published signals `touched` would withdraw or change.
+    fn withdrawn_or_changed(&self, touched: &[TouchedChild], plan: &RoundPlan) -> BTreeSet<Name> {
+        let mut out = BTreeSet::new();
+        for TouchedChild { child, owners } in touched {
+            for owner in owners {
+                let Some(change) = plan.change(owner) else {
+                    continue;
+                };
+                let apex = &owner.0;
+                let differs = match self.published_differs(apex, change) {
+                    Some(differs) => differs,
+                    None => self.zones.get(apex).is_some_and(|zone| {
+                        zone.store
+                            .node(&canonical_wire(&change.owner))
+                            .is_some_and(|node| {
+                                !change.rrsets.as_ref().is_some_and(|new| node.holds(new))
+                            })
+                    }),
+                };
+                if differs {
+                    out.insert(child.clone());
+                }
+            }
         }
-        // 6. Apex content and signing, zone by zone.
+        out
+    }
+
+    /// Phase 4: acts on the plan. Scheduling, apex UPDATEs and parent reports
+    /// go ahead even when the brake `held` the children's changes (those are
+    /// retried next round); then hosted signalling zones go to their
+    /// publishers and served ones are signed.
+    fn apply(&mut self, mut plan: RoundPlan, held: bool, full: bool, now: Timestamp) -> Applied {
+        for (child, next) in &plan.next_events {
+            self.schedule.set(child, *next);
+        }
+        for name in &plan.gone {
+            self.schedule.remove(name);
+            self.agent.reported.remove(name);
+        }
+        for (zone, wanted) in std::mem::take(&mut plan.apex_updates) {
+            self.publish_apex(&zone, wanted);
+        }
+        let mut applied = Applied {
+            child_reports: self.changed_reports(std::mem::take(&mut plan.reports)),
+            ..Applied::default()
+        };
+        if held {
+            self.brake
+                .pending
+                .extend(plan.touched.into_iter().map(|touched| touched.child));
+            plan.changes.clear();
+        }
+        for (apex, _) in self.published_signaling() {
+            let changes = plan.changes.remove(&apex).unwrap_or_default();
+            self.publish_signaling(&apex, changes);
+        }
         let apexes: Vec<Name> = self.zones.keys().cloned().collect();
         for apex in apexes {
-            let zone_changes = changes.remove(&apex).unwrap_or_default();
-            let full = input.full || input.refresh;
-            if self.update_zone(&apex, zone_changes, full, now, &mut report) {
-                report.new_versions += 1;
+            let changes = plan.changes.remove(&apex).unwrap_or_default();
+            match self.update_zone(&apex, changes, full, now) {
+                Some(super::sign::ZoneUpdate::Signed {
+                    serial,
+                    changed_names,
+                }) => {
+                    applied.new_versions += 1;
+                    applied.changed_names += changed_names;
+                    applied.new_serials.push((apex, serial));
+                }
+                Some(super::sign::ZoneUpdate::Unsignable) => applied.new_versions += 1,
+                None => {}
             }
         }
-        if report.new_versions > 0 || self.first_round {
-            self.publish();
-        }
-        self.first_round = false;
-        tracing::info!(
-            recomputed = report.recomputed,
-            changed_names = report.changed_names,
-            new_versions = report.new_versions,
-            held = report.held,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "round done"
-        );
-        report
+        applied
     }
 
-    /// Applies `changes` (plus its own apex) to one signalling zone; true when
-    /// a new version was made.
-    fn update_zone(
-        &mut self,
-        apex: &Name,
-        mut changes: Vec<Change>,
-        full: bool,
-        now: Timestamp,
-        report: &mut RoundReport,
-    ) -> bool {
-        let zone_name = display(apex);
-        let Some(zone) = self.zones.get(apex) else {
-            return false;
-        };
-        let sz = zone.config.clone();
-        let keys = sz
-            .keys
-            .as_ref()
-            .and_then(|dir| self.keys.report(dir))
-            .and_then(|r| r.zones.get(apex).cloned())
-            .unwrap_or_default();
-        if let Some(report) = sz.keys.as_ref().and_then(|dir| self.keys.report(dir)) {
-            for issue in report.issues_for(apex) {
-                tracing::warn!(zone = zone_name, "{issue}");
-            }
-        }
-        self.schedule_zone(apex, policy::next_event(&keys, now));
-        let own_settings = sz.settings.resolve();
-        let own = policy::compute(
-            &ZoneInput {
-                zone: apex,
-                settings: &own_settings,
-                keys: &keys,
-                parent: None,
-                soa_serial: None,
-                followed: None,
-            },
-            now,
-        );
-        own.trace();
-        changes.push(Change {
-            owner: apex.clone(),
-            rrsets: Some(content::apex_rrsets(&sz, &keys, &own, now)),
-        });
-        let signer = ZoneSigner::from_keys(&keys, now);
-        for problem in &signer.problems {
-            tracing::error!(zone = zone_name, "{problem}");
-        }
-
-        let Some(zone) = self.zones.get_mut(apex) else {
-            return false;
-        };
-        let real_changes = changes.iter().filter(|c| !is_noop(&zone.store, c)).count();
-        // A full scan for due signatures only on full rounds, the hourly tick
-        // and when the zone's keys changed: one key change stays cheap.
-        let keys_changed = zone.signer != signer.fingerprint();
-        let check_refresh = full || keys_changed || zone.store.is_empty();
-        let refresh = check_refresh
-            && (zone.store.is_empty() || zone.store.needs_refresh(&signer, now, &sz.options));
-        if real_changes == 0 && !refresh && !self.first_round && zone.broken.is_none() {
-            return false;
-        }
-        // The serial: past both what was served and what the state file says.
-        let saved = match self.state.load_zone(apex) {
-            Ok(state) => state.map(|s| s.serial),
-            Err(e) => {
-                tracing::error!(zone = zone_name, "{e}");
-                None
-            }
-        };
-        let current = [saved, (!zone.store.is_empty()).then(|| zone.store.serial())]
-            .into_iter()
-            .flatten()
-            .reduce(|a, b| if serial::is_newer(a, b) { a } else { b });
-        let new_serial = serial::next(sz.options.serial_policy, current, now);
-        // Saved before it is served, so a crash never serves a serial twice.
-        if let Err(e) = self
-            .state
-            .save_zone(apex, &ZoneState { serial: new_serial })
-        {
-            tracing::error!(zone = zone_name, "{e}");
-        }
-        let mut next = zone.store.clone();
-        let result = next
-            .apply(&changes, &signer, new_serial, now, &sz.options)
-            .and_then(|stats| {
-                if check_refresh && next.needs_refresh(&signer, now, &sz.options) {
-                    next.refresh(&signer, new_serial, now, &sz.options)
-                        .map(|more| (stats, more))
-                } else {
-                    Ok((stats, Default::default()))
-                }
-            });
-        match result {
-            Ok((stats, more)) => {
-                tracing::info!(
-                    zone = zone_name,
-                    serial = new_serial,
-                    names = stats.names,
-                    changed_names = stats.changed_names,
-                    rrsets_signed = stats.rrsets_signed + more.rrsets_signed,
-                    signatures = stats.signatures + more.signatures,
-                    "zone updated"
-                );
-                report.changed_names += stats.changed_names;
-                if !zone.store.is_empty() {
-                    if let Some(diff) =
-                        Diff::between(&zone.store, &next, next.touched().iter().map(|w| &w[..]))
-                    {
-                        Arc::make_mut(&mut zone.journal).push(diff, &sz.options.journal);
-                    }
-                }
-                zone.store = next;
-                zone.broken = None;
-                zone.signer = signer.fingerprint();
-                report.new_serials.push((apex.clone(), new_serial));
-                self.persist.save(super::SaveJob {
-                    zone_path: self.state.zone_store_path(apex),
-                    zone: zone.store.clone(),
-                    journal_path: self.state.journal_path(apex),
-                    journal: zone.journal.clone(),
-                });
-                true
-            }
-            Err(e) => {
-                let until = zone.store.earliest_expiration();
-                tracing::error!(
-                    zone = zone_name,
-                    signatures_valid_until = until,
-                    "cannot sign: {e}; {}",
-                    if zone.store.is_empty() {
-                        "the zone is not served (SERVFAIL)"
-                    } else {
-                        "serving the last signed version until its signatures expire"
-                    }
-                );
-                zone.broken = Some(e.to_string());
-                true
-            }
-        }
-    }
-
-    /// Swaps in a snapshot of every zone as it now stands.
-    pub(super) fn publish(&self) {
+    /// Phase 5: swaps in a snapshot of every served zone as it now stands.
+    pub(super) fn publish_snapshot(&self) {
         let now_secs = Timestamp::now().as_second().clamp(0, i64::from(u32::MAX)) as u32;
         let zones: Vec<Arc<ServedZone>> = self
             .zones
@@ -508,142 +406,7 @@ impl Daemon {
         self.snapshot.store(Arc::new(
             crate::server::Snapshot::new(zones, self.config.server.edns_udp_size)
                 .with_keyring(self.keyring.clone())
-                .with_inbox(self.inbox.clone()),
+                .with_inbox(self.sidecar.inbox.clone()),
         ));
-    }
-}
-
-/// One child's share of a round: the changes of its `_dsboot` owners per
-/// signalling zone, and when its keys next change something.
-struct ChildOutcome {
-    changes: Vec<(Name, Change)>,
-    next_event: Option<Timestamp>,
-    report: Option<parent::ChildReport>,
-    /// Apex RRsets its `publish` writes by UPDATE.
-    apex: Vec<crate::publish::Wanted>,
-}
-
-/// Runs the policy for every child (`None` for a held one) on all cores and
-/// turns the signals into changes for the signalling zones in `targets`
-/// (apex, NS host); decisions are logged on the way.
-/// What the daemon has learnt from outside the key directories.
-#[derive(Clone, Copy)]
-struct Facts<'a> {
-    /// The parent's DS/NS per child.
-    views: &'a std::collections::HashMap<Name, ParentView>,
-    /// The signer's apex per followed child.
-    followed: &'a std::collections::HashMap<Name, FollowedApex>,
-}
-
-fn compute_all(
-    children: &[model::ChildZone],
-    targets: &[(Name, Name)],
-    facts: Facts<'_>,
-    signaling: Option<&[SignalingTarget]>,
-    now: Timestamp,
-) -> Vec<Option<ChildOutcome>> {
-    let one = |child: &model::ChildZone| {
-        if child.is_held() {
-            return None;
-        }
-        let view = facts.views.get(&child.name);
-        let followed = facts.followed.get(&child.name);
-        if child.follows && followed.is_none() {
-            // Not read from the signer yet: what is published stays.
-            tracing::debug!(
-                zone = display(&child.name),
-                "waiting for the first read of the signer's apex"
-            );
-            return None;
-        }
-        let signals = policy::compute(
-            &ZoneInput {
-                followed,
-                ..child.input(view, None)
-            },
-            now,
-        );
-        signals.trace();
-        if let Some(why) = &signals.hold {
-            tracing::warn!(zone = display(&child.name), "zone held: {why}");
-            return None;
-        }
-        let changes = targets
-            .iter()
-            .filter_map(|(apex, ns)| {
-                let owner = dsboot_name(&child.name, ns).ok()?;
-                let rrsets = content::dsboot_rrsets(&signals, ns).map(|(_, r)| r);
-                Some((apex.clone(), Change { owner, rrsets }))
-            })
-            .collect();
-        let report = signaling
-            .map(|targets| parent::plan(&signals, &child.settings.nameservers, view, targets));
-        let apex = super::sidecar::apex_wanted(
-            &child.name,
-            &child.publish_types,
-            &signals.cds,
-            &signals.cdnskey,
-            signals.csync.as_ref(),
-        );
-        Some(ChildOutcome {
-            changes,
-            next_event: policy::next_event(&child.keys, now),
-            report,
-            apex,
-        })
-    };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if threads <= 1 || children.len() < 512 {
-        return children.iter().map(one).collect();
-    }
-    let chunk = children.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = children
-            .chunks(chunk)
-            .map(|part| {
-                let work = scope.spawn(move || part.iter().map(one).collect::<Vec<_>>());
-                (part.len(), work)
-            })
-            .collect();
-        let mut out = Vec::with_capacity(children.len());
-        for (len, handle) in handles {
-            match handle.join() {
-                Ok(part) => out.extend(part),
-                Err(_) => {
-                    // Never misalign children and outcomes: a failed part
-                    // publishes nothing new (as if held).
-                    tracing::error!(
-                        zones = len,
-                        "policy computation failed for part of the zones; they are held"
-                    );
-                    out.extend(std::iter::repeat_with(|| None).take(len));
-                }
-            }
-        }
-        out
-    })
-}
-
-/// The child a `_dsboot.<child>.<apex>` owner signals for.
-fn child_of(owner: &Name, apex: &Name) -> Option<Name> {
-    let labels: Vec<&[u8]> = owner.iter().collect();
-    let apex_labels = apex.iter().count();
-    if labels.len() <= apex_labels + 1 || !labels[0].eq_ignore_ascii_case(b"_dsboot") {
-        return None;
-    }
-    let mut child =
-        Name::from_labels(labels[1..labels.len() - apex_labels].iter().copied()).ok()?;
-    child.set_fqdn(true);
-    Some(child)
-}
-
-/// True when the store already holds exactly what `change` asks for.
-fn is_noop(store: &crate::zone::ZoneStore, change: &Change) -> bool {
-    let wire = crate::dns::name::canonical_wire(&change.owner);
-    match (store.node(&wire), &change.rrsets) {
-        (None, None) => true,
-        (Some(node), Some(rrsets)) => node.holds(rrsets),
-        (None, Some(rrsets)) => rrsets.iter().all(|r| r.rdatas.is_empty()),
-        (Some(_), None) => false,
     }
 }

@@ -1,20 +1,34 @@
 //! `signalbox serve`: the event loop. Key-directory events (debounced),
 //! key timing timers, periodic rescans and polling, the hourly signature
 //! check, SIGHUP and the control socket, parent views and followed apexes
-//! all become rounds, run one at a time on a blocking thread.
+//! all become rounds, run one at a time on a blocking thread. After each
+//! round its secondaries are NOTIFYed (RFC 1996) and the parent agent gets
+//! the children whose signals changed.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
+    net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use hickory_proto::rr::Name;
 use jiff::Timestamp;
-use tokio::{sync::mpsc as tmpsc, time::Instant};
+use tokio::{
+    sync::{mpsc as tmpsc, oneshot},
+    task::JoinHandle,
+    time::Instant,
+};
 
 use super::{Daemon, DaemonError, RoundInput, RoundReport, control, watch};
-use crate::server;
+use crate::{
+    parent::ChildReport,
+    policy::{FollowedApex, ParentView},
+    server,
+};
+
+/// How soon a directory with keys mid-rewrite is looked at again.
+const FLUX_RETRY: Duration = Duration::from_millis(200);
 
 /// Runs a round on a blocking thread (signing may take a while) and gives
 /// the daemon back.
@@ -28,30 +42,106 @@ async fn run_round(
         (daemon, report)
     })
     .await
-    .map_err(|e| DaemonError::Other(format!("round failed: {e}")))
+    .map_err(DaemonError::Round)
 }
+
+/// A full round: rescan everything, recompute every child.
+fn full_round() -> RoundInput {
+    RoundInput {
+        full: true,
+        ..RoundInput::default()
+    }
+}
+
+/// Key-directory changes waiting for the debounce to end.
+#[derive(Default)]
+struct Debounce {
+    /// Directories to rescan whole.
+    dirs: BTreeSet<PathBuf>,
+    /// Single files to rescan, per directory.
+    files: BTreeMap<PathBuf, BTreeSet<String>>,
+    /// When the waiting changes become a round.
+    deadline: Option<Instant>,
+}
+
+impl Debounce {
+    /// Notes one change; the round comes `debounce` after the first.
+    fn note(&mut self, (dir, file): watch::Touched, debounce: Duration) {
+        match file {
+            Some(file) => {
+                self.files.entry(dir).or_default().insert(file);
+            }
+            None => {
+                self.dirs.insert(dir);
+            }
+        }
+        self.deadline.get_or_insert(Instant::now() + debounce);
+    }
+
+    /// Rescans whole directories at once (polling).
+    fn rescan_now(&mut self, dirs: &[PathBuf]) {
+        self.dirs.extend(dirs.iter().cloned());
+        self.deadline.get_or_insert(Instant::now());
+    }
+
+    /// Looks again shortly at directories whose keys are mid-rewrite,
+    /// without stalling others (a key in flux is re-read by any scan of its
+    /// directory, so no file needs naming).
+    fn retry_flux(&mut self, dirs: &[PathBuf]) {
+        for dir in dirs {
+            self.files.entry(dir.clone()).or_default();
+        }
+        self.deadline.get_or_insert(Instant::now() + FLUX_RETRY);
+    }
+
+    /// The round for everything noted so far.
+    fn take(&mut self) -> RoundInput {
+        self.deadline = None;
+        let mut files = std::mem::take(&mut self.files);
+        files.retain(|dir, _| !self.dirs.contains(dir));
+        RoundInput {
+            dirs: std::mem::take(&mut self.dirs),
+            files,
+            ..RoundInput::default()
+        }
+    }
+}
+
+/// What a round owes the world when it is done.
+struct AfterRound {
+    /// NOTIFYs to secondaries still being retried, per (zone, secondary).
+    notifying: HashMap<(Name, SocketAddr), JoinHandle<()>>,
+    /// The parent agent, when it runs.
+    agent: Option<tmpsc::UnboundedSender<ChildReport>>,
+}
+
+impl AfterRound {
+    /// NOTIFYs the secondaries of every zone with a new serial and hands the
+    /// changed children to the parent agent.
+    fn deliver(&mut self, daemon: &Daemon, report: &mut RoundReport) {
+        for (apex, serial) in &report.new_serials {
+            daemon.notify_secondaries(apex, *serial, &mut self.notifying);
+        }
+        if let Some(tx) = &self.agent {
+            for child in std::mem::take(&mut report.child_reports) {
+                let _ = tx.send(child);
+            }
+        }
+    }
+}
+
+/// A control command's answer, sent once the round it asked for is done.
+type PendingReply = (oneshot::Sender<control::Reply>, control::Reply);
 
 /// Runs `signalbox serve` until SIGINT/SIGTERM.
 pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     let daemon = Daemon::new(config_path)?;
-    let snapshot = daemon.snapshot();
-    let server_config = daemon.config.server.clone();
     // A warm start answers from the saved zones while the first round runs.
-    let bound = server::start(&server_config, snapshot).await?;
+    let bound = server::start(&daemon.config.server, daemon.snapshot()).await?;
     for addr in &bound {
         tracing::info!(%addr, "serving");
     }
-    let (ctl_tx, mut ctl_rx) = tmpsc::channel::<control::Request>(16);
-    let socket = control::socket_path(&daemon.config.state.dir);
-    match control::listen(&socket, ctl_tx) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            return Err(DaemonError::Other(e.to_string()));
-        }
-        Err(e) => {
-            tracing::warn!(path = %socket.display(), error = %e, "no control socket: reload with SIGHUP; confirm is unavailable")
-        }
-    }
+    let mut ctl_rx = open_control_socket(&daemon)?;
     let mut daemon = daemon;
     let agent = daemon.start_agent();
     let mut apexes = daemon.start_followers();
@@ -60,173 +150,87 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         Some(handle) => (Some(handle.reports), Some(handle.views)),
         None => (None, None),
     };
-    let (mut daemon, first) = run_round(
-        daemon,
-        RoundInput {
-            full: true,
-            ..RoundInput::default()
-        },
-    )
-    .await?;
-    if let Some(tx) = &agent_reports {
-        for child in first.child_reports {
-            let _ = tx.send(child);
-        }
-    }
-    let mut notifying: HashMap<(Name, std::net::SocketAddr), tokio::task::JoinHandle<()>> =
-        HashMap::new();
-    for (apex, serial) in &first.new_serials {
-        daemon.notify_secondaries(apex, *serial, &mut notifying);
-    }
+    let mut after = AfterRound {
+        notifying: HashMap::new(),
+        agent: agent_reports,
+    };
+    let (mut daemon, mut first) = run_round(daemon, full_round()).await?;
+    after.deliver(&daemon, &mut first);
 
     let (dir_tx, mut dir_rx) = tmpsc::unbounded_channel::<watch::Touched>();
-    let mut watcher = watch::watch(
-        &daemon.keys.dirs().cloned().collect::<Vec<_>>(),
-        daemon.config.watch.mode,
-        dir_tx.clone(),
-    );
-    // Directories to rescan whole, and single files to rescan.
-    let mut dirty: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut dirty_files: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
-    let mut deadline: Option<Instant> = None;
+    let watch_dirs = |daemon: &Daemon| {
+        let dirs: Vec<PathBuf> = daemon.keys.dirs().cloned().collect();
+        watch::watch(&dirs, daemon.config.watch.mode, dir_tx.clone())
+    };
+    let mut watcher = watch_dirs(&daemon);
+    let mut debounce = Debounce::default();
     let mut rescan = tokio::time::interval(daemon.config.watch.rescan_interval);
     rescan.tick().await;
     let mut poll = tokio::time::interval(daemon.config.watch.poll_interval);
     let mut refresh = tokio::time::interval(Duration::from_secs(3600));
     refresh.tick().await;
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(|e| DaemonError::Other(format!("cannot install a SIGHUP handler: {e}")))?;
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| DaemonError::Other(format!("cannot install a SIGTERM handler: {e}")))?;
+    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup(), "SIGHUP")?;
+    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate(), "SIGTERM")?;
 
     loop {
-        let timer = daemon.next_event().map(|at| {
+        let timer = daemon.schedule.next().map(|at| {
             let wait = (at - Timestamp::now().as_second()).max(0) as u64;
             Instant::now() + Duration::from_secs(wait)
         });
         let mut input: Option<RoundInput> = None;
-        let mut reply: Option<(tokio::sync::oneshot::Sender<control::Reply>, control::Reply)> =
-            None;
+        let mut reply: Option<PendingReply> = None;
         tokio::select! {
             Some(touched) = dir_rx.recv() => {
-                let mut note = |(dir, file): watch::Touched| match file {
-                    Some(file) => {
-                        dirty_files.entry(dir).or_default().insert(file);
-                    }
-                    None => {
-                        dirty.insert(dir);
-                    }
-                };
-                note(touched);
+                let wait = daemon.config.watch.debounce;
+                debounce.note(touched, wait);
                 while let Ok(touched) = dir_rx.try_recv() {
-                    note(touched);
+                    debounce.note(touched, wait);
                 }
-                deadline.get_or_insert(Instant::now() + daemon.config.watch.debounce);
             }
-            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                deadline = None;
-                let mut files = std::mem::take(&mut dirty_files);
-                files.retain(|dir, _| !dirty.contains(dir));
-                input = Some(RoundInput { dirs: std::mem::take(&mut dirty), files, ..RoundInput::default() });
+            _ = tokio::time::sleep_until(debounce.deadline.unwrap_or_else(Instant::now)), if debounce.deadline.is_some() => {
+                input = Some(debounce.take());
             }
             _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
-                let names = daemon.due(Timestamp::now());
+                let names = daemon.schedule.due(Timestamp::now());
                 if !names.is_empty() {
                     input = Some(RoundInput { names, ..RoundInput::default() });
                 }
             }
-            _ = rescan.tick() => input = Some(RoundInput { full: true, ..RoundInput::default() }),
-            _ = poll.tick(), if !watcher.polled.is_empty() => {
-                dirty.extend(watcher.polled.iter().cloned());
-                deadline.get_or_insert(Instant::now());
-            }
+            _ = rescan.tick() => input = Some(full_round()),
+            _ = poll.tick(), if !watcher.polled.is_empty() => debounce.rescan_now(&watcher.polled),
             _ = refresh.tick() => input = Some(RoundInput { refresh: true, ..RoundInput::default() }),
             _ = hangup.recv() => {
                 match daemon.reload() {
                     Ok(text) => {
                         tracing::info!("{text} (SIGHUP)");
-                        watcher = watch::watch(&daemon.keys.dirs().cloned().collect::<Vec<_>>(), daemon.config.watch.mode, dir_tx.clone());
-                        input = Some(RoundInput { full: true, ..RoundInput::default() });
+                        watcher = watch_dirs(&daemon);
+                        input = Some(full_round());
                     }
                     Err(errors) => tracing::error!("reload rejected, the old config stays:\n{errors}"),
                 }
             }
             Some(request) = ctl_rx.recv() => {
-                match request.command {
-                    control::Command::Reload => match daemon.reload() {
-                        Ok(text) => {
-                            tracing::info!("{text}");
-                            watcher = watch::watch(&daemon.keys.dirs().cloned().collect::<Vec<_>>(), daemon.config.watch.mode, dir_tx.clone());
-                            input = Some(RoundInput { full: true, ..RoundInput::default() });
-                            reply = Some((request.reply, control::Reply { ok: true, text }));
-                        }
-                        Err(errors) => {
-                            tracing::error!("reload rejected, the old config stays:\n{errors}");
-                            let _ = request.reply.send(control::Reply { ok: false, text: format!("rejected, the old config stays:\n{errors}") });
-                        }
-                    },
-                    control::Command::Confirm => {
-                        let text = daemon.confirm();
-                        tracing::warn!("{text}");
-                        input = Some(RoundInput { full: true, ..RoundInput::default() });
-                        reply = Some((request.reply, control::Reply { ok: true, text }));
-                    }
-                    control::Command::Status => {
-                        let _ = request.reply.send(control::Reply { ok: true, text: daemon.status() });
-                    }
+                let reloaded = matches!(request.command, control::Command::Reload);
+                (input, reply) = on_control(&mut daemon, request);
+                if reloaded && input.is_some() {
+                    watcher = watch_dirs(&daemon);
                 }
             }
-            Some((zone, view)) = async { match agent_views.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
-                let mut names = BTreeSet::new();
-                if daemon.parent_view(zone.clone(), view) {
-                    names.insert(zone);
-                }
-                if let Some(rx) = agent_views.as_mut() {
-                    while let Ok((zone, view)) = rx.try_recv() {
-                        if daemon.parent_view(zone.clone(), view) {
-                            names.insert(zone);
-                        }
-                    }
-                }
-                if !names.is_empty() {
-                    input = Some(RoundInput { names, ..RoundInput::default() });
-                }
+            Some(first) = recv_opt(&mut agent_views) => {
+                input = on_parent_views(&mut daemon, first, agent_views.as_mut());
             }
-            Some((zone, apex)) = async { match apexes.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
-                let mut names = BTreeSet::new();
-                daemon.followed.insert(zone.clone(), apex);
-                names.insert(zone);
-                if let Some(rx) = apexes.as_mut() {
-                    while let Ok((zone, apex)) = rx.try_recv() {
-                        daemon.followed.insert(zone.clone(), apex);
-                        names.insert(zone);
-                    }
-                }
-                input = Some(RoundInput { names, ..RoundInput::default() });
+            Some(first) = recv_opt(&mut apexes) => {
+                input = Some(on_followed_apexes(&mut daemon, first, apexes.as_mut()));
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
         }
         if let Some(input) = input {
-            let (next, report) = run_round(daemon, input).await?;
+            let (next, mut report) = run_round(daemon, input).await?;
             daemon = next;
-            for (apex, serial) in &report.new_serials {
-                daemon.notify_secondaries(apex, *serial, &mut notifying);
-            }
-            if let Some(tx) = &agent_reports {
-                for child in report.child_reports {
-                    let _ = tx.send(child);
-                }
-            }
+            after.deliver(&daemon, &mut report);
             if !report.flux_dirs.is_empty() {
-                // BIND is mid-rewrite: look again shortly, without stalling
-                // others (a key in flux is re-read by any scan of its
-                // directory, so no file needs naming).
-                for dir in &report.flux_dirs {
-                    dirty_files.entry(dir.clone()).or_default();
-                }
-                deadline.get_or_insert(Instant::now() + Duration::from_millis(200));
+                debounce.retry_flux(&report.flux_dirs);
             }
             if let Some((tx, mut text)) = reply {
                 if report.held {
@@ -239,4 +243,127 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     }
     tracing::info!("shutting down");
     Ok(())
+}
+
+/// Opens the control socket; a running daemon on the same state directory
+/// is an error, any other failure only costs `reload`/`confirm` by socket.
+fn open_control_socket(daemon: &Daemon) -> Result<tmpsc::Receiver<control::Request>, DaemonError> {
+    let (ctl_tx, ctl_rx) = tmpsc::channel::<control::Request>(16);
+    let socket = control::socket_path(&daemon.config.state.dir);
+    match control::listen(&socket, ctl_tx) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            return Err(DaemonError::ControlSocket(e));
+        }
+        Err(e) => {
+            tracing::warn!(path = %socket.display(), error = %e, "no control socket: reload with SIGHUP; confirm is unavailable")
+        }
+    }
+    Ok(ctl_rx)
+}
+
+/// A Unix signal stream.
+fn signal(
+    kind: tokio::signal::unix::SignalKind,
+    name: &'static str,
+) -> Result<tokio::signal::unix::Signal, DaemonError> {
+    tokio::signal::unix::signal(kind).map_err(|source| DaemonError::Signal {
+        signal: name,
+        source,
+    })
+}
+
+/// The next message of an optional channel (never, when there is none).
+async fn recv_opt<T>(rx: &mut Option<tmpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match rx.as_mut() {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers a control command; reload and confirm ask for a full round and
+/// answer once it is done, status answers at once.
+fn on_control(
+    daemon: &mut Daemon,
+    request: control::Request,
+) -> (Option<RoundInput>, Option<PendingReply>) {
+    match request.command {
+        control::Command::Reload => match daemon.reload() {
+            Ok(text) => {
+                tracing::info!("{text}");
+                let reply = control::Reply { ok: true, text };
+                (Some(full_round()), Some((request.reply, reply)))
+            }
+            Err(errors) => {
+                tracing::error!("reload rejected, the old config stays:\n{errors}");
+                let _ = request.reply.send(control::Reply {
+                    ok: false,
+                    text: format!("rejected, the old config stays:\n{errors}"),
+                });
+                (None, None)
+            }
+        },
+        control::Command::Confirm => {
+            let text = daemon.confirm();
+            tracing::warn!("{text}");
+            let reply = control::Reply { ok: true, text };
+            (Some(full_round()), Some((request.reply, reply)))
+        }
+        control::Command::Status => {
+            let _ = request.reply.send(control::Reply {
+                ok: true,
+                text: daemon.status(),
+            });
+            (None, None)
+        }
+    }
+}
+
+/// Takes the parent views the agent reports (`first` and whatever else is
+/// queued); the children whose view changed are recomputed.
+fn on_parent_views(
+    daemon: &mut Daemon,
+    first: (Name, ParentView),
+    more: Option<&mut tmpsc::UnboundedReceiver<(Name, ParentView)>>,
+) -> Option<RoundInput> {
+    let mut names = BTreeSet::new();
+    let mut take = |(zone, view): (Name, ParentView)| {
+        if daemon.parent_view(zone.clone(), view) {
+            names.insert(zone);
+        }
+    };
+    take(first);
+    if let Some(rx) = more {
+        while let Ok(next) = rx.try_recv() {
+            take(next);
+        }
+    }
+    (!names.is_empty()).then(|| RoundInput {
+        names,
+        ..RoundInput::default()
+    })
+}
+
+/// Takes the apexes read from followed signers (`first` and whatever else
+/// is queued); those children are recomputed.
+fn on_followed_apexes(
+    daemon: &mut Daemon,
+    first: (Name, FollowedApex),
+    more: Option<&mut tmpsc::UnboundedReceiver<(Name, FollowedApex)>>,
+) -> RoundInput {
+    let mut names = BTreeSet::new();
+    let mut take = |(zone, apex): (Name, FollowedApex)| {
+        daemon.sidecar.followed.insert(zone.clone(), apex);
+        names.insert(zone);
+    };
+    take(first);
+    if let Some(rx) = more {
+        while let Ok(next) = rx.try_recv() {
+            take(next);
+        }
+    }
+    RoundInput {
+        names,
+        ..RoundInput::default()
+    }
 }

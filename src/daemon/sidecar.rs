@@ -7,14 +7,16 @@
 //! remembered per owner, so the safety brake sees published signalling
 //! zones as it sees served ones.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use hickory_proto::rr::{Name, RecordType};
+use tokio::sync::mpsc as tmpsc;
 
 use super::Daemon;
 use crate::{
-    dns::RecordSet,
+    policy::FollowedApex,
     publish::{self, Target, Wanted},
+    server::inbound::FollowInbox,
     zone::{Change, content::RrsetData},
 };
 
@@ -34,7 +36,7 @@ impl Daemon {
                 .filter_map(|z| z.publish.clone().map(|p| (z.name.clone(), p))),
         );
         for (zone, config) in targets {
-            if self.publishers.contains_key(&zone) {
+            if self.sidecar.publishers.contains_key(&zone) {
                 continue;
             }
             let key = config
@@ -48,9 +50,9 @@ impl Daemon {
                     server: config.server,
                     key,
                 },
-                self.publish_counters.clone(),
+                self.sidecar.counters.clone(),
             );
-            self.publishers.insert(zone, tx);
+            self.sidecar.publishers.insert(zone, tx);
         }
     }
 
@@ -67,7 +69,7 @@ impl Daemon {
     /// True when `change` differs from what was last asked of a hosted
     /// signalling zone (`None` when `apex` is not one).
     pub(super) fn published_differs(&self, apex: &Name, change: &Change) -> Option<bool> {
-        let state = self.published_state.get(apex)?;
+        let state = self.sidecar.published_state.get(apex)?;
         let old = state.get(&change.owner);
         Some(match (old, &change.rrsets) {
             (None, None) => false,
@@ -78,10 +80,14 @@ impl Daemon {
 
     /// Sends a hosted signalling zone's changes to its publisher.
     pub(super) fn publish_signaling(&mut self, apex: &Name, changes: Vec<Change>) {
-        let Some(tx) = self.publishers.get(apex) else {
+        let Some(tx) = self.sidecar.publishers.get(apex) else {
             return;
         };
-        let state = self.published_state.entry(apex.clone()).or_default();
+        let state = self
+            .sidecar
+            .published_state
+            .entry(apex.clone())
+            .or_default();
         for change in changes {
             if state.get(&change.owner) == Some(&change.rrsets) {
                 continue;
@@ -101,7 +107,7 @@ impl Daemon {
 
     /// Sends a child's apex RRsets of the published types to its publisher.
     pub(super) fn publish_apex(&mut self, zone: &Name, wanted: Vec<Wanted>) {
-        if let Some(tx) = self.publishers.get(zone) {
+        if let Some(tx) = self.sidecar.publishers.get(zone) {
             for w in wanted {
                 let _ = tx.send(w);
             }
@@ -109,33 +115,20 @@ impl Daemon {
     }
 }
 
-/// What a child's `publish` writes, from its signals: for each type in
-/// `types`, the RRset (empty = remove).
-pub(super) fn apex_wanted(
-    zone: &Name,
-    types: &[RecordType],
-    cds: &RecordSet,
-    cdnskey: &RecordSet,
-    csync: Option<&RecordSet>,
-) -> Vec<Wanted> {
-    types
-        .iter()
-        .map(|rtype| {
-            let set = match rtype {
-                RecordType::CDS => Some(cds),
-                RecordType::CDNSKEY => Some(cdnskey),
-                _ => csync,
-            };
-            let data = set.map(RrsetData::from_set);
-            Wanted {
-                owner: zone.clone(),
-                rtype: *rtype,
-                ttl: data.as_ref().map_or(0, |d| d.ttl),
-                rdatas: data.map(|d| d.rdatas).unwrap_or_default(),
-            }
-        })
-        .collect()
-}
-
 /// Published state per hosted signalling zone: owner -> RRsets last asked.
 pub(super) type PublishedState = HashMap<Name, HashMap<Name, Option<Vec<RrsetData>>>>;
+
+/// The daemon beside signers: followed apexes and UPDATE publishers.
+#[derive(Default)]
+pub(super) struct Sidecar {
+    /// The signer's apex per followed child.
+    pub(super) followed: HashMap<Name, FollowedApex>,
+    /// Where NOTIFYs from followed zones' primaries go.
+    pub(super) inbox: Option<Arc<FollowInbox>>,
+    /// UPDATE publishers per zone (`publish`).
+    pub(super) publishers: HashMap<Name, tmpsc::UnboundedSender<Wanted>>,
+    /// What was last asked of each hosted signalling zone.
+    pub(super) published_state: PublishedState,
+    /// Publisher counters (written, failed, dropped).
+    pub(super) counters: Arc<publish::Counters>,
+}

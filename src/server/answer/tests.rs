@@ -7,7 +7,7 @@ use hickory_proto::{
     rr::{Name, RecordType},
 };
 
-use super::*;
+use super::{writer::owner_in_question, *};
 use crate::{
     config::ZoneOptions,
     dns::{Ds, parse_name},

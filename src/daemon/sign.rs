@@ -1,0 +1,208 @@
+//! A new version of one served signalling zone: its own apex (SOA, NS,
+//! DNSKEY and its own CDS/CDNSKEY, from its keys), the round's `_dsboot`
+//! changes, a new serial (RFC 1982, saved before it is served so a crash
+//! never serves one twice), signatures for what changed plus those due for
+//! refresh (RFC 4034 §3.1.5), the IXFR journal entry (RFC 1995) and a
+//! background save.
+//!
+//! A zone that cannot be signed keeps serving its last signed version until
+//! its signatures expire, then SERVFAIL: never answers no validator accepts.
+
+use std::sync::Arc;
+
+use hickory_proto::rr::Name;
+use jiff::Timestamp;
+
+use super::{Daemon, save::SaveJob};
+use crate::{
+    dns::name::display,
+    plan::is_noop,
+    policy::{self, ZoneInput},
+    state::ZoneState,
+    zone::{Change, ZoneSigner, content, journal::Diff, serial},
+};
+
+/// What [`Daemon::update_zone`] made of a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ZoneUpdate {
+    /// A new signed version with this serial.
+    Signed {
+        /// The new serial.
+        serial: u32,
+        /// Owners whose data changed.
+        changed_names: usize,
+    },
+    /// Signing failed: the zone is marked unsignable (its last version is
+    /// served until its signatures expire).
+    Unsignable,
+}
+
+impl Daemon {
+    /// Applies `changes` (plus its own apex) to the served zone `apex`;
+    /// `None` when nothing changed and nothing is due.
+    pub(super) fn update_zone(
+        &mut self,
+        apex: &Name,
+        mut changes: Vec<Change>,
+        full: bool,
+        now: Timestamp,
+    ) -> Option<ZoneUpdate> {
+        let (own_apex, signer) = self.own_apex(apex, now)?;
+        changes.push(own_apex);
+        let zone = self.zones.get(apex)?;
+        let options = &zone.config.options;
+        let real_changes = changes.iter().filter(|c| !is_noop(&zone.store, c)).count();
+        // A full scan for due signatures only on full rounds, the hourly tick
+        // and when the zone's keys changed: one key change stays cheap.
+        let keys_changed = zone.signer != signer.fingerprint();
+        let check_refresh = full || keys_changed || zone.store.is_empty();
+        let refresh = check_refresh
+            && (zone.store.is_empty() || zone.store.needs_refresh(&signer, now, options));
+        if real_changes == 0 && !refresh && !self.first_round && zone.broken.is_none() {
+            return None;
+        }
+        let serial = self.next_serial(apex, now)?;
+        Some(self.sign_version(apex, &changes, &signer, serial, check_refresh, now))
+    }
+
+    /// The zone's own apex RRsets from its keys, and the signer they give;
+    /// schedules the zone's next key event.
+    fn own_apex(&mut self, apex: &Name, now: Timestamp) -> Option<(Change, ZoneSigner)> {
+        let zone_name = display(apex);
+        let config = self.zones.get(apex)?.config.clone();
+        let report = config.keys.as_ref().and_then(|dir| self.keys.report(dir));
+        let keys = report
+            .and_then(|r| r.zones.get(apex).cloned())
+            .unwrap_or_default();
+        if let Some(report) = report {
+            for issue in report.issues_for(apex) {
+                tracing::warn!(zone = zone_name, "{issue}");
+            }
+        }
+        self.schedule.set(apex, policy::next_event(&keys, now));
+        let settings = config.settings.resolve();
+        let own = policy::compute(
+            &ZoneInput {
+                zone: apex,
+                settings: &settings,
+                keys: &keys,
+                parent: None,
+                soa_serial: None,
+                followed: None,
+            },
+            now,
+        );
+        own.trace();
+        let change = Change {
+            owner: apex.clone(),
+            rrsets: Some(content::apex_rrsets(&config, &keys, &own, now)),
+        };
+        let signer = ZoneSigner::from_keys(&keys, now);
+        for problem in &signer.problems {
+            tracing::error!(zone = zone_name, "{problem}");
+        }
+        Some((change, signer))
+    }
+
+    /// The next serial: past both what was served and what the state file
+    /// says, saved before it is served.
+    fn next_serial(&self, apex: &Name, now: Timestamp) -> Option<u32> {
+        let zone = self.zones.get(apex)?;
+        let saved = match self.state.load_zone(apex) {
+            Ok(state) => state.map(|s| s.serial),
+            Err(e) => {
+                tracing::error!(zone = display(apex), "{e}");
+                None
+            }
+        };
+        let current = [saved, (!zone.store.is_empty()).then(|| zone.store.serial())]
+            .into_iter()
+            .flatten()
+            .reduce(|a, b| if serial::is_newer(a, b) { a } else { b });
+        let new_serial = serial::next(zone.config.options.serial_policy, current, now);
+        if let Err(e) = self
+            .state
+            .save_zone(apex, &ZoneState { serial: new_serial })
+        {
+            tracing::error!(zone = display(apex), "{e}");
+        }
+        Some(new_serial)
+    }
+
+    /// Signs the zone's next version with `serial`; on success records the
+    /// journal entry and saves it in the background.
+    fn sign_version(
+        &mut self,
+        apex: &Name,
+        changes: &[Change],
+        signer: &ZoneSigner,
+        new_serial: u32,
+        check_refresh: bool,
+        now: Timestamp,
+    ) -> ZoneUpdate {
+        let zone_name = display(apex);
+        let Some(zone) = self.zones.get_mut(apex) else {
+            return ZoneUpdate::Unsignable;
+        };
+        let options = &zone.config.options;
+        let mut next = zone.store.clone();
+        let result = next
+            .apply(changes, signer, new_serial, now, options)
+            .and_then(|stats| {
+                if check_refresh && next.needs_refresh(signer, now, options) {
+                    next.refresh(signer, new_serial, now, options)
+                        .map(|more| (stats, more))
+                } else {
+                    Ok((stats, Default::default()))
+                }
+            });
+        match result {
+            Ok((stats, more)) => {
+                tracing::info!(
+                    zone = zone_name,
+                    serial = new_serial,
+                    names = stats.names,
+                    changed_names = stats.changed_names,
+                    rrsets_signed = stats.rrsets_signed + more.rrsets_signed,
+                    signatures = stats.signatures + more.signatures,
+                    "zone updated"
+                );
+                if !zone.store.is_empty() {
+                    if let Some(diff) =
+                        Diff::between(&zone.store, &next, next.touched().iter().map(|w| &w[..]))
+                    {
+                        Arc::make_mut(&mut zone.journal).push(diff, &options.journal);
+                    }
+                }
+                zone.store = next;
+                zone.broken = None;
+                zone.signer = signer.fingerprint();
+                self.saver.save(SaveJob {
+                    zone_path: self.state.zone_store_path(apex),
+                    zone: zone.store.clone(),
+                    journal_path: self.state.journal_path(apex),
+                    journal: zone.journal.clone(),
+                });
+                ZoneUpdate::Signed {
+                    serial: new_serial,
+                    changed_names: stats.changed_names,
+                }
+            }
+            Err(e) => {
+                let until = zone.store.earliest_expiration();
+                tracing::error!(
+                    zone = zone_name,
+                    signatures_valid_until = until,
+                    "cannot sign: {e}; {}",
+                    if zone.store.is_empty() {
+                        "the zone is not served (SERVFAIL)"
+                    } else {
+                        "serving the last signed version until its signatures expire"
+                    }
+                );
+                zone.broken = Some(e.to_string());
+                ZoneUpdate::Unsignable
+            }
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! Round planning: from the child zones a round recomputes to what each
+//! publisher should do. Pure: no I/O, no clocks but the `now` it is given,
+//! no daemon state; the daemon applies what it returns.
+//!
+//! For every child the policy ([`crate::policy`]) decides its CDS/CDNSKEY
+//! (RFC 7344 §4, RFC 8078), CSYNC (RFC 7477) and RFC 9615 `_dsboot` signals.
+//! Planning turns those into:
+//! - a [`Change`] of the owner `_dsboot.<child>._signal.<ns-host>` (RFC 9615
+//!   §2) in every signalling zone: its CDS/CDNSKEY RRsets, byte-identical to
+//!   the apex ones, or its removal;
+//! - the apex RRsets a `[[zone]]` with `publish` writes into its signer by
+//!   UPDATE ([`Wanted`]);
+//! - what the parent agent must check before a generalized NOTIFY (RFC 9859,
+//!   RFC 9975 consistency: [`ChildReport`]);
+//! - when the child's keys next change something (its next timing event).
+//!
+//! A child that is held (unreadable keys, a policy hold, a followed signer
+//! not read yet) plans nothing: what it published stays. Children that
+//! stopped being children get their `_dsboot` owners removed everywhere.
+//! Planning is level-triggered: the desired state comes from all facts, and
+//! only the difference to what is published is applied later.
+
+use std::collections::{BTreeMap, HashMap};
+
+use hickory_proto::rr::{Name, RecordType};
+use jiff::Timestamp;
+
+use crate::{
+    dns::{
+        RecordSet,
+        name::{canonical_wire, dsboot_name},
+    },
+    model::ChildZone,
+    parent::{self, ChildReport, SignalingTarget},
+    policy::{self, FollowedApex, ParentView, ZoneInput},
+    publish::Wanted,
+    zone::{Change, ZoneStore, content},
+};
+
+/// What the daemon has learnt from outside the key directories.
+#[derive(Clone, Copy)]
+pub struct Facts<'a> {
+    /// The parent's DS/NS per child (the parent observer).
+    pub views: &'a HashMap<Name, ParentView>,
+    /// The signer's apex per followed child (sidecar mode).
+    pub followed: &'a HashMap<Name, FollowedApex>,
+    /// The signalling zones as the consistency gate checks them; `None` when
+    /// no parent agent runs (then no reports are planned).
+    pub signaling: Option<&'a [SignalingTarget]>,
+}
+
+/// A signalling zone `_signal.<ns-host>` that carries `_dsboot` owners:
+/// served here or hosted by a signer alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalTarget {
+    /// Its apex.
+    pub apex: Name,
+    /// The NS host whose signals it carries.
+    pub ns_host: Name,
+}
+
+/// One child's share of a round.
+#[derive(Debug, Clone)]
+pub struct ChildOutcome {
+    /// Its `_dsboot` owner's change, per signalling zone apex.
+    pub changes: Vec<(Name, Change)>,
+    /// When its keys next change something.
+    pub next_event: Option<Timestamp>,
+    /// What the parent agent checks before NOTIFY, when an agent runs.
+    pub report: Option<ChildReport>,
+    /// The apex RRsets its `publish` writes by UPDATE.
+    pub apex: Vec<Wanted>,
+}
+
+/// Where one child's changes sit in [`RoundPlan::changes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TouchedChild {
+    /// The child.
+    pub child: Name,
+    /// (signalling zone apex, index of its change in that zone's list).
+    pub owners: Vec<(Name, usize)>,
+}
+
+/// Everything a round should do, before the safety brake looks at it.
+#[derive(Debug, Clone, Default)]
+pub struct RoundPlan {
+    /// Changes per signalling zone apex.
+    pub changes: BTreeMap<Name, Vec<Change>>,
+    /// The children behind the changes (a `Vec`: each child comes once, and
+    /// a million `Name` comparisons in a map cost seconds).
+    pub touched: Vec<TouchedChild>,
+    /// Apex RRsets to write by UPDATE, per child with `publish`.
+    pub apex_updates: Vec<(Name, Vec<Wanted>)>,
+    /// Reports for the parent agent, one per planned child.
+    pub reports: Vec<ChildReport>,
+    /// Each planned child's next timing event.
+    pub next_events: Vec<(Name, Option<Timestamp>)>,
+    /// Names that stopped being child zones.
+    pub gone: Vec<Name>,
+}
+
+/// Plans a round: the policy for every child in `children` (on all cores:
+/// it is pure), then the changes for `targets`; `gone` children lose their
+/// `_dsboot` owners in every target.
+pub fn plan_round(
+    children: &[ChildZone],
+    gone: Vec<Name>,
+    targets: &[SignalTarget],
+    facts: Facts<'_>,
+    now: Timestamp,
+) -> RoundPlan {
+    let outcomes = child_outcomes(children, targets, facts, now);
+    assemble(children, outcomes, gone, targets)
+}
+
+/// Gathers the per-child outcomes (`None` for a held child) into one plan.
+pub fn assemble(
+    children: &[ChildZone],
+    outcomes: Vec<Option<ChildOutcome>>,
+    gone: Vec<Name>,
+    targets: &[SignalTarget],
+) -> RoundPlan {
+    let mut plan = RoundPlan::default();
+    for (child, outcome) in children.iter().zip(outcomes) {
+        for issue in &child.issues {
+            tracing::warn!(zone = display(&child.name), key_tag = issue.tag, "{issue}");
+        }
+        let Some(outcome) = outcome else {
+            tracing::warn!(
+                zone = display(&child.name),
+                reasons = child.held.join("; "),
+                "zone held: its published signals stay as they are"
+            );
+            continue;
+        };
+        plan.next_events
+            .push((child.name.clone(), outcome.next_event));
+        if !outcome.apex.is_empty() {
+            plan.apex_updates.push((child.name.clone(), outcome.apex));
+        }
+        if let Some(report) = outcome.report {
+            plan.reports.push(report);
+        }
+        let owners = outcome
+            .changes
+            .into_iter()
+            .map(|(apex, change)| plan.push_change(apex, change))
+            .collect();
+        plan.touch(child.name.clone(), owners);
+    }
+    for name in &gone {
+        let owners = targets
+            .iter()
+            .filter_map(|target| {
+                let owner = dsboot_name(name, &target.ns_host).ok()?;
+                Some(plan.push_change(
+                    target.apex.clone(),
+                    Change {
+                        owner,
+                        rrsets: None,
+                    },
+                ))
+            })
+            .collect();
+        plan.touch(name.clone(), owners);
+    }
+    plan.gone = gone;
+    plan
+}
+
+impl RoundPlan {
+    /// Appends `change` to `apex`'s list; returns where it went.
+    fn push_change(&mut self, apex: Name, change: Change) -> (Name, usize) {
+        let list = self.changes.entry(apex.clone()).or_default();
+        list.push(change);
+        (apex, list.len() - 1)
+    }
+
+    fn touch(&mut self, child: Name, owners: Vec<(Name, usize)>) {
+        if !owners.is_empty() {
+            self.touched.push(TouchedChild { child, owners });
+        }
+    }
+
+    /// The change at `owner` (as recorded in [`TouchedChild::owners`]).
+    pub fn change(&self, (apex, index): &(Name, usize)) -> Option<&Change> {
+        self.changes.get(apex).and_then(|list| list.get(*index))
+    }
+}
+
+/// The policy for one child, or `None` when it is held.
+fn child_outcome(
+    child: &ChildZone,
+    targets: &[SignalTarget],
+    facts: Facts<'_>,
+    now: Timestamp,
+) -> Option<ChildOutcome> {
+    if child.is_held() {
+        return None;
+    }
+    let view = facts.views.get(&child.name);
+    let followed = facts.followed.get(&child.name);
+    if child.follows && followed.is_none() {
+        // Not read from the signer yet: what is published stays.
+        tracing::debug!(
+            zone = display(&child.name),
+            "waiting for the first read of the signer's apex"
+        );
+        return None;
+    }
+    let signals = policy::compute(
+        &ZoneInput {
+            followed,
+            ..child.input(view, None)
+        },
+        now,
+    );
+    signals.trace();
+    if let Some(why) = &signals.hold {
+        tracing::warn!(zone = display(&child.name), "zone held: {why}");
+        return None;
+    }
+    let changes = targets
+        .iter()
+        .filter_map(|target| {
+            let owner = dsboot_name(&child.name, &target.ns_host).ok()?;
+            let rrsets = content::dsboot_rrsets(&signals, &target.ns_host).map(|(_, r)| r);
+            Some((target.apex.clone(), Change { owner, rrsets }))
+        })
+        .collect();
+    let report = facts
+        .signaling
+        .map(|targets| parent::plan(&signals, &child.settings.nameservers, view, targets));
+    let apex = apex_wanted(
+        &child.name,
+        &child.publish_types,
+        &signals.cds,
+        &signals.cdnskey,
+        signals.csync.as_ref(),
+    );
+    Some(ChildOutcome {
+        changes,
+        next_event: policy::next_event(&child.keys, now),
+        report,
+        apex,
+    })
+}
+
+/// Runs [`child_outcome`] for every child, split over the cores when there
+/// are enough children to pay for the threads.
+pub fn child_outcomes(
+    children: &[ChildZone],
+    targets: &[SignalTarget],
+    facts: Facts<'_>,
+    now: Timestamp,
+) -> Vec<Option<ChildOutcome>> {
+    let one = |child: &ChildZone| child_outcome(child, targets, facts, now);
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads <= 1 || children.len() < 512 {
+        return children.iter().map(one).collect();
+    }
+    let chunk = children.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = children
+            .chunks(chunk)
+            .map(|part| {
+                let work = scope.spawn(move || part.iter().map(one).collect::<Vec<_>>());
+                (part.len(), work)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(children.len());
+        for (len, handle) in handles {
+            match handle.join() {
+                Ok(part) => out.extend(part),
+                Err(_) => {
+                    // Never misalign children and outcomes: a failed part
+                    // publishes nothing new (as if held).
+                    tracing::error!(
+                        zones = len,
+                        "policy computation failed for part of the zones; they are held"
+                    );
+                    out.extend(std::iter::repeat_with(|| None).take(len));
+                }
+            }
+        }
+        out
+    })
+}
+
+/// What a child's `publish` writes, from its signals: for each type in
+/// `types`, the RRset (empty = remove).
+pub fn apex_wanted(
+    zone: &Name,
+    types: &[RecordType],
+    cds: &RecordSet,
+    cdnskey: &RecordSet,
+    csync: Option<&RecordSet>,
+) -> Vec<Wanted> {
+    types
+        .iter()
+        .map(|rtype| {
+            let set = match rtype {
+                RecordType::CDS => Some(cds),
+                RecordType::CDNSKEY => Some(cdnskey),
+                _ => csync,
+            };
+            let data = set.map(content::RrsetData::from_set);
+            Wanted {
+                owner: zone.clone(),
+                rtype: *rtype,
+                ttl: data.as_ref().map_or(0, |d| d.ttl),
+                rdatas: data.map(|d| d.rdatas).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// The child a `_dsboot.<child>.<apex>` owner signals for (RFC 9615 §2).
+pub fn child_of(owner: &Name, apex: &Name) -> Option<Name> {
+    let labels: Vec<&[u8]> = owner.iter().collect();
+    let apex_labels = apex.iter().count();
+    if labels.len() <= apex_labels + 1 || !labels[0].eq_ignore_ascii_case(b"_dsboot") {
+        return None;
+    }
+    let mut child =
+        Name::from_labels(labels[1..labels.len() - apex_labels].iter().copied()).ok()?;
+    child.set_fqdn(true);
+    Some(child)
+}
+
+/// True when the store already holds exactly what `change` asks for.
+pub fn is_noop(store: &ZoneStore, change: &Change) -> bool {
+    let wire = canonical_wire(&change.owner);
+    match (store.node(&wire), &change.rrsets) {
+        (None, None) => true,
+        (Some(node), Some(rrsets)) => node.holds(rrsets),
+        (None, Some(rrsets)) => rrsets.iter().all(|r| r.rdatas.is_empty()),
+        (Some(_), None) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;
