@@ -23,12 +23,20 @@ pub enum StateError {
         source: io::Error,
     },
     /// The file exists but does not parse.
-    #[error("state file {path}: {why}")]
+    #[error("state file {path}: {}", .source.message())]
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// What is wrong.
-        why: String,
+        /// What the TOML parser said.
+        source: toml::de::Error,
+    },
+    /// The state cannot be written as TOML.
+    #[error("state file {path}: {source}")]
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// What the TOML writer said.
+        source: toml::ser::Error,
     },
 }
 
@@ -97,10 +105,7 @@ impl StateDir {
         match fs::read_to_string(&path) {
             Ok(text) => toml::from_str(&text)
                 .map(Some)
-                .map_err(|e| StateError::Corrupt {
-                    path,
-                    why: e.message().to_string(),
-                }),
+                .map_err(|source| StateError::Corrupt { path, source }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StateError::Io { path, source }),
         }
@@ -109,9 +114,9 @@ impl StateDir {
     /// Saves a zone's state atomically.
     pub fn save_zone(&self, apex: &Name, state: &ZoneState) -> Result<(), StateError> {
         let path = self.zone_file(apex);
-        let text = toml::to_string(state).map_err(|e| StateError::Corrupt {
+        let text = toml::to_string(state).map_err(|source| StateError::Encode {
             path: path.clone(),
-            why: e.to_string(),
+            source,
         })?;
         write_atomically(&path, text.as_bytes())
     }

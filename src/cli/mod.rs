@@ -231,13 +231,16 @@ fn init_logging(level: &str) {
         .init();
 }
 
+/// An `--at` that is neither RFC 3339 nor a BIND timestamp.
+#[derive(Debug, thiserror::Error)]
+#[error("--at: {0}")]
+struct AtError(#[from] signalbox::keys::bind::TimestampError);
+
 /// Parses `--at`, or returns now.
-fn time_arg(at: Option<&str>) -> Result<jiff::Timestamp, String> {
+fn time_arg(at: Option<&str>) -> Result<jiff::Timestamp, AtError> {
     match at {
         None => Ok(jiff::Timestamp::now()),
-        Some(text) => {
-            signalbox::keys::bind::timestamp::parse_user(text).map_err(|e| format!("--at: {e}"))
-        }
+        Some(text) => Ok(signalbox::keys::bind::timestamp::parse_user(text)?),
     }
 }
 

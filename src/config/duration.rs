@@ -3,12 +3,56 @@
 
 use std::{fmt, time::Duration};
 
+/// Why a duration string was refused; every variant carries the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Nothing but white space.
+    #[error("empty duration")]
+    Empty,
+    /// A letter that is not one of the units.
+    #[error("{text:?}: unknown unit {unit:?} (use ms, s, m, h, d or w)")]
+    UnknownUnit {
+        /// The duration as written.
+        text: String,
+        /// The letter.
+        unit: char,
+    },
+    /// A unit with no digits before it (`h`).
+    #[error("{text:?}: unit {unit:?} without a number")]
+    NoNumber {
+        /// The duration as written.
+        text: String,
+        /// The unit.
+        unit: char,
+    },
+    /// Digits that do not fit 64 bits.
+    #[error("{text:?}: number too large")]
+    NumberTooLarge {
+        /// The duration as written.
+        text: String,
+    },
+    /// A total beyond 2^64 milliseconds.
+    #[error("{text:?}: duration too large")]
+    TooLarge {
+        /// The duration as written.
+        text: String,
+    },
+    /// Digits at the end with no unit (`3600`).
+    #[error("{text:?} has no unit: write e.g. \"{number}s\" or use ms, m, h, d, w")]
+    NoUnit {
+        /// The duration as written.
+        text: String,
+        /// The trailing digits.
+        number: String,
+    },
+}
+
 /// Parses a duration string; bare numbers are refused so `3600` vs `3600s`
 /// vs `1h` is never a guess.
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("empty duration".to_string());
+        return Err(DurationError::Empty);
     }
     let mut total_ms: u64 = 0;
     let mut number = String::new();
@@ -29,27 +73,34 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             'd' => 86_400_000,
             'w' => 604_800_000,
             _ => {
-                return Err(format!(
-                    "{text:?}: unknown unit {c:?} (use ms, s, m, h, d or w)"
-                ));
+                return Err(DurationError::UnknownUnit {
+                    text: text.to_string(),
+                    unit: c,
+                });
             }
         };
         if number.is_empty() {
-            return Err(format!("{text:?}: unit {c:?} without a number"));
+            return Err(DurationError::NoNumber {
+                text: text.to_string(),
+                unit: c,
+            });
         }
-        let value: u64 = number
-            .parse()
-            .map_err(|_| format!("{text:?}: number too large"))?;
+        let value: u64 = number.parse().map_err(|_| DurationError::NumberTooLarge {
+            text: text.to_string(),
+        })?;
         total_ms = value
             .checked_mul(unit_ms)
             .and_then(|v| total_ms.checked_add(v))
-            .ok_or_else(|| format!("{text:?}: duration too large"))?;
+            .ok_or_else(|| DurationError::TooLarge {
+                text: text.to_string(),
+            })?;
         number.clear();
     }
     if !number.is_empty() {
-        return Err(format!(
-            "{text:?} has no unit: write e.g. \"{number}s\" or use ms, m, h, d, w"
-        ));
+        return Err(DurationError::NoUnit {
+            text: text.to_string(),
+            number,
+        });
     }
     Ok(Duration::from_millis(total_ms))
 }
@@ -113,10 +164,28 @@ mod tests {
 
     #[test]
     fn refuses_ambiguity() {
-        assert!(parse("3600").expect_err("no unit").contains("no unit"));
-        assert!(parse("h").is_err());
-        assert!(parse("5y").is_err());
-        assert!(parse("").is_err());
-        assert!(parse("99999999999999999999s").is_err());
+        let err = parse("3600").expect_err("no unit");
+        assert!(matches!(err, DurationError::NoUnit { .. }));
+        assert_eq!(
+            err.to_string(),
+            "\"3600\" has no unit: write e.g. \"3600s\" or use ms, m, h, d, w"
+        );
+        assert!(matches!(
+            parse("h"),
+            Err(DurationError::NoNumber { unit: 'h', .. })
+        ));
+        assert!(matches!(
+            parse("5y"),
+            Err(DurationError::UnknownUnit { unit: 'y', .. })
+        ));
+        assert_eq!(parse(""), Err(DurationError::Empty));
+        assert!(matches!(
+            parse("99999999999999999999s"),
+            Err(DurationError::NumberTooLarge { .. })
+        ));
+        assert!(matches!(
+            parse("99999999999999999d"),
+            Err(DurationError::TooLarge { .. })
+        ));
     }
 }

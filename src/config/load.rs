@@ -1,10 +1,6 @@
 //! Reading and validating the TOML file.
 
-use std::{
-    ops::Range,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{ops::Range, path::Path};
 
 use hickory_proto::rr::Name;
 use serde::Deserialize;
@@ -14,13 +10,12 @@ use super::SerialPolicy;
 use super::{
     CdsMode, Config, ConfigError, ConfigErrors, Origin, SignalingZoneConfig, ZoneConfig,
     ZoneSetConfig,
+    checker::Checker,
     duration::ConfigDuration,
-    normalize_path,
     parent::{RawNotify, RawParent, RawResolver},
     serve::{RawSafety, RawServer, RawState, RawWatch, RawZoneOptions},
     sidecar::{RawFollow, RawPublish},
 };
-use crate::dns::parse_name;
 
 /// The only config version this signalbox reads.
 pub const VERSION: i64 = 1;
@@ -125,11 +120,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 /// Validates config text that was read from `path` (used for error
 /// messages and as the base of relative paths).
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
-    let mut check = Checker {
-        file: path.to_path_buf(),
-        text,
-        errors: Vec::new(),
-    };
+    let mut check = Checker::new(path, text);
     let parsed = toml::Deserializer::parse(text)
         .map_err(|e| (String::new(), e))
         .and_then(|de| {
@@ -144,15 +135,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
                 key,
                 e.message().trim().to_string(),
             );
-            return Err(ConfigErrors(check.errors));
+            return Err(check.into_errors());
         }
     };
     let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
     let config = check.config(raw, &base, path);
-    if check.errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigErrors(check.errors))
+    match check.into_errors() {
+        ConfigErrors(errors) if errors.is_empty() => Ok(config),
+        errors => Err(errors),
     }
 }
 
@@ -167,106 +157,7 @@ fn clean_key_path(path: &str) -> String {
         .join(".")
 }
 
-pub(super) struct Checker<'a> {
-    file: PathBuf,
-    text: &'a str,
-    errors: Vec<ConfigError>,
-}
-
 impl Checker<'_> {
-    pub(super) fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, column)
-    }
-
-    pub(super) fn error(&mut self, span: Range<usize>, key: String, message: String) {
-        let (line, column) = if span == (0..0) && self.text.is_empty() {
-            (0, 0)
-        } else {
-            self.line_col(span.start)
-        };
-        self.errors.push(ConfigError {
-            file: self.file.clone(),
-            line,
-            column,
-            key,
-            message,
-        });
-    }
-
-    pub(super) fn name(&mut self, value: &Spanned<String>, key: &str) -> Option<Name> {
-        match parse_name(value.get_ref()) {
-            Ok(name) => Some(name),
-            Err(e) => {
-                self.error(value.span(), key.to_string(), e.to_string());
-                None
-            }
-        }
-    }
-
-    pub(super) fn names(&mut self, values: &[Spanned<String>], key: &str) -> Vec<Name> {
-        let mut out: Vec<Name> = Vec::new();
-        for (i, value) in values.iter().enumerate() {
-            if let Some(name) = self.name(value, &format!("{key}[{i}]")) {
-                if !out.contains(&name) {
-                    out.push(name);
-                }
-            }
-        }
-        out
-    }
-
-    /// A duration of at least `min`, else an error at its span and `default`.
-    pub(super) fn duration_at_least(
-        &mut self,
-        value: &Option<Spanned<ConfigDuration>>,
-        key: &str,
-        default: Duration,
-        min: Duration,
-    ) -> Duration {
-        match value {
-            None => default,
-            Some(v) if v.get_ref().0 >= min => v.get_ref().0,
-            Some(v) => {
-                self.error(
-                    v.span(),
-                    key.to_string(),
-                    format!("at least {}", super::duration::format(min)),
-                );
-                default
-            }
-        }
-    }
-
-    /// An integer in `range`, else an error at its span and `default`.
-    pub(super) fn int_in(
-        &mut self,
-        value: &Option<Spanned<i64>>,
-        key: &str,
-        range: std::ops::RangeInclusive<i64>,
-        default: i64,
-    ) -> i64 {
-        match value {
-            None => default,
-            Some(v) if range.contains(v.get_ref()) => *v.get_ref(),
-            Some(v) => {
-                self.error(
-                    v.span(),
-                    key.to_string(),
-                    format!("must be in {}..={}", range.start(), range.end()),
-                );
-                default
-            }
-        }
-    }
-
-    pub(super) fn path(&mut self, value: &Spanned<String>, base: &Path) -> PathBuf {
-        normalize_path(&base.join(value.get_ref()))
-    }
-
     fn config(&mut self, raw: RawConfig, base: &Path, file: &Path) -> Config {
         match &raw.version {
             None => self.error(

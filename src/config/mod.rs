@@ -24,6 +24,7 @@
 //! for a name that a `[[zones]]` set also covers overrides the set field by
 //! field.
 
+mod checker;
 pub mod duration;
 mod load;
 mod parent;

@@ -7,7 +7,7 @@ use std::{net::SocketAddr, time::Duration};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{duration::ConfigDuration, load::Checker};
+use super::{checker::Checker, duration::ConfigDuration};
 
 /// `[resolver]`: the validating resolver used for DSYNC discovery and NS
 /// addresses (never for the consistency gate, which asks servers directly).
@@ -141,19 +141,8 @@ impl Checker<'_> {
             .iter()
             .flatten()
             .enumerate()
-            .filter_map(|(i, s)| match s.get_ref().parse::<SocketAddr>() {
-                Ok(addr) => Some(addr),
-                Err(_) => {
-                    self.error(
-                        s.span(),
-                        format!("resolver.servers[{i}]"),
-                        format!(
-                            "{:?} is not an address:port (e.g. \"127.0.0.1:53\")",
-                            s.get_ref()
-                        ),
-                    );
-                    None
-                }
+            .filter_map(|(i, s)| {
+                self.address(s, &format!("resolver.servers[{i}]"), "\"127.0.0.1:53\"")
             })
             .collect();
         ResolverConfig {

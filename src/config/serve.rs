@@ -2,7 +2,6 @@
 //! the signing/SOA options of a `[[signaling_zone]]`.
 
 use std::{
-    net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -15,7 +14,7 @@ use toml::Spanned;
 use super::SerialPolicy;
 use super::{
     AclEntry, SafetyConfig, ServerConfig, StateConfig, WatchConfig, WatchMode, ZoneOptions,
-    duration::ConfigDuration, load::Checker,
+    checker::Checker, duration::ConfigDuration,
 };
 
 #[derive(Deserialize, Default)]
@@ -81,16 +80,12 @@ impl Checker<'_> {
             Some(list) => list
                 .iter()
                 .enumerate()
-                .filter_map(|(i, addr)| match addr.get_ref().parse::<SocketAddr>() {
-                    Ok(a) => Some(a),
-                    Err(_) => {
-                        self.error(
-                            addr.span(),
-                            format!("server.listen[{i}]"),
-                            format!("{:?} is not an address:port (e.g. \"127.0.0.1:5353\", \"[::1]:5353\")", addr.get_ref()),
-                        );
-                        None
-                    }
+                .filter_map(|(i, addr)| {
+                    self.address(
+                        addr,
+                        &format!("server.listen[{i}]"),
+                        "\"127.0.0.1:5353\", \"[::1]:5353\"",
+                    )
                 })
                 .collect(),
         };
@@ -262,22 +257,9 @@ impl Checker<'_> {
             .iter()
             .flatten()
             .enumerate()
-            .filter_map(
-                |(i, addr)| match addr.get_ref().parse::<std::net::SocketAddr>() {
-                    Ok(a) => Some(a),
-                    Err(_) => {
-                        self.error(
-                            addr.span(),
-                            format!("{key}.secondaries[{i}]"),
-                            format!(
-                                "{:?} is not an address:port (e.g. \"127.0.0.2:53\")",
-                                addr.get_ref()
-                            ),
-                        );
-                        None
-                    }
-                },
-            )
+            .filter_map(|(i, addr)| {
+                self.address(addr, &format!("{key}.secondaries[{i}]"), "\"127.0.0.2:53\"")
+            })
             .collect();
         let allow_transfer = raw
             .allow_transfer
@@ -289,13 +271,17 @@ impl Checker<'_> {
                 let parsed = match text.strip_prefix("key:") {
                     Some(name) => crate::dns::parse_name(name)
                         .map(AclEntry::Key)
-                        .map_err(|e| e.to_string()),
+                        .map_err(AclEntryError::from),
                     None => parse_prefix(text),
                 };
                 match parsed {
                     Ok(entry) => Some(entry),
                     Err(why) => {
-                        self.error(entry.span(), format!("{key}.allow_transfer[{i}]"), why);
+                        self.error(
+                            entry.span(),
+                            format!("{key}.allow_transfer[{i}]"),
+                            why.to_string(),
+                        );
                         None
                     }
                 }
@@ -315,7 +301,7 @@ impl Checker<'_> {
         if let Some(v) = &raw.journal_size {
             match parse_size(v.get_ref()) {
                 Ok(n) => journal.bytes = n,
-                Err(why) => self.error(v.span(), format!("{key}.journal_size"), why),
+                Err(why) => self.error(v.span(), format!("{key}.journal_size"), why.to_string()),
             }
         }
         if let Some(v) = &raw.journal_age {
@@ -369,41 +355,132 @@ impl Checker<'_> {
     }
 }
 
+/// Why an `allow_transfer` entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AclEntryError {
+    /// Neither an address (prefix) nor `key:NAME`.
+    #[error("{text:?} is neither an address prefix (\"127.0.0.0/8\") nor \"key:NAME\"")]
+    NotAnEntry {
+        /// The entry as written.
+        text: String,
+    },
+    /// A prefix length beyond the address family's bits.
+    #[error("{text:?}: prefix length must be 0..={max}")]
+    PrefixLength {
+        /// The entry as written.
+        text: String,
+        /// 32 or 128.
+        max: u8,
+    },
+    /// `key:NAME` with a name that does not parse.
+    #[error(transparent)]
+    KeyName(#[from] crate::dns::NameError),
+}
+
 /// `127.0.0.0/8`, `::1/128` or a bare address.
-fn parse_prefix(text: &str) -> Result<AclEntry, String> {
+fn parse_prefix(text: &str) -> Result<AclEntry, AclEntryError> {
     let (addr, len) = match text.split_once('/') {
         Some((a, l)) => (a, Some(l)),
         None => (text, None),
     };
-    let addr: std::net::IpAddr = addr.parse().map_err(|_| {
-        format!("{text:?} is neither an address prefix (\"127.0.0.0/8\") nor \"key:NAME\"")
+    let addr: std::net::IpAddr = addr.parse().map_err(|_| AclEntryError::NotAnEntry {
+        text: text.to_string(),
     })?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let len = match len {
         None => max,
-        Some(l) => l
-            .parse::<u8>()
-            .ok()
-            .filter(|l| *l <= max)
-            .ok_or_else(|| format!("{text:?}: prefix length must be 0..={max}"))?,
+        Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| {
+            AclEntryError::PrefixLength {
+                text: text.to_string(),
+                max,
+            }
+        })?,
     };
     Ok(AclEntry::Prefix(addr, len))
 }
 
+/// Why a `journal_size` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// No leading number.
+    #[error("{text:?} is not a size like \"64MiB\"")]
+    NotASize {
+        /// The size as written.
+        text: String,
+    },
+    /// A unit other than B, KiB, MiB, GiB.
+    #[error("{text:?}: unknown unit {unit:?} (KiB, MiB, GiB)")]
+    UnknownUnit {
+        /// The size as written.
+        text: String,
+        /// The unit.
+        unit: String,
+    },
+    /// More octets than a `usize` holds.
+    #[error("{text:?} is too large")]
+    TooLarge {
+        /// The size as written.
+        text: String,
+    },
+}
+
 /// `64MiB`, `512KiB`, `1GiB`, or a number of octets.
-fn parse_size(text: &str) -> Result<usize, String> {
+fn parse_size(text: &str) -> Result<usize, SizeError> {
     let t = text.trim();
     let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: usize = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like \"64MiB\""))?;
+    let n: usize = number.parse().map_err(|_| SizeError::NotASize {
+        text: text.to_string(),
+    })?;
     let factor = match unit.trim() {
         "" | "B" => 1,
         "K" | "KiB" | "k" => 1 << 10,
         "M" | "MiB" => 1 << 20,
         "G" | "GiB" => 1 << 30,
-        other => return Err(format!("{text:?}: unknown unit {other:?} (KiB, MiB, GiB)")),
+        other => {
+            return Err(SizeError::UnknownUnit {
+                text: text.to_string(),
+                unit: other.to_string(),
+            });
+        }
     };
-    n.checked_mul(factor)
-        .ok_or_else(|| format!("{text:?} is too large"))
+    n.checked_mul(factor).ok_or_else(|| SizeError::TooLarge {
+        text: text.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("512"), Ok(512));
+        assert_eq!(
+            parse_size("64 TiB").expect_err("TiB").to_string(),
+            "\"64 TiB\": unknown unit \"TiB\" (KiB, MiB, GiB)"
+        );
+        let refused = |text| parse_size(text).expect_err(text);
+        assert!(matches!(refused("MiB"), SizeError::NotASize { .. }));
+        let digits = "99999999999999999999G";
+        assert!(matches!(refused(digits), SizeError::NotASize { .. }));
+        assert!(matches!(
+            refused("9999999999999999G"),
+            SizeError::TooLarge { .. }
+        ));
+    }
+
+    #[test]
+    fn prefixes() {
+        let v4 = "127.0.0.1".parse().expect("ip");
+        assert_eq!(parse_prefix("127.0.0.1"), Ok(AclEntry::Prefix(v4, 32)));
+        assert_eq!(
+            parse_prefix("127.0.0.0/33").expect_err("/33").to_string(),
+            "\"127.0.0.0/33\": prefix length must be 0..=32"
+        );
+        assert!(matches!(
+            parse_prefix("key.example."),
+            Err(AclEntryError::NotAnEntry { .. })
+        ));
+    }
 }

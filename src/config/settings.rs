@@ -3,10 +3,7 @@
 
 use toml::Spanned;
 
-use super::{
-    CdsMode, PartialSettings,
-    load::{Checker, RawZone},
-};
+use super::{CdsMode, PartialSettings, checker::Checker, load::RawZone};
 use crate::{
     dns::{Csync, Dnskey},
     dnssec::{Algorithm, DigestType},

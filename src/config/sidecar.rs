@@ -17,7 +17,7 @@ use hickory_proto::rr::{Name, RecordType};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{duration::ConfigDuration, load::Checker};
+use super::{checker::Checker, duration::ConfigDuration};
 
 /// `follow`: read a zone's apex from the signer that serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,26 +61,12 @@ pub(super) struct RawPublish {
     cds_by_update: Option<bool>,
 }
 
-impl Checker<'_> {
-    fn address(&mut self, value: &Spanned<String>, key: &str) -> Option<SocketAddr> {
-        match value.get_ref().parse::<SocketAddr>() {
-            Ok(addr) => Some(addr),
-            Err(_) => {
-                self.error(
-                    value.span(),
-                    key.to_string(),
-                    format!(
-                        "{:?} is not an address:port (e.g. \"127.0.0.1:53\")",
-                        value.get_ref()
-                    ),
-                );
-                None
-            }
-        }
-    }
+/// The example address of the `follow` and `publish` error messages.
+const EXAMPLE_ADDRESS: &str = "\"127.0.0.1:53\"";
 
+impl Checker<'_> {
     pub(super) fn follow(&mut self, raw: &RawFollow, key: &str) -> Option<FollowConfig> {
-        let primary = self.address(&raw.primary, &format!("{key}.primary"));
+        let primary = self.address(&raw.primary, &format!("{key}.primary"), EXAMPLE_ADDRESS);
         let tsig = raw
             .tsig
             .as_ref()
@@ -108,7 +94,7 @@ impl Checker<'_> {
         key: &str,
         apex_types: bool,
     ) -> Option<PublishConfig> {
-        let server = self.address(&raw.update, &format!("{key}.update"));
+        let server = self.address(&raw.update, &format!("{key}.update"), EXAMPLE_ADDRESS);
         let tsig = raw
             .tsig
             .as_ref()
@@ -158,5 +144,32 @@ impl Checker<'_> {
             types,
             cds_by_update,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn addresses_are_refused_with_an_example() {
+        let text = "version = 1\n\
+                    [server]\nlisten = [\"nowhere\"]\n\
+                    [resolver]\nservers = [\"127.0.0.1\"]\n\
+                    [[zone]]\nname = \"example.com.\"\nkeys = \"k\"\n\
+                    follow = { primary = \"signer\" }\n";
+        let errors = super::super::parse(Path::new("t.toml"), text).expect_err("bad addresses");
+        let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "t.toml:9:22: zone[0].follow.primary: \"signer\" is not an address:port \
+                 (e.g. \"127.0.0.1:53\")",
+                "t.toml:3:11: server.listen[0]: \"nowhere\" is not an address:port \
+                 (e.g. \"127.0.0.1:5353\", \"[::1]:5353\")",
+                "t.toml:5:12: resolver.servers[0]: \"127.0.0.1\" is not an address:port \
+                 (e.g. \"127.0.0.1:53\")",
+            ]
+        );
     }
 }

@@ -556,7 +556,7 @@ impl KeyDirectory {
             }
             Some(Err(AssembleError::Unusable(why))) => {
                 slot.flux_since = None;
-                problems.push(issue(FileKind::Key, 0, why, Severity::Error));
+                problems.push(issue(FileKind::Key, 0, why.to_string(), Severity::Error));
             }
             None => slot.flux_since = None,
         }
@@ -658,15 +658,21 @@ fn read_content(path: &Path, kind: FileKind) -> Content {
             };
         }
     };
-    let parsed = match kind {
-        FileKind::Key => bind::keyfile::parse(&text).map(Content::Key),
-        FileKind::Private => bind::private::parse(&text).map(|f| Content::Private(Arc::new(f))),
-        FileKind::State => bind::state::parse(&text).map(Content::State),
-    };
-    parsed.unwrap_or_else(|e| Content::Bad {
+    match kind {
+        FileKind::Key => bind::keyfile::parse(&text).map_or_else(bad, Content::Key),
+        FileKind::Private => {
+            bind::private::parse(&text).map_or_else(bad, |f| Content::Private(Arc::new(f)))
+        }
+        FileKind::State => bind::state::parse(&text).map_or_else(bad, Content::State),
+    }
+}
+
+/// A file that does not parse, as the issue that reports it will say.
+fn bad<E: std::fmt::Display>(e: bind::ParseError<E>) -> Content {
+    Content::Bad {
         line: e.line,
-        message: e.message,
-    })
+        message: e.kind.to_string(),
+    }
 }
 
 fn zone_of(name: &KeyFileName) -> Option<Name> {

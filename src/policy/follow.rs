@@ -1,7 +1,7 @@
 //! Sidecar mode: what the signer serves at the child's apex is a fact.
 //!
 //! RFC 9615 §2 wants the `_dsboot` RRsets byte-identical to the apex
-//! CDS/CDNSKEY, and beside Knot the apex CDS belong to Knot (INTEROP.md:
+//! CDS/CDNSKEY, and beside Knot the apex CDS belong to Knot (docs/INTEROP.md:
 //! Knot keeps its keys in its own database and drops CDS sent by UPDATE).
 //! So a followed zone's signals are copies of what its signer serves. With
 //! a key directory as well, signalbox computes its own set too and, when
@@ -42,6 +42,31 @@ pub struct FollowedApex {
     pub read_at: Timestamp,
 }
 
+/// Why a followed zone's signer apex cannot be published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FollowError {
+    /// The signer serves other CDS/CDNSKEY than the key directory gives.
+    #[error(
+        "the signer {primary} serves {signer_cds} CDS / {signer_cdnskey} CDNSKEY at serial {serial}, \
+         the key directory gives {own_cds} / {own_cdnskey}: nothing new is published until they agree \
+         (signalbox never publishes a guess)"
+    )]
+    Disagree {
+        /// The signer, as configured.
+        primary: String,
+        /// The SOA serial read there.
+        serial: u32,
+        /// CDS records the signer serves.
+        signer_cds: usize,
+        /// CDNSKEY records the signer serves.
+        signer_cdnskey: usize,
+        /// CDS records the key directory gives.
+        own_cds: usize,
+        /// CDNSKEY records the key directory gives.
+        own_cdnskey: usize,
+    },
+}
+
 /// Sorted wire RDATA of a record set, for comparing.
 fn wire(set: &RecordSet) -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = set.rdatas().iter().map(Rdata::to_wire).collect();
@@ -57,7 +82,7 @@ pub fn resolve(
     followed: &FollowedApex,
     own: Option<(&RecordSet, &RecordSet)>,
     decisions: &mut Vec<Decision>,
-) -> Result<(RecordSet, RecordSet), String> {
+) -> Result<(RecordSet, RecordSet), FollowError> {
     let cds = RecordSet::new(
         zone.clone(),
         RecordType::CDS,
@@ -78,17 +103,15 @@ pub fn resolve(
     if let Some((own_cds, own_cdnskey)) = own {
         let same = wire(own_cds) == wire(&cds) && wire(own_cdnskey) == wire(&cdnskey);
         if !same {
-            let why = format!(
-                "the signer {} serves {} CDS / {} CDNSKEY at serial {}, the key directory gives {} / {}: \
-                 nothing new is published until they agree (signalbox never publishes a guess)",
-                followed.primary,
-                cds.rdatas().len(),
-                cdnskey.rdatas().len(),
-                followed.serial,
-                own_cds.rdatas().len(),
-                own_cdnskey.rdatas().len()
-            );
-            decisions.push(Decision::zone(zone, Verdict::Error, why.clone()));
+            let why = FollowError::Disagree {
+                primary: followed.primary.clone(),
+                serial: followed.serial,
+                signer_cds: cds.rdatas().len(),
+                signer_cdnskey: cdnskey.rdatas().len(),
+                own_cds: own_cds.rdatas().len(),
+                own_cdnskey: own_cdnskey.rdatas().len(),
+            };
+            decisions.push(Decision::zone(zone, Verdict::Error, why.to_string()));
             return Err(why);
         }
         decisions.push(Decision::zone(

@@ -331,7 +331,7 @@ pub fn compute(input: &ZoneInput<'_>, now: Timestamp) -> ZoneSignals {
             match follow::resolve(&zone, f, own, &mut decisions) {
                 Ok(sets) => sets,
                 Err(why) => {
-                    hold = Some(why);
+                    hold = Some(why.to_string());
                     (cds, cdnskey)
                 }
             }

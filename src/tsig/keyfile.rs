@@ -2,35 +2,142 @@
 //! (the named.conf key statement; several per file; `//`, `#` and `/* */`
 //! comments).
 
-use std::path::{Path, PathBuf};
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
 
 use data_encoding::BASE64;
 
 use super::{Algorithm, Key};
-use crate::dns::parse_name;
+use crate::dns::{NameError, parse_name};
 
-/// Why a key file could not be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {message}")]
+/// Why a key file could not be used: where, and what is wrong there.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {kind}")]
 pub struct KeyFileError {
     /// The file.
     pub file: PathBuf,
     /// 1-based line (0 for the file as a whole).
     pub line: usize,
     /// What is wrong.
-    pub message: String,
+    pub kind: KeyStatementError,
 }
 
+/// What is wrong in a file of named.conf `key` statements.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStatementError {
+    /// The file cannot be read.
+    #[error("cannot read: {0}")]
+    Read(io::Error),
+    /// A `/*` comment without its `*/`.
+    #[error("unterminated /* comment")]
+    UnterminatedComment,
+    /// A `"` without its closing `"`.
+    #[error("unterminated string")]
+    UnterminatedString,
+    /// A line break inside a quoted string.
+    #[error("newline in a string")]
+    NewlineInString,
+    /// A statement other than `key`.
+    #[error("expected `key`, found {found:?}")]
+    NotKey {
+        /// What was there instead.
+        found: Token,
+    },
+    /// `key` without a name.
+    #[error("key without a name")]
+    NoName,
+    /// No `{` after the key name.
+    #[error("key {name:?}: expected `{{`")]
+    NoOpen {
+        /// The key name as written.
+        name: String,
+    },
+    /// The file ends inside the statement.
+    #[error("key {name:?}: missing `}}`")]
+    NoClose {
+        /// The key name as written.
+        name: String,
+    },
+    /// `algorithm` or `secret` without a value.
+    #[error("key {name:?}: {clause} without a value")]
+    NoValue {
+        /// The key name as written.
+        name: String,
+        /// `algorithm` or `secret`.
+        clause: String,
+    },
+    /// No `;` after a clause.
+    #[error("key {name:?}: expected `;` after {clause}")]
+    NoSemicolon {
+        /// The key name as written.
+        name: String,
+        /// `algorithm` or `secret`.
+        clause: String,
+    },
+    /// An algorithm other than HMAC-SHA256/384/512.
+    #[error(
+        "key {name:?}: algorithm {algorithm:?} is not supported (hmac-sha256, hmac-sha384, hmac-sha512)"
+    )]
+    UnsupportedAlgorithm {
+        /// The key name as written.
+        name: String,
+        /// The algorithm as written.
+        algorithm: String,
+    },
+    /// A secret that is not base64.
+    #[error("key {name:?}: secret is not base64: {source}")]
+    SecretNotBase64 {
+        /// The key name as written.
+        name: String,
+        /// Where decoding stopped.
+        source: data_encoding::DecodeError,
+    },
+    /// A secret of no octets.
+    #[error("key {name:?}: empty secret")]
+    EmptySecret {
+        /// The key name as written.
+        name: String,
+    },
+    /// Something other than `algorithm`, `secret` or `}` in the statement.
+    #[error("key {name:?}: unexpected {found:?}")]
+    Unexpected {
+        /// The key name as written.
+        name: String,
+        /// What was there.
+        found: Token,
+    },
+    /// The key name is not a domain name (RFC 8945 §4.2: it is one).
+    #[error(transparent)]
+    KeyName(#[from] NameError),
+    /// `algorithm` or `secret` missing.
+    #[error("key {name:?}: needs both `algorithm` and `secret`")]
+    Incomplete {
+        /// The key name as written.
+        name: String,
+    },
+    /// Not one `key` statement in the file.
+    #[error("no key statement")]
+    NoKey,
+}
+
+/// One token of a key file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
+pub enum Token {
+    /// A bare word (`key`, `algorithm`, `hmac-sha256`).
     Word(String),
+    /// A quoted string, without the quotes.
     Quoted(String),
+    /// `{`.
     Open,
+    /// `}`.
     Close,
+    /// `;`.
     Semicolon,
 }
 
-fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, (usize, String)> {
+fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, (usize, KeyStatementError)> {
     let mut out = Vec::new();
     let mut chars = text.chars().peekable();
     let mut line = 1;
@@ -59,7 +166,7 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, (usize, String)> {
                 let mut prev = ' ';
                 loop {
                     match chars.next() {
-                        None => return Err((line, "unterminated /* comment".into())),
+                        None => return Err((line, KeyStatementError::UnterminatedComment)),
                         Some('\n') => line += 1,
                         Some('/') if prev == '*' => break,
                         Some(c) => prev = c,
@@ -73,9 +180,9 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, (usize, String)> {
                 let mut s = String::new();
                 loop {
                     match chars.next() {
-                        None => return Err((line, "unterminated string".into())),
+                        None => return Err((line, KeyStatementError::UnterminatedString)),
                         Some('"') => break,
-                        Some('\n') => return Err((line, "newline in a string".into())),
+                        Some('\n') => return Err((line, KeyStatementError::NewlineInString)),
                         Some(c) => s.push(c),
                     }
                 }
@@ -99,81 +206,143 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, (usize, String)> {
 
 /// Parses every `key` statement of a file.
 pub fn parse_key_file(path: &Path) -> Result<Vec<Key>, KeyFileError> {
-    let err = |line: usize, message: String| KeyFileError {
+    let err = |(line, kind): (usize, KeyStatementError)| KeyFileError {
         file: path.to_path_buf(),
         line,
-        message,
+        kind,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(0, format!("cannot read: {e}")))?;
-    let tokens = tokenize(&text).map_err(|(line, message)| err(line, message))?;
+    let text = std::fs::read_to_string(path).map_err(|e| err((0, KeyStatementError::Read(e))))?;
+    let tokens = tokenize(&text).map_err(err)?;
+    let mut tokens = tokens.iter().peekable();
     let mut keys = Vec::new();
-    let mut i = 0;
-    let next = |i: &mut usize| -> Option<&(usize, Token)> {
-        let t = tokens.get(*i);
-        *i += 1;
-        t
-    };
-    while let Some((line, token)) = next(&mut i) {
-        let line = *line;
-        match token {
-            Token::Word(w) if w == "key" => {}
-            other => return Err(err(line, format!("expected `key`, found {other:?}"))),
-        }
-        let name = match next(&mut i) {
-            Some((_, Token::Quoted(n) | Token::Word(n))) => n.clone(),
-            _ => return Err(err(line, "key without a name".into())),
-        };
-        if !matches!(next(&mut i), Some((_, Token::Open))) {
-            return Err(err(line, format!("key {name:?}: expected `{{`")));
-        }
-        let mut algorithm = None;
-        let mut secret = None;
-        loop {
-            let Some((l, token)) = next(&mut i) else {
-                return Err(err(line, format!("key {name:?}: missing `}}`")));
-            };
-            let l = *l;
-            match token {
-                Token::Close => break,
-                Token::Word(w) if w == "algorithm" || w == "secret" => {
-                    let value = match next(&mut i) {
-                        Some((_, Token::Quoted(v) | Token::Word(v))) => v.clone(),
-                        _ => return Err(err(l, format!("key {name:?}: {w} without a value"))),
-                    };
-                    if !matches!(next(&mut i), Some((_, Token::Semicolon))) {
-                        return Err(err(l, format!("key {name:?}: expected `;` after {w}")));
-                    }
-                    if w == "algorithm" {
-                        algorithm = Some(Algorithm::from_name(&value).ok_or_else(|| {
-                            err(l, format!("key {name:?}: algorithm {value:?} is not supported (hmac-sha256, hmac-sha384, hmac-sha512)"))
-                        })?);
-                    } else {
-                        let bytes = BASE64.decode(value.as_bytes()).map_err(|e| {
-                            err(l, format!("key {name:?}: secret is not base64: {e}"))
-                        })?;
-                        if bytes.is_empty() {
-                            return Err(err(l, format!("key {name:?}: empty secret")));
-                        }
-                        secret = Some(bytes);
-                    }
-                }
-                other => return Err(err(l, format!("key {name:?}: unexpected {other:?}"))),
-            }
-        }
-        if matches!(tokens.get(i), Some((_, Token::Semicolon))) {
-            i += 1;
-        }
-        let key_name = parse_name(&name).map_err(|e| err(line, e.to_string()))?;
-        let (Some(algorithm), Some(secret)) = (algorithm, secret) else {
-            return Err(err(
-                line,
-                format!("key {name:?}: needs both `algorithm` and `secret`"),
-            ));
-        };
-        keys.push(Key::new(key_name, algorithm, &secret));
+    while let Some((line, token)) = tokens.next() {
+        keys.push(key_statement(*line, token, &mut tokens).map_err(err)?);
     }
     if keys.is_empty() {
-        return Err(err(0, "no key statement".into()));
+        return Err(err((0, KeyStatementError::NoKey)));
     }
     Ok(keys)
+}
+
+/// The tokens of a file, each with its line.
+type Tokens<'a> = std::iter::Peekable<std::slice::Iter<'a, (usize, Token)>>;
+
+/// One `key "name" { algorithm NAME; secret "BASE64"; };` statement, from
+/// its first token (at `line`) on.
+fn key_statement(
+    line: usize,
+    first: &Token,
+    tokens: &mut Tokens<'_>,
+) -> Result<Key, (usize, KeyStatementError)> {
+    if !matches!(first, Token::Word(w) if w == "key") {
+        let found = first.clone();
+        return Err((line, KeyStatementError::NotKey { found }));
+    }
+    let name = match tokens.next() {
+        Some((_, Token::Quoted(n) | Token::Word(n))) => n.clone(),
+        _ => return Err((line, KeyStatementError::NoName)),
+    };
+    if !matches!(tokens.next(), Some((_, Token::Open))) {
+        return Err((line, KeyStatementError::NoOpen { name }));
+    }
+    let mut algorithm = None;
+    let mut secret = None;
+    loop {
+        let Some((l, token)) = tokens.next() else {
+            return Err((line, KeyStatementError::NoClose { name }));
+        };
+        let l = *l;
+        let clause = match token {
+            Token::Close => break,
+            Token::Word(w) if w == "algorithm" || w == "secret" => w,
+            other => {
+                let found = other.clone();
+                return Err((l, KeyStatementError::Unexpected { name, found }));
+            }
+        };
+        let value = clause_value(&name, clause, tokens).map_err(|kind| (l, kind))?;
+        if clause == "algorithm" {
+            let named = Algorithm::from_name(&value);
+            algorithm = Some(named.ok_or_else(|| {
+                let (name, algorithm) = (name.clone(), value.clone());
+                (
+                    l,
+                    KeyStatementError::UnsupportedAlgorithm { name, algorithm },
+                )
+            })?);
+        } else {
+            let bytes = BASE64.decode(value.as_bytes()).map_err(|source| {
+                let name = name.clone();
+                (l, KeyStatementError::SecretNotBase64 { name, source })
+            })?;
+            if bytes.is_empty() {
+                return Err((l, KeyStatementError::EmptySecret { name }));
+            }
+            secret = Some(bytes);
+        }
+    }
+    tokens.next_if(|(_, t)| *t == Token::Semicolon);
+    let key_name = parse_name(&name).map_err(|e| (line, e.into()))?;
+    let (Some(algorithm), Some(secret)) = (algorithm, secret) else {
+        return Err((line, KeyStatementError::Incomplete { name }));
+    };
+    Ok(Key::new(key_name, algorithm, &secret))
+}
+
+/// The value of an `algorithm` or `secret` clause, and the `;` after it.
+fn clause_value(
+    name: &str,
+    clause: &str,
+    tokens: &mut Tokens<'_>,
+) -> Result<String, KeyStatementError> {
+    let (name, clause) = (name.to_string(), clause.to_string());
+    let value = match tokens.next() {
+        Some((_, Token::Quoted(v) | Token::Word(v))) => v.clone(),
+        _ => return Err(KeyStatementError::NoValue { name, clause }),
+    };
+    if !matches!(tokens.next(), Some((_, Token::Semicolon))) {
+        return Err(KeyStatementError::NoSemicolon { name, clause });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> (usize, String) {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let file = tmp.path().join("k.key");
+        std::fs::write(&file, text).expect("write");
+        let e = parse_key_file(&file).expect_err("refused");
+        (e.line, e.kind.to_string())
+    }
+
+    #[test]
+    fn every_refusal_names_its_line_and_key() {
+        for (text, line, message) in [
+            ("", 0, "no key statement"),
+            ("options { };", 1, "expected `key`, found Word(\"options\")"),
+            ("key", 1, "key without a name"),
+            ("key x;", 1, "key \"x\": expected `{`"),
+            ("key x {\n", 1, "key \"x\": missing `}`"),
+            ("key x {\n secret }", 2, "key \"x\": secret without a value"),
+            (
+                "key x {\n secret \"c2VjcmV0\" }",
+                2,
+                "key \"x\": expected `;` after secret",
+            ),
+            ("key x {\n secret \"\"; };", 2, "key \"x\": empty secret"),
+            ("key x { foo; };", 1, "key \"x\": unexpected Word(\"foo\")"),
+            (
+                "key x { secret \"c2VjcmV0\"; };",
+                1,
+                "key \"x\": needs both `algorithm` and `secret`",
+            ),
+            ("/* open", 1, "unterminated /* comment"),
+            ("key \"x\n", 1, "newline in a string"),
+        ] {
+            assert_eq!(error_of(text), (line, message.to_string()), "{text:?}");
+        }
+    }
 }

@@ -100,12 +100,13 @@ fn tsig_keygen_files() {
     .expect("write");
     let e = parse_key_file(&file).expect_err("md5");
     assert_eq!(e.line, 2);
-    assert!(e.message.contains("not supported"), "{e}");
+    assert!(e.kind.to_string().contains("not supported"), "{e}");
     std::fs::write(&file, "key \"x\" { algorithm hmac-sha256; };\n").expect("write");
     assert!(
         parse_key_file(&file)
             .expect_err("no secret")
-            .message
+            .kind
+            .to_string()
             .contains("secret")
     );
     std::fs::write(

@@ -6,7 +6,7 @@ use std::fmt;
 use data_encoding::{BASE64, HEXUPPER};
 use hickory_proto::rr::{Name, RecordType};
 
-use super::{RdataError, next_number};
+use super::{RdataError, TextError, next_number};
 use crate::dns::{
     bitmap,
     name::{canonical_wire, display},
@@ -93,26 +93,25 @@ impl Dnskey {
     /// Parses presentation text `FLAGS PROTOCOL ALGORITHM BASE64...`; the
     /// base64 may be split by white space.
     pub fn from_text(text: &str) -> Result<Self, RdataError> {
-        let bad = |why: &str| RdataError::Text {
+        let bad = |why: TextError| RdataError::Text {
             rtype: "DNSKEY",
             text: text.to_string(),
-            why: why.to_string(),
+            why,
         };
         let mut fields = text.split_whitespace();
-        let flags = next_number::<u16>(&mut fields).map_err(|w| bad(&format!("flags: {w}")))?;
-        let protocol =
-            next_number::<u8>(&mut fields).map_err(|w| bad(&format!("protocol: {w}")))?;
-        let algorithm =
-            next_number::<u8>(&mut fields).map_err(|w| bad(&format!("algorithm: {w}")))?;
+        let flags = next_number(&mut fields, "flags").map_err(bad)?;
+        let protocol = next_number(&mut fields, "protocol").map_err(bad)?;
+        let algorithm = next_number(&mut fields, "algorithm").map_err(bad)?;
         let key_text: String = fields.collect();
+        let field = "public key";
         if key_text.is_empty() {
-            return Err(bad("public key missing"));
+            return Err(bad(TextError::Missing { field }));
         }
         let public_key = BASE64
             .decode(key_text.as_bytes())
-            .map_err(|e| bad(&format!("public key is not base64: {e}")))?;
+            .map_err(|source| bad(TextError::NotBase64 { field, source }))?;
         if public_key.is_empty() {
-            return Err(bad("public key is empty"));
+            return Err(bad(TextError::Empty { field }));
         }
         Ok(Dnskey {
             flags,
@@ -199,23 +198,22 @@ impl Ds {
 
     /// Parses presentation text `TAG ALGORITHM DIGESTTYPE HEX...`.
     pub fn from_text(text: &str) -> Result<Self, RdataError> {
-        let bad = |why: &str| RdataError::Text {
+        let bad = |why: TextError| RdataError::Text {
             rtype: "DS",
             text: text.to_string(),
-            why: why.to_string(),
+            why,
         };
         let mut fields = text.split_whitespace();
-        let key_tag = next_number::<u16>(&mut fields).map_err(|w| bad(&format!("key tag: {w}")))?;
-        let algorithm =
-            next_number::<u8>(&mut fields).map_err(|w| bad(&format!("algorithm: {w}")))?;
-        let digest_type =
-            next_number::<u8>(&mut fields).map_err(|w| bad(&format!("digest type: {w}")))?;
+        let key_tag = next_number(&mut fields, "key tag").map_err(bad)?;
+        let algorithm = next_number(&mut fields, "algorithm").map_err(bad)?;
+        let digest_type = next_number(&mut fields, "digest type").map_err(bad)?;
         let hex: String = fields.collect::<String>().to_ascii_uppercase();
+        let field = "digest";
         let digest = HEXUPPER
             .decode(hex.as_bytes())
-            .map_err(|e| bad(&format!("digest is not hex: {e}")))?;
+            .map_err(|source| bad(TextError::NotHex { field, source }))?;
         if digest.is_empty() {
-            return Err(bad("digest is empty"));
+            return Err(bad(TextError::Empty { field }));
         }
         Ok(Ds {
             key_tag,

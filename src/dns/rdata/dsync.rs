@@ -15,7 +15,7 @@ use std::fmt;
 
 use hickory_proto::rr::{Name, RecordType};
 
-use super::{RdataError, next_number};
+use super::{RdataError, TextError, next_number};
 use crate::dns::{
     name::{display, parse_name, wire_len},
     type_mnemonic,
@@ -85,33 +85,42 @@ impl Dsync {
     /// Parses presentation text: `CDS NOTIFY 5359 target.`, numbers allowed
     /// for type (`TYPE59`) and scheme, or the generic `\# 26 003b...`.
     pub fn from_text(text: &str) -> Result<Self, RdataError> {
-        let bad = |why: String| RdataError::Text {
+        let bad = |why: TextError| RdataError::Text {
             rtype: "DSYNC",
             text: text.to_string(),
             why,
         };
         if let Some(generic) = super::generic_from_text(text) {
-            return Self::from_wire(&generic.map_err(bad)?);
+            return Self::from_wire(&generic.map_err(|e| bad(e.into()))?);
         }
         let mut fields = text.split_whitespace();
+        let missing = |field| bad(TextError::Missing { field });
         let rrtype = match fields.next() {
-            None => return Err(bad("RRtype missing".into())),
-            Some(t) => parse_type(t).ok_or_else(|| bad(format!("unknown RRtype {t:?}")))?,
+            None => return Err(missing("RRtype")),
+            Some(t) => parse_type(t).ok_or_else(|| {
+                bad(TextError::UnknownType {
+                    text: t.to_string(),
+                })
+            })?,
         };
         let scheme = match fields.next() {
-            None => return Err(bad("scheme missing".into())),
+            None => return Err(missing("scheme")),
             Some(s) if s.eq_ignore_ascii_case("NOTIFY") => Self::SCHEME_NOTIFY,
-            Some(s) => s
-                .parse::<u8>()
-                .map_err(|_| bad(format!("scheme {s:?} is neither NOTIFY nor 0-255")))?,
+            Some(s) => s.parse::<u8>().map_err(|_| {
+                bad(TextError::Scheme {
+                    text: s.to_string(),
+                })
+            })?,
         };
-        let port = next_number::<u16>(&mut fields).map_err(|w| bad(format!("port: {w}")))?;
+        let port = next_number(&mut fields, "port").map_err(bad)?;
         let target = match fields.next() {
-            None => return Err(bad("target missing".into())),
-            Some(t) => parse_name(t).map_err(|e| bad(format!("target: {e}")))?,
+            None => return Err(missing("target")),
+            Some(t) => parse_name(t).map_err(|e| bad(TextError::Target(e)))?,
         };
         if let Some(extra) = fields.next() {
-            return Err(bad(format!("unexpected {extra:?} after the target")));
+            return Err(bad(TextError::Trailing {
+                extra: extra.to_string(),
+            }));
         }
         Ok(Dsync {
             rrtype,
@@ -149,7 +158,7 @@ mod tests {
 
     #[test]
     fn spec_example_wire_and_text() {
-        // SPEC §4.1: child._dsync.example. DSYNC CDS NOTIFY 5300 rr-endpoint.example.
+        // child._dsync.example. DSYNC CDS NOTIFY 5300 rr-endpoint.example. (RFC 9859 §2)
         let d = Dsync::from_text("CDS NOTIFY 5300 rr-endpoint.example.").expect("valid");
         let hex = data_encoding::HEXLOWER.encode(&d.to_wire());
         assert_eq!(hex, "003b0114b40b72722d656e64706f696e74076578616d706c6500");

@@ -18,38 +18,17 @@ use std::fmt;
 
 mod dnssec;
 mod dsync;
+mod error;
 mod zone;
 
 use hickory_proto::rr::{Name, RecordType};
 
 pub use dnssec::{Dnskey, Ds, Nsec, Rrsig};
 pub use dsync::Dsync;
+pub use error::{GenericError, NumberError, RdataError, TextError};
 pub use zone::{Csync, Soa};
 
 use super::name::{canonical_wire, display};
-
-/// Why RDATA text or wire data was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RdataError {
-    /// Presentation text could not be parsed.
-    #[error("bad {rtype} rdata {text:?}: {why}")]
-    Text {
-        /// The record type being parsed.
-        rtype: &'static str,
-        /// The offending text.
-        text: String,
-        /// What is wrong.
-        why: String,
-    },
-    /// Wire data could not be parsed.
-    #[error("bad {rtype} wire rdata: {why}")]
-    Wire {
-        /// The record type being parsed.
-        rtype: &'static str,
-        /// What is wrong.
-        why: &'static str,
-    },
-}
 
 /// The RDATA of one published record, tagged with its type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -140,36 +119,44 @@ pub fn generic_to_text(rdata: &[u8]) -> String {
 
 /// Parses the generic form `\# <length> <hex>` (hex may be split by
 /// spaces); `None` when `text` does not start with `\#`.
-pub fn generic_from_text(text: &str) -> Option<Result<Vec<u8>, String>> {
+pub fn generic_from_text(text: &str) -> Option<Result<Vec<u8>, GenericError>> {
     let rest = text.trim_start().strip_prefix("\\#")?;
-    let mut fields = rest.split_whitespace();
-    let Some(len) = fields.next() else {
-        return Some(Err("length missing after \\#".into()));
-    };
-    let Ok(len) = len.parse::<usize>() else {
-        return Some(Err(format!("length {len:?} is not a number")));
-    };
-    let hex: String = fields.collect::<String>().to_ascii_uppercase();
-    let data = match data_encoding::HEXUPPER.decode(hex.as_bytes()) {
-        Ok(data) => data,
-        Err(e) => return Some(Err(format!("bad hex: {e}"))),
-    };
-    if data.len() != len {
-        return Some(Err(format!(
-            "length says {len} octets, the hex holds {}",
-            data.len()
-        )));
-    }
-    Some(Ok(data))
+    Some(generic_data(rest))
 }
 
+/// The octets after `\#`: the length, then hex that must hold that many.
+fn generic_data(rest: &str) -> Result<Vec<u8>, GenericError> {
+    let mut fields = rest.split_whitespace();
+    let len = fields.next().ok_or(GenericError::NoLength)?;
+    let length = len.parse::<usize>().map_err(|_| GenericError::BadLength {
+        text: len.to_string(),
+    })?;
+    let hex: String = fields.collect::<String>().to_ascii_uppercase();
+    let data = data_encoding::HEXUPPER
+        .decode(hex.as_bytes())
+        .map_err(GenericError::BadHex)?;
+    if data.len() != length {
+        return Err(GenericError::LengthMismatch {
+            length,
+            octets: data.len(),
+        });
+    }
+    Ok(data)
+}
+
+/// The next white-space separated field, `field` of the RDATA, as a number
+/// of type `T`.
 pub(crate) fn next_number<'a, T: std::str::FromStr>(
     fields: &mut impl Iterator<Item = &'a str>,
-) -> Result<T, String> {
-    let field = fields.next().ok_or_else(|| "missing".to_string())?;
-    field
-        .parse::<T>()
-        .map_err(|_| format!("{field:?} is not a number in range"))
+    field: &'static str,
+) -> Result<T, TextError> {
+    let number = match fields.next() {
+        None => Err(NumberError::Missing),
+        Some(text) => text.parse::<T>().map_err(|_| NumberError::NotANumber {
+            text: text.to_string(),
+        }),
+    };
+    number.map_err(|source| TextError::Number { field, source })
 }
 
 #[cfg(test)]
@@ -204,9 +191,23 @@ mod tests {
         assert_eq!(key.flags, 257);
         assert_eq!(key.public_key.len(), 64);
         assert_eq!(Dnskey::from_wire(&key.to_wire()).expect("valid"), key);
-        assert!(Dnskey::from_text("257 3").is_err());
-        assert!(Dnskey::from_text("257 3 13 !!!").is_err());
-        assert!(Dnskey::from_text("70000 3 13 AA==").is_err());
+        assert_eq!(
+            Dnskey::from_text("257 3").expect_err("short").to_string(),
+            "bad DNSKEY rdata \"257 3\": algorithm: missing"
+        );
+        assert!(matches!(
+            Dnskey::from_text("257 3 13 !!!"),
+            Err(RdataError::Text {
+                why: TextError::NotBase64 { .. },
+                ..
+            })
+        ));
+        assert_eq!(
+            Dnskey::from_text("70000 3 13 AA==")
+                .expect_err("flags > 65535")
+                .to_string(),
+            "bad DNSKEY rdata \"70000 3 13 AA==\": flags: \"70000\" is not a number in range"
+        );
     }
 
     #[test]
@@ -222,7 +223,21 @@ mod tests {
             generic_from_text("\\# 2 00 3b").expect("generic"),
             Ok(vec![0, 0x3b])
         );
-        assert!(generic_from_text("\\# 3 003b").expect("generic").is_err());
+        assert_eq!(
+            generic_from_text("\\# 3 003b").expect("generic"),
+            Err(GenericError::LengthMismatch {
+                length: 3,
+                octets: 2
+            })
+        );
+        assert_eq!(
+            generic_from_text("\\# x 00").expect("generic"),
+            Err(GenericError::BadLength { text: "x".into() })
+        );
+        assert_eq!(
+            generic_from_text("\\#").expect("generic"),
+            Err(GenericError::NoLength)
+        );
         assert!(generic_from_text("CDS NOTIFY 1 t.").is_none());
     }
 

@@ -11,11 +11,81 @@
 
 use hickory_proto::rr::Name;
 
-use super::{ParseError, timestamp};
+use super::{
+    ParseError,
+    timestamp::{self, TimestampError},
+};
 use crate::{
-    dns::{Dnskey, parse_name},
+    dns::{Dnskey, NameError, RdataError, parse_name},
     keys::{Timing, TimingEvent},
 };
+
+/// What is wrong in a `.key` file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublicKeyFileError {
+    /// A timing comment whose value is not a BIND timestamp.
+    #[error("{tag}: {source}")]
+    Timestamp {
+        /// The tag (`Publish`, `SyncPublish`...).
+        tag: String,
+        /// Why the value was refused.
+        source: TimestampError,
+    },
+    /// A master-file directive (`$TTL`, `$INCLUDE`...).
+    #[error("unexpected directive {line:?} in a key file")]
+    Directive {
+        /// The line.
+        line: String,
+    },
+    /// More than one record.
+    #[error("a second record (the first is on line {first}); a .key file holds one DNSKEY")]
+    SecondRecord {
+        /// The line of the first record.
+        first: usize,
+    },
+    /// Only comments.
+    #[error("no DNSKEY record in the file")]
+    NoRecord,
+    /// A record line with nothing but parentheses.
+    #[error("empty record line")]
+    EmptyRecord,
+    /// The owner is not a domain name.
+    #[error(transparent)]
+    Owner(#[from] NameError),
+    /// A TTL beyond 32 bits.
+    #[error("TTL {token:?} out of range")]
+    Ttl {
+        /// The TTL as written.
+        token: String,
+    },
+    /// A KEY record (RFC 2535), which is never a zone key.
+    #[error("a KEY record, not a DNSKEY: not a zone key")]
+    KeyRecord,
+    /// Another record type.
+    #[error("record type {rtype:?} where DNSKEY was expected")]
+    WrongType {
+        /// The type as written.
+        rtype: String,
+    },
+    /// Owner and TTL/class but no type.
+    #[error("no record type (expected DNSKEY)")]
+    NoType,
+    /// The DNSKEY RDATA does not parse.
+    #[error(transparent)]
+    Rdata(#[from] RdataError),
+    /// A DNSKEY protocol other than 3 (RFC 4034 §2.1.2).
+    #[error("protocol {protocol} (must be 3)")]
+    Protocol {
+        /// The protocol field.
+        protocol: u8,
+    },
+    /// No Zone Key flag (RFC 4034 §2.1.1): not for signing zones.
+    #[error("flags {flags} lack the Zone Key bit: not a zone key")]
+    NotZoneKey {
+        /// The flags field.
+        flags: u16,
+    },
+}
 
 /// The content of a `.key` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +104,7 @@ pub struct PublicKeyFile {
 }
 
 /// Parses the text of a `.key` file.
-pub fn parse(text: &str) -> Result<PublicKeyFile, ParseError> {
+pub fn parse(text: &str) -> Result<PublicKeyFile, ParseError<PublicKeyFileError>> {
     let mut timing = Timing::default();
     let mut has_metadata = false;
     let mut record: Option<(usize, &str)> = None;
@@ -50,8 +120,15 @@ pub fn parse(text: &str) -> Result<PublicKeyFile, ParseError> {
                     .into_iter()
                     .find(|e| e.key_file_tag() == tag.trim());
                 if let Some(event) = event {
-                    let when = timestamp::parse_value(value)
-                        .map_err(|why| ParseError::new(line_no, format!("{tag}: {why}")))?;
+                    let when = timestamp::parse_value(value).map_err(|source| {
+                        ParseError::new(
+                            line_no,
+                            PublicKeyFileError::Timestamp {
+                                tag: tag.to_string(),
+                                source,
+                            },
+                        )
+                    })?;
                     timing.set(event, Some(when));
                     has_metadata = true;
                 }
@@ -61,21 +138,20 @@ pub fn parse(text: &str) -> Result<PublicKeyFile, ParseError> {
         if line.starts_with('$') {
             return Err(ParseError::new(
                 line_no,
-                format!("unexpected directive {line:?} in a key file"),
+                PublicKeyFileError::Directive {
+                    line: line.to_string(),
+                },
             ));
         }
         if let Some((first, _)) = record {
             return Err(ParseError::new(
                 line_no,
-                format!(
-                    "a second record (the first is on line {first}); a .key file holds one DNSKEY"
-                ),
+                PublicKeyFileError::SecondRecord { first },
             ));
         }
         record = Some((line_no, raw));
     }
-    let (line_no, raw) =
-        record.ok_or_else(|| ParseError::new(0, "no DNSKEY record in the file".to_string()))?;
+    let (line_no, raw) = record.ok_or_else(|| ParseError::new(0, PublicKeyFileError::NoRecord))?;
     let (owner, ttl, dnskey) = parse_record(raw).map_err(|why| ParseError::new(line_no, why))?;
     Ok(PublicKeyFile {
         owner,
@@ -86,15 +162,15 @@ pub fn parse(text: &str) -> Result<PublicKeyFile, ParseError> {
     })
 }
 
-fn parse_record(line: &str) -> Result<(Name, Option<u32>, Dnskey), String> {
+fn parse_record(line: &str) -> Result<(Name, Option<u32>, Dnskey), PublicKeyFileError> {
     // Strip a trailing comment; base64 never contains ';'.
     let line = line.split(';').next().unwrap_or("");
     let mut tokens = line
         .split_whitespace()
         .filter(|t| *t != "(" && *t != ")")
         .peekable();
-    let owner_text = tokens.next().ok_or("empty record line")?;
-    let owner = parse_name(owner_text).map_err(|e| e.to_string())?;
+    let owner_text = tokens.next().ok_or(PublicKeyFileError::EmptyRecord)?;
+    let owner = parse_name(owner_text)?;
     let mut ttl = None;
     let mut rtype = None;
     for _ in 0..3 {
@@ -103,11 +179,9 @@ fn parse_record(line: &str) -> Result<(Name, Option<u32>, Dnskey), String> {
             continue;
         }
         if token.bytes().all(|b| b.is_ascii_digit()) {
-            ttl = Some(
-                token
-                    .parse::<u32>()
-                    .map_err(|_| format!("TTL {token:?} out of range"))?,
-            );
+            ttl = Some(token.parse::<u32>().map_err(|_| PublicKeyFileError::Ttl {
+                token: token.to_string(),
+            })?);
             continue;
         }
         rtype = Some(token);
@@ -115,22 +189,25 @@ fn parse_record(line: &str) -> Result<(Name, Option<u32>, Dnskey), String> {
     }
     match rtype {
         Some(t) if t.eq_ignore_ascii_case("DNSKEY") => {}
-        Some(t) if t.eq_ignore_ascii_case("KEY") => {
-            return Err("a KEY record, not a DNSKEY: not a zone key".to_string());
+        Some(t) if t.eq_ignore_ascii_case("KEY") => return Err(PublicKeyFileError::KeyRecord),
+        Some(t) => {
+            return Err(PublicKeyFileError::WrongType {
+                rtype: t.to_string(),
+            });
         }
-        Some(t) => return Err(format!("record type {t:?} where DNSKEY was expected")),
-        None => return Err("no record type (expected DNSKEY)".to_string()),
+        None => return Err(PublicKeyFileError::NoType),
     }
     let rdata: Vec<&str> = tokens.collect();
-    let dnskey = Dnskey::from_text(&rdata.join(" ")).map_err(|e| e.to_string())?;
+    let dnskey = Dnskey::from_text(&rdata.join(" "))?;
     if dnskey.protocol != 3 {
-        return Err(format!("protocol {} (must be 3)", dnskey.protocol));
+        return Err(PublicKeyFileError::Protocol {
+            protocol: dnskey.protocol,
+        });
     }
     if !dnskey.is_zone_key() {
-        return Err(format!(
-            "flags {} lack the Zone Key bit: not a zone key",
-            dnskey.flags
-        ));
+        return Err(PublicKeyFileError::NotZoneKey {
+            flags: dnskey.flags,
+        });
     }
     Ok((owner, ttl, dnskey))
 }
@@ -182,15 +259,21 @@ example.net. 3600 IN DNSKEY 257 3 13 GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6ed
         let bad_time = KEY.replace("; Publish: 20250101000000", "; Publish: 2025010100000x");
         let err = parse(&bad_time).expect_err("garbage time");
         assert_eq!(err.line, 3);
-        assert!(err.message.contains("Publish"), "{err}");
+        assert!(
+            matches!(err.kind, PublicKeyFileError::Timestamp { ref tag, .. } if tag == "Publish")
+        );
         let truncated = &KEY[..KEY.len() - 60];
         let err = parse(truncated).expect_err("truncated base64");
         assert_eq!(err.line, 6);
+        assert!(matches!(err.kind, PublicKeyFileError::Rdata(_)));
         let err = parse("; nothing\n").expect_err("no record");
-        assert!(err.message.contains("no DNSKEY"));
+        assert_eq!((err.line, err.kind), (0, PublicKeyFileError::NoRecord));
         let err = parse("example.net. IN KEY 512 3 13 AAAA").expect_err("KEY");
-        assert!(err.message.contains("not a zone key"));
+        assert_eq!(
+            err.to_string(),
+            "line 1: a KEY record, not a DNSKEY: not a zone key"
+        );
         let err = parse("example.net. IN DNSKEY 0 3 13 AAAA").expect_err("no zone bit");
-        assert!(err.message.contains("Zone Key"));
+        assert_eq!(err.kind, PublicKeyFileError::NotZoneKey { flags: 0 });
     }
 }

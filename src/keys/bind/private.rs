@@ -14,12 +14,133 @@ use std::fmt;
 
 use data_encoding::BASE64;
 
-use super::{ParseError, timestamp};
+use super::{
+    ParseError,
+    timestamp::{self, TimestampError},
+};
 use crate::{
     dnssec::Algorithm,
     dnssec::PrivateMaterial,
     keys::{Timing, TimingEvent},
 };
+
+/// What is wrong in a `.private` file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrivateKeyFileError {
+    /// A line that is not `Tag: value`.
+    #[error("expected `Tag: value`, found {line:?}")]
+    NotTagValue {
+        /// The line.
+        line: String,
+    },
+    /// The first line is not `Private-key-format:`.
+    #[error("the file must start with `Private-key-format: v1.x`")]
+    NoFormatLine,
+    /// The `Private-key-format:` value.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// `Algorithm:` without a number.
+    #[error("Algorithm: {value:?} is not a number")]
+    AlgorithmNotANumber {
+        /// The value.
+        value: String,
+    },
+    /// A key field that is not base64.
+    #[error("{tag}: not base64: {source}")]
+    NotBase64 {
+        /// The field (`PrivateKey`, `Modulus`...).
+        tag: String,
+        /// Where decoding stopped.
+        source: data_encoding::DecodeError,
+    },
+    /// Nothing in the file.
+    #[error("empty .private file")]
+    Empty,
+    /// No `Algorithm:` line.
+    #[error("no Algorithm: line (truncated file?)")]
+    NoAlgorithm,
+    /// A timing tag whose value is not a BIND timestamp.
+    #[error("{tag}: {source}")]
+    Timestamp {
+        /// The tag (`Publish`, `SyncPublish`...).
+        tag: &'static str,
+        /// Why the value was refused.
+        source: TimestampError,
+    },
+    /// The key fields do not make a key of the algorithm.
+    #[error(transparent)]
+    Material(#[from] MaterialError),
+}
+
+/// Why a `Private-key-format:` value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// No leading `v`.
+    #[error("format {value:?} does not start with 'v'")]
+    NoV {
+        /// The value.
+        value: String,
+    },
+    /// No dot between the versions.
+    #[error("format {value:?} is not vMAJOR.MINOR")]
+    NotMajorMinor {
+        /// The value.
+        value: String,
+    },
+    /// The major version is not a number.
+    #[error("format {value:?}: bad major version")]
+    BadMajor {
+        /// The value.
+        value: String,
+    },
+    /// The minor version is not a number.
+    #[error("format {value:?}: bad minor version")]
+    BadMinor {
+        /// The value.
+        value: String,
+    },
+    /// A major version other than 1 (BIND refuses those too).
+    #[error("private key format v{major}.{minor} is not supported (only v1.x, as BIND)")]
+    Unsupported {
+        /// The major version.
+        major: u8,
+        /// The minor version.
+        minor: u8,
+    },
+}
+
+/// Why the key fields of a `.private` file are not a usable key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MaterialError {
+    /// An algorithm number signalbox does not know.
+    #[error("unsupported algorithm {algorithm}")]
+    UnsupportedAlgorithm {
+        /// The number from `Algorithm:`.
+        algorithm: u8,
+    },
+    /// RSA fields absent or empty.
+    #[error("RSA fields missing: {} (truncated file?)", missing.join(", "))]
+    RsaFieldsMissing {
+        /// The fields, in file order.
+        missing: Vec<&'static str>,
+    },
+    /// No `PrivateKey:` for an ECDSA or EdDSA key.
+    #[error("no PrivateKey: field for {algorithm} (truncated file?)")]
+    NoPrivateKey {
+        /// The key's algorithm.
+        algorithm: Algorithm,
+    },
+    /// A `PrivateKey:` of the wrong size.
+    #[error("PrivateKey: {octets} octets, {algorithm} needs {needs} (truncated file?)")]
+    PrivateKeyLength {
+        /// Octets found.
+        octets: usize,
+        /// The key's algorithm.
+        algorithm: Algorithm,
+        /// Octets the algorithm needs.
+        needs: usize,
+    },
+}
 
 /// Timing tags a `.private` file may carry (format v1.3+).
 const TIMING_TAGS: [(&str, TimingEvent); 10] = [
@@ -71,7 +192,7 @@ impl fmt::Debug for PrivateKeyFile {
 }
 
 /// Parses the text of a `.private` file.
-pub fn parse(text: &str) -> Result<PrivateKeyFile, ParseError> {
+pub fn parse(text: &str) -> Result<PrivateKeyFile, ParseError<PrivateKeyFileError>> {
     let mut format = None;
     let mut algorithm: Option<(usize, u8)> = None;
     let mut fields: Vec<(String, Vec<u8>)> = Vec::new();
@@ -87,16 +208,15 @@ pub fn parse(text: &str) -> Result<PrivateKeyFile, ParseError> {
         let Some((tag, value)) = line.split_once(':') else {
             return Err(ParseError::new(
                 line_no,
-                format!("expected `Tag: value`, found {line:?}"),
+                PrivateKeyFileError::NotTagValue {
+                    line: line.to_string(),
+                },
             ));
         };
         let (tag, value) = (tag.trim(), value.trim());
         if format.is_none() {
             if tag != "Private-key-format" {
-                return Err(ParseError::new(
-                    line_no,
-                    "the file must start with `Private-key-format: v1.x`".to_string(),
-                ));
+                return Err(ParseError::new(line_no, PrivateKeyFileError::NoFormatLine));
             }
             format = Some(parse_format(value).map_err(|why| ParseError::new(line_no, why))?);
             continue;
@@ -105,7 +225,12 @@ pub fn parse(text: &str) -> Result<PrivateKeyFile, ParseError> {
             "Algorithm" => {
                 let number = value.split_whitespace().next().unwrap_or("");
                 let number = number.parse::<u8>().map_err(|_| {
-                    ParseError::new(line_no, format!("Algorithm: {value:?} is not a number"))
+                    ParseError::new(
+                        line_no,
+                        PrivateKeyFileError::AlgorithmNotANumber {
+                            value: value.to_string(),
+                        },
+                    )
                 })?;
                 algorithm = Some((line_no, number));
             }
@@ -115,9 +240,18 @@ pub fn parse(text: &str) -> Result<PrivateKeyFile, ParseError> {
                 if let Some((_, event)) = TIMING_TAGS.iter().find(|(t, _)| *t == tag) {
                     timing_lines.push((line_no, *event, value));
                 } else if tag == "PrivateKey" || RSA_FIELDS.contains(&tag) {
-                    let bytes = BASE64
-                        .decode(value.replace(' ', "").as_bytes())
-                        .map_err(|e| ParseError::new(line_no, format!("{tag}: not base64: {e}")))?;
+                    let bytes =
+                        BASE64
+                            .decode(value.replace(' ', "").as_bytes())
+                            .map_err(|source| {
+                                ParseError::new(
+                                    line_no,
+                                    PrivateKeyFileError::NotBase64 {
+                                        tag: tag.to_string(),
+                                        source,
+                                    },
+                                )
+                            })?;
                     fields.push((tag.to_string(), bytes));
                 }
                 // Anything else (Predecessor, MaxTTL, tags of newer
@@ -125,14 +259,20 @@ pub fn parse(text: &str) -> Result<PrivateKeyFile, ParseError> {
             }
         }
     }
-    let format = format.ok_or_else(|| ParseError::new(0, "empty .private file".to_string()))?;
-    let (alg_line, algorithm) = algorithm
-        .ok_or_else(|| ParseError::new(0, "no Algorithm: line (truncated file?)".to_string()))?;
+    let format = format.ok_or_else(|| ParseError::new(0, PrivateKeyFileError::Empty))?;
+    let (alg_line, algorithm) =
+        algorithm.ok_or_else(|| ParseError::new(0, PrivateKeyFileError::NoAlgorithm))?;
     let mut timing = Timing::default();
     if format >= (1, 3) {
         for (line_no, event, value) in timing_lines {
-            let when = timestamp::parse_value(value).map_err(|why| {
-                ParseError::new(line_no, format!("{}: {why}", event.key_file_tag()))
+            let when = timestamp::parse_value(value).map_err(|source| {
+                ParseError::new(
+                    line_no,
+                    PrivateKeyFileError::Timestamp {
+                        tag: event.key_file_tag(),
+                        source,
+                    },
+                )
             })?;
             timing.set(event, Some(when));
         }
@@ -153,23 +293,22 @@ pub fn parse(text: &str) -> Result<PrivateKeyFile, ParseError> {
     })
 }
 
-fn parse_format(value: &str) -> Result<(u8, u8), String> {
+fn parse_format(value: &str) -> Result<(u8, u8), FormatError> {
+    let text = || value.to_string();
     let version = value
         .strip_prefix('v')
-        .ok_or_else(|| format!("format {value:?} does not start with 'v'"))?;
+        .ok_or_else(|| FormatError::NoV { value: text() })?;
     let (major, minor) = version
         .split_once('.')
-        .ok_or_else(|| format!("format {value:?} is not vMAJOR.MINOR"))?;
+        .ok_or_else(|| FormatError::NotMajorMinor { value: text() })?;
     let major: u8 = major
         .parse()
-        .map_err(|_| format!("format {value:?}: bad major version"))?;
+        .map_err(|_| FormatError::BadMajor { value: text() })?;
     let minor: u8 = minor
         .parse()
-        .map_err(|_| format!("format {value:?}: bad minor version"))?;
+        .map_err(|_| FormatError::BadMinor { value: text() })?;
     if major != 1 {
-        return Err(format!(
-            "private key format v{major}.{minor} is not supported (only v1.x, as BIND)"
-        ));
+        return Err(FormatError::Unsupported { major, minor });
     }
     Ok((major, minor))
 }
@@ -178,9 +317,9 @@ fn parse_format(value: &str) -> Result<(u8, u8), String> {
 /// truncated file must not pass as a key), and left-pads ECDSA scalars: BIND
 /// writes them as big numbers, so a scalar with leading zero octets is shorter
 /// (one key in 256 has a 31-octet P-256 `PrivateKey:`).
-fn check_fields(algorithm: u8, fields: &mut [(String, Vec<u8>)]) -> Result<(), String> {
+fn check_fields(algorithm: u8, fields: &mut [(String, Vec<u8>)]) -> Result<(), MaterialError> {
     let alg = Algorithm::from_number(algorithm)
-        .ok_or_else(|| format!("unsupported algorithm {algorithm}"))?;
+        .ok_or(MaterialError::UnsupportedAlgorithm { algorithm })?;
     let private_key = fields
         .iter_mut()
         .find(|(n, _)| n == "PrivateKey")
@@ -191,7 +330,7 @@ fn check_fields(algorithm: u8, fields: &mut [(String, Vec<u8>)]) -> Result<(), S
         Algorithm::Ed25519 => (32, false),
         Algorithm::Ed448 => (57, false),
         _ => {
-            let missing: Vec<&str> = RSA_FIELDS
+            let missing: Vec<&'static str> = RSA_FIELDS
                 .iter()
                 .copied()
                 .filter(|f| {
@@ -204,15 +343,12 @@ fn check_fields(algorithm: u8, fields: &mut [(String, Vec<u8>)]) -> Result<(), S
             return if missing.is_empty() {
                 Ok(())
             } else {
-                Err(format!(
-                    "RSA fields missing: {} (truncated file?)",
-                    missing.join(", ")
-                ))
+                Err(MaterialError::RsaFieldsMissing { missing })
             };
         }
     };
     match private_key {
-        None => Err(format!("no PrivateKey: field for {alg} (truncated file?)")),
+        None => Err(MaterialError::NoPrivateKey { algorithm: alg }),
         Some(v) if v.len() == len => Ok(()),
         Some(v) if big_number && !v.is_empty() && v.len() < len => {
             let mut padded = vec![0u8; len - v.len()];
@@ -220,10 +356,11 @@ fn check_fields(algorithm: u8, fields: &mut [(String, Vec<u8>)]) -> Result<(), S
             *v = padded;
             Ok(())
         }
-        Some(v) => Err(format!(
-            "PrivateKey: {} octets, {alg} needs {len} (truncated file?)",
-            v.len()
-        )),
+        Some(v) => Err(MaterialError::PrivateKeyLength {
+            octets: v.len(),
+            algorithm: alg,
+            needs: len,
+        }),
     }
 }
 
@@ -268,16 +405,28 @@ SomeFutureTag: whatever
         // Cut inside the key: bad base64 on line 3.
         let err = parse(&P256[..70]).expect_err("truncated key");
         assert_eq!(err.line, 3, "{err}");
+        assert!(matches!(err.kind, PrivateKeyFileError::NotBase64 { .. }));
         // Cut after the algorithm line: the key is missing.
         let cut = P256.find("PrivateKey").expect("present");
         let err = parse(&P256[..cut]).expect_err("truncated file");
-        assert!(err.message.contains("truncated"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "line 2: no PrivateKey: field for 13 (ECDSAP256SHA256) (truncated file?)"
+        );
         let err = parse(&P256.replace("v1.3", "v2.0")).expect_err("v2");
         assert_eq!(err.line, 1);
+        assert_eq!(
+            err.kind,
+            PrivateKeyFileError::Format(FormatError::Unsupported { major: 2, minor: 0 })
+        );
         let err = parse(&P256.replace("Algorithm: 13", "Algorithm: 99")).expect_err("alg 99");
-        assert!(err.message.contains("unsupported algorithm 99"), "{err}");
+        assert_eq!(err.to_string(), "line 2: unsupported algorithm 99");
         let err = parse(&P256.replace("Publish: 2025", "Publish: x025")).expect_err("bad time");
         assert_eq!(err.line, 5);
+        assert!(matches!(
+            err.kind,
+            PrivateKeyFileError::Timestamp { tag: "Publish", .. }
+        ));
         assert!(parse("Algorithm: 13\n").is_err());
         assert!(parse("").is_err());
     }
@@ -295,7 +444,16 @@ SomeFutureTag: whatever
         assert_eq!((key[0], key[1]), (0, 7));
         // Ed25519 seeds are fixed-size: a short one is truncated.
         let ed = short.replace("Algorithm: 13 (ECDSAP256SHA256)", "Algorithm: 15 (ED25519)");
-        assert!(parse(&ed).is_err());
+        assert!(matches!(
+            parse(&ed).map_err(|e| e.kind),
+            Err(PrivateKeyFileError::Material(
+                MaterialError::PrivateKeyLength {
+                    octets: 31,
+                    needs: 32,
+                    ..
+                }
+            ))
+        ));
     }
 
     #[test]

@@ -1,13 +1,62 @@
 //! `.state` files, written by `dnssec-policy` (lib/dns/dst_api.c
 //! `write_key_state`): `Tag: value` lines after a comment line.
 //!
-//! BIND 9.18's writer and reader disagree on some tag names (SPEC §6.4):
+//! BIND 9.18's writer and reader disagree on some tag names (lib/dns/dst_api.c):
 //! `PublishCDS`/`SyncPublish`, `DeleteCDS`/`SyncDelete`, `SigPublish`/
 //! `ZRRSIGPublish`, `SigRemoved`/`ZRRSIGDelete`, `DSDelCount`/`DSRemCount`.
 //! Both spellings are read. Unknown tags are skipped, as BIND does.
 
-use super::{ParseError, timestamp};
+use super::{
+    ParseError,
+    timestamp::{self, TimestampError},
+};
 use crate::keys::{KaspState, KeyState, Timing, TimingEvent};
+
+/// What is wrong in a `.state` file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateFileError {
+    /// A line that is not `Tag: value`.
+    #[error("expected `Tag: value`, found {line:?}")]
+    NotTagValue {
+        /// The line.
+        line: String,
+    },
+    /// A timing tag whose value is not a BIND timestamp.
+    #[error("{tag}: {source}")]
+    Timestamp {
+        /// The tag (`Published`, `PublishCDS`...).
+        tag: String,
+        /// Why the value was refused.
+        source: TimestampError,
+    },
+    /// `Algorithm:` or `Length:` without a number.
+    #[error("{tag}: {value:?} is not a number")]
+    NotANumber {
+        /// The tag.
+        tag: String,
+        /// The value.
+        value: String,
+    },
+    /// `KSK:` or `ZSK:` with neither `yes` nor `no`.
+    #[error("{tag}: {value:?} is neither yes nor no")]
+    NotYesNo {
+        /// The tag.
+        tag: String,
+        /// The value.
+        value: String,
+    },
+    /// A `...State:` tag with no known key state.
+    #[error("{tag}: {why}")]
+    KeyState {
+        /// The tag (`DSState`...).
+        tag: String,
+        /// What `KeyState::parse` said.
+        why: String,
+    },
+    /// Nothing but comments.
+    #[error("empty .state file")]
+    Empty,
+}
 
 /// The content of a `.state` file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,7 +108,7 @@ const IGNORED_TAGS: [&str; 14] = [
 ];
 
 /// Parses the text of a `.state` file.
-pub fn parse(text: &str) -> Result<StateFile, ParseError> {
+pub fn parse(text: &str) -> Result<StateFile, ParseError<StateFileError>> {
     let mut file = StateFile::default();
     let mut any = false;
     for (index, raw) in text.lines().enumerate() {
@@ -71,52 +120,74 @@ pub fn parse(text: &str) -> Result<StateFile, ParseError> {
         let Some((tag, value)) = line.split_once(':') else {
             return Err(ParseError::new(
                 line_no,
-                format!("expected `Tag: value`, found {line:?}"),
+                StateFileError::NotTagValue {
+                    line: line.to_string(),
+                },
             ));
         };
         let (tag, value) = (tag.trim(), value.trim());
-        let err = |why: String| ParseError::new(line_no, format!("{tag}: {why}"));
         any = true;
-        if let Some(event) = timing_event(tag) {
-            file.timing
-                .set(event, Some(timestamp::parse_value(value).map_err(err)?));
-            continue;
-        }
-        match tag {
-            "Algorithm" => file.algorithm = Some(number(value).map_err(err)?),
-            "Length" => file.length = Some(number(value).map_err(err)?),
-            "KSK" => file.state.ksk = Some(yes_no(value).map_err(err)?),
-            "ZSK" => file.state.zsk = Some(yes_no(value).map_err(err)?),
-            "DNSKEYState" => file.state.dnskey = KeyState::parse(value).map_err(err)?,
-            "KRRSIGState" => file.state.krrsig = KeyState::parse(value).map_err(err)?,
-            "ZRRSIGState" => file.state.zrrsig = KeyState::parse(value).map_err(err)?,
-            "DSState" => file.state.ds = KeyState::parse(value).map_err(err)?,
-            "GoalState" => file.state.goal = KeyState::parse(value).map_err(err)?,
-            "DSChange" => {
-                timestamp::parse_value(value).map_err(err)?;
-            }
-            t if IGNORED_TAGS.contains(&t) => {}
-            t => file.unknown_tags.push(t.to_string()),
-        }
+        parse_tag(&mut file, tag, value).map_err(|kind| ParseError::new(line_no, kind))?;
     }
     if !any {
-        return Err(ParseError::new(0, "empty .state file".to_string()));
+        return Err(ParseError::new(0, StateFileError::Empty));
     }
     Ok(file)
 }
 
-fn number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
-    let first = value.split_whitespace().next().unwrap_or("");
-    first
-        .parse()
-        .map_err(|_| format!("{value:?} is not a number"))
+/// Reads one `Tag: value` line into `file`.
+fn parse_tag(file: &mut StateFile, tag: &str, value: &str) -> Result<(), StateFileError> {
+    let time = |value: &str| {
+        timestamp::parse_value(value).map_err(|source| StateFileError::Timestamp {
+            tag: tag.to_string(),
+            source,
+        })
+    };
+    let key_state = |value: &str| {
+        KeyState::parse(value).map_err(|why| StateFileError::KeyState {
+            tag: tag.to_string(),
+            why,
+        })
+    };
+    if let Some(event) = timing_event(tag) {
+        file.timing.set(event, Some(time(value)?));
+        return Ok(());
+    }
+    match tag {
+        "Algorithm" => file.algorithm = Some(number(tag, value)?),
+        "Length" => file.length = Some(number(tag, value)?),
+        "KSK" => file.state.ksk = Some(yes_no(tag, value)?),
+        "ZSK" => file.state.zsk = Some(yes_no(tag, value)?),
+        "DNSKEYState" => file.state.dnskey = key_state(value)?,
+        "KRRSIGState" => file.state.krrsig = key_state(value)?,
+        "ZRRSIGState" => file.state.zrrsig = key_state(value)?,
+        "DSState" => file.state.ds = key_state(value)?,
+        "GoalState" => file.state.goal = key_state(value)?,
+        "DSChange" => {
+            time(value)?;
+        }
+        t if IGNORED_TAGS.contains(&t) => {}
+        t => file.unknown_tags.push(t.to_string()),
+    }
+    Ok(())
 }
 
-fn yes_no(value: &str) -> Result<bool, String> {
+fn number<T: std::str::FromStr>(tag: &str, value: &str) -> Result<T, StateFileError> {
+    let first = value.split_whitespace().next().unwrap_or("");
+    first.parse().map_err(|_| StateFileError::NotANumber {
+        tag: tag.to_string(),
+        value: value.to_string(),
+    })
+}
+
+fn yes_no(tag: &str, value: &str) -> Result<bool, StateFileError> {
     match value {
         "yes" => Ok(true),
         "no" => Ok(false),
-        other => Err(format!("{other:?} is neither yes nor no")),
+        other => Err(StateFileError::NotYesNo {
+            tag: tag.to_string(),
+            value: other.to_string(),
+        }),
     }
 }
 
@@ -171,10 +242,19 @@ FutureTag: 42
     fn rejects_bad_values_with_line() {
         let err = parse(&STATE.replace("DSState: rumoured", "DSState: gossip")).expect_err("state");
         assert_eq!(err.line, 16);
+        assert!(matches!(err.kind, StateFileError::KeyState { .. }));
         let err = parse(&STATE.replace("KSK: yes", "KSK: maybe")).expect_err("bool");
         assert_eq!(err.line, 5);
+        assert_eq!(
+            err.to_string(),
+            "line 5: KSK: \"maybe\" is neither yes nor no"
+        );
         let err = parse(&STATE.replace("Active: 2025", "Active: 9")).expect_err("time");
         assert_eq!(err.line, 9);
-        assert!(parse("; only a comment\n").is_err());
+        assert!(matches!(err.kind, StateFileError::Timestamp { ref tag, .. } if tag == "Active"));
+        let err = parse(&STATE.replace("Length: 256", "Length: long")).expect_err("number");
+        assert!(matches!(err.kind, StateFileError::NotANumber { .. }));
+        let err = parse("; only a comment\n").expect_err("empty");
+        assert_eq!((err.line, err.kind), (0, StateFileError::Empty));
     }
 }

@@ -2,13 +2,71 @@
 
 use jiff::{Timestamp, civil::DateTime, tz::TimeZone};
 
+/// Why a timestamp was refused; every variant carries the text.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TimestampError {
+    /// Not exactly 14 digits.
+    #[error("{text:?} is not a YYYYMMDDHHMMSS timestamp")]
+    BadLength {
+        /// The timestamp as written.
+        text: String,
+    },
+    /// 14 digits, but no calendar date and time (month 13, February 30).
+    #[error("{text:?} is not a valid time: {source}")]
+    NoSuchTime {
+        /// The timestamp as written.
+        text: String,
+        /// What jiff said.
+        source: jiff::Error,
+    },
+    /// A valid date and time outside the range of a timestamp.
+    #[error("{text:?} is out of range: {source}")]
+    OutOfRange {
+        /// The timestamp as written.
+        text: String,
+        /// What jiff said.
+        source: jiff::Error,
+    },
+    /// A user time (`--at`) in neither accepted form.
+    #[error("{text:?} is neither RFC 3339 (2030-01-01T00:00:00Z) nor YYYYMMDDHHMMSS: {source}")]
+    NotUserTime {
+        /// The time as written.
+        text: String,
+        /// Why RFC 3339 parsing failed.
+        source: jiff::Error,
+    },
+}
+
+impl PartialEq for TimestampError {
+    /// Equal when the kind and the text are (jiff's errors do not compare).
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other) && self.text() == other.text()
+    }
+}
+
+impl Eq for TimestampError {}
+
+impl TimestampError {
+    /// The text that was refused.
+    pub fn text(&self) -> &str {
+        match self {
+            TimestampError::BadLength { text }
+            | TimestampError::NoSuchTime { text, .. }
+            | TimestampError::OutOfRange { text, .. }
+            | TimestampError::NotUserTime { text, .. } => text,
+        }
+    }
+}
+
 /// Parses a BIND `YYYYMMDDHHMMSS` timestamp (UTC). Anything after the 14
 /// digits (BIND appends a ctime in parentheses) must be separated by space
 /// and is ignored by the callers, not here.
-pub fn parse(text: &str) -> Result<Timestamp, String> {
+pub fn parse(text: &str) -> Result<Timestamp, TimestampError> {
     let text = text.trim();
     if text.len() != 14 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{text:?} is not a YYYYMMDDHHMMSS timestamp"));
+        return Err(TimestampError::BadLength {
+            text: text.to_string(),
+        });
     }
     let field = |range: std::ops::Range<usize>| -> i32 {
         // Only ASCII digits here, so slicing and parsing cannot fail.
@@ -23,11 +81,17 @@ pub fn parse(text: &str) -> Result<Timestamp, String> {
         field(12..14) as i8,
         0,
     )
-    .map_err(|e| format!("{text:?} is not a valid time: {e}"))?;
+    .map_err(|source| TimestampError::NoSuchTime {
+        text: text.to_string(),
+        source,
+    })?;
     datetime
         .to_zoned_datetime(TimeZone::UTC)
         .map(|z| z.timestamp())
-        .map_err(|e| format!("{text:?} is out of range: {e}"))
+        .map_err(|source| TimestampError::OutOfRange {
+            text: text.to_string(),
+            source,
+        })
 }
 
 /// Formats a timestamp the way BIND writes it.
@@ -37,21 +101,23 @@ pub fn format(ts: Timestamp) -> String {
 
 /// Parses the first whitespace-separated word of a metadata value, the part
 /// BIND reads; the `(ctime)` after it is decoration.
-pub fn parse_value(value: &str) -> Result<Timestamp, String> {
+pub fn parse_value(value: &str) -> Result<Timestamp, TimestampError> {
     let first = value.split_whitespace().next().unwrap_or("");
     parse(first)
 }
 
 /// Parses a user-supplied time: RFC 3339 (`2030-01-01T00:00:00Z`) or BIND
 /// `YYYYMMDDHHMMSS`.
-pub fn parse_user(text: &str) -> Result<Timestamp, String> {
+pub fn parse_user(text: &str) -> Result<Timestamp, TimestampError> {
     let text = text.trim();
     if text.len() == 14 && text.bytes().all(|b| b.is_ascii_digit()) {
         return parse(text);
     }
-    text.parse::<Timestamp>().map_err(|e| {
-        format!("{text:?} is neither RFC 3339 (2030-01-01T00:00:00Z) nor YYYYMMDDHHMMSS: {e}")
-    })
+    text.parse::<Timestamp>()
+        .map_err(|source| TimestampError::NotUserTime {
+            text: text.to_string(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -71,16 +137,22 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in [
-            "",
-            "2025",
-            "2025010100000x",
-            "20251301000000",
-            "20250230000000",
-            "yesterday",
-        ] {
-            assert!(parse(bad).is_err(), "{bad} accepted");
+        for bad in ["", "2025", "2025010100000x", "yesterday"] {
+            assert!(
+                matches!(parse(bad), Err(TimestampError::BadLength { .. })),
+                "{bad} accepted"
+            );
         }
+        for bad in ["20251301000000", "20250230000000"] {
+            assert!(
+                matches!(parse(bad), Err(TimestampError::NoSuchTime { .. })),
+                "{bad} accepted"
+            );
+        }
+        assert_eq!(
+            parse("2025").expect_err("short").to_string(),
+            "\"2025\" is not a YYYYMMDDHHMMSS timestamp"
+        );
     }
 
     #[test]
@@ -93,6 +165,8 @@ mod tests {
             parse_user("20250101000000").expect("valid"),
             parse("20250101000000").expect("valid")
         );
-        assert!(parse_user("tomorrow").is_err());
+        let err = parse_user("tomorrow").expect_err("not a time");
+        assert!(matches!(err, TimestampError::NotUserTime { .. }));
+        assert_eq!(err.text(), "tomorrow");
     }
 }
