@@ -175,18 +175,24 @@ pub enum KeyState {
     Unretentive,
 }
 
+/// A key state BIND does not write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown key state {text:?} (expected hidden, rumoured, omnipresent, unretentive or NA)")]
+pub struct UnknownKeyState {
+    /// What the file says, trimmed and lower-cased.
+    pub text: String,
+}
+
 impl KeyState {
     /// Parses BIND's spelling; `NA` (not applicable) is `Ok(None)`.
-    pub fn parse(text: &str) -> Result<Option<Self>, String> {
+    pub fn parse(text: &str) -> Result<Option<Self>, UnknownKeyState> {
         match text.trim().to_ascii_lowercase().as_str() {
             "hidden" => Ok(Some(KeyState::Hidden)),
             "rumoured" | "rumored" => Ok(Some(KeyState::Rumoured)),
             "omnipresent" => Ok(Some(KeyState::Omnipresent)),
             "unretentive" => Ok(Some(KeyState::Unretentive)),
             "na" => Ok(None),
-            other => Err(format!(
-                "unknown key state {other:?} (expected hidden, rumoured, omnipresent, unretentive or NA)"
-            )),
+            other => Err(UnknownKeyState { text: other.into() }),
         }
     }
 

@@ -10,7 +10,7 @@ use super::{
     ParseError,
     timestamp::{self, TimestampError},
 };
-use crate::keys::{KaspState, KeyState, Timing, TimingEvent};
+use crate::keys::{KaspState, KeyState, Timing, TimingEvent, UnknownKeyState};
 
 /// What is wrong in a `.state` file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,12 +46,12 @@ pub enum StateFileError {
         value: String,
     },
     /// A `...State:` tag with no known key state.
-    #[error("{tag}: {why}")]
+    #[error("{tag}: {source}")]
     KeyState {
         /// The tag (`DSState`...).
         tag: String,
-        /// What `KeyState::parse` said.
-        why: String,
+        /// The value that is no key state.
+        source: UnknownKeyState,
     },
     /// Nothing but comments.
     #[error("empty .state file")]
@@ -144,9 +144,9 @@ fn parse_tag(file: &mut StateFile, tag: &str, value: &str) -> Result<(), StateFi
         })
     };
     let key_state = |value: &str| {
-        KeyState::parse(value).map_err(|why| StateFileError::KeyState {
+        KeyState::parse(value).map_err(|source| StateFileError::KeyState {
             tag: tag.to_string(),
-            why,
+            source,
         })
     };
     if let Some(event) = timing_event(tag) {
