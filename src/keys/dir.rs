@@ -25,69 +25,19 @@ use hickory_proto::rr::Name;
 use rustc_hash::FxHashMap;
 
 use super::{
-    Key, KeyFiles, PrivatePart,
-    bind::{self, AssembleError, FileKind, KeyFileName, PrivateKeyFile, PublicKeyFile, StateFile},
+    Key, KeyFiles,
+    bind::{self, AssembleError, FileKind, KeyFileName},
 };
 use crate::dns::parse_name;
 
+mod issue;
+mod read;
+
+pub use issue::{Effect, KeyIssue, Severity};
+use read::{Content, IssueReport, Parts, read_all};
+
 /// How long a key's files may disagree before that is an error.
 pub const DEFAULT_FLUX_GRACE: Duration = Duration::from_secs(5);
-
-/// What a problem means for the key it concerns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Effect {
-    /// The last good view of the key is still used.
-    UsingLastGood,
-    /// No good view exists: the key's zone is held.
-    Held,
-    /// Nothing is lost (a warning).
-    None,
-}
-
-/// How serious a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// Files disagree, probably mid-rewrite; re-read soon.
-    InFlux,
-    /// A real problem that needs an operator.
-    Error,
-    /// Worth knowing; nothing is lost.
-    Warning,
-}
-
-/// One problem found in a key directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyIssue {
-    /// The zone the file belongs to, if it can be told.
-    pub zone: Option<Name>,
-    /// The key tag, if known from the file name.
-    pub tag: Option<u16>,
-    /// The file concerned (or the directory).
-    pub file: PathBuf,
-    /// Line in the file, 0 for the whole file.
-    pub line: usize,
-    /// What is wrong.
-    pub message: String,
-    /// How serious it is.
-    pub severity: Severity,
-    /// What it means for the key.
-    pub effect: Effect,
-}
-
-impl std::fmt::Display for KeyIssue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if self.line > 0 {
-            write!(f, ":{}", self.line)?;
-        }
-        write!(f, ": {}", self.message)?;
-        match self.effect {
-            Effect::UsingLastGood => f.write_str(" (keeping the last good view of this key)"),
-            Effect::Held => f.write_str(" (no good view of this key: zone held)"),
-            Effect::None => Ok(()),
-        }
-    }
-}
 
 /// The result of one scan: the keys of every zone found, and the problems.
 #[derive(Debug, Clone, Default)]
@@ -146,16 +96,6 @@ impl Stamp {
     }
 }
 
-/// A parsed file.
-#[derive(Debug, Clone)]
-enum Content {
-    Key(PublicKeyFile),
-    Private(Arc<PrivateKeyFile>),
-    State(StateFile),
-    PermissionDenied,
-    Bad { line: usize, message: String },
-}
-
 /// What is known about one key (one stem).
 #[derive(Debug, Default)]
 struct Slot {
@@ -168,6 +108,120 @@ struct Slot {
     /// No good view and a problem: the zone is held (boxed: rare, and
     /// a slot per key adds up at a million children).
     held: Option<Box<(Name, String)>>,
+}
+
+impl Slot {
+    /// The parsed name of the key's file of `kind`.
+    fn file_name(&self, kind: FileKind) -> Option<KeyFileName> {
+        self.files[kind as usize]
+            .as_deref()
+            .and_then(bind::filename::parse)
+    }
+
+    /// The key's files.
+    fn key_files(&self, dir: &Arc<Path>) -> KeyFiles {
+        KeyFiles {
+            dir: dir.clone(),
+            key: self.files[FileKind::Key as usize]
+                .clone()
+                .unwrap_or_default(),
+            private: self.files[FileKind::Private as usize].clone(),
+            state: self.files[FileKind::State as usize].clone(),
+        }
+    }
+
+    /// A `.private` or `.state` file without its `.key`: no key, a warning.
+    fn leftovers(&mut self, dir: &Path) {
+        self.good = None;
+        self.flux_since = None;
+        if let Some(kind) = [FileKind::Private, FileKind::State]
+            .into_iter()
+            .find(|k| self.files[*k as usize].is_some())
+        {
+            let name = self.file_name(kind);
+            self.issues.push(KeyIssue {
+                zone: name.as_ref().and_then(zone_of),
+                tag: name.as_ref().map(|n| n.tag),
+                file: self.files[kind as usize]
+                    .as_deref()
+                    .map(|f| dir.join(f))
+                    .unwrap_or_default(),
+                line: 0,
+                message: "no matching .key file: ignored".to_string(),
+                severity: Severity::Warning,
+                effect: Effect::None,
+            });
+        }
+    }
+
+    /// Takes the assembled key as the good view, or judges why it could not
+    /// be assembled: files that disagree are in flux (BIND mid-rewrite)
+    /// until the grace period is over, then an error.
+    fn take(
+        &mut self,
+        assembled: Option<Result<Key, AssembleError>>,
+        at: Instant,
+        grace: Duration,
+        report: &IssueReport<'_>,
+    ) -> Option<KeyIssue> {
+        match assembled {
+            Some(Ok(key)) => {
+                self.flux_since = None;
+                if self.good.as_deref() != Some(&key) {
+                    self.good = Some(Arc::new(key));
+                }
+                None
+            }
+            Some(Err(AssembleError::InFlux(why))) => {
+                let since = *self.flux_since.get_or_insert(at);
+                let lasted = at.saturating_duration_since(since);
+                Some(if lasted > grace {
+                    report.issue(
+                        FileKind::Key,
+                        0,
+                        format!("key files disagree for {}s: {why}", lasted.as_secs()),
+                        Severity::Error,
+                    )
+                } else {
+                    report.issue(
+                        FileKind::Key,
+                        0,
+                        format!("key files disagree (being rewritten?), re-reading: {why}"),
+                        Severity::InFlux,
+                    )
+                })
+            }
+            Some(Err(AssembleError::Unusable(why))) => {
+                self.flux_since = None;
+                Some(report.issue(FileKind::Key, 0, why.to_string(), Severity::Error))
+            }
+            None => {
+                self.flux_since = None;
+                None
+            }
+        }
+    }
+
+    /// Records `problems` with what each means for the key (its last good
+    /// view is used, or its zone is held), and the hold itself.
+    fn record(&mut self, problems: Vec<KeyIssue>, zone: Option<Name>, tag: u16) {
+        let blocking = problems.iter().any(|p| p.severity != Severity::Warning);
+        for mut problem in problems {
+            if problem.severity != Severity::Warning {
+                problem.effect = if self.good.is_some() {
+                    Effect::UsingLastGood
+                } else {
+                    Effect::Held
+                };
+            }
+            self.issues.push(problem);
+        }
+        if blocking && self.good.is_none() {
+            if let Some(zone) = zone {
+                self.held = Some(Box::new((zone, format!("key {tag} cannot be read"))));
+            }
+        }
+    }
 }
 
 /// One BIND key directory, scanned incrementally.
@@ -398,187 +452,41 @@ impl KeyDirectory {
         let old = slot.good.clone();
         slot.issues.clear();
         slot.held = None;
-        let [key_content, private_content, state_content] = contents;
-        let file_of = |kind: FileKind| slot.files[kind as usize].as_deref().map(|f| dir.join(f));
-        let name_of = |kind: FileKind| {
-            slot.files[kind as usize]
-                .as_deref()
-                .and_then(bind::filename::parse)
-        };
-        let Some(key_name) = name_of(FileKind::Key) else {
+        let Some(key_name) = slot.file_name(FileKind::Key) else {
             // BIND renames files into place, so a `.key` never vanishes
             // mid-rewrite: without it there is no key, only leftovers.
-            slot.good = None;
-            slot.flux_since = None;
-            if let Some(kind) = [FileKind::Private, FileKind::State]
-                .into_iter()
-                .find(|k| slot.files[*k as usize].is_some())
-            {
-                let name = name_of(kind);
-                slot.issues.push(KeyIssue {
-                    zone: name.as_ref().and_then(zone_of),
-                    tag: name.as_ref().map(|n| n.tag),
-                    file: file_of(kind).unwrap_or_default(),
-                    line: 0,
-                    message: "no matching .key file: ignored".to_string(),
-                    severity: Severity::Warning,
-                    effect: Effect::None,
-                });
-            }
+            slot.leftovers(&dir);
             self.finish(stem, old, changed);
             return;
         };
         let zone = zone_of(&key_name);
-        let issue = |kind: FileKind, line: usize, message: String, severity: Severity| KeyIssue {
+        let files = slot.key_files(&dir);
+        let report = IssueReport {
             zone: zone.clone(),
-            tag: Some(key_name.tag),
-            file: file_of(kind).unwrap_or_default(),
-            line,
-            message,
-            severity,
-            effect: Effect::None,
+            tag: key_name.tag,
+            files: &files,
         };
-        let mut problems = Vec::new();
-        let public = match key_content {
-            Some(Content::Key(public)) => Some(public),
-            Some(Content::Bad { line, message }) => {
-                problems.push(issue(FileKind::Key, line, message, Severity::Error));
-                None
-            }
-            _ => {
-                problems.push(issue(
-                    FileKind::Key,
-                    0,
-                    "permission denied".to_string(),
-                    Severity::Error,
-                ));
-                None
-            }
-        };
-        let private = match private_content {
-            None => PrivatePart::Absent,
-            Some(Content::Private(p)) => PrivatePart::Present(p),
-            Some(Content::PermissionDenied) => {
-                problems.push(issue(
-                    FileKind::Private,
-                    0,
-                    "permission denied: using the .key and .state files only (counts as private-key format v1.3)"
-                        .to_string(),
-                    Severity::Warning,
-                ));
-                PrivatePart::Unreadable
-            }
-            Some(Content::Bad { line, message }) => {
-                problems.push(issue(FileKind::Private, line, message, Severity::Error));
-                PrivatePart::Unreadable
-            }
-            Some(_) => {
-                problems.push(issue(
-                    FileKind::Private,
-                    0,
-                    "unexpected content".to_string(),
-                    Severity::Error,
-                ));
-                PrivatePart::Unreadable
-            }
-        };
-        let state = match state_content {
-            None => None,
-            Some(Content::State(s)) => Some(s),
-            Some(Content::Bad { line, message }) => {
-                problems.push(issue(FileKind::State, line, message, Severity::Error));
-                None
-            }
-            Some(_) => {
-                problems.push(issue(
-                    FileKind::State,
-                    0,
-                    "permission denied".to_string(),
-                    Severity::Error,
-                ));
-                None
-            }
-        };
-        if let Some(state) = &state {
-            if !state.unknown_tags.is_empty() {
-                problems.push(issue(
-                    FileKind::State,
-                    0,
-                    format!("unknown tags skipped: {}", state.unknown_tags.join(", ")),
-                    Severity::Warning,
-                ));
-            }
-        }
+        let Parts {
+            public,
+            private,
+            state,
+            mut problems,
+        } = Parts::of(contents, &report);
         let unreadable = problems.iter().any(|p| p.severity == Severity::Error);
-        let files = KeyFiles {
-            dir: dir.clone(),
-            key: slot.files[FileKind::Key as usize]
-                .clone()
-                .unwrap_or_default(),
-            private: slot.files[FileKind::Private as usize].clone(),
-            state: slot.files[FileKind::State as usize].clone(),
-        };
         let assembled = match (&public, unreadable) {
             (Some(public), false) => Some(bind::assemble(
                 &key_name,
                 public,
                 private,
                 state.as_ref(),
-                files,
+                files.clone(),
             )),
             _ => None,
         };
-        match assembled {
-            Some(Ok(key)) => {
-                slot.flux_since = None;
-                if slot.good.as_deref() != Some(&key) {
-                    slot.good = Some(Arc::new(key));
-                }
-            }
-            Some(Err(AssembleError::InFlux(why))) => {
-                let since = *slot.flux_since.get_or_insert(at);
-                let lasted = at.saturating_duration_since(since);
-                if lasted > grace {
-                    problems.push(issue(
-                        FileKind::Key,
-                        0,
-                        format!("key files disagree for {}s: {why}", lasted.as_secs()),
-                        Severity::Error,
-                    ));
-                } else {
-                    problems.push(issue(
-                        FileKind::Key,
-                        0,
-                        format!("key files disagree (being rewritten?), re-reading: {why}"),
-                        Severity::InFlux,
-                    ));
-                }
-            }
-            Some(Err(AssembleError::Unusable(why))) => {
-                slot.flux_since = None;
-                problems.push(issue(FileKind::Key, 0, why.to_string(), Severity::Error));
-            }
-            None => slot.flux_since = None,
+        if let Some(problem) = slot.take(assembled, at, grace, &report) {
+            problems.push(problem);
         }
-        let blocking = problems.iter().any(|p| p.severity != Severity::Warning);
-        for mut problem in problems {
-            if problem.severity != Severity::Warning {
-                problem.effect = if slot.good.is_some() {
-                    Effect::UsingLastGood
-                } else {
-                    Effect::Held
-                };
-            }
-            slot.issues.push(problem);
-        }
-        if blocking && slot.good.is_none() {
-            if let Some(zone) = zone {
-                slot.held = Some(Box::new((
-                    zone,
-                    format!("key {} cannot be read", key_name.tag),
-                )));
-            }
-        }
+        slot.record(problems, zone, key_name.tag);
         self.finish(stem, old, changed);
     }
 
@@ -621,57 +529,6 @@ impl KeyDirectory {
             keys.push(new);
             keys.sort_by_key(|k| (k.algorithm, k.tag));
         }
-    }
-}
-
-/// Reads and parses the files of every job, on all cores when there are many.
-fn read_all(jobs: &[(Box<str>, [Option<PathBuf>; 3])]) -> Vec<[Option<Content>; 3]> {
-    let read = |(_, paths): &(Box<str>, [Option<PathBuf>; 3])| -> [Option<Content>; 3] {
-        let kinds = [FileKind::Key, FileKind::Private, FileKind::State];
-        std::array::from_fn(|i| paths[i].as_ref().map(|p| read_content(p, kinds[i])))
-    };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if threads <= 1 || jobs.len() < 256 {
-        return jobs.iter().map(read).collect();
-    }
-    let chunk = jobs.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = jobs
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(read).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
-}
-
-fn read_content(path: &Path, kind: FileKind) -> Content {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Content::PermissionDenied,
-        Err(e) => {
-            return Content::Bad {
-                line: 0,
-                message: format!("cannot read: {e}"),
-            };
-        }
-    };
-    match kind {
-        FileKind::Key => bind::keyfile::parse(&text).map_or_else(bad, Content::Key),
-        FileKind::Private => {
-            bind::private::parse(&text).map_or_else(bad, |f| Content::Private(Arc::new(f)))
-        }
-        FileKind::State => bind::state::parse(&text).map_or_else(bad, Content::State),
-    }
-}
-
-/// A file that does not parse, as the issue that reports it will say.
-fn bad<E: std::fmt::Display>(e: bind::ParseError<E>) -> Content {
-    Content::Bad {
-        line: e.line,
-        message: e.kind.to_string(),
     }
 }
 

@@ -1,0 +1,212 @@
+//! Reading one key's three BIND files (`.key`, `.private`, `.state`) and
+//! sorting what they hold into the parts a key is assembled from, and the
+//! problems to report: unreadable or malformed files, a `.private` that
+//! cannot be read (the key is still used for CDS, as BIND's format v1.3),
+//! `.state` tags this version does not know.
+
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use hickory_proto::rr::Name;
+
+use super::{Effect, KeyIssue, Severity};
+use crate::keys::{
+    KeyFiles, PrivatePart,
+    bind::{self, FileKind, PrivateKeyFile, PublicKeyFile, StateFile},
+};
+
+/// A parsed file.
+#[derive(Debug, Clone)]
+pub(super) enum Content {
+    Key(PublicKeyFile),
+    Private(Arc<PrivateKeyFile>),
+    State(StateFile),
+    PermissionDenied,
+    Bad { line: usize, message: String },
+}
+
+/// Where a key's problems are reported: its zone, tag and files.
+pub(super) struct IssueReport<'a> {
+    /// The key's zone, if its file name names one.
+    pub(super) zone: Option<Name>,
+    /// The key's tag.
+    pub(super) tag: u16,
+    /// The key's files.
+    pub(super) files: &'a KeyFiles,
+}
+
+impl IssueReport<'_> {
+    /// A problem with the key's file of `kind`.
+    pub(super) fn issue(
+        &self,
+        kind: FileKind,
+        line: usize,
+        message: String,
+        severity: Severity,
+    ) -> KeyIssue {
+        let name = match kind {
+            FileKind::Key => Some(&self.files.key),
+            FileKind::Private => self.files.private.as_ref(),
+            FileKind::State => self.files.state.as_ref(),
+        };
+        KeyIssue {
+            zone: self.zone.clone(),
+            tag: Some(self.tag),
+            file: name.map(|f| self.files.dir.join(&**f)).unwrap_or_default(),
+            line,
+            message,
+            severity,
+            effect: Effect::None,
+        }
+    }
+}
+
+/// What one key's files hold, and what is wrong with them.
+pub(super) struct Parts {
+    /// The `.key` file, if it could be read.
+    pub(super) public: Option<PublicKeyFile>,
+    /// The `.private` file.
+    pub(super) private: PrivatePart,
+    /// The `.state` file, if there is one and it could be read.
+    pub(super) state: Option<StateFile>,
+    /// Problems found.
+    pub(super) problems: Vec<KeyIssue>,
+}
+
+impl Parts {
+    /// Sorts the three files' contents (`.key`, `.private`, `.state`).
+    pub(super) fn of(contents: [Option<Content>; 3], report: &IssueReport<'_>) -> Self {
+        let [key_content, private_content, state_content] = contents;
+        let mut problems = Vec::new();
+        let public = match key_content {
+            Some(Content::Key(public)) => Some(public),
+            Some(Content::Bad { line, message }) => {
+                problems.push(report.issue(FileKind::Key, line, message, Severity::Error));
+                None
+            }
+            _ => {
+                problems.push(report.issue(
+                    FileKind::Key,
+                    0,
+                    "permission denied".to_string(),
+                    Severity::Error,
+                ));
+                None
+            }
+        };
+        let private = match private_content {
+            None => PrivatePart::Absent,
+            Some(Content::Private(p)) => PrivatePart::Present(p),
+            Some(Content::PermissionDenied) => {
+                problems.push(report.issue(
+                    FileKind::Private,
+                    0,
+                    "permission denied: using the .key and .state files only (counts as private-key format v1.3)"
+                        .to_string(),
+                    Severity::Warning,
+                ));
+                PrivatePart::Unreadable
+            }
+            Some(Content::Bad { line, message }) => {
+                problems.push(report.issue(FileKind::Private, line, message, Severity::Error));
+                PrivatePart::Unreadable
+            }
+            Some(_) => {
+                problems.push(report.issue(
+                    FileKind::Private,
+                    0,
+                    "unexpected content".to_string(),
+                    Severity::Error,
+                ));
+                PrivatePart::Unreadable
+            }
+        };
+        let state = match state_content {
+            None => None,
+            Some(Content::State(s)) => Some(s),
+            Some(Content::Bad { line, message }) => {
+                problems.push(report.issue(FileKind::State, line, message, Severity::Error));
+                None
+            }
+            Some(_) => {
+                problems.push(report.issue(
+                    FileKind::State,
+                    0,
+                    "permission denied".to_string(),
+                    Severity::Error,
+                ));
+                None
+            }
+        };
+        if let Some(state) = &state {
+            if !state.unknown_tags.is_empty() {
+                problems.push(report.issue(
+                    FileKind::State,
+                    0,
+                    format!("unknown tags skipped: {}", state.unknown_tags.join(", ")),
+                    Severity::Warning,
+                ));
+            }
+        }
+        Parts {
+            public,
+            private,
+            state,
+            problems,
+        }
+    }
+}
+
+/// Reads and parses the files of every job, on all cores when there are many.
+pub(super) fn read_all(jobs: &[(Box<str>, [Option<PathBuf>; 3])]) -> Vec<[Option<Content>; 3]> {
+    let read = |(_, paths): &(Box<str>, [Option<PathBuf>; 3])| -> [Option<Content>; 3] {
+        let kinds = [FileKind::Key, FileKind::Private, FileKind::State];
+        std::array::from_fn(|i| paths[i].as_ref().map(|p| read_content(p, kinds[i])))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads <= 1 || jobs.len() < 256 {
+        return jobs.iter().map(read).collect();
+    }
+    let chunk = jobs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(read).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+fn read_content(path: &Path, kind: FileKind) -> Content {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Content::PermissionDenied,
+        Err(e) => {
+            return Content::Bad {
+                line: 0,
+                message: format!("cannot read: {e}"),
+            };
+        }
+    };
+    match kind {
+        FileKind::Key => bind::keyfile::parse(&text).map_or_else(bad, Content::Key),
+        FileKind::Private => {
+            bind::private::parse(&text).map_or_else(bad, |f| Content::Private(Arc::new(f)))
+        }
+        FileKind::State => bind::state::parse(&text).map_or_else(bad, Content::State),
+    }
+}
+
+/// A file that does not parse, as the issue that reports it will say.
+fn bad<E: std::fmt::Display>(e: bind::ParseError<E>) -> Content {
+    Content::Bad {
+        line: e.line,
+        message: e.kind.to_string(),
+    }
+}
