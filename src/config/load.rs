@@ -159,22 +159,7 @@ fn clean_key_path(path: &str) -> String {
 
 impl Checker<'_> {
     fn config(&mut self, raw: RawConfig, base: &Path, file: &Path) -> Config {
-        match &raw.version {
-            None => self.error(
-                0..0,
-                "version".into(),
-                format!("missing: write `version = {VERSION}` at the top"),
-            ),
-            Some(v) if *v.get_ref() != VERSION => self.error(
-                v.span(),
-                "version".into(),
-                format!(
-                    "config version {} is not supported (this signalbox reads version {VERSION})",
-                    v.get_ref()
-                ),
-            ),
-            Some(_) => {}
-        }
+        self.version(&raw);
         let zones: Vec<ZoneConfig> = raw
             .zone
             .iter()
@@ -193,7 +178,61 @@ impl Checker<'_> {
             .enumerate()
             .filter_map(|(i, table)| self.signaling_zone(table, i, base))
             .collect();
+        self.duplicates(&raw, &zones, &zone_sets, &signaling_zones);
+        let server = self.server(&raw.server);
+        let state = self.state(&raw.state, base);
+        let watch = self.watch(&raw.watch);
+        let safety = self.safety(&raw.safety);
+        let (tsig_keys, key_names) = self.tsig_keys(&raw.tsig_keys, base);
+        self.transfer_keys_exist(&raw, &signaling_zones, &key_names);
+        self.sidecar_keys_exist(&raw, &zones, &signaling_zones, &key_names);
+        let resolver = self.resolver(&raw.resolver);
+        let notify = self.notify(&raw.notify);
+        let parent = self.parent(&raw.parent);
+        Config {
+            tsig_keys,
+            watch,
+            safety,
+            resolver,
+            notify,
+            parent,
+            server,
+            state,
+            file: file.to_path_buf(),
+            zones,
+            zone_sets,
+            signaling_zones,
+        }
+    }
 
+    /// `version` is there and is the one this signalbox reads.
+    fn version(&mut self, raw: &RawConfig) {
+        match &raw.version {
+            None => self.error(
+                0..0,
+                "version".into(),
+                format!("missing: write `version = {VERSION}` at the top"),
+            ),
+            Some(v) if *v.get_ref() != VERSION => self.error(
+                v.span(),
+                "version".into(),
+                format!(
+                    "config version {} is not supported (this signalbox reads version {VERSION})",
+                    v.get_ref()
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+
+    /// No zone, key directory or signalling zone is configured twice.
+    fn duplicates(
+        &mut self,
+        raw: &RawConfig,
+        zones: &[ZoneConfig],
+        zone_sets: &[ZoneSetConfig],
+        signaling_zones: &[SignalingZoneConfig],
+    ) {
         for (i, zone) in zones.iter().enumerate() {
             if let Some(first) = zones[..i].iter().find(|z| z.name == zone.name) {
                 let span = raw.zone[i]
@@ -243,11 +282,16 @@ impl Checker<'_> {
                 );
             }
         }
-        let server = self.server(&raw.server);
-        let state = self.state(&raw.state, base);
-        let watch = self.watch(&raw.watch);
-        let safety = self.safety(&raw.safety);
-        let (tsig_keys, key_names) = self.tsig_keys(&raw.tsig_keys, base);
+    }
+
+    /// The TSIG keys a signalling zone's `allow_transfer` and `notify_key`
+    /// name are in `tsig_keys`.
+    fn transfer_keys_exist(
+        &mut self,
+        raw: &RawConfig,
+        signaling_zones: &[SignalingZoneConfig],
+        key_names: &[Name],
+    ) {
         for (i, sz) in signaling_zones.iter().enumerate() {
             let raw_sz = raw.signaling_zone[i].get_ref();
             let named: Vec<(&Name, Option<&Spanned<String>>)> = sz
@@ -278,6 +322,16 @@ impl Checker<'_> {
                 }
             }
         }
+    }
+
+    /// The TSIG keys `follow` and `publish` name are in `tsig_keys`.
+    fn sidecar_keys_exist(
+        &mut self,
+        raw: &RawConfig,
+        zones: &[ZoneConfig],
+        signaling_zones: &[SignalingZoneConfig],
+        key_names: &[Name],
+    ) {
         // Keys named by follow/publish must exist too.
         let mut named: Vec<(String, &Name, Range<usize>)> = Vec::new();
         // (Spans only when no table was dropped, so indices line up.)
@@ -316,23 +370,6 @@ impl Checker<'_> {
                     ),
                 );
             }
-        }
-        let resolver = self.resolver(&raw.resolver);
-        let notify = self.notify(&raw.notify);
-        let parent = self.parent(&raw.parent);
-        Config {
-            tsig_keys,
-            watch,
-            safety,
-            resolver,
-            notify,
-            parent,
-            server,
-            state,
-            file: file.to_path_buf(),
-            zones,
-            zone_sets,
-            signaling_zones,
         }
     }
 
