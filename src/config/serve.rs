@@ -200,6 +200,43 @@ impl Checker<'_> {
     }
 
     pub(super) fn zone_options(&mut self, raw: &RawZoneOptions, key: &str) -> ZoneOptions {
+        let options = self.zone_timers(raw, key);
+        let secondaries = raw
+            .secondaries
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, addr)| {
+                self.address(addr, &format!("{key}.secondaries[{i}]"), "\"127.0.0.2:53\"")
+            })
+            .collect();
+        let allow_transfer = self.allow_transfer(raw, key);
+        let journal = self.journal_limits(raw, key);
+        let options = ZoneOptions {
+            secondaries,
+            allow_transfer,
+            journal,
+            notify_key: raw
+                .notify_key
+                .as_ref()
+                .and_then(|n| self.name(n, &format!("{key}.notify_key"))),
+            soa_mname: raw
+                .soa_mname
+                .as_ref()
+                .and_then(|n| self.name(n, &format!("{key}.soa_mname"))),
+            soa_rname: raw
+                .soa_rname
+                .as_ref()
+                .and_then(|n| self.name(n, &format!("{key}.soa_rname"))),
+            ..options
+        };
+        self.signature_timing(raw, key, &options);
+        options
+    }
+
+    /// TTLs, SOA timers and signature timing (each at most 2^31-1 seconds,
+    /// RFC 2181 §8), and the serial policy.
+    fn zone_timers(&mut self, raw: &RawZoneOptions, key: &str) -> ZoneOptions {
         let d = ZoneOptions::default();
         let mut secs = |v: &Option<Spanned<ConfigDuration>>, field: &str, default: u32| -> u32 {
             match v {
@@ -217,7 +254,7 @@ impl Checker<'_> {
                 },
             }
         };
-        let options = ZoneOptions {
+        ZoneOptions {
             ttl: secs(&raw.ttl, "ttl", d.ttl),
             dnskey_ttl: raw
                 .dnskey_ttl
@@ -251,18 +288,12 @@ impl Checker<'_> {
             ),
             serial_policy: raw.serial_policy.unwrap_or_default(),
             ..ZoneOptions::default()
-        };
-        let secondaries = raw
-            .secondaries
-            .iter()
-            .flatten()
-            .enumerate()
-            .filter_map(|(i, addr)| {
-                self.address(addr, &format!("{key}.secondaries[{i}]"), "\"127.0.0.2:53\"")
-            })
-            .collect();
-        let allow_transfer = raw
-            .allow_transfer
+        }
+    }
+
+    /// `allow_transfer`: address prefixes and `key:NAME` entries.
+    fn allow_transfer(&mut self, raw: &RawZoneOptions, key: &str) -> Vec<AclEntry> {
+        raw.allow_transfer
             .iter()
             .flatten()
             .enumerate()
@@ -286,7 +317,11 @@ impl Checker<'_> {
                     }
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    /// The IXFR journal bounds.
+    fn journal_limits(&mut self, raw: &RawZoneOptions, key: &str) -> super::JournalLimits {
         let mut journal = super::JournalLimits::default();
         if let Some(v) = &raw.journal_versions {
             match usize::try_from(*v.get_ref()) {
@@ -307,24 +342,11 @@ impl Checker<'_> {
         if let Some(v) = &raw.journal_age {
             journal.age = v.get_ref().0;
         }
-        let options = ZoneOptions {
-            secondaries,
-            allow_transfer,
-            journal,
-            notify_key: raw
-                .notify_key
-                .as_ref()
-                .and_then(|n| self.name(n, &format!("{key}.notify_key"))),
-            soa_mname: raw
-                .soa_mname
-                .as_ref()
-                .and_then(|n| self.name(n, &format!("{key}.soa_mname"))),
-            soa_rname: raw
-                .soa_rname
-                .as_ref()
-                .and_then(|n| self.name(n, &format!("{key}.soa_rname"))),
-            ..options
-        };
+        journal
+    }
+
+    /// Signatures are refreshed before they expire, and not at once.
+    fn signature_timing(&mut self, raw: &RawZoneOptions, key: &str, options: &ZoneOptions) {
         let span = raw
             .signature_refresh
             .as_ref()
@@ -351,7 +373,6 @@ impl Checker<'_> {
                 "must be more than 0s".into(),
             );
         }
-        options
     }
 }
 
