@@ -265,59 +265,8 @@ pub fn compute(input: &ZoneInput<'_>, now: Timestamp) -> ZoneSignals {
     let mut decisions = Vec::new();
     let (ttl, ttl_source) = signal_ttl(input.settings, input.keys);
     let selection = select::select(input, now, &mut decisions);
-
-    let (cds, cdnskey) = match &selection {
-        select::Selection::Delete => (
-            vec![Rdata::Cds(Ds::delete())],
-            vec![Rdata::Cdnskey(crate::dns::Dnskey::delete())],
-        ),
-        select::Selection::Keys(keys) => (
-            keys.iter()
-                .flat_map(|key| {
-                    input
-                        .settings
-                        .digests
-                        .iter()
-                        .map(|d| Rdata::Cds(dnssec::ds(&zone, key, *d)))
-                })
-                .collect(),
-            keys.iter().map(|key| Rdata::Cdnskey(key.clone())).collect(),
-        ),
-    };
-    let cds = RecordSet::new(zone.clone(), RecordType::CDS, ttl, cds);
-    let cdnskey = RecordSet::new(
-        zone.clone(),
-        RecordType::CDNSKEY,
-        ttl,
-        if input.settings.cdnskey {
-            cdnskey
-        } else {
-            Vec::new()
-        },
-    );
-    if matches!(selection, select::Selection::Delete) {
-        decisions.push(Decision::zone(
-            &zone,
-            Verdict::Note,
-            format!("TTL {ttl} ({ttl_source})"),
-        ));
-    } else if !cds.is_empty() {
-        let what = if input.settings.cdnskey {
-            "CDS and CDNSKEY"
-        } else {
-            "CDS (cdnskey = false)"
-        };
-        let digests: Vec<&str> = input.settings.digests.iter().map(|d| d.name()).collect();
-        decisions.push(Decision {
-            zone: zone.clone(),
-            key: None,
-            verdict: Verdict::Note,
-            why: format!(
-                "{what}, digests {}, TTL {ttl} ({ttl_source})",
-                digests.join(" ")
-            ),
-        });
-    }
+    let (cds, cdnskey) = apex_sets(input, &selection, ttl);
+    explain_sets(input, &selection, &cds, (ttl, ttl_source), &mut decisions);
     let mut hold = None;
     let (cds, cdnskey) = match input.followed {
         None => (cds, cdnskey),
@@ -347,6 +296,81 @@ pub fn compute(input: &ZoneInput<'_>, now: Timestamp) -> ZoneSignals {
         dsboot,
         decisions,
         hold,
+    }
+}
+
+/// The apex CDS and CDNSKEY RRsets for `selection`: one CDS per key and
+/// digest type (RFC 7344 §4), the CDNSKEYs unless `cdnskey = false`, or the
+/// RFC 8078 §4 delete signal.
+fn apex_sets(
+    input: &ZoneInput<'_>,
+    selection: &select::Selection,
+    ttl: u32,
+) -> (RecordSet, RecordSet) {
+    let zone = input.zone;
+    let (cds, cdnskey) = match selection {
+        select::Selection::Delete => (
+            vec![Rdata::Cds(Ds::delete())],
+            vec![Rdata::Cdnskey(crate::dns::Dnskey::delete())],
+        ),
+        select::Selection::Keys(keys) => (
+            keys.iter()
+                .flat_map(|key| {
+                    input
+                        .settings
+                        .digests
+                        .iter()
+                        .map(|d| Rdata::Cds(dnssec::ds(zone, key, *d)))
+                })
+                .collect(),
+            keys.iter().map(|key| Rdata::Cdnskey(key.clone())).collect(),
+        ),
+    };
+    let cds = RecordSet::new(zone.clone(), RecordType::CDS, ttl, cds);
+    let cdnskey = RecordSet::new(
+        zone.clone(),
+        RecordType::CDNSKEY,
+        ttl,
+        if input.settings.cdnskey {
+            cdnskey
+        } else {
+            Vec::new()
+        },
+    );
+    (cds, cdnskey)
+}
+
+/// The decision that says what the apex sets hold and their TTL.
+fn explain_sets(
+    input: &ZoneInput<'_>,
+    selection: &select::Selection,
+    cds: &RecordSet,
+    (ttl, ttl_source): (u32, &str),
+    decisions: &mut Vec<Decision>,
+) {
+    let zone = input.zone;
+    if matches!(selection, select::Selection::Delete) {
+        decisions.push(Decision::zone(
+            zone,
+            Verdict::Note,
+            format!("TTL {ttl} ({ttl_source})"),
+        ));
+    } else if !cds.is_empty() {
+        let what = if input.settings.cdnskey {
+            "CDS and CDNSKEY"
+        } else {
+            "CDS (cdnskey = false)"
+        };
+        let digests: Vec<&str> = input.settings.digests.iter().map(|d| d.name()).collect();
+        decisions.push(Decision {
+            zone: zone.clone(),
+            key: None,
+            verdict: Verdict::Note,
+            why: format!(
+                "{what}, digests {}, TTL {ttl} ({ttl_source})",
+                digests.join(" ")
+            ),
+        });
     }
 }
 
