@@ -1,12 +1,15 @@
 //! `signalbox signals`: what every child zone should publish at a time, as
 //! master-file lines, each decision explained on a `;` line.
 
-use std::path::Path;
+use std::{collections::HashMap, path::Path};
 
+use jiff::Timestamp;
 use signalbox::{
+    config::Config,
     dns::{Name, name::display, parse_name},
     keys::dir::{Effect, Severity},
-    policy::{self, Verdict},
+    model::ChildZone,
+    policy::{self, ParentView, Verdict, ZoneSignals},
 };
 
 use super::{EXIT_CONFIG, EXIT_OK, EXIT_WARNINGS, load, time_arg};
@@ -62,88 +65,107 @@ pub fn run(config: &Path, zone: Option<&str>, at: Option<&str>, soa_serial: Opti
         println!("; note: .state key states are a snapshot; --at moves only timing metadata");
     }
     for child in children {
-        let zone = display(&child.name);
-        println!();
-        println!(
-            "; zone {zone} from {}; keys {}; cds {}",
-            child.source,
-            child
-                .key_dir
-                .as_ref()
-                .map_or_else(|| "none".to_string(), |d| d.display().to_string()),
-            child.settings.cds
-        );
-        for issue in &child.issues {
-            let label = match issue.severity {
-                Severity::Warning => "warning",
-                Severity::InFlux | Severity::Error => "error",
-            };
-            println!("; {label}: {issue}");
-            eprintln!("{label}: {zone}: {issue}");
-            if issue.severity != Severity::Warning && issue.effect != Effect::None {
-                code = code.max(EXIT_WARNINGS);
-            }
-        }
-        for reason in &child.held {
-            println!("; warning: zone held: {reason}");
-            eprintln!(
-                "warning: {zone}: held ({reason}); the records below are what the readable keys give"
-            );
+        code = code.max(print_zone(child, &views, &loaded.config, now, soa_serial));
+    }
+    drop(loaded.store);
+    code
+}
+
+/// Prints one zone: where it comes from, its key problems, the parent's
+/// view, every decision and the records; returns the exit code it calls for.
+fn print_zone(
+    child: &ChildZone,
+    views: &HashMap<Name, ParentView>,
+    config: &Config,
+    now: Timestamp,
+    soa_serial: Option<u32>,
+) -> u8 {
+    let zone = display(&child.name);
+    let mut code = EXIT_OK;
+    println!();
+    println!(
+        "; zone {zone} from {}; keys {}; cds {}",
+        child.source,
+        child
+            .key_dir
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |d| d.display().to_string()),
+        child.settings.cds
+    );
+    for issue in &child.issues {
+        let label = match issue.severity {
+            Severity::Warning => "warning",
+            Severity::InFlux | Severity::Error => "error",
+        };
+        println!("; {label}: {issue}");
+        eprintln!("{label}: {zone}: {issue}");
+        if issue.severity != Severity::Warning && issue.effect != Effect::None {
             code = code.max(EXIT_WARNINGS);
         }
-        let view = views.get(&child.name);
-        if let Some(view) = view {
-            println!(
-                "; parent view (state/parent.state, observed {}): {} DS, NS {}",
-                view.observed_at
-                    .map_or_else(|| "?".to_string(), |t| t.to_string()),
-                view.ds.len(),
-                view.ns.as_ref().map_or_else(
-                    || "?".to_string(),
-                    |ns| ns.iter().map(display).collect::<Vec<_>>().join(" ")
-                )
-            );
+    }
+    for reason in &child.held {
+        println!("; warning: zone held: {reason}");
+        eprintln!(
+            "warning: {zone}: held ({reason}); the records below are what the readable keys give"
+        );
+        code = code.max(EXIT_WARNINGS);
+    }
+    let view = views.get(&child.name);
+    if let Some(view) = view {
+        println!(
+            "; parent view (state/parent.state, observed {}): {} DS, NS {}",
+            view.observed_at
+                .map_or_else(|| "?".to_string(), |t| t.to_string()),
+            view.ds.len(),
+            view.ns.as_ref().map_or_else(
+                || "?".to_string(),
+                |ns| ns.iter().map(display).collect::<Vec<_>>().join(" ")
+            )
+        );
+    }
+    let signals = policy::compute(&child.input(view, soa_serial), now);
+    signals.trace();
+    for decision in &signals.decisions {
+        println!("; {decision}");
+        if decision.verdict == Verdict::Error {
+            code = code.max(EXIT_WARNINGS);
         }
-        let signals = policy::compute(&child.input(view, soa_serial), now);
-        signals.trace();
-        for decision in &signals.decisions {
-            println!("; {decision}");
-            if decision.verdict == Verdict::Error {
-                code = code.max(EXIT_WARNINGS);
-            }
+    }
+    print_records(&signals, config);
+    code
+}
+
+/// The apex RRsets, then each RFC 9615 signal with where it is served.
+fn print_records(signals: &ZoneSignals, config: &Config) {
+    for set in [&signals.cds, &signals.cdnskey]
+        .into_iter()
+        .chain(signals.csync.iter())
+    {
+        for record in set.records() {
+            println!("{record}");
         }
-        for set in [&signals.cds, &signals.cdnskey]
-            .into_iter()
-            .chain(signals.csync.iter())
-        {
+    }
+    for boot in &signals.dsboot {
+        if boot.cds.is_empty() && boot.cdnskey.is_empty() {
+            continue;
+        }
+        let carrier = match config.signaling_zone_for(&boot.ns) {
+            Some(sz) => format!(
+                "served here in signaling zone {} ({})",
+                display(&sz.apex),
+                sz.origin
+            ),
+            None => format!(
+                "no [[signaling_zone]] here for {}: publish _signal.{} elsewhere",
+                display(&boot.ns),
+                display(&boot.ns)
+            ),
+        };
+        println!("; RFC 9615 signal for NS {}: {carrier}", display(&boot.ns));
+        for set in [&boot.cds, &boot.cdnskey] {
             for record in set.records() {
                 println!("{record}");
             }
         }
-        for boot in &signals.dsboot {
-            if boot.cds.is_empty() && boot.cdnskey.is_empty() {
-                continue;
-            }
-            let carrier = match loaded.config.signaling_zone_for(&boot.ns) {
-                Some(sz) => format!(
-                    "served here in signaling zone {} ({})",
-                    display(&sz.apex),
-                    sz.origin
-                ),
-                None => format!(
-                    "no [[signaling_zone]] here for {}: publish _signal.{} elsewhere",
-                    display(&boot.ns),
-                    display(&boot.ns)
-                ),
-            };
-            println!("; RFC 9615 signal for NS {}: {carrier}", display(&boot.ns));
-            for set in [&boot.cds, &boot.cdnskey] {
-                for record in set.records() {
-                    println!("{record}");
-                }
-            }
-        }
     }
-    drop(loaded.store);
-    code
 }
