@@ -21,8 +21,11 @@ pub use private::{PrivateKeyFile, PrivateKeyFileError};
 pub use state::{StateFile, StateFileError};
 pub use timestamp::TimestampError;
 
-use super::{Key, KeyFiles, PrivatePart, TimingEvent};
-use crate::{dns::name::display, dnssec};
+use super::{Key, KeyFiles, PrivatePart, Timing, TimingEvent};
+use crate::{
+    dns::{Dnskey, name::display},
+    dnssec,
+};
 
 /// A syntax error in one key file, at `line` (0: the file as a whole); `E`
 /// says what is wrong in that file's terms (`keyfile::PublicKeyFileError`,
@@ -187,52 +190,19 @@ pub fn assemble(
         }
     }
     if let Some(state) = state {
-        if state.algorithm.is_some_and(|a| a != dnskey.algorithm) {
-            return flux(Disagreement::StateAlgorithm {
-                state: state.algorithm,
-                key: dnskey.algorithm,
-            });
-        }
-        if let (Some(length), Some(bits)) = (state.length, algorithm.key_bits(&dnskey.public_key)) {
-            if length != bits {
-                return flux(Disagreement::StateLength { length, bits });
-            }
-        }
-        if state.state.ksk.is_some_and(|ksk| ksk != dnskey.is_sep()) {
-            return flux(Disagreement::StateKsk {
-                sep: dnskey.is_sep(),
-                flags: dnskey.flags,
-            });
-        }
+        state_agrees(state, dnskey, algorithm).map_err(AssembleError::InFlux)?;
     }
-
-    // Timing: compare the events each pair of files both carry.
     let private_timing = match &private {
         PrivatePart::Present(file) if file.format >= (1, 3) => Some(&file.timing),
         _ => None,
     };
     let key_timing = public.has_metadata.then_some(&public.timing);
-    let sources = [
+    timings_agree([
         (".key", key_timing),
         (".private", private_timing),
         (".state", state.map(|s| &s.timing)),
-    ];
-    for (i, (a_name, a)) in sources.iter().enumerate() {
-        for (b_name, b) in sources.iter().skip(i + 1) {
-            let (Some(a), Some(b)) = (a, b) else { continue };
-            for event in TimingEvent::IN_KEY_FILE {
-                if a.get(event) != b.get(event) {
-                    return flux(Disagreement::Timing {
-                        event,
-                        a_file: a_name,
-                        a: a.get(event),
-                        b_file: b_name,
-                        b: b.get(event),
-                    });
-                }
-            }
-        }
-    }
+    ])
+    .map_err(AssembleError::InFlux)?;
 
     // Merge: the `.state` file is authoritative, then `.private`, then `.key`.
     let mut timing = public.timing.clone();
@@ -255,6 +225,54 @@ pub fn assemble(
         private,
         files,
     })
+}
+
+/// The `.state` file describes the `.key` file's DNSKEY: algorithm, key
+/// length and KSK flag (BIND writes them all).
+fn state_agrees(
+    state: &StateFile,
+    dnskey: &Dnskey,
+    algorithm: dnssec::Algorithm,
+) -> Result<(), Disagreement> {
+    if state.algorithm.is_some_and(|a| a != dnskey.algorithm) {
+        return Err(Disagreement::StateAlgorithm {
+            state: state.algorithm,
+            key: dnskey.algorithm,
+        });
+    }
+    if let (Some(length), Some(bits)) = (state.length, algorithm.key_bits(&dnskey.public_key)) {
+        if length != bits {
+            return Err(Disagreement::StateLength { length, bits });
+        }
+    }
+    if state.state.ksk.is_some_and(|ksk| ksk != dnskey.is_sep()) {
+        return Err(Disagreement::StateKsk {
+            sep: dnskey.is_sep(),
+            flags: dnskey.flags,
+        });
+    }
+    Ok(())
+}
+
+/// Every timing event two files both carry has the same time in both.
+fn timings_agree(sources: [(&'static str, Option<&Timing>); 3]) -> Result<(), Disagreement> {
+    for (i, (a_name, a)) in sources.iter().enumerate() {
+        for (b_name, b) in sources.iter().skip(i + 1) {
+            let (Some(a), Some(b)) = (a, b) else { continue };
+            for event in TimingEvent::IN_KEY_FILE {
+                if a.get(event) != b.get(event) {
+                    return Err(Disagreement::Timing {
+                        event,
+                        a_file: a_name,
+                        a: a.get(event),
+                        b_file: b_name,
+                        b: b.get(event),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn show(when: Option<jiff::Timestamp>) -> String {
