@@ -1,6 +1,8 @@
 //! The daemon: the one event loop that wires key directories, policy,
-//! signer and server together (ARCHITECTURE.md: only `daemon` spawns tasks
-//! and owns channels).
+//! signer and server together. Only the daemon decides what runs: the other
+//! modules start work through a `start` function the daemon calls, and the
+//! daemon owns the channels between them (docs/ARCHITECTURE.md, "Rules of
+//! the house").
 //!
 //! Hot path: a key directory changes -> inotify event -> short debounce ->
 //! rescan of that directory (only changed files are read) -> policy for the

@@ -194,7 +194,7 @@ mod tests {
         Dnskey::from_text(text).expect("valid test key")
     }
 
-    // SPEC §5.6 vectors.
+    // The RFC 4034 §5.4 example and the RFC 8080 / RFC 6605 vectors.
     #[test]
     fn rfc4034_dskey_example() {
         let k = key(

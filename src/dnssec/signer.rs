@@ -1,7 +1,7 @@
 //! Signing keys from BIND `.private` files, and RRSIGs over one RRset at a
 //! time (RFC 4034 §3.1.8.1).
 //!
-//! Key material (SPEC §6.3, RUST-CRATES "ring"): ECDSA `PrivateKey:` is the
+//! Key material (signed with `ring`): ECDSA `PrivateKey:` is the
 //! scalar and the DNSKEY key field is x||y (RFC 6605); Ed25519 `PrivateKey:` is
 //! the seed (RFC 8080); RSA comes as its CRT components and the DNSKEY key
 //! field is exponent length, exponent, modulus (RFC 3110). Signatures are in

@@ -1,6 +1,7 @@
 //! Where a key stands at time `t`: the facts every CDS mode is built on.
 //!
-//! Stated for BIND-format keys (issue "Policy", SPEC §6.5-6.6):
+//! Stated for BIND-format keys, as BIND's lib/dns/dnssec.c reads their timing
+//! (README "CDS modes", docs/INTEROP.md "Key directories and the `auto` rule"):
 //! - *published*: Publish at or before `t` (a key with neither Publish nor
 //!   Activate counts as published and active; a key with only Activate is
 //!   published from then);

@@ -1,6 +1,6 @@
 //! The authoritative server: UDP on one OS thread per core, each with its own
-//! `SO_REUSEPORT` socket (PERFORMANCE.md: ~7 us of server CPU per query here,
-//! against Knot's 9.1 us and hickory-server's 12.3 us), TCP on tokio (RFC
+//! `SO_REUSEPORT` socket (BENCHMARKS.md: about 0.8x Knot's server CPU per
+//! query on the same zone and machine), TCP on tokio (RFC
 //! 7766), answers from an immutable [`Snapshot`] swapped atomically.
 
 pub mod answer;

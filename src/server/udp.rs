@@ -22,7 +22,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::{Answer, SharedSnapshot, Transport, respond};
 
 /// Receive buffer per socket: Knot's ~208 KiB default dropped queries under
-/// load here (PERFORMANCE.md).
+/// load here (docs/ARCHITECTURE.md, "The query path").
 const RECV_BUFFER: usize = 4 << 20;
 
 fn socket(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -52,7 +52,8 @@ pub fn spawn(addr: SocketAddr, threads: usize, snapshot: SharedSnapshot) -> io::
     Ok(())
 }
 
-/// Datagrams taken per system call (PERFORMANCE.md: batch 64).
+/// Datagrams taken per system call (docs/ARCHITECTURE.md, "The query path":
+/// batches of 64).
 const BATCH: usize = 64;
 /// Largest query read. A longer datagram is dropped (and counted in the
 /// debug log): no DNS query over UDP comes near it.

@@ -8,7 +8,7 @@
 //! version while the signer builds the next, and one change among a million
 //! names stays cheap.
 //!
-//! Signing (SPEC §5): KSKs/CSKs sign the apex DNSKEY, CDS and CDNSKEY (RFC
+//! Signing: KSKs/CSKs sign the apex DNSKEY, CDS and CDNSKEY (RFC
 //! 7344 §4.1), ZSKs/CSKs the rest; inception is backdated; expirations are
 //! spread by a stable per-RRset jitter; a change re-signs only the RRsets it
 //! touches, the NSEC records next to it and the SOA, on all cores when there
