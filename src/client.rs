@@ -21,7 +21,10 @@ use tokio::{
 };
 
 use crate::{
-    dns::message::{self, Message, MessageError},
+    dns::{
+        message::{self, Message, MessageError},
+        wire::{flags, rcode, unix_now},
+    },
     tsig,
 };
 
@@ -97,12 +100,6 @@ pub enum ClientError {
     },
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Sends `packet` (ID and question already in it) to `server` and returns
 /// the answer.
 pub async fn exchange(
@@ -119,7 +116,7 @@ pub async fn exchange(
     };
     if options.tcp != TcpFallback::Always {
         match udp(server, &packet, options, &check).await? {
-            Some(Ok(answer)) if !answer.has(message::flags::TC) => return Ok(answer),
+            Some(Ok(answer)) if !answer.has(flags::TC) => return Ok(answer),
             Some(Ok(_)) => {} // truncated: TCP
             Some(Err(e)) => return Err(e),
             None if options.tcp == TcpFallback::OnSilence => {}
@@ -245,7 +242,7 @@ fn acceptable(
             Ok(Some(_)) => Some("the answer's MAC does not verify".into()),
             Ok(None) => Some(format!(
                 "the answer ({}) is not signed",
-                message::rcode::name(answer.rcode)
+                rcode::name(answer.rcode)
             )),
             Err(e) => Some(format!("malformed TSIG record: {e}")),
         };

@@ -31,8 +31,9 @@ use tokio::{
 use crate::{
     client::{self, ClientError, Options, TcpFallback},
     dns::{
-        message::{self, CLASS_ANY, CLASS_IN, CLASS_NONE, rcode},
+        message,
         name::{canonical_wire, display},
+        wire::{self, CLASS_ANY, CLASS_IN, CLASS_NONE, opcode, rcode},
     },
     tsig,
 };
@@ -138,7 +139,7 @@ impl Target {
         owner: &Name,
         rtype: RecordType,
     ) -> Result<(Vec<Vec<u8>>, u32), PublishError> {
-        let query = message::query(message::random_id(), owner, rtype, false, false);
+        let query = message::query(wire::random_id(), owner, rtype, false, false);
         let reply = client::exchange(self.server, query, &self.options())
             .await
             .map_err(|e| self.exchange_error(e))?;
@@ -147,7 +148,7 @@ impl Target {
                 zone: display(&self.zone),
                 server: self.server,
                 what: format!("{} {rtype} (reading it)", display(owner)),
-                rcode: message::rcode::name(reply.rcode),
+                rcode: rcode::name(reply.rcode),
                 hint: String::new(),
             });
         }
@@ -169,7 +170,7 @@ impl Target {
     /// and reads it back.
     pub async fn write(&self, wanted: &Wanted, current: &[Vec<u8>]) -> Result<(), PublishError> {
         let what = format!("{} {}", display(&wanted.owner), wanted.rtype);
-        let packet = update_message(message::random_id(), &self.zone, wanted, current);
+        let packet = update_message(wire::random_id(), &self.zone, wanted, current);
         let reply = client::exchange(self.server, packet, &self.options())
             .await
             .map_err(|e| self.exchange_error(e))?;
@@ -178,7 +179,7 @@ impl Target {
                 zone: display(&self.zone),
                 server: self.server,
                 what,
-                rcode: message::rcode::name(reply.rcode),
+                rcode: rcode::name(reply.rcode),
                 hint: refused_hint(reply.rcode, wanted.rtype),
             });
         }
@@ -230,7 +231,7 @@ fn dropped_hint(rtype: RecordType) -> String {
 pub fn update_message(id: u16, zone: &Name, wanted: &Wanted, current: &[Vec<u8>]) -> Vec<u8> {
     let prereqs = current.len().max(1) as u16;
     let updates = 1 + wanted.rdatas.len() as u16;
-    let mut out = message::header(id, message::opcode::UPDATE, 0, [1, prereqs, updates, 0]);
+    let mut out = message::header(id, opcode::UPDATE, 0, [1, prereqs, updates, 0]);
     // Zone section: the zone, SOA, IN.
     out.extend(canonical_wire(zone));
     out.extend_from_slice(&u16::from(RecordType::SOA).to_be_bytes());
@@ -401,7 +402,7 @@ mod tests {
             rdatas: vec![vec![0, 0, 0, 7, 0, 3, 0, 1, 0x20]],
         };
         let m = message::parse(&update_message(9, &zone, &wanted, &[])).expect("parses");
-        assert_eq!(m.opcode(), message::opcode::UPDATE);
+        assert_eq!(m.opcode(), opcode::UPDATE);
         // Zone section = the question; prerequisite "does not exist" (NONE);
         // updates: delete RRset (ANY) then add (IN).
         assert_eq!(m.question.as_ref().map(|q| q.1), Some(6));

@@ -11,91 +11,10 @@
 
 use hickory_proto::rr::{Name, RecordType};
 
-use super::name::canonical_wire;
-
-/// Header flag bits (RFC 1035 §4.1.1, RFC 4035 §3.2).
-pub mod flags {
-    /// Response.
-    pub const QR: u16 = 0x8000;
-    /// Authoritative answer.
-    pub const AA: u16 = 0x0400;
-    /// Truncated.
-    pub const TC: u16 = 0x0200;
-    /// Recursion desired.
-    pub const RD: u16 = 0x0100;
-    /// Recursion available.
-    pub const RA: u16 = 0x0080;
-    /// Authentic data (validated by the resolver).
-    pub const AD: u16 = 0x0020;
-    /// Checking disabled.
-    pub const CD: u16 = 0x0010;
-}
-
-/// Opcodes (RFC 1035, RFC 1996, RFC 2136).
-pub mod opcode {
-    /// Standard query.
-    pub const QUERY: u8 = 0;
-    /// NOTIFY (RFC 1996).
-    pub const NOTIFY: u8 = 4;
-    /// UPDATE (RFC 2136).
-    pub const UPDATE: u8 = 5;
-}
-
-/// Response codes we act on (RFC 1035, RFC 2136, RFC 6891).
-pub mod rcode {
-    /// No error.
-    pub const NOERROR: u16 = 0;
-    /// Format error.
-    pub const FORMERR: u16 = 1;
-    /// Server failure.
-    pub const SERVFAIL: u16 = 2;
-    /// Name does not exist.
-    pub const NXDOMAIN: u16 = 3;
-    /// Not implemented.
-    pub const NOTIMP: u16 = 4;
-    /// Refused.
-    pub const REFUSED: u16 = 5;
-    /// UPDATE: name exists when it should not.
-    pub const YXDOMAIN: u16 = 6;
-    /// UPDATE: RRset exists when it should not.
-    pub const YXRRSET: u16 = 7;
-    /// UPDATE: RRset does not exist when it should.
-    pub const NXRRSET: u16 = 8;
-    /// Not authoritative (or TSIG failure, RFC 8945 §5.3.2).
-    pub const NOTAUTH: u16 = 9;
-    /// Name not in zone.
-    pub const NOTZONE: u16 = 10;
-
-    /// The mnemonic of a response code.
-    pub fn name(code: u16) -> String {
-        match code {
-            NOERROR => "NOERROR".into(),
-            FORMERR => "FORMERR".into(),
-            SERVFAIL => "SERVFAIL".into(),
-            NXDOMAIN => "NXDOMAIN".into(),
-            NOTIMP => "NOTIMP".into(),
-            REFUSED => "REFUSED".into(),
-            YXDOMAIN => "YXDOMAIN".into(),
-            YXRRSET => "YXRRSET".into(),
-            NXRRSET => "NXRRSET".into(),
-            NOTAUTH => "NOTAUTH".into(),
-            NOTZONE => "NOTZONE".into(),
-            16 => "BADSIG/BADVERS".into(),
-            17 => "BADKEY".into(),
-            18 => "BADTIME".into(),
-            other => format!("RCODE{other}"),
-        }
-    }
-}
-
-/// Class IN.
-pub const CLASS_IN: u16 = 1;
-/// Class NONE (RFC 2136 §2.4: delete an RR).
-pub const CLASS_NONE: u16 = 254;
-/// Class ANY (RFC 2136 §2.4: delete an RRset).
-pub const CLASS_ANY: u16 = 255;
-/// OPT pseudo-record type (RFC 6891).
-const OPT: u16 = 41;
+use super::{
+    name::canonical_wire,
+    wire::{CLASS_IN, OPT, flags, opcode},
+};
 
 /// One resource record, owner decompressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +63,7 @@ impl WireRecord {
 pub struct Message {
     /// ID.
     pub id: u16,
-    /// Header flags (see [`flags`]; opcode and RCODE bits left in).
+    /// Header flags (see [`flags`](super::wire::flags); opcode and RCODE bits left in).
     pub flags: u16,
     /// RCODE, extended by the OPT record when there is one.
     pub rcode: u16,
@@ -163,10 +82,10 @@ pub struct Message {
 impl Message {
     /// The opcode.
     pub fn opcode(&self) -> u8 {
-        ((self.flags >> 11) & 0x0f) as u8
+        opcode::of(self.flags)
     }
 
-    /// True when `flag` (from [`flags`]) is set.
+    /// True when `flag` (from [`flags`](super::wire::flags)) is set.
     pub fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
     }
@@ -220,7 +139,7 @@ pub fn parse(packet: &[u8]) -> Result<Message, MessageError> {
         at = next + 4;
     }
     let mut sections: [Vec<WireRecord>; 3] = Default::default();
-    let mut rcode = flags & 0x000f;
+    let mut rcode = flags & super::wire::rcode::MASK;
     let mut edns_udp_size = None;
     for (section, count) in sections.iter_mut().zip(&counts[1..]) {
         for _ in 0..*count {
@@ -381,7 +300,7 @@ pub fn notify(id: u16, apex: &Name, rtype: RecordType) -> Vec<u8> {
 pub fn header(id: u16, opcode: u8, flags: u16, counts: [u16; 4]) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&(flags | (u16::from(opcode & 0x0f) << 11)).to_be_bytes());
+    out.extend_from_slice(&(flags | opcode::bits(opcode)).to_be_bytes());
     for count in counts {
         out.extend_from_slice(&count.to_be_bytes());
     }
@@ -398,14 +317,6 @@ fn push_opt(out: &mut Vec<u8>, dnssec_ok: bool) {
     out.extend_from_slice(&0u16.to_be_bytes());
 }
 
-/// A fresh message ID from the system's random source.
-pub fn random_id() -> u16 {
-    let mut id = [0u8; 2];
-    // A failed RNG leaves a zero ID: legal, only less spoofing-resistant.
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id);
-    u16::from_be_bytes(id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,7 +324,7 @@ mod tests {
 
     #[test]
     fn notify_matches_the_spec_example() {
-        // SPEC §4.4: NOTIFY(CDS) for example.co.uk with ID 0x1234.
+        // RFC 9859 §4.2: NOTIFY(CDS) for example.co.uk with ID 0x1234.
         let packet = notify(
             0x1234,
             &parse_name("example.co.uk.").expect("valid"),

@@ -14,7 +14,10 @@ use hickory_proto::rr::{Name, RecordType};
 
 use crate::{
     client::{self, Options, TcpFallback},
-    dns::message::{self, rcode},
+    dns::{
+        message,
+        wire::{self, opcode, rcode},
+    },
 };
 
 /// How one NOTIFY ended.
@@ -36,7 +39,7 @@ pub async fn send(
     udp_timeout: Duration,
     udp_tries: u32,
 ) -> Outcome {
-    let packet = message::notify(message::random_id(), child, rrtype);
+    let packet = message::notify(wire::random_id(), child, rrtype);
     let options = Options {
         timeout: udp_timeout,
         udp_tries,
@@ -44,15 +47,15 @@ pub async fn send(
         tsig: None,
     };
     match client::exchange(target, packet, &options).await {
-        Ok(reply) if reply.opcode() != message::opcode::NOTIFY => {
+        Ok(reply) if reply.opcode() != opcode::NOTIFY => {
             Outcome::Failed(format!("answer with opcode {}", reply.opcode()))
         }
         Ok(reply) => match reply.rcode {
             rcode::NOERROR => Outcome::Acknowledged,
             rcode::REFUSED | rcode::NOTIMP | rcode::FORMERR => {
-                Outcome::Rejected(message::rcode::name(reply.rcode))
+                Outcome::Rejected(rcode::name(reply.rcode))
             }
-            other => Outcome::Failed(message::rcode::name(other)),
+            other => Outcome::Failed(rcode::name(other)),
         },
         Err(e) => Outcome::Failed(e.to_string()),
     }

@@ -19,8 +19,9 @@ use crate::{
     client::{self, ClientError, Options},
     dns::{
         Ds,
-        message::{self, Message, rcode},
+        message::{self, Message},
         name::display,
+        wire::{self, rcode},
     },
     policy::ParentView,
 };
@@ -159,7 +160,7 @@ async fn ask_server(
     options: &Options,
 ) -> Result<(Vec<Ds>, Vec<Name>), String> {
     let ask = |rtype| async move {
-        let query = message::query(message::random_id(), child, rtype, false, true);
+        let query = message::query(wire::random_id(), child, rtype, false, true);
         client::exchange(server, query, options)
             .await
             .map_err(|e: ClientError| e.to_string())
@@ -191,6 +192,6 @@ fn check(reply: &Message, what: &str) -> Result<(), String> {
     match reply.rcode {
         rcode::NOERROR => Ok(()),
         rcode::NXDOMAIN => Err(format!("{what}: NXDOMAIN (no delegation)")),
-        other => Err(format!("{what}: {}", message::rcode::name(other))),
+        other => Err(format!("{what}: {}", rcode::name(other))),
     }
 }

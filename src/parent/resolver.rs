@@ -20,8 +20,9 @@ use crate::{
     client::{self, ClientError, Options},
     config::ResolverConfig,
     dns::{
-        message::{self, WireRecord, flags, rcode},
+        message::{self, WireRecord},
         name::{canonical_wire, display},
+        wire::{self, flags, rcode},
     },
 };
 
@@ -53,7 +54,7 @@ impl Answer {
 
     /// Short text for logs and the CLI: `NOERROR 2 records AD`, `NXDOMAIN (SOA parent.)`.
     pub fn summary(&self) -> String {
-        let mut out = message::rcode::name(self.rcode);
+        let mut out = rcode::name(self.rcode);
         if !self.records.is_empty() {
             out.push_str(&format!(" {} record(s)", self.records.len()));
         } else if self.rcode == rcode::NOERROR {
@@ -210,7 +211,7 @@ impl Resolver {
         };
         let mut last = None;
         for server in &self.config.servers {
-            let query = message::query(message::random_id(), name, rtype, true, true);
+            let query = message::query(wire::random_id(), name, rtype, true, true);
             let reply = match client::exchange(*server, query, &options).await {
                 Ok(reply) => reply,
                 Err(e) => {
@@ -222,7 +223,7 @@ impl Resolver {
                 return Err(ResolveError::Failed {
                     name: display(name),
                     rtype: rtype.to_string(),
-                    rcode: message::rcode::name(reply.rcode),
+                    rcode: rcode::name(reply.rcode),
                 });
             }
             let code = u16::from(rtype);

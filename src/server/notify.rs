@@ -8,7 +8,13 @@ use std::{net::SocketAddr, time::Duration};
 use hickory_proto::rr::Name;
 use tokio::net::UdpSocket;
 
-use crate::{dns::name::canonical_wire, tsig};
+use crate::{
+    dns::{
+        name::canonical_wire,
+        wire::{random_id, unix_now},
+    },
+    tsig,
+};
 
 /// Tries and the wait before each retry.
 const BACKOFF: [u64; 5] = [1, 2, 4, 8, 16];
@@ -42,7 +48,7 @@ pub async fn notify(apex: Name, serial: u32, target: SocketAddr, key: Option<tsi
         }
     };
     for (attempt, wait) in BACKOFF.iter().enumerate() {
-        let id = rand_id();
+        let id = random_id();
         let mut query = message(&apex, id);
         let request_mac = key
             .as_ref()
@@ -81,18 +87,6 @@ pub async fn notify(apex: Name, serial: u32, target: SocketAddr, key: Option<tsi
         tracing::debug!(zone, %target, attempt = attempt + 1, "no answer to NOTIFY, retrying");
     }
     tracing::warn!(zone, serial, %target, "NOTIFY unanswered after {} tries", BACKOFF.len());
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn rand_id() -> u16 {
-    let mut bytes = [0u8; 2];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    u16::from_be_bytes(bytes)
 }
 
 #[cfg(test)]
