@@ -11,8 +11,8 @@
 pub mod agent;
 pub mod discovery;
 pub mod gate;
+pub mod job;
 pub mod ledger;
-pub mod notify;
 pub mod observer;
 pub mod resolver;
 

@@ -12,6 +12,8 @@
 //! signed the query (RFC 8945 §5.3); anything else is ignored, so a spoofed
 //! or stray datagram cannot stand in for the answer.
 
+pub mod notify;
+
 use std::{net::SocketAddr, time::Duration};
 
 use tokio::{
