@@ -98,8 +98,42 @@ pub enum ClientError {
         /// The server.
         server: SocketAddr,
         /// What is wrong.
-        why: String,
+        why: TsigProblem,
     },
+}
+
+/// What is wrong with the TSIG of an answer to a signed query (RFC 8945
+/// §5.3).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TsigProblem {
+    /// The server reports a TSIG error (BADSIG, BADKEY, BADTIME, ...).
+    #[error("the server answered {} (TSIG error {code}: {})", tsig::error_name(*code), hint(*code))]
+    Refused {
+        /// The TSIG error code.
+        code: u16,
+    },
+    /// The MAC does not verify with our key.
+    #[error("the answer's MAC does not verify")]
+    BadMac,
+    /// The answer carries no TSIG record.
+    #[error("the answer ({}) is not signed", rcode::name(*rcode))]
+    Unsigned {
+        /// The answer's RCODE.
+        rcode: u16,
+    },
+    /// The TSIG record cannot be read.
+    #[error("malformed TSIG record: {0}")]
+    Malformed(&'static str),
+}
+
+/// What a TSIG error code usually means.
+fn hint(code: u16) -> &'static str {
+    match code {
+        tsig::error::BADKEY => "it does not know the key, or not with this algorithm",
+        tsig::error::BADSIG => "the secret differs",
+        tsig::error::BADTIME => "the clocks differ by more than the fudge",
+        _ => "see the server's log",
+    }
 }
 
 /// Sends `packet` (ID and question already in it) to `server` and returns
@@ -229,24 +263,13 @@ fn acceptable(
     }
     if let (Some(key), Some(mac)) = (&options.tsig, request_mac) {
         let why = match tsig::find(raw) {
-            Ok(Some(t)) if t.error != 0 => Some(format!(
-                "the server answered {} (TSIG error {}: {})",
-                tsig::error_name(t.error),
-                t.error,
-                match t.error {
-                    tsig::error::BADKEY => "it does not know the key, or not with this algorithm",
-                    tsig::error::BADSIG => "the secret differs",
-                    tsig::error::BADTIME => "the clocks differ by more than the fudge",
-                    _ => "see the server's log",
-                }
-            )),
+            Ok(Some(t)) if t.error != 0 => Some(TsigProblem::Refused { code: t.error }),
             Ok(Some(t)) if tsig::verify_response(key, raw, &t, mac) => None,
-            Ok(Some(_)) => Some("the answer's MAC does not verify".into()),
-            Ok(None) => Some(format!(
-                "the answer ({}) is not signed",
-                rcode::name(answer.rcode)
-            )),
-            Err(e) => Some(format!("malformed TSIG record: {e}")),
+            Ok(Some(_)) => Some(TsigProblem::BadMac),
+            Ok(None) => Some(TsigProblem::Unsigned {
+                rcode: answer.rcode,
+            }),
+            Err(e) => Some(TsigProblem::Malformed(e)),
         };
         if let Some(why) = why {
             return Some(Err(ClientError::Tsig { server, why }));
