@@ -33,7 +33,7 @@ use crate::{
     dns::{
         message,
         name::{canonical_wire, display},
-        wire::{self, CLASS_ANY, CLASS_IN, CLASS_NONE, opcode, rcode},
+        wire::{self, CLASS_ANY, CLASS_IN, CLASS_NONE, opcode, put_u16, put_u32, rcode},
     },
     tsig,
 };
@@ -232,18 +232,16 @@ pub fn update_message(id: u16, zone: &Name, wanted: &Wanted, current: &[Vec<u8>]
     let prereqs = current.len().max(1) as u16;
     let updates = 1 + wanted.rdatas.len() as u16;
     let mut out = message::header(id, opcode::UPDATE, 0, [1, prereqs, updates, 0]);
-    // Zone section: the zone, SOA, IN.
-    out.extend(canonical_wire(zone));
-    out.extend_from_slice(&u16::from(RecordType::SOA).to_be_bytes());
-    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    // Zone section (RFC 2136 §2.3): the zone, SOA, IN.
+    message::push_question(&mut out, zone, RecordType::SOA);
     let owner = canonical_wire(&wanted.owner);
-    let rtype = u16::from(wanted.rtype).to_be_bytes();
+    let rtype = u16::from(wanted.rtype);
     let rr = |out: &mut Vec<u8>, class: u16, ttl: u32, rdata: &[u8]| {
         out.extend_from_slice(&owner);
-        out.extend_from_slice(&rtype);
-        out.extend_from_slice(&class.to_be_bytes());
-        out.extend_from_slice(&ttl.to_be_bytes());
-        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        put_u16(out, rtype);
+        put_u16(out, class);
+        put_u32(out, ttl);
+        put_u16(out, rdata.len() as u16);
         out.extend_from_slice(rdata);
     };
     // Prerequisites: exactly what was read (RFC 2136 §2.4.2 / §2.4.3).

@@ -25,7 +25,7 @@ use tokio::{
 use crate::{
     dns::{
         message::{self, Message, MessageError},
-        wire::{flags, rcode, unix_now},
+        wire::{flags, put_framed, rcode, unix_now},
     },
     tsig,
 };
@@ -225,11 +225,8 @@ async fn udp(
 /// One query over a fresh TCP connection (RFC 7766 §8 length framing).
 async fn tcp(server: SocketAddr, packet: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut stream = TcpStream::connect(server).await?;
-    let len = u16::try_from(packet.len())
-        .map_err(|_| std::io::Error::other("message longer than 65535 octets"))?;
     let mut framed = Vec::with_capacity(packet.len() + 2);
-    framed.extend_from_slice(&len.to_be_bytes());
-    framed.extend_from_slice(packet);
+    put_framed(&mut framed, packet).map_err(std::io::Error::other)?;
     stream.write_all(&framed).await?;
     let len = stream.read_u16().await?;
     let mut answer = vec![0u8; usize::from(len)];

@@ -13,7 +13,7 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::{
     name::canonical_wire,
-    wire::{CLASS_IN, OPT, flags, opcode},
+    wire::{CLASS_IN, HEADER_LEN, OPT, flags, opcode, put_u16, put_u32, u16_at, u32_at},
 };
 
 /// One resource record, owner decompressed.
@@ -120,21 +120,19 @@ pub struct MessageError(pub &'static str);
 
 /// Parses a whole message.
 pub fn parse(packet: &[u8]) -> Result<Message, MessageError> {
-    let header = packet
-        .get(..12)
-        .ok_or(MessageError("shorter than a header"))?;
-    let word = |i: usize| u16::from_be_bytes([header[i], header[i + 1]]);
+    if packet.len() < HEADER_LEN {
+        return Err(MessageError("shorter than a header"));
+    }
+    let word = |i: usize| u16_at(packet, i).unwrap_or(0);
     let (id, flags) = (word(0), word(2));
     let counts = [word(4), word(6), word(8), word(10)];
-    let mut at = 12;
+    let mut at = HEADER_LEN;
     let mut question = None;
     for _ in 0..counts[0] {
         let (name, next) = read_name(packet, at)?;
-        let fixed = packet
-            .get(next..next + 4)
-            .ok_or(MessageError("question cut short"))?;
-        let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
-        let class = u16::from_be_bytes([fixed[2], fixed[3]]);
+        let cut = || MessageError("question cut short");
+        let rtype = u16_at(packet, next).ok_or_else(cut)?;
+        let class = u16_at(packet, next + 2).ok_or_else(cut)?;
         question.get_or_insert((name, rtype, class));
         at = next + 4;
     }
@@ -199,7 +197,7 @@ pub fn read_name(packet: &[u8], at: usize) -> Result<(Name, usize), MessageError
                 let low = *packet
                     .get(pos + 1)
                     .ok_or(MessageError("pointer cut short"))?;
-                let target = usize::from(u16::from_be_bytes([len & 0x3f, low]));
+                let target = usize::from(len & 0x3f) << 8 | usize::from(low);
                 jumps += 1;
                 // Pointers must go backwards; a bound on jumps stops loops.
                 if target >= pos || jumps > 64 {
@@ -215,13 +213,11 @@ pub fn read_name(packet: &[u8], at: usize) -> Result<(Name, usize), MessageError
 
 fn read_record(packet: &[u8], at: usize) -> Result<(WireRecord, usize), MessageError> {
     let (owner, next) = read_name(packet, at)?;
-    let fixed = packet
-        .get(next..next + 10)
-        .ok_or(MessageError("record header cut short"))?;
-    let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
-    let class = u16::from_be_bytes([fixed[2], fixed[3]]);
-    let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
-    let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+    let cut = || MessageError("record header cut short");
+    let rtype = u16_at(packet, next).ok_or_else(cut)?;
+    let class = u16_at(packet, next + 2).ok_or_else(cut)?;
+    let ttl = u32_at(packet, next + 4).ok_or_else(cut)?;
+    let rdlen = usize::from(u16_at(packet, next + 8).ok_or_else(cut)?);
     let start = next + 10;
     let raw = packet
         .get(start..start + rdlen)
@@ -279,9 +275,7 @@ fn canonical_case_wire(name: &Name) -> Vec<u8> {
 pub fn query(id: u16, name: &Name, rtype: RecordType, recursion: bool, dnssec_ok: bool) -> Vec<u8> {
     let flags: u16 = if recursion { flags::RD } else { 0 };
     let mut out = header(id, opcode::QUERY, flags, [1, 0, 0, 1]);
-    out.extend(canonical_wire(name));
-    out.extend_from_slice(&u16::from(rtype).to_be_bytes());
-    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    push_question(&mut out, name, rtype);
     push_opt(&mut out, dnssec_ok);
     out
 }
@@ -290,19 +284,25 @@ pub fn query(id: u16, name: &Name, rtype: RecordType, recursion: bool, dnssec_ok
 /// 9859 §4.2: QTYPE CDS or CSYNC): AA set, one question, nothing else.
 pub fn notify(id: u16, apex: &Name, rtype: RecordType) -> Vec<u8> {
     let mut out = header(id, opcode::NOTIFY, flags::AA, [1, 0, 0, 0]);
-    out.extend(canonical_wire(apex));
-    out.extend_from_slice(&u16::from(rtype).to_be_bytes());
-    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    push_question(&mut out, apex, rtype);
     out
+}
+
+/// Appends a question (RFC 1035 §4.1.2): `name` uncompressed, `rtype`,
+/// class IN (the caller counts it in QDCOUNT).
+pub fn push_question(out: &mut Vec<u8>, name: &Name, rtype: RecordType) {
+    out.extend(canonical_wire(name));
+    put_u16(out, u16::from(rtype));
+    put_u16(out, CLASS_IN);
 }
 
 /// A 12-octet header with `opcode`, `flags` and the section counts.
 pub fn header(id: u16, opcode: u8, flags: u16, counts: [u16; 4]) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&(flags | opcode::bits(opcode)).to_be_bytes());
+    put_u16(&mut out, id);
+    put_u16(&mut out, flags | opcode::bits(opcode));
     for count in counts {
-        out.extend_from_slice(&count.to_be_bytes());
+        put_u16(&mut out, count);
     }
     out
 }
@@ -310,11 +310,10 @@ pub fn header(id: u16, opcode: u8, flags: u16, counts: [u16; 4]) -> Vec<u8> {
 /// Appends an OPT record (the caller counts it in ARCOUNT).
 fn push_opt(out: &mut Vec<u8>, dnssec_ok: bool) {
     out.push(0); // root owner
-    out.extend_from_slice(&OPT.to_be_bytes());
-    out.extend_from_slice(&1232u16.to_be_bytes());
-    let ttl: u32 = if dnssec_ok { 0x0000_8000 } else { 0 };
-    out.extend_from_slice(&ttl.to_be_bytes());
-    out.extend_from_slice(&0u16.to_be_bytes());
+    put_u16(out, OPT);
+    put_u16(out, 1232);
+    put_u32(out, if dnssec_ok { 0x0000_8000 } else { 0 });
+    put_u16(out, 0);
 }
 
 #[cfg(test)]

@@ -152,6 +152,21 @@ pub fn set_u16(buf: &mut [u8], at: usize, value: u16) {
     buf[at..at + 2].copy_from_slice(&value.to_be_bytes());
 }
 
+/// A message too long for the two-octet length prefix of DNS over TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("message of {0} octets is longer than 65535")]
+pub struct FrameTooLong(pub usize);
+
+/// Appends `message` behind its two-octet length, as DNS over TCP sends it
+/// (RFC 1035 §4.2.2, RFC 7766 §8).
+#[inline]
+pub fn put_framed(out: &mut Vec<u8>, message: &[u8]) -> Result<(), FrameTooLong> {
+    let len = u16::try_from(message.len()).map_err(|_| FrameTooLong(message.len()))?;
+    put_u16(out, len);
+    out.extend_from_slice(message);
+    Ok(())
+}
+
 /// Seconds since the Unix epoch (TSIG's time signed, RFC 8945 §4.2; journal
 /// stamps); 0 if the clock is before 1970.
 pub fn unix_now() -> u64 {
@@ -184,6 +199,10 @@ mod tests {
         assert_eq!(u32_at(&out, usize::MAX), None);
         set_u16(&mut out, 4, 0xabcd);
         assert_eq!(&out[4..], &[0xab, 0xcd]);
+        let mut framed = Vec::new();
+        put_framed(&mut framed, b"abc").expect("short");
+        assert_eq!(framed, b"\x00\x03abc");
+        assert!(put_framed(&mut framed, &vec![0; 65536]).is_err());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::{
     dns::{
         message::{self, WireRecord},
         name::{canonical_wire, display},
-        wire::{self, flags, rcode},
+        wire::{self, flags, rcode, u32_at},
     },
 };
 
@@ -244,8 +244,8 @@ impl Resolver {
                     .rdata
                     .len()
                     .checked_sub(4)
-                    .and_then(|at| r.rdata.get(at..))
-                    .map_or(0, |m| u32::from_be_bytes([m[0], m[1], m[2], m[3]]));
+                    .and_then(|at| u32_at(&r.rdata, at))
+                    .unwrap_or(0);
                 r.ttl.min(minimum)
             });
             return Ok(Answer {
