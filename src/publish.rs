@@ -5,7 +5,7 @@
 //! prerequisite is the RRset exactly as it was just read (RFC 2136 §2.4.2,
 //! "RRset exists (value dependent)", or §2.4.3 "does not exist"), so two
 //! writers cannot interleave; then "delete RRset" and the new records. The
-//! answer is not trusted (INTEROP.md: Knot 3.2 answers NOERROR and drops
+//! answer is not trusted (docs/INTEROP.md: Knot 3.2 answers NOERROR and drops
 //! CDS/CDNSKEY): the RRset is queried from the server afterwards and a
 //! write that is not visible is an error, logged with the likely server
 //! setting, counted, and retried only after a growing pause. A periodic

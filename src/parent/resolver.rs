@@ -5,7 +5,7 @@
 //! negative TTL (RFC 2308 §5: min(SOA TTL, SOA MINIMUM)), capped at an hour
 //! so a mistake at the parent does not stick for a day. Failures are not
 //! cached. With `require_ad` a DSYNC or NS answer must carry the AD flag
-//! (the resolver validated it); BIND does the same for DSYNC (SPEC §4.1).
+//! (the resolver validated it); BIND does the same for DSYNC (docs/INTEROP.md).
 
 use std::{
     collections::HashMap,
