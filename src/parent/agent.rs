@@ -35,6 +35,7 @@ use super::{
     ledger::{self, Kind, LedgerEntry},
     observer::{Observation, ObserveError},
     resolver::Resolver,
+    timers::{Job, Timers},
 };
 use crate::{
     client::notify::{Outcome, RateLimit},
@@ -112,12 +113,6 @@ pub fn start(config: AgentConfig, paths: AgentPaths) -> AgentHandle {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Job {
-    Notify(Name, Kind),
-    Observe(Name),
-}
-
 enum JobResult {
     Notify {
         zone: Name,
@@ -142,29 +137,11 @@ struct Agent {
     /// needs them); the others are only known by name.
     children: HashMap<Name, Arc<ChildReport>>,
     known: std::collections::HashSet<Name>,
-    timers: BTreeMap<(Instant, u64), Job>,
-    queued: HashMap<Job, (Instant, u64)>,
-    sequence: u64,
+    timers: Timers,
     attempts: HashMap<(Name, Kind), u32>,
     held: HashMap<(Name, Kind), bool>,
     in_flight: usize,
     dirty: bool,
-}
-
-impl std::hash::Hash for Job {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        match self {
-            Job::Notify(zone, kind) => {
-                0u8.hash(state);
-                zone.to_lowercase().to_ascii().hash(state);
-                kind.hash(state);
-            }
-            Job::Observe(zone) => {
-                1u8.hash(state);
-                zone.to_lowercase().to_ascii().hash(state);
-            }
-        }
-    }
 }
 
 impl Agent {
@@ -185,9 +162,7 @@ impl Agent {
             observed,
             children: HashMap::new(),
             known: std::collections::HashSet::new(),
-            timers: BTreeMap::new(),
-            queued: HashMap::new(),
-            sequence: 0,
+            timers: Timers::default(),
             attempts: HashMap::new(),
             held: HashMap::new(),
             in_flight: 0,
@@ -195,18 +170,8 @@ impl Agent {
         }
     }
 
-    /// Puts `job` on the timer at `at` (moving it if it is already there
-    /// and `at` is earlier).
     fn schedule(&mut self, job: Job, at: Instant) {
-        if let Some(&(when, seq)) = self.queued.get(&job) {
-            if when <= at {
-                return;
-            }
-            self.timers.remove(&(when, seq));
-        }
-        self.sequence += 1;
-        self.timers.insert((at, self.sequence), job.clone());
-        self.queued.insert(job, (at, self.sequence));
+        self.timers.schedule(job, at);
     }
 
     async fn run(mut self, mut reports: mpsc::UnboundedReceiver<ChildReport>) {
@@ -216,23 +181,16 @@ impl Agent {
             // Start what is due, up to the in-flight limit.
             let now = Instant::now();
             while self.in_flight < MAX_IN_FLIGHT {
-                let Some((&(at, seq), _)) = self.timers.first_key_value() else {
+                let Some(job) = self.timers.pop_due(now) else {
                     break;
                 };
-                if at > now {
-                    break;
-                }
-                let Some(job) = self.timers.remove(&(at, seq)) else {
-                    break;
-                };
-                self.queued.remove(&job);
                 self.launch(job, &done_tx);
             }
             if self.dirty && save_at.is_none() {
                 save_at = Some(Instant::now() + SAVE_EVERY);
             }
             let next_timer = if self.in_flight < MAX_IN_FLIGHT {
-                self.timers.first_key_value().map(|(&(at, _), _)| at)
+                self.timers.next()
             } else {
                 None
             };

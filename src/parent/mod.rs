@@ -15,6 +15,7 @@ pub mod job;
 pub mod ledger;
 pub mod observer;
 pub mod resolver;
+mod timers;
 
 use std::hash::{Hash, Hasher};
 
