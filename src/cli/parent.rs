@@ -105,7 +105,7 @@ fn prepare(config: &Path, zone: &str) -> Result<(Loaded, usize, tokio::runtime::
     Ok((loaded, index, runtime()?))
 }
 
-/// `signalbox parent`.
+/// `signalbox parent`: discovery, the parent's view, then each gate.
 pub fn run_parent(config: &Path, zone: &str) -> u8 {
     let (loaded, index, rt) = match prepare(config, zone) {
         Ok(ready) => ready,
@@ -114,8 +114,6 @@ pub fn run_parent(config: &Path, zone: &str) -> u8 {
     let child = &loaded.children[index];
     rt.block_on(async {
         let resolver = Resolver::new(loaded.config.resolver.clone());
-        let port = loaded.config.notify.nameserver_port;
-        let mut code = EXIT_OK;
         println!("; child {}", display(&child.name));
         let found = match discovery::discover(&resolver, &child.name).await {
             Ok(found) => found,
@@ -132,45 +130,19 @@ pub fn run_parent(config: &Path, zone: &str) -> u8 {
             return EXIT_WARNINGS;
         };
         println!("; parent zone {}", display(parent_zone));
-        for (owner, d) in &found.records {
-            println!("{} DSYNC {d}", display(owner));
-        }
-        for rtype in [RecordType::CDS, RecordType::CSYNC] {
-            match found.target(rtype) {
-                Ok(Some(t)) => println!(
-                    "; NOTIFY({rtype}) target {} port {} (from {})",
-                    display(&t.host),
-                    t.port,
-                    display(&t.owner)
-                ),
-                Ok(None) => println!("; NOTIFY({rtype}): no target (nothing would be sent)"),
-                Err(e) => {
-                    println!("; NOTIFY({rtype}): error: {e}");
-                    code = EXIT_WARNINGS;
-                }
-            }
-        }
-        let observed = match observer::observe(
+        let mut code = print_targets(&found);
+        let observed = observer::observe(
             &resolver,
             parent_zone,
             &child.name,
-            port,
+            loaded.config.notify.nameserver_port,
             loaded.config.resolver.timeout,
             jiff::Timestamp::now(),
         )
-        .await
-        {
+        .await;
+        let view = match observed {
             Ok(o) => {
-                println!("; parent server {} answered", o.server);
-                for ds in &o.ds {
-                    println!("{} DS {ds}", display(&child.name));
-                }
-                if o.ds.is_empty() {
-                    println!("; no DS at the parent");
-                }
-                for ns in &o.ns {
-                    println!("{} NS {}", display(&child.name), display(ns));
-                }
+                print_observation(&child.name, &o);
                 Some(o.view())
             }
             Err(e) => {
@@ -179,34 +151,78 @@ pub fn run_parent(config: &Path, zone: &str) -> u8 {
                 None
             }
         };
-        let report = plan(&loaded, child, observed.as_ref());
-        for (label, groups, wanted) in [
-            ("CDS", &report.cds_groups, report.cds != 0),
-            ("CSYNC", &report.csync_groups, report.csync != 0),
-        ] {
-            if !wanted {
-                println!("; gate {label}: nothing to announce (no {label} desired)");
-                continue;
-            }
-            let verdict =
-                gate::check(&resolver, groups, port, loaded.config.notify.udp_timeout).await;
-            for server in &verdict.checked {
-                println!("; gate {label}: asked {server}");
-            }
-            for problem in &verdict.disagreements {
-                println!("; gate {label}: disagrees: {problem}");
-            }
-            println!(
-                "; gate {label}: {}",
-                if verdict.open() {
-                    "open (every server agrees)"
-                } else {
-                    "closed"
-                }
-            );
-        }
+        let report = plan(&loaded, child, view.as_ref());
+        print_gates(&resolver, &loaded, &report).await;
         code
     })
+}
+
+/// The DSYNC RRset and the NOTIFY target per type; warnings when one is
+/// unusable.
+fn print_targets(found: &discovery::Discovery) -> u8 {
+    let mut code = EXIT_OK;
+    for (owner, d) in &found.records {
+        println!("{} DSYNC {d}", display(owner));
+    }
+    for rtype in [RecordType::CDS, RecordType::CSYNC] {
+        match found.target(rtype) {
+            Ok(Some(t)) => println!(
+                "; NOTIFY({rtype}) target {} port {} (from {})",
+                display(&t.host),
+                t.port,
+                display(&t.owner)
+            ),
+            Ok(None) => println!("; NOTIFY({rtype}): no target (nothing would be sent)"),
+            Err(e) => {
+                println!("; NOTIFY({rtype}): error: {e}");
+                code = EXIT_WARNINGS;
+            }
+        }
+    }
+    code
+}
+
+/// The child's DS and NS as the parent serves them.
+fn print_observation(child: &Name, o: &observer::Observation) {
+    println!("; parent server {} answered", o.server);
+    for ds in &o.ds {
+        println!("{} DS {ds}", display(child));
+    }
+    if o.ds.is_empty() {
+        println!("; no DS at the parent");
+    }
+    for ns in &o.ns {
+        println!("{} NS {}", display(child), display(ns));
+    }
+}
+
+/// Checks and prints the consistency gate for each wanted NOTIFY type.
+async fn print_gates(resolver: &Resolver, loaded: &Loaded, report: &ChildReport) {
+    let port = loaded.config.notify.nameserver_port;
+    for (label, groups, wanted) in [
+        ("CDS", &report.cds_groups, report.cds != 0),
+        ("CSYNC", &report.csync_groups, report.csync != 0),
+    ] {
+        if !wanted {
+            println!("; gate {label}: nothing to announce (no {label} desired)");
+            continue;
+        }
+        let verdict = gate::check(resolver, groups, port, loaded.config.notify.udp_timeout).await;
+        for server in &verdict.checked {
+            println!("; gate {label}: asked {server}");
+        }
+        for problem in &verdict.disagreements {
+            println!("; gate {label}: disagrees: {problem}");
+        }
+        println!(
+            "; gate {label}: {}",
+            if verdict.open() {
+                "open (every server agrees)"
+            } else {
+                "closed"
+            }
+        );
+    }
 }
 
 /// `signalbox notify`: the agent's NOTIFY job, printed step by step.
