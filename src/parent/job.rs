@@ -172,7 +172,7 @@ pub async fn notify(resolver: &Resolver, job: NotifyJob<'_>) -> NotifyRun {
             // The parent's own delegation names the servers it will ask.
             let view = match &parent {
                 Some(parent) => {
-                    match observer::observe(
+                    let observed = observer::observe(
                         resolver,
                         parent,
                         job.zone,
@@ -180,18 +180,12 @@ pub async fn notify(resolver: &Resolver, job: NotifyJob<'_>) -> NotifyRun {
                         timeout,
                         Timestamp::now(),
                     )
-                    .await
-                    {
-                        Ok(o) => Some(o.view()),
-                        Err(e) => {
-                            run.parent_unreadable = Some(e);
-                            None
-                        }
-                    }
+                    .await;
+                    observed.map_err(|e| run.parent_unreadable = Some(e)).ok()
                 }
                 None => None,
             };
-            planned = plan(view.as_ref());
+            planned = plan(view.as_ref().map(Observation::view).as_ref());
             Some(planned.as_slice())
         }
     };
