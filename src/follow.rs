@@ -23,8 +23,9 @@ use crate::{
     config::FollowConfig,
     dns::{
         Dnskey, Ds,
-        message::{self, Message, flags, rcode},
+        message::{self, Message},
         name::display,
+        wire::{self, flags, rcode},
     },
     policy::FollowedApex,
     tsig,
@@ -75,7 +76,7 @@ async fn ask(followed: &Followed, rtype: RecordType) -> Result<Message, FollowEr
         tsig: followed.key.clone(),
         ..Options::default()
     };
-    let query = message::query(message::random_id(), &followed.zone, rtype, false, true);
+    let query = message::query(wire::random_id(), &followed.zone, rtype, false, true);
     let reply = client::exchange(primary, query, &options)
         .await
         .map_err(|source| FollowError::Query {
@@ -89,7 +90,7 @@ async fn ask(followed: &Followed, rtype: RecordType) -> Result<Message, FollowEr
             primary,
             what: format!(
                 "{rtype}: {}{} (is the zone loaded there?)",
-                message::rcode::name(reply.rcode),
+                rcode::name(reply.rcode),
                 if reply.has(flags::AA) {
                     ""
                 } else {

@@ -5,7 +5,7 @@
 //! prerequisite is the RRset exactly as it was just read (RFC 2136 §2.4.2,
 //! "RRset exists (value dependent)", or §2.4.3 "does not exist"), so two
 //! writers cannot interleave; then "delete RRset" and the new records. The
-//! answer is not trusted (INTEROP.md: Knot 3.2 answers NOERROR and drops
+//! answer is not trusted (docs/INTEROP.md: Knot 3.2 answers NOERROR and drops
 //! CDS/CDNSKEY): the RRset is queried from the server afterwards and a
 //! write that is not visible is an error, logged with the likely server
 //! setting, counted, and retried only after a growing pause. A periodic
@@ -31,8 +31,9 @@ use tokio::{
 use crate::{
     client::{self, ClientError, Options, TcpFallback},
     dns::{
-        message::{self, CLASS_ANY, CLASS_IN, CLASS_NONE, rcode},
+        message,
         name::{canonical_wire, display},
+        wire::{self, CLASS_ANY, CLASS_IN, CLASS_NONE, opcode, put_u16, put_u32, rcode},
     },
     tsig,
 };
@@ -138,7 +139,7 @@ impl Target {
         owner: &Name,
         rtype: RecordType,
     ) -> Result<(Vec<Vec<u8>>, u32), PublishError> {
-        let query = message::query(message::random_id(), owner, rtype, false, false);
+        let query = message::query(wire::random_id(), owner, rtype, false, false);
         let reply = client::exchange(self.server, query, &self.options())
             .await
             .map_err(|e| self.exchange_error(e))?;
@@ -147,7 +148,7 @@ impl Target {
                 zone: display(&self.zone),
                 server: self.server,
                 what: format!("{} {rtype} (reading it)", display(owner)),
-                rcode: message::rcode::name(reply.rcode),
+                rcode: rcode::name(reply.rcode),
                 hint: String::new(),
             });
         }
@@ -169,7 +170,7 @@ impl Target {
     /// and reads it back.
     pub async fn write(&self, wanted: &Wanted, current: &[Vec<u8>]) -> Result<(), PublishError> {
         let what = format!("{} {}", display(&wanted.owner), wanted.rtype);
-        let packet = update_message(message::random_id(), &self.zone, wanted, current);
+        let packet = update_message(wire::random_id(), &self.zone, wanted, current);
         let reply = client::exchange(self.server, packet, &self.options())
             .await
             .map_err(|e| self.exchange_error(e))?;
@@ -178,7 +179,7 @@ impl Target {
                 zone: display(&self.zone),
                 server: self.server,
                 what,
-                rcode: message::rcode::name(reply.rcode),
+                rcode: rcode::name(reply.rcode),
                 hint: refused_hint(reply.rcode, wanted.rtype),
             });
         }
@@ -230,19 +231,17 @@ fn dropped_hint(rtype: RecordType) -> String {
 pub fn update_message(id: u16, zone: &Name, wanted: &Wanted, current: &[Vec<u8>]) -> Vec<u8> {
     let prereqs = current.len().max(1) as u16;
     let updates = 1 + wanted.rdatas.len() as u16;
-    let mut out = message::header(id, message::opcode::UPDATE, 0, [1, prereqs, updates, 0]);
-    // Zone section: the zone, SOA, IN.
-    out.extend(canonical_wire(zone));
-    out.extend_from_slice(&u16::from(RecordType::SOA).to_be_bytes());
-    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    let mut out = message::header(id, opcode::UPDATE, 0, [1, prereqs, updates, 0]);
+    // Zone section (RFC 2136 §2.3): the zone, SOA, IN.
+    message::push_question(&mut out, zone, RecordType::SOA);
     let owner = canonical_wire(&wanted.owner);
-    let rtype = u16::from(wanted.rtype).to_be_bytes();
+    let rtype = u16::from(wanted.rtype);
     let rr = |out: &mut Vec<u8>, class: u16, ttl: u32, rdata: &[u8]| {
         out.extend_from_slice(&owner);
-        out.extend_from_slice(&rtype);
-        out.extend_from_slice(&class.to_be_bytes());
-        out.extend_from_slice(&ttl.to_be_bytes());
-        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        put_u16(out, rtype);
+        put_u16(out, class);
+        put_u32(out, ttl);
+        put_u16(out, rdata.len() as u16);
         out.extend_from_slice(rdata);
     };
     // Prerequisites: exactly what was read (RFC 2136 §2.4.2 / §2.4.3).
@@ -401,7 +400,7 @@ mod tests {
             rdatas: vec![vec![0, 0, 0, 7, 0, 3, 0, 1, 0x20]],
         };
         let m = message::parse(&update_message(9, &zone, &wanted, &[])).expect("parses");
-        assert_eq!(m.opcode(), message::opcode::UPDATE);
+        assert_eq!(m.opcode(), opcode::UPDATE);
         // Zone section = the question; prerequisite "does not exist" (NONE);
         // updates: delete RRset (ANY) then add (IN).
         assert_eq!(m.question.as_ref().map(|q| q.1), Some(6));

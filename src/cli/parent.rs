@@ -5,11 +5,12 @@
 use std::path::Path;
 
 use signalbox::{
-    dns::{Dnskey, Name, RecordType, name::display, parse_name},
+    client::notify::Outcome,
+    dns::{Dnskey, Name, RecordType, name::display, parse_name, wire::rcode},
     model::ChildZone,
     parent::{
         self, ChildReport, SignalingTarget, discovery, gate,
-        notify::{self, Outcome},
+        job::{self, GateInput, NotifyJob, NotifyOutcome, NotifyRun},
         observer,
         resolver::Resolver,
     },
@@ -104,7 +105,7 @@ fn prepare(config: &Path, zone: &str) -> Result<(Loaded, usize, tokio::runtime::
     Ok((loaded, index, runtime()?))
 }
 
-/// `signalbox parent`.
+/// `signalbox parent`: discovery, the parent's view, then each gate.
 pub fn run_parent(config: &Path, zone: &str) -> u8 {
     let (loaded, index, rt) = match prepare(config, zone) {
         Ok(ready) => ready,
@@ -113,8 +114,6 @@ pub fn run_parent(config: &Path, zone: &str) -> u8 {
     let child = &loaded.children[index];
     rt.block_on(async {
         let resolver = Resolver::new(loaded.config.resolver.clone());
-        let port = loaded.config.notify.nameserver_port;
-        let mut code = EXIT_OK;
         println!("; child {}", display(&child.name));
         let found = match discovery::discover(&resolver, &child.name).await {
             Ok(found) => found,
@@ -131,45 +130,19 @@ pub fn run_parent(config: &Path, zone: &str) -> u8 {
             return EXIT_WARNINGS;
         };
         println!("; parent zone {}", display(parent_zone));
-        for (owner, d) in &found.records {
-            println!("{} DSYNC {d}", display(owner));
-        }
-        for rtype in [RecordType::CDS, RecordType::CSYNC] {
-            match found.target(rtype) {
-                Ok(Some(t)) => println!(
-                    "; NOTIFY({rtype}) target {} port {} (from {})",
-                    display(&t.host),
-                    t.port,
-                    display(&t.owner)
-                ),
-                Ok(None) => println!("; NOTIFY({rtype}): no target (nothing would be sent)"),
-                Err(e) => {
-                    println!("; NOTIFY({rtype}): error: {e}");
-                    code = EXIT_WARNINGS;
-                }
-            }
-        }
-        let observed = match observer::observe(
+        let mut code = print_targets(&found);
+        let observed = observer::observe(
             &resolver,
             parent_zone,
             &child.name,
-            port,
+            loaded.config.notify.nameserver_port,
             loaded.config.resolver.timeout,
             jiff::Timestamp::now(),
         )
-        .await
-        {
+        .await;
+        let view = match observed {
             Ok(o) => {
-                println!("; parent server {} answered", o.server);
-                for ds in &o.ds {
-                    println!("{} DS {ds}", display(&child.name));
-                }
-                if o.ds.is_empty() {
-                    println!("; no DS at the parent");
-                }
-                for ns in &o.ns {
-                    println!("{} NS {}", display(&child.name), display(ns));
-                }
+                print_observation(&child.name, &o);
                 Some(o.view())
             }
             Err(e) => {
@@ -178,37 +151,81 @@ pub fn run_parent(config: &Path, zone: &str) -> u8 {
                 None
             }
         };
-        let report = plan(&loaded, child, observed.as_ref());
-        for (label, groups, wanted) in [
-            ("CDS", &report.cds_groups, report.cds != 0),
-            ("CSYNC", &report.csync_groups, report.csync != 0),
-        ] {
-            if !wanted {
-                println!("; gate {label}: nothing to announce (no {label} desired)");
-                continue;
-            }
-            let verdict =
-                gate::check(&resolver, groups, port, loaded.config.notify.udp_timeout).await;
-            for server in &verdict.checked {
-                println!("; gate {label}: asked {server}");
-            }
-            for problem in &verdict.disagreements {
-                println!("; gate {label}: disagrees: {problem}");
-            }
-            println!(
-                "; gate {label}: {}",
-                if verdict.open() {
-                    "open (every server agrees)"
-                } else {
-                    "closed"
-                }
-            );
-        }
+        let report = plan(&loaded, child, view.as_ref());
+        print_gates(&resolver, &loaded, &report).await;
         code
     })
 }
 
-/// `signalbox notify`.
+/// The DSYNC RRset and the NOTIFY target per type; warnings when one is
+/// unusable.
+fn print_targets(found: &discovery::Discovery) -> u8 {
+    let mut code = EXIT_OK;
+    for (owner, d) in &found.records {
+        println!("{} DSYNC {d}", display(owner));
+    }
+    for rtype in [RecordType::CDS, RecordType::CSYNC] {
+        match found.target(rtype) {
+            Ok(Some(t)) => println!(
+                "; NOTIFY({rtype}) target {} port {} (from {})",
+                display(&t.host),
+                t.port,
+                display(&t.owner)
+            ),
+            Ok(None) => println!("; NOTIFY({rtype}): no target (nothing would be sent)"),
+            Err(e) => {
+                println!("; NOTIFY({rtype}): error: {e}");
+                code = EXIT_WARNINGS;
+            }
+        }
+    }
+    code
+}
+
+/// The child's DS and NS as the parent serves them.
+fn print_observation(child: &Name, o: &observer::Observation) {
+    println!("; parent server {} answered", o.server);
+    for ds in &o.ds {
+        println!("{} DS {ds}", display(child));
+    }
+    if o.ds.is_empty() {
+        println!("; no DS at the parent");
+    }
+    for ns in &o.ns {
+        println!("{} NS {}", display(child), display(ns));
+    }
+}
+
+/// Checks and prints the consistency gate for each wanted NOTIFY type.
+async fn print_gates(resolver: &Resolver, loaded: &Loaded, report: &ChildReport) {
+    let port = loaded.config.notify.nameserver_port;
+    for (label, groups, wanted) in [
+        ("CDS", &report.cds_groups, report.cds != 0),
+        ("CSYNC", &report.csync_groups, report.csync != 0),
+    ] {
+        if !wanted {
+            println!("; gate {label}: nothing to announce (no {label} desired)");
+            continue;
+        }
+        let verdict = gate::check(resolver, groups, port, loaded.config.notify.udp_timeout).await;
+        for server in &verdict.checked {
+            println!("; gate {label}: asked {server}");
+        }
+        for problem in &verdict.disagreements {
+            println!("; gate {label}: disagrees: {problem}");
+        }
+        println!(
+            "; gate {label}: {}",
+            if verdict.open() {
+                "open (every server agrees)"
+            } else {
+                "closed"
+            }
+        );
+    }
+}
+
+/// `signalbox notify`: the agent's NOTIFY job, printed step by step.
 pub fn run_notify(config: &Path, zone: &str, kind: NotifyType, dry_run: bool) -> u8 {
     let (loaded, index, rt) = match prepare(config, zone) {
         Ok(ready) => ready,
@@ -219,121 +236,117 @@ pub fn run_notify(config: &Path, zone: &str, kind: NotifyType, dry_run: bool) ->
         NotifyType::Cds => RecordType::CDS,
         NotifyType::Csync => RecordType::CSYNC,
     };
-    rt.block_on(async {
-        let resolver = Resolver::new(loaded.config.resolver.clone());
-        let notify_config = &loaded.config.notify;
-        let found = match discovery::discover(&resolver, &child.name).await {
-            Ok(found) => found,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_WARNINGS;
-            }
-        };
-        for step in &found.steps {
-            println!("; lookup {step}");
+    let groups = |view: Option<&ParentView>| {
+        let report = plan(&loaded, child, view);
+        if rtype == RecordType::CDS {
+            report.cds_groups
+        } else {
+            report.csync_groups
         }
-        let target = match found.target(rtype) {
-            Ok(Some(t)) => t,
-            Ok(None) => {
-                println!("; no DSYNC target for ({rtype}, NOTIFY): nothing sent");
-                return EXIT_WARNINGS;
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_WARNINGS;
-            }
-        };
+    };
+    let notify_config = &loaded.config.notify;
+    let gate = if notify_config.gate == signalbox::config::Gate::Consistent {
+        GateInput::FromParent {
+            timeout: loaded.config.resolver.timeout,
+            plan: &groups,
+        }
+    } else {
+        GateInput::Skip
+    };
+    let job = NotifyJob {
+        zone: &child.name,
+        rtype,
+        gate,
+        config: notify_config,
+        pace: None,
+        dry_run,
+    };
+    let run = rt.block_on(async {
+        let resolver = Resolver::new(loaded.config.resolver.clone());
+        job::notify(&resolver, job).await
+    });
+    print_notify(&run, &child.name, rtype)
+}
+
+/// Prints what a NOTIFY job did, in the order it did it; returns the exit
+/// code.
+fn print_notify(run: &NotifyRun, zone: &Name, rtype: RecordType) -> u8 {
+    if let NotifyOutcome::Discovery(e) = &run.outcome {
+        eprintln!("error: {e}");
+        return EXIT_WARNINGS;
+    }
+    for step in run.discovery.iter().flat_map(|d| &d.steps) {
+        println!("; lookup {step}");
+    }
+    match &run.outcome {
+        NotifyOutcome::NoTarget => {
+            println!("; no DSYNC target for ({rtype}, NOTIFY): nothing sent");
+            return EXIT_WARNINGS;
+        }
+        NotifyOutcome::BadTarget(e) => {
+            eprintln!("error: {e}");
+            return EXIT_WARNINGS;
+        }
+        _ => {}
+    }
+    if let Some(target) = &run.target {
         println!(
             "; target {} port {} (from {})",
             display(&target.host),
             target.port,
             display(&target.owner)
         );
-        if notify_config.gate == signalbox::config::Gate::Consistent {
-            // The parent's own delegation names the servers it will ask.
-            let view = match &found.parent {
-                Some(parent_zone) => observer::observe(
-                    &resolver,
-                    parent_zone,
-                    &child.name,
-                    notify_config.nameserver_port,
-                    loaded.config.resolver.timeout,
-                    jiff::Timestamp::now(),
-                )
-                .await
-                .map(|o| o.view())
-                .map_err(|e| {
-                    println!("; parent not readable ({e}); checking the configured nameservers")
-                })
-                .ok(),
-                None => None,
-            };
-            let report = plan(&loaded, child, view.as_ref());
-            let groups = if rtype == RecordType::CDS {
-                &report.cds_groups
-            } else {
-                &report.csync_groups
-            };
-            let verdict = gate::check(
-                &resolver,
-                groups,
-                notify_config.nameserver_port,
-                notify_config.udp_timeout,
-            )
-            .await;
-            for problem in &verdict.disagreements {
-                println!("; gate: disagrees: {problem}");
-            }
-            if !verdict.open() {
-                println!("; gate closed: the nameservers do not agree yet; nothing sent");
-                return EXIT_WARNINGS;
-            }
+    }
+    if let Some(e) = &run.parent_unreadable {
+        println!("; parent not readable ({e}); checking the configured nameservers");
+    }
+    if let Some(verdict) = &run.gate {
+        for problem in &verdict.disagreements {
+            println!("; gate: disagrees: {problem}");
+        }
+        if verdict.open() {
             println!("; gate open: {} server(s) agree", verdict.checked.len());
         }
-        let addresses: Vec<std::net::IpAddr> = match resolver.addresses(&target.host).await {
-            Ok(a) if !a.is_empty() => a,
-            Ok(_) => {
-                eprintln!("error: target {} has no address", display(&target.host));
-                return EXIT_WARNINGS;
-            }
-            Err(e) => {
-                eprintln!("error: target {}: {e}", display(&target.host));
-                return EXIT_WARNINGS;
-            }
-        };
-        let addr = std::net::SocketAddr::new(addresses[0], target.port);
-        if dry_run {
+    }
+    match &run.outcome {
+        NotifyOutcome::GateClosed => {
+            println!("; gate closed: the nameservers do not agree yet; nothing sent");
+            EXIT_WARNINGS
+        }
+        NotifyOutcome::NoAddress(e) => {
+            eprintln!("error: {e}");
+            EXIT_WARNINGS
+        }
+        NotifyOutcome::DryRun(addr) => {
             println!(
                 "; dry run: would send NOTIFY({rtype}) for {} to {addr}",
-                display(&child.name)
+                display(zone)
             );
-            return EXIT_OK;
+            EXIT_OK
         }
-        let name: &Name = &child.name;
-        match notify::send(
-            addr,
-            name,
-            rtype,
-            notify_config.udp_timeout,
-            notify_config.udp_tries,
-        )
-        .await
-        {
+        NotifyOutcome::Sent { addr, outcome } => match outcome {
             Outcome::Acknowledged => {
                 println!(
                     "; NOTIFY({rtype}) for {} acknowledged by {addr}",
-                    display(name)
+                    display(zone)
                 );
                 EXIT_OK
             }
-            Outcome::Rejected(rcode) => {
-                println!("; NOTIFY({rtype}) rejected by {addr}: {rcode}");
+            Outcome::Rejected(code) => {
+                println!(
+                    "; NOTIFY({rtype}) rejected by {addr}: {}",
+                    rcode::name(*code)
+                );
                 EXIT_WARNINGS
             }
             Outcome::Failed(why) => {
                 println!("; NOTIFY({rtype}) failed: {why}");
                 EXIT_WARNINGS
             }
+        },
+        // Handled above.
+        NotifyOutcome::Discovery(_) | NotifyOutcome::NoTarget | NotifyOutcome::BadTarget(_) => {
+            EXIT_WARNINGS
         }
-    })
+    }
 }

@@ -11,91 +11,10 @@
 
 use hickory_proto::rr::{Name, RecordType};
 
-use super::name::canonical_wire;
-
-/// Header flag bits (RFC 1035 §4.1.1, RFC 4035 §3.2).
-pub mod flags {
-    /// Response.
-    pub const QR: u16 = 0x8000;
-    /// Authoritative answer.
-    pub const AA: u16 = 0x0400;
-    /// Truncated.
-    pub const TC: u16 = 0x0200;
-    /// Recursion desired.
-    pub const RD: u16 = 0x0100;
-    /// Recursion available.
-    pub const RA: u16 = 0x0080;
-    /// Authentic data (validated by the resolver).
-    pub const AD: u16 = 0x0020;
-    /// Checking disabled.
-    pub const CD: u16 = 0x0010;
-}
-
-/// Opcodes (RFC 1035, RFC 1996, RFC 2136).
-pub mod opcode {
-    /// Standard query.
-    pub const QUERY: u8 = 0;
-    /// NOTIFY (RFC 1996).
-    pub const NOTIFY: u8 = 4;
-    /// UPDATE (RFC 2136).
-    pub const UPDATE: u8 = 5;
-}
-
-/// Response codes we act on (RFC 1035, RFC 2136, RFC 6891).
-pub mod rcode {
-    /// No error.
-    pub const NOERROR: u16 = 0;
-    /// Format error.
-    pub const FORMERR: u16 = 1;
-    /// Server failure.
-    pub const SERVFAIL: u16 = 2;
-    /// Name does not exist.
-    pub const NXDOMAIN: u16 = 3;
-    /// Not implemented.
-    pub const NOTIMP: u16 = 4;
-    /// Refused.
-    pub const REFUSED: u16 = 5;
-    /// UPDATE: name exists when it should not.
-    pub const YXDOMAIN: u16 = 6;
-    /// UPDATE: RRset exists when it should not.
-    pub const YXRRSET: u16 = 7;
-    /// UPDATE: RRset does not exist when it should.
-    pub const NXRRSET: u16 = 8;
-    /// Not authoritative (or TSIG failure, RFC 8945 §5.3.2).
-    pub const NOTAUTH: u16 = 9;
-    /// Name not in zone.
-    pub const NOTZONE: u16 = 10;
-
-    /// The mnemonic of a response code.
-    pub fn name(code: u16) -> String {
-        match code {
-            NOERROR => "NOERROR".into(),
-            FORMERR => "FORMERR".into(),
-            SERVFAIL => "SERVFAIL".into(),
-            NXDOMAIN => "NXDOMAIN".into(),
-            NOTIMP => "NOTIMP".into(),
-            REFUSED => "REFUSED".into(),
-            YXDOMAIN => "YXDOMAIN".into(),
-            YXRRSET => "YXRRSET".into(),
-            NXRRSET => "NXRRSET".into(),
-            NOTAUTH => "NOTAUTH".into(),
-            NOTZONE => "NOTZONE".into(),
-            16 => "BADSIG/BADVERS".into(),
-            17 => "BADKEY".into(),
-            18 => "BADTIME".into(),
-            other => format!("RCODE{other}"),
-        }
-    }
-}
-
-/// Class IN.
-pub const CLASS_IN: u16 = 1;
-/// Class NONE (RFC 2136 §2.4: delete an RR).
-pub const CLASS_NONE: u16 = 254;
-/// Class ANY (RFC 2136 §2.4: delete an RRset).
-pub const CLASS_ANY: u16 = 255;
-/// OPT pseudo-record type (RFC 6891).
-const OPT: u16 = 41;
+use super::{
+    name::canonical_wire,
+    wire::{CLASS_IN, HEADER_LEN, OPT, flags, opcode, put_u16, put_u32, u16_at, u32_at},
+};
 
 /// One resource record, owner decompressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +63,7 @@ impl WireRecord {
 pub struct Message {
     /// ID.
     pub id: u16,
-    /// Header flags (see [`flags`]; opcode and RCODE bits left in).
+    /// Header flags (see [`flags`](super::wire::flags); opcode and RCODE bits left in).
     pub flags: u16,
     /// RCODE, extended by the OPT record when there is one.
     pub rcode: u16,
@@ -163,10 +82,10 @@ pub struct Message {
 impl Message {
     /// The opcode.
     pub fn opcode(&self) -> u8 {
-        ((self.flags >> 11) & 0x0f) as u8
+        opcode::of(self.flags)
     }
 
-    /// True when `flag` (from [`flags`]) is set.
+    /// True when `flag` (from [`flags`](super::wire::flags)) is set.
     pub fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
     }
@@ -201,26 +120,24 @@ pub struct MessageError(pub &'static str);
 
 /// Parses a whole message.
 pub fn parse(packet: &[u8]) -> Result<Message, MessageError> {
-    let header = packet
-        .get(..12)
-        .ok_or(MessageError("shorter than a header"))?;
-    let word = |i: usize| u16::from_be_bytes([header[i], header[i + 1]]);
+    if packet.len() < HEADER_LEN {
+        return Err(MessageError("shorter than a header"));
+    }
+    let word = |i: usize| u16_at(packet, i).unwrap_or(0);
     let (id, flags) = (word(0), word(2));
     let counts = [word(4), word(6), word(8), word(10)];
-    let mut at = 12;
+    let mut at = HEADER_LEN;
     let mut question = None;
     for _ in 0..counts[0] {
         let (name, next) = read_name(packet, at)?;
-        let fixed = packet
-            .get(next..next + 4)
-            .ok_or(MessageError("question cut short"))?;
-        let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
-        let class = u16::from_be_bytes([fixed[2], fixed[3]]);
+        let cut = || MessageError("question cut short");
+        let rtype = u16_at(packet, next).ok_or_else(cut)?;
+        let class = u16_at(packet, next + 2).ok_or_else(cut)?;
         question.get_or_insert((name, rtype, class));
         at = next + 4;
     }
     let mut sections: [Vec<WireRecord>; 3] = Default::default();
-    let mut rcode = flags & 0x000f;
+    let mut rcode = flags & super::wire::rcode::MASK;
     let mut edns_udp_size = None;
     for (section, count) in sections.iter_mut().zip(&counts[1..]) {
         for _ in 0..*count {
@@ -280,7 +197,7 @@ pub fn read_name(packet: &[u8], at: usize) -> Result<(Name, usize), MessageError
                 let low = *packet
                     .get(pos + 1)
                     .ok_or(MessageError("pointer cut short"))?;
-                let target = usize::from(u16::from_be_bytes([len & 0x3f, low]));
+                let target = usize::from(len & 0x3f) << 8 | usize::from(low);
                 jumps += 1;
                 // Pointers must go backwards; a bound on jumps stops loops.
                 if target >= pos || jumps > 64 {
@@ -296,13 +213,11 @@ pub fn read_name(packet: &[u8], at: usize) -> Result<(Name, usize), MessageError
 
 fn read_record(packet: &[u8], at: usize) -> Result<(WireRecord, usize), MessageError> {
     let (owner, next) = read_name(packet, at)?;
-    let fixed = packet
-        .get(next..next + 10)
-        .ok_or(MessageError("record header cut short"))?;
-    let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
-    let class = u16::from_be_bytes([fixed[2], fixed[3]]);
-    let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
-    let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+    let cut = || MessageError("record header cut short");
+    let rtype = u16_at(packet, next).ok_or_else(cut)?;
+    let class = u16_at(packet, next + 2).ok_or_else(cut)?;
+    let ttl = u32_at(packet, next + 4).ok_or_else(cut)?;
+    let rdlen = usize::from(u16_at(packet, next + 8).ok_or_else(cut)?);
     let start = next + 10;
     let raw = packet
         .get(start..start + rdlen)
@@ -360,9 +275,7 @@ fn canonical_case_wire(name: &Name) -> Vec<u8> {
 pub fn query(id: u16, name: &Name, rtype: RecordType, recursion: bool, dnssec_ok: bool) -> Vec<u8> {
     let flags: u16 = if recursion { flags::RD } else { 0 };
     let mut out = header(id, opcode::QUERY, flags, [1, 0, 0, 1]);
-    out.extend(canonical_wire(name));
-    out.extend_from_slice(&u16::from(rtype).to_be_bytes());
-    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    push_question(&mut out, name, rtype);
     push_opt(&mut out, dnssec_ok);
     out
 }
@@ -371,19 +284,25 @@ pub fn query(id: u16, name: &Name, rtype: RecordType, recursion: bool, dnssec_ok
 /// 9859 §4.2: QTYPE CDS or CSYNC): AA set, one question, nothing else.
 pub fn notify(id: u16, apex: &Name, rtype: RecordType) -> Vec<u8> {
     let mut out = header(id, opcode::NOTIFY, flags::AA, [1, 0, 0, 0]);
-    out.extend(canonical_wire(apex));
-    out.extend_from_slice(&u16::from(rtype).to_be_bytes());
-    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    push_question(&mut out, apex, rtype);
     out
+}
+
+/// Appends a question (RFC 1035 §4.1.2): `name` uncompressed, `rtype`,
+/// class IN (the caller counts it in QDCOUNT).
+pub fn push_question(out: &mut Vec<u8>, name: &Name, rtype: RecordType) {
+    out.extend(canonical_wire(name));
+    put_u16(out, u16::from(rtype));
+    put_u16(out, CLASS_IN);
 }
 
 /// A 12-octet header with `opcode`, `flags` and the section counts.
 pub fn header(id: u16, opcode: u8, flags: u16, counts: [u16; 4]) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&(flags | (u16::from(opcode & 0x0f) << 11)).to_be_bytes());
+    put_u16(&mut out, id);
+    put_u16(&mut out, flags | opcode::bits(opcode));
     for count in counts {
-        out.extend_from_slice(&count.to_be_bytes());
+        put_u16(&mut out, count);
     }
     out
 }
@@ -391,19 +310,10 @@ pub fn header(id: u16, opcode: u8, flags: u16, counts: [u16; 4]) -> Vec<u8> {
 /// Appends an OPT record (the caller counts it in ARCOUNT).
 fn push_opt(out: &mut Vec<u8>, dnssec_ok: bool) {
     out.push(0); // root owner
-    out.extend_from_slice(&OPT.to_be_bytes());
-    out.extend_from_slice(&1232u16.to_be_bytes());
-    let ttl: u32 = if dnssec_ok { 0x0000_8000 } else { 0 };
-    out.extend_from_slice(&ttl.to_be_bytes());
-    out.extend_from_slice(&0u16.to_be_bytes());
-}
-
-/// A fresh message ID from the system's random source.
-pub fn random_id() -> u16 {
-    let mut id = [0u8; 2];
-    // A failed RNG leaves a zero ID: legal, only less spoofing-resistant.
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id);
-    u16::from_be_bytes(id)
+    put_u16(out, OPT);
+    put_u16(out, 1232);
+    put_u32(out, if dnssec_ok { 0x0000_8000 } else { 0 });
+    put_u16(out, 0);
 }
 
 #[cfg(test)]
@@ -413,7 +323,7 @@ mod tests {
 
     #[test]
     fn notify_matches_the_spec_example() {
-        // SPEC §4.4: NOTIFY(CDS) for example.co.uk with ID 0x1234.
+        // RFC 9859 §4.2: NOTIFY(CDS) for example.co.uk with ID 0x1234.
         let packet = notify(
             0x1234,
             &parse_name("example.co.uk.").expect("valid"),

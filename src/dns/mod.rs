@@ -6,12 +6,16 @@
 //! byte-exact structs of our own: RFC 9615 requires the signalling RRsets to be
 //! *byte-identical* to the apex RRsets, and BIND key files may carry algorithms
 //! hickory normalises away, so we keep the octets exactly as read.
+//!
+//! [`wire`] holds the header constants, big-endian helpers, the clock and
+//! message IDs; [`message`] builds and parses whole messages on top of it.
 
 pub mod bitmap;
 pub mod message;
 pub mod name;
 pub mod rdata;
 pub mod record;
+pub mod wire;
 
 pub use hickory_proto::rr::{Name, RecordType};
 pub use name::{NameError, parse_name};

@@ -29,16 +29,18 @@ use tokio::{
 };
 
 use super::{
-    ChildReport, discovery,
-    gate::{self, GateReport},
+    ChildReport,
+    gate::GateReport,
+    job::{self, GateInput, NotifyJob, NotifyOutcome, NotifyRun},
     ledger::{self, Kind, LedgerEntry},
-    notify::{self, Outcome, RateLimit},
-    observer::{self, Observation},
+    observer::{Observation, ObserveError},
     resolver::Resolver,
+    timers::{Job, Timers},
 };
 use crate::{
+    client::notify::{Outcome, RateLimit},
     config::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig},
-    dns::name::display,
+    dns::{name::display, wire::rcode},
     policy::ParentView,
 };
 
@@ -111,29 +113,16 @@ pub fn start(config: AgentConfig, paths: AgentPaths) -> AgentHandle {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Job {
-    Notify(Name, Kind),
-    Observe(Name),
-}
-
 enum JobResult {
     Notify {
         zone: Name,
         kind: Kind,
-        result: NotifyStep,
+        result: Box<NotifyRun>,
     },
     Observe {
         zone: Name,
-        result: Result<Observation, String>,
+        result: Result<Observation, ObserveError>,
     },
-}
-
-enum NotifyStep {
-    NoTarget(String),
-    Discovery(String),
-    GateClosed(GateReport),
-    Sent { target: String, outcome: Outcome },
 }
 
 struct Agent {
@@ -148,29 +137,11 @@ struct Agent {
     /// needs them); the others are only known by name.
     children: HashMap<Name, Arc<ChildReport>>,
     known: std::collections::HashSet<Name>,
-    timers: BTreeMap<(Instant, u64), Job>,
-    queued: HashMap<Job, (Instant, u64)>,
-    sequence: u64,
+    timers: Timers,
     attempts: HashMap<(Name, Kind), u32>,
     held: HashMap<(Name, Kind), bool>,
     in_flight: usize,
     dirty: bool,
-}
-
-impl std::hash::Hash for Job {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        match self {
-            Job::Notify(zone, kind) => {
-                0u8.hash(state);
-                zone.to_lowercase().to_ascii().hash(state);
-                kind.hash(state);
-            }
-            Job::Observe(zone) => {
-                1u8.hash(state);
-                zone.to_lowercase().to_ascii().hash(state);
-            }
-        }
-    }
 }
 
 impl Agent {
@@ -191,9 +162,7 @@ impl Agent {
             observed,
             children: HashMap::new(),
             known: std::collections::HashSet::new(),
-            timers: BTreeMap::new(),
-            queued: HashMap::new(),
-            sequence: 0,
+            timers: Timers::default(),
             attempts: HashMap::new(),
             held: HashMap::new(),
             in_flight: 0,
@@ -201,18 +170,8 @@ impl Agent {
         }
     }
 
-    /// Puts `job` on the timer at `at` (moving it if it is already there
-    /// and `at` is earlier).
     fn schedule(&mut self, job: Job, at: Instant) {
-        if let Some(&(when, seq)) = self.queued.get(&job) {
-            if when <= at {
-                return;
-            }
-            self.timers.remove(&(when, seq));
-        }
-        self.sequence += 1;
-        self.timers.insert((at, self.sequence), job.clone());
-        self.queued.insert(job, (at, self.sequence));
+        self.timers.schedule(job, at);
     }
 
     async fn run(mut self, mut reports: mpsc::UnboundedReceiver<ChildReport>) {
@@ -222,23 +181,16 @@ impl Agent {
             // Start what is due, up to the in-flight limit.
             let now = Instant::now();
             while self.in_flight < MAX_IN_FLIGHT {
-                let Some((&(at, seq), _)) = self.timers.first_key_value() else {
+                let Some(job) = self.timers.pop_due(now) else {
                     break;
                 };
-                if at > now {
-                    break;
-                }
-                let Some(job) = self.timers.remove(&(at, seq)) else {
-                    break;
-                };
-                self.queued.remove(&job);
                 self.launch(job, &done_tx);
             }
             if self.dirty && save_at.is_none() {
                 save_at = Some(Instant::now() + SAVE_EVERY);
             }
             let next_timer = if self.in_flight < MAX_IN_FLIGHT {
-                self.timers.first_key_value().map(|(&(at, _), _)| at)
+                self.timers.next()
             } else {
                 None
             };
@@ -336,7 +288,11 @@ impl Agent {
                 self.in_flight += 1;
                 tokio::spawn(async move {
                     let result = notify_job(&resolver, &report, kind, gate, &notify, &limit).await;
-                    let _ = done.send(JobResult::Notify { zone, kind, result });
+                    let _ = done.send(JobResult::Notify {
+                        zone,
+                        kind,
+                        result: Box::new(result),
+                    });
                 });
             }
             Job::Observe(zone) => {
@@ -344,7 +300,7 @@ impl Agent {
                 let timeout = self.config.resolver.timeout;
                 self.in_flight += 1;
                 tokio::spawn(async move {
-                    let result = observe_job(&resolver, &zone, port, timeout).await;
+                    let result = job::observe(&resolver, &zone, port, timeout).await;
                     let _ = done.send(JobResult::Observe { zone, result });
                 });
             }
@@ -353,101 +309,129 @@ impl Agent {
 
     fn on_result(&mut self, result: JobResult) {
         match result {
-            JobResult::Notify { zone, kind, result } => self.on_notify(zone, kind, result),
+            JobResult::Notify { zone, kind, result } => self.on_notify(zone, kind, *result),
             JobResult::Observe { zone, result } => self.on_observe(zone, result),
         }
     }
 
-    fn on_notify(&mut self, zone: Name, kind: Kind, step: NotifyStep) {
+    fn on_notify(&mut self, zone: Name, kind: Kind, run: NotifyRun) {
         let z = display(&zone);
         let qtype = kind.rtype().to_string();
-        let key = (zone.clone(), kind);
         let attempt = {
-            let a = self.attempts.entry(key.clone()).or_insert(0);
+            let a = self.attempts.entry((zone.clone(), kind)).or_insert(0);
             *a += 1;
             *a
         };
-        let backoff = |attempt: u32, cap: Duration| {
-            Duration::from_secs(1u64 << attempt.min(12).saturating_sub(1)).min(cap)
+        let delayed = match &run.outcome {
+            NotifyOutcome::Discovery(e) => Some(e.to_string()),
+            NotifyOutcome::NoAddress(e) => Some(e.to_string()),
+            _ => None,
         };
-        let now = Instant::now();
-        match step {
-            NotifyStep::NoTarget(why) => {
+        if let Some(why) = delayed {
+            let wait = backoff(attempt, Duration::from_secs(300));
+            tracing::warn!(
+                zone = z,
+                qtype,
+                retry_in_s = wait.as_secs(),
+                "NOTIFY delayed: {why}"
+            );
+            self.schedule(Job::Notify(zone, kind), Instant::now() + wait);
+            return;
+        }
+        match run.outcome {
+            NotifyOutcome::NoTarget | NotifyOutcome::BadTarget(_) => {
+                let why = no_target(&run, kind);
                 tracing::info!(zone = z, qtype, "no NOTIFY sent: {why}");
                 self.paid(&zone, kind);
             }
-            NotifyStep::Discovery(why) => {
-                let wait = backoff(attempt, Duration::from_secs(300));
-                tracing::warn!(
-                    zone = z,
-                    qtype,
-                    retry_in_s = wait.as_secs(),
-                    "NOTIFY delayed: {why}"
-                );
-                self.schedule(Job::Notify(zone, kind), now + wait);
+            NotifyOutcome::GateClosed => {
+                let report = run.gate.unwrap_or_default();
+                self.on_gate_closed(zone, kind, attempt, &report);
             }
-            NotifyStep::GateClosed(report) => {
-                let since = self
-                    .ledger
-                    .get(&zone)
-                    .and_then(|e| e.pending(kind))
-                    .unwrap_or_else(Timestamp::now);
-                let waited = Timestamp::now().duration_since(since).unsigned_abs();
-                let disagreements = report.disagreements.join("; ");
-                if waited < self.config.notify.max_wait {
-                    let wait = backoff(attempt, Duration::from_secs(30));
-                    tracing::info!(
+            NotifyOutcome::Sent { addr, outcome } => {
+                let host = run.target.as_ref().map_or("?".into(), |t| display(&t.host));
+                self.on_sent(zone, kind, attempt, format!("{host} {addr}"), outcome);
+            }
+            // Handled above; a dry run is never asked for here.
+            NotifyOutcome::Discovery(_)
+            | NotifyOutcome::NoAddress(_)
+            | NotifyOutcome::DryRun(_) => {}
+        }
+    }
+
+    /// The gate is closed: wait for the servers to agree, up to `max_wait`;
+    /// then hold or send per `on_timeout`.
+    fn on_gate_closed(&mut self, zone: Name, kind: Kind, attempt: u32, report: &GateReport) {
+        let z = display(&zone);
+        let qtype = kind.rtype().to_string();
+        let key = (zone.clone(), kind);
+        let now = Instant::now();
+        let since = self
+            .ledger
+            .get(&zone)
+            .and_then(|e| e.pending(kind))
+            .unwrap_or_else(Timestamp::now);
+        let waited = Timestamp::now().duration_since(since).unsigned_abs();
+        let disagreements = report.disagreements.join("; ");
+        if waited < self.config.notify.max_wait {
+            let wait = backoff(attempt, Duration::from_secs(30));
+            tracing::info!(
+                zone = z,
+                qtype,
+                waited_s = waited.as_secs(),
+                retry_in_s = wait.as_secs_f64(),
+                "NOTIFY waits for the nameservers to agree: {disagreements}"
+            );
+            self.schedule(Job::Notify(zone, kind), now + wait);
+        } else {
+            let first = self.held.insert(key, true) != Some(true);
+            match self.config.notify.on_timeout {
+                OnTimeout::Hold => {
+                    if first {
+                        tracing::error!(
+                            zone = z,
+                            qtype,
+                            waited_s = waited.as_secs(),
+                            "NOTIFY held: the nameservers still disagree after max_wait \
+                             ([notify] on_timeout = \"hold\"): {disagreements}"
+                        );
+                    }
+                    self.schedule(Job::Notify(zone, kind), now + HELD_RECHECK);
+                }
+                OnTimeout::Send => {
+                    tracing::warn!(
                         zone = z,
                         qtype,
-                        waited_s = waited.as_secs(),
-                        retry_in_s = wait.as_secs_f64(),
-                        "NOTIFY waits for the nameservers to agree: {disagreements}"
+                        "the nameservers still disagree after max_wait; sending anyway \
+                         ([notify] on_timeout = \"send\"): {disagreements}"
                     );
-                    self.schedule(Job::Notify(zone, kind), now + wait);
-                } else {
-                    let first = self.held.insert(key, true) != Some(true);
-                    match self.config.notify.on_timeout {
-                        OnTimeout::Hold => {
-                            if first {
-                                tracing::error!(
-                                    zone = z,
-                                    qtype,
-                                    waited_s = waited.as_secs(),
-                                    "NOTIFY held: the nameservers still disagree after max_wait \
-                                     ([notify] on_timeout = \"hold\"): {disagreements}"
-                                );
-                            }
-                            self.schedule(Job::Notify(zone, kind), now + HELD_RECHECK);
-                        }
-                        OnTimeout::Send => {
-                            tracing::warn!(
-                                zone = z,
-                                qtype,
-                                "the nameservers still disagree after max_wait; sending anyway \
-                                 ([notify] on_timeout = \"send\"): {disagreements}"
-                            );
-                            self.schedule(Job::Notify(zone, kind), now);
-                        }
-                    }
+                    self.schedule(Job::Notify(zone, kind), now);
                 }
             }
-            NotifyStep::Sent { target, outcome } => match outcome {
-                Outcome::Acknowledged => {
-                    tracing::info!(zone = z, qtype, %target, "NOTIFY acknowledged");
-                    self.paid(&zone, kind);
-                    let soon = now + self.config.parent.after_notify;
-                    self.schedule(Job::Observe(zone), soon);
-                }
-                Outcome::Rejected(rcode) => {
-                    tracing::warn!(zone = z, qtype, %target, rcode, "NOTIFY rejected by the parent's target; not retried");
-                    self.paid(&zone, kind);
-                }
-                Outcome::Failed(why) => {
-                    let wait = backoff(attempt + 3, MAX_RETRY);
-                    tracing::warn!(zone = z, qtype, %target, retry_in_s = wait.as_secs(), "NOTIFY failed: {why}");
-                    self.schedule(Job::Notify(zone, kind), now + wait);
-                }
-            },
+        }
+    }
+
+    fn on_sent(&mut self, zone: Name, kind: Kind, attempt: u32, target: String, outcome: Outcome) {
+        let z = display(&zone);
+        let qtype = kind.rtype().to_string();
+        let now = Instant::now();
+        match outcome {
+            Outcome::Acknowledged => {
+                tracing::info!(zone = z, qtype, %target, "NOTIFY acknowledged");
+                self.paid(&zone, kind);
+                let soon = now + self.config.parent.after_notify;
+                self.schedule(Job::Observe(zone), soon);
+            }
+            Outcome::Rejected(code) => {
+                let rcode = rcode::name(code);
+                tracing::warn!(zone = z, qtype, %target, rcode, "NOTIFY rejected by the parent's target; not retried");
+                self.paid(&zone, kind);
+            }
+            Outcome::Failed(why) => {
+                let wait = backoff(attempt + 3, MAX_RETRY);
+                tracing::warn!(zone = z, qtype, %target, retry_in_s = wait.as_secs(), "NOTIFY failed: {why}");
+                self.schedule(Job::Notify(zone, kind), now + wait);
+            }
         }
     }
 
@@ -460,7 +444,7 @@ impl Agent {
         self.dirty = true;
     }
 
-    fn on_observe(&mut self, zone: Name, result: Result<Observation, String>) {
+    fn on_observe(&mut self, zone: Name, result: Result<Observation, ObserveError>) {
         let poll = self.config.parent.poll_interval;
         let now = Instant::now();
         match result {
@@ -516,6 +500,11 @@ impl Agent {
     }
 }
 
+/// The wait before try `attempt` + 1: doubling from 1 s, at most `cap`.
+fn backoff(attempt: u32, cap: Duration) -> Duration {
+    Duration::from_secs(1u64 << attempt.min(12).saturating_sub(1)).min(cap)
+}
+
 /// A stable per-zone delay in `0..window`.
 fn spread(zone: &Name, window: Duration) -> Duration {
     let hash = zone
@@ -529,6 +518,22 @@ fn spread(zone: &Name, window: Duration) -> Duration {
     Duration::from_millis(u64::from(hash) % millis)
 }
 
+/// Why nothing is sent for `kind`: no DSYNC target, or an unusable one.
+fn no_target(run: &NotifyRun, kind: Kind) -> String {
+    if let NotifyOutcome::BadTarget(e) = &run.outcome {
+        return e.to_string();
+    }
+    let found = run.discovery.as_ref();
+    format!(
+        "the parent {} publishes no DSYNC for ({}, NOTIFY) ({})",
+        found
+            .and_then(|f| f.parent.as_ref())
+            .map_or("?".into(), display),
+        kind.rtype(),
+        found.map_or(String::new(), |f| f.steps.join("; "))
+    )
+}
+
 async fn notify_job(
     resolver: &Resolver,
     report: &ChildReport,
@@ -536,79 +541,22 @@ async fn notify_job(
     gate: bool,
     config: &NotifyConfig,
     limit: &Mutex<RateLimit>,
-) -> NotifyStep {
-    let found = match discovery::discover(resolver, &report.zone).await {
-        Ok(found) => found,
-        Err(e) => return NotifyStep::Discovery(e.to_string()),
+) -> NotifyRun {
+    let groups = match kind {
+        Kind::Cds => &report.cds_groups,
+        Kind::Csync => &report.csync_groups,
     };
-    let target = match found.target(kind.rtype()) {
-        Ok(Some(target)) => target,
-        Ok(None) => {
-            return NotifyStep::NoTarget(format!(
-                "the parent {} publishes no DSYNC for ({}, NOTIFY) ({})",
-                found.parent.as_ref().map_or("?".into(), display),
-                kind.rtype(),
-                found.steps.join("; ")
-            ));
-        }
-        Err(e) => return NotifyStep::NoTarget(e.to_string()),
+    let job = NotifyJob {
+        zone: &report.zone,
+        rtype: kind.rtype(),
+        gate: if gate {
+            GateInput::Groups(groups)
+        } else {
+            GateInput::Skip
+        },
+        config,
+        pace: Some(limit),
+        dry_run: false,
     };
-    if gate {
-        let groups = match kind {
-            Kind::Cds => &report.cds_groups,
-            Kind::Csync => &report.csync_groups,
-        };
-        let verdict =
-            gate::check(resolver, groups, config.nameserver_port, config.udp_timeout).await;
-        if !verdict.open() {
-            return NotifyStep::GateClosed(verdict);
-        }
-    }
-    let addresses = match resolver.addresses(&target.host).await {
-        Ok(a) if !a.is_empty() => a,
-        Ok(_) => {
-            return NotifyStep::Discovery(format!(
-                "target {} has no address",
-                display(&target.host)
-            ));
-        }
-        Err(e) => return NotifyStep::Discovery(format!("target {}: {e}", display(&target.host))),
-    };
-    // One of the endpoints (RFC 9859 §4.2): the first address.
-    let addr = std::net::SocketAddr::new(addresses[0], target.port);
-    let wait = limit.lock().map_or(Duration::ZERO, |mut l| {
-        l.reserve(addr, Instant::now().into_std())
-    });
-    if !wait.is_zero() {
-        tokio::time::sleep(wait).await;
-    }
-    let outcome = notify::send(
-        addr,
-        &report.zone,
-        kind.rtype(),
-        config.udp_timeout,
-        config.udp_tries,
-    )
-    .await;
-    NotifyStep::Sent {
-        target: format!("{} {addr}", display(&target.host)),
-        outcome,
-    }
-}
-
-async fn observe_job(
-    resolver: &Resolver,
-    zone: &Name,
-    port: u16,
-    timeout: Duration,
-) -> Result<Observation, String> {
-    let found = discovery::discover(resolver, zone)
-        .await
-        .map_err(|e| e.to_string())?;
-    let parent = found
-        .parent
-        .ok_or_else(|| "the parent zone is unknown (no SOA in the DSYNC answers)".to_string())?;
-    observer::observe(resolver, &parent, zone, port, timeout, Timestamp::now())
-        .await
-        .map_err(|e| e.to_string())
+    job::notify(resolver, job).await
 }

@@ -1,5 +1,4 @@
-//! Finding where the parent wants NOTIFYs: DSYNC discovery (RFC 9859 §4.1,
-//! SPEC §4.3).
+//! Finding where the parent wants NOTIFYs: DSYNC discovery (RFC 9859 §4.1).
 //!
 //! 1. Insert `_dsync` after the child's first label (`example.co.uk` ->
 //!    `example._dsync.co.uk`) and ask for DSYNC.
@@ -154,7 +153,7 @@ fn zone_part(lookup: &Name) -> Name {
 }
 
 /// The next name to try after a negative answer for `current` whose SOA
-/// owner is `soa` (SPEC §4.3 step 3); `None` = stop.
+/// owner is `soa` (RFC 9859 §4.1 step 3); `None` = stop.
 pub fn next_after_negative(child: &Name, current: &Name, soa: &Name) -> Option<Name> {
     let zone = zone_part(current);
     // A delegated `_dsync` zone answers with its own apex: the parent is below it.
@@ -266,7 +265,7 @@ mod tests {
 
     #[test]
     fn spec_walk_for_a_deeper_child() {
-        // SPEC §4.3: subsub.sub.child.example with parent example.
+        // RFC 9859 §4.1: subsub.sub.child.example with parent example.
         let child = n("subsub.sub.child.example.");
         let first = lookup_name(&child, &child.base_name()).expect("name");
         assert_eq!(first, n("subsub._dsync.sub.child.example."));

@@ -18,9 +18,9 @@ use super::resolver::Resolver;
 use crate::{
     client::{self, Options},
     dns::{
-        Dnskey, Rrsig,
-        message::{self, rcode},
+        Dnskey, Rrsig, message,
         name::display,
+        wire::{self, flags, rcode},
     },
     dnssec::signer::verify,
 };
@@ -135,7 +135,7 @@ async fn ask(
     options: &Options,
 ) -> Option<String> {
     let query = message::query(
-        message::random_id(),
+        wire::random_id(),
         &expected.owner,
         expected.rtype,
         false,
@@ -147,9 +147,9 @@ async fn ask(
         Err(e) => return Some(format!("{what}: {e}")),
     };
     if !matches!(reply.rcode, rcode::NOERROR | rcode::NXDOMAIN) {
-        return Some(format!("{what}: {}", message::rcode::name(reply.rcode)));
+        return Some(format!("{what}: {}", rcode::name(reply.rcode)));
     }
-    if !reply.has(message::flags::AA) {
+    if !reply.has(flags::AA) {
         return Some(format!(
             "{what}: answer not authoritative (is the zone loaded there?)"
         ));

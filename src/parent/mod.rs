@@ -11,10 +11,11 @@
 pub mod agent;
 pub mod discovery;
 pub mod gate;
+pub mod job;
 pub mod ledger;
-pub mod notify;
 pub mod observer;
 pub mod resolver;
+mod timers;
 
 use std::hash::{Hash, Hasher};
 

@@ -14,13 +14,17 @@ use std::{net::SocketAddr, time::Duration};
 use hickory_proto::rr::{Name, RecordType};
 use jiff::Timestamp;
 
-use super::resolver::{ResolveError, Resolver};
+use super::{
+    discovery::DiscoveryError,
+    resolver::{ResolveError, Resolver},
+};
 use crate::{
     client::{self, ClientError, Options},
     dns::{
         Ds,
-        message::{self, Message, rcode},
+        message::{self, Message},
         name::display,
+        wire::{self, rcode},
     },
     policy::ParentView,
 };
@@ -69,15 +73,60 @@ pub enum ObserveError {
         parent: String,
     },
     /// Every server failed.
-    #[error("parent {parent}: no server answered for {child}: {why}")]
+    #[error("parent {parent}: no server answered for {child}: {}", join(problems))]
     NoAnswer {
         /// The parent.
         parent: String,
         /// The child.
         child: String,
         /// What went wrong, per server.
-        why: String,
+        problems: Vec<ServerProblem>,
     },
+    /// DSYNC discovery, which finds the parent, failed.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// Discovery ended without naming the parent zone.
+    #[error("the parent zone is unknown (no SOA in the DSYNC answers)")]
+    UnknownParent,
+}
+
+/// What went wrong with one parent server.
+#[derive(Debug, thiserror::Error)]
+#[error("{host} ({server}): {error}")]
+pub struct ServerProblem {
+    /// Its NS name.
+    pub host: String,
+    /// The address asked.
+    pub server: SocketAddr,
+    /// What went wrong.
+    pub error: AskError,
+}
+
+/// Why one server's answer for the child is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    /// No answer, or an unusable one (timeout, unreachable, bad TSIG).
+    #[error(transparent)]
+    Exchange(#[from] ClientError),
+    /// NXDOMAIN for the child: the parent has no delegation.
+    #[error("{what}: NXDOMAIN (no delegation)")]
+    NoDelegation {
+        /// The type asked.
+        what: RecordType,
+    },
+    /// Another error RCODE (REFUSED, SERVFAIL, ...).
+    #[error("{what}: {}", rcode::name(*rcode))]
+    Rcode {
+        /// The type asked.
+        what: RecordType,
+        /// The RCODE.
+        rcode: u16,
+    },
+}
+
+fn join(problems: &[ServerProblem]) -> String {
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    lines.join("; ")
 }
 
 /// The parent's nameserver addresses at `port` (NS names validated when
@@ -143,13 +192,17 @@ pub async fn observe(
                     at: now,
                 });
             }
-            Err(why) => problems.push(format!("{} ({server}): {why}", display(&host))),
+            Err(error) => problems.push(ServerProblem {
+                host: display(&host),
+                server,
+                error,
+            }),
         }
     }
     Err(ObserveError::NoAnswer {
         parent: display(parent),
         child: display(child),
-        why: problems.join("; "),
+        problems,
     })
 }
 
@@ -157,21 +210,19 @@ async fn ask_server(
     server: SocketAddr,
     child: &Name,
     options: &Options,
-) -> Result<(Vec<Ds>, Vec<Name>), String> {
+) -> Result<(Vec<Ds>, Vec<Name>), AskError> {
     let ask = |rtype| async move {
-        let query = message::query(message::random_id(), child, rtype, false, true);
-        client::exchange(server, query, options)
-            .await
-            .map_err(|e: ClientError| e.to_string())
+        let query = message::query(wire::random_id(), child, rtype, false, true);
+        client::exchange(server, query, options).await
     };
     let reply = ask(RecordType::DS).await?;
-    check(&reply, "DS")?;
+    check(&reply, RecordType::DS)?;
     let ds = reply
         .answers(child, RecordType::DS)
         .filter_map(|r| Ds::from_wire(&r.rdata).ok())
         .collect();
     let reply = ask(RecordType::NS).await?;
-    check(&reply, "NS")?;
+    check(&reply, RecordType::NS)?;
     // A referral (authority) or, from a server that also hosts the child,
     // an answer: either way the NS RRset owned by the child.
     let code = u16::from(RecordType::NS);
@@ -187,10 +238,10 @@ async fn ask_server(
     Ok((ds, ns))
 }
 
-fn check(reply: &Message, what: &str) -> Result<(), String> {
+fn check(reply: &Message, what: RecordType) -> Result<(), AskError> {
     match reply.rcode {
         rcode::NOERROR => Ok(()),
-        rcode::NXDOMAIN => Err(format!("{what}: NXDOMAIN (no delegation)")),
-        other => Err(format!("{what}: {}", message::rcode::name(other))),
+        rcode::NXDOMAIN => Err(AskError::NoDelegation { what }),
+        rcode => Err(AskError::Rcode { what, rcode }),
     }
 }

@@ -5,7 +5,7 @@
 //! negative TTL (RFC 2308 §5: min(SOA TTL, SOA MINIMUM)), capped at an hour
 //! so a mistake at the parent does not stick for a day. Failures are not
 //! cached. With `require_ad` a DSYNC or NS answer must carry the AD flag
-//! (the resolver validated it); BIND does the same for DSYNC (SPEC §4.1).
+//! (the resolver validated it); BIND does the same for DSYNC (docs/INTEROP.md).
 
 use std::{
     collections::HashMap,
@@ -20,8 +20,9 @@ use crate::{
     client::{self, ClientError, Options},
     config::ResolverConfig,
     dns::{
-        message::{self, WireRecord, flags, rcode},
+        message::{self, WireRecord},
         name::{canonical_wire, display},
+        wire::{self, flags, rcode, u32_at},
     },
 };
 
@@ -53,7 +54,7 @@ impl Answer {
 
     /// Short text for logs and the CLI: `NOERROR 2 records AD`, `NXDOMAIN (SOA parent.)`.
     pub fn summary(&self) -> String {
-        let mut out = message::rcode::name(self.rcode);
+        let mut out = rcode::name(self.rcode);
         if !self.records.is_empty() {
             out.push_str(&format!(" {} record(s)", self.records.len()));
         } else if self.rcode == rcode::NOERROR {
@@ -210,7 +211,7 @@ impl Resolver {
         };
         let mut last = None;
         for server in &self.config.servers {
-            let query = message::query(message::random_id(), name, rtype, true, true);
+            let query = message::query(wire::random_id(), name, rtype, true, true);
             let reply = match client::exchange(*server, query, &options).await {
                 Ok(reply) => reply,
                 Err(e) => {
@@ -222,7 +223,7 @@ impl Resolver {
                 return Err(ResolveError::Failed {
                     name: display(name),
                     rtype: rtype.to_string(),
-                    rcode: message::rcode::name(reply.rcode),
+                    rcode: rcode::name(reply.rcode),
                 });
             }
             let code = u16::from(rtype);
@@ -243,8 +244,8 @@ impl Resolver {
                     .rdata
                     .len()
                     .checked_sub(4)
-                    .and_then(|at| r.rdata.get(at..))
-                    .map_or(0, |m| u32::from_be_bytes([m[0], m[1], m[2], m[3]]));
+                    .and_then(|at| u32_at(&r.rdata, at))
+                    .unwrap_or(0);
                 r.ttl.min(minimum)
             });
             return Ok(Answer {

@@ -16,28 +16,18 @@ use std::{net::IpAddr, sync::Arc};
 use hickory_proto::rr::RecordType;
 
 use super::{
-    query::{self, ParseError, flags},
+    query::{self, ParseError},
     snapshot::{ServedZone, Snapshot},
     xfr::{self, Transfer},
 };
 use crate::{
-    dns::name::canonical_key_of_wire,
+    dns::{
+        name::canonical_key_of_wire,
+        wire::{flags, rcode, unix_now},
+    },
     tsig,
     zone::{Entry, ZoneStore},
 };
-
-/// Response codes used here.
-mod rcode {
-    pub const NOERROR: u16 = 0;
-    pub const FORMERR: u16 = 1;
-    pub const SERVFAIL: u16 = 2;
-    pub const NXDOMAIN: u16 = 3;
-    pub const NOTIMP: u16 = 4;
-    pub const REFUSED: u16 = 5;
-    pub const NOTAUTH: u16 = 9;
-    /// Extended RCODE 16 (RFC 6891 §6.1.3): upper 8 bits 1 in the OPT TTL.
-    pub const BADVERS_HIGH: u8 = 1;
-}
 
 /// Largest UDP answer without EDNS (RFC 1035 §4.2.1).
 pub const UDP_PLAIN_LIMIT: usize = 512;
@@ -126,12 +116,6 @@ pub fn respond(
         tsig::sign(out, key, Some(mac), *now, 0);
     }
     answer
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn respond_to(

@@ -5,19 +5,7 @@
 //! OPT record. Anything malformed is either dropped (too short to answer, or
 //! a response) or answered FORMERR.
 
-/// Header flag bits.
-pub mod flags {
-    /// Query/response.
-    pub const QR: u16 = 0x8000;
-    /// Authoritative answer.
-    pub const AA: u16 = 0x0400;
-    /// Truncated.
-    pub const TC: u16 = 0x0200;
-    /// Recursion desired.
-    pub const RD: u16 = 0x0100;
-    /// Checking disabled.
-    pub const CD: u16 = 0x0010;
-}
+use crate::dns::wire::{flags, opcode};
 
 /// The EDNS(0) OPT record of a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +90,7 @@ pub fn parse(packet: &[u8]) -> Result<Query<'_>, ParseError<'_>> {
     // in the authority section (RFC 1995 §3); and a NOTIFY may carry the
     // new SOA in its answer section (RFC 1996 §3.7; Knot sends it), which
     // is skipped: it is only a hint.
-    let notify = (flag_bits >> 11) & 0xf == 4;
+    let notify = opcode::of(flag_bits) == opcode::NOTIFY;
     if (ancount != 0 && !(notify && ancount == 1))
         || (nscount != 0 && (qtype != 251 || nscount != 1))
     {
@@ -157,7 +145,7 @@ pub fn parse(packet: &[u8]) -> Result<Query<'_>, ParseError<'_>> {
     Ok(Query {
         id,
         flags: flag_bits,
-        opcode: ((flag_bits >> 11) & 0xf) as u8,
+        opcode: opcode::of(flag_bits),
         question,
         qname: &packet[12..qname_end],
         qtype,

@@ -11,6 +11,7 @@ use tokio::{
 };
 
 use super::{Answer, SharedSnapshot, Transport, respond};
+use crate::dns::wire::put_framed;
 
 /// Binds a listening socket (with SO_REUSEADDR, so restarts do not wait).
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -75,7 +76,7 @@ async fn connection(
             Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
             Ok(r) => r?,
         };
-        let len = usize::from(u16::from_be_bytes(len));
+        let len = usize::from(u16::from_be_bytes(len)); // RFC 1035 §4.2.2 length prefix
         match tokio::time::timeout(idle, stream.read_exact(&mut packet[..len])).await {
             Err(_) => return Ok(()),
             Ok(r) => r?,
@@ -89,16 +90,14 @@ async fn connection(
             Answer::Drop => return Ok(()),
             Answer::Message => {
                 framed.clear();
-                framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
-                framed.extend_from_slice(&out);
+                put_framed(&mut framed, &out).map_err(io::Error::other)?;
                 stream.write_all(&framed).await?;
             }
             Answer::Transfer(mut transfer) => {
                 let started = std::time::Instant::now();
                 while let Some(message) = transfer.next_message() {
                     framed.clear();
-                    framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
-                    framed.extend_from_slice(&message);
+                    put_framed(&mut framed, &message).map_err(io::Error::other)?;
                     stream.write_all(&framed).await?;
                 }
                 tracing::info!(

@@ -14,6 +14,7 @@ use hickory_proto::rr::RecordType;
 
 use super::{query::Query, snapshot::ServedZone};
 use crate::{
+    dns::wire::flags,
     tsig,
     zone::{
         Rrset,
@@ -36,7 +37,7 @@ impl MessageBuilder {
     /// A response header for `query` and its question.
     fn new(query: &Query<'_>, id: u16) -> Self {
         let mut out = Vec::with_capacity(MESSAGE_TARGET + 1024);
-        let flags = super::query::flags::QR | super::query::flags::AA | (query.flags & 0x7800);
+        let flags = flags::QR | flags::AA | (query.flags & 0x7800);
         out.extend_from_slice(&id.to_be_bytes());
         out.extend_from_slice(&flags.to_be_bytes());
         out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);

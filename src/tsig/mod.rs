@@ -18,12 +18,10 @@ use ring::hmac;
 
 pub use keyfile::{KeyFileError, parse_key_file};
 
-use crate::dns::name::canonical_wire;
+use crate::dns::{name::canonical_wire, wire::CLASS_ANY};
 
 /// TSIG record type.
 pub const TSIG_TYPE: u16 = 250;
-/// Class ANY.
-const CLASS_ANY: u16 = 255;
 /// Allowed clock difference (RFC 8945 §10: 300 s recommended).
 pub const FUDGE: u16 = 300;
 

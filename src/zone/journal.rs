@@ -3,18 +3,13 @@
 //! size and age. A secondary whose serial is in the journal gets only the
 //! differences; an older one gets the whole zone (AXFR fallback).
 
-use std::{
-    collections::VecDeque,
-    path::Path,
-    sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{collections::VecDeque, path::Path, sync::Arc};
 
 use super::{
     blob::{Bytes, records},
     store::{Node, ZoneStore},
 };
-use crate::{config::JournalLimits, state::StateError};
+use crate::{config::JournalLimits, dns::wire::unix_now as now_secs, state::StateError};
 
 /// One resource record in wire form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -121,12 +116,6 @@ fn flatten(node: Option<&Node>) -> Vec<Box<[u8]>> {
         .flat_map(|r| records(&r.records).chain(records(&r.sigs)))
         .map(Box::from)
         .collect()
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The journal of one zone: diffs in serial order, each `to` the next `from`.

@@ -11,6 +11,7 @@ use crate::dns::{
     bitmap,
     name::{canonical_wire, display},
     type_mnemonic,
+    wire::{put_u16, put_u32, u16_at, u32_at},
 };
 
 /// DNSKEY/CDNSKEY RDATA (RFC 4034 §2.1).
@@ -67,7 +68,7 @@ impl Dnskey {
     /// Wire form of the RDATA.
     pub fn to_wire(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(4 + self.public_key.len());
-        out.extend_from_slice(&self.flags.to_be_bytes());
+        put_u16(&mut out, self.flags);
         out.push(self.protocol);
         out.push(self.algorithm);
         out.extend_from_slice(&self.public_key);
@@ -76,14 +77,15 @@ impl Dnskey {
 
     /// Parses wire RDATA.
     pub fn from_wire(data: &[u8]) -> Result<Self, RdataError> {
+        let short = RdataError::Wire {
+            rtype: "DNSKEY",
+            why: "shorter than 5 octets",
+        };
         if data.len() < 5 {
-            return Err(RdataError::Wire {
-                rtype: "DNSKEY",
-                why: "shorter than 5 octets",
-            });
+            return Err(short);
         }
         Ok(Dnskey {
-            flags: u16::from_be_bytes([data[0], data[1]]),
+            flags: u16_at(data, 0).ok_or(short)?,
             protocol: data[2],
             algorithm: data[3],
             public_key: data[4..].to_vec(),
@@ -173,7 +175,7 @@ impl Ds {
     /// Wire form of the RDATA.
     pub fn to_wire(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(4 + self.digest.len());
-        out.extend_from_slice(&self.key_tag.to_be_bytes());
+        put_u16(&mut out, self.key_tag);
         out.push(self.algorithm);
         out.push(self.digest_type);
         out.extend_from_slice(&self.digest);
@@ -182,14 +184,15 @@ impl Ds {
 
     /// Parses wire RDATA.
     pub fn from_wire(data: &[u8]) -> Result<Self, RdataError> {
+        let short = RdataError::Wire {
+            rtype: "DS",
+            why: "shorter than 5 octets",
+        };
         if data.len() < 5 {
-            return Err(RdataError::Wire {
-                rtype: "DS",
-                why: "shorter than 5 octets",
-            });
+            return Err(short);
         }
         Ok(Ds {
-            key_tag: u16::from_be_bytes([data[0], data[1]]),
+            key_tag: u16_at(data, 0).ok_or(short)?,
             algorithm: data[2],
             digest_type: data[3],
             digest: data[4..].to_vec(),
@@ -301,13 +304,13 @@ impl Rrsig {
     /// (RFC 4034 §3.1.8.1).
     pub fn header_wire(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(18 + 64);
-        out.extend_from_slice(&u16::from(self.type_covered).to_be_bytes());
+        put_u16(&mut out, u16::from(self.type_covered));
         out.push(self.algorithm);
         out.push(self.labels);
-        out.extend_from_slice(&self.original_ttl.to_be_bytes());
-        out.extend_from_slice(&self.expiration.to_be_bytes());
-        out.extend_from_slice(&self.inception.to_be_bytes());
-        out.extend_from_slice(&self.key_tag.to_be_bytes());
+        put_u32(&mut out, self.original_ttl);
+        put_u32(&mut out, self.expiration);
+        put_u32(&mut out, self.inception);
+        put_u16(&mut out, self.key_tag);
         out.extend(canonical_wire(&self.signer));
         out
     }
@@ -322,10 +325,6 @@ impl Rrsig {
     /// Parses wire RDATA (signer name uncompressed, as RFC 4034 §3.1.7 requires).
     pub fn from_wire(data: &[u8]) -> Option<Self> {
         let fixed = data.get(..18)?;
-        let word = |at: usize| u16::from_be_bytes([fixed[at], fixed[at + 1]]);
-        let long = |at: usize| {
-            u32::from_be_bytes([fixed[at], fixed[at + 1], fixed[at + 2], fixed[at + 3]])
-        };
         let mut labels = Vec::new();
         let mut at = 18;
         loop {
@@ -343,13 +342,13 @@ impl Rrsig {
         let mut signer = Name::from_labels(labels).ok()?;
         signer.set_fqdn(true);
         Some(Rrsig {
-            type_covered: RecordType::from(word(0)),
+            type_covered: RecordType::from(u16_at(fixed, 0)?),
             algorithm: fixed[2],
             labels: fixed[3],
-            original_ttl: long(4),
-            expiration: long(8),
-            inception: long(12),
-            key_tag: word(16),
+            original_ttl: u32_at(fixed, 4)?,
+            expiration: u32_at(fixed, 8)?,
+            inception: u32_at(fixed, 12)?,
+            key_tag: u16_at(fixed, 16)?,
             signer,
             signature: data[at..].to_vec(),
         })

@@ -19,6 +19,7 @@ use super::{RdataError, TextError, next_number};
 use crate::dns::{
     name::{display, parse_name, wire_len},
     type_mnemonic,
+    wire::{put_u16, u16_at},
 };
 
 /// DSYNC RDATA.
@@ -46,9 +47,9 @@ impl Dsync {
     /// Wire form (target uncompressed, case kept).
     pub fn to_wire(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(5 + wire_len(&self.target));
-        out.extend_from_slice(&u16::from(self.rrtype).to_be_bytes());
+        put_u16(&mut out, u16::from(self.rrtype));
         out.push(self.scheme);
-        out.extend_from_slice(&self.port.to_be_bytes());
+        put_u16(&mut out, self.port);
         for label in self.target.iter() {
             out.push(label.len() as u8);
             out.extend_from_slice(label);
@@ -63,12 +64,13 @@ impl Dsync {
             rtype: "DSYNC",
             why,
         };
+        let short = || wire("shorter than 6 octets");
         if data.len() < 6 {
-            return Err(wire("shorter than 6 octets"));
+            return Err(short());
         }
-        let rrtype = RecordType::from(u16::from_be_bytes([data[0], data[1]]));
+        let rrtype = RecordType::from(u16_at(data, 0).ok_or_else(short)?);
         let scheme = data[2];
-        let port = u16::from_be_bytes([data[3], data[4]]);
+        let port = u16_at(data, 3).ok_or_else(short)?;
         let (target, len) = crate::dns::name::from_wire(&data[5..])
             .ok_or_else(|| wire("target is not an uncompressed name"))?;
         if 5 + len != data.len() {

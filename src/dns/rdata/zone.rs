@@ -9,6 +9,7 @@ use crate::dns::{
     bitmap,
     name::{canonical_wire, display},
     type_mnemonic,
+    wire::{put_u16, put_u32, u16_at, u32_at},
 };
 
 /// SOA RDATA (RFC 1035 §3.3.13).
@@ -42,7 +43,7 @@ impl Soa {
             self.expire,
             self.minimum,
         ] {
-            out.extend_from_slice(&v.to_be_bytes());
+            put_u32(&mut out, v);
         }
         out
     }
@@ -84,8 +85,8 @@ impl Csync {
     /// Wire form of the RDATA.
     pub fn to_wire(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(&self.serial.to_be_bytes());
-        out.extend_from_slice(&self.flags.to_be_bytes());
+        put_u32(&mut out, self.serial);
+        put_u16(&mut out, self.flags);
         out.extend(bitmap::encode(&self.types));
         out
     }
@@ -96,12 +97,13 @@ impl Csync {
             rtype: "CSYNC",
             why,
         };
+        let short = || wire("shorter than 6 octets");
         if data.len() < 6 {
-            return Err(wire("shorter than 6 octets"));
+            return Err(short());
         }
         Ok(Csync {
-            serial: u32::from_be_bytes([data[0], data[1], data[2], data[3]]),
-            flags: u16::from_be_bytes([data[4], data[5]]),
+            serial: u32_at(data, 0).ok_or_else(short)?,
+            flags: u16_at(data, 4).ok_or_else(short)?,
             types: bitmap::decode(&data[6..]).map_err(wire)?,
         })
     }

@@ -12,6 +12,8 @@
 //! signed the query (RFC 8945 §5.3); anything else is ignored, so a spoofed
 //! or stray datagram cannot stand in for the answer.
 
+pub mod notify;
+
 use std::{net::SocketAddr, time::Duration};
 
 use tokio::{
@@ -21,7 +23,10 @@ use tokio::{
 };
 
 use crate::{
-    dns::message::{self, Message, MessageError},
+    dns::{
+        message::{self, Message, MessageError},
+        wire::{flags, put_framed, rcode, unix_now},
+    },
     tsig,
 };
 
@@ -93,14 +98,42 @@ pub enum ClientError {
         /// The server.
         server: SocketAddr,
         /// What is wrong.
-        why: String,
+        why: TsigProblem,
     },
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// What is wrong with the TSIG of an answer to a signed query (RFC 8945
+/// §5.3).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TsigProblem {
+    /// The server reports a TSIG error (BADSIG, BADKEY, BADTIME, ...).
+    #[error("the server answered {} (TSIG error {code}: {})", tsig::error_name(*code), hint(*code))]
+    Refused {
+        /// The TSIG error code.
+        code: u16,
+    },
+    /// The MAC does not verify with our key.
+    #[error("the answer's MAC does not verify")]
+    BadMac,
+    /// The answer carries no TSIG record.
+    #[error("the answer ({}) is not signed", rcode::name(*rcode))]
+    Unsigned {
+        /// The answer's RCODE.
+        rcode: u16,
+    },
+    /// The TSIG record cannot be read.
+    #[error("malformed TSIG record: {0}")]
+    Malformed(&'static str),
+}
+
+/// What a TSIG error code usually means.
+fn hint(code: u16) -> &'static str {
+    match code {
+        tsig::error::BADKEY => "it does not know the key, or not with this algorithm",
+        tsig::error::BADSIG => "the secret differs",
+        tsig::error::BADTIME => "the clocks differ by more than the fudge",
+        _ => "see the server's log",
+    }
 }
 
 /// Sends `packet` (ID and question already in it) to `server` and returns
@@ -119,7 +152,7 @@ pub async fn exchange(
     };
     if options.tcp != TcpFallback::Always {
         match udp(server, &packet, options, &check).await? {
-            Some(Ok(answer)) if !answer.has(message::flags::TC) => return Ok(answer),
+            Some(Ok(answer)) if !answer.has(flags::TC) => return Ok(answer),
             Some(Ok(_)) => {} // truncated: TCP
             Some(Err(e)) => return Err(e),
             None if options.tcp == TcpFallback::OnSilence => {}
@@ -192,11 +225,8 @@ async fn udp(
 /// One query over a fresh TCP connection (RFC 7766 §8 length framing).
 async fn tcp(server: SocketAddr, packet: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut stream = TcpStream::connect(server).await?;
-    let len = u16::try_from(packet.len())
-        .map_err(|_| std::io::Error::other("message longer than 65535 octets"))?;
     let mut framed = Vec::with_capacity(packet.len() + 2);
-    framed.extend_from_slice(&len.to_be_bytes());
-    framed.extend_from_slice(packet);
+    put_framed(&mut framed, packet).map_err(std::io::Error::other)?;
     stream.write_all(&framed).await?;
     let len = stream.read_u16().await?;
     let mut answer = vec![0u8; usize::from(len)];
@@ -230,24 +260,13 @@ fn acceptable(
     }
     if let (Some(key), Some(mac)) = (&options.tsig, request_mac) {
         let why = match tsig::find(raw) {
-            Ok(Some(t)) if t.error != 0 => Some(format!(
-                "the server answered {} (TSIG error {}: {})",
-                tsig::error_name(t.error),
-                t.error,
-                match t.error {
-                    tsig::error::BADKEY => "it does not know the key, or not with this algorithm",
-                    tsig::error::BADSIG => "the secret differs",
-                    tsig::error::BADTIME => "the clocks differ by more than the fudge",
-                    _ => "see the server's log",
-                }
-            )),
+            Ok(Some(t)) if t.error != 0 => Some(TsigProblem::Refused { code: t.error }),
             Ok(Some(t)) if tsig::verify_response(key, raw, &t, mac) => None,
-            Ok(Some(_)) => Some("the answer's MAC does not verify".into()),
-            Ok(None) => Some(format!(
-                "the answer ({}) is not signed",
-                message::rcode::name(answer.rcode)
-            )),
-            Err(e) => Some(format!("malformed TSIG record: {e}")),
+            Ok(Some(_)) => Some(TsigProblem::BadMac),
+            Ok(None) => Some(TsigProblem::Unsigned {
+                rcode: answer.rcode,
+            }),
+            Err(e) => Some(TsigProblem::Malformed(e)),
         };
         if let Some(why) = why {
             return Some(Err(ClientError::Tsig { server, why }));
