@@ -152,6 +152,41 @@ pub fn set_u16(buf: &mut [u8], at: usize, value: u16) {
     buf[at..at + 2].copy_from_slice(&value.to_be_bytes());
 }
 
+/// Overwrites the four octets at `at` with `value` big-endian. Panics when
+/// `at + 4` is past the end: callers write into what they built themselves.
+#[inline]
+pub fn set_u32(buf: &mut [u8], at: usize, value: u32) {
+    buf[at..at + 4].copy_from_slice(&value.to_be_bytes());
+}
+
+/// The big-endian `u64` at `at`, if `buf` is long enough.
+#[inline]
+pub fn u64_at(buf: &[u8], at: usize) -> Option<u64> {
+    let octets = buf.get(at..at.checked_add(8)?)?;
+    let mut value = [0u8; 8];
+    value.copy_from_slice(octets);
+    Some(u64::from_be_bytes(value))
+}
+
+/// Appends `value` big-endian.
+#[inline]
+pub fn put_u64(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(&value.to_be_bytes());
+}
+
+/// Appends the part of a resource record after its owner name (RFC 1035
+/// §4.1.3): `type`, class IN, `ttl`, RDLENGTH and `rdata`. The layout of the
+/// zone store's record blobs and of the records under an RRSIG (RFC 4034
+/// §3.1.8.1). RDATA is at most 65535 octets by construction of every caller.
+#[inline]
+pub fn put_record_body(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
+    put_u16(out, rtype);
+    put_u16(out, CLASS_IN);
+    put_u32(out, ttl);
+    put_u16(out, rdata.len() as u16);
+    out.extend_from_slice(rdata);
+}
+
 /// A message too long for the two-octet length prefix of DNS over TCP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("message of {0} octets is longer than 65535")]

@@ -107,17 +107,19 @@ impl std::fmt::Display for Algorithm {
     }
 }
 
-/// RFC 3110 §2: exponent length (1 octet, or 0 then 2 octets), exponent, modulus.
-fn rsa_modulus_bits(public_key: &[u8]) -> Option<u32> {
+/// The exponent and modulus of an RSA DNSKEY's key field (RFC 3110 §2):
+/// exponent length (1 octet, or 0 then 2 octets), exponent, modulus.
+pub(crate) fn rsa_exponent_and_modulus(public_key: &[u8]) -> Option<(&[u8], &[u8])> {
     let (exp_len, rest) = match public_key.split_first()? {
-        (0, rest) if rest.len() >= 2 => (
-            usize::from(u16::from_be_bytes([rest[0], rest[1]])),
-            &rest[2..],
-        ),
-        (0, _) => return None,
+        (0, rest) => (usize::from(crate::dns::wire::u16_at(rest, 0)?), &rest[2..]),
         (&len, rest) => (usize::from(len), rest),
     };
-    let modulus = rest.get(exp_len..)?;
+    (rest.len() >= exp_len).then(|| rest.split_at(exp_len))
+}
+
+/// The modulus length in bits of an RSA DNSKEY's key field.
+fn rsa_modulus_bits(public_key: &[u8]) -> Option<u32> {
+    let (_, modulus) = rsa_exponent_and_modulus(public_key)?;
     let first = modulus.iter().position(|&b| b != 0)?;
     let significant = &modulus[first..];
     Some((significant.len() as u32 - 1) * 8 + (8 - significant[0].leading_zeros()))

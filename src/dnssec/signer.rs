@@ -16,7 +16,7 @@ use ring::{
 };
 
 use super::{Algorithm, PrivateMaterial, key_tag};
-use crate::dns::{Dnskey, Rrsig, name::canonical_wire};
+use crate::dns::{Dnskey, Rrsig, name::canonical_wire, wire};
 
 /// Why a key cannot sign.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -367,11 +367,7 @@ pub fn signed_data(rrsig: &Rrsig, owner: &Name, rdatas: &[Vec<u8>]) -> Vec<u8> {
 fn push_records(data: &mut Vec<u8>, owner: &[u8], rtype: RecordType, ttl: u32, rdatas: &[&[u8]]) {
     for rdata in rdatas {
         data.extend_from_slice(owner);
-        data.extend_from_slice(&u16::from(rtype).to_be_bytes());
-        data.extend_from_slice(&1u16.to_be_bytes()); // class IN
-        data.extend_from_slice(&ttl.to_be_bytes());
-        data.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-        data.extend_from_slice(rdata);
+        wire::put_record_body(data, u16::from(rtype), ttl, rdata);
     }
 }
 
@@ -390,7 +386,7 @@ fn rsa_public_key(pair: &RsaKeyPair) -> Vec<u8> {
         out.push(e.len() as u8);
     } else {
         out.push(0);
-        out.extend_from_slice(&(e.len() as u16).to_be_bytes());
+        wire::put_u16(&mut out, e.len() as u16);
     }
     out.extend_from_slice(e);
     out.extend_from_slice(strip_zeros(&components.n));
@@ -423,7 +419,9 @@ pub fn verify(rrsig: &Rrsig, owner: &Name, rdatas: &[Vec<u8>], key: &Dnskey) -> 
                 .is_ok()
         }
         Algorithm::RsaSha256 | Algorithm::RsaSha512 => {
-            let Some((e, n)) = split_rsa(&key.public_key) else {
+            let Some((e, n)) =
+                super::rsa_exponent_and_modulus(&key.public_key).filter(|(_, n)| !n.is_empty())
+            else {
                 return false;
             };
             let params = if alg == Algorithm::RsaSha256 {
@@ -437,17 +435,6 @@ pub fn verify(rrsig: &Rrsig, owner: &Name, rdatas: &[Vec<u8>], key: &Dnskey) -> 
         }
         _ => false,
     }
-}
-
-fn split_rsa(key: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (len, rest) = match key.split_first()? {
-        (0, rest) if rest.len() >= 2 => (
-            usize::from(u16::from_be_bytes([rest[0], rest[1]])),
-            &rest[2..],
-        ),
-        (&l, rest) => (usize::from(l), rest),
-    };
-    (rest.len() > len).then(|| rest.split_at(len))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use hickory_proto::rr::RecordType;
 
 use super::{query::Query, snapshot::ServedZone};
 use crate::{
+    dns::wire,
     dns::wire::flags,
     tsig,
     zone::{
@@ -38,8 +39,8 @@ impl MessageBuilder {
     fn new(query: &Query<'_>, id: u16) -> Self {
         let mut out = Vec::with_capacity(MESSAGE_TARGET + 1024);
         let flags = flags::QR | flags::AA | (query.flags & 0x7800);
-        out.extend_from_slice(&id.to_be_bytes());
-        out.extend_from_slice(&flags.to_be_bytes());
+        wire::put_u16(&mut out, id);
+        wire::put_u16(&mut out, flags);
         out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
         out.extend_from_slice(query.question);
         MessageBuilder {
@@ -55,7 +56,7 @@ impl MessageBuilder {
         let mut at = 0;
         while wire[at] != 0 {
             if let Some(&offset) = self.names.get(&wire[at..]) {
-                self.out.extend_from_slice(&(0xc000 | offset).to_be_bytes());
+                wire::put_u16(&mut self.out, 0xc000 | offset);
                 return;
             }
             if self.out.len() < 0x3fff {
@@ -92,7 +93,7 @@ impl MessageBuilder {
 
     fn finish(mut self) -> Vec<u8> {
         let count = self.count;
-        self.out[6..8].copy_from_slice(&count.to_be_bytes());
+        wire::set_u16(&mut self.out, 6, count);
         self.out
     }
 }

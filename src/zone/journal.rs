@@ -9,7 +9,11 @@ use super::{
     blob::{Bytes, records},
     store::{Node, ZoneStore},
 };
-use crate::{config::JournalLimits, dns::wire::unix_now as now_secs, state::StateError};
+use crate::{
+    config::JournalLimits,
+    dns::wire::{self, unix_now as now_secs},
+    state::StateError,
+};
 
 /// One resource record in wire form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,7 +27,7 @@ pub struct Rr {
 impl Rr {
     /// The record type.
     pub fn rtype(&self) -> u16 {
-        u16::from_be_bytes([self.record[0], self.record[1]])
+        wire::u16_at(&self.record, 0).unwrap_or(0)
     }
 }
 
@@ -183,15 +187,15 @@ impl Journal {
     /// Serialises the journal (the state directory's copy).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = b"SBJRNL1\n".to_vec();
-        out.extend_from_slice(&(self.diffs.len() as u32).to_be_bytes());
+        wire::put_u32(&mut out, self.diffs.len() as u32);
         for d in &self.diffs {
-            out.extend_from_slice(&d.from.to_be_bytes());
-            out.extend_from_slice(&d.to.to_be_bytes());
-            out.extend_from_slice(&d.made.to_be_bytes());
+            wire::put_u32(&mut out, d.from);
+            wire::put_u32(&mut out, d.to);
+            wire::put_u64(&mut out, d.made);
             put_blob(&mut out, &d.old_soa);
             put_blob(&mut out, &d.new_soa);
             for list in [&d.removed, &d.added] {
-                out.extend_from_slice(&(list.len() as u32).to_be_bytes());
+                wire::put_u32(&mut out, list.len() as u32);
                 for rr in list {
                     put_blob(&mut out, &rr.owner);
                     put_blob(&mut out, &rr.record);
@@ -218,27 +222,25 @@ impl Journal {
             at += n;
             Some(s)
         };
-        let u32_of = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-        let count = u32_of(take(4)?);
+        let count = wire::u32_at(take(4)?, 0)?;
         let mut journal = Journal::default();
         for _ in 0..count {
-            let from = u32_of(take(4)?);
-            let to = u32_of(take(4)?);
-            let m = take(8)?;
-            let made = u64::from_be_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]]);
+            let from = wire::u32_at(take(4)?, 0)?;
+            let to = wire::u32_at(take(4)?, 0)?;
+            let made = wire::u64_at(take(8)?, 0)?;
             let mut blob = || -> Option<Box<[u8]>> {
-                let len = u32_of(take(4)?) as usize;
+                let len = wire::u32_at(take(4)?, 0)? as usize;
                 take(len).map(Box::from)
             };
             let old_soa = blob()?;
             let new_soa = blob()?;
             let mut lists: [Vec<Rr>; 2] = [Vec::new(), Vec::new()];
             for list in &mut lists {
-                let n = u32_of(take(4)?);
+                let n = wire::u32_at(take(4)?, 0)?;
                 for _ in 0..n {
-                    let len = u32_of(take(4)?) as usize;
+                    let len = wire::u32_at(take(4)?, 0)? as usize;
                     let owner: Bytes = take(len)?.into();
-                    let len = u32_of(take(4)?) as usize;
+                    let len = wire::u32_at(take(4)?, 0)? as usize;
                     let record: Box<[u8]> = take(len)?.into();
                     list.push(Rr { owner, record });
                 }
@@ -273,6 +275,6 @@ impl Journal {
 }
 
 fn put_blob(out: &mut Vec<u8>, blob: &[u8]) {
-    out.extend_from_slice(&(blob.len() as u32).to_be_bytes());
+    wire::put_u32(out, blob.len() as u32);
     out.extend_from_slice(blob);
 }

@@ -15,7 +15,10 @@ use super::{
     blob::records,
     store::{Node, Rrset, ZoneStore, name_of},
 };
-use crate::{dns::Rrsig, state::StateError};
+use crate::{
+    dns::{Rrsig, wire},
+    state::StateError,
+};
 
 const MAGIC: &[u8] = b"SBZONE1\n";
 
@@ -24,18 +27,18 @@ pub fn encode(zone: &ZoneStore) -> Vec<u8> {
     let mut out = Vec::with_capacity(zone.len() * 600 + 64);
     out.extend_from_slice(MAGIC);
     put_name(&mut out, zone.apex_wire());
-    out.extend_from_slice(&zone.serial().to_be_bytes());
-    out.extend_from_slice(&zone.negative_ttl().to_be_bytes());
-    out.extend_from_slice(&(zone.len() as u32).to_be_bytes());
+    wire::put_u32(&mut out, zone.serial());
+    wire::put_u32(&mut out, zone.negative_ttl());
+    wire::put_u32(&mut out, zone.len() as u32);
     for node in zone.nodes() {
         put_name(&mut out, &node.wire);
-        out.extend_from_slice(&(node.rrsets.len() as u16).to_be_bytes());
+        wire::put_u16(&mut out, node.rrsets.len() as u16);
         for rrset in node.rrsets.iter() {
-            out.extend_from_slice(&rrset.rtype.to_be_bytes());
-            out.extend_from_slice(&rrset.ttl.to_be_bytes());
-            out.extend_from_slice(&(rrset.records.len() as u32).to_be_bytes());
+            wire::put_u16(&mut out, rrset.rtype);
+            wire::put_u32(&mut out, rrset.ttl);
+            wire::put_u32(&mut out, rrset.records.len() as u32);
             out.extend_from_slice(&rrset.records);
-            out.extend_from_slice(&(rrset.sigs.len() as u32).to_be_bytes());
+            wire::put_u32(&mut out, rrset.sigs.len() as u32);
             out.extend_from_slice(&rrset.sigs);
         }
     }
@@ -61,11 +64,10 @@ impl<'a> Reader<'a> {
         Some(slice)
     }
     fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+        self.take(2).and_then(|b| wire::u16_at(b, 0))
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4).and_then(|b| wire::u32_at(b, 0))
     }
     fn name(&mut self) -> Option<&'a [u8]> {
         let len = usize::from(*self.take(1)?.first()?);

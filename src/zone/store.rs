@@ -26,6 +26,7 @@ use super::{
 };
 use crate::{
     config::ZoneOptions,
+    dns::wire,
     dns::{
         Nsec, Rrsig,
         name::{canonical_key, canonical_wire, display},
@@ -417,25 +418,18 @@ pub fn name_of(wire: &[u8]) -> Option<Name> {
 fn with_serial(rdata: &[u8], serial: u32) -> Vec<u8> {
     let mut out = rdata.to_vec();
     if let Some(at) = out.len().checked_sub(20) {
-        out[at..at + 4].copy_from_slice(&serial.to_be_bytes());
+        wire::set_u32(&mut out, at, serial);
     }
     out
 }
 
 fn soa_minimum(rdata: &[u8]) -> Option<u32> {
-    let m = rdata.get(rdata.len().checked_sub(4)?..)?;
-    Some(u32::from_be_bytes([m[0], m[1], m[2], m[3]]))
+    wire::u32_at(rdata, rdata.len().checked_sub(4)?)
 }
 
 /// The serial in SOA wire RDATA.
 pub fn soa_serial_of(rdata: &[u8]) -> Option<u32> {
-    let at = rdata.len().checked_sub(20)?;
-    Some(u32::from_be_bytes([
-        rdata[at],
-        rdata[at + 1],
-        rdata[at + 2],
-        rdata[at + 3],
-    ]))
+    wire::u32_at(rdata, rdata.len().checked_sub(20)?)
 }
 
 mod build;

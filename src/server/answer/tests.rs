@@ -10,6 +10,7 @@ use hickory_proto::{
 use super::{writer::owner_in_question, *};
 use crate::{
     config::ZoneOptions,
+    dns::wire,
     dns::{Ds, parse_name},
     zone::{RrsetData, ZoneContent, ZoneSigner},
 };
@@ -110,11 +111,11 @@ fn query(name: &str, qtype: u16, edns: Option<(u16, bool, u8)>) -> Vec<u8> {
         q.extend_from_slice(label.as_bytes());
     }
     q.push(0);
-    q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&1u16.to_be_bytes());
+    wire::put_u16(&mut q, qtype);
+    wire::put_u16(&mut q, 1u16);
     if let Some((size, dnssec_ok, version)) = edns {
         q.extend_from_slice(&[0, 0, 41]);
-        q.extend_from_slice(&size.to_be_bytes());
+        wire::put_u16(&mut q, size);
         q.extend_from_slice(&[0, version, if dnssec_ok { 0x80 } else { 0 }, 0, 0, 0]);
     }
     q

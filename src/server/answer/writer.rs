@@ -9,7 +9,10 @@ use super::{
     Transport, UDP_PLAIN_LIMIT, flags,
     query::{self, Edns},
 };
-use crate::zone::{Rrset, blob::records};
+use crate::{
+    dns::wire,
+    zone::{Rrset, blob::records},
+};
 
 /// `name` written as its labels up to the longest suffix it shares, octet for
 /// octet, with the question name `qname` (as received, at offset 12), then
@@ -160,14 +163,14 @@ impl<'a> Writer<'a> {
         let owner = self.name(owner);
         self.out.extend_from_slice(&record[..4]);
         match ttl {
-            Some(ttl) => self.out.extend_from_slice(&ttl.to_be_bytes()),
+            Some(ttl) => wire::put_u32(self.out, ttl),
             None => self.out.extend_from_slice(&record[4..8]),
         }
         let rdlen_at = self.out.len();
         self.out.extend_from_slice(&[0, 0]);
         rdata(self);
         let written = (self.out.len() - rdlen_at - 2) as u16;
-        self.out[rdlen_at..rdlen_at + 2].copy_from_slice(&written.to_be_bytes());
+        wire::set_u16(self.out, rdlen_at, written);
         self.counts[section as usize] += 1;
         owner
     }
@@ -184,13 +187,13 @@ impl<'a> Writer<'a> {
         let at = self.out.len();
         match name {
             Owner::Pointer(offset) => {
-                self.out.extend_from_slice(&(0xc000 | offset).to_be_bytes());
+                wire::put_u16(self.out, 0xc000 | offset);
                 return name;
             }
             Owner::Wire(wire) => self.out.extend_from_slice(wire),
             Owner::Suffixed(labels, offset) => {
                 self.out.extend_from_slice(labels);
-                self.out.extend_from_slice(&(0xc000 | offset).to_be_bytes());
+                wire::put_u16(self.out, 0xc000 | offset);
             }
         }
         match u16::try_from(at) {
@@ -279,25 +282,25 @@ impl<'a> Writer<'a> {
         }
         if let Some(e) = edns {
             out.extend_from_slice(&[0, 0, 41]);
-            out.extend_from_slice(&our_size.to_be_bytes());
+            wire::put_u16(out, our_size);
             out.push(ext_rcode.unwrap_or(0));
             out.push(0);
-            out.extend_from_slice(&(if e.dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
+            wire::put_u16(out, if e.dnssec_ok { 0x8000u16 } else { 0 });
             out.extend_from_slice(&[0, 0]);
         }
-        out[0..2].copy_from_slice(&id.to_be_bytes());
-        out[2..4].copy_from_slice(&flag_bits.to_be_bytes());
-        out[6..8].copy_from_slice(&counts[0].to_be_bytes());
-        out[8..10].copy_from_slice(&counts[1].to_be_bytes());
-        out[10..12].copy_from_slice(&u16::from(edns.is_some()).to_be_bytes());
+        wire::set_u16(out, 0, id);
+        wire::set_u16(out, 2, flag_bits);
+        wire::set_u16(out, 6, counts[0]);
+        wire::set_u16(out, 8, counts[1]);
+        wire::set_u16(out, 10, u16::from(edns.is_some()));
     }
 }
 
 /// A bare header (used for FORMERR before the question could be parsed).
 pub(super) fn header(out: &mut Vec<u8>, id: u16, qflags: u16, rcode: u16, has_question: bool) {
     let flag_bits = flags::QR | (qflags & (0x7800 | flags::RD | flags::CD)) | rcode;
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&flag_bits.to_be_bytes());
-    out.extend_from_slice(&u16::from(has_question).to_be_bytes());
+    wire::put_u16(out, id);
+    wire::put_u16(out, flag_bits);
+    wire::put_u16(out, u16::from(has_question));
     out.extend_from_slice(&[0; 6]);
 }
