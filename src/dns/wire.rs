@@ -174,6 +174,22 @@ pub fn put_u64(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(&value.to_be_bytes());
 }
 
+/// The 48-bit big-endian number at `at` (TSIG's Time Signed, RFC 8945
+/// §4.2), if `buf` is long enough.
+#[inline]
+pub fn u48_at(buf: &[u8], at: usize) -> Option<u64> {
+    let octets = buf.get(at..at.checked_add(6)?)?;
+    let mut value = [0u8; 8];
+    value[2..].copy_from_slice(octets);
+    Some(u64::from_be_bytes(value))
+}
+
+/// Appends the low 48 bits of `value` big-endian (TSIG's Time Signed).
+#[inline]
+pub fn put_u48(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(&value.to_be_bytes()[2..]);
+}
+
 /// Appends the part of a resource record after its owner name (RFC 1035
 /// §4.1.3): `type`, class IN, `ttl`, RDLENGTH and `rdata`. The layout of the
 /// zone store's record blobs and of the records under an RRSIG (RFC 4034

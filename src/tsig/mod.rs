@@ -18,7 +18,11 @@ use ring::hmac;
 
 pub use keyfile::{KeyFileError, parse_key_file};
 
-use crate::dns::{name::canonical_wire, wire::CLASS_ANY};
+use crate::dns::{
+    message::read_name,
+    name::canonical_wire,
+    wire::{self, CLASS_ANY},
+};
 
 /// TSIG record type.
 pub const TSIG_TYPE: u16 = 250;
@@ -201,55 +205,43 @@ pub struct Tsig {
 /// Finds and decodes the TSIG record, which must be the last record of the
 /// message. `None` when there is none; `Err` when it is malformed.
 pub fn find(message: &[u8]) -> Result<Option<Tsig>, &'static str> {
-    let arcount = message
-        .get(10..12)
-        .map(|b| u16::from_be_bytes([b[0], b[1]]))
-        .ok_or("short")?;
+    let arcount = wire::u16_at(message, 10).ok_or("short")?;
     if arcount == 0 {
         return Ok(None);
     }
     // Walk every record to find where the last one starts.
-    let counts: Vec<u16> = (0..4)
-        .map(|i| u16::from_be_bytes([message[4 + 2 * i], message[5 + 2 * i]]))
-        .collect();
+    let count = |i: usize| wire::u16_at(message, 4 + 2 * i).ok_or("short");
     let mut at = 12;
-    for _ in 0..counts[0] {
-        at = skip_name(message, at).ok_or("bad question")? + 4;
+    for _ in 0..count(0)? {
+        at = name_end(message, at).ok_or("bad question")? + 4;
     }
-    let total = u32::from(counts[1]) + u32::from(counts[2]) + u32::from(counts[3]);
+    let total = u32::from(count(1)?) + u32::from(count(2)?) + u32::from(count(3)?);
     let mut last = at;
     for _ in 0..total {
         last = at;
-        let after = skip_name(message, at).ok_or("bad record")?;
-        let rdlen = message.get(after + 8..after + 10).ok_or("short record")?;
-        at = after + 10 + usize::from(u16::from_be_bytes([rdlen[0], rdlen[1]]));
+        let after = name_end(message, at).ok_or("bad record")?;
+        let rdlen = wire::u16_at(message, after + 8).ok_or("short record")?;
+        at = after + 10 + usize::from(rdlen);
         if at > message.len() {
             return Err("record past the end");
         }
     }
-    let owner_end = skip_name(message, last).ok_or("bad TSIG owner")?;
-    let rtype = u16::from_be_bytes([message[owner_end], message[owner_end + 1]]);
-    if rtype != TSIG_TYPE {
+    let (key_name, owner_end) = read_name(message, last).map_err(|_| "bad TSIG owner")?;
+    if wire::u16_at(message, owner_end) != Some(TSIG_TYPE) {
         return Ok(None);
     }
-    let key_name = read_name(message, last).ok_or("bad TSIG owner")?;
-    let rdata = &message[owner_end + 10..at];
-    let alg_end = skip_name(rdata, 0).ok_or("bad TSIG algorithm")?;
-    let alg_name = read_name(rdata, 0).ok_or("bad TSIG algorithm")?;
-    let fixed = rdata.get(alg_end..alg_end + 10).ok_or("short TSIG")?;
-    let time_signed = u64::from_be_bytes([
-        0, 0, fixed[0], fixed[1], fixed[2], fixed[3], fixed[4], fixed[5],
-    ]);
-    let fudge = u16::from_be_bytes([fixed[6], fixed[7]]);
-    let mac_len = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+    let rdata = message.get(owner_end + 10..at).ok_or("short TSIG")?;
+    let (alg_name, alg_end) = read_name(rdata, 0).map_err(|_| "bad TSIG algorithm")?;
+    let short = "short TSIG";
+    let time_signed = wire::u48_at(rdata, alg_end).ok_or(short)?;
+    let fudge = wire::u16_at(rdata, alg_end + 6).ok_or(short)?;
+    let mac_len = usize::from(wire::u16_at(rdata, alg_end + 8).ok_or(short)?);
     let mac = rdata
         .get(alg_end + 10..alg_end + 10 + mac_len)
         .ok_or("short TSIG MAC")?;
-    let rest = rdata.get(alg_end + 10 + mac_len..).ok_or("short TSIG")?;
-    if rest.len() < 6 {
-        return Err("short TSIG");
-    }
-    let other_len = usize::from(u16::from_be_bytes([rest[4], rest[5]]));
+    let rest = rdata.get(alg_end + 10 + mac_len..).ok_or(short)?;
+    let field = |at: usize| wire::u16_at(rest, at).ok_or(short);
+    let other_len = usize::from(field(4)?);
     let other = rest.get(6..6 + other_len).ok_or("short TSIG other data")?;
     Ok(Some(Tsig {
         key_name: key_name.to_lowercase(),
@@ -257,11 +249,16 @@ pub fn find(message: &[u8]) -> Result<Option<Tsig>, &'static str> {
         time_signed,
         fudge,
         mac: mac.to_vec(),
-        original_id: u16::from_be_bytes([rest[0], rest[1]]),
-        error: u16::from_be_bytes([rest[2], rest[3]]),
+        original_id: field(0)?,
+        error: field(2)?,
         other: other.to_vec(),
         offset: last,
     }))
+}
+
+/// Where the (possibly compressed) name at `at` ends.
+fn name_end(message: &[u8], at: usize) -> Option<usize> {
+    read_name(message, at).ok().map(|(_, end)| end)
 }
 
 /// Why a request's TSIG was not accepted: the error to answer with.
@@ -290,9 +287,9 @@ impl VerifyError {
 /// original ID restored (the data a MAC covers).
 fn stripped(message: &[u8], tsig: &Tsig) -> Vec<u8> {
     let mut out = message[..tsig.offset].to_vec();
-    let arcount = u16::from_be_bytes([out[10], out[11]]).saturating_sub(1);
-    out[10..12].copy_from_slice(&arcount.to_be_bytes());
-    out[0..2].copy_from_slice(&tsig.original_id.to_be_bytes());
+    let arcount = wire::u16_at(&out, 10).unwrap_or(0).saturating_sub(1);
+    wire::set_u16(&mut out, 10, arcount);
+    wire::set_u16(&mut out, 0, tsig.original_id);
     out
 }
 
@@ -300,15 +297,22 @@ fn stripped(message: &[u8], tsig: &Tsig) -> Vec<u8> {
 /// fudge, error, other data.
 fn variables(key: &Key, time_signed: u64, fudge: u16, error: u16, other: &[u8]) -> Vec<u8> {
     let mut out = canonical_wire(&key.name);
-    out.extend_from_slice(&CLASS_ANY.to_be_bytes());
-    out.extend_from_slice(&0u32.to_be_bytes());
+    wire::put_u16(&mut out, CLASS_ANY);
+    wire::put_u32(&mut out, 0);
     out.extend(key.algorithm.wire());
-    out.extend_from_slice(&time_signed.to_be_bytes()[2..]);
-    out.extend_from_slice(&fudge.to_be_bytes());
-    out.extend_from_slice(&error.to_be_bytes());
-    out.extend_from_slice(&(other.len() as u16).to_be_bytes());
+    wire::put_u48(&mut out, time_signed);
+    wire::put_u16(&mut out, fudge);
+    wire::put_u16(&mut out, error);
+    wire::put_u16(&mut out, other.len() as u16);
     out.extend_from_slice(other);
     out
+}
+
+/// A MAC as a later MAC's data covers it, and as the TSIG RDATA holds it:
+/// its length, then the MAC (RFC 8945 §4.2, §4.3).
+fn put_mac(data: &mut Vec<u8>, mac: &[u8]) {
+    wire::put_u16(data, mac.len() as u16);
+    data.extend_from_slice(mac);
 }
 
 /// Verifies a request signed with a key of `keyring` at time `now` (Unix
@@ -349,15 +353,10 @@ pub fn sign(
     now: u64,
     error: u16,
 ) -> Vec<u8> {
-    let other: Vec<u8> = if error == error::BADTIME {
-        now.to_be_bytes()[2..].to_vec()
-    } else {
-        Vec::new()
-    };
+    let other = badtime_other(error, now);
     let mut data = Vec::with_capacity(message.len() + 128);
     if let Some(mac) = request_mac {
-        data.extend_from_slice(&(mac.len() as u16).to_be_bytes());
-        data.extend_from_slice(mac);
+        put_mac(&mut data, mac);
     }
     data.extend_from_slice(message);
     data.extend(variables(key, now, FUDGE, error, &other));
@@ -370,11 +369,10 @@ pub fn sign(
 /// MAC covers the previous MAC, the message and the timers.
 pub fn sign_continuation(message: &mut Vec<u8>, key: &Key, prior_mac: &[u8], now: u64) -> Vec<u8> {
     let mut data = Vec::with_capacity(message.len() + 80);
-    data.extend_from_slice(&(prior_mac.len() as u16).to_be_bytes());
-    data.extend_from_slice(prior_mac);
+    put_mac(&mut data, prior_mac);
     data.extend_from_slice(message);
-    data.extend_from_slice(&now.to_be_bytes()[2..]);
-    data.extend_from_slice(&FUDGE.to_be_bytes());
+    wire::put_u48(&mut data, now);
+    wire::put_u16(&mut data, FUDGE);
     let mac = hmac::sign(&key.secret, &data).as_ref().to_vec();
     append(message, key, now, &mac, 0, &[]);
     mac
@@ -383,8 +381,7 @@ pub fn sign_continuation(message: &mut Vec<u8>, key: &Key, prior_mac: &[u8], now
 /// Verifies the TSIG of a response to a request whose MAC was `request_mac`.
 pub fn verify_response(key: &Key, message: &[u8], tsig: &Tsig, request_mac: &[u8]) -> bool {
     let mut data = Vec::new();
-    data.extend_from_slice(&(request_mac.len() as u16).to_be_bytes());
-    data.extend_from_slice(request_mac);
+    put_mac(&mut data, request_mac);
     data.extend(stripped(message, tsig));
     data.extend(variables(
         key,
@@ -399,92 +396,86 @@ pub fn verify_response(key: &Key, message: &[u8], tsig: &Tsig, request_mac: &[u8
 /// Appends the unsigned TSIG record of an error answer (BADKEY, BADSIG,
 /// BADTIME: RFC 8945 §5.2): the request's key and algorithm, no MAC.
 pub fn append_error(message: &mut Vec<u8>, request: &Tsig, error: u16, now: u64) {
-    message.extend(canonical_wire(&request.key_name));
-    message.extend_from_slice(&TSIG_TYPE.to_be_bytes());
-    message.extend_from_slice(&CLASS_ANY.to_be_bytes());
-    message.extend_from_slice(&0u32.to_be_bytes());
-    let mut rdata = match request.algorithm {
+    let algorithm = match request.algorithm {
         Some(alg) => alg.wire(),
         None => vec![0],
     };
-    rdata.extend_from_slice(&request.time_signed.to_be_bytes()[2..]);
-    rdata.extend_from_slice(&request.fudge.to_be_bytes());
-    rdata.extend_from_slice(&0u16.to_be_bytes());
-    rdata.extend_from_slice(&request.original_id.to_be_bytes());
-    rdata.extend_from_slice(&error.to_be_bytes());
+    let other = badtime_other(error, now);
+    append_record(
+        message,
+        &request.key_name,
+        &algorithm,
+        &TsigFields {
+            time_signed: request.time_signed,
+            fudge: request.fudge,
+            mac: &[],
+            original_id: request.original_id,
+            error,
+            other: &other,
+        },
+    );
+}
+
+/// The other data of a BADTIME answer: the server's time (RFC 8945 §5.2.3).
+fn badtime_other(error: u16, now: u64) -> Vec<u8> {
+    let mut other = Vec::new();
     if error == error::BADTIME {
-        rdata.extend_from_slice(&6u16.to_be_bytes());
-        rdata.extend_from_slice(&now.to_be_bytes()[2..]);
-    } else {
-        rdata.extend_from_slice(&0u16.to_be_bytes());
+        wire::put_u48(&mut other, now);
     }
-    message.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-    message.extend(rdata);
-    let arcount = u16::from_be_bytes([message[10], message[11]]) + 1;
-    message[10..12].copy_from_slice(&arcount.to_be_bytes());
+    other
 }
 
+/// Appends the signed TSIG record of `message`.
 fn append(message: &mut Vec<u8>, key: &Key, now: u64, mac: &[u8], error: u16, other: &[u8]) {
-    let id = [message[0], message[1]];
-    message.extend(canonical_wire(&key.name));
-    message.extend_from_slice(&TSIG_TYPE.to_be_bytes());
-    message.extend_from_slice(&CLASS_ANY.to_be_bytes());
-    message.extend_from_slice(&0u32.to_be_bytes());
-    let mut rdata = key.algorithm.wire();
-    rdata.extend_from_slice(&now.to_be_bytes()[2..]);
-    rdata.extend_from_slice(&FUDGE.to_be_bytes());
-    rdata.extend_from_slice(&(mac.len() as u16).to_be_bytes());
-    rdata.extend_from_slice(mac);
-    rdata.extend_from_slice(&id);
-    rdata.extend_from_slice(&error.to_be_bytes());
-    rdata.extend_from_slice(&(other.len() as u16).to_be_bytes());
-    rdata.extend_from_slice(other);
-    message.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    let original_id = wire::u16_at(message, 0).unwrap_or(0);
+    append_record(
+        message,
+        &key.name,
+        &key.algorithm.wire(),
+        &TsigFields {
+            time_signed: now,
+            fudge: FUDGE,
+            mac,
+            original_id,
+            error,
+            other,
+        },
+    );
+}
+
+/// The RDATA fields of a TSIG record after the algorithm (RFC 8945 §4.2).
+struct TsigFields<'a> {
+    time_signed: u64,
+    fudge: u16,
+    mac: &'a [u8],
+    original_id: u16,
+    error: u16,
+    other: &'a [u8],
+}
+
+/// Appends a TSIG record (class ANY, TTL 0) and counts it in ARCOUNT.
+fn append_record(
+    message: &mut Vec<u8>,
+    key_name: &Name,
+    algorithm: &[u8],
+    fields: &TsigFields<'_>,
+) {
+    message.extend(canonical_wire(key_name));
+    wire::put_u16(message, TSIG_TYPE);
+    wire::put_u16(message, CLASS_ANY);
+    wire::put_u32(message, 0);
+    let mut rdata = algorithm.to_vec();
+    wire::put_u48(&mut rdata, fields.time_signed);
+    wire::put_u16(&mut rdata, fields.fudge);
+    put_mac(&mut rdata, fields.mac);
+    wire::put_u16(&mut rdata, fields.original_id);
+    wire::put_u16(&mut rdata, fields.error);
+    wire::put_u16(&mut rdata, fields.other.len() as u16);
+    rdata.extend_from_slice(fields.other);
+    wire::put_u16(message, rdata.len() as u16);
     message.extend(rdata);
-    let arcount = u16::from_be_bytes([message[10], message[11]]) + 1;
-    message[10..12].copy_from_slice(&arcount.to_be_bytes());
-}
-
-fn skip_name(data: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *data.get(at)?;
-        if len == 0 {
-            return Some(at + 1);
-        }
-        if len & 0xc0 == 0xc0 {
-            data.get(at + 1)?;
-            return Some(at + 2);
-        }
-        if len > 63 {
-            return None;
-        }
-        at += 1 + usize::from(len);
-    }
-}
-
-/// Reads a (possibly compressed) name.
-fn read_name(data: &[u8], mut at: usize) -> Option<Name> {
-    let mut labels: Vec<&[u8]> = Vec::new();
-    let mut jumps = 0;
-    loop {
-        let len = *data.get(at)?;
-        if len == 0 {
-            break;
-        }
-        if len & 0xc0 == 0xc0 {
-            jumps += 1;
-            if jumps > 16 {
-                return None;
-            }
-            at = usize::from(u16::from_be_bytes([len & 0x3f, *data.get(at + 1)?]));
-            continue;
-        }
-        labels.push(data.get(at + 1..at + 1 + usize::from(len))?);
-        at += 1 + usize::from(len);
-    }
-    let mut name = Name::from_labels(labels).ok()?;
-    name.set_fqdn(true);
-    Some(name)
+    let arcount = wire::u16_at(message, 10).unwrap_or(0).saturating_add(1);
+    wire::set_u16(message, 10, arcount);
 }
 
 #[cfg(test)]
