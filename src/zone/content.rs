@@ -190,3 +190,58 @@ pub fn signaling_zone(
     tracing::debug!(zone, names = content.len(), "signalling zone content built");
     content
 }
+
+/// The signalling zone `_signal.ns1.example.net.` the unit tests sign with
+/// the RFC 8080 key: SOA, NS, DNSKEY, and for each child a `_dsboot` owner
+/// with a CDS (and the key's CDNSKEY when `cdnskey`).
+#[cfg(test)]
+pub(crate) fn test_signalling_zone(children: &[&str], cdnskey: bool) -> ZoneContent {
+    use crate::dns::{Ds, Soa, name::canonical_wire, parse_name};
+    let name = |text: &str| parse_name(text).expect("valid");
+    let apex = name("_signal.ns1.example.net.");
+    let dnskey = crate::dnssec::rfc8080::dnskey();
+    let mut content = ZoneContent::new(apex.clone());
+    let soa = Soa {
+        mname: name("ns1.example.net."),
+        rname: name("hostmaster.example.net."),
+        serial: 0,
+        refresh: 3600,
+        retry: 600,
+        expire: 1_209_600,
+        minimum: 300,
+    };
+    content.add(
+        &apex,
+        RrsetData::new(RecordType::SOA, 3600, vec![soa.to_wire()]),
+    );
+    content.add(
+        &apex,
+        RrsetData::new(
+            RecordType::NS,
+            3600,
+            vec![canonical_wire(&name("ns1.example.net."))],
+        ),
+    );
+    content.add(
+        &apex,
+        RrsetData::new(RecordType::DNSKEY, 3600, vec![dnskey.to_wire()]),
+    );
+    let ds = Ds::from_text(
+        "35217 15 2 28525601C55CE99A840AD171CE8A295DED91CC18D2EBB902B542A5148A277C3D",
+    )
+    .expect("valid");
+    for child in children {
+        let owner = name(&format!("_dsboot.{child}._signal.ns1.example.net."));
+        content.add(
+            &owner,
+            RrsetData::new(RecordType::CDS, 3600, vec![ds.to_wire()]),
+        );
+        if cdnskey {
+            content.add(
+                &owner,
+                RrsetData::new(RecordType::CDNSKEY, 3600, vec![dnskey.to_wire()]),
+            );
+        }
+    }
+    content
+}

@@ -8,12 +8,7 @@ use hickory_proto::{
 };
 
 use super::{writer::owner_in_question, *};
-use crate::{
-    config::ZoneOptions,
-    dns::wire,
-    dns::{Ds, parse_name},
-    zone::{RrsetData, ZoneContent, ZoneSigner},
-};
+use crate::{config::ZoneOptions, dns::parse_name, dns::wire, zone::ZoneSigner};
 
 fn apex() -> Name {
     parse_name("_signal.ns1.example.net.").expect("valid")
@@ -21,51 +16,7 @@ fn apex() -> Name {
 
 fn zone(children: &[&str]) -> ZoneStore {
     let key = crate::keys::rfc8080_csk("_signal.ns1.example.net.");
-    let dnskey = key.dnskey.clone();
-    let mut content = ZoneContent::new(apex());
-    let soa = crate::dns::Soa {
-        mname: parse_name("ns1.example.net.").expect("valid"),
-        rname: parse_name("hostmaster.example.net.").expect("valid"),
-        serial: 0,
-        refresh: 3600,
-        retry: 600,
-        expire: 1_209_600,
-        minimum: 300,
-    };
-    content.add(
-        &apex(),
-        RrsetData::new(RecordType::SOA, 3600, vec![soa.to_wire()]),
-    );
-    content.add(
-        &apex(),
-        RrsetData::new(
-            RecordType::NS,
-            3600,
-            vec![crate::dns::name::canonical_wire(
-                &parse_name("ns1.example.net.").expect("valid"),
-            )],
-        ),
-    );
-    content.add(
-        &apex(),
-        RrsetData::new(RecordType::DNSKEY, 3600, vec![dnskey.to_wire()]),
-    );
-    let ds = Ds::from_text(
-        "35217 15 2 28525601C55CE99A840AD171CE8A295DED91CC18D2EBB902B542A5148A277C3D",
-    )
-    .expect("valid");
-    for child in children {
-        let owner =
-            parse_name(&format!("_dsboot.{child}._signal.ns1.example.net.")).expect("valid");
-        content.add(
-            &owner,
-            RrsetData::new(RecordType::CDS, 3600, vec![ds.to_wire()]),
-        );
-        content.add(
-            &owner,
-            RrsetData::new(RecordType::CDNSKEY, 3600, vec![dnskey.to_wire()]),
-        );
-    }
+    let content = crate::zone::content::test_signalling_zone(children, true);
     let mut signed = ZoneStore::new(apex());
     let now = jiff::Timestamp::from_second(1_800_000_000).expect("valid");
     signed

@@ -5,11 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::zone::signer::{SignError, ZoneSigner};
-use crate::{
-    dns::{Ds, parse_name},
-    dnssec::signer,
-    keys::Key,
-};
+use crate::{dns::parse_name, dnssec::signer, keys::Key};
 
 fn csk(zone: &str) -> Arc<Key> {
     crate::keys::rfc8080_csk(zone)
@@ -20,49 +16,7 @@ fn now() -> Timestamp {
 }
 
 fn content(children: &[&str]) -> ZoneContent {
-    let apex = parse_name("_signal.ns1.example.net.").expect("valid");
-    let key = csk("_signal.ns1.example.net.");
-    let mut c = ZoneContent::new(apex.clone());
-    let soa = crate::dns::Soa {
-        mname: parse_name("ns1.example.net.").expect("valid"),
-        rname: parse_name("hostmaster.example.net.").expect("valid"),
-        serial: 0,
-        refresh: 3600,
-        retry: 600,
-        expire: 1_209_600,
-        minimum: 300,
-    };
-    c.add(
-        &apex,
-        RrsetData::new(RecordType::SOA, 3600, vec![soa.to_wire()]),
-    );
-    c.add(
-        &apex,
-        RrsetData::new(
-            RecordType::NS,
-            3600,
-            vec![canonical_wire(
-                &parse_name("ns1.example.net.").expect("valid"),
-            )],
-        ),
-    );
-    c.add(
-        &apex,
-        RrsetData::new(RecordType::DNSKEY, 3600, vec![key.dnskey.to_wire()]),
-    );
-    for child in children {
-        let owner =
-            parse_name(&format!("_dsboot.{child}._signal.ns1.example.net.")).expect("valid");
-        let ds = Ds::from_text(
-            "35217 15 2 28525601C55CE99A840AD171CE8A295DED91CC18D2EBB902B542A5148A277C3D",
-        )
-        .expect("valid");
-        c.add(
-            &owner,
-            RrsetData::new(RecordType::CDS, 3600, vec![ds.to_wire()]),
-        );
-    }
-    c
+    crate::zone::content::test_signalling_zone(children, false)
 }
 
 fn signer() -> ZoneSigner {
