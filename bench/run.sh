@@ -558,6 +558,7 @@ RESULT=$RESULTS_DIR/$(date -u +%Y-%m-%d).txt
     cat runs.tsv
     echo
     for f in latency-*.txt; do
+        [[ -e $f ]] || continue # CHANGES=0: no key-change runs
         echo "### $f ($(wc -l <"$f") changes; ms)"
         tr '\n' ' ' <"$f"
         echo
