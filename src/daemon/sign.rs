@@ -62,7 +62,7 @@ impl Daemon {
             return None;
         }
         let serial = self.next_serial(apex, now)?;
-        Some(self.sign_version(apex, &changes, &signer, serial, check_refresh, now))
+        Some(self.sign_version(apex, &changes, &signer, serial, refresh, now))
     }
 
     /// The zone's own apex RRsets from its keys, and the signer they give;
@@ -129,15 +129,18 @@ impl Daemon {
         Some(new_serial)
     }
 
-    /// Signs the zone's next version with `serial`; on success records the
-    /// journal entry and saves it in the background.
+    /// Signs the zone's next version with `serial`, re-signing every RRset
+    /// due when `resign_due`, in one pass so the version's journal entry
+    /// holds everything that changed (a refresh in a second pass would leave
+    /// the first pass's removals out of the IXFR diff). On success records
+    /// the journal entry and saves the zone in the background.
     fn sign_version(
         &mut self,
         apex: &Name,
         changes: &[Change],
         signer: &ZoneSigner,
         new_serial: u32,
-        check_refresh: bool,
+        resign_due: bool,
         now: Timestamp,
     ) -> ZoneUpdate {
         let zone_name = display(apex);
@@ -146,25 +149,16 @@ impl Daemon {
         };
         let options = &zone.config.options;
         let mut next = zone.store.clone();
-        let result = next
-            .apply(changes, signer, new_serial, now, options)
-            .and_then(|stats| {
-                if check_refresh && next.needs_refresh(signer, now, options) {
-                    next.refresh(signer, new_serial, now, options)
-                        .map(|more| (stats, more))
-                } else {
-                    Ok((stats, Default::default()))
-                }
-            });
-        match result {
-            Ok((stats, more)) => {
+        match next.apply(changes, resign_due, signer, new_serial, now, options) {
+            Ok(stats) => {
                 tracing::info!(
                     zone = zone_name,
                     serial = new_serial,
                     names = stats.names,
                     changed_names = stats.changed_names,
-                    rrsets_signed = stats.rrsets_signed + more.rrsets_signed,
-                    signatures = stats.signatures + more.signatures,
+                    rrsets_signed = stats.rrsets_signed,
+                    signatures = stats.signatures,
+                    resign_due,
                     "zone updated"
                 );
                 if !zone.store.is_empty() {

@@ -278,3 +278,6 @@ fn put_blob(out: &mut Vec<u8>, blob: &[u8]) {
     wire::put_u32(out, blob.len() as u32);
     out.extend_from_slice(blob);
 }
+
+#[cfg(test)]
+mod tests;

@@ -322,6 +322,13 @@ impl ZoneStore {
         now: Timestamp,
         options: &ZoneOptions,
     ) -> Result<UpdateStats, SignError> {
+        let changes = self.changes_to(content);
+        self.apply(&changes, false, signer, serial, now, options)
+    }
+
+    /// The changes that make the zone hold exactly `content`: every owner
+    /// whose data differs, and the removal of every owner `content` lacks.
+    pub fn changes_to(&self, content: &ZoneContent) -> Vec<Change> {
         let mut changes = Vec::new();
         let mut wanted: BTreeSet<Bytes> = BTreeSet::new();
         for node in content.nodes.values() {
@@ -347,21 +354,25 @@ impl ZoneStore {
                 }
             }
         }
-        self.apply(&changes, signer, serial, now, options)
+        changes
     }
 
     /// Applies `changes`, gives the zone serial `serial`, and signs what the
     /// changes touched: their RRsets, the NSEC records at and before them,
-    /// the SOA. On error the zone is left as it was.
+    /// the SOA; with `resign_due`, also every other RRset whose signatures
+    /// are due for refresh or made by other keys (RFC 4034 §3.1.5). One new
+    /// version: [`ZoneStore::touched`] names every owner it changed, so the
+    /// IXFR diff to it is complete. On error the zone is left as it was.
     pub fn apply(
         &mut self,
         changes: &[Change],
+        resign_due: bool,
         signer: &ZoneSigner,
         serial: u32,
         now: Timestamp,
         options: &ZoneOptions,
     ) -> Result<UpdateStats, SignError> {
-        self.update(changes, false, signer, serial, now, options)
+        self.update(changes, resign_due, signer, serial, now, options)
     }
 
     /// True when some RRset is due for re-signing: less than the refresh
