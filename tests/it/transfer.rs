@@ -427,3 +427,95 @@ fn an_old_serial_gets_the_whole_zone_and_restarts_keep_signatures() {
     );
     assert!(records(last) < 10, "IXFR across the restart");
 }
+
+/// Issue 13 item 1: one round that both withdraws a child's signals and
+/// re-signs the whole zone (a new ZSK in the signalling zone's key
+/// directory) must give secondaries an IXFR that removes the withdrawn
+/// `_dsboot` owner. Knot, fed by that IXFR, ends with the zone signalbox
+/// serves: the owner gone, and `dnssec-verify` content with its copy.
+#[test]
+fn an_ixfr_that_withdraws_and_resigns_at_once_keeps_the_secondary_whole() {
+    if !tools(&["knotd", "dig", "dnssec-verify", "dnssec-keygen"]) {
+        return;
+    }
+    let n = 20;
+    let secondary_port = free_port();
+    let s = setup(n, secondary_port, false, "");
+    let server = Serve::start(&s.config, s.addr, APEX);
+    let first = serial(s.addr, APEX).expect("serial");
+    let mut sec = start_on(
+        Kind::Knot,
+        &s.root.join("secondary"),
+        s.addr,
+        None,
+        secondary_port,
+    );
+    assert!(
+        sec.wait_serial(APEX, first, Duration::from_secs(60)),
+        "initial transfer failed:\n{}\n{}",
+        sec.log_text(),
+        server.log_text()
+    );
+    let gone = format!("_dsboot.c3.example.{APEX}");
+    assert!(
+        !answer_rdatas(sec.addr, &gone, 59).is_empty(),
+        "c3 signals at first"
+    );
+
+    // The same round: child c3's key files go, and a ZSK joins the
+    // signalling zone's keys, so every RRset is signed anew.
+    let staged = s.root.join("staged-zsk");
+    fs::create_dir_all(&staged).expect("mkdir");
+    crate::common::signzone::keygen(&staged, &[APEX.trim_end_matches('.')]);
+    for entry in fs::read_dir(s.root.join("children")).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path
+            .file_name()
+            .is_some_and(|f| f.to_string_lossy().starts_with("Kc3.example.+"))
+        {
+            fs::remove_file(&path).expect("remove");
+        }
+    }
+    for entry in fs::read_dir(&staged).expect("dir") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name").to_owned();
+        fs::rename(&path, s.root.join("signal").join(name)).expect("rename");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let new_serial = loop {
+        match serial(s.addr, APEX) {
+            Some(now) if now != first && answer_rdatas(s.addr, &gone, 59).is_empty() => break now,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new serial:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        server.log_text().contains("resign_due=true"),
+        "the round did not re-sign the zone:\n{}",
+        server.log_text()
+    );
+    assert!(
+        sec.wait_serial(APEX, new_serial, Duration::from_secs(30)),
+        "the secondary did not follow:\n{}\n{}",
+        sec.log_text(),
+        server.log_text()
+    );
+    assert!(
+        server
+            .log_text()
+            .contains(&format!("kind=\"IXFR\" from={first} to={new_serial}")),
+        "not an IXFR:\n{}",
+        server.log_text()
+    );
+    assert!(
+        answer_rdatas(sec.addr, &gone, 59).is_empty(),
+        "Knot still serves the withdrawn {gone}:\n{}",
+        sec.log_text()
+    );
+    verify_secondary(sec.addr, &s.root);
+}
