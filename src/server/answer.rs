@@ -93,7 +93,13 @@ pub fn respond(
                         snapshot.edns_udp_size,
                         transport,
                     );
-                    tsig::append_error(out, &t, e.code(), now);
+                    match (e, snapshot.keyring.get(&t.key_name)) {
+                        // The MAC verified: the error answer is signed.
+                        (tsig::VerifyError::BadTime, Some(key)) => {
+                            tsig::sign_badtime(out, key, &t, now);
+                        }
+                        _ => tsig::append_error(out, &t, e.code(), now),
+                    }
                     return Answer::Message;
                 }
             },

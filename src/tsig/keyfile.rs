@@ -40,7 +40,7 @@ pub enum KeyStatementError {
     #[error("newline in a string")]
     NewlineInString,
     /// A statement other than `key`.
-    #[error("expected `key`, found {found:?}")]
+    #[error("expected `key`, found {found}")]
     NotKey {
         /// What was there instead.
         found: Token,
@@ -101,7 +101,7 @@ pub enum KeyStatementError {
         name: String,
     },
     /// Something other than `algorithm`, `secret` or `}` in the statement.
-    #[error("key {name:?}: unexpected {found:?}")]
+    #[error("key {name:?}: unexpected {found}")]
     Unexpected {
         /// The key name as written.
         name: String,
@@ -135,6 +135,27 @@ pub enum Token {
     Close,
     /// `;`.
     Semicolon,
+}
+
+/// How an error names a token: punctuation and keyword-like words as they
+/// are; any other word and every quoted string only by kind and length, so
+/// a secret in a mangled file never reaches a log.
+impl std::fmt::Display for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keyword = |w: &str| {
+            w.len() <= 20
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        match self {
+            Token::Word(w) if keyword(w) => write!(f, "`{w}`"),
+            Token::Word(w) => write!(f, "a word of {} characters", w.chars().count()),
+            Token::Quoted(q) => write!(f, "a quoted string of {} characters", q.chars().count()),
+            Token::Open => f.write_str("`{`"),
+            Token::Close => f.write_str("`}`"),
+            Token::Semicolon => f.write_str("`;`"),
+        }
+    }
 }
 
 fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, (usize, KeyStatementError)> {
@@ -319,10 +340,25 @@ mod tests {
     }
 
     #[test]
+    fn refusals_never_show_the_secret() {
+        let secret = "YpbnOapa/XuGGvTDCPj33ehLkOpZPmOOq7AIL2tSRcs=";
+        for text in [
+            format!("{secret};"),
+            format!("\"{secret}\";"),
+            format!("key x {{ algorithm hmac-sha256; {secret}; }};"),
+            format!("key x {{ algorithm hmac-sha256; \"{secret}\"; }};"),
+            format!("key x {{ algorithm hmac-sha256; secret {secret} }};"),
+        ] {
+            let (_, message) = error_of(&text);
+            assert!(!message.contains("YpbnOapa"), "{text:?} -> {message}");
+        }
+    }
+
+    #[test]
     fn every_refusal_names_its_line_and_key() {
         for (text, line, message) in [
             ("", 0, "no key statement"),
-            ("options { };", 1, "expected `key`, found Word(\"options\")"),
+            ("options { };", 1, "expected `key`, found `options`"),
             ("key", 1, "key without a name"),
             ("key x;", 1, "key \"x\": expected `{`"),
             ("key x {\n", 1, "key \"x\": missing `}`"),
@@ -333,7 +369,7 @@ mod tests {
                 "key \"x\": expected `;` after secret",
             ),
             ("key x {\n secret \"\"; };", 2, "key \"x\": empty secret"),
-            ("key x { foo; };", 1, "key \"x\": unexpected Word(\"foo\")"),
+            ("key x { foo; };", 1, "key \"x\": unexpected `foo`"),
             (
                 "key x { secret \"c2VjcmV0\"; };",
                 1,

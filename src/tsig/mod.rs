@@ -337,7 +337,9 @@ pub fn verify_request<'k>(
         &tsig.other,
     ));
     hmac::verify(&key.secret, &data, &tsig.mac).map_err(|_| VerifyError::BadSig)?;
-    if now.abs_diff(tsig.time_signed) > u64::from(tsig.fudge) {
+    // The client's fudge, but never more than ours: a claimed fudge of
+    // 65535 s would accept (and let an attacker replay) an 18-hour window.
+    if now.abs_diff(tsig.time_signed) > u64::from(tsig.fudge.min(FUDGE)) {
         return Err(VerifyError::BadTime);
     }
     Ok((key, tsig.mac.clone()))
@@ -353,15 +355,49 @@ pub fn sign(
     now: u64,
     error: u16,
 ) -> Vec<u8> {
-    let other = badtime_other(error, now);
+    sign_at(
+        message,
+        key,
+        request_mac,
+        now,
+        error,
+        &badtime_other(error, now),
+    )
+}
+
+/// Signs the BADTIME answer to `request` (RFC 8945 §5.2.3): with the
+/// request's key and MAC, the client's Time Signed, and the server's time
+/// `now` in Other Data, so the client can tell its clock is off and trust
+/// that it is this server saying so.
+pub fn sign_badtime(message: &mut Vec<u8>, key: &Key, request: &Tsig, now: u64) -> Vec<u8> {
+    sign_at(
+        message,
+        key,
+        Some(&request.mac),
+        request.time_signed,
+        error::BADTIME,
+        &badtime_other(error::BADTIME, now),
+    )
+}
+
+/// Appends a TSIG record with `time_signed`, `error` and `other`, its MAC
+/// covering the request's MAC (if any), the message and the variables.
+fn sign_at(
+    message: &mut Vec<u8>,
+    key: &Key,
+    request_mac: Option<&[u8]>,
+    time_signed: u64,
+    error: u16,
+    other: &[u8],
+) -> Vec<u8> {
     let mut data = Vec::with_capacity(message.len() + 128);
     if let Some(mac) = request_mac {
         put_mac(&mut data, mac);
     }
     data.extend_from_slice(message);
-    data.extend(variables(key, now, FUDGE, error, &other));
+    data.extend(variables(key, time_signed, FUDGE, error, other));
     let mac = hmac::sign(&key.secret, &data).as_ref().to_vec();
-    append(message, key, now, &mac, error, &other);
+    append(message, key, time_signed, &mac, error, other);
     mac
 }
 
@@ -426,14 +462,21 @@ fn badtime_other(error: u16, now: u64) -> Vec<u8> {
 }
 
 /// Appends the signed TSIG record of `message`.
-fn append(message: &mut Vec<u8>, key: &Key, now: u64, mac: &[u8], error: u16, other: &[u8]) {
+fn append(
+    message: &mut Vec<u8>,
+    key: &Key,
+    time_signed: u64,
+    mac: &[u8],
+    error: u16,
+    other: &[u8],
+) {
     let original_id = wire::u16_at(message, 0).unwrap_or(0);
     append_record(
         message,
         &key.name,
         &key.algorithm.wire(),
         &TsigFields {
-            time_signed: now,
+            time_signed,
             fudge: FUDGE,
             mac,
             original_id,

@@ -138,3 +138,69 @@ fn record_len_is_what_signing_adds_for_every_algorithm_and_long_names() {
         }
     }
 }
+
+/// A request signed at `time` with the fudge the client claims.
+fn signed_with_fudge(key: &Key, time: u64, fudge: u16) -> Vec<u8> {
+    let mut q = query();
+    let mut data = q.clone();
+    data.extend(variables(key, time, fudge, 0, &[]));
+    let mac = hmac::sign(&key.secret, &data).as_ref().to_vec();
+    append_record(
+        &mut q,
+        &key.name,
+        &key.algorithm.wire(),
+        &TsigFields {
+            time_signed: time,
+            fudge,
+            mac: &mac,
+            original_id: 0x1234,
+            error: 0,
+            other: &[],
+        },
+    );
+    q
+}
+
+#[test]
+fn a_claimed_fudge_is_capped_at_ours() {
+    let ring = Keyring::from_keys(vec![key()]);
+    let q = signed_with_fudge(&key(), 1_800_000_000, u16::MAX);
+    let tsig = find(&q).expect("parses").expect("present");
+    assert_eq!(tsig.fudge, u16::MAX);
+    // Inside our 300 s: accepted; 1000 s off: BADTIME, whatever it claims.
+    assert!(verify_request(&ring, &q, &tsig, 1_800_000_200).is_ok());
+    assert_eq!(
+        verify_request(&ring, &q, &tsig, 1_800_001_000).err(),
+        Some(VerifyError::BadTime)
+    );
+}
+
+#[test]
+fn a_badtime_answer_is_signed_with_the_clients_time_and_ours() {
+    let ring = Keyring::from_keys(vec![key()]);
+    let mut q = query();
+    sign(&mut q, &key(), None, 1_800_000_000, 0);
+    let request = find(&q).expect("parses").expect("present");
+    let now = 1_800_001_000;
+    assert_eq!(
+        verify_request(&ring, &q, &request, now).err(),
+        Some(VerifyError::BadTime)
+    );
+    let mut answer = q[..request.offset].to_vec();
+    answer[10..12].copy_from_slice(&0u16.to_be_bytes());
+    answer[2] |= 0x80;
+    sign_badtime(&mut answer, &key(), &request, now);
+    let tsig = find(&answer).expect("parses").expect("present");
+    assert_eq!(tsig.error, error::BADTIME);
+    assert_eq!(tsig.time_signed, 1_800_000_000, "the client's time");
+    assert_eq!(
+        tsig.other,
+        now.to_be_bytes()[2..].to_vec(),
+        "the server's time"
+    );
+    assert!(!tsig.mac.is_empty());
+    assert!(
+        verify_response(&key(), &answer, &tsig, &request.mac),
+        "the client can verify it"
+    );
+}

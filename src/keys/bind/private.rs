@@ -28,11 +28,8 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PrivateKeyFileError {
     /// A line that is not `Tag: value`.
-    #[error("expected `Tag: value`, found {line:?}")]
-    NotTagValue {
-        /// The line.
-        line: String,
-    },
+    #[error("expected `Tag: value` (the line is not shown: it may hold key material)")]
+    NotTagValue,
     /// The first line is not `Private-key-format:`.
     #[error("the file must start with `Private-key-format: v1.x`")]
     NoFormatLine,
@@ -206,12 +203,7 @@ pub fn parse(text: &str) -> Result<PrivateKeyFile, ParseError<PrivateKeyFileErro
             continue;
         }
         let Some((tag, value)) = line.split_once(':') else {
-            return Err(ParseError::new(
-                line_no,
-                PrivateKeyFileError::NotTagValue {
-                    line: line.to_string(),
-                },
-            ));
+            return Err(ParseError::new(line_no, PrivateKeyFileError::NotTagValue));
         };
         let (tag, value) = (tag.trim(), value.trim());
         if format.is_none() {
@@ -429,6 +421,15 @@ SomeFutureTag: whatever
         ));
         assert!(parse("Algorithm: 13\n").is_err());
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn a_mangled_line_is_refused_without_showing_it() {
+        let text = "Private-key-format: v1.3\nAlgorithm: 15 (ED25519)\nPrivateKey ODIyNjAzODQ2MjgwODAxMjI2NDUxOTAyMDQxNDIyNjI=\n";
+        let error = parse(text).expect_err("no colon");
+        assert_eq!(error.line, 3);
+        assert!(!error.to_string().contains("ODIy"), "{error}");
+        assert!(!format!("{error:?}").contains("ODIy"), "{error:?}");
     }
 
     #[test]

@@ -454,3 +454,40 @@ fn notify_from_the_followed_primary_is_accepted_and_delivered() {
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);
     assert!(rx.try_recv().is_err());
 }
+
+#[test]
+fn a_query_signed_at_a_stale_time_gets_a_signed_badtime() {
+    let key = tsig::Key::new(
+        parse_name("xfr-key.").expect("valid"),
+        tsig::Algorithm::HmacSha256,
+        b"0123456789abcdef0123456789abcdef",
+    );
+    let snap = snapshot().with_keyring(Arc::new(tsig::Keyring::from_keys(vec![key.clone()])));
+    // Signed an hour ago: outside any fudge.
+    let mut q = query("_dsboot.example.com._signal.ns1.example.net.", 59, None);
+    let signed_at = crate::dns::wire::unix_now() - 3600;
+    tsig::sign(&mut q, &key, None, signed_at, 0);
+    let request = tsig::find(&q).expect("parses").expect("present");
+    let (raw, m) = ask(&snap, &q, Transport::Udp);
+    assert_eq!(m.metadata.response_code, ResponseCode::NotAuth);
+    let answer = tsig::find(&raw).expect("parses").expect("a TSIG record");
+    assert_eq!(answer.error, tsig::error::BADTIME);
+    assert_eq!(answer.time_signed, signed_at, "the client's time");
+    assert_eq!(answer.other.len(), 6, "the server's time");
+    assert!(
+        tsig::verify_response(&key, &raw, &answer, &request.mac),
+        "signed with the request's key and MAC (RFC 8945 §5.2.3)"
+    );
+    // An unknown key still gets the unsigned BADKEY.
+    let other = tsig::Key::new(
+        parse_name("other-key.").expect("valid"),
+        tsig::Algorithm::HmacSha256,
+        b"another secret",
+    );
+    let mut q = query("_dsboot.example.com._signal.ns1.example.net.", 59, None);
+    tsig::sign(&mut q, &other, None, crate::dns::wire::unix_now(), 0);
+    let (raw, _) = ask(&snap, &q, Transport::Udp);
+    let answer = tsig::find(&raw).expect("parses").expect("a TSIG record");
+    assert_eq!(answer.error, tsig::error::BADKEY);
+    assert!(answer.mac.is_empty());
+}
