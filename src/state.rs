@@ -2,6 +2,9 @@
 //! pending NOTIFYs later). Every file is written atomically: a temporary file
 //! in the same directory, fsync, rename over the old file, fsync of the
 //! directory, so a crash leaves either the old or the new file, never half of one.
+//!
+//! Files holding secrets that signalbox only reads (TSIG key files, BIND
+//! `.private` files) are checked with [`readable_by_others`].
 
 use std::{
     fs,
@@ -174,5 +177,33 @@ mod tests {
             dir.load_zone(&apex),
             Err(StateError::Corrupt { .. })
         ));
+    }
+}
+
+/// True when every user of the machine may read the file at `path` (mode
+/// `o+r`): a TSIG secret or a DNSSEC private key there is not private. BIND's
+/// `dnssec-keygen` and `tsig-keygen` write such files `0600`. `false` when the
+/// file cannot be stat'ed (reading it reports that).
+pub fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o004 != 0)
+}
+
+#[cfg(test)]
+mod permission_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::readable_by_others;
+
+    #[test]
+    fn world_readable_files_are_told_apart() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let file = tmp.path().join("k.private");
+        std::fs::write(&file, "secret").expect("write");
+        for (mode, exposed) in [(0o644, true), (0o640, false), (0o600, false), (0o604, true)] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            assert_eq!(readable_by_others(&file), exposed, "{mode:o}");
+        }
+        assert!(!readable_by_others(&tmp.path().join("missing")));
     }
 }

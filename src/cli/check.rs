@@ -96,6 +96,7 @@ fn warnings(loaded: &Loaded) -> Vec<String> {
             warnings.push(format!("{label}{}: {issue}", dir.display()));
         }
     }
+    warnings.extend(exposed_secrets(loaded));
     // Who publishes the apex? With BIND signing from the same key directory,
     // the apex carries BIND's own set, which only `auto` reproduces.
     let mut tables_warned: Vec<String> = Vec::new();
@@ -142,4 +143,41 @@ fn print_served_elsewhere(loaded: &Loaded) {
              _signal.{ns} must be served elsewhere"
         );
     }
+}
+
+/// TSIG key files and `.private` files every user of the machine may read.
+fn exposed_secrets(loaded: &Loaded) -> Vec<String> {
+    // Every key directory's keys: the children's and the signalling zones'.
+    let private_files = loaded.store.reports().flat_map(|(_, report)| {
+        report
+            .zones
+            .values()
+            .flatten()
+            .filter_map(|key| {
+                key.files
+                    .private
+                    .as_ref()
+                    .map(|name| key.files.dir.join(&**name))
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut files: Vec<std::path::PathBuf> = loaded
+        .config
+        .tsig_keys
+        .iter()
+        .cloned()
+        .chain(private_files)
+        .collect();
+    files.sort();
+    files.dedup();
+    files
+        .into_iter()
+        .filter(|file| signalbox::state::readable_by_others(file))
+        .map(|file| {
+            format!(
+                "{}: readable by every user of this machine, and it holds a secret: chmod 600 (or 640 for a group signalbox is in)",
+                file.display()
+            )
+        })
+        .collect()
 }

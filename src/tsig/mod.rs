@@ -155,6 +155,12 @@ impl Keyring {
     pub fn load(files: &[impl AsRef<Path>]) -> Result<Self, KeyFileError> {
         let mut keys: Vec<Key> = Vec::new();
         for file in files {
+            if crate::state::readable_by_others(file.as_ref()) {
+                tracing::warn!(
+                    file = %file.as_ref().display(),
+                    "TSIG key file is readable by every user of this machine: chmod 600 (or 640 for a group signalbox is in)"
+                );
+            }
             for key in parse_key_file(file.as_ref())? {
                 keys.retain(|k| k.name != key.name);
                 keys.push(key);

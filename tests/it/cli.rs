@@ -274,3 +274,49 @@ fn other_zones_keys_are_ignored_and_an_empty_directory_warns() {
     );
     assert!(stderr.contains("no keys found"), "{stderr}");
 }
+
+#[test]
+fn check_config_warns_about_secrets_every_user_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let keys = tmp.path().join("keys");
+    fs::create_dir(&keys).expect("mkdir");
+    let key = write_key(&keys, "secret.test.", &dnskey(257, 13, 7), &[]);
+    let private = key.with_extension("private");
+    fs::write(
+        &private,
+        "Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\n\
+         PrivateKey: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE=\n",
+    )
+    .expect("write");
+    let tsig = tmp.path().join("t.key");
+    fs::write(
+        &tsig,
+        "key \"t\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\";\n};\n",
+    )
+    .expect("write");
+    let config = tmp.path().join("c.toml");
+    fs::write(
+        &config,
+        "version = 1\ntsig_keys = [\"t.key\"]\n[[zones]]\nkeys = \"keys\"\ncds = \"always\"\n",
+    )
+    .expect("write");
+    for (mode, exposed) in [(0o644, true), (0o600, false)] {
+        for file in [&private, &tsig] {
+            fs::set_permissions(file, fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        let (code, stdout, stderr) = output(signalbox().args(["check-config", "-c"]).arg(&config));
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        for file in [&private, &tsig] {
+            let name = file
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            let warned = stderr.lines().any(|l| {
+                l.starts_with("warning: ") && l.contains(&format!("{name}: readable by every user"))
+            });
+            assert_eq!(warned, exposed, "mode {mode:o}, {name}:\n{stderr}");
+        }
+    }
+}

@@ -162,6 +162,7 @@ impl Parts {
 
 /// Reads and parses the files of every job, on all cores when there are many.
 pub(super) fn read_all(jobs: &[(Box<str>, [Option<PathBuf>; 3])]) -> Vec<[Option<Content>; 3]> {
+    warn_exposed_private_files(jobs);
     let read = |(_, paths): &(Box<str>, [Option<PathBuf>; 3])| -> [Option<Content>; 3] {
         let kinds = [FileKind::Key, FileKind::Private, FileKind::State];
         std::array::from_fn(|i| paths[i].as_ref().map(|p| read_content(p, kinds[i])))
@@ -208,5 +209,21 @@ fn bad<E: std::fmt::Display>(e: bind::ParseError<E>) -> Content {
     Content::Bad {
         line: e.line,
         message: e.kind.to_string(),
+    }
+}
+
+/// One warning per scan (not per file: a directory may hold a million keys)
+/// when `.private` files being read are readable by every user.
+fn warn_exposed_private_files(jobs: &[(Box<str>, [Option<PathBuf>; 3])]) {
+    let mut exposed = jobs
+        .iter()
+        .filter_map(|(_, paths)| paths[FileKind::Private as usize].as_ref())
+        .filter(|path| crate::state::readable_by_others(path));
+    if let Some(example) = exposed.next() {
+        tracing::warn!(
+            files = 1 + exposed.count(),
+            example = %example.display(),
+            "private key files are readable by every user of this machine: chmod 600 (or 640 for a group signalbox is in)"
+        );
     }
 }
