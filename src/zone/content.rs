@@ -191,15 +191,13 @@ pub fn signaling_zone(
     content
 }
 
-/// The signalling zone `_signal.ns1.example.net.` the unit tests sign with
-/// the RFC 8080 key: SOA, NS, DNSKEY, and for each child a `_dsboot` owner
-/// with a CDS (and the key's CDNSKEY when `cdnskey`).
+/// The apex of the signalling zone `_signal.ns1.example.net.` the unit tests
+/// sign: SOA, NS and `dnskey`.
 #[cfg(test)]
-pub(crate) fn test_signalling_zone(children: &[&str], cdnskey: bool) -> ZoneContent {
-    use crate::dns::{Ds, Soa, name::canonical_wire, parse_name};
+pub(crate) fn test_signalling_apex(dnskey: &crate::dns::Dnskey) -> ZoneContent {
+    use crate::dns::{Soa, name::canonical_wire, parse_name};
     let name = |text: &str| parse_name(text).expect("valid");
     let apex = name("_signal.ns1.example.net.");
-    let dnskey = crate::dnssec::rfc8080::dnskey();
     let mut content = ZoneContent::new(apex.clone());
     let soa = Soa {
         mname: name("ns1.example.net."),
@@ -226,6 +224,17 @@ pub(crate) fn test_signalling_zone(children: &[&str], cdnskey: bool) -> ZoneCont
         &apex,
         RrsetData::new(RecordType::DNSKEY, 3600, vec![dnskey.to_wire()]),
     );
+    content
+}
+
+/// That zone signed with the RFC 8080 key, and for each child a `_dsboot`
+/// owner with a CDS (and the key's CDNSKEY when `cdnskey`).
+#[cfg(test)]
+pub(crate) fn test_signalling_zone(children: &[&str], cdnskey: bool) -> ZoneContent {
+    use crate::dns::{Ds, parse_name};
+    let name = |text: &str| parse_name(text).expect("valid");
+    let dnskey = crate::dnssec::rfc8080::dnskey();
+    let mut content = test_signalling_apex(&dnskey);
     let ds = Ds::from_text(
         "35217 15 2 28525601C55CE99A840AD171CE8A295DED91CC18D2EBB902B542A5148A277C3D",
     )

@@ -187,6 +187,50 @@ fn verify_secondary(secondary: SocketAddr, dir: &Path) {
     );
 }
 
+/// The serial signalbox at `addr` serves once it moved past `first` and
+/// `ready` holds (within 10 s).
+fn new_serial_after(
+    addr: SocketAddr,
+    first: u32,
+    server: &Serve,
+    ready: impl Fn(SocketAddr) -> bool,
+) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match serial(addr, APEX) {
+            Some(now) if now != first && ready(addr) => return now,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new serial:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The secondary serves `serial` within `within`.
+fn transferred(server: &Serve, sec: &mut Secondary, serial: u32, within: Duration) {
+    assert!(
+        sec.wait_serial(APEX, serial, within),
+        "the secondary did not reach serial {serial}:\n{}\n{}",
+        sec.log_text(),
+        server.log_text()
+    );
+}
+
+/// The secondary reaches `new_serial`, and by an IXFR from `first`.
+fn followed_by_ixfr(server: &Serve, sec: &mut Secondary, first: u32, new_serial: u32) {
+    transferred(server, sec, new_serial, Duration::from_secs(30));
+    let ixfr = format!("kind=\"IXFR\" from={first} to={new_serial}");
+    assert!(
+        server.log_text().contains(&ixfr),
+        "not an IXFR ({ixfr}):\n{}",
+        server.log_text()
+    );
+}
+
 fn wait_log(text: impl Fn() -> String, needle: &str, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
@@ -216,42 +260,14 @@ fn secondary_follows(kind: Kind, tsig: bool) {
         key.as_ref(),
         secondary_port,
     );
-    assert!(
-        sec.wait_serial(APEX, first, Duration::from_secs(60)),
-        "initial transfer failed:\n{}\n{}",
-        sec.log_text(),
-        server.log_text()
-    );
+    transferred(&server, &mut sec, first, Duration::from_secs(60));
     same_answers(s.addr, sec.addr, n);
     verify_secondary(sec.addr, &s.root);
 
     // A key change: NOTIFY, then IXFR, then the secondary serves it.
     change_child(&s.root.join("children"), 7, 1);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let new_serial = loop {
-        match serial(s.addr, APEX) {
-            Some(now) if now != first => break now,
-            _ => {}
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no new serial:\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(
-        sec.wait_serial(APEX, new_serial, Duration::from_secs(30)),
-        "the secondary did not follow:\n{}\n{}",
-        sec.log_text(),
-        server.log_text()
-    );
-    let ixfr = format!("kind=\"IXFR\" from={first} to={new_serial}");
-    assert!(
-        server.log_text().contains(&ixfr),
-        "not an IXFR ({ixfr}):\n{}",
-        server.log_text()
-    );
+    let new_serial = new_serial_after(s.addr, first, &server, |_| true);
+    followed_by_ixfr(&server, &mut sec, first, new_serial);
     assert!(
         server.log_text().contains("NOTIFY acknowledged"),
         "{}",
@@ -450,12 +466,7 @@ fn an_ixfr_that_withdraws_and_resigns_at_once_keeps_the_secondary_whole() {
         None,
         secondary_port,
     );
-    assert!(
-        sec.wait_serial(APEX, first, Duration::from_secs(60)),
-        "initial transfer failed:\n{}\n{}",
-        sec.log_text(),
-        server.log_text()
-    );
+    transferred(&server, &mut sec, first, Duration::from_secs(60));
     let gone = format!("_dsboot.c3.example.{APEX}");
     assert!(
         !answer_rdatas(sec.addr, &gone, 59).is_empty(),
@@ -481,37 +492,15 @@ fn an_ixfr_that_withdraws_and_resigns_at_once_keeps_the_secondary_whole() {
         let name = path.file_name().expect("name").to_owned();
         fs::rename(&path, s.root.join("signal").join(name)).expect("rename");
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let new_serial = loop {
-        match serial(s.addr, APEX) {
-            Some(now) if now != first && answer_rdatas(s.addr, &gone, 59).is_empty() => break now,
-            _ => {}
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no new serial:\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let new_serial = new_serial_after(s.addr, first, &server, |addr| {
+        answer_rdatas(addr, &gone, 59).is_empty()
+    });
     assert!(
         server.log_text().contains("resign_due=true"),
         "the round did not re-sign the zone:\n{}",
         server.log_text()
     );
-    assert!(
-        sec.wait_serial(APEX, new_serial, Duration::from_secs(30)),
-        "the secondary did not follow:\n{}\n{}",
-        sec.log_text(),
-        server.log_text()
-    );
-    assert!(
-        server
-            .log_text()
-            .contains(&format!("kind=\"IXFR\" from={first} to={new_serial}")),
-        "not an IXFR:\n{}",
-        server.log_text()
-    );
+    followed_by_ixfr(&server, &mut sec, first, new_serial);
     assert!(
         answer_rdatas(sec.addr, &gone, 59).is_empty(),
         "Knot still serves the withdrawn {gone}:\n{}",

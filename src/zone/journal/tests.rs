@@ -17,11 +17,11 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use super::*;
 use crate::{
     config::ZoneOptions,
-    dns::{Dnskey, Soa, name::canonical_wire, parse_name},
+    dns::{Dnskey, name::canonical_wire, parse_name},
     dnssec::{PrivateMaterial, rfc8080, signer::SigningKey},
     zone::{
         ZoneSigner,
-        content::{RrsetData, ZoneContent},
+        content::{RrsetData, ZoneContent, test_signalling_apex},
     },
 };
 
@@ -85,38 +85,12 @@ fn signer(second: bool) -> ZoneSigner {
 
 /// The signalling zone: SOA, NS, the DNSKEY in use, a `_dsboot` CDS per child.
 fn content(children: &BTreeMap<u8, u8>, second: bool) -> ZoneContent {
-    let apex = apex();
-    let mut content = ZoneContent::new(apex.clone());
-    let name = |text: &str| parse_name(text).expect("valid");
-    let soa = Soa {
-        mname: name("ns1.example.net."),
-        rname: name("hostmaster.example.net."),
-        serial: 0,
-        refresh: 3600,
-        retry: 600,
-        expire: 1_209_600,
-        minimum: 300,
-    };
-    content.add(
-        &apex,
-        RrsetData::new(RecordType::SOA, 3600, vec![soa.to_wire()]),
-    );
-    content.add(
-        &apex,
-        RrsetData::new(
-            RecordType::NS,
-            3600,
-            vec![canonical_wire(&name("ns1.example.net."))],
-        ),
-    );
-    content.add(
-        &apex,
-        RrsetData::new(RecordType::DNSKEY, 3600, vec![key(second).0.to_wire()]),
-    );
+    let mut content = test_signalling_apex(&key(second).0);
     for (child, version) in children {
-        let owner = name(&format!(
+        let owner = parse_name(&format!(
             "_dsboot.c{child}.example._signal.ns1.example.net."
-        ));
+        ))
+        .expect("valid");
         let mut cds = vec![0, *child, 15, 2];
         cds.extend([*version; 32]);
         content.add(&owner, RrsetData::new(RecordType::CDS, 3600, vec![cds]));
