@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod config;
+pub mod cores;
 pub mod daemon;
 pub mod dns;
 pub mod dnssec;

@@ -246,45 +246,21 @@ fn child_outcome(
     })
 }
 
-/// Runs [`child_outcome`] for every child, split over the cores when there
-/// are enough children to pay for the threads.
+/// Runs [`child_outcome`] for every child, on all cores when there are
+/// enough children to pay for the threads ([`crate::cores::map`]).
 pub fn child_outcomes(
     children: &[ChildZone],
     targets: &[SignalTarget],
     facts: Facts<'_>,
     now: Timestamp,
 ) -> Vec<Option<ChildOutcome>> {
-    let one = |child: &ChildZone| child_outcome(child, targets, facts, now);
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if threads <= 1 || children.len() < 512 {
-        return children.iter().map(one).collect();
-    }
-    let chunk = children.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = children
-            .chunks(chunk)
-            .map(|part| {
-                let work = scope.spawn(move || part.iter().map(one).collect::<Vec<_>>());
-                (part.len(), work)
-            })
-            .collect();
-        let mut out = Vec::with_capacity(children.len());
-        for (len, handle) in handles {
-            match handle.join() {
-                Ok(part) => out.extend(part),
-                Err(_) => {
-                    // Never misalign children and outcomes: a failed part
-                    // publishes nothing new (as if held).
-                    tracing::error!(
-                        zones = len,
-                        "policy computation failed for part of the zones; they are held"
-                    );
-                    out.extend(std::iter::repeat_with(|| None).take(len));
-                }
-            }
-        }
-        out
-    })
+    // A child whose policy panicked is held: what it published stays.
+    crate::cores::map(
+        children,
+        512,
+        |child| child_outcome(child, targets, facts, now),
+        |_| None,
+    )
 }
 
 /// What a child's `publish` writes, from its signals: for each type in

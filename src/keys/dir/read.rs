@@ -167,21 +167,17 @@ pub(super) fn read_all(jobs: &[(Box<str>, [Option<PathBuf>; 3])]) -> Vec<[Option
         let kinds = [FileKind::Key, FileKind::Private, FileKind::State];
         std::array::from_fn(|i| paths[i].as_ref().map(|p| read_content(p, kinds[i])))
     };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if threads <= 1 || jobs.len() < 256 {
-        return jobs.iter().map(read).collect();
-    }
-    let chunk = jobs.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = jobs
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(read).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
+    // A read that panicked reads as an error: the key keeps its last good
+    // view (or its zone is held), never another key's files.
+    let failed = |(_, paths): &(Box<str>, [Option<PathBuf>; 3])| -> [Option<Content>; 3] {
+        std::array::from_fn(|i| {
+            paths[i].as_ref().map(|_| Content::Bad {
+                line: 0,
+                message: "reading failed (internal error)".into(),
+            })
+        })
+    };
+    crate::cores::map(jobs, 256, read, failed)
 }
 
 fn read_content(path: &Path, kind: FileKind) -> Content {
