@@ -113,10 +113,11 @@ impl Daemon {
     /// Runs one round at `now`.
     pub fn round(&mut self, input: RoundInput, now: Timestamp) -> RoundReport {
         let progress = Progress(Instant::now());
-        let scanned = self.scan(&input, progress.0);
+        let mut scanned = self.scan(&input, progress.0);
         progress.phase("scan");
         let recomputed = scanned.children.len();
-        let plan = self.plan(&scanned, now);
+        let flux_dirs = std::mem::take(&mut scanned.flux_dirs);
+        let plan = self.plan(scanned, now);
         progress.phase("plan");
         let verdict = self.brake(&plan);
         progress.phase("brake");
@@ -131,7 +132,7 @@ impl Daemon {
             changed_names: applied.changed_names,
             new_versions: applied.new_versions,
             held,
-            flux_dirs: scanned.flux_dirs,
+            flux_dirs,
             new_serials: applied.new_serials,
             child_reports: applied.child_reports,
         };
@@ -221,11 +222,11 @@ impl Daemon {
 
     /// Phase 2: what the scanned children should publish, as changes per
     /// signalling zone (served here or hosted by a signer alike).
-    fn plan(&self, scanned: &Scanned, now: Timestamp) -> RoundPlan {
+    fn plan(&self, scanned: Scanned, now: Timestamp) -> RoundPlan {
         let signaling = self.agent.active.then(|| self.signaling_targets());
         plan::plan_round(
             &scanned.children,
-            scanned.gone.clone(),
+            scanned.gone,
             &self.signal_targets(),
             Facts {
                 views: &self.agent.views,
@@ -252,7 +253,7 @@ impl Daemon {
     /// Phase 3: the safety brake. Holds the plan's child changes when they
     /// would withdraw or change the signals of too many children.
     fn brake(&mut self, plan: &RoundPlan) -> brake::Verdict {
-        let affected = self.withdrawn_or_changed(&plan.touched, plan);
+        let affected = self.withdrawn_or_changed(plan);
         let published = self
             .zones
             .values()
@@ -301,10 +302,10 @@ impl Daemon {
         verdict
     }
 
-    /// The children whose published signals `touched` would withdraw or change.
-    fn withdrawn_or_changed(&self, touched: &[TouchedChild], plan: &RoundPlan) -> BTreeSet<Name> {
+    /// The children whose published signals the plan would withdraw or change.
+    fn withdrawn_or_changed(&self, plan: &RoundPlan) -> BTreeSet<Name> {
         let mut out = BTreeSet::new();
-        for TouchedChild { child, owners } in touched {
+        for TouchedChild { child, owners } in &plan.touched {
             for owner in owners {
                 let Some(change) = plan.change(owner) else {
                     continue;
