@@ -10,7 +10,10 @@
 //! fallback"), is retried over TCP. Answers must come from the server asked,
 //! carry the query's ID and question, and verify with the TSIG key when one
 //! signed the query (RFC 8945 §5.3); anything else is ignored, so a spoofed
-//! or stray datagram cannot stand in for the answer.
+//! or stray datagram cannot stand in for the answer. A datagram that fails
+//! the TSIG check does not end the wait either: it is reported only when no
+//! verified answer arrives before that try's deadline. A failed send is a
+//! failed try, retransmitted like silence.
 
 pub mod notify;
 
@@ -198,9 +201,20 @@ async fn udp(
     let socket = UdpSocket::bind(bind).await.map_err(io)?;
     let mut wait = options.timeout;
     let mut buf = vec![0u8; 65535];
+    // Why the last try failed to send, for when no try gets through.
+    let mut send_failed = None;
     for _ in 0..options.udp_tries.max(1) {
-        socket.send_to(packet, server).await.map_err(io)?;
         let deadline = Instant::now() + wait;
+        wait = wait.saturating_mul(2);
+        if let Err(source) = socket.send_to(packet, server).await {
+            // A failed send is a failed try: retransmit after its wait.
+            send_failed = Some(io(source));
+            tokio::time::sleep_until(deadline).await;
+            continue;
+        }
+        // A datagram whose TSIG does not verify may be spoofed: keep
+        // listening, and report it only if nothing acceptable comes in time.
+        let mut unverified = None;
         loop {
             let Ok(received) = timeout_at(deadline, socket.recv_from(&mut buf)).await else {
                 break;
@@ -213,13 +227,17 @@ async fn udp(
             if from != server {
                 continue;
             }
-            if let Some(result) = check(&buf[..len]) {
-                return Ok(Some(result));
+            match check(&buf[..len]) {
+                Some(Err(e @ ClientError::Tsig { .. })) => unverified = Some(e),
+                Some(result) => return Ok(Some(result)),
+                None => {}
             }
         }
-        wait = wait.saturating_mul(2);
+        if let Some(e) = unverified {
+            return Ok(Some(Err(e)));
+        }
     }
-    Ok(None)
+    send_failed.map_or(Ok(None), Err)
 }
 
 /// One query over a fresh TCP connection (RFC 7766 §8 length framing).

@@ -47,7 +47,7 @@ pub async fn notify(apex: Name, serial: u32, target: SocketAddr, key: Option<tsi
             tracing::warn!(zone, serial, %target, rcode = rcode::name(code), "NOTIFY answered with an error");
         }
         Outcome::Failed(error) => {
-            tracing::warn!(zone, serial, %target, %error, "NOTIFY unanswered after {TRIES} tries");
+            tracing::warn!(zone, serial, %target, %error, "NOTIFY not acknowledged");
         }
     }
 }
