@@ -185,8 +185,13 @@ mod tests {
 /// `dnssec-keygen` and `tsig-keygen` write such files `0600`. `false` when the
 /// file cannot be stat'ed (reading it reports that).
 pub fn readable_by_others(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|meta| mode_readable_by_others(&meta))
+}
+
+/// [`readable_by_others`] for metadata already at hand (an open file's).
+pub fn mode_readable_by_others(meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o004 != 0)
+    meta.permissions().mode() & 0o004 != 0
 }
 
 #[cfg(test)]

@@ -162,42 +162,66 @@ impl Parts {
 
 /// Reads and parses the files of every job, on all cores when there are many.
 pub(super) fn read_all(jobs: &[(Box<str>, [Option<PathBuf>; 3])]) -> Vec<[Option<Content>; 3]> {
-    warn_exposed_private_files(jobs);
-    let read = |(_, paths): &(Box<str>, [Option<PathBuf>; 3])| -> [Option<Content>; 3] {
-        let kinds = [FileKind::Key, FileKind::Private, FileKind::State];
-        std::array::from_fn(|i| paths[i].as_ref().map(|p| read_content(p, kinds[i])))
+    let kinds = [FileKind::Key, FileKind::Private, FileKind::State];
+    let read = |(_, paths): &(Box<str>, [Option<PathBuf>; 3])| {
+        let mut exposed = None;
+        let contents: [Option<Content>; 3] = std::array::from_fn(|i| {
+            let (content, readable) = read_content(paths[i].as_ref()?, kinds[i]);
+            if readable && kinds[i] == FileKind::Private {
+                exposed = paths[i].clone();
+            }
+            Some(content)
+        });
+        (contents, exposed)
     };
     // A read that panicked reads as an error: the key keeps its last good
     // view (or its zone is held), never another key's files.
-    let failed = |(_, paths): &(Box<str>, [Option<PathBuf>; 3])| -> [Option<Content>; 3] {
-        std::array::from_fn(|i| {
+    let failed = |(_, paths): &(Box<str>, [Option<PathBuf>; 3])| {
+        let contents = std::array::from_fn(|i| {
             paths[i].as_ref().map(|_| Content::Bad {
                 line: 0,
                 message: "reading failed (internal error)".into(),
             })
-        })
+        });
+        (contents, None)
     };
-    crate::cores::map(jobs, 256, read, failed)
+    let read = crate::cores::map(jobs, 256, read, failed);
+    warn_exposed_private_files(read.iter().filter_map(|(_, exposed)| exposed.as_ref()));
+    read.into_iter().map(|(contents, _)| contents).collect()
 }
 
-fn read_content(path: &Path, kind: FileKind) -> Content {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Content::PermissionDenied,
+/// Reads and parses one file; also whether every user may read it (from
+/// the open file's metadata: no second look-up by path).
+fn read_content(path: &Path, kind: FileKind) -> (Content, bool) {
+    let read = fs::File::open(path).and_then(|mut file| {
+        let exposed = file
+            .metadata()
+            .is_ok_and(|meta| crate::state::mode_readable_by_others(&meta));
+        let mut text = String::new();
+        io::Read::read_to_string(&mut file, &mut text)?;
+        Ok((text, exposed))
+    });
+    let (text, exposed) = match read {
+        Ok(read) => read,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return (Content::PermissionDenied, false);
+        }
         Err(e) => {
-            return Content::Bad {
+            let bad = Content::Bad {
                 line: 0,
                 message: format!("cannot read: {e}"),
             };
+            return (bad, false);
         }
     };
-    match kind {
+    let content = match kind {
         FileKind::Key => bind::keyfile::parse(&text).map_or_else(bad, Content::Key),
         FileKind::Private => {
             bind::private::parse(&text).map_or_else(bad, |f| Content::Private(Arc::new(f)))
         }
         FileKind::State => bind::state::parse(&text).map_or_else(bad, Content::State),
-    }
+    };
+    (content, exposed)
 }
 
 /// A file that does not parse, as the issue that reports it will say.
@@ -210,11 +234,7 @@ fn bad<E: std::fmt::Display>(e: bind::ParseError<E>) -> Content {
 
 /// One warning per scan (not per file: a directory may hold a million keys)
 /// when `.private` files being read are readable by every user.
-fn warn_exposed_private_files(jobs: &[(Box<str>, [Option<PathBuf>; 3])]) {
-    let mut exposed = jobs
-        .iter()
-        .filter_map(|(_, paths)| paths[FileKind::Private as usize].as_ref())
-        .filter(|path| crate::state::readable_by_others(path));
+fn warn_exposed_private_files<'a>(mut exposed: impl Iterator<Item = &'a PathBuf>) {
     if let Some(example) = exposed.next() {
         tracing::warn!(
             files = 1 + exposed.count(),
