@@ -51,14 +51,14 @@ impl Daemon {
         changes.push(own_apex);
         let zone = self.zones.get(apex)?;
         let options = &zone.config.options;
-        let real_changes = changes.iter().filter(|c| !is_noop(&zone.store, c)).count();
+        let any_change = changes.iter().any(|c| !is_noop(&zone.store, c));
         // A full scan for due signatures only on full rounds, the hourly tick
         // and when the zone's keys changed: one key change stays cheap.
         let keys_changed = zone.signer != signer.fingerprint();
         let check_refresh = full || keys_changed || zone.store.is_empty();
         let refresh = check_refresh
             && (zone.store.is_empty() || zone.store.needs_refresh(&signer, now, options));
-        if real_changes == 0 && !refresh && !self.first_round && zone.broken.is_none() {
+        if !any_change && !refresh && !self.first_round && zone.broken.is_none() {
             return None;
         }
         let serial = self.next_serial(apex, now)?;

@@ -2,7 +2,8 @@
 //! (and, separately, its RRSIGs) as one blob of `type class ttl rdlength
 //! rdata` entries without owner names (RFC 1035 §4.1.3), so an answer copies
 //! them behind an owner as they are. The store, the signer, the journal and
-//! the server all read this one layout.
+//! the server all read this one layout; records are written into it with
+//! [`wire::put_record_body`].
 
 use std::sync::Arc;
 
@@ -10,11 +11,6 @@ use crate::dns::wire;
 
 /// A shared byte string: a wire name or a canonical key.
 pub type Bytes = Arc<[u8]>;
-
-/// Appends one record (`type class ttl rdlength rdata`, no owner).
-pub(crate) fn push_record(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
-    wire::put_record_body(out, rtype, ttl, rdata);
-}
 
 /// The records of a blob, each `type class ttl rdlength rdata`.
 pub fn records(blob: &[u8]) -> impl Iterator<Item = &[u8]> {

@@ -144,7 +144,12 @@ impl Signatures {
     pub fn encode(sigs: &[Rrsig], ttl: u32) -> Self {
         let mut blob = Vec::new();
         for sig in sigs {
-            blob::push_record(&mut blob, u16::from(RecordType::RRSIG), ttl, &sig.to_wire());
+            crate::dns::wire::put_record_body(
+                &mut blob,
+                u16::from(RecordType::RRSIG),
+                ttl,
+                &sig.to_wire(),
+            );
         }
         Signatures {
             blob: blob.into(),

@@ -19,7 +19,7 @@ use std::{collections::BTreeSet, ops::Bound, sync::Arc};
 use hickory_proto::rr::{Name, RecordType};
 use jiff::Timestamp;
 
-use super::blob::{Bytes, push_record, records};
+use super::blob::{Bytes, records};
 use super::{
     content::{RrsetData, ZoneContent},
     signer::{SignError, SignJob, Signatures, ZoneSigner, sign_jobs},
@@ -56,7 +56,7 @@ impl Rrset {
         let rtype = u16::from(data.rtype);
         let mut records = Vec::new();
         for rdata in &data.rdatas {
-            push_record(&mut records, rtype, data.ttl, rdata);
+            crate::dns::wire::put_record_body(&mut records, rtype, data.ttl, rdata);
         }
         Rrset {
             rtype,
@@ -357,24 +357,6 @@ impl ZoneStore {
         changes
     }
 
-    /// Applies `changes`, gives the zone serial `serial`, and signs what the
-    /// changes touched: their RRsets, the NSEC records at and before them,
-    /// the SOA; with `resign_due`, also every other RRset whose signatures
-    /// are due for refresh or made by other keys (RFC 4034 §3.1.5). One new
-    /// version: [`ZoneStore::touched`] names every owner it changed, so the
-    /// IXFR diff to it is complete. On error the zone is left as it was.
-    pub fn apply(
-        &mut self,
-        changes: &[Change],
-        resign_due: bool,
-        signer: &ZoneSigner,
-        serial: u32,
-        now: Timestamp,
-        options: &ZoneOptions,
-    ) -> Result<UpdateStats, SignError> {
-        self.update(changes, resign_due, signer, serial, now, options)
-    }
-
     /// True when some RRset is due for re-signing: less than the refresh
     /// window left, or signed by other keys than `signer`'s (a full scan).
     pub fn needs_refresh(
@@ -400,6 +382,7 @@ impl ZoneStore {
 
     /// Re-signs every RRset that is due (see [`Self::needs_refresh`]), with
     /// a new serial.
+    #[cfg(test)]
     pub fn refresh(
         &mut self,
         signer: &ZoneSigner,
@@ -407,7 +390,7 @@ impl ZoneStore {
         now: Timestamp,
         options: &ZoneOptions,
     ) -> Result<UpdateStats, SignError> {
-        self.update(&[], true, signer, serial, now, options)
+        self.apply(&[], true, signer, serial, now, options)
     }
 
     /// True when `rtype` at `wire` is signed by the KSKs: the apex DNSKEY,

@@ -15,10 +15,16 @@ use jiff::Timestamp;
 use super::*;
 
 impl ZoneStore {
-    pub(super) fn update(
+    /// Applies `changes`, gives the zone serial `serial`, and signs what the
+    /// changes touched: their RRsets, the NSEC records at and before them,
+    /// the SOA; with `resign_due`, also every other RRset whose signatures
+    /// are due for refresh or made by other keys (RFC 4034 §3.1.5). One new
+    /// version: [`ZoneStore::touched`] names every owner it changed, so the
+    /// IXFR diff to it is complete. On error the zone is left as it was.
+    pub fn apply(
         &mut self,
         changes: &[Change],
-        check_all: bool,
+        resign_due: bool,
         signer: &ZoneSigner,
         serial: u32,
         now: Timestamp,
@@ -51,7 +57,7 @@ impl ZoneStore {
 
         // Sign what needs it.
         let now_secs = now.as_second().clamp(0, i64::from(u32::MAX)) as u32;
-        let candidates: Vec<Bytes> = if check_all {
+        let candidates: Vec<Bytes> = if resign_due {
             next.order.keys().cloned().collect()
         } else {
             touched.union(&nsec_owners).cloned().collect()
