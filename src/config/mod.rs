@@ -285,12 +285,22 @@ impl Default for WatchConfig {
 }
 
 /// `[safety]`: the brake on mass changes.
+///
+/// One round may withdraw or change the signals of at most
+/// `max(ceil(max_change_share * published), min(min_changes, published / 2))`
+/// children, where `published` counts the children with published signals
+/// (served, in a signer-hosted signalling zone, or at a child apex written by
+/// UPDATE). The share governs large deployments; `min_changes` keeps the
+/// brake from firing on routine batches of a mid-sized one; and the half
+/// keeps a small deployment protected too: losing more than half of a few
+/// children's signals at once is held like losing 10% of a million.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SafetyConfig {
     /// Share of the child zones with published signals that one round may
     /// withdraw or change before the brake holds (default 0.1).
     pub max_change_share: f64,
-    /// ... but the brake never holds fewer changes than this (default 100).
+    /// ... but the brake does not hold this many changes or fewer (default
+    /// 100), as long as they are at most half of the published children.
     pub min_changes: usize,
 }
 
@@ -304,9 +314,11 @@ impl Default for SafetyConfig {
 }
 
 impl SafetyConfig {
-    /// The most children one round may withdraw or change, of `published`.
+    /// The most children one round may withdraw or change, of `published`
+    /// (the rule is on [`SafetyConfig`]).
     pub fn limit(&self, published: usize) -> usize {
-        ((published as f64 * self.max_change_share).ceil() as usize).max(self.min_changes)
+        let share = (published as f64 * self.max_change_share).ceil() as usize;
+        share.max(self.min_changes.min(published / 2))
     }
 }
 

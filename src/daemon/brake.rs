@@ -1,10 +1,18 @@
 //! The safety brake: one round may not withdraw or change the signals of
-//! more than a configured share of the child zones (default 10%, and never
-//! fewer than 100 zones). An emptied or unmounted key directory, or a bad
-//! deploy, would otherwise take every delegation's signals down at once.
-//! Above the limit the round's child changes are held, the previous signals
-//! stay published, and the daemon waits for `signalbox confirm` or a config
-//! whose limit allows the change.
+//! more than a configured share of the child zones. An emptied or
+//! unmounted key directory, or a bad deploy, would otherwise take every
+//! delegation's signals down at once. Above the limit the round's child
+//! changes are held — served `_dsboot` signals, the RRsets written by UPDATE
+//! into signer-hosted signalling zones and child apexes, and the reports
+//! that would make the parent agent NOTIFY — the previous signals stay
+//! published, and the daemon waits for `signalbox confirm` or a config whose
+//! limit allows the change.
+//!
+//! The limit ([`crate::config::SafetyConfig::limit`]) is
+//! `max(ceil(share * published), min(min_changes, published / 2))`: 10% of a
+//! large deployment, at least 100 for a mid-sized one, and never more than
+//! half of a small one, so a deployment of five children is protected as
+//! well as one of a million.
 
 use std::collections::BTreeSet;
 
@@ -81,12 +89,26 @@ mod tests {
             decide(&safety, &names(501), 5000, false),
             Verdict::Hold { limit: 500, .. }
         ));
-        // Small sets: never fewer than 100.
+        // Mid-sized sets: at least 100.
         assert_eq!(decide(&safety, &names(100), 200, false), Verdict::Go);
         assert!(matches!(
             decide(&safety, &names(101), 200, false),
             Verdict::Hold { limit: 100, .. }
         ));
+        // Small sets: at most half (the floor of 100 no longer lets a
+        // deployment of 100 or fewer lose every signal at once).
+        assert!(matches!(
+            decide(&safety, &names(100), 100, false),
+            Verdict::Hold { limit: 50, .. }
+        ));
+        assert_eq!(decide(&safety, &names(50), 100, false), Verdict::Go);
+        assert!(matches!(
+            decide(&safety, &names(3), 3, false),
+            Verdict::Hold { limit: 1, .. }
+        ));
+        assert_eq!(decide(&safety, &names(1), 3, false), Verdict::Go);
+        // One child alone may change (a rollover of the only zone).
+        assert_eq!(decide(&safety, &names(1), 1, false), Verdict::Go);
         // Confirmed: through.
         assert_eq!(decide(&safety, &names(1000), 1000, true), Verdict::Go);
         // A raised limit lets it through.

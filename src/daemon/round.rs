@@ -254,12 +254,7 @@ impl Daemon {
     /// would withdraw or change the signals of too many children.
     fn brake(&mut self, plan: &RoundPlan) -> brake::Verdict {
         let affected = self.withdrawn_or_changed(plan);
-        let published = self
-            .zones
-            .values()
-            .map(|z| z.store.len().saturating_sub(1))
-            .max()
-            .unwrap_or(0);
+        let published = self.published_children();
         let verdict = brake::decide(
             &self.config.safety,
             &affected,
@@ -302,9 +297,33 @@ impl Daemon {
         verdict
     }
 
-    /// The children whose published signals the plan would withdraw or change.
+    /// How many children have published signals: the most `_dsboot` owners
+    /// of any signalling zone, served or hosted by a signer, or the children
+    /// with RRsets written at their apex, whichever is largest.
+    fn published_children(&self) -> usize {
+        let served = self.zones.values().map(|z| z.store.len().saturating_sub(1));
+        let hosted = self
+            .sidecar
+            .published_state
+            .values()
+            .map(|owners| owners.values().filter(|rrsets| rrsets.is_some()).count());
+        served
+            .chain(hosted)
+            .chain(std::iter::once(self.apex_published()))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The children whose published signals the plan would withdraw or
+    /// change: `_dsboot` owners in every signalling zone, and the RRsets
+    /// written at child apexes by UPDATE.
     fn withdrawn_or_changed(&self, plan: &RoundPlan) -> BTreeSet<Name> {
         let mut out = BTreeSet::new();
+        for (child, wanted) in &plan.apex_updates {
+            if wanted.iter().any(|w| self.apex_differs(w)) {
+                out.insert(child.clone());
+            }
+        }
         for TouchedChild { child, owners } in &plan.touched {
             for owner in owners {
                 let Some(change) = plan.change(owner) else {
@@ -329,10 +348,11 @@ impl Daemon {
         out
     }
 
-    /// Phase 4: acts on the plan. Scheduling, apex UPDATEs and parent reports
-    /// go ahead even when the brake `held` the children's changes (those are
-    /// retried next round); then hosted signalling zones go to their
-    /// publishers and served ones are signed.
+    /// Phase 4: acts on the plan. Scheduling goes ahead even when the brake
+    /// `held` the round; every outward effect of the children's changes —
+    /// apex UPDATEs, reports that lead to NOTIFYs, hosted and served
+    /// signals — is held with it (and recomputed next round). Then hosted
+    /// signalling zones go to their publishers and served ones are signed.
     fn apply(&mut self, mut plan: RoundPlan, held: bool, full: bool, now: Timestamp) -> Applied {
         for (child, next) in &plan.next_events {
             self.schedule.set(child, *next);
@@ -341,6 +361,9 @@ impl Daemon {
             self.schedule.remove(name);
             self.agent.reported.remove(name);
         }
+        if held {
+            self.hold(&mut plan);
+        }
         for (zone, wanted) in std::mem::take(&mut plan.apex_updates) {
             self.publish_apex(&zone, wanted);
         }
@@ -348,12 +371,6 @@ impl Daemon {
             child_reports: self.changed_reports(std::mem::take(&mut plan.reports)),
             ..Applied::default()
         };
-        if held {
-            self.brake
-                .pending
-                .extend(plan.touched.into_iter().map(|touched| touched.child));
-            plan.changes.clear();
-        }
         for (apex, _) in self.published_signaling() {
             let changes = plan.changes.remove(&apex).unwrap_or_default();
             self.publish_signaling(&apex, changes);
@@ -375,6 +392,16 @@ impl Daemon {
             }
         }
         applied
+    }
+
+    /// Takes every child effect out of a held `plan`, and remembers its
+    /// children to recompute next round.
+    fn hold(&mut self, plan: &mut RoundPlan) {
+        let pending = &mut self.brake.pending;
+        pending.extend(plan.touched.drain(..).map(|touched| touched.child));
+        pending.extend(plan.apex_updates.drain(..).map(|(child, _)| child));
+        pending.extend(plan.reports.drain(..).map(|report| report.zone));
+        plan.changes.clear();
     }
 
     /// Phase 5: swaps in a snapshot of every served zone as it now stands.

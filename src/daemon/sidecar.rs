@@ -105,14 +105,62 @@ impl Daemon {
         }
     }
 
+    /// True when writing `wanted` at a child apex would withdraw or change
+    /// an RRset published there: one signalbox wrote earlier in this run,
+    /// or else (after a restart) the CDS/CDNSKEY the followed signer serves.
+    pub(super) fn apex_differs(&self, wanted: &Wanted) -> bool {
+        let old = match self
+            .sidecar
+            .apex_state
+            .get(&(wanted.owner.clone(), wanted.rtype))
+        {
+            Some(old) => old.clone(),
+            None => match self.sidecar.followed.get(&wanted.owner) {
+                Some(apex) => followed_rdatas(apex, wanted.rtype),
+                None => return false,
+            },
+        };
+        // New signals where there were none are not a withdrawal or change.
+        !old.is_empty() && old != wanted.rdatas
+    }
+
+    /// Children with RRsets written at their apex by UPDATE.
+    pub(super) fn apex_published(&self) -> usize {
+        let mut zones: Vec<&Name> = self
+            .sidecar
+            .apex_state
+            .iter()
+            .filter(|(_, rdatas)| !rdatas.is_empty())
+            .map(|((zone, _), _)| zone)
+            .collect();
+        zones.sort_unstable();
+        zones.dedup();
+        zones.len()
+    }
+
     /// Sends a child's apex RRsets of the published types to its publisher.
     pub(super) fn publish_apex(&mut self, zone: &Name, wanted: Vec<Wanted>) {
         if let Some(tx) = self.sidecar.publishers.get(zone) {
             for w in wanted {
+                self.sidecar
+                    .apex_state
+                    .insert((w.owner.clone(), w.rtype), w.rdatas.clone());
                 let _ = tx.send(w);
             }
         }
     }
+}
+
+/// The sorted wire RDATAs of the followed signer's apex RRset of `rtype`
+/// (only CDS and CDNSKEY are followed; anything else reads as empty).
+fn followed_rdatas(apex: &FollowedApex, rtype: RecordType) -> Vec<Vec<u8>> {
+    let mut rdatas: Vec<Vec<u8>> = match rtype {
+        RecordType::CDS => apex.cds.iter().map(|ds| ds.to_wire()).collect(),
+        RecordType::CDNSKEY => apex.cdnskey.iter().map(|k| k.to_wire()).collect(),
+        _ => Vec::new(),
+    };
+    rdatas.sort();
+    rdatas
 }
 
 /// Published state per hosted signalling zone: owner -> RRsets last asked.
@@ -129,6 +177,9 @@ pub(super) struct Sidecar {
     pub(super) publishers: HashMap<Name, tmpsc::UnboundedSender<Wanted>>,
     /// What was last asked of each hosted signalling zone.
     pub(super) published_state: PublishedState,
+    /// What was last written at each child apex by UPDATE (sorted RDATAs;
+    /// empty: removed).
+    pub(super) apex_state: HashMap<(Name, RecordType), Vec<Vec<u8>>>,
     /// Publisher counters (written, failed, dropped).
     pub(super) counters: Arc<publish::Counters>,
 }

@@ -283,6 +283,78 @@ fn the_brake_holds_a_mass_withdrawal_until_confirmed() {
     assert!(status.contains("not holding"), "{status}");
 }
 
+/// Issue 13 item 4: with the old fixed floor of 100, a deployment of 100
+/// children or fewer could lose every signal in one round. Now a round may
+/// change at most half of a small deployment: one of four goes through, the
+/// other three at once are held.
+#[test]
+fn a_small_deployment_is_protected_by_the_brake_too() {
+    let _alone = process::timing_sensitive();
+    if !tools(&["dnssec-keygen"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let files = children(&root.join("children"), 4);
+    signal_key(root);
+    let port = free_port();
+    let cfg = config(root, port, "");
+    let server = Serve::start(&cfg, SocketAddr::from(([127, 0, 0, 1], port)), APEX);
+    for i in 0..4 {
+        assert_eq!(
+            query(server.addr, &owner(&format!("c{i}.example")), 59, false)
+                .map(|m| m.answers.len()),
+            Some(1)
+        );
+    }
+
+    // One child of four leaves: within the limit (half of 4).
+    fs::remove_file(&files[0]).expect("remove");
+    assert!(
+        wait_for(
+            server.addr,
+            &owner("c0.example"),
+            Duration::from_secs(5),
+            |n| n == 0
+        )
+        .is_some(),
+        "{}",
+        server.log_text()
+    );
+
+    // The other three at once (an emptied directory): held.
+    for file in &files[1..] {
+        fs::remove_file(file).expect("remove");
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    for i in 1..4 {
+        assert_eq!(
+            query(server.addr, &owner(&format!("c{i}.example")), 59, false)
+                .map(|m| m.answers.len()),
+            Some(1),
+            "the brake must keep c{i}'s signal:\n{}",
+            server.log_text()
+        );
+    }
+    let (code, status, _) = signalbox_cmd("status", &cfg);
+    assert_eq!(code, 0);
+    assert!(status.contains("HOLDING a change to 3 of 3"), "{status}");
+
+    let (code, out, err) = signalbox_cmd("confirm", &cfg);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        wait_for(
+            server.addr,
+            &owner("c3.example"),
+            Duration::from_secs(5),
+            |n| n == 0
+        )
+        .is_some(),
+        "{}",
+        server.log_text()
+    );
+}
+
 #[test]
 fn a_reload_with_a_broken_config_keeps_serving_and_a_good_one_applies() {
     if !tools(&["dnssec-keygen"]) {

@@ -493,6 +493,58 @@ fn the_daemon_waits_for_agreement_survives_a_restart_and_withdraws_once_the_pare
     assert_eq!(check_notify(&got[1], CHILD), 59);
 }
 
+/// Issue 13 item 4: a round the safety brake holds sends no NOTIFY (the
+/// reports that lead to one were made even when the round was held). Three
+/// children, every KSK replaced at once: held, nothing reaches the parent's
+/// scanner until `signalbox confirm`.
+#[test]
+fn a_held_round_notifies_no_parent() {
+    if !ready() {
+        return;
+    }
+    let receiver = NotifyReceiver::start(Ipv4Addr::new(127, 0, 0, 3), ReceiverMode::Answer);
+    let parent_body = format!(
+        "*._dsync TYPE66 {}\n",
+        dsync(59, receiver.addr().port(), "scanner.test.")
+    );
+    let world = world(&parent_body, "");
+    let zones = [CHILD, "two.parent.test.", "three.parent.test."];
+    let side = Side::new(&world, &zones, "always", IMMEDIATE);
+    // A limit the old rule also enforced (one child per round), so this
+    // is about the NOTIFYs, not the limit.
+    let mut text = fs::read_to_string(&side.config).expect("config");
+    text.push_str("\n[safety]\nmin_changes = 1\n");
+    fs::write(&side.config, text).expect("config");
+    let addr = SocketAddr::new([127, 0, 0, 2].into(), world.auth().port());
+    let daemon = Serve::start(&side.config, addr, SIGNAL);
+    let got = receiver.wait_for(3, Duration::from_secs(30));
+    assert_eq!(got.len(), 3, "{got:?}\n{}", daemon.log_text());
+
+    let children = side.root().join("children");
+    for entry in fs::read_dir(&children).expect("children").flatten() {
+        fs::remove_file(entry.path()).expect("remove");
+    }
+    for zone in zones {
+        signzone::keygen(&children, &["-f", "KSK", zone.trim_end_matches('.')]);
+    }
+    let held = wait_until(Duration::from_secs(10), || {
+        daemon.log_text().contains("SAFETY BRAKE")
+    });
+    assert!(held, "{}", daemon.log_text());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        receiver.received().len(),
+        3,
+        "no NOTIFY while the brake holds:\n{}",
+        daemon.log_text()
+    );
+
+    let (code, out, err) = side.run(&["confirm"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let got = receiver.wait_for(6, Duration::from_secs(30));
+    assert_eq!(got.len(), 6, "{got:?}\n{}", daemon.log_text());
+}
+
 fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {

@@ -567,3 +567,190 @@ fn update_errors_are_clear_and_backed_off() {
     assert!(!log.contains("UPDATE written"), "{log}");
     assert!(crate::common::serve::query(addr, ".", 6, false).is_some());
 }
+
+/// Issue 13 item 4: the safety brake counts the children published in a
+/// signalling zone a signer hosts (it counted served zones only, so a
+/// hosted zone always got the fixed floor). Four children on BIND, at most
+/// half may change: two leaving at once go through.
+#[test]
+fn the_brake_counts_children_in_a_signer_hosted_signalling_zone() {
+    let _cpu = process::cpu_heavy();
+    if !ready(&[]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let key = TsigKey::generate("update-key");
+    let bind = BindSigner::start(
+        &root.join("bind"),
+        &[BindZone::new(SIGNAL, &zone_body(&["ns1.operator.test."])).update_key(&key)],
+    );
+    let children = root.join("children");
+    fs::create_dir_all(&children).expect("mkdir");
+    let names = ["a.example.", "b.example.", "c.example.", "d.example."];
+    let stems: Vec<String> = names
+        .iter()
+        .map(|n| signzone::keygen(&children, &["-f", "KSK", n.trim_end_matches('.')]))
+        .collect();
+    key.write_keyfile(&root.join("update.key"));
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let config = write(
+        &root.join("signalbox.toml"),
+        &format!(
+            r#"version = 1
+tsig_keys = ["update.key"]
+
+[[zones]]
+keys = "children"
+nameservers = ["ns1.operator.test."]
+cds = "always"
+
+[[signaling_zone]]
+apex = "{SIGNAL}"
+nameservers = ["ns1.operator.test."]
+publish = {{ update = "{}", tsig = "{}" }}
+
+[safety]
+max_change_share = 0.5
+min_changes = 1
+
+[server]
+listen = ["{addr}"]
+"#,
+            bind.addr(),
+            key.name
+        ),
+    );
+    let daemon = Serve::spawn(&config, addr);
+    let written = wait_until(Duration::from_secs(30), || {
+        names
+            .iter()
+            .all(|n| query(bind.addr(), &dsboot(n), "CDS").len() == 1)
+            .then_some(())
+    });
+    assert!(
+        written.is_some(),
+        "{}\n{}",
+        daemon.log_text(),
+        bind.log_tail()
+    );
+
+    // Two of the four leave in one round: 2 <= 50% of 4.
+    for stem in &stems[..2] {
+        for ext in ["key", "private"] {
+            fs::remove_file(children.join(format!("{stem}.{ext}"))).expect("remove");
+        }
+    }
+    let withdrawn = wait_until(Duration::from_secs(20), || {
+        names[..2]
+            .iter()
+            .all(|n| query(bind.addr(), &dsboot(n), "CDS").is_empty())
+            .then_some(())
+    });
+    assert!(
+        withdrawn.is_some(),
+        "two of four hosted children may go:\n{}",
+        daemon.log_text()
+    );
+    assert!(
+        !daemon.log_text().contains("SAFETY BRAKE"),
+        "{}",
+        daemon.log_text()
+    );
+    for n in &names[2..] {
+        assert_eq!(query(bind.addr(), &dsboot(n), "CDS").len(), 1, "{n}");
+    }
+}
+
+/// Issue 13 item 4: apex UPDATEs pass the safety brake (they were sent
+/// before it decided). Three child zones on BIND get their CDS from
+/// signalbox's key directory by UPDATE; every KSK is replaced at once (a bad
+/// deploy): the brake holds, BIND keeps the old CDS until `signalbox
+/// confirm`, then the new ones are written.
+#[test]
+fn apex_updates_wait_for_the_safety_brake() {
+    let _cpu = process::cpu_heavy();
+    if !ready(&[]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let key = TsigKey::generate("update-key");
+    let zones = ["a.test.", "b.test.", "c.test."];
+    let bind_zones: Vec<BindZone> = zones
+        .iter()
+        .map(|z| BindZone::new(z, &zone_body(&["ns1.operator.test."])).update_key(&key))
+        .collect();
+    let bind = BindSigner::start(&root.join("bind"), &bind_zones);
+    key.write_keyfile(&root.join("update.key"));
+    let keys = root.join("keys");
+    fs::create_dir_all(&keys).expect("mkdir");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let mut text = String::from("version = 1\ntsig_keys = [\"update.key\"]\n\n");
+    for zone in zones {
+        signzone::keygen(&keys, &["-f", "KSK", zone.trim_end_matches('.')]);
+        text.push_str(&format!(
+            "[[zone]]\nname = \"{zone}\"\nkeys = \"keys\"\ncds = \"always\"\n\
+             publish = {{ update = \"{}\", tsig = \"{}\", types = [\"CDS\"], cds_by_update = true }}\n\n",
+            bind.addr(),
+            key.name
+        ));
+    }
+    text.push_str(&format!("[server]\nlisten = [\"{addr}\"]\n"));
+    let config = write(&root.join("signalbox.toml"), &text);
+    let daemon = Serve::spawn(&config, addr);
+    let cds = |zone: &str| {
+        let mut rdata = lookup(bind.addr(), zone, "CDS").rdata("CDS");
+        rdata.sort();
+        rdata
+    };
+    let first: Vec<Vec<String>> = wait_until(Duration::from_secs(30), || {
+        let all: Vec<Vec<String>> = zones.iter().map(|z| cds(z)).collect();
+        all.iter().all(|c| !c.is_empty()).then_some(all)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "BIND keeps CDS written by UPDATE\n{}\n{}",
+            daemon.log_text(),
+            bind.log_tail()
+        )
+    });
+
+    // Every child's KSK replaced at once.
+    for entry in fs::read_dir(&keys).expect("keys").flatten() {
+        fs::remove_file(entry.path()).expect("remove");
+    }
+    for zone in zones {
+        signzone::keygen(&keys, &["-f", "KSK", zone.trim_end_matches('.')]);
+    }
+    let held = wait_until(Duration::from_secs(10), || {
+        daemon.log_text().contains("SAFETY BRAKE").then_some(())
+    });
+    assert!(held.is_some(), "{}", daemon.log_text());
+    std::thread::sleep(Duration::from_secs(3));
+    for (zone, before) in zones.iter().zip(&first) {
+        assert_eq!(
+            &cds(zone),
+            before,
+            "{zone}: no UPDATE while the brake holds\n{}",
+            daemon.log_text()
+        );
+    }
+    let (code, status, _) = output(signalbox().args(["status", "-c"]).arg(&config));
+    assert_eq!(code, 0, "{status}");
+    assert!(status.contains("HOLDING a change to 3 of 3"), "{status}");
+
+    let (code, out, err) = output(signalbox().args(["confirm", "-c"]).arg(&config));
+    assert_eq!(code, 0, "{out}{err}");
+    let rolled = wait_until(Duration::from_secs(20), || {
+        zones
+            .iter()
+            .zip(&first)
+            .all(|(zone, before)| {
+                let now = cds(zone);
+                !now.is_empty() && &now != before
+            })
+            .then_some(())
+    });
+    assert!(rolled.is_some(), "{}", daemon.log_text());
+}
