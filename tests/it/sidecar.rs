@@ -723,7 +723,7 @@ fn apex_updates_wait_for_the_safety_brake() {
             .collect()
     };
     let has = |zone: &str, tag: &u16| cds_tags(zone).contains(tag);
-    let _written = wait_until(Duration::from_secs(30), || {
+    wait_until(Duration::from_secs(30), || {
         zones
             .iter()
             .zip(&old_tags)
