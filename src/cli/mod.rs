@@ -130,7 +130,9 @@ pub fn run() -> ExitCode {
     } else {
         "warn"
     };
-    init_logging(cli.log_level.as_deref().unwrap_or(default_level));
+    // Held until exit: dropping it flushes the log queue.
+    let _log_writer = init_logging(cli.log_level.as_deref().unwrap_or(default_level));
+    log_panics();
     let code = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Reload { config } => control(&config, signalbox::daemon::control::Command::Reload),
@@ -218,17 +220,45 @@ fn control(config: &std::path::Path, command: signalbox::daemon::control::Comman
     }
 }
 
-fn init_logging(level: &str) {
+/// Logs to stderr through a bounded queue and a writer thread: a stalled
+/// stderr (a full pipe, a stuck journald) drops log lines instead of
+/// blocking the UDP threads or the event loop.
+fn init_logging(level: &str) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("log")
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer)
+        .with_ansi(ansi)
         .with_env_filter(filter)
         .with_target(false)
         .init();
+    guard
+}
+
+/// Panics are logged as errors, with the thread and the place, like every
+/// other event (a vital part's death is then reported by
+/// [`signalbox::vital`]).
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            location,
+            "panic: {}",
+            signalbox::vital::panic_message(info.payload())
+        );
+    }));
 }
 
 /// An `--at` that is neither RFC 3339 nor a BIND timestamp.
