@@ -171,10 +171,7 @@ pub async fn read_apex(followed: &Followed, now: Timestamp) -> Result<FollowedAp
 /// out on the returned channel.
 pub fn start(
     zones: Vec<Followed>,
-) -> (
-    Arc<Pending>,
-    mpsc::UnboundedReceiver<(Name, FollowedApex)>,
-) {
+) -> (Arc<Pending>, mpsc::UnboundedReceiver<(Name, FollowedApex)>) {
     let names: Vec<Name> = zones.iter().map(|f| f.zone.clone()).collect();
     let pending = Arc::new(Pending::new(&names, pending::CAPACITY));
     let (tx, rx) = mpsc::unbounded_channel();

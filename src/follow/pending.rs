@@ -71,7 +71,11 @@ impl Pending {
     /// A set for `zones` (indexed in this order) holding at most `capacity`.
     pub fn new(zones: &[Name], capacity: usize) -> Self {
         Pending {
-            index: zones.iter().enumerate().map(|(i, z)| (z.clone(), i)).collect(),
+            index: zones
+                .iter()
+                .enumerate()
+                .map(|(i, z)| (z.clone(), i))
+                .collect(),
             waiting: zones.iter().map(|_| AtomicBool::new(false)).collect(),
             queue: Mutex::new(VecDeque::with_capacity(capacity.min(zones.len()))),
             capacity,

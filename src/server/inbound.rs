@@ -122,7 +122,9 @@ impl FollowInbox {
             if let Some(suppressed) = self.refused.pass(now) {
                 let why = match &acl.notify_key {
                     Some(_) => "NOTIFY not signed with the zone's notify_key: refused",
-                    None => "NOTIFY neither from the primary nor signed with the zone's key: refused",
+                    None => {
+                        "NOTIFY neither from the primary nor signed with the zone's key: refused"
+                    }
                 };
                 tracing::warn!(zone, %peer, key = signed, primary = %acl.primary, suppressed, refused = self.refused.total(), "{why}");
             }
@@ -231,7 +233,10 @@ mod tests {
         let other = "192.0.2.9".parse().expect("valid");
         assert_eq!(inbox.accept(&zone, primary, None), Verdict::Accepted);
         let follow_key = name("follow-key.");
-        assert_eq!(inbox.accept(&zone, other, Some(&follow_key)), Verdict::Accepted);
+        assert_eq!(
+            inbox.accept(&zone, other, Some(&follow_key)),
+            Verdict::Accepted
+        );
         assert_eq!(inbox.accept(&zone, other, None), Verdict::Refused);
         let another = name("another.");
         assert_eq!(inbox.accept(&zone, other, Some(&another)), Verdict::Refused);
@@ -279,7 +284,16 @@ mod tests {
         let passed: Vec<Option<u64>> = (0..8).map(|_| gate.pass(t)).collect();
         assert_eq!(
             passed,
-            [Some(0), Some(0), Some(0), Some(0), Some(0), None, None, None]
+            [
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
+                None,
+                None,
+                None
+            ]
         );
         // Still the same window.
         assert_eq!(gate.pass(t + LOG_WINDOW_S - 1), None);

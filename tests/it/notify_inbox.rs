@@ -203,7 +203,9 @@ listen = ["{addr}"]
     for _ in 0..20 {
         let _ = flood.send_to(&packet, addr);
     }
-    let read = wait_until(Duration::from_secs(5), || primary.read_at(last).then_some(()));
+    let read = wait_until(Duration::from_secs(5), || {
+        primary.read_at(last).then_some(())
+    });
     thread::sleep(Duration::from_millis(1500));
     let soa = primary.soa_queries() - before;
     eprintln!("{sent} NOTIFYs in 3 s -> {soa} SOA queries at the primary");
@@ -330,6 +332,12 @@ listen = ["{addr}"]
     );
 
     // Knot's own NOTIFYs are signed with the key: a KSK rollover follows.
+    let signed_in = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("NOTIFY from the primary") && l.contains("notify-key"))
+            .count()
+    };
+    let by_dig = signed_in(&log);
     let before = knot_cds();
     knot.knotc_ok(&["zone-key-rollover", CHILD, "ksk"]);
     let new_cds = wait_until(Duration::from_secs(20), || {
@@ -337,7 +345,9 @@ listen = ["{addr}"]
         (!now.is_empty() && now != before).then_some(now)
     })
     .unwrap_or_else(|| panic!("no new CDS at Knot\n{}", knot.log_tail()));
-    let followed = wait_until(Duration::from_secs(10), || (ours() == new_cds).then_some(()));
+    let followed = wait_until(Duration::from_secs(10), || {
+        (ours() == new_cds).then_some(())
+    });
     assert!(
         followed.is_some(),
         "signals did not follow Knot's signed NOTIFY\n{}\n{}",
@@ -345,9 +355,15 @@ listen = ["{addr}"]
         knot.log_tail()
     );
     let log = daemon.log_text();
+    assert!(signed_in(&log) > by_dig, "{log}");
+    let knot_log = knot.log();
+    let outgoing: Vec<&str> = knot_log
+        .lines()
+        .filter(|l| l.contains("notify, outgoing"))
+        .collect();
     assert!(
-        log.lines()
-            .any(|l| l.contains("NOTIFY from the primary") && l.contains("notify-key")),
-        "{log}"
+        outgoing.iter().any(|l| l.contains(", serial ")),
+        "{}",
+        outgoing.join("\n")
     );
 }
