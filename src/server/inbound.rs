@@ -110,14 +110,15 @@ impl FollowInbox {
     /// with `key` (verified) if at all.
     pub fn accept(&self, qname: &[u8], peer: IpAddr, key: Option<&Name>) -> Verdict {
         let now = unix_now();
-        let signed = key.map(display);
+        // Names are rendered only for an event that is logged.
+        let signed = || key.map(display);
         let Some(acl) = self.zones.get(qname) else {
             if let Some(suppressed) = self.refused.pass(now) {
-                tracing::info!(%peer, key = signed, suppressed, refused = self.refused.total(), "NOTIFY for a zone signalbox does not follow: refused");
+                tracing::info!(%peer, key = signed(), suppressed, refused = self.refused.total(), "NOTIFY for a zone signalbox does not follow: refused");
             }
             return Verdict::Refused;
         };
-        let zone = display(&acl.zone);
+        let zone = || display(&acl.zone);
         if !acl.admits(peer, key) {
             if let Some(suppressed) = self.refused.pass(now) {
                 let why = match &acl.notify_key {
@@ -126,18 +127,18 @@ impl FollowInbox {
                         "NOTIFY neither from the primary nor signed with the zone's key: refused"
                     }
                 };
-                tracing::warn!(zone, %peer, key = signed, primary = %acl.primary, suppressed, refused = self.refused.total(), "{why}");
+                tracing::warn!(zone = zone(), %peer, key = signed(), primary = %acl.primary, suppressed, refused = self.refused.total(), "{why}");
             }
             return Verdict::Refused;
         }
         if !(self.deliver)(&acl.zone) {
             if let Some(suppressed) = self.dropped.pass(now) {
-                tracing::warn!(zone, %peer, suppressed, dropped = self.dropped.total(), "NOTIFY dropped: too many zones wait for their SOA check (the primary retries; the SOA poll finds it)");
+                tracing::warn!(zone = zone(), %peer, suppressed, dropped = self.dropped.total(), "NOTIFY dropped: too many zones wait for their SOA check (the primary retries; the SOA poll finds it)");
             }
             return Verdict::Dropped;
         }
         if let Some(suppressed) = self.accepted.pass(now) {
-            tracing::info!(zone, %peer, key = signed, suppressed, "NOTIFY from the primary: reading the apex");
+            tracing::info!(zone = zone(), %peer, key = signed(), suppressed, "NOTIFY from the primary: reading the apex");
         }
         Verdict::Accepted
     }

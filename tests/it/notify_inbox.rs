@@ -278,7 +278,6 @@ follow = {{ primary = "{primary}", refresh = "1h", notify_key = "{key}" }}
 apex = "{SIGNAL}"
 keys = "signal"
 nameservers = ["ns1.operator.test."]
-soa_minimum = "1s"
 
 [server]
 listen = ["{addr}"]
