@@ -222,6 +222,7 @@ async fn follow_all(
             let Some(state) = states.get_mut(zone) else {
                 continue;
             };
+            pending.checking(zone);
             let next_poll = state.check(&tx).await;
             schedule.checked(zone, Instant::now(), next_poll);
         }

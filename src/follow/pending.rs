@@ -5,10 +5,11 @@
 //!
 //! The UDP and TCP threads put zones in ([`Pending::notified`], no await,
 //! one atomic swap when the zone already waits); the follower takes them
-//! out ([`Pending::take`]) after [`Pending::wait`]. A zone's flag is cleared
-//! when the follower takes it, before its SOA check, so a NOTIFY that
-//! arrives during the check queues the zone again: the last serial a
-//! primary announces is never missed. At most `capacity` zones wait at a
+//! out ([`Pending::take`]) after [`Pending::wait`]. A taken zone stays
+//! marked until its SOA check begins ([`Pending::checking`]), so NOTIFYs
+//! while it waits out its rate limit neither queue nor wake the follower;
+//! one that arrives during the check queues the zone again: the last
+//! serial a primary announces is never missed. At most `capacity` zones wait at a
 //! time; a NOTIFY for one more is dropped and counted (its primary gets no
 //! answer and retransmits, RFC 1996 §3.6; the SOA poll finds it anyway), so
 //! memory never grows with the number of NOTIFYs.
@@ -56,7 +57,7 @@ pub struct PendingCounts {
 pub struct Pending {
     /// Each followed zone's index in `waiting`.
     index: HashMap<Name, usize>,
-    /// Per zone: queued, or about to be (set before the zone is pushed).
+    /// Per zone: queued (or about to be), or taken and not yet checked.
     waiting: Box<[AtomicBool]>,
     /// The waiting zones in arrival order, at most `capacity`.
     queue: Mutex<VecDeque<usize>>,
@@ -116,15 +117,19 @@ impl Pending {
         self.wake.notified().await;
     }
 
-    /// Takes every waiting zone (indices in the order given to `new`),
-    /// oldest first; a NOTIFY from now on queues its zone again.
+    /// Takes every queued zone (indices in the order given to `new`),
+    /// oldest first. They stay marked: NOTIFYs for them are coalesced
+    /// until [`Pending::checking`].
     pub fn take(&self) -> Vec<usize> {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        let taken: Vec<usize> = queue.drain(..).collect();
-        for &i in &taken {
-            self.waiting[i].store(false, Ordering::Release);
+        queue.drain(..).collect()
+    }
+
+    /// `zone`'s SOA check begins: a NOTIFY from now on queues it again.
+    pub fn checking(&self, zone: usize) {
+        if let Some(flag) = self.waiting.get(zone) {
+            flag.store(false, Ordering::Release);
         }
-        taken
     }
 
     /// What the set did so far.
@@ -159,16 +164,21 @@ mod tests {
         assert_eq!(pending.notified(&z[0]), Queued::Queued);
         assert_eq!(pending.take(), [1, 0]);
         assert!(pending.take().is_empty());
+        // Taken but not yet checked (waiting out the rate limit): still
+        // one pending check, and nothing queued to wake the follower.
+        assert_eq!(pending.notified(&z[1]), Queued::Coalesced);
+        assert!(pending.take().is_empty());
         let counts = pending.counts();
-        assert_eq!((counts.queued, counts.coalesced), (2, 10_000));
+        assert_eq!((counts.queued, counts.coalesced), (2, 10_001));
     }
 
     #[test]
-    fn a_notify_after_the_take_queues_the_zone_again() {
+    fn a_notify_once_the_check_began_queues_the_zone_again() {
         let z = zones(1);
         let pending = Pending::new(&z, CAPACITY);
         pending.notified(&z[0]);
         assert_eq!(pending.take(), [0]);
+        pending.checking(0);
         // The follower now checks the SOA; a NOTIFY meanwhile is not lost.
         assert_eq!(pending.notified(&z[0]), Queued::Queued);
         assert_eq!(pending.take(), [0]);
@@ -193,6 +203,9 @@ mod tests {
         assert_eq!(pending.notified(&z[4]), Queued::Dropped);
         assert_eq!(pending.take(), [0, 1, 2]);
         assert_eq!(pending.notified(&z[4]), Queued::Queued);
+        for i in 0..3 {
+            pending.checking(i);
+        }
         assert_eq!(pending.counts().dropped, 3);
         let unknown = parse_name("other.example.").expect("valid");
         assert_eq!(pending.notified(&unknown), Queued::Unknown);
