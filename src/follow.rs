@@ -3,13 +3,16 @@
 //!
 //! The SOA is polled every `refresh` (a lost NOTIFY costs at most that
 //! much), and a NOTIFY from the primary (accepted by
-//! [`crate::server::inbound`]) triggers a poll at once. On a new serial the
+//! [`crate::server::inbound`]) triggers a check soon (RFC 1996 §4.7): a
+//! burst of NOTIFYs for a zone is one entry in the bounded [`Pending`] set,
+//! and a zone's NOTIFY-triggered checks are at least a second apart
+//! (`follow::schedule`), a NOTIFY during the wait remembered. On a new serial the
 //! apex SOA, DNSKEY, CDS, CDNSKEY and NS are read by query, TSIG-signed when
 //! `follow.tsig` is set, and must all come from one version: the SOA is read
 //! again last and a change in between means read again. What was read is a
 //! fact for the policy ([`FollowedApex`]).
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use hickory_proto::rr::{Name, RecordType};
 use jiff::Timestamp;
@@ -163,77 +166,120 @@ pub async fn read_apex(followed: &Followed, now: Timestamp) -> Result<FollowedAp
     })
 }
 
-/// Starts following `zones`: NOTIFYs arrive on `notified`; every newly
-/// read apex goes out on the returned channel.
+/// Starts following `zones`. NOTIFYs go into the returned [`Pending`] set
+/// (the daemon hands it to the server's inbox); every newly read apex goes
+/// out on the returned channel.
 pub fn start(
     zones: Vec<Followed>,
-    mut notified: mpsc::UnboundedReceiver<Name>,
-) -> mpsc::UnboundedReceiver<(Name, FollowedApex)> {
+) -> (Arc<Pending>, mpsc::UnboundedReceiver<(Name, FollowedApex)>) {
+    let names: Vec<Name> = zones.iter().map(|f| f.zone.clone()).collect();
+    let pending = Arc::new(Pending::new(&names, pending::CAPACITY));
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut state: HashMap<Name, (Followed, Option<u32>, Instant, u32)> = zones
-            .into_iter()
-            .map(|f| (f.zone.clone(), (f, None, Instant::now(), 0)))
-            .collect();
-        let mut apexes: HashMap<Name, FollowedApex> = HashMap::new();
-        loop {
-            let next = state.values().map(|(_, _, at, _)| *at).min();
-            let mut due: Vec<Name> = Vec::new();
-            tokio::select! {
-                Some(zone) = notified.recv() => due.push(zone),
-                _ = sleep_until(next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))) => {
-                    let now = Instant::now();
-                    due.extend(state.iter().filter(|(_, (_, _, at, _))| *at <= now).map(|(z, _)| z.clone()));
+    tokio::spawn(follow_all(zones, pending.clone(), tx));
+    (pending, rx)
+}
+
+/// One followed zone as the follower keeps it.
+struct FollowState {
+    followed: Followed,
+    /// The serial last read.
+    last: Option<u32>,
+    /// Failed checks in a row.
+    failures: u32,
+    /// The apex last read.
+    apex: Option<FollowedApex>,
+}
+
+/// The follower: checks each zone when [`Schedule`] says it is due, after
+/// taking what NOTIFYs arrived from `pending`.
+async fn follow_all(
+    zones: Vec<Followed>,
+    pending: Arc<Pending>,
+    tx: mpsc::UnboundedSender<(Name, FollowedApex)>,
+) {
+    let mut schedule = Schedule::new(zones.len(), Instant::now(), NOTIFY_INTERVAL);
+    let mut states: Vec<FollowState> = zones
+        .into_iter()
+        .map(|followed| FollowState {
+            followed,
+            last: None,
+            failures: 0,
+            apex: None,
+        })
+        .collect();
+    loop {
+        let next = schedule
+            .next()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            () = pending.wait() => {}
+            () = sleep_until(next) => {}
+        }
+        for zone in pending.take() {
+            schedule.notified(zone);
+        }
+        for zone in schedule.due(Instant::now()) {
+            let Some(state) = states.get_mut(zone) else {
+                continue;
+            };
+            pending.checking(zone);
+            let next_poll = state.check(&tx).await;
+            schedule.checked(zone, Instant::now(), next_poll);
+        }
+    }
+}
+
+impl FollowState {
+    /// Checks the SOA and reads the apex when the serial is new; returns
+    /// the wait until the next poll.
+    async fn check(&mut self, tx: &mpsc::UnboundedSender<(Name, FollowedApex)>) -> Duration {
+        let followed = &self.followed;
+        let z = display(&followed.zone);
+        let result = match serial(followed).await {
+            Ok(s) if Some(s) == self.last => Ok(None),
+            Ok(_) => read_apex(followed, Timestamp::now()).await.map(Some),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(read) => {
+                self.failures = 0;
+                if let Some(mut apex) = read {
+                    if let Some(old) = self.apex.as_ref().filter(|old| old.ns == apex.ns) {
+                        apex.ns_serial = old.ns_serial;
+                    }
+                    tracing::info!(
+                        zone = z,
+                        serial = apex.serial,
+                        cds = apex.cds.len(),
+                        cdnskey = apex.cdnskey.len(),
+                        ns = apex.ns.len(),
+                        "read the signer's apex"
+                    );
+                    self.last = Some(apex.serial);
+                    self.apex = Some(apex.clone());
+                    let _ = tx.send((followed.zone.clone(), apex));
                 }
+                followed.config.refresh
             }
-            for zone in due {
-                let Some((followed, last, at, failures)) = state.get_mut(&zone) else {
-                    continue;
-                };
-                let z = display(&zone);
-                let previous = apexes.get(&zone).cloned();
-                let result = match serial(followed).await {
-                    Ok(s) if Some(s) == *last => Ok(None),
-                    Ok(_) => read_apex(followed, Timestamp::now()).await.map(Some),
-                    Err(e) => Err(e),
-                };
-                match result {
-                    Ok(read) => {
-                        *failures = 0;
-                        *at = Instant::now() + followed.config.refresh;
-                        if let Some(mut apex) = read {
-                            if let Some(old) = previous.filter(|old| old.ns == apex.ns) {
-                                apex.ns_serial = old.ns_serial;
-                            }
-                            apexes.insert(zone.clone(), apex.clone());
-                            tracing::info!(
-                                zone = z,
-                                serial = apex.serial,
-                                cds = apex.cds.len(),
-                                cdnskey = apex.cdnskey.len(),
-                                ns = apex.ns.len(),
-                                "read the signer's apex"
-                            );
-                            *last = Some(apex.serial);
-                            let _ = tx.send((zone.clone(), apex));
-                        }
-                    }
-                    Err(e) => {
-                        *failures += 1;
-                        let wait = followed
-                            .config
-                            .refresh
-                            .min(Duration::from_secs(1 << (*failures).min(8)));
-                        *at = Instant::now() + wait;
-                        tracing::warn!(
-                            zone = z,
-                            retry_in_s = wait.as_secs_f64(),
-                            "cannot read the signer: {e}; the last good view stays"
-                        );
-                    }
-                }
+            Err(e) => {
+                self.failures += 1;
+                let wait = followed
+                    .config
+                    .refresh
+                    .min(Duration::from_secs(1 << self.failures.min(8)));
+                tracing::warn!(
+                    zone = z,
+                    retry_in_s = wait.as_secs_f64(),
+                    "cannot read the signer: {e}; the last good view stays"
+                );
+                wait
             }
         }
-    });
-    rx
+    }
 }
+
+mod pending;
+mod schedule;
+
+pub use pending::{Pending, PendingCounts, Queued};
+use schedule::{NOTIFY_INTERVAL, Schedule};

@@ -345,6 +345,13 @@ impl Checker<'_> {
                     span.clone(),
                 ));
             }
+            if let Some(name) = zone.follow.as_ref().and_then(|f| f.notify_key.as_ref()) {
+                named.push((
+                    format!("{}.follow.notify_key", zone.origin.table),
+                    name,
+                    span.clone(),
+                ));
+            }
             if let Some(name) = zone.publish.as_ref().and_then(|p| p.tsig.as_ref()) {
                 named.push((format!("{}.publish.tsig", zone.origin.table), name, span));
             }

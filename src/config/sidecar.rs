@@ -3,7 +3,7 @@
 //! ```toml
 //! [[zone]]
 //! name = "example.com."
-//! follow = { primary = "127.0.0.1:53", tsig = "example-key" }
+//! follow = { primary = "127.0.0.1:53", tsig = "example-key", notify_key = "notify-key" }
 //! publish = { update = "127.0.0.1:53", tsig = "example-key", types = ["CSYNC"] }
 //!
 //! [[signaling_zone]]
@@ -26,6 +26,9 @@ pub struct FollowConfig {
     pub primary: SocketAddr,
     /// TSIG key (a name from `tsig_keys`) for queries and accepted NOTIFYs.
     pub tsig: Option<Name>,
+    /// TSIG key (a name from `tsig_keys`) every NOTIFY about the zone must
+    /// be signed with; unsigned ones are refused, whatever their source.
+    pub notify_key: Option<Name>,
     /// How often the SOA is polled when no NOTIFY comes.
     pub refresh: Duration,
 }
@@ -49,6 +52,7 @@ pub struct PublishConfig {
 pub(super) struct RawFollow {
     primary: Spanned<String>,
     tsig: Option<Spanned<String>>,
+    notify_key: Option<Spanned<String>>,
     refresh: Option<Spanned<ConfigDuration>>,
 }
 
@@ -71,6 +75,10 @@ impl Checker<'_> {
             .tsig
             .as_ref()
             .and_then(|t| self.name(t, &format!("{key}.tsig")));
+        let notify_key = raw
+            .notify_key
+            .as_ref()
+            .and_then(|t| self.name(t, &format!("{key}.notify_key")));
         let refresh = match &raw.refresh {
             None => Duration::from_secs(60),
             Some(v) if v.get_ref().0 >= Duration::from_millis(100) => v.get_ref().0,
@@ -82,6 +90,7 @@ impl Checker<'_> {
         Some(FollowConfig {
             primary: primary?,
             tsig,
+            notify_key,
             refresh,
         })
     }

@@ -230,3 +230,42 @@ fn foreign_keys_are_parsed() {
     let keys = config.zones[0].settings.foreign_keys.clone().expect("set");
     assert_eq!(crate::dnssec::key_tag(&keys[0]), 3613);
 }
+
+/// `follow.notify_key` (issue 13 item 7): parsed, and it must name a key
+/// of `tsig_keys`, reported at `zone[N].follow.notify_key`.
+#[test]
+fn follow_notify_key_is_parsed_and_must_exist() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("n.key"),
+        "key \"notify-key\" {\n\talgorithm hmac-sha256;\n\tsecret \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\";\n};\n",
+    )
+    .expect("write key");
+    let config_path = dir.path().join("t.toml");
+    let text = |key: &str| {
+        format!(
+            "version = 1\ntsig_keys = [\"n.key\"]\n[[zone]]\nname = \"a.example.\"\n\
+             follow = {{ primary = \"127.0.0.1:53\", notify_key = \"{key}\" }}\n"
+        )
+    };
+    let config = parse(&config_path, &text("notify-key")).expect("accepted");
+    let follow = config.zones[0].follow.as_ref().expect("follow");
+    assert_eq!(
+        follow.notify_key.as_ref().map(display).as_deref(),
+        Some("notify-key.")
+    );
+    assert_eq!(follow.tsig, None);
+    let errors = parse(&config_path, &text("missing-key")).expect_err("no such key");
+    let keys: Vec<&str> = errors.0.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["zone[0].follow.notify_key"], "{errors}");
+    assert!(errors.0[0].message.contains("missing-key"), "{errors}");
+    assert_eq!(errors.0[0].line, 3);
+    // Without it, nothing is required.
+    let config = parse_ok(
+        "version = 1\n[[zone]]\nname = \"a.example.\"\nfollow = { primary = \"127.0.0.1:53\" }\n",
+    );
+    assert_eq!(
+        config.zones[0].follow.as_ref().expect("follow").notify_key,
+        None
+    );
+}

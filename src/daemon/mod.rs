@@ -32,7 +32,6 @@ use std::{
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
-use tokio::sync::mpsc as tmpsc;
 
 pub use round::{RoundInput, RoundReport};
 pub use serve::serve;
@@ -41,7 +40,6 @@ use crate::{
     config::{Config, SignalingZoneConfig},
     dns::name::display,
     model::KeyStore,
-    policy::FollowedApex,
     server::{self, SharedSnapshot, Snapshot},
     state::{StateDir, StateError},
     tsig::{KeyFileError, Keyring},
@@ -227,37 +225,6 @@ impl Daemon {
                 },
             );
         }
-    }
-
-    /// Starts following the `[[zone]]`s with `follow`: their primaries'
-    /// NOTIFYs are accepted from now on.
-    fn start_followers(&mut self) -> Option<tmpsc::UnboundedReceiver<(Name, FollowedApex)>> {
-        let mut followed = Vec::new();
-        let mut acls = Vec::new();
-        for zone in &self.config.zones {
-            let Some(follow) = &zone.follow else { continue };
-            let key = follow
-                .tsig
-                .as_ref()
-                .and_then(|name| self.keyring.get(name).cloned());
-            acls.push(crate::server::inbound::FollowAcl {
-                zone: zone.name.clone(),
-                primary: follow.primary.ip(),
-                key: follow.tsig.clone(),
-            });
-            followed.push(crate::follow::Followed {
-                zone: zone.name.clone(),
-                config: follow.clone(),
-                key,
-            });
-        }
-        if followed.is_empty() {
-            return None;
-        }
-        let (tx, rx) = tmpsc::unbounded_channel();
-        self.sidecar.inbox = Some(Arc::new(crate::server::inbound::FollowInbox::new(acls, tx)));
-        self.publish_snapshot();
-        Some(crate::follow::start(followed, rx))
     }
 
     /// The snapshot the server answers from.

@@ -1,4 +1,6 @@
-//! The daemon beside a signer: RRsets written by UPDATE instead of served.
+//! The daemon beside a signer: apexes read from it (`follow`, with the
+//! NOTIFYs its primary sends let in by [`crate::server::inbound`]) and
+//! RRsets written by UPDATE instead of served.
 //!
 //! A `[[signaling_zone]]` with `publish` lives on the signer, which signs
 //! it; its `_dsboot` RRsets go there by UPDATE (one publisher per zone, see
@@ -14,13 +16,55 @@ use tokio::sync::mpsc as tmpsc;
 
 use super::Daemon;
 use crate::{
+    follow,
     policy::FollowedApex,
     publish::{self, Target, Wanted},
-    server::inbound::FollowInbox,
+    server::inbound::{Deliver, FollowAcl, FollowInbox},
     zone::{Change, content::RrsetData},
 };
 
 impl Daemon {
+    /// Starts following the `[[zone]]`s with `follow`: their primaries'
+    /// NOTIFYs are accepted from now on, into the follower's bounded set
+    /// (`follow::Pending`, see [`crate::server::inbound`]).
+    pub(super) fn start_followers(
+        &mut self,
+    ) -> Option<tmpsc::UnboundedReceiver<(Name, FollowedApex)>> {
+        let mut followed = Vec::new();
+        let mut acls = Vec::new();
+        for zone in &self.config.zones {
+            let Some(follow) = &zone.follow else { continue };
+            let key = follow
+                .tsig
+                .as_ref()
+                .and_then(|name| self.keyring.get(name).cloned());
+            acls.push(FollowAcl {
+                zone: zone.name.clone(),
+                primary: follow.primary.ip(),
+                key: follow.tsig.clone(),
+                notify_key: follow.notify_key.clone(),
+            });
+            followed.push(follow::Followed {
+                zone: zone.name.clone(),
+                config: follow.clone(),
+                key,
+            });
+        }
+        if followed.is_empty() {
+            return None;
+        }
+        let (pending, apexes) = follow::start(followed);
+        let deliver: Deliver = Box::new(move |zone| {
+            !matches!(
+                pending.notified(zone),
+                follow::Queued::Dropped | follow::Queued::Unknown
+            )
+        });
+        self.sidecar.inbox = Some(Arc::new(FollowInbox::new(acls, deliver)));
+        self.publish_snapshot();
+        Some(apexes)
+    }
+
     /// Starts one publisher per zone with `publish` (needs the runtime).
     pub(super) fn start_publishers(&mut self) {
         let mut targets: Vec<(Name, crate::config::PublishConfig)> = self

@@ -16,6 +16,7 @@ use std::{net::IpAddr, sync::Arc};
 use hickory_proto::rr::RecordType;
 
 use super::{
+    inbound::Verdict,
     query::{self, ParseError},
     snapshot::{ServedZone, Snapshot},
     xfr::{self, Transfer},
@@ -156,14 +157,13 @@ fn respond_to(
             *dst = src.to_ascii_lowercase();
         }
         let key = signing.map(|(k, _, _)| &k.name);
-        let accepted = snapshot
-            .inbox
-            .as_ref()
-            .is_some_and(|inbox| inbox.accept(&lower[..q.qname.len()], peer, key));
-        let code = if accepted {
-            rcode::NOERROR
-        } else {
-            rcode::REFUSED
+        let verdict = snapshot.inbox.as_ref().map_or(Verdict::Refused, |inbox| {
+            inbox.accept(&lower[..q.qname.len()], peer, key)
+        });
+        let (code, accepted) = match verdict {
+            Verdict::Accepted => (rcode::NOERROR, true),
+            Verdict::Refused => (rcode::REFUSED, false),
+            Verdict::Dropped => return Answer::Drop,
         };
         w.finish(code, accepted, None, size, transport);
         return Answer::Message;

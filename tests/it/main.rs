@@ -16,6 +16,7 @@ mod fuzz_query;
 mod key_directory;
 mod live;
 mod notify;
+mod notify_inbox;
 mod parent_world;
 mod serve;
 mod sidecar;

@@ -426,15 +426,16 @@ fn broken_zone_is_servfail() {
 
 #[test]
 fn notify_from_the_followed_primary_is_accepted_and_delivered() {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = std::sync::mpsc::channel();
     let zone = crate::dns::parse_name("child.example.").expect("valid");
     let inbox = crate::server::inbound::FollowInbox::new(
         vec![crate::server::inbound::FollowAcl {
             zone: zone.clone(),
             primary: "127.0.0.9".parse().expect("valid"),
             key: None,
+            notify_key: None,
         }],
-        tx,
+        Box::new(move |zone| tx.send(zone.clone()).is_ok()),
     );
     let snap = snapshot().with_inbox(Some(Arc::new(inbox)));
     let mut notify = query("Child.Example.", 6, None);

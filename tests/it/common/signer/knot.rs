@@ -52,6 +52,8 @@ pub struct KnotZone {
     pub cds_publish: CdsPublish,
     /// Where Knot sends NOTIFY after every serial change (`notify:`).
     pub notify: Option<SocketAddr>,
+    /// The key Knot signs its NOTIFYs with (the remote's `key:`).
+    pub notify_key: Option<TsigKey>,
     /// The key allowed to UPDATE the zone (hmac-sha256). Without one, no
     /// UPDATE is allowed.
     pub update_key: Option<TsigKey>,
@@ -74,6 +76,7 @@ impl KnotZone {
             body: body.to_string(),
             cds_publish: CdsPublish::Rollover,
             notify: None,
+            notify_key: None,
             update_key: None,
             transfer_key: None,
             extra: String::new(),
@@ -89,6 +92,12 @@ impl KnotZone {
     /// Sets the NOTIFY target.
     pub fn notify(mut self, to: SocketAddr) -> KnotZone {
         self.notify = Some(to);
+        self
+    }
+
+    /// Signs the NOTIFYs with `key`.
+    pub fn notify_key(mut self, key: &TsigKey) -> KnotZone {
+        self.notify_key = Some(key.clone());
         self
     }
 
@@ -364,7 +373,12 @@ fn knot_config(run: &Path, port: u16, zones: &[KnotZone]) -> String {
     conf.push('\n');
     let mut keys: Vec<&TsigKey> = Vec::new();
     for z in zones {
-        for k in z.update_key.iter().chain(z.transfer_key.iter()) {
+        for k in z
+            .update_key
+            .iter()
+            .chain(z.transfer_key.iter())
+            .chain(z.notify_key.iter())
+        {
             if !keys.iter().any(|have| have.name == k.name) {
                 keys.push(k);
             }
@@ -391,6 +405,13 @@ fn knot_config(run: &Path, port: u16, zones: &[KnotZone]) -> String {
                 a.ip(),
                 a.port()
             ));
+            let key = zones
+                .iter()
+                .find(|z| z.notify == Some(*a))
+                .and_then(|z| z.notify_key.as_ref());
+            if let Some(k) = key {
+                conf.push_str(&format!("    key: \"{}\"\n", k.name));
+            }
         }
         conf.push('\n');
     }
