@@ -1,64 +1,76 @@
 //! Rate-limited logging for events an outsider can trigger (a failed TSIG
-//! check, a refused transfer, an unwanted NOTIFY, a flood): one event per
-//! interval per kind, with the number suppressed since the last, so a
-//! hostile sender can neither fill the disk nor hide the next real problem
-//! in noise. Lock-free: the UDP threads may ask.
+//! check, a refused transfer, an unwanted NOTIFY, a flood): a burst of
+//! events per window passes, the rest are counted and the count goes with
+//! the next event that passes, so a hostile sender can neither fill the
+//! disk nor hide the next real problem in noise. Lock-free: the UDP threads
+//! call it; at a window's turn a few more may pass, never fewer.
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// One kind of event, logged at most once per interval.
+use crate::dns::wire::unix_now;
+
+/// One kind of event, logged at most `burst` times per window.
 #[derive(Debug)]
 pub struct LogLimit {
-    every_ms: u64,
-    /// When the next event may be logged (milliseconds since the epoch).
-    next_ms: AtomicU64,
-    /// Events not logged since the last one that was.
+    burst: u32,
+    window_s: u64,
+    window: AtomicU64,
+    used: AtomicU32,
     suppressed: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Default for LogLimit {
+    /// Five events per ten seconds.
+    fn default() -> Self {
+        LogLimit::new(5, 10)
+    }
 }
 
 impl LogLimit {
-    /// At most one event per `every`.
-    pub const fn new(every: Duration) -> LogLimit {
+    /// `burst` events per `window_s` seconds (at least one second).
+    pub const fn new(burst: u32, window_s: u64) -> LogLimit {
         LogLimit {
-            every_ms: every.as_millis() as u64,
-            next_ms: AtomicU64::new(0),
+            burst,
+            window_s: if window_s == 0 { 1 } else { window_s },
+            window: AtomicU64::new(0),
+            used: AtomicU32::new(0),
             suppressed: AtomicU64::new(0),
+            total: AtomicU64::new(0),
         }
     }
 
-    /// `Some(suppressed)` when this event should be logged (with how many
-    /// were suppressed since the last one), `None` when it is suppressed.
+    /// One event now: `Some(events suppressed since the last one logged)`
+    /// when it may be logged.
     pub fn allow(&self) -> Option<u64> {
-        self.allow_at(now_ms())
+        self.pass(unix_now())
     }
 
-    fn allow_at(&self, now: u64) -> Option<u64> {
-        let next = self.next_ms.load(Ordering::Relaxed);
-        if now >= next
+    /// One event at `now` (UNIX seconds), as [`LogLimit::allow`].
+    pub fn pass(&self, now: u64) -> Option<u64> {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        let window = now / self.window_s;
+        let seen = self.window.load(Ordering::Relaxed);
+        if seen != window
             && self
-                .next_ms
-                .compare_exchange(
-                    next,
-                    now + self.every_ms,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
+                .window
+                .compare_exchange(seen, window, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+            self.used.store(0, Ordering::Relaxed);
         }
-        self.suppressed.fetch_add(1, Ordering::Relaxed);
-        None
+        if self.used.fetch_add(1, Ordering::Relaxed) < self.burst {
+            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            None
+        }
     }
-}
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    /// Every event so far, logged or not.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
@@ -66,14 +78,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_event_per_interval_and_the_rest_are_counted() {
-        let limit = LogLimit::new(Duration::from_secs(10));
-        assert_eq!(limit.allow_at(1_000), Some(0));
-        for at in 1_001..1_100 {
-            assert_eq!(limit.allow_at(at), None);
-        }
-        assert_eq!(limit.allow_at(10_999), None);
-        assert_eq!(limit.allow_at(11_000), Some(100));
-        assert_eq!(limit.allow_at(11_001), None);
+    fn a_burst_passes_per_window_and_the_rest_are_counted() {
+        let limit = LogLimit::default();
+        let t = 1_000_000;
+        let passed: Vec<Option<u64>> = (0..8).map(|_| limit.pass(t)).collect();
+        assert_eq!(
+            passed,
+            [
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
+                None,
+                None,
+                None
+            ]
+        );
+        // Still the same window.
+        assert_eq!(limit.pass(t + 9), None);
+        // The next window: the first event reports the four suppressed.
+        assert_eq!(limit.pass(t + 10), Some(4));
+        assert_eq!(limit.pass(t + 10), Some(0));
+        assert_eq!(limit.total(), 11);
     }
 }

@@ -18,21 +18,19 @@
 //! changes data by itself, so the worst a forged one can do is cost one
 //! SOA query a second. When the set is full the NOTIFY gets no answer and
 //! its primary retransmits (RFC 1996 §3.6). Anyone can send NOTIFYs, so
-//! what is logged about them goes through a [`LogGate`]: a few events per
+//! what is logged about them goes through a [`LogLimit`]: a few events per
 //! ten seconds, the rest counted and reported with the next one.
 
-use std::{
-    collections::HashMap,
-    fmt,
-    net::IpAddr,
-    sync::atomic::{AtomicU32, AtomicU64, Ordering},
-};
+use std::{collections::HashMap, fmt, net::IpAddr};
 
 use hickory_proto::rr::Name;
 
-use crate::dns::{
-    name::{canonical_wire, display},
-    wire::unix_now,
+use crate::{
+    dns::{
+        name::{canonical_wire, display},
+        wire::unix_now,
+    },
+    log_limit::LogLimit,
 };
 
 /// Who may NOTIFY about one followed zone.
@@ -78,9 +76,9 @@ pub enum Verdict {
 pub struct FollowInbox {
     zones: HashMap<Box<[u8]>, FollowAcl>,
     deliver: Deliver,
-    accepted: LogGate,
-    refused: LogGate,
-    dropped: LogGate,
+    accepted: LogLimit,
+    refused: LogLimit,
+    dropped: LogLimit,
 }
 
 impl fmt::Debug for FollowInbox {
@@ -100,9 +98,9 @@ impl FollowInbox {
                 .map(|acl| (canonical_wire(&acl.zone).into_boxed_slice(), acl))
                 .collect(),
             deliver,
-            accepted: LogGate::default(),
-            refused: LogGate::default(),
-            dropped: LogGate::default(),
+            accepted: LogLimit::default(),
+            refused: LogLimit::default(),
+            dropped: LogLimit::default(),
         }
     }
 
@@ -144,57 +142,11 @@ impl FollowInbox {
     }
 }
 
-/// Events per window a [`LogGate`] lets through.
-const LOG_BURST: u32 = 5;
-/// The window, in seconds.
-const LOG_WINDOW_S: u64 = 10;
-
-/// Rate limit for logs an outsider can trigger: [`LOG_BURST`] events per
-/// [`LOG_WINDOW_S`] seconds pass; the others are counted, and the count
-/// goes with the next event that passes. Lock-free (the UDP threads call
-/// it); at a window's turn a few more may pass, never fewer.
-#[derive(Debug, Default)]
-pub struct LogGate {
-    window: AtomicU64,
-    used: AtomicU32,
-    suppressed: AtomicU64,
-    total: AtomicU64,
-}
-
-impl LogGate {
-    /// One event at `now` (UNIX seconds): `Some(events suppressed since the
-    /// last one logged)` when it may be logged.
-    pub fn pass(&self, now: u64) -> Option<u64> {
-        self.total.fetch_add(1, Ordering::Relaxed);
-        let window = now / LOG_WINDOW_S;
-        let seen = self.window.load(Ordering::Relaxed);
-        if seen != window
-            && self
-                .window
-                .compare_exchange(seen, window, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.used.store(0, Ordering::Relaxed);
-        }
-        if self.used.fetch_add(1, Ordering::Relaxed) < LOG_BURST {
-            Some(self.suppressed.swap(0, Ordering::Relaxed))
-        } else {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            None
-        }
-    }
-
-    /// Every event so far, logged or not.
-    pub fn total(&self) -> u64 {
-        self.total.load(Ordering::Relaxed)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::{
         Arc,
-        atomic::{AtomicBool, AtomicUsize},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     };
 
     use super::*;
@@ -276,31 +228,5 @@ mod tests {
             inbox.accept(&wire("child.example."), primary, None),
             Verdict::Dropped
         );
-    }
-
-    #[test]
-    fn the_log_gate_passes_a_burst_per_window_and_counts_the_rest() {
-        let gate = LogGate::default();
-        let t = 1_000_000;
-        let passed: Vec<Option<u64>> = (0..8).map(|_| gate.pass(t)).collect();
-        assert_eq!(
-            passed,
-            [
-                Some(0),
-                Some(0),
-                Some(0),
-                Some(0),
-                Some(0),
-                None,
-                None,
-                None
-            ]
-        );
-        // Still the same window.
-        assert_eq!(gate.pass(t + LOG_WINDOW_S - 1), None);
-        // The next window: the first event reports the four suppressed.
-        assert_eq!(gate.pass(t + LOG_WINDOW_S), Some(4));
-        assert_eq!(gate.pass(t + LOG_WINDOW_S), Some(0));
-        assert_eq!(gate.total(), 11);
     }
 }
