@@ -26,9 +26,15 @@ use crate::{
         name::canonical_key_of_wire,
         wire::{flags, rcode, unix_now},
     },
+    log_limit::LogLimit,
     tsig,
     zone::{Entry, ZoneStore},
 };
+
+/// Failed TSIG checks and refused transfers are logged at most five times
+/// per ten seconds each: anyone can send them.
+static TSIG_FAILED_LOG: LogLimit = LogLimit::new(5, 10);
+static TRANSFER_REFUSED_LOG: LogLimit = LogLimit::new(5, 10);
 
 /// Largest UDP answer without EDNS (RFC 1035 §4.2.1).
 pub const UDP_PLAIN_LIMIT: usize = 512;
@@ -84,7 +90,9 @@ pub fn respond(
             Ok(Some(t)) => match tsig::verify_request(&snapshot.keyring, packet, &t, now) {
                 Ok((key, mac)) => signing = Some((key.clone(), mac, now)),
                 Err(e) => {
-                    tracing::info!(%peer, key = %t.key_name, error = ?e, "TSIG verification failed");
+                    if let Some(suppressed) = TSIG_FAILED_LOG.allow() {
+                        tracing::info!(%peer, key = %t.key_name, error = ?e, suppressed, "TSIG verification failed");
+                    }
                     let mut w = Writer::start(out, &q);
                     w.edns = None;
                     w.finish(
@@ -221,7 +229,9 @@ fn transfer(
     let allowed =
         lower == zone.store.apex_wire() && zone.acl.iter().any(|e| e.matches(peer, key_name));
     if !allowed {
-        tracing::info!(%peer, key = ?key_name.map(display), zone = %display(zone.store.apex()), "transfer refused");
+        if let Some(suppressed) = TRANSFER_REFUSED_LOG.allow() {
+            tracing::info!(%peer, key = ?key_name.map(display), zone = %display(zone.store.apex()), suppressed, "transfer refused");
+        }
         w.finish(rcode::REFUSED, false, None, size, transport);
         return Answer::Message;
     }
