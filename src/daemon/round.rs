@@ -164,15 +164,34 @@ impl Daemon {
         affected.extend(input.names.iter().cloned());
         affected.append(&mut self.brake.pending);
         let flux_dirs = self.keys.dirs_in_flux();
-        let (children, gone) = if input.full {
+        let (mut children, mut gone) = if input.full {
             self.all_children()
         } else {
             self.children_among(&affected)
         };
+        self.hold_unread(&mut children, &mut gone);
         Scanned {
             children,
             gone,
             flux_dirs,
+        }
+    }
+
+    /// Partial reads are not deletions (issue 13): the children of a key
+    /// directory that cannot be read are not recomputed (their signals stay;
+    /// the directory's zones all count as changed once it reads again), and
+    /// while a `[[zones]]` set's directory cannot be read no name is
+    /// withdrawn for lack of keys (they may be there): such names are
+    /// retried next round.
+    fn hold_unread(&mut self, children: &mut Vec<ChildZone>, gone: &mut Vec<Name>) {
+        let held = self.unreadable_key_dirs();
+        if held.is_empty() {
+            return;
+        }
+        children.retain(|c| !c.key_dir.as_ref().is_some_and(|d| held.contains(d)));
+        if self.config.zone_sets.iter().any(|s| held.contains(&s.keys)) && !gone.is_empty() {
+            tracing::debug!(names = gone.len(), "not withdrawn while a key directory is held");
+            self.brake.pending.extend(gone.drain(..));
         }
     }
 

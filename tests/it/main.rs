@@ -17,6 +17,7 @@ mod key_directory;
 mod live;
 mod notify;
 mod parent_world;
+mod partial_reads;
 mod serve;
 mod sidecar;
 mod signer_harness;
