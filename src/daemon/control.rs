@@ -189,7 +189,9 @@ pub(super) fn key_directory_status<'a>(
                 .held
                 .iter()
                 .take(5)
-                .map(|(zone, why)| format!("{} ({})", crate::dns::name::display(zone), why.join("; ")))
+                .map(|(zone, why)| {
+                    format!("{} ({})", crate::dns::name::display(zone), why.join("; "))
+                })
                 .collect();
             out.push_str(&format!(
                 "key directory {}: {} zone(s) held: {}\n",

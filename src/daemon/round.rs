@@ -190,7 +190,10 @@ impl Daemon {
         }
         children.retain(|c| !c.key_dir.as_ref().is_some_and(|d| held.contains(d)));
         if self.config.zone_sets.iter().any(|s| held.contains(&s.keys)) && !gone.is_empty() {
-            tracing::debug!(names = gone.len(), "not withdrawn while a key directory is held");
+            tracing::debug!(
+                names = gone.len(),
+                "not withdrawn while a key directory is held"
+            );
             self.brake.pending.extend(gone.drain(..));
         }
     }

@@ -32,7 +32,12 @@ impl DirWatcher {
     /// The directories to rescan at each poll.
     pub fn to_poll(&self) -> Vec<PathBuf> {
         let mut dirs = self.polled.clone();
-        dirs.extend(self.held.iter().filter(|d| !self.polled.contains(d)).cloned());
+        dirs.extend(
+            self.held
+                .iter()
+                .filter(|d| !self.polled.contains(d))
+                .cloned(),
+        );
         dirs
     }
 

@@ -367,7 +367,10 @@ impl KeyDirectory {
             Ok(stems) => stems,
             Err(e) => return self.held_report(&e),
         };
-        let recovered = self.hold.take().inspect(|hold| hold.log_released(&self.path));
+        let recovered = self
+            .hold
+            .take()
+            .inspect(|hold| hold.log_released(&self.path));
         let mut report = ScanReport::default();
         // Changed keys, and every troubled one again (flux may have ended,
         // or lasted too long).
@@ -401,7 +404,13 @@ impl KeyDirectory {
     /// changed, every zone keeps its last good keys, the directory is held.
     fn held_report(&mut self, error: &ListError) -> ScanReport {
         let message = format!("cannot read key directory: {error}");
-        hold::note(&mut self.hold, &self.path, error, &message, self.zones.len());
+        hold::note(
+            &mut self.hold,
+            &self.path,
+            error,
+            &message,
+            self.zones.len(),
+        );
         let mut report = ScanReport::default();
         report.issues.push(KeyIssue {
             zone: None,
@@ -614,7 +623,13 @@ impl KeyDirectory {
             problems.push(problem);
         }
         slot.record(problems, zone.clone(), key_name.tag, unreadable);
-        hold::note_key(was_unreadable, unreadable, zone.as_ref(), key_name.tag, &slot.issues);
+        hold::note_key(
+            was_unreadable,
+            unreadable,
+            zone.as_ref(),
+            key_name.tag,
+            &slot.issues,
+        );
         if was_unreadable && !unreadable {
             // Held, so not recomputed: recompute it now.
             changed.extend(zone);

@@ -122,7 +122,13 @@ fn add_key_for_c1(dir: &Path) {
 fn assert_change_served(server: &Serve, cfg: &Path) {
     let owner = format!("_dsboot.{}{APEX}", CHILDREN[1]);
     assert!(
-        wait_until(Duration::from_secs(15), || answer_rdatas(server.addr, &owner, 59).len() == 2),
+        wait_until(Duration::from_secs(15), || answer_rdatas(
+            server.addr,
+            &owner,
+            59
+        )
+        .len()
+            == 2),
         "the changed key was not served once the directory was back:\n{}",
         server.log_text()
     );
@@ -130,135 +136,145 @@ fn assert_change_served(server: &Serve, cfg: &Path) {
     assert!(!text.contains("HELD"), "{text}");
 }
 
-fn start(root: &Path) -> (Serve, PathBuf) {
-    let port = free_port();
-    let cfg = config(root, port);
-    let server = Serve::start(&cfg, SocketAddr::from(([127, 0, 0, 1], port)), APEX);
-    let owner = format!("_dsboot.{}{APEX}", CHILDREN[2]);
-    assert!(
-        wait_until(Duration::from_secs(10), || !answer_rdatas(server.addr, &owner, 59).is_empty()),
-        "{}",
-        server.log_text()
-    );
-    (server, cfg)
+/// A running daemon serving three children's signals.
+struct World {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    /// The children's key directory.
+    children: PathBuf,
+    server: Serve,
+    cfg: PathBuf,
+    /// The signals served before anything happened.
+    before: Vec<Vec<Vec<u8>>>,
+}
+
+impl World {
+    /// `None` when dnssec-keygen is missing (and not required).
+    fn start() -> Option<World> {
+        if !tools(&["dnssec-keygen"]) {
+            return None;
+        }
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path().to_path_buf();
+        let children = setup(&root);
+        let port = free_port();
+        let cfg = config(&root, port);
+        let server = Serve::start(&cfg, SocketAddr::from(([127, 0, 0, 1], port)), APEX);
+        let owner = format!("_dsboot.{}{APEX}", CHILDREN[2]);
+        let served = || !answer_rdatas(server.addr, &owner, 59).is_empty();
+        assert!(
+            wait_until(Duration::from_secs(10), served),
+            "{}",
+            server.log_text()
+        );
+        let before = signals(server.addr);
+        Some(World {
+            _tmp: tmp,
+            root,
+            children,
+            server,
+            cfg,
+            before,
+        })
+    }
+
+    /// Moves the key directory away; returns where it is.
+    fn move_away(&self) -> PathBuf {
+        let away = self.root.join("children.away");
+        fs::rename(&self.children, &away).expect("rename");
+        away
+    }
+
+    /// The signals stay as they were and `status` says the directory is
+    /// held, for a reason that says `why`.
+    fn assert_held(&self, why: &str) {
+        assert_kept(&self.server, &self.before, why);
+        let text = status(&self.cfg);
+        let held = format!("key directory {}: HELD since", self.children.display());
+        assert!(text.contains(&held) && text.contains(why), "{text}");
+    }
 }
 
 #[test]
 fn a_renamed_key_directory_keeps_its_signals_until_it_is_back() {
-    if !tools(&["dnssec-keygen"]) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path();
-    let children = setup(root);
-    let (server, cfg) = start(root);
-    let before = signals(server.addr);
-
-    let away = root.join("children.away");
-    fs::rename(&children, &away).expect("rename");
-    // Something still writes in the moved directory: its watch reports
-    // the files under the old path, where they are "not found".
+    let Some(world) = World::start() else { return };
+    let away = world.move_away();
+    // Something still writes in the moved directory: a watch that follows
+    // it would name the files under the old path, where they are "not found".
     for (i, child) in CHILDREN.iter().enumerate() {
         write_key(&away, child, &dnskey(257, 13, i as u8), &[]);
     }
-    assert_kept(&server, &before, "directory renamed away");
-    let text = status(&cfg);
-    assert!(
-        text.contains(&format!("key directory {}: HELD since", children.display())),
-        "{text}"
-    );
+    world.assert_held("No such file or directory");
 
     add_key_for_c1(&away);
-    fs::rename(&away, &children).expect("rename back");
-    assert_change_served(&server, &cfg);
+    fs::rename(&away, &world.children).expect("rename back");
+    assert_change_served(&world.server, &world.cfg);
 }
 
 #[test]
 fn a_key_directory_replaced_by_a_file_keeps_its_signals_until_a_directory_is_back() {
-    if !tools(&["dnssec-keygen"]) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path();
-    let children = setup(root);
-    let (server, cfg) = start(root);
-    let before = signals(server.addr);
-
-    let away = root.join("children.away");
-    fs::rename(&children, &away).expect("rename");
-    fs::write(&children, "not a directory\n").expect("file");
-    assert_kept(&server, &before, "directory replaced by a file");
-    let text = status(&cfg);
-    assert!(text.contains("HELD since") && text.contains("not a directory"), "{text}");
+    let Some(world) = World::start() else { return };
+    let away = world.move_away();
+    let children = &world.children;
+    fs::write(
+        children,
+        "not a directory
+",
+    )
+    .expect("file");
+    world.assert_held("not a directory");
 
     // A new directory (a new inode the old watch does not see), with a
     // changed key.
-    fs::remove_file(&children).expect("rm");
-    fs::create_dir(&children).expect("mkdir");
+    fs::remove_file(children).expect("rm");
+    fs::create_dir(children).expect("mkdir");
     for entry in fs::read_dir(&away).expect("away") {
         let entry = entry.expect("entry");
         fs::copy(entry.path(), children.join(entry.file_name())).expect("copy");
     }
-    add_key_for_c1(&children);
-    assert_change_served(&server, &cfg);
+    add_key_for_c1(children);
+    assert_change_served(&world.server, &world.cfg);
 }
 
 #[test]
 fn an_unreadable_key_directory_keeps_its_signals_until_it_reads() {
-    if !tools(&["dnssec-keygen"]) {
-        return;
-    }
     // /proc/self belongs to the test's effective user.
     if fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
         eprintln!("skipped: running as root, which reads a chmod 000 directory anyway");
         return;
     }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path();
-    let children = setup(root);
-    let (server, cfg) = start(root);
-    let before = signals(server.addr);
-
-    fs::set_permissions(&children, fs::Permissions::from_mode(0o000)).expect("chmod");
+    let Some(world) = World::start() else { return };
+    let children = &world.children;
+    let mode = |mode| fs::set_permissions(children, fs::Permissions::from_mode(mode));
     // A change the watch reports, in a directory that cannot be read.
-    fs::set_permissions(&children, fs::Permissions::from_mode(0o300)).expect("chmod");
-    add_key_for_c1(&children);
-    fs::set_permissions(&children, fs::Permissions::from_mode(0o000)).expect("chmod");
-    assert_kept(&server, &before, "directory unreadable");
-    let text = status(&cfg);
-    assert!(text.contains("HELD since"), "{text}");
+    mode(0o300).expect("chmod");
+    add_key_for_c1(children);
+    mode(0o000).expect("chmod");
+    world.assert_held("Permission denied");
 
-    fs::set_permissions(&children, fs::Permissions::from_mode(0o755)).expect("chmod");
-    assert_change_served(&server, &cfg);
+    mode(0o755).expect("chmod");
+    assert_change_served(&world.server, &world.cfg);
 }
 
 #[test]
 fn a_daemon_started_while_its_key_directory_is_gone_withdraws_nothing() {
-    if !tools(&["dnssec-keygen"]) {
+    let Some(mut world) = World::start() else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path();
-    let children = setup(root);
-    let (mut server, cfg) = start(root);
-    let before = signals(server.addr);
-    let saved = root.join(format!("state/zones/{APEX}zone"));
+    };
+    let saved = world.root.join(format!("state/zones/{APEX}zone"));
     assert!(
         wait_until(Duration::from_secs(10), || saved.exists()),
         "the zone was not saved"
     );
     std::thread::sleep(Duration::from_millis(2500)); // the last save
-    server.kill();
+    world.server.kill();
 
     // Restarted while the directory is away (an unmounted share).
-    let away = root.join("children.away");
-    fs::rename(&children, &away).expect("rename");
-    let server = Serve::start(&cfg, server.addr, APEX);
-    assert_kept(&server, &before, "started without its key directory");
-    let text = status(&cfg);
-    assert!(text.contains("HELD since"), "{text}");
+    let away = world.move_away();
+    world.server = Serve::start(&world.cfg, world.server.addr, APEX);
+    world.assert_held("No such file or directory");
 
     add_key_for_c1(&away);
-    fs::rename(&away, &children).expect("rename back");
-    assert_change_served(&server, &cfg);
+    fs::rename(&away, &world.children).expect("rename back");
+    assert_change_served(&world.server, &world.cfg);
 }

@@ -27,10 +27,7 @@ pub struct DirectoryHold {
 impl DirectoryHold {
     /// Logs the end of the hold.
     pub(super) fn log_released(&self, dir: &Path) {
-        let held_s = Timestamp::now()
-            .duration_since(self.since)
-            .as_secs()
-            .max(0);
+        let held_s = Timestamp::now().duration_since(self.since).as_secs().max(0);
         tracing::info!(
             dir = %dir.display(),
             held_s,
@@ -98,7 +95,11 @@ pub(super) fn note_key(was: bool, now: bool, zone: Option<&Name>, tag: u16, issu
             );
         }
         (true, false) => {
-            tracing::info!(zone, key_tag = tag, "key file readable again: zone recomputed");
+            tracing::info!(
+                zone,
+                key_tag = tag,
+                "key file readable again: zone recomputed"
+            );
         }
         _ => {}
     }

@@ -30,7 +30,10 @@ pub(super) enum Content {
     PermissionDenied,
     /// An I/O error other than "not found" or "permission denied".
     Unreadable(String),
-    Bad { line: usize, message: String },
+    Bad {
+        line: usize,
+        message: String,
+    },
 }
 
 /// Where a key's problems are reported: its zone, tag and files.

@@ -15,7 +15,9 @@ fn write_key(dir: &Path, zone: &str, seed: u8, comments: &str) -> String {
         flags: 257,
         protocol: 3,
         algorithm: 13,
-        public_key: (0..64u8).map(|i| i.wrapping_mul(31).wrapping_add(seed)).collect(),
+        public_key: (0..64u8)
+            .map(|i| i.wrapping_mul(31).wrapping_add(seed))
+            .collect(),
     };
     let name = parse_name(zone).expect("valid zone");
     let tag = crate::dnssec::key_tag(&key);
