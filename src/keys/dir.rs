@@ -36,8 +36,8 @@ use hickory_proto::rr::Name;
 use rustc_hash::FxHashMap;
 
 use super::{
-    Key, KeyFiles,
-    bind::{self, AssembleError, FileKind, KeyFileName},
+    Key,
+    bind::{self, FileKind, KeyFileName},
 };
 use crate::dns::parse_name;
 
@@ -45,6 +45,7 @@ mod hold;
 mod issue;
 mod listing;
 mod read;
+mod slot;
 #[cfg(test)]
 mod tests;
 
@@ -53,6 +54,7 @@ pub use issue::{Effect, KeyIssue, Severity};
 pub use listing::ListError;
 use listing::{DirId, Listed, Stamp};
 use read::{Content, IssueReport, Parts, read_all};
+use slot::Slot;
 
 /// How long a key's files may disagree before that is an error.
 pub const DEFAULT_FLUX_GRACE: Duration = Duration::from_secs(5);
@@ -94,155 +96,6 @@ impl ScanReport {
         self.issues
             .iter()
             .filter(move |i| i.zone.as_ref().is_none_or(|z| z == zone))
-    }
-}
-
-/// What is known about one key (one stem).
-#[derive(Debug, Default)]
-struct Slot {
-    /// The key's files present, by kind (`.key`, `.private`, `.state`).
-    files: [Option<Box<str>>; 3],
-    good: Option<Arc<Key>>,
-    flux_since: Option<Instant>,
-    /// Problems found the last time the key was read.
-    issues: Vec<KeyIssue>,
-    /// No good view and a problem, or a file that cannot be read: the zone
-    /// is held (boxed: rare, and a slot per key adds up at a million
-    /// children).
-    held: Option<Box<SlotHold>>,
-}
-
-/// Why a key holds its zone.
-#[derive(Debug)]
-struct SlotHold {
-    zone: Name,
-    why: String,
-    /// A file of the key cannot be read (not a parse error or flux).
-    unreadable: bool,
-}
-
-impl Slot {
-    /// The parsed name of the key's file of `kind`.
-    fn file_name(&self, kind: FileKind) -> Option<KeyFileName> {
-        self.files[kind as usize]
-            .as_deref()
-            .and_then(bind::filename::parse)
-    }
-
-    /// The key's files.
-    fn key_files(&self, dir: &Arc<Path>) -> KeyFiles {
-        KeyFiles {
-            dir: dir.clone(),
-            key: self.files[FileKind::Key as usize]
-                .clone()
-                .unwrap_or_default(),
-            private: self.files[FileKind::Private as usize].clone(),
-            state: self.files[FileKind::State as usize].clone(),
-        }
-    }
-
-    /// A `.private` or `.state` file without its `.key`: no key, a warning.
-    fn leftovers(&mut self, dir: &Path) {
-        self.good = None;
-        self.flux_since = None;
-        if let Some(kind) = [FileKind::Private, FileKind::State]
-            .into_iter()
-            .find(|k| self.files[*k as usize].is_some())
-        {
-            let name = self.file_name(kind);
-            self.issues.push(KeyIssue {
-                zone: name.as_ref().and_then(zone_of),
-                tag: name.as_ref().map(|n| n.tag),
-                file: self.files[kind as usize]
-                    .as_deref()
-                    .map(|f| dir.join(f))
-                    .unwrap_or_default(),
-                line: 0,
-                message: "no matching .key file: ignored".to_string(),
-                severity: Severity::Warning,
-                effect: Effect::None,
-            });
-        }
-    }
-
-    /// Takes the assembled key as the good view, or judges why it could not
-    /// be assembled: files that disagree are in flux (BIND mid-rewrite)
-    /// until the grace period is over, then an error.
-    fn take(
-        &mut self,
-        assembled: Option<Result<Key, AssembleError>>,
-        at: Instant,
-        grace: Duration,
-        report: &IssueReport<'_>,
-    ) -> Option<KeyIssue> {
-        match assembled {
-            Some(Ok(key)) => {
-                self.flux_since = None;
-                if self.good.as_deref() != Some(&key) {
-                    self.good = Some(Arc::new(key));
-                }
-                None
-            }
-            Some(Err(AssembleError::InFlux(why))) => {
-                let since = *self.flux_since.get_or_insert(at);
-                let lasted = at.saturating_duration_since(since);
-                Some(if lasted > grace {
-                    report.issue(
-                        FileKind::Key,
-                        0,
-                        format!("key files disagree for {}s: {why}", lasted.as_secs()),
-                        Severity::Error,
-                    )
-                } else {
-                    report.issue(
-                        FileKind::Key,
-                        0,
-                        format!("key files disagree (being rewritten?), re-reading: {why}"),
-                        Severity::InFlux,
-                    )
-                })
-            }
-            Some(Err(AssembleError::Unusable(why))) => {
-                self.flux_since = None;
-                Some(report.issue(FileKind::Key, 0, why.to_string(), Severity::Error))
-            }
-            None => {
-                self.flux_since = None;
-                None
-            }
-        }
-    }
-
-    /// Records `problems` with what each means for the key (its last good
-    /// view is used, or its zone is held), and the hold itself. A file that
-    /// cannot be read at all (`unreadable`) holds the zone even when the key
-    /// has a good view: the view is kept, so the key is not dropped.
-    fn record(&mut self, problems: Vec<KeyIssue>, zone: Option<Name>, tag: u16, unreadable: bool) {
-        let blocking = problems.iter().any(|p| p.severity != Severity::Warning);
-        for mut problem in problems {
-            if problem.severity != Severity::Warning {
-                problem.effect = match (self.good.is_some(), unreadable) {
-                    (false, _) => Effect::Held,
-                    (true, true) => Effect::HeldWithLastGood,
-                    (true, false) => Effect::UsingLastGood,
-                };
-            }
-            self.issues.push(problem);
-        }
-        if blocking && (self.good.is_none() || unreadable) {
-            if let Some(zone) = zone {
-                let why = if unreadable {
-                    format!("a file of key {tag} cannot be read")
-                } else {
-                    format!("key {tag} cannot be read")
-                };
-                self.held = Some(Box::new(SlotHold {
-                    zone,
-                    why,
-                    unreadable,
-                }));
-            }
-        }
     }
 }
 
