@@ -185,13 +185,16 @@ impl World {
         away
     }
 
-    /// The signals stay as they were and `status` says the directory is
-    /// held, for a reason that says `why`.
+    /// The signals stay as they were, `status` says the directory is held
+    /// for a reason that says `why`, and the log said so once.
     fn assert_held(&self, why: &str) {
         assert_kept(&self.server, &self.before, why);
         let text = status(&self.cfg);
         let held = format!("key directory {}: HELD since", self.children.display());
         assert!(text.contains(&held) && text.contains(why), "{text}");
+        // Logged when the hold starts, not at every poll since.
+        let log = self.server.log_text();
+        assert_eq!(log.matches("key directory held").count(), 1, "{log}");
     }
 }
 
