@@ -1,7 +1,8 @@
 //! The control socket (`<state dir>/control.sock`, mode 0600): `reload`,
 //! `confirm` and `status` from the command line to the running daemon. One
 //! command per connection; the answer is `ok` or `error` on the first line,
-//! then text.
+//! then text. `status` names every key directory held because it cannot be
+//! read (since when, why) and the zones held by a key that cannot be read.
 
 use std::{
     io::{self, BufRead, BufReader, Read, Write},
@@ -10,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use crate::keys::dir::ScanReport;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt},
     net::UnixListener,
@@ -161,4 +163,43 @@ pub fn send(state_dir: &Path, command: Command, timeout: Duration) -> io::Result
         ok: first.trim() == "ok",
         text,
     })
+}
+
+/// The status lines about key directories: each one held because it cannot
+/// be read (since when, why), and the zones held by keys that cannot be read
+/// or are mid-rewrite, a few named.
+pub(super) fn key_directory_status<'a>(
+    reports: impl Iterator<Item = (&'a PathBuf, &'a ScanReport)>,
+) -> String {
+    let mut reports: Vec<_> = reports.collect();
+    reports.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = String::new();
+    for (dir, report) in reports {
+        if let Some(hold) = &report.hold {
+            out.push_str(&format!(
+                "key directory {}: HELD since {}: {}; its {} zone(s) keep their last signals until it reads cleanly again\n",
+                dir.display(),
+                hold.since,
+                hold.reason,
+                report.zones.len()
+            ));
+        }
+        if !report.held.is_empty() {
+            let some: Vec<String> = report
+                .held
+                .iter()
+                .take(5)
+                .map(|(zone, why)| {
+                    format!("{} ({})", crate::dns::name::display(zone), why.join("; "))
+                })
+                .collect();
+            out.push_str(&format!(
+                "key directory {}: {} zone(s) held: {}\n",
+                dir.display(),
+                report.held.len(),
+                some.join(", ")
+            ));
+        }
+    }
+    out
 }

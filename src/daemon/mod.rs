@@ -295,6 +295,7 @@ impl Daemon {
             )),
             _ => out.push_str("safety brake: not holding\n"),
         }
+        out.push_str(&control::key_directory_status(self.keys.reports()));
         for (zone, apex) in &self.sidecar.followed {
             out.push_str(&format!(
                 "following {} at {}: serial {}, {} CDS, {} CDNSKEY, read {}\n",

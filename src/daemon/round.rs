@@ -155,6 +155,7 @@ impl Daemon {
         } else {
             input.dirs.iter().cloned().collect()
         };
+        let held_before = self.unreadable_key_dirs();
         let mut affected = self.keys.scan_dirs(&dirs, started);
         if !input.full {
             for (dir, files) in &input.files {
@@ -164,15 +165,44 @@ impl Daemon {
         affected.extend(input.names.iter().cloned());
         affected.append(&mut self.brake.pending);
         let flux_dirs = self.keys.dirs_in_flux();
-        let (children, gone) = if input.full {
+        let held = self.unreadable_key_dirs();
+        // A directory that reads again: everything, as on a full round
+        // (names left in place while it was held may be gone now).
+        let read_again = held_before.iter().any(|dir| !held.contains(dir));
+        let (mut children, mut gone) = if input.full || read_again {
             self.all_children()
         } else {
             self.children_among(&affected)
         };
+        self.hold_unread(&held, &mut children, &mut gone);
         Scanned {
             children,
             gone,
             flux_dirs,
+        }
+    }
+
+    /// Partial reads are not deletions (issue 13): the children of a key
+    /// directory that cannot be read (`held`) are not recomputed, their
+    /// signals stay; while a `[[zones]]` set's directory cannot be read no
+    /// name is withdrawn for lack of keys (they may be there). The round
+    /// after the directory reads again recomputes everything.
+    fn hold_unread(
+        &self,
+        held: &BTreeSet<PathBuf>,
+        children: &mut Vec<ChildZone>,
+        gone: &mut Vec<Name>,
+    ) {
+        if held.is_empty() {
+            return;
+        }
+        children.retain(|c| !c.key_dir.as_ref().is_some_and(|d| held.contains(d)));
+        if self.config.zone_sets.iter().any(|s| held.contains(&s.keys)) && !gone.is_empty() {
+            tracing::debug!(
+                names = gone.len(),
+                "not withdrawn while a key directory is held"
+            );
+            gone.clear();
         }
     }
 

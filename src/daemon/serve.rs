@@ -163,6 +163,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         watch::watch(&dirs, daemon.config.watch.mode, dir_tx.clone())
     };
     let mut watcher = watch_dirs(&daemon);
+    watcher.note_held(daemon.unreadable_key_dirs());
     let mut debounce = Debounce::default();
     let mut rescan = tokio::time::interval(daemon.config.watch.rescan_interval);
     rescan.tick().await;
@@ -197,7 +198,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
                 }
             }
             _ = rescan.tick() => input = Some(full_round()),
-            _ = poll.tick(), if !watcher.polled.is_empty() => debounce.rescan_now(&watcher.polled),
+            _ = poll.tick(), if watcher.polls() => debounce.rescan_now(&watcher.to_poll()),
             _ = refresh.tick() => input = Some(RoundInput { refresh: true, ..RoundInput::default() }),
             _ = hangup.recv() => {
                 match daemon.reload() {
@@ -229,6 +230,14 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
             let (next, mut report) = run_round(daemon, input).await?;
             daemon = next;
             after.deliver(&daemon, &mut report);
+            let read_again = watcher.note_held(daemon.unreadable_key_dirs());
+            if !read_again.is_empty() {
+                // A directory back after a hold may be a new inode: watch it
+                // anew, and look once more for what changed meanwhile.
+                watcher = watch_dirs(&daemon);
+                watcher.note_held(daemon.unreadable_key_dirs());
+                debounce.rescan_now(&read_again);
+            }
             if !report.flux_dirs.is_empty() {
                 debounce.retry_flux(&report.flux_dirs);
             }

@@ -2,13 +2,16 @@
 //! renames files into place, which replaces their inode). An event names
 //! the file it concerns, so a change among a million keys rescans that file
 //! alone; an overflowed or failed watch asks for the whole directory.
-//! Polling where inotify cannot be used.
+//! Polling where inotify cannot be used, and for a directory held because it
+//! cannot be read (`keys::dir`, issue 13): one that comes back may be a new
+//! inode no watch sees, so it is polled until it reads, then watched anew.
 
-use std::path::PathBuf;
+use std::{collections::BTreeSet, path::PathBuf};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::Daemon;
 use crate::config::WatchMode;
 
 /// The watches on a set of directories; dropping it stops them.
@@ -16,6 +19,47 @@ pub struct DirWatcher {
     _watcher: Option<RecommendedWatcher>,
     /// Directories that must be polled instead.
     pub polled: Vec<PathBuf>,
+    /// Directories held because they cannot be read: polled until they read.
+    held: BTreeSet<PathBuf>,
+}
+
+impl DirWatcher {
+    /// True when some directory is to be polled.
+    pub fn polls(&self) -> bool {
+        !self.polled.is_empty() || !self.held.is_empty()
+    }
+
+    /// The directories to rescan at each poll.
+    pub fn to_poll(&self) -> Vec<PathBuf> {
+        let mut dirs = self.polled.clone();
+        dirs.extend(
+            self.held
+                .iter()
+                .filter(|d| !self.polled.contains(d))
+                .cloned(),
+        );
+        dirs
+    }
+
+    /// Takes the directories held after a round; returns those that were
+    /// held and read again: their watch must be renewed (the directory
+    /// there may be a new inode).
+    pub fn note_held(&mut self, held: BTreeSet<PathBuf>) -> Vec<PathBuf> {
+        let read_again = self.held.difference(&held).cloned().collect();
+        self.held = held;
+        read_again
+    }
+}
+
+impl Daemon {
+    /// The key directories held because their last scan could not list them.
+    pub(super) fn unreadable_key_dirs(&self) -> BTreeSet<PathBuf> {
+        self.keys
+            .reports()
+            .filter(|(_, report)| report.hold.is_some())
+            .map(|(path, _)| path.clone())
+            .collect()
+    }
 }
 
 /// What changed: a file of a directory, or (`None`) anything in it.
@@ -28,6 +72,7 @@ pub fn watch(dirs: &[PathBuf], mode: WatchMode, tx: UnboundedSender<Touched>) ->
         return DirWatcher {
             _watcher: None,
             polled: dirs.to_vec(),
+            held: BTreeSet::new(),
         };
     }
     let all = dirs.to_vec();
@@ -85,6 +130,7 @@ pub fn watch(dirs: &[PathBuf], mode: WatchMode, tx: UnboundedSender<Touched>) ->
             return DirWatcher {
                 _watcher: None,
                 polled: all,
+                held: BTreeSet::new(),
             };
         }
     };
@@ -103,5 +149,6 @@ pub fn watch(dirs: &[PathBuf], mode: WatchMode, tx: UnboundedSender<Touched>) ->
     DirWatcher {
         _watcher: Some(watcher),
         polled,
+        held: BTreeSet::new(),
     }
 }

@@ -10,12 +10,23 @@
 //! stays in use and the problem is reported; a disagreement is only an error
 //! once it has lasted longer than the grace period (5 s by default). A key
 //! with a problem and no earlier good view *holds* its zone: nothing new may be
-//! published for that zone until the key can be read.
+//! published for that zone until the key can be read. A key file that cannot
+//! be read at all (an I/O error or permission denied, not "not found") holds
+//! its zone even with a good view: the key is kept, never dropped, since a
+//! zone that loses one key can get a wrong CDS set.
+//!
+//! Partial reads are not deletions ([`listing`]): only "not found" removes
+//! a file. When the directory cannot be listed completely (gone, replaced,
+//! not a directory, `readdir` or a `stat` failing), the scan changes nothing
+//! (no stamp is taken from a partial listing, so no later change can hide
+//! behind one) and the directory is *held* ([`DirectoryHold`]): its zones
+//! keep their last good keys, the daemon publishes nothing new for them and
+//! withdraws nothing, until a listing succeeds again; then every zone of the
+//! directory counts as changed and is recomputed. The hold is logged once
+//! when it starts, when its cause changes and when it ends.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    fs, io,
-    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
@@ -25,16 +36,25 @@ use hickory_proto::rr::Name;
 use rustc_hash::FxHashMap;
 
 use super::{
-    Key, KeyFiles,
-    bind::{self, AssembleError, FileKind, KeyFileName},
+    Key,
+    bind::{self, FileKind, KeyFileName},
 };
 use crate::dns::parse_name;
 
+mod hold;
 mod issue;
+mod listing;
 mod read;
+mod slot;
+#[cfg(test)]
+mod tests;
 
+pub use hold::DirectoryHold;
 pub use issue::{Effect, KeyIssue, Severity};
+pub use listing::ListError;
+use listing::{DirId, Listed, Stamp};
 use read::{Content, IssueReport, Parts, read_all};
+use slot::Slot;
 
 /// How long a key's files may disagree before that is an error.
 pub const DEFAULT_FLUX_GRACE: Duration = Duration::from_secs(5);
@@ -53,6 +73,8 @@ pub struct ScanReport {
     /// Set when the directory itself could not be read; `zones` then holds
     /// the last good views.
     pub directory_error: Option<String>,
+    /// The directory's hold while it cannot be listed (since when, why).
+    pub hold: Option<DirectoryHold>,
     /// Number of files (re-)read in this scan.
     pub files_read: usize,
     /// Zones whose keys (as used: the good views) changed in this scan:
@@ -77,153 +99,6 @@ impl ScanReport {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-    ino: u64,
-}
-
-impl Stamp {
-    fn of(meta: &fs::Metadata) -> Self {
-        Stamp {
-            len: meta.len(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-            ino: meta.ino(),
-        }
-    }
-}
-
-/// What is known about one key (one stem).
-#[derive(Debug, Default)]
-struct Slot {
-    /// The key's files present, by kind (`.key`, `.private`, `.state`).
-    files: [Option<Box<str>>; 3],
-    good: Option<Arc<Key>>,
-    flux_since: Option<Instant>,
-    /// Problems found the last time the key was read.
-    issues: Vec<KeyIssue>,
-    /// No good view and a problem: the zone is held (boxed: rare, and
-    /// a slot per key adds up at a million children).
-    held: Option<Box<(Name, String)>>,
-}
-
-impl Slot {
-    /// The parsed name of the key's file of `kind`.
-    fn file_name(&self, kind: FileKind) -> Option<KeyFileName> {
-        self.files[kind as usize]
-            .as_deref()
-            .and_then(bind::filename::parse)
-    }
-
-    /// The key's files.
-    fn key_files(&self, dir: &Arc<Path>) -> KeyFiles {
-        KeyFiles {
-            dir: dir.clone(),
-            key: self.files[FileKind::Key as usize]
-                .clone()
-                .unwrap_or_default(),
-            private: self.files[FileKind::Private as usize].clone(),
-            state: self.files[FileKind::State as usize].clone(),
-        }
-    }
-
-    /// A `.private` or `.state` file without its `.key`: no key, a warning.
-    fn leftovers(&mut self, dir: &Path) {
-        self.good = None;
-        self.flux_since = None;
-        if let Some(kind) = [FileKind::Private, FileKind::State]
-            .into_iter()
-            .find(|k| self.files[*k as usize].is_some())
-        {
-            let name = self.file_name(kind);
-            self.issues.push(KeyIssue {
-                zone: name.as_ref().and_then(zone_of),
-                tag: name.as_ref().map(|n| n.tag),
-                file: self.files[kind as usize]
-                    .as_deref()
-                    .map(|f| dir.join(f))
-                    .unwrap_or_default(),
-                line: 0,
-                message: "no matching .key file: ignored".to_string(),
-                severity: Severity::Warning,
-                effect: Effect::None,
-            });
-        }
-    }
-
-    /// Takes the assembled key as the good view, or judges why it could not
-    /// be assembled: files that disagree are in flux (BIND mid-rewrite)
-    /// until the grace period is over, then an error.
-    fn take(
-        &mut self,
-        assembled: Option<Result<Key, AssembleError>>,
-        at: Instant,
-        grace: Duration,
-        report: &IssueReport<'_>,
-    ) -> Option<KeyIssue> {
-        match assembled {
-            Some(Ok(key)) => {
-                self.flux_since = None;
-                if self.good.as_deref() != Some(&key) {
-                    self.good = Some(Arc::new(key));
-                }
-                None
-            }
-            Some(Err(AssembleError::InFlux(why))) => {
-                let since = *self.flux_since.get_or_insert(at);
-                let lasted = at.saturating_duration_since(since);
-                Some(if lasted > grace {
-                    report.issue(
-                        FileKind::Key,
-                        0,
-                        format!("key files disagree for {}s: {why}", lasted.as_secs()),
-                        Severity::Error,
-                    )
-                } else {
-                    report.issue(
-                        FileKind::Key,
-                        0,
-                        format!("key files disagree (being rewritten?), re-reading: {why}"),
-                        Severity::InFlux,
-                    )
-                })
-            }
-            Some(Err(AssembleError::Unusable(why))) => {
-                self.flux_since = None;
-                Some(report.issue(FileKind::Key, 0, why.to_string(), Severity::Error))
-            }
-            None => {
-                self.flux_since = None;
-                None
-            }
-        }
-    }
-
-    /// Records `problems` with what each means for the key (its last good
-    /// view is used, or its zone is held), and the hold itself.
-    fn record(&mut self, problems: Vec<KeyIssue>, zone: Option<Name>, tag: u16) {
-        let blocking = problems.iter().any(|p| p.severity != Severity::Warning);
-        for mut problem in problems {
-            if problem.severity != Severity::Warning {
-                problem.effect = if self.good.is_some() {
-                    Effect::UsingLastGood
-                } else {
-                    Effect::Held
-                };
-            }
-            self.issues.push(problem);
-        }
-        if blocking && self.good.is_none() {
-            if let Some(zone) = zone {
-                self.held = Some(Box::new((zone, format!("key {tag} cannot be read"))));
-            }
-        }
-    }
-}
-
 /// One BIND key directory, scanned incrementally.
 #[derive(Debug)]
 pub struct KeyDirectory {
@@ -239,6 +114,10 @@ pub struct KeyDirectory {
     /// Good keys per zone, maintained as keys change.
     zones: imbl::OrdMap<Name, Vec<Arc<Key>>>,
     generation: u64,
+    /// The directory the last complete listing read.
+    listed: Option<DirId>,
+    /// Set while the directory cannot be listed.
+    hold: Option<DirectoryHold>,
 }
 
 impl KeyDirectory {
@@ -254,6 +133,8 @@ impl KeyDirectory {
             troubled: BTreeSet::new(),
             zones: imbl::OrdMap::new(),
             generation: 0,
+            listed: None,
+            hold: None,
         }
     }
 
@@ -268,78 +149,82 @@ impl KeyDirectory {
         &self.path
     }
 
+    /// The directory's hold, while it cannot be listed.
+    pub fn hold(&self) -> Option<&DirectoryHold> {
+        self.hold.as_ref()
+    }
+
     /// Scans the directory; `at` is the monotonic time of the scan (a
     /// parameter so tests can drive the grace period).
     pub fn scan(&mut self, at: Instant) -> ScanReport {
-        let stamps = self.refresh_stamps();
+        let stamps = self.list();
         self.scan_with(stamps, at)
     }
 
     /// Rescans only the files named `files` (what inotify reported): a
     /// change among a million keys stats one file, not the directory. A
     /// name that is not a key file is ignored; one that is gone is removed.
+    /// A held directory, one never listed or no longer the one listed (a
+    /// rename, a remount), or a `stat` failing other than "not found" is
+    /// listed whole instead: only a complete listing decides.
     pub fn scan_files<'a>(
         &mut self,
         files: impl IntoIterator<Item = &'a str>,
         at: Instant,
     ) -> ScanReport {
-        let mut changed: BTreeSet<Box<str>> = BTreeSet::new();
-        for file_name in files {
-            let Some(name) = bind::filename::parse(file_name) else {
-                continue;
-            };
-            let stamp = match fs::metadata(self.path.join(file_name)) {
-                Ok(meta) if meta.is_file() => Some(Stamp::of(&meta)),
-                _ => None,
-            };
-            let generation = self.generation;
-            match (stamp, self.stamps.get_mut(file_name)) {
-                (Some(stamp), Some((old, _))) => {
-                    if *old != stamp {
-                        *old = stamp;
-                        changed.insert(name.stem.into());
-                    }
-                }
-                (Some(stamp), None) => {
-                    let file: Box<str> = file_name.into();
-                    self.stamps.insert(file.clone(), (stamp, generation));
-                    let slot = self.slots.entry(name.stem.clone().into()).or_default();
-                    slot.files[name.kind as usize] = Some(file);
-                    changed.insert(name.stem.into());
-                }
-                (None, Some(_)) => {
-                    self.stamps.remove(file_name);
-                    if let Some(slot) = self.slots.get_mut(name.stem.as_str()) {
-                        slot.files[name.kind as usize] = None;
-                    }
-                    changed.insert(name.stem.into());
-                }
-                (None, None) => {}
-            }
+        match self.stat_files(files) {
+            Some(changed) => self.scan_with(Ok(changed), at),
+            None => self.scan(at),
         }
-        self.scan_with(Ok(changed), at)
     }
 
-    fn scan_with(&mut self, stamps: io::Result<BTreeSet<Box<str>>>, at: Instant) -> ScanReport {
-        let mut report = ScanReport::default();
+    /// Takes the stamps of the named files; `None` when the directory must
+    /// be listed whole instead (see [`Self::scan_files`]).
+    fn stat_files<'a>(
+        &mut self,
+        files: impl IntoIterator<Item = &'a str>,
+    ) -> Option<BTreeSet<Box<str>>> {
+        let listed = self.listed.filter(|_| self.hold.is_none())?;
+        let same = |path: &Path| listing::identity(path).is_ok_and(|id| id == listed);
+        if !same(&self.path) {
+            return None;
+        }
+        let mut found = Vec::new();
+        for file in files {
+            let Some(name) = bind::filename::parse(file) else {
+                continue;
+            };
+            let stamp = listing::stat(&self.path.join(file)).ok()?;
+            found.push((file, name, stamp));
+        }
+        // Files "not found" because the directory went away are not gone.
+        if !same(&self.path) {
+            return None;
+        }
+        let mut changed = BTreeSet::new();
+        for (file, name, stamp) in found {
+            match stamp {
+                Some(stamp) => self.note_stamp(file, &name, stamp, &mut changed),
+                None => self.forget(file, &name, &mut changed),
+            }
+        }
+        Some(changed)
+    }
+
+    fn scan_with(
+        &mut self,
+        stamps: Result<BTreeSet<Box<str>>, ListError>,
+        at: Instant,
+    ) -> ScanReport {
         let changed_stems = match stamps {
             Ok(stems) => stems,
-            Err(e) => {
-                let message = format!("cannot read key directory: {e}");
-                report.issues.push(KeyIssue {
-                    zone: None,
-                    tag: None,
-                    file: self.path.clone(),
-                    line: 0,
-                    message: message.clone(),
-                    severity: Severity::Error,
-                    effect: Effect::UsingLastGood,
-                });
-                report.directory_error = Some(message);
-                report.zones = self.zones.clone();
-                return report;
-            }
+            Err(e) => return self.held_report(&e),
         };
+        let recovered = self
+            .hold
+            .take()
+            .inspect(|hold| hold.log_released(&self.path));
+        let mut report = ScanReport::default();
         // Changed keys, and every troubled one again (flux may have ended,
         // or lasted too long).
         let mut work: BTreeSet<Box<str>> = changed_stems;
@@ -359,65 +244,107 @@ impl KeyDirectory {
         for ((stem, _), contents) in jobs.into_iter().zip(parsed) {
             self.settle(&stem, contents, at, &mut report.changed);
         }
-        for stem in &self.troubled {
-            if let Some(slot) = self.slots.get(stem) {
-                report.issues.extend(slot.issues.iter().cloned());
-                if let Some((zone, why)) = slot.held.as_deref() {
-                    report
-                        .held
-                        .entry(zone.clone())
-                        .or_default()
-                        .push(why.clone());
-                }
-            }
+        self.report_troubled(&mut report);
+        if recovered.is_some() {
+            // Nothing was recomputed while held: everything is, now.
+            report.changed.extend(self.zones.keys().cloned());
         }
         report.zones = self.zones.clone();
         report
     }
 
-    /// Re-stats the directory; returns the stems with a file added, removed
-    /// or changed.
-    fn refresh_stamps(&mut self) -> io::Result<BTreeSet<Box<str>>> {
-        self.generation += 1;
-        let generation = self.generation;
-        let mut changed: BTreeSet<Box<str>> = BTreeSet::new();
-        for entry in fs::read_dir(&self.path)? {
-            let entry = entry?;
-            let Ok(file_name) = entry.file_name().into_string() else {
-                continue;
-            };
-            let Some(name) = bind::filename::parse(&file_name) else {
-                continue;
-            };
-            // fstatat on the directory's fd, not a lookup of the whole path
-            // (a million of these on a cold start); a symlink is followed.
-            let meta = match entry.metadata() {
-                Ok(meta) if meta.is_symlink() => fs::metadata(entry.path()),
-                other => other,
-            };
-            let meta = match meta {
-                Ok(meta) if meta.is_file() => meta,
-                // Vanished between readdir and stat, or not a file: skip.
-                _ => continue,
-            };
-            let stamp = Stamp::of(&meta);
-            match self.stamps.get_mut(file_name.as_str()) {
-                Some((old, seen)) => {
-                    *seen = generation;
-                    if *old != stamp {
-                        *old = stamp;
-                        changed.insert(name.stem.into());
-                    }
-                }
-                None => {
-                    let file: Box<str> = file_name.into();
-                    self.stamps.insert(file.clone(), (stamp, generation));
-                    let slot = self.slots.entry(name.stem.clone().into()).or_default();
-                    slot.files[name.kind as usize] = Some(file);
-                    changed.insert(name.stem.into());
+    /// The report of a scan that could not list the directory: nothing
+    /// changed, every zone keeps its last good keys, the directory is held.
+    fn held_report(&mut self, error: &ListError) -> ScanReport {
+        let message = format!("cannot read key directory: {error}");
+        hold::note(
+            &mut self.hold,
+            &self.path,
+            error,
+            &message,
+            self.zones.len(),
+        );
+        let mut report = ScanReport::default();
+        report.issues.push(KeyIssue {
+            zone: None,
+            tag: None,
+            file: self.path.clone(),
+            line: 0,
+            message: message.clone(),
+            severity: Severity::Error,
+            effect: Effect::HeldWithLastGood,
+        });
+        report.directory_error = Some(message);
+        report.hold = self.hold.clone();
+        self.report_troubled(&mut report);
+        report.zones = self.zones.clone();
+        report
+    }
+
+    /// Adds the problems and holds of every troubled key to `report`.
+    fn report_troubled(&self, report: &mut ScanReport) {
+        for stem in &self.troubled {
+            if let Some(slot) = self.slots.get(stem) {
+                report.issues.extend(slot.issues.iter().cloned());
+                if let Some(hold) = slot.held.as_deref() {
+                    report
+                        .held
+                        .entry(hold.zone.clone())
+                        .or_default()
+                        .push(hold.why.clone());
                 }
             }
         }
+    }
+
+    /// Lists the directory and takes the new stamps, all or nothing;
+    /// returns the stems with a file added, removed or changed.
+    fn list(&mut self) -> Result<BTreeSet<Box<str>>, ListError> {
+        let before = listing::identity(&self.path)?;
+        let entries = listing::entries(&self.path)?;
+        let path = self.path.clone();
+        self.take_listing(entries, move || match listing::identity(&path)? {
+            id if id == before => Ok(id),
+            _ => Err(ListError::Replaced),
+        })
+    }
+
+    /// Takes a listing: its stamps are taken only once every entry was read
+    /// and `unchanged` confirms the directory is still the one listed; on
+    /// any failure the stamps stay as they were, so a change seen by a
+    /// failed listing is seen again by the next one. (The seam the unit
+    /// tests drive with a listing that fails part-way.)
+    fn take_listing(
+        &mut self,
+        entries: impl Iterator<Item = Result<Listed, ListError>>,
+        unchanged: impl FnOnce() -> Result<DirId, ListError>,
+    ) -> Result<BTreeSet<Box<str>>, ListError> {
+        self.generation += 1;
+        // A first listing goes straight into the empty maps (staging a
+        // million files would double a cold start's memory); a failure
+        // empties them again.
+        let cold = self.stamps.is_empty() && self.slots.is_empty();
+        let mut changed: BTreeSet<Box<str>> = BTreeSet::new();
+        let staged = self
+            .stage(entries, cold, &mut changed)
+            .and_then(|staged| Ok((staged, unchanged()?)));
+        let staged = match staged {
+            Ok((staged, id)) => {
+                self.listed = Some(id);
+                staged
+            }
+            Err(e) => {
+                if cold {
+                    self.stamps.clear();
+                    self.slots.clear();
+                }
+                return Err(e);
+            }
+        };
+        for entry in staged {
+            self.note_stamp(&entry.file, &entry.name, entry.stamp, &mut changed);
+        }
+        let generation = self.generation;
         let gone: Vec<Box<str>> = self
             .stamps
             .iter()
@@ -425,15 +352,76 @@ impl KeyDirectory {
             .map(|(f, _)| f.clone())
             .collect();
         for file in gone {
-            self.stamps.remove(&file);
             if let Some(name) = bind::filename::parse(&file) {
-                if let Some(slot) = self.slots.get_mut(name.stem.as_str()) {
-                    slot.files[name.kind as usize] = None;
-                }
-                changed.insert(name.stem.into());
+                self.forget(&file, &name, &mut changed);
             }
         }
         Ok(changed)
+    }
+
+    /// Reads a listing through: marks the files it still holds as seen
+    /// (harmless when it then fails: the next listing marks anew) and
+    /// returns the new and changed files, taken at once when `cold`.
+    fn stage(
+        &mut self,
+        entries: impl Iterator<Item = Result<Listed, ListError>>,
+        cold: bool,
+        changed: &mut BTreeSet<Box<str>>,
+    ) -> Result<Vec<Listed>, ListError> {
+        let generation = self.generation;
+        let mut staged = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            match self.stamps.get_mut(entry.file.as_str()) {
+                Some((old, seen)) => {
+                    *seen = generation;
+                    if *old != entry.stamp {
+                        staged.push(entry);
+                    }
+                }
+                None if cold => self.note_stamp(&entry.file, &entry.name, entry.stamp, changed),
+                None => staged.push(entry),
+            }
+        }
+        Ok(staged)
+    }
+
+    /// Takes `file`'s stamp, as seen by the current listing.
+    fn note_stamp(
+        &mut self,
+        file: &str,
+        name: &KeyFileName,
+        stamp: Stamp,
+        changed: &mut BTreeSet<Box<str>>,
+    ) {
+        let generation = self.generation;
+        match self.stamps.get_mut(file) {
+            Some((old, seen)) => {
+                *seen = generation;
+                if *old != stamp {
+                    *old = stamp;
+                    changed.insert(name.stem.as_str().into());
+                }
+            }
+            None => {
+                let file: Box<str> = file.into();
+                self.stamps.insert(file.clone(), (stamp, generation));
+                let slot = self.slots.entry(name.stem.as_str().into()).or_default();
+                slot.files[name.kind as usize] = Some(file);
+                changed.insert(name.stem.as_str().into());
+            }
+        }
+    }
+
+    /// Forgets `file`: it is not there any more.
+    fn forget(&mut self, file: &str, name: &KeyFileName, changed: &mut BTreeSet<Box<str>>) {
+        if self.stamps.remove(file).is_none() {
+            return;
+        }
+        if let Some(slot) = self.slots.get_mut(name.stem.as_str()) {
+            slot.files[name.kind as usize] = None;
+        }
+        changed.insert(name.stem.as_str().into());
     }
 
     /// Combines a key's freshly read files into its new state.
@@ -451,7 +439,7 @@ impl KeyDirectory {
         };
         let old = slot.good.clone();
         slot.issues.clear();
-        slot.held = None;
+        let was_unreadable = slot.held.take().is_some_and(|h| h.unreadable);
         let Some(key_name) = slot.file_name(FileKind::Key) else {
             // BIND renames files into place, so a `.key` never vanishes
             // mid-rewrite: without it there is no key, only leftovers.
@@ -471,9 +459,10 @@ impl KeyDirectory {
             private,
             state,
             mut problems,
+            unreadable,
         } = Parts::of(contents, &report);
-        let unreadable = problems.iter().any(|p| p.severity == Severity::Error);
-        let assembled = match (&public, unreadable) {
+        let failed = problems.iter().any(|p| p.severity == Severity::Error);
+        let assembled = match (&public, failed) {
             (Some(public), false) => Some(bind::assemble(
                 &key_name,
                 public,
@@ -486,7 +475,18 @@ impl KeyDirectory {
         if let Some(problem) = slot.take(assembled, at, grace, &report) {
             problems.push(problem);
         }
-        slot.record(problems, zone, key_name.tag);
+        slot.record(problems, zone.clone(), key_name.tag, unreadable);
+        hold::note_key(
+            was_unreadable,
+            unreadable,
+            zone.as_ref(),
+            key_name.tag,
+            &slot.issues,
+        );
+        if was_unreadable && !unreadable {
+            // Held, so not recomputed: recompute it now.
+            changed.extend(zone);
+        }
         self.finish(stem, old, changed);
     }
 

@@ -18,6 +18,7 @@ mod live;
 mod notify;
 mod notify_inbox;
 mod parent_world;
+mod partial_reads;
 mod serve;
 mod sidecar;
 mod signer_harness;

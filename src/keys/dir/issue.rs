@@ -1,6 +1,7 @@
 //! The problems a key directory scan reports: what is wrong with which
 //! file (and line), how serious it is, and what it means for the key: its
-//! last good view is still used, or its zone is held.
+//! last good view is still used, or its zone is held (with or without a
+//! last good view of the key).
 
 use std::path::PathBuf;
 
@@ -13,6 +14,10 @@ pub enum Effect {
     UsingLastGood,
     /// No good view exists: the key's zone is held.
     Held,
+    /// The file (or the key directory) cannot be read at all: the zone is
+    /// held and the last good view kept, so no key is dropped by a read
+    /// that failed.
+    HeldWithLastGood,
     /// Nothing is lost (a warning).
     None,
 }
@@ -57,6 +62,9 @@ impl std::fmt::Display for KeyIssue {
         match self.effect {
             Effect::UsingLastGood => f.write_str(" (keeping the last good view of this key)"),
             Effect::Held => f.write_str(" (no good view of this key: zone held)"),
+            Effect::HeldWithLastGood => {
+                f.write_str(" (zone held with its last good keys until this reads again)")
+            }
             Effect::None => Ok(()),
         }
     }

@@ -2,7 +2,10 @@
 //! sorting what they hold into the parts a key is assembled from, and the
 //! problems to report: unreadable or malformed files, a `.private` that
 //! cannot be read (the key is still used for CDS, as BIND's format v1.3),
-//! `.state` tags this version does not know.
+//! `.state` tags this version does not know. A file that cannot be read for
+//! a reason other than "not found" (EIO, ESTALE; permission denied on a
+//! `.key` or `.state`) marks the key unreadable: its zone is held, see
+//! `keys::dir`.
 
 use std::{
     fs, io,
@@ -25,7 +28,12 @@ pub(super) enum Content {
     Private(Arc<PrivateKeyFile>),
     State(StateFile),
     PermissionDenied,
-    Bad { line: usize, message: String },
+    /// An I/O error other than "not found" or "permission denied".
+    Unreadable(String),
+    Bad {
+        line: usize,
+        message: String,
+    },
 }
 
 /// Where a key's problems are reported: its zone, tag and files.
@@ -74,34 +82,31 @@ pub(super) struct Parts {
     pub(super) state: Option<StateFile>,
     /// Problems found.
     pub(super) problems: Vec<KeyIssue>,
+    /// A file could not be read at all (not a parse error): the key's zone
+    /// is held.
+    pub(super) unreadable: bool,
 }
 
 impl Parts {
     /// Sorts the three files' contents (`.key`, `.private`, `.state`).
     pub(super) fn of(contents: [Option<Content>; 3], report: &IssueReport<'_>) -> Self {
         let [key_content, private_content, state_content] = contents;
-        let mut problems = Vec::new();
-        let public = match key_content {
-            Some(Content::Key(public)) => Some(public),
-            Some(Content::Bad { line, message }) => {
-                problems.push(report.issue(FileKind::Key, line, message, Severity::Error));
-                None
-            }
-            _ => {
-                problems.push(report.issue(
-                    FileKind::Key,
-                    0,
-                    "permission denied".to_string(),
-                    Severity::Error,
-                ));
-                None
-            }
+        let mut parts = Parts {
+            public: None,
+            private: PrivatePart::Absent,
+            state: None,
+            problems: Vec::new(),
+            unreadable: false,
         };
-        let private = match private_content {
+        match key_content {
+            Some(Content::Key(public)) => parts.public = Some(public),
+            other => parts.failed(report, FileKind::Key, other),
+        }
+        parts.private = match private_content {
             None => PrivatePart::Absent,
             Some(Content::Private(p)) => PrivatePart::Present(p),
             Some(Content::PermissionDenied) => {
-                problems.push(report.issue(
+                parts.problems.push(report.issue(
                     FileKind::Private,
                     0,
                     "permission denied: using the .key and .state files only (counts as private-key format v1.3)"
@@ -110,53 +115,39 @@ impl Parts {
                 ));
                 PrivatePart::Unreadable
             }
-            Some(Content::Bad { line, message }) => {
-                problems.push(report.issue(FileKind::Private, line, message, Severity::Error));
-                PrivatePart::Unreadable
-            }
-            Some(_) => {
-                problems.push(report.issue(
-                    FileKind::Private,
-                    0,
-                    "unexpected content".to_string(),
-                    Severity::Error,
-                ));
+            other => {
+                parts.failed(report, FileKind::Private, other);
                 PrivatePart::Unreadable
             }
         };
-        let state = match state_content {
-            None => None,
-            Some(Content::State(s)) => Some(s),
-            Some(Content::Bad { line, message }) => {
-                problems.push(report.issue(FileKind::State, line, message, Severity::Error));
-                None
-            }
-            Some(_) => {
-                problems.push(report.issue(
-                    FileKind::State,
-                    0,
-                    "permission denied".to_string(),
-                    Severity::Error,
-                ));
-                None
-            }
-        };
-        if let Some(state) = &state {
+        match state_content {
+            None => {}
+            Some(Content::State(s)) => parts.state = Some(s),
+            other => parts.failed(report, FileKind::State, other),
+        }
+        if let Some(state) = &parts.state {
             if !state.unknown_tags.is_empty() {
-                problems.push(report.issue(
-                    FileKind::State,
-                    0,
-                    format!("unknown tags skipped: {}", state.unknown_tags.join(", ")),
-                    Severity::Warning,
-                ));
+                let message = format!("unknown tags skipped: {}", state.unknown_tags.join(", "));
+                parts
+                    .problems
+                    .push(report.issue(FileKind::State, 0, message, Severity::Warning));
             }
         }
-        Parts {
-            public,
-            private,
-            state,
-            problems,
-        }
+        parts
+    }
+
+    /// Records why the file of `kind` gave no usable content; a file that
+    /// could not be read at all makes the key unreadable.
+    fn failed(&mut self, report: &IssueReport<'_>, kind: FileKind, content: Option<Content>) {
+        let (line, message, unreadable) = match content {
+            Some(Content::Bad { line, message }) => (line, message, false),
+            Some(Content::Unreadable(message)) => (0, message, true),
+            Some(Content::PermissionDenied) => (0, "permission denied".to_string(), true),
+            _ => (0, "unexpected content".to_string(), false),
+        };
+        self.unreadable |= unreadable;
+        self.problems
+            .push(report.issue(kind, line, message, Severity::Error));
     }
 }
 
@@ -205,6 +196,9 @@ fn read_content(path: &Path, kind: FileKind) -> (Content, bool) {
         Ok(read) => read,
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             return (Content::PermissionDenied, false);
+        }
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return (Content::Unreadable(format!("cannot read: {e}")), false);
         }
         Err(e) => {
             let bad = Content::Bad {

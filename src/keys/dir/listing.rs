@@ -1,0 +1,154 @@
+//! Listing a key directory: one `readdir` (POSIX `readdir(3)`) and one
+//! `stat` per BIND key file, giving each file's stamp (size, mtime, ctime,
+//! inode).
+//!
+//! Only "not found" means a file is gone. Every other failure (the
+//! directory cannot be opened or is not a directory any more, `readdir`
+//! fails part-way, a `stat` fails with EIO, ESTALE, ELOOP...) makes the
+//! listing fail as a whole: a partial listing is not a deletion
+//! (docs/ARCHITECTURE.md, "Rules of the house"), so the caller keeps what
+//! it knew and holds the directory's zones. The directory's identity
+//! (device and inode) is taken before and after a listing; a directory
+//! replaced while it was read (a remount, a rename) fails the listing too.
+
+use std::{
+    fs, io,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+};
+
+use crate::keys::bind::{self, KeyFileName};
+
+/// Why a key directory could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The directory cannot be looked up or opened (gone, unmounted,
+    /// permission denied).
+    #[error("{0}")]
+    Open(io::Error),
+    /// The path names something that is not a directory.
+    #[error("not a directory")]
+    NotADirectory,
+    /// `readdir` failed after returning some entries.
+    #[error("reading the directory failed part-way: {0}")]
+    Entry(io::Error),
+    /// A key file's `stat` failed for a reason other than "not found".
+    #[error("cannot stat {}: {source}", file.display())]
+    Stat {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The path named another directory after the listing than before.
+    #[error("the directory was replaced while it was read")]
+    Replaced,
+}
+
+impl ListError {
+    /// What kind of failure this is, without the file it concerns: a hold
+    /// is logged again only when this changes, not once per file or scan.
+    pub(super) fn cause(&self) -> (u8, Option<io::ErrorKind>) {
+        match self {
+            ListError::Open(e) => (0, Some(e.kind())),
+            ListError::NotADirectory => (1, None),
+            ListError::Entry(e) => (2, Some(e.kind())),
+            ListError::Stat { source, .. } => (3, Some(source.kind())),
+            ListError::Replaced => (4, None),
+        }
+    }
+}
+
+/// What identifies a file between two looks at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Stamp {
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        Stamp {
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// A directory's device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DirId(u64, u64);
+
+/// One key file found by a listing.
+pub(super) struct Listed {
+    /// The entry's name.
+    pub(super) file: String,
+    /// The name parsed.
+    pub(super) name: KeyFileName,
+    /// Its stamp.
+    pub(super) stamp: Stamp,
+}
+
+/// The identity of the directory at `path` (symlinks followed).
+pub(super) fn identity(path: &Path) -> Result<DirId, ListError> {
+    let meta = fs::metadata(path).map_err(ListError::Open)?;
+    if !meta.is_dir() {
+        return Err(ListError::NotADirectory);
+    }
+    Ok(DirId(meta.dev(), meta.ino()))
+}
+
+/// The key files of the directory at `path`, one `stat` each, read lazily:
+/// an item is an error when `readdir` or a `stat` fails (not found is a
+/// file that vanished: skipped). Names that are not key files, and entries
+/// that are not regular files (after following a symlink), are skipped.
+pub(super) fn entries(
+    path: &Path,
+) -> Result<impl Iterator<Item = Result<Listed, ListError>> + use<>, ListError> {
+    let dir = fs::read_dir(path).map_err(ListError::Open)?;
+    Ok(dir.filter_map(|entry| {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => return Some(Err(ListError::Entry(e))),
+        };
+        let file = entry.file_name().into_string().ok()?;
+        let name = bind::filename::parse(&file)?;
+        // fstatat on the directory's fd, not a lookup of the whole path
+        // (a million of these on a cold start); a symlink is followed.
+        let meta = match entry.metadata() {
+            Ok(meta) if meta.is_symlink() => fs::metadata(entry.path()),
+            other => other,
+        };
+        match meta {
+            Ok(meta) if meta.is_file() => Some(Ok(Listed {
+                file,
+                name,
+                stamp: Stamp::of(&meta),
+            })),
+            Ok(_) => None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => Some(Err(ListError::Stat {
+                file: entry.path(),
+                source,
+            })),
+        }
+    }))
+}
+
+/// The stamp of one file, `None` when it is not there (or not a regular
+/// file); any other failure is an error.
+pub(super) fn stat(path: &Path) -> Result<Option<Stamp>, ListError> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(Some(Stamp::of(&meta))),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ListError::Stat {
+            file: path.to_path_buf(),
+            source,
+        }),
+    }
+}
