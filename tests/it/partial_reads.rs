@@ -4,8 +4,8 @@
 //! when not root), or missing when the daemon starts keeps every served
 //! `_dsboot` CDS/CDNSKEY exactly as it was, `status` names the held
 //! directory, and once the directory is back (with a changed key) the
-//! change is served. Too few children for the safety brake (its floor is
-//! 100) to be what keeps them.
+//! change is served. The safety brake is opened wide (`max_change_share =
+//! 1.0`), so it is not what keeps them.
 
 use std::{
     fs,
@@ -47,6 +47,9 @@ dir = "state"
 [watch]
 rescan_interval = "1h"
 poll_interval = "1s"
+
+[safety]
+max_change_share = 1.0
 "#
     );
     fs::write(&path, text).expect("write config");
