@@ -23,3 +23,4 @@ mod serve;
 mod sidecar;
 mod signer_harness;
 mod transfer;
+mod vital;
