@@ -206,6 +206,8 @@ fn a_damaged_saved_zone_is_named_and_the_serial_still_moves_on() {
     let before = serial(world.addr, APEX).expect("serial");
     let cds = world.cds("child1.example.");
     assert_eq!(cds.len(), 1);
+    // Past the background save, so the file exists even without a flush.
+    std::thread::sleep(Duration::from_secs(3));
     assert!(terminate(&mut first).success());
 
     let zone_file = world.zone_file("zone");
