@@ -37,7 +37,7 @@ pub(super) struct SaveJob {
 /// What the saving thread is asked to do.
 enum Message {
     /// Save this (coalesced with others for the same zone).
-    Save(SaveJob),
+    Save(Box<SaveJob>),
     /// Save everything pending now; answer with how many saves failed.
     Flush(mpsc::Sender<usize>),
 }
@@ -78,7 +78,7 @@ impl ZoneSaver {
     }
 
     pub(super) fn save(&self, job: SaveJob) {
-        let _ = self.tx.send(Message::Save(job));
+        let _ = self.tx.send(Message::Save(Box::new(job)));
     }
 
     /// Saves every pending job now and waits up to `within` for it, saying
@@ -167,7 +167,7 @@ impl Saver {
     fn take(&mut self, message: Message) -> bool {
         match message {
             Message::Save(job) => {
-                self.pending.insert(job.zone_path.clone(), job);
+                self.pending.insert(job.zone_path.clone(), *job);
                 false
             }
             Message::Flush(ack) => {
@@ -206,10 +206,7 @@ impl Saver {
         let count = failed.len();
         if count == 0 {
             if self.failures > 0 {
-                tracing::info!(
-                    attempts = self.failures,
-                    "zones saved again after failures"
-                );
+                tracing::info!(attempts = self.failures, "zones saved again after failures");
             }
             self.failures = 0;
             self.logged_at = None;

@@ -13,16 +13,20 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::common::{
-    process::{Daemon, Log, free_port},
-    serve::{answer_rdatas, serial},
-    signalbox, signzone, *,
+use crate::{
+    common::{
+        dnskey,
+        process::{Daemon, Log, free_port},
+        serve::{answer_rdatas, serial},
+        signalbox, tools, write_key,
+    },
+    serve::{many_children, signal_key, write_config},
 };
 
 const APEX: &str = "_signal.ns1.operator.test.";
 
 /// A root with three children's keys, the signalling zone's CSK and a
-/// config whose state directory is `state` (or `state_dir`).
+/// config whose state directory is `state`.
 struct World {
     tmp: tempfile::TempDir,
     config: PathBuf,
@@ -31,59 +35,37 @@ struct World {
 }
 
 impl World {
+    /// The setup of `serve.rs` (three children); `state_dir`, when given,
+    /// is where `state` points.
     fn new(state_dir: Option<&Path>) -> World {
         let tmp = tempfile::tempdir().expect("tmp");
         let root = tmp.path();
-        let children = root.join("children");
-        fs::create_dir_all(&children).expect("mkdir");
-        for i in 0..3u8 {
-            write_key(
-                &children,
-                &format!("child{i}.example."),
-                &dnskey(257, 13, i),
-                &[],
-            );
+        many_children(&root.join("children"), 3);
+        signal_key(root);
+        let state = root.join("state");
+        if let Some(dir) = state_dir {
+            fs::create_dir_all(dir).expect("mkdir");
+            std::os::unix::fs::symlink(dir, &state).expect("symlink");
         }
-        let signal = root.join("signal");
-        fs::create_dir_all(&signal).expect("mkdir");
-        signzone::keygen(
-            &signal,
-            &["-f", "KSK", "-L", "3600", APEX.trim_end_matches('.')],
-        );
-        let state = state_dir.map_or_else(|| root.join("state"), Path::to_path_buf);
         let port = free_port();
-        let config = root.join("signalbox.toml");
-        fs::write(
-            &config,
-            format!(
-                r#"version = 1
-[[zones]]
-keys = "children"
-nameservers = ["ns1.operator.test.", "ns2.elsewhere.test."]
-cds = "always"
-
-[[signaling_zone]]
-apex = "{APEX}"
-keys = "signal"
-nameservers = ["ns1.operator.test."]
-
-[server]
-listen = ["127.0.0.1:{port}"]
-udp_threads = 1
-
-[state]
-dir = "{}"
-"#,
-                state.display()
-            ),
-        )
-        .expect("write config");
         World {
+            config: write_config(root, port),
             tmp,
-            config,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             state,
         }
+    }
+
+    /// A world whose daemon (logging to `first.log`) serves, and the
+    /// serial it serves; `None` without `dnssec-keygen`.
+    fn serving() -> Option<(World, Daemon, u32)> {
+        if !tools(&["dnssec-keygen"]) {
+            return None;
+        }
+        let world = World::new(None);
+        let daemon = world.start("first");
+        let serial = serial(world.addr, APEX).expect("serial");
+        Some((world, daemon, serial))
     }
 
     /// Starts `signalbox serve`, its output in `<name>.log`, and waits until
@@ -105,7 +87,10 @@ dir = "{}"
         let deadline = Instant::now() + Duration::from_secs(60);
         while !ready() {
             if let Some(status) = daemon.exited() {
-                panic!("signalbox serve exited with {status}:\n{}", daemon.log_text());
+                panic!(
+                    "signalbox serve exited with {status}:\n{}",
+                    daemon.log_text()
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -169,11 +154,9 @@ fn newer(a: u32, b: u32) -> bool {
 
 #[test]
 fn sigterm_right_after_a_key_change_saves_the_zone_for_a_warm_start() {
-    if !tools(&["dnssec-keygen"]) {
+    let Some((world, mut first, _)) = World::serving() else {
         return;
-    }
-    let world = World::new(None);
-    let mut first = world.start("first");
+    };
     world.add_child("late.example.", 77);
     world.wait(&mut first, "serve the new child", || {
         !world.cds("late.example.").is_empty()
@@ -198,12 +181,9 @@ fn sigterm_right_after_a_key_change_saves_the_zone_for_a_warm_start() {
 
 #[test]
 fn a_damaged_saved_zone_is_named_and_the_serial_still_moves_on() {
-    if !tools(&["dnssec-keygen"]) {
+    let Some((world, mut first, before)) = World::serving() else {
         return;
-    }
-    let world = World::new(None);
-    let mut first = world.start("first");
-    let before = serial(world.addr, APEX).expect("serial");
+    };
     let cds = world.cds("child1.example.");
     assert_eq!(cds.len(), 1);
     // Past the background save, so the file exists even without a flush.
@@ -231,12 +211,9 @@ fn a_damaged_saved_zone_is_named_and_the_serial_still_moves_on() {
 
 #[test]
 fn an_unreadable_serial_record_holds_the_zone_instead_of_reusing_serials() {
-    if !tools(&["dnssec-keygen"]) {
+    let Some((world, mut first, saved)) = World::serving() else {
         return;
-    }
-    let world = World::new(None);
-    let mut first = world.start("first");
-    let saved = serial(world.addr, APEX).expect("serial");
+    };
     std::thread::sleep(Duration::from_secs(3)); // the background save has run
     world.add_child("late.example.", 77);
     world.wait(&mut first, "serve the new child", || {
