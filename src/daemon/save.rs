@@ -234,3 +234,29 @@ impl Saver {
         count
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::parse_name;
+
+    #[test]
+    fn a_failed_save_is_kept_and_retried_by_the_next_flush() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("zones");
+        let apex = parse_name("_signal.ns1.example.net.").expect("valid");
+        let saver = ZoneSaver::start();
+        saver.save(SaveJob {
+            zone_path: dir.join("z.zone"),
+            zone: ZoneStore::new(apex),
+            journal_path: dir.join("z.journal"),
+            journal: Arc::new(Journal::default()),
+        });
+        // The directory is missing: the save fails and stays pending.
+        let within = Duration::from_secs(10);
+        assert!(matches!(saver.flush(within), Err(FlushError::Failed(1))));
+        std::fs::create_dir(&dir).expect("mkdir");
+        saver.flush(within).expect("saved once the directory exists");
+        assert!(dir.join("z.zone").exists() && dir.join("z.journal").exists());
+    }
+}
