@@ -5,6 +5,7 @@
 //! serial that cannot be recorded (a full disk) is not served.
 
 use std::{
+    collections::{BTreeMap, BTreeSet},
     fs,
     io::Write,
     net::SocketAddr,
@@ -15,12 +16,14 @@ use std::{
 
 use crate::{
     common::{
-        dnskey,
+        dnskey, output, records,
         process::{Daemon, Log, free_port},
+        secondary::{Kind, Secondary},
         serve::{answer_rdatas, serial},
         signalbox, tools, write_key,
     },
     serve::{many_children, signal_key, write_config},
+    transfer::{change_child, setup},
 };
 
 const APEX: &str = "_signal.ns1.operator.test.";
@@ -347,4 +350,132 @@ fn a_full_state_disk_keeps_the_last_good_version_and_retries() {
     assert!(litter.is_empty(), "temporary files left: {litter:?}");
     assert!(terminate(&mut daemon).success());
     drop(world);
+}
+
+/// A tiny deterministic PRNG (xorshift) for the moments to kill at.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Each child's CDS as `tag alg digest-type HEX`, from `signalbox signals`.
+fn cds_by_signals(config: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let (code, stdout, stderr) = output(signalbox().args(["signals", "-c"]).arg(config));
+    assert_eq!(code, 0, "{stderr}");
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in records(&stdout) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let own_apex = !fields.first().is_some_and(|f| f.starts_with("_dsboot."));
+        if own_apex && fields.get(3) == Some(&"CDS") && fields.len() >= 8 {
+            let hex = fields[7..].concat().to_uppercase();
+            let cds = format!("{} {} {} {hex}", fields[4], fields[5], fields[6]);
+            out.entry(fields[0].to_string()).or_default().insert(cds);
+        }
+    }
+    out
+}
+
+/// Each child's CDS as served at `_dsboot.<child>.<APEX>` by `addr`.
+fn cds_served(addr: SocketAddr, children: &[String]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for child in children {
+        for rdata in answer_rdatas(addr, &format!("_dsboot.{child}{APEX}"), 59) {
+            let [t0, t1, alg, dt, digest @ ..] = &rdata[..] else {
+                continue;
+            };
+            let hex: String = digest.iter().map(|b| format!("{b:02X}")).collect();
+            let tag = u16::from_be_bytes([*t0, *t1]);
+            out.entry(child.clone())
+                .or_default()
+                .insert(format!("{tag} {alg} {dt} {hex}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn kill_9_at_random_moments_never_moves_the_serial_back() {
+    if !tools(&["knotd", "dnssec-keygen"]) {
+        return;
+    }
+    let n = 40;
+    let secondary_port = free_port();
+    let s = setup(n, secondary_port, false, "");
+    let children_dir = s.root.join("children");
+    let names: Vec<String> = (0..n).map(|i| format!("c{i}.example.")).collect();
+    let log = s.root.join("serve.log");
+    let spawn = || {
+        let mut cmd = signalbox();
+        cmd.args(["serve", "-c"]).arg(&s.config);
+        Daemon::spawn("signalbox serve", cmd, &log, Log::Append)
+    };
+    // Waits until a round of the new process serves a serial past `high`.
+    let serving_past = |daemon: &mut Daemon, high: Option<u32>| -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(now) = serial(s.addr, APEX) {
+                if high.is_none_or(|high| newer(now, high)) {
+                    return now;
+                }
+            }
+            assert!(daemon.alive(), "exited:\n{}", daemon.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "no serial past {high:?}:\n{}",
+                daemon.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut rng = Rng(0x5eed_1e55_ba5e_ba11);
+    let mut high = None;
+    let mut generation = 1;
+    let mut daemon = spawn();
+    high = Some(serving_past(&mut daemon, high));
+    let mut knot = Secondary::start_on_port(
+        Kind::Knot,
+        &s.root.join("secondary"),
+        APEX,
+        s.addr,
+        None,
+        secondary_port,
+    );
+    for _ in 0..8 {
+        // Key changes, then a kill at a random moment among them.
+        let kill_at = Instant::now() + Duration::from_millis(rng.below(1500));
+        while Instant::now() < kill_at {
+            change_child(&children_dir, rng.below(n as u64) as usize, generation);
+            generation += 1;
+            std::thread::sleep(Duration::from_millis(rng.below(300)));
+            if let Some(now) = serial(s.addr, APEX) {
+                if high.is_none_or(|high| newer(now, high)) {
+                    high = Some(now);
+                }
+            }
+        }
+        daemon.kill();
+        daemon = spawn();
+        high = Some(serving_past(&mut daemon, high));
+    }
+    // Settled: what is served is what the key files say, and Knot has it.
+    let want = cds_by_signals(&s.config);
+    assert_eq!(want.len(), n, "{want:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cds_served(s.addr, &names) != want {
+        assert!(Instant::now() < deadline, "{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let last = serial(s.addr, APEX).expect("serial");
+    assert!(
+        knot.wait_serial(APEX, last, Duration::from_secs(20)),
+        "Knot did not reach {last}:\n{}",
+        knot.log_text()
+    );
+    assert_eq!(cds_served(knot.addr, &names), want);
 }
