@@ -256,7 +256,9 @@ mod tests {
         let within = Duration::from_secs(10);
         assert!(matches!(saver.flush(within), Err(FlushError::Failed(1))));
         std::fs::create_dir(&dir).expect("mkdir");
-        saver.flush(within).expect("saved once the directory exists");
+        saver
+            .flush(within)
+            .expect("saved once the directory exists");
         assert!(dir.join("z.zone").exists() && dir.join("z.journal").exists());
     }
 }

@@ -16,8 +16,9 @@ use std::{
 
 use crate::{
     common::{
-        dnskey, output, records,
+        dnskey, output,
         process::{Daemon, Log, free_port},
+        records,
         secondary::{Kind, Secondary},
         serve::{answer_rdatas, serial},
         signalbox, tools, write_key,
