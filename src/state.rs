@@ -1,7 +1,9 @@
-//! signalbox's own state directory (serials now; held zones, journals and
-//! pending NOTIFYs later). Every file is written atomically: a temporary file
-//! in the same directory, fsync, rename over the old file, fsync of the
-//! directory, so a crash leaves either the old or the new file, never half of one.
+//! signalbox's own state directory: per served zone its serial high-water
+//! mark (`zones/<apex>.toml`), saved signed zone and IXFR journal, and the
+//! parent agent's ledgers (docs/ARCHITECTURE.md, "State on disk"). Every
+//! file is written atomically: a temporary file in the same directory, fsync,
+//! rename over the old file, fsync of the directory, so a crash leaves either
+//! the old or the new file, never half of one.
 //!
 //! Files holding secrets that signalbox only reads (TSIG key files, BIND
 //! `.private` files) are checked with [`readable_by_others`].
@@ -33,6 +35,15 @@ pub enum StateError {
         /// What the TOML parser said.
         source: toml::de::Error,
     },
+    /// A binary state file (saved zone, journal) fails its checksum or does
+    /// not parse: written by something else, or damaged on disk.
+    #[error("state file {path} is damaged ({what})")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: &'static str,
+    },
     /// The state cannot be written as TOML.
     #[error("state file {path}: {source}")]
     Encode {
@@ -43,7 +54,10 @@ pub enum StateError {
     },
 }
 
-/// What signalbox remembers about one served zone.
+/// What signalbox remembers about one served zone: the serial high-water
+/// mark, written (and fsynced) before a version with that serial is served,
+/// so a restart never serves a lower or reused serial (RFC 1982 §3.1,
+/// RFC 1995 §2: a secondary ignores a serial that is not newer).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZoneState {
@@ -126,7 +140,8 @@ impl StateDir {
 }
 
 /// Writes `data` to `path` so that readers (and a crash) see the old or the
-/// new content, never a mix.
+/// new content, never a mix. A failed write (a full disk) removes its
+/// temporary file, so retries do not fill the directory further.
 pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), StateError> {
     let io_err = |source| StateError::Io {
         path: path.to_path_buf(),
@@ -138,11 +153,16 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), StateError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-    let mut file = fs::File::create(&tmp).map_err(io_err)?;
-    file.write_all(data).map_err(io_err)?;
-    file.sync_all().map_err(io_err)?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(io_err)?;
+    let written = fs::File::create(&tmp)
+        .and_then(|mut file| {
+            file.write_all(data)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err(e));
+    }
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err)?;

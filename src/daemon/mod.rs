@@ -19,6 +19,7 @@ pub mod control;
 mod round;
 mod save;
 mod schedule;
+mod serial_mark;
 mod serve;
 mod sidecar;
 mod sign;
@@ -48,6 +49,7 @@ use crate::{
 use agent_link::AgentLink;
 use save::ZoneSaver;
 use schedule::KeySchedule;
+use serial_mark::{SerialHold, SerialMark};
 
 /// Why the daemon stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +110,8 @@ struct ZoneRuntime {
     broken: Option<String>,
     /// The keys it was last signed with: a change means re-signing all.
     signer: Vec<(bool, u8, u16)>,
+    /// The serial high-water mark (`zones/<apex>.toml`).
+    mark: SerialMark,
 }
 
 /// The daemon's state between rounds.
@@ -126,6 +130,8 @@ pub struct Daemon {
     first_round: bool,
     /// Saves zones in the background.
     saver: ZoneSaver,
+    /// Zones held because their next serial could not be recorded.
+    serial_hold: SerialHold,
     /// TSIG keys.
     keyring: Arc<Keyring>,
     /// What the parent agent knows and was told.
@@ -160,6 +166,7 @@ impl Daemon {
             brake: brake::BrakeState::default(),
             first_round: true,
             saver: ZoneSaver::start(),
+            serial_hold: SerialHold::default(),
             keyring,
             agent: AgentLink::default(),
             sidecar: sidecar::Sidecar::default(),
@@ -186,44 +193,86 @@ impl Daemon {
                 zone.config = config;
                 continue;
             }
-            let path = self.state.zone_store_path(&apex);
-            let store = match persist::load(&path) {
-                Ok(Some(store)) if store.apex() == &apex => {
-                    tracing::info!(
-                        zone = display(&apex),
-                        serial = store.serial(),
-                        names = store.len(),
-                        "warm start: serving the saved zone"
-                    );
-                    store
-                }
-                Ok(_) => ZoneStore::new(apex.clone()),
-                Err(e) => {
-                    tracing::warn!(zone = display(&apex), "{e}; cold start");
-                    ZoneStore::new(apex.clone())
-                }
-            };
-            // The journal may run past the saved zone (saved less often):
-            // keep only what leads to the zone's serial.
-            let mut journal = match Journal::load(&self.state.journal_path(&apex)) {
-                Ok(Some(j)) if !store.is_empty() => j,
-                Ok(_) => Journal::default(),
-                Err(e) => {
-                    tracing::warn!(zone = display(&apex), "{e}; starting the journal afresh");
-                    Journal::default()
-                }
-            };
-            journal.truncate_to(store.serial());
-            self.zones.insert(
-                apex,
-                ZoneRuntime {
-                    journal: Arc::new(journal),
-                    config,
-                    store,
-                    broken: None,
-                    signer: Vec::new(),
-                },
-            );
+            let zone = self.load_zone(apex.clone(), config);
+            self.zones.insert(apex, zone);
+        }
+    }
+
+    /// A zone as saved in the state directory: its serial high-water mark,
+    /// its signed data (a warm start) and journal. A damaged file is named
+    /// in an error and the zone starts cold; its serial still continues
+    /// past the mark (docs/ARCHITECTURE.md, "State on disk").
+    fn load_zone(&self, apex: Name, config: SignalingZoneConfig) -> ZoneRuntime {
+        let zone_name = display(&apex);
+        let mark = SerialMark::read(&self.state, &apex);
+        let continues = match &mark {
+            SerialMark::Known(Some(serial)) => format!("its serial continues from {serial}"),
+            SerialMark::Known(None) => "it has no serial record, so its serial restarts".into(),
+            SerialMark::Unreadable(e) => {
+                tracing::error!(
+                    zone = zone_name,
+                    "{e}: it records the last serial served; the zone gets no new version until \
+                     it reads cleanly (write `serial = N` into it, N the serial your secondaries \
+                     have, or remove it)"
+                );
+                "its serial record is unreadable too".into()
+            }
+        };
+        let path = self.state.zone_store_path(&apex);
+        let store = match persist::load(&path) {
+            Ok(Some(store)) if store.apex() == &apex => {
+                tracing::info!(
+                    zone = zone_name,
+                    serial = store.serial(),
+                    names = store.len(),
+                    "warm start: serving the saved zone"
+                );
+                store
+            }
+            Ok(Some(other)) => {
+                tracing::error!(
+                    zone = zone_name,
+                    path = %path.display(),
+                    "the saved zone is for {}, not this zone; cold start ({continues}); it is \
+                     replaced at the next save",
+                    display(other.apex())
+                );
+                ZoneStore::new(apex.clone())
+            }
+            Ok(None) => ZoneStore::new(apex.clone()),
+            Err(e) => {
+                tracing::error!(
+                    zone = zone_name,
+                    "{e}; cold start: the zone is re-signed from its key files and {continues}. \
+                     Nothing to do: the file is replaced at the next save (remove it to silence \
+                     this; if it recurs, check the disk)"
+                );
+                ZoneStore::new(apex.clone())
+            }
+        };
+        // The journal may run past the saved zone (saved less often):
+        // keep only what leads to the zone's serial.
+        let journal_path = self.state.journal_path(&apex);
+        let mut journal = match Journal::load(&journal_path) {
+            Ok(Some(j)) if !store.is_empty() => j,
+            Ok(_) => Journal::default(),
+            Err(e) => {
+                tracing::error!(
+                    zone = zone_name,
+                    "{e}; starting the journal afresh (secondaries fall back to AXFR); the file \
+                     is replaced at the next save"
+                );
+                Journal::default()
+            }
+        };
+        journal.truncate_to(store.serial());
+        ZoneRuntime {
+            journal: Arc::new(journal),
+            config,
+            store,
+            broken: None,
+            signer: Vec::new(),
+            mark,
         }
     }
 
@@ -283,6 +332,9 @@ impl Daemon {
                     .as_ref()
                     .map_or_else(String::new, |b| format!(" NOT SIGNED: {b}"))
             ));
+            if self.serial_hold.holds(zone.store.apex()) {
+                out.push_str("  HELD: its next serial cannot be recorded (see the log)\n");
+            }
         }
         match &self.brake.held {
             Some(brake::Verdict::Hold {

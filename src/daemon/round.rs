@@ -397,10 +397,7 @@ impl Daemon {
         for (zone, wanted) in std::mem::take(&mut plan.apex_updates) {
             self.publish_apex(&zone, wanted);
         }
-        let mut applied = Applied {
-            child_reports: self.changed_reports(std::mem::take(&mut plan.reports)),
-            ..Applied::default()
-        };
+        let mut applied = Applied::default();
         for (apex, _) in self.published_signaling() {
             let changes = plan.changes.remove(&apex).unwrap_or_default();
             self.publish_signaling(&apex, changes);
@@ -421,6 +418,13 @@ impl Daemon {
                 None => {}
             }
         }
+        // Last: a child whose signals a zone could not serve yet (its serial
+        // could not be recorded) is reported once its retry round serves them.
+        let reports = std::mem::take(&mut plan.reports)
+            .into_iter()
+            .filter(|report| !self.serial_hold.holds_child(&report.zone))
+            .collect();
+        applied.child_reports = self.changed_reports(reports);
         applied
     }
 

@@ -154,6 +154,10 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         notifying: HashMap::new(),
         agent: agent_reports,
     };
+    // Installed before the first round: a SIGTERM during it waits for it
+    // and then shuts down cleanly.
+    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup(), "SIGHUP")?;
+    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate(), "SIGTERM")?;
     let (mut daemon, mut first) = run_round(daemon, full_round()).await?;
     after.deliver(&daemon, &mut first);
 
@@ -170,14 +174,13 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     let mut poll = tokio::time::interval(daemon.config.watch.poll_interval);
     let mut refresh = tokio::time::interval(Duration::from_secs(3600));
     refresh.tick().await;
-    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup(), "SIGHUP")?;
-    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate(), "SIGTERM")?;
 
     loop {
         let timer = daemon.schedule.next().map(|at| {
             let wait = (at - Timestamp::now().as_second()).max(0) as u64;
             Instant::now() + Duration::from_secs(wait)
         });
+        let held_retry = daemon.serial_hold.due().map(Instant::from_std);
         let mut input: Option<RoundInput> = None;
         let mut reply: Option<PendingReply> = None;
         tokio::select! {
@@ -200,6 +203,9 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
             _ = rescan.tick() => input = Some(full_round()),
             _ = poll.tick(), if watcher.polls() => debounce.rescan_now(&watcher.to_poll()),
             _ = refresh.tick() => input = Some(RoundInput { refresh: true, ..RoundInput::default() }),
+            _ = tokio::time::sleep_until(held_retry.unwrap_or_else(Instant::now)), if held_retry.is_some() => {
+                input = Some(daemon.serial_hold.retry_round());
+            }
             _ = hangup.recv() => {
                 match daemon.reload() {
                     Ok(text) => {
@@ -250,7 +256,30 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
             }
         }
     }
-    tracing::info!("shutting down");
+    shut_down(daemon).await
+}
+
+/// How long shutdown waits for pending zone saves.
+const SHUTDOWN_SAVE_LIMIT: Duration = Duration::from_secs(120);
+
+/// SIGTERM/SIGINT: no more rounds; the zones changed since their last save
+/// are saved now (waiting at most `SHUTDOWN_SAVE_LIMIT`), so the next start
+/// is warm and serves what was served (docs/ARCHITECTURE.md, "State on
+/// disk"). A failed save costs the next start its head start, not its
+/// serial (that is recorded before serving), so the exit is still clean.
+async fn shut_down(daemon: Daemon) -> Result<(), DaemonError> {
+    tracing::info!("shutting down: saving zones");
+    let started = std::time::Instant::now();
+    let flushed =
+        tokio::task::spawn_blocking(move || daemon.saver.flush(SHUTDOWN_SAVE_LIMIT)).await?;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match flushed {
+        Ok(()) => tracing::info!(elapsed_ms, "zones saved; exiting"),
+        Err(e) => tracing::error!(
+            elapsed_ms,
+            "{e}: the next start serves older saved zones (or starts cold) until its first round"
+        ),
+    }
     Ok(())
 }
 

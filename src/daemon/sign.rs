@@ -1,7 +1,8 @@
 //! A new version of one served signalling zone: its own apex (SOA, NS,
 //! DNSKEY and its own CDS/CDNSKEY, from its keys), the round's `_dsboot`
-//! changes, a new serial (RFC 1982, saved before it is served so a crash
-//! never serves one twice), signatures for what changed plus those due for
+//! changes, a new serial (RFC 1982, recorded before it is served so a crash
+//! never serves one twice; a zone whose serial cannot be recorded is held,
+//! `serial_mark.rs`), signatures for what changed plus those due for
 //! refresh (RFC 4034 §3.1.5), the IXFR journal entry (RFC 1995) and a
 //! background save.
 //!
@@ -13,7 +14,11 @@ use std::sync::Arc;
 use hickory_proto::rr::Name;
 use jiff::Timestamp;
 
-use super::{Daemon, save::SaveJob};
+use super::{
+    Daemon,
+    save::SaveJob,
+    serial_mark::{SerialError, SerialMark},
+};
 use crate::{
     dns::name::display,
     plan::is_noop,
@@ -58,10 +63,23 @@ impl Daemon {
         let check_refresh = full || keys_changed || zone.store.is_empty();
         let refresh = check_refresh
             && (zone.store.is_empty() || zone.store.needs_refresh(&signer, now, options));
-        if !any_change && !refresh && !self.first_round && zone.broken.is_none() {
+        // A held zone tries again every round until it gets its version.
+        let held = self.serial_hold.holds(apex);
+        if !any_change && !refresh && !self.first_round && zone.broken.is_none() && !held {
             return None;
         }
-        let serial = self.next_serial(apex, now)?;
+        let serial = match self.next_serial(apex, now)? {
+            Ok(serial) => serial,
+            Err(e) => {
+                tracing::error!(zone = display(apex), "{e}");
+                let children = changes
+                    .iter()
+                    .filter_map(|c| crate::plan::child_of(&c.owner, apex));
+                self.serial_hold.hold(apex, children);
+                return None;
+            }
+        };
+        self.serial_hold.release(apex);
         Some(self.sign_version(apex, &changes, &signer, serial, refresh, now))
     }
 
@@ -104,29 +122,39 @@ impl Daemon {
         Some((change, signer))
     }
 
-    /// The next serial: past both what was served and what the state file
-    /// says, saved before it is served.
-    fn next_serial(&self, apex: &Name, now: Timestamp) -> Option<u32> {
-        let zone = self.zones.get(apex)?;
-        let saved = match self.state.load_zone(apex) {
-            Ok(state) => state.map(|s| s.serial),
-            Err(e) => {
-                tracing::error!(zone = display(apex), "{e}");
-                None
-            }
+    /// The next serial: past both the high-water mark and what is served,
+    /// recorded (fsynced) before it is served; an error when it cannot be
+    /// recorded or the record cannot be read (the zone is then held).
+    fn next_serial(&mut self, apex: &Name, now: Timestamp) -> Option<Result<u32, SerialError>> {
+        let zone = self.zones.get_mut(apex)?;
+        let serving = zone.store.serial();
+        let mark = match &zone.mark {
+            SerialMark::Known(mark) => *mark,
+            // Read again: the operator may have fixed it.
+            SerialMark::Unreadable(_) => match SerialMark::read(&self.state, apex) {
+                SerialMark::Known(mark) => mark,
+                SerialMark::Unreadable(source) => {
+                    return Some(Err(SerialError::Unreadable { source, serving }));
+                }
+            },
         };
-        let current = [saved, (!zone.store.is_empty()).then(|| zone.store.serial())]
+        let current = [mark, (!zone.store.is_empty()).then_some(serving)]
             .into_iter()
             .flatten()
             .reduce(|a, b| if serial::is_newer(a, b) { a } else { b });
         let new_serial = serial::next(zone.config.options.serial_policy, current, now);
-        if let Err(e) = self
+        if let Err(source) = self
             .state
             .save_zone(apex, &ZoneState { serial: new_serial })
         {
-            tracing::error!(zone = display(apex), "{e}");
+            return Some(Err(SerialError::NotRecorded {
+                serial: new_serial,
+                source,
+                serving,
+            }));
         }
-        Some(new_serial)
+        zone.mark = SerialMark::Known(Some(new_serial));
+        Some(Ok(new_serial))
     }
 
     /// Signs the zone's next version with `serial`, re-signing every RRset

@@ -261,10 +261,16 @@ impl Journal {
         Some(journal)
     }
 
-    /// Loads a saved journal (`Ok(None)` when none or damaged).
+    /// Loads a saved journal (`Ok(None)` when none, `Damaged` when it fails
+    /// its checksum or does not parse).
     pub fn load(path: &Path) -> Result<Option<Journal>, StateError> {
         match std::fs::read(path) {
-            Ok(data) => Ok(Journal::decode(&data)),
+            Ok(data) => Journal::decode(&data)
+                .map(Some)
+                .ok_or_else(|| StateError::Damaged {
+                    path: path.to_path_buf(),
+                    what: "it fails its SHA-256 checksum or does not parse as a journal",
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StateError::Io {
                 path: path.to_path_buf(),

@@ -7,7 +7,8 @@
 //! length + wire), RRset count u16, per RRset: type u16, TTL u32, records
 //! (u32 length + bytes), RRSIGs (u32 length + bytes); finally the SHA-256 of
 //! everything before it. Written atomically; a file that fails the checksum
-//! is ignored (a cold start), never half-used.
+//! is reported as damaged and never half-used: the zone starts cold, its
+//! serial continuing past the high-water mark (`crate::state::ZoneState`).
 
 use std::path::Path;
 
@@ -124,11 +125,16 @@ pub fn decode(data: &[u8]) -> Option<ZoneStore> {
     (r.at == body.len()).then(|| ZoneStore::from_parts(apex, serial, negative_ttl, nodes))?
 }
 
-/// Loads a zone saved at `path`; `Ok(None)` when there is none or it is
-/// damaged (logged by the caller as a cold start).
+/// Loads a zone saved at `path`; `Ok(None)` when there is none,
+/// [`StateError::Damaged`] when it fails its checksum or does not parse (the
+/// caller starts that zone cold, its serial continuing from the high-water
+/// mark; docs/ARCHITECTURE.md, "State on disk").
 pub fn load(path: &Path) -> Result<Option<ZoneStore>, StateError> {
     match std::fs::read(path) {
-        Ok(data) => Ok(decode(&data)),
+        Ok(data) => decode(&data).map(Some).ok_or_else(|| StateError::Damaged {
+            path: path.to_path_buf(),
+            what: "it fails its SHA-256 checksum or does not parse as a saved zone",
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(StateError::Io {
             path: path.to_path_buf(),

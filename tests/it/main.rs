@@ -12,6 +12,7 @@ mod bind_fixtures;
 mod chain_harness;
 mod cli;
 mod cross_check;
+mod durability;
 mod fuzz_query;
 mod key_directory;
 mod live;

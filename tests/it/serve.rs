@@ -24,7 +24,7 @@ const APEX: &str = "_signal.ns1.operator.test.";
 
 /// A config serving `_signal.ns1.operator.test.` for the children whose keys
 /// are in `root/children`, with the signalling zone's CSK in `root/signal`.
-fn write_config(root: &Path, port: u16) -> std::path::PathBuf {
+pub(crate) fn write_config(root: &Path, port: u16) -> std::path::PathBuf {
     write_config_with(root, port, "")
 }
 
@@ -60,7 +60,7 @@ dir = "state"
 }
 
 /// The signalling zone's CSK, made by dnssec-keygen; returns its .key path.
-fn signal_key(root: &Path) -> std::path::PathBuf {
+pub(crate) fn signal_key(root: &Path) -> std::path::PathBuf {
     let dir = root.join("signal");
     fs::create_dir_all(&dir).expect("mkdir");
     let stem = signzone::keygen(
@@ -182,7 +182,7 @@ fn signals_validate_through_a_local_chain_of_trust() {
 }
 
 /// 10k children with made-up KSKs: `.key` files written directly.
-fn many_children(dir: &Path, count: usize) {
+pub(crate) fn many_children(dir: &Path, count: usize) {
     fs::create_dir_all(dir).expect("mkdir");
     for i in 0..count {
         let mut key = dnskey(257, 13, (i % 251) as u8);

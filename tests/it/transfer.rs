@@ -31,7 +31,7 @@ fn children(dir: &Path, count: usize) {
 }
 
 /// Replaces child `i`'s key by another one (renamed into place).
-fn change_child(dir: &Path, i: usize, generation: u32) {
+pub(crate) fn change_child(dir: &Path, i: usize, generation: u32) {
     for entry in fs::read_dir(dir).expect("dir") {
         let path = entry.expect("entry").path();
         let name = path
@@ -52,15 +52,15 @@ fn change_child(dir: &Path, i: usize, generation: u32) {
     fs::rename(&file, dir.join(file.file_name().expect("name"))).expect("rename");
 }
 
-struct Setup {
+pub(crate) struct Setup {
     _tmp: tempfile::TempDir,
-    root: std::path::PathBuf,
-    config: std::path::PathBuf,
-    addr: SocketAddr,
+    pub(crate) root: std::path::PathBuf,
+    pub(crate) config: std::path::PathBuf,
+    pub(crate) addr: SocketAddr,
 }
 
 /// signalbox with `n` children, NOTIFYing `secondary`; `tsig` protects transfers.
-fn setup(n: usize, secondary_port: u16, tsig: bool, extra: &str) -> Setup {
+pub(crate) fn setup(n: usize, secondary_port: u16, tsig: bool, extra: &str) -> Setup {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path().to_path_buf();
     children(&root.join("children"), n);

@@ -1,0 +1,482 @@
+//! Durability of `signalbox serve`'s state directory (docs/ARCHITECTURE.md,
+//! "State on disk"): a graceful shutdown saves what was served so the next
+//! start is warm; damaged state files are named and never make the SOA
+//! serial go back (RFC 1982 §3.1: a secondary ignores an older serial); a
+//! serial that cannot be recorded (a full disk) is not served.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    io::Write,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Command, ExitStatus},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    common::{
+        dnskey, output,
+        process::{Daemon, Log, free_port},
+        records,
+        secondary::{Kind, Secondary},
+        serve::{answer_rdatas, serial},
+        signalbox, tools, write_key,
+    },
+    serve::{many_children, signal_key, write_config},
+    transfer::{change_child, setup},
+};
+
+const APEX: &str = "_signal.ns1.operator.test.";
+
+/// A root with three children's keys, the signalling zone's CSK and a
+/// config whose state directory is `state`.
+struct World {
+    tmp: tempfile::TempDir,
+    config: PathBuf,
+    addr: SocketAddr,
+    state: PathBuf,
+}
+
+impl World {
+    /// The setup of `serve.rs` (three children); `state_dir`, when given,
+    /// is where `state` points.
+    fn new(state_dir: Option<&Path>) -> World {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        many_children(&root.join("children"), 3);
+        signal_key(root);
+        let state = root.join("state");
+        if let Some(dir) = state_dir {
+            fs::create_dir_all(dir).expect("mkdir");
+            std::os::unix::fs::symlink(dir, &state).expect("symlink");
+        }
+        let port = free_port();
+        World {
+            config: write_config(root, port),
+            tmp,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            state,
+        }
+    }
+
+    /// A world whose daemon (logging to `first.log`) serves, and the
+    /// serial it serves; `None` without `dnssec-keygen`.
+    fn serving() -> Option<(World, Daemon, u32)> {
+        if !tools(&["dnssec-keygen"]) {
+            return None;
+        }
+        let world = World::new(None);
+        let daemon = world.start("first");
+        let serial = serial(world.addr, APEX).expect("serial");
+        Some((world, daemon, serial))
+    }
+
+    /// Starts `signalbox serve`, its output in `<name>.log`, and waits until
+    /// the zone answers with a serial.
+    fn start(&self, name: &str) -> Daemon {
+        let mut cmd = signalbox();
+        cmd.args(["serve", "-c"]).arg(&self.config);
+        let log = self.tmp.path().join(format!("{name}.log"));
+        let mut daemon = Daemon::spawn("signalbox serve", cmd, &log, Log::Fresh);
+        self.wait(&mut daemon, "answer with a serial", || {
+            serial(self.addr, APEX).is_some()
+        });
+        daemon
+    }
+
+    /// Polls `ready` every 50 ms for up to 60 s; panics with the log when
+    /// the process exits or time runs out.
+    fn wait(&self, daemon: &mut Daemon, what: &str, mut ready: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready() {
+            if let Some(status) = daemon.exited() {
+                panic!(
+                    "signalbox serve exited with {status}:\n{}",
+                    daemon.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "signalbox serve did not {what}:\n{}",
+                daemon.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Adds a child's key file.
+    fn add_child(&self, name: &str, seed: u8) {
+        write_key(
+            &self.tmp.path().join("children"),
+            name,
+            &dnskey(257, 13, seed),
+            &[],
+        );
+    }
+
+    /// The CDS records served for `child`.
+    fn cds(&self, child: &str) -> Vec<Vec<u8>> {
+        answer_rdatas(self.addr, &format!("_dsboot.{child}{APEX}"), 59)
+    }
+
+    fn zone_file(&self, extension: &str) -> PathBuf {
+        self.state.join("zones").join(format!("{APEX}{extension}"))
+    }
+}
+
+/// SIGTERM, and the exit status (SIGKILL after 60 s).
+fn terminate(daemon: &mut Daemon) -> ExitStatus {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(daemon.pid().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = daemon.exited() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            daemon.kill();
+            panic!("no exit within 60 s of SIGTERM:\n{}", daemon.log_text());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Flips one byte in the middle of `path`.
+fn damage(path: &Path) {
+    let mut data = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let middle = data.len() / 2;
+    data[middle] ^= 0x55;
+    fs::write(path, data).expect("write");
+}
+
+fn newer(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 0x8000_0000
+}
+
+#[test]
+fn sigterm_right_after_a_key_change_saves_the_zone_for_a_warm_start() {
+    let Some((world, mut first, _)) = World::serving() else {
+        return;
+    };
+    world.add_child("late.example.", 77);
+    world.wait(&mut first, "serve the new child", || {
+        !world.cds("late.example.").is_empty()
+    });
+    let served = serial(world.addr, APEX).expect("serial");
+    // At once: the background save (every 2 s) has not run yet.
+    let status = terminate(&mut first);
+    assert!(status.success(), "{status}:\n{}", first.log_text());
+
+    let second = world.start("second");
+    let log = second.log_text();
+    let warm = log
+        .lines()
+        .find(|l| l.contains("warm start"))
+        .unwrap_or_else(|| panic!("no warm start after SIGTERM:\n{log}"));
+    assert!(
+        warm.contains(&format!("serial={served}")),
+        "the saved zone is not the one served ({served}): {warm}"
+    );
+    assert!(!world.cds("late.example.").is_empty());
+}
+
+#[test]
+fn a_damaged_saved_zone_is_named_and_the_serial_still_moves_on() {
+    let Some((world, mut first, before)) = World::serving() else {
+        return;
+    };
+    let cds = world.cds("child1.example.");
+    assert_eq!(cds.len(), 1);
+    // Past the background save, so the file exists even without a flush.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(terminate(&mut first).success());
+
+    let zone_file = world.zone_file("zone");
+    damage(&zone_file);
+    damage(&world.zone_file("journal"));
+    let mut second = world.start("second");
+    world.wait(&mut second, "serve a newer serial", || {
+        serial(world.addr, APEX).is_some_and(|s| newer(s, before))
+    });
+    let log = second.log_text();
+    let named = log
+        .lines()
+        .find(|l| l.contains(&zone_file.display().to_string()) && l.contains("damaged"))
+        .unwrap_or_else(|| panic!("no error naming {}:\n{log}", zone_file.display()));
+    assert!(
+        named.contains("ERROR") && named.contains(&format!("continues from {before}")),
+        "{named}"
+    );
+    assert_eq!(world.cds("child1.example."), cds);
+}
+
+#[test]
+fn an_unreadable_serial_record_holds_the_zone_instead_of_reusing_serials() {
+    let Some((world, mut first, saved)) = World::serving() else {
+        return;
+    };
+    std::thread::sleep(Duration::from_secs(3)); // the background save has run
+    world.add_child("late.example.", 77);
+    world.wait(&mut first, "serve the new child", || {
+        !world.cds("late.example.").is_empty()
+    });
+    let served = serial(world.addr, APEX).expect("serial");
+    assert!(newer(served, saved));
+    first.kill(); // a crash: the saved zone (at `saved`) lags what was served
+
+    let record = world.zone_file("toml");
+    fs::write(&record, "serial = \"garbage\"\n").expect("write");
+    let mut second = world.start("second");
+    // Serial `saved` again is the old data; anything up to `served` would
+    // reuse a serial secondaries already have with other data.
+    for _ in 0..30 {
+        let now = serial(world.addr, APEX).expect("serial");
+        assert_eq!(
+            now,
+            saved,
+            "served {now} (last served before: {served}):\n{}",
+            second.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = second.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains(&record.display().to_string())),
+        "no error naming {}:\n{log}",
+        record.display()
+    );
+    // The operator writes the serial the secondaries have: the zone moves on.
+    fs::write(&record, format!("serial = {served}\n")).expect("write");
+    world.wait(&mut second, "move past the fixed serial", || {
+        serial(world.addr, APEX).is_some_and(|s| newer(s, served))
+    });
+    assert!(!world.cds("late.example.").is_empty());
+}
+
+/// A tmpfs mounted for one test, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` at `dir`; `None` (with a message) when this
+    /// process may not mount.
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        fs::create_dir_all(dir).expect("mkdir");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(Tmpfs(dir.to_path_buf())),
+            Ok(out) => {
+                eprintln!(
+                    "skipped: cannot mount a tmpfs (needs root): {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("skipped: no mount command: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Writes zeros to `path` until the file system is full.
+fn fill(path: &Path) {
+    let mut file = fs::File::create(path).expect("create filler");
+    let chunk = vec![0u8; 4096];
+    while file.write_all(&chunk).is_ok() {}
+    let _ = file.sync_all();
+}
+
+#[test]
+fn a_full_state_disk_keeps_the_last_good_version_and_retries() {
+    if !tools(&["dnssec-keygen"]) {
+        return;
+    }
+    let mount_dir = tempfile::tempdir().expect("tmp");
+    let Some(tmpfs) = Tmpfs::mount(mount_dir.path(), "512k") else {
+        return;
+    };
+    let world = World::new(Some(&tmpfs.0.join("state")));
+    let mut daemon = world.start("serve");
+    let before = serial(world.addr, APEX).expect("serial");
+    std::thread::sleep(Duration::from_secs(3)); // the background save has run
+    let filler = tmpfs.0.join("filler");
+    fill(&filler);
+
+    world.add_child("late.example.", 77);
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < deadline {
+        let now = serial(world.addr, APEX).expect("serial");
+        assert_eq!(
+            now,
+            before,
+            "a serial was served that could not be recorded:\n{}",
+            daemon.log_text()
+        );
+        assert!(world.cds("late.example.").is_empty());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = daemon.log_text();
+    let held: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("cannot record serial"))
+        .collect();
+    assert!(!held.is_empty(), "no error about the full disk:\n{log}");
+    assert!(held.len() <= 5, "not rate limited: {} lines", held.len());
+
+    fs::remove_file(&filler).expect("remove filler");
+    world.wait(&mut daemon, "serve the change once there is room", || {
+        !world.cds("late.example.").is_empty()
+    });
+    assert!(newer(serial(world.addr, APEX).expect("serial"), before));
+    let litter: Vec<String> = fs::read_dir(world.state.join("zones"))
+        .expect("zones dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(litter.is_empty(), "temporary files left: {litter:?}");
+    assert!(terminate(&mut daemon).success());
+    drop(world);
+}
+
+/// A tiny deterministic PRNG (xorshift) for the moments to kill at.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Each child's CDS as `tag alg digest-type HEX`, from `signalbox signals`.
+fn cds_by_signals(config: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let (code, stdout, stderr) = output(signalbox().args(["signals", "-c"]).arg(config));
+    assert_eq!(code, 0, "{stderr}");
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in records(&stdout) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let own_apex = !fields.first().is_some_and(|f| f.starts_with("_dsboot."));
+        if own_apex && fields.get(3) == Some(&"CDS") && fields.len() >= 8 {
+            let hex = fields[7..].concat().to_uppercase();
+            let cds = format!("{} {} {} {hex}", fields[4], fields[5], fields[6]);
+            out.entry(fields[0].to_string()).or_default().insert(cds);
+        }
+    }
+    out
+}
+
+/// Each child's CDS as served at `_dsboot.<child>.<APEX>` by `addr`.
+fn cds_served(addr: SocketAddr, children: &[String]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for child in children {
+        for rdata in answer_rdatas(addr, &format!("_dsboot.{child}{APEX}"), 59) {
+            let [t0, t1, alg, dt, digest @ ..] = &rdata[..] else {
+                continue;
+            };
+            let hex: String = digest.iter().map(|b| format!("{b:02X}")).collect();
+            let tag = u16::from_be_bytes([*t0, *t1]);
+            out.entry(child.clone())
+                .or_default()
+                .insert(format!("{tag} {alg} {dt} {hex}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn kill_9_at_random_moments_never_moves_the_serial_back() {
+    if !tools(&["knotd", "dnssec-keygen"]) {
+        return;
+    }
+    let n = 40;
+    let secondary_port = free_port();
+    let s = setup(n, secondary_port, false, "");
+    let children_dir = s.root.join("children");
+    let names: Vec<String> = (0..n).map(|i| format!("c{i}.example.")).collect();
+    let log = s.root.join("serve.log");
+    let spawn = || {
+        let mut cmd = signalbox();
+        cmd.args(["serve", "-c"]).arg(&s.config);
+        Daemon::spawn("signalbox serve", cmd, &log, Log::Append)
+    };
+    // Waits until a round of the new process serves a serial past `high`.
+    let serving_past = |daemon: &mut Daemon, high: Option<u32>| -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(now) = serial(s.addr, APEX) {
+                if high.is_none_or(|high| newer(now, high)) {
+                    return now;
+                }
+            }
+            assert!(daemon.alive(), "exited:\n{}", daemon.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "no serial past {high:?}:\n{}",
+                daemon.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut rng = Rng(0x5eed_1e55_ba5e_ba11);
+    let mut high = None;
+    let mut generation = 1;
+    let mut daemon = spawn();
+    high = Some(serving_past(&mut daemon, high));
+    let mut knot = Secondary::start_on_port(
+        Kind::Knot,
+        &s.root.join("secondary"),
+        APEX,
+        s.addr,
+        None,
+        secondary_port,
+    );
+    for _ in 0..8 {
+        // Key changes, then a kill at a random moment among them.
+        let kill_at = Instant::now() + Duration::from_millis(rng.below(1500));
+        while Instant::now() < kill_at {
+            change_child(&children_dir, rng.below(n as u64) as usize, generation);
+            generation += 1;
+            std::thread::sleep(Duration::from_millis(rng.below(300)));
+            if let Some(now) = serial(s.addr, APEX) {
+                if high.is_none_or(|high| newer(now, high)) {
+                    high = Some(now);
+                }
+            }
+        }
+        daemon.kill();
+        daemon = spawn();
+        high = Some(serving_past(&mut daemon, high));
+    }
+    // Settled: what is served is what the key files say, and Knot has it.
+    let want = cds_by_signals(&s.config);
+    assert_eq!(want.len(), n, "{want:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cds_served(s.addr, &names) != want {
+        assert!(Instant::now() < deadline, "{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let last = serial(s.addr, APEX).expect("serial");
+    assert!(
+        knot.wait_serial(APEX, last, Duration::from_secs(20)),
+        "Knot did not reach {last}:\n{}",
+        knot.log_text()
+    );
+    assert_eq!(cds_served(knot.addr, &names), want);
+}
