@@ -32,6 +32,7 @@ use crate::{
     },
     policy::FollowedApex,
     tsig,
+    vital::{Ends, Vitals},
 };
 
 /// Why the apex could not be read.
@@ -171,11 +172,16 @@ pub async fn read_apex(followed: &Followed, now: Timestamp) -> Result<FollowedAp
 /// out on the returned channel.
 pub fn start(
     zones: Vec<Followed>,
+    vitals: &Vitals,
 ) -> (Arc<Pending>, mpsc::UnboundedReceiver<(Name, FollowedApex)>) {
     let names: Vec<Name> = zones.iter().map(|f| f.zone.clone()).collect();
     let pending = Arc::new(Pending::new(&names, pending::CAPACITY));
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(follow_all(zones, pending.clone(), tx));
+    vitals.task(
+        "follower",
+        Ends::WhenInputCloses,
+        follow_all(zones, pending.clone(), tx),
+    );
     (pending, rx)
 }
 

@@ -36,6 +36,7 @@ use crate::{
         wire::{self, CLASS_ANY, CLASS_IN, CLASS_NONE, opcode, put_u16, put_u32, rcode},
     },
     tsig,
+    vital::{Ends, Vitals},
 };
 
 /// How often everything written is checked again.
@@ -281,9 +282,14 @@ struct Slot {
 
 /// Starts a publisher for `target`: send it the RRsets wanted (a later one
 /// for the same owner and type replaces an earlier one).
-pub fn start(target: Target, counters: Arc<Counters>) -> mpsc::UnboundedSender<Wanted> {
+pub fn start(
+    target: Target,
+    counters: Arc<Counters>,
+    vitals: &Vitals,
+) -> mpsc::UnboundedSender<Wanted> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Wanted>();
-    tokio::spawn(async move {
+    let part = format!("UPDATE publisher for {}", display(&target.zone));
+    vitals.task(part, Ends::WhenInputCloses, async move {
         let mut slots: BTreeMap<(Vec<u8>, u16), Slot> = BTreeMap::new();
         // Set when the server refused a CDS/CDNSKEY UPDATE: a delete signal
         // is then never sent (it could wedge an inline-signing BIND zone).

@@ -30,6 +30,17 @@ pub struct Death {
     pub why: String,
 }
 
+/// When a vital part may end without dying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ends {
+    /// Never: a return is a death (a UDP thread, an accept loop).
+    Never,
+    /// When its input channel closes, which happens only at shutdown (a
+    /// publisher, the parent agent, the state saver): only a panic is a
+    /// death.
+    WhenInputCloses,
+}
+
 /// Starts vital threads and tasks and reports their deaths.
 #[derive(Debug, Clone)]
 pub struct Vitals {
@@ -49,17 +60,18 @@ impl Vitals {
         Vitals::new().0
     }
 
-    /// Starts an OS thread named `name` running `work`, which should run
-    /// until the process exits.
+    /// Starts an OS thread named `name` running `work`.
     pub fn thread(
         &self,
         name: String,
+        ends: Ends,
         work: impl FnOnce() + Send + 'static,
     ) -> std::io::Result<thread::JoinHandle<()>> {
         let vitals = self.clone();
         let part = name.clone();
         thread::Builder::new().name(name).spawn(move || {
             let why = match catch_unwind(AssertUnwindSafe(work)) {
+                Ok(()) if ends == Ends::WhenInputCloses => return,
                 Ok(()) => "returned".to_string(),
                 Err(panic) => panic_message(panic.as_ref()),
             };
@@ -67,14 +79,19 @@ impl Vitals {
         })
     }
 
-    /// Spawns `work` on the current tokio runtime; it should run until the
-    /// process exits.
-    pub fn task(&self, name: impl Into<String>, work: impl Future<Output = ()> + Send + 'static) {
+    /// Spawns `work` on the current tokio runtime.
+    pub fn task(
+        &self,
+        name: impl Into<String>,
+        ends: Ends,
+        work: impl Future<Output = ()> + Send + 'static,
+    ) {
         let vitals = self.clone();
         let part = name.into();
         let handle = tokio::spawn(work);
         tokio::spawn(async move {
             let why = match handle.await {
+                Ok(()) if ends == Ends::WhenInputCloses => return,
                 Ok(()) => "returned".to_string(),
                 Err(e) if e.is_panic() => panic_message(e.into_panic().as_ref()),
                 // Cancelled: the runtime is shutting down.
@@ -113,7 +130,7 @@ mod tests {
     fn a_panicking_thread_is_reported_with_its_name() {
         let (vitals, mut deaths) = Vitals::new();
         let handle = vitals
-            .thread("udp-test".into(), || panic!("boom"))
+            .thread("udp-test".into(), Ends::Never, || panic!("boom"))
             .expect("spawn");
         handle.join().expect("the panic is caught");
         let death = deaths.try_recv().expect("reported");
@@ -122,14 +139,15 @@ mod tests {
     }
 
     #[test]
-    fn a_returning_task_is_reported_and_a_cancelled_one_is_not() {
+    fn a_returning_task_is_reported_unless_it_may_end_and_a_panic_always_is() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         let (vitals, mut deaths) = Vitals::new();
         let death = runtime.block_on(async {
-            vitals.task("follower", async {});
+            vitals.task("publisher", Ends::WhenInputCloses, async {});
+            vitals.task("follower", Ends::Never, async {});
             deaths.recv().await
         });
         assert_eq!(
@@ -140,7 +158,7 @@ mod tests {
             })
         );
         let failed = runtime.block_on(async {
-            vitals.task("agent", async { panic!("lost") });
+            vitals.task("agent", Ends::WhenInputCloses, async { panic!("lost") });
             deaths.recv().await
         });
         assert_eq!(failed.map(|d| d.why), Some("lost".to_string()));

@@ -80,6 +80,7 @@ impl Daemon {
                 parent: config.parent.clone(),
             },
             paths,
+            &self.vitals,
         ))
     }
 

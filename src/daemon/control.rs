@@ -11,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-use crate::keys::dir::ScanReport;
+use crate::{
+    keys::dir::ScanReport,
+    vital::{Ends, Vitals},
+};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt},
     net::UnixListener,
@@ -75,7 +78,7 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
 /// Binds the socket (replacing a stale one) and forwards commands to `tx`.
 /// Refuses when another daemon answers on it: two daemons on one state
 /// directory would fight over serials.
-pub fn listen(path: &Path, tx: mpsc::Sender<Request>) -> io::Result<()> {
+pub fn listen(path: &Path, tx: mpsc::Sender<Request>, vitals: &Vitals) -> io::Result<()> {
     if UnixStream::connect(path).is_ok() {
         return Err(io::Error::new(
             io::ErrorKind::AddrInUse,
@@ -92,10 +95,16 @@ pub fn listen(path: &Path, tx: mpsc::Sender<Request>) -> io::Result<()> {
     }
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    tokio::spawn(async move {
+    vitals.task("control socket", Ends::Never, async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, say: do not spin.
+                    tracing::warn!(error = %e, "control socket: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let tx = tx.clone();
             tokio::spawn(async move {

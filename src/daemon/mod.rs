@@ -33,6 +33,7 @@ use std::{
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 pub use round::{RoundInput, RoundReport};
 pub use serve::serve;
@@ -44,6 +45,7 @@ use crate::{
     server::{self, SharedSnapshot, Snapshot},
     state::{StateDir, StateError},
     tsig::{KeyFileError, Keyring},
+    vital::{Death, Vitals},
     zone::{ZoneStore, journal::Journal, persist},
 };
 use agent_link::AgentLink;
@@ -80,6 +82,10 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// A vital part stopped (the process exits non-zero so its supervisor
+    /// restarts it).
+    #[error("{0}")]
+    Died(#[from] Death),
     /// A round panicked or was cancelled.
     #[error("round failed: {0}")]
     Round(#[from] tokio::task::JoinError),
@@ -138,6 +144,10 @@ pub struct Daemon {
     agent: AgentLink,
     /// Followed signers and UPDATE publishers.
     sidecar: sidecar::Sidecar,
+    /// Starts the vital threads and tasks ([`crate::vital`]).
+    vitals: Vitals,
+    /// Where their deaths are reported (taken by the event loop).
+    deaths: Option<UnboundedReceiver<Death>>,
 }
 
 impl Daemon {
@@ -155,6 +165,7 @@ impl Daemon {
             Vec::new(),
             config.server.edns_udp_size,
         )));
+        let (vitals, deaths) = Vitals::new();
         let mut daemon = Daemon {
             config_path: config_path.to_path_buf(),
             config,
@@ -165,11 +176,13 @@ impl Daemon {
             schedule: KeySchedule::default(),
             brake: brake::BrakeState::default(),
             first_round: true,
-            saver: ZoneSaver::start(),
+            saver: ZoneSaver::start(&vitals),
             serial_hold: SerialHold::default(),
             keyring,
             agent: AgentLink::default(),
             sidecar: sidecar::Sidecar::default(),
+            vitals,
+            deaths: Some(deaths),
         };
         daemon.sync_zones();
         daemon.publish_snapshot();

@@ -18,7 +18,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::zone::{ZoneStore, journal::Journal, persist};
+use crate::{
+    vital::{Ends, Vitals},
+    zone::{ZoneStore, journal::Journal, persist},
+};
 
 /// Saves zones (and their journals) in the background, the latest version
 /// of each winning, at most once per `PERSIST_INTERVAL`.
@@ -66,11 +69,11 @@ const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
 const FLUSH_PROGRESS: Duration = Duration::from_secs(5);
 
 impl ZoneSaver {
-    pub(super) fn start() -> Self {
+    pub(super) fn start(vitals: &Vitals) -> Self {
         let (tx, rx) = mpsc::channel::<Message>();
-        let spawned = std::thread::Builder::new()
-            .name("persist".into())
-            .spawn(move || Saver::default().run(&rx));
+        let spawned = vitals.thread("persist".into(), Ends::WhenInputCloses, move || {
+            Saver::default().run(&rx)
+        });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the zone-saving thread; zones are not saved");
         }
@@ -245,7 +248,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = tmp.path().join("zones");
         let apex = parse_name("_signal.ns1.example.net.").expect("valid");
-        let saver = ZoneSaver::start();
+        let saver = ZoneSaver::start(&crate::vital::Vitals::detached());
         saver.save(SaveJob {
             zone_path: dir.join("z.zone"),
             zone: ZoneStore::new(apex),

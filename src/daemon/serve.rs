@@ -143,6 +143,8 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     }
     let mut ctl_rx = open_control_socket(&daemon)?;
     let mut daemon = daemon;
+    let mut deaths = daemon.deaths.take();
+    let mut died = None;
     let agent = daemon.start_agent();
     let mut apexes = daemon.start_followers();
     daemon.start_publishers();
@@ -229,6 +231,10 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
             Some(first) = recv_opt(&mut apexes) => {
                 input = Some(on_followed_apexes(&mut daemon, first, apexes.as_mut()));
             }
+            Some(death) = recv_opt(&mut deaths) => {
+                died = Some(death);
+                break;
+            }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
         }
@@ -256,7 +262,10 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
             }
         }
     }
-    shut_down(daemon).await
+    shut_down(daemon).await?;
+    // A vital part died: exit non-zero (after the flush) so the supervisor
+    // starts a fresh process.
+    died.map_or(Ok(()), |death| Err(death.into()))
 }
 
 /// How long shutdown waits for pending zone saves.
@@ -288,7 +297,7 @@ async fn shut_down(daemon: Daemon) -> Result<(), DaemonError> {
 fn open_control_socket(daemon: &Daemon) -> Result<tmpsc::Receiver<control::Request>, DaemonError> {
     let (ctl_tx, ctl_rx) = tmpsc::channel::<control::Request>(16);
     let socket = control::socket_path(&daemon.config.state.dir);
-    match control::listen(&socket, ctl_tx) {
+    match control::listen(&socket, ctl_tx, &daemon.vitals) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             return Err(DaemonError::ControlSocket(e));

@@ -53,7 +53,7 @@ impl Daemon {
         if followed.is_empty() {
             return None;
         }
-        let (pending, apexes) = follow::start(followed);
+        let (pending, apexes) = follow::start(followed, &self.vitals);
         let deliver: Deliver = Box::new(move |zone| {
             !matches!(
                 pending.notified(zone),
@@ -95,6 +95,7 @@ impl Daemon {
                     key,
                 },
                 self.sidecar.counters.clone(),
+                &self.vitals,
             );
             self.sidecar.publishers.insert(zone, tx);
         }

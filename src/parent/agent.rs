@@ -42,6 +42,7 @@ use crate::{
     config::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig},
     dns::{name::display, wire::rcode},
     policy::ParentView,
+    vital::{Ends, Vitals},
 };
 
 /// Jobs running at once.
@@ -101,12 +102,13 @@ pub fn saved_views(paths: &AgentPaths) -> HashMap<Name, ParentView> {
         .collect()
 }
 
-/// Starts the agent on the current runtime.
-pub fn start(config: AgentConfig, paths: AgentPaths) -> AgentHandle {
+/// Starts the agent on the current runtime, as a vital part (it ends only
+/// when the daemon drops its report channel).
+pub fn start(config: AgentConfig, paths: AgentPaths, vitals: &Vitals) -> AgentHandle {
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let (views_tx, views_rx) = mpsc::unbounded_channel();
     let agent = Agent::new(config, paths, views_tx);
-    tokio::spawn(agent.run(reports_rx));
+    vitals.task("parent agent", Ends::WhenInputCloses, agent.run(reports_rx));
     AgentHandle {
         reports: reports_tx,
         views: views_rx,
