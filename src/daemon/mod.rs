@@ -86,8 +86,9 @@ pub enum DaemonError {
     /// restarts it).
     #[error("{0}")]
     Died(#[from] Death),
-    /// A round panicked or was cancelled.
-    #[error("round failed: {0}")]
+    /// Work on a blocking thread (start-up, a round, a reload) panicked or
+    /// was cancelled.
+    #[error("a round, reload or start-up failed: {0}")]
     Round(#[from] tokio::task::JoinError),
 }
 

@@ -20,7 +20,7 @@ use tokio::{
     time::Instant,
 };
 
-use super::{Daemon, DaemonError, RoundInput, RoundReport, control, watch};
+use super::{Daemon, DaemonError, ReloadError, RoundInput, RoundReport, control, watch};
 use crate::{
     parent::ChildReport,
     policy::{FollowedApex, ParentView},
@@ -135,7 +135,11 @@ type PendingReply = (oneshot::Sender<control::Reply>, control::Reply);
 
 /// Runs `signalbox serve` until SIGINT/SIGTERM.
 pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
-    let daemon = Daemon::new(config_path)?;
+    // The config, key files and saved zones are read on a blocking thread.
+    let path = config_path.to_path_buf();
+    let daemon = tokio::task::spawn_blocking(move || Daemon::new(&path))
+        .await
+        .map_err(DaemonError::Round)??;
     // A warm start answers from the saved zones while the first round runs.
     let bound = server::start(&daemon.config.server, daemon.snapshot()).await?;
     for addr in &bound {
@@ -209,7 +213,9 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
                 input = Some(daemon.serial_hold.retry_round());
             }
             _ = hangup.recv() => {
-                match daemon.reload() {
+                let (next, outcome) = reload(daemon).await?;
+                daemon = next;
+                match outcome {
                     Ok(text) => {
                         tracing::info!("{text} (SIGHUP)");
                         watcher = watch_dirs(&daemon);
@@ -220,7 +226,9 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
             }
             Some(request) = ctl_rx.recv() => {
                 let reloaded = matches!(request.command, control::Command::Reload);
-                (input, reply) = on_control(&mut daemon, request);
+                let next;
+                (next, input, reply) = on_control(daemon, request).await?;
+                daemon = next;
                 if reloaded && input.is_some() {
                     watcher = watch_dirs(&daemon);
                 }
@@ -328,28 +336,44 @@ async fn recv_opt<T>(rx: &mut Option<tmpsc::UnboundedReceiver<T>>) -> Option<T> 
     }
 }
 
+/// Reloads the config on a blocking thread: reading it and its TSIG key
+/// files must not stall the TCP listeners on the runtime's only thread.
+async fn reload(daemon: Daemon) -> Result<(Daemon, Result<String, ReloadError>), DaemonError> {
+    tokio::task::spawn_blocking(move || {
+        let mut daemon = daemon;
+        let outcome = daemon.reload();
+        (daemon, outcome)
+    })
+    .await
+    .map_err(DaemonError::Round)
+}
+
 /// Answers a control command; reload and confirm ask for a full round and
 /// answer once it is done, status answers at once.
-fn on_control(
-    daemon: &mut Daemon,
+async fn on_control(
+    mut daemon: Daemon,
     request: control::Request,
-) -> (Option<RoundInput>, Option<PendingReply>) {
-    match request.command {
-        control::Command::Reload => match daemon.reload() {
-            Ok(text) => {
-                tracing::info!("{text}");
-                let reply = control::Reply { ok: true, text };
-                (Some(full_round()), Some((request.reply, reply)))
+) -> Result<(Daemon, Option<RoundInput>, Option<PendingReply>), DaemonError> {
+    let (input, reply) = match request.command {
+        control::Command::Reload => {
+            let (next, outcome) = reload(daemon).await?;
+            daemon = next;
+            match outcome {
+                Ok(text) => {
+                    tracing::info!("{text}");
+                    let reply = control::Reply { ok: true, text };
+                    (Some(full_round()), Some((request.reply, reply)))
+                }
+                Err(errors) => {
+                    tracing::error!("reload rejected, the old config stays:\n{errors}");
+                    let _ = request.reply.send(control::Reply {
+                        ok: false,
+                        text: format!("rejected, the old config stays:\n{errors}"),
+                    });
+                    (None, None)
+                }
             }
-            Err(errors) => {
-                tracing::error!("reload rejected, the old config stays:\n{errors}");
-                let _ = request.reply.send(control::Reply {
-                    ok: false,
-                    text: format!("rejected, the old config stays:\n{errors}"),
-                });
-                (None, None)
-            }
-        },
+        }
         control::Command::Confirm => {
             let text = daemon.confirm();
             tracing::warn!("{text}");
@@ -363,7 +387,8 @@ fn on_control(
             });
             (None, None)
         }
-    }
+    };
+    Ok((daemon, input, reply))
 }
 
 /// Takes the parent views the agent reports (`first` and whatever else is
