@@ -39,7 +39,7 @@ pub fn run(path: &Path) -> u8 {
         .iter()
         .filter(|c| config.zone(&c.name).is_none())
         .count();
-    println!(
+    outln!(
         "{}: OK: {} child zone(s) ({} from [[zone]], {} from [[zones]] sets), {} signaling zone(s), \
          {} key director{}; {warnings} warning(s)",
         path.display(),
@@ -138,7 +138,7 @@ fn print_served_elsewhere(loaded: &Loaded) {
         }
     }
     for (ns, (count, example)) in elsewhere {
-        println!(
+        outln!(
             "note: NS {ns} (of {count} zone(s), e.g. {example}) has no [[signaling_zone]] here: \
              _signal.{ns} must be served elsewhere"
         );

@@ -35,12 +35,12 @@ pub fn run(dir: &Path, at: Option<&str>) -> u8 {
         return EXIT_CONFIG;
     }
     let mut code = EXIT_OK;
-    println!("; keys in {} at {now}", dir.display());
+    outln!("; keys in {} at {now}", dir.display());
     for (zone, keys) in &report.zones {
         for key in keys {
             let life = Lifecycle::of(key, now, None);
-            println!();
-            println!(
+            outln!();
+            outln!(
                 "{} key {} alg {} {} flags {}{}",
                 display(zone),
                 key.tag,
@@ -59,7 +59,7 @@ pub fn run(dir: &Path, at: Option<&str>) -> u8 {
             } else {
                 ""
             };
-            println!(
+            outln!(
                 "  files:  {} ({private}{state})",
                 key.files.key_path().display()
             );
@@ -69,7 +69,7 @@ pub fn run(dir: &Path, at: Option<&str>) -> u8 {
                 .map(|(event, when)| format!("{event} {}", timestamp::format(when)))
                 .collect();
             if !timing.is_empty() {
-                println!("  timing: {}", timing.join(", "));
+                outln!("  timing: {}", timing.join(", "));
             }
             if let Some(s) = &key.state {
                 let states: Vec<String> = [
@@ -82,11 +82,11 @@ pub fn run(dir: &Path, at: Option<&str>) -> u8 {
                 .into_iter()
                 .filter_map(|(name, v)| v.map(|v| format!("{name} {v}")))
                 .collect();
-                println!("  state:  {}", states.join(", "));
+                outln!("  state:  {}", states.join(", "));
             }
-            println!("  now:    {}", life.phase());
+            outln!("  now:    {}", life.phase());
             for digest in [DigestType::Sha256, DigestType::Sha384] {
-                println!(
+                outln!(
                     "  DS:     {} IN DS {}",
                     display(zone),
                     dnssec::ds(zone, &key.dnskey, digest)
@@ -102,7 +102,7 @@ pub fn run(dir: &Path, at: Option<&str>) -> u8 {
                 "error"
             }
         };
-        println!("; {label}: {issue}");
+        outln!("; {label}: {issue}");
         eprintln!("{label}: {issue}");
     }
     code

@@ -3,6 +3,26 @@
 //! Exit codes: 0 ok; 1 done, with warnings that need attention (a zone held,
 //! a key in error, a signal that cannot be published); 2 usage or config error.
 
+/// `print!` for command output: a reader that went away (`signalbox
+/// signals | head`) ends the command quietly, as it ends `cat`, instead of
+/// a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+
+/// `println!` for command output (see [`out!`]).
+macro_rules! outln {
+    () => {
+        $crate::cli::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {{
+        $crate::cli::write_out(format_args!($($arg)*));
+        $crate::cli::write_out(format_args!("\n"));
+    }};
+}
+
 mod check;
 mod keys;
 mod parent;
@@ -206,7 +226,7 @@ fn control(config: &std::path::Path, command: signalbox::daemon::control::Comman
     ) {
         Ok(reply) => {
             if reply.ok {
-                print!("{}", reply.text);
+                out!("{}", reply.text);
                 EXIT_OK
             } else {
                 eprint!("error: {}", reply.text);
@@ -310,4 +330,18 @@ fn load(path: &std::path::Path) -> Result<Loaded, u8> {
         children,
         model_errors,
     })
+}
+
+/// Writes command output to stdout. A closed pipe ends the process with
+/// status 0 (the reader has what it wanted); another write error ends it
+/// with an error message.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(i32::from(EXIT_OK));
+        }
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(i32::from(EXIT_WARNINGS));
+    }
 }

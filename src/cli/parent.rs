@@ -114,22 +114,22 @@ pub fn run_parent(config: &Path, zone: &str) -> u8 {
     let child = &loaded.children[index];
     rt.block_on(async {
         let resolver = Resolver::new(loaded.config.resolver.clone());
-        println!("; child {}", display(&child.name));
+        outln!("; child {}", display(&child.name));
         let found = match discovery::discover(&resolver, &child.name).await {
             Ok(found) => found,
             Err(e) => {
-                println!("; error: {e}");
+                outln!("; error: {e}");
                 return EXIT_WARNINGS;
             }
         };
         for step in &found.steps {
-            println!("; lookup {step}");
+            outln!("; lookup {step}");
         }
         let Some(parent_zone) = &found.parent else {
-            println!("; error: the parent zone could not be found");
+            outln!("; error: the parent zone could not be found");
             return EXIT_WARNINGS;
         };
-        println!("; parent zone {}", display(parent_zone));
+        outln!("; parent zone {}", display(parent_zone));
         let mut code = print_targets(&found);
         let observed = observer::observe(
             &resolver,
@@ -146,7 +146,7 @@ pub fn run_parent(config: &Path, zone: &str) -> u8 {
                 Some(o.view())
             }
             Err(e) => {
-                println!("; error: {e}");
+                outln!("; error: {e}");
                 code = EXIT_WARNINGS;
                 None
             }
@@ -162,19 +162,19 @@ pub fn run_parent(config: &Path, zone: &str) -> u8 {
 fn print_targets(found: &discovery::Discovery) -> u8 {
     let mut code = EXIT_OK;
     for (owner, d) in &found.records {
-        println!("{} DSYNC {d}", display(owner));
+        outln!("{} DSYNC {d}", display(owner));
     }
     for rtype in [RecordType::CDS, RecordType::CSYNC] {
         match found.target(rtype) {
-            Ok(Some(t)) => println!(
+            Ok(Some(t)) => outln!(
                 "; NOTIFY({rtype}) target {} port {} (from {})",
                 display(&t.host),
                 t.port,
                 display(&t.owner)
             ),
-            Ok(None) => println!("; NOTIFY({rtype}): no target (nothing would be sent)"),
+            Ok(None) => outln!("; NOTIFY({rtype}): no target (nothing would be sent)"),
             Err(e) => {
-                println!("; NOTIFY({rtype}): error: {e}");
+                outln!("; NOTIFY({rtype}): error: {e}");
                 code = EXIT_WARNINGS;
             }
         }
@@ -184,15 +184,15 @@ fn print_targets(found: &discovery::Discovery) -> u8 {
 
 /// The child's DS and NS as the parent serves them.
 fn print_observation(child: &Name, o: &observer::Observation) {
-    println!("; parent server {} answered", o.server);
+    outln!("; parent server {} answered", o.server);
     for ds in &o.ds {
-        println!("{} DS {ds}", display(child));
+        outln!("{} DS {ds}", display(child));
     }
     if o.ds.is_empty() {
-        println!("; no DS at the parent");
+        outln!("; no DS at the parent");
     }
     for ns in &o.ns {
-        println!("{} NS {}", display(child), display(ns));
+        outln!("{} NS {}", display(child), display(ns));
     }
 }
 
@@ -204,17 +204,17 @@ async fn print_gates(resolver: &Resolver, loaded: &Loaded, report: &ChildReport)
         ("CSYNC", &report.csync_groups, report.csync != 0),
     ] {
         if !wanted {
-            println!("; gate {label}: nothing to announce (no {label} desired)");
+            outln!("; gate {label}: nothing to announce (no {label} desired)");
             continue;
         }
         let verdict = gate::check(resolver, groups, port, loaded.config.notify.udp_timeout).await;
         for server in &verdict.checked {
-            println!("; gate {label}: asked {server}");
+            outln!("; gate {label}: asked {server}");
         }
         for problem in &verdict.disagreements {
-            println!("; gate {label}: disagrees: {problem}");
+            outln!("; gate {label}: disagrees: {problem}");
         }
-        println!(
+        outln!(
             "; gate {label}: {}",
             if verdict.open() {
                 "open (every server agrees)"
@@ -276,11 +276,11 @@ fn print_notify(run: &NotifyRun, zone: &Name, rtype: RecordType) -> u8 {
         return EXIT_WARNINGS;
     }
     for step in run.discovery.iter().flat_map(|d| &d.steps) {
-        println!("; lookup {step}");
+        outln!("; lookup {step}");
     }
     match &run.outcome {
         NotifyOutcome::NoTarget => {
-            println!("; no DSYNC target for ({rtype}, NOTIFY): nothing sent");
+            outln!("; no DSYNC target for ({rtype}, NOTIFY): nothing sent");
             return EXIT_WARNINGS;
         }
         NotifyOutcome::BadTarget(e) => {
@@ -290,7 +290,7 @@ fn print_notify(run: &NotifyRun, zone: &Name, rtype: RecordType) -> u8 {
         _ => {}
     }
     if let Some(target) = &run.target {
-        println!(
+        outln!(
             "; target {} port {} (from {})",
             display(&target.host),
             target.port,
@@ -298,19 +298,19 @@ fn print_notify(run: &NotifyRun, zone: &Name, rtype: RecordType) -> u8 {
         );
     }
     if let Some(e) = &run.parent_unreadable {
-        println!("; parent not readable ({e}); checking the configured nameservers");
+        outln!("; parent not readable ({e}); checking the configured nameservers");
     }
     if let Some(verdict) = &run.gate {
         for problem in &verdict.disagreements {
-            println!("; gate: disagrees: {problem}");
+            outln!("; gate: disagrees: {problem}");
         }
         if verdict.open() {
-            println!("; gate open: {} server(s) agree", verdict.checked.len());
+            outln!("; gate open: {} server(s) agree", verdict.checked.len());
         }
     }
     match &run.outcome {
         NotifyOutcome::GateClosed => {
-            println!("; gate closed: the nameservers do not agree yet; nothing sent");
+            outln!("; gate closed: the nameservers do not agree yet; nothing sent");
             EXIT_WARNINGS
         }
         NotifyOutcome::NoAddress(e) => {
@@ -318,7 +318,7 @@ fn print_notify(run: &NotifyRun, zone: &Name, rtype: RecordType) -> u8 {
             EXIT_WARNINGS
         }
         NotifyOutcome::DryRun(addr) => {
-            println!(
+            outln!(
                 "; dry run: would send NOTIFY({rtype}) for {} to {addr}",
                 display(zone)
             );
@@ -326,21 +326,21 @@ fn print_notify(run: &NotifyRun, zone: &Name, rtype: RecordType) -> u8 {
         }
         NotifyOutcome::Sent { addr, outcome } => match outcome {
             Outcome::Acknowledged => {
-                println!(
+                outln!(
                     "; NOTIFY({rtype}) for {} acknowledged by {addr}",
                     display(zone)
                 );
                 EXIT_OK
             }
             Outcome::Rejected(code) => {
-                println!(
+                outln!(
                     "; NOTIFY({rtype}) rejected by {addr}: {}",
                     rcode::name(*code)
                 );
                 EXIT_WARNINGS
             }
             Outcome::Failed(why) => {
-                println!("; NOTIFY({rtype}) failed: {why}");
+                outln!("; NOTIFY({rtype}) failed: {why}");
                 EXIT_WARNINGS
             }
         },

@@ -56,13 +56,13 @@ pub fn run(config: &Path, zone: Option<&str>, at: Option<&str>, soa_serial: Opti
     let views = signalbox::parent::agent::saved_views(
         &signalbox::parent::agent::AgentPaths::in_state_dir(&loaded.config.state.dir),
     );
-    println!("; signalbox signals at {now}");
+    outln!("; signalbox signals at {now}");
     if at.is_some()
         && children
             .iter()
             .any(|c| c.keys.iter().any(|k| k.state.is_some()))
     {
-        println!("; note: .state key states are a snapshot; --at moves only timing metadata");
+        outln!("; note: .state key states are a snapshot; --at moves only timing metadata");
     }
     for child in children {
         code = code.max(print_zone(child, &views, &loaded.config, now, soa_serial));
@@ -82,8 +82,8 @@ fn print_zone(
 ) -> u8 {
     let zone = display(&child.name);
     let mut code = EXIT_OK;
-    println!();
-    println!(
+    outln!();
+    outln!(
         "; zone {zone} from {}; keys {}; cds {}",
         child.source,
         child
@@ -97,14 +97,14 @@ fn print_zone(
             Severity::Warning => "warning",
             Severity::InFlux | Severity::Error => "error",
         };
-        println!("; {label}: {issue}");
+        outln!("; {label}: {issue}");
         eprintln!("{label}: {zone}: {issue}");
         if issue.severity != Severity::Warning && issue.effect != Effect::None {
             code = code.max(EXIT_WARNINGS);
         }
     }
     for reason in &child.held {
-        println!("; warning: zone held: {reason}");
+        outln!("; warning: zone held: {reason}");
         eprintln!(
             "warning: {zone}: held ({reason}); the records below are what the readable keys give"
         );
@@ -112,7 +112,7 @@ fn print_zone(
     }
     let view = views.get(&child.name);
     if let Some(view) = view {
-        println!(
+        outln!(
             "; parent view (state/parent.state, observed {}): {} DS, NS {}",
             view.observed_at
                 .map_or_else(|| "?".to_string(), |t| t.to_string()),
@@ -126,7 +126,7 @@ fn print_zone(
     let signals = policy::compute(&child.input(view, soa_serial), now);
     signals.trace();
     for decision in &signals.decisions {
-        println!("; {decision}");
+        outln!("; {decision}");
         if decision.verdict == Verdict::Error {
             code = code.max(EXIT_WARNINGS);
         }
@@ -142,7 +142,7 @@ fn print_records(signals: &ZoneSignals, config: &Config) {
         .chain(signals.csync.iter())
     {
         for record in set.records() {
-            println!("{record}");
+            outln!("{record}");
         }
     }
     for boot in &signals.dsboot {
@@ -161,10 +161,10 @@ fn print_records(signals: &ZoneSignals, config: &Config) {
                 display(&boot.ns)
             ),
         };
-        println!("; RFC 9615 signal for NS {}: {carrier}", display(&boot.ns));
+        outln!("; RFC 9615 signal for NS {}: {carrier}", display(&boot.ns));
         for set in [&boot.cds, &boot.cdnskey] {
             for record in set.records() {
-                println!("{record}");
+                outln!("{record}");
             }
         }
     }

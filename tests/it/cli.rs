@@ -320,3 +320,23 @@ fn check_config_warns_about_secrets_every_user_can_read() {
         }
     }
 }
+
+/// A reader that stops early (`signalbox signals | head -1`) ends the
+/// command quietly with status 0; it panicked on the broken pipe before.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::process::Stdio;
+    let mut child = signalbox()
+        .args(["signals", "-c"])
+        .arg(example_config())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Close our end before reading anything: every write fails with EPIPE.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panic"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
