@@ -20,4 +20,5 @@ mod parent_world;
 mod serve;
 mod sidecar;
 mod signer_harness;
+mod tcp_limits;
 mod transfer;

@@ -60,7 +60,7 @@ dir = "state"
 }
 
 /// The signalling zone's CSK, made by dnssec-keygen; returns its .key path.
-fn signal_key(root: &Path) -> std::path::PathBuf {
+pub(crate) fn signal_key(root: &Path) -> std::path::PathBuf {
     let dir = root.join("signal");
     fs::create_dir_all(&dir).expect("mkdir");
     let stem = signzone::keygen(
@@ -182,7 +182,7 @@ fn signals_validate_through_a_local_chain_of_trust() {
 }
 
 /// 10k children with made-up KSKs: `.key` files written directly.
-fn many_children(dir: &Path, count: usize) {
+pub(crate) fn many_children(dir: &Path, count: usize) {
     fs::create_dir_all(dir).expect("mkdir");
     for i in 0..count {
         let mut key = dnskey(257, 13, (i % 251) as u8);
