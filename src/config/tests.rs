@@ -267,9 +267,17 @@ fn tcp_limits_are_validated_with_their_line() {
             "server.tcp_max_connections_per_source",
             "1..=65535",
         ),
-        ("tcp_io_timeout = \"10ms\"", "server.tcp_io_timeout", "at least"),
+        (
+            "tcp_io_timeout = \"10ms\"",
+            "server.tcp_io_timeout",
+            "at least",
+        ),
         ("tcp_max_queries = -1", "server.tcp_max_queries", "0..="),
-        ("tcp_max_lifetime = \"0s\"", "server.tcp_max_lifetime", "at least 1s"),
+        (
+            "tcp_max_lifetime = \"0s\"",
+            "server.tcp_max_lifetime",
+            "at least 1s",
+        ),
     ] {
         let e = one_error(&format!("{base}{line}\n"));
         assert_eq!(e.key, key, "{e}");

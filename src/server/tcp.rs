@@ -217,7 +217,10 @@ impl Slots {
         let source = Source::of(ip);
         // A panic elsewhere cannot leave the counts half-written: every
         // change under the lock is one insert or one decrement.
-        let mut by_source = self.by_source.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut by_source = self
+            .by_source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if self.open.load(Ordering::Relaxed) >= self.limits.max_connections {
             return Err(Close::OverGlobalLimit);
         }
@@ -342,7 +345,11 @@ impl<'a> Connection<'a> {
             let spent = limits.max_queries != 0 && self.queries >= limits.max_queries;
             if spent || age >= limits.lifetime {
                 self.close_cleanly().await;
-                return if spent { Close::QueryLimit } else { Close::Lifetime };
+                return if spent {
+                    Close::QueryLimit
+                } else {
+                    Close::Lifetime
+                };
             }
             if let Err(reason) = self.next_query(limits.lifetime - age).await {
                 if reason == Close::Lifetime {
@@ -510,9 +517,18 @@ mod tests {
     fn sources_are_ipv4_addresses_and_ipv6_64s() {
         let ip = |s: &str| s.parse::<IpAddr>().expect("address");
         assert_ne!(Source::of(ip("192.0.2.1")), Source::of(ip("192.0.2.2")));
-        assert_eq!(Source::of(ip("2001:db8::1")), Source::of(ip("2001:db8::ffff:1")));
-        assert_ne!(Source::of(ip("2001:db8::1")), Source::of(ip("2001:db8:0:1::1")));
-        assert_eq!(Source::of(ip("::ffff:192.0.2.1")), Source::of(ip("192.0.2.1")));
+        assert_eq!(
+            Source::of(ip("2001:db8::1")),
+            Source::of(ip("2001:db8::ffff:1"))
+        );
+        assert_ne!(
+            Source::of(ip("2001:db8::1")),
+            Source::of(ip("2001:db8:0:1::1"))
+        );
+        assert_eq!(
+            Source::of(ip("::ffff:192.0.2.1")),
+            Source::of(ip("192.0.2.1"))
+        );
     }
 
     #[test]

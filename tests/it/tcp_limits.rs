@@ -118,12 +118,8 @@ fn stalled_client(source: Ipv4Addr, server: SocketAddr) -> Option<TcpStream> {
 /// length, or `None` if the server closed the connection without one.
 fn tcp_answer(source: Ipv4Addr, server: SocketAddr) -> Option<usize> {
     let mut stream = connect_from(source, server).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .ok()?;
-    stream
-        .write_all(&pipelined(APEX, 6, false, 1))
-        .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    stream.write_all(&pipelined(APEX, 6, false, 1)).ok()?;
     let mut len = [0u8; 2];
     stream.read_exact(&mut len).ok()?;
     Some(usize::from(u16::from_be_bytes(len)))
@@ -145,9 +141,7 @@ fn answered_within(source: Ipv4Addr, server: SocketAddr, within: Duration) -> Op
 /// Reads framed answers until the server closes: (answers, how it ended:
 /// `true` for a clean end of stream, `false` for a reset or a timeout).
 fn answers_until_closed(stream: &mut TcpStream, within: Duration) -> (usize, bool) {
-    stream
-        .set_read_timeout(Some(within))
-        .expect("read timeout");
+    stream.set_read_timeout(Some(within)).expect("read timeout");
     let mut answers = 0;
     loop {
         let mut len = [0u8; 2];
@@ -224,23 +218,38 @@ fn stalled_connections_do_not_starve_queries_or_transfers() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");
-    // The default limits: 250 connections, 25 per source, 2 s I/O timeout.
-    let serve = start(tmp.path(), 300, "");
+    // The default limits (250 connections, 25 per source) but a longer I/O
+    // timeout, so that every stalled client is still held when setup ends.
+    let serve = start(tmp.path(), 300, "tcp_io_timeout = \"10s\"");
     // 14 sources x 25 = 350 stalling clients, more than the 250 slots.
     let started = Instant::now();
-    let mut held = Vec::new();
-    for source in 10..24 {
-        for _ in 0..25 {
-            if let Some(stream) = stalled_client(loopback(source), serve.addr) {
-                held.push(stream);
-            }
-        }
-    }
+    let mut held: Vec<TcpStream> = std::thread::scope(|scope| {
+        let sources: Vec<_> = (10..24)
+            .map(|source| {
+                scope.spawn(move || {
+                    (0..25)
+                        .filter_map(|_| stalled_client(loopback(source), serve.addr))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        sources
+            .into_iter()
+            .flat_map(|thread| thread.join().expect("a stalling thread"))
+            .collect()
+    });
     let setup = started.elapsed();
-    // (a) A new TCP query from another source is answered...
-    let took = answered_within(loopback(1), serve.addr, Duration::from_secs(15)).unwrap_or_else(
-        || panic!("no TCP answer within 15 s while {} clients stall", held.len()),
-    );
+    assert!(held.len() >= 250, "only {} clients stalled", held.len());
+    // Every slot is held: a new client is turned away at first...
+    assert_eq!(tcp_answer(loopback(1), serve.addr), None, "all slots taken");
+    // (a) ...but answered once the stalled writes hit the I/O timeout...
+    let took =
+        answered_within(loopback(1), serve.addr, Duration::from_secs(25)).unwrap_or_else(|| {
+            panic!(
+                "no TCP answer within 25 s while {} clients stall",
+                held.len()
+            )
+        });
     // (b) ...and an AXFR completes.
     let xfr_started = Instant::now();
     let mut transfer = String::new();
@@ -380,7 +389,10 @@ fn a_long_transfer_to_a_steady_reader_completes() {
     while soas < 2 {
         let mut len = [0u8; 2];
         stream.read_exact(&mut len).unwrap_or_else(|e| {
-            panic!("transfer cut after {messages} messages, {:?}: {e}", started.elapsed())
+            panic!(
+                "transfer cut after {messages} messages, {:?}: {e}",
+                started.elapsed()
+            )
         });
         let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
         stream.read_exact(&mut body).expect("a whole message");
