@@ -26,8 +26,38 @@ use crate::serve::{many_children, signal_key};
 const APEX: &str = "_signal.ns1.operator.test.";
 const DNSKEY: u16 = 48;
 
-/// A served signalling zone for `children` children, transfers allowed to
-/// 127.0.0.1, with `server_extra` lines in `[server]`.
+/// A `signalbox serve` of its own for one test: the timing lock (these
+/// tests measure how soon the server closes), the directory, the server.
+struct Limited {
+    _alone: std::sync::RwLockWriteGuard<'static, ()>,
+    _tmp: tempfile::TempDir,
+    serve: Serve,
+}
+
+/// Serves a signalling zone for `children` children, transfers allowed to
+/// 127.0.0.1, with `server_extra` lines in `[server]`; `None` when one of
+/// `needed` (besides dnssec-keygen) is missing.
+fn limited(needed: &[&str], children: usize, server_extra: &str) -> Option<Limited> {
+    let alone = process::timing_sensitive();
+    if !tools(&[&["dnssec-keygen"], needed].concat()) {
+        return None;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let serve = start(tmp.path(), children, server_extra);
+    Some(Limited {
+        _alone: alone,
+        _tmp: tmp,
+        serve,
+    })
+}
+
+impl Limited {
+    /// A client connection from 127.0.0.1.
+    fn client(&self) -> TcpStream {
+        connect_from(loopback(1), self.serve.addr).expect("connect")
+    }
+}
+
 fn start(root: &Path, children: usize, server_extra: &str) -> Serve {
     many_children(&root.join("children"), children);
     signal_key(root);
@@ -120,9 +150,7 @@ fn tcp_answer(source: Ipv4Addr, server: SocketAddr) -> Option<usize> {
     let mut stream = connect_from(source, server).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
     stream.write_all(&pipelined(APEX, 6, false, 1)).ok()?;
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).ok()?;
-    Some(usize::from(u16::from_be_bytes(len)))
+    read_framed(&mut stream).ok()?.map(|answer| answer.len())
 }
 
 /// Retries [`tcp_answer`] from `source` until it works or `within` passes;
@@ -138,26 +166,29 @@ fn answered_within(source: Ipv4Addr, server: SocketAddr, within: Duration) -> Op
     None
 }
 
+/// The next framed message; `None` at a clean end of stream before one.
+fn read_framed(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 2];
+    if stream.read(&mut len[..1])? == 0 {
+        return Ok(None);
+    }
+    stream.read_exact(&mut len[1..])?;
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut body)?;
+    Ok(Some(body))
+}
+
 /// Reads framed answers until the server closes: (answers, how it ended:
 /// `true` for a clean end of stream, `false` for a reset or a timeout).
 fn answers_until_closed(stream: &mut TcpStream, within: Duration) -> (usize, bool) {
     stream.set_read_timeout(Some(within)).expect("read timeout");
     let mut answers = 0;
     loop {
-        let mut len = [0u8; 2];
-        match stream.read(&mut len[..1]) {
-            Ok(0) => return (answers, true),
-            Ok(_) => {}
+        match read_framed(stream) {
+            Ok(Some(_)) => answers += 1,
+            Ok(None) => return (answers, true),
             Err(_) => return (answers, false),
         }
-        if stream.read_exact(&mut len[1..]).is_err() {
-            return (answers, false);
-        }
-        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        if stream.read_exact(&mut body).is_err() {
-            return (answers, false);
-        }
-        answers += 1;
     }
 }
 
@@ -182,17 +213,15 @@ fn loopback(last: u8) -> Ipv4Addr {
 
 #[test]
 fn one_source_cannot_take_every_tcp_slot() {
-    let _alone = process::timing_sensitive();
-    if !tools(&["dnssec-keygen"]) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
     // A long I/O timeout: the stalled connections stay for the whole test.
-    let serve = start(
-        tmp.path(),
+    let Some(setup) = limited(
+        &[],
         1,
         "tcp_max_connections_per_source = 20\ntcp_io_timeout = \"30s\"",
-    );
+    ) else {
+        return;
+    };
+    let serve = &setup.serve;
     let attacker = loopback(2);
     let held: Vec<TcpStream> = (0..60)
         .filter_map(|_| stalled_client(attacker, serve.addr))
@@ -213,14 +242,12 @@ fn one_source_cannot_take_every_tcp_slot() {
 
 #[test]
 fn stalled_connections_do_not_starve_queries_or_transfers() {
-    let _alone = process::timing_sensitive();
-    if !tools(&["dnssec-keygen", "dig"]) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
     // The default limits (250 connections, 25 per source) but a longer I/O
     // timeout, so that every stalled client is still held when setup ends.
-    let serve = start(tmp.path(), 300, "tcp_io_timeout = \"10s\"");
+    let Some(setup) = limited(&["dig"], 300, "tcp_io_timeout = \"10s\"") else {
+        return;
+    };
+    let addr = setup.serve.addr;
     // 14 sources x 25 = 350 stalling clients, more than the 250 slots.
     let started = Instant::now();
     let mut held: Vec<TcpStream> = std::thread::scope(|scope| {
@@ -228,7 +255,7 @@ fn stalled_connections_do_not_starve_queries_or_transfers() {
             .map(|source| {
                 scope.spawn(move || {
                     (0..25)
-                        .filter_map(|_| stalled_client(loopback(source), serve.addr))
+                        .filter_map(|_| stalled_client(loopback(source), addr))
                         .collect::<Vec<_>>()
                 })
             })
@@ -241,21 +268,20 @@ fn stalled_connections_do_not_starve_queries_or_transfers() {
     let setup = started.elapsed();
     assert!(held.len() >= 250, "only {} clients stalled", held.len());
     // Every slot is held: a new client is turned away at first...
-    assert_eq!(tcp_answer(loopback(1), serve.addr), None, "all slots taken");
+    assert_eq!(tcp_answer(loopback(1), addr), None, "all slots taken");
     // (a) ...but answered once the stalled writes hit the I/O timeout...
-    let took =
-        answered_within(loopback(1), serve.addr, Duration::from_secs(25)).unwrap_or_else(|| {
-            panic!(
-                "no TCP answer within 25 s while {} clients stall",
-                held.len()
-            )
-        });
+    let took = answered_within(loopback(1), addr, Duration::from_secs(25)).unwrap_or_else(|| {
+        panic!(
+            "no TCP answer within 25 s while {} clients stall",
+            held.len()
+        )
+    });
     // (b) ...and an AXFR completes.
     let xfr_started = Instant::now();
     let mut transfer = String::new();
     while xfr_started.elapsed() < Duration::from_secs(15) {
         let (_, out, _) = run(Command::new("dig")
-            .args(["+tries=1", "+time=3", "-p", &serve.addr.port().to_string()])
+            .args(["+tries=1", "+time=3", "-p", &addr.port().to_string()])
             .args(["@127.0.0.1", APEX, "AXFR"]));
         if out.contains("XFR size") {
             transfer = out;
@@ -285,13 +311,10 @@ fn stalled_connections_do_not_starve_queries_or_transfers() {
 
 #[test]
 fn a_connection_is_closed_cleanly_after_its_query_limit() {
-    let _alone = process::timing_sensitive();
-    if !tools(&["dnssec-keygen"]) {
+    let Some(setup) = limited(&[], 1, "tcp_max_queries = 3") else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let serve = start(tmp.path(), 1, "tcp_max_queries = 3");
-    let mut stream = connect_from(loopback(1), serve.addr).expect("connect");
+    };
+    let mut stream = setup.client();
     stream
         .write_all(&pipelined(APEX, 6, false, 5))
         .expect("write");
@@ -301,17 +324,14 @@ fn a_connection_is_closed_cleanly_after_its_query_limit() {
 
 #[test]
 fn a_connection_is_closed_between_messages_at_its_lifetime() {
-    let _alone = process::timing_sensitive();
-    if !tools(&["dnssec-keygen"]) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let serve = start(
-        tmp.path(),
+    let Some(setup) = limited(
+        &[],
         1,
         "tcp_max_lifetime = \"2s\"\ntcp_idle_timeout = \"30s\"",
-    );
-    let mut stream = connect_from(loopback(1), serve.addr).expect("connect");
+    ) else {
+        return;
+    };
+    let mut stream = setup.client();
     stream
         .set_read_timeout(Some(Duration::from_secs(3)))
         .expect("timeout");
@@ -322,15 +342,10 @@ fn a_connection_is_closed_between_messages_at_its_lifetime() {
         if stream.write_all(&query).is_err() {
             break;
         }
-        let mut len = [0u8; 2];
-        match stream.read(&mut len[..1]) {
-            Ok(1) => {}
+        match read_framed(&mut stream) {
+            Ok(Some(_)) => answered += 1,
             _ => break,
         }
-        stream.read_exact(&mut len[1..]).expect("length");
-        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        stream.read_exact(&mut body).expect("a whole answer");
-        answered += 1;
         std::thread::sleep(Duration::from_millis(400));
     }
     let age = started.elapsed();
@@ -343,17 +358,14 @@ fn a_connection_is_closed_between_messages_at_its_lifetime() {
 
 #[test]
 fn a_half_sent_query_is_cut_off_by_the_io_timeout() {
-    let _alone = process::timing_sensitive();
-    if !tools(&["dnssec-keygen"]) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let serve = start(
-        tmp.path(),
+    let Some(setup) = limited(
+        &[],
         1,
         "tcp_io_timeout = \"1s\"\ntcp_idle_timeout = \"30s\"",
-    );
-    let mut stream = connect_from(loopback(1), serve.addr).expect("connect");
+    ) else {
+        return;
+    };
+    let mut stream = setup.client();
     let query = pipelined(APEX, 6, false, 1);
     stream.write_all(&query[..7]).expect("write");
     let started = Instant::now();
@@ -367,17 +379,14 @@ fn a_half_sent_query_is_cut_off_by_the_io_timeout() {
 /// reading, completes.
 #[test]
 fn a_long_transfer_to_a_steady_reader_completes() {
-    let _alone = process::timing_sensitive();
-    if !tools(&["dnssec-keygen"]) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let serve = start(
-        tmp.path(),
+    let Some(setup) = limited(
+        &[],
         600,
         "tcp_io_timeout = \"1s\"\ntcp_max_lifetime = \"1s\"",
-    );
-    let mut stream = connect_from(loopback(1), serve.addr).expect("connect");
+    ) else {
+        return;
+    };
+    let mut stream = setup.client();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
@@ -387,15 +396,12 @@ fn a_long_transfer_to_a_steady_reader_completes() {
     let started = Instant::now();
     let (mut messages, mut soas) = (0, 0);
     while soas < 2 {
-        let mut len = [0u8; 2];
-        stream.read_exact(&mut len).unwrap_or_else(|e| {
+        let body = read_framed(&mut stream).ok().flatten().unwrap_or_else(|| {
             panic!(
-                "transfer cut after {messages} messages, {:?}: {e}",
+                "transfer cut after {messages} messages, {:?}",
                 started.elapsed()
             )
         });
-        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        stream.read_exact(&mut body).expect("a whole message");
         let message = hickory_proto::op::Message::from_vec(&body).expect("a DNS message");
         soas += message
             .answers
