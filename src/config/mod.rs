@@ -232,8 +232,24 @@ pub struct ServerConfig {
     pub edns_udp_size: u16,
     /// A TCP connection idle this long is closed (RFC 7766 §6.2.3).
     pub tcp_idle_timeout: Duration,
-    /// Most TCP connections open at once.
+    /// Most TCP connections open at once; over it a new one is closed at
+    /// once (RFC 7766 §10).
     pub tcp_max_connections: usize,
+    /// Most TCP connections open at once from one source: an IPv4 address
+    /// (/32) or an IPv6 /64 (RFC 7766 §10); never more than
+    /// `tcp_max_connections`.
+    pub tcp_max_connections_per_source: usize,
+    /// A message once started must be read, and every answer or transfer
+    /// message written, within this long (Knot's `tcp-io-timeout`), else the
+    /// connection is closed.
+    pub tcp_io_timeout: Duration,
+    /// Most queries answered on one connection (0 = no limit; NSD's
+    /// `tcp-query-count`); a transfer counts as one. The connection is then
+    /// closed cleanly after the last answer.
+    pub tcp_max_queries: u32,
+    /// A connection this old is closed cleanly between messages, never in
+    /// the middle of an answer or a transfer (RFC 7766 §10).
+    pub tcp_max_lifetime: Duration,
 }
 
 impl Default for ServerConfig {
@@ -244,6 +260,10 @@ impl Default for ServerConfig {
             edns_udp_size: 1232,
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_max_connections: 250,
+            tcp_max_connections_per_source: 25,
+            tcp_io_timeout: Duration::from_secs(2),
+            tcp_max_queries: 1000,
+            tcp_max_lifetime: Duration::from_secs(120),
         }
     }
 }

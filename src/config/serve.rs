@@ -25,6 +25,10 @@ pub(super) struct RawServer {
     edns_udp_size: Option<Spanned<i64>>,
     tcp_idle_timeout: Option<Spanned<ConfigDuration>>,
     tcp_max_connections: Option<Spanned<i64>>,
+    tcp_max_connections_per_source: Option<Spanned<i64>>,
+    tcp_io_timeout: Option<Spanned<ConfigDuration>>,
+    tcp_max_queries: Option<Spanned<i64>>,
+    tcp_max_lifetime: Option<Spanned<ConfigDuration>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -102,7 +106,7 @@ impl Checker<'_> {
             1..=65_535,
             defaults.tcp_max_connections as i64,
         ) as usize;
-        ServerConfig {
+        let mut server = ServerConfig {
             listen,
             udp_threads,
             edns_udp_size,
@@ -111,7 +115,52 @@ impl Checker<'_> {
                 .as_ref()
                 .map_or(defaults.tcp_idle_timeout, |d| d.get_ref().0),
             tcp_max_connections,
-        }
+            ..defaults
+        };
+        self.tcp_limits(raw, &mut server);
+        server
+    }
+
+    /// The `[server]` limits that keep TCP slots from being held forever
+    /// (RFC 7766 §10), into `server` (whose `tcp_max_connections` is set).
+    fn tcp_limits(&mut self, raw: &RawServer, server: &mut ServerConfig) {
+        let defaults = ServerConfig::default();
+        let cap = server.tcp_max_connections;
+        let per_source = self.int_in(
+            &raw.tcp_max_connections_per_source,
+            "server.tcp_max_connections_per_source",
+            1..=65_535,
+            defaults.tcp_max_connections_per_source as i64,
+        ) as usize;
+        server.tcp_max_connections_per_source = match &raw.tcp_max_connections_per_source {
+            Some(value) if per_source > cap => {
+                self.error(
+                    value.span(),
+                    "server.tcp_max_connections_per_source".to_string(),
+                    format!("must not exceed server.tcp_max_connections ({cap})"),
+                );
+                cap
+            }
+            _ => per_source.min(cap),
+        };
+        server.tcp_io_timeout = self.duration_at_least(
+            &raw.tcp_io_timeout,
+            "server.tcp_io_timeout",
+            defaults.tcp_io_timeout,
+            Duration::from_millis(100),
+        );
+        server.tcp_max_queries = self.int_in(
+            &raw.tcp_max_queries,
+            "server.tcp_max_queries",
+            0..=i64::from(u32::MAX),
+            i64::from(defaults.tcp_max_queries),
+        ) as u32;
+        server.tcp_max_lifetime = self.duration_at_least(
+            &raw.tcp_max_lifetime,
+            "server.tcp_max_lifetime",
+            defaults.tcp_max_lifetime,
+            Duration::from_secs(1),
+        );
     }
 
     pub(super) fn state(&mut self, raw: &RawState, base: &Path) -> StateConfig {

@@ -269,3 +269,58 @@ fn follow_notify_key_is_parsed_and_must_exist() {
         None
     );
 }
+
+#[test]
+fn tcp_limits_have_defaults_and_are_parsed() {
+    let base = "version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\n[server]\n";
+    let server = parse_ok(base).server;
+    assert_eq!(server.tcp_max_connections_per_source, 25);
+    assert_eq!(server.tcp_io_timeout, std::time::Duration::from_secs(2));
+    assert_eq!(server.tcp_max_queries, 1000);
+    assert_eq!(server.tcp_max_lifetime, std::time::Duration::from_secs(120));
+    let server = parse_ok(&format!(
+        "{base}tcp_max_connections = 500\ntcp_max_connections_per_source = 50\n\
+         tcp_io_timeout = \"500ms\"\ntcp_max_queries = 0\ntcp_max_lifetime = \"10m\"\n"
+    ))
+    .server;
+    assert_eq!(server.tcp_max_connections_per_source, 50);
+    assert_eq!(server.tcp_io_timeout, std::time::Duration::from_millis(500));
+    assert_eq!(server.tcp_max_queries, 0);
+    assert_eq!(server.tcp_max_lifetime, std::time::Duration::from_secs(600));
+    // A cap below the per-source default lowers it.
+    let server = parse_ok(&format!("{base}tcp_max_connections = 2\n")).server;
+    assert_eq!(server.tcp_max_connections_per_source, 2);
+}
+
+#[test]
+fn tcp_limits_are_validated_with_their_line() {
+    let base = "version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\n[server]\n";
+    for (line, key, needle) in [
+        (
+            "tcp_max_connections = 10\ntcp_max_connections_per_source = 11",
+            "server.tcp_max_connections_per_source",
+            "must not exceed server.tcp_max_connections (10)",
+        ),
+        (
+            "tcp_max_connections_per_source = 0",
+            "server.tcp_max_connections_per_source",
+            "1..=65535",
+        ),
+        (
+            "tcp_io_timeout = \"10ms\"",
+            "server.tcp_io_timeout",
+            "at least",
+        ),
+        ("tcp_max_queries = -1", "server.tcp_max_queries", "0..="),
+        (
+            "tcp_max_lifetime = \"0s\"",
+            "server.tcp_max_lifetime",
+            "at least 1s",
+        ),
+    ] {
+        let e = one_error(&format!("{base}{line}\n"));
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.message.contains(needle), "{e}");
+        assert_eq!(e.line, 6 + line.matches('\n').count(), "{e}");
+    }
+}

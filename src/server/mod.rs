@@ -72,8 +72,7 @@ pub async fn start(
         tokio::spawn(tcp::serve(
             listener,
             snapshot.clone(),
-            config.tcp_idle_timeout,
-            config.tcp_max_connections,
+            tcp::Limits::of(config),
         ));
         tracing::info!(%local, udp_threads = threads, "listening");
         bound.push(local);

@@ -24,5 +24,6 @@ mod partial_reads;
 mod serve;
 mod sidecar;
 mod signer_harness;
+mod tcp_limits;
 mod transfer;
 mod vital;
