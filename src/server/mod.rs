@@ -19,7 +19,10 @@ use arc_swap::ArcSwap;
 pub use answer::{Answer, Transport, respond};
 pub use snapshot::{ServedZone, Snapshot};
 
-use crate::config::ServerConfig;
+use crate::{
+    config::ServerConfig,
+    vital::{Ends, Vitals},
+};
 
 /// The snapshot the query path reads; writers store a new one.
 pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
@@ -41,10 +44,12 @@ pub enum ServerError {
 
 /// Starts UDP threads and TCP listeners on every configured address. UDP
 /// threads run until the process exits; TCP tasks run on the current tokio
-/// runtime.
+/// runtime. Both are vital parts: a UDP thread or accept loop that panics
+/// or returns is reported to `vitals` (the daemon then exits non-zero).
 pub async fn start(
     config: &ServerConfig,
     snapshot: SharedSnapshot,
+    vitals: &Vitals,
 ) -> Result<Vec<SocketAddr>, ServerError> {
     let threads = if config.udp_threads == 0 {
         std::thread::available_parallelism().map_or(1, usize::from)
@@ -64,16 +69,18 @@ pub async fn start(
             proto: "TCP",
             source,
         })?;
-        udp::spawn(local, threads, snapshot.clone()).map_err(|source| ServerError::Bind {
-            addr: local,
-            proto: "UDP",
-            source,
+        udp::spawn(local, threads, snapshot.clone(), vitals).map_err(|source| {
+            ServerError::Bind {
+                addr: local,
+                proto: "UDP",
+                source,
+            }
         })?;
-        tokio::spawn(tcp::serve(
-            listener,
-            snapshot.clone(),
-            tcp::Limits::of(config),
-        ));
+        vitals.task(
+            format!("tcp-accept-{local}"),
+            Ends::Never,
+            tcp::serve(listener, snapshot.clone(), tcp::Limits::of(config)),
+        );
         tracing::info!(%local, udp_threads = threads, "listening");
         bound.push(local);
     }

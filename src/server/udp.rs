@@ -20,6 +20,7 @@ use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmm
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{Answer, SharedSnapshot, Transport, respond};
+use crate::vital::{Ends, Vitals};
 
 /// Receive buffer per socket: Knot's ~208 KiB default dropped queries under
 /// load here (docs/ARCHITECTURE.md, "The query path").
@@ -38,16 +39,23 @@ fn socket(addr: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 /// Binds `threads` sockets on `addr` and starts a thread on each.
-pub fn spawn(addr: SocketAddr, threads: usize, snapshot: SharedSnapshot) -> io::Result<()> {
+pub fn spawn(
+    addr: SocketAddr,
+    threads: usize,
+    snapshot: SharedSnapshot,
+    vitals: &Vitals,
+) -> io::Result<()> {
     // Bind all first, so a failure leaves no thread behind.
     let sockets = (0..threads.max(1))
         .map(|_| socket(addr))
         .collect::<io::Result<Vec<_>>>()?;
     for (i, socket) in sockets.into_iter().enumerate() {
         let snapshot = snapshot.clone();
-        thread::Builder::new()
-            .name(format!("udp-{addr}-{i}"))
-            .spawn(move || serve(socket, snapshot))?;
+        // A UDP thread never returns: if it panics, the daemon exits
+        // non-zero so its supervisor restarts it (issue 13 item 9).
+        vitals.thread(format!("udp-{addr}-{i}"), Ends::Never, move || {
+            serve(socket, snapshot)
+        })?;
     }
     Ok(())
 }
