@@ -24,6 +24,7 @@ macro_rules! outln {
 }
 
 mod check;
+mod dist;
 mod keys;
 mod parent;
 mod signals;
@@ -133,6 +134,14 @@ enum Command {
         #[arg(long)]
         at: Option<String>,
     },
+    /// Write man pages and shell completions into a directory (for
+    /// packaging).
+    #[command(hide = true)]
+    Dist {
+        /// Where to write `man/` and `completions/`.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Parses the command line and runs the command.
@@ -168,6 +177,7 @@ pub fn run() -> ExitCode {
             soa_serial,
         } => signals::run(&config, zone.as_deref(), at.as_deref(), soa_serial),
         Command::Keys { dir, at } => keys::run(&dir, at.as_deref()),
+        Command::Dist { out } => dist::run(&out),
         Command::Parent { config, zone } => parent::run_parent(&config, &zone),
         Command::Notify {
             config,

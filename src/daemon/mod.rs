@@ -21,6 +21,7 @@ mod save;
 mod schedule;
 mod serial_mark;
 mod serve;
+mod service;
 mod sidecar;
 mod sign;
 mod watch;
@@ -333,7 +334,32 @@ impl Daemon {
         }
     }
 
-    /// A status report.
+    /// One line for the service manager (systemd's STATUS=): zones
+    /// served, the safety brake, held key directories.
+    pub fn status_line(&self) -> String {
+        let mut line = format!("serving {} signalling zones", self.zones.len());
+        if let Some(brake::Verdict::Hold {
+            affected,
+            published,
+            ..
+        }) = &self.brake.held
+        {
+            line.push_str(&format!(
+                "; safety brake HOLDING a change to {affected} of {published} children (signalbox confirm)"
+            ));
+        }
+        let held = self.unreadable_key_dirs().len();
+        if held > 0 {
+            line.push_str(&format!("; {held} key directories held (unreadable)"));
+        }
+        let unsigned = self.zones.values().filter(|z| z.broken.is_some()).count();
+        if unsigned > 0 {
+            line.push_str(&format!("; {unsigned} zones NOT SIGNED"));
+        }
+        line
+    }
+
+    /// The text of `signalbox status`.
     pub fn status(&self) -> String {
         let mut out = String::new();
         for zone in self.zones.values() {

@@ -20,7 +20,11 @@ use tokio::{
     time::Instant,
 };
 
-use super::{Daemon, DaemonError, ReloadError, RoundInput, RoundReport, control, watch};
+use super::{
+    Daemon, DaemonError, ReloadError, RoundInput, RoundReport, control,
+    service::{ROUND_WATCHDOG_LIMIT, SdNotify},
+    watch,
+};
 use crate::{
     parent::ChildReport,
     policy::{FollowedApex, ParentView},
@@ -31,18 +35,40 @@ use crate::{
 const FLUX_RETRY: Duration = Duration::from_millis(200);
 
 /// Runs a round on a blocking thread (signing may take a while) and gives
-/// the daemon back.
+/// the daemon back. Meanwhile the systemd watchdog is fed, for at most
+/// [`ROUND_WATCHDOG_LIMIT`] (src/daemon/service.rs).
 async fn run_round(
     daemon: Daemon,
     input: RoundInput,
+    sd: &SdNotify,
 ) -> Result<(Daemon, RoundReport), DaemonError> {
-    tokio::task::spawn_blocking(move || {
+    let mut round = tokio::task::spawn_blocking(move || {
         let mut daemon = daemon;
         let report = daemon.round(input, Timestamp::now());
         (daemon, report)
-    })
-    .await
-    .map_err(DaemonError::Round)
+    });
+    let Some(every) = sd.watchdog_interval() else {
+        return round.await.map_err(DaemonError::Round);
+    };
+    let started = Instant::now();
+    let mut ping = tokio::time::interval(every);
+    let mut starved = false;
+    loop {
+        tokio::select! {
+            done = &mut round => return done.map_err(DaemonError::Round),
+            _ = ping.tick() => {
+                if started.elapsed() < ROUND_WATCHDOG_LIMIT {
+                    sd.watchdog();
+                } else if !starved {
+                    starved = true;
+                    tracing::error!(
+                        running_s = started.elapsed().as_secs(),
+                        "a round is still running: no longer feeding the systemd watchdog, which restarts signalbox"
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// A full round: rescan everything, recompute every child.
@@ -135,6 +161,8 @@ type PendingReply = (oneshot::Sender<control::Reply>, control::Reply);
 
 /// Runs `signalbox serve` until SIGINT/SIGTERM.
 pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
+    let sd = SdNotify::from_env();
+    sd.status("reading the configuration, key files and saved zones");
     // The config, key files and saved zones are read on a blocking thread.
     let path = config_path.to_path_buf();
     let daemon = tokio::task::spawn_blocking(move || Daemon::new(&path))
@@ -164,8 +192,14 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     // and then shuts down cleanly.
     let mut hangup = signal(tokio::signal::unix::SignalKind::hangup(), "SIGHUP")?;
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate(), "SIGTERM")?;
-    let (mut daemon, mut first) = run_round(daemon, full_round()).await?;
+    sd.status(
+        "first round: reading keys and signing (a warm start serves its saved zones meanwhile)",
+    );
+    let (mut daemon, mut first) = run_round(daemon, full_round(), &sd).await?;
     after.deliver(&daemon, &mut first);
+    sd.ready(&daemon.status_line());
+    let mut watchdog =
+        tokio::time::interval(sd.watchdog_interval().unwrap_or(Duration::from_secs(3600)));
 
     let (dir_tx, mut dir_rx) = tmpsc::unbounded_channel::<watch::Touched>();
     let watch_dirs = |daemon: &Daemon| {
@@ -212,8 +246,9 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
             _ = tokio::time::sleep_until(held_retry.unwrap_or_else(Instant::now)), if held_retry.is_some() => {
                 input = Some(daemon.serial_hold.retry_round());
             }
+            _ = watchdog.tick() => sd.watchdog(),
             _ = hangup.recv() => {
-                let (next, outcome) = reload(daemon).await?;
+                let (next, outcome) = reload(daemon, &sd).await?;
                 daemon = next;
                 match outcome {
                     Ok(text) => {
@@ -227,7 +262,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
             Some(request) = ctl_rx.recv() => {
                 let reloaded = matches!(request.command, control::Command::Reload);
                 let next;
-                (next, input, reply) = on_control(daemon, request).await?;
+                (next, input, reply) = on_control(daemon, request, &sd).await?;
                 daemon = next;
                 if reloaded && input.is_some() {
                     watcher = watch_dirs(&daemon);
@@ -247,9 +282,10 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
             _ = terminate.recv() => break,
         }
         if let Some(input) = input {
-            let (next, mut report) = run_round(daemon, input).await?;
+            let (next, mut report) = run_round(daemon, input, &sd).await?;
             daemon = next;
             after.deliver(&daemon, &mut report);
+            sd.status(&daemon.status_line());
             let read_again = watcher.note_held(daemon.unreadable_key_dirs());
             if !read_again.is_empty() {
                 // A directory back after a hold may be a new inode: watch it
@@ -270,6 +306,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
             }
         }
     }
+    sd.stopping();
     shut_down(daemon).await?;
     // A vital part died: exit non-zero (after the flush) so the supervisor
     // starts a fresh process.
@@ -338,14 +375,20 @@ async fn recv_opt<T>(rx: &mut Option<tmpsc::UnboundedReceiver<T>>) -> Option<T> 
 
 /// Reloads the config on a blocking thread: reading it and its TSIG key
 /// files must not stall the TCP listeners on the runtime's only thread.
-async fn reload(daemon: Daemon) -> Result<(Daemon, Result<String, ReloadError>), DaemonError> {
-    tokio::task::spawn_blocking(move || {
+async fn reload(
+    daemon: Daemon,
+    sd: &SdNotify,
+) -> Result<(Daemon, Result<String, ReloadError>), DaemonError> {
+    sd.reloading(false);
+    let reloaded = tokio::task::spawn_blocking(move || {
         let mut daemon = daemon;
         let outcome = daemon.reload();
         (daemon, outcome)
     })
     .await
-    .map_err(DaemonError::Round)
+    .map_err(DaemonError::Round);
+    sd.reloading(true);
+    reloaded
 }
 
 /// Answers a control command; reload and confirm ask for a full round and
@@ -353,10 +396,11 @@ async fn reload(daemon: Daemon) -> Result<(Daemon, Result<String, ReloadError>),
 async fn on_control(
     mut daemon: Daemon,
     request: control::Request,
+    sd: &SdNotify,
 ) -> Result<(Daemon, Option<RoundInput>, Option<PendingReply>), DaemonError> {
     let (input, reply) = match request.command {
         control::Command::Reload => {
-            let (next, outcome) = reload(daemon).await?;
+            let (next, outcome) = reload(daemon, sd).await?;
             daemon = next;
             match outcome {
                 Ok(text) => {

@@ -22,6 +22,7 @@ mod notify_inbox;
 mod parent_world;
 mod partial_reads;
 mod serve;
+mod service;
 mod sidecar;
 mod signer_harness;
 mod tcp_limits;
