@@ -51,6 +51,19 @@ struct Cli {
     /// for serve, warn otherwise); RUST_LOG overrides.
     #[arg(long, global = true)]
     log_level: Option<String>,
+    /// Log format on stderr: `text` for people, `json` (one object per
+    /// line) for log shippers.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+/// How log events are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per event, fields flattened.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +91,9 @@ enum Command {
         /// The config file.
         #[arg(short, long)]
         config: PathBuf,
+        /// Machine-readable output (docs in src/daemon/status.rs).
+        #[arg(long)]
+        json: bool,
     },
     /// Check a config file and the key directories it names.
     CheckConfig {
@@ -160,7 +176,10 @@ pub fn run() -> ExitCode {
         "warn"
     };
     // Held until exit: dropping it flushes the log queue.
-    let _log_writer = init_logging(cli.log_level.as_deref().unwrap_or(default_level));
+    let _log_writer = init_logging(
+        cli.log_level.as_deref().unwrap_or(default_level),
+        cli.log_format,
+    );
     log_panics();
     let code = match cli.command {
         Command::Serve { config } => serve(&config),
@@ -168,7 +187,14 @@ pub fn run() -> ExitCode {
         Command::Confirm { config } => {
             control(&config, signalbox::daemon::control::Command::Confirm)
         }
-        Command::Status { config } => control(&config, signalbox::daemon::control::Command::Status),
+        Command::Status { config, json } => control(
+            &config,
+            if json {
+                signalbox::daemon::control::Command::StatusJson
+            } else {
+                signalbox::daemon::control::Command::Status
+            },
+        ),
         Command::CheckConfig { config } => check::run(&config),
         Command::Signals {
             config,
@@ -253,7 +279,7 @@ fn control(config: &std::path::Path, command: signalbox::daemon::control::Comman
 /// Logs to stderr through a bounded queue and a writer thread: a stalled
 /// stderr (a full pipe, a stuck journald) drops log lines instead of
 /// blocking the UDP threads or the event loop.
-fn init_logging(level: &str) -> tracing_appender::non_blocking::WorkerGuard {
+fn init_logging(level: &str, format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -263,12 +289,14 @@ fn init_logging(level: &str) -> tracing_appender::non_blocking::WorkerGuard {
         .lossy(true)
         .thread_name("log")
         .finish(std::io::stderr());
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(writer)
-        .with_ansi(ansi)
         .with_env_filter(filter)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Text => logs.with_ansi(ansi).init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     guard
 }
 

@@ -11,10 +11,7 @@ use std::{
     time::Duration,
 };
 
-use crate::{
-    keys::dir::ScanReport,
-    vital::{Ends, Vitals},
-};
+use crate::vital::{Ends, Vitals};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt},
     net::UnixListener,
@@ -30,6 +27,8 @@ pub enum Command {
     Confirm,
     /// Report zones, serials and the brake.
     Status,
+    /// The same as JSON (`status --json`).
+    StatusJson,
 }
 
 impl Command {
@@ -38,6 +37,7 @@ impl Command {
             "reload" => Some(Command::Reload),
             "confirm" => Some(Command::Confirm),
             "status" => Some(Command::Status),
+            "status-json" => Some(Command::StatusJson),
             _ => None,
         }
     }
@@ -48,6 +48,7 @@ impl Command {
             Command::Reload => "reload",
             Command::Confirm => "confirm",
             Command::Status => "status",
+            Command::StatusJson => "status-json",
         }
     }
 }
@@ -118,7 +119,7 @@ pub fn listen(path: &Path, tx: mpsc::Sender<Request>, vitals: &Vitals) -> io::Re
                     None => Reply {
                         ok: false,
                         text: format!(
-                            "unknown command {:?} (reload, confirm, status)",
+                            "unknown command {:?} (reload, confirm, status, status-json)",
                             line.trim()
                         ),
                     },
@@ -172,43 +173,4 @@ pub fn send(state_dir: &Path, command: Command, timeout: Duration) -> io::Result
         ok: first.trim() == "ok",
         text,
     })
-}
-
-/// The status lines about key directories: each one held because it cannot
-/// be read (since when, why), and the zones held by keys that cannot be read
-/// or are mid-rewrite, a few named.
-pub(super) fn key_directory_status<'a>(
-    reports: impl Iterator<Item = (&'a PathBuf, &'a ScanReport)>,
-) -> String {
-    let mut reports: Vec<_> = reports.collect();
-    reports.sort_by(|a, b| a.0.cmp(b.0));
-    let mut out = String::new();
-    for (dir, report) in reports {
-        if let Some(hold) = &report.hold {
-            out.push_str(&format!(
-                "key directory {}: HELD since {}: {}; its {} zone(s) keep their last signals until it reads cleanly again\n",
-                dir.display(),
-                hold.since,
-                hold.reason,
-                report.zones.len()
-            ));
-        }
-        if !report.held.is_empty() {
-            let some: Vec<String> = report
-                .held
-                .iter()
-                .take(5)
-                .map(|(zone, why)| {
-                    format!("{} ({})", crate::dns::name::display(zone), why.join("; "))
-                })
-                .collect();
-            out.push_str(&format!(
-                "key directory {}: {} zone(s) held: {}\n",
-                dir.display(),
-                report.held.len(),
-                some.join(", ")
-            ));
-        }
-    }
-    out
 }

@@ -22,6 +22,7 @@ mod schedule;
 mod serial_mark;
 mod serve;
 mod service;
+pub mod status;
 mod sidecar;
 mod sign;
 mod watch;
@@ -361,55 +362,7 @@ impl Daemon {
 
     /// The text of `signalbox status`.
     pub fn status(&self) -> String {
-        let mut out = String::new();
-        for zone in self.zones.values() {
-            out.push_str(&format!(
-                "zone {} serial {} names {}{}\n",
-                display(zone.store.apex()),
-                zone.store.serial(),
-                zone.store.len(),
-                zone.broken
-                    .as_ref()
-                    .map_or_else(String::new, |b| format!(" NOT SIGNED: {b}"))
-            ));
-            if self.serial_hold.holds(zone.store.apex()) {
-                out.push_str("  HELD: its next serial cannot be recorded (see the log)\n");
-            }
-        }
-        match &self.brake.held {
-            Some(brake::Verdict::Hold {
-                affected,
-                published,
-                limit,
-                ..
-            }) => out.push_str(&format!(
-                "safety brake: HOLDING a change to {affected} of {published} child zones (limit {limit})\n"
-            )),
-            _ => out.push_str("safety brake: not holding\n"),
-        }
-        out.push_str(&control::key_directory_status(self.keys.reports()));
-        for (zone, apex) in &self.sidecar.followed {
-            out.push_str(&format!(
-                "following {} at {}: serial {}, {} CDS, {} CDNSKEY, read {}\n",
-                display(zone),
-                apex.primary,
-                apex.serial,
-                apex.cds.len(),
-                apex.cdnskey.len(),
-                apex.read_at
-            ));
-        }
-        if !self.sidecar.publishers.is_empty() {
-            use std::sync::atomic::Ordering::Relaxed;
-            let c = &self.sidecar.counters;
-            out.push_str(&format!(
-                "UPDATE: {} written, {} failed, {} dropped or reverted by the server\n",
-                c.written.load(Relaxed),
-                c.failed.load(Relaxed),
-                c.dropped.load(Relaxed)
-            ));
-        }
-        out
+        self.status_report().to_text()
     }
 
     /// NOTIFY every secondary of `apex` about `serial`, superseding any

@@ -431,6 +431,13 @@ async fn on_control(
             });
             (None, None)
         }
+        control::Command::StatusJson => {
+            let _ = request.reply.send(control::Reply {
+                ok: true,
+                text: daemon.status_report().to_json(),
+            });
+            (None, None)
+        }
     };
     Ok((daemon, input, reply))
 }

@@ -19,6 +19,7 @@ mod key_directory;
 mod live;
 mod notify;
 mod notify_inbox;
+mod package;
 mod parent_world;
 mod partial_reads;
 mod serve;

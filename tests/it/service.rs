@@ -3,7 +3,8 @@
 //! security --offline=true`, and `serve` speaks the `Type=notify` protocol
 //! (sd_notify(3)) to a socket standing in for systemd: READY=1 only once the
 //! signed zone is served, STATUS= lines, WATCHDOG=1 pings, RELOADING=1 on
-//! SIGHUP, STOPPING=1 on SIGTERM.
+//! SIGHUP, STOPPING=1 on SIGTERM. The same run checks `status --json` and
+//! `--log-format json`.
 
 use std::{
     fs,
@@ -151,7 +152,7 @@ fn serve_tells_systemd_when_it_is_ready_and_keeps_the_watchdog_fed() {
     let socket_path = root.join("notify.sock");
     let mut notify = NotifySocket::bind(&socket_path);
     let mut cmd = signalbox();
-    cmd.args(["serve", "-c"])
+    cmd.args(["--log-format", "json", "serve", "-c"])
         .arg(&config)
         .env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "600000")
@@ -178,6 +179,36 @@ fn serve_tells_systemd_when_it_is_ready_and_keeps_the_watchdog_fed() {
         notify.got[ready].contains("STATUS=serving 1 signalling zones"),
         "READY=1 without the serving status: {:?}",
         notify.got[ready]
+    );
+
+    // `status --json` says what is served; the log is JSON lines.
+    let (code, out, err) = output(
+        signalbox()
+            .args(["status", "--json", "-c"])
+            .arg(&config),
+    );
+    assert_eq!(code, 0, "status --json: {out}{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
+    assert_eq!(status["zones"][0]["apex"], apex, "{status}");
+    assert_eq!(
+        status["zones"][0]["serial"].as_u64(),
+        serial(addr, apex).map(u64::from),
+        "{status}"
+    );
+    assert_eq!(status["zones"][0]["signed"], true, "{status}");
+    assert_eq!(status["safety_brake"]["holding"], false, "{status}");
+    let log = daemon.log_text();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("log line not JSON ({e}): {line}"))
+        })
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["message"] == "round done" && e["level"] == "INFO"),
+        "no JSON 'round done' event:\n{log}"
     );
 
     // Half of WATCHDOG_USEC: about three pings in a second.

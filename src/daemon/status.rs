@@ -1,0 +1,282 @@
+//! What `signalbox status` reports, as one typed value: the text the
+//! command prints by default and the JSON of `status --json` (issue 14)
+//! are two renderings of the same [`StatusReport`], so they never disagree.
+//!
+//! JSON field names are the interface scripts use: `zones[]` (`apex`,
+//! `serial`, `names`, `signed`, `not_signed_reason`, `serial_held`),
+//! `safety_brake` (`holding`, `affected`, `published`, `limit`),
+//! `key_directories[]` (`dir`, `zones`, `held_since`, `held_reason`,
+//! `zones_held[]` with `zone` and `reasons`), `followed[]` and `update`.
+
+use std::{fmt::Write, path::PathBuf, sync::atomic::Ordering::Relaxed};
+
+use serde::Serialize;
+
+use super::{Daemon, brake};
+use crate::dns::name::display;
+
+/// Everything `status` says.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// signalbox's version.
+    pub version: &'static str,
+    /// Every signalling zone served.
+    pub zones: Vec<ZoneStatus>,
+    /// The safety brake.
+    pub safety_brake: BrakeStatus,
+    /// Key directories that are held or hold zones.
+    pub key_directories: Vec<KeyDirectoryStatus>,
+    /// Zones followed at a signer.
+    pub followed: Vec<FollowedStatus>,
+    /// UPDATE writes into signers, when any zone is published by UPDATE.
+    pub update: Option<UpdateStatus>,
+}
+
+/// One served signalling zone.
+#[derive(Debug, Clone, Serialize)]
+pub struct ZoneStatus {
+    /// Its apex.
+    pub apex: String,
+    /// The serial served.
+    pub serial: u32,
+    /// Owner names.
+    pub names: usize,
+    /// False when it could not be signed.
+    pub signed: bool,
+    /// Why it is not signed.
+    pub not_signed_reason: Option<String>,
+    /// Its next serial could not be recorded: no new version is served.
+    pub serial_held: bool,
+}
+
+/// The safety brake.
+#[derive(Debug, Clone, Serialize)]
+pub struct BrakeStatus {
+    /// A change is held until `signalbox confirm`.
+    pub holding: bool,
+    /// Children the held change touches.
+    pub affected: Option<usize>,
+    /// Children published.
+    pub published: Option<usize>,
+    /// The most one round may change.
+    pub limit: Option<usize>,
+}
+
+/// A key directory with something to report.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyDirectoryStatus {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Child zones with keys in it.
+    pub zones: usize,
+    /// Held since (RFC 3339) because it cannot be listed.
+    pub held_since: Option<String>,
+    /// Why it is held.
+    pub held_reason: Option<String>,
+    /// Zones held by a key that cannot be read (all of them).
+    pub zones_held: Vec<HeldZone>,
+}
+
+/// A zone held by its keys.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldZone {
+    /// The zone.
+    pub zone: String,
+    /// Why.
+    pub reasons: Vec<String>,
+}
+
+/// A zone followed at a signer.
+#[derive(Debug, Clone, Serialize)]
+pub struct FollowedStatus {
+    /// The zone.
+    pub zone: String,
+    /// The signer asked.
+    pub primary: String,
+    /// The serial read.
+    pub serial: u32,
+    /// CDS records at its apex.
+    pub cds: usize,
+    /// CDNSKEY records at its apex.
+    pub cdnskey: usize,
+    /// When it was read.
+    pub read_at: String,
+}
+
+/// UPDATE writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateStatus {
+    /// Written and acknowledged.
+    pub written: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Dropped or reverted by the server.
+    pub dropped: u64,
+}
+
+impl Daemon {
+    /// The status as a value.
+    pub fn status_report(&self) -> StatusReport {
+        let zones = self
+            .zones
+            .values()
+            .map(|zone| ZoneStatus {
+                apex: display(zone.store.apex()),
+                serial: zone.store.serial(),
+                names: zone.store.len(),
+                signed: zone.broken.is_none(),
+                not_signed_reason: zone.broken.as_ref().map(ToString::to_string),
+                serial_held: self.serial_hold.holds(zone.store.apex()),
+            })
+            .collect();
+        let safety_brake = match &self.brake.held {
+            Some(brake::Verdict::Hold {
+                affected,
+                published,
+                limit,
+                ..
+            }) => BrakeStatus {
+                holding: true,
+                affected: Some(*affected),
+                published: Some(*published),
+                limit: Some(*limit),
+            },
+            _ => BrakeStatus {
+                holding: false,
+                affected: None,
+                published: None,
+                limit: None,
+            },
+        };
+        let mut key_directories: Vec<KeyDirectoryStatus> = self
+            .keys
+            .reports()
+            .filter(|(_, report)| report.hold.is_some() || !report.held.is_empty())
+            .map(|(dir, report)| KeyDirectoryStatus {
+                dir: dir.clone(),
+                zones: report.zones.len(),
+                held_since: report.hold.as_ref().map(|h| h.since.to_string()),
+                held_reason: report.hold.as_ref().map(|h| h.reason.clone()),
+                zones_held: report
+                    .held
+                    .iter()
+                    .map(|(zone, reasons)| HeldZone {
+                        zone: display(zone),
+                        reasons: reasons.clone(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        key_directories.sort_by(|a, b| a.dir.cmp(&b.dir));
+        let followed = self
+            .sidecar
+            .followed
+            .iter()
+            .map(|(zone, apex)| FollowedStatus {
+                zone: display(zone),
+                primary: apex.primary.to_string(),
+                serial: apex.serial,
+                cds: apex.cds.len(),
+                cdnskey: apex.cdnskey.len(),
+                read_at: apex.read_at.to_string(),
+            })
+            .collect();
+        let update = (!self.sidecar.publishers.is_empty()).then(|| {
+            let c = &self.sidecar.counters;
+            UpdateStatus {
+                written: c.written.load(Relaxed),
+                failed: c.failed.load(Relaxed),
+                dropped: c.dropped.load(Relaxed),
+            }
+        });
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION"),
+            zones,
+            safety_brake,
+            key_directories,
+            followed,
+            update,
+        }
+    }
+}
+
+impl StatusReport {
+    /// `status --json`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The text `signalbox status` prints.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for zone in &self.zones {
+            let _ = writeln!(
+                out,
+                "zone {} serial {} names {}{}",
+                zone.apex,
+                zone.serial,
+                zone.names,
+                zone.not_signed_reason
+                    .as_ref()
+                    .map_or_else(String::new, |b| format!(" NOT SIGNED: {b}"))
+            );
+            if zone.serial_held {
+                out.push_str("  HELD: its next serial cannot be recorded (see the log)\n");
+            }
+        }
+        match &self.safety_brake {
+            BrakeStatus {
+                holding: true,
+                affected: Some(affected),
+                published: Some(published),
+                limit: Some(limit),
+            } => {
+                let _ = writeln!(
+                    out,
+                    "safety brake: HOLDING a change to {affected} of {published} child zones (limit {limit})"
+                );
+            }
+            _ => out.push_str("safety brake: not holding\n"),
+        }
+        for dir in &self.key_directories {
+            if let (Some(since), Some(reason)) = (&dir.held_since, &dir.held_reason) {
+                let _ = writeln!(
+                    out,
+                    "key directory {}: HELD since {since}: {reason}; its {} zone(s) keep their last signals until it reads cleanly again",
+                    dir.dir.display(),
+                    dir.zones
+                );
+            }
+            if !dir.zones_held.is_empty() {
+                let some: Vec<String> = dir
+                    .zones_held
+                    .iter()
+                    .take(5)
+                    .map(|held| format!("{} ({})", held.zone, held.reasons.join("; ")))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "key directory {}: {} zone(s) held: {}",
+                    dir.dir.display(),
+                    dir.zones_held.len(),
+                    some.join(", ")
+                );
+            }
+        }
+        for f in &self.followed {
+            let _ = writeln!(
+                out,
+                "following {} at {}: serial {}, {} CDS, {} CDNSKEY, read {}",
+                f.zone, f.primary, f.serial, f.cds, f.cdnskey, f.read_at
+            );
+        }
+        if let Some(u) = &self.update {
+            let _ = writeln!(
+                out,
+                "UPDATE: {} written, {} failed, {} dropped or reverted by the server",
+                u.written, u.failed, u.dropped
+            );
+        }
+        out
+    }
+}
