@@ -55,7 +55,7 @@ fn the_deb_installs_a_binary_unit_pages_and_a_working_config() {
     assert_eq!(code, 0, "dpkg-deb -c: {err}");
     for path in [
         "./usr/bin/signalbox",
-        "./lib/systemd/system/signalbox.service",
+        "./usr/lib/systemd/system/signalbox.service",
         "./etc/signalbox/signalbox.toml",
         "./usr/share/man/man8/signalbox.8",
         "./usr/share/man/man8/signalbox-serve.8",
@@ -127,7 +127,7 @@ fn check_installed() {
         let found = Path::new(page).exists() || Path::new(&format!("{page}.gz")).exists();
         assert!(found, "{page} not installed");
     }
-    let unit = "/lib/systemd/system/signalbox.service";
+    let unit = "/usr/lib/systemd/system/signalbox.service";
     let (code, out, err) = output(Command::new("systemd-analyze").args(["verify", "--man=no", unit]));
     assert!(
         code == 0 && err.trim().is_empty(),
