@@ -14,6 +14,7 @@ pub mod dnssec;
 pub mod follow;
 pub mod keys;
 pub mod log_limit;
+pub mod metrics;
 pub mod model;
 pub mod parent;
 pub mod plan;

@@ -45,6 +45,8 @@ struct RawConfig {
     #[serde(default)]
     parent: RawParent,
     #[serde(default)]
+    metrics: super::metrics::RawMetrics,
+    #[serde(default)]
     tsig_keys: Vec<Spanned<String>>,
 }
 
@@ -189,7 +191,9 @@ impl Checker<'_> {
         let resolver = self.resolver(&raw.resolver);
         let notify = self.notify(&raw.notify);
         let parent = self.parent(&raw.parent);
+        let metrics = self.metrics(&raw.metrics);
         Config {
+            metrics,
             tsig_keys,
             watch,
             safety,

@@ -27,6 +27,7 @@
 mod checker;
 pub mod duration;
 mod load;
+mod metrics;
 mod parent;
 mod serve;
 mod settings;
@@ -43,6 +44,7 @@ use std::{
 use hickory_proto::rr::Name;
 
 pub use load::{load, parse};
+pub use metrics::MetricsConfig;
 pub use parent::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig};
 pub use sidecar::{FollowConfig, PublishConfig};
 pub use zone_options::{AclEntry, JournalLimits, SerialPolicy, ZoneOptions};
@@ -402,6 +404,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// `[parent]`.
     pub parent: ParentConfig,
+    /// `[metrics]`.
+    pub metrics: MetricsConfig,
     /// `tsig_keys`: TSIG key files (`tsig-keygen` format).
     pub tsig_keys: Vec<PathBuf>,
 }

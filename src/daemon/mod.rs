@@ -22,9 +22,9 @@ mod schedule;
 mod serial_mark;
 mod serve;
 mod service;
-pub mod status;
 mod sidecar;
 mod sign;
+pub mod status;
 mod watch;
 
 use std::{
@@ -76,6 +76,14 @@ pub enum DaemonError {
     /// Another daemon holds the control socket.
     #[error("{0}")]
     ControlSocket(std::io::Error),
+    /// The metrics endpoint could not listen.
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    Metrics {
+        /// `[metrics] listen`.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A signal handler could not be installed.
     #[error("cannot install a {signal} handler: {source}")]
     Signal {

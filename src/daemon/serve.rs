@@ -9,6 +9,7 @@ use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -26,9 +27,11 @@ use super::{
     watch,
 };
 use crate::{
+    metrics::{self, Metrics},
     parent::ChildReport,
     policy::{FollowedApex, ParentView},
     server,
+    vital::Ends,
 };
 
 /// How soon a directory with keys mid-rewrite is looked at again.
@@ -88,6 +91,8 @@ struct Debounce {
     files: BTreeMap<PathBuf, BTreeSet<String>>,
     /// When the waiting changes become a round.
     deadline: Option<Instant>,
+    /// When the first key file change of the waiting ones was seen.
+    first_seen: Option<Instant>,
 }
 
 impl Debounce {
@@ -102,6 +107,7 @@ impl Debounce {
             }
         }
         self.deadline.get_or_insert(Instant::now() + debounce);
+        self.first_seen.get_or_insert_with(Instant::now);
     }
 
     /// Rescans whole directories at once (polling).
@@ -173,6 +179,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     for addr in &bound {
         tracing::info!(%addr, "serving");
     }
+    let metrics = start_metrics(&daemon).await?;
     let mut ctl_rx = open_control_socket(&daemon)?;
     let mut daemon = daemon;
     let mut deaths = daemon.deaths.take();
@@ -195,7 +202,11 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     sd.status(
         "first round: reading keys and signing (a warm start serves its saved zones meanwhile)",
     );
+    let started = Instant::now();
     let (mut daemon, mut first) = run_round(daemon, full_round(), &sd).await?;
+    if let Some(metrics) = &metrics {
+        metrics.round_done(daemon.round_facts(&first, started.elapsed(), None));
+    }
     after.deliver(&daemon, &mut first);
     sd.ready(&daemon.status_line());
     let mut watchdog =
@@ -222,6 +233,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         });
         let held_retry = daemon.serial_hold.due().map(Instant::from_std);
         let mut input: Option<RoundInput> = None;
+        let mut key_change_seen: Option<Instant> = None;
         let mut reply: Option<PendingReply> = None;
         tokio::select! {
             Some(touched) = dir_rx.recv() => {
@@ -232,6 +244,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
                 }
             }
             _ = tokio::time::sleep_until(debounce.deadline.unwrap_or_else(Instant::now)), if debounce.deadline.is_some() => {
+                key_change_seen = debounce.first_seen.take();
                 input = Some(debounce.take());
             }
             _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
@@ -282,8 +295,16 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
             _ = terminate.recv() => break,
         }
         if let Some(input) = input {
+            let started = Instant::now();
             let (next, mut report) = run_round(daemon, input, &sd).await?;
             daemon = next;
+            if let Some(metrics) = &metrics {
+                metrics.round_done(daemon.round_facts(
+                    &report,
+                    started.elapsed(),
+                    key_change_seen.filter(|_| report.new_versions > 0),
+                ));
+            }
             after.deliver(&daemon, &mut report);
             sd.status(&daemon.status_line());
             let read_again = watcher.note_held(daemon.unreadable_key_dirs());
@@ -335,6 +356,28 @@ async fn shut_down(daemon: Daemon) -> Result<(), DaemonError> {
         ),
     }
     Ok(())
+}
+
+/// Starts the `/metrics` endpoint when `[metrics] listen` is set (a
+/// vital part: it must answer as long as signalbox runs).
+async fn start_metrics(daemon: &Daemon) -> Result<Option<Arc<Metrics>>, DaemonError> {
+    let Some(addr) = daemon.config.metrics.listen else {
+        return Ok(None);
+    };
+    let listener = metrics::http::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Metrics { addr, source })?;
+    let metrics = Arc::new(Metrics::new(
+        daemon.snapshot(),
+        Arc::clone(&daemon.sidecar.counters),
+    ));
+    tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    daemon.vitals.task(
+        "metrics",
+        Ends::Never,
+        metrics::http::serve(listener, Arc::clone(&metrics)),
+    );
+    Ok(Some(metrics))
 }
 
 /// Opens the control socket; a running daemon on the same state directory

@@ -200,6 +200,34 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// What a round leaves for the metrics.
+    pub(super) fn round_facts(
+        &self,
+        report: &super::RoundReport,
+        duration: std::time::Duration,
+        key_change_seen: Option<tokio::time::Instant>,
+    ) -> crate::metrics::RoundFacts {
+        crate::metrics::RoundFacts {
+            duration,
+            brake_holding: report.held
+                || matches!(self.brake.held, Some(brake::Verdict::Hold { .. })),
+            key_file_errors: self
+                .keys
+                .reports()
+                .map(|(_, report)| {
+                    report
+                        .issues
+                        .iter()
+                        .filter(|issue| issue.severity == crate::keys::dir::Severity::Error)
+                        .count()
+                })
+                .sum(),
+            key_change_to_served: key_change_seen.map(|seen| seen.elapsed()),
+        }
+    }
+}
+
 impl StatusReport {
     /// `status --json`.
     pub fn to_json(&self) -> String {

@@ -17,6 +17,7 @@ mod flood;
 mod fuzz_query;
 mod key_directory;
 mod live;
+mod metrics;
 mod notify;
 mod notify_inbox;
 mod package;

@@ -119,7 +119,10 @@ fn check_installed() {
         "-c",
         "/etc/signalbox/signalbox.toml",
     ]));
-    assert_eq!(code, 0, "the shipped config as the signalbox user:\n{out}{err}");
+    assert_eq!(
+        code, 0,
+        "the shipped config as the signalbox user:\n{out}{err}"
+    );
     for page in [
         "/usr/share/man/man8/signalbox.8",
         "/usr/share/man/man5/signalbox.toml.5",
@@ -128,7 +131,8 @@ fn check_installed() {
         assert!(found, "{page} not installed");
     }
     let unit = "/usr/lib/systemd/system/signalbox.service";
-    let (code, out, err) = output(Command::new("systemd-analyze").args(["verify", "--man=no", unit]));
+    let (code, out, err) =
+        output(Command::new("systemd-analyze").args(["verify", "--man=no", unit]));
     assert!(
         code == 0 && err.trim().is_empty(),
         "systemd-analyze verify {unit}: {out}{err}"
@@ -154,8 +158,7 @@ fn check_installed() {
 fn starts_as_the_signalbox_user() {
     let dir = tempfile::tempdir().expect("tempdir");
     let work = dir.path();
-    fs::set_permissions(work, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
+    fs::set_permissions(work, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
     let keys = Path::new("/etc/signalbox/keys/_signal.ns1.example.net");
     let (code, out, err) = output(
         Command::new("dnssec-keygen")
@@ -196,10 +199,16 @@ fn starts_as_the_signalbox_user() {
     while !ready && Instant::now() < deadline && daemon.alive() {
         let mut buf = [0u8; 4096];
         if let Ok(n) = socket.recv(&mut buf) {
-            ready = String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1");
+            ready = String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == "READY=1");
         }
     }
-    assert!(ready, "no READY=1 from the installed binary:\n{}", daemon.log_text());
+    assert!(
+        ready,
+        "no READY=1 from the installed binary:\n{}",
+        daemon.log_text()
+    );
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let soa = query(addr, "_signal.ns1.example.net.", 6, true);
     assert!(

@@ -182,11 +182,7 @@ fn serve_tells_systemd_when_it_is_ready_and_keeps_the_watchdog_fed() {
     );
 
     // `status --json` says what is served; the log is JSON lines.
-    let (code, out, err) = output(
-        signalbox()
-            .args(["status", "--json", "-c"])
-            .arg(&config),
-    );
+    let (code, out, err) = output(signalbox().args(["status", "--json", "-c"]).arg(&config));
     assert_eq!(code, 0, "status --json: {out}{err}");
     let status: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
     assert_eq!(status["zones"][0]["apex"], apex, "{status}");

@@ -1,0 +1,248 @@
+//! Prometheus metrics (issue 14): what a dashboard needs to see signalbox
+//! working, in the Prometheus text exposition format 0.0.4 (encoded by
+//! `prometheus-client`, checked by `promtool check metrics` in
+//! tests/it/metrics.rs), served on `[metrics] listen` by [`http`].
+//!
+//! No label ever carries a child zone's name: a million children must not
+//! be a million series (per-child detail is for `status`). Signalling zones
+//! are few, so their gauges carry `zone`.
+//!
+//! Values come from three places, none of them on the UDP hot path:
+//! - the served snapshot, read at scrape time ([`ZoneCollector`]: serial,
+//!   names, earliest signature expiry, the last cached per serial so a
+//!   scrape of a million-name zone scans it once per new version);
+//! - the event loop, after every round ([`Metrics::round_done`]: rounds,
+//!   their duration, the safety brake, key file errors, the time from a key
+//!   file change to the answer served);
+//! - shared counters of other parts, read at scrape time
+//!   ([`CounterCollector`]: UPDATE writes).
+
+pub mod http;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+    time::Duration,
+};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric},
+    metrics::{
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::{ConstGauge, Gauge},
+        histogram::Histogram,
+    },
+    registry::{Registry, Unit},
+};
+
+use crate::{dns::name::display, server::SharedSnapshot};
+
+/// The metrics of one `signalbox serve`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    rounds: Counter,
+    round_duration: Histogram,
+    brake_holding: Gauge,
+    key_file_errors: Gauge,
+    key_change_to_served: Histogram,
+}
+
+/// What a round leaves for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundFacts {
+    /// How long the round took.
+    pub duration: Duration,
+    /// The safety brake holds a change.
+    pub brake_holding: bool,
+    /// Key file problems of error severity (unreadable, malformed).
+    pub key_file_errors: usize,
+    /// For a round caused by key file changes that served a new version:
+    /// from the first change seen to the new version served.
+    pub key_change_to_served: Option<Duration>,
+}
+
+/// UPDATE write counters shared with the publishers.
+pub type UpdateCounters = Arc<crate::publish::Counters>;
+
+impl Metrics {
+    /// The metrics, reading zones from `snapshot` and UPDATE writes from
+    /// `updates` at scrape time.
+    pub fn new(snapshot: SharedSnapshot, updates: UpdateCounters) -> Self {
+        let mut registry = Registry::with_prefix("signalbox");
+        let build_info = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+        build_info
+            .get_or_create(&[("version", env!("CARGO_PKG_VERSION"))])
+            .set(1);
+        registry.register("build_info", "signalbox's version (always 1)", build_info);
+        let rounds = Counter::default();
+        registry.register(
+            "rounds",
+            "Rounds run (scan, plan, brake, apply)",
+            rounds.clone(),
+        );
+        let round_duration = Histogram::new([0.001, 0.005, 0.02, 0.1, 0.5, 2.0, 10.0, 60.0, 300.0]);
+        registry.register_with_unit(
+            "round_duration",
+            "How long a round took",
+            Unit::Seconds,
+            round_duration.clone(),
+        );
+        let brake_holding = Gauge::default();
+        registry.register(
+            "safety_brake_holding",
+            "1 while the safety brake holds a change (signalbox confirm lets it through)",
+            brake_holding.clone(),
+        );
+        let key_file_errors = Gauge::default();
+        registry.register(
+            "key_file_errors",
+            "Key file problems that need an operator (unreadable, malformed), at the last round",
+            key_file_errors.clone(),
+        );
+        let key_change_to_served = Histogram::new([0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 60.0]);
+        registry.register_with_unit(
+            "key_change_to_served",
+            "From a key file change seen to the new signals served",
+            Unit::Seconds,
+            key_change_to_served.clone(),
+        );
+        registry.register_collector(Box::new(ZoneCollector {
+            snapshot,
+            expiry: Mutex::default(),
+        }));
+        registry.register_collector(Box::new(CounterCollector { updates }));
+        Metrics {
+            registry,
+            rounds,
+            round_duration,
+            brake_holding,
+            key_file_errors,
+            key_change_to_served,
+        }
+    }
+
+    /// Notes a finished round.
+    pub fn round_done(&self, facts: RoundFacts) {
+        self.rounds.inc();
+        self.round_duration.observe(facts.duration.as_secs_f64());
+        self.brake_holding.set(i64::from(facts.brake_holding));
+        self.key_file_errors
+            .set(i64::try_from(facts.key_file_errors).unwrap_or(i64::MAX));
+        if let Some(latency) = facts.key_change_to_served {
+            self.key_change_to_served.observe(latency.as_secs_f64());
+        }
+    }
+
+    /// The text a scrape gets.
+    pub fn encode(&self) -> Result<String, fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// Per served signalling zone, from the snapshot being served.
+#[derive(Debug)]
+struct ZoneCollector {
+    snapshot: SharedSnapshot,
+    /// Earliest signature expiry per apex, for the serial it was found at.
+    expiry: Mutex<HashMap<String, (u32, u32)>>,
+}
+
+impl Collector for ZoneCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let snapshot = self.snapshot.load();
+        let mut serials = Vec::new();
+        let mut names = Vec::new();
+        let mut expiries = Vec::new();
+        let mut cache = self.expiry.lock().unwrap_or_else(|e| e.into_inner());
+        for zone in snapshot.zones() {
+            let store = zone.store();
+            let apex = display(store.apex());
+            let serial = store.serial();
+            serials.push((apex.clone(), i64::from(serial)));
+            names.push((apex.clone(), store.len() as i64));
+            let earliest = match cache.get(&apex) {
+                Some(&(at, expires)) if at == serial => Some(expires),
+                _ => store.earliest_expiration(),
+            };
+            if let Some(expires) = earliest {
+                cache.insert(apex.clone(), (serial, expires));
+                expiries.push((apex, i64::from(expires)));
+            }
+        }
+        drop(cache);
+        gauge_family(
+            &mut encoder,
+            "zone_serial",
+            "SOA serial served, per signalling zone",
+            &serials,
+        )?;
+        gauge_family(
+            &mut encoder,
+            "zone_names",
+            "Owner names in the served signalling zone",
+            &names,
+        )?;
+        gauge_family(
+            &mut encoder,
+            "zone_signatures_earliest_expiry_timestamp_seconds",
+            "When the first RRSIG of the served zone expires (Unix time)",
+            &expiries,
+        )
+    }
+}
+
+/// One gauge per zone.
+fn gauge_family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    values: &[(String, i64)],
+) -> Result<(), fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    for (zone, value) in values {
+        let labels = [("zone", zone.as_str())];
+        ConstGauge::new(*value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Counters other parts keep, read at scrape time.
+#[derive(Debug)]
+struct CounterCollector {
+    updates: UpdateCounters,
+}
+
+impl Collector for CounterCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "update_writes",
+            "UPDATEs into signers by result: written and seen, failed, dropped or reverted by the server",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        let read = |c: &AtomicU64| c.load(Relaxed);
+        for (result, value) in [
+            ("written", read(&self.updates.written)),
+            ("failed", read(&self.updates.failed)),
+            ("dropped", read(&self.updates.dropped)),
+        ] {
+            let labels = [("result", result)];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
