@@ -166,6 +166,7 @@ fn metrics_pass_promtool_and_agree_with_what_is_served() {
         earliest > now + 86_400.0 && earliest < now + 15.0 * 86_400.0,
         "earliest expiry {earliest} not within 1..15 days"
     );
+    dist_files_use_only_these_metrics(&body);
     let rounds = sample(&body, "signalbox_rounds_total").expect("rounds");
     assert!(rounds >= 1.0, "{body}");
 
@@ -199,4 +200,43 @@ fn metrics_pass_promtool_and_agree_with_what_is_served() {
     };
     assert!(status.contains(" 404 "), "{status}");
     drop(server);
+}
+
+/// The alert rules pass `promtool check rules`, and every `signalbox_*`
+/// metric the rules and the Grafana dashboard in `dist/` use is one the
+/// scrape `body` has.
+fn dist_files_use_only_these_metrics(body: &str) {
+    let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dist");
+    let rules = dist.join("prometheus/signalbox.rules.yml");
+    let (code, out, err) = output(
+        Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(&rules),
+    );
+    assert_eq!(code, 0, "promtool check rules: {out}{err}");
+    let families: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for file in [rules, dist.join("grafana/signalbox.json")] {
+        let text = std::fs::read_to_string(&file).expect("dist file");
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("signalbox_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            let family = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            assert!(
+                families.contains(&family) || families.contains(&name.as_str()),
+                "{} uses {name}, which /metrics does not have",
+                file.display()
+            );
+        }
+    }
 }
