@@ -28,6 +28,7 @@ mod checker;
 pub mod duration;
 mod load;
 mod parent;
+mod rrl;
 mod serve;
 mod settings;
 mod sidecar;
@@ -43,6 +44,7 @@ use std::{
 use hickory_proto::rr::Name;
 
 pub use load::{load, parse};
+pub use rrl::{RRL_RATE_MAX, RrlConfig};
 pub use parent::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig};
 pub use sidecar::{FollowConfig, PublishConfig};
 pub use zone_options::{AclEntry, JournalLimits, SerialPolicy, ZoneOptions};
@@ -250,6 +252,8 @@ pub struct ServerConfig {
     /// A connection this old is closed cleanly between messages, never in
     /// the middle of an answer or a transfer (RFC 7766 §10).
     pub tcp_max_lifetime: Duration,
+    /// `[server.rrl]`: response rate limiting of UDP answers.
+    pub rrl: RrlConfig,
 }
 
 impl Default for ServerConfig {
@@ -264,6 +268,7 @@ impl Default for ServerConfig {
             tcp_io_timeout: Duration::from_secs(2),
             tcp_max_queries: 1000,
             tcp_max_lifetime: Duration::from_secs(120),
+            rrl: RrlConfig::default(),
         }
     }
 }

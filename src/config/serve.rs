@@ -29,6 +29,7 @@ pub(super) struct RawServer {
     tcp_io_timeout: Option<Spanned<ConfigDuration>>,
     tcp_max_queries: Option<Spanned<i64>>,
     tcp_max_lifetime: Option<Spanned<ConfigDuration>>,
+    rrl: Option<super::rrl::RawRrl>,
 }
 
 #[derive(Deserialize, Default)]
@@ -118,6 +119,7 @@ impl Checker<'_> {
             ..defaults
         };
         self.tcp_limits(raw, &mut server);
+        server.rrl = self.rrl(raw.rrl.as_ref());
         server
     }
 
@@ -448,7 +450,7 @@ pub enum AclEntryError {
 }
 
 /// `127.0.0.0/8`, `::1/128` or a bare address.
-fn parse_prefix(text: &str) -> Result<AclEntry, AclEntryError> {
+pub(super) fn parse_prefix(text: &str) -> Result<AclEntry, AclEntryError> {
     let (addr, len) = match text.split_once('/') {
         Some((a, l)) => (a, Some(l)),
         None => (text, None),

@@ -149,6 +149,8 @@ pub struct Daemon {
     vitals: Vitals,
     /// Where their deaths are reported (taken by the event loop).
     deaths: Option<UnboundedReceiver<Death>>,
+    /// The UDP response rate limiter, once serving with it enabled.
+    rrl: Option<Arc<crate::server::rrl::Rrl>>,
 }
 
 impl Daemon {
@@ -184,6 +186,7 @@ impl Daemon {
             sidecar: sidecar::Sidecar::default(),
             vitals,
             deaths: Some(deaths),
+            rrl: None,
         };
         daemon.sync_zones();
         daemon.publish_snapshot();
@@ -360,6 +363,10 @@ impl Daemon {
                 "safety brake: HOLDING a change to {affected} of {published} child zones (limit {limit})\n"
             )),
             _ => out.push_str("safety brake: not holding\n"),
+        }
+        match &self.rrl {
+            Some(rrl) => out.push_str(&rrl.status_line()),
+            None => out.push_str("rrl: off\n"),
         }
         out.push_str(&control::key_directory_status(self.keys.reports()));
         for (zone, apex) in &self.sidecar.followed {

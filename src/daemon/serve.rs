@@ -141,12 +141,14 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         .await
         .map_err(DaemonError::Round)??;
     // A warm start answers from the saved zones while the first round runs.
-    let bound = server::start(&daemon.config.server, daemon.snapshot(), &daemon.vitals).await?;
-    for addr in &bound {
+    let listening =
+        server::start(&daemon.config.server, daemon.snapshot(), &daemon.vitals).await?;
+    for addr in &listening.addrs {
         tracing::info!(%addr, "serving");
     }
     let mut ctl_rx = open_control_socket(&daemon)?;
     let mut daemon = daemon;
+    daemon.rrl = listening.rrl;
     let mut deaths = daemon.deaths.take();
     let mut died = None;
     let agent = daemon.start_agent();

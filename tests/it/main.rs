@@ -21,6 +21,7 @@ mod notify;
 mod notify_inbox;
 mod parent_world;
 mod partial_reads;
+mod rrl;
 mod serve;
 mod sidecar;
 mod signer_harness;
