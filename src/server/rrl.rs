@@ -193,14 +193,37 @@ pub struct Rrl {
 }
 
 /// One UDP thread's view: the shared limiter, its own counters and slip
-/// count, and what it counted in the batch not yet added to them.
+/// count, what it counted in the batch not yet added to them, and the last
+/// limited query.
 #[derive(Debug)]
 pub struct RrlThread {
     rrl: Arc<Rrl>,
     index: usize,
     limited: u64,
     batch: RrlTotals,
+    last: LastLimited,
 }
+
+/// The last query whose answer was limited, so a flood repeating it is
+/// limited without answering it again: the same query octets (but the ID)
+/// from the same prefix, on the same zone version, get the same answer,
+/// hence the same class and the same TC=1 reply (but the ID). This is what
+/// lets one UDP thread keep up with a sender repeating one query: answering
+/// is the costly part, the bucket check is not.
+#[derive(Debug, Default)]
+struct LastLimited {
+    /// The zone version it was answered from (0: none).
+    version: usize,
+    prefix: u128,
+    class: Option<AnswerClass>,
+    query: Vec<u8>,
+    /// Its TC=1 reply.
+    slipped: Vec<u8>,
+}
+
+/// Queries longer than this are not remembered (a plain query with EDNS
+/// is well under it).
+const REMEMBERED_MAX: usize = 512;
 
 impl Rrl {
     /// The limiter for `config` (enabled or not) and `threads` UDP threads.
@@ -252,6 +275,7 @@ impl Rrl {
             rrl: self.clone(),
             limited: 0,
             batch: RrlTotals::default(),
+            last: LastLimited::default(),
         }
     }
 
@@ -323,7 +347,15 @@ impl Rrl {
         let tat = if owned { (old & TIME_MASK).max(now) } else { now };
         let next = tat + self.interval_us;
         if next - now <= WINDOW_US {
-            slot.store(tag << TAG_SHIFT | next, Relaxed);
+            // "Limiting" stays set until the bucket has been full again,
+            // so a prefix held at its rate is logged once, not at every
+            // refill.
+            let still = if owned && old & TIME_MASK > now {
+                old & LIMITING
+            } else {
+                0
+            };
+            slot.store(tag << TAG_SHIFT | still | next, Relaxed);
             return true;
         }
         // Limited (the bucket is owned: a new one is full). Mark it, once,
@@ -363,6 +395,12 @@ impl RrlThread {
             self.batch.exempt += 1;
             return Verdict::Send;
         }
+        self.verdict(peer, prefix, class, now)
+    }
+
+    /// The bucket's verdict, counted.
+    fn verdict(&mut self, peer: IpAddr, prefix: u128, class: AnswerClass, now: u64) -> Verdict {
+        let rrl = &*self.rrl;
         self.batch.checked += 1;
         if rrl.take(peer, prefix, class, now) {
             return Verdict::Send;
@@ -375,6 +413,66 @@ impl RrlThread {
             self.batch.dropped += 1;
             Verdict::Drop
         }
+    }
+
+    /// Before answering: when `query` from `peer` repeats the last limited
+    /// query (but its ID) on zone `version`, the verdict of its bucket at
+    /// `now`, with the TC=1 reply written to `out` for [`Verdict::Slip`]. A
+    /// [`Verdict::Send`] has taken its token: answer it and do not
+    /// [`RrlThread::check`] it again. `None`: answer it and check.
+    pub fn repeat(
+        &mut self,
+        peer: IpAddr,
+        query: &[u8],
+        version: usize,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Option<Verdict> {
+        let last = &self.last;
+        let class = last.class?;
+        if last.version != version
+            || query.len() != last.query.len()
+            || query.len() < 12
+            || query[2..] != last.query[2..]
+        {
+            return None;
+        }
+        let (prefix, _) = self.rrl.prefix(peer);
+        if prefix != last.prefix {
+            return None;
+        }
+        let verdict = self.verdict(peer, prefix, class, now);
+        if verdict == Verdict::Slip {
+            out.clear();
+            out.extend_from_slice(&self.last.slipped);
+            out[..2].copy_from_slice(&query[..2]);
+        }
+        Some(verdict)
+    }
+
+    /// After a limited answer (`answer`, slipped or not) to `query`:
+    /// remembers it for [`RrlThread::repeat`].
+    pub fn remember(
+        &mut self,
+        peer: IpAddr,
+        query: &[u8],
+        version: usize,
+        class: AnswerClass,
+        answer: &[u8],
+        question_end: usize,
+    ) {
+        if query.len() > REMEMBERED_MAX || query.len() < 12 {
+            return;
+        }
+        let last = &mut self.last;
+        last.version = version;
+        last.prefix = self.rrl.prefix(peer).0;
+        last.class = Some(class);
+        last.query.clear();
+        last.query.extend_from_slice(query);
+        last.slipped.clear();
+        last.slipped.extend_from_slice(answer);
+        slip(&mut last.slipped, question_end);
     }
 
     /// Adds the batch's counts to this thread's counters (once per batch:

@@ -188,6 +188,9 @@ fn serve(socket: UdpSocket, snapshot: SharedSnapshot, mut rrl: Option<RrlThread>
         // zone version.
         let current = snapshot.load();
         let now = rrl.as_ref().map_or(0, |r| r.rrl().now());
+        // Which zone version answers (a remembered limited query is only
+        // reused on the version that answered it).
+        let version = Arc::as_ptr(&current) as usize;
         batch.peers.clear();
         for i in 0..received {
             let (len, Some(peer)) = batch.received[i] else {
@@ -196,14 +199,31 @@ fn serve(socket: UdpSocket, snapshot: SharedSnapshot, mut rrl: Option<RrlThread>
             let k = batch.peers.len();
             let query = &batch.queries[i][..len];
             let out = &mut batch.answers[k];
+            // A flood repeating one query is limited without answering it.
+            let early = match rrl.as_mut() {
+                Some(limiter) => limiter.repeat(peer.ip(), query, version, now, out),
+                None => None,
+            };
+            match early {
+                Some(Verdict::Drop) => continue,
+                Some(Verdict::Slip) => {
+                    batch.peers.push(SocketAddrAny::from(peer));
+                    continue;
+                }
+                Some(Verdict::Send) | None => {}
+            }
             let (Answer::Message, echo) =
                 respond_echo(&current, query, Transport::Udp, peer.ip(), out)
             else {
                 continue;
             };
-            if let Some(limiter) = rrl.as_mut() {
+            if let (Some(limiter), None) = (rrl.as_mut(), early) {
                 let class = AnswerClass::of(out, echo.qtype);
-                match limiter.check(peer.ip(), class, echo.signed, now) {
+                let verdict = limiter.check(peer.ip(), class, echo.signed, now);
+                if verdict != Verdict::Send {
+                    limiter.remember(peer.ip(), query, version, class, out, echo.question_end);
+                }
+                match verdict {
                     Verdict::Send => {}
                     Verdict::Drop => continue,
                     Verdict::Slip => rrl::slip(out, echo.question_end),

@@ -237,9 +237,11 @@ fn an_exempt_source_is_never_limited() {
     let addr = server.serve.addr;
     let exempt = one_by_one(Ipv4Addr::new(127, 0, 0, 1), addr, 60);
     assert_eq!(full(&exempt), 60, "exempt source: {exempt:?}");
-    // Not exempt, same rate: limited.
-    let other = one_by_one(Ipv4Addr::new(127, 0, 2, 1), addr, 60);
-    assert!(full(&other) <= 10, "a source not exempt: {other:?}");
+    // Not exempt, same rate: limited (sent at once: one by one, the
+    // timeouts of the dropped ones would let the bucket refill).
+    let other = burst(Ipv4Addr::new(127, 0, 2, 1), addr, 60);
+    let answered = other.iter().filter(|g| matches!(g, Got::Full(_))).count();
+    assert!(answered <= 10, "a source not exempt: {other:?}");
     let text = status(&server.config);
     assert!(counted(&text, "exempt") >= 60, "{text}");
 }
@@ -268,8 +270,11 @@ fn rrl_is_on_by_default_at_200_per_second() {
     );
     let got = burst(Ipv4Addr::new(127, 0, 3, 1), server.serve.addr, 400);
     let answered = got.iter().filter(|g| matches!(g, Got::Full(_))).count();
+    // The client may miss replies in a burst; the server's counts do not.
+    let text = status(&server.config);
+    let limited = counted(&text, "dropped") + counted(&text, "slipped (TC=1)");
     assert!(
-        (200..=260).contains(&answered),
-        "{answered}/400 answered in a burst at the default rate"
+        (140..=200).contains(&limited) && answered <= 260,
+        "400 at once at the default rate: {limited} limited, {answered} answered\n{text}"
     );
 }
