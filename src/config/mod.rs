@@ -44,8 +44,8 @@ use std::{
 use hickory_proto::rr::Name;
 
 pub use load::{load, parse};
-pub use rrl::{RRL_RATE_MAX, RrlConfig};
 pub use parent::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig};
+pub use rrl::{RRL_RATE_MAX, RrlConfig};
 pub use sidecar::{FollowConfig, PublishConfig};
 pub use zone_options::{AclEntry, JournalLimits, SerialPolicy, ZoneOptions};
 

@@ -9,7 +9,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{AclEntry, checker::Checker, serve::parse_prefix};
+use super::{AclEntry, checker::Checker, zone_options::parse_prefix};
 
 /// The `[server.rrl]` table as written.
 #[derive(Deserialize, Default)]

@@ -340,7 +340,10 @@ fn rrl_has_nsd_like_defaults_and_is_parsed() {
     .server
     .rrl;
     assert!(!rrl.enabled);
-    assert_eq!((rrl.rate, rrl.slip, rrl.ipv4_prefix, rrl.ipv6_prefix), (50, 0, 32, 64));
+    assert_eq!(
+        (rrl.rate, rrl.slip, rrl.ipv4_prefix, rrl.ipv6_prefix),
+        (50, 0, 32, 64)
+    );
     assert_eq!(
         rrl.exempt,
         vec![
@@ -352,7 +355,8 @@ fn rrl_has_nsd_like_defaults_and_is_parsed() {
 
 #[test]
 fn rrl_is_validated_with_its_line() {
-    let base = "version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\n[server]\n[server.rrl]\n";
+    let base =
+        "version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\n[server]\n[server.rrl]\n";
     for (line, key, needle) in [
         ("rate = 0", "server.rrl.rate", "1..=1000000"),
         ("slip = -1", "server.rrl.slip", "0..=100"),

@@ -141,8 +141,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         .await
         .map_err(DaemonError::Round)??;
     // A warm start answers from the saved zones while the first round runs.
-    let listening =
-        server::start(&daemon.config.server, daemon.snapshot(), &daemon.vitals).await?;
+    let listening = server::start(&daemon.config.server, daemon.snapshot(), &daemon.vitals).await?;
     for addr in &listening.addrs {
         tracing::info!(%addr, "serving");
     }

@@ -96,12 +96,10 @@ pub async fn start(
             first_thread,
             vitals,
         )
-        .map_err(|source| {
-            ServerError::Bind {
-                addr: local,
-                proto: "UDP",
-                source,
-            }
+        .map_err(|source| ServerError::Bind {
+            addr: local,
+            proto: "UDP",
+            source,
         })?;
         vitals.task(
             format!("tcp-accept-{local}"),

@@ -229,7 +229,10 @@ impl Rrl {
     /// The limiter for `config` (enabled or not) and `threads` UDP threads.
     pub fn new(config: &RrlConfig, threads: usize) -> Rrl {
         let random = RandomState::new();
-        let keys = [random.hash_one(0x5bd1_e995u64), random.hash_one(0x27d4_eb2fu64) | 1];
+        let keys = [
+            random.hash_one(0x5bd1_e995u64),
+            random.hash_one(0x27d4_eb2fu64) | 1,
+        ];
         let exempt = config
             .exempt
             .iter()
@@ -344,7 +347,11 @@ impl Rrl {
         let slot = &self.buckets[hash as usize & (BUCKETS - 1)];
         let old = slot.load(Relaxed);
         let owned = old >> TAG_SHIFT == tag;
-        let tat = if owned { (old & TIME_MASK).max(now) } else { now };
+        let tat = if owned {
+            (old & TIME_MASK).max(now)
+        } else {
+            now
+        };
         let next = tat + self.interval_us;
         if next - now <= WINDOW_US {
             // "Limiting" stays set until the bucket has been full again,

@@ -7,9 +7,9 @@
 
 use std::{
     io::{self, IoSlice, IoSliceMut},
-    sync::Arc,
     net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket},
     os::fd::{AsRawFd, RawFd},
+    sync::Arc,
     thread,
     time::Duration,
 };

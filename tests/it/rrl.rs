@@ -175,7 +175,14 @@ fn counted(status: &str, what: &str) -> u64 {
         .unwrap_or_else(|| panic!("no rrl line in status:\n{status}"));
     line.split(", ")
         .chain(line.split(": "))
-        .find_map(|part| part.strip_suffix(what)?.trim().rsplit(' ').next()?.parse().ok())
+        .find_map(|part| {
+            part.strip_suffix(what)?
+                .trim()
+                .rsplit(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or_else(|| panic!("no {what:?} count in {line:?}"))
 }
 
@@ -187,7 +194,10 @@ fn a_burst_beyond_the_rate_is_dropped_and_slipped_while_another_prefix_is_answer
     let addr = server.serve.addr;
     let flooder = Ipv4Addr::new(127, 0, 0, 1);
     let got = burst(flooder, addr, 100);
-    let answered = got.iter().filter(|g| matches!(g, Got::Full(n) if *n > 0)).count();
+    let answered = got
+        .iter()
+        .filter(|g| matches!(g, Got::Full(n) if *n > 0))
+        .count();
     let slipped = got.iter().filter(|g| **g == Got::Truncated).count();
     let limited = 100 - answered;
     eprintln!("burst of 100: {answered} answered, {slipped} TC=1, {limited} limited");
@@ -223,7 +233,10 @@ fn a_burst_beyond_the_rate_is_dropped_and_slipped_while_another_prefix_is_answer
     );
     assert!(dropped >= (limited - slipped) as u64, "{text}");
     assert!(
-        server.serve.log_text().contains("response rate limiting started"),
+        server
+            .serve
+            .log_text()
+            .contains("response rate limiting started"),
         "limiting is logged:\n{}",
         server.serve.log_text()
     );

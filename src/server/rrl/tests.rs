@@ -37,21 +37,42 @@ fn a_full_bucket_gives_a_burst_of_rate_then_refills_at_rate() {
     let rrl = limiter(200, 0, &[]);
     let mut t = rrl.thread(0);
     let start = 5_000_000;
-    assert_eq!(passed(&mut t, "192.0.2.1", AnswerClass::Dnssec, 500, start), 200);
+    assert_eq!(
+        passed(&mut t, "192.0.2.1", AnswerClass::Dnssec, 500, start),
+        200
+    );
     // 100 ms later: 20 more.
     assert_eq!(
-        passed(&mut t, "192.0.2.1", AnswerClass::Dnssec, 500, start + 100_000),
+        passed(
+            &mut t,
+            "192.0.2.1",
+            AnswerClass::Dnssec,
+            500,
+            start + 100_000
+        ),
         20
     );
     // Over ten seconds at 1000/s offered, 200/s pass.
     let mut sent = 0;
     for ms in 1..=10_000u64 {
-        sent += passed(&mut t, "192.0.2.1", AnswerClass::Dnssec, 1, start + 100_000 + ms * 1000);
+        sent += passed(
+            &mut t,
+            "192.0.2.1",
+            AnswerClass::Dnssec,
+            1,
+            start + 100_000 + ms * 1000,
+        );
     }
     assert!((1990..=2010).contains(&sent), "{sent} in 10 s at 200/s");
     // Idle for a minute: a full burst again, not more.
     assert_eq!(
-        passed(&mut t, "192.0.2.1", AnswerClass::Dnssec, 500, start + 70_000_000),
+        passed(
+            &mut t,
+            "192.0.2.1",
+            AnswerClass::Dnssec,
+            500,
+            start + 70_000_000
+        ),
         200
     );
 }
@@ -61,16 +82,37 @@ fn prefixes_and_classes_have_their_own_buckets() {
     let rrl = limiter(10, 0, &[]);
     let mut t = rrl.thread(0);
     let now = 1_000_000;
-    assert_eq!(passed(&mut t, "192.0.2.1", AnswerClass::Nxdomain, 50, now), 10);
+    assert_eq!(
+        passed(&mut t, "192.0.2.1", AnswerClass::Nxdomain, 50, now),
+        10
+    );
     // The same /24: limited.
-    assert_eq!(passed(&mut t, "192.0.2.200", AnswerClass::Nxdomain, 5, now), 0);
+    assert_eq!(
+        passed(&mut t, "192.0.2.200", AnswerClass::Nxdomain, 5, now),
+        0
+    );
     // Another /24, another class: their own bursts.
-    assert_eq!(passed(&mut t, "192.0.3.1", AnswerClass::Nxdomain, 50, now), 10);
-    assert_eq!(passed(&mut t, "192.0.2.1", AnswerClass::Positive, 50, now), 10);
+    assert_eq!(
+        passed(&mut t, "192.0.3.1", AnswerClass::Nxdomain, 50, now),
+        10
+    );
+    assert_eq!(
+        passed(&mut t, "192.0.2.1", AnswerClass::Positive, 50, now),
+        10
+    );
     // IPv6: one /56.
-    assert_eq!(passed(&mut t, "2001:db8:0:1::1", AnswerClass::Nodata, 50, now), 10);
-    assert_eq!(passed(&mut t, "2001:db8:0:ff::2", AnswerClass::Nodata, 5, now), 0);
-    assert_eq!(passed(&mut t, "2001:db8:0:100::1", AnswerClass::Nodata, 50, now), 10);
+    assert_eq!(
+        passed(&mut t, "2001:db8:0:1::1", AnswerClass::Nodata, 50, now),
+        10
+    );
+    assert_eq!(
+        passed(&mut t, "2001:db8:0:ff::2", AnswerClass::Nodata, 5, now),
+        0
+    );
+    assert_eq!(
+        passed(&mut t, "2001:db8:0:100::1", AnswerClass::Nodata, 50, now),
+        10
+    );
 }
 
 #[test]
@@ -95,10 +137,19 @@ fn slip_sends_every_nth_limited_answer_truncated() {
 fn exempt_sources_and_signed_queries_are_never_limited() {
     let rrl = limiter(1, 0, &["192.0.2.0/25", "2001:db8::/32"]);
     let mut t = rrl.thread(0);
-    assert_eq!(passed(&mut t, "192.0.2.9", AnswerClass::Dnssec, 100, 0), 100);
-    assert_eq!(passed(&mut t, "2001:db8::53", AnswerClass::Dnssec, 100, 0), 100);
+    assert_eq!(
+        passed(&mut t, "192.0.2.9", AnswerClass::Dnssec, 100, 0),
+        100
+    );
+    assert_eq!(
+        passed(&mut t, "2001:db8::53", AnswerClass::Dnssec, 100, 0),
+        100
+    );
     // Outside the exempt /25 but in the same /24: limited.
-    assert_eq!(passed(&mut t, "192.0.2.200", AnswerClass::Dnssec, 100, 0), 1);
+    assert_eq!(
+        passed(&mut t, "192.0.2.200", AnswerClass::Dnssec, 100, 0),
+        1
+    );
     let signed = (0..100)
         .filter(|_| t.check(ip("203.0.113.1"), AnswerClass::Dnssec, true, 0) == Verdict::Send)
         .count();
