@@ -306,7 +306,7 @@ impl Daemon {
         }
         if config.server != self.config.server {
             tracing::warn!(
-                "[server] changed: listen addresses and threads change at the next restart"
+                "[server] changed: listen addresses, threads, TCP limits and [server.rrl] change at the next restart"
             );
         }
         if config.state != self.config.state {

@@ -206,3 +206,46 @@ fn another_key_in_a_slot_takes_it_over_full() {
     slot.store(foreign, Relaxed);
     assert_eq!(passed(&mut t, "192.0.2.1", AnswerClass::Positive, 10, 0), 5);
 }
+
+#[test]
+fn a_repeated_limited_query_is_limited_without_answering_it() {
+    let rrl = limiter(2, 2, &[]);
+    let mut t = rrl.thread(0);
+    let peer = ip("192.0.2.1");
+    // A query (ID 0x1111) and its answer: header, question, one record.
+    let question = [3, b'f', b'o', b'o', 0, 0, 48, 0, 1];
+    let mut query = vec![0x11, 0x11, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    query.extend_from_slice(&question);
+    let mut answer = query.clone();
+    answer[2] = 0x85;
+    answer[7] = 1;
+    answer.extend_from_slice(&[0xc0, 12, 0, 48, 0, 1, 0, 0, 0, 60, 0, 0]);
+    let class = AnswerClass::of(&answer, 48);
+    assert_eq!(passed(&mut t, "192.0.2.1", class, 2, 0), 2);
+    // Nothing remembered yet: answer it.
+    let mut out = Vec::new();
+    assert_eq!(t.repeat(peer, &query, 7, 0, &mut out), None);
+    assert_eq!(t.check(peer, class, false, 0), Verdict::Drop);
+    t.remember(peer, &query, 7, class, &answer, 12 + question.len());
+    // The same query with another ID: the bucket's verdict, no answer.
+    query[..2].copy_from_slice(&[0x22, 0x22]);
+    assert_eq!(t.repeat(peer, &query, 7, 0, &mut out), Some(Verdict::Slip));
+    assert_eq!(&out[..2], &[0x22, 0x22], "the reply carries the query's ID");
+    assert_eq!(out.len(), 12 + question.len());
+    assert_eq!(out[2] & 0x02, 0x02, "TC");
+    assert_eq!(t.repeat(peer, &query, 7, 0, &mut out), Some(Verdict::Drop));
+    // Another zone version, another prefix, another query: answered again.
+    assert_eq!(t.repeat(peer, &query, 8, 0, &mut out), None);
+    assert_eq!(t.repeat(ip("192.0.3.1"), &query, 7, 0, &mut out), None);
+    let mut other = query.clone();
+    other[14] = b'x';
+    assert_eq!(t.repeat(peer, &other, 7, 0, &mut out), None);
+    // Once the bucket refills, a repeat passes (and takes its token).
+    assert_eq!(
+        t.repeat(peer, &query, 7, 500_000, &mut out),
+        Some(Verdict::Send)
+    );
+    t.flush();
+    let totals = rrl.totals();
+    assert_eq!((totals.dropped, totals.slipped), (2, 1));
+}
