@@ -56,7 +56,7 @@ def unpack_results(path):
     i = 0
     while i < len(lines):
         line = lines[i]
-        m = re.match(r"^### (info|startup|runs)\.tsv$", line)
+        m = re.match(r"^### (info|startup|runs|rrl)\.tsv$", line)
         if m:
             j = i + 1
             with open(os.path.join(out, m.group(1) + ".tsv"), "w") as f:
@@ -72,6 +72,20 @@ def unpack_results(path):
                 f.write("".join(v + "\n" for v in vals))
         i += 1
     return out
+
+
+def rrl_cost(rows):
+    """Pairs the RRL on/off runs of each round: {"rounds": {r: (on, off)}, "ratio": median}."""
+    runs = {}
+    for r in rows:
+        if int(r["completed"]) <= 0:
+            continue
+        cpu_us = int(r["cpu_ticks"]) / int(r["clk_tck"]) / int(r["completed"]) * 1e6
+        runs.setdefault(int(r["round"]), {})[r["rrl"]] = {"qps": float(r["qps"]), "cpu_us": cpu_us}
+    rounds = {k: (v["on"], v["off"]) for k, v in runs.items() if "on" in v and "off" in v}
+    if not rounds:
+        return None
+    return {"rounds": rounds, "ratio": median([on["cpu_us"] / off["cpu_us"] for on, off in rounds.values()])}
 
 
 def main():
@@ -147,6 +161,17 @@ def main():
       "(100% = one core): the server's and dnsperf's CPU, and the rest of the machine's busy time "
       "from /proc/stat (loopback softirq not charged to a process, and anything else running: "
       f"{int(info.get('nproc', '2')) * 100}% minus the three is idle).\n")
+
+    rrl = rrl_cost(read_tsv(os.path.join(work, "rrl.tsv")))
+    if rrl:
+        p("## RRL cost (issue 13): signalbox CPU per query with RRL on vs off, interleaved\n")
+        p("| round | on: QPS | on: CPU/query (us) | off: QPS | off: CPU/query (us) | on/off |")
+        p("|---|---|---|---|---|---|")
+        for r, (on, off) in sorted(rrl["rounds"].items()):
+            p(f"| {r} | {fmt(on['qps'], 0)} | {fmt(on['cpu_us'], 3)} | {fmt(off['qps'], 0)} | "
+              f"{fmt(off['cpu_us'], 3)} | {on['cpu_us'] / off['cpu_us']:.3f} |")
+        p(f"\nMedian on/off ratio of CPU per query: {rrl['ratio']:.3f} "
+          f"(on {info.get('rrl', '?')}; {info.get('rrl_status', '')})\n")
 
     sb = med.get("signalbox")
     if sb:
@@ -237,6 +262,9 @@ def main():
         r = sb["rss_mib"] / med["knot"]["rss_mib"]
         row("RSS <= Knot's", f"{fmt(sb['rss_mib'])} vs {fmt(med['knot']['rss_mib'])} MiB ({r:.2f}x)",
             r <= 1.0, f"by {sb['rss_mib'] - med['knot']['rss_mib']:.0f} MiB ({r:.1f}x)")
+    if rrl:
+        row("CPU/query with RRL on within 5% of off", f"{rrl['ratio']:.3f}x (median of {len(rrl['rounds'])} rounds)",
+            rrl["ratio"] <= 1.05, f"by {(rrl['ratio'] - 1.05) * 100:.1f} points")
     cold = st.get("signalbox cold start (signs everything)")
     if cold is not None and cold == cold:
         n = info.get("n", "?")

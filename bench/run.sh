@@ -15,6 +15,9 @@
 #      with server CPU per query and memory;
 #   5. key-change latency of signalbox (default debounce, then FAST_DEBOUNCE);
 #   6. prints a summary and writes everything to bench/results/<date>.txt.
+#   With RRL_ROUNDS > 0, between 4 and 5: the CPU cost of response rate limiting
+#   (issue 13): a second signalbox instance with RRL the other way (warm, from a copy of
+#   the state dir), dnsperf alternating between the two for RRL_ROUNDS rounds each.
 #
 # Environment (all optional):
 #   N=100000 QUERIES=200000 ROUNDS=3 DURATION=20 WARMUP=3 STARTUP_REPS=3
@@ -30,6 +33,15 @@
 #   WORK=bench/work         scratch directory (removed at the end unless KEEP_WORK=1)
 #   SEED=1                  key and query generation are deterministic per seed
 #   RESULTS_DIR=bench/results
+#   RRL=off                 [server.rrl] of the load-test instance. off: the peak-QPS
+#                           comparison (Knot has no RRL here, NSD runs with
+#                           rrl-ratelimit: 0; one dnsperf source would be limited at
+#                           signalbox's default 200/s). on: enabled with rate RRL_RATE.
+#   RRL_RATE=1000000        the rate when RRL is on for a benchmark: so high that nothing
+#                           is limited, so every query pays for the full check and bucket
+#                           update and nothing is saved by not sending
+#   RRL_ROUNDS=0            rounds of the RRL on/off cost comparison (0: skipped); the
+#                           second instance listens on BASE_PORT+3
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -54,12 +66,17 @@ WORK=${WORK:-$BENCH_DIR/work}
 KEEP_WORK=${KEEP_WORK:-0}
 SIGNALBOX=${SIGNALBOX:-}
 RESULTS_DIR=${RESULTS_DIR:-$BENCH_DIR/results}
+RRL=${RRL:-off}
+RRL_RATE=${RRL_RATE:-1000000}
+RRL_ROUNDS=${RRL_ROUNDS:-0}
+[[ $RRL == on || $RRL == off ]] || { echo "RRL must be on or off" >&2; exit 1; }
 export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in bench/
 
 APEX=_signal.ns1.operator.test.
 SB_PORT=$BASE_PORT
 KNOT_PORT=$((BASE_PORT + 1))
 NSD_PORT=$((BASE_PORT + 2))
+RRL_PORT=$((BASE_PORT + 3))
 CLK_TCK=$(getconf CLK_TCK)
 PY=${PYTHON:-python3}
 DEFAULT_DEBOUNCE=100ms # signalbox's built-in default ([watch] debounce unset)
@@ -183,7 +200,7 @@ for tool in dnsperf knotd nsd nsd-checkconf dnssec-keygen dnssec-signzone dig ss
     command -v "$tool" >/dev/null ||
         die "$tool not found (Debian: apt-get install dnsperf knot nsd bind9-utils bind9-dnsutils iproute2 procps python3)"
 done
-for p in "$SB_PORT" "$KNOT_PORT" "$NSD_PORT"; do
+for p in "$SB_PORT" "$KNOT_PORT" "$NSD_PORT" "$RRL_PORT"; do
     port_free "$p" || die "127.0.0.1 port $p is in use (set BASE_PORT)"
 done
 [[ $BASE_PORT -ge 1024 ]] || die "BASE_PORT must be a high port"
@@ -215,6 +232,7 @@ info() { printf '%s\t%s\n' "$1" "$2" >>info.tsv; }
 STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 info n "$N"
 info nproc "$(nproc)"
+info rrl "$RRL (rate $RRL_RATE when on)"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- 1. data
@@ -227,7 +245,8 @@ SIGNAL_KEY=$(ls signal/*.key)
 SIGNAL_KEY=${SIGNAL_KEY%.key}
 PROBE_NAME="_dsboot.$(head -1 children.txt)${APEX}"
 
-write_config() { # FILE [DEBOUNCE]
+write_config() { # FILE [DEBOUNCE] [RRL on|off] [PORT] [STATE_DIR]
+    local rrl=${3:-$RRL}
     {
         echo 'version = 1'
         echo '[[zones]]'
@@ -239,9 +258,16 @@ write_config() { # FILE [DEBOUNCE]
         echo 'keys = "signal"'
         echo 'nameservers = ["ns1.operator.test."]'
         echo '[server]'
-        echo "listen = [\"127.0.0.1:$SB_PORT\"]"
+        echo "listen = [\"127.0.0.1:${4:-$SB_PORT}\"]"
+        echo '[server.rrl]'
+        if [[ $rrl == on ]]; then
+            echo 'enabled = true'
+            echo "rate = $RRL_RATE"
+        else
+            echo 'enabled = false'
+        fi
         echo '[state]'
-        echo 'dir = "state"'
+        echo "dir = \"${5:-state}\""
         if [[ -n ${2:-} || -n $RESCAN_INTERVAL ]]; then
             echo '[watch]'
             [[ -z ${2:-} ]] || echo "debounce = \"$2\""
@@ -496,6 +522,55 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 
+# ---------------------------------------------------------------- 4b. RRL cost
+# CPU per query with RRL on (at a rate nothing reaches) and off, interleaved: two
+# warm instances of the same binary, one each way, dnsperf alternating between them
+# (on/off, then off/on: the machine's drift hits both alike). report.py gives the
+# median of the per-round on/off ratios.
+printf 'rrl\tround\tqps\tcompleted\tcpu_ticks\tclk_tck\tmachine_busy_pct\n' >rrl.tsv
+if [[ $RRL_ROUNDS -gt 0 ]]; then
+    other=$([[ $RRL == on ]] && echo off || echo on)
+    rm -rf state-rrl
+    cp -a state state-rrl
+    rm -f state-rrl/*.sock state-rrl/control* 2>/dev/null || true
+    write_config signalbox-rrl-$other.toml "" "$other" "$RRL_PORT" state-rrl
+    "$SIGNALBOX" serve -c signalbox-rrl-$other.toml >>"signalbox-rrl-$other.log" 2>&1 &
+    RRL_PID=$!
+    PIDS+=("$RRL_PID")
+    run_fg "$PY" "$BENCH_DIR/dnsprobe.py" --port "$RRL_PORT" first-answer --name "$PROBE_NAME" --timeout "$START_TIMEOUT" >/dev/null ||
+        die "signalbox with RRL $other: no answer (see signalbox-rrl-$other.log)"
+    wait_log 'round done' "signalbox-rrl-$other.log" 1 "$START_TIMEOUT" || die "signalbox with RRL $other: no round done"
+    rrl_pid() { if [[ $1 == "$RRL" ]]; then echo "$SB_PID"; else echo "$RRL_PID"; fi; }
+    rrl_port() { if [[ $1 == "$RRL" ]]; then echo "$SB_PORT"; else echo "$RRL_PORT"; fi; }
+    log "RRL cost: $RRL_ROUNDS rounds x (on, off), dnsperf -l $DURATION after a ${WARMUP}s warm-up"
+    for r in $(seq "$RRL_ROUNDS"); do
+        order="on off"
+        [[ $((r % 2)) == 0 ]] && order="off on"
+        for mode in $order; do
+            port=$(rrl_port "$mode")
+            pid=$(rrl_pid "$mode")
+            out=dnsperf/rrl-$mode-$r.txt
+            wait_quiet "dnsperf RRL $mode round $r"
+            # shellcheck disable=SC2086
+            run_fg dnsperf $DNSPERF_ARGS -p "$port" -l "$WARMUP" >"dnsperf/rrl-$mode-$r-warmup.txt" 2>&1
+            m0=$(machine_ticks)
+            c0=$(cpu_ticks "$pid")
+            # shellcheck disable=SC2086
+            run_fg dnsperf $DNSPERF_ARGS -p "$port" -l "$DURATION" >"$out" 2>&1
+            c1=$(cpu_ticks "$pid")
+            m1=$(machine_ticks)
+            busy_pct=$(awk -v a="$m0" -v b="$m1" 'BEGIN { split(a, x, ","); split(b, y, ","); printf "%.1f", 100 * (y[2] - x[2]) / (y[1] - x[1]) }')
+            read -r completed qps < <(awk '/Queries completed:/ { c = $3 } /Queries per second:/ { q = $4 } END { print c + 0, q + 0 }' "$out")
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$r" "$qps" "$completed" $((c1 - c0)) "$CLK_TCK" "$busy_pct" >>rrl.tsv
+            log "RRL $mode round $r: $qps qps, $completed completed, server cpu $((c1 - c0)) ticks"
+        done
+    done
+    on_config=signalbox.toml
+    [[ $RRL == on ]] || on_config=signalbox-rrl-on.toml
+    info rrl_status "$("$SIGNALBOX" status -c "$on_config" 2>&1 | grep '^rrl:' || echo '?')"
+    stop_pid "$RRL_PID"
+fi
+
 # ---------------------------------------------------------------- 5. key-change latency
 keychange() { # LABEL DEBOUNCE SEED
     local label=$1 rounds0 rc=0
@@ -556,6 +631,9 @@ RESULT=$RESULTS_DIR/$(date -u +%Y-%m-%d).txt
     echo
     echo "### runs.tsv"
     cat runs.tsv
+    echo
+    echo "### rrl.tsv"
+    cat rrl.tsv
     echo
     for f in latency-*.txt; do
         [[ -e $f ]] || continue # CHANGES=0: no key-change runs

@@ -29,6 +29,7 @@ pub mod duration;
 mod load;
 mod metrics;
 mod parent;
+mod rrl;
 mod serve;
 mod settings;
 mod sidecar;
@@ -46,6 +47,7 @@ use hickory_proto::rr::Name;
 pub use load::{load, parse};
 pub use metrics::MetricsConfig;
 pub use parent::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig};
+pub use rrl::{RRL_RATE_MAX, RrlConfig};
 pub use sidecar::{FollowConfig, PublishConfig};
 pub use zone_options::{AclEntry, JournalLimits, SerialPolicy, ZoneOptions};
 
@@ -252,6 +254,8 @@ pub struct ServerConfig {
     /// A connection this old is closed cleanly between messages, never in
     /// the middle of an answer or a transfer (RFC 7766 §10).
     pub tcp_max_lifetime: Duration,
+    /// `[server.rrl]`: response rate limiting of UDP answers.
+    pub rrl: RrlConfig,
 }
 
 impl Default for ServerConfig {
@@ -266,6 +270,7 @@ impl Default for ServerConfig {
             tcp_io_timeout: Duration::from_secs(2),
             tcp_max_queries: 1000,
             tcp_max_lifetime: Duration::from_secs(120),
+            rrl: RrlConfig::default(),
         }
     }
 }

@@ -324,3 +324,59 @@ fn tcp_limits_are_validated_with_their_line() {
         assert_eq!(e.line, 6 + line.matches('\n').count(), "{e}");
     }
 }
+
+#[test]
+fn rrl_has_nsd_like_defaults_and_is_parsed() {
+    let base = "version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\n[server]\n";
+    let rrl = parse_ok(base).server.rrl;
+    assert_eq!(rrl, crate::config::RrlConfig::default());
+    assert!(rrl.enabled);
+    assert_eq!((rrl.rate, rrl.slip), (200, 2));
+    assert_eq!((rrl.ipv4_prefix, rrl.ipv6_prefix), (24, 56));
+    let rrl = parse_ok(&format!(
+        "{base}[server.rrl]\nenabled = false\nrate = 50\nslip = 0\nipv4_prefix = 32\n\
+         ipv6_prefix = 64\nexempt = [\"192.0.2.0/24\", \"2001:db8::1\"]\n"
+    ))
+    .server
+    .rrl;
+    assert!(!rrl.enabled);
+    assert_eq!(
+        (rrl.rate, rrl.slip, rrl.ipv4_prefix, rrl.ipv6_prefix),
+        (50, 0, 32, 64)
+    );
+    assert_eq!(
+        rrl.exempt,
+        vec![
+            AclEntry::Prefix("192.0.2.0".parse().expect("v4"), 24),
+            AclEntry::Prefix("2001:db8::1".parse().expect("v6"), 128),
+        ]
+    );
+}
+
+#[test]
+fn rrl_is_validated_with_its_line() {
+    let base =
+        "version = 1\n[[zone]]\nname = \"a.example.\"\nkeys = \"k\"\n[server]\n[server.rrl]\n";
+    for (line, key, needle) in [
+        ("rate = 0", "server.rrl.rate", "1..=1000000"),
+        ("slip = -1", "server.rrl.slip", "0..=100"),
+        ("slip = 101", "server.rrl.slip", "0..=100"),
+        ("ipv4_prefix = 33", "server.rrl.ipv4_prefix", "1..=32"),
+        ("ipv6_prefix = 0", "server.rrl.ipv6_prefix", "1..=128"),
+        (
+            "exempt = [\"10.0.0.0/8\", \"key:k.example.\"]",
+            "server.rrl.exempt[1]",
+            "only address prefixes",
+        ),
+        (
+            "exempt = [\"10.0.0.0/40\"]",
+            "server.rrl.exempt[0]",
+            "prefix length must be 0..=32",
+        ),
+    ] {
+        let e = one_error(&format!("{base}{line}\n"));
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.message.contains(needle), "{e}");
+        assert_eq!(e.line, 7, "{e}");
+    }
+}

@@ -163,3 +163,47 @@ mod acl_tests {
         ));
     }
 }
+
+/// Why an `allow_transfer` entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AclEntryError {
+    /// Neither an address (prefix) nor `key:NAME`.
+    #[error("{text:?} is neither an address prefix (\"127.0.0.0/8\") nor \"key:NAME\"")]
+    NotAnEntry {
+        /// The entry as written.
+        text: String,
+    },
+    /// A prefix length beyond the address family's bits.
+    #[error("{text:?}: prefix length must be 0..={max}")]
+    PrefixLength {
+        /// The entry as written.
+        text: String,
+        /// 32 or 128.
+        max: u8,
+    },
+    /// `key:NAME` with a name that does not parse.
+    #[error(transparent)]
+    KeyName(#[from] crate::dns::NameError),
+}
+
+/// `127.0.0.0/8`, `::1/128` or a bare address.
+pub(super) fn parse_prefix(text: &str) -> Result<AclEntry, AclEntryError> {
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let addr: std::net::IpAddr = addr.parse().map_err(|_| AclEntryError::NotAnEntry {
+        text: text.to_string(),
+    })?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        None => max,
+        Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| {
+            AclEntryError::PrefixLength {
+                text: text.to_string(),
+                max,
+            }
+        })?,
+    };
+    Ok(AclEntry::Prefix(addr, len))
+}

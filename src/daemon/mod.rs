@@ -159,6 +159,8 @@ pub struct Daemon {
     vitals: Vitals,
     /// Where their deaths are reported (taken by the event loop).
     deaths: Option<UnboundedReceiver<Death>>,
+    /// The UDP response rate limiter, once serving with it enabled.
+    rrl: Option<Arc<crate::server::rrl::Rrl>>,
 }
 
 impl Daemon {
@@ -194,6 +196,7 @@ impl Daemon {
             sidecar: sidecar::Sidecar::default(),
             vitals,
             deaths: Some(deaths),
+            rrl: None,
         };
         daemon.sync_zones();
         daemon.publish_snapshot();
@@ -313,7 +316,7 @@ impl Daemon {
         }
         if config.server != self.config.server {
             tracing::warn!(
-                "[server] changed: listen addresses and threads change at the next restart"
+                "[server] changed: listen addresses, threads, TCP limits and [server.rrl] change at the next restart"
             );
         }
         if config.state != self.config.state {

@@ -175,13 +175,14 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         .await
         .map_err(DaemonError::Round)??;
     // A warm start answers from the saved zones while the first round runs.
-    let bound = server::start(&daemon.config.server, daemon.snapshot(), &daemon.vitals).await?;
-    for addr in &bound {
+    let listening = server::start(&daemon.config.server, daemon.snapshot(), &daemon.vitals).await?;
+    for addr in &listening.addrs {
         tracing::info!(%addr, "serving");
     }
+    let mut daemon = daemon;
+    daemon.rrl = listening.rrl;
     let metrics = start_metrics(&daemon).await?;
     let mut ctl_rx = open_control_socket(&daemon)?;
-    let mut daemon = daemon;
     let mut deaths = daemon.deaths.take();
     let mut died = None;
     let agent = daemon.start_agent();
@@ -370,6 +371,7 @@ async fn start_metrics(daemon: &Daemon) -> Result<Option<Arc<Metrics>>, DaemonEr
     let metrics = Arc::new(Metrics::new(
         daemon.snapshot(),
         Arc::clone(&daemon.sidecar.counters),
+        daemon.rrl.clone(),
     ));
     tracing::info!(%addr, "metrics on http://{addr}/metrics");
     daemon.vitals.task(

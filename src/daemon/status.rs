@@ -4,7 +4,9 @@
 //!
 //! JSON field names are the interface scripts use: `zones[]` (`apex`,
 //! `serial`, `names`, `signed`, `not_signed_reason`, `serial_held`),
-//! `safety_brake` (`holding`, `affected`, `published`, `limit`),
+//! `safety_brake` (`holding`, `affected`, `published`, `limit`), `rrl`
+//! (null when off; `rate`, `slip`, prefixes, `checked`, `dropped`,
+//! `slipped`, `exempt`),
 //! `key_directories[]` (`dir`, `zones`, `held_since`, `held_reason`,
 //! `zones_held[]` with `zone` and `reasons`), `followed[]` and `update`.
 
@@ -24,6 +26,8 @@ pub struct StatusReport {
     pub zones: Vec<ZoneStatus>,
     /// The safety brake.
     pub safety_brake: BrakeStatus,
+    /// Response rate limiting of UDP answers; `None` when off.
+    pub rrl: Option<RrlStatus>,
     /// Key directories that are held or hold zones.
     pub key_directories: Vec<KeyDirectoryStatus>,
     /// Zones followed at a signer.
@@ -60,6 +64,29 @@ pub struct BrakeStatus {
     pub published: Option<usize>,
     /// The most one round may change.
     pub limit: Option<usize>,
+}
+
+/// Response rate limiting (`[server.rrl]`) and what it did since start.
+#[derive(Debug, Clone, Serialize)]
+pub struct RrlStatus {
+    /// Answers per second per source prefix and answer class.
+    pub rate: u32,
+    /// Every `slip`-th limited answer goes out truncated (TC=1).
+    pub slip: u32,
+    /// IPv4 source prefix length.
+    pub ipv4_prefix: u8,
+    /// IPv6 source prefix length.
+    pub ipv6_prefix: u8,
+    /// Exempt prefixes configured.
+    pub exempt_prefixes: usize,
+    /// Answers checked.
+    pub checked: u64,
+    /// Limited answers dropped.
+    pub dropped: u64,
+    /// Limited answers sent truncated.
+    pub slipped: u64,
+    /// Answers to exempt sources.
+    pub exempt: u64,
 }
 
 /// A key directory with something to report.
@@ -189,10 +216,26 @@ impl Daemon {
                 dropped: c.dropped.load(Relaxed),
             }
         });
+        let rrl = self.rrl.as_ref().map(|rrl| {
+            let config = rrl.config();
+            let totals = rrl.totals();
+            RrlStatus {
+                rate: config.rate,
+                slip: config.slip,
+                ipv4_prefix: config.ipv4_prefix,
+                ipv6_prefix: config.ipv6_prefix,
+                exempt_prefixes: config.exempt.len(),
+                checked: totals.checked,
+                dropped: totals.dropped,
+                slipped: totals.slipped,
+                exempt: totals.exempt,
+            }
+        });
         StatusReport {
             version: env!("CARGO_PKG_VERSION"),
             zones,
             safety_brake,
+            rrl,
             key_directories,
             followed,
             update,
@@ -265,6 +308,25 @@ impl StatusReport {
                 );
             }
             _ => out.push_str("safety brake: not holding\n"),
+        }
+        match &self.rrl {
+            Some(r) => {
+                let _ = writeln!(
+                    out,
+                    "rrl: on, {} answers/s per /{} (IPv4) or /{} (IPv6) and answer class, slip {}, {} exempt prefix(es): \
+                     {} checked, {} dropped, {} slipped (TC=1), {} exempt",
+                    r.rate,
+                    r.ipv4_prefix,
+                    r.ipv6_prefix,
+                    r.slip,
+                    r.exempt_prefixes,
+                    r.checked,
+                    r.dropped,
+                    r.slipped,
+                    r.exempt
+                );
+            }
+            None => out.push_str("rrl: off\n"),
         }
         for dir in &self.key_directories {
             if let (Some(since), Some(reason)) = (&dir.held_since, &dir.held_reason) {

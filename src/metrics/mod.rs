@@ -15,7 +15,7 @@
 //!   their duration, the safety brake, key file errors, the time from a key
 //!   file change to the answer served);
 //! - shared counters of other parts, read at scrape time
-//!   ([`CounterCollector`]: UPDATE writes).
+//!   ([`CounterCollector`]: UPDATE writes, response rate limiting).
 
 pub mod http;
 
@@ -74,7 +74,11 @@ pub type UpdateCounters = Arc<crate::publish::Counters>;
 impl Metrics {
     /// The metrics, reading zones from `snapshot` and UPDATE writes from
     /// `updates` at scrape time.
-    pub fn new(snapshot: SharedSnapshot, updates: UpdateCounters) -> Self {
+    pub fn new(
+        snapshot: SharedSnapshot,
+        updates: UpdateCounters,
+        rrl: Option<Arc<crate::server::rrl::Rrl>>,
+    ) -> Self {
         let mut registry = Registry::with_prefix("signalbox");
         let build_info = Family::<[(&'static str, &'static str); 1], Gauge>::default();
         build_info
@@ -117,7 +121,7 @@ impl Metrics {
             snapshot,
             expiry: Mutex::default(),
         }));
-        registry.register_collector(Box::new(CounterCollector { updates }));
+        registry.register_collector(Box::new(CounterCollector { updates, rrl }));
         Metrics {
             registry,
             rounds,
@@ -224,6 +228,8 @@ fn gauge_family(
 #[derive(Debug)]
 struct CounterCollector {
     updates: UpdateCounters,
+    /// Response rate limiting, when on.
+    rrl: Option<Arc<crate::server::rrl::Rrl>>,
 }
 
 impl Collector for CounterCollector {
@@ -242,6 +248,20 @@ impl Collector for CounterCollector {
         ] {
             let labels = [("result", result)];
             ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        drop(family);
+        if let Some(rrl) = &self.rrl {
+            let totals = rrl.totals();
+            let mut family = encoder.encode_descriptor(
+                "rrl_limited",
+                "UDP answers over the rate limit ([server.rrl]) by action: dropped, or slipped (sent truncated, TC=1)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (action, value) in [("dropped", totals.dropped), ("slipped", totals.slipped)] {
+                let labels = [("action", action)];
+                ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+            }
         }
         Ok(())
     }

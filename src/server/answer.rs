@@ -66,10 +66,42 @@ pub fn respond(
     peer: IpAddr,
     out: &mut Vec<u8>,
 ) -> Answer {
+    respond_echo(snapshot, packet, transport, peer, out).0
+}
+
+/// What response rate limiting needs of an answer besides its header,
+/// known while answering so the UDP path never reads the query again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Echo {
+    /// The query's QTYPE (0 when it could not be read).
+    pub qtype: u16,
+    /// Where the echoed question ends in the answer (header and question:
+    /// what a TC=1 "slip" reply keeps).
+    pub question_end: usize,
+    /// The query carried a TSIG that verified: the answer goes to a key
+    /// holder, not to a spoofable address, and is never rate limited.
+    pub signed: bool,
+}
+
+/// [`respond`], and what the answer echoes of the query.
+pub fn respond_echo(
+    snapshot: &Snapshot,
+    packet: &[u8],
+    transport: Transport,
+    peer: IpAddr,
+    out: &mut Vec<u8>,
+) -> (Answer, Echo) {
     out.clear();
     let q = match query::parse(packet) {
         Ok(q) => q,
-        Err(ParseError::Drop) => return Answer::Drop,
+        Err(ParseError::Drop) => {
+            let echo = Echo {
+                qtype: 0,
+                question_end: 0,
+                signed: false,
+            };
+            return (Answer::Drop, echo);
+        }
         Err(ParseError::FormErr {
             id,
             flags,
@@ -79,8 +111,18 @@ pub fn respond(
             if let Some(question) = question {
                 out.extend_from_slice(question);
             }
-            return Answer::Message;
+            let echo = Echo {
+                qtype: 0,
+                question_end: out.len(),
+                signed: false,
+            };
+            return (Answer::Message, echo);
         }
+    };
+    let mut echo = Echo {
+        qtype: q.qtype,
+        question_end: 12 + q.question.len(),
+        signed: false,
     };
     // TSIG (RFC 8945): verify, answer NOTAUTH on failure, sign the answer.
     let mut signing: Option<(tsig::Key, Vec<u8>, u64)> = None;
@@ -109,7 +151,7 @@ pub fn respond(
                         }
                         _ => tsig::append_error(out, &t, e.code(), now),
                     }
-                    return Answer::Message;
+                    return (Answer::Message, echo);
                 }
             },
             _ => {
@@ -122,7 +164,7 @@ pub fn respond(
                     snapshot.edns_udp_size,
                     transport,
                 );
-                return Answer::Message;
+                return (Answer::Message, echo);
             }
         }
     }
@@ -130,7 +172,8 @@ pub fn respond(
     if let (Answer::Message, Some((key, mac, now))) = (&answer, &signing) {
         tsig::sign(out, key, Some(mac), *now, 0);
     }
-    answer
+    echo.signed = signing.is_some();
+    (answer, echo)
 }
 
 fn respond_to(

@@ -1,12 +1,14 @@
 //! The authoritative server: UDP on one OS thread per core, each with its own
 //! `SO_REUSEPORT` socket (BENCHMARKS.md: about 0.8x Knot's server CPU per
 //! query on the same zone and machine), TCP on tokio (RFC
-//! 7766), answers from an immutable [`Snapshot`] swapped atomically.
+//! 7766), answers from an immutable [`Snapshot`] swapped atomically. UDP
+//! answers pass response rate limiting ([`rrl`]) first.
 
 pub mod answer;
 pub mod inbound;
 pub mod notify;
 pub mod query;
+pub mod rrl;
 mod snapshot;
 mod tcp;
 mod udp;
@@ -16,7 +18,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use arc_swap::ArcSwap;
 
-pub use answer::{Answer, Transport, respond};
+pub use answer::{Answer, Echo, Transport, respond, respond_echo};
 pub use snapshot::{ServedZone, Snapshot};
 
 use crate::{
@@ -42,6 +44,15 @@ pub enum ServerError {
     },
 }
 
+/// What [`start`] set up.
+#[derive(Debug)]
+pub struct Listening {
+    /// The addresses bound (with the ports picked for port 0).
+    pub addrs: Vec<SocketAddr>,
+    /// The response rate limiter of every UDP thread, when enabled.
+    pub rrl: Option<Arc<rrl::Rrl>>,
+}
+
 /// Starts UDP threads and TCP listeners on every configured address. UDP
 /// threads run until the process exits; TCP tasks run on the current tokio
 /// runtime. Both are vital parts: a UDP thread or accept loop that panics
@@ -50,12 +61,19 @@ pub async fn start(
     config: &ServerConfig,
     snapshot: SharedSnapshot,
     vitals: &Vitals,
-) -> Result<Vec<SocketAddr>, ServerError> {
+) -> Result<Listening, ServerError> {
     let threads = if config.udp_threads == 0 {
         std::thread::available_parallelism().map_or(1, usize::from)
     } else {
         config.udp_threads
     };
+    // One limiter for every address: a source is limited across all of them.
+    let limiter = config.rrl.enabled.then(|| {
+        Arc::new(rrl::Rrl::new(
+            &config.rrl,
+            threads.max(1) * config.listen.len(),
+        ))
+    });
     let mut bound = Vec::new();
     for addr in &config.listen {
         // TCP first: with port 0 it picks the port UDP then shares.
@@ -69,12 +87,19 @@ pub async fn start(
             proto: "TCP",
             source,
         })?;
-        udp::spawn(local, threads, snapshot.clone(), vitals).map_err(|source| {
-            ServerError::Bind {
-                addr: local,
-                proto: "UDP",
-                source,
-            }
+        let first_thread = bound.len() * threads.max(1);
+        udp::spawn(
+            local,
+            threads,
+            snapshot.clone(),
+            limiter.as_ref(),
+            first_thread,
+            vitals,
+        )
+        .map_err(|source| ServerError::Bind {
+            addr: local,
+            proto: "UDP",
+            source,
         })?;
         vitals.task(
             format!("tcp-accept-{local}"),
@@ -84,5 +109,8 @@ pub async fn start(
         tracing::info!(%local, udp_threads = threads, "listening");
         bound.push(local);
     }
-    Ok(bound)
+    Ok(Listening {
+        addrs: bound,
+        rrl: limiter,
+    })
 }

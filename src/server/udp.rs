@@ -2,12 +2,14 @@
 //! socket with a large receive buffer, taking up to 64 datagrams per system
 //! call (recvmmsg, through nix) into reused buffers and sending the batch's
 //! answers in one (sendmmsg, through rustix, which says how many went out):
-//! no allocation per packet.
+//! no allocation per packet. Answers pass response rate limiting
+//! ([`super::rrl`]) before they are sent, on a clock read once per batch.
 
 use std::{
     io::{self, IoSlice, IoSliceMut},
     net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket},
     os::fd::{AsRawFd, RawFd},
+    sync::Arc,
     thread,
     time::Duration,
 };
@@ -19,7 +21,10 @@ use nix::{
 use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{Answer, SharedSnapshot, Transport, respond};
+use super::{
+    Answer, SharedSnapshot, Transport, respond_echo,
+    rrl::{self, AnswerClass, Rrl, RrlThread, Verdict},
+};
 use crate::vital::{Ends, Vitals};
 
 /// Receive buffer per socket: Knot's ~208 KiB default dropped queries under
@@ -38,11 +43,14 @@ fn socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
-/// Binds `threads` sockets on `addr` and starts a thread on each.
+/// Binds `threads` sockets on `addr` and starts a thread on each; with
+/// `rrl`, thread `i` counts as the limiter's thread `first_thread + i`.
 pub fn spawn(
     addr: SocketAddr,
     threads: usize,
     snapshot: SharedSnapshot,
+    rrl: Option<&Arc<Rrl>>,
+    first_thread: usize,
     vitals: &Vitals,
 ) -> io::Result<()> {
     // Bind all first, so a failure leaves no thread behind.
@@ -51,10 +59,11 @@ pub fn spawn(
         .collect::<io::Result<Vec<_>>>()?;
     for (i, socket) in sockets.into_iter().enumerate() {
         let snapshot = snapshot.clone();
+        let rrl = rrl.map(|r| r.thread(first_thread + i));
         // A UDP thread never returns: if it panics, the daemon exits
         // non-zero so its supervisor restarts it (issue 13 item 9).
         vitals.thread(format!("udp-{addr}-{i}"), Ends::Never, move || {
-            serve(socket, snapshot)
+            serve(socket, snapshot, rrl)
         })?;
     }
     Ok(())
@@ -153,7 +162,7 @@ fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
     })
 }
 
-fn serve(socket: UdpSocket, snapshot: SharedSnapshot) {
+fn serve(socket: UdpSocket, snapshot: SharedSnapshot, mut rrl: Option<RrlThread>) {
     let fd = socket.as_raw_fd();
     let mut batch = Batch::new();
     let mut failures: u32 = 0;
@@ -178,6 +187,10 @@ fn serve(socket: UdpSocket, snapshot: SharedSnapshot) {
         // One snapshot per batch: every answer of a batch comes from the same
         // zone version.
         let current = snapshot.load();
+        let now = rrl.as_ref().map_or(0, |r| r.rrl().now());
+        // Which zone version answers (a remembered limited query is only
+        // reused on the version that answered it).
+        let version = Arc::as_ptr(&current) as usize;
         batch.peers.clear();
         for i in 0..received {
             let (len, Some(peer)) = batch.received[i] else {
@@ -186,11 +199,42 @@ fn serve(socket: UdpSocket, snapshot: SharedSnapshot) {
             let k = batch.peers.len();
             let query = &batch.queries[i][..len];
             let out = &mut batch.answers[k];
-            if let Answer::Message = respond(&current, query, Transport::Udp, peer.ip(), out) {
-                batch.peers.push(SocketAddrAny::from(peer));
+            // A flood repeating one query is limited without answering it.
+            let early = match rrl.as_mut() {
+                Some(limiter) => limiter.repeat(peer.ip(), query, version, now, out),
+                None => None,
+            };
+            match early {
+                Some(Verdict::Drop) => continue,
+                Some(Verdict::Slip) => {
+                    batch.peers.push(SocketAddrAny::from(peer));
+                    continue;
+                }
+                Some(Verdict::Send) | None => {}
             }
+            let (Answer::Message, echo) =
+                respond_echo(&current, query, Transport::Udp, peer.ip(), out)
+            else {
+                continue;
+            };
+            if let (Some(limiter), None) = (rrl.as_mut(), early) {
+                let class = AnswerClass::of(out, echo.qtype);
+                let verdict = limiter.check(peer.ip(), class, echo.signed, now);
+                if verdict != Verdict::Send {
+                    limiter.remember(peer.ip(), query, version, class, out, echo.question_end);
+                }
+                match verdict {
+                    Verdict::Send => {}
+                    Verdict::Drop => continue,
+                    Verdict::Slip => rrl::slip(out, echo.question_end),
+                }
+            }
+            batch.peers.push(SocketAddrAny::from(peer));
         }
         drop(current);
+        if let Some(limiter) = rrl.as_mut() {
+            limiter.flush();
+        }
         // All answers of the batch in one system call; if the kernel stops
         // at a datagram it cannot send, that one is skipped and the rest go.
         let mut sent = 0;

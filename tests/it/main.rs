@@ -23,6 +23,7 @@ mod notify_inbox;
 mod package;
 mod parent_world;
 mod partial_reads;
+mod rrl;
 mod serve;
 mod service;
 mod sidecar;

@@ -167,6 +167,13 @@ fn metrics_pass_promtool_and_agree_with_what_is_served() {
         "earliest expiry {earliest} not within 1..15 days"
     );
     dist_files_use_only_these_metrics(&body);
+    // RRL is on by default (the test config exempts 127.0.0.1): counted,
+    // nothing limited.
+    assert_eq!(
+        sample(&body, "signalbox_rrl_limited_total{action=\"dropped\"}"),
+        Some(0.0),
+        "{body}"
+    );
     let rounds = sample(&body, "signalbox_rounds_total").expect("rounds");
     assert!(rounds >= 1.0, "{body}");
 
