@@ -181,7 +181,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     }
     let mut daemon = daemon;
     daemon.rrl = listening.rrl;
-    let metrics = start_metrics(&daemon).await?;
+    let metrics = start_metrics(&daemon, listening.queries).await?;
     let mut ctl_rx = open_control_socket(&daemon)?;
     let mut deaths = daemon.deaths.take();
     let mut died = None;
@@ -361,18 +361,22 @@ async fn shut_down(daemon: Daemon) -> Result<(), DaemonError> {
 
 /// Starts the `/metrics` endpoint when `[metrics] listen` is set (a
 /// vital part: it must answer as long as signalbox runs).
-async fn start_metrics(daemon: &Daemon) -> Result<Option<Arc<Metrics>>, DaemonError> {
+async fn start_metrics(
+    daemon: &Daemon,
+    queries: Arc<server::counters::QueryCounters>,
+) -> Result<Option<Arc<Metrics>>, DaemonError> {
     let Some(addr) = daemon.config.metrics.listen else {
         return Ok(None);
     };
     let listener = metrics::http::bind(addr)
         .await
         .map_err(|source| DaemonError::Metrics { addr, source })?;
-    let metrics = Arc::new(Metrics::new(
-        daemon.snapshot(),
-        Arc::clone(&daemon.sidecar.counters),
-        daemon.rrl.clone(),
-    ));
+    let metrics = Arc::new(Metrics::new(metrics::Sources {
+        snapshot: daemon.snapshot(),
+        updates: Arc::clone(&daemon.sidecar.counters),
+        rrl: daemon.rrl.clone(),
+        queries,
+    }));
     tracing::info!(%addr, "metrics on http://{addr}/metrics");
     daemon.vitals.task(
         "metrics",

@@ -15,7 +15,9 @@
 //!   their duration, the safety brake, key file errors, the time from a key
 //!   file change to the answer served);
 //! - shared counters of other parts, read at scrape time
-//!   ([`CounterCollector`]: UPDATE writes, response rate limiting).
+//!   ([`CounterCollector`]: answers by transport and RCODE, which the UDP
+//!   threads tally per thread and batch (`server::counters`), transfers,
+//!   TCP connections, UPDATE writes, response rate limiting).
 
 pub mod http;
 
@@ -33,6 +35,7 @@ use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeMetric},
     metrics::{
+        MetricType,
         counter::{ConstCounter, Counter},
         family::Family,
         gauge::{ConstGauge, Gauge},
@@ -41,7 +44,14 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::{dns::name::display, server::SharedSnapshot};
+use crate::{
+    dns::name::display,
+    server::{
+        SharedSnapshot,
+        counters::{QueryCounters, rcode_name},
+        rrl::Rrl,
+    },
+};
 
 /// The metrics of one `signalbox serve`.
 #[derive(Debug)]
@@ -71,14 +81,28 @@ pub struct RoundFacts {
 /// UPDATE write counters shared with the publishers.
 pub type UpdateCounters = Arc<crate::publish::Counters>;
 
+/// Where the metrics read at scrape time.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The served snapshot.
+    pub snapshot: SharedSnapshot,
+    /// UPDATE writes into signers.
+    pub updates: UpdateCounters,
+    /// Response rate limiting, when on.
+    pub rrl: Option<Arc<Rrl>>,
+    /// Answers by transport and RCODE, transfers, TCP connections.
+    pub queries: Arc<QueryCounters>,
+}
+
 impl Metrics {
-    /// The metrics, reading zones from `snapshot` and UPDATE writes from
-    /// `updates` at scrape time.
-    pub fn new(
-        snapshot: SharedSnapshot,
-        updates: UpdateCounters,
-        rrl: Option<Arc<crate::server::rrl::Rrl>>,
-    ) -> Self {
+    /// The metrics, reading `sources` at scrape time.
+    pub fn new(sources: Sources) -> Self {
+        let Sources {
+            snapshot,
+            updates,
+            rrl,
+            queries,
+        } = sources;
         let mut registry = Registry::with_prefix("signalbox");
         let build_info = Family::<[(&'static str, &'static str); 1], Gauge>::default();
         build_info
@@ -121,7 +145,11 @@ impl Metrics {
             snapshot,
             expiry: Mutex::default(),
         }));
-        registry.register_collector(Box::new(CounterCollector { updates, rrl }));
+        registry.register_collector(Box::new(CounterCollector {
+            updates,
+            rrl,
+            queries,
+        }));
         Metrics {
             registry,
             rounds,
@@ -211,12 +239,7 @@ fn gauge_family(
     help: &str,
     values: &[(String, i64)],
 ) -> Result<(), fmt::Error> {
-    let mut family = encoder.encode_descriptor(
-        name,
-        help,
-        None,
-        prometheus_client::metrics::MetricType::Gauge,
-    )?;
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (zone, value) in values {
         let labels = [("zone", zone.as_str())];
         ConstGauge::new(*value).encode(family.encode_family(&labels)?)?;
@@ -229,16 +252,19 @@ fn gauge_family(
 struct CounterCollector {
     updates: UpdateCounters,
     /// Response rate limiting, when on.
-    rrl: Option<Arc<crate::server::rrl::Rrl>>,
+    rrl: Option<Arc<Rrl>>,
+    /// The server's answers.
+    queries: Arc<QueryCounters>,
 }
 
 impl Collector for CounterCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        self.encode_queries(&mut encoder)?;
         let mut family = encoder.encode_descriptor(
             "update_writes",
             "UPDATEs into signers by result: written and seen, failed, dropped or reverted by the server",
             None,
-            prometheus_client::metrics::MetricType::Counter,
+            MetricType::Counter,
         )?;
         let read = |c: &AtomicU64| c.load(Relaxed);
         for (result, value) in [
@@ -256,7 +282,7 @@ impl Collector for CounterCollector {
                 "rrl_limited",
                 "UDP answers over the rate limit ([server.rrl]) by action: dropped, or slipped (sent truncated, TC=1)",
                 None,
-                prometheus_client::metrics::MetricType::Counter,
+                MetricType::Counter,
             )?;
             for (action, value) in [("dropped", totals.dropped), ("slipped", totals.slipped)] {
                 let labels = [("action", action)];
@@ -264,5 +290,53 @@ impl Collector for CounterCollector {
             }
         }
         Ok(())
+    }
+}
+
+impl CounterCollector {
+    /// `queries_total{transport,rcode}` (the usual RCODEs always, the rest
+    /// once seen), `transfers_total{type,result}`, `tcp_connections`.
+    fn encode_queries(&self, encoder: &mut DescriptorEncoder) -> Result<(), fmt::Error> {
+        let totals = self.queries.totals();
+        let mut family = encoder.encode_descriptor(
+            "queries",
+            "Answers sent, by transport and RCODE (a transfer counts once; answers RRL dropped are not here)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (transport, counts) in [("udp", &totals.udp), ("tcp", &totals.tcp)] {
+            for (rcode, &count) in counts.iter().enumerate() {
+                if count == 0 && !matches!(rcode, 0..=5 | 9) {
+                    continue;
+                }
+                let labels = [("transport", transport), ("rcode", rcode_name(rcode))];
+                ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        drop(family);
+        let mut family = encoder.encode_descriptor(
+            "transfers",
+            "Zone transfers sent (AXFR, IXFR), complete or cut off",
+            None,
+            MetricType::Counter,
+        )?;
+        let kinds = [
+            ("axfr", "complete"),
+            ("axfr", "cut"),
+            ("ixfr", "complete"),
+            ("ixfr", "cut"),
+        ];
+        for ((kind, result), &count) in kinds.iter().zip(&totals.transfers) {
+            let labels = [("type", *kind), ("result", *result)];
+            ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+        }
+        drop(family);
+        let family = encoder.encode_descriptor(
+            "tcp_connections",
+            "TCP connections open now",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(totals.tcp_open).encode(family)
     }
 }

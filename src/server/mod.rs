@@ -5,6 +5,7 @@
 //! answers pass response rate limiting ([`rrl`]) first.
 
 pub mod answer;
+pub mod counters;
 pub mod inbound;
 pub mod notify;
 pub mod query;
@@ -51,6 +52,8 @@ pub struct Listening {
     pub addrs: Vec<SocketAddr>,
     /// The response rate limiter of every UDP thread, when enabled.
     pub rrl: Option<Arc<rrl::Rrl>>,
+    /// Answers by transport and RCODE, transfers, TCP connections.
+    pub queries: Arc<counters::QueryCounters>,
 }
 
 /// Starts UDP threads and TCP listeners on every configured address. UDP
@@ -74,6 +77,9 @@ pub async fn start(
             threads.max(1) * config.listen.len(),
         ))
     });
+    let queries = Arc::new(counters::QueryCounters::new(
+        threads.max(1) * config.listen.len(),
+    ));
     let mut bound = Vec::new();
     for addr in &config.listen {
         // TCP first: with port 0 it picks the port UDP then shares.
@@ -93,6 +99,7 @@ pub async fn start(
             threads,
             snapshot.clone(),
             limiter.as_ref(),
+            &queries,
             first_thread,
             vitals,
         )
@@ -104,7 +111,12 @@ pub async fn start(
         vitals.task(
             format!("tcp-accept-{local}"),
             Ends::Never,
-            tcp::serve(listener, snapshot.clone(), tcp::Limits::of(config)),
+            tcp::serve(
+                listener,
+                snapshot.clone(),
+                tcp::Limits::of(config),
+                Arc::clone(&queries),
+            ),
         );
         tracing::info!(%local, udp_threads = threads, "listening");
         bound.push(local);
@@ -112,5 +124,6 @@ pub async fn start(
     Ok(Listening {
         addrs: bound,
         rrl: limiter,
+        queries,
     })
 }

@@ -49,7 +49,11 @@ use tokio::{
     time::timeout,
 };
 
-use super::{Answer, SharedSnapshot, Transport, respond};
+use super::{
+    Answer, SharedSnapshot, Transport,
+    counters::{QueryCounters, TransferOutcome, rcode_of},
+    respond,
+};
 use crate::{config::ServerConfig, dns::wire::put_framed};
 
 /// The idle wait when more than half of the slots are taken (NSD's value).
@@ -193,6 +197,8 @@ impl Source {
 /// The open connections, in total and per source.
 struct Slots {
     limits: Limits,
+    /// Answers, transfers and open connections, for `/metrics`.
+    counters: Arc<QueryCounters>,
     open: AtomicUsize,
     by_source: Mutex<HashMap<Source, usize>>,
 }
@@ -204,9 +210,10 @@ struct Slot {
 }
 
 impl Slots {
-    fn new(limits: Limits) -> Slots {
+    fn new(limits: Limits, counters: Arc<QueryCounters>) -> Slots {
         Slots {
             limits,
+            counters,
             open: AtomicUsize::new(0),
             by_source: Mutex::new(HashMap::new()),
         }
@@ -230,6 +237,7 @@ impl Slots {
         }
         *from_source += 1;
         self.open.fetch_add(1, Ordering::Relaxed);
+        self.counters.tcp_connection(1);
         Ok(Slot {
             slots: Arc::clone(self),
             source,
@@ -261,12 +269,18 @@ impl Drop for Slot {
             }
         }
         self.slots.open.fetch_sub(1, Ordering::Relaxed);
+        self.slots.counters.tcp_connection(-1);
     }
 }
 
 /// Accepts connections until the runtime stops.
-pub async fn serve(listener: TcpListener, snapshot: SharedSnapshot, limits: Limits) {
-    let slots = Arc::new(Slots::new(limits));
+pub async fn serve(
+    listener: TcpListener,
+    snapshot: SharedSnapshot,
+    limits: Limits,
+    counters: Arc<QueryCounters>,
+) {
+    let slots = Arc::new(Slots::new(limits, counters));
     let counts = Arc::new(CloseCounts::default());
     if let Ok(local) = listener.local_addr() {
         tokio::spawn(report(Arc::clone(&counts), local));
@@ -376,6 +390,7 @@ impl<'a> Connection<'a> {
             // Garbage on a stream: the framing may be lost; close.
             Answer::Drop => Err(Close::Malformed),
             Answer::Message => {
+                self.slots.counters.add_tcp(rcode_of(&self.out));
                 let message = std::mem::take(&mut self.out);
                 let sent = self.send(&message).await;
                 self.out = message;
@@ -390,6 +405,15 @@ impl<'a> Connection<'a> {
                         break;
                     }
                 }
+                self.slots.counters.add_tcp(0);
+                self.slots
+                    .counters
+                    .add_transfer(match (transfer.is_incremental(), sent.is_ok()) {
+                        (false, true) => TransferOutcome::AxfrComplete,
+                        (false, false) => TransferOutcome::AxfrCut,
+                        (true, true) => TransferOutcome::IxfrComplete,
+                        (true, false) => TransferOutcome::IxfrCut,
+                    });
                 tracing::info!(
                     peer = %self.peer,
                     records = transfer.records,
@@ -533,7 +557,7 @@ mod tests {
 
     #[test]
     fn slots_are_limited_per_source_and_in_total_and_given_back() {
-        let slots = Arc::new(Slots::new(limits(3, 2)));
+        let slots = Arc::new(Slots::new(limits(3, 2), Arc::new(QueryCounters::new(1))));
         let a: IpAddr = "192.0.2.1".parse().expect("address");
         let b: IpAddr = "192.0.2.2".parse().expect("address");
         let first = slots.take(a).expect("first");
@@ -549,7 +573,7 @@ mod tests {
 
     #[test]
     fn the_idle_wait_is_whole_while_half_the_slots_are_free() {
-        let slots = Arc::new(Slots::new(limits(4, 4)));
+        let slots = Arc::new(Slots::new(limits(4, 4), Arc::new(QueryCounters::new(1))));
         let ip: IpAddr = "192.0.2.1".parse().expect("address");
         let _a = slots.take(ip).expect("slot");
         let _b = slots.take(ip).expect("slot");

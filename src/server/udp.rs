@@ -21,6 +21,7 @@ use nix::{
 use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::counters::{ByRcode, QueryCounters, rcode_of};
 use super::{
     Answer, SharedSnapshot, Transport, respond_echo,
     rrl::{self, AnswerClass, Rrl, RrlThread, Verdict},
@@ -50,6 +51,7 @@ pub fn spawn(
     threads: usize,
     snapshot: SharedSnapshot,
     rrl: Option<&Arc<Rrl>>,
+    counters: &Arc<QueryCounters>,
     first_thread: usize,
     vitals: &Vitals,
 ) -> io::Result<()> {
@@ -60,10 +62,11 @@ pub fn spawn(
     for (i, socket) in sockets.into_iter().enumerate() {
         let snapshot = snapshot.clone();
         let rrl = rrl.map(|r| r.thread(first_thread + i));
+        let counted = (Arc::clone(counters), first_thread + i);
         // A UDP thread never returns: if it panics, the daemon exits
         // non-zero so its supervisor restarts it (issue 13 item 9).
         vitals.thread(format!("udp-{addr}-{i}"), Ends::Never, move || {
-            serve(socket, snapshot, rrl)
+            serve(socket, snapshot, rrl, counted)
         })?;
     }
     Ok(())
@@ -162,9 +165,15 @@ fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
     })
 }
 
-fn serve(socket: UdpSocket, snapshot: SharedSnapshot, mut rrl: Option<RrlThread>) {
+fn serve(
+    socket: UdpSocket,
+    snapshot: SharedSnapshot,
+    mut rrl: Option<RrlThread>,
+    (counters, thread): (Arc<QueryCounters>, usize),
+) {
     let fd = socket.as_raw_fd();
     let mut batch = Batch::new();
+    let mut tally = ByRcode::default();
     let mut failures: u32 = 0;
     loop {
         let received = match batch.receive(fd) {
@@ -235,6 +244,11 @@ fn serve(socket: UdpSocket, snapshot: SharedSnapshot, mut rrl: Option<RrlThread>
         if let Some(limiter) = rrl.as_mut() {
             limiter.flush();
         }
+        // Answers going out, by RCODE: one add per RCODE seen per batch.
+        for answer in &batch.answers[..batch.peers.len()] {
+            tally[usize::from(rcode_of(answer))] += 1;
+        }
+        counters.add_udp(thread, &mut tally);
         // All answers of the batch in one system call; if the kernel stops
         // at a datagram it cannot send, that one is skipped and the rest go.
         let mut sent = 0;

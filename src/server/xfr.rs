@@ -166,6 +166,11 @@ impl Transfer {
         Transfer::new(zone, None, query, signing)
     }
 
+    /// True for an incremental transfer (IXFR answered with diffs).
+    pub fn is_incremental(&self) -> bool {
+        self.diffs.is_some()
+    }
+
     /// An incremental transfer with these diffs (empty: the SOA alone).
     pub fn ixfr(
         zone: Arc<ServedZone>,

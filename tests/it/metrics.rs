@@ -177,6 +177,55 @@ fn metrics_pass_promtool_and_agree_with_what_is_served() {
     let rounds = sample(&body, "signalbox_rounds_total").expect("rounds");
     assert!(rounds >= 1.0, "{body}");
 
+    // Answers counted by transport and RCODE: a NXDOMAIN over UDP and a
+    // query over TCP (dig +tcp) show up in the next scrape.
+    let udp_nx = "signalbox_queries_total{transport=\"udp\",rcode=\"NXDOMAIN\"}";
+    let tcp_ok = "signalbox_queries_total{transport=\"tcp\",rcode=\"NOERROR\"}";
+    let (nx_before, tcp_before) = (sample(&body, udp_nx), sample(&body, tcp_ok));
+    assert!(nx_before.is_some() && tcp_before.is_some(), "{body}");
+    let (code, out, err) = output(Command::new("dig").args([
+        "@127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "+norec",
+        &format!("nope.{APEX}"),
+        "A",
+    ]));
+    assert!(code == 0 && out.contains("NXDOMAIN"), "{out}{err}");
+    let (code, out, err) = output(Command::new("dig").args([
+        "@127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "+norec",
+        "+tcp",
+        APEX,
+        "SOA",
+    ]));
+    assert!(code == 0 && out.contains("NOERROR"), "{out}{err}");
+    let (_, counted) = scrape(metrics_addr);
+    assert_eq!(
+        sample(&counted, udp_nx),
+        nx_before.map(|n| n + 1.0),
+        "{counted}"
+    );
+    assert_eq!(
+        sample(&counted, tcp_ok),
+        tcp_before.map(|n| n + 1.0),
+        "{counted}"
+    );
+    assert!(
+        sample(&counted, "signalbox_tcp_connections").is_some(),
+        "{counted}"
+    );
+    assert!(
+        sample(
+            &counted,
+            "signalbox_transfers_total{type=\"axfr\",result=\"complete\"}"
+        )
+        .is_some(),
+        "{counted}"
+    );
+
     // A key change: a round, a new serial, a latency observed.
     signzone::keygen(&root.join("children"), &["-f", "KSK", "new.example"]);
     let deadline = Instant::now() + Duration::from_secs(10);
