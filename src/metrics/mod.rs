@@ -275,7 +275,6 @@ impl Collector for CounterCollector {
             let labels = [("result", result)];
             ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
         }
-        drop(family);
         if let Some(rrl) = &self.rrl {
             let totals = rrl.totals();
             let mut family = encoder.encode_descriptor(
@@ -313,7 +312,6 @@ impl CounterCollector {
                 ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
             }
         }
-        drop(family);
         let mut family = encoder.encode_descriptor(
             "transfers",
             "Zone transfers sent (AXFR, IXFR), complete or cut off",
@@ -330,7 +328,6 @@ impl CounterCollector {
             let labels = [("type", *kind), ("result", *result)];
             ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
         }
-        drop(family);
         let family = encoder.encode_descriptor(
             "tcp_connections",
             "TCP connections open now",
