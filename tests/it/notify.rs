@@ -436,11 +436,12 @@ fn the_daemon_waits_for_agreement_survives_a_restart_and_withdraws_once_the_pare
     let got = receiver.wait_for(1, Duration::from_secs(30));
     assert_eq!(got.len(), 1, "{got:?}\n{}", daemon.log_text());
     assert_eq!(check_notify(&got[0], CHILD), 59);
-    assert!(
-        daemon.log_text().contains("NOTIFY acknowledged"),
-        "{}",
-        daemon.log_text()
-    );
+    // The parent has the NOTIFY before signalbox has read its answer and
+    // logged it (through the log queue): wait for the line.
+    let acknowledged = wait_until(Duration::from_secs(10), || {
+        daemon.log_text().contains("NOTIFY acknowledged")
+    });
+    assert!(acknowledged, "{}", daemon.log_text());
 
     // The parent publishes our DS: the observer sees it, the _dsboot
     // signals are withdrawn (RFC 9615 §5.1) and rollover comes to rest
