@@ -181,13 +181,14 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     }
     let mut daemon = daemon;
     daemon.rrl = listening.rrl;
-    let metrics = start_metrics(&daemon, listening.queries).await?;
     let mut ctl_rx = open_control_socket(&daemon)?;
     let mut deaths = daemon.deaths.take();
     let mut died = None;
     let agent = daemon.start_agent();
     let mut apexes = daemon.start_followers();
     daemon.start_publishers();
+    let notify_counters = agent.as_ref().map(|a| Arc::clone(&a.counters));
+    let metrics = start_metrics(&daemon, listening.queries, notify_counters).await?;
     let (agent_reports, mut agent_views) = match agent {
         Some(handle) => (Some(handle.reports), Some(handle.views)),
         None => (None, None),
@@ -364,6 +365,7 @@ async fn shut_down(daemon: Daemon) -> Result<(), DaemonError> {
 async fn start_metrics(
     daemon: &Daemon,
     queries: Arc<server::counters::QueryCounters>,
+    notify: Option<Arc<crate::parent::counters::NotifyCounters>>,
 ) -> Result<Option<Arc<Metrics>>, DaemonError> {
     let Some(addr) = daemon.config.metrics.listen else {
         return Ok(None);
@@ -376,6 +378,7 @@ async fn start_metrics(
         updates: Arc::clone(&daemon.sidecar.counters),
         rrl: daemon.rrl.clone(),
         queries,
+        notify,
     }));
     tracing::info!(%addr, "metrics on http://{addr}/metrics");
     daemon.vitals.task(

@@ -46,6 +46,7 @@ use prometheus_client::{
 
 use crate::{
     dns::name::display,
+    parent::counters::{KIND_LABELS, NotifyCounters, RESULT_LABELS},
     server::{
         SharedSnapshot,
         counters::{QueryCounters, rcode_name},
@@ -92,6 +93,8 @@ pub struct Sources {
     pub rrl: Option<Arc<Rrl>>,
     /// Answers by transport and RCODE, transfers, TCP connections.
     pub queries: Arc<QueryCounters>,
+    /// Generalized NOTIFYs to parents, when the parent agent runs.
+    pub notify: Option<Arc<NotifyCounters>>,
 }
 
 impl Metrics {
@@ -102,6 +105,7 @@ impl Metrics {
             updates,
             rrl,
             queries,
+            notify,
         } = sources;
         let mut registry = Registry::with_prefix("signalbox");
         let build_info = Family::<[(&'static str, &'static str); 1], Gauge>::default();
@@ -149,6 +153,7 @@ impl Metrics {
             updates,
             rrl,
             queries,
+            notify,
         }));
         Metrics {
             registry,
@@ -255,11 +260,14 @@ struct CounterCollector {
     rrl: Option<Arc<Rrl>>,
     /// The server's answers.
     queries: Arc<QueryCounters>,
+    /// The parent agent's NOTIFYs.
+    notify: Option<Arc<NotifyCounters>>,
 }
 
 impl Collector for CounterCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         self.encode_queries(&mut encoder)?;
+        self.encode_notify(&mut encoder)?;
         let mut family = encoder.encode_descriptor(
             "update_writes",
             "UPDATEs into signers by result: written and seen, failed, dropped or reverted by the server",
@@ -335,5 +343,40 @@ impl CounterCollector {
             MetricType::Gauge,
         )?;
         ConstGauge::new(totals.tcp_open).encode(family)
+    }
+}
+
+impl CounterCollector {
+    /// `notify_sent_total{type,result}`, `notify_pending`,
+    /// `gate_waiting`: zeros when no parent agent runs, so alerts and
+    /// dashboards find the series.
+    fn encode_notify(&self, encoder: &mut DescriptorEncoder) -> Result<(), fmt::Error> {
+        let totals = self.notify.as_ref().map(|n| n.totals()).unwrap_or_default();
+        let mut family = encoder.encode_descriptor(
+            "notify_sent",
+            "Generalized NOTIFYs (RFC 9859) to parents by type and result",
+            None,
+            MetricType::Counter,
+        )?;
+        for (kind, row) in KIND_LABELS.iter().zip(&totals.sent) {
+            for (result, &count) in RESULT_LABELS.iter().zip(row) {
+                let labels = [("type", *kind), ("result", *result)];
+                ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let family = encoder.encode_descriptor(
+            "notify_pending",
+            "NOTIFYs owed to parents (children x type), as of the last ledger save",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(totals.pending as i64).encode(family)?;
+        let family = encoder.encode_descriptor(
+            "gate_waiting",
+            "Owed NOTIFYs waiting for every nameserver to serve the same signals (RFC 9975)",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(totals.gate_waiting as i64).encode(family)
     }
 }

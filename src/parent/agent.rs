@@ -30,6 +30,7 @@ use tokio::{
 
 use super::{
     ChildReport,
+    counters::{NotifyCounters, SentResult},
     gate::GateReport,
     job::{self, GateInput, NotifyJob, NotifyOutcome, NotifyRun},
     ledger::{self, Kind, LedgerEntry},
@@ -90,6 +91,8 @@ pub struct AgentHandle {
     pub reports: mpsc::UnboundedSender<ChildReport>,
     /// Parent views that changed (to the daemon).
     pub views: mpsc::UnboundedReceiver<(Name, ParentView)>,
+    /// NOTIFYs sent, owed and waiting, for `/metrics`.
+    pub counters: Arc<NotifyCounters>,
 }
 
 /// Loads the saved observations (the daemon seeds its views with them
@@ -108,10 +111,12 @@ pub fn start(config: AgentConfig, paths: AgentPaths, vitals: &Vitals) -> AgentHa
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let (views_tx, views_rx) = mpsc::unbounded_channel();
     let agent = Agent::new(config, paths, views_tx);
+    let counters = Arc::clone(&agent.counters);
     vitals.task("parent agent", Ends::WhenInputCloses, agent.run(reports_rx));
     AgentHandle {
         reports: reports_tx,
         views: views_rx,
+        counters,
     }
 }
 
@@ -142,6 +147,9 @@ struct Agent {
     timers: Timers,
     attempts: HashMap<(Name, Kind), u32>,
     held: HashMap<(Name, Kind), bool>,
+    /// Owed NOTIFYs whose gate was last found closed.
+    gating: std::collections::HashSet<(Name, Kind)>,
+    counters: Arc<NotifyCounters>,
     in_flight: usize,
     dirty: bool,
 }
@@ -167,6 +175,8 @@ impl Agent {
             timers: Timers::default(),
             attempts: HashMap::new(),
             held: HashMap::new(),
+            gating: std::collections::HashSet::new(),
+            counters: Arc::default(),
             in_flight: 0,
             dirty: false,
         }
@@ -367,6 +377,8 @@ impl Agent {
         let z = display(&zone);
         let qtype = kind.rtype().to_string();
         let key = (zone.clone(), kind);
+        self.gating.insert(key.clone());
+        self.counters.set_gate_waiting(self.gating.len());
         let now = Instant::now();
         let since = self
             .ledger
@@ -417,6 +429,16 @@ impl Agent {
         let z = display(&zone);
         let qtype = kind.rtype().to_string();
         let now = Instant::now();
+        self.gating.remove(&(zone.clone(), kind));
+        self.counters.set_gate_waiting(self.gating.len());
+        self.counters.sent(
+            kind,
+            match outcome {
+                Outcome::Acknowledged => SentResult::Acknowledged,
+                Outcome::Rejected(_) => SentResult::Rejected,
+                Outcome::Failed(_) => SentResult::Failed,
+            },
+        );
         match outcome {
             Outcome::Acknowledged => {
                 tracing::info!(zone = z, qtype, %target, "NOTIFY acknowledged");
@@ -443,6 +465,8 @@ impl Agent {
         }
         self.attempts.remove(&(zone.clone(), kind));
         self.held.remove(&(zone.clone(), kind));
+        self.gating.remove(&(zone.clone(), kind));
+        self.counters.set_gate_waiting(self.gating.len());
         self.dirty = true;
     }
 
@@ -486,6 +510,17 @@ impl Agent {
             return;
         }
         self.dirty = false;
+        let pending = self
+            .ledger
+            .values()
+            .map(|e| {
+                [Kind::Cds, Kind::Csync]
+                    .iter()
+                    .filter(|&&k| e.pending(k).is_some())
+                    .count()
+            })
+            .sum();
+        self.counters.set_pending(pending);
         let ledger = self.ledger.clone();
         let observed = self.observed.clone();
         let paths = self.paths.clone();

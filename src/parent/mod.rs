@@ -9,6 +9,7 @@
 //! fingerprints (did anything change?) and the gate's server groups.
 
 pub mod agent;
+pub mod counters;
 pub mod discovery;
 pub mod gate;
 pub mod job;

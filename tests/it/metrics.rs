@@ -167,6 +167,14 @@ fn metrics_pass_promtool_and_agree_with_what_is_served() {
         "earliest expiry {earliest} not within 1..15 days"
     );
     dist_files_use_only_these_metrics(&body);
+    // No parent agent in this config: the NOTIFY series are there, at 0.
+    for series in [
+        "signalbox_notify_sent_total{type=\"cds\",result=\"failed\"}",
+        "signalbox_notify_pending",
+        "signalbox_gate_waiting",
+    ] {
+        assert_eq!(sample(&body, series), Some(0.0), "{series}: {body}");
+    }
     // RRL is on by default (the test config exempts 127.0.0.1): counted,
     // nothing limited.
     assert_eq!(
