@@ -233,9 +233,13 @@ pub fn tsig(data: &[u8]) {
         tsig::append_error(&mut copy, &found, tsig::error::BADKEY, found.time_signed);
         let _ = tsig::find(&copy);
     }
-    // Whatever a well-formed message holds, signing it yields a TSIG that
-    // `find` locates and `verify_request` accepts.
-    if data.len() >= 12 && message::parse(data).is_ok() && tsig::find(data) == Ok(None) {
+    // Whatever a well-formed message holds (nothing after its records, room
+    // for one more), signing it yields a TSIG that `find` locates and
+    // `verify_request` accepts. What we sign is always such a message.
+    let well_formed = records_end(data) == Some(data.len())
+        && wire::u16_at(data, 10).is_some_and(|n| n < u16::MAX)
+        && message::parse(data).is_ok();
+    if well_formed && tsig::find(data) == Ok(None) {
         for key in tsig_keys() {
             let mut signed = data.to_vec();
             let now = 1_800_000_000;
@@ -250,6 +254,20 @@ pub fn tsig(data: &[u8]) {
             }
         }
     }
+}
+
+/// Where the records of a message end (`None` when they run off its end).
+fn records_end(data: &[u8]) -> Option<usize> {
+    let count = |i: usize| wire::u16_at(data, 4 + 2 * i).map(usize::from);
+    let mut at = 12;
+    for _ in 0..count(0)? {
+        at = message::read_name(data, at).ok()?.1 + 4;
+    }
+    for _ in 0..count(1)? + count(2)? + count(3)? {
+        let after = message::read_name(data, at).ok()?.1;
+        at = after + 10 + usize::from(wire::u16_at(data, after + 8)?);
+    }
+    (at <= data.len()).then_some(at)
 }
 
 /// The client side: a datagram that arrives as the answer to a query (to a
