@@ -12,6 +12,8 @@ pub mod daemon;
 pub mod dns;
 pub mod dnssec;
 pub mod follow;
+#[cfg(any(fuzzing, test))]
+pub mod fuzzing;
 pub mod keys;
 pub mod log_limit;
 pub mod metrics;

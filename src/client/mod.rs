@@ -254,7 +254,7 @@ async fn tcp(server: SocketAddr, packet: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// `None` when `raw` is not the answer to `query` (ignore it); else the
 /// parsed answer, or why it is unusable.
-fn acceptable(
+pub(crate) fn acceptable(
     server: SocketAddr,
     query: &[u8],
     raw: &[u8],

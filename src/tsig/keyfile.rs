@@ -233,7 +233,17 @@ pub fn parse_key_file(path: &Path) -> Result<Vec<Key>, KeyFileError> {
         kind,
     };
     let text = std::fs::read_to_string(path).map_err(|e| err((0, KeyStatementError::Read(e))))?;
-    let tokens = tokenize(&text).map_err(err)?;
+    parse_key_text(path, &text)
+}
+
+/// Parses every `key` statement of `text`, read from `path` (named in errors).
+pub(crate) fn parse_key_text(path: &Path, text: &str) -> Result<Vec<Key>, KeyFileError> {
+    let err = |(line, kind): (usize, KeyStatementError)| KeyFileError {
+        file: path.to_path_buf(),
+        line,
+        kind,
+    };
+    let tokens = tokenize(text).map_err(err)?;
     let mut tokens = tokens.iter().peekable();
     let mut keys = Vec::new();
     while let Some((line, token)) = tokens.next() {

@@ -16,6 +16,8 @@ use std::{fmt, path::Path};
 use hickory_proto::rr::Name;
 use ring::hmac;
 
+#[cfg(any(fuzzing, test))]
+pub(crate) use keyfile::parse_key_text;
 pub use keyfile::{KeyFileError, parse_key_file};
 
 use crate::dns::{

@@ -219,7 +219,18 @@ impl ZoneStore {
             if wire.len() < apex_len || wire[wire.len() - apex_len..] != zone.apex_wire[..] {
                 return None;
             }
+            // Exactly the lower-case wire of one name at or below the apex,
+            // once: ending in the apex's octets is not enough (`\0\xff` and
+            // the apex parses as the root, and walking its labels up to the
+            // apex ran off the end), and a second node with the same name
+            // would count its ancestors' subtrees twice.
             let name = name_of(&wire)?;
+            if canonical_wire(&name)[..] != wire[..]
+                || !zone.apex.zone_of(&name)
+                || matches!(zone.names.get(&wire), Some(Entry::Node(..)))
+            {
+                return None;
+            }
             let below = zone.names.get(&wire).map_or(0, Entry::below);
             zone.names
                 .insert(wire.clone(), Entry::Node(Arc::new(node), below));
