@@ -26,34 +26,7 @@ use crate::common::{
 const APEX: &str = "_signal.ns1.operator.test.";
 
 fn config(root: &Path, port: u16) -> std::path::PathBuf {
-    let path = root.join("signalbox.toml");
-    fs::write(
-        &path,
-        format!(
-            r#"version = 1
-[[zones]]
-keys = "children"
-nameservers = ["ns1.operator.test."]
-cds = "always"
-
-[[signaling_zone]]
-apex = "{APEX}"
-keys = "signal"
-nameservers = ["ns1.operator.test."]
-
-[server]
-listen = ["127.0.0.1:{port}"]
-
-[state]
-dir = "state"
-
-[watch]
-rescan_interval = "1h"
-"#
-        ),
-    )
-    .expect("write config");
-    path
+    operator_config(root, port, "", "", "\n[watch]\nrescan_interval = \"1h\"\n")
 }
 
 /// One query from `from`, up to three tries of 300 ms; the answer's

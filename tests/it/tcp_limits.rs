@@ -6,7 +6,6 @@
 //! so the per-source and the global limits are told apart.
 
 use std::{
-    fs,
     io::{ErrorKind, Read, Write},
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream},
     path::Path,
@@ -18,7 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::common::{
     process::{self, free_port, run},
-    serve::{Serve, query_bytes},
+    serve::{Serve, operator_config, query_bytes},
     tools,
 };
 use crate::serve::{many_children, signal_key};
@@ -62,33 +61,13 @@ fn start(root: &Path, children: usize, server_extra: &str) -> Serve {
     many_children(&root.join("children"), children);
     signal_key(root);
     let port = free_port();
-    let config = root.join("signalbox.toml");
-    fs::write(
-        &config,
-        format!(
-            r#"version = 1
-[[zones]]
-keys = "children"
-nameservers = ["ns1.operator.test."]
-cds = "always"
-
-[[signaling_zone]]
-apex = "{APEX}"
-keys = "signal"
-nameservers = ["ns1.operator.test."]
-allow_transfer = ["127.0.0.1"]
-
-[server]
-listen = ["127.0.0.1:{port}"]
-udp_threads = 1
-{server_extra}
-
-[state]
-dir = "state"
-"#
-        ),
-    )
-    .expect("write config");
+    let config = operator_config(
+        root,
+        port,
+        "allow_transfer = [\"127.0.0.1\"]",
+        &format!("udp_threads = 1\n{server_extra}"),
+        "",
+    );
     Serve::start(&config, SocketAddr::from(([127, 0, 0, 1], port)), APEX)
 }
 

@@ -18,30 +18,7 @@ fn start(root: &Path) -> Serve {
     signzone::keygen(&children, &["-f", "KSK", "example.com"]);
     signzone::keygen(&signal, &["-f", "KSK", APEX.trim_end_matches('.')]);
     let port = free_port();
-    let cfg = root.join("signalbox.toml");
-    fs::write(
-        &cfg,
-        format!(
-            r#"version = 1
-[[zones]]
-keys = "children"
-nameservers = ["ns1.operator.test."]
-cds = "always"
-
-[[signaling_zone]]
-apex = "{APEX}"
-keys = "signal"
-nameservers = ["ns1.operator.test."]
-
-[server]
-listen = ["127.0.0.1:{port}"]
-
-[state]
-dir = "state"
-"#
-        ),
-    )
-    .expect("write config");
+    let cfg = operator_config(root, port, "", "", "");
     Serve::start(&cfg, SocketAddr::from(([127, 0, 0, 1], port)), APEX)
 }
 

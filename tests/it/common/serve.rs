@@ -14,6 +14,50 @@ use super::{
     signalbox,
 };
 
+/// The signalling zone of the one-operator configs ([`operator_config`]).
+pub const OPERATOR_APEX: &str = "_signal.ns1.operator.test.";
+
+/// The usual test world's config in `root/signalbox.toml`: a `[[zones]]`
+/// set in `children/` served on `_signal.ns1.operator.test.` (keys in
+/// `signal/`), on 127.0.0.1:`port`, state in `state/`. `signalling`
+/// lines go into the `[[signaling_zone]]` table, `server` lines into
+/// `[server]`, `tail` after everything.
+pub fn operator_config(
+    root: &Path,
+    port: u16,
+    signalling: &str,
+    server: &str,
+    tail: &str,
+) -> std::path::PathBuf {
+    let path = root.join("signalbox.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"version = 1
+[[zones]]
+keys = "children"
+nameservers = ["ns1.operator.test."]
+cds = "always"
+
+[[signaling_zone]]
+apex = "{OPERATOR_APEX}"
+keys = "signal"
+nameservers = ["ns1.operator.test."]
+{signalling}
+
+[server]
+listen = ["127.0.0.1:{port}"]
+{server}
+
+[state]
+dir = "state"
+{tail}"#
+        ),
+    )
+    .expect("write config");
+    path
+}
+
 /// A running `signalbox serve`, killed on drop; its log is kept in a file.
 pub struct Serve {
     daemon: Daemon,
