@@ -167,22 +167,68 @@ pub async fn read_apex(followed: &Followed, now: Timestamp) -> Result<FollowedAp
     })
 }
 
-/// Starts following `zones`. NOTIFYs go into the returned [`Pending`] set
-/// (the daemon hands it to the server's inbox); every newly read apex goes
-/// out on the returned channel.
-pub fn start(
-    zones: Vec<Followed>,
-    vitals: &Vitals,
-) -> (Arc<Pending>, mpsc::UnboundedReceiver<(Name, FollowedApex)>) {
+/// When each followed zone was last confirmed current: the last SOA check
+/// that succeeded (the same serial seen again, or a new apex read whole).
+/// Seeded with the start time, so a signer unreachable from the start shows
+/// a growing lag too. `signalbox_follow_lag_seconds` is now minus this.
+#[derive(Debug, Default)]
+pub struct Confirmed(std::sync::Mutex<std::collections::BTreeMap<String, Timestamp>>);
+
+impl Confirmed {
+    fn note(&self, zone: &Name, at: Timestamp) {
+        let mut zones = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        zones.insert(display(zone), at);
+    }
+
+    /// Seconds since each followed zone was last confirmed, at `now`.
+    pub fn lags(&self, now: Timestamp) -> Vec<(String, f64)> {
+        let zones = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        zones
+            .iter()
+            .map(|(zone, at)| {
+                let lag = now.duration_since(*at).as_secs_f64().max(0.0);
+                (zone.clone(), lag)
+            })
+            .collect()
+    }
+}
+
+/// What [`start`] hands back.
+pub struct Following {
+    /// Where NOTIFYs go (the daemon hands it to the server's inbox).
+    pub pending: Arc<Pending>,
+    /// Every newly read apex.
+    pub apexes: mpsc::UnboundedReceiver<(Name, FollowedApex)>,
+    /// When each zone was last confirmed current.
+    pub confirmed: Arc<Confirmed>,
+}
+
+/// Starts following `zones`.
+pub fn start(zones: Vec<Followed>, vitals: &Vitals) -> Following {
     let names: Vec<Name> = zones.iter().map(|f| f.zone.clone()).collect();
     let pending = Arc::new(Pending::new(&names, pending::CAPACITY));
+    let confirmed = Arc::new(Confirmed::default());
+    let started = Timestamp::now();
+    for zone in &names {
+        confirmed.note(zone, started);
+    }
     let (tx, rx) = mpsc::unbounded_channel();
     vitals.task(
         "follower",
         Ends::WhenInputCloses,
-        follow_all(zones, pending.clone(), tx),
+        follow_all(zones, pending.clone(), tx, Arc::clone(&confirmed)),
     );
-    (pending, rx)
+    Following {
+        pending,
+        apexes: rx,
+        confirmed,
+    }
 }
 
 /// One followed zone as the follower keeps it.
@@ -202,6 +248,7 @@ async fn follow_all(
     zones: Vec<Followed>,
     pending: Arc<Pending>,
     tx: mpsc::UnboundedSender<(Name, FollowedApex)>,
+    confirmed: Arc<Confirmed>,
 ) {
     let mut schedule = Schedule::new(zones.len(), Instant::now(), NOTIFY_INTERVAL);
     let mut states: Vec<FollowState> = zones
@@ -229,7 +276,7 @@ async fn follow_all(
                 continue;
             };
             pending.checking(zone);
-            let next_poll = state.check(&tx).await;
+            let next_poll = state.check(&tx, &confirmed).await;
             schedule.checked(zone, Instant::now(), next_poll);
         }
     }
@@ -238,7 +285,11 @@ async fn follow_all(
 impl FollowState {
     /// Checks the SOA and reads the apex when the serial is new; returns
     /// the wait until the next poll.
-    async fn check(&mut self, tx: &mpsc::UnboundedSender<(Name, FollowedApex)>) -> Duration {
+    async fn check(
+        &mut self,
+        tx: &mpsc::UnboundedSender<(Name, FollowedApex)>,
+        confirmed: &Confirmed,
+    ) -> Duration {
         let followed = &self.followed;
         let z = display(&followed.zone);
         let result = match serial(followed).await {
@@ -249,6 +300,7 @@ impl FollowState {
         match result {
             Ok(read) => {
                 self.failures = 0;
+                confirmed.note(&followed.zone, Timestamp::now());
                 if let Some(mut apex) = read {
                     if let Some(old) = self.apex.as_ref().filter(|old| old.ns == apex.ns) {
                         apex.ns_serial = old.ns_serial;

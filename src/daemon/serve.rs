@@ -379,6 +379,7 @@ async fn start_metrics(
         rrl: daemon.rrl.clone(),
         queries,
         notify,
+        follow: daemon.sidecar.confirmed.clone(),
     }));
     tracing::info!(%addr, "metrics on http://{addr}/metrics");
     daemon.vitals.task(

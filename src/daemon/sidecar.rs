@@ -53,7 +53,12 @@ impl Daemon {
         if followed.is_empty() {
             return None;
         }
-        let (pending, apexes) = follow::start(followed, &self.vitals);
+        let follow::Following {
+            pending,
+            apexes,
+            confirmed,
+        } = follow::start(followed, &self.vitals);
+        self.sidecar.confirmed = Some(confirmed);
         let deliver: Deliver = Box::new(move |zone| {
             !matches!(
                 pending.notified(zone),
@@ -227,4 +232,6 @@ pub(super) struct Sidecar {
     pub(super) apex_state: HashMap<(Name, RecordType), Vec<Vec<u8>>>,
     /// Publisher counters (written, failed, dropped).
     pub(super) counters: Arc<publish::Counters>,
+    /// When each followed zone was last confirmed current (for metrics).
+    pub(super) confirmed: Option<Arc<follow::Confirmed>>,
 }

@@ -46,6 +46,7 @@ use prometheus_client::{
 
 use crate::{
     dns::name::display,
+    follow::Confirmed,
     parent::counters::{KIND_LABELS, NotifyCounters, RESULT_LABELS},
     server::{
         SharedSnapshot,
@@ -95,6 +96,8 @@ pub struct Sources {
     pub queries: Arc<QueryCounters>,
     /// Generalized NOTIFYs to parents, when the parent agent runs.
     pub notify: Option<Arc<NotifyCounters>>,
+    /// When followed signers were last confirmed current, when any are.
+    pub follow: Option<Arc<Confirmed>>,
 }
 
 impl Metrics {
@@ -106,6 +109,7 @@ impl Metrics {
             rrl,
             queries,
             notify,
+            follow,
         } = sources;
         let mut registry = Registry::with_prefix("signalbox");
         let build_info = Family::<[(&'static str, &'static str); 1], Gauge>::default();
@@ -148,6 +152,7 @@ impl Metrics {
         registry.register_collector(Box::new(ZoneCollector {
             snapshot,
             expiry: Mutex::default(),
+            follow,
         }));
         registry.register_collector(Box::new(CounterCollector {
             updates,
@@ -191,6 +196,8 @@ struct ZoneCollector {
     snapshot: SharedSnapshot,
     /// Earliest signature expiry per apex, for the serial it was found at.
     expiry: Mutex<HashMap<String, (u32, u32)>>,
+    /// Followed signers (few: a `zone` label each).
+    follow: Option<Arc<Confirmed>>,
 }
 
 impl Collector for ZoneCollector {
@@ -233,7 +240,20 @@ impl Collector for ZoneCollector {
             "zone_signatures_earliest_expiry_timestamp_seconds",
             "When the first RRSIG of the served zone expires (Unix time)",
             &expiries,
-        )
+        )?;
+        if let Some(follow) = &self.follow {
+            let mut family = encoder.encode_descriptor(
+                "follow_lag_seconds",
+                "Seconds since the followed signer's serial was last confirmed (a successful SOA check), per followed zone",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (zone, lag) in follow.lags(jiff::Timestamp::now()) {
+                let labels = [("zone", zone.as_str())];
+                ConstGauge::new(lag).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
     }
 }
 

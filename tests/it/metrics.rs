@@ -21,7 +21,7 @@ use crate::common::{
 const APEX: &str = "_signal.ns1.operator.test.";
 
 /// `GET /metrics`: status line and body.
-fn scrape(addr: SocketAddr) -> (String, String) {
+pub(crate) fn scrape(addr: SocketAddr) -> (String, String) {
     let mut stream = TcpStream::connect(addr).expect("connect to /metrics");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -39,7 +39,7 @@ fn scrape(addr: SocketAddr) -> (String, String) {
 }
 
 /// The value of the sample `series` (name and labels as written).
-fn sample(body: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines().find_map(|line| {
         line.strip_prefix(series)?
             .strip_prefix(' ')?

@@ -73,6 +73,7 @@ fn following_knot_mirrors_its_cds_into_validated_signals() {
     let root = dir.path();
     let ds = signal_key(root);
     let port = free_port();
+    let metrics_port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let chain = Chain::start(&ChainSpec {
         signaling_apex: SIGNAL.into(),
@@ -101,6 +102,9 @@ soa_minimum = "1s"
 
 [server]
 listen = ["{addr}"]
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
 "#,
             primary = knot.addr(),
         ),
@@ -124,6 +128,13 @@ listen = ["{addr}"]
         knot_cds(),
         daemon.log_text()
     );
+    // The follower confirmed Knot's serial just now: the lag is small.
+    let (_, body) = crate::metrics::scrape(SocketAddr::from(([127, 0, 0, 1], metrics_port)));
+    let lag = crate::metrics::sample(
+        &body,
+        &format!("signalbox_follow_lag_seconds{{zone=\"{CHILD}\"}}"),
+    );
+    assert!(lag.is_some_and(|l| l < 30.0), "follow lag {lag:?}:\n{body}");
     let validated = chain.assert_validated(&name, "CDS");
     assert_eq!(validated.len(), 1, "{validated:?}");
 
