@@ -241,17 +241,22 @@ impl Collector for ZoneCollector {
             "When the first RRSIG of the served zone expires (Unix time)",
             &expiries,
         )?;
-        if let Some(follow) = &self.follow {
-            let mut family = encoder.encode_descriptor(
-                "follow_lag_seconds",
-                "Seconds since the followed signer's serial was last confirmed (a successful SOA check), per followed zone",
-                None,
-                MetricType::Gauge,
-            )?;
-            for (zone, lag) in follow.lags(jiff::Timestamp::now()) {
-                let labels = [("zone", zone.as_str())];
-                ConstGauge::new(lag).encode(family.encode_family(&labels)?)?;
-            }
+        // The family is always described (without samples when no zone is
+        // followed), so dashboards and alert rules find it.
+        let mut family = encoder.encode_descriptor(
+            "follow_lag_seconds",
+            "Seconds since the followed signer's serial was last confirmed (a successful SOA check), per followed zone",
+            None,
+            MetricType::Gauge,
+        )?;
+        let lags = self
+            .follow
+            .as_ref()
+            .map(|follow| follow.lags(jiff::Timestamp::now()))
+            .unwrap_or_default();
+        for (zone, lag) in lags {
+            let labels = [("zone", zone.as_str())];
+            ConstGauge::new(lag).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }
