@@ -32,7 +32,7 @@ use crate::{
     },
     model::ChildZone,
     parent::{self, ChildReport, SignalingTarget},
-    policy::{self, FollowedApex, ParentView, ZoneInput},
+    policy::{self, DelegationState, FollowedApex, ParentView, ZoneInput},
     publish::Wanted,
     zone::{Change, ZoneStore, content},
 };
@@ -70,6 +70,8 @@ pub struct ChildOutcome {
     pub report: Option<ChildReport>,
     /// The apex RRsets its `publish` writes by UPDATE.
     pub apex: Vec<Wanted>,
+    /// Where its delegation stands ([`policy::delegation_state`]).
+    pub state: DelegationState,
 }
 
 /// Where one child's changes sit in [`RoundPlan::changes`].
@@ -97,6 +99,20 @@ pub struct RoundPlan {
     pub next_events: Vec<(Name, Option<Timestamp>)>,
     /// Names that stopped being child zones.
     pub gone: Vec<Name>,
+    /// Every planned child's delegation state, by [`child_key`] (a held
+    /// child is [`DelegationState::Held`]).
+    pub states: Vec<(u64, DelegationState)>,
+}
+
+/// A child's key in per-child tables that must stay small at a million
+/// children: a 64-bit SipHash of its lower-cased wire name, with fixed keys
+/// (stable across runs). Two of a million names share a key with a
+/// probability of about 3e-8.
+pub fn child_key(name: &Name) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = std::hash::DefaultHasher::new();
+    hasher.write(&canonical_wire(name));
+    hasher.finish()
 }
 
 /// Plans a round: the policy for every child in `children` (on all cores:
@@ -126,6 +142,8 @@ pub fn assemble(
             tracing::warn!(zone = display(&child.name), key_tag = issue.tag, "{issue}");
         }
         let Some(outcome) = outcome else {
+            plan.states
+                .push((child_key(&child.name), DelegationState::Held));
             tracing::warn!(
                 zone = display(&child.name),
                 reasons = child.held.join("; "),
@@ -133,6 +151,7 @@ pub fn assemble(
             );
             continue;
         };
+        plan.states.push((child_key(&child.name), outcome.state));
         plan.next_events
             .push((child.name.clone(), outcome.next_event));
         if !outcome.apex.is_empty() {
@@ -238,11 +257,13 @@ fn child_outcome(
         &signals.cdnskey,
         signals.csync.as_ref(),
     );
+    let state = policy::delegation_state(&signals, &child.keys, view, now);
     Some(ChildOutcome {
         changes,
         next_event: policy::next_event(&child.keys, now),
         report,
         apex,
+        state,
     })
 }
 

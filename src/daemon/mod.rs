@@ -16,6 +16,7 @@
 mod agent_link;
 mod brake;
 pub mod control;
+mod delegations;
 mod round;
 mod save;
 mod schedule;
@@ -143,6 +144,8 @@ pub struct Daemon {
     schedule: KeySchedule,
     /// What the safety brake holds back.
     brake: brake::BrakeState,
+    /// Every child's delegation state.
+    delegations: delegations::Delegations,
     /// True until the first round has run.
     first_round: bool,
     /// Saves zones in the background.
@@ -188,6 +191,7 @@ impl Daemon {
             snapshot,
             schedule: KeySchedule::default(),
             brake: brake::BrakeState::default(),
+            delegations: delegations::Delegations::default(),
             first_round: true,
             saver: ZoneSaver::start(&vitals),
             serial_hold: SerialHold::default(),

@@ -35,6 +35,7 @@ use crate::{
     model::{self, ChildZone},
     parent,
     plan::{self, Facts, RoundPlan, SignalTarget, TouchedChild},
+    policy::DelegationState,
     server::ServedZone,
     zone::{serial, store::name_of},
 };
@@ -390,10 +391,12 @@ impl Daemon {
         for name in &plan.gone {
             self.schedule.remove(name);
             self.agent.reported.remove(name);
+            self.delegations.remove(name);
         }
         if held {
             self.hold(&mut plan);
         }
+        self.record_states(std::mem::take(&mut plan.states), held);
         for (zone, wanted) in std::mem::take(&mut plan.apex_updates) {
             self.publish_apex(&zone, wanted);
         }
@@ -426,6 +429,15 @@ impl Daemon {
             .collect();
         applied.child_reports = self.changed_reports(reports);
         applied
+    }
+
+    /// Records the planned children's delegation states; in a `held` round
+    /// nothing new is published for any of them, so they are all held.
+    fn record_states(&mut self, states: Vec<(u64, DelegationState)>, held: bool) {
+        for (key, state) in states {
+            let state = if held { DelegationState::Held } else { state };
+            self.delegations.set(key, state);
+        }
     }
 
     /// Takes every child effect out of a held `plan`, and remembers its

@@ -4,6 +4,8 @@
 //!
 //! JSON field names are the interface scripts use: `zones[]` (`apex`,
 //! `serial`, `names`, `signed`, `not_signed_reason`, `serial_held`),
+//! `children` (child zones per delegation state: `bootstrapping`,
+//! `rolling`, `in_sync`, `insecure`, `deleting`, `held`, `error`),
 //! `safety_brake` (`holding`, `affected`, `published`, `limit`), `rrl`
 //! (null when off; `rate`, `slip`, prefixes, `checked`, `dropped`,
 //! `slipped`, `exempt`),
@@ -24,6 +26,8 @@ pub struct StatusReport {
     pub version: &'static str,
     /// Every signalling zone served.
     pub zones: Vec<ZoneStatus>,
+    /// Child zones per delegation state (every state, zeros included).
+    pub children: std::collections::BTreeMap<&'static str, usize>,
     /// The safety brake.
     pub safety_brake: BrakeStatus,
     /// Response rate limiting of UDP answers; `None` when off.
@@ -231,9 +235,15 @@ impl Daemon {
                 exempt: totals.exempt,
             }
         });
+        let children = crate::policy::DelegationState::ALL
+            .iter()
+            .zip(self.delegations.counts())
+            .map(|(state, count)| (state.as_str(), count))
+            .collect();
         StatusReport {
             version: env!("CARGO_PKG_VERSION"),
             zones,
+            children,
             safety_brake,
             rrl,
             key_directories,
@@ -267,6 +277,7 @@ impl Daemon {
                 })
                 .sum(),
             key_change_to_served: key_change_seen.map(|seen| seen.elapsed()),
+            children: self.delegations.counts(),
         }
     }
 }
@@ -295,6 +306,18 @@ impl StatusReport {
                 out.push_str("  HELD: its next serial cannot be recorded (see the log)\n");
             }
         }
+        let children: Vec<String> = self
+            .children
+            .iter()
+            .filter(|(_, count)| **count > 0)
+            .map(|(state, count)| format!("{count} {state}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "children: {} ({})",
+            self.children.values().sum::<usize>(),
+            if children.is_empty() { "none".to_string() } else { children.join(", ") }
+        );
         match &self.safety_brake {
             BrakeStatus {
                 holding: true,

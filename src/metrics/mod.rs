@@ -13,7 +13,7 @@
 //!   scrape of a million-name zone scans it once per new version);
 //! - the event loop, after every round ([`Metrics::round_done`]: rounds,
 //!   their duration, the safety brake, key file errors, the time from a key
-//!   file change to the answer served);
+//!   file change to the answer served, child zones per delegation state);
 //! - shared counters of other parts, read at scrape time
 //!   ([`CounterCollector`]: answers by transport and RCODE, which the UDP
 //!   threads tally per thread and batch (`server::counters`), transfers,
@@ -48,6 +48,7 @@ use crate::{
     dns::name::display,
     follow::Confirmed,
     parent::counters::{KIND_LABELS, NotifyCounters, RESULT_LABELS},
+    policy::DelegationState,
     server::{
         SharedSnapshot,
         counters::{QueryCounters, rcode_name},
@@ -64,6 +65,7 @@ pub struct Metrics {
     brake_holding: Gauge,
     key_file_errors: Gauge,
     key_change_to_served: Histogram,
+    children: Family<[(&'static str, &'static str); 1], Gauge>,
 }
 
 /// What a round leaves for the metrics.
@@ -78,6 +80,8 @@ pub struct RoundFacts {
     /// For a round caused by key file changes that served a new version:
     /// from the first change seen to the new version served.
     pub key_change_to_served: Option<Duration>,
+    /// Child zones per delegation state, in [`DelegationState::ALL`] order.
+    pub children: [usize; DelegationState::ALL.len()],
 }
 
 /// UPDATE write counters shared with the publishers.
@@ -149,6 +153,16 @@ impl Metrics {
             Unit::Seconds,
             key_change_to_served.clone(),
         );
+        let children = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+        for state in DelegationState::ALL {
+            children.get_or_create(&[("state", state.as_str())]).set(0);
+        }
+        registry.register(
+            "children",
+            "Child zones by delegation state (bootstrapping, rolling, in_sync, insecure, deleting, \
+             held, error); from the parent's DS as observed, else from key metadata",
+            children.clone(),
+        );
         registry.register_collector(Box::new(ZoneCollector {
             snapshot,
             expiry: Mutex::default(),
@@ -167,6 +181,7 @@ impl Metrics {
             brake_holding,
             key_file_errors,
             key_change_to_served,
+            children,
         }
     }
 
@@ -179,6 +194,11 @@ impl Metrics {
             .set(i64::try_from(facts.key_file_errors).unwrap_or(i64::MAX));
         if let Some(latency) = facts.key_change_to_served {
             self.key_change_to_served.observe(latency.as_secs_f64());
+        }
+        for (state, count) in DelegationState::ALL.iter().zip(facts.children) {
+            self.children
+                .get_or_create(&[("state", state.as_str())])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
     }
 

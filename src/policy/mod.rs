@@ -17,6 +17,7 @@
 //! of ours, and never truncates a name.
 
 mod csync;
+mod delegation;
 mod dsboot;
 mod follow;
 mod lifecycle;
@@ -27,6 +28,7 @@ use std::{fmt, sync::Arc};
 use hickory_proto::rr::{Name, RecordType};
 use jiff::Timestamp;
 
+pub use delegation::{DelegationState, delegation_state, keys_at_parent, signalled_keys};
 pub use follow::FollowedApex;
 pub use lifecycle::{Lifecycle, next_event};
 

@@ -874,3 +874,41 @@ fn follow_and_keys_must_agree_or_nothing_new_is_published() {
     );
     assert!(sig.has_errors());
 }
+
+#[test]
+fn delegation_states_through_a_rollover_and_a_delete() {
+    let (keys, _, _) = timing_rollover();
+    let s = settings(CdsMode::Always);
+    let state = |day| delegation_state(&run(&s, &keys, t(day)), &keys, None, t(day));
+    assert_eq!(state(-1), DelegationState::Insecure, "no key live, no DS");
+    assert_eq!(state(0), DelegationState::Bootstrapping, "CDS out, no DS yet");
+    assert_eq!(state(10), DelegationState::InSync, "KSK1's DS is at the parent");
+    assert_eq!(state(31), DelegationState::Rolling, "CDS names KSK2, DS KSK1");
+    assert_eq!(state(40), DelegationState::InSync, "KSK2's DS replaced KSK1's");
+    // The parent's DS as observed wins over the metadata.
+    let zone = zone();
+    let k1 = &keys[0];
+    let view = ParentView {
+        ds: vec![dnssec::ds(&zone, &k1.dnskey, DigestType::Sha384)],
+        ns: None,
+        observed_at: Some(t(40)),
+    };
+    let signals = run(&s, &keys, t(40));
+    assert_eq!(
+        delegation_state(&signals, &keys, Some(&view), t(40)),
+        DelegationState::Rolling,
+        "the parent still has KSK1's DS"
+    );
+    // Delete: deleting while a DS is left, insecure once it is gone.
+    let live = vec![ksk(1).live(0).ds_state(KeyState::Omnipresent).build()];
+    let del = settings(CdsMode::Delete);
+    let signals = run(&del, &live, t(1));
+    assert_eq!(
+        delegation_state(&signals, &live, None, t(1)),
+        DelegationState::Deleting
+    );
+    assert_eq!(
+        delegation_state(&signals, &live, Some(&ParentView::default()), t(1)),
+        DelegationState::Insecure
+    );
+}

@@ -39,6 +39,30 @@ pub(crate) fn scrape(addr: SocketAddr) -> (String, String) {
 }
 
 /// The value of the sample `series` (name and labels as written).
+/// `signalbox_children{state}`: `bootstrapping` children, no other state,
+/// and `status --json` agrees.
+fn assert_children(body: &str, status: &serde_json::Value, bootstrapping: usize) {
+    let states = [
+        "bootstrapping",
+        "rolling",
+        "in_sync",
+        "insecure",
+        "deleting",
+        "held",
+        "error",
+    ];
+    for state in states {
+        let want = if state == "bootstrapping" { bootstrapping } else { 0 };
+        let series = format!("signalbox_children{{state=\"{state}\"}}");
+        assert_eq!(sample(body, &series), Some(want as f64), "{series}: {body}");
+        assert_eq!(
+            status["children"][state].as_u64(),
+            Some(want as u64),
+            "status --json children.{state}: {status}"
+        );
+    }
+}
+
 pub(crate) fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines().find_map(|line| {
         line.strip_prefix(series)?
@@ -116,6 +140,9 @@ fn metrics_pass_promtool_and_agree_with_what_is_served() {
         Some(0.0),
         "{body}"
     );
+    // Three children whose new KSKs have no DS at the parent (no observer:
+    // the key metadata says so): bootstrapping, and the states sum up.
+    assert_children(&body, &json, 3);
     assert_eq!(
         sample(
             &body,
@@ -253,6 +280,9 @@ fn metrics_pass_promtool_and_agree_with_what_is_served() {
     let latencies =
         sample(&body, "signalbox_key_change_to_served_seconds_count").expect("latency count");
     assert!(latencies >= 1.0, "{body}");
+    let (_, json, _) = output(signalbox().args(["status", "--json", "-c"]).arg(&config));
+    let json: serde_json::Value = serde_json::from_str(&json).expect("status --json");
+    assert_children(&body, &json, 4);
     let (status, _) = {
         let mut stream = TcpStream::connect(metrics_addr).expect("connect");
         stream
