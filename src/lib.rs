@@ -11,6 +11,7 @@ pub mod cores;
 pub mod daemon;
 pub mod dns;
 pub mod dnssec;
+pub mod event;
 pub mod follow;
 #[cfg(any(fuzzing, test))]
 pub mod fuzzing;

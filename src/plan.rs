@@ -102,6 +102,9 @@ pub struct RoundPlan {
     /// Every planned child's delegation state, by [`child_key`] (a held
     /// child is [`DelegationState::Held`]).
     pub states: Vec<(u64, DelegationState)>,
+    /// The held children and why (few: a child waiting for its signer's
+    /// first read is held without a reason here).
+    pub held: Vec<(Name, String)>,
 }
 
 /// A child's key in per-child tables that must stay small at a million
@@ -129,10 +132,10 @@ pub fn plan_round(
     assemble(children, outcomes, gone, targets)
 }
 
-/// Gathers the per-child outcomes (`None` for a held child) into one plan.
+/// Gathers the per-child outcomes into one plan.
 pub fn assemble(
     children: &[ChildZone],
-    outcomes: Vec<Option<ChildOutcome>>,
+    outcomes: Vec<Result<ChildOutcome, NotPlanned>>,
     gone: Vec<Name>,
     targets: &[SignalTarget],
 ) -> RoundPlan {
@@ -141,15 +144,21 @@ pub fn assemble(
         for issue in &child.issues {
             tracing::warn!(zone = display(&child.name), key_tag = issue.tag, "{issue}");
         }
-        let Some(outcome) = outcome else {
-            plan.states
-                .push((child_key(&child.name), DelegationState::Held));
-            tracing::warn!(
-                zone = display(&child.name),
-                reasons = child.held.join("; "),
-                "zone held: its published signals stay as they are"
-            );
-            continue;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(why) => {
+                plan.states
+                    .push((child_key(&child.name), DelegationState::Held));
+                if let NotPlanned::Held(reason) = why {
+                    tracing::warn!(
+                        zone = display(&child.name),
+                        reasons = reason,
+                        "zone held: its published signals stay as they are"
+                    );
+                    plan.held.push((child.name.clone(), reason));
+                }
+                continue;
+            }
         };
         plan.states.push((child_key(&child.name), outcome.state));
         plan.next_events
@@ -207,15 +216,25 @@ impl RoundPlan {
     }
 }
 
-/// The policy for one child, or `None` when it is held.
+/// Why a child plans nothing this round (what it published stays).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotPlanned {
+    /// Held, for this reason (unreadable keys, its signer and its key
+    /// directory disagree, the policy failed).
+    Held(String),
+    /// Its followed signer's apex has not been read yet.
+    Waiting,
+}
+
+/// The policy for one child, or why it plans nothing.
 fn child_outcome(
     child: &ChildZone,
     targets: &[SignalTarget],
     facts: Facts<'_>,
     now: Timestamp,
-) -> Option<ChildOutcome> {
+) -> Result<ChildOutcome, NotPlanned> {
     if child.is_held() {
-        return None;
+        return Err(NotPlanned::Held(child.held.join("; ")));
     }
     let view = facts.views.get(&child.name);
     let followed = facts.followed.get(&child.name);
@@ -225,7 +244,7 @@ fn child_outcome(
             zone = display(&child.name),
             "waiting for the first read of the signer's apex"
         );
-        return None;
+        return Err(NotPlanned::Waiting);
     }
     let signals = policy::compute(
         &ZoneInput {
@@ -236,8 +255,7 @@ fn child_outcome(
     );
     signals.trace();
     if let Some(why) = &signals.hold {
-        tracing::warn!(zone = display(&child.name), "zone held: {why}");
-        return None;
+        return Err(NotPlanned::Held(why.clone()));
     }
     let changes = targets
         .iter()
@@ -258,7 +276,7 @@ fn child_outcome(
         signals.csync.as_ref(),
     );
     let state = policy::delegation_state(&signals, &child.keys, view, now);
-    Some(ChildOutcome {
+    Ok(ChildOutcome {
         changes,
         next_event: policy::next_event(&child.keys, now),
         report,
@@ -274,13 +292,13 @@ pub fn child_outcomes(
     targets: &[SignalTarget],
     facts: Facts<'_>,
     now: Timestamp,
-) -> Vec<Option<ChildOutcome>> {
+) -> Vec<Result<ChildOutcome, NotPlanned>> {
     // A child whose policy panicked is held: what it published stays.
     crate::cores::map(
         children,
         512,
         |child| child_outcome(child, targets, facts, now),
-        |_| None,
+        |_| Err(NotPlanned::Held("the policy failed for it (see the log)".into())),
     )
 }
 

@@ -47,6 +47,8 @@ struct RawConfig {
     #[serde(default)]
     metrics: super::metrics::RawMetrics,
     #[serde(default)]
+    hooks: super::hooks::RawHooks,
+    #[serde(default)]
     tsig_keys: Vec<Spanned<String>>,
 }
 
@@ -192,8 +194,10 @@ impl Checker<'_> {
         let notify = self.notify(&raw.notify);
         let parent = self.parent(&raw.parent);
         let metrics = self.metrics(&raw.metrics);
+        let hooks = self.hooks(&raw.hooks, base);
         Config {
             metrics,
+            hooks,
             tsig_keys,
             watch,
             safety,

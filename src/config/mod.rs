@@ -27,6 +27,7 @@
 mod checker;
 pub mod duration;
 mod load;
+mod hooks;
 mod metrics;
 mod parent;
 mod rrl;
@@ -45,6 +46,7 @@ use std::{
 use hickory_proto::rr::Name;
 
 pub use load::{load, parse};
+pub use hooks::HooksConfig;
 pub use metrics::MetricsConfig;
 pub use parent::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig};
 pub use rrl::{RRL_RATE_MAX, RrlConfig};
@@ -411,6 +413,8 @@ pub struct Config {
     pub parent: ParentConfig,
     /// `[metrics]`.
     pub metrics: MetricsConfig,
+    /// `[hooks]`.
+    pub hooks: HooksConfig,
     /// `tsig_keys`: TSIG key files (`tsig-keygen` format).
     pub tsig_keys: Vec<PathBuf>,
 }

@@ -10,6 +10,8 @@ use rustc_hash::FxHashMap;
 
 use super::Daemon;
 use crate::{
+    dns::name::display,
+    event::{Event, EventKind},
     parent::{
         ChildReport, SignalingTarget,
         agent::{self, AgentConfig, AgentPaths},
@@ -80,6 +82,7 @@ impl Daemon {
                 parent: config.parent.clone(),
             },
             paths,
+            self.events.clone(),
             &self.vitals,
         ))
     }
@@ -87,11 +90,11 @@ impl Daemon {
     /// Takes a changed parent view; returns whether the child must be
     /// recomputed.
     pub(super) fn parent_view(&mut self, zone: Name, view: ParentView) -> bool {
-        let same = self
-            .agent
-            .views
-            .get(&zone)
-            .is_some_and(|old| old.ds == view.ds && old.ns == view.ns);
+        let old = self.agent.views.get(&zone);
+        let same = old.is_some_and(|old| old.ds == view.ds && old.ns == view.ns);
+        if let Some(event) = old.and_then(|old| ds_event(&zone, old, &view)) {
+            self.events.emit(event);
+        }
         self.agent.views.insert(zone.clone(), view);
         if !same {
             self.agent.force_report.insert(zone);
@@ -116,4 +119,23 @@ impl Daemon {
             })
             .collect()
     }
+}
+
+/// The event a new parent view makes against the last one: DS seen, gone
+/// or changed (RFC 7344 §4: the parent acted on the child's CDS).
+fn ds_event(zone: &Name, old: &ParentView, new: &ParentView) -> Option<Event> {
+    if old.ds == new.ds {
+        return None;
+    }
+    let ds: Vec<String> = new
+        .ds
+        .iter()
+        .map(|d| format!("{}/{}/{}", d.key_tag, d.algorithm, d.digest_type))
+        .collect();
+    let event = match (old.ds.is_empty(), new.ds.is_empty()) {
+        (true, false) => Event::new(EventKind::DsSeen, "the parent publishes DS for the zone"),
+        (false, true) => Event::new(EventKind::DsGone, "the parent no longer publishes DS"),
+        _ => Event::new(EventKind::DsChanged, "the parent's DS set changed"),
+    };
+    Some(event.with("zone", display(zone)).with("ds", ds.join(" ")))
 }

@@ -8,11 +8,15 @@
 //! [`crate::plan::child_key`], a 64-bit hash of the name, not by the name
 //! (about 24 bytes per child instead of a `Name`'s hundred), and the count
 //! per state is kept as states change, so a scrape costs nothing per child.
+//! The few held children are kept by name too, with why, so that their
+//! release can be told (`zone-held`, `zone-released`: [`crate::event`]).
 
 use hickory_proto::rr::Name;
 use rustc_hash::FxHashMap;
 
 use crate::{
+    dns::name::display,
+    event::{Event, EventKind},
     plan::child_key,
     policy::DelegationState,
 };
@@ -22,6 +26,8 @@ use crate::{
 pub(super) struct Delegations {
     by_child: FxHashMap<u64, DelegationState>,
     counts: [usize; DelegationState::ALL.len()],
+    /// The held children by name, with why.
+    held: FxHashMap<u64, (Name, String)>,
 }
 
 impl Delegations {
@@ -38,9 +44,64 @@ impl Delegations {
 
     /// Forgets a name that is no child any more.
     pub(super) fn remove(&mut self, name: &Name) {
-        if let Some(old) = self.by_child.remove(&child_key(name)) {
+        let key = child_key(name);
+        if let Some(old) = self.by_child.remove(&key) {
             self.counts[old.index()] -= 1;
         }
+        self.held.remove(&key);
+    }
+
+    /// Records a round's planned `states` and its `held` children (with
+    /// why); returns the `zone-held` and `zone-released` events. In a round
+    /// the safety brake held nothing new was published, so states stay as
+    /// they were (a child without one counts as held) and no child is
+    /// released.
+    pub(super) fn record(
+        &mut self,
+        states: Vec<(u64, DelegationState)>,
+        held: Vec<(Name, String)>,
+        brake_held: bool,
+    ) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (name, reason) in held {
+            let key = child_key(&name);
+            let known = self.held.get(&key).is_some_and(|(_, r)| *r == reason);
+            if !known {
+                events.push(
+                    Event::new(
+                        EventKind::ZoneHeld,
+                        "nothing new is published for the zone; its signals stay as they are",
+                    )
+                    .with("zone", display(&name))
+                    .with("reason", reason.clone()),
+                );
+            }
+            self.held.insert(key, (name, reason));
+        }
+        for (key, state) in states {
+            if brake_held {
+                if !self.by_child.contains_key(&key) {
+                    self.set(key, DelegationState::Held);
+                }
+                continue;
+            }
+            self.set(key, state);
+            if state != DelegationState::Held {
+                if let Some((name, _)) = self.held.remove(&key) {
+                    events.push(
+                        Event::new(EventKind::ZoneReleased, "the zone is planned again")
+                            .with("zone", display(&name))
+                            .with("state", state.as_str()),
+                    );
+                }
+            }
+        }
+        events
+    }
+
+    /// Why `name` is held, when it is.
+    pub(super) fn held_reason(&self, name: &Name) -> Option<&str> {
+        self.held.get(&child_key(name)).map(|(_, r)| r.as_str())
     }
 
     /// The state of `name`, when it was planned.
@@ -76,5 +137,27 @@ mod tests {
         assert_eq!(table.get(&a), None, "case does not matter");
         assert_eq!(table.counts().iter().sum::<usize>(), 1);
         assert_eq!(table.get(&b), Some(DelegationState::Bootstrapping));
+    }
+
+    #[test]
+    fn a_hold_and_its_release_are_events_once_each() {
+        let a = crate::dns::parse_name("a.example.").expect("valid");
+        let key = child_key(&a);
+        let mut table = Delegations::default();
+        let held = || vec![(a.clone(), "a key cannot be read".to_string())];
+        let kinds = |events: Vec<Event>| events.iter().map(|e| e.kind).collect::<Vec<_>>();
+        let first = table.record(vec![(key, DelegationState::Held)], held(), false);
+        assert_eq!(kinds(first), [EventKind::ZoneHeld]);
+        let again = table.record(vec![(key, DelegationState::Held)], held(), false);
+        assert!(again.is_empty(), "still held for the same reason: no event");
+        assert_eq!(table.held_reason(&a), Some("a key cannot be read"));
+        // A round the brake held releases nothing.
+        let braked = table.record(vec![(key, DelegationState::InSync)], vec![], true);
+        assert!(braked.is_empty());
+        assert_eq!(table.get(&a), Some(DelegationState::Held));
+        let released = table.record(vec![(key, DelegationState::InSync)], vec![], false);
+        assert_eq!(released[0].kind, EventKind::ZoneReleased);
+        assert_eq!(released[0].field("state"), Some("in_sync"));
+        assert_eq!(table.held_reason(&a), None);
     }
 }

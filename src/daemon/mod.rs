@@ -146,6 +146,8 @@ pub struct Daemon {
     brake: brake::BrakeState,
     /// Every child's delegation state.
     delegations: delegations::Delegations,
+    /// Where events go (the log, and `[hooks] exec`).
+    events: crate::event::Events,
     /// True until the first round has run.
     first_round: bool,
     /// Saves zones in the background.
@@ -192,6 +194,7 @@ impl Daemon {
             schedule: KeySchedule::default(),
             brake: brake::BrakeState::default(),
             delegations: delegations::Delegations::default(),
+            events: crate::event::Events::log_only(),
             first_round: true,
             saver: ZoneSaver::start(&vitals),
             serial_hold: SerialHold::default(),
@@ -332,6 +335,7 @@ impl Daemon {
         config.state = self.config.state.clone();
         self.keyring = Arc::new(keyring);
         self.keys.reconfigure(&config);
+        self.events.reconfigure(&config.hooks);
         self.config = config;
         self.sync_zones();
         Ok(format!("{} reloaded", self.config_path.display()))

@@ -32,10 +32,10 @@ use jiff::Timestamp;
 use super::{Daemon, brake};
 use crate::{
     dns::name::{canonical_wire, display},
+    event::{Event, EventKind},
     model::{self, ChildZone},
     parent,
     plan::{self, Facts, RoundPlan, SignalTarget, TouchedChild},
-    policy::DelegationState,
     server::ServedZone,
     zone::{serial, store::name_of},
 };
@@ -301,7 +301,10 @@ impl Daemon {
                     );
                 }
                 if self.brake.held.take().is_some() {
-                    tracing::info!("safety brake released");
+                    self.events.emit(Event::new(
+                        EventKind::BrakeReleased,
+                        "safety brake released: rounds publish again",
+                    ));
                 }
                 self.brake.confirmed = false;
             }
@@ -322,6 +325,17 @@ impl Daemon {
                      directories; if the change is intended run `signalbox confirm -c CONFIG` or raise \
                      [safety] max_change_share / min_changes and reload"
                 );
+                if self.brake.held.is_none() {
+                    self.events.emit(
+                        Event::new(
+                            EventKind::BrakeHolding,
+                            "the safety brake holds a round (signalbox confirm lets it through)",
+                        )
+                        .with("affected", affected.to_string())
+                        .with("published", published.to_string())
+                        .with("limit", limit.to_string()),
+                    );
+                }
                 self.brake.held = Some(verdict.clone());
             }
         }
@@ -396,7 +410,11 @@ impl Daemon {
         if held {
             self.hold(&mut plan);
         }
-        self.record_states(std::mem::take(&mut plan.states), held);
+        let states = std::mem::take(&mut plan.states);
+        let held_children = std::mem::take(&mut plan.held);
+        for event in self.delegations.record(states, held_children, held) {
+            self.events.emit(event);
+        }
         for (zone, wanted) in std::mem::take(&mut plan.apex_updates) {
             self.publish_apex(&zone, wanted);
         }
@@ -429,15 +447,6 @@ impl Daemon {
             .collect();
         applied.child_reports = self.changed_reports(reports);
         applied
-    }
-
-    /// Records the planned children's delegation states; in a `held` round
-    /// nothing new is published for any of them, so they are all held.
-    fn record_states(&mut self, states: Vec<(u64, DelegationState)>, held: bool) {
-        for (key, state) in states {
-            let state = if held { DelegationState::Held } else { state };
-            self.delegations.set(key, state);
-        }
     }
 
     /// Takes every child effect out of a held `plan`, and remembers its

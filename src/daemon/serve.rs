@@ -181,6 +181,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     }
     let mut daemon = daemon;
     daemon.rrl = listening.rrl;
+    daemon.events = crate::event::Events::start(&daemon.config.hooks, &daemon.vitals);
     let mut ctl_rx = open_control_socket(&daemon)?;
     let mut deaths = daemon.deaths.take();
     let mut died = None;

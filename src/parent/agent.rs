@@ -24,7 +24,7 @@ use std::{
 use hickory_proto::rr::Name;
 use jiff::Timestamp;
 use tokio::{
-    sync::mpsc,
+    sync::{mpsc, oneshot},
     time::{Instant, sleep_until},
 };
 
@@ -35,6 +35,7 @@ use super::{
     job::{self, GateInput, NotifyJob, NotifyOutcome, NotifyRun},
     ledger::{self, Kind, LedgerEntry},
     observer::{Observation, ObserveError},
+    recent::{RecentSends, SentRecord},
     resolver::Resolver,
     timers::{Job, Timers},
 };
@@ -42,6 +43,7 @@ use crate::{
     client::notify::{Outcome, RateLimit},
     config::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig},
     dns::{name::display, wire::rcode},
+    event::{Event, EventKind, Events},
     policy::ParentView,
     vital::{Ends, Vitals},
 };
@@ -93,6 +95,34 @@ pub struct AgentHandle {
     pub views: mpsc::UnboundedReceiver<(Name, ParentView)>,
     /// NOTIFYs sent, owed and waiting, for `/metrics`.
     pub counters: Arc<NotifyCounters>,
+    /// Questions about one child's NOTIFYs (`signalbox explain`).
+    pub questions: mpsc::UnboundedSender<Question>,
+}
+
+/// What `explain` asks the agent about one child.
+#[derive(Debug)]
+pub struct Question {
+    /// The child.
+    pub zone: Name,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<Vec<NotifyState>>,
+}
+
+/// Where one kind of NOTIFY (CDS or CSYNC) stands for one child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyState {
+    /// CDS or CSYNC.
+    pub kind: Kind,
+    /// Owed since then (the ledger; survives restarts).
+    pub owed_since: Option<Timestamp>,
+    /// The consistency gate found the nameservers disagreeing (RFC 9975).
+    pub waiting_for_agreement: bool,
+    /// Held after `[notify] max_wait` (`on_timeout = "hold"`).
+    pub held: bool,
+    /// Tries of the owed NOTIFY so far.
+    pub attempts: u32,
+    /// The last send, if remembered ([`RecentSends`]).
+    pub last: Option<SentRecord>,
 }
 
 /// Loads the saved observations (the daemon seeds its views with them
@@ -107,16 +137,27 @@ pub fn saved_views(paths: &AgentPaths) -> HashMap<Name, ParentView> {
 
 /// Starts the agent on the current runtime, as a vital part (it ends only
 /// when the daemon drops its report channel).
-pub fn start(config: AgentConfig, paths: AgentPaths, vitals: &Vitals) -> AgentHandle {
+pub fn start(
+    config: AgentConfig,
+    paths: AgentPaths,
+    events: Events,
+    vitals: &Vitals,
+) -> AgentHandle {
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let (views_tx, views_rx) = mpsc::unbounded_channel();
-    let agent = Agent::new(config, paths, views_tx);
+    let (questions_tx, questions_rx) = mpsc::unbounded_channel();
+    let agent = Agent::new(config, paths, views_tx, events);
     let counters = Arc::clone(&agent.counters);
-    vitals.task("parent agent", Ends::WhenInputCloses, agent.run(reports_rx));
+    vitals.task(
+        "parent agent",
+        Ends::WhenInputCloses,
+        agent.run(reports_rx, questions_rx),
+    );
     AgentHandle {
         reports: reports_tx,
         views: views_rx,
         counters,
+        questions: questions_tx,
     }
 }
 
@@ -150,6 +191,12 @@ struct Agent {
     /// Owed NOTIFYs whose gate was last found closed.
     gating: std::collections::HashSet<(Name, Kind)>,
     counters: Arc<NotifyCounters>,
+    /// Owed NOTIFYs whose last send failed (a `notify-failed` event was
+    /// emitted; the next is emitted once it was paid and fails again).
+    failing: std::collections::HashSet<(Name, Kind)>,
+    /// The last NOTIFY per child and kind, for `explain`.
+    recent: RecentSends,
+    events: Events,
     in_flight: usize,
     dirty: bool,
 }
@@ -159,6 +206,7 @@ impl Agent {
         config: AgentConfig,
         paths: AgentPaths,
         views_tx: mpsc::UnboundedSender<(Name, ParentView)>,
+        events: Events,
     ) -> Self {
         let ledger = ledger::load_ledger(&paths.ledger);
         let observed = ledger::load_observations(&paths.observations);
@@ -177,6 +225,9 @@ impl Agent {
             held: HashMap::new(),
             gating: std::collections::HashSet::new(),
             counters: Arc::default(),
+            failing: std::collections::HashSet::new(),
+            recent: RecentSends::default(),
+            events,
             in_flight: 0,
             dirty: false,
         }
@@ -186,7 +237,11 @@ impl Agent {
         self.timers.schedule(job, at);
     }
 
-    async fn run(mut self, mut reports: mpsc::UnboundedReceiver<ChildReport>) {
+    async fn run(
+        mut self,
+        mut reports: mpsc::UnboundedReceiver<ChildReport>,
+        mut questions: mpsc::UnboundedReceiver<Question>,
+    ) {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<JobResult>();
         let mut save_at: Option<Instant> = None;
         loop {
@@ -214,6 +269,9 @@ impl Agent {
                         return;
                     }
                 },
+                Some(question) = questions.recv() => {
+                    let _ = question.reply.send(self.answer(&question.zone));
+                }
                 Some(result) = done_rx.recv() => {
                     self.in_flight -= 1;
                     self.on_result(result);
@@ -225,6 +283,24 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Where `zone`'s NOTIFYs stand.
+    fn answer(&self, zone: &Name) -> Vec<NotifyState> {
+        [Kind::Cds, Kind::Csync]
+            .into_iter()
+            .map(|kind| {
+                let key = (zone.clone(), kind);
+                NotifyState {
+                    kind,
+                    owed_since: self.ledger.get(zone).and_then(|e| e.pending(kind)),
+                    waiting_for_agreement: self.gating.contains(&key),
+                    held: self.held.get(&key) == Some(&true),
+                    attempts: self.attempts.get(&key).copied().unwrap_or(0),
+                    last: self.recent.get(zone, kind).cloned(),
+                }
+            })
+            .collect()
     }
 
     fn on_report(&mut self, report: ChildReport) {
@@ -354,6 +430,15 @@ impl Agent {
             NotifyOutcome::NoTarget | NotifyOutcome::BadTarget(_) => {
                 let why = no_target(&run, kind);
                 tracing::info!(zone = z, qtype, "no NOTIFY sent: {why}");
+                self.recent.record(
+                    zone.clone(),
+                    kind,
+                    SentRecord {
+                        time: Timestamp::now(),
+                        target: String::new(),
+                        result: format!("not sent: {why}"),
+                    },
+                );
                 self.paid(&zone, kind);
             }
             NotifyOutcome::GateClosed => {
@@ -402,6 +487,15 @@ impl Agent {
             match self.config.notify.on_timeout {
                 OnTimeout::Hold => {
                     if first {
+                        self.events.emit(
+                            Event::new(
+                                EventKind::NotifyHeld,
+                                "NOTIFY held: the nameservers still disagree after max_wait",
+                            )
+                            .with("zone", z.clone())
+                            .with("qtype", qtype.clone())
+                            .with("reason", disagreements.clone()),
+                        );
                         tracing::error!(
                             zone = z,
                             qtype,
@@ -431,6 +525,19 @@ impl Agent {
         let now = Instant::now();
         self.gating.remove(&(zone.clone(), kind));
         self.counters.set_gate_waiting(self.gating.len());
+        self.recent.record(
+            zone.clone(),
+            kind,
+            SentRecord {
+                time: Timestamp::now(),
+                target: target.clone(),
+                result: match &outcome {
+                    Outcome::Acknowledged => "acknowledged".into(),
+                    Outcome::Rejected(code) => format!("rejected ({})", rcode::name(*code)),
+                    Outcome::Failed(why) => format!("failed: {why}"),
+                },
+            },
+        );
         self.counters.sent(
             kind,
             match outcome {
@@ -449,11 +556,27 @@ impl Agent {
             Outcome::Rejected(code) => {
                 let rcode = rcode::name(code);
                 tracing::warn!(zone = z, qtype, %target, rcode, "NOTIFY rejected by the parent's target; not retried");
+                self.events.emit(
+                    Event::new(EventKind::NotifyRejected, "NOTIFY rejected by the parent's target")
+                        .with("zone", z.clone())
+                        .with("qtype", qtype.clone())
+                        .with("target", target.clone())
+                        .with("rcode", rcode),
+                );
                 self.paid(&zone, kind);
             }
             Outcome::Failed(why) => {
                 let wait = backoff(attempt + 3, MAX_RETRY);
                 tracing::warn!(zone = z, qtype, %target, retry_in_s = wait.as_secs(), "NOTIFY failed: {why}");
+                if self.failing.insert((zone.clone(), kind)) {
+                    self.events.emit(
+                        Event::new(EventKind::NotifyFailed, "NOTIFY failed; retried with backoff")
+                            .with("zone", z.clone())
+                            .with("qtype", qtype.clone())
+                            .with("target", target.clone())
+                            .with("reason", why.to_string()),
+                    );
+                }
                 self.schedule(Job::Notify(zone, kind), now + wait);
             }
         }
@@ -466,6 +589,7 @@ impl Agent {
         self.attempts.remove(&(zone.clone(), kind));
         self.held.remove(&(zone.clone(), kind));
         self.gating.remove(&(zone.clone(), kind));
+        self.failing.remove(&(zone.clone(), kind));
         self.counters.set_gate_waiting(self.gating.len());
         self.dirty = true;
     }

@@ -15,6 +15,7 @@ pub mod gate;
 pub mod job;
 pub mod ledger;
 pub mod observer;
+pub mod recent;
 pub mod resolver;
 mod timers;
 
