@@ -136,7 +136,10 @@ impl Event {
     /// The hook's environment.
     pub fn environment(&self) -> Vec<(String, String)> {
         let mut env = vec![
-            ("SIGNALBOX_EVENT".to_string(), self.kind.as_str().to_string()),
+            (
+                "SIGNALBOX_EVENT".to_string(),
+                self.kind.as_str().to_string(),
+            ),
             ("SIGNALBOX_TIME".to_string(), self.time.to_string()),
             ("SIGNALBOX_MESSAGE".to_string(), self.message.clone()),
         ];

@@ -298,7 +298,11 @@ pub fn child_outcomes(
         children,
         512,
         |child| child_outcome(child, targets, facts, now),
-        |_| Err(NotPlanned::Held("the policy failed for it (see the log)".into())),
+        |_| {
+            Err(NotPlanned::Held(
+                "the policy failed for it (see the log)".into(),
+            ))
+        },
     )
 }
 

@@ -95,6 +95,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One child zone's whole story, from the running daemon: its keys,
+    /// what is published where and why, what the parent has, NOTIFYs sent,
+    /// holds and the next timing event.
+    Explain {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The child zone.
+        zone: String,
+        /// Machine-readable output (docs in src/daemon/explain.rs).
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a config file and the key directories it names.
     CheckConfig {
         /// The config file.
@@ -195,6 +208,10 @@ pub fn run() -> ExitCode {
                 signalbox::daemon::control::Command::Status
             },
         ),
+        Command::Explain { config, zone, json } => control(
+            &config,
+            signalbox::daemon::control::Command::Explain { zone, json },
+        ),
         Command::CheckConfig { config } => check::run(&config),
         Command::Signals {
             config,
@@ -257,7 +274,7 @@ fn control(config: &std::path::Path, command: signalbox::daemon::control::Comman
     };
     match signalbox::daemon::control::send(
         &parsed.state.dir,
-        command,
+        &command,
         std::time::Duration::from_secs(120),
     ) {
         Ok(reply) => {

@@ -26,8 +26,8 @@
 
 mod checker;
 pub mod duration;
-mod load;
 mod hooks;
+mod load;
 mod metrics;
 mod parent;
 mod rrl;
@@ -45,8 +45,8 @@ use std::{
 
 use hickory_proto::rr::Name;
 
-pub use load::{load, parse};
 pub use hooks::HooksConfig;
+pub use load::{load, parse};
 pub use metrics::MetricsConfig;
 pub use parent::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig};
 pub use rrl::{RRL_RATE_MAX, RrlConfig};

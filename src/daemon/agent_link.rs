@@ -30,6 +30,8 @@ pub(super) struct AgentLink {
     pub(super) reported: FxHashMap<Name, (u64, u64)>,
     /// Children to report even if unchanged (their parent view changed).
     pub(super) force_report: HashSet<Name>,
+    /// Questions to the agent (`explain`), once it runs.
+    pub(super) questions: Option<tokio::sync::mpsc::UnboundedSender<agent::Question>>,
 }
 
 impl Daemon {

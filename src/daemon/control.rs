@@ -1,5 +1,6 @@
 //! The control socket (`<state dir>/control.sock`, mode 0600): `reload`,
-//! `confirm` and `status` from the command line to the running daemon. One
+//! `confirm`, `status` and `explain` from the command line to the running
+//! daemon. One
 //! command per connection; the answer is `ok` or `error` on the first line,
 //! then text. `status` names every key directory held because it cannot be
 //! read (since when, why) and the zones held by a key that cannot be read.
@@ -19,7 +20,7 @@ use tokio::{
 };
 
 /// A command to the daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Re-read the config; a bad one is rejected with its errors.
     Reload,
@@ -29,26 +30,45 @@ pub enum Command {
     Status,
     /// The same as JSON (`status --json`).
     StatusJson,
+    /// One child's story (`explain ZONE [--json]`).
+    Explain {
+        /// The child zone.
+        zone: String,
+        /// As JSON.
+        json: bool,
+    },
 }
 
 impl Command {
     fn parse(text: &str) -> Option<Self> {
-        match text.trim() {
-            "reload" => Some(Command::Reload),
-            "confirm" => Some(Command::Confirm),
-            "status" => Some(Command::Status),
-            "status-json" => Some(Command::StatusJson),
-            _ => None,
-        }
+        let mut words = text.split_whitespace();
+        let command = match (words.next()?, words.next()) {
+            ("reload", None) => Command::Reload,
+            ("confirm", None) => Command::Confirm,
+            ("status", None) => Command::Status,
+            ("status-json", None) => Command::StatusJson,
+            ("explain", Some(zone)) => Command::Explain {
+                zone: zone.to_string(),
+                json: false,
+            },
+            ("explain-json", Some(zone)) => Command::Explain {
+                zone: zone.to_string(),
+                json: true,
+            },
+            _ => return None,
+        };
+        words.next().is_none().then_some(command)
     }
 
-    /// The wire spelling.
-    pub fn as_str(self) -> &'static str {
+    /// The wire spelling (one line).
+    pub fn to_line(&self) -> String {
         match self {
-            Command::Reload => "reload",
-            Command::Confirm => "confirm",
-            Command::Status => "status",
-            Command::StatusJson => "status-json",
+            Command::Reload => "reload".into(),
+            Command::Confirm => "confirm".into(),
+            Command::Status => "status".into(),
+            Command::StatusJson => "status-json".into(),
+            Command::Explain { zone, json: false } => format!("explain {zone}"),
+            Command::Explain { zone, json: true } => format!("explain-json {zone}"),
         }
     }
 }
@@ -119,7 +139,7 @@ pub fn listen(path: &Path, tx: mpsc::Sender<Request>, vitals: &Vitals) -> io::Re
                     None => Reply {
                         ok: false,
                         text: format!(
-                            "unknown command {:?} (reload, confirm, status, status-json)",
+                            "unknown command {:?} (reload, confirm, status, status-json, explain ZONE, explain-json ZONE)",
                             line.trim()
                         ),
                     },
@@ -154,7 +174,7 @@ pub fn listen(path: &Path, tx: mpsc::Sender<Request>, vitals: &Vitals) -> io::Re
 }
 
 /// Sends `command` to the daemon whose state directory is `state_dir`.
-pub fn send(state_dir: &Path, command: Command, timeout: Duration) -> io::Result<Reply> {
+pub fn send(state_dir: &Path, command: &Command, timeout: Duration) -> io::Result<Reply> {
     let path = socket_path(state_dir);
     let mut stream = UnixStream::connect(&path).map_err(|e| {
         io::Error::new(
@@ -163,7 +183,7 @@ pub fn send(state_dir: &Path, command: Command, timeout: Duration) -> io::Result
         )
     })?;
     stream.set_read_timeout(Some(timeout))?;
-    stream.write_all(format!("{}\n", command.as_str()).as_bytes())?;
+    stream.write_all(format!("{}\n", command.to_line()).as_bytes())?;
     let mut reader = BufReader::new(stream);
     let mut first = String::new();
     reader.read_line(&mut first)?;

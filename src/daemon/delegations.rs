@@ -124,7 +124,10 @@ mod tests {
         let name = |n: &str| crate::dns::parse_name(n).expect("valid");
         let (a, b) = (name("a.example."), name("b.example."));
         let mut table = Delegations::default();
-        assert_eq!(table.set(child_key(&a), DelegationState::Bootstrapping), None);
+        assert_eq!(
+            table.set(child_key(&a), DelegationState::Bootstrapping),
+            None
+        );
         table.set(child_key(&b), DelegationState::Bootstrapping);
         assert_eq!(
             table.set(child_key(&a), DelegationState::InSync),

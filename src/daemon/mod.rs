@@ -17,6 +17,7 @@ mod agent_link;
 mod brake;
 pub mod control;
 mod delegations;
+pub mod explain;
 mod round;
 mod save;
 mod schedule;

@@ -191,7 +191,10 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     let notify_counters = agent.as_ref().map(|a| Arc::clone(&a.counters));
     let metrics = start_metrics(&daemon, listening.queries, notify_counters).await?;
     let (agent_reports, mut agent_views) = match agent {
-        Some(handle) => (Some(handle.reports), Some(handle.views)),
+        Some(handle) => {
+            daemon.agent.questions = Some(handle.questions);
+            (Some(handle.reports), Some(handle.views))
+        }
         None => (None, None),
     };
     let mut after = AfterRound {
@@ -492,8 +495,47 @@ async fn on_control(
             });
             (None, None)
         }
+        control::Command::Explain { zone, json } => {
+            let reply = match daemon.explain(&zone, Timestamp::now()) {
+                Ok(explanation) => {
+                    let explanation = match ask_agent(&daemon, &explanation.zone).await {
+                        Some(states) => explanation.with_notify(states),
+                        None => explanation,
+                    };
+                    control::Reply {
+                        ok: true,
+                        text: if json {
+                            explanation.to_json()
+                        } else {
+                            explanation.to_text()
+                        },
+                    }
+                }
+                Err(e) => control::Reply {
+                    ok: false,
+                    text: e.to_string(),
+                },
+            };
+            let _ = request.reply.send(reply);
+            (None, None)
+        }
     };
     Ok((daemon, input, reply))
+}
+
+/// Asks the parent agent where `zone`'s NOTIFYs stand (`None` when no
+/// agent runs or it does not answer within 2 s).
+async fn ask_agent(daemon: &Daemon, zone: &str) -> Option<Vec<crate::parent::agent::NotifyState>> {
+    let questions = daemon.agent.questions.as_ref()?;
+    let zone = crate::dns::parse_name(zone).ok()?;
+    let (reply, answer) = oneshot::channel();
+    questions
+        .send(crate::parent::agent::Question { zone, reply })
+        .ok()?;
+    tokio::time::timeout(Duration::from_secs(2), answer)
+        .await
+        .ok()?
+        .ok()
 }
 
 /// Takes the parent views the agent reports (`first` and whatever else is

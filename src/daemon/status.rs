@@ -316,7 +316,11 @@ impl StatusReport {
             out,
             "children: {} ({})",
             self.children.values().sum::<usize>(),
-            if children.is_empty() { "none".to_string() } else { children.join(", ") }
+            if children.is_empty() {
+                "none".to_string()
+            } else {
+                children.join(", ")
+            }
         );
         match &self.safety_brake {
             BrakeStatus {

@@ -557,11 +557,14 @@ impl Agent {
                 let rcode = rcode::name(code);
                 tracing::warn!(zone = z, qtype, %target, rcode, "NOTIFY rejected by the parent's target; not retried");
                 self.events.emit(
-                    Event::new(EventKind::NotifyRejected, "NOTIFY rejected by the parent's target")
-                        .with("zone", z.clone())
-                        .with("qtype", qtype.clone())
-                        .with("target", target.clone())
-                        .with("rcode", rcode),
+                    Event::new(
+                        EventKind::NotifyRejected,
+                        "NOTIFY rejected by the parent's target",
+                    )
+                    .with("zone", z.clone())
+                    .with("qtype", qtype.clone())
+                    .with("target", target.clone())
+                    .with("rcode", rcode),
                 );
                 self.paid(&zone, kind);
             }
@@ -570,11 +573,14 @@ impl Agent {
                 tracing::warn!(zone = z, qtype, %target, retry_in_s = wait.as_secs(), "NOTIFY failed: {why}");
                 if self.failing.insert((zone.clone(), kind)) {
                     self.events.emit(
-                        Event::new(EventKind::NotifyFailed, "NOTIFY failed; retried with backoff")
-                            .with("zone", z.clone())
-                            .with("qtype", qtype.clone())
-                            .with("target", target.clone())
-                            .with("reason", why.to_string()),
+                        Event::new(
+                            EventKind::NotifyFailed,
+                            "NOTIFY failed; retried with backoff",
+                        )
+                        .with("zone", z.clone())
+                        .with("qtype", qtype.clone())
+                        .with("target", target.clone())
+                        .with("reason", why.to_string()),
                     );
                 }
                 self.schedule(Job::Notify(zone, kind), now + wait);

@@ -44,7 +44,11 @@ impl RecentSends {
                 break;
             };
             // Only the entry's latest position in the queue removes it.
-            if self.last.get(&key).is_some_and(|(latest, _)| *latest == seq) {
+            if self
+                .last
+                .get(&key)
+                .is_some_and(|(latest, _)| *latest == seq)
+            {
                 self.last.remove(&key);
             }
         }

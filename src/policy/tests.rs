@@ -881,10 +881,26 @@ fn delegation_states_through_a_rollover_and_a_delete() {
     let s = settings(CdsMode::Always);
     let state = |day| delegation_state(&run(&s, &keys, t(day)), &keys, None, t(day));
     assert_eq!(state(-1), DelegationState::Insecure, "no key live, no DS");
-    assert_eq!(state(0), DelegationState::Bootstrapping, "CDS out, no DS yet");
-    assert_eq!(state(10), DelegationState::InSync, "KSK1's DS is at the parent");
-    assert_eq!(state(31), DelegationState::Rolling, "CDS names KSK2, DS KSK1");
-    assert_eq!(state(40), DelegationState::InSync, "KSK2's DS replaced KSK1's");
+    assert_eq!(
+        state(0),
+        DelegationState::Bootstrapping,
+        "CDS out, no DS yet"
+    );
+    assert_eq!(
+        state(10),
+        DelegationState::InSync,
+        "KSK1's DS is at the parent"
+    );
+    assert_eq!(
+        state(31),
+        DelegationState::Rolling,
+        "CDS names KSK2, DS KSK1"
+    );
+    assert_eq!(
+        state(40),
+        DelegationState::InSync,
+        "KSK2's DS replaced KSK1's"
+    );
     // The parent's DS as observed wins over the metadata.
     let zone = zone();
     let k1 = &keys[0];

@@ -13,6 +13,7 @@ mod chain_harness;
 mod cli;
 mod cross_check;
 mod durability;
+mod explain;
 mod flood;
 mod fuzz_query;
 mod key_directory;

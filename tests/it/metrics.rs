@@ -52,7 +52,11 @@ fn assert_children(body: &str, status: &serde_json::Value, bootstrapping: usize)
         "error",
     ];
     for state in states {
-        let want = if state == "bootstrapping" { bootstrapping } else { 0 };
+        let want = if state == "bootstrapping" {
+            bootstrapping
+        } else {
+            0
+        };
         let series = format!("signalbox_children{{state=\"{state}\"}}");
         assert_eq!(sample(body, &series), Some(want as f64), "{series}: {body}");
         assert_eq!(

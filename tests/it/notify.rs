@@ -29,10 +29,10 @@ use crate::common::{
     signzone, *,
 };
 
-const CHILD: &str = "child.parent.test.";
-const SIGNAL: &str = "_signal.ns.other.test.";
+pub(crate) const CHILD: &str = "child.parent.test.";
+pub(crate) const SIGNAL: &str = "_signal.ns.other.test.";
 
-fn ready() -> bool {
+pub(crate) fn ready() -> bool {
     let mut needed: Vec<&str> = parent::TOOLS.to_vec();
     needed.push("dnssec-keygen");
     tools(&needed)
@@ -42,13 +42,13 @@ fn test_body(extra: &str) -> String {
     format!("ns.other A 127.0.0.1\nns1.operator A 127.0.0.2\nscanner A 127.0.0.3\n{extra}\n")
 }
 
-fn dsync(rrtype: u16, port: u16, target: &str) -> String {
+pub(crate) fn dsync(rrtype: u16, port: u16, target: &str) -> String {
     parent::dsync_rdata(rrtype, 1, port, target)
 }
 
 /// A world with `parent_body` in parent.test. and `child_body` in the
 /// (unsigned) child.
-fn world(parent_body: &str, child_body: &str) -> ParentWorld {
+pub(crate) fn world(parent_body: &str, child_body: &str) -> ParentWorld {
     world_with(parent_body, child_body, Vec::new())
 }
 
@@ -64,15 +64,15 @@ fn world_with(parent_body: &str, child_body: &str, more: Vec<ZoneSpec>) -> Paren
 
 /// signalbox's side: a key directory for the child and for the signalling
 /// zone, and a config.
-struct Side {
+pub(crate) struct Side {
     dir: tempfile::TempDir,
-    config: PathBuf,
-    child_key: PathBuf,
+    pub(crate) config: PathBuf,
+    pub(crate) child_key: PathBuf,
 }
 
 impl Side {
     /// `notify` lines go into the `[notify]` table.
-    fn new(world: &ParentWorld, zones: &[&str], cds: &str, notify: &str) -> Side {
+    pub(crate) fn new(world: &ParentWorld, zones: &[&str], cds: &str, notify: &str) -> Side {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         let children = root.join("children");
@@ -135,17 +135,17 @@ after_notify = "1s"
         }
     }
 
-    fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.dir.path()
     }
 
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
+    pub(crate) fn run(&self, args: &[&str]) -> (i32, String, String) {
         output(signalbox().args(args).arg("-c").arg(&self.config))
     }
 
     /// The child's apex CDS and CDNSKEY lines as `signals` prints them,
     /// with the DNSKEY they describe (BIND's zone checks want it there).
-    fn apex_lines(&self) -> String {
+    pub(crate) fn apex_lines(&self) -> String {
         let (code, stdout, stderr) = self.run(&["signals", "--zone", CHILD]);
         assert_eq!(code, 0, "{stdout}{stderr}");
         let dnskey = format!(
@@ -546,7 +546,7 @@ fn a_held_round_notifies_no_parent() {
     assert_eq!(got.len(), 6, "{got:?}\n{}", daemon.log_text());
 }
 
-fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if check() {

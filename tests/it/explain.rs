@@ -1,0 +1,275 @@
+//! `signalbox explain ZONE --json` on one child through a whole life, in
+//! the parent world of [`crate::notify`] (Knot serving the parent and the
+//! child, Unbound validating, a NOTIFY receiver as the parent's scanner):
+//! bootstrap (signals out, NOTIFY acknowledged), the parent publishing DS
+//! (`_dsboot` withdrawn), a second KSK whose activation is announced as the
+//! next event, the rollover, KSK1 retired and the parent swapping DS. At
+//! every step the explanation is checked against what the parent world and
+//! the served signalling zone show, and the `[hooks] exec` program must have
+//! been run for the parent's DS events (`ds-seen`, `ds-changed`).
+
+use std::{
+    fs,
+    net::{Ipv4Addr, SocketAddr},
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    time::Duration,
+};
+
+use serde_json::Value;
+
+use crate::{
+    common::{
+        parent::{NotifyReceiver, ReceiverMode},
+        serve::{Serve, query},
+        signzone, *,
+    },
+    notify::{CHILD, SIGNAL, Side, dsync, ready, wait_until, world},
+};
+
+/// `explain --json` for the child, parsed.
+fn explain(side: &Side) -> Value {
+    let (code, stdout, stderr) = side.run(&["explain", CHILD, "--json"]);
+    assert_eq!(code, 0, "explain failed: {stdout}{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// Polls `explain` until `check` holds; returns the last explanation.
+fn explain_until(side: &Side, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    let ok = wait_until(Duration::from_secs(40), || {
+        last = explain(side);
+        check(&last)
+    });
+    assert!(ok, "explain never showed {what}:\n{last:#}");
+    last
+}
+
+/// The key tag in a `Kname+alg+tag` stem.
+fn tag_of(stem: &str) -> u64 {
+    stem.rsplit('+')
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no tag in {stem}"))
+}
+
+fn tags(value: &Value) -> Vec<u64> {
+    value
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+fn key<'a>(explained: &'a Value, tag: u64) -> &'a Value {
+    explained["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["tag"].as_u64() == Some(tag)))
+        .unwrap_or_else(|| panic!("no key {tag} in {explained:#}"))
+}
+
+fn cds_notify(explained: &Value) -> &Value {
+    explained["notify"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["qtype"] == "CDS"))
+        .unwrap_or_else(|| panic!("no CDS notify state in {explained:#}"))
+}
+
+fn dsboot(explained: &Value) -> &Value {
+    &explained["published"][0]
+}
+
+/// A hook that appends `event zone ds` per event to `events.log`.
+fn install_hook(root: &Path, config: &Path) -> std::path::PathBuf {
+    let log = root.join("events.log");
+    let hook = root.join("hook.sh");
+    fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nprintf '%s %s %s\\n' \"$SIGNALBOX_EVENT\" \"$SIGNALBOX_ZONE\" \"$SIGNALBOX_DS\" >> '{}'\n",
+            log.display()
+        ),
+    )
+    .expect("hook");
+    fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let text = fs::read_to_string(config).expect("config");
+    fs::write(config, format!("{text}\n[hooks]\nexec = \"hook.sh\"\n")).expect("config");
+    log
+}
+
+#[test]
+fn explain_follows_a_child_through_bootstrap_and_a_ksk_rollover() {
+    if !ready() || !tools(&["dnssec-dsfromkey"]) {
+        return;
+    }
+    let receiver = NotifyReceiver::start(Ipv4Addr::new(127, 0, 0, 3), ReceiverMode::Answer);
+    let parent_body = format!(
+        "*._dsync TYPE66 {}\n",
+        dsync(59, receiver.addr().port(), "scanner.test.")
+    );
+    let mut world = world(&parent_body, "");
+    let side = Side::new(&world, &[CHILD], "rollover", "");
+    let events = install_hook(side.root(), &side.config);
+    let ksk1 = tag_of(
+        side.child_key
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("stem"),
+    );
+    // Knot serves the same CDS/CDNSKEY at once: the gate opens.
+    world.set_zone(CHILD, &side.apex_lines());
+    let addr = SocketAddr::new([127, 0, 0, 2].into(), world.auth().port());
+    let daemon = Serve::start(&side.config, addr, SIGNAL);
+    let dsboot_owner = format!("_dsboot.{CHILD}{SIGNAL}");
+
+    // 1. Bootstrap: signals out, no DS, the NOTIFY(CDS) acknowledged.
+    let got = receiver.wait_for(1, Duration::from_secs(30));
+    assert_eq!(got.len(), 1, "{}", daemon.log_text());
+    let e = explain_until(&side, "an acknowledged NOTIFY(CDS)", |e| {
+        cds_notify(e)["last_sent"]["result"] == "acknowledged"
+            && e["parent"]["source"] == "observer"
+    });
+    assert_eq!(e["zone"], CHILD);
+    assert_eq!(e["state"], "bootstrapping", "{e:#}");
+    assert_eq!(e["held"], Value::Null);
+    let k1 = key(&e, ksk1);
+    assert_eq!(k1["role"], "KSK");
+    assert_eq!(k1["phase"], "ready, DS not at parent");
+    assert_eq!(k1["in_signals"], true);
+    assert!(
+        e["signals"]["cds"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    );
+    assert_eq!(dsboot(&e)["owner"], dsboot_owner.as_str());
+    assert_eq!(dsboot(&e)["by"], "served");
+    assert_eq!(dsboot(&e)["present"], true);
+    assert_eq!(dsboot(&e)["current"], true);
+    let served = query(addr, &dsboot_owner, 59, false).expect("answer");
+    assert!(!served.answers.is_empty(), "explain says served: it is");
+    assert_eq!(e["parent"]["ds"], serde_json::json!([]));
+    assert_eq!(cds_notify(&e)["owed_since"], Value::Null, "paid");
+    assert!(
+        cds_notify(&e)["last_sent"]["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("scanner.test.")),
+        "{e:#}"
+    );
+    assert_eq!(e["next_event"], Value::Null, "no timing event ahead");
+    // The text form tells the same.
+    let (code, text, _) = side.run(&["explain", CHILD]);
+    assert_eq!(code, 0);
+    assert!(
+        text.starts_with(&format!("{CHILD}: bootstrapping")),
+        "{text}"
+    );
+    assert!(
+        text.contains("last acknowledged to scanner.test."),
+        "{text}"
+    );
+
+    // 2. The parent publishes KSK1's DS: in sync, the _dsboot withdrawn
+    //    (RFC 9615 §5.1), and the hook hears ds-seen.
+    let ds1 = signzone::dsfromkey(&side.child_key);
+    world.set_zone("parent.test.", &format!("{parent_body}child DS {ds1}\n"));
+    let e = explain_until(&side, "in_sync after the parent's DS", |e| {
+        e["state"] == "in_sync" && dsboot(e)["present"] == false
+    });
+    assert_eq!(
+        e["parent"]["ds"],
+        serde_json::json!([format!("{ksk1}/13/2")])
+    );
+    assert_eq!(key(&e, ksk1)["phase"], "active, DS at parent");
+    assert!(query(addr, &dsboot_owner, 59, false).is_some_and(|m| m.answers.is_empty()));
+    let heard = wait_until(Duration::from_secs(10), || {
+        fs::read_to_string(&events)
+            .is_ok_and(|t| t.contains(&format!("ds-seen {CHILD} {ksk1}/13/2")))
+    });
+    assert!(
+        heard,
+        "{:?}\n{}",
+        fs::read_to_string(&events),
+        daemon.log_text()
+    );
+
+    // 3. KSK2, active in 6 s: explain names the event and what follows.
+    let children = side.root().join("children");
+    let stem2 = signzone::keygen(
+        &children,
+        &[
+            "-f",
+            "KSK",
+            "-P",
+            "now",
+            "-A",
+            "+6",
+            CHILD.trim_end_matches('.'),
+        ],
+    );
+    let ksk2 = tag_of(&stem2);
+    let e = explain_until(&side, "KSK2's activation as the next event", |e| {
+        e["next_event"]["events"]
+            .as_array()
+            .is_some_and(|ev| ev.iter().any(|x| x == &format!("KSK {ksk2} Activate")))
+    });
+    assert_eq!(e["state"], "in_sync", "not yet: {e:#}");
+    assert_eq!(key(&e, ksk2)["phase"], "published, not active");
+    assert_eq!(e["next_event"]["signals_change"], true, "{e:#}");
+    assert!(tags(&e["next_event"]["signalled_keys_then"]).contains(&ksk2));
+    assert_eq!(e["next_event"]["state_then"], "rolling");
+    // The daemon wakes at the event by itself: rolling, KSK2 in the CDS.
+    let e = explain_until(&side, "the rollover", |e| e["state"] == "rolling");
+    assert_eq!(key(&e, ksk2)["in_signals"], true, "{e:#}");
+    // A rollover is signalled at the apex only: the _dsboot stays withdrawn
+    // once the parent has DS (RFC 9615 §5.1), and that is what is wanted.
+    assert_eq!(dsboot(&e)["present"], false, "{e:#}");
+    assert_eq!(dsboot(&e)["current"], true, "{e:#}");
+    world.set_zone(CHILD, &side.apex_lines());
+    let got = receiver.wait_for(2, Duration::from_secs(30));
+    assert_eq!(got.len(), 2, "{}", daemon.log_text());
+    let e = explain_until(&side, "the second NOTIFY acknowledged", |e| {
+        cds_notify(e)["owed_since"].is_null()
+            && cds_notify(e)["last_sent"]["result"] == "acknowledged"
+    });
+    assert_eq!(e["state"], "rolling");
+
+    // 4. KSK1 retired (its files removed), then the parent swaps the DS.
+    for ext in ["key", "private"] {
+        let _ = fs::remove_file(side.child_key.with_extension(ext));
+    }
+    let e = explain_until(&side, "KSK1 gone", |e| {
+        e["keys"].as_array().is_some_and(|k| k.len() == 1)
+    });
+    assert_eq!(
+        e["state"], "rolling",
+        "the parent still has KSK1's DS: {e:#}"
+    );
+    let ds2 = signzone::dsfromkey(&children.join(format!("{stem2}.key")));
+    world.set_zone("parent.test.", &format!("{parent_body}child DS {ds2}\n"));
+    let e = explain_until(&side, "in_sync on KSK2", |e| e["state"] == "in_sync");
+    assert_eq!(
+        e["parent"]["ds"],
+        serde_json::json!([format!("{ksk2}/13/2")])
+    );
+    assert_eq!(key(&e, ksk2)["phase"], "active, DS at parent");
+    let heard = wait_until(Duration::from_secs(10), || {
+        fs::read_to_string(&events)
+            .is_ok_and(|t| t.contains(&format!("ds-changed {CHILD} {ksk2}/13/2")))
+    });
+    assert!(
+        heard,
+        "{:?}\n{}",
+        fs::read_to_string(&events),
+        daemon.log_text()
+    );
+    // The log carries the same events, structured.
+    let log = daemon.log_text();
+    assert!(
+        log.contains("event=\"ds-seen\"") || log.contains("event=ds-seen"),
+        "{log}"
+    );
+
+    // Not a child: a clear error, exit 2.
+    let (code, _, stderr) = side.run(&["explain", "nowhere.test."]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is not a child zone"), "{stderr}");
+}
