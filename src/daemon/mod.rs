@@ -149,6 +149,8 @@ pub struct Daemon {
     delegations: delegations::Delegations,
     /// Where events go (the log, and `[hooks] exec`).
     events: crate::event::Events,
+    /// How far a signing run is (the service status during a cold start).
+    signing: Arc<crate::zone::signer::SigningProgress>,
     /// True until the first round has run.
     first_round: bool,
     /// Saves zones in the background.
@@ -196,6 +198,7 @@ impl Daemon {
             brake: brake::BrakeState::default(),
             delegations: delegations::Delegations::default(),
             events: crate::event::Events::log_only(),
+            signing: Arc::default(),
             first_round: true,
             saver: ZoneSaver::start(&vitals),
             serial_hold: SerialHold::default(),
@@ -356,28 +359,9 @@ impl Daemon {
     }
 
     /// One line for the service manager (systemd's STATUS=): zones
-    /// served, the safety brake, held key directories.
+    /// served, children by state, the safety brake, what is held.
     pub fn status_line(&self) -> String {
-        let mut line = format!("serving {} signalling zones", self.zones.len());
-        if let Some(brake::Verdict::Hold {
-            affected,
-            published,
-            ..
-        }) = &self.brake.held
-        {
-            line.push_str(&format!(
-                "; safety brake HOLDING a change to {affected} of {published} children (signalbox confirm)"
-            ));
-        }
-        let held = self.unreadable_key_dirs().len();
-        if held > 0 {
-            line.push_str(&format!("; {held} key directories held (unreadable)"));
-        }
-        let unsigned = self.zones.values().filter(|z| z.broken.is_some()).count();
-        if unsigned > 0 {
-            line.push_str(&format!("; {unsigned} zones NOT SIGNED"));
-        }
-        line
+        self.status_report().summary_line()
     }
 
     /// The text of `signalbox status`.

@@ -45,21 +45,33 @@ async fn run_round(
     input: RoundInput,
     sd: &SdNotify,
 ) -> Result<(Daemon, RoundReport), DaemonError> {
+    let signing = Arc::clone(&daemon.signing);
+    let phase = if daemon.first_round {
+        "first round"
+    } else {
+        "round"
+    };
     let mut round = tokio::task::spawn_blocking(move || {
         let mut daemon = daemon;
         let report = daemon.round(input, Timestamp::now());
         (daemon, report)
     });
-    let Some(every) = sd.watchdog_interval() else {
-        return round.await.map_err(DaemonError::Round);
-    };
+    let watchdog = sd.watchdog_interval();
     let started = Instant::now();
-    let mut ping = tokio::time::interval(every);
+    // Feeds the watchdog and, while a long signing run goes on, tells
+    // systemd how far it got (STATUS=).
+    let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(1)));
     let mut starved = false;
     loop {
         tokio::select! {
             done = &mut round => return done.map_err(DaemonError::Round),
-            _ = ping.tick() => {
+            _ = tick.tick() => {
+                if let Some(run) = signing.now() {
+                    sd.status(&format!("{phase}: {run}"));
+                }
+                if watchdog.is_none() {
+                    continue;
+                }
                 if started.elapsed() < ROUND_WATCHDOG_LIMIT {
                     sd.watchdog();
                 } else if !starved {

@@ -115,7 +115,8 @@ impl Daemon {
             owner: apex.clone(),
             rrsets: Some(content::apex_rrsets(&config, &keys, &own, now)),
         };
-        let signer = ZoneSigner::from_keys(&keys, now);
+        let mut signer = ZoneSigner::from_keys(&keys, now);
+        signer.progress = Some(Arc::clone(&self.signing));
         for problem in &signer.problems {
             tracing::error!(zone = zone_name, "{problem}");
         }

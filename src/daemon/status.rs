@@ -288,6 +288,65 @@ impl StatusReport {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 
+    /// One line (systemd's STATUS=): zones served, children by state, the
+    /// safety brake, held key directories and zones, unsigned zones.
+    pub fn summary_line(&self) -> String {
+        let mut line = format!("serving {} signalling zones", self.zones.len());
+        let children: Vec<String> = self
+            .children
+            .iter()
+            .filter(|(_, count)| **count > 0)
+            .map(|(state, count)| format!("{count} {state}"))
+            .collect();
+        if !children.is_empty() {
+            let total: usize = self.children.values().sum();
+            let _ = write!(line, "; {total} children ({})", children.join(", "));
+        }
+        if let BrakeStatus {
+            holding: true,
+            affected: Some(affected),
+            published: Some(published),
+            ..
+        } = &self.safety_brake
+        {
+            let _ = write!(
+                line,
+                "; safety brake HOLDING a change to {affected} of {published} children (signalbox confirm)"
+            );
+        }
+        let dirs_held = self
+            .key_directories
+            .iter()
+            .filter(|d| d.held_since.is_some())
+            .count();
+        if dirs_held > 0 {
+            let _ = write!(line, "; {dirs_held} key directories held (unreadable)");
+        }
+        let zones_held: usize = self
+            .key_directories
+            .iter()
+            .map(|d| d.zones_held.len())
+            .sum();
+        if zones_held > 0 {
+            let _ = write!(
+                line,
+                "; {zones_held} zones held by keys that cannot be read"
+            );
+        }
+        let unsigned = self.zones.iter().filter(|z| !z.signed).count();
+        if unsigned > 0 {
+            let _ = write!(line, "; {unsigned} zones NOT SIGNED");
+        }
+        let serial_held = self.zones.iter().filter(|z| z.serial_held).count();
+        if serial_held > 0 {
+            let _ = write!(
+                line,
+                "; {serial_held} zones HELD (serial cannot be recorded)"
+            );
+        }
+        line
+    }
+
     /// The text `signalbox status` prints.
     pub fn to_text(&self) -> String {
         let mut out = String::new();

@@ -55,6 +55,91 @@ pub struct ZoneSigner {
     pub zsks: Vec<Arc<SigningKey>>,
     /// Keys that should sign but cannot (no private key...).
     pub problems: Vec<String>,
+    /// Where a long signing run reports how far it got (the service
+    /// status); `None`: only the log.
+    pub progress: Option<Arc<SigningProgress>>,
+}
+
+/// How far the signing run in progress is, for whoever watches it (the
+/// daemon's systemd STATUS= line while a cold start signs a million names).
+#[derive(Debug, Default)]
+pub struct SigningProgress {
+    run: Mutex<Option<SigningRun>>,
+}
+
+#[derive(Debug)]
+struct SigningRun {
+    zone: String,
+    total: usize,
+    done: usize,
+    started: Instant,
+}
+
+/// One look at a signing run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigningSnapshot {
+    /// The zone being signed.
+    pub zone: String,
+    /// RRsets signed so far.
+    pub done: usize,
+    /// RRsets to sign.
+    pub total: usize,
+    /// RRsets per second so far.
+    pub per_second: f64,
+}
+
+impl SigningProgress {
+    fn start(&self, zone: &str, total: usize) {
+        if let Ok(mut run) = self.run.lock() {
+            *run = Some(SigningRun {
+                zone: zone.to_string(),
+                total,
+                done: 0,
+                started: Instant::now(),
+            });
+        }
+    }
+
+    fn add(&self, count: usize) {
+        if let Ok(mut run) = self.run.lock() {
+            if let Some(run) = run.as_mut() {
+                run.done += count;
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Ok(mut run) = self.run.lock() {
+            *run = None;
+        }
+    }
+
+    /// The run in progress, if any.
+    pub fn now(&self) -> Option<SigningSnapshot> {
+        let run = self.run.lock().ok()?;
+        let run = run.as_ref()?;
+        Some(SigningSnapshot {
+            zone: run.zone.clone(),
+            done: run.done,
+            total: run.total,
+            per_second: run.done as f64 / run.started.elapsed().as_secs_f64().max(1e-3),
+        })
+    }
+}
+
+impl std::fmt::Display for SigningSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "signing {}: {} of {} RRsets, {}/s",
+            self.zone, self.done, self.total, self.per_second as u64
+        )?;
+        if self.done > 0 {
+            let eta = self.total.saturating_sub(self.done) as f64 / self.per_second.max(1.0);
+            write!(f, ", about {} s left", eta.ceil() as u64)?;
+        }
+        Ok(())
+    }
 }
 
 impl ZoneSigner {
@@ -177,6 +262,7 @@ struct Progress<'a> {
     done: AtomicUsize,
     started: Instant,
     last: Mutex<Instant>,
+    board: Option<&'a SigningProgress>,
 }
 
 impl Progress<'_> {
@@ -185,6 +271,9 @@ impl Progress<'_> {
 
     fn add(&self, count: usize) {
         let done = self.done.fetch_add(count, Ordering::Relaxed) + count;
+        if let Some(board) = self.board {
+            board.add(count);
+        }
         let Ok(mut last) = self.last.try_lock() else {
             return; // another thread is logging
         };
@@ -249,9 +338,13 @@ pub fn sign_jobs(
         done: AtomicUsize::new(0),
         started: Instant::now(),
         last: Mutex::new(Instant::now()),
+        board: signer.progress.as_deref(),
     };
+    if let Some(board) = progress.board {
+        board.start(zone, jobs.len());
+    }
     let progress = &progress;
-    std::thread::scope(|scope| {
+    let signed = std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .chunks(chunk)
             .map(|part| {
@@ -279,7 +372,11 @@ pub fn sign_jobs(
             }
         }
         Ok(out)
-    })
+    });
+    if let Some(board) = progress.board {
+        board.finish();
+    }
+    signed
 }
 
 /// FNV-1a of owner and type: a stable per-RRset jitter, so expirations stay
@@ -291,4 +388,28 @@ fn jitter_hash(wire: &[u8], rtype: RecordType) -> u32 {
         hash = hash.wrapping_mul(0x0100_0193);
     }
     hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signing_run_is_seen_while_it_runs_and_gone_after() {
+        let board = SigningProgress::default();
+        assert_eq!(board.now(), None);
+        board.start("_signal.ns1.example.net.", 3_000_000);
+        board.add(4096);
+        board.add(4096);
+        let seen = board.now().expect("a run");
+        assert_eq!((seen.done, seen.total), (8192, 3_000_000));
+        let line = seen.to_string();
+        assert!(
+            line.starts_with("signing _signal.ns1.example.net.: 8192 of 3000000 RRsets, "),
+            "{line}"
+        );
+        assert!(line.contains(" s left"), "{line}");
+        board.finish();
+        assert_eq!(board.now(), None);
+    }
 }

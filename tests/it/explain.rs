@@ -60,7 +60,7 @@ fn tags(value: &Value) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-fn key<'a>(explained: &'a Value, tag: u64) -> &'a Value {
+fn key(explained: &Value, tag: u64) -> &Value {
     explained["keys"]
         .as_array()
         .and_then(|keys| keys.iter().find(|k| k["tag"].as_u64() == Some(tag)))
@@ -272,4 +272,72 @@ fn explain_follows_a_child_through_bootstrap_and_a_ksk_rollover() {
     let (code, _, stderr) = side.run(&["explain", "nowhere.test."]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("is not a child zone"), "{stderr}");
+}
+
+/// A child whose only key cannot be read is held: `explain` says why, the
+/// metrics-facing count says so, the hook hears `zone-held`; once the key
+/// reads, `zone-released` with the state it is released into.
+#[test]
+fn a_held_child_is_explained_and_its_hold_and_release_reach_the_hook() {
+    if !tools(&["dnssec-keygen"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let port = process::free_port();
+    let config = crate::serve::write_config(root, port);
+    crate::serve::signal_key(root);
+    let children = root.join("children");
+    crate::serve::many_children(&children, 2);
+    let key = dnskey(257, 13, 77);
+    write_key(&children, "held.example.", &key, &[]);
+    let state = write_state(&children, "held.example.", &key, &["DSState: sideways"]);
+    let events = install_hook(root, &config);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let daemon = Serve::start(&config, addr, "_signal.ns1.operator.test.");
+    let run = |args: &[&str]| output(signalbox().args(args).arg("-c").arg(&config));
+
+    let (code, out, err) = run(&["explain", "held.example.", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let e: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(e["state"], "held", "{e:#}");
+    assert!(
+        e["held"]
+            .as_str()
+            .is_some_and(|why| why.contains("cannot be read")),
+        "{e:#}"
+    );
+    let (_, status, _) = run(&["status", "--json"]);
+    let status: Value = serde_json::from_str(&status).expect("json");
+    assert_eq!(status["children"]["held"], 1, "{status:#}");
+    assert_eq!(status["children"]["bootstrapping"], 2, "{status:#}");
+    let heard = wait_until(Duration::from_secs(10), || {
+        fs::read_to_string(&events).is_ok_and(|t| t.contains("zone-held held.example."))
+    });
+    assert!(
+        heard,
+        "{:?}\n{}",
+        fs::read_to_string(&events),
+        daemon.log_text()
+    );
+
+    // The operator fixes the .state file: released, bootstrapping.
+    fs::remove_file(&state).expect("rm .state");
+    let released = wait_until(Duration::from_secs(10), || {
+        fs::read_to_string(&events).is_ok_and(|t| t.contains("zone-released held.example."))
+    });
+    assert!(
+        released,
+        "{:?}\n{}",
+        fs::read_to_string(&events),
+        daemon.log_text()
+    );
+    let (_, out, _) = run(&["explain", "held.example.", "--json"]);
+    let e: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(e["state"], "bootstrapping", "{e:#}");
+    assert_eq!(e["held"], Value::Null, "{e:#}");
+    let (_, status, _) = run(&["status", "--json"]);
+    let status: Value = serde_json::from_str(&status).expect("json");
+    assert_eq!(status["children"]["held"], 0, "{status:#}");
+    assert_eq!(status["children"]["bootstrapping"], 3, "{status:#}");
 }

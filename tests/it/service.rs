@@ -148,7 +148,9 @@ fn serve_tells_systemd_when_it_is_ready_and_keeps_the_watchdog_fed() {
     let port = free_port();
     let config = crate::serve::write_config(root, port);
     crate::serve::signal_key(root);
-    crate::serve::many_children(&root.join("children"), 3);
+    // Enough children that signing the cold start takes several watchdog
+    // ticks: STATUS= tells how far it got.
+    crate::serve::many_children(&root.join("children"), 40_000);
     let socket_path = root.join("notify.sock");
     let mut notify = NotifySocket::bind(&socket_path);
     let mut cmd = signalbox();
@@ -174,6 +176,12 @@ fn serve_tells_systemd_when_it_is_ready_and_keeps_the_watchdog_fed() {
     assert!(
         before.iter().any(|m| m.contains("STATUS=first round")),
         "no STATUS= line before READY=1: {before:?}"
+    );
+    assert!(
+        before.iter().any(|m| m
+            .contains("STATUS=first round: signing _signal.ns1.operator.test.: ")
+            && m.contains(" RRsets, ")),
+        "no signing progress in STATUS= before READY=1: {before:?}"
     );
     assert!(
         notify.got[ready].contains("STATUS=serving 1 signalling zones"),

@@ -80,6 +80,7 @@ fn signer(second: bool) -> ZoneSigner {
         ksks: vec![key.clone()],
         zsks: vec![key],
         problems: Vec::new(),
+        progress: None,
     }
 }
 
