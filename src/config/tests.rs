@@ -380,3 +380,38 @@ fn rrl_is_validated_with_its_line() {
         assert_eq!(e.line, 7, "{e}");
     }
 }
+
+#[test]
+fn hooks_need_an_executable_program_named_with_its_line() {
+    let config = parse_ok(EXAMPLE);
+    assert_eq!(config.hooks.exec, None);
+    assert_eq!(config.hooks.timeout, std::time::Duration::from_secs(30));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("on-event");
+    std::fs::write(&script, "#!/bin/sh\n").expect("write");
+    let text = |exec: &Path, timeout: &str| {
+        format!(
+            "{EXAMPLE}\n[hooks]\nexec = \"{}\"\ntimeout = \"{timeout}\"\n",
+            exec.display()
+        )
+    };
+    let errors = parse_err(&text(&script, "10s"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].key, "hooks.exec");
+    assert_eq!((errors[0].line, errors[0].column), (23, 8), "{errors:?}");
+    assert!(errors[0].message.contains("not executable"), "{errors:?}");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let config = parse_ok(&text(&script, "10s"));
+    assert_eq!(config.hooks.exec.as_deref(), Some(script.as_path()));
+    assert_eq!(config.hooks.timeout, std::time::Duration::from_secs(10));
+    let errors = parse_err(&text(&dir.path().join("missing"), "0s"));
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors.iter().any(|e| e.key == "hooks.timeout"));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.key == "hooks.exec" && e.message.contains("No such file")),
+        "{errors:?}"
+    );
+}

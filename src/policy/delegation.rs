@@ -13,7 +13,7 @@
 //! | state | when |
 //! |---|---|
 //! | `held` | nothing new may be published for the child (unreadable keys, a signer that disagrees with the key directory, a held round) |
-//! | `error` | a decision stopped a signal (for example no usable KSK) |
+//! | `error` | a decision stopped a signal (a `_dsboot` name too long for an NS host, RFC 9615 §2) |
 //! | `deleting` | the RFC 8078 delete signal is out and the parent still has DS |
 //! | `bootstrapping` | signals are out and the parent has no DS yet (RFC 9615 §4) |
 //! | `rolling` | the keys the signals name differ from those the parent's DS names |
