@@ -40,6 +40,9 @@
 #   RRL_RATE=1000000        the rate when RRL is on for a benchmark: so high that nothing
 #                           is limited, so every query pays for the full check and bucket
 #                           update and nothing is saved by not sending
+#   METRICS=off             on: the load-test instance serves [metrics] on BASE_PORT+4 and
+#                           a scraper fetches /metrics every SCRAPE_EVERY seconds (default 1,
+#                           fifteen times Prometheus's usual rate) for the whole throughput phase
 #   RRL_ROUNDS=0            rounds of the RRL on/off cost comparison (0: skipped); the
 #                           second instance listens on BASE_PORT+3
 set -euo pipefail
@@ -77,6 +80,9 @@ SB_PORT=$BASE_PORT
 KNOT_PORT=$((BASE_PORT + 1))
 NSD_PORT=$((BASE_PORT + 2))
 RRL_PORT=$((BASE_PORT + 3))
+METRICS=${METRICS:-off}
+SCRAPE_EVERY=${SCRAPE_EVERY:-1}
+METRICS_PORT=$((BASE_PORT + 4))
 CLK_TCK=$(getconf CLK_TCK)
 PY=${PYTHON:-python3}
 DEFAULT_DEBOUNCE=100ms # signalbox's built-in default ([watch] debounce unset)
@@ -265,6 +271,10 @@ write_config() { # FILE [DEBOUNCE] [RRL on|off] [PORT] [STATE_DIR]
             echo "rate = $RRL_RATE"
         else
             echo 'enabled = false'
+        fi
+        if [[ $1 == signalbox.toml && $METRICS == on ]]; then
+            echo '[metrics]'
+            echo "listen = \"127.0.0.1:$METRICS_PORT\""
         fi
         echo '[state]'
         echo "dir = \"${5:-state}\""
@@ -488,6 +498,16 @@ info nsd_processes "$(ps -o pid=,args= -p "$(server_pids nsd | tr ' ' ',')" | se
 DNSPERF_ARGS="-s 127.0.0.1 -d $WORK/queries.txt -D -c 4 -T 1 -q 100"
 info dnsperf "dnsperf $DNSPERF_ARGS -p PORT -l $DURATION (after -l $WARMUP)"
 log "throughput: $ROUNDS rounds x (signalbox, Knot, NSD), dnsperf -l $DURATION after a ${WARMUP}s warm-up"
+SCRAPER_PID=
+if [[ $METRICS == on ]]; then
+    info metrics "on: /metrics scraped every ${SCRAPE_EVERY}s during the throughput phase"
+    (while :; do
+        curl -s -o /dev/null "http://127.0.0.1:$METRICS_PORT/metrics" || true
+        sleep "$SCRAPE_EVERY"
+    done) &
+    SCRAPER_PID=$!
+    PIDS+=("$SCRAPER_PID")
+fi
 for r in $(seq "$ROUNDS"); do
     for s in signalbox knot nsd; do
         port=$(server_port "$s")
@@ -521,6 +541,14 @@ for r in $(seq "$ROUNDS"); do
         log "round $r $s: $qps qps, $completed completed, $lost lost, server cpu $((c1 - c0)) ticks, machine ${busy_pct}% busy, dnsperf ${client_pct}%$([[ $bg == 0 ]] || echo ", $bg background round(s)!")"
     done
 done
+
+if [[ -n $SCRAPER_PID ]]; then
+    stop_pid "$SCRAPER_PID"
+    forget_pid "$SCRAPER_PID"
+    scrapes=$(curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | grep -c '^signalbox_' || true)
+    info metrics_series "$scrapes"
+    log "metrics: the last scrape had $scrapes signalbox_ samples"
+fi
 
 # ---------------------------------------------------------------- 4b. RRL cost
 # CPU per query with RRL on (at a rate nothing reaches) and off, interleaved: two
