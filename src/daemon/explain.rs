@@ -125,15 +125,17 @@ pub struct Publication {
     pub owner: String,
     /// The zone it is in.
     pub zone: String,
-    /// `served` here, `hosted` by a signer through UPDATE, or `update`
-    /// (the child's apex in its signer).
+    /// `served` here, `hosted` by a signer through UPDATE, `update` (the
+    /// child's apex written into its signer), `followed` (the apex of a
+    /// followed signer, which publishes it) or `operator` (an apex
+    /// signalbox neither writes nor reads).
     pub by: &'static str,
-    /// The RR type, for apex RRsets.
+    /// The RR type(s), for apex RRsets.
     pub rtype: Option<String>,
-    /// Something is published there.
-    pub present: bool,
-    /// What is published is what the policy wants now.
-    pub current: bool,
+    /// Something is published there (`null`: signalbox cannot see it).
+    pub present: Option<bool>,
+    /// What is published is what the policy wants now (`null`: unknown).
+    pub current: Option<bool>,
     /// The signalling zone's serial, for served zones.
     pub serial: Option<u32>,
 }
@@ -285,8 +287,8 @@ impl Daemon {
                 zone: display(zone.store.apex()),
                 by: "served",
                 rtype: None,
-                present: node.is_some(),
-                current,
+                present: Some(node.is_some()),
+                current: Some(current),
                 serial: Some(zone.store.serial()),
             });
         }
@@ -306,8 +308,8 @@ impl Daemon {
                 zone: display(&apex),
                 by: "hosted",
                 rtype: None,
-                present: old.is_some_and(Option::is_some),
-                current: old.map_or(wanted.is_none(), |old| *old == wanted),
+                present: Some(old.is_some_and(Option::is_some)),
+                current: Some(old.map_or(wanted.is_none(), |old| *old == wanted)),
                 serial: None,
             });
         }
@@ -318,6 +320,9 @@ impl Daemon {
             &signals.cdnskey,
             signals.csync.as_ref(),
         );
+        if apex.is_empty() {
+            out.push(self.apex_elsewhere(child, signals));
+        }
         for wanted in apex {
             let present = self
                 .sidecar
@@ -330,12 +335,47 @@ impl Daemon {
                 zone: display(&child.name),
                 by: "update",
                 rtype: Some(wanted.rtype.to_string()),
-                present,
-                current: !self.apex_differs(&wanted),
+                present: Some(present),
+                current: Some(!self.apex_differs(&wanted)),
                 serial: None,
             });
         }
         out
+    }
+}
+
+impl Daemon {
+    /// The child's apex when signalbox does not write it: a followed
+    /// signer's, compared with the signals, or the operator's, unseen.
+    fn apex_elsewhere(&self, child: &ChildZone, signals: &ZoneSignals) -> Publication {
+        let followed = self.sidecar.followed.get(&child.name);
+        let (by, present, current) = match followed {
+            Some(apex) => {
+                let mut cds: Vec<Vec<u8>> = apex.cds.iter().map(|d| d.to_wire()).collect();
+                let mut cdnskey: Vec<Vec<u8>> = apex.cdnskey.iter().map(|k| k.to_wire()).collect();
+                let mut want_cds = signals.cds.wire_rdatas();
+                let mut want_cdnskey = signals.cdnskey.wire_rdatas();
+                for set in [&mut cds, &mut cdnskey, &mut want_cds, &mut want_cdnskey] {
+                    set.sort();
+                }
+                (
+                    "followed",
+                    Some(!cds.is_empty() || !cdnskey.is_empty()),
+                    Some(cds == want_cds && cdnskey == want_cdnskey),
+                )
+            }
+            None => ("operator", None, None),
+        };
+        Publication {
+            kind: "apex",
+            owner: display(&child.name),
+            zone: display(&child.name),
+            by,
+            rtype: Some("CDS/CDNSKEY".into()),
+            present,
+            current,
+            serial: followed.map(|apex| apex.serial),
+        }
     }
 }
 
@@ -526,10 +566,14 @@ impl Explanation {
         out.push_str("published:\n");
         for p in &self.published {
             let what = match (p.present, p.current) {
-                (true, true) => "published, current",
-                (true, false) => "published, differs from what is wanted (pending)",
-                (false, true) => "nothing, as wanted",
-                (false, false) => "not yet published (pending)",
+                (Some(true), Some(true)) => "published, current",
+                (Some(true), _) => "published, differs from what is wanted (pending)",
+                (Some(false), Some(true)) => "nothing, as wanted",
+                (Some(false), _) => "not yet published (pending)",
+                (None, _) => {
+                    "published by the zone's own signer, which signalbox does not read \
+                     (`signalbox parent` compares it)"
+                }
             };
             let _ = writeln!(
                 out,

@@ -27,6 +27,7 @@ mod service;
 mod sidecar;
 mod sign;
 pub mod status;
+mod takeover;
 mod watch;
 
 use std::{
@@ -131,6 +132,9 @@ struct ZoneRuntime {
     signer: Vec<(bool, u8, u16)>,
     /// The serial high-water mark (`zones/<apex>.toml`).
     mark: SerialMark,
+    /// The newest serial a secondary held at start, when newer than the
+    /// mark: new serials go above it too ([`takeover`]).
+    floor: Option<u32>,
 }
 
 /// The daemon's state between rounds.
@@ -311,6 +315,7 @@ impl Daemon {
             broken: None,
             signer: Vec::new(),
             mark,
+            floor: None,
         }
     }
 

@@ -34,6 +34,14 @@ pub(super) enum SerialMark {
 }
 
 impl SerialMark {
+    /// The recorded serial, when known.
+    pub(super) fn known(&self) -> Option<u32> {
+        match self {
+            SerialMark::Known(mark) => *mark,
+            SerialMark::Unreadable(_) => None,
+        }
+    }
+
     /// Reads a zone's record from the state directory.
     pub(super) fn read(state: &StateDir, apex: &Name) -> SerialMark {
         match state.load_zone(apex) {

@@ -186,12 +186,16 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     let daemon = tokio::task::spawn_blocking(move || Daemon::new(&path))
         .await
         .map_err(DaemonError::Round)??;
+    // Before anything is served: what the secondaries hold (a standby
+    // taking over continues above it, and drops a journal it cannot trust).
+    let mut daemon = daemon;
+    daemon.check_secondaries().await;
+    daemon.publish_snapshot();
     // A warm start answers from the saved zones while the first round runs.
     let listening = server::start(&daemon.config.server, daemon.snapshot(), &daemon.vitals).await?;
     for addr in &listening.addrs {
         tracing::info!(%addr, "serving");
     }
-    let mut daemon = daemon;
     daemon.rrl = listening.rrl;
     daemon.events = crate::event::Events::start(&daemon.config.hooks, &daemon.vitals);
     let mut ctl_rx = open_control_socket(&daemon)?;

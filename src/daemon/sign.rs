@@ -139,10 +139,14 @@ impl Daemon {
                 }
             },
         };
-        let current = [mark, (!zone.store.is_empty()).then_some(serving)]
-            .into_iter()
-            .flatten()
-            .reduce(|a, b| if serial::is_newer(a, b) { a } else { b });
+        let current = [
+            mark,
+            (!zone.store.is_empty()).then_some(serving),
+            zone.floor,
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(|a, b| if serial::is_newer(a, b) { a } else { b });
         let new_serial = serial::next(zone.config.options.serial_policy, current, now);
         if let Err(source) = self
             .state

@@ -144,6 +144,14 @@ fn explain_follows_a_child_through_bootstrap_and_a_ksk_rollover() {
     assert_eq!(dsboot(&e)["by"], "served");
     assert_eq!(dsboot(&e)["present"], true);
     assert_eq!(dsboot(&e)["current"], true);
+    // The apex is Knot's (the operator's signer): signalbox neither writes
+    // nor reads it, and says so.
+    let apex = &e["published"][1];
+    assert_eq!(
+        (apex["kind"].as_str(), apex["by"].as_str()),
+        (Some("apex"), Some("operator"))
+    );
+    assert_eq!(apex["present"], Value::Null, "{e:#}");
     let served = query(addr, &dsboot_owner, 59, false).expect("answer");
     assert!(!served.answers.is_empty(), "explain says served: it is");
     assert_eq!(e["parent"]["ds"], serde_json::json!([]));

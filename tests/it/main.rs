@@ -29,6 +29,7 @@ mod serve;
 mod service;
 mod sidecar;
 mod signer_harness;
+mod standby;
 mod tcp_limits;
 mod transfer;
 mod vital;

@@ -154,7 +154,7 @@ fn same_answers(primary: SocketAddr, secondary: SocketAddr, n: usize) {
 }
 
 /// `dnssec-verify` on the secondary's copy, fetched by AXFR from it.
-fn verify_secondary(secondary: SocketAddr, dir: &Path) {
+pub(crate) fn verify_secondary(secondary: SocketAddr, dir: &Path) {
     let out = Command::new("dig")
         .args([
             "+nocmd",

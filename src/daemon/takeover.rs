@@ -1,0 +1,282 @@
+//! Taking over from another primary (issue 15: an active/standby pair).
+//!
+//! Two signalbox nodes share a configuration and the key directories; one
+//! serves, the other is started when the first dies and takes over its
+//! service address (VRRP, a floating IP, a DNS change: outside signalbox).
+//! Each keeps its own state directory. The secondaries must then neither see
+//! a serial go back (RFC 1982 §3.1, RFC 1995 §2) nor be sent an IXFR diff
+//! made against another node's version of a serial: both nodes sign, ECDSA
+//! signatures are randomised, so the same serial holds different RRSIGs on
+//! each node, and one node's diff applied to the other's version leaves the
+//! secondary with a zone neither made.
+//!
+//! So before it serves, the daemon asks every secondary of every served
+//! zone for its SOA with DNSSEC records (DO=1, RFC 4035 §3.1.1), and
+//! - continues its serials above the newest any secondary has (RFC 1982
+//!   comparison), beside its own high-water mark;
+//! - drops its IXFR journal unless every secondary that answered holds
+//!   exactly this node's served version: the same serial *and* the same SOA
+//!   RRSIG signature octets. An IXFR from any other version then gets the
+//!   whole zone instead (RFC 1995 §4), once.
+//!
+//! A secondary that does not answer (1 s, two tries) is logged and left
+//! out; when none answers the node goes on with its own records, as a
+//! single primary always did. docs/ARCHITECTURE.md ("State on disk") has the
+//! procedure; `tests/it/standby.rs` runs it with a Knot secondary.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use hickory_proto::rr::{Name, RecordType};
+
+use super::Daemon;
+use crate::{
+    client::{self, Options},
+    dns::{
+        Rrsig, message,
+        name::display,
+        wire::{self, flags, rcode},
+    },
+    zone::{journal::Journal, serial, store::soa_serial_of},
+};
+
+/// What one secondary holds of a zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Held {
+    serial: u32,
+    /// The signature octets of its SOA RRSIGs.
+    soa_signatures: Vec<Vec<u8>>,
+}
+
+/// Why a secondary's view is unknown.
+#[derive(Debug, thiserror::Error)]
+enum AskError {
+    #[error("{0}")]
+    Query(#[from] client::ClientError),
+    #[error("answered {0} (does it have the zone?)")]
+    Answer(String),
+    #[error("no SOA in the answer")]
+    NoSoa,
+}
+
+impl Daemon {
+    /// Asks the secondaries of every served zone what they hold; raises
+    /// each zone's serial floor and drops journals as the module doc says.
+    /// Runs before the server answers anything.
+    pub(super) async fn check_secondaries(&mut self) {
+        let asks: Vec<(Name, Vec<SocketAddr>)> = self
+            .zones
+            .iter()
+            .filter(|(_, zone)| !zone.config.options.secondaries.is_empty())
+            .map(|(apex, zone)| (apex.clone(), zone.config.options.secondaries.clone()))
+            .collect();
+        for (apex, secondaries) in asks {
+            let mut seen = Vec::new();
+            for addr in secondaries {
+                match ask(&apex, addr).await {
+                    Ok(held) => seen.push((addr, held)),
+                    Err(e) => tracing::warn!(
+                        zone = display(&apex),
+                        secondary = %addr,
+                        "cannot learn the serial the secondary holds: {e}"
+                    ),
+                }
+            }
+            self.take_over(&apex, &seen);
+        }
+    }
+
+    /// Applies what the secondaries of `apex` hold ([`decide`]).
+    fn take_over(&mut self, apex: &Name, seen: &[(SocketAddr, Held)]) {
+        let Some(zone) = self.zones.get_mut(apex) else {
+            return;
+        };
+        let zone_name = display(apex);
+        let ours = (!zone.store.is_empty()).then(|| Served {
+            serial: zone.store.serial(),
+            soa_signatures: zone
+                .store
+                .apex_node()
+                .and_then(|node| node.rrset(RecordType::SOA))
+                .map(|set| set.rrsigs().into_iter().map(|s| s.signature).collect())
+                .unwrap_or_default(),
+        });
+        let verdict = decide(ours.as_ref(), zone.mark.known(), seen);
+        if let Some(floor) = verdict.floor {
+            tracing::warn!(
+                zone = zone_name,
+                secondary_serial = floor,
+                own_mark = zone.mark.known(),
+                "a secondary holds a newer serial than this node made: continuing above it \
+                 (a standby taking over, or a state directory restored from a backup)"
+            );
+            zone.floor = Some(floor);
+        }
+        if verdict.foreign.is_empty() {
+            if !seen.is_empty() {
+                tracing::info!(
+                    zone = zone_name,
+                    serial = ours.as_ref().map(|o| o.serial),
+                    secondaries = seen.len(),
+                    "the secondaries hold this node's served version"
+                );
+            }
+        } else if !zone.journal.is_empty() {
+            let foreign: Vec<String> = verdict
+                .foreign
+                .iter()
+                .map(|(addr, serial)| format!("{addr} (serial {serial})"))
+                .collect();
+            tracing::warn!(
+                zone = zone_name,
+                secondaries = foreign.join(", "),
+                "these secondaries hold a version this node did not serve last: its IXFR \
+                 journal is dropped, so they get the whole zone once instead of a diff made \
+                 against another version"
+            );
+            zone.journal = Arc::new(Journal::default());
+        }
+    }
+}
+
+/// The version this node serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Served {
+    serial: u32,
+    soa_signatures: Vec<Vec<u8>>,
+}
+
+/// What to do about what the secondaries hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Verdict {
+    /// Continue above this serial (newer than anything this node made).
+    floor: Option<u32>,
+    /// Secondaries holding another version than the served one, with
+    /// their serial: the journal must go.
+    foreign: Vec<(SocketAddr, u32)>,
+}
+
+/// The pure decision: `ours` is the version served (none on a cold start),
+/// `mark` the serial high-water mark, `seen` what each secondary holds.
+fn decide(ours: Option<&Served>, mark: Option<u32>, seen: &[(SocketAddr, Held)]) -> Verdict {
+    let newer = |a: u32, b: u32| if serial::is_newer(a, b) { a } else { b };
+    let newest = seen.iter().map(|(_, held)| held.serial).reduce(newer);
+    let own = [mark, ours.map(|o| o.serial)]
+        .into_iter()
+        .flatten()
+        .reduce(newer);
+    let floor = newest.filter(|n| own.is_none_or(|own| serial::is_newer(*n, own)));
+    let foreign = seen
+        .iter()
+        .filter(|(_, held)| {
+            ours.is_none_or(|ours| {
+                held.serial != ours.serial
+                    || !held
+                        .soa_signatures
+                        .iter()
+                        .any(|sig| ours.soa_signatures.contains(sig))
+            })
+        })
+        .map(|(addr, held)| (*addr, held.serial))
+        .collect();
+    Verdict { floor, foreign }
+}
+
+/// The SOA serial and SOA RRSIG signatures `addr` serves for `apex`.
+async fn ask(apex: &Name, addr: SocketAddr) -> Result<Held, AskError> {
+    let options = Options {
+        timeout: Duration::from_secs(1),
+        udp_tries: 2,
+        ..Options::default()
+    };
+    let query = message::query(wire::random_id(), apex, RecordType::SOA, false, true);
+    let reply = client::exchange(addr, query, &options).await?;
+    if reply.rcode != rcode::NOERROR || !reply.has(flags::AA) {
+        return Err(AskError::Answer(format!(
+            "{}{}",
+            rcode::name(reply.rcode),
+            if reply.has(flags::AA) {
+                ""
+            } else {
+                " without AA"
+            }
+        )));
+    }
+    let serial = reply
+        .answers(apex, RecordType::SOA)
+        .find_map(|r| soa_serial_of(&r.rdata))
+        .ok_or(AskError::NoSoa)?;
+    let soa_signatures = reply
+        .answers(apex, RecordType::RRSIG)
+        .filter_map(|r| Rrsig::from_wire(&r.rdata))
+        .filter(|sig| sig.type_covered == RecordType::SOA)
+        .map(|sig| sig.signature)
+        .collect();
+    Ok(Held {
+        serial,
+        soa_signatures,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(serial: u32, sig: u8) -> Held {
+        Held {
+            serial,
+            soa_signatures: vec![vec![sig; 64]],
+        }
+    }
+
+    fn at(port: u16) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 1], port))
+    }
+
+    #[test]
+    fn secondaries_on_this_nodes_version_change_nothing() {
+        let ours = Served {
+            serial: 10,
+            soa_signatures: vec![vec![1; 64]],
+        };
+        let verdict = decide(
+            Some(&ours),
+            Some(10),
+            &[(at(1), held(10, 1)), (at(2), held(10, 1))],
+        );
+        assert_eq!(verdict, Verdict::default());
+    }
+
+    #[test]
+    fn the_same_serial_signed_elsewhere_drops_the_journal() {
+        // Both nodes made serial 10 (the secondary lagged when the other
+        // node took over): same number, other signatures.
+        let ours = Served {
+            serial: 10,
+            soa_signatures: vec![vec![1; 64]],
+        };
+        let verdict = decide(Some(&ours), Some(10), &[(at(1), held(10, 2))]);
+        assert_eq!(verdict.floor, None);
+        assert_eq!(verdict.foreign, [(at(1), 10)]);
+    }
+
+    #[test]
+    fn a_newer_secondary_raises_the_floor_and_a_lagging_one_drops_the_journal() {
+        let ours = Served {
+            serial: 10,
+            soa_signatures: vec![vec![1; 64]],
+        };
+        let verdict = decide(
+            Some(&ours),
+            Some(11),
+            &[(at(1), held(15, 3)), (at(2), held(9, 4))],
+        );
+        assert_eq!(verdict.floor, Some(15));
+        assert_eq!(verdict.foreign, [(at(1), 15), (at(2), 9)]);
+        // Across the wrap of the serial space (RFC 1982): 5 is newer than
+        // 4294967290.
+        let verdict = decide(None, Some(4_294_967_290), &[(at(1), held(5, 3))]);
+        assert_eq!(verdict.floor, Some(5));
+        // A cold start with no record: above whatever the secondaries hold.
+        assert_eq!(decide(None, None, &[(at(1), held(7, 3))]).floor, Some(7));
+    }
+}
