@@ -412,6 +412,17 @@ pub fn journal(body: &[u8]) {
     let Some(base) = snapshot().zones().next().map(|z| z.store().clone()) else {
         return;
     };
+    // Replay it as a warm start replays a change log (`zone::changes`):
+    // diffs that do not fit are refused whole, never half-applied; and the
+    // same octets framed as a change log.
+    let diffs: Vec<_> = journal
+        .since(from)
+        .unwrap_or_default()
+        .iter()
+        .map(|d| (**d).clone())
+        .collect();
+    let _ = crate::zone::changes::replay(&base, diffs);
+    let _ = crate::zone::changes::parse(body);
     let served = ServedZone::new(base).with_transfers(
         Arc::new(journal),
         Arc::from(vec![AclEntry::Prefix(SECONDARY, 32)]),

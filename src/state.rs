@@ -111,6 +111,12 @@ impl StateDir {
         self.zone_file(apex).with_extension("journal")
     }
 
+    /// Where the changes since a zone's saved image are logged
+    /// (`zone::changes`).
+    pub fn changes_path(&self, apex: &Name) -> PathBuf {
+        self.zone_file(apex).with_extension("changes")
+    }
+
     /// Where a zone's signed data is saved.
     pub fn zone_store_path(&self, apex: &Name) -> PathBuf {
         self.zone_file(apex).with_extension("zone")

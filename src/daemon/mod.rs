@@ -308,6 +308,23 @@ impl Daemon {
             }
         };
         journal.truncate_to(store.serial());
+        // The versions after the image, from its change log.
+        let (store, on_disk) = if store.is_empty() {
+            (store, None)
+        } else {
+            let image_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+            save::load_changes(
+                &zone_name,
+                &self.state.changes_path(&apex),
+                store,
+                image_bytes,
+                &mut journal,
+                &config.options.journal,
+            )
+        };
+        if let Some(on_disk) = on_disk {
+            self.saver.known(path, on_disk);
+        }
         ZoneRuntime {
             journal: Arc::new(journal),
             config,

@@ -1,9 +1,18 @@
 //! Saving served zones and their IXFR journals (RFC 1995) to the state
 //! directory in the background. A saved zone is a head start for a warm
-//! restart and the safety brake's memory, not the truth (the key files are),
-//! so a burst of changes costs one write per zone, not one per change. The
-//! serial itself is not saved here: its high-water mark is written before a
-//! version is served (`sign.rs`; docs/ARCHITECTURE.md, "State on disk").
+//! restart and the safety brake's memory, not the truth (the key files are).
+//! The serial itself is not saved here: its high-water mark is written
+//! before a version is served (`sign.rs`; docs/ARCHITECTURE.md, "State on
+//! disk").
+//!
+//! Each new version's difference is appended to the zone's change log
+//! (`zone::changes`) at once and synced: a one-child change at a million
+//! children writes a few kilobytes, not the 650 MB image. The whole image
+//! (with the journal file) is written only when the log outgrows a
+//! sixteenth of it (at least [`COMPACT_MIN`]), when the log cannot continue
+//! (no image yet, a broken chain), and coalesced: a burst of those costs
+//! one write per zone. A warm start loads the image and replays the log
+//! ([`load_changes`]).
 //!
 //! Faults: a save that fails (a full disk) keeps its job and is retried with
 //! a growing pause; the error is logged once, then at most once a minute
@@ -19,8 +28,9 @@ use std::{
 };
 
 use crate::{
+    config::JournalLimits,
     vital::{Ends, Vitals},
-    zone::{ZoneStore, journal::Journal, persist},
+    zone::{ZoneStore, changes, journal::Journal, persist},
 };
 
 /// Saves zones (and their journals) in the background, the latest version
@@ -35,12 +45,36 @@ pub(super) struct SaveJob {
     pub(super) zone: ZoneStore,
     pub(super) journal_path: PathBuf,
     pub(super) journal: Arc<Journal>,
+    pub(super) changes_path: PathBuf,
+}
+
+/// What is on disk for one zone: its image and the log continuing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct OnDisk {
+    /// The image's size in octets.
+    pub(super) image_bytes: u64,
+    /// The serial the log leads to (the image's, when it is empty).
+    pub(super) log_serial: u32,
+    /// The log's size in octets.
+    pub(super) log_bytes: u64,
+}
+
+/// The least a change log grows to before the image is rewritten.
+pub(super) const COMPACT_MIN: u64 = 8 << 20;
+
+impl OnDisk {
+    /// The log has grown enough that the image should be rewritten.
+    fn compaction_due(&self) -> bool {
+        self.log_bytes > COMPACT_MIN.max(self.image_bytes / 16)
+    }
 }
 
 /// What the saving thread is asked to do.
 enum Message {
     /// Save this (coalesced with others for the same zone).
     Save(Box<SaveJob>),
+    /// What a warm start found on disk for the zone saved at this path.
+    Known(PathBuf, OnDisk),
     /// Save everything pending now; answer with how many saves failed.
     Flush(mpsc::Sender<usize>),
 }
@@ -84,6 +118,12 @@ impl ZoneSaver {
         let _ = self.tx.send(Message::Save(Box::new(job)));
     }
 
+    /// Tells the saver what a warm start found on disk for `zone_path`, so
+    /// the next change is appended to its log rather than rewriting it.
+    pub(super) fn known(&self, zone_path: PathBuf, on_disk: OnDisk) {
+        let _ = self.tx.send(Message::Known(zone_path, on_disk));
+    }
+
     /// Saves every pending job now and waits up to `within` for it, saying
     /// every few seconds that it is still saving (a large zone takes a while).
     pub(super) fn flush(&self, within: Duration) -> Result<(), FlushError> {
@@ -114,6 +154,8 @@ impl ZoneSaver {
 #[derive(Default)]
 struct Saver {
     pending: HashMap<PathBuf, SaveJob>,
+    /// What is on disk per zone, once known.
+    on_disk: HashMap<PathBuf, OnDisk>,
     /// Consecutive failed attempts, for the retry pause.
     failures: u32,
     /// When a failure was last logged.
@@ -170,13 +212,58 @@ impl Saver {
     fn take(&mut self, message: Message) -> bool {
         match message {
             Message::Save(job) => {
-                self.pending.insert(job.zone_path.clone(), *job);
+                if !self.append(&job) {
+                    self.pending.insert(job.zone_path.clone(), *job);
+                }
+                false
+            }
+            Message::Known(path, on_disk) => {
+                self.on_disk.insert(path, on_disk);
                 false
             }
             Message::Flush(ack) => {
                 let failed = self.save_pending();
                 let _ = ack.send(failed);
                 true
+            }
+        }
+    }
+
+    /// Appends the job's new versions to its zone's change log, when the
+    /// log continues what is on disk and is not due for compaction; true
+    /// when the job is done.
+    fn append(&mut self, job: &SaveJob) -> bool {
+        if self.pending.contains_key(&job.zone_path) {
+            return false; // a whole save is coming: this version goes with it
+        }
+        let Some(disk) = self.on_disk.get_mut(&job.zone_path) else {
+            return false;
+        };
+        if disk.log_serial == job.zone.serial() {
+            return true;
+        }
+        let Some(diffs) = job.journal.since(disk.log_serial) else {
+            return false;
+        };
+        if diffs.last().map(|d| d.to) != Some(job.zone.serial()) || disk.compaction_due() {
+            return false;
+        }
+        match changes::append(&job.changes_path, &diffs) {
+            Ok(written) => {
+                disk.log_serial = job.zone.serial();
+                disk.log_bytes += written as u64;
+                tracing::debug!(
+                    path = %job.changes_path.display(),
+                    serial = disk.log_serial,
+                    written,
+                    "changes appended"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!("{e}; saving the whole zone instead");
+                self.on_disk.remove(&job.zone_path);
+                false
             }
         }
     }
@@ -193,17 +280,35 @@ impl Saver {
     fn save_pending(&mut self) -> usize {
         let mut failed = Vec::new();
         for (path, job) in self.pending.drain() {
-            // The journal first: on a crash between the two writes it
-            // leads past the zone, which loading handles.
+            // The journal first: on a crash between the writes it leads
+            // past the zone, which loading handles; the log last: until it
+            // is started afresh the old one replays nothing onto the new
+            // image (none of its diffs starts at the image's serial).
+            let image = persist::encode(&job.zone);
             let saved = crate::state::write_atomically(&job.journal_path, &job.journal.encode())
-                .and_then(|()| persist::save(&job.zone_path, &job.zone));
+                .and_then(|()| crate::state::write_atomically(&job.zone_path, &image))
+                .and_then(|()| changes::create(&job.changes_path, job.zone.serial()));
             match saved {
-                Ok(()) => tracing::debug!(
-                    path = %job.zone_path.display(),
-                    serial = job.zone.serial(),
-                    "zone saved"
-                ),
-                Err(e) => failed.push((path, job, e)),
+                Ok(()) => {
+                    tracing::debug!(
+                        path = %job.zone_path.display(),
+                        serial = job.zone.serial(),
+                        bytes = image.len(),
+                        "zone saved whole"
+                    );
+                    self.on_disk.insert(
+                        path,
+                        OnDisk {
+                            image_bytes: image.len() as u64,
+                            log_serial: job.zone.serial(),
+                            log_bytes: 0,
+                        },
+                    );
+                }
+                Err(e) => {
+                    self.on_disk.remove(&path);
+                    failed.push((path, job, e));
+                }
             }
         }
         let count = failed.len();
@@ -238,6 +343,77 @@ impl Saver {
     }
 }
 
+/// A warm start's zone: `image` (the saved zone, serial B) with the change
+/// log at `path` replayed onto it, every replayed diff pushed onto
+/// `journal`; and what is on disk, for [`ZoneSaver::known`] (`None` when the
+/// log cannot be continued: the next save writes everything).
+pub(super) fn load_changes(
+    zone_name: &str,
+    path: &std::path::Path,
+    image: ZoneStore,
+    image_bytes: u64,
+    journal: &mut Journal,
+    limits: &JournalLimits,
+) -> (ZoneStore, Option<OnDisk>) {
+    let fresh = |store: &ZoneStore| OnDisk {
+        image_bytes,
+        log_serial: store.serial(),
+        log_bytes: 0,
+    };
+    let log = match changes::read(path) {
+        Ok(Some(log)) => log,
+        Ok(None) => return (image, None),
+        Err(e) => {
+            tracing::error!(
+                zone = zone_name,
+                "{e}; serving the saved image without the changes after it (the first round \
+                 recomputes them); the log is started afresh at the next save"
+            );
+            return (image, None);
+        }
+    };
+    let log_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    if log.dropped_tail > 0 {
+        tracing::warn!(
+            zone = zone_name,
+            octets = log.dropped_tail,
+            "the change log ends in a record cut short (a crash while appending): the versions \
+             before it are kept"
+        );
+    }
+    let image_serial = image.serial();
+    match changes::replay(&image, log.diffs) {
+        Some((store, applied)) => {
+            for diff in &applied {
+                journal.push(diff.clone(), limits);
+            }
+            if !applied.is_empty() {
+                tracing::info!(
+                    zone = zone_name,
+                    from = image_serial,
+                    serial = store.serial(),
+                    changes = applied.len(),
+                    "warm start: replayed the change log onto the saved image"
+                );
+            }
+            // Appending continues after the whole records only.
+            let on_disk = (log.dropped_tail == 0).then_some(OnDisk {
+                log_bytes,
+                ..fresh(&store)
+            });
+            (store, on_disk)
+        }
+        None => {
+            tracing::error!(
+                zone = zone_name,
+                "the change log does not fit the saved image (a diff removes a record the image \
+                 lacks): serving the image; the log is started afresh at the next save"
+            );
+            (image, None)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +430,7 @@ mod tests {
             zone: ZoneStore::new(apex),
             journal_path: dir.join("z.journal"),
             journal: Arc::new(Journal::default()),
+            changes_path: dir.join("z.changes"),
         });
         // The directory is missing: the save fails and stays pending.
         let within = Duration::from_secs(10);

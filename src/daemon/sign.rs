@@ -209,6 +209,7 @@ impl Daemon {
                     zone: zone.store.clone(),
                     journal_path: self.state.journal_path(apex),
                     journal: zone.journal.clone(),
+                    changes_path: self.state.changes_path(apex),
                 });
                 ZoneUpdate::Signed {
                     serial: new_serial,

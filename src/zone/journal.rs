@@ -112,6 +112,60 @@ impl Diff {
     }
 }
 
+impl Diff {
+    /// Appends this diff's encoding (the journal's and the change log's
+    /// record format).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        wire::put_u32(out, self.from);
+        wire::put_u32(out, self.to);
+        wire::put_u64(out, self.made);
+        put_blob(out, &self.old_soa);
+        put_blob(out, &self.new_soa);
+        for list in [&self.removed, &self.added] {
+            wire::put_u32(out, list.len() as u32);
+            for rr in list {
+                put_blob(out, &rr.owner);
+                put_blob(out, &rr.record);
+            }
+        }
+    }
+
+    /// Reads one diff through `take` (which hands out the next `n` octets);
+    /// `None` when they run out or do not parse.
+    pub fn decode_from<'a>(take: &mut impl FnMut(usize) -> Option<&'a [u8]>) -> Option<Diff> {
+        let from = wire::u32_at(take(4)?, 0)?;
+        let to = wire::u32_at(take(4)?, 0)?;
+        let made = wire::u64_at(take(8)?, 0)?;
+        let mut blob = || -> Option<Box<[u8]>> {
+            let len = wire::u32_at(take(4)?, 0)? as usize;
+            take(len).map(Box::from)
+        };
+        let old_soa = blob()?;
+        let new_soa = blob()?;
+        let mut lists: [Vec<Rr>; 2] = [Vec::new(), Vec::new()];
+        for list in &mut lists {
+            let n = wire::u32_at(take(4)?, 0)?;
+            for _ in 0..n {
+                let len = wire::u32_at(take(4)?, 0)? as usize;
+                let owner: Bytes = take(len)?.into();
+                let len = wire::u32_at(take(4)?, 0)? as usize;
+                let record: Box<[u8]> = take(len)?.into();
+                list.push(Rr { owner, record });
+            }
+        }
+        let [removed, added] = lists;
+        Some(Diff {
+            from,
+            to,
+            old_soa,
+            new_soa,
+            removed,
+            added,
+            made,
+        })
+    }
+}
+
 /// Every record of a node (signatures included), one by one.
 fn flatten(node: Option<&Node>) -> Vec<Box<[u8]>> {
     let Some(node) = node else { return Vec::new() };
@@ -189,18 +243,7 @@ impl Journal {
         let mut out = b"SBJRNL1\n".to_vec();
         wire::put_u32(&mut out, self.diffs.len() as u32);
         for d in &self.diffs {
-            wire::put_u32(&mut out, d.from);
-            wire::put_u32(&mut out, d.to);
-            wire::put_u64(&mut out, d.made);
-            put_blob(&mut out, &d.old_soa);
-            put_blob(&mut out, &d.new_soa);
-            for list in [&d.removed, &d.added] {
-                wire::put_u32(&mut out, list.len() as u32);
-                for rr in list {
-                    put_blob(&mut out, &rr.owner);
-                    put_blob(&mut out, &rr.record);
-                }
-            }
+            d.encode_into(&mut out);
         }
         let digest = ring::digest::digest(&ring::digest::SHA256, &out);
         out.extend_from_slice(digest.as_ref());
@@ -225,36 +268,7 @@ impl Journal {
         let count = wire::u32_at(take(4)?, 0)?;
         let mut journal = Journal::default();
         for _ in 0..count {
-            let from = wire::u32_at(take(4)?, 0)?;
-            let to = wire::u32_at(take(4)?, 0)?;
-            let made = wire::u64_at(take(8)?, 0)?;
-            let mut blob = || -> Option<Box<[u8]>> {
-                let len = wire::u32_at(take(4)?, 0)? as usize;
-                take(len).map(Box::from)
-            };
-            let old_soa = blob()?;
-            let new_soa = blob()?;
-            let mut lists: [Vec<Rr>; 2] = [Vec::new(), Vec::new()];
-            for list in &mut lists {
-                let n = wire::u32_at(take(4)?, 0)?;
-                for _ in 0..n {
-                    let len = wire::u32_at(take(4)?, 0)? as usize;
-                    let owner: Bytes = take(len)?.into();
-                    let len = wire::u32_at(take(4)?, 0)? as usize;
-                    let record: Box<[u8]> = take(len)?.into();
-                    list.push(Rr { owner, record });
-                }
-            }
-            let [removed, added] = lists;
-            let diff = Diff {
-                from,
-                to,
-                old_soa,
-                new_soa,
-                removed,
-                added,
-                made,
-            };
+            let diff = Diff::decode_from(&mut take)?;
             journal.bytes += diff.size();
             journal.diffs.push_back(Arc::new(diff));
         }
@@ -286,4 +300,4 @@ fn put_blob(out: &mut Vec<u8>, blob: &[u8]) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,6 +1,7 @@
 //! Served zones: the signalling zones as published, signed, with serials.
 
 pub mod blob;
+pub mod changes;
 pub mod content;
 pub mod journal;
 pub mod persist;

@@ -27,7 +27,7 @@ use crate::{
 
 /// One round's cause.
 #[derive(Debug, Clone)]
-enum Step {
+pub(crate) enum Step {
     /// A child gets signals.
     Add(u8),
     /// A child's keys are gone: its `_dsboot` owner is withdrawn.
@@ -40,7 +40,7 @@ enum Step {
     Wait(u8),
 }
 
-fn step() -> impl Strategy<Value = (Step, bool)> {
+pub(crate) fn step() -> impl Strategy<Value = (Step, bool)> {
     let step = prop_oneof![
         (0u8..10).prop_map(Step::Add),
         (0u8..10).prop_map(Step::Remove),
@@ -100,7 +100,7 @@ fn content(children: &BTreeMap<u8, u8>, second: bool) -> ZoneContent {
 }
 
 /// Every record of the zone (RRSIGs included) with its owner.
-fn records(zone: &ZoneStore) -> BTreeSet<(Vec<u8>, Vec<u8>)> {
+pub(crate) fn records(zone: &ZoneStore) -> BTreeSet<(Vec<u8>, Vec<u8>)> {
     zone.nodes()
         .flat_map(|node| {
             flatten(Some(node))
@@ -131,54 +131,72 @@ fn replay(old: &ZoneStore, diff: &Diff) -> BTreeSet<(Vec<u8>, Vec<u8>)> {
     zone
 }
 
+/// The first version, then every round's next version with its diff, as
+/// the daemon makes them: re-signing what is due on full rounds and when the
+/// zone's keys changed.
+pub(crate) fn versions(steps: &[(Step, bool)]) -> (ZoneStore, Vec<(ZoneStore, Diff)>) {
+    let options = ZoneOptions::default();
+    let mut now = Timestamp::from_second(1_800_000_000).expect("valid");
+    let mut children: BTreeMap<u8, u8> = BTreeMap::new();
+    let mut second = false;
+    let mut zone = ZoneStore::new(apex());
+    let mut serial = 1;
+    zone.sync(
+        &content(&children, second),
+        &signer(second),
+        serial,
+        now,
+        &options,
+    )
+    .expect("signed");
+    let first = zone.clone();
+    let mut out = Vec::new();
+    for (step, full) in steps {
+        let mut rolled = false;
+        match step {
+            Step::Add(c) => {
+                children.entry(*c).or_insert(0);
+            }
+            Step::Remove(c) => {
+                children.remove(c);
+            }
+            Step::Change(c) => {
+                if let Some(version) = children.get_mut(c) {
+                    *version = version.wrapping_add(1);
+                }
+            }
+            Step::Roll => {
+                second = !second;
+                rolled = true;
+            }
+            Step::Wait(days) => {
+                now = now
+                    .checked_add(jiff::SignedDuration::from_hours(24 * i64::from(*days)))
+                    .expect("in range");
+            }
+        }
+        let signer = signer(second);
+        let resign_due = (*full || rolled) && zone.needs_refresh(&signer, now, &options);
+        let changes = zone.changes_to(&content(&children, second));
+        serial += 1;
+        let mut next = zone.clone();
+        next.apply(&changes, resign_due, &signer, serial, now, &options)
+            .expect("signed");
+        let diff = Diff::between(&zone, &next, next.touched().iter().map(|w| &w[..]))
+            .expect("both versions have an SOA");
+        out.push((next.clone(), diff));
+        zone = next;
+    }
+    (first, out)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn the_old_version_plus_the_diff_is_the_new_version(steps in proptest::collection::vec(step(), 1..12)) {
-        let options = ZoneOptions::default();
-        let mut now = Timestamp::from_second(1_800_000_000).expect("valid");
-        let mut children: BTreeMap<u8, u8> = BTreeMap::new();
-        let mut second = false;
-        let mut zone = ZoneStore::new(apex());
-        let mut serial = 1;
-        zone.sync(&content(&children, second), &signer(second), serial, now, &options)
-            .expect("signed");
-        for (step, full) in steps {
-            let mut rolled = false;
-            match step {
-                Step::Add(c) => {
-                    children.entry(c).or_insert(0);
-                }
-                Step::Remove(c) => {
-                    children.remove(&c);
-                }
-                Step::Change(c) => {
-                    if let Some(version) = children.get_mut(&c) {
-                        *version = version.wrapping_add(1);
-                    }
-                }
-                Step::Roll => {
-                    second = !second;
-                    rolled = true;
-                }
-                Step::Wait(days) => {
-                    now = now
-                        .checked_add(jiff::SignedDuration::from_hours(24 * i64::from(days)))
-                        .expect("in range");
-                }
-            }
-            // As the daemon decides it: re-sign what is due on full rounds
-            // and when the zone's keys changed.
-            let signer = signer(second);
-            let resign_due = (full || rolled) && zone.needs_refresh(&signer, now, &options);
-            let changes = zone.changes_to(&content(&children, second));
-            serial += 1;
-            let mut next = zone.clone();
-            next.apply(&changes, resign_due, &signer, serial, now, &options)
-                .expect("signed");
-            let diff = Diff::between(&zone, &next, next.touched().iter().map(|w| &w[..]))
-                .expect("both versions have an SOA");
+        let (mut zone, versions) = versions(&steps);
+        for (next, diff) in versions {
             prop_assert_eq!(replay(&zone, &diff), records(&next));
             zone = next;
         }
