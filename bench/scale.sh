@@ -97,11 +97,23 @@ grep -a -E 'phase="(scan|model|policy|brake)"|zone build progress' cold.log |
 grep -a -m1 "zone updated" cold.log | sed -E 's/.*(names=[0-9]+).*(signatures=[0-9]+).*/  \1 \2/'
 echo "RSS after the cold start: $((cold_rss / 1024)) MiB (peak $((cold_hwm / 1024)) MiB), $((cold_rss * 1024 / N)) bytes per child"
 
-# ---- one-child changes: latency and the IXFR of one change
+# ---- one-child changes: latency, the IXFR of one change, the octets written
 log "key changes"
+# The image is written whole once after the cold start; the change log
+# starts with it. Measure the writes of the changes after that.
+until [[ -f "state/zones/${APEX}changes" ]]; do sleep 0.5; done
+sleep 1
+io() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/io"; }
+image_bytes=$(stat -c %s "state/zones/${APEX}zone")
+wchar0=$(io "$SB" wchar)
+wbytes0=$(io "$SB" write_bytes)
 serial_before=$(dig +short -p "$PORT" @127.0.0.1 SOA "$APEX" | awk '{print $3}')
 "$PY" "$BENCH/dnsprobe.py" --port "$PORT" keychange --dir children --children children.txt \
     --apex "$APEX" --count "$CHANGES" --seed 11 --gap 0.3 >changes.txt 2>changes.err || true
+sleep 1
+wchar1=$(io "$SB" wchar)
+wbytes1=$(io "$SB" write_bytes)
+echo "writes per one-child change ($CHANGES changes): $(((wchar1 - wchar0) / CHANGES)) octets written (wchar), $(((wbytes1 - wbytes0) / CHANGES)) to storage (write_bytes); the image is $image_bytes octets, the change log $(stat -c %s "state/zones/${APEX}changes")"
 tail -1 changes.err | sed 's/^/one-child change -> served: /'
 grep -a "zone updated" cold.log | tail -3 | sed -E 's/.*(changed_names=[0-9]+ rrsets_signed=[0-9]+).*/  last updates: \1/'
 serial_after=$(dig +short -p "$PORT" @127.0.0.1 SOA "$APEX" | awk '{print $3}')
