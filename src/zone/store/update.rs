@@ -227,6 +227,55 @@ impl ZoneStore {
         true
     }
 
+    /// Puts whole nodes in place as they were saved (a change log's replay,
+    /// `zone::changes`): each `(wire, node)` replaces the name's data, or
+    /// removes it (`None`), keeping the order index and the empty
+    /// non-terminals right; nothing is signed or chained here, the nodes
+    /// carry their NSEC and RRSIGs. Then the zone has serial `serial`.
+    /// `None` (and the zone half-changed: the caller drops it) when a name
+    /// is not the lower-case wire form of a name at or below the apex.
+    pub fn put_nodes(&mut self, nodes: Vec<(Bytes, Option<Node>)>, serial: u32) -> Option<()> {
+        let mut touched = Vec::with_capacity(nodes.len());
+        for (wire, node) in nodes {
+            let name = name_of(&wire)?;
+            if canonical_wire(&name)[..] != wire[..] || !self.apex.zone_of(&name) {
+                return None;
+            }
+            let key: Bytes = canonical_key(&name).into();
+            let existing = self.names.get(&wire).cloned();
+            match (existing, node) {
+                (Some(Entry::Node(_, below)), Some(node)) => {
+                    self.names
+                        .insert(wire.clone(), Entry::Node(Arc::new(node), below));
+                }
+                (existing, Some(node)) => {
+                    let below = existing.as_ref().map_or(0, Entry::below);
+                    self.names
+                        .insert(wire.clone(), Entry::Node(Arc::new(node), below));
+                    self.order.insert(key, wire.clone());
+                    self.adjust_ancestors(&wire, 1);
+                }
+                (Some(Entry::Node(_, below)), None) => {
+                    if below > 0 {
+                        self.names.insert(wire.clone(), Entry::Ent(below));
+                    } else {
+                        self.names.remove(&wire);
+                    }
+                    self.order.remove(&key[..]);
+                    self.adjust_ancestors(&wire, -1);
+                }
+                (_, None) => {}
+            }
+            touched.push(wire);
+        }
+        let soa = self.apex_node()?.rrset(RecordType::SOA)?;
+        let minimum = soa.rdatas().first().and_then(|r| soa_minimum(r))?;
+        self.negative_ttl = soa.ttl.min(minimum);
+        self.serial = serial;
+        self.touched = touched.into();
+        Some(())
+    }
+
     /// Adds `delta` to the count of data names below every ancestor of
     /// `wire` inside the zone, creating and removing empty non-terminals.
     pub(super) fn adjust_ancestors(&mut self, wire: &[u8], delta: i64) {
