@@ -41,7 +41,7 @@ use std::{
 };
 
 use jiff::Timestamp;
-use tokio::sync::mpsc;
+use tokio::{io::AsyncReadExt, sync::mpsc};
 
 use crate::{
     config::HooksConfig,
@@ -51,6 +51,9 @@ use crate::{
 
 /// Events waiting for the hook, at most.
 pub const QUEUE: usize = 1024;
+
+/// Octets of a hook's standard error kept for the log.
+const STDERR_KEPT: usize = 4096;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,27 +265,46 @@ async fn run_one(exec: &PathBuf, timeout: Duration, event: &Event) {
             return;
         }
     };
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+    let mut child = child;
+    let stderr = child.stderr.take();
+    let run = async {
+        // The first STDERR_KEPT octets of its standard error are kept for
+        // the log; the rest is read and dropped, so a chatty hook neither
+        // fills memory nor blocks on a full pipe.
+        let mut kept = Vec::new();
+        if let Some(mut stderr) = stderr {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let room = STDERR_KEPT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+        (child.wait().await, kept)
+    };
+    match tokio::time::timeout(timeout, run).await {
         Err(_) => tracing::error!(
             hook = %exec.display(),
             event = event_name,
             timeout_s = timeout.as_secs(),
             "the hook did not finish in time and was killed"
         ),
-        Ok(Err(e)) => {
+        Ok((Err(e), _)) => {
             tracing::error!(hook = %exec.display(), event = event_name, "the hook failed: {e}")
         }
-        Ok(Ok(output)) if !output.status.success() => {
-            let stderr = String::from_utf8_lossy(&output.stderr);
+        Ok((Ok(status), kept)) if !status.success() => {
+            let stderr = String::from_utf8_lossy(&kept);
             tracing::warn!(
                 hook = %exec.display(),
                 event = event_name,
-                status = %output.status,
+                status = %status,
                 stderr = stderr.lines().next().unwrap_or(""),
                 "the hook failed"
             );
         }
-        Ok(Ok(_)) => tracing::debug!(hook = %exec.display(), event = event_name, "hook ran"),
+        Ok(_) => tracing::debug!(hook = %exec.display(), event = event_name, "hook ran"),
     }
 }
 

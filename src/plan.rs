@@ -108,14 +108,15 @@ pub struct RoundPlan {
 }
 
 /// A child's key in per-child tables that must stay small at a million
-/// children: a 64-bit SipHash of its lower-cased wire name, with fixed keys
-/// (stable across runs). Two of a million names share a key with a
-/// probability of about 3e-8.
+/// children: a 64-bit SipHash of its lower-cased wire name, keyed at random
+/// once per process (the table is never saved, and names an outsider might
+/// choose cannot be made to collide). Two of a million names share a key
+/// with a probability of about 3e-8.
 pub fn child_key(name: &Name) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = std::hash::DefaultHasher::new();
-    hasher.write(&canonical_wire(name));
-    hasher.finish()
+    use std::hash::BuildHasher;
+    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEYS.get_or_init(std::hash::RandomState::new)
+        .hash_one(canonical_wire(name))
 }
 
 /// Plans a round: the policy for every child in `children` (on all cores:

@@ -56,12 +56,28 @@ impl Delegations {
     /// the safety brake held nothing new was published, so states stay as
     /// they were (a child without one counts as held) and no child is
     /// released.
+    /// With `complete` (the round planned every child), children it did not
+    /// plan are no children any more and are forgotten (a `[[zones]]` set
+    /// removed by a reload, a child whose keys are gone).
     pub(super) fn record(
         &mut self,
         states: Vec<(u64, DelegationState)>,
         held: Vec<(Name, String)>,
         brake_held: bool,
+        complete: bool,
     ) -> Vec<Event> {
+        if complete && !brake_held {
+            let planned: rustc_hash::FxHashSet<u64> = states.iter().map(|(key, _)| *key).collect();
+            let counts = &mut self.counts;
+            self.by_child.retain(|key, state| {
+                let keep = planned.contains(key);
+                if !keep {
+                    counts[state.index()] -= 1;
+                }
+                keep
+            });
+            self.held.retain(|key, _| planned.contains(key));
+        }
         let mut events = Vec::new();
         for (name, reason) in held {
             let key = child_key(&name);
@@ -149,18 +165,37 @@ mod tests {
         let mut table = Delegations::default();
         let held = || vec![(a.clone(), "a key cannot be read".to_string())];
         let kinds = |events: Vec<Event>| events.iter().map(|e| e.kind).collect::<Vec<_>>();
-        let first = table.record(vec![(key, DelegationState::Held)], held(), false);
+        let first = table.record(vec![(key, DelegationState::Held)], held(), false, false);
         assert_eq!(kinds(first), [EventKind::ZoneHeld]);
-        let again = table.record(vec![(key, DelegationState::Held)], held(), false);
+        let again = table.record(vec![(key, DelegationState::Held)], held(), false, false);
         assert!(again.is_empty(), "still held for the same reason: no event");
         assert_eq!(table.held_reason(&a), Some("a key cannot be read"));
         // A round the brake held releases nothing.
-        let braked = table.record(vec![(key, DelegationState::InSync)], vec![], true);
+        let braked = table.record(vec![(key, DelegationState::InSync)], vec![], true, true);
         assert!(braked.is_empty());
         assert_eq!(table.get(&a), Some(DelegationState::Held));
-        let released = table.record(vec![(key, DelegationState::InSync)], vec![], false);
+        let released = table.record(vec![(key, DelegationState::InSync)], vec![], false, false);
         assert_eq!(released[0].kind, EventKind::ZoneReleased);
         assert_eq!(released[0].field("state"), Some("in_sync"));
         assert_eq!(table.held_reason(&a), None);
+        // A round that planned every child forgets the others (a set
+        // removed by a reload); their counts go with them.
+        let b = crate::dns::parse_name("b.example.").expect("valid");
+        table.record(
+            vec![(child_key(&b), DelegationState::Rolling)],
+            vec![],
+            false,
+            false,
+        );
+        assert_eq!(table.counts().iter().sum::<usize>(), 2);
+        table.record(
+            vec![(child_key(&b), DelegationState::Rolling)],
+            vec![],
+            false,
+            true,
+        );
+        assert_eq!(table.get(&a), None);
+        assert_eq!(table.counts().iter().sum::<usize>(), 1);
+        assert_eq!(table.counts()[DelegationState::Rolling.index()], 1);
     }
 }

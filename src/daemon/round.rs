@@ -82,6 +82,8 @@ pub(super) struct Scanned {
     gone: Vec<Name>,
     /// Directories with keys mid-rewrite.
     flux_dirs: Vec<PathBuf>,
+    /// Every child is among `children` (a full round, no key directory held).
+    every_child: bool,
 }
 
 /// What applying a round did.
@@ -117,13 +119,14 @@ impl Daemon {
         let mut scanned = self.scan(&input, progress.0);
         progress.phase("scan");
         let recomputed = scanned.children.len();
+        let every_child = scanned.every_child;
         let flux_dirs = std::mem::take(&mut scanned.flux_dirs);
         let plan = self.plan(scanned, now);
         progress.phase("plan");
         let verdict = self.brake(&plan);
         progress.phase("brake");
         let held = matches!(verdict, brake::Verdict::Hold { .. });
-        let applied = self.apply(plan, held, input.full || input.refresh, now);
+        let applied = self.apply(plan, held, every_child, input.full || input.refresh, now);
         if applied.new_versions > 0 || self.first_round {
             self.publish_snapshot();
         }
@@ -180,6 +183,7 @@ impl Daemon {
             children,
             gone,
             flux_dirs,
+            every_child: (input.full || read_again) && held.is_empty(),
         }
     }
 
@@ -398,7 +402,14 @@ impl Daemon {
     /// apex UPDATEs, reports that lead to NOTIFYs, hosted and served
     /// signals — is held with it (and recomputed next round). Then hosted
     /// signalling zones go to their publishers and served ones are signed.
-    fn apply(&mut self, mut plan: RoundPlan, held: bool, full: bool, now: Timestamp) -> Applied {
+    fn apply(
+        &mut self,
+        mut plan: RoundPlan,
+        held: bool,
+        every_child: bool,
+        full: bool,
+        now: Timestamp,
+    ) -> Applied {
         for (child, next) in &plan.next_events {
             self.schedule.set(child, *next);
         }
@@ -412,7 +423,10 @@ impl Daemon {
         }
         let states = std::mem::take(&mut plan.states);
         let held_children = std::mem::take(&mut plan.held);
-        for event in self.delegations.record(states, held_children, held) {
+        for event in self
+            .delegations
+            .record(states, held_children, held, every_child)
+        {
             self.events.emit(event);
         }
         for (zone, wanted) in std::mem::take(&mut plan.apex_updates) {

@@ -8,11 +8,14 @@
 //! Each new version's difference is appended to the zone's change log
 //! (`zone::changes`) at once and synced: a one-child change at a million
 //! children writes a few kilobytes, not the 650 MB image. The whole image
-//! (with the journal file) is written only when the log outgrows a
-//! sixteenth of it (at least [`COMPACT_MIN`]), when the log cannot continue
-//! (no image yet, a broken chain), and coalesced: a burst of those costs
-//! one write per zone. A warm start loads the image and replays the log
-//! ([`load_changes`]).
+//! (with the journal file) is written when the log outgrows a sixteenth of
+//! it (at least [`COMPACT_MIN`]), when a version's diff would take it past
+//! that (a whole-zone re-sign), when the log cannot continue (no image yet,
+//! a broken chain) or must not (the journal was dropped), coalesced: a
+//! burst of those costs one write per zone. Versions are still appended
+//! while such a save waits; only those made while the image itself is
+//! being written wait for it. A warm start loads the image and replays the
+//! log ([`load_changes`]).
 //!
 //! Faults: a save that fails (a full disk) keeps its job and is retried with
 //! a growing pause; the error is logged once, then at most once a minute
@@ -63,9 +66,14 @@ pub(super) struct OnDisk {
 pub(super) const COMPACT_MIN: u64 = 8 << 20;
 
 impl OnDisk {
+    /// How far the log may grow before the image is rewritten.
+    fn limit(&self) -> u64 {
+        COMPACT_MIN.max(self.image_bytes / 16)
+    }
+
     /// The log has grown enough that the image should be rewritten.
     fn compaction_due(&self) -> bool {
-        self.log_bytes > COMPACT_MIN.max(self.image_bytes / 16)
+        self.log_bytes > self.limit()
     }
 }
 
@@ -75,6 +83,8 @@ enum Message {
     Save(Box<SaveJob>),
     /// What a warm start found on disk for the zone saved at this path.
     Known(PathBuf, OnDisk),
+    /// Save this whole (image, journal, a fresh log), whatever is on disk.
+    Whole(Box<SaveJob>),
     /// Save everything pending now; answer with how many saves failed.
     Flush(mpsc::Sender<usize>),
 }
@@ -116,6 +126,13 @@ impl ZoneSaver {
 
     pub(super) fn save(&self, job: SaveJob) {
         let _ = self.tx.send(Message::Save(Box::new(job)));
+    }
+
+    /// Saves `job` whole (image, journal and a fresh change log), even when
+    /// its change could be appended: after the journal was dropped, say,
+    /// whose diffs must not come back at the next start.
+    pub(super) fn save_whole(&self, job: SaveJob) {
+        let _ = self.tx.send(Message::Whole(Box::new(job)));
     }
 
     /// Tells the saver what a warm start found on disk for `zone_path`, so
@@ -212,9 +229,25 @@ impl Saver {
     fn take(&mut self, message: Message) -> bool {
         match message {
             Message::Save(job) => {
-                if !self.append(&job) {
+                // Into the log at once when it continues what is on disk;
+                // the whole image too when the log cannot take it, is due
+                // for compaction, or a whole save is waiting anyway (the
+                // newest version goes with it).
+                let appended = self.append(&job);
+                let whole = !appended
+                    || self.pending.contains_key(&job.zone_path)
+                    || self
+                        .on_disk
+                        .get(&job.zone_path)
+                        .is_some_and(OnDisk::compaction_due);
+                if whole {
                     self.pending.insert(job.zone_path.clone(), *job);
                 }
+                false
+            }
+            Message::Whole(job) => {
+                self.on_disk.remove(&job.zone_path);
+                self.pending.insert(job.zone_path.clone(), *job);
                 false
             }
             Message::Known(path, on_disk) => {
@@ -229,13 +262,11 @@ impl Saver {
         }
     }
 
-    /// Appends the job's new versions to its zone's change log, when the
-    /// log continues what is on disk and is not due for compaction; true
-    /// when the job is done.
+    /// Appends the job's new versions to its zone's change log when the log
+    /// continues what is on disk and they fit under the compaction limit (a
+    /// whole-zone re-sign does not: the image is rewritten instead); true
+    /// when the job's version is on disk.
     fn append(&mut self, job: &SaveJob) -> bool {
-        if self.pending.contains_key(&job.zone_path) {
-            return false; // a whole save is coming: this version goes with it
-        }
         let Some(disk) = self.on_disk.get_mut(&job.zone_path) else {
             return false;
         };
@@ -245,7 +276,10 @@ impl Saver {
         let Some(diffs) = job.journal.since(disk.log_serial) else {
             return false;
         };
-        if diffs.last().map(|d| d.to) != Some(job.zone.serial()) || disk.compaction_due() {
+        let size: u64 = diffs.iter().map(|d| d.size() as u64).sum();
+        if diffs.last().map(|d| d.to) != Some(job.zone.serial())
+            || disk.log_bytes + size > disk.limit()
+        {
             return false;
         }
         match changes::append(&job.changes_path, &diffs) {
@@ -382,6 +416,19 @@ pub(super) fn load_changes(
         );
     }
     let image_serial = image.serial();
+    if log.base != image_serial {
+        // A crash between writing a new image and starting its log: the
+        // old log belongs to the image before (its diffs end where this
+        // image starts, or it is older still).
+        tracing::warn!(
+            zone = zone_name,
+            log_base = log.base,
+            image_serial,
+            "the change log continues another image: not replayed; it is started afresh at \
+             the next save"
+        );
+        return (image, None);
+    }
     match changes::replay(&image, log.diffs) {
         Some((store, applied)) => {
             for diff in &applied {

@@ -16,10 +16,14 @@
 //!   comparison), beside its own high-water mark;
 //! - drops its IXFR journal unless every secondary that answered holds
 //!   exactly this node's served version: the same serial *and* the same SOA
-//!   RRSIG signature octets. An IXFR from any other version then gets the
-//!   whole zone instead (RFC 1995 §4), once.
+//!   RRSIG signature octets; a secondary that does not answer may hold
+//!   anything, so it counts against the journal too. An IXFR from any other
+//!   version then gets the whole zone instead (RFC 1995 §4), once; the
+//!   zone is saved whole at once, so the dropped diffs do not come back
+//!   from its change log at the next start.
 //!
-//! Every secondary is asked at once, over UDP (0.5 s, then 1 s): one that
+//! Every secondary is asked at once, over UDP (0.5 s, then 1 s; TCP only
+//! for a truncated answer): one that
 //! does not answer delays the start by 1.5 s at most, is logged and left
 //! out; when none answers the node goes on with its own records, as a
 //! single primary always did. docs/ARCHITECTURE.md ("State on disk") has the
@@ -76,27 +80,33 @@ impl Daemon {
                 });
             }
         }
-        let mut seen: HashMap<Name, Vec<(SocketAddr, Held)>> = HashMap::new();
+        let mut seen: HashMap<Name, (Vec<(SocketAddr, Held)>, usize)> = HashMap::new();
         while let Some(done) = asks.join_next().await {
             let Ok((apex, addr, held)) = done else {
                 continue; // a panicked ask: that secondary is left out
             };
+            let entry = seen.entry(apex.clone()).or_default();
             match held {
-                Ok(held) => seen.entry(apex).or_default().push((addr, held)),
-                Err(e) => tracing::warn!(
-                    zone = display(&apex),
-                    secondary = %addr,
-                    "cannot learn the serial the secondary holds: {e}"
-                ),
+                Ok(held) => entry.0.push((addr, held)),
+                Err(e) => {
+                    entry.1 += 1;
+                    tracing::warn!(
+                        zone = display(&apex),
+                        secondary = %addr,
+                        "cannot learn the serial the secondary holds: {e}"
+                    );
+                }
             }
         }
-        for (apex, seen) in seen {
-            self.take_over(&apex, &seen);
+        for (apex, (seen, unanswered)) in seen {
+            self.take_over(&apex, &seen, unanswered);
         }
     }
 
-    /// Applies what the secondaries of `apex` hold ([`decide`]).
-    fn take_over(&mut self, apex: &Name, seen: &[(SocketAddr, Held)]) {
+    /// Applies what the secondaries of `apex` hold ([`decide`]);
+    /// `unanswered` secondaries may hold anything, so they count against
+    /// the journal too.
+    fn take_over(&mut self, apex: &Name, seen: &[(SocketAddr, Held)], unanswered: usize) {
         let Some(zone) = self.zones.get_mut(apex) else {
             return;
         };
@@ -121,7 +131,7 @@ impl Daemon {
             );
             zone.floor = Some(floor);
         }
-        if verdict.foreign.is_empty() {
+        if verdict.foreign.is_empty() && unanswered == 0 {
             if !seen.is_empty() {
                 tracing::info!(
                     zone = zone_name,
@@ -139,11 +149,20 @@ impl Daemon {
             tracing::warn!(
                 zone = zone_name,
                 secondaries = foreign.join(", "),
-                "these secondaries hold a version this node did not serve last: its IXFR \
-                 journal is dropped, so they get the whole zone once instead of a diff made \
-                 against another version"
+                unanswered,
+                "secondaries hold a version this node did not serve last, or did not say: its \
+                 IXFR journal is dropped (and saved so), so they get the whole zone once instead \
+                 of a diff made against another version"
             );
             zone.journal = Arc::new(Journal::default());
+            let job = super::save::SaveJob {
+                zone_path: self.state.zone_store_path(apex),
+                zone: zone.store.clone(),
+                journal_path: self.state.journal_path(apex),
+                journal: zone.journal.clone(),
+                changes_path: self.state.changes_path(apex),
+            };
+            self.saver.save_whole(job);
         }
     }
 }

@@ -217,10 +217,14 @@ async fn ask_server(
     };
     let reply = ask(RecordType::DS).await?;
     check(&reply, RecordType::DS)?;
-    let ds = reply
+    // Sorted: servers may give the RRset in any order (RFC 2181 §5), and a
+    // reordering is no change at the parent.
+    let mut ds: Vec<Ds> = reply
         .answers(child, RecordType::DS)
         .filter_map(|r| Ds::from_wire(&r.rdata).ok())
         .collect();
+    ds.sort_by_key(Ds::to_wire);
+    ds.dedup();
     let reply = ask(RecordType::NS).await?;
     check(&reply, RecordType::NS)?;
     // A referral (authority) or, from a server that also hosts the child,

@@ -177,6 +177,14 @@ pub fn replay(base: &ZoneStore, diffs: Vec<Diff>) -> Option<(ZoneStore, Vec<Diff
         soa_set.ttl = wire::u32_at(&diff.new_soa, 4)?;
         soa_set.records = diff.new_soa.clone();
         touched.insert(apex.clone(), apex_sets);
+        if !diff
+            .removed
+            .iter()
+            .chain(&diff.added)
+            .all(|rr| whole_record(&rr.record))
+        {
+            return None;
+        }
         for rr in &diff.removed {
             if !touched.contains_key(&rr.owner) {
                 let sets = sets_of(&rr.owner, &store);
@@ -209,6 +217,15 @@ pub fn replay(base: &ZoneStore, diffs: Vec<Diff>) -> Option<(ZoneStore, Vec<Diff
         applied.push(diff);
     }
     Some((store, applied))
+}
+
+/// `record` is one whole record, `type class ttl rdlength rdata`, its
+/// RDATA as long as it says (and an RRSIG long enough to name the type it
+/// covers).
+fn whole_record(record: &[u8]) -> bool {
+    let rdlength = wire::u16_at(record, 8).map(usize::from);
+    let sig = wire::u16_at(record, 0) == Some(u16::from(hickory_proto::rr::RecordType::RRSIG));
+    rdlength.is_some_and(|len| record.len() == 10 + len && (!sig || len >= 2))
 }
 
 /// The RRset a record belongs to (an RRSIG to the set of the type it
