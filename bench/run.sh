@@ -28,7 +28,7 @@
 #   RESCAN_INTERVAL=1h      signalbox [watch] rescan_interval for all instances (its default,
 #                           10m, would put a periodic full round into the measurements;
 #                           empty = signalbox's default)
-#   BASE_PORT=45353         signalbox, Knot, NSD use BASE_PORT, +1, +2 on 127.0.0.1
+#   BASE_PORT=25353         signalbox, Knot, NSD use BASE_PORT, +1, +2 on 127.0.0.1
 #   SIGNALBOX=path          use this binary instead of `cargo build --release`
 #   WORK=bench/work         scratch directory (removed at the end unless KEEP_WORK=1)
 #   SEED=1                  key and query generation are deterministic per seed
@@ -63,7 +63,7 @@ WARM_ROUND_TIMEOUT=${WARM_ROUND_TIMEOUT:-60}
 START_TIMEOUT=${START_TIMEOUT:-300}
 QUIET_MAX_WAIT=${QUIET_MAX_WAIT:-60}
 RESCAN_INTERVAL=${RESCAN_INTERVAL-1h}
-BASE_PORT=${BASE_PORT:-45353}
+BASE_PORT=${BASE_PORT:-25353} # below the ephemeral range (32768-60999)
 SEED=${SEED:-1}
 WORK=${WORK:-$BENCH_DIR/work}
 KEEP_WORK=${KEEP_WORK:-0}

@@ -17,8 +17,10 @@ REPO=$(dirname "$BENCH")
 WORK=${WORK:-$BENCH/work-scale}
 SIGNALBOX=${SIGNALBOX:-$REPO/target/release/signalbox}
 PY=${PYTHON:-python3}
-PORT=${PORT:-45470}
-KNOT_PORT=${KNOT_PORT:-45471}
+# Below the ephemeral port range (32768-60999): the probes open a new socket
+# after every refused query, and one could take the server's port.
+PORT=${PORT:-24470}
+KNOT_PORT=${KNOT_PORT:-24471}
 CHANGES=${CHANGES:-20}
 APEX=_signal.ns1.operator.test.
 

@@ -79,3 +79,24 @@ fn a_cut_log_keeps_every_whole_record() {
     wrong.from = image.serial();
     assert!(replay(&image, vec![wrong]).is_none());
 }
+
+#[test]
+fn a_new_soa_ttl_and_minimum_are_replayed_with_the_soa() {
+    let steps = [(crate::zone::journal::tests::Step::Add(1), false)];
+    let (first, versions) = versions(&steps);
+    let mut diff = versions[0].1.clone();
+    // The same SOA with TTL 1200 and MINIMUM 60 (an operator's new
+    // `soa_minimum`): the replayed zone answers negatively with 60.
+    let mut soa = diff.new_soa.to_vec();
+    soa[4..8].copy_from_slice(&1200u32.to_be_bytes());
+    let len = soa.len();
+    soa[len - 4..].copy_from_slice(&60u32.to_be_bytes());
+    diff.new_soa = soa.into();
+    let (replayed, _) = replay(&first, vec![diff]).expect("fits");
+    let set = replayed
+        .apex_node()
+        .and_then(|n| n.rrset(hickory_proto::rr::RecordType::SOA))
+        .expect("SOA");
+    assert_eq!(set.ttl, 1200);
+    assert_eq!(replayed.negative_ttl(), 60);
+}
