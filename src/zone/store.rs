@@ -29,7 +29,7 @@ use crate::{
     dns::wire,
     dns::{
         Nsec, Rrsig,
-        name::{canonical_key, canonical_wire, display},
+        name::{canonical_key, canonical_key_of_wire, canonical_wire, display},
     },
 };
 
@@ -213,28 +213,25 @@ impl ZoneStore {
         let mut zone = ZoneStore::new(apex);
         zone.serial = serial;
         zone.negative_ttl = negative_ttl;
-        let apex_len = zone.apex_wire.len();
+        let mut key = [0u8; 512];
         for node in nodes {
             let wire = node.wire.clone();
-            if wire.len() < apex_len || wire[wire.len() - apex_len..] != zone.apex_wire[..] {
-                return None;
-            }
             // Exactly the lower-case wire of one name at or below the apex,
             // once: ending in the apex's octets is not enough (`\0\xff` and
             // the apex parses as the root, and walking its labels up to the
             // apex ran off the end), and a second node with the same name
-            // would count its ancestors' subtrees twice.
-            let name = name_of(&wire)?;
-            if canonical_wire(&name)[..] != wire[..]
-                || !zone.apex.zone_of(&name)
+            // would count its ancestors' subtrees twice. Checked on the wire
+            // (a million `Name`s cost a warm start seconds).
+            if !canonical_below(&wire, &zone.apex_wire)
                 || matches!(zone.names.get(&wire), Some(Entry::Node(..)))
             {
                 return None;
             }
+            let key_len = canonical_key_of_wire(&wire, &mut key)?;
             let below = zone.names.get(&wire).map_or(0, Entry::below);
             zone.names
                 .insert(wire.clone(), Entry::Node(Arc::new(node), below));
-            zone.order.insert(canonical_key(&name).into(), wire.clone());
+            zone.order.insert(key[..key_len].into(), wire.clone());
             zone.adjust_ancestors(&wire, 1);
         }
         zone.apex_node()?;
@@ -411,6 +408,35 @@ impl ZoneStore {
             .iter()
             .any(|t| u16::from(*t) == rtype)
             && *wire == *self.apex_wire
+    }
+}
+
+/// True when `wire` is a well-formed uncompressed name in lower case (the
+/// form [`canonical_wire`] makes) at or below the name whose wire form is
+/// `apex` (which must end the name on a label boundary).
+fn canonical_below(wire: &[u8], apex: &[u8]) -> bool {
+    if wire.len() > 255 || wire.len() < apex.len() {
+        return false;
+    }
+    let boundary = wire.len() - apex.len();
+    let mut at = 0;
+    let mut on_boundary = false;
+    loop {
+        let Some(&len) = wire.get(at) else {
+            return false;
+        };
+        on_boundary |= at == boundary;
+        if len == 0 {
+            return at + 1 == wire.len() && on_boundary && wire[boundary..] == *apex;
+        }
+        let len = usize::from(len);
+        let Some(label) = wire.get(at + 1..at + 1 + len) else {
+            return false;
+        };
+        if len > 63 || label.iter().any(u8::is_ascii_uppercase) {
+            return false;
+        }
+        at += 1 + len;
     }
 }
 
