@@ -288,16 +288,20 @@ impl StatusReport {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 
+    /// "3 bootstrapping", "2 in_sync", ...: the states that have children.
+    fn children_by_state(&self) -> Vec<String> {
+        self.children
+            .iter()
+            .filter(|(_, count)| **count > 0)
+            .map(|(state, count)| format!("{count} {state}"))
+            .collect()
+    }
+
     /// One line (systemd's STATUS=): zones served, children by state, the
     /// safety brake, held key directories and zones, unsigned zones.
     pub fn summary_line(&self) -> String {
         let mut line = format!("serving {} signalling zones", self.zones.len());
-        let children: Vec<String> = self
-            .children
-            .iter()
-            .filter(|(_, count)| **count > 0)
-            .map(|(state, count)| format!("{count} {state}"))
-            .collect();
+        let children = self.children_by_state();
         if !children.is_empty() {
             let total: usize = self.children.values().sum();
             let _ = write!(line, "; {total} children ({})", children.join(", "));
@@ -365,12 +369,7 @@ impl StatusReport {
                 out.push_str("  HELD: its next serial cannot be recorded (see the log)\n");
             }
         }
-        let children: Vec<String> = self
-            .children
-            .iter()
-            .filter(|(_, count)| **count > 0)
-            .map(|(state, count)| format!("{count} {state}"))
-            .collect();
+        let children = self.children_by_state();
         let _ = writeln!(
             out,
             "children: {} ({})",

@@ -8,23 +8,16 @@
 //! the served signalling zone show, and the `[hooks] exec` program must have
 //! been run for the parent's DS events (`ds-seen`, `ds-changed`).
 
-use std::{
-    fs,
-    net::{Ipv4Addr, SocketAddr},
-    os::unix::fs::PermissionsExt,
-    path::Path,
-    time::Duration,
-};
+use std::{fs, net::SocketAddr, os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
 use serde_json::Value;
 
 use crate::{
     common::{
-        parent::{NotifyReceiver, ReceiverMode},
         serve::{Serve, query},
         signzone, *,
     },
-    notify::{CHILD, SIGNAL, Side, dsync, ready, wait_until, world},
+    notify::{CHILD, SIGNAL, Side, ready, rollover_world, wait_until},
 };
 
 /// `explain --json` for the child, parsed.
@@ -101,13 +94,7 @@ fn explain_follows_a_child_through_bootstrap_and_a_ksk_rollover() {
     if !ready() || !tools(&["dnssec-dsfromkey"]) {
         return;
     }
-    let receiver = NotifyReceiver::start(Ipv4Addr::new(127, 0, 0, 3), ReceiverMode::Answer);
-    let parent_body = format!(
-        "*._dsync TYPE66 {}\n",
-        dsync(59, receiver.addr().port(), "scanner.test.")
-    );
-    let mut world = world(&parent_body, "");
-    let side = Side::new(&world, &[CHILD], "rollover", "");
+    let (receiver, parent_body, mut world, side) = rollover_world();
     let events = install_hook(side.root(), &side.config);
     let ksk1 = tag_of(
         side.child_key

@@ -384,13 +384,7 @@ fn the_daemon_waits_for_agreement_survives_a_restart_and_withdraws_once_the_pare
     if !ready() {
         return;
     }
-    let receiver = NotifyReceiver::start(Ipv4Addr::new(127, 0, 0, 3), ReceiverMode::Answer);
-    let parent_body = format!(
-        "*._dsync TYPE66 {}\n",
-        dsync(59, receiver.addr().port(), "scanner.test.")
-    );
-    let mut world = world(&parent_body, "");
-    let side = Side::new(&world, &[CHILD], "rollover", "");
+    let (receiver, parent_body, mut world, side) = rollover_world();
     let addr = SocketAddr::new([127, 0, 0, 2].into(), world.auth().port());
     let dsboot = format!("_dsboot.{CHILD}{SIGNAL}");
 
@@ -544,6 +538,20 @@ fn a_held_round_notifies_no_parent() {
     assert_eq!(code, 0, "{out}{err}");
     let got = receiver.wait_for(6, Duration::from_secs(30));
     assert_eq!(got.len(), 6, "{got:?}\n{}", daemon.log_text());
+}
+
+/// A NOTIFY receiver that acknowledges, a parent zone whose DSYNC points
+/// at it for CDS, and signalbox's side for [`CHILD`] with `cds = "rollover"`;
+/// the parent zone's body is returned to be extended (with DS) later.
+pub(crate) fn rollover_world() -> (NotifyReceiver, String, ParentWorld, Side) {
+    let receiver = NotifyReceiver::start(Ipv4Addr::new(127, 0, 0, 3), ReceiverMode::Answer);
+    let parent_body = format!(
+        "*._dsync TYPE66 {}\n",
+        dsync(59, receiver.addr().port(), "scanner.test.")
+    );
+    let world = world(&parent_body, "");
+    let side = Side::new(&world, &[CHILD], "rollover", "");
+    (receiver, parent_body, world, side)
 }
 
 pub(crate) fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {

@@ -173,43 +173,47 @@ impl ZoneStore {
     fn apply_one(&mut self, change: &Change, touched: &mut BTreeSet<Bytes>) -> bool {
         let wire: Bytes = canonical_wire(&change.owner).into();
         let key: Bytes = canonical_key(&change.owner).into();
-        let existing = self.names.get(&wire).cloned();
         let wanted = change
             .rrsets
             .as_ref()
             .filter(|r| r.iter().any(|s| !s.rdatas.is_empty()));
-        match (existing, wanted) {
-            (Some(Entry::Node(node, below)), Some(rrsets)) => {
-                if same_data(&node, rrsets) {
-                    return false;
-                }
-                let merged = merge(&node, rrsets);
-                self.names.insert(
-                    wire.clone(),
-                    Entry::Node(
-                        Arc::new(Node {
-                            wire,
-                            rrsets: merged,
-                        }),
-                        below,
-                    ),
-                );
-            }
-            (existing, Some(rrsets)) => {
-                let below = existing.as_ref().map_or(0, Entry::below);
-                let node = Node {
+        let node = match (self.names.get(&wire), wanted) {
+            (Some(Entry::Node(node, _)), Some(rrsets)) if same_data(node, rrsets) => return false,
+            (Some(Entry::Node(node, _)), Some(rrsets)) => Some(merge(node, rrsets)),
+            (_, Some(rrsets)) => Some(merge(
+                &Node {
                     wire: wire.clone(),
-                    rrsets: merge(
-                        &Node {
-                            wire: wire.clone(),
-                            rrsets: Box::default(),
-                        },
-                        rrsets,
-                    ),
-                };
+                    rrsets: Box::default(),
+                },
+                rrsets,
+            )),
+            (_, None) => None,
+        };
+        let node = node.map(|rrsets| Node {
+            wire: wire.clone(),
+            rrsets,
+        });
+        if !self.set_node(wire, key.clone(), node) {
+            return false;
+        }
+        touched.insert(key);
+        true
+    }
+
+    /// Gives the name `wire` (canonical key `key`) the data `node`, or
+    /// removes its data (`None`), keeping the order index and the counts of
+    /// names below each ancestor (empty non-terminals) right; false when
+    /// there was nothing to remove.
+    fn set_node(&mut self, wire: Bytes, key: Bytes, node: Option<Node>) -> bool {
+        match (self.names.get(&wire).cloned(), node) {
+            (Some(Entry::Node(_, below)), Some(node)) => {
+                self.names.insert(wire, Entry::Node(Arc::new(node), below));
+            }
+            (existing, Some(node)) => {
+                let below = existing.as_ref().map_or(0, Entry::below);
                 self.names
                     .insert(wire.clone(), Entry::Node(Arc::new(node), below));
-                self.order.insert(key.clone(), wire.clone());
+                self.order.insert(key, wire.clone());
                 self.adjust_ancestors(&wire, 1);
             }
             (Some(Entry::Node(_, below)), None) => {
@@ -223,7 +227,6 @@ impl ZoneStore {
             }
             (_, None) => return false,
         }
-        touched.insert(key);
         true
     }
 
@@ -242,30 +245,7 @@ impl ZoneStore {
                 return None;
             }
             let key: Bytes = canonical_key(&name).into();
-            let existing = self.names.get(&wire).cloned();
-            match (existing, node) {
-                (Some(Entry::Node(_, below)), Some(node)) => {
-                    self.names
-                        .insert(wire.clone(), Entry::Node(Arc::new(node), below));
-                }
-                (existing, Some(node)) => {
-                    let below = existing.as_ref().map_or(0, Entry::below);
-                    self.names
-                        .insert(wire.clone(), Entry::Node(Arc::new(node), below));
-                    self.order.insert(key, wire.clone());
-                    self.adjust_ancestors(&wire, 1);
-                }
-                (Some(Entry::Node(_, below)), None) => {
-                    if below > 0 {
-                        self.names.insert(wire.clone(), Entry::Ent(below));
-                    } else {
-                        self.names.remove(&wire);
-                    }
-                    self.order.remove(&key[..]);
-                    self.adjust_ancestors(&wire, -1);
-                }
-                (_, None) => {}
-            }
+            self.set_node(wire.clone(), key, node);
             touched.push(wire);
         }
         let soa = self.apex_node()?.rrset(RecordType::SOA)?;
