@@ -17,7 +17,10 @@
 //! - drops its IXFR journal unless every secondary that answered holds
 //!   exactly this node's served version: the same serial *and* the same SOA
 //!   RRSIG signature octets; a secondary that does not answer may hold
-//!   anything, so it counts against the journal too. An IXFR from any other
+//!   anything, so it counts against the journal too, and new serials then
+//!   jump [`UNANSWERED_MARGIN`] past everything known, so this node does not
+//!   make again a serial another node made while that secondary was cut
+//!   off. An IXFR from any other
 //!   version then gets the whole zone instead (RFC 1995 §4), once; the
 //!   zone is saved whole at once, so the dropped diffs do not come back
 //!   from its change log at the next start.
@@ -43,6 +46,11 @@ use crate::{
     },
     zone::{journal::Journal, serial, store::soa_serial_of},
 };
+
+/// How far serials jump when a secondary did not answer at start
+/// ([`decide`]): more versions than another node would make while this one
+/// was not running and that secondary was cut off.
+const UNANSWERED_MARGIN: u32 = 100_000;
 
 /// What one secondary holds of a zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,15 +128,26 @@ impl Daemon {
                 .map(|set| set.rrsigs().into_iter().map(|s| s.signature).collect())
                 .unwrap_or_default(),
         });
-        let verdict = decide(ours.as_ref(), zone.mark.known(), seen);
+        let verdict = decide(ours.as_ref(), zone.mark.known(), seen, unanswered);
         if let Some(floor) = verdict.floor {
-            tracing::warn!(
-                zone = zone_name,
-                secondary_serial = floor,
-                own_mark = zone.mark.known(),
-                "a secondary holds a newer serial than this node made: continuing above it \
-                 (a standby taking over, or a state directory restored from a backup)"
-            );
+            if unanswered > 0 {
+                tracing::warn!(
+                    zone = zone_name,
+                    floor,
+                    own_mark = zone.mark.known(),
+                    unanswered,
+                    "a secondary did not say what it holds: new serials continue from {floor}, \
+                     leaving room for versions another node may have made meanwhile"
+                );
+            } else {
+                tracing::warn!(
+                    zone = zone_name,
+                    secondary_serial = floor,
+                    own_mark = zone.mark.known(),
+                    "a secondary holds a newer serial than this node made: continuing above it \
+                     (a standby taking over, or a state directory restored from a backup)"
+                );
+            }
             zone.floor = Some(floor);
         }
         if verdict.foreign.is_empty() && unanswered == 0 {
@@ -186,14 +205,27 @@ struct Verdict {
 
 /// The pure decision: `ours` is the version served (none on a cold start),
 /// `mark` the serial high-water mark, `seen` what each secondary holds.
-fn decide(ours: Option<&Served>, mark: Option<u32>, seen: &[(SocketAddr, Held)]) -> Verdict {
+fn decide(
+    ours: Option<&Served>,
+    mark: Option<u32>,
+    seen: &[(SocketAddr, Held)],
+    unanswered: usize,
+) -> Verdict {
     let newer = |a: u32, b: u32| if serial::is_newer(a, b) { a } else { b };
     let newest = seen.iter().map(|(_, held)| held.serial).reduce(newer);
     let own = [mark, ours.map(|o| o.serial)]
         .into_iter()
         .flatten()
         .reduce(newer);
-    let floor = newest.filter(|n| own.is_none_or(|own| serial::is_newer(*n, own)));
+    let mut floor = newest.filter(|n| own.is_none_or(|own| serial::is_newer(*n, own)));
+    if unanswered > 0 {
+        // A secondary that did not answer may hold serials made by the
+        // other node after everything this node knows of: leave them room,
+        // so this node does not make one of them again with other
+        // signatures (RFC 1982 §3.1 allows any step below 2^31).
+        let known = [own, newest].into_iter().flatten().reduce(newer);
+        floor = Some(known.unwrap_or(0).wrapping_add(UNANSWERED_MARGIN));
+    }
     let foreign = seen
         .iter()
         .filter(|(_, held)| {
@@ -274,8 +306,25 @@ mod tests {
             Some(&ours),
             Some(10),
             &[(at(1), held(10, 1)), (at(2), held(10, 1))],
+            0,
         );
         assert_eq!(verdict, Verdict::default());
+    }
+
+    #[test]
+    fn an_unanswered_secondary_leaves_room_above_everything_known() {
+        let ours = Served {
+            serial: 10,
+            soa_signatures: vec![vec![1; 64]],
+        };
+        // One answered with this node's version, one did not answer: it may
+        // hold serials 11, 12 ... made by the other node meanwhile.
+        let verdict = decide(Some(&ours), Some(10), &[(at(1), held(10, 1))], 1);
+        assert_eq!(verdict.floor, Some(10 + UNANSWERED_MARGIN));
+        assert!(verdict.foreign.is_empty());
+        // Near the top of the serial space the step wraps (RFC 1982).
+        let verdict = decide(None, Some(u32::MAX - 5), &[], 1);
+        assert_eq!(verdict.floor, Some(UNANSWERED_MARGIN - 6));
     }
 
     #[test]
@@ -286,7 +335,7 @@ mod tests {
             serial: 10,
             soa_signatures: vec![vec![1; 64]],
         };
-        let verdict = decide(Some(&ours), Some(10), &[(at(1), held(10, 2))]);
+        let verdict = decide(Some(&ours), Some(10), &[(at(1), held(10, 2))], 0);
         assert_eq!(verdict.floor, None);
         assert_eq!(verdict.foreign, [(at(1), 10)]);
     }
@@ -301,14 +350,15 @@ mod tests {
             Some(&ours),
             Some(11),
             &[(at(1), held(15, 3)), (at(2), held(9, 4))],
+            0,
         );
         assert_eq!(verdict.floor, Some(15));
         assert_eq!(verdict.foreign, [(at(1), 15), (at(2), 9)]);
         // Across the wrap of the serial space (RFC 1982): 5 is newer than
         // 4294967290.
-        let verdict = decide(None, Some(4_294_967_290), &[(at(1), held(5, 3))]);
+        let verdict = decide(None, Some(4_294_967_290), &[(at(1), held(5, 3))], 0);
         assert_eq!(verdict.floor, Some(5));
         // A cold start with no record: above whatever the secondaries hold.
-        assert_eq!(decide(None, None, &[(at(1), held(7, 3))]).floor, Some(7));
+        assert_eq!(decide(None, None, &[(at(1), held(7, 3))], 0).floor, Some(7));
     }
 }
