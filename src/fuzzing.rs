@@ -91,27 +91,9 @@ fn csk(apex: &Name) -> Option<Arc<Key>> {
 }
 
 /// The fixture zone's content, with `children` `_dsboot` owners.
-fn content(apex: &Name, key: &Key, children: &[&str]) -> ZoneContent {
-    let mut content = ZoneContent::new(apex.clone());
-    let soa = Soa {
-        mname: name("ns1.example.net."),
-        rname: name("hostmaster.example.net."),
-        serial: 0,
-        refresh: 3600,
-        retry: 600,
-        expire: 1_209_600,
-        minimum: 300,
-    };
+fn content(key: &Key, children: &[&str]) -> ZoneContent {
     let rt = RecordType::from;
-    content.add(apex, RrsetData::new(rt(6), 3600, vec![soa.to_wire()]));
-    content.add(
-        apex,
-        RrsetData::new(rt(2), 3600, vec![wire_of("ns1.example.net.")]),
-    );
-    content.add(
-        apex,
-        RrsetData::new(rt(48), 3600, vec![key.dnskey.to_wire()]),
-    );
+    let mut content = crate::zone::content::test_signalling_apex(&key.dnskey);
     for child in children {
         let owner = name(&format!("_dsboot.{child}.{APEX}"));
         content.add(
@@ -126,10 +108,6 @@ fn content(apex: &Name, key: &Key, children: &[&str]) -> ZoneContent {
     content
 }
 
-fn wire_of(text: &str) -> Vec<u8> {
-    crate::dns::name::canonical_wire(&name(text))
-}
-
 /// A signed store of the fixture zone at `serial`, following `base`.
 fn signed(base: ZoneStore, key: &Arc<Key>, children: &[&str], serial: u32) -> ZoneStore {
     let now = jiff::Timestamp::from_second(1_800_000_000).unwrap_or_default();
@@ -138,7 +116,7 @@ fn signed(base: ZoneStore, key: &Arc<Key>, children: &[&str], serial: u32) -> Zo
     // The fixture is fixed data: signing it cannot fail; if it did, the
     // zone would stay unsigned and the fuzzer would still run.
     let _ = zone.sync(
-        &content(zone.apex(), key, children),
+        &content(key, children),
         &signer,
         serial,
         now,

@@ -192,8 +192,8 @@ pub fn signaling_zone(
 }
 
 /// The apex of the signalling zone `_signal.ns1.example.net.` the unit tests
-/// sign: SOA, NS and `dnskey`.
-#[cfg(test)]
+/// and the fuzz targets sign: SOA, NS and `dnskey`.
+#[cfg(any(test, fuzzing))]
 pub(crate) fn test_signalling_apex(dnskey: &crate::dns::Dnskey) -> ZoneContent {
     use crate::dns::{Soa, name::canonical_wire, parse_name};
     let name = |text: &str| parse_name(text).expect("valid");
