@@ -129,11 +129,7 @@ fn ds_event(zone: &Name, old: &ParentView, new: &ParentView) -> Option<Event> {
     if old.ds == new.ds {
         return None;
     }
-    let ds: Vec<String> = new
-        .ds
-        .iter()
-        .map(|d| format!("{}/{}/{}", d.key_tag, d.algorithm, d.digest_type))
-        .collect();
+    let ds: Vec<String> = new.ds.iter().map(crate::dns::Ds::short_form).collect();
     let event = match (old.ds.is_empty(), new.ds.is_empty()) {
         (true, false) => Event::new(EventKind::DsSeen, "the parent publishes DS for the zone"),
         (false, true) => Event::new(EventKind::DsGone, "the parent no longer publishes DS"),

@@ -415,11 +415,7 @@ fn parent_side(child: &ChildZone, view: Option<&policy::ParentView>, now: Timest
         Some(view) => ParentSide {
             source: "observer",
             observed_at: view.observed_at.map(|t| t.to_string()),
-            ds: view
-                .ds
-                .iter()
-                .map(|d| format!("{}/{}/{}", d.key_tag, d.algorithm, d.digest_type))
-                .collect(),
+            ds: view.ds.iter().map(crate::dns::Ds::short_form).collect(),
             ns: view.ns.as_ref().map(|ns| ns.iter().map(display).collect()),
         },
         None => ParentSide {

@@ -389,11 +389,6 @@ pub(super) fn load_changes(
     journal: &mut Journal,
     limits: &JournalLimits,
 ) -> (ZoneStore, Option<OnDisk>) {
-    let fresh = |store: &ZoneStore| OnDisk {
-        image_bytes,
-        log_serial: store.serial(),
-        log_bytes: 0,
-    };
     let log = match changes::read(path) {
         Ok(Some(log)) => log,
         Ok(None) => return (image, None),
@@ -406,7 +401,6 @@ pub(super) fn load_changes(
             return (image, None);
         }
     };
-    let log_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
     if log.dropped_tail > 0 {
         tracing::warn!(
             zone = zone_name,
@@ -445,8 +439,9 @@ pub(super) fn load_changes(
             }
             // Appending continues after the whole records only.
             let on_disk = (log.dropped_tail == 0).then_some(OnDisk {
-                log_bytes,
-                ..fresh(&store)
+                image_bytes,
+                log_serial: store.serial(),
+                log_bytes: log.bytes,
             });
             (store, on_disk)
         }

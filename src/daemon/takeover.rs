@@ -52,11 +52,12 @@ use crate::{
 /// was not running and that secondary was cut off.
 const UNANSWERED_MARGIN: u32 = 100_000;
 
-/// What one secondary holds of a zone.
+/// A version of a zone as a secondary holds it or this node serves it:
+/// its serial and the signature octets of its SOA RRSIGs, which tell two
+/// nodes' versions of one serial apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Held {
+struct Version {
     serial: u32,
-    /// The signature octets of its SOA RRSIGs.
     soa_signatures: Vec<Vec<u8>>,
 }
 
@@ -88,7 +89,7 @@ impl Daemon {
                 });
             }
         }
-        let mut seen: HashMap<Name, (Vec<(SocketAddr, Held)>, usize)> = HashMap::new();
+        let mut seen: HashMap<Name, (Vec<(SocketAddr, Version)>, usize)> = HashMap::new();
         while let Some(done) = asks.join_next().await {
             let Ok((apex, addr, held)) = done else {
                 continue; // a panicked ask: that secondary is left out
@@ -114,12 +115,12 @@ impl Daemon {
     /// Applies what the secondaries of `apex` hold ([`decide`]);
     /// `unanswered` secondaries may hold anything, so they count against
     /// the journal too.
-    fn take_over(&mut self, apex: &Name, seen: &[(SocketAddr, Held)], unanswered: usize) {
+    fn take_over(&mut self, apex: &Name, seen: &[(SocketAddr, Version)], unanswered: usize) {
         let Some(zone) = self.zones.get_mut(apex) else {
             return;
         };
         let zone_name = display(apex);
-        let ours = (!zone.store.is_empty()).then(|| Served {
+        let ours = (!zone.store.is_empty()).then(|| Version {
             serial: zone.store.serial(),
             soa_signatures: zone
                 .store
@@ -186,13 +187,6 @@ impl Daemon {
     }
 }
 
-/// The version this node serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Served {
-    serial: u32,
-    soa_signatures: Vec<Vec<u8>>,
-}
-
 /// What to do about what the secondaries hold.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 struct Verdict {
@@ -206,9 +200,9 @@ struct Verdict {
 /// The pure decision: `ours` is the version served (none on a cold start),
 /// `mark` the serial high-water mark, `seen` what each secondary holds.
 fn decide(
-    ours: Option<&Served>,
+    ours: Option<&Version>,
     mark: Option<u32>,
-    seen: &[(SocketAddr, Held)],
+    seen: &[(SocketAddr, Version)],
     unanswered: usize,
 ) -> Verdict {
     let newer = |a: u32, b: u32| if serial::is_newer(a, b) { a } else { b };
@@ -243,7 +237,7 @@ fn decide(
 }
 
 /// The SOA serial and SOA RRSIG signatures `addr` serves for `apex`.
-async fn ask(apex: &Name, addr: SocketAddr) -> Result<Held, AskError> {
+async fn ask(apex: &Name, addr: SocketAddr) -> Result<Version, AskError> {
     // UDP only, 0.5 s then 1 s: a secondary that is down delays the start
     // by 1.5 s at most.
     let options = Options {
@@ -275,7 +269,7 @@ async fn ask(apex: &Name, addr: SocketAddr) -> Result<Held, AskError> {
         .filter(|sig| sig.type_covered == RecordType::SOA)
         .map(|sig| sig.signature)
         .collect();
-    Ok(Held {
+    Ok(Version {
         serial,
         soa_signatures,
     })
@@ -285,8 +279,8 @@ async fn ask(apex: &Name, addr: SocketAddr) -> Result<Held, AskError> {
 mod tests {
     use super::*;
 
-    fn held(serial: u32, sig: u8) -> Held {
-        Held {
+    fn held(serial: u32, sig: u8) -> Version {
+        Version {
             serial,
             soa_signatures: vec![vec![sig; 64]],
         }
@@ -298,7 +292,7 @@ mod tests {
 
     #[test]
     fn secondaries_on_this_nodes_version_change_nothing() {
-        let ours = Served {
+        let ours = Version {
             serial: 10,
             soa_signatures: vec![vec![1; 64]],
         };
@@ -313,7 +307,7 @@ mod tests {
 
     #[test]
     fn an_unanswered_secondary_leaves_room_above_everything_known() {
-        let ours = Served {
+        let ours = Version {
             serial: 10,
             soa_signatures: vec![vec![1; 64]],
         };
@@ -331,7 +325,7 @@ mod tests {
     fn the_same_serial_signed_elsewhere_drops_the_journal() {
         // Both nodes made serial 10 (the secondary lagged when the other
         // node took over): same number, other signatures.
-        let ours = Served {
+        let ours = Version {
             serial: 10,
             soa_signatures: vec![vec![1; 64]],
         };
@@ -342,7 +336,7 @@ mod tests {
 
     #[test]
     fn a_newer_secondary_raises_the_floor_and_a_lagging_one_drops_the_journal() {
-        let ours = Served {
+        let ours = Version {
             serial: 10,
             soa_signatures: vec![vec![1; 64]],
         };

@@ -82,6 +82,8 @@ pub struct ChangeLog {
     pub diffs: Vec<Diff>,
     /// Octets after the last whole record (a cut-short or damaged tail).
     pub dropped_tail: usize,
+    /// The log's size in octets.
+    pub bytes: u64,
 }
 
 /// Reads the log at `path`: `Ok(None)` when there is none, `Damaged` when
@@ -115,6 +117,7 @@ pub fn parse(data: &[u8]) -> Option<ChangeLog> {
     }
     let mut log = ChangeLog {
         base: wire::u32_at(fields, MAGIC.len())?,
+        bytes: data.len() as u64,
         ..ChangeLog::default()
     };
     let mut at = HEADER_LEN;

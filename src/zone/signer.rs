@@ -1,10 +1,7 @@
 //! The keys a zone is signed with, and signing many RRsets at once.
 
 use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -127,6 +124,14 @@ impl SigningProgress {
     }
 }
 
+impl SigningSnapshot {
+    /// Seconds left at the rate so far (none before the first batch).
+    pub fn seconds_left(&self) -> Option<u64> {
+        let left = self.total.saturating_sub(self.done) as f64;
+        (self.done > 0).then(|| (left / self.per_second.max(1.0)).ceil() as u64)
+    }
+}
+
 impl std::fmt::Display for SigningSnapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -134,9 +139,8 @@ impl std::fmt::Display for SigningSnapshot {
             "signing {}: {} of {} RRsets, {}/s",
             self.zone, self.done, self.total, self.per_second as u64
         )?;
-        if self.done > 0 {
-            let eta = self.total.saturating_sub(self.done) as f64 / self.per_second.max(1.0);
-            write!(f, ", about {} s left", eta.ceil() as u64)?;
+        if let Some(left) = self.seconds_left() {
+            write!(f, ", about {left} s left")?;
         }
         Ok(())
     }
@@ -254,15 +258,12 @@ impl Signatures {
     }
 }
 
-/// Progress of a long signing run, logged every few seconds (count, rate,
-/// ETA) so an operator starting a million-name zone sees it move.
+/// A long signing run as it goes: counted on its [`SigningProgress`] board
+/// (the signer's, or one of its own) and logged every few seconds (count,
+/// rate, ETA) so an operator starting a million-name zone sees it move.
 struct Progress<'a> {
-    zone: &'a str,
-    total: usize,
-    done: AtomicUsize,
-    started: Instant,
+    board: &'a SigningProgress,
     last: Mutex<Instant>,
-    board: Option<&'a SigningProgress>,
 }
 
 impl Progress<'_> {
@@ -270,10 +271,7 @@ impl Progress<'_> {
     const EVERY: Duration = Duration::from_secs(2);
 
     fn add(&self, count: usize) {
-        let done = self.done.fetch_add(count, Ordering::Relaxed) + count;
-        if let Some(board) = self.board {
-            board.add(count);
-        }
+        self.board.add(count);
         let Ok(mut last) = self.last.try_lock() else {
             return; // another thread is logging
         };
@@ -281,17 +279,16 @@ impl Progress<'_> {
             return;
         }
         *last = Instant::now();
-        let secs = self.started.elapsed().as_secs_f64();
-        let rate = done as f64 / secs.max(1e-3);
-        let eta = (self.total.saturating_sub(done)) as f64 / rate.max(1.0);
-        tracing::info!(
-            zone = self.zone,
-            signed = done,
-            total = self.total,
-            per_second = rate as u64,
-            eta_seconds = eta.ceil() as u64,
-            "signing"
-        );
+        if let Some(run) = self.board.now() {
+            tracing::info!(
+                zone = run.zone,
+                signed = run.done,
+                total = run.total,
+                per_second = run.per_second as u64,
+                eta_seconds = run.seconds_left(),
+                "signing"
+            );
+        }
     }
 }
 
@@ -332,17 +329,12 @@ pub fn sign_jobs(
         return jobs.iter().map(sign_one).collect();
     }
     let chunk = jobs.len().div_ceil(threads);
+    let own_board = SigningProgress::default();
     let progress = Progress {
-        zone,
-        total: jobs.len(),
-        done: AtomicUsize::new(0),
-        started: Instant::now(),
+        board: signer.progress.as_deref().unwrap_or(&own_board),
         last: Mutex::new(Instant::now()),
-        board: signer.progress.as_deref(),
     };
-    if let Some(board) = progress.board {
-        board.start(zone, jobs.len());
-    }
+    progress.board.start(zone, jobs.len());
     let progress = &progress;
     let signed = std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
@@ -373,9 +365,7 @@ pub fn sign_jobs(
         }
         Ok(out)
     });
-    if let Some(board) = progress.board {
-        board.finish();
-    }
+    progress.board.finish();
     signed
 }
 

@@ -172,6 +172,12 @@ impl Ds {
         self.algorithm == 0
     }
 
+    /// `tag/algorithm/digest type`: which key a DS names, and how, in one
+    /// word (events, `explain`).
+    pub fn short_form(&self) -> String {
+        format!("{}/{}/{}", self.key_tag, self.algorithm, self.digest_type)
+    }
+
     /// Wire form of the RDATA.
     pub fn to_wire(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(4 + self.digest.len());
