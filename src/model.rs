@@ -21,7 +21,7 @@ use crate::{
     dns::name::display,
     keys::{
         Key,
-        dir::{KeyDirectory, KeyIssue, ScanReport},
+        dir::{CacheError, KeyDirectory, KeyIssue, Restored, ScanReport},
     },
     policy::{ParentView, ZoneInput},
 };
@@ -82,6 +82,8 @@ pub struct ModelError(pub String);
 pub struct KeyStore {
     dirs: BTreeMap<PathBuf, KeyDirectory>,
     reports: HashMap<PathBuf, ScanReport>,
+    /// Key files read since [`Self::take_files_read`].
+    files_read: usize,
 }
 
 impl KeyStore {
@@ -107,7 +109,9 @@ impl KeyStore {
     /// Rescans every directory.
     pub fn scan(&mut self, at: Instant) {
         for (path, dir) in &mut self.dirs {
-            self.reports.insert(path.clone(), dir.scan(at));
+            let report = dir.scan(at);
+            self.files_read += report.files_read;
+            self.reports.insert(path.clone(), report);
         }
     }
 
@@ -122,6 +126,7 @@ impl KeyStore {
         for path in paths {
             if let Some(dir) = self.dirs.get_mut(path) {
                 let mut report = dir.scan(at);
+                self.files_read += report.files_read;
                 // Moved out, not kept: after a cold start it names every zone.
                 changed.append(&mut report.changed);
                 self.reports.insert(path.clone(), report);
@@ -141,12 +146,48 @@ impl KeyStore {
         let mut changed = BTreeSet::new();
         if let Some(dir) = self.dirs.get_mut(path) {
             let mut report = dir.scan_files(files.iter().map(String::as_str), at);
+            self.files_read += report.files_read;
             changed.append(&mut report.changed);
             // Issues and holds of untouched keys are in the new report too
             // (troubled keys are always re-read).
             self.reports.insert(path.to_path_buf(), report);
         }
         changed
+    }
+
+    /// The key files read by the scans since the last call.
+    pub fn take_files_read(&mut self) -> usize {
+        std::mem::take(&mut self.files_read)
+    }
+
+    /// Seeds the directory at `path` from its key cache (`keys::dir::cache`);
+    /// `None` for a directory this store does not scan.
+    pub fn restore(
+        &mut self,
+        path: &Path,
+        cache: &[u8],
+        signs: impl Fn(&Name) -> bool,
+    ) -> Option<Result<Restored, CacheError>> {
+        Some(self.dirs.get_mut(path)?.restore(cache, signs))
+    }
+
+    /// Makes the next scan read the files of restored keys of zones that
+    /// `signs` is now true for (see `KeyDirectory::reread_not_loaded`).
+    pub fn reread_not_loaded(&mut self, signs: impl Fn(&Name) -> bool) -> usize {
+        self.dirs
+            .values_mut()
+            .map(|dir| dir.reread_not_loaded(&signs))
+            .sum()
+    }
+
+    /// The key caches of the directories whose keys changed since their
+    /// last one was taken, by directory.
+    pub fn stale_caches(&mut self) -> Vec<(PathBuf, Vec<u8>)> {
+        self.dirs
+            .iter_mut()
+            .filter(|(_, dir)| dir.cache_stale())
+            .filter_map(|(path, dir)| Some((path.clone(), dir.cache()?)))
+            .collect()
     }
 
     /// The directories this store scans.

@@ -75,13 +75,16 @@ impl StateDir {
     /// Opens (creating if needed) the state directory.
     pub fn open(path: &Path) -> Result<Self, StateError> {
         let zones = path.join("zones");
-        fs::create_dir_all(&zones).map_err(|source| StateError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let keys = path.join("keys");
+        for dir in [&zones, &keys] {
+            fs::create_dir_all(dir).map_err(|source| StateError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
         // Temporary files of writes a crash interrupted: the real files are
         // intact (rename is atomic), these are just litter.
-        for dir in [path, zones.as_path()] {
+        for dir in [path, zones.as_path(), keys.as_path()] {
             for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
@@ -115,6 +118,19 @@ impl StateDir {
     /// (`zone::changes`).
     pub fn changes_path(&self, apex: &Name) -> PathBuf {
         self.zone_file(apex).with_extension("changes")
+    }
+
+    /// Where the key cache of the key directory `dir` is saved
+    /// (`keys::dir::cache`): named by a hash of the path, which the file
+    /// repeats inside.
+    pub fn key_cache_path(&self, dir: &Path) -> PathBuf {
+        let digest =
+            ring::digest::digest(&ring::digest::SHA256, dir.as_os_str().as_encoded_bytes());
+        let name: String = digest.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.path.join("keys").join(format!("{name}.cache"))
     }
 
     /// Where a zone's signed data is saved.

@@ -53,6 +53,9 @@ pub fn run(dir: &Path, at: Option<&str>) -> u8 {
                 PrivatePart::Absent => "no .private".to_string(),
                 PrivatePart::Unreadable => ".private unreadable".to_string(),
                 PrivatePart::Present(p) => format!(".private v{}.{}", p.format.0, p.format.1),
+                PrivatePart::NotLoaded { format } => {
+                    format!(".private v{}.{} (not loaded)", format.0, format.1)
+                }
             };
             let state = if key.files.state.is_some() {
                 ", .state"

@@ -18,6 +18,7 @@ mod brake;
 pub mod control;
 mod delegations;
 pub mod explain;
+mod key_cache;
 mod round;
 mod save;
 mod schedule;
@@ -364,6 +365,7 @@ impl Daemon {
         self.events.reconfigure(&config.hooks);
         self.config = config;
         self.sync_zones();
+        self.reread_signing_keys();
         Ok(format!("{} reloaded", self.config_path.display()))
     }
 

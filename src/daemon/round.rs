@@ -60,6 +60,8 @@ pub struct RoundInput {
 pub struct RoundReport {
     /// Children recomputed.
     pub recomputed: usize,
+    /// Key files read (a rescan reads only files whose stamp changed).
+    pub key_files_read: usize,
     /// Owners changed across the signalling zones.
     pub changed_names: usize,
     /// Zones given a new version.
@@ -84,6 +86,8 @@ pub(super) struct Scanned {
     flux_dirs: Vec<PathBuf>,
     /// Every child is among `children` (a full round, no key directory held).
     every_child: bool,
+    /// Key files read.
+    files_read: usize,
 }
 
 /// What applying a round did.
@@ -116,9 +120,14 @@ impl Daemon {
     /// Runs one round at `now`.
     pub fn round(&mut self, input: RoundInput, now: Timestamp) -> RoundReport {
         let progress = Progress(Instant::now());
+        if self.first_round {
+            self.restore_key_caches();
+            progress.phase("key caches restored");
+        }
         let mut scanned = self.scan(&input, progress.0);
         progress.phase("scan");
         let recomputed = scanned.children.len();
+        let key_files_read = scanned.files_read;
         let every_child = scanned.every_child;
         let flux_dirs = std::mem::take(&mut scanned.flux_dirs);
         let plan = self.plan(scanned, now);
@@ -131,8 +140,12 @@ impl Daemon {
             self.publish_snapshot();
         }
         self.first_round = false;
+        if input.full {
+            self.save_key_caches();
+        }
         let report = RoundReport {
             recomputed,
+            key_files_read,
             changed_names: applied.changed_names,
             new_versions: applied.new_versions,
             held,
@@ -142,6 +155,7 @@ impl Daemon {
         };
         tracing::info!(
             recomputed = report.recomputed,
+            key_files_read = report.key_files_read,
             changed_names = report.changed_names,
             new_versions = report.new_versions,
             held = report.held,
@@ -184,6 +198,7 @@ impl Daemon {
             gone,
             flux_dirs,
             every_child: (input.full || read_again) && held.is_empty(),
+            files_read: self.keys.take_files_read(),
         }
     }
 

@@ -17,6 +17,11 @@
 //! being written wait for it. A warm start loads the image and replays the
 //! log ([`load_changes`]).
 //!
+//! The key caches (`keys::dir::cache`) are written here too, in order with
+//! the zones, so the round that made one does not wait for the disk. A key
+//! cache that cannot be written is logged and left: it is a head start
+//! only, and the next full round or shutdown writes it again.
+//!
 //! Faults: a save that fails (a full disk) keeps its job and is retried with
 //! a growing pause; the error is logged once, then at most once a minute
 //! while it lasts, and the recovery is logged. The zone keeps being served
@@ -87,6 +92,8 @@ enum Message {
     Whole(Box<SaveJob>),
     /// Save everything pending now; answer with how many saves failed.
     Flush(mpsc::Sender<usize>),
+    /// Write this file (a key cache) now.
+    File(PathBuf, Vec<u8>),
 }
 
 /// Why a flush did not complete.
@@ -139,6 +146,11 @@ impl ZoneSaver {
     /// the next change is appended to its log rather than rewriting it.
     pub(super) fn known(&self, zone_path: PathBuf, on_disk: OnDisk) {
         let _ = self.tx.send(Message::Known(zone_path, on_disk));
+    }
+
+    /// Writes `data` to `path` atomically, after what was asked before.
+    pub(super) fn write_file(&self, path: PathBuf, data: Vec<u8>) {
+        let _ = self.tx.send(Message::File(path, data));
     }
 
     /// Saves every pending job now and waits up to `within` for it, saying
@@ -258,6 +270,21 @@ impl Saver {
                 let failed = self.save_pending();
                 let _ = ack.send(failed);
                 true
+            }
+            Message::File(path, data) => {
+                let started = Instant::now();
+                match crate::state::write_atomically(&path, &data) {
+                    Ok(()) => tracing::debug!(
+                        path = %path.display(),
+                        octets = data.len(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "key cache written"
+                    ),
+                    Err(e) => tracing::warn!(
+                        "{e}: the key cache is not written (the next start reads more key files)"
+                    ),
+                }
+                false
             }
         }
     }

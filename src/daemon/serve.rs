@@ -367,8 +367,12 @@ const SHUTDOWN_SAVE_LIMIT: Duration = Duration::from_secs(120);
 async fn shut_down(daemon: Daemon) -> Result<(), DaemonError> {
     tracing::info!("shutting down: saving zones");
     let started = std::time::Instant::now();
-    let flushed =
-        tokio::task::spawn_blocking(move || daemon.saver.flush(SHUTDOWN_SAVE_LIMIT)).await?;
+    let flushed = tokio::task::spawn_blocking(move || {
+        let mut daemon = daemon;
+        daemon.save_key_caches();
+        daemon.saver.flush(SHUTDOWN_SAVE_LIMIT)
+    })
+    .await?;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match flushed {
         Ok(()) => tracing::info!(elapsed_ms, "zones saved; exiting"),

@@ -41,6 +41,7 @@ use super::{
 };
 use crate::dns::parse_name;
 
+mod cache;
 mod hold;
 mod issue;
 mod listing;
@@ -49,6 +50,7 @@ mod slot;
 #[cfg(test)]
 mod tests;
 
+pub use cache::{CacheError, Restored};
 pub use hold::DirectoryHold;
 pub use issue::{Effect, KeyIssue, Severity};
 pub use listing::ListError;
@@ -118,6 +120,9 @@ pub struct KeyDirectory {
     listed: Option<DirId>,
     /// Set while the directory cannot be listed.
     hold: Option<DirectoryHold>,
+    /// The keys known changed since the last key cache was taken
+    /// ([`cache`]).
+    uncached: bool,
 }
 
 impl KeyDirectory {
@@ -135,6 +140,7 @@ impl KeyDirectory {
             generation: 0,
             listed: None,
             hold: None,
+            uncached: false,
         }
     }
 
@@ -225,6 +231,7 @@ impl KeyDirectory {
             .take()
             .inspect(|hold| hold.log_released(&self.path));
         let mut report = ScanReport::default();
+        self.uncached |= !changed_stems.is_empty();
         // Changed keys, and every troubled one again (flux may have ended,
         // or lasted too long).
         let mut work: BTreeSet<Box<str>> = changed_stems;
@@ -514,6 +521,7 @@ impl KeyDirectory {
         if same {
             return;
         }
+        self.uncached = true;
         if let Some(old) = old {
             changed.insert(old.zone.clone());
             if let Some(keys) = self.zones.get_mut(&old.zone) {

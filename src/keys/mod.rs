@@ -269,6 +269,14 @@ pub enum PrivatePart {
     Unreadable,
     /// A parsed `.private` file.
     Present(Arc<bind::PrivateKeyFile>),
+    /// A `.private` file of this format exists and was read before, but its
+    /// key material is not in memory: a view restored from the key cache
+    /// (`dir::cache`), which never holds private keys. Only keys of zones
+    /// signalbox does not sign are restored so; this one cannot sign.
+    NotLoaded {
+        /// `Private-key-format` of the file when it was read.
+        format: (u8, u8),
+    },
 }
 
 impl PrivatePart {
@@ -277,6 +285,7 @@ impl PrivatePart {
     pub fn format(&self) -> (u8, u8) {
         match self {
             PrivatePart::Present(file) => file.format,
+            PrivatePart::NotLoaded { format } => *format,
             _ => (1, 3),
         }
     }
@@ -289,6 +298,9 @@ impl fmt::Debug for PrivatePart {
             PrivatePart::Unreadable => f.write_str("Unreadable"),
             PrivatePart::Present(file) => {
                 write!(f, "Present(v{}.{})", file.format.0, file.format.1)
+            }
+            PrivatePart::NotLoaded { format } => {
+                write!(f, "NotLoaded(v{}.{})", format.0, format.1)
             }
         }
     }
@@ -402,6 +414,9 @@ impl Key {
             PrivatePart::Present(file) => SigningKey::new(&self.zone, &self.dnskey, &file.material),
             PrivatePart::Absent => Err(no_key("no .private file")),
             PrivatePart::Unreadable => Err(no_key(".private file unreadable")),
+            PrivatePart::NotLoaded { .. } => Err(no_key(
+                ".private file not loaded (the key was restored from the key cache)",
+            )),
         }
     }
 }

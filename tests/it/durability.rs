@@ -188,6 +188,106 @@ fn sigterm_right_after_a_key_change_saves_the_zone_for_a_warm_start() {
     assert!(!world.cds("late.example.").is_empty());
 }
 
+/// The `key_files_read` of the first "round done" line of `log`.
+fn first_round_reads(log: &str) -> usize {
+    let line = log
+        .lines()
+        .find(|l| l.contains("round done"))
+        .unwrap_or_else(|| panic!("no round done:\n{log}"));
+    line.split("key_files_read=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no key_files_read: {line}"))
+}
+
+/// Issue 15: a warm start restores the key cache saved at shutdown and
+/// reads only the key files that changed while it was stopped (not all
+/// 2,000), and serves exactly what those files say: a new child appears, a
+/// replaced key's CDS changes; the signalling zone's own key (signed here)
+/// is read with its private key, so the zone is signed again.
+#[test]
+fn a_warm_start_reads_only_the_key_files_changed_while_stopped() {
+    if !tools(&["dnssec-keygen"]) {
+        return;
+    }
+    let world = World::with_children(None, 2_000);
+    let mut first = world.start("first");
+    let log = world.tmp.path().join("first.log");
+    world.wait(&mut first, "finish its first round", || {
+        fs::read_to_string(&log).is_ok_and(|text| text.contains("round done"))
+    });
+    assert!(first_round_reads(&first.log_text()) >= 2_000);
+    let old_cds = world.cds("child7.example.");
+    assert!(!old_cds.is_empty());
+    let status = terminate(&mut first);
+    assert!(status.success(), "{status}:\n{}", first.log_text());
+    let caches: Vec<_> = fs::read_dir(world.state.join("keys"))
+        .expect("state/keys")
+        .flatten()
+        .collect();
+    assert_eq!(
+        caches.len(),
+        2,
+        "one key cache per key directory: {caches:?}"
+    );
+
+    // While stopped: a new child, and child7's key replaced by another.
+    let children = world.tmp.path().join("children");
+    world.add_child("late.example.", 77);
+    for entry in fs::read_dir(&children).expect("children").flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("Kchild7.example.+")
+        {
+            fs::remove_file(entry.path()).expect("remove");
+        }
+    }
+    write_key(&children, "child7.example.", &dnskey(257, 13, 201), &[]);
+
+    let mut second = world.start("second");
+    let log = world.tmp.path().join("second.log");
+    world.wait(&mut second, "finish its first round", || {
+        fs::read_to_string(&log).is_ok_and(|text| text.contains("round done"))
+    });
+    let log = second.log_text();
+    let restored: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("key cache restored"))
+        .collect();
+    assert_eq!(restored.len(), 2, "{log}");
+    assert!(
+        restored.iter().any(|l| l.contains("keys=2000")),
+        "the children's cache: {restored:?}"
+    );
+    assert!(
+        restored.iter().any(|l| l.contains("keys=0 left_out=1")),
+        "the signalling zone's key is not restored: {restored:?}"
+    );
+    // The new child's key, the replacement, and the signalling zone's key
+    // files (.key, .private, and .state when dnssec-keygen wrote one).
+    let reads = first_round_reads(&log);
+    assert!((4..=5).contains(&reads), "read {reads} key files:\n{log}");
+    world.wait(&mut second, "serve the new child", || {
+        !world.cds("late.example.").is_empty()
+    });
+    let new_cds = world.cds("child7.example.");
+    assert!(
+        !new_cds.is_empty() && new_cds != old_cds,
+        "child7's CDS follows its new key"
+    );
+    assert_eq!(
+        crate::common::serve::answer_rdatas(
+            world.addr,
+            &format!("_dsboot.child8.example.{APEX}"),
+            59
+        )
+        .len(),
+        1
+    );
+}
+
 /// What a process wrote through write(2) and friends (`wchar` in
 /// /proc/PID/io: file and terminal writes, whatever the file system).
 fn written(pid: u32) -> u64 {

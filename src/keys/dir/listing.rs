@@ -17,7 +17,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::keys::bind::{self, KeyFileName};
+use crate::{
+    dns::wire,
+    keys::bind::{self, KeyFileName},
+};
 
 /// Why a key directory could not be listed.
 #[derive(Debug, thiserror::Error)]
@@ -77,11 +80,46 @@ impl Stamp {
             ino: meta.ino(),
         }
     }
+
+    /// Octets of [`Self::encode_into`].
+    pub(super) const ENCODED_LEN: usize = 48;
+
+    /// Appends the stamp's fixed-size encoding (the key cache's).
+    pub(super) fn encode_into(&self, out: &mut Vec<u8>) {
+        for value in [
+            self.len,
+            self.mtime.0 as u64,
+            self.mtime.1 as u64,
+            self.ctime.0 as u64,
+            self.ctime.1 as u64,
+            self.ino,
+        ] {
+            wire::put_u64(out, value);
+        }
+    }
+
+    /// Reads an encoding made by [`Self::encode_into`].
+    pub(super) fn decode(data: &[u8]) -> Option<Self> {
+        let at = |i: usize| wire::u64_at(data, i * 8);
+        Some(Stamp {
+            len: at(0)?,
+            mtime: (at(1)? as i64, at(2)? as i64),
+            ctime: (at(3)? as i64, at(4)? as i64),
+            ino: at(5)?,
+        })
+    }
 }
 
 /// A directory's device and inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct DirId(u64, u64);
+
+impl DirId {
+    /// Device and inode, as the key cache records them.
+    pub(super) fn parts(self) -> (u64, u64) {
+        (self.0, self.1)
+    }
+}
 
 /// One key file found by a listing.
 pub(super) struct Listed {
