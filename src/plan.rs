@@ -348,6 +348,23 @@ pub fn child_of(owner: &Name, apex: &Name) -> Option<Name> {
     Some(child)
 }
 
+/// The child of a `_dsboot` owner in canonical wire form (as a zone store
+/// keys its nodes) under the apex `apex_wire`: the child's labels in wire
+/// form without the root label, or `None` for any other owner. The bulk
+/// form of [`child_of`], without a `Name` (a full round looks at every
+/// owner of a million-child zone).
+pub fn child_wire_of<'a>(owner_wire: &'a [u8], apex_wire: &[u8]) -> Option<&'a [u8]> {
+    const DSBOOT: &[u8] = b"\x07_dsboot";
+    let rest = owner_wire.strip_prefix(DSBOOT)?;
+    let child = rest.strip_suffix(apex_wire)?;
+    // At least one label, and the apex starting at a label boundary.
+    let mut at = 0;
+    while at < child.len() {
+        at += 1 + usize::from(child[at]);
+    }
+    (at == child.len() && !child.is_empty()).then_some(child)
+}
+
 /// True when the store already holds exactly what `change` asks for.
 pub fn is_noop(store: &ZoneStore, change: &Change) -> bool {
     let wire = canonical_wire(&change.owner);

@@ -28,6 +28,7 @@ use std::{
 
 use hickory_proto::rr::Name;
 use jiff::Timestamp;
+use rustc_hash::FxHashSet;
 
 use super::{Daemon, brake};
 use crate::{
@@ -124,7 +125,7 @@ impl Daemon {
             self.restore_key_caches();
             progress.phase("key caches restored");
         }
-        let mut scanned = self.scan(&input, progress.0);
+        let mut scanned = self.scan(&input, &progress);
         progress.phase("scan");
         let recomputed = scanned.children.len();
         let key_files_read = scanned.files_read;
@@ -167,7 +168,8 @@ impl Daemon {
 
     /// Phase 1: rescans what `input` names and finds the children to
     /// recompute (all of them on a full round).
-    fn scan(&mut self, input: &RoundInput, started: Instant) -> Scanned {
+    fn scan(&mut self, input: &RoundInput, progress: &Progress) -> Scanned {
+        let started = progress.0;
         let dirs: Vec<PathBuf> = if input.full {
             self.keys.dirs().cloned().collect()
         } else {
@@ -187,6 +189,7 @@ impl Daemon {
         // A directory that reads again: everything, as on a full round
         // (names left in place while it was held may be gone now).
         let read_again = held_before.iter().any(|dir| !held.contains(dir));
+        progress.phase("keys scanned");
         let (mut children, mut gone) = if input.full || read_again {
             self.all_children()
         } else {
@@ -233,19 +236,31 @@ impl Daemon {
         for error in errors {
             tracing::error!("{error}");
         }
-        let known: BTreeSet<&Name> = all.iter().map(|c| &c.name).collect();
-        let mut gone: Vec<Name> = Vec::new();
+        // In wire form, without a `Name` per owner: a million of them.
+        let known: FxHashSet<Vec<u8>> = all
+            .iter()
+            .map(|c| {
+                let mut wire = canonical_wire(&c.name);
+                wire.pop(); // the root label
+                wire
+            })
+            .collect();
+        let mut gone_wires: FxHashSet<&[u8]> = FxHashSet::default();
         for zone in self.zones.values() {
-            for node in zone.store.nodes() {
-                let child =
-                    name_of(&node.wire).and_then(|owner| plan::child_of(&owner, zone.store.apex()));
-                if let Some(child) = child {
-                    if !known.contains(&child) && !gone.contains(&child) {
-                        gone.push(child);
+            let apex = zone.store.apex_wire();
+            for owner in zone.store.owner_wires() {
+                if let Some(child) = plan::child_wire_of(owner, apex) {
+                    if !known.contains(child) {
+                        gone_wires.insert(child);
                     }
                 }
             }
         }
+        let mut gone: Vec<Name> = gone_wires
+            .into_iter()
+            .filter_map(|child| name_of(&[child, &[0]].concat()))
+            .collect();
+        gone.sort();
         (all, gone)
     }
 

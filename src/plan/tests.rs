@@ -82,6 +82,31 @@ fn child_of_reads_the_child_out_of_a_dsboot_owner() {
     );
 }
 
+/// The wire form agrees with [`child_of`] on canonical (lower-case) owners.
+#[test]
+fn child_wire_of_agrees_with_child_of() {
+    let apex = name("_signal.ns1.example.net.");
+    let apex_wire = canonical_wire(&apex);
+    for owner in [
+        "_dsboot.example.co.uk._signal.ns1.example.net.",
+        "_dsboot.example.com._signal.ns1.example.net.",
+        "_signal.ns1.example.net.",
+        "_dsboot._signal.ns1.example.net.",
+        "www.example.com._signal.ns1.example.net.",
+        "_dsboot.x_signal.ns1.example.net.",
+        "_dsboot.ns1.example.net.",
+    ] {
+        let owner = name(owner);
+        let wire = canonical_wire(&owner);
+        let by_wire = child_wire_of(&wire, &apex_wire).map(|child| [child, &[0]].concat());
+        let by_name = child_of(&owner, &apex).map(|child| canonical_wire(&child));
+        assert_eq!(by_wire, by_name, "{}", display(&owner));
+    }
+    // Stricter than `child_of`, which only counts labels: not under the apex.
+    let outside = canonical_wire(&name("_dsboot.a.b._signal.ns1.example.net.x."));
+    assert_eq!(child_wire_of(&outside, &apex_wire), None);
+}
+
 #[test]
 fn is_noop_compares_with_what_the_store_holds() {
     let store = ZoneStore::new(name("_signal.ns1.example.net."));

@@ -308,6 +308,16 @@ impl ZoneStore {
         Some((k.clone(), w.clone()))
     }
 
+    /// The wire owner names of every node (not empty non-terminals), in
+    /// no particular order: a pass over a million names without a look-up
+    /// each.
+    pub fn owner_wires(&self) -> impl Iterator<Item = &[u8]> {
+        self.names.iter().filter_map(|(wire, entry)| match entry {
+            Entry::Node(..) => Some(&wire[..]),
+            Entry::Ent(_) => None,
+        })
+    }
+
     /// Names with data, in canonical order.
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
         self.order.values().filter_map(|wire| self.node(wire))

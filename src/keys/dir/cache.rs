@@ -102,8 +102,19 @@ impl KeyDirectory {
         let count_at = out.len();
         wire::put_u32(&mut out, 0);
         let mut count: u32 = 0;
-        for (stem, slot) in &self.slots {
-            if self.troubled.contains(stem) || encode_slot(&mut out, slot, &self.stamps).is_none() {
+        // In zone order, so a restore need not sort a million names.
+        for key in self.zones.values().flatten() {
+            let Some(stem) = bind::filename::parse(&key.files.key).map(|n| n.stem) else {
+                continue;
+            };
+            let Some(slot) = self.slots.get(stem.as_str()) else {
+                continue;
+            };
+            let good = slot.good.as_ref().is_some_and(|g| Arc::ptr_eq(g, key));
+            if !good
+                || self.troubled.contains(stem.as_str())
+                || encode_slot(&mut out, slot, &self.stamps).is_none()
+            {
                 continue;
             }
             count += 1;
@@ -151,8 +162,11 @@ impl KeyDirectory {
         }
         let count = r.u32()?;
         let mut restored = Restored::default();
-        let mut stamps = Vec::new();
-        let mut slots = Vec::new();
+        // Sized by the count, which is only trusted as far as the octets
+        // left could hold that many keys (at least 64 octets each).
+        let expected = (count as usize).min(body.len() / 64);
+        let mut stamps = Vec::with_capacity(expected);
+        let mut slots = Vec::with_capacity(expected);
         for _ in 0..count {
             let entry = decode_entry(&mut r, &self.dir)?;
             let signs_zone = signs(&entry.key.zone);
@@ -168,6 +182,8 @@ impl KeyDirectory {
             return Err(CacheError::Damaged("trailing octets"));
         }
         let generation = self.generation;
+        self.stamps.reserve(stamps.len());
+        self.slots.reserve(slots.len());
         for (file, stamp) in stamps {
             self.stamps.insert(file, (stamp, generation));
         }
@@ -188,10 +204,14 @@ impl KeyDirectory {
                 },
             );
         }
-        zones.sort_by(|a, b| {
+        // Written in zone order; sorted here only when it is not.
+        let in_order = |a: &(Name, Arc<Key>), b: &(Name, Arc<Key>)| {
             a.0.cmp(&b.0)
                 .then((a.1.algorithm, a.1.tag).cmp(&(b.1.algorithm, b.1.tag)))
-        });
+        };
+        if zones.windows(2).any(|w| in_order(&w[0], &w[1]).is_gt()) {
+            zones.sort_by(in_order);
+        }
         let mut grouped: Vec<(Name, Vec<Arc<Key>>)> = Vec::new();
         for (zone, key) in zones {
             match grouped.last_mut() {

@@ -81,6 +81,16 @@ impl Stamp {
         }
     }
 
+    /// The stamp of a `stat` result.
+    fn of_stat(st: &rustix::fs::Stat) -> Self {
+        Stamp {
+            len: st.st_size as u64,
+            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime, st.st_ctime_nsec as i64),
+            ino: st.st_ino,
+        }
+    }
+
     /// Octets of [`Self::encode_into`].
     pub(super) const ENCODED_LEN: usize = 48;
 
@@ -140,41 +150,54 @@ pub(super) fn identity(path: &Path) -> Result<DirId, ListError> {
     Ok(DirId(meta.dev(), meta.ino()))
 }
 
-/// The key files of the directory at `path`, one `stat` each, read lazily:
-/// an item is an error when `readdir` or a `stat` fails (not found is a
-/// file that vanished: skipped). Names that are not key files, and entries
-/// that are not regular files (after following a symlink), are skipped.
+/// The key files of the directory at `path`, one `stat` each: the names
+/// are read first (`readdir`), then stat'ed relative to the directory's
+/// file descriptor on all cores (a million files on a warm start's first
+/// round). An item is an error when `readdir` or a `stat` fails (not found
+/// is a file that vanished: skipped). Names that are not key files, and
+/// entries that are not regular files (after following a symlink), are
+/// skipped.
 pub(super) fn entries(
     path: &Path,
 ) -> Result<impl Iterator<Item = Result<Listed, ListError>> + use<>, ListError> {
-    let dir = fs::read_dir(path).map_err(ListError::Open)?;
-    Ok(dir.filter_map(|entry| {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => return Some(Err(ListError::Entry(e))),
-        };
-        let file = entry.file_name().into_string().ok()?;
-        let name = bind::filename::parse(&file)?;
-        // fstatat on the directory's fd, not a lookup of the whole path
-        // (a million of these on a cold start); a symlink is followed.
-        let meta = match entry.metadata() {
-            Ok(meta) if meta.is_symlink() => fs::metadata(entry.path()),
-            other => other,
-        };
-        match meta {
-            Ok(meta) if meta.is_file() => Some(Ok(Listed {
-                file,
-                name,
-                stamp: Stamp::of(&meta),
-            })),
-            Ok(_) => None,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(source) => Some(Err(ListError::Stat {
-                file: entry.path(),
-                source,
+    let dir = fs::File::open(path).map_err(ListError::Open)?;
+    let mut names = Vec::new();
+    for entry in fs::read_dir(path).map_err(ListError::Open)? {
+        match entry {
+            Ok(entry) => {
+                if let Ok(file) = entry.file_name().into_string() {
+                    names.push(file);
+                }
+            }
+            Err(e) => return Ok(vec![Err(ListError::Entry(e))].into_iter()),
+        }
+    }
+    let stat = |file: &String| -> Option<Result<Listed, ListError>> {
+        let name = bind::filename::parse(file)?;
+        // Follows a symlink, as a key file may be one.
+        match rustix::fs::statat(&dir, file.as_str(), rustix::fs::AtFlags::empty()) {
+            Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() => {
+                Some(Ok(Listed {
+                    file: file.clone(),
+                    name,
+                    stamp: Stamp::of_stat(&st),
+                }))
+            }
+            Ok(_) | Err(rustix::io::Errno::NOENT) => None,
+            Err(e) => Some(Err(ListError::Stat {
+                file: path.join(file),
+                source: e.into(),
             })),
         }
-    }))
+    };
+    let failed = |file: &String| {
+        Some(Err(ListError::Stat {
+            file: path.join(file),
+            source: io::Error::other("stat failed (internal error)"),
+        }))
+    };
+    let listed = crate::cores::map(&names, 4096, stat, failed);
+    Ok(listed.into_iter().flatten().collect::<Vec<_>>().into_iter())
 }
 
 /// The stamp of one file, `None` when it is not there (or not a regular
