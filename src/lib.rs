@@ -5,6 +5,7 @@
 //! RFC 9615 `_dsboot` signals each child zone should publish. Publishers
 //! (served zones, UPDATE, NOTIFY) only move the policy's output.
 
+pub mod check;
 pub mod client;
 pub mod config;
 pub mod cores;

@@ -139,6 +139,25 @@ enum Command {
         #[arg(long)]
         zone: String,
     },
+    /// A child's delegation as its parent will see it: asks every address of
+    /// every nameserver over UDP and TCP, checks the CDS/CDNSKEY against
+    /// the RFCs and the parent's profile, and names the outcome. Exit 0
+    /// when the parent would accept (or nothing is pending), 1 when it
+    /// would refuse or the servers disagree, 2 for usage errors.
+    Check {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The child zone.
+        #[arg(long)]
+        zone: String,
+        /// What the parent checks: generic (the RFCs), ch, se, cz.
+        #[arg(long, default_value = "generic")]
+        profile: String,
+        /// Machine-readable output (the `Verdict` of src/check/mod.rs).
+        #[arg(long)]
+        json: bool,
+    },
     /// Discover the parent's NOTIFY target and send a generalized NOTIFY
     /// (RFC 9859) for a child now, printing each step.
     Notify {
@@ -222,6 +241,12 @@ pub fn run() -> ExitCode {
         Command::Keys { dir, at } => keys::run(&dir, at.as_deref()),
         Command::Dist { out } => dist::run(&out),
         Command::Parent { config, zone } => parent::run_parent(&config, &zone),
+        Command::Check {
+            config,
+            zone,
+            profile,
+            json,
+        } => parent::run_check(&config, &zone, &profile, json),
         Command::Notify {
             config,
             zone,

@@ -157,6 +157,44 @@ pub fn run_parent(config: &Path, zone: &str) -> u8 {
     })
 }
 
+/// `signalbox check`: the parent's-eye preflight of one child.
+pub fn run_check(config: &Path, zone: &str, profile: &str, json: bool) -> u8 {
+    let Some(profile) = signalbox::check::profile::find(profile) else {
+        eprintln!(
+            "error: --profile {profile}: not one of {}",
+            signalbox::check::profile::names().join(", ")
+        );
+        return EXIT_CONFIG;
+    };
+    let (loaded, index, rt) = match prepare(config, zone) {
+        Ok(ready) => ready,
+        Err(code) => return code,
+    };
+    let child = &loaded.children[index];
+    let verdict = rt.block_on(async {
+        let resolver = Resolver::new(loaded.config.resolver.clone());
+        let asking = signalbox::check::gather::Asking {
+            port: loaded.config.notify.nameserver_port,
+            timeout: loaded.config.resolver.timeout,
+            configured: child.settings.nameservers.clone(),
+        };
+        let facts = signalbox::check::gather::gather(&resolver, &child.name, &asking).await;
+        signalbox::check::evaluate(&facts, profile, jiff::Timestamp::now())
+    });
+    if json {
+        match serde_json::to_string_pretty(&verdict) {
+            Ok(text) => outln!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_WARNINGS;
+            }
+        }
+    } else {
+        out!("{}", verdict.to_text());
+    }
+    verdict.outcome.exit_code()
+}
+
 /// The DSYNC RRset and the NOTIFY target per type; warnings when one is
 /// unusable.
 fn print_targets(found: &discovery::Discovery) -> u8 {

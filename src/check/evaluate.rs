@@ -1,0 +1,598 @@
+//! The parent's verdict from what was gathered: pure, so every rule is
+//! unit-tested with made-up servers (`tests`), and the same code can judge
+//! what the daemon's gate gathers.
+
+use std::collections::BTreeSet;
+
+use hickory_proto::rr::{Name, RecordType};
+use jiff::Timestamp;
+
+use super::{
+    ApexSets, Facts, Finding, Outcome, ServerAnswer, Severity, Signed, Verdict,
+    profile::{Profile, Reads},
+};
+use crate::{
+    dns::{Dnskey, Ds, name::is_at_or_below},
+    dnssec::{DigestType, ds, key_tag, signer::verify},
+};
+
+/// Collects findings.
+#[derive(Default)]
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn add(&mut self, severity: Severity, rule: &'static str, message: String) {
+        self.0.push(Finding {
+            severity,
+            message,
+            rule,
+        });
+    }
+
+    fn error(&mut self, rule: &'static str, message: String) {
+        self.add(Severity::Error, rule, message);
+    }
+
+    fn warning(&mut self, rule: &'static str, message: String) {
+        self.add(Severity::Warning, rule, message);
+    }
+
+    fn has_errors(&self) -> bool {
+        self.0.iter().any(|f| f.severity == Severity::Error)
+    }
+}
+
+/// The apex RRsets parsed.
+struct Parsed {
+    dnskeys: Vec<Dnskey>,
+    cds: Vec<Ds>,
+    cdnskeys: Vec<Dnskey>,
+}
+
+/// Judges `facts` as the parent of `profile` would at `now`.
+pub fn evaluate(facts: &Facts, profile: &Profile, now: Timestamp) -> Verdict {
+    let mut found = Findings::default();
+    let asked: Vec<String> = facts.servers.iter().map(ServerAnswer::who).collect();
+    let reference = consistent_answer(facts, &mut found);
+    let parent_ds = match &facts.parent {
+        Ok(side) => Some(side.ds.clone()),
+        Err(e) => {
+            found.error(
+                "RFC 7344 §4.1",
+                format!("the parent's DS RRset could not be read: {e}"),
+            );
+            None
+        }
+    };
+    let mut authenticated = false;
+    let mut outcome = Outcome::Refused;
+    if let Some(sets) = reference {
+        let parsed = parse(sets, &mut found);
+        let pending = !parsed.cds.is_empty() || !parsed.cdnskeys.is_empty();
+        if !pending {
+            outcome = Outcome::NothingToDo;
+        } else if let Some(parent_ds) = &parent_ds {
+            let wanted = wanted_ds(&facts.child, &parsed, profile, &mut found);
+            check_signatures(facts, sets, &parsed, parent_ds, now, &mut found);
+            outcome = match wanted {
+                Wanted::Delete if parent_ds.is_empty() => Outcome::NothingToDo,
+                Wanted::Delete => Outcome::Delete,
+                Wanted::Ds(wanted) => {
+                    check_continuity(facts, sets, &parsed, &wanted, now, &mut found);
+                    let mut current = parent_ds.clone();
+                    current.sort();
+                    if parent_ds.is_empty() {
+                        authenticated = check_bootstrap(facts, sets, profile, &mut found);
+                        Outcome::Bootstrap
+                    } else if wanted == current {
+                        Outcome::NothingToDo
+                    } else {
+                        Outcome::Rollover
+                    }
+                }
+                Wanted::Invalid => Outcome::Refused,
+            };
+        }
+    }
+    if found.has_errors() {
+        outcome = Outcome::Refused;
+    }
+    found.0.sort_by_key(|f| f.severity);
+    let expected_by = expected_by(outcome, authenticated, profile, now);
+    Verdict {
+        child: facts.child.clone(),
+        profile: profile.name,
+        outcome,
+        authenticated,
+        summary: summary(outcome, authenticated, profile, &found),
+        expected_by,
+        asked,
+        findings: found.0,
+    }
+}
+
+/// The RRsets every server serves, or `None` (with the findings) when a
+/// server did not answer or two disagree: a parent aborts then (RFC 9975
+/// §3: every address of every nameserver must give the same answer).
+fn consistent_answer<'a>(facts: &'a Facts, found: &mut Findings) -> Option<&'a ApexSets> {
+    const RULE: &str = "RFC 9975 §3";
+    if facts.nameservers.is_empty() {
+        found.error(RULE, "no nameservers are known for the child".into());
+        return None;
+    }
+    for ns in &facts.nameservers {
+        if !facts.servers.iter().any(|s| s.host == *ns) {
+            found.error(
+                RULE,
+                format!("{}: no address to ask", crate::dns::name::display(ns)),
+            );
+        }
+    }
+    let mut reference: Option<(&ServerAnswer, &ApexSets)> = None;
+    for server in &facts.servers {
+        let sets = match &server.sets {
+            Ok(sets) => sets,
+            Err(e) => {
+                found.error(RULE, format!("{}: {e}", server.who()));
+                continue;
+            }
+        };
+        let Some((first, first_sets)) = reference else {
+            reference = Some((server, sets));
+            continue;
+        };
+        for (rtype, a, b) in [
+            ("DNSKEY", &first_sets.dnskey, &sets.dnskey),
+            ("CDS", &first_sets.cds, &sets.cds),
+            ("CDNSKEY", &first_sets.cdnskey, &sets.cdnskey),
+        ] {
+            if a.rdatas != b.rdatas {
+                found.error(
+                    RULE,
+                    format!(
+                        "{} serves another {rtype} RRset than {} ({} against {} records)",
+                        server.who(),
+                        first.who(),
+                        b.rdatas.len(),
+                        a.rdatas.len()
+                    ),
+                );
+            }
+        }
+    }
+    if found.has_errors() {
+        return None;
+    }
+    reference.map(|(_, sets)| sets)
+}
+
+fn parse(sets: &ApexSets, found: &mut Findings) -> Parsed {
+    let mut parsed = Parsed {
+        dnskeys: Vec::new(),
+        cds: Vec::new(),
+        cdnskeys: Vec::new(),
+    };
+    for rdata in &sets.dnskey.rdatas {
+        match Dnskey::from_wire(rdata) {
+            Ok(key) => parsed.dnskeys.push(key),
+            Err(e) => found.error("RFC 4034 §2", format!("a DNSKEY does not parse: {e}")),
+        }
+    }
+    for rdata in &sets.cds.rdatas {
+        match Ds::from_wire(rdata) {
+            Ok(ds) => parsed.cds.push(ds),
+            Err(e) => found.error("RFC 7344 §3.1", format!("a CDS does not parse: {e}")),
+        }
+    }
+    for rdata in &sets.cdnskey.rdatas {
+        match Dnskey::from_wire(rdata) {
+            Ok(key) => parsed.cdnskeys.push(key),
+            Err(e) => found.error("RFC 7344 §3.2", format!("a CDNSKEY does not parse: {e}")),
+        }
+    }
+    parsed
+}
+
+/// The DS RRset the CDS/CDNSKEY ask for.
+#[derive(Debug, PartialEq, Eq)]
+enum Wanted {
+    /// This DS RRset (sorted).
+    Ds(Vec<Ds>),
+    /// No DS (RFC 8078 §4).
+    Delete,
+    /// Nothing usable (the findings say why).
+    Invalid,
+}
+
+/// Checks the CDS and CDNSKEY RRsets against each other and the profile,
+/// and names the DS RRset they ask for.
+fn wanted_ds(child: &Name, parsed: &Parsed, profile: &Profile, found: &mut Findings) -> Wanted {
+    let (cds, cdnskeys) = (&parsed.cds, &parsed.cdnskeys);
+    match profile.reads {
+        Reads::Cds if cds.is_empty() => found.error(
+            "RFC 7344 §4",
+            format!(
+                "{} reads CDS only, and only CDNSKEY is published",
+                profile.parent
+            ),
+        ),
+        Reads::Cdnskey if cdnskeys.is_empty() => found.error(
+            "RFC 7344 §4",
+            format!(
+                "{} reads CDNSKEY only, and only CDS is published",
+                profile.parent
+            ),
+        ),
+        _ => {}
+    }
+    let cds_delete = cds.iter().any(Ds::is_delete);
+    let cdnskey_delete = cdnskeys.iter().any(Dnskey::is_delete);
+    if (cds_delete && cds.len() > 1) || (cdnskey_delete && cdnskeys.len() > 1) {
+        found.error(
+            "RFC 8078 §4",
+            "the delete form is mixed with other records: it must be alone".into(),
+        );
+        return Wanted::Invalid;
+    }
+    let both = !cds.is_empty() && !cdnskeys.is_empty();
+    if both && cds_delete != cdnskey_delete {
+        found.error(
+            "RFC 7344 §4",
+            "CDS and CDNSKEY disagree: one is the delete form, the other is not".into(),
+        );
+        return Wanted::Invalid;
+    }
+    if cds_delete || cdnskey_delete {
+        return Wanted::Delete;
+    }
+    for d in cds {
+        if !profile.digest_types.contains(&d.digest_type) {
+            found.error(
+                "RFC 8624 §3.3",
+                format!(
+                    "CDS {}: digest type {} is not one {} accepts",
+                    d.short_form(),
+                    d.digest_type,
+                    profile.parent
+                ),
+            );
+        }
+    }
+    for (tag, algorithm) in cds
+        .iter()
+        .map(|d| (d.key_tag, d.algorithm))
+        .chain(cdnskeys.iter().map(|k| (key_tag(k), k.algorithm)))
+    {
+        if !profile.algorithms.contains(&algorithm) {
+            found.error(
+                "RFC 8624 §3.1",
+                format!(
+                    "key {tag}: algorithm {algorithm} is not one {} accepts",
+                    profile.parent
+                ),
+            );
+        }
+    }
+    if let Some(max) = profile.max_cds {
+        if cds.len() > max {
+            found.error(
+                "registry policy",
+                format!(
+                    "{} CDS records; {} takes at most {max}",
+                    cds.len(),
+                    profile.parent
+                ),
+            );
+        }
+    }
+    if both {
+        let by_cds: BTreeSet<(u16, u8)> = cds.iter().map(|d| (d.key_tag, d.algorithm)).collect();
+        let by_cdnskey: BTreeSet<(u16, u8)> =
+            cdnskeys.iter().map(|k| (key_tag(k), k.algorithm)).collect();
+        if by_cds != by_cdnskey {
+            found.error(
+                "RFC 7344 §4, RFC 9975 §3",
+                format!(
+                    "CDS and CDNSKEY describe different keys (CDS {}, CDNSKEY {})",
+                    keys_text(&by_cds),
+                    keys_text(&by_cdnskey)
+                ),
+            );
+        }
+        for d in cds {
+            let matching = cdnskeys.iter().any(|k| {
+                digest_type(d.digest_type).is_some_and(|t| ds(child, k, t).digest == d.digest)
+            });
+            if by_cdnskey.contains(&(d.key_tag, d.algorithm)) && !matching {
+                found.error(
+                    "RFC 7344 §4",
+                    format!("CDS {}: its digest matches no CDNSKEY", d.short_form()),
+                );
+            }
+        }
+    }
+    let mut wanted: Vec<Ds> = if !cds.is_empty() && profile.reads != Reads::Cdnskey {
+        cds.clone()
+    } else {
+        cdnskeys
+            .iter()
+            .map(|k| ds(child, k, DigestType::Sha256))
+            .collect()
+    };
+    wanted.sort();
+    wanted.dedup();
+    Wanted::Ds(wanted)
+}
+
+fn keys_text(keys: &BTreeSet<(u16, u8)>) -> String {
+    let list: Vec<String> = keys.iter().map(|(t, a)| format!("{t}/{a}")).collect();
+    list.join(" ")
+}
+
+fn digest_type(number: u8) -> Option<DigestType> {
+    match number {
+        2 => Some(DigestType::Sha256),
+        4 => Some(DigestType::Sha384),
+        _ => None,
+    }
+}
+
+/// The DNSKEYs of `keys` whose signature over `set` verifies now.
+fn signers<'a>(
+    child: &Name,
+    rtype: RecordType,
+    set: &Signed,
+    keys: &'a [Dnskey],
+    now: Timestamp,
+) -> Vec<&'a Dnskey> {
+    let now = now.as_second() as u32;
+    let current = |inception: u32, expiration: u32| {
+        now.wrapping_sub(inception) < 0x8000_0000 && expiration.wrapping_sub(now) < 0x8000_0000
+    };
+    keys.iter()
+        .filter(|key| {
+            set.rrsigs.iter().any(|sig| {
+                sig.type_covered == rtype
+                    && sig.signer == *child
+                    && sig.key_tag == key_tag(key)
+                    && sig.algorithm == key.algorithm
+                    && current(sig.inception, sig.expiration)
+                    && verify(sig, child, &set.rdatas, key)
+            })
+        })
+        .collect()
+}
+
+fn points_to(child: &Name, ds_set: &[Ds], key: &Dnskey) -> bool {
+    ds_set.iter().any(|d| {
+        d.key_tag == key_tag(key)
+            && d.algorithm == key.algorithm
+            && digest_type(d.digest_type).is_some_and(|t| ds(child, key, t).digest == d.digest)
+    })
+}
+
+/// RFC 7344 §4.1: the CDS/CDNSKEY RRsets must be signed by a key of the
+/// DNSKEY RRset that the current DS points to (for a first DS, by one of
+/// the zone's keys); some registries refuse a CDS signed by a ZSK only.
+fn check_signatures(
+    facts: &Facts,
+    sets: &ApexSets,
+    parsed: &Parsed,
+    parent_ds: &[Ds],
+    now: Timestamp,
+    found: &mut Findings,
+) {
+    const RULE: &str = "RFC 7344 §4.1";
+    let child = &facts.child;
+    if signers(child, RecordType::DNSKEY, &sets.dnskey, &parsed.dnskeys, now).is_empty() {
+        found.error(
+            RULE,
+            "no valid signature over the DNSKEY RRset verifies with one of its keys".into(),
+        );
+    }
+    for (rtype, set) in [
+        (RecordType::CDS, &sets.cds),
+        (RecordType::CDNSKEY, &sets.cdnskey),
+    ] {
+        if set.rdatas.is_empty() {
+            continue;
+        }
+        let by = signers(child, rtype, set, &parsed.dnskeys, now);
+        if by.is_empty() {
+            found.error(
+                RULE,
+                format!("no valid signature over the {rtype} RRset verifies with a DNSKEY"),
+            );
+            continue;
+        }
+        if !parent_ds.is_empty() && !by.iter().any(|k| points_to(child, parent_ds, k)) {
+            found.error(
+                RULE,
+                format!(
+                    "the {rtype} RRset is not signed by a key the parent's current DS points to"
+                ),
+            );
+        }
+        if !by.iter().any(|k| k.is_sep()) {
+            found.warning(
+                RULE,
+                format!(
+                    "the {rtype} RRset is signed by ZSKs only (no SEP flag): some registries refuse that; sign it with the KSK"
+                ),
+            );
+        }
+    }
+}
+
+/// RFC 7344 §4.1: the new DS RRset must not break the delegation: some DS
+/// must match a key that signs the DNSKEY RRset, and every algorithm of the
+/// DS RRset must sign it (RFC 6840 §5.11). A CDS for a key that is not
+/// published is allowed (a standby key: RFC 8078 §3.1) but said.
+fn check_continuity(
+    facts: &Facts,
+    sets: &ApexSets,
+    parsed: &Parsed,
+    wanted: &[Ds],
+    now: Timestamp,
+    found: &mut Findings,
+) {
+    let child = &facts.child;
+    let signing = signers(child, RecordType::DNSKEY, &sets.dnskey, &parsed.dnskeys, now);
+    if !signing.iter().any(|k| points_to(child, wanted, k)) {
+        found.error(
+            "RFC 7344 §4.1",
+            "no DS the parent would publish matches a key that signs the DNSKEY RRset: the delegation would break".into(),
+        );
+    }
+    for d in wanted {
+        if !parsed.dnskeys.iter().any(|k| points_to(child, &[d.clone()], k)) {
+            found.warning(
+                "RFC 8078 §3.1",
+                format!(
+                    "CDS {} points to no key in the DNSKEY RRset (a standby key?)",
+                    d.short_form()
+                ),
+            );
+        }
+        if !signing.iter().any(|k| k.algorithm == d.algorithm) {
+            found.error(
+                "RFC 6840 §5.11",
+                format!(
+                    "CDS {}: no key of algorithm {} signs the DNSKEY RRset",
+                    d.short_form(),
+                    d.algorithm
+                ),
+            );
+        }
+    }
+}
+
+/// RFC 9615 §4.2: a first DS is authenticated when every nameserver outside
+/// the child has a validated signal equal to the apex RRsets. Returns
+/// whether it is; problems are errors where the profile needs the signals
+/// (no unauthenticated bootstrap), warnings where it would wait instead.
+fn check_bootstrap(facts: &Facts, sets: &ApexSets, profile: &Profile, found: &mut Findings) -> bool {
+    const RULE: &str = "RFC 9615 §4.2";
+    let needed = profile.unauthenticated_wait.is_none();
+    let severity = if needed {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
+    let outside: Vec<&Name> = facts
+        .nameservers
+        .iter()
+        .filter(|ns| !is_at_or_below(ns, &facts.child))
+        .collect();
+    if outside.is_empty() {
+        found.add(
+            severity,
+            RULE,
+            "every nameserver is inside the child: the delegation cannot be bootstrapped by RFC 9615 signals".into(),
+        );
+        return false;
+    }
+    if !profile.authenticated_bootstrap {
+        found.add(
+            Severity::Note,
+            RULE,
+            format!("{} does not read RFC 9615 signals", profile.parent),
+        );
+        return false;
+    }
+    let mut ok = true;
+    for ns in outside {
+        let Some(signal) = facts.signals.iter().find(|s| s.ns == *ns) else {
+            found.add(
+                severity,
+                RULE,
+                format!("no signal was asked under {}", crate::dns::name::display(ns)),
+            );
+            ok = false;
+            continue;
+        };
+        let owner = crate::dns::name::display(&signal.owner);
+        match &signal.sets {
+            Err(e) => {
+                found.add(severity, RULE, format!("{owner}: {e}"));
+                ok = false;
+            }
+            Ok(got) => {
+                if !got.validated {
+                    found.add(
+                        severity,
+                        RULE,
+                        format!("{owner}: the answer did not validate (no AD)"),
+                    );
+                    ok = false;
+                }
+                for (rtype, there, apex) in [
+                    ("CDS", &got.cds, &sets.cds.rdatas),
+                    ("CDNSKEY", &got.cdnskey, &sets.cdnskey.rdatas),
+                ] {
+                    if there != apex {
+                        found.add(
+                            severity,
+                            RULE,
+                            format!(
+                                "{owner}: its {rtype} RRset ({} records) is not the apex's ({})",
+                                there.len(),
+                                apex.len()
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+        }
+    }
+    ok
+}
+
+fn expected_by(
+    outcome: Outcome,
+    authenticated: bool,
+    profile: &Profile,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let wait = match outcome {
+        Outcome::Bootstrap if !authenticated => profile.unauthenticated_wait,
+        Outcome::Bootstrap | Outcome::Rollover | Outcome::Delete => None,
+        Outcome::NothingToDo | Outcome::Refused => return None,
+    };
+    let total = wait.unwrap_or_default() + profile.scan_every.unwrap_or_default();
+    if total.is_zero() {
+        return None;
+    }
+    let span = jiff::SignedDuration::try_from(total).ok()?;
+    now.checked_add(span).ok()
+}
+
+fn summary(outcome: Outcome, authenticated: bool, profile: &Profile, found: &Findings) -> String {
+    match outcome {
+        Outcome::Bootstrap if authenticated => {
+            "bootstrap will be accepted: the first DS, authenticated by RFC 9615 signals".into()
+        }
+        Outcome::Bootstrap => match profile.unauthenticated_wait {
+            Some(wait) => format!(
+                "bootstrap will be accepted once the CDS has stayed unchanged for {} h (not authenticated)",
+                wait.as_secs() / 3600
+            ),
+            None => "bootstrap will be accepted".into(),
+        },
+        Outcome::Rollover => "rollover will be accepted: the DS RRset is replaced".into(),
+        Outcome::Delete => "delete will be accepted: the DS RRset is removed".into(),
+        Outcome::NothingToDo => "nothing to do: the parent changes nothing".into(),
+        Outcome::Refused => {
+            let errors = found
+                .0
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .count();
+            format!("refused: {errors} error(s) above")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
