@@ -122,10 +122,12 @@ fn consistent_answer<'a>(facts: &'a Facts, found: &mut Findings) -> Option<&'a A
     }
     for ns in &facts.nameservers {
         if !facts.servers.iter().any(|s| s.host == *ns) {
-            found.error(
-                RULE,
-                format!("{}: no address to ask", crate::dns::name::display(ns)),
-            );
+            let why = facts
+                .unresolved
+                .iter()
+                .find(|(host, _)| host == ns)
+                .map_or("no address to ask", |(_, e)| e.as_str());
+            found.error(RULE, format!("{}: {why}", crate::dns::name::display(ns)));
         }
     }
     let mut reference: Option<(&ServerAnswer, &ApexSets)> = None;
@@ -384,7 +386,15 @@ fn check_signatures(
 ) {
     const RULE: &str = "RFC 7344 §4.1";
     let child = &facts.child;
-    if signers(child, RecordType::DNSKEY, &sets.dnskey, &parsed.dnskeys, now).is_empty() {
+    if signers(
+        child,
+        RecordType::DNSKEY,
+        &sets.dnskey,
+        &parsed.dnskeys,
+        now,
+    )
+    .is_empty()
+    {
         found.error(
             RULE,
             "no valid signature over the DNSKEY RRset verifies with one of its keys".into(),
@@ -437,7 +447,13 @@ fn check_continuity(
     found: &mut Findings,
 ) {
     let child = &facts.child;
-    let signing = signers(child, RecordType::DNSKEY, &sets.dnskey, &parsed.dnskeys, now);
+    let signing = signers(
+        child,
+        RecordType::DNSKEY,
+        &sets.dnskey,
+        &parsed.dnskeys,
+        now,
+    );
     if !signing.iter().any(|k| points_to(child, wanted, k)) {
         found.error(
             "RFC 7344 §4.1",
@@ -445,7 +461,11 @@ fn check_continuity(
         );
     }
     for d in wanted {
-        if !parsed.dnskeys.iter().any(|k| points_to(child, &[d.clone()], k)) {
+        if !parsed
+            .dnskeys
+            .iter()
+            .any(|k| points_to(child, std::slice::from_ref(d), k))
+        {
             found.warning(
                 "RFC 8078 §3.1",
                 format!(
@@ -471,7 +491,12 @@ fn check_continuity(
 /// the child has a validated signal equal to the apex RRsets. Returns
 /// whether it is; problems are errors where the profile needs the signals
 /// (no unauthenticated bootstrap), warnings where it would wait instead.
-fn check_bootstrap(facts: &Facts, sets: &ApexSets, profile: &Profile, found: &mut Findings) -> bool {
+fn check_bootstrap(
+    facts: &Facts,
+    sets: &ApexSets,
+    profile: &Profile,
+    found: &mut Findings,
+) -> bool {
     const RULE: &str = "RFC 9615 §4.2";
     let needed = profile.unauthenticated_wait.is_none();
     let severity = if needed {
@@ -506,7 +531,10 @@ fn check_bootstrap(facts: &Facts, sets: &ApexSets, profile: &Profile, found: &mu
             found.add(
                 severity,
                 RULE,
-                format!("no signal was asked under {}", crate::dns::name::display(ns)),
+                format!(
+                    "no signal was asked under {}",
+                    crate::dns::name::display(ns)
+                ),
             );
             ok = false;
             continue;

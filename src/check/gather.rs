@@ -9,7 +9,9 @@ use std::{net::SocketAddr, time::Duration};
 
 use hickory_proto::rr::{Name, RecordType};
 
-use super::{ApexSets, Facts, ParentSide, ServerAnswer, SignalAnswer, SignalSets, Signed, Transport};
+use super::{
+    ApexSets, Facts, ParentSide, ServerAnswer, SignalAnswer, SignalSets, Signed, Transport,
+};
 use crate::{
     client::{self, Options, TcpFallback},
     dns::{
@@ -39,10 +41,14 @@ pub async fn gather(resolver: &Resolver, child: &Name, asking: &Asking) -> Facts
         _ => asking.configured.clone(),
     };
     let mut servers = Vec::new();
+    let mut unresolved = Vec::new();
     for host in &nameservers {
         let addresses = match resolver.addresses(host).await {
             Ok(addresses) => addresses,
-            Err(_) => Vec::new(),
+            Err(e) => {
+                unresolved.push((host.clone(), format!("no address: {e}")));
+                continue;
+            }
         };
         for ip in addresses {
             let addr = SocketAddr::new(ip, asking.port);
@@ -81,6 +87,7 @@ pub async fn gather(resolver: &Resolver, child: &Name, asking: &Asking) -> Facts
         parent,
         nameservers,
         servers,
+        unresolved,
         signals,
     }
 }
@@ -158,7 +165,10 @@ async fn rrset(
             display(owner)
         ));
     }
-    let mut rdatas: Vec<Vec<u8>> = reply.answers(owner, rtype).map(|r| r.rdata.clone()).collect();
+    let mut rdatas: Vec<Vec<u8>> = reply
+        .answers(owner, rtype)
+        .map(|r| r.rdata.clone())
+        .collect();
     rdatas.sort();
     rdatas.dedup();
     let rrsigs = reply

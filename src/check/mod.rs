@@ -139,6 +139,8 @@ pub struct Facts {
     pub nameservers: Vec<Name>,
     /// Every address of every nameserver, over UDP and TCP.
     pub servers: Vec<ServerAnswer>,
+    /// Nameservers whose addresses could not be looked up, and why.
+    pub unresolved: Vec<(Name, String)>,
     /// The RFC 9615 signals under every nameserver outside the child.
     pub signals: Vec<SignalAnswer>,
 }

@@ -10,6 +10,7 @@ mod common;
 
 mod bind_fixtures;
 mod chain_harness;
+mod check;
 mod cli;
 mod cross_check;
 mod durability;

@@ -38,7 +38,7 @@ pub(crate) fn ready() -> bool {
     tools(&needed)
 }
 
-fn test_body(extra: &str) -> String {
+pub(crate) fn test_body(extra: &str) -> String {
     format!("ns.other A 127.0.0.1\nns1.operator A 127.0.0.2\nscanner A 127.0.0.3\n{extra}\n")
 }
 
@@ -59,7 +59,10 @@ fn world_with(parent_body: &str, child_body: &str, more: Vec<ZoneSpec>) -> Paren
         ZoneSpec::unsigned(CHILD, child_body).with_ns(&["ns.other.test."]),
     ];
     zones.extend(more);
-    ParentWorld::start(&WorldSpec { zones })
+    ParentWorld::start(&WorldSpec {
+        zones,
+        ..WorldSpec::default()
+    })
 }
 
 /// signalbox's side: a key directory for the child and for the signalling

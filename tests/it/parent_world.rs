@@ -80,6 +80,7 @@ fn world() -> ParentWorld {
                 .with_ns(&["ns1", "ns2.elsewhere.test."]),
             ZoneSpec::unsigned("insecure.test.", &parent_body()),
         ],
+        ..WorldSpec::default()
     })
 }
 

@@ -40,7 +40,9 @@ fn key(seed: u8, flags: u16) -> Key {
         flags,
         protocol: 3,
         algorithm: 15,
-        public_key: ring::signature::KeyPair::public_key(&pair).as_ref().to_vec(),
+        public_key: ring::signature::KeyPair::public_key(&pair)
+            .as_ref()
+            .to_vec(),
     };
     let material = PrivateMaterial::Fields(vec![("PrivateKey".into(), seed.to_vec())]);
     let signer = SigningKey::new(&name(CHILD), &dnskey, &material).expect("signing key");
@@ -152,6 +154,7 @@ fn facts(apex: &ApexSets, parent_ds: Vec<Ds>) -> Facts {
             server("ns2.example.org.", 2, Ok(apex.clone())),
         ],
         nameservers,
+        unresolved: Vec::new(),
         signals,
     }
 }
@@ -203,7 +206,16 @@ fn servers_that_disagree_or_do_not_answer_make_the_parent_abort() {
     let verdict = judge(&disagree, generic());
     assert_eq!(verdict.outcome, Outcome::Refused);
     assert_eq!(verdict.outcome.exit_code(), 1);
-    assert!(has(&verdict, Severity::Error, "RFC 9975 §3", "serves another CDS RRset"), "{}", verdict.to_text());
+    assert!(
+        has(
+            &verdict,
+            Severity::Error,
+            "RFC 9975 §3",
+            "serves another CDS RRset"
+        ),
+        "{}",
+        verdict.to_text()
+    );
 
     let mut silent = facts(&apex, vec![]);
     silent.servers[1].sets = Err("CDS: timed out".into());
@@ -230,13 +242,23 @@ fn a_rollover_needs_a_signature_by_a_key_the_current_ds_points_to() {
     apex.cds_by = vec![&ksk2];
     let verdict = judge(&facts(&apex.sets(), vec![ds_of(&ksk1)]), generic());
     assert_eq!(verdict.outcome, Outcome::Refused);
-    assert!(has(&verdict, Severity::Error, "RFC 7344 §4.1", "current DS points to"));
+    assert!(has(
+        &verdict,
+        Severity::Error,
+        "RFC 7344 §4.1",
+        "current DS points to"
+    ));
 
     // Signed by the ZSK only: refused at a secured parent, and said.
     apex.cds_by = vec![&zsk];
     let verdict = judge(&facts(&apex.sets(), vec![ds_of(&ksk1)]), generic());
     assert_eq!(verdict.outcome, Outcome::Refused);
-    assert!(has(&verdict, Severity::Warning, "RFC 7344 §4.1", "ZSKs only"));
+    assert!(has(
+        &verdict,
+        Severity::Warning,
+        "RFC 7344 §4.1",
+        "ZSKs only"
+    ));
 }
 
 #[test]
@@ -246,7 +268,12 @@ fn a_zsk_signed_cds_is_a_warning_on_a_bootstrap() {
     apex.cds_by = vec![&zsk];
     let verdict = judge(&facts(&apex.sets(), vec![]), generic());
     assert_eq!(verdict.outcome, Outcome::Bootstrap, "{}", verdict.to_text());
-    assert!(has(&verdict, Severity::Warning, "RFC 7344 §4.1", "ZSKs only"));
+    assert!(has(
+        &verdict,
+        Severity::Warning,
+        "RFC 7344 §4.1",
+        "ZSKs only"
+    ));
 }
 
 #[test]
@@ -279,7 +306,12 @@ fn nameservers_only_inside_the_child_cannot_be_bootstrapped_by_signals() {
     inside.signals.clear();
     let verdict = judge(&inside, generic());
     assert_eq!(verdict.outcome, Outcome::Refused, "{}", verdict.to_text());
-    assert!(has(&verdict, Severity::Error, "RFC 9615", "inside the child"));
+    assert!(has(
+        &verdict,
+        Severity::Error,
+        "RFC 9615",
+        "inside the child"
+    ));
     // .ch accepts an unauthenticated bootstrap after 3 days unchanged.
     let ch = judge(&inside, profile::find("ch").expect("ch"));
     assert_eq!(ch.outcome, Outcome::Bootstrap, "{}", ch.to_text());
@@ -303,8 +335,18 @@ fn signals_must_validate_and_equal_the_apex() {
     }
     let verdict = judge(&bad, generic());
     assert_eq!(verdict.outcome, Outcome::Refused);
-    assert!(has(&verdict, Severity::Error, "RFC 9615", "did not validate"));
-    assert!(has(&verdict, Severity::Error, "RFC 9615", "is not the apex's"));
+    assert!(has(
+        &verdict,
+        Severity::Error,
+        "RFC 9615",
+        "did not validate"
+    ));
+    assert!(has(
+        &verdict,
+        Severity::Error,
+        "RFC 9615",
+        "is not the apex's"
+    ));
 }
 
 #[test]
@@ -313,9 +355,17 @@ fn registry_profiles_read_their_own_rrset_and_limits() {
     let mut apex = usual(&ksk, &zsk);
     apex.cdnskey.clear();
     // .cz reads CDNSKEY only.
-    let verdict = judge(&facts(&apex.sets(), vec![]), profile::find("cz").expect("cz"));
+    let verdict = judge(
+        &facts(&apex.sets(), vec![]),
+        profile::find("cz").expect("cz"),
+    );
     assert_eq!(verdict.outcome, Outcome::Refused);
-    assert!(has(&verdict, Severity::Error, "RFC 7344 §4", "CDNSKEY only"));
+    assert!(has(
+        &verdict,
+        Severity::Error,
+        "RFC 7344 §4",
+        "CDNSKEY only"
+    ));
     // .se takes at most 6 CDS (made-up standby digests: warnings only).
     apex.cds = (0..7u8)
         .map(|i| Ds {
@@ -326,8 +376,15 @@ fn registry_profiles_read_their_own_rrset_and_limits() {
         })
         .chain([ds_of(&ksk)])
         .collect();
-    let verdict = judge(&facts(&apex.sets(), vec![]), profile::find("se").expect("se"));
-    assert!(has(&verdict, Severity::Error, "registry policy", "at most 6"), "{}", verdict.to_text());
+    let verdict = judge(
+        &facts(&apex.sets(), vec![]),
+        profile::find("se").expect("se"),
+    );
+    assert!(
+        has(&verdict, Severity::Error, "registry policy", "at most 6"),
+        "{}",
+        verdict.to_text()
+    );
     // SHA-1 digests are refused everywhere.
     apex.cds = vec![ds(&name(CHILD), &ksk.dnskey, DigestType::Sha256)];
     apex.cds[0].digest_type = 1;
@@ -342,7 +399,12 @@ fn cds_and_cdnskey_must_describe_the_same_keys() {
     apex.cdnskey = vec![ksk2.dnskey.clone()];
     let verdict = judge(&facts(&apex.sets(), vec![]), generic());
     assert_eq!(verdict.outcome, Outcome::Refused);
-    assert!(has(&verdict, Severity::Error, "RFC 7344 §4", "different keys"));
+    assert!(has(
+        &verdict,
+        Severity::Error,
+        "RFC 7344 §4",
+        "different keys"
+    ));
 }
 
 #[test]
@@ -354,7 +416,12 @@ fn a_ds_set_that_would_break_the_delegation_is_refused() {
     apex.cdnskey = vec![standby.dnskey.clone()];
     let verdict = judge(&facts(&apex.sets(), vec![]), generic());
     assert_eq!(verdict.outcome, Outcome::Refused);
-    assert!(has(&verdict, Severity::Error, "RFC 7344 §4.1", "would break"));
+    assert!(has(
+        &verdict,
+        Severity::Error,
+        "RFC 7344 §4.1",
+        "would break"
+    ));
     // Beside the active KSK, a standby is fine (RFC 8078 §3.1), and said.
     apex.cds = vec![ds_of(&ksk), ds_of(&standby)];
     apex.cdnskey = vec![ksk.dnskey.clone(), standby.dnskey.clone()];
@@ -368,7 +435,12 @@ fn nothing_published_or_already_in_sync_is_nothing_to_do() {
     let (ksk, zsk) = (key(1, 257), key(2, 256));
     let mut apex = usual(&ksk, &zsk);
     let verdict = judge(&facts(&apex.sets(), vec![ds_of(&ksk)]), generic());
-    assert_eq!(verdict.outcome, Outcome::NothingToDo, "{}", verdict.to_text());
+    assert_eq!(
+        verdict.outcome,
+        Outcome::NothingToDo,
+        "{}",
+        verdict.to_text()
+    );
     apex.cds.clear();
     apex.cdnskey.clear();
     let verdict = judge(&facts(&apex.sets(), vec![ds_of(&ksk)]), generic());
@@ -384,5 +456,10 @@ fn an_expired_signature_does_not_count() {
     let later = now() + jiff::SignedDuration::from_hours(48);
     let verdict = evaluate(&facts, generic(), later);
     assert_eq!(verdict.outcome, Outcome::Refused);
-    assert!(has(&verdict, Severity::Error, "RFC 7344 §4.1", "no valid signature"));
+    assert!(has(
+        &verdict,
+        Severity::Error,
+        "RFC 7344 §4.1",
+        "no valid signature"
+    ));
 }

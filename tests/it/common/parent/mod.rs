@@ -171,6 +171,9 @@ impl ZoneSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorldSpec {
     pub zones: Vec<ZoneSpec>,
+    /// Zones served outside the world (by signalbox), reached through an
+    /// Unbound `stub-zone` at this address on Knot's port: `(apex, ip)`.
+    pub stubs_elsewhere: Vec<(String, std::net::IpAddr)>,
 }
 
 /// One zone as the world keeps it.
@@ -289,15 +292,22 @@ impl ParentWorld {
         fs::write(&anchor_conf, delv_anchors).expect("write anchor.conf");
 
         let apexes: Vec<String> = zones.iter().map(|z| z.apex.clone()).collect();
-        let unbound = Unbound::start(
-            &d,
-            &UnboundSpec {
-                anchor: (!anchors.is_empty()).then_some(anchor_file.as_path()),
-                stubs: apexes.iter().map(|a| (a.clone(), knot.addr())).collect(),
-                changing_zones: true,
-            },
-            &apexes[0],
-        );
+        let unbound =
+            Unbound::start(
+                &d,
+                &UnboundSpec {
+                    anchor: (!anchors.is_empty()).then_some(anchor_file.as_path()),
+                    stubs: apexes
+                        .iter()
+                        .map(|a| (a.clone(), knot.addr()))
+                        .chain(spec.stubs_elsewhere.iter().map(|(apex, ip)| {
+                            (fqdn(apex), SocketAddr::new(*ip, knot.addr().port()))
+                        }))
+                        .collect(),
+                    changing_zones: true,
+                },
+                &apexes[0],
+            );
 
         let world = ParentWorld {
             unbound,

@@ -1,0 +1,263 @@
+//! `signalbox check` against real servers, in the parent world of
+//! [`crate::notify`]: Knot serves the parent and the child (the child's
+//! DNSKEY, CDS and CDNSKEY signed offline by `dnssec-signzone`), signalbox
+//! serves the signalling zone `_signal.ns.other.test.`, now delegated
+//! securely from `test.` so that Unbound validates the RFC 9615 signals.
+//!
+//! 1. no DS at the parent, consistent servers, validated signals: a
+//!    bootstrap, authenticated, exit 0 (also under the `.cz` profile);
+//! 2. the parent publishes the DS: nothing to do, exit 0;
+//! 3. the CDS re-signed by the ZSK only: refused (RFC 7344 §4.1: not by a
+//!    key the parent's DS points to), exit 1;
+//! 4. a second nameserver in the delegation that does not serve the child:
+//!    refused (RFC 9975 §3), exit 1, the server named.
+//!
+//! The other verdicts (the delete form mixed, in-bailiwick-only
+//! delegations, registry limits, expired signatures...) are unit-tested
+//! rule by rule in `check::evaluate::tests`.
+
+use std::{fs, net::SocketAddr, process::Command};
+
+use serde_json::Value;
+
+use crate::{
+    common::parent::{ParentWorld, WorldSpec, ZoneSpec},
+    common::{process::run, serve::Serve, signzone, *},
+    notify::{CHILD, SIGNAL, Side, dsync, ready, test_body},
+};
+
+/// `signalbox check --json` (with `extra` arguments): exit code and verdict.
+fn check(side: &Side, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["check", "--zone", CHILD, "--json"];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = side.run(&args);
+    let verdict = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    (code, verdict)
+}
+
+fn findings(verdict: &Value) -> String {
+    verdict["findings"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .map(|f| format!("{} {} ({})", f["severity"], f["message"], f["rule"]))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// The child's apex as the harness writes it next (SOA with the next
+/// serial, NS ns.other.test.) plus `cds_lines`, signed by `dnssec-signzone
+/// -O full` with the side's KSK and a ZSK in `signer`: the DNSKEY, CDS and
+/// CDNSKEY records with their RRSIGs, and the RRSIG over that SOA (Knot
+/// treats a zone whose SOA is signed as signed and adds RRSIGs to its
+/// answers). With `zsk_signs_cds`, the CDS and CDNSKEY signatures are the
+/// ZSK's only (taken from a second run with `-z`, where every key signs
+/// everything).
+fn signed_apex(world: &ParentWorld, side: &Side, cds_lines: &str, zsk_signs_cds: bool) -> String {
+    let signer = side.root().join("signer");
+    let serial: u32 = world
+        .records(CHILD, CHILD, "SOA")
+        .first()
+        .and_then(|soa| soa.split_whitespace().nth(2).and_then(|s| s.parse().ok()))
+        .expect("the child's SOA serial");
+    let zone = signer.join("child.zone");
+    fs::write(
+        &zone,
+        format!(
+            "{CHILD} 300 IN SOA ns.other.test. hostmaster.{CHILD} {} 3600 600 86400 300\n{CHILD} 300 IN NS ns.other.test.\n{cds_lines}",
+            serial + 1
+        ),
+    )
+    .expect("zone");
+    let sign = |all_keys: bool| -> String {
+        let out = signer.join(if all_keys {
+            "all.signed"
+        } else {
+            "child.signed"
+        });
+        let mut cmd = Command::new("dnssec-signzone");
+        cmd.args(["-S", "-O", "full", "-K"]).arg(&signer);
+        if all_keys {
+            cmd.arg("-z");
+        }
+        cmd.arg("-d")
+            .arg(&signer)
+            .args(["-o", CHILD, "-f"])
+            .arg(&out)
+            .arg(&zone);
+        let (code, stdout, stderr) = run(&mut cmd);
+        assert_eq!(code, 0, "dnssec-signzone: {stdout}{stderr}");
+        fs::read_to_string(out).expect("signed zone")
+    };
+    // (record type, type covered by an RRSIG) of a line at the apex.
+    let kind = |line: &str| -> Option<(String, String)> {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.first() == Some(&CHILD) && fields.len() > 4)
+            .then(|| (fields[3].to_string(), fields[4].to_string()))
+    };
+    let wanted = |line: &str, cds_signatures: bool| -> bool {
+        match kind(line) {
+            Some((t, covered)) if t == "RRSIG" => {
+                let cds = matches!(covered.as_str(), "CDS" | "CDNSKEY");
+                if cds_signatures {
+                    cds
+                } else {
+                    cds || matches!(covered.as_str(), "DNSKEY" | "SOA")
+                }
+            }
+            Some((t, _)) => !cds_signatures && matches!(t.as_str(), "DNSKEY" | "CDS" | "CDNSKEY"),
+            None => false,
+        }
+    };
+    let normal = sign(false);
+    let mut lines: Vec<&str> = normal.lines().filter(|l| wanted(l, false)).collect();
+    let everything;
+    if zsk_signs_cds {
+        let ksk_tag = side
+            .child_key
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.rsplit('+').next())
+            .and_then(|t| t.parse::<u16>().ok())
+            .expect("KSK tag");
+        lines.retain(|l| !wanted(l, true));
+        everything = sign(true);
+        lines.extend(everything.lines().filter(|l| {
+            wanted(l, true)
+                && l.split_whitespace()
+                    .nth(10)
+                    .and_then(|t| t.parse::<u16>().ok())
+                    != Some(ksk_tag)
+        }));
+    }
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
+    if !ready() || !tools(&["dnssec-signzone", "dnssec-dsfromkey"]) {
+        return;
+    }
+    let parent_body = format!("*._dsync TYPE66 {}\n", dsync(59, 9, "scanner.test."));
+    let mut world = ParentWorld::start(&WorldSpec {
+        zones: vec![
+            ZoneSpec::signed("test.", &test_body("")),
+            ZoneSpec::signed("parent.test.", &parent_body),
+            ZoneSpec::unsigned(CHILD, "").with_ns(&["ns.other.test."]),
+        ],
+        stubs_elsewhere: vec![(SIGNAL.to_string(), [127, 0, 0, 2].into())],
+    });
+    let side = Side::new(&world, &[CHILD], "always", "");
+    // The signalling zone, delegated securely to signalbox.
+    let signal_key = fs::read_dir(side.root().join("signal"))
+        .expect("signal keys")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "key"))
+        .expect("the signalling zone's KSK");
+    let signal_ds = signzone::dsfromkey(&signal_key);
+    let signal_label = SIGNAL.trim_end_matches(".test.");
+    world.set_zone(
+        "test.",
+        &test_body(&format!(
+            "{signal_label} NS ns1.operator.test.\n{signal_label} DS {signal_ds}\n"
+        )),
+    );
+    let addr = SocketAddr::new([127, 0, 0, 2].into(), world.auth().port());
+    let daemon = Serve::start(&side.config, addr, SIGNAL);
+
+    // The child signed offline with the side's KSK and a ZSK.
+    let signer = side.root().join("signer");
+    fs::create_dir_all(&signer).expect("mkdir");
+    for ext in ["key", "private"] {
+        let from = side.child_key.with_extension(ext);
+        fs::copy(&from, signer.join(from.file_name().expect("name"))).expect("copy KSK");
+    }
+    signzone::keygen(&signer, &[CHILD.trim_end_matches('.')]);
+    let cds_lines: String = side
+        .apex_lines()
+        .lines()
+        .filter(|l| l.contains(" CDS ") || l.contains(" CDNSKEY "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    world.set_zone(CHILD, &signed_apex(&world, &side, &cds_lines, false));
+
+    // 1. A bootstrap the parent accepts, authenticated by the signal.
+    let mut verdict = Value::Null;
+    let authenticated = crate::notify::wait_until(std::time::Duration::from_secs(30), || {
+        let (code, v) = check(&side, &[]);
+        verdict = v;
+        code == 0 && verdict["authenticated"] == true
+    });
+    assert!(authenticated, "{verdict:#}\n{}", daemon.log_text());
+    assert_eq!(verdict["outcome"], "bootstrap", "{verdict:#}");
+    assert_eq!(
+        verdict["findings"],
+        serde_json::json!([]),
+        "{}",
+        findings(&verdict)
+    );
+    let asked = verdict["asked"].as_array().map_or(0, Vec::len);
+    assert_eq!(asked, 2, "ns.other.test. over UDP and TCP: {verdict:#}");
+    let (code, cz) = check(&side, &["--profile", "cz"]);
+    assert_eq!(
+        (code, cz["outcome"].as_str()),
+        (0, Some("bootstrap")),
+        "{cz:#}"
+    );
+    let (code, text, _) = side.run(&["check", "--zone", CHILD]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("verdict: bootstrap will be accepted"),
+        "{text}"
+    );
+
+    // 2. The parent publishes the DS: nothing left to do.
+    let ds = signzone::dsfromkey(&side.child_key);
+    world.set_zone("parent.test.", &format!("{parent_body}child DS {ds}\n"));
+    let (code, verdict) = check(&side, &[]);
+    assert_eq!(
+        (code, verdict["outcome"].as_str()),
+        (0, Some("nothing-to-do")),
+        "{verdict:#}"
+    );
+
+    // 3. The CDS signed by the ZSK only: the parent cannot tie it to its DS.
+    world.set_zone(CHILD, &signed_apex(&world, &side, &cds_lines, true));
+    let (code, verdict) = check(&side, &[]);
+    assert_eq!(
+        (code, verdict["outcome"].as_str()),
+        (1, Some("refused")),
+        "{verdict:#}"
+    );
+    let all = findings(&verdict);
+    assert!(
+        all.contains("not signed by a key the parent's current DS points to"),
+        "{all}"
+    );
+    assert!(all.contains("ZSKs only"), "{all}");
+
+    // 4. A second nameserver (signalbox's address) that does not serve the
+    //    child: the parent's scan aborts.
+    //    (Knot serves the parent and the child, so the NS set the parent
+    //    side answers is the child's apex NS: both get the second name.)
+    world.set_zone(
+        "parent.test.",
+        &format!("{parent_body}child DS {ds}\nchild NS ns1.operator.test.\n"),
+    );
+    let apex = signed_apex(&world, &side, &cds_lines, false);
+    world.set_zone(CHILD, &format!("{apex}{CHILD} NS ns1.operator.test.\n"));
+    let (code, verdict) = check(&side, &[]);
+    assert_eq!(
+        (code, verdict["outcome"].as_str()),
+        (1, Some("refused")),
+        "{verdict:#}"
+    );
+    let all = findings(&verdict);
+    assert!(
+        all.contains("ns1.operator.test. 127.0.0.2") && all.contains("RFC 9975 §3"),
+        "{all}"
+    );
+}
