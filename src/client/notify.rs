@@ -56,11 +56,13 @@ pub enum NotifyError {
 }
 
 /// Sends NOTIFY(`rtype`) for `apex` to `server` (after waiting for a slot
-/// of `pace`, when given) and classifies the answer.
+/// of `pace`, when given) and classifies the answer. With `report_channel`
+/// the NOTIFY names that monitoring agent (RFC 9567 §6.1).
 pub async fn send(
     server: SocketAddr,
     apex: &Name,
     rtype: RecordType,
+    report_channel: Option<&Name>,
     options: &Options,
     pace: Option<&Mutex<RateLimit>>,
 ) -> Outcome {
@@ -72,7 +74,10 @@ pub async fn send(
             tokio::time::sleep(wait).await;
         }
     }
-    let packet = message::notify(random_id(), apex, rtype);
+    let packet = match report_channel {
+        Some(agent) => message::notify_reporting_to(random_id(), apex, rtype, agent),
+        None => message::notify(random_id(), apex, rtype),
+    };
     match super::exchange(server, packet, options).await {
         Ok(reply) if reply.opcode() != opcode::NOTIFY => {
             Outcome::Failed(NotifyError::Opcode(reply.opcode()))

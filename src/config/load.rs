@@ -49,6 +49,8 @@ struct RawConfig {
     #[serde(default)]
     hooks: super::hooks::RawHooks,
     #[serde(default)]
+    report: super::report::RawReport,
+    #[serde(default)]
     tsig_keys: Vec<Spanned<String>>,
 }
 
@@ -191,13 +193,16 @@ impl Checker<'_> {
         self.transfer_keys_exist(&raw, &signaling_zones, &key_names);
         self.sidecar_keys_exist(&raw, &zones, &signaling_zones, &key_names);
         let resolver = self.resolver(&raw.resolver);
-        let notify = self.notify(&raw.notify);
+        let mut notify = self.notify(&raw.notify);
         let parent = self.parent(&raw.parent);
         let metrics = self.metrics(&raw.metrics);
         let hooks = self.hooks(&raw.hooks, base);
+        let report = self.report(&raw.report);
+        notify.report_channel = report.agent.clone();
         Config {
             metrics,
             hooks,
+            report,
             tsig_keys,
             watch,
             safety,

@@ -30,6 +30,7 @@ mod hooks;
 mod load;
 mod metrics;
 mod parent;
+mod report;
 mod rrl;
 mod serve;
 mod settings;
@@ -49,6 +50,7 @@ pub use hooks::HooksConfig;
 pub use load::{load, parse};
 pub use metrics::MetricsConfig;
 pub use parent::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig};
+pub use report::ReportConfig;
 pub use rrl::{RRL_RATE_MAX, RrlConfig};
 pub use sidecar::{FollowConfig, PublishConfig};
 pub use zone_options::{AclEntry, JournalLimits, SerialPolicy, ZoneOptions};
@@ -415,6 +417,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[hooks]`.
     pub hooks: HooksConfig,
+    /// `[report]`: RFC 9567 error reporting.
+    pub report: ReportConfig,
     /// `tsig_keys`: TSIG key files (`tsig-keygen` format).
     pub tsig_keys: Vec<PathBuf>,
 }

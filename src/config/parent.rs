@@ -70,6 +70,9 @@ pub struct NotifyConfig {
     pub udp_timeout: Duration,
     /// UDP tries before TCP.
     pub udp_tries: u32,
+    /// The monitoring agent named in every NOTIFY (Report-Channel, RFC
+    /// 9567 §6.1): `[report] agent`, copied here when the config is loaded.
+    pub report_channel: Option<hickory_proto::rr::Name>,
 }
 
 impl Default for NotifyConfig {
@@ -83,6 +86,7 @@ impl Default for NotifyConfig {
             rate_limit: 50,
             udp_timeout: Duration::from_secs(3),
             udp_tries: 3,
+            report_channel: None,
         }
     }
 }
@@ -196,6 +200,7 @@ impl Checker<'_> {
                 Duration::from_millis(10),
             ),
             udp_tries,
+            report_channel: None,
         }
     }
 

@@ -415,3 +415,25 @@ fn hooks_need_an_executable_program_named_with_its_line() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_report_agent_is_a_domain_named_in_every_notify() {
+    let config = parse_ok(EXAMPLE);
+    assert_eq!(config.report.agent, None);
+    assert_eq!(config.notify.report_channel, None);
+    let config = parse_ok(&format!(
+        "{EXAMPLE}\n[report]\nagent = \"agent.example.net\"\n"
+    ));
+    let agent = crate::dns::parse_name("agent.example.net.").expect("valid");
+    assert_eq!(config.report.agent.as_ref(), Some(&agent));
+    assert_eq!(config.notify.report_channel.as_ref(), Some(&agent));
+    let errors = parse_err(&format!("{EXAMPLE}\n[report]\nagent = \".\"\n"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].key, "report.agent");
+    assert_eq!((errors[0].line, errors[0].column), (23, 9), "{errors:?}");
+    assert!(errors[0].message.contains("root"), "{errors:?}");
+    let errors = parse_err(&format!("{EXAMPLE}\n[report]\nagent = \"a..b\"\n"));
+    assert_eq!(errors[0].key, "report.agent", "{errors:?}");
+    let errors = parse_err(&format!("{EXAMPLE}\n[report]\nagents = \"x.\"\n"));
+    assert!(!errors.is_empty(), "unknown keys are refused");
+}

@@ -288,6 +288,28 @@ pub fn notify(id: u16, apex: &Name, rtype: RecordType) -> Vec<u8> {
     out
 }
 
+/// The Report-Channel EDNS option code (RFC 9567 §6.1).
+pub const OPTION_REPORT_CHANNEL: u16 = 18;
+
+/// [`notify`] naming `agent` as the monitoring agent for error reports:
+/// an OPT record with the Report-Channel option (RFC 9567 §6.1: the agent
+/// domain in uncompressed wire form), so a parent that finds a problem
+/// with what it was told can report it (RFC 9567 §6.2).
+pub fn notify_reporting_to(id: u16, apex: &Name, rtype: RecordType, agent: &Name) -> Vec<u8> {
+    let mut out = header(id, opcode::NOTIFY, flags::AA, [1, 0, 0, 1]);
+    push_question(&mut out, apex, rtype);
+    let agent = canonical_wire(agent);
+    out.push(0); // root owner
+    put_u16(&mut out, OPT);
+    put_u16(&mut out, 1232);
+    put_u32(&mut out, 0);
+    put_u16(&mut out, 4 + agent.len() as u16);
+    put_u16(&mut out, OPTION_REPORT_CHANNEL);
+    put_u16(&mut out, agent.len() as u16);
+    out.extend_from_slice(&agent);
+    out
+}
+
 /// Appends a question (RFC 1035 §4.1.2): `name` uncompressed, `rtype`,
 /// class IN (the caller counts it in QDCOUNT).
 pub fn push_question(out: &mut Vec<u8>, name: &Name, rtype: RecordType) {
@@ -320,6 +342,26 @@ fn push_opt(out: &mut Vec<u8>, dnssec_ok: bool) {
 mod tests {
     use super::*;
     use crate::dns::parse_name;
+
+    #[test]
+    fn a_notify_names_its_report_channel_in_an_opt_record() {
+        let apex = parse_name("example.com.").expect("valid");
+        let agent = parse_name("Agent.Example.NET.").expect("valid");
+        let m = notify_reporting_to(7, &apex, RecordType::CDS, &agent);
+        let plain = notify(7, &apex, RecordType::CDS);
+        // The same header (ARCOUNT 1) and question, then the OPT record.
+        assert_eq!(&m[..10], &plain[..10]);
+        assert_eq!(u16_at(&m, 10), Some(1));
+        assert_eq!(&m[12..plain.len()], &plain[12..]);
+        let opt = &m[plain.len()..];
+        let agent_wire = b"\x05agent\x07example\x03net\x00";
+        let mut want = vec![0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0];
+        want.extend_from_slice(&(4 + agent_wire.len() as u16).to_be_bytes());
+        want.extend_from_slice(&[0, 18]);
+        want.extend_from_slice(&(agent_wire.len() as u16).to_be_bytes());
+        want.extend_from_slice(agent_wire);
+        assert_eq!(opt, &want[..]);
+    }
 
     #[test]
     fn notify_matches_the_spec_example() {

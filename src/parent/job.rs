@@ -214,7 +214,15 @@ pub async fn notify(resolver: &Resolver, job: NotifyJob<'_>) -> NotifyRun {
     if job.dry_run {
         return run.ended(NotifyOutcome::DryRun(addr));
     }
-    let outcome = notify::send(addr, job.zone, job.rtype, &options(job.config), job.pace).await;
+    let outcome = notify::send(
+        addr,
+        job.zone,
+        job.rtype,
+        job.config.report_channel.as_ref(),
+        &options(job.config),
+        job.pace,
+    )
+    .await;
     run.ended(NotifyOutcome::Sent { addr, outcome })
 }
 

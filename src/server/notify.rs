@@ -39,7 +39,7 @@ fn options(key: Option<tsig::Key>) -> Options {
 /// serial supersedes it.
 pub async fn notify(apex: Name, serial: u32, target: SocketAddr, key: Option<tsig::Key>) {
     let zone = display(&apex);
-    match notify::send(target, &apex, RecordType::SOA, &options(key), None).await {
+    match notify::send(target, &apex, RecordType::SOA, None, &options(key), None).await {
         Outcome::Acknowledged => {
             tracing::info!(zone, serial, %target, "NOTIFY acknowledged");
         }

@@ -567,3 +567,63 @@ pub(crate) fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> b
     }
     false
 }
+
+/// RFC 9567 §6.1: with `[report] agent`, the NOTIFY carries the
+/// Report-Channel EDNS option (code 18) naming the agent domain, as
+/// dnspython reads it off the wire the receiver caught.
+#[test]
+fn a_notify_names_the_report_channel_as_dnspython_reads_it() {
+    if !ready() {
+        return;
+    }
+    let receiver = NotifyReceiver::start(Ipv4Addr::new(127, 0, 0, 3), ReceiverMode::Answer);
+    let parent_body = format!(
+        "*._dsync TYPE66 {}\n",
+        dsync(59, receiver.addr().port(), "scanner.test.")
+    );
+    let world = world(&parent_body, "");
+    let side = Side::new(&world, &[CHILD], "always", IMMEDIATE);
+    let text = fs::read_to_string(&side.config).expect("config");
+    fs::write(
+        &side.config,
+        format!("{text}\n[report]\nagent = \"Agent.Example.NET.\"\n"),
+    )
+    .expect("config");
+    let (code, stdout, stderr) = side.run(&["notify", "--zone", CHILD]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let got = receiver.wait_for(1, Duration::from_secs(5));
+    assert_eq!(got.len(), 1, "{got:?}");
+    let n = &got[0];
+    assert_eq!(
+        (n.opcode, n.qr, n.aa, n.qdcount),
+        (4, false, true, 1),
+        "{n:?}"
+    );
+    assert_eq!((n.qname.as_str(), n.qtype), (CHILD, 59), "{n:?}");
+    assert_eq!(
+        (n.ancount, n.nscount, n.arcount),
+        (0, 0, 1),
+        "only an OPT record: {n:?}"
+    );
+    let wire = side.root().join("notify.bin");
+    fs::write(&wire, &got[0].raw).expect("write");
+    let script = r#"
+import sys, dns.message, dns.name, dns.opcode
+m = dns.message.from_wire(open(sys.argv[1], "rb").read())
+assert dns.opcode.from_flags(m.flags) == dns.opcode.NOTIFY
+options = [o for o in m.options if o.otype == 18]
+assert len(options) == 1, m.options
+data = options[0].to_wire() if hasattr(options[0], "to_wire") else options[0].data
+name, used = dns.name.from_wire(data, 0)
+assert used == len(data), (used, len(data))
+print(m.edns, name.to_text())
+"#;
+    let (code, stdout, stderr) = output(
+        std::process::Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&wire),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(stdout.trim(), "0 agent.example.net.", "{stdout}");
+}
