@@ -73,7 +73,11 @@ pub fn evaluate(facts: &Facts, profile: &Profile, now: Timestamp) -> Verdict {
             outcome = Outcome::NothingToDo;
         } else if let Some(parent_ds) = &parent_ds {
             let wanted = wanted_ds(&facts.child, &parsed, profile, &mut found);
-            check_signatures(facts, sets, &parsed, parent_ds, now, &mut found);
+            // A delete with no DS changes nothing (an unsigned child may
+            // well carry it): nothing to verify.
+            if !(wanted == Wanted::Delete && parent_ds.is_empty()) {
+                signatures_everywhere(facts, sets, &parsed, parent_ds, now, &mut found);
+            }
             outcome = match wanted {
                 Wanted::Delete if parent_ds.is_empty() => Outcome::NothingToDo,
                 Wanted::Delete => Outcome::Delete,
@@ -365,12 +369,49 @@ fn signers<'a>(
         .collect()
 }
 
+/// A DS of `ds_set` names `key`: tag, algorithm and digest; for a digest
+/// type signalbox does not compute (SHA-1 at an old parent), tag and
+/// algorithm only.
 fn points_to(child: &Name, ds_set: &[Ds], key: &Dnskey) -> bool {
     ds_set.iter().any(|d| {
         d.key_tag == key_tag(key)
             && d.algorithm == key.algorithm
-            && digest_type(d.digest_type).is_some_and(|t| ds(child, key, t).digest == d.digest)
+            && digest_type(d.digest_type).is_none_or(|t| ds(child, key, t).digest == d.digest)
     })
+}
+
+/// [`check_signatures`] for every server's answer: their RDATA agree, but
+/// each serves its own signatures (a stale secondary's may have expired).
+/// What the reference server shows is said once; what another server adds
+/// is said with its name.
+fn signatures_everywhere(
+    facts: &Facts,
+    reference: &ApexSets,
+    parsed: &Parsed,
+    parent_ds: &[Ds],
+    now: Timestamp,
+    found: &mut Findings,
+) {
+    check_signatures(facts, reference, parsed, parent_ds, now, found);
+    for server in &facts.servers {
+        let Ok(sets) = &server.sets else {
+            continue;
+        };
+        if std::ptr::eq(sets, reference) {
+            continue;
+        }
+        let mut own = Findings::default();
+        check_signatures(facts, sets, parsed, parent_ds, now, &mut own);
+        for f in own.0 {
+            if !found.0.iter().any(|known| known.message == f.message) {
+                found.add(
+                    f.severity,
+                    f.rule,
+                    format!("{}: {}", server.who(), f.message),
+                );
+            }
+        }
+    }
 }
 
 /// RFC 7344 §4.1: the CDS/CDNSKEY RRsets must be signed by a key of the
@@ -386,18 +427,26 @@ fn check_signatures(
 ) {
     const RULE: &str = "RFC 7344 §4.1";
     let child = &facts.child;
-    if signers(
+    let dnskey_signers = signers(
         child,
         RecordType::DNSKEY,
         &sets.dnskey,
         &parsed.dnskeys,
         now,
-    )
-    .is_empty()
-    {
+    );
+    if dnskey_signers.is_empty() {
         found.error(
             RULE,
             "no valid signature over the DNSKEY RRset verifies with one of its keys".into(),
+        );
+    } else if !parent_ds.is_empty()
+        && !dnskey_signers
+            .iter()
+            .any(|k| points_to(child, parent_ds, k))
+    {
+        found.error(
+            "RFC 4035 §5",
+            "the DNSKEY RRset is not signed by a key the parent's DS points to: validators find the zone bogus, and the parent cannot authenticate the CDS".into(),
         );
     }
     for (rtype, set) in [

@@ -2,7 +2,7 @@
 //! with its source. `generic` is what the RFCs ask of every parent (RFC
 //! 7344 §4.1, RFC 8078, RFC 9615 §4.2, RFC 9975 §3); the registry profiles
 //! add their published acceptance rules on top, as recorded in
-//! `shared/spec/INTEROP.md` ("Registries' published acceptance rules"):
+//! docs/INTEROP.md ("Parents and registries"):
 //! check each registry's current policy page before relying on a date.
 
 use std::time::Duration;
@@ -87,7 +87,7 @@ pub const PROFILES: &[Profile] = &[
         unauthenticated_wait: Some(Duration::from_secs(3 * 86_400)),
         authenticated_bootstrap: true,
         scan_every: Some(DAY),
-        source: "SWITCH CDS policy as recorded in shared/spec/INTEROP.md: CDS only, daily over TCP from several locations, 3 days unchanged before an unauthenticated bootstrap, RFC 9615 signals skip the wait, CDS signed by a key in both DNSKEY and DS",
+        source: "SWITCH CDS policy as recorded in docs/INTEROP.md: CDS only, daily over TCP from several locations, 3 days unchanged before an unauthenticated bootstrap, RFC 9615 signals skip the wait, CDS signed by a key in both DNSKEY and DS",
     },
     Profile {
         name: "se",
@@ -99,7 +99,7 @@ pub const PROFILES: &[Profile] = &[
         unauthenticated_wait: Some(Duration::from_secs(72 * 3600)),
         authenticated_bootstrap: false,
         scan_every: Some(DAY),
-        source: "Internetstiftelsen CDS policy as recorded in shared/spec/INTEROP.md: CDS only, daily from three locations over TCP, at most 6 CDS, CDNSKEY if present must match, 72 h for bootstrap",
+        source: "Internetstiftelsen CDS policy as recorded in docs/INTEROP.md: CDS only, daily from three locations over TCP, at most 6 CDS, CDNSKEY if present must match, 72 h for bootstrap",
     },
     Profile {
         name: "cz",
@@ -111,7 +111,7 @@ pub const PROFILES: &[Profile] = &[
         unauthenticated_wait: Some(Duration::from_secs(7 * 86_400)),
         authenticated_bootstrap: false,
         scan_every: Some(DAY),
-        source: "CZ.NIC FRED AKM as recorded in shared/spec/INTEROP.md: CDNSKEY only, daily, 7 days unchanged on all NS over TCP",
+        source: "CZ.NIC FRED AKM as recorded in docs/INTEROP.md: CDNSKEY only, daily, 7 days unchanged on all NS over TCP",
     },
 ];
 

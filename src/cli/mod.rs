@@ -149,12 +149,17 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
         /// The child zone.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        zone: Option<String>,
+        /// Every child zone of the config, one after the other; the text
+        /// lists those with something pending (and a tally).
         #[arg(long)]
-        zone: String,
+        all: bool,
         /// What the parent checks: generic (the RFCs), ch, se, cz.
         #[arg(long, default_value = "generic")]
         profile: String,
-        /// Machine-readable output (the `Verdict` of src/check/mod.rs).
+        /// Machine-readable output (the `Verdict` of src/check/mod.rs; an
+        /// array of them with --all).
         #[arg(long)]
         json: bool,
     },
@@ -244,9 +249,10 @@ pub fn run() -> ExitCode {
         Command::Check {
             config,
             zone,
+            all: _,
             profile,
             json,
-        } => parent::run_check(&config, &zone, &profile, json),
+        } => parent::run_check(&config, zone.as_deref(), &profile, json),
         Command::Notify {
             config,
             zone,

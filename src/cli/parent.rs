@@ -157,42 +157,88 @@ pub fn run_parent(config: &Path, zone: &str) -> u8 {
     })
 }
 
-/// `signalbox check`: the parent's-eye preflight of one child.
-pub fn run_check(config: &Path, zone: &str, profile: &str, json: bool) -> u8 {
-    let Some(profile) = signalbox::check::profile::find(profile) else {
+/// `signalbox check`: the parent's-eye preflight of one child, or of every
+/// child (`zone` = `None`: `--all`).
+pub fn run_check(config: &Path, zone: Option<&str>, profile: &str, json: bool) -> u8 {
+    use signalbox::check::{self, Outcome, gather};
+    let Some(profile) = check::profile::find(profile) else {
         eprintln!(
             "error: --profile {profile}: not one of {}",
-            signalbox::check::profile::names().join(", ")
+            check::profile::names().join(", ")
         );
         return EXIT_CONFIG;
     };
-    let (loaded, index, rt) = match prepare(config, zone) {
-        Ok(ready) => ready,
+    let loaded = match load(config) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let child = &loaded.children[index];
-    let verdict = rt.block_on(async {
-        let resolver = Resolver::new(loaded.config.resolver.clone());
-        let asking = signalbox::check::gather::Asking {
-            port: loaded.config.notify.nameserver_port,
-            timeout: loaded.config.resolver.timeout,
-            configured: child.settings.nameservers.clone(),
-        };
-        let facts = signalbox::check::gather::gather(&resolver, &child.name, &asking).await;
-        signalbox::check::evaluate(&facts, profile, jiff::Timestamp::now())
-    });
-    if json {
-        match serde_json::to_string_pretty(&verdict) {
-            Ok(text) => outln!("{text}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_WARNINGS;
-            }
-        }
-    } else {
-        out!("{}", verdict.to_text());
+    let indices = match zone {
+        Some(zone) => match child(&loaded, zone) {
+            Ok(index) => vec![index],
+            Err(code) => return code,
+        },
+        None => (0..loaded.children.len()).collect(),
+    };
+    if loaded.config.resolver.servers.is_empty() {
+        eprintln!("error: [resolver] servers is empty: the parent cannot be looked up");
+        return EXIT_CONFIG;
     }
-    verdict.outcome.exit_code()
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let verdicts: Vec<check::Verdict> = rt.block_on(async {
+        let resolver = Resolver::new(loaded.config.resolver.clone());
+        let mut verdicts = Vec::with_capacity(indices.len());
+        for index in indices {
+            let child = &loaded.children[index];
+            let asking = gather::Asking {
+                port: loaded.config.notify.nameserver_port,
+                timeout: loaded.config.resolver.timeout,
+                configured: child.settings.nameservers.clone(),
+            };
+            let facts = gather::gather(&resolver, &child.name, &asking).await;
+            verdicts.push(check::evaluate(&facts, profile, jiff::Timestamp::now()));
+        }
+        verdicts
+    });
+    let printed = match (json, zone.is_some()) {
+        (true, true) => serde_json::to_string_pretty(&verdicts[0]).map(|t| outln!("{t}")),
+        (true, false) => serde_json::to_string_pretty(&verdicts).map(|t| outln!("{t}")),
+        (false, true) => {
+            out!("{}", verdicts[0].to_text());
+            Ok(())
+        }
+        (false, false) => {
+            let mut tally: std::collections::BTreeMap<String, usize> = Default::default();
+            for verdict in &verdicts {
+                let outcome = format!("{:?}", verdict.outcome).to_ascii_lowercase();
+                *tally.entry(outcome).or_default() += 1;
+                if verdict.outcome != Outcome::NothingToDo {
+                    outln!("{}: {}", display(&verdict.child), verdict.summary);
+                    for f in verdict
+                        .findings
+                        .iter()
+                        .filter(|f| f.severity == check::Severity::Error)
+                    {
+                        outln!("  error: {} ({})", f.message, f.rule);
+                    }
+                }
+            }
+            let tally: Vec<String> = tally.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            outln!("; {} children: {}", verdicts.len(), tally.join(", "));
+            Ok(())
+        }
+    };
+    if let Err(e) = printed {
+        eprintln!("error: {e}");
+        return EXIT_WARNINGS;
+    }
+    verdicts
+        .iter()
+        .map(|v| v.outcome.exit_code())
+        .max()
+        .unwrap_or(EXIT_OK)
 }
 
 /// The DSYNC RRset and the NOTIFY target per type; warnings when one is

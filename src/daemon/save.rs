@@ -19,8 +19,9 @@
 //!
 //! The key caches (`keys::dir::cache`) are written here too, in order with
 //! the zones, so the round that made one does not wait for the disk. A key
-//! cache that cannot be written is logged and left: it is a head start
-//! only, and the next full round or shutdown writes it again.
+//! cache that cannot be written is logged and left (the older one on disk
+//! stays, which costs reads at the next start, never a wrong key): it is a
+//! head start only, written again after the next key change.
 //!
 //! Faults: a save that fails (a full disk) keeps its job and is retried with
 //! a growing pause; the error is logged once, then at most once a minute

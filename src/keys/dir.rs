@@ -123,6 +123,9 @@ pub struct KeyDirectory {
     /// The keys known changed since the last key cache was taken
     /// ([`cache`]).
     uncached: bool,
+    /// Stems a restore left out (keys of zones signed here, always read
+    /// from their files): their reading does not make the cache stale.
+    left_out: rustc_hash::FxHashSet<Box<str>>,
 }
 
 impl KeyDirectory {
@@ -141,6 +144,7 @@ impl KeyDirectory {
             listed: None,
             hold: None,
             uncached: false,
+            left_out: rustc_hash::FxHashSet::default(),
         }
     }
 
@@ -231,7 +235,7 @@ impl KeyDirectory {
             .take()
             .inspect(|hold| hold.log_released(&self.path));
         let mut report = ScanReport::default();
-        self.uncached |= !changed_stems.is_empty();
+        self.uncached |= changed_stems.iter().any(|s| !self.left_out.contains(s));
         // Changed keys, and every troubled one again (flux may have ended,
         // or lasted too long).
         let mut work: BTreeSet<Box<str>> = changed_stems;
@@ -445,6 +449,9 @@ impl KeyDirectory {
             return;
         };
         let old = slot.good.clone();
+        if std::mem::take(&mut slot.restored) {
+            slot.good = None;
+        }
         slot.issues.clear();
         let was_unreadable = slot.held.take().is_some_and(|h| h.unreadable);
         let Some(key_name) = slot.file_name(FileKind::Key) else {
@@ -507,8 +514,9 @@ impl KeyDirectory {
         let empty = slot.files.iter().all(Option::is_none);
         if troubled {
             self.troubled.insert(stem.into());
-        } else {
-            self.troubled.remove(stem);
+        } else if self.troubled.remove(stem) && !self.left_out.contains(stem) {
+            // Recovered with the same view: it is cacheable again.
+            self.uncached = true;
         }
         if empty {
             self.slots.remove(stem);
@@ -521,7 +529,7 @@ impl KeyDirectory {
         if same {
             return;
         }
-        self.uncached = true;
+        self.uncached |= !self.left_out.contains(stem);
         if let Some(old) = old {
             changed.insert(old.zone.clone());
             if let Some(keys) = self.zones.get_mut(&old.zone) {

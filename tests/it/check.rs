@@ -213,6 +213,15 @@ fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
         text.contains("verdict: bootstrap will be accepted"),
         "{text}"
     );
+    let (code, text, _) = side.run(&["check", "--all"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!("{CHILD}: bootstrap will be accepted"))
+            && text.contains("; 1 children: 1 bootstrap"),
+        "{text}"
+    );
+    let (code, _, stderr) = side.run(&["check"]);
+    assert_eq!(code, 2, "--zone or --all is required: {stderr}");
 
     // 2. The parent publishes the DS: nothing left to do.
     let ds = signzone::dsfromkey(&side.child_key);

@@ -463,3 +463,87 @@ fn an_expired_signature_does_not_count() {
         "no valid signature"
     ));
 }
+
+#[test]
+fn a_stale_secondary_with_expired_signatures_is_named() {
+    let (ksk, zsk) = (key(1, 257), key(2, 256));
+    let apex = usual(&ksk, &zsk).sets();
+    let mut stale = facts(&apex, vec![]);
+    // Same records, signatures that expired an hour ago.
+    let mut old = apex.clone();
+    for set in [&mut old.dnskey, &mut old.cds, &mut old.cdnskey] {
+        for sig in &mut set.rrsigs {
+            sig.expiration = now().as_second() as u32 - 3600;
+        }
+    }
+    stale.servers[2].sets = Ok(old);
+    let verdict = judge(&stale, generic());
+    assert_eq!(verdict.outcome, Outcome::Refused, "{}", verdict.to_text());
+    assert!(
+        has(
+            &verdict,
+            Severity::Error,
+            "RFC 7344 §4.1",
+            "ns2.example.org. 192.0.2.2:53 udp: no valid signature"
+        ),
+        "{}",
+        verdict.to_text()
+    );
+}
+
+#[test]
+fn a_dnskey_rrset_not_signed_by_a_key_the_ds_points_to_is_bogus() {
+    let (ksk1, ksk2, zsk) = (key(1, 257), key(3, 257), key(2, 256));
+    let apex = Apex {
+        published: vec![&ksk1, &ksk2, &zsk],
+        dnskey_by: vec![&ksk2],
+        cds: vec![ds_of(&ksk2)],
+        cdnskey: vec![ksk2.dnskey.clone()],
+        cds_by: vec![&ksk1, &ksk2],
+    };
+    let verdict = judge(&facts(&apex.sets(), vec![ds_of(&ksk1)]), generic());
+    assert_eq!(verdict.outcome, Outcome::Refused, "{}", verdict.to_text());
+    assert!(has(&verdict, Severity::Error, "RFC 4035 §5", "bogus"));
+}
+
+#[test]
+fn a_sha1_ds_at_the_parent_still_identifies_its_key() {
+    let (ksk, zsk) = (key(1, 257), key(2, 256));
+    let apex = usual(&ksk, &zsk).sets();
+    let mut sha1 = ds_of(&ksk);
+    sha1.digest_type = 1;
+    sha1.digest = vec![0xab; 20];
+    let verdict = judge(&facts(&apex, vec![sha1]), generic());
+    assert_eq!(verdict.outcome, Outcome::Rollover, "{}", verdict.to_text());
+    assert!(
+        verdict
+            .findings
+            .iter()
+            .all(|f| f.severity != Severity::Error),
+        "{}",
+        verdict.to_text()
+    );
+}
+
+#[test]
+fn a_delete_on_an_unsigned_child_without_ds_is_nothing_to_do() {
+    let apex = ApexSets {
+        dnskey: Signed::default(),
+        cds: Signed {
+            rdatas: vec![Ds::delete().to_wire()],
+            rrsigs: vec![],
+        },
+        cdnskey: Signed {
+            rdatas: vec![Dnskey::delete().to_wire()],
+            rrsigs: vec![],
+        },
+    };
+    let verdict = judge(&facts(&apex, vec![]), generic());
+    assert_eq!(
+        verdict.outcome,
+        Outcome::NothingToDo,
+        "{}",
+        verdict.to_text()
+    );
+    assert_eq!(verdict.outcome.exit_code(), 0);
+}

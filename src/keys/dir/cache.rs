@@ -167,11 +167,17 @@ impl KeyDirectory {
         let expected = (count as usize).min(body.len() / 64);
         let mut stamps = Vec::with_capacity(expected);
         let mut slots = Vec::with_capacity(expected);
+        let mut left_out = Vec::new();
+        let mut seen_stems: rustc_hash::FxHashSet<Box<str>> = Default::default();
         for _ in 0..count {
             let entry = decode_entry(&mut r, &self.dir)?;
+            if !seen_stems.insert(entry.stem.clone()) {
+                return Err(CacheError::Damaged("a key twice"));
+            }
             let signs_zone = signs(&entry.key.zone);
             if signs_zone && entry.key.files.private.is_some() {
                 restored.left_out += 1;
+                left_out.push(entry.stem);
                 continue;
             }
             restored.keys += 1;
@@ -181,6 +187,7 @@ impl KeyDirectory {
         if r.at != body.len() {
             return Err(CacheError::Damaged("trailing octets"));
         }
+        self.left_out.extend(left_out);
         let generation = self.generation;
         self.stamps.reserve(stamps.len());
         self.slots.reserve(slots.len());
@@ -200,6 +207,7 @@ impl KeyDirectory {
                 Slot {
                     files,
                     good: Some(key),
+                    restored: true,
                     ..Slot::default()
                 },
             );
@@ -350,6 +358,10 @@ fn decode_entry(r: &mut Reader<'_>, dir: &Arc<Path>) -> Result<Entry, CacheError
         Some((zone, used)) if used == zone_len => zone,
         _ => return Err(damaged("a zone name")),
     };
+    // The zone its file is named for (a fresh read checks the same).
+    if crate::dns::parse_name(&key_name.zone_text).ok().as_ref() != Some(&zone) {
+        return Err(damaged("a zone that is not its file's"));
+    }
     let flags = r.u16()?;
     let protocol = r.u8()?;
     let algorithm_number = r.u8()?;

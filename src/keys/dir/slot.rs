@@ -31,6 +31,11 @@ pub(super) struct Slot {
     /// is held (boxed: rare, and a slot per key adds up at a million
     /// children).
     pub(super) held: Option<Box<SlotHold>>,
+    /// `good` came from the key cache, not from reading the files in this
+    /// run: it is no "last good view" to fall back on when the files,
+    /// changed since, do not read (the zone is held instead, as on a cold
+    /// start).
+    pub(super) restored: bool,
 }
 
 /// Why a key holds its zone.

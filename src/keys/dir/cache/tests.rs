@@ -260,3 +260,111 @@ fn any_damage_behind_a_valid_checksum_is_handled() {
         }
     }
 }
+
+/// A key file rewritten in place (same name, new stamp) while stopped is
+/// read again and its new content used.
+#[test]
+fn a_file_rewritten_in_place_is_read_again() {
+    let tmp = bind_keys();
+    let (_, cache) = scanned_cache(tmp.path());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let a = fs::read_dir(tmp.path())
+        .expect("dir")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("Ka.example."))
+        .expect("a's key")
+        .path();
+    let text = fs::read_to_string(&a).expect("read");
+    let rewritten = text.replace(
+        "; Created: 20260101000000",
+        "; Created: 20260101000000\n; Inactive: 20300101000000",
+    );
+    assert_ne!(rewritten, text);
+    fs::write(&a, rewritten).expect("rewrite");
+    let mut dir = KeyDirectory::new(tmp.path());
+    dir.restore(&cache, |_| false).expect("restored");
+    let report = dir.scan(Instant::now());
+    assert_eq!(report.files_read, 1);
+    let zone = parse_name("a.example.").expect("valid");
+    let key = &report.zones[&zone][0];
+    assert!(
+        key.timing.get(crate::keys::TimingEvent::Inactive).is_some(),
+        "{key:?}"
+    );
+    assert!(report.changed.contains(&zone));
+}
+
+/// A cached view is no last good view: a key whose file changed while
+/// stopped and now does not read holds its zone, exactly as on a cold
+/// start, instead of publishing from the old view.
+#[test]
+fn a_changed_file_that_does_not_read_holds_its_zone_as_on_a_cold_start() {
+    let tmp = bind_keys();
+    let (_, cache) = scanned_cache(tmp.path());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let a = fs::read_dir(tmp.path())
+        .expect("dir")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("Ka.example."))
+        .expect("a's key")
+        .path();
+    fs::write(&a, "a.example. 3600 IN DNSKEY garbage\n").expect("rewrite");
+    let zone = parse_name("a.example.").expect("valid");
+    let mut cold = KeyDirectory::new(tmp.path());
+    let cold_report = cold.scan(Instant::now());
+    assert!(
+        cold_report.held.contains_key(&zone),
+        "a cold start holds it"
+    );
+    let mut dir = KeyDirectory::new(tmp.path());
+    dir.restore(&cache, |_| false).expect("restored");
+    let report = dir.scan(Instant::now());
+    assert!(report.held.contains_key(&zone), "{:?}", report.issues);
+    assert!(
+        !report.zones.contains_key(&zone),
+        "the old view is not used"
+    );
+    assert_eq!(
+        report.held.keys().collect::<Vec<_>>(),
+        cold_report.held.keys().collect::<Vec<_>>()
+    );
+}
+
+/// The keys of a zone signed here are left out of a restore and read; that
+/// reading does not make the directory's cache stale (it would otherwise be
+/// rewritten whole at every start).
+#[test]
+fn reading_the_left_out_signing_keys_does_not_make_the_cache_stale() {
+    let tmp = bind_keys();
+    let (_, cache) = scanned_cache(tmp.path());
+    let kasp = parse_name("kasp.test.").expect("valid");
+    let mut dir = KeyDirectory::new(tmp.path());
+    dir.restore(&cache, |zone| *zone == kasp).expect("restored");
+    let report = dir.scan(Instant::now());
+    assert_eq!(report.files_read, 9);
+    assert!(!dir.cache_stale());
+}
+
+/// A cache naming a key under another zone than its file's is refused.
+#[test]
+fn a_key_under_another_zone_than_its_file_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    write_public_key(tmp.path(), "a.example.", 1);
+    let (_, cache) = scanned_cache(tmp.path());
+    // The zone's wire form follows the file name and stamp; swap one
+    // octet of its label ("a" -> "b") and fix the checksum.
+    let body_len = cache.len() - DIGEST_LEN;
+    let mut bad = cache[..body_len].to_vec();
+    let at = bad
+        .windows(10)
+        .position(|w| w == b"\x01a\x07example")
+        .expect("the zone's wire form");
+    bad[at + 1] = b'b';
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bad);
+    bad.extend_from_slice(digest.as_ref());
+    let mut dir = KeyDirectory::new(tmp.path());
+    assert!(matches!(
+        dir.restore(&bad, |_| false),
+        Err(CacheError::Damaged(_))
+    ));
+}
