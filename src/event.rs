@@ -78,6 +78,8 @@ pub enum EventKind {
     NotifyRejected,
     /// A NOTIFY is held: the nameservers disagree.
     NotifyHeld,
+    /// An RFC 9567 error report arrived (`[report] agent`).
+    ErrorReport,
 }
 
 impl EventKind {
@@ -94,6 +96,7 @@ impl EventKind {
             EventKind::NotifyFailed => "notify-failed",
             EventKind::NotifyRejected => "notify-rejected",
             EventKind::NotifyHeld => "notify-held",
+            EventKind::ErrorReport => "error-report",
         }
     }
 }

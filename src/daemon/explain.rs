@@ -19,7 +19,10 @@
 //!   9859) is owed, waiting for the nameservers to agree (RFC 9975) or held,
 //!   and the last one sent with its result (asked of the parent agent);
 //! - `next_event`: the next key timing event, which keys it concerns, and
-//!   what the signals and the state become then.
+//!   what the signals and the state become then;
+//! - `error_reports[]`: the RFC 9567 error reports received about the
+//!   child (`[report] agent`), the last ones, oldest first: `time`,
+//!   `qname`, `qtype`, `ede` (the extended DNS error code) and `source`.
 //!
 //! JSON field names are the interface scripts use; times are RFC 3339.
 
@@ -69,6 +72,8 @@ pub struct Explanation {
     pub notify: Vec<NotifyStory>,
     /// The next key timing event.
     pub next_event: Option<NextEvent>,
+    /// RFC 9567 error reports received about it, oldest first.
+    pub error_reports: Vec<super::error_reports::ErrorReport>,
     /// When this was computed.
     pub at: String,
 }
@@ -262,6 +267,7 @@ impl Daemon {
             parent: parent_side(&child, view, now),
             notify: Vec::new(),
             next_event: next_event(&input, &child, &signals, view, now),
+            error_reports: self.error_reports.about(&name),
             at: now.to_string(),
         })
     }
@@ -631,6 +637,13 @@ impl Explanation {
                 let _ = writeln!(out, "next: {}", next.summary);
             }
             None => out.push_str("next: no timing event ahead\n"),
+        }
+        for r in &self.error_reports {
+            let _ = writeln!(
+                out,
+                "error report {}: {} {} extended error {} from {}",
+                r.time, r.qname, r.qtype, r.ede, r.source
+            );
         }
         out
     }

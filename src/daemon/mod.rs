@@ -17,6 +17,7 @@ mod agent_link;
 mod brake;
 pub mod control;
 mod delegations;
+pub mod error_reports;
 pub mod explain;
 mod key_cache;
 mod round;
@@ -174,6 +175,13 @@ pub struct Daemon {
     deaths: Option<UnboundedReceiver<Death>>,
     /// The UDP response rate limiter, once serving with it enabled.
     rrl: Option<Arc<crate::server::rrl::Rrl>>,
+    /// The RFC 9567 monitoring agent the server answers for, with
+    /// `[report] agent`.
+    report_agent: Option<Arc<crate::server::report::ReportAgent>>,
+    /// Where it queues the reports (taken by the event loop).
+    report_queue: Option<tokio::sync::mpsc::Receiver<crate::server::report::ReportQuery>>,
+    /// The reports received.
+    error_reports: error_reports::ErrorReports,
 }
 
 impl Daemon {
@@ -192,6 +200,15 @@ impl Daemon {
             config.server.edns_udp_size,
         )));
         let (vitals, deaths) = Vitals::new();
+        let (report_agent, report_queue) = match &config.report.agent {
+            Some(agent) => {
+                let (agent, queue) = crate::server::report::ReportAgent::new(agent);
+                (Some(Arc::new(agent)), Some(queue))
+            }
+            None => (None, None),
+        };
+        let error_reports =
+            error_reports::ErrorReports::load(state.path().join("error-reports.log"));
         let mut daemon = Daemon {
             config_path: config_path.to_path_buf(),
             config,
@@ -213,6 +230,9 @@ impl Daemon {
             vitals,
             deaths: Some(deaths),
             rrl: None,
+            report_agent,
+            report_queue,
+            error_reports,
         };
         daemon.sync_zones();
         daemon.publish_snapshot();
@@ -356,10 +376,15 @@ impl Daemon {
         if config.state != self.config.state {
             tracing::warn!("[state] changed: the state directory changes at the next restart");
         }
+        if config.report != self.config.report {
+            tracing::warn!("[report] changed: the monitoring agent changes at the next restart");
+        }
         let keyring = Keyring::load(&config.tsig_keys)?;
         let mut config = config;
         config.server = self.config.server.clone();
         config.state = self.config.state.clone();
+        config.report = self.config.report.clone();
+        config.notify.report_channel = self.config.report.agent.clone();
         self.keyring = Arc::new(keyring);
         self.keys.reconfigure(&config);
         self.events.reconfigure(&config.hooks);

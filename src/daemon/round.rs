@@ -533,7 +533,8 @@ impl Daemon {
         self.snapshot.store(Arc::new(
             crate::server::Snapshot::new(zones, self.config.server.edns_udp_size)
                 .with_keyring(self.keyring.clone())
-                .with_inbox(self.sidecar.inbox.clone()),
+                .with_inbox(self.sidecar.inbox.clone())
+                .with_report_agent(self.report_agent.clone()),
         ));
     }
 }

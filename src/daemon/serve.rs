@@ -86,6 +86,17 @@ async fn run_round(
     }
 }
 
+/// The next error report the server queued (`[report] agent`); never
+/// without an agent.
+async fn next_report(
+    queue: &mut Option<tokio::sync::mpsc::Receiver<crate::server::report::ReportQuery>>,
+) -> Option<crate::server::report::ReportQuery> {
+    match queue {
+        Some(queue) => queue.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A full round: rescan everything, recompute every child.
 fn full_round() -> RoundInput {
     RoundInput {
@@ -198,6 +209,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     }
     daemon.rrl = listening.rrl;
     daemon.events = crate::event::Events::start(&daemon.config.hooks, &daemon.vitals);
+    let mut report_queue = daemon.report_queue.take();
     let mut ctl_rx = open_control_socket(&daemon)?;
     let mut deaths = daemon.deaths.take();
     let mut died = None;
@@ -282,6 +294,13 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
                 input = Some(daemon.serial_hold.retry_round());
             }
             _ = watchdog.tick() => sd.watchdog(),
+            Some(query) = next_report(&mut report_queue) => {
+                if let Some(report) = daemon.take_error_report(query) {
+                    if let Some(metrics) = &metrics {
+                        metrics.error_report(report.ede);
+                    }
+                }
+            }
             _ = hangup.recv() => {
                 let (next, outcome) = reload(daemon, &sd).await?;
                 daemon = next;

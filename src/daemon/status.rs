@@ -38,6 +38,20 @@ pub struct StatusReport {
     pub followed: Vec<FollowedStatus>,
     /// UPDATE writes into signers, when any zone is published by UPDATE.
     pub update: Option<UpdateStatus>,
+    /// RFC 9567 error reports taken since start (`[report] agent`), by
+    /// extended DNS error code, and those refused by the per-source limit.
+    pub error_reports: ErrorReportStatus,
+}
+
+/// Error reports received as the monitoring agent.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ErrorReportStatus {
+    /// Taken since start.
+    pub total: u64,
+    /// By extended DNS error code.
+    pub by_code: std::collections::BTreeMap<u16, u64>,
+    /// Refused by the per-source limit.
+    pub rate_limited: u64,
 }
 
 /// One served signalling zone.
@@ -249,6 +263,11 @@ impl Daemon {
             key_directories,
             followed,
             update,
+            error_reports: ErrorReportStatus {
+                total: self.error_reports.total(),
+                by_code: self.error_reports.by_code.clone(),
+                rate_limited: self.error_reports.rate_limited,
+            },
         }
     }
 }
@@ -450,6 +469,21 @@ impl StatusReport {
                 out,
                 "UPDATE: {} written, {} failed, {} dropped or reverted by the server",
                 u.written, u.failed, u.dropped
+            );
+        }
+        let e = &self.error_reports;
+        if e.total > 0 || e.rate_limited > 0 {
+            let codes: Vec<String> = e
+                .by_code
+                .iter()
+                .map(|(code, n)| format!("{n} with extended error {code}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "error reports: {} since start ({}), {} over a source's limit (signalbox explain ZONE lists them)",
+                e.total,
+                codes.join(", "),
+                e.rate_limited
             );
         }
         out

@@ -66,6 +66,7 @@ pub struct Metrics {
     key_file_errors: Gauge,
     key_change_to_served: Histogram,
     children: Family<[(&'static str, &'static str); 1], Gauge>,
+    error_reports: Family<[(&'static str, String); 1], Counter>,
 }
 
 /// What a round leaves for the metrics.
@@ -163,6 +164,13 @@ impl Metrics {
              held, error); from the parent's DS as observed, else from key metadata",
             children.clone(),
         );
+        let error_reports = Family::<[(&'static str, String); 1], Counter>::default();
+        registry.register(
+            "error_reports",
+            "RFC 9567 error reports received as the monitoring agent ([report] agent), by \
+             extended DNS error code (RFC 8914)",
+            error_reports.clone(),
+        );
         registry.register_collector(Box::new(ZoneCollector {
             snapshot,
             expiry: Mutex::default(),
@@ -182,7 +190,15 @@ impl Metrics {
             key_file_errors,
             key_change_to_served,
             children,
+            error_reports,
         }
+    }
+
+    /// Counts an error report taken.
+    pub fn error_report(&self, ede: u16) {
+        self.error_reports
+            .get_or_create(&[("ede", ede.to_string())])
+            .inc();
     }
 
     /// Notes a finished round.

@@ -18,6 +18,7 @@ use hickory_proto::rr::RecordType;
 use super::{
     inbound::Verdict,
     query::{self, ParseError},
+    report::AgentAnswer,
     snapshot::{ServedZone, Snapshot},
     xfr::{self, Transfer},
 };
@@ -235,6 +236,21 @@ fn respond_to(
     let lower = &lower[..qname_len];
     let zone = match (q.qclass, snapshot.zone_arc_for(lower)) {
         (1, Some(zone)) => zone,
+        (1, None)
+            if snapshot
+                .report_agent
+                .as_ref()
+                .is_some_and(|a| a.covers(lower)) =>
+        {
+            // RFC 9567 §6.3: a report gets a positive answer.
+            if let Some(agent) = &snapshot.report_agent {
+                if let AgentAnswer::Report(txt) = agent.answer(lower, q.qtype, peer) {
+                    w.records(Section::Answer, Owner::Pointer(12), txt);
+                }
+            }
+            w.finish(rcode::NOERROR, true, None, size, transport);
+            return Answer::Message;
+        }
         _ => {
             w.finish(rcode::REFUSED, false, None, size, transport);
             return Answer::Message;

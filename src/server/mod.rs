@@ -9,6 +9,7 @@ pub mod counters;
 pub mod inbound;
 pub mod notify;
 pub mod query;
+pub mod report;
 pub mod rrl;
 mod snapshot;
 mod tcp;

@@ -87,6 +87,8 @@ pub struct Snapshot {
     pub keyring: Arc<tsig::Keyring>,
     /// Followed zones whose primaries may NOTIFY.
     pub inbox: Option<Arc<super::inbound::FollowInbox>>,
+    /// The RFC 9567 monitoring agent (`[report] agent`).
+    pub report_agent: Option<Arc<super::report::ReportAgent>>,
 }
 
 impl Snapshot {
@@ -100,7 +102,14 @@ impl Snapshot {
             edns_udp_size,
             keyring: Arc::default(),
             inbox: None,
+            report_agent: None,
         }
+    }
+
+    /// The same, answering error reports for `agent`.
+    pub fn with_report_agent(mut self, agent: Option<Arc<super::report::ReportAgent>>) -> Self {
+        self.report_agent = agent;
+        self
     }
 
     /// The same, accepting NOTIFY for followed zones.
