@@ -348,13 +348,7 @@ fn a_silent_target_gets_udp_retries_then_tcp_then_the_failure_is_reported() {
     if !ready() {
         return;
     }
-    let receiver = NotifyReceiver::start(Ipv4Addr::new(127, 0, 0, 3), ReceiverMode::Silent);
-    let parent_body = format!(
-        "*._dsync TYPE66 {}\n",
-        dsync(59, receiver.addr().port(), "scanner.test.")
-    );
-    let world = world(&parent_body, "");
-    let side = Side::new(&world, &[CHILD], "always", IMMEDIATE);
+    let (receiver, _, _world, side) = receiver_world(ReceiverMode::Silent, "always", IMMEDIATE);
     let started = Instant::now();
     let (code, stdout, _) = side.run(&["notify", "--zone", CHILD]);
     assert_eq!(code, 1, "{stdout}");
@@ -547,13 +541,24 @@ fn a_held_round_notifies_no_parent() {
 /// at it for CDS, and signalbox's side for [`CHILD`] with `cds = "rollover"`;
 /// the parent zone's body is returned to be extended (with DS) later.
 pub(crate) fn rollover_world() -> (NotifyReceiver, String, ParentWorld, Side) {
-    let receiver = NotifyReceiver::start(Ipv4Addr::new(127, 0, 0, 3), ReceiverMode::Answer);
+    receiver_world(ReceiverMode::Answer, "rollover", "")
+}
+
+/// A NOTIFY receiver in `mode`, a parent zone whose wildcard DSYNC points
+/// at it for CDS, and signalbox's side for [`CHILD`] (`cds`, `[notify]`
+/// lines `notify`); with the parent zone's body.
+fn receiver_world(
+    mode: ReceiverMode,
+    cds: &str,
+    notify: &str,
+) -> (NotifyReceiver, String, ParentWorld, Side) {
+    let receiver = NotifyReceiver::start(Ipv4Addr::new(127, 0, 0, 3), mode);
     let parent_body = format!(
         "*._dsync TYPE66 {}\n",
         dsync(59, receiver.addr().port(), "scanner.test.")
     );
     let world = world(&parent_body, "");
-    let side = Side::new(&world, &[CHILD], "rollover", "");
+    let side = Side::new(&world, &[CHILD], cds, notify);
     (receiver, parent_body, world, side)
 }
 
@@ -576,13 +581,7 @@ fn a_notify_names_the_report_channel_as_dnspython_reads_it() {
     if !ready() {
         return;
     }
-    let receiver = NotifyReceiver::start(Ipv4Addr::new(127, 0, 0, 3), ReceiverMode::Answer);
-    let parent_body = format!(
-        "*._dsync TYPE66 {}\n",
-        dsync(59, receiver.addr().port(), "scanner.test.")
-    );
-    let world = world(&parent_body, "");
-    let side = Side::new(&world, &[CHILD], "always", IMMEDIATE);
+    let (receiver, _, _world, side) = receiver_world(ReceiverMode::Answer, "always", IMMEDIATE);
     let text = fs::read_to_string(&side.config).expect("config");
     fs::write(
         &side.config,

@@ -43,6 +43,16 @@ fn write_public_key(dir: &Path, zone: &str, seed: u8) -> String {
     file
 }
 
+/// The path of the key file in `dir` whose name starts with `prefix`.
+fn key_file(dir: &Path, prefix: &str) -> std::path::PathBuf {
+    fs::read_dir(dir)
+        .expect("dir")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix}* key file"))
+        .path()
+}
+
 /// A key as it compares across a restore: the private half only by format.
 fn comparable(key: &Key) -> Key {
     let mut key = key.clone();
@@ -116,12 +126,7 @@ fn a_file_changed_or_gone_since_the_cache_is_read_again() {
     // a.example. gets a second key; b.example.'s key is removed.
     std::thread::sleep(std::time::Duration::from_millis(20));
     write_public_key(tmp.path(), "a.example.", 9);
-    let b = fs::read_dir(tmp.path())
-        .expect("dir")
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with("Kb.example."))
-        .expect("b's key");
-    fs::remove_file(b.path()).expect("remove");
+    fs::remove_file(key_file(tmp.path(), "Kb.example.")).expect("remove");
     let mut dir = KeyDirectory::new(tmp.path());
     dir.restore(&cache, |_| false).expect("restored");
     let report = dir.scan(Instant::now());
@@ -268,12 +273,7 @@ fn a_file_rewritten_in_place_is_read_again() {
     let tmp = bind_keys();
     let (_, cache) = scanned_cache(tmp.path());
     std::thread::sleep(std::time::Duration::from_millis(20));
-    let a = fs::read_dir(tmp.path())
-        .expect("dir")
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with("Ka.example."))
-        .expect("a's key")
-        .path();
+    let a = key_file(tmp.path(), "Ka.example.");
     let text = fs::read_to_string(&a).expect("read");
     let rewritten = text.replace(
         "; Created: 20260101000000",
@@ -302,12 +302,7 @@ fn a_changed_file_that_does_not_read_holds_its_zone_as_on_a_cold_start() {
     let tmp = bind_keys();
     let (_, cache) = scanned_cache(tmp.path());
     std::thread::sleep(std::time::Duration::from_millis(20));
-    let a = fs::read_dir(tmp.path())
-        .expect("dir")
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with("Ka.example."))
-        .expect("a's key")
-        .path();
+    let a = key_file(tmp.path(), "Ka.example.");
     fs::write(&a, "a.example. 3600 IN DNSKEY garbage\n").expect("rewrite");
     let zone = parse_name("a.example.").expect("valid");
     let mut cold = KeyDirectory::new(tmp.path());
