@@ -12,9 +12,14 @@
 //! 4. a second nameserver in the delegation that does not serve the child:
 //!    refused (RFC 9975 §3), exit 1, the server named.
 //!
-//! The other verdicts (the delete form mixed, in-bailiwick-only
-//! delegations, registry limits, expired signatures...) are unit-tested
-//! rule by rule in `check::evaluate::tests`.
+//! And a delegation whose only nameserver is inside the child: refused
+//! where the signals are needed, an unauthenticated bootstrap under `.ch`.
+//!
+//! The delete form mixed with other CDS cannot be served here: BIND's
+//! `named-compilezone`, which the harness compiles zones with, refuses to
+//! load such a zone ("CDS/CDNSKEY consistency checks failed"). That
+//! verdict, registry limits, expired signatures and the rest are
+//! unit-tested rule by rule in `check::evaluate::tests`.
 
 use std::{fs, net::SocketAddr, process::Command};
 
@@ -56,6 +61,17 @@ fn findings(verdict: &Value) -> String {
 /// ZSK's only (taken from a second run with `-z`, where every key signs
 /// everything).
 fn signed_apex(world: &ParentWorld, side: &Side, cds_lines: &str, zsk_signs_cds: bool) -> String {
+    signed_apex_at(world, side, "ns.other.test.", cds_lines, zsk_signs_cds)
+}
+
+/// [`signed_apex`] for a child whose only nameserver is `ns`.
+fn signed_apex_at(
+    world: &ParentWorld,
+    side: &Side,
+    ns: &str,
+    cds_lines: &str,
+    zsk_signs_cds: bool,
+) -> String {
     let signer = side.root().join("signer");
     let serial: u32 = world
         .records(CHILD, CHILD, "SOA")
@@ -66,7 +82,7 @@ fn signed_apex(world: &ParentWorld, side: &Side, cds_lines: &str, zsk_signs_cds:
     fs::write(
         &zone,
         format!(
-            "{CHILD} 300 IN SOA ns.other.test. hostmaster.{CHILD} {} 3600 600 86400 300\n{CHILD} 300 IN NS ns.other.test.\n{cds_lines}",
+            "{CHILD} 300 IN SOA {ns} hostmaster.{CHILD} {} 3600 600 86400 300\n{CHILD} 300 IN NS {ns}\n{cds_lines}",
             serial + 1
         ),
     )
@@ -135,6 +151,23 @@ fn signed_apex(world: &ParentWorld, side: &Side, cds_lines: &str, zsk_signs_cds:
     lines.join("\n") + "\n"
 }
 
+/// The child's signer: the side's KSK and a new ZSK in `side/signer`;
+/// returns the CDS and CDNSKEY lines signalbox computes for the child.
+fn signer(side: &Side) -> String {
+    let signer = side.root().join("signer");
+    fs::create_dir_all(&signer).expect("mkdir");
+    for ext in ["key", "private"] {
+        let from = side.child_key.with_extension(ext);
+        fs::copy(&from, signer.join(from.file_name().expect("name"))).expect("copy KSK");
+    }
+    signzone::keygen(&signer, &[CHILD.trim_end_matches('.')]);
+    side.apex_lines()
+        .lines()
+        .filter(|l| l.contains(" CDS ") || l.contains(" CDNSKEY "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 #[test]
 fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
     if !ready() || !tools(&["dnssec-signzone", "dnssec-dsfromkey"]) {
@@ -168,20 +201,7 @@ fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
     let addr = SocketAddr::new([127, 0, 0, 2].into(), world.auth().port());
     let daemon = Serve::start(&side.config, addr, SIGNAL);
 
-    // The child signed offline with the side's KSK and a ZSK.
-    let signer = side.root().join("signer");
-    fs::create_dir_all(&signer).expect("mkdir");
-    for ext in ["key", "private"] {
-        let from = side.child_key.with_extension(ext);
-        fs::copy(&from, signer.join(from.file_name().expect("name"))).expect("copy KSK");
-    }
-    signzone::keygen(&signer, &[CHILD.trim_end_matches('.')]);
-    let cds_lines: String = side
-        .apex_lines()
-        .lines()
-        .filter(|l| l.contains(" CDS ") || l.contains(" CDNSKEY "))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let cds_lines = signer(&side);
     world.set_zone(CHILD, &signed_apex(&world, &side, &cds_lines, false));
 
     // 1. A bootstrap the parent accepts, authenticated by the signal.
@@ -269,4 +289,50 @@ fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
         all.contains("ns1.operator.test. 127.0.0.2") && all.contains("RFC 9975 §3"),
         "{all}"
     );
+}
+
+/// A delegation whose only nameserver is inside the child: no RFC 9615
+/// signal can authenticate its first DS. A parent that needs the signals
+/// refuses (exit 1); `.ch` bootstraps it unauthenticated after its wait.
+#[test]
+fn an_in_bailiwick_only_delegation_is_not_bootstrappable_by_signals() {
+    if !ready() || !tools(&["dnssec-signzone"]) {
+        return;
+    }
+    const NS: &str = "ns1.child.parent.test.";
+    let parent_body = format!("*._dsync TYPE66 {}\n", dsync(59, 9, "scanner.test."));
+    let mut world = ParentWorld::start(&WorldSpec {
+        zones: vec![
+            ZoneSpec::signed("test.", &test_body("")),
+            ZoneSpec::signed("parent.test.", &parent_body),
+            ZoneSpec::unsigned(CHILD, "").with_ns(&[NS]),
+        ],
+        ..WorldSpec::default()
+    });
+    let side = Side::new(&world, &[CHILD], "always", "");
+    let cds_lines = signer(&side);
+    world.set_zone(CHILD, &signed_apex_at(&world, &side, NS, &cds_lines, false));
+    let (code, verdict) = check(&side, &[]);
+    assert_eq!(
+        (code, verdict["outcome"].as_str()),
+        (1, Some("refused")),
+        "{verdict:#}"
+    );
+    assert_eq!(
+        verdict["asked"][0],
+        format!("{NS} 127.0.0.1:{} udp", world.auth().port())
+    );
+    let all = findings(&verdict);
+    assert!(
+        all.contains("every nameserver is inside the child"),
+        "{all}"
+    );
+    let (code, ch) = check(&side, &["--profile", "ch"]);
+    assert_eq!(
+        (code, ch["outcome"].as_str()),
+        (0, Some("bootstrap")),
+        "{ch:#}"
+    );
+    assert_eq!(ch["authenticated"], false);
+    assert!(ch["expected_by"].is_string(), "{ch:#}");
 }
