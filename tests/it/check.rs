@@ -10,7 +10,10 @@
 //! 3. the CDS re-signed by the ZSK only: refused (RFC 7344 §4.1: not by a
 //!    key the parent's DS points to), exit 1;
 //! 4. a second nameserver in the delegation that does not serve the child:
-//!    refused (RFC 9975 §3), exit 1, the server named.
+//!    refused (RFC 9975 §3), exit 1, the server named;
+//! 5. two Knot instances that disagree (a second Knot, on another loopback
+//!    address, still serving the child without CDS): refused, the server
+//!    and the RRset named.
 //!
 //! And a delegation whose only nameserver is inside the child: refused
 //! where the signals are needed, an unauthenticated bootstrap under `.ch`.
@@ -27,7 +30,7 @@ use serde_json::Value;
 
 use crate::{
     common::parent::{ParentWorld, WorldSpec, ZoneSpec},
-    common::{process::run, serve::Serve, signzone, *},
+    common::{knot::Knot, process::run, serve::Serve, signzone, *},
     notify::{CHILD, SIGNAL, Side, dsync, ready, test_body},
 };
 
@@ -202,6 +205,10 @@ fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
     let daemon = Serve::start(&side.config, addr, SIGNAL);
 
     let cds_lines = signer(&side);
+    // The child as it was (no CDS, unsigned): what a lagging second
+    // nameserver serves in step 5.
+    let stale = side.root().join("stale-child.zone");
+    fs::copy(world.zone_file(CHILD), &stale).expect("copy the child's zone file");
     world.set_zone(CHILD, &signed_apex(&world, &side, &cds_lines, false));
 
     // 1. A bootstrap the parent accepts, authenticated by the signal.
@@ -287,6 +294,36 @@ fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
     let all = findings(&verdict);
     assert!(
         all.contains("ns1.operator.test. 127.0.0.2") && all.contains("RFC 9975 §3"),
+        "{all}"
+    );
+
+    // 5. Two Knot instances that disagree: ns2.other.test. (127.0.0.4, a
+    //    second Knot on the same port) still serves the child without CDS.
+    let ns2 = SocketAddr::new([127, 0, 0, 4].into(), world.auth().port());
+    let _knot2 = Knot::start_at(side.root(), ns2, &[(CHILD, stale.as_path())]);
+    world.set_zone(
+        "test.",
+        &test_body(&format!(
+            "{signal_label} NS ns1.operator.test.\n{signal_label} DS {signal_ds}\nns2.other A 127.0.0.4\n"
+        )),
+    );
+    world.set_zone(
+        "parent.test.",
+        &format!("{parent_body}child DS {ds}\nchild NS ns2.other.test.\n"),
+    );
+    let apex = signed_apex(&world, &side, &cds_lines, false);
+    world.set_zone(CHILD, &format!("{apex}{CHILD} NS ns2.other.test.\n"));
+    let (code, verdict) = check(&side, &[]);
+    assert_eq!(
+        (code, verdict["outcome"].as_str()),
+        (1, Some("refused")),
+        "{verdict:#}"
+    );
+    let all = findings(&verdict);
+    assert!(
+        all.contains("ns2.other.test. 127.0.0.4")
+            && all.contains("serves another CDS RRset")
+            && all.contains("RFC 9975 §3"),
         "{all}"
     );
 }

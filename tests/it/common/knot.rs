@@ -18,7 +18,7 @@ use std::{
 use super::{
     fqdn,
     kdig::probe_authoritative,
-    process::{Daemon, start_daemon},
+    process::{Daemon, Log, start_daemon},
 };
 
 /// A Knot DNS instance serving pre-signed zone files as they are (no
@@ -58,6 +58,46 @@ impl Knot {
                 Ok(())
             },
         );
+        Knot { daemon, addr }
+    }
+
+    /// Starts a Knot on `addr` exactly (another one may hold the same port
+    /// on another loopback address: a second nameserver on the port the
+    /// tests ask nameservers on), serving each `(apex, zone file)`. Returns
+    /// once every zone answers its SOA authoritatively.
+    pub fn start_at(dir: &Path, addr: SocketAddr, zones: &[(&str, &Path)]) -> Knot {
+        let zones: Vec<(String, PathBuf)> = zones
+            .iter()
+            .map(|(apex, file)| (fqdn(apex), file.to_path_buf()))
+            .collect();
+        let run = dir.join(format!("knot-{}-{}", addr.ip(), addr.port()));
+        fs::create_dir_all(&run).expect("create knot run directory");
+        let conf = run.join("knot.conf");
+        let text = knot_config(&run, addr.port(), &zones).replace(
+            &format!("listen: 127.0.0.1@{}", addr.port()),
+            &format!("listen: {}@{}", addr.ip(), addr.port()),
+        );
+        fs::write(&conf, text).expect("write knot.conf");
+        let mut cmd = Command::new("knotd");
+        cmd.arg("-c").arg(&conf);
+        let mut daemon = Daemon::spawn("knotd", cmd, &run.join("knotd.log"), Log::Fresh);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        for (apex, _) in &zones {
+            while let Err(e) = probe_authoritative(addr, apex) {
+                if let Some(status) = daemon.exited() {
+                    panic!(
+                        "knotd on {addr} exited with {status}: {}",
+                        daemon.log_tail()
+                    );
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "knotd on {addr} does not serve {apex}: {e}\n{}",
+                    daemon.log_tail()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
         Knot { daemon, addr }
     }
 
