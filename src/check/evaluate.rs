@@ -98,6 +98,8 @@ pub fn evaluate(facts: &Facts, profile: &Profile, now: Timestamp) -> Verdict {
             };
         }
     }
+    let csync =
+        reference.and_then(|sets| csync(facts, sets, parent_ds.as_deref(), now, &mut found));
     if found.has_errors() {
         outcome = Outcome::Refused;
     }
@@ -109,6 +111,7 @@ pub fn evaluate(facts: &Facts, profile: &Profile, now: Timestamp) -> Verdict {
         outcome,
         authenticated,
         summary: summary(outcome, authenticated, profile, &found),
+        csync,
         expected_by,
         asked,
         findings: found.0,
@@ -151,6 +154,7 @@ fn consistent_answer<'a>(facts: &'a Facts, found: &mut Findings) -> Option<&'a A
             ("DNSKEY", &first_sets.dnskey, &sets.dnskey),
             ("CDS", &first_sets.cds, &sets.cds),
             ("CDNSKEY", &first_sets.cdnskey, &sets.cdnskey),
+            ("CSYNC", &first_sets.csync, &sets.csync),
         ] {
             if a.rdatas != b.rdatas {
                 found.error(
@@ -624,6 +628,62 @@ fn check_bootstrap(
         }
     }
     ok
+}
+
+/// RFC 7477: what the parent does with the CSYNC record, if any. It must
+/// be signed with a key of the DNSKEY RRset (§3: the parent validates it),
+/// and a parent acts on it only for a securely delegated child (§4.1);
+/// whether it is the same on every server is checked with the rest (RFC
+/// 9975 §3).
+fn csync(
+    facts: &Facts,
+    sets: &ApexSets,
+    parent_ds: Option<&[Ds]>,
+    now: Timestamp,
+    found: &mut Findings,
+) -> Option<String> {
+    let rdata = sets.csync.rdatas.first()?;
+    let Ok(record) = crate::dns::Csync::from_wire(rdata) else {
+        found.error("RFC 7477 §2.1", "the CSYNC record does not parse".into());
+        return None;
+    };
+    if sets.csync.rdatas.len() > 1 {
+        found.error(
+            "RFC 7477 §2",
+            "more than one CSYNC record at the apex".into(),
+        );
+    }
+    let keys: Vec<Dnskey> = sets
+        .dnskey
+        .rdatas
+        .iter()
+        .filter_map(|r| Dnskey::from_wire(r).ok())
+        .collect();
+    if signers(&facts.child, RecordType::CSYNC, &sets.csync, &keys, now).is_empty() {
+        found.error(
+            "RFC 7477 §3",
+            "no valid signature over the CSYNC record verifies with a DNSKEY".into(),
+        );
+    }
+    let types: Vec<String> = record.types.iter().map(ToString::to_string).collect();
+    let when = if record.flags & crate::dns::Csync::FLAG_IMMEDIATE != 0 {
+        "at once (immediate)".to_string()
+    } else {
+        format!("once serial {} is served", record.serial)
+    };
+    Some(match parent_ds {
+        Some([]) => {
+            found.warning(
+                "RFC 7477 §4.1",
+                "the child has no DS yet: a parent ignores its CSYNC until the delegation is secure".into(),
+            );
+            format!(
+                "ignored until the DS is there (would copy {})",
+                types.join(" ")
+            )
+        }
+        _ => format!("the parent copies {} {when}", types.join(" ")),
+    })
 }
 
 fn expected_by(

@@ -141,6 +141,7 @@ async fn apex_sets(
         dnskey: rrset(child, RecordType::DNSKEY, addr, &options).await?,
         cds: rrset(child, RecordType::CDS, addr, &options).await?,
         cdnskey: rrset(child, RecordType::CDNSKEY, addr, &options).await?,
+        csync: rrset(child, RecordType::CSYNC, addr, &options).await?,
     })
 }
 

@@ -66,6 +66,8 @@ pub struct ApexSets {
     pub cds: Signed,
     /// CDNSKEY.
     pub cdnskey: Signed,
+    /// CSYNC (RFC 7477).
+    pub csync: Signed,
 }
 
 /// What one address of one nameserver answered, over one transport.
@@ -209,6 +211,8 @@ pub struct Verdict {
     pub authenticated: bool,
     /// One line saying it.
     pub summary: String,
+    /// What becomes of the CSYNC record (RFC 7477), when there is one.
+    pub csync: Option<String>,
     /// When the parent should have acted, at the latest, if nothing
     /// changes (its scan interval, or its wait for an unauthenticated
     /// bootstrap); `None` when it acts on a NOTIFY or its schedule is not
@@ -255,6 +259,9 @@ impl Verdict {
             out.push_str(&format!("{label}: {} ({})\n", f.message, f.rule));
         }
         out.push_str(&format!("verdict: {}\n", self.summary));
+        if let Some(csync) = &self.csync {
+            out.push_str(&format!("csync: {csync}\n"));
+        }
         if let Some(by) = self.expected_by {
             out.push_str(&format!(
                 "expected at the parent by {} if nothing changes\n",

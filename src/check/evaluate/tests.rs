@@ -99,6 +99,7 @@ impl Apex<'_> {
                 self.cdnskey.iter().map(Dnskey::to_wire).collect(),
                 &self.cds_by,
             ),
+            csync: Signed::default(),
         }
     }
 }
@@ -537,6 +538,7 @@ fn a_delete_on_an_unsigned_child_without_ds_is_nothing_to_do() {
             rdatas: vec![Dnskey::delete().to_wire()],
             rrsigs: vec![],
         },
+        csync: Signed::default(),
     };
     let verdict = judge(&facts(&apex, vec![]), generic());
     assert_eq!(
@@ -546,4 +548,47 @@ fn a_delete_on_an_unsigned_child_without_ds_is_nothing_to_do() {
         verdict.to_text()
     );
     assert_eq!(verdict.outcome.exit_code(), 0);
+}
+
+#[test]
+fn a_csync_is_checked_and_its_fate_said() {
+    let (ksk, zsk) = (key(1, 257), key(2, 256));
+    let mut apex = usual(&ksk, &zsk).sets();
+    let csync = crate::dns::Csync {
+        serial: 7,
+        flags: crate::dns::Csync::FLAG_IMMEDIATE,
+        types: vec![RecordType::A, RecordType::NS],
+    };
+    apex.csync = signed(RecordType::CSYNC, vec![csync.to_wire()], &[&zsk]);
+    let secure = judge(&facts(&apex, vec![ds_of(&ksk)]), generic());
+    assert_eq!(secure.outcome, Outcome::NothingToDo, "{}", secure.to_text());
+    assert_eq!(
+        secure.csync.as_deref(),
+        Some("the parent copies A NS at once (immediate)")
+    );
+    // Not yet secure: ignored, and said.
+    let first = judge(&facts(&apex, vec![]), generic());
+    assert!(
+        first
+            .csync
+            .as_deref()
+            .is_some_and(|c| c.starts_with("ignored until the DS"))
+    );
+    assert!(has(&first, Severity::Warning, "RFC 7477 §4.1", "no DS yet"));
+    // Unsigned: refused.
+    apex.csync.rrsigs.clear();
+    let unsigned = judge(&facts(&apex, vec![ds_of(&ksk)]), generic());
+    assert_eq!(unsigned.outcome, Outcome::Refused);
+    assert!(has(&unsigned, Severity::Error, "RFC 7477 §3", "CSYNC"));
+    // Different on one server: the parent aborts (RFC 9975 §3).
+    let mut differ = facts(&usual(&ksk, &zsk).sets(), vec![ds_of(&ksk)]);
+    if let Ok(sets) = &mut differ.servers[0].sets {
+        sets.csync = signed(RecordType::CSYNC, vec![csync.to_wire()], &[&zsk]);
+    }
+    let verdict = judge(&differ, generic());
+    assert!(
+        has(&verdict, Severity::Error, "RFC 9975 §3", "CSYNC"),
+        "{}",
+        verdict.to_text()
+    );
 }
