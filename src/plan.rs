@@ -358,11 +358,7 @@ pub fn child_wire_of<'a>(owner_wire: &'a [u8], apex_wire: &[u8]) -> Option<&'a [
     let rest = owner_wire.strip_prefix(DSBOOT)?;
     let child = rest.strip_suffix(apex_wire)?;
     // At least one label, and the apex starting at a label boundary.
-    let mut at = 0;
-    while at < child.len() {
-        at += 1 + usize::from(child[at]);
-    }
-    (at == child.len() && !child.is_empty()).then_some(child)
+    (!child.is_empty() && crate::dns::name::whole_labels(child)).then_some(child)
 }
 
 /// True when the store already holds exactly what `change` asks for.

@@ -66,8 +66,18 @@ pub fn evaluate(facts: &Facts, profile: &Profile, now: Timestamp) -> Verdict {
     };
     let mut authenticated = false;
     let mut outcome = Outcome::Refused;
+    let mut csync_fate = None;
     if let Some(sets) = reference {
         let parsed = parse(sets, &mut found);
+        let signing = dnskey_signers(&facts.child, sets, &parsed.dnskeys, now);
+        csync_fate = csync(
+            facts,
+            sets,
+            &parsed.dnskeys,
+            parent_ds.as_deref(),
+            now,
+            &mut found,
+        );
         let pending = !parsed.cds.is_empty() || !parsed.cdnskeys.is_empty();
         if !pending {
             outcome = Outcome::NothingToDo;
@@ -76,13 +86,13 @@ pub fn evaluate(facts: &Facts, profile: &Profile, now: Timestamp) -> Verdict {
             // A delete with no DS changes nothing (an unsigned child may
             // well carry it): nothing to verify.
             if !(wanted == Wanted::Delete && parent_ds.is_empty()) {
-                signatures_everywhere(facts, sets, &parsed, parent_ds, now, &mut found);
+                signatures_everywhere(facts, sets, &parsed, &signing, parent_ds, now, &mut found);
             }
             outcome = match wanted {
                 Wanted::Delete if parent_ds.is_empty() => Outcome::NothingToDo,
                 Wanted::Delete => Outcome::Delete,
                 Wanted::Ds(wanted) => {
-                    check_continuity(facts, sets, &parsed, &wanted, now, &mut found);
+                    check_continuity(&facts.child, &parsed, &signing, &wanted, &mut found);
                     let mut current = parent_ds.clone();
                     current.sort();
                     if parent_ds.is_empty() {
@@ -98,8 +108,6 @@ pub fn evaluate(facts: &Facts, profile: &Profile, now: Timestamp) -> Verdict {
             };
         }
     }
-    let csync =
-        reference.and_then(|sets| csync(facts, sets, parent_ds.as_deref(), now, &mut found));
     if found.has_errors() {
         outcome = Outcome::Refused;
     }
@@ -111,7 +119,7 @@ pub fn evaluate(facts: &Facts, profile: &Profile, now: Timestamp) -> Verdict {
         outcome,
         authenticated,
         summary: summary(outcome, authenticated, profile, &found),
-        csync,
+        csync: csync_fate,
         expected_by,
         asked,
         findings: found.0,
@@ -311,7 +319,8 @@ fn wanted_ds(child: &Name, parsed: &Parsed, profile: &Profile, found: &mut Findi
         }
         for d in cds {
             let matching = cdnskeys.iter().any(|k| {
-                digest_type(d.digest_type).is_some_and(|t| ds(child, k, t).digest == d.digest)
+                DigestType::from_number(d.digest_type)
+                    .is_some_and(|t| ds(child, k, t).digest == d.digest)
             });
             if by_cdnskey.contains(&(d.key_tag, d.algorithm)) && !matching {
                 found.error(
@@ -339,12 +348,15 @@ fn keys_text(keys: &BTreeSet<(u16, u8)>) -> String {
     list.join(" ")
 }
 
-fn digest_type(number: u8) -> Option<DigestType> {
-    match number {
-        2 => Some(DigestType::Sha256),
-        4 => Some(DigestType::Sha384),
-        _ => None,
-    }
+/// The keys of the DNSKEY RRset whose signature over that RRset verifies
+/// now, as `sets` serves it.
+fn dnskey_signers<'a>(
+    child: &Name,
+    sets: &ApexSets,
+    keys: &'a [Dnskey],
+    now: Timestamp,
+) -> Vec<&'a Dnskey> {
+    signers(child, RecordType::DNSKEY, &sets.dnskey, keys, now)
 }
 
 /// The DNSKEYs of `keys` whose signature over `set` verifies now.
@@ -380,7 +392,8 @@ fn points_to(child: &Name, ds_set: &[Ds], key: &Dnskey) -> bool {
     ds_set.iter().any(|d| {
         d.key_tag == key_tag(key)
             && d.algorithm == key.algorithm
-            && digest_type(d.digest_type).is_none_or(|t| ds(child, key, t).digest == d.digest)
+            && DigestType::from_number(d.digest_type)
+                .is_none_or(|t| ds(child, key, t).digest == d.digest)
     })
 }
 
@@ -392,11 +405,20 @@ fn signatures_everywhere(
     facts: &Facts,
     reference: &ApexSets,
     parsed: &Parsed,
+    reference_signing: &[&Dnskey],
     parent_ds: &[Ds],
     now: Timestamp,
     found: &mut Findings,
 ) {
-    check_signatures(facts, reference, parsed, parent_ds, now, found);
+    check_signatures(
+        facts,
+        reference,
+        parsed,
+        reference_signing,
+        parent_ds,
+        now,
+        found,
+    );
     for server in &facts.servers {
         let Ok(sets) = &server.sets else {
             continue;
@@ -405,7 +427,8 @@ fn signatures_everywhere(
             continue;
         }
         let mut own = Findings::default();
-        check_signatures(facts, sets, parsed, parent_ds, now, &mut own);
+        let signing = dnskey_signers(&facts.child, sets, &parsed.dnskeys, now);
+        check_signatures(facts, sets, parsed, &signing, parent_ds, now, &mut own);
         for f in own.0 {
             if !found.0.iter().any(|known| known.message == f.message) {
                 found.add(
@@ -421,23 +444,19 @@ fn signatures_everywhere(
 /// RFC 7344 §4.1: the CDS/CDNSKEY RRsets must be signed by a key of the
 /// DNSKEY RRset that the current DS points to (for a first DS, by one of
 /// the zone's keys); some registries refuse a CDS signed by a ZSK only.
+/// `dnskey_signers`: the keys whose signature over this server's DNSKEY
+/// RRset verifies ([`dnskey_signers`]).
 fn check_signatures(
     facts: &Facts,
     sets: &ApexSets,
     parsed: &Parsed,
+    dnskey_signers: &[&Dnskey],
     parent_ds: &[Ds],
     now: Timestamp,
     found: &mut Findings,
 ) {
     const RULE: &str = "RFC 7344 §4.1";
     let child = &facts.child;
-    let dnskey_signers = signers(
-        child,
-        RecordType::DNSKEY,
-        &sets.dnskey,
-        &parsed.dnskeys,
-        now,
-    );
     if dnskey_signers.is_empty() {
         found.error(
             RULE,
@@ -492,21 +511,12 @@ fn check_signatures(
 /// DS RRset must sign it (RFC 6840 §5.11). A CDS for a key that is not
 /// published is allowed (a standby key: RFC 8078 §3.1) but said.
 fn check_continuity(
-    facts: &Facts,
-    sets: &ApexSets,
+    child: &Name,
     parsed: &Parsed,
+    signing: &[&Dnskey],
     wanted: &[Ds],
-    now: Timestamp,
     found: &mut Findings,
 ) {
-    let child = &facts.child;
-    let signing = signers(
-        child,
-        RecordType::DNSKEY,
-        &sets.dnskey,
-        &parsed.dnskeys,
-        now,
-    );
     if !signing.iter().any(|k| points_to(child, wanted, k)) {
         found.error(
             "RFC 7344 §4.1",
@@ -638,6 +648,7 @@ fn check_bootstrap(
 fn csync(
     facts: &Facts,
     sets: &ApexSets,
+    keys: &[Dnskey],
     parent_ds: Option<&[Ds]>,
     now: Timestamp,
     found: &mut Findings,
@@ -653,13 +664,7 @@ fn csync(
             "more than one CSYNC record at the apex".into(),
         );
     }
-    let keys: Vec<Dnskey> = sets
-        .dnskey
-        .rdatas
-        .iter()
-        .filter_map(|r| Dnskey::from_wire(r).ok())
-        .collect();
-    if signers(&facts.child, RecordType::CSYNC, &sets.csync, &keys, now).is_empty() {
+    if signers(&facts.child, RecordType::CSYNC, &sets.csync, keys, now).is_empty() {
         found.error(
             "RFC 7477 §3",
             "no valid signature over the CSYNC record verifies with a DNSKEY".into(),

@@ -13,13 +13,12 @@ use super::{
     ApexSets, Facts, ParentSide, ServerAnswer, SignalAnswer, SignalSets, Signed, Transport,
 };
 use crate::{
-    client::{self, Options, TcpFallback},
+    client::{Options, TcpFallback, authoritative},
     dns::{
-        Rrsig, message,
-        name::{display, dsboot_name, is_at_or_below},
-        wire::{self, flags, rcode},
+        name::{dsboot_name, is_at_or_below},
+        wire::rcode,
     },
-    parent::{discovery, observer, resolver::Resolver},
+    parent::{job, resolver::Resolver},
 };
 
 /// Where and how long to ask.
@@ -92,30 +91,18 @@ pub async fn gather(resolver: &Resolver, child: &Name, asking: &Asking) -> Facts
     }
 }
 
-/// The parent's DS and NS for the child.
+/// The parent's DS and NS for the child (`parent::job::observe`: the
+/// parent found by DSYNC discovery, asked directly).
 async fn parent_side(
     resolver: &Resolver,
     child: &Name,
     asking: &Asking,
 ) -> Result<ParentSide, String> {
-    let found = discovery::discover(resolver, child)
+    let observed = job::observe(resolver, child, asking.port, asking.timeout)
         .await
         .map_err(|e| e.to_string())?;
-    let zone = found
-        .parent
-        .ok_or_else(|| "the parent zone could not be found".to_string())?;
-    let observed = observer::observe(
-        resolver,
-        &zone,
-        child,
-        asking.port,
-        asking.timeout,
-        jiff::Timestamp::now(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
     Ok(ParentSide {
-        zone: Some(zone),
+        zone: Some(observed.parent),
         ds: observed.ds,
         ns: observed.ns,
     })
@@ -145,39 +132,24 @@ async fn apex_sets(
     })
 }
 
-/// One RRset and its signatures, asked without recursion with DO set; the
-/// answer must be authoritative.
+/// One RRset and its signatures, as `addr` serves it authoritatively; a
+/// name that does not exist at the apex is an error too.
 async fn rrset(
     owner: &Name,
     rtype: RecordType,
     addr: SocketAddr,
     options: &Options,
 ) -> Result<Signed, String> {
-    let query = message::query(wire::random_id(), owner, rtype, false, true);
-    let reply = client::exchange(addr, query, options)
+    let answer = authoritative::ask(addr, owner, rtype, options)
         .await
         .map_err(|e| format!("{rtype}: {e}"))?;
-    if reply.rcode != rcode::NOERROR {
-        return Err(format!("{rtype}: {}", rcode::name(reply.rcode)));
+    if answer.rcode != rcode::NOERROR {
+        return Err(format!("{rtype}: {}", rcode::name(answer.rcode)));
     }
-    if !reply.has(flags::AA) {
-        return Err(format!(
-            "{rtype}: the answer is not authoritative (is {} loaded there?)",
-            display(owner)
-        ));
-    }
-    let mut rdatas: Vec<Vec<u8>> = reply
-        .answers(owner, rtype)
-        .map(|r| r.rdata.clone())
-        .collect();
-    rdatas.sort();
-    rdatas.dedup();
-    let rrsigs = reply
-        .answers(owner, RecordType::RRSIG)
-        .filter_map(|r| Rrsig::from_wire(&r.rdata))
-        .filter(|s| s.type_covered == rtype)
-        .collect();
-    Ok(Signed { rdatas, rrsigs })
+    Ok(Signed {
+        rdatas: answer.rdatas,
+        rrsigs: answer.rrsigs,
+    })
 }
 
 /// The CDS and CDNSKEY at a signalling name, through the resolver.

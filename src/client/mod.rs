@@ -15,6 +15,7 @@
 //! verified answer arrives before that try's deadline. A failed send is a
 //! failed try, retransmitted like silence.
 
+pub mod authoritative;
 pub mod notify;
 
 use std::{net::SocketAddr, time::Duration};

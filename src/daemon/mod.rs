@@ -207,8 +207,11 @@ impl Daemon {
             }
             None => (None, None),
         };
-        let error_reports =
-            error_reports::ErrorReports::load(state.path().join("error-reports.log"));
+        // Kept (and read back) only while signalbox is the agent.
+        let error_reports = match config.report.agent {
+            Some(_) => error_reports::ErrorReports::load(state.path().join("error-reports.log")),
+            None => error_reports::ErrorReports::default(),
+        };
         let mut daemon = Daemon {
             config_path: config_path.to_path_buf(),
             config,

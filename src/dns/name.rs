@@ -89,6 +89,20 @@ pub fn from_wire(wire: &[u8]) -> Option<(Name, usize)> {
     Some((name, at + 1))
 }
 
+/// True when `octets` are whole labels of a wire name and nothing else (no
+/// root label, no label cut short): the part of an owner's wire form above
+/// a suffix, say.
+pub fn whole_labels(octets: &[u8]) -> bool {
+    let mut at = 0;
+    while at < octets.len() {
+        match octets[at] {
+            0 => return false,
+            len => at += 1 + usize::from(len),
+        }
+    }
+    at == octets.len()
+}
+
 /// Uncompressed wire form of the name, lower-cased (RFC 4034 §6.2 canonical form).
 pub fn canonical_wire(name: &Name) -> Vec<u8> {
     let mut out = Vec::with_capacity(wire_len(name));

@@ -136,6 +136,15 @@ pub enum DigestType {
 }
 
 impl DigestType {
+    /// The type of IANA number `number`, when signalbox computes it.
+    pub fn from_number(number: u8) -> Option<Self> {
+        match number {
+            2 => Some(DigestType::Sha256),
+            4 => Some(DigestType::Sha384),
+            _ => None,
+        }
+    }
+
     /// IANA number.
     pub fn number(self) -> u8 {
         match self {

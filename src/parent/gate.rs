@@ -16,12 +16,8 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::resolver::Resolver;
 use crate::{
-    client::{self, Options},
-    dns::{
-        Dnskey, Rrsig, message,
-        name::display,
-        wire::{self, flags, rcode},
-    },
+    client::{Options, authoritative},
+    dns::{Dnskey, name::display},
     dnssec::signer::verify,
 };
 
@@ -134,32 +130,12 @@ async fn ask(
     signed_by: Option<&(Name, Vec<Dnskey>)>,
     options: &Options,
 ) -> Option<String> {
-    let query = message::query(
-        wire::random_id(),
-        &expected.owner,
-        expected.rtype,
-        false,
-        true,
-    );
     let what = format!("{} {}", display(&expected.owner), expected.rtype);
-    let reply = match client::exchange(server, query, options).await {
-        Ok(reply) => reply,
+    let answer = match authoritative::ask(server, &expected.owner, expected.rtype, options).await {
+        Ok(answer) => answer,
         Err(e) => return Some(format!("{what}: {e}")),
     };
-    if !matches!(reply.rcode, rcode::NOERROR | rcode::NXDOMAIN) {
-        return Some(format!("{what}: {}", rcode::name(reply.rcode)));
-    }
-    if !reply.has(flags::AA) {
-        return Some(format!(
-            "{what}: answer not authoritative (is the zone loaded there?)"
-        ));
-    }
-    let mut got: Vec<Vec<u8>> = reply
-        .answers(&expected.owner, expected.rtype)
-        .map(|r| r.rdata.clone())
-        .collect();
-    got.sort();
-    got.dedup();
+    let got = answer.rdatas;
     if got != expected.rdatas {
         return Some(format!(
             "{what}: serves {} record(s), expected {}{}",
@@ -173,11 +149,7 @@ async fn ask(
         ));
     }
     if let (Some((signer, keys)), false) = (signed_by, got.is_empty()) {
-        let sigs: Vec<Rrsig> = reply
-            .answers(&expected.owner, RecordType::RRSIG)
-            .filter_map(|r| Rrsig::from_wire(&r.rdata))
-            .filter(|s| s.type_covered == expected.rtype)
-            .collect();
+        let sigs = answer.rrsigs;
         let valid = sigs.iter().any(|sig| {
             sig.signer == *signer && keys.iter().any(|k| verify(sig, &expected.owner, &got, k))
         });

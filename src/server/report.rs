@@ -25,7 +25,10 @@ use std::{
 use hickory_proto::rr::{Name, RecordType};
 use tokio::sync::mpsc;
 
-use crate::dns::{name::canonical_wire, wire};
+use crate::dns::{
+    name::{canonical_wire, whole_labels},
+    wire,
+};
 
 /// The TTL of the answer to a report.
 pub const ANSWER_TTL: u32 = 3600;
@@ -88,7 +91,9 @@ impl ReportAgent {
     /// True when `lower` (a lower-case wire name) is at or below the agent
     /// domain.
     pub fn covers(&self, lower: &[u8]) -> bool {
-        lower.ends_with(&self.agent) && at_label_boundary(lower, lower.len() - self.agent.len())
+        lower
+            .strip_suffix(&self.agent[..])
+            .is_some_and(whole_labels)
     }
 
     /// Answers a query for `lower` (covered) of type `qtype` from `source`.
@@ -104,18 +109,6 @@ impl ReportAgent {
         }
         AgentAnswer::Report(&self.answer)
     }
-}
-
-/// True when `at` starts a label of the wire name `name`.
-fn at_label_boundary(name: &[u8], at: usize) -> bool {
-    let mut i = 0;
-    while i < at {
-        match name.get(i) {
-            Some(&len) if len > 0 => i += 1 + usize::from(len),
-            _ => return false,
-        }
-    }
-    i == at
 }
 
 /// The labels of a wire name (without the root), or `None` when it does

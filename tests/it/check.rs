@@ -43,6 +43,33 @@ fn check(side: &Side, extra: &[&str]) -> (i32, Value) {
     (code, verdict)
 }
 
+/// `check --json` must refuse (exit 1); its findings, one per line.
+fn refused(side: &Side) -> String {
+    let (code, verdict) = check(side, &[]);
+    assert_eq!(
+        (code, verdict["outcome"].as_str()),
+        (1, Some("refused")),
+        "{verdict:#}"
+    );
+    findings(&verdict)
+}
+
+/// The delegation (`parent`, the parent zone's body) and the child's apex
+/// NS get a second nameserver `ns` besides ns.other.test. (Knot serves the
+/// parent and the child, so the NS set the parent side answers is the
+/// child's apex NS.)
+fn second_nameserver(
+    world: &mut ParentWorld,
+    side: &Side,
+    cds_lines: &str,
+    parent: &str,
+    ns: &str,
+) {
+    world.set_zone("parent.test.", &format!("{parent}child NS {ns}\n"));
+    let apex = signed_apex(world, side, cds_lines, false);
+    world.set_zone(CHILD, &format!("{apex}{CHILD} NS {ns}\n"));
+}
+
 fn findings(verdict: &Value) -> String {
     verdict["findings"]
         .as_array()
@@ -195,12 +222,9 @@ fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
         .expect("the signalling zone's KSK");
     let signal_ds = signzone::dsfromkey(&signal_key);
     let signal_label = SIGNAL.trim_end_matches(".test.");
-    world.set_zone(
-        "test.",
-        &test_body(&format!(
-            "{signal_label} NS ns1.operator.test.\n{signal_label} DS {signal_ds}\n"
-        )),
-    );
+    let delegation =
+        format!("{signal_label} NS ns1.operator.test.\n{signal_label} DS {signal_ds}\n");
+    world.set_zone("test.", &test_body(&delegation));
     let addr = SocketAddr::new([127, 0, 0, 2].into(), world.auth().port());
     let daemon = Serve::start(&side.config, addr, SIGNAL);
 
@@ -262,13 +286,7 @@ fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
 
     // 3. The CDS signed by the ZSK only: the parent cannot tie it to its DS.
     world.set_zone(CHILD, &signed_apex(&world, &side, &cds_lines, true));
-    let (code, verdict) = check(&side, &[]);
-    assert_eq!(
-        (code, verdict["outcome"].as_str()),
-        (1, Some("refused")),
-        "{verdict:#}"
-    );
-    let all = findings(&verdict);
+    let all = refused(&side);
     assert!(
         all.contains("not signed by a key the parent's current DS points to"),
         "{all}"
@@ -277,21 +295,14 @@ fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
 
     // 4. A second nameserver (signalbox's address) that does not serve the
     //    child: the parent's scan aborts.
-    //    (Knot serves the parent and the child, so the NS set the parent
-    //    side answers is the child's apex NS: both get the second name.)
-    world.set_zone(
-        "parent.test.",
-        &format!("{parent_body}child DS {ds}\nchild NS ns1.operator.test.\n"),
+    second_nameserver(
+        &mut world,
+        &side,
+        &cds_lines,
+        &format!("{parent_body}child DS {ds}\n"),
+        "ns1.operator.test.",
     );
-    let apex = signed_apex(&world, &side, &cds_lines, false);
-    world.set_zone(CHILD, &format!("{apex}{CHILD} NS ns1.operator.test.\n"));
-    let (code, verdict) = check(&side, &[]);
-    assert_eq!(
-        (code, verdict["outcome"].as_str()),
-        (1, Some("refused")),
-        "{verdict:#}"
-    );
-    let all = findings(&verdict);
+    let all = refused(&side);
     assert!(
         all.contains("ns1.operator.test. 127.0.0.2") && all.contains("RFC 9975 §3"),
         "{all}"
@@ -303,23 +314,16 @@ fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
     let _knot2 = Knot::start_at(side.root(), ns2, &[(CHILD, stale.as_path())]);
     world.set_zone(
         "test.",
-        &test_body(&format!(
-            "{signal_label} NS ns1.operator.test.\n{signal_label} DS {signal_ds}\nns2.other A 127.0.0.4\n"
-        )),
+        &test_body(&format!("{delegation}ns2.other A 127.0.0.4\n")),
     );
-    world.set_zone(
-        "parent.test.",
-        &format!("{parent_body}child DS {ds}\nchild NS ns2.other.test.\n"),
+    second_nameserver(
+        &mut world,
+        &side,
+        &cds_lines,
+        &format!("{parent_body}child DS {ds}\n"),
+        "ns2.other.test.",
     );
-    let apex = signed_apex(&world, &side, &cds_lines, false);
-    world.set_zone(CHILD, &format!("{apex}{CHILD} NS ns2.other.test.\n"));
-    let (code, verdict) = check(&side, &[]);
-    assert_eq!(
-        (code, verdict["outcome"].as_str()),
-        (1, Some("refused")),
-        "{verdict:#}"
-    );
-    let all = findings(&verdict);
+    let all = refused(&side);
     assert!(
         all.contains("ns2.other.test. 127.0.0.4")
             && all.contains("serves another CDS RRset")
