@@ -1,6 +1,7 @@
-//! The parent's verdict from what was gathered: pure, so every rule is
-//! unit-tested with made-up servers (`tests`), and the same code can judge
-//! what the daemon's gate gathers.
+//! The parent's verdict from what was scanned: pure, so every rule is
+//! unit-tested with made-up servers (`tests`), and the same code judges
+//! what `signalbox check` and the daemon's NOTIFY job scan
+//! (`crate::parent::scan`).
 
 use std::collections::BTreeSet;
 

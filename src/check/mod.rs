@@ -11,13 +11,15 @@
 //! delegation (RFC 7344 §4.1: a DS must match a key that signs the DNSKEY
 //! RRset). Registries add rules of their own ([`profile`]).
 //!
-//! The work is split the way the rest of signalbox is: [`gather`] asks the
-//! servers, the parent and the validating resolver and returns [`Facts`];
-//! [`evaluate`] is pure and turns facts, a [`profile::Profile`] and the time
-//! into a [`Verdict`] whose findings each cite their RFC section.
+//! This module is the pure half: [`Facts`] (what was seen), [`evaluate`]
+//! (facts, a [`profile::Profile`] and the time -> a [`Verdict`] whose
+//! findings each cite their RFC section) and the profiles. Asking the
+//! servers, the parent and the validating resolver is the parent side's
+//! effect, `crate::parent::scan`; the daemon's NOTIFY job
+//! (`crate::parent::job`) and the `signalbox check` command both scan and
+//! then evaluate.
 
 mod evaluate;
-pub mod gather;
 pub mod profile;
 
 use std::net::SocketAddr;
@@ -159,6 +161,17 @@ pub enum Severity {
     Note,
 }
 
+impl Severity {
+    /// `error`, `warning`, `note`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        }
+    }
+}
+
 /// One thing the check found.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
@@ -251,11 +264,7 @@ impl Verdict {
             out.push_str(&format!("; asked {who}\n"));
         }
         for f in &self.findings {
-            let label = match f.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-                Severity::Note => "note",
-            };
+            let label = f.severity.as_str();
             out.push_str(&format!("{label}: {} ({})\n", f.message, f.rule));
         }
         out.push_str(&format!("verdict: {}\n", self.summary));

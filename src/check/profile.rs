@@ -115,6 +115,9 @@ pub const PROFILES: &[Profile] = &[
     },
 ];
 
+/// What the RFCs ask of every parent: the default.
+pub const GENERIC: &Profile = &PROFILES[0];
+
 /// The profile named `name`.
 pub fn find(name: &str) -> Option<&'static Profile> {
     PROFILES.iter().find(|p| p.name.eq_ignore_ascii_case(name))

@@ -10,7 +10,7 @@ use signalbox::{
     model::ChildZone,
     parent::{
         self, ChildReport, SignalingTarget, discovery, gate,
-        job::{self, GateInput, NotifyJob, NotifyOutcome, NotifyRun},
+        job::{self, GateInput, NotifyJob, NotifyOutcome, NotifyRun, ParentCheck},
         observer,
         resolver::Resolver,
     },
@@ -160,7 +160,10 @@ pub fn run_parent(config: &Path, zone: &str) -> u8 {
 /// `signalbox check`: the parent's-eye preflight of one child, or of every
 /// child (`zone` = `None`: `--all`).
 pub fn run_check(config: &Path, zone: Option<&str>, profile: &str, json: bool) -> u8 {
-    use signalbox::check::{self, Outcome, gather};
+    use signalbox::{
+        check::{self, Outcome},
+        parent::scan,
+    };
     let Some(profile) = check::profile::find(profile) else {
         eprintln!(
             "error: --profile {profile}: not one of {}",
@@ -192,12 +195,12 @@ pub fn run_check(config: &Path, zone: Option<&str>, profile: &str, json: bool) -
         let mut verdicts = Vec::with_capacity(indices.len());
         for index in indices {
             let child = &loaded.children[index];
-            let asking = gather::Asking {
+            let asking = scan::Asking {
                 port: loaded.config.notify.nameserver_port,
                 timeout: loaded.config.resolver.timeout,
                 configured: child.settings.nameservers.clone(),
             };
-            let facts = gather::gather(&resolver, &child.name, &asking).await;
+            let facts = scan::scan(&resolver, &child.name, &asking).await;
             verdicts.push(check::evaluate(&facts, profile, jiff::Timestamp::now()));
         }
         verdicts
@@ -329,7 +332,7 @@ pub fn run_notify(config: &Path, zone: &str, kind: NotifyType, dry_run: bool) ->
         }
     };
     let notify_config = &loaded.config.notify;
-    let gate = if notify_config.gate == signalbox::config::Gate::Consistent {
+    let gate = if notify_config.gate.asks_servers() {
         GateInput::FromParent {
             timeout: loaded.config.resolver.timeout,
             plan: &groups,
@@ -337,10 +340,16 @@ pub fn run_notify(config: &Path, zone: &str, kind: NotifyType, dry_run: bool) ->
     } else {
         GateInput::Skip
     };
+    let parent_check = matches!(gate, GateInput::FromParent { .. }).then_some(ParentCheck {
+        profile: notify_config.profile,
+        nameservers: &child.settings.nameservers,
+        hold_on_refusal: notify_config.gate == signalbox::config::Gate::Parent,
+    });
     let job = NotifyJob {
         zone: &child.name,
         rtype,
         gate,
+        parent_check,
         config: notify_config,
         pace: None,
         dry_run,
@@ -392,7 +401,22 @@ fn print_notify(run: &NotifyRun, zone: &Name, rtype: RecordType) -> u8 {
             outln!("; gate open: {} server(s) agree", verdict.checked.len());
         }
     }
+    if let Some(verdict) = &run.verdict {
+        outln!(
+            "; parent check (profile {}): {}",
+            verdict.profile,
+            verdict.summary
+        );
+        for f in &verdict.findings {
+            let label = f.severity.as_str();
+            outln!("; parent check: {label}: {} ({})", f.message, f.rule);
+        }
+    }
     match &run.outcome {
+        NotifyOutcome::ParentWouldRefuse => {
+            outln!("; the parent would refuse ([notify] gate = \"parent\"); nothing sent");
+            EXIT_WARNINGS
+        }
         NotifyOutcome::GateClosed => {
             outln!("; gate closed: the nameservers do not agree yet; nothing sent");
             EXIT_WARNINGS

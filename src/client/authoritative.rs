@@ -3,7 +3,7 @@
 //! answer must carry AA (RFC 1034 §4.3.2), or the server does not have the
 //! zone. What a parent's scanner does for every nameserver (RFC 9975 §3),
 //! and what the consistency gate (`parent::gate`) and `signalbox check`
-//! (`check::gather`) both do.
+//! (`parent::scan`) both do.
 
 use std::net::SocketAddr;
 

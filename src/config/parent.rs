@@ -1,6 +1,6 @@
 //! `[resolver]`, `[notify]` and `[parent]`: talking to the parent (RFC 9859
-//! generalized NOTIFY, the consistency gate of RFC 9975, the parent
-//! observer).
+//! generalized NOTIFY, the consistency gate of RFC 9975 and the parent's-eye
+//! check of `crate::check`, the parent observer).
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{checker::Checker, duration::ConfigDuration};
+use crate::check::profile::{self, Profile};
 
 /// `[resolver]`: the validating resolver used for DSYNC discovery and NS
 /// addresses (never for the consistency gate, which asks servers directly).
@@ -36,9 +37,23 @@ impl Default for ResolverConfig {
 #[serde(rename_all = "lowercase")]
 pub enum Gate {
     /// Once every nameserver serves the new RRsets (RFC 9975; RFC 9859 §4.2).
+    /// The parent's-eye check then runs too, and its verdict is kept for
+    /// `explain` and logged, but does not hold the NOTIFY.
     Consistent,
+    /// As `Consistent`, and a NOTIFY(CDS) also waits while the parent's-eye
+    /// check (`signalbox check`, under `[notify] profile`) says the parent
+    /// would refuse.
+    Parent,
     /// As soon as our own copy changed.
     Immediate,
+}
+
+impl Gate {
+    /// The nameservers are asked before a NOTIFY (and the parent's-eye
+    /// check runs).
+    pub fn asks_servers(self) -> bool {
+        self != Gate::Immediate
+    }
 }
 
 /// What to do when the gate is still closed at `max_wait`.
@@ -58,6 +73,9 @@ pub struct NotifyConfig {
     pub enabled: bool,
     /// The consistency gate.
     pub gate: Gate,
+    /// The parent whose rules the parent's-eye check applies before a
+    /// NOTIFY ([`crate::check::profile`]).
+    pub profile: &'static Profile,
     /// How long the gate may stay closed.
     pub max_wait: Duration,
     /// What happens then.
@@ -80,6 +98,7 @@ impl Default for NotifyConfig {
         NotifyConfig {
             enabled: true,
             gate: Gate::Consistent,
+            profile: profile::GENERIC,
             max_wait: Duration::from_secs(600),
             on_timeout: OnTimeout::Hold,
             nameserver_port: 53,
@@ -122,6 +141,7 @@ pub(super) struct RawResolver {
 pub(super) struct RawNotify {
     enabled: Option<bool>,
     gate: Option<Gate>,
+    profile: Option<Spanned<String>>,
     max_wait: Option<Spanned<ConfigDuration>>,
     on_timeout: Option<OnTimeout>,
     nameserver_port: Option<Spanned<i64>>,
@@ -181,9 +201,25 @@ impl Checker<'_> {
             1..=10,
             i64::from(d.udp_tries),
         ) as u32;
+        let profile = match &raw.profile {
+            None => d.profile,
+            Some(name) => profile::find(name.get_ref()).unwrap_or_else(|| {
+                self.error(
+                    name.span(),
+                    "notify.profile".into(),
+                    format!(
+                        "\"{}\" is not a parent profile; one of {}",
+                        name.get_ref(),
+                        profile::names().join(", ")
+                    ),
+                );
+                d.profile
+            }),
+        };
         NotifyConfig {
             enabled: raw.enabled.unwrap_or(d.enabled),
             gate: raw.gate.unwrap_or(d.gate),
+            profile,
             max_wait: self.duration_at_least(
                 &raw.max_wait,
                 "notify.max_wait",

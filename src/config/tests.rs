@@ -437,3 +437,23 @@ fn a_report_agent_is_a_domain_named_in_every_notify() {
     let errors = parse_err(&format!("{EXAMPLE}\n[report]\nagents = \"x.\"\n"));
     assert!(!errors.is_empty(), "unknown keys are refused");
 }
+
+#[test]
+fn the_parent_gate_checks_under_a_named_profile() {
+    let config = parse_ok(EXAMPLE);
+    assert_eq!(config.notify.gate, Gate::Consistent);
+    assert_eq!(config.notify.profile.name, "generic");
+    let config = parse_ok(&format!(
+        "{EXAMPLE}\n[notify]\ngate = \"parent\"\nprofile = \"SE\"\n"
+    ));
+    assert_eq!(config.notify.gate, Gate::Parent);
+    assert_eq!(config.notify.profile.name, "se");
+    let errors = parse_err(&format!("{EXAMPLE}\n[notify]\nprofile = \"nl\"\n"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].key, "notify.profile");
+    assert_eq!((errors[0].line, errors[0].column), (23, 11), "{errors:?}");
+    assert!(
+        errors[0].message.contains("generic, ch, se, cz"),
+        "{errors:?}"
+    );
+}

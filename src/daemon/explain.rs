@@ -18,6 +18,10 @@
 //! - `notify[]`: per kind (CDS, CSYNC), whether a generalized NOTIFY (RFC
 //!   9859) is owed, waiting for the nameservers to agree (RFC 9975) or held,
 //!   and the last one sent with its result (asked of the parent agent);
+//! - `parent_check`: the last parent's-eye check made before a NOTIFY
+//!   (`crate::check`, the `[notify] profile`): when, before which NOTIFY,
+//!   the outcome (`bootstrap`, `rollover`, `delete`, `nothing-to-do`,
+//!   `refused`), and each finding with its RFC section;
 //! - `next_event`: the next key timing event, which keys it concerns, and
 //!   what the signals and the state become then;
 //! - `error_reports[]`: the RFC 9567 error reports received about the
@@ -33,12 +37,13 @@ use serde::Serialize;
 
 use super::Daemon;
 use crate::{
+    check::{Severity, Verdict},
     dns::{
         RecordSet,
         name::{canonical_wire, display, dsboot_name},
     },
     model::{self, ChildZone},
-    parent::agent::NotifyState,
+    parent::agent::ChildNotifies,
     plan,
     policy::{self, Lifecycle, ZoneInput, ZoneSignals},
     zone::content,
@@ -70,6 +75,8 @@ pub struct Explanation {
     pub parent: ParentSide,
     /// Generalized NOTIFYs, per kind (empty when no parent agent runs).
     pub notify: Vec<NotifyStory>,
+    /// The last parent's-eye check before a NOTIFY.
+    pub parent_check: Option<ParentCheckStory>,
     /// The next key timing event.
     pub next_event: Option<NextEvent>,
     /// RFC 9567 error reports received about it, oldest first.
@@ -167,6 +174,9 @@ pub struct NotifyStory {
     pub owed_since: Option<String>,
     /// The nameservers disagree; the NOTIFY waits (RFC 9975).
     pub waiting_for_agreement: bool,
+    /// They agree, but the parent would refuse; the NOTIFY(CDS) waits
+    /// (`gate = "parent"`).
+    pub waiting_for_acceptance: bool,
     /// Held after `max_wait`.
     pub held: bool,
     /// Tries of the owed NOTIFY.
@@ -184,6 +194,18 @@ pub struct SentStory {
     pub target: String,
     /// `acknowledged`, `rejected (RCODE)`, `failed: ...`, `not sent: ...`.
     pub result: String,
+}
+
+/// The parent's-eye check the agent made before a NOTIFY.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParentCheckStory {
+    /// When.
+    pub time: String,
+    /// Before which NOTIFY (`CDS`, `CSYNC`).
+    pub before: String,
+    /// What it found (the fields of `signalbox check --json`).
+    #[serde(flatten)]
+    pub verdict: Verdict,
 }
 
 /// The next key timing event and what it changes.
@@ -266,6 +288,7 @@ impl Daemon {
             published: self.publications(&child, &signals),
             parent: parent_side(&child, view, now),
             notify: Vec::new(),
+            parent_check: None,
             next_event: next_event(&input, &child, &signals, view, now),
             error_reports: self.error_reports.about(&name),
             at: now.to_string(),
@@ -492,13 +515,20 @@ fn next_event(
 
 impl Explanation {
     /// Adds the parent agent's answer about the child's NOTIFYs.
-    pub fn with_notify(mut self, states: Vec<NotifyState>) -> Self {
-        self.notify = states
+    pub fn with_notify(mut self, answer: ChildNotifies) -> Self {
+        self.parent_check = answer.check.map(|c| ParentCheckStory {
+            time: c.time.to_string(),
+            before: c.kind.rtype().to_string(),
+            verdict: c.verdict,
+        });
+        self.notify = answer
+            .states
             .into_iter()
             .map(|s| NotifyStory {
                 qtype: s.kind.rtype().to_string(),
                 owed_since: s.owed_since.map(|t| t.to_string()),
                 waiting_for_agreement: s.waiting_for_agreement,
+                waiting_for_acceptance: s.waiting_for_acceptance,
                 held: s.held,
                 attempts: s.attempts,
                 last_sent: s.last.map(|l| SentStory {
@@ -620,6 +650,9 @@ impl Explanation {
             if n.waiting_for_agreement {
                 line.push_str(", waiting for the nameservers to agree");
             }
+            if n.waiting_for_acceptance {
+                line.push_str(", waiting: the parent would refuse");
+            }
             if n.held {
                 line.push_str(", HELD after max_wait");
             }
@@ -631,6 +664,22 @@ impl Explanation {
                 );
             }
             let _ = writeln!(out, "{line}");
+        }
+        if let Some(c) = &self.parent_check {
+            let _ = writeln!(
+                out,
+                "parent check before NOTIFY({}) at {} (profile {}): {}",
+                c.before, c.time, c.verdict.profile, c.verdict.summary
+            );
+            for f in c
+                .verdict
+                .findings
+                .iter()
+                .filter(|f| f.severity != Severity::Note)
+            {
+                let label = f.severity.as_str();
+                let _ = writeln!(out, "  {label}: {} ({})", f.message, f.rule);
+            }
         }
         match &self.next_event {
             Some(next) => {

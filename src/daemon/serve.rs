@@ -538,7 +538,7 @@ async fn on_control(
             let reply = match daemon.explain(&zone, Timestamp::now()) {
                 Ok(explanation) => {
                     let explanation = match ask_agent(&daemon, &explanation.zone).await {
-                        Some(states) => explanation.with_notify(states),
+                        Some(answer) => explanation.with_notify(answer),
                         None => explanation,
                     };
                     control::Reply {
@@ -564,7 +564,7 @@ async fn on_control(
 
 /// Asks the parent agent where `zone`'s NOTIFYs stand (`None` when no
 /// agent runs or it does not answer within 2 s).
-async fn ask_agent(daemon: &Daemon, zone: &str) -> Option<Vec<crate::parent::agent::NotifyState>> {
+async fn ask_agent(daemon: &Daemon, zone: &str) -> Option<crate::parent::agent::ChildNotifies> {
     let questions = daemon.agent.questions.as_ref()?;
     let zone = crate::dns::parse_name(zone).ok()?;
     let (reply, answer) = oneshot::channel();

@@ -4,9 +4,10 @@
 //! A NOTIFY becomes owed when a round reports new (non-empty) apex CDS/
 //! CDNSKEY or CSYNC for a child (compared with the ledger, so a restart
 //! does not repeat what was already sent). Its job: discover the DSYNC
-//! target; unless `gate = "immediate"`, check that every server agrees
-//! (re-checked with backoff up to `max_wait`, then held or sent per
-//! `on_timeout`); send (paced per target); on NOERROR the debt is paid and
+//! target; unless `gate = "immediate"`, check that every server agrees and
+//! look at the delegation as the parent will (`crate::check`; with `gate =
+//! "parent"` a refusal holds the NOTIFY(CDS) too), re-checked with backoff
+//! up to `max_wait`, then held or sent per `on_timeout`; send (paced per target); on NOERROR the debt is paid and
 //! the parent is looked at again soon. Owed NOTIFYs survive restarts in the
 //! ledger.
 //!
@@ -31,15 +32,15 @@ use tokio::{
 use super::{
     ChildReport,
     counters::{NotifyCounters, SentResult},
-    gate::GateReport,
-    job::{self, GateInput, NotifyJob, NotifyOutcome, NotifyRun},
+    job::{self, GateInput, NotifyJob, NotifyOutcome, NotifyRun, ParentCheck},
     ledger::{self, Kind, LedgerEntry},
-    observer::{Observation, ObserveError},
-    recent::{RecentSends, SentRecord},
+    observer::{self, Observation, ObserveError},
+    recent::{CheckRecord, RecentChecks, RecentSends, SentRecord},
     resolver::Resolver,
     timers::{Job, Timers},
 };
 use crate::{
+    check::{self, Severity, Verdict},
     client::notify::{Outcome, RateLimit},
     config::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig},
     dns::{name::display, wire::rcode},
@@ -105,7 +106,43 @@ pub struct Question {
     /// The child.
     pub zone: Name,
     /// Where the answer goes.
-    pub reply: oneshot::Sender<Vec<NotifyState>>,
+    pub reply: oneshot::Sender<ChildNotifies>,
+}
+
+/// What the agent tells `explain` about one child.
+#[derive(Debug, Clone)]
+pub struct ChildNotifies {
+    /// Per kind (CDS, CSYNC).
+    pub states: Vec<NotifyState>,
+    /// The last parent's-eye check before a NOTIFY, if remembered.
+    pub check: Option<CheckRecord>,
+}
+
+/// Why an owed NOTIFY waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closed {
+    /// The nameservers disagree (RFC 9975).
+    Disagreement,
+    /// They agree, but the parent would refuse (`gate = "parent"`).
+    Refusal,
+}
+
+impl Closed {
+    /// `NOTIFY waits for ...`.
+    fn waits_for(self) -> &'static str {
+        match self {
+            Closed::Disagreement => "the nameservers to agree",
+            Closed::Refusal => "the parent's acceptance",
+        }
+    }
+
+    /// `NOTIFY held: ... after max_wait`.
+    fn still(self) -> &'static str {
+        match self {
+            Closed::Disagreement => "the nameservers still disagree",
+            Closed::Refusal => "the parent would still refuse",
+        }
+    }
 }
 
 /// Where one kind of NOTIFY (CDS or CSYNC) stands for one child.
@@ -117,6 +154,9 @@ pub struct NotifyState {
     pub owed_since: Option<Timestamp>,
     /// The consistency gate found the nameservers disagreeing (RFC 9975).
     pub waiting_for_agreement: bool,
+    /// They agree, but the parent's-eye check says the parent would refuse
+    /// (`gate = "parent"`).
+    pub waiting_for_acceptance: bool,
     /// Held after `[notify] max_wait` (`on_timeout = "hold"`).
     pub held: bool,
     /// Tries of the owed NOTIFY so far.
@@ -188,14 +228,16 @@ struct Agent {
     timers: Timers,
     attempts: HashMap<(Name, Kind), u32>,
     held: HashMap<(Name, Kind), bool>,
-    /// Owed NOTIFYs whose gate was last found closed.
-    gating: std::collections::HashSet<(Name, Kind)>,
+    /// Owed NOTIFYs whose gate was last found closed, and why.
+    gating: HashMap<(Name, Kind), Closed>,
     counters: Arc<NotifyCounters>,
     /// Owed NOTIFYs whose last send failed (a `notify-failed` event was
     /// emitted; the next is emitted once it was paid and fails again).
     failing: std::collections::HashSet<(Name, Kind)>,
     /// The last NOTIFY per child and kind, for `explain`.
     recent: RecentSends,
+    /// The last parent's-eye check per child, for `explain`.
+    checks: RecentChecks,
     events: Events,
     in_flight: usize,
     dirty: bool,
@@ -223,10 +265,11 @@ impl Agent {
             timers: Timers::default(),
             attempts: HashMap::new(),
             held: HashMap::new(),
-            gating: std::collections::HashSet::new(),
+            gating: HashMap::new(),
             counters: Arc::default(),
             failing: std::collections::HashSet::new(),
             recent: RecentSends::default(),
+            checks: RecentChecks::default(),
             events,
             in_flight: 0,
             dirty: false,
@@ -286,21 +329,27 @@ impl Agent {
     }
 
     /// Where `zone`'s NOTIFYs stand.
-    fn answer(&self, zone: &Name) -> Vec<NotifyState> {
-        [Kind::Cds, Kind::Csync]
+    fn answer(&self, zone: &Name) -> ChildNotifies {
+        let states = [Kind::Cds, Kind::Csync]
             .into_iter()
             .map(|kind| {
                 let key = (zone.clone(), kind);
+                let closed = self.gating.get(&key).copied();
                 NotifyState {
                     kind,
                     owed_since: self.ledger.get(zone).and_then(|e| e.pending(kind)),
-                    waiting_for_agreement: self.gating.contains(&key),
+                    waiting_for_agreement: closed == Some(Closed::Disagreement),
+                    waiting_for_acceptance: closed == Some(Closed::Refusal),
                     held: self.held.get(&key) == Some(&true),
                     attempts: self.attempts.get(&key).copied().unwrap_or(0),
-                    last: self.recent.get(zone, kind).cloned(),
+                    last: self.recent.get(&key).cloned(),
                 }
             })
-            .collect()
+            .collect();
+        ChildNotifies {
+            states,
+            check: self.checks.get(zone).cloned(),
+        }
     }
 
     fn on_report(&mut self, report: ChildReport) {
@@ -368,14 +417,19 @@ impl Agent {
                 {
                     return; // paid or superseded meanwhile
                 }
-                let gate = self.config.notify.gate == Gate::Consistent
+                let gate = self.config.notify.gate.asks_servers()
                     && !(self.held.get(&(zone.clone(), kind)) == Some(&true)
                         && self.config.notify.on_timeout == OnTimeout::Send);
                 let notify = self.config.notify.clone();
                 let limit = self.limit.clone();
                 self.in_flight += 1;
                 tokio::spawn(async move {
-                    let result = notify_job(&resolver, &report, kind, gate, &notify, &limit).await;
+                    let job = JobInput {
+                        report: &report,
+                        kind,
+                        gate,
+                    };
+                    let result = notify_job(&resolver, job, &notify, &limit).await;
                     let _ = done.send(JobResult::Notify {
                         zone,
                         kind,
@@ -388,7 +442,7 @@ impl Agent {
                 let timeout = self.config.resolver.timeout;
                 self.in_flight += 1;
                 tokio::spawn(async move {
-                    let result = job::observe(&resolver, &zone, port, timeout).await;
+                    let result = observer::observe_child(&resolver, &zone, port, timeout).await;
                     let _ = done.send(JobResult::Observe { zone, result });
                 });
             }
@@ -402,7 +456,7 @@ impl Agent {
         }
     }
 
-    fn on_notify(&mut self, zone: Name, kind: Kind, run: NotifyRun) {
+    fn on_notify(&mut self, zone: Name, kind: Kind, mut run: NotifyRun) {
         let z = display(&zone);
         let qtype = kind.rtype().to_string();
         let attempt = {
@@ -426,13 +480,15 @@ impl Agent {
             self.schedule(Job::Notify(zone, kind), Instant::now() + wait);
             return;
         }
+        if let Some(verdict) = run.verdict.take() {
+            self.on_verdict(&zone, kind, verdict);
+        }
         match run.outcome {
             NotifyOutcome::NoTarget | NotifyOutcome::BadTarget(_) => {
                 let why = no_target(&run, kind);
                 tracing::info!(zone = z, qtype, "no NOTIFY sent: {why}");
                 self.recent.record(
-                    zone.clone(),
-                    kind,
+                    (zone.clone(), kind),
                     SentRecord {
                         time: Timestamp::now(),
                         target: String::new(),
@@ -443,7 +499,16 @@ impl Agent {
             }
             NotifyOutcome::GateClosed => {
                 let report = run.gate.unwrap_or_default();
-                self.on_gate_closed(zone, kind, attempt, &report);
+                let disagreements = report.disagreements.join("; ");
+                self.on_gate_closed(zone, kind, attempt, Closed::Disagreement, disagreements);
+            }
+            NotifyOutcome::ParentWouldRefuse => {
+                let why = self
+                    .checks
+                    .get(&zone)
+                    .map(|c| errors_of(&c.verdict))
+                    .unwrap_or_default();
+                self.on_gate_closed(zone, kind, attempt, Closed::Refusal, why);
             }
             NotifyOutcome::Sent { addr, outcome } => {
                 let host = run.target.as_ref().map_or("?".into(), |t| display(&t.host));
@@ -456,13 +521,62 @@ impl Agent {
         }
     }
 
-    /// The gate is closed: wait for the servers to agree, up to `max_wait`;
-    /// then hold or send per `on_timeout`.
-    fn on_gate_closed(&mut self, zone: Name, kind: Kind, attempt: u32, report: &GateReport) {
+    /// Keeps the parent's-eye verdict made before a NOTIFY and logs it,
+    /// once per change of outcome.
+    fn on_verdict(&mut self, zone: &Name, kind: Kind, verdict: Verdict) {
+        let changed = self
+            .checks
+            .get(zone)
+            .is_none_or(|last| last.verdict.outcome != verdict.outcome);
+        if changed {
+            let z = display(zone);
+            let qtype = kind.rtype().to_string();
+            let profile = verdict.profile;
+            if verdict.outcome == check::Outcome::Refused {
+                let why = errors_of(&verdict);
+                let then = if self.config.notify.gate == Gate::Parent {
+                    "the NOTIFY(CDS) waits ([notify] gate = \"parent\")"
+                } else {
+                    "sending anyway ([notify] gate = \"consistent\")"
+                };
+                tracing::warn!(
+                    zone = z,
+                    qtype,
+                    profile,
+                    "the parent would refuse; {then}: {why}"
+                );
+            } else {
+                tracing::info!(
+                    zone = z,
+                    qtype,
+                    profile,
+                    "parent's-eye check: {}",
+                    verdict.summary
+                );
+            }
+        }
+        let record = CheckRecord {
+            time: Timestamp::now(),
+            kind,
+            verdict,
+        };
+        self.checks.record(zone.clone(), record);
+    }
+
+    /// The gate is closed: wait for the servers to agree (or the parent's
+    /// acceptance), up to `max_wait`; then hold or send per `on_timeout`.
+    fn on_gate_closed(
+        &mut self,
+        zone: Name,
+        kind: Kind,
+        attempt: u32,
+        closed: Closed,
+        disagreements: String,
+    ) {
         let z = display(&zone);
         let qtype = kind.rtype().to_string();
         let key = (zone.clone(), kind);
-        self.gating.insert(key.clone());
+        self.gating.insert(key.clone(), closed);
         self.counters.set_gate_waiting(self.gating.len());
         let now = Instant::now();
         let since = self
@@ -471,7 +585,6 @@ impl Agent {
             .and_then(|e| e.pending(kind))
             .unwrap_or_else(Timestamp::now);
         let waited = Timestamp::now().duration_since(since).unsigned_abs();
-        let disagreements = report.disagreements.join("; ");
         if waited < self.config.notify.max_wait {
             let wait = backoff(attempt, Duration::from_secs(30));
             tracing::info!(
@@ -479,7 +592,8 @@ impl Agent {
                 qtype,
                 waited_s = waited.as_secs(),
                 retry_in_s = wait.as_secs_f64(),
-                "NOTIFY waits for the nameservers to agree: {disagreements}"
+                "NOTIFY waits for {}: {disagreements}",
+                closed.waits_for()
             );
             self.schedule(Job::Notify(zone, kind), now + wait);
         } else {
@@ -487,21 +601,18 @@ impl Agent {
             match self.config.notify.on_timeout {
                 OnTimeout::Hold => {
                     if first {
+                        let message = format!("NOTIFY held: {} after max_wait", closed.still());
                         self.events.emit(
-                            Event::new(
-                                EventKind::NotifyHeld,
-                                "NOTIFY held: the nameservers still disagree after max_wait",
-                            )
-                            .with("zone", z.clone())
-                            .with("qtype", qtype.clone())
-                            .with("reason", disagreements.clone()),
+                            Event::new(EventKind::NotifyHeld, &message)
+                                .with("zone", z.clone())
+                                .with("qtype", qtype.clone())
+                                .with("reason", disagreements.clone()),
                         );
                         tracing::error!(
                             zone = z,
                             qtype,
                             waited_s = waited.as_secs(),
-                            "NOTIFY held: the nameservers still disagree after max_wait \
-                             ([notify] on_timeout = \"hold\"): {disagreements}"
+                            "{message} ([notify] on_timeout = \"hold\"): {disagreements}"
                         );
                     }
                     self.schedule(Job::Notify(zone, kind), now + HELD_RECHECK);
@@ -510,8 +621,9 @@ impl Agent {
                     tracing::warn!(
                         zone = z,
                         qtype,
-                        "the nameservers still disagree after max_wait; sending anyway \
-                         ([notify] on_timeout = \"send\"): {disagreements}"
+                        "{} after max_wait; sending anyway \
+                         ([notify] on_timeout = \"send\"): {disagreements}",
+                        closed.still()
                     );
                     self.schedule(Job::Notify(zone, kind), now);
                 }
@@ -526,8 +638,7 @@ impl Agent {
         self.gating.remove(&(zone.clone(), kind));
         self.counters.set_gate_waiting(self.gating.len());
         self.recent.record(
-            zone.clone(),
-            kind,
+            (zone.clone(), kind),
             SentRecord {
                 time: Timestamp::now(),
                 target: target.clone(),
@@ -701,14 +812,32 @@ fn no_target(run: &NotifyRun, kind: Kind) -> String {
     )
 }
 
+/// One owed NOTIFY, as [`notify_job`] needs it.
+struct JobInput<'a> {
+    report: &'a ChildReport,
+    kind: Kind,
+    /// The gate (and the parent's-eye check) runs.
+    gate: bool,
+}
+
+/// The errors of a verdict, one clause each.
+fn errors_of(verdict: &Verdict) -> String {
+    let errors: Vec<String> = verdict
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| format!("{} ({})", f.message, f.rule))
+        .collect();
+    errors.join("; ")
+}
+
 async fn notify_job(
     resolver: &Resolver,
-    report: &ChildReport,
-    kind: Kind,
-    gate: bool,
+    input: JobInput<'_>,
     config: &NotifyConfig,
     limit: &Mutex<RateLimit>,
 ) -> NotifyRun {
+    let JobInput { report, kind, gate } = input;
     let groups = match kind {
         Kind::Cds => &report.cds_groups,
         Kind::Csync => &report.csync_groups,
@@ -721,6 +850,11 @@ async fn notify_job(
         } else {
             GateInput::Skip
         },
+        parent_check: gate.then_some(ParentCheck {
+            profile: config.profile,
+            nameservers: &report.nameservers,
+            hold_on_refusal: config.gate == Gate::Parent,
+        }),
         config,
         pace: Some(limit),
         dry_run: false,

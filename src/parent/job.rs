@@ -4,7 +4,10 @@
 //!
 //! A NOTIFY job (RFC 9859 §4): discover the parent's DSYNC target for the
 //! type (§4.1); unless the gate is skipped, check that every server serves
-//! the announced RRsets (the consistency gate, RFC 9975); resolve the
+//! the announced RRsets (the consistency gate, RFC 9975), then look at the
+//! delegation as the parent will (the [`crate::check`] rules under the
+//! configured profile: its verdict is kept, and with `gate = "parent"` a
+//! NOTIFY(CDS) the parent would refuse waits); resolve the
 //! target host and send NOTIFY(CDS or CSYNC) to its first address (§4.2),
 //! paced per target when a [`RateLimit`] is given. What happened at each
 //! step comes back in a [`NotifyRun`]; the callers decide what it means
@@ -21,8 +24,10 @@ use super::{
     gate::{self, GateReport, ServerGroup},
     observer::{self, Observation, ObserveError},
     resolver::{ResolveError, Resolver},
+    scan::{self, Asking},
 };
 use crate::{
+    check::{self, Verdict, profile::Profile},
     client::{
         Options, TcpFallback,
         notify::{self, Outcome, RateLimit},
@@ -50,6 +55,17 @@ pub enum GateInput<'a> {
     },
 }
 
+/// The parent's-eye check run once the consistency gate is open.
+pub struct ParentCheck<'a> {
+    /// Whose rules.
+    pub profile: &'static Profile,
+    /// The nameservers asked when the parent's NS set cannot be read.
+    pub nameservers: &'a [Name],
+    /// A NOTIFY(CDS) the parent would refuse is not sent (`gate =
+    /// "parent"`); otherwise the verdict is only reported.
+    pub hold_on_refusal: bool,
+}
+
 /// One generalized NOTIFY to send.
 pub struct NotifyJob<'a> {
     /// The child zone.
@@ -58,6 +74,9 @@ pub struct NotifyJob<'a> {
     pub rtype: RecordType,
     /// The consistency gate.
     pub gate: GateInput<'a>,
+    /// The parent's-eye check after the gate (not run when the gate is
+    /// skipped).
+    pub parent_check: Option<ParentCheck<'a>>,
     /// `[notify]`: nameserver port, UDP timeout and tries.
     pub config: &'a NotifyConfig,
     /// Per-target pacing, when the caller sends many.
@@ -96,6 +115,9 @@ pub enum NotifyOutcome {
     BadTarget(DiscoveryError),
     /// The gate is closed (see [`NotifyRun::gate`]).
     GateClosed,
+    /// The servers agree but the parent would refuse the CDS (see
+    /// [`NotifyRun::verdict`]), and the job holds on refusal.
+    ParentWouldRefuse,
     /// The target host has no address.
     NoAddress(TargetAddressError),
     /// Dry run: it would have been sent to this address.
@@ -120,6 +142,8 @@ pub struct NotifyRun {
     pub parent_unreadable: Option<ObserveError>,
     /// The gate's verdict, when it was checked.
     pub gate: Option<GateReport>,
+    /// The parent's-eye verdict, when it was checked.
+    pub verdict: Option<Verdict>,
     /// How it ended.
     pub outcome: NotifyOutcome,
 }
@@ -149,6 +173,7 @@ pub async fn notify(resolver: &Resolver, job: NotifyJob<'_>) -> NotifyRun {
         target: None,
         parent_unreadable: None,
         gate: None,
+        verdict: None,
         outcome: NotifyOutcome::NoTarget,
     };
     let found = match discovery::discover(resolver, job.zone).await {
@@ -196,6 +221,22 @@ pub async fn notify(resolver: &Resolver, job: NotifyJob<'_>) -> NotifyRun {
         if !open {
             return run.ended(NotifyOutcome::GateClosed);
         }
+        if let Some(parent_check) = &job.parent_check {
+            let asking = Asking {
+                port,
+                timeout: job.config.udp_timeout,
+                configured: parent_check.nameservers.to_vec(),
+            };
+            let facts = scan::scan(resolver, job.zone, &asking).await;
+            let verdict = check::evaluate(&facts, parent_check.profile, Timestamp::now());
+            let refused = verdict.outcome == check::Outcome::Refused;
+            run.verdict = Some(verdict);
+            // The verdict is about the CDS/CDNSKEY; a CSYNC is the
+            // parent's to ignore (the verdict says what becomes of it).
+            if refused && parent_check.hold_on_refusal && job.rtype == RecordType::CDS {
+                return run.ended(NotifyOutcome::ParentWouldRefuse);
+            }
+        }
     }
     let addresses = match resolver.addresses(&host).await {
         Ok(a) if !a.is_empty() => a,
@@ -224,17 +265,4 @@ pub async fn notify(resolver: &Resolver, job: NotifyJob<'_>) -> NotifyRun {
     )
     .await;
     run.ended(NotifyOutcome::Sent { addr, outcome })
-}
-
-/// Reads the child's DS and NS at its parent, found by DSYNC discovery
-/// (the parent is the zone that answered it).
-pub async fn observe(
-    resolver: &Resolver,
-    zone: &Name,
-    port: u16,
-    timeout: Duration,
-) -> Result<Observation, ObserveError> {
-    let found = discovery::discover(resolver, zone).await?;
-    let parent = found.parent.ok_or(ObserveError::UnknownParent)?;
-    observer::observe(resolver, &parent, zone, port, timeout, Timestamp::now()).await
 }

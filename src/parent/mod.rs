@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod observer;
 pub mod recent;
 pub mod resolver;
+pub mod scan;
 mod timers;
 
 use std::hash::{Hash, Hasher};
@@ -51,6 +52,9 @@ pub struct ChildReport {
     pub cds: u64,
     /// Fingerprint of the desired apex CSYNC (0 = none).
     pub csync: u64,
+    /// The nameservers the gate asks (the parent's NS set, else the
+    /// configured `nameservers`), for the parent's-eye check.
+    pub nameservers: Vec<Name>,
     /// Servers that must agree before NOTIFY(CDS).
     pub cds_groups: Vec<ServerGroup>,
     /// Servers that must agree before NOTIFY(CSYNC).
@@ -147,7 +151,7 @@ pub fn plan(
     let csync_groups = match &signals.csync {
         Some(set) => vec![ServerGroup {
             label: format!("child {}", display(zone)),
-            hosts,
+            hosts: hosts.clone(),
             expected: vec![expected(zone, set, RecordType::CSYNC)],
             signed_by: None,
         }],
@@ -157,6 +161,7 @@ pub fn plan(
         zone: zone.clone(),
         cds: fingerprint(&[&signals.cds, &signals.cdnskey]),
         csync: signals.csync.as_ref().map_or(0, |s| fingerprint(&[s])),
+        nameservers: hosts,
         cds_groups,
         csync_groups,
     }

@@ -15,7 +15,7 @@ use hickory_proto::rr::{Name, RecordType};
 use jiff::Timestamp;
 
 use super::{
-    discovery::DiscoveryError,
+    discovery::{self, DiscoveryError},
     resolver::{ResolveError, Resolver},
 };
 use crate::{
@@ -248,4 +248,17 @@ fn check(reply: &Message, what: RecordType) -> Result<(), AskError> {
         rcode::NXDOMAIN => Err(AskError::NoDelegation { what }),
         rcode => Err(AskError::Rcode { what, rcode }),
     }
+}
+
+/// Reads the child's DS and NS at its parent, found by DSYNC discovery
+/// (the parent is the zone that answered it).
+pub async fn observe_child(
+    resolver: &Resolver,
+    zone: &Name,
+    port: u16,
+    timeout: Duration,
+) -> Result<Observation, ObserveError> {
+    let found = discovery::discover(resolver, zone).await?;
+    let parent = found.parent.ok_or(ObserveError::UnknownParent)?;
+    observe(resolver, &parent, zone, port, timeout, Timestamp::now()).await
 }

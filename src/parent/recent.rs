@@ -1,14 +1,20 @@
-//! The last NOTIFY sent per child and kind, for `signalbox explain`: when,
-//! to which target, and what came back. Bounded ([`RECENT`] children and
-//! kinds, the oldest forgotten first) so a million children who were all
-//! notified once do not keep a million records; the log has the history.
+//! What the parent agent remembers per child for `signalbox explain`: the
+//! last NOTIFY sent per kind (when, to which target, what came back) and
+//! the last parent's-eye verdict ([`crate::check`]) before one. Bounded
+//! ([`RECENT`] entries, the oldest forgotten first) so a million children
+//! who were all notified once do not keep a million records; the log has
+//! the history.
 
-use std::collections::{HashMap, VecDeque};
+use std::{
+    collections::{HashMap, VecDeque},
+    hash::Hash,
+};
 
 use hickory_proto::rr::Name;
 use jiff::Timestamp;
 
 use super::ledger::Kind;
+use crate::check::Verdict;
 
 /// Children and kinds remembered, at most.
 pub const RECENT: usize = 10_000;
@@ -24,21 +30,48 @@ pub struct SentRecord {
     pub result: String,
 }
 
-/// The most recent [`SentRecord`] per (child, kind).
-#[derive(Debug, Default)]
-pub struct RecentSends {
-    last: HashMap<(Name, Kind), (u64, SentRecord)>,
-    order: VecDeque<((Name, Kind), u64)>,
+/// The parent's-eye check made before a NOTIFY.
+#[derive(Debug, Clone)]
+pub struct CheckRecord {
+    /// When it was made.
+    pub time: Timestamp,
+    /// Before which NOTIFY.
+    pub kind: Kind,
+    /// What it found.
+    pub verdict: Verdict,
+}
+
+/// The most recent value per key, for at most [`RECENT`] keys.
+#[derive(Debug)]
+pub struct Recent<K, V> {
+    last: HashMap<K, (u64, V)>,
+    order: VecDeque<(K, u64)>,
     next: u64,
 }
 
-impl RecentSends {
-    /// Remembers `record` as the last send of `kind` for `zone`.
-    pub fn record(&mut self, zone: Name, kind: Kind, record: SentRecord) {
+impl<K, V> Default for Recent<K, V> {
+    fn default() -> Self {
+        Recent {
+            last: HashMap::new(),
+            order: VecDeque::new(),
+            next: 0,
+        }
+    }
+}
+
+/// The last [`SentRecord`] per (child, kind).
+pub type RecentSends = Recent<(Name, Kind), SentRecord>;
+
+/// The last [`CheckRecord`] per child.
+pub type RecentChecks = Recent<Name, CheckRecord>;
+
+impl<K: Hash + Eq + Clone, V> Recent<K, V> {
+    /// Remembers `value` as the latest for `key`.
+    pub fn record(&mut self, key: K, value: V) {
         let seq = self.next;
         self.next += 1;
-        self.last.insert((zone.clone(), kind), (seq, record));
-        self.order.push_back(((zone, kind), seq));
+        self.last.insert(key.clone(), (seq, value));
+        self.order.push_back((key, seq));
         while self.last.len() > RECENT || self.order.len() > 2 * RECENT {
             let Some((key, seq)) = self.order.pop_front() else {
                 break;
@@ -54,9 +87,9 @@ impl RecentSends {
         }
     }
 
-    /// The last send of `kind` for `zone`, if remembered.
-    pub fn get(&self, zone: &Name, kind: Kind) -> Option<&SentRecord> {
-        self.last.get(&(zone.clone(), kind)).map(|(_, r)| r)
+    /// The latest value for `key`, if remembered.
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.last.get(key).map(|(_, v)| v)
     }
 }
 
@@ -73,18 +106,21 @@ mod tests {
             result: result.into(),
         };
         let mut recent = RecentSends::default();
-        recent.record(name(0), Kind::Cds, sent("failed: timeout"));
-        recent.record(name(0), Kind::Cds, sent("acknowledged"));
+        recent.record((name(0), Kind::Cds), sent("failed: timeout"));
+        recent.record((name(0), Kind::Cds), sent("acknowledged"));
         assert_eq!(
-            recent.get(&name(0), Kind::Cds).map(|r| r.result.as_str()),
+            recent.get(&(name(0), Kind::Cds)).map(|r| r.result.as_str()),
             Some("acknowledged")
         );
-        assert!(recent.get(&name(0), Kind::Csync).is_none());
+        assert!(recent.get(&(name(0), Kind::Csync)).is_none());
         for i in 1..=RECENT {
-            recent.record(name(i), Kind::Cds, sent("acknowledged"));
+            recent.record((name(i), Kind::Cds), sent("acknowledged"));
         }
-        assert!(recent.get(&name(0), Kind::Cds).is_none(), "the oldest went");
-        assert!(recent.get(&name(RECENT), Kind::Cds).is_some());
+        assert!(
+            recent.get(&(name(0), Kind::Cds)).is_none(),
+            "the oldest went"
+        );
+        assert!(recent.get(&(name(RECENT), Kind::Cds)).is_some());
         assert!(recent.last.len() <= RECENT && recent.order.len() <= 2 * RECENT);
     }
 }

@@ -24,12 +24,16 @@
 //! verdict, registry limits, expired signatures and the rest are
 //! unit-tested rule by rule in `check::evaluate::tests`.
 
-use std::{fs, net::SocketAddr, process::Command};
+use std::{
+    fs,
+    net::{Ipv4Addr, SocketAddr},
+    process::Command,
+};
 
 use serde_json::Value;
 
 use crate::{
-    common::parent::{ParentWorld, WorldSpec, ZoneSpec},
+    common::parent::{NotifyReceiver, ParentWorld, ReceiverMode, WorldSpec, ZoneSpec},
     common::{knot::Knot, process::run, serve::Serve, signzone, *},
     notify::{CHILD, SIGNAL, Side, dsync, ready, test_body},
 };
@@ -198,22 +202,29 @@ fn signer(side: &Side) -> String {
         .collect()
 }
 
-#[test]
-fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
-    if !ready() || !tools(&["dnssec-signzone", "dnssec-dsfromkey"]) {
-        return;
-    }
-    let parent_body = format!("*._dsync TYPE66 {}\n", dsync(59, 9, "scanner.test."));
+/// The world of these tests: Knot serves `test.`, `parent.test.` (with
+/// `parent_body`) and the child (unsigned, NS ns.other.test.); signalbox's
+/// side for the child (`[notify]` lines `notify`), and the daemon serving
+/// the signalling zone, delegated securely from `test.` so that Unbound
+/// validates the RFC 9615 signals.
+struct SignalWorld {
+    world: ParentWorld,
+    side: Side,
+    daemon: Serve,
+    /// The signalling zone's delegation lines in `test.`.
+    delegation: String,
+}
+
+fn signal_world(parent_body: &str, notify: &str) -> SignalWorld {
     let mut world = ParentWorld::start(&WorldSpec {
         zones: vec![
             ZoneSpec::signed("test.", &test_body("")),
-            ZoneSpec::signed("parent.test.", &parent_body),
+            ZoneSpec::signed("parent.test.", parent_body),
             ZoneSpec::unsigned(CHILD, "").with_ns(&["ns.other.test."]),
         ],
         stubs_elsewhere: vec![(SIGNAL.to_string(), [127, 0, 0, 2].into())],
     });
-    let side = Side::new(&world, &[CHILD], "always", "");
-    // The signalling zone, delegated securely to signalbox.
+    let side = Side::new(&world, &[CHILD], "always", notify);
     let signal_key = fs::read_dir(side.root().join("signal"))
         .expect("signal keys")
         .flatten()
@@ -227,6 +238,26 @@ fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
     world.set_zone("test.", &test_body(&delegation));
     let addr = SocketAddr::new([127, 0, 0, 2].into(), world.auth().port());
     let daemon = Serve::start(&side.config, addr, SIGNAL);
+    SignalWorld {
+        world,
+        side,
+        daemon,
+        delegation,
+    }
+}
+
+#[test]
+fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
+    if !ready() || !tools(&["dnssec-signzone", "dnssec-dsfromkey"]) {
+        return;
+    }
+    let parent_body = format!("*._dsync TYPE66 {}\n", dsync(59, 9, "scanner.test."));
+    let SignalWorld {
+        mut world,
+        side,
+        daemon,
+        delegation,
+    } = signal_world(&parent_body, "");
 
     let cds_lines = signer(&side);
     // The child as it was (no CDS, unsigned): what a lagging second
@@ -376,4 +407,83 @@ fn an_in_bailiwick_only_delegation_is_not_bootstrappable_by_signals() {
     );
     assert_eq!(ch["authenticated"], false);
     assert!(ch["expected_by"].is_string(), "{ch:#}");
+}
+
+/// The daemon with `[notify] gate = "parent"`: the servers agree on the
+/// CDS/CDNSKEY, but the child's apex is not signed, so the parent would
+/// refuse (RFC 7344 §4.1) and the NOTIFY(CDS) waits, as `explain` says;
+/// once the apex is signed (and the signal validates), the check passes
+/// and the NOTIFY goes out, the verdict a bootstrap.
+#[test]
+fn the_parent_gate_holds_a_notify_the_parent_would_refuse() {
+    if !ready() || !tools(&["dnssec-signzone", "dnssec-dsfromkey"]) {
+        return;
+    }
+    let receiver = NotifyReceiver::start(Ipv4Addr::new(127, 0, 0, 3), ReceiverMode::Answer);
+    let parent_body = format!(
+        "*._dsync TYPE66 {}\n",
+        dsync(59, receiver.addr().port(), "scanner.test.")
+    );
+    let SignalWorld {
+        mut world,
+        side,
+        daemon,
+        ..
+    } = signal_world(&parent_body, "gate = \"parent\"");
+    let cds_lines = signer(&side);
+
+    // The same CDS/CDNSKEY as signalbox wants, unsigned.
+    world.set_zone(CHILD, &side.apex_lines());
+    let mut explained = Value::Null;
+    let waits = crate::notify::wait_until(std::time::Duration::from_secs(30), || {
+        explained = explain(&side);
+        explained["notify"][0]["waiting_for_acceptance"] == true
+    });
+    assert!(waits, "{explained:#}\n{}", daemon.log_text());
+    let check = &explained["parent_check"];
+    assert_eq!(
+        (check["outcome"].as_str(), check["before"].as_str()),
+        (Some("refused"), Some("CDS")),
+        "{check:#}"
+    );
+    assert_eq!(check["profile"], "generic");
+    assert!(
+        findings(check).contains("RFC 7344 §4.1"),
+        "{}",
+        findings(check)
+    );
+    assert_eq!(explained["notify"][0]["waiting_for_agreement"], false);
+    let log = daemon.log_text();
+    assert!(
+        log.contains("the parent would refuse; the NOTIFY(CDS) waits")
+            && log.contains("NOTIFY waits for the parent's acceptance"),
+        "{log}"
+    );
+    assert!(receiver.received().is_empty(), "nothing sent while refused");
+    let (code, text, _) = side.run(&["notify", "--zone", CHILD, "--dry-run"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("; parent check (profile generic): refused") && text.contains("nothing sent"),
+        "{text}"
+    );
+
+    // Signed: the parent would bootstrap, authenticated by the signal.
+    world.set_zone(CHILD, &signed_apex(&world, &side, &cds_lines, false));
+    let got = receiver.wait_for(1, std::time::Duration::from_secs(60));
+    assert_eq!(got.len(), 1, "{}", daemon.log_text());
+    let explained = explain(&side);
+    let check = &explained["parent_check"];
+    assert_eq!(
+        (check["outcome"].as_str(), check["authenticated"].as_bool()),
+        (Some("bootstrap"), Some(true)),
+        "{check:#}"
+    );
+    assert_eq!(explained["notify"][0]["waiting_for_acceptance"], false);
+}
+
+/// `explain --json` for the child, parsed.
+fn explain(side: &Side) -> Value {
+    let (code, stdout, stderr) = side.run(&["explain", CHILD, "--json"]);
+    assert_eq!(code, 0, "explain: {stdout}{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }

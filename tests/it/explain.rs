@@ -117,6 +117,22 @@ fn explain_follows_a_child_through_bootstrap_and_a_ksk_rollover() {
     });
     assert_eq!(e["zone"], CHILD);
     assert_eq!(e["state"], "bootstrapping", "{e:#}");
+    // The parent's-eye check ran before the NOTIFY: Knot serves the CDS
+    // unsigned, so a parent would refuse (RFC 7344 §4.1); with the default
+    // gate ("consistent") that is reported here and in the log, not held.
+    let check = &e["parent_check"];
+    assert_eq!(
+        (check["outcome"].as_str(), check["before"].as_str()),
+        (Some("refused"), Some("CDS")),
+        "{check:#}"
+    );
+    assert!(
+        daemon
+            .log_text()
+            .contains("the parent would refuse; sending anyway"),
+        "{}",
+        daemon.log_text()
+    );
     assert_eq!(e["held"], Value::Null);
     let k1 = key(&e, ksk1);
     assert_eq!(k1["role"], "KSK");

@@ -1,4 +1,5 @@
-//! Asking what a parent's scanner asks: the parent's DS and NS for the child
+//! Scanning a child as a parent's scanner does, for `crate::check` to
+//! evaluate: the parent's DS and NS for the child
 //! (through the configured `[resolver]`, then the parent's own servers:
 //! `parent::observer`), every address of every nameserver of the
 //! delegation directly, without recursion, over UDP and over TCP (RFC 9975
@@ -9,16 +10,16 @@ use std::{net::SocketAddr, time::Duration};
 
 use hickory_proto::rr::{Name, RecordType};
 
-use super::{
-    ApexSets, Facts, ParentSide, ServerAnswer, SignalAnswer, SignalSets, Signed, Transport,
-};
+use super::{observer, resolver::Resolver};
 use crate::{
+    check::{
+        ApexSets, Facts, ParentSide, ServerAnswer, SignalAnswer, SignalSets, Signed, Transport,
+    },
     client::{Options, TcpFallback, authoritative},
     dns::{
         name::{dsboot_name, is_at_or_below},
         wire::rcode,
     },
-    parent::{job, resolver::Resolver},
 };
 
 /// Where and how long to ask.
@@ -33,7 +34,7 @@ pub struct Asking {
 }
 
 /// Gathers the facts about `child`.
-pub async fn gather(resolver: &Resolver, child: &Name, asking: &Asking) -> Facts {
+pub async fn scan(resolver: &Resolver, child: &Name, asking: &Asking) -> Facts {
     let parent = parent_side(resolver, child, asking).await;
     let nameservers = match &parent {
         Ok(side) if !side.ns.is_empty() => side.ns.clone(),
@@ -91,14 +92,14 @@ pub async fn gather(resolver: &Resolver, child: &Name, asking: &Asking) -> Facts
     }
 }
 
-/// The parent's DS and NS for the child (`parent::job::observe`: the
+/// The parent's DS and NS for the child (`parent::observer::observe_child`: the
 /// parent found by DSYNC discovery, asked directly).
 async fn parent_side(
     resolver: &Resolver,
     child: &Name,
     asking: &Asking,
 ) -> Result<ParentSide, String> {
-    let observed = job::observe(resolver, child, asking.port, asking.timeout)
+    let observed = observer::observe_child(resolver, child, asking.port, asking.timeout)
         .await
         .map_err(|e| e.to_string())?;
     Ok(ParentSide {
