@@ -23,6 +23,7 @@ pub mod model;
 pub mod parent;
 pub mod plan;
 pub mod policy;
+pub mod providers;
 pub mod publish;
 pub mod server;
 pub mod state;

@@ -45,6 +45,9 @@ pub struct ChildZone {
     pub source: String,
     /// Its `[[zone]]` has `follow`: its signer's apex is the source.
     pub follows: bool,
+    /// Its `[[zone]]` has `foreign_from`: it waits for the other providers'
+    /// keys ([`crate::providers`]).
+    pub fetches_foreign: bool,
     /// The apex types its `[[zone]]` `publish` writes by UPDATE.
     pub publish_types: Vec<hickory_proto::rr::RecordType>,
 }
@@ -68,6 +71,7 @@ impl ChildZone {
             parent,
             soa_serial,
             followed: None,
+            foreign: &[],
         }
     }
 }
@@ -282,6 +286,7 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
                     .collect(),
                 source: source.clone(),
                 follows: false,
+                fetches_foreign: false,
                 publish_types: Vec::new(),
             };
             out.push((crate::dns::name::canonical_key(name), child));
@@ -388,6 +393,7 @@ fn child_with_errors(
     };
     let mut child = assemble(name, settings, key_dir, store, held, source);
     child.follows = zone_cfg.is_some_and(|z| z.follow.is_some());
+    child.fetches_foreign = zone_cfg.is_some_and(|z| z.foreign_from.is_some());
     child.publish_types = zone_cfg
         .and_then(|z| z.publish.as_ref())
         .map(|p| p.types.clone())
@@ -430,6 +436,7 @@ fn assemble(
         issues,
         source,
         follows: false,
+        fetches_foreign: false,
         publish_types: Vec::new(),
     }
 }

@@ -15,7 +15,8 @@
 //! - when the child's keys next change something (its next timing event).
 //!
 //! A child that is held (unreadable keys, a policy hold, a followed signer
-//! not read yet) plans nothing: what it published stays. Children that
+//! not read yet, other providers whose keys were never validated) plans
+//! nothing: what it published stays. Children that
 //! stopped being children get their `_dsboot` owners removed everywhere.
 //! Planning is level-triggered: the desired state comes from all facts, and
 //! only the difference to what is published is applied later.
@@ -33,6 +34,7 @@ use crate::{
     model::ChildZone,
     parent::{self, ChildReport, SignalingTarget},
     policy::{self, DelegationState, FollowedApex, ParentView, ZoneInput},
+    providers::ForeignKeys,
     publish::Wanted,
     zone::{Change, ZoneStore, content},
 };
@@ -44,6 +46,9 @@ pub struct Facts<'a> {
     pub views: &'a HashMap<Name, ParentView>,
     /// The signer's apex per followed child (sidecar mode).
     pub followed: &'a HashMap<Name, FollowedApex>,
+    /// The other providers' KSKs per child with `foreign_from`, as last
+    /// validated.
+    pub foreign: &'a BTreeMap<Name, ForeignKeys>,
     /// The signalling zones as the consistency gate checks them; `None` when
     /// no parent agent runs (then no reports are planned).
     pub signaling: Option<&'a [SignalingTarget]>,
@@ -223,7 +228,8 @@ pub enum NotPlanned {
     /// Held, for this reason (unreadable keys, its signer and its key
     /// directory disagree, the policy failed).
     Held(String),
-    /// Its followed signer's apex has not been read yet.
+    /// Its followed signer's apex has not been read yet, or its other
+    /// providers' keys have never been validated.
     Waiting,
 }
 
@@ -247,9 +253,23 @@ fn child_outcome(
         );
         return Err(NotPlanned::Waiting);
     }
+    let foreign = facts
+        .foreign
+        .get(&child.name)
+        .filter(|_| child.fetches_foreign);
+    if child.fetches_foreign && foreign.is_none() {
+        // A CDS set without the other providers' keys would ask the parent
+        // to drop their DS: what is published stays.
+        tracing::debug!(
+            zone = display(&child.name),
+            "waiting for the other providers' keys (foreign_from)"
+        );
+        return Err(NotPlanned::Waiting);
+    }
     let signals = policy::compute(
         &ZoneInput {
             followed,
+            foreign: foreign.map_or(&[], |f| f.keys.as_slice()),
             ..child.input(view, None)
         },
         now,

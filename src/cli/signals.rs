@@ -56,6 +56,13 @@ pub fn run(config: &Path, zone: Option<&str>, at: Option<&str>, soa_serial: Opti
     let views = signalbox::parent::agent::saved_views(
         &signalbox::parent::agent::AgentPaths::in_state_dir(&loaded.config.state.dir),
     );
+    // So are the other providers' keys it last validated (foreign_from).
+    let foreign =
+        signalbox::providers::load(&signalbox::providers::state_path(&loaded.config.state.dir));
+    let facts = Facts {
+        views: &views,
+        foreign: &foreign,
+    };
     outln!("; signalbox signals at {now}");
     if at.is_some()
         && children
@@ -65,17 +72,23 @@ pub fn run(config: &Path, zone: Option<&str>, at: Option<&str>, soa_serial: Opti
         outln!("; note: .state key states are a snapshot; --at moves only timing metadata");
     }
     for child in children {
-        code = code.max(print_zone(child, &views, &loaded.config, now, soa_serial));
+        code = code.max(print_zone(child, &facts, &loaded.config, now, soa_serial));
     }
     drop(loaded.store);
     code
+}
+
+/// What the daemon last learnt from outside, from the state directory.
+struct Facts<'a> {
+    views: &'a HashMap<Name, ParentView>,
+    foreign: &'a std::collections::BTreeMap<Name, signalbox::providers::ForeignKeys>,
 }
 
 /// Prints one zone: where it comes from, its key problems, the parent's
 /// view, every decision and the records; returns the exit code it calls for.
 fn print_zone(
     child: &ChildZone,
-    views: &HashMap<Name, ParentView>,
+    facts: &Facts<'_>,
     config: &Config,
     now: Timestamp,
     soa_serial: Option<u32>,
@@ -110,7 +123,26 @@ fn print_zone(
         );
         code = code.max(EXIT_WARNINGS);
     }
-    let view = views.get(&child.name);
+    let view = facts.views.get(&child.name);
+    let foreign = facts
+        .foreign
+        .get(&child.name)
+        .filter(|_| child.fetches_foreign);
+    match foreign {
+        Some(f) => outln!(
+            "; other providers' KSKs (state/foreign-keys.state, validated {}): {}",
+            f.fetched_at,
+            f.keys.len()
+        ),
+        None if child.fetches_foreign => {
+            outln!(
+                "; warning: foreign_from: no other provider's key validated yet (the daemon \
+                 publishes nothing new for the zone until then); the records below lack them"
+            );
+            code = code.max(EXIT_WARNINGS);
+        }
+        None => {}
+    }
     if let Some(view) = view {
         outln!(
             "; parent view (state/parent.state, observed {}): {} DS, NS {}",
@@ -123,7 +155,13 @@ fn print_zone(
             )
         );
     }
-    let signals = policy::compute(&child.input(view, soa_serial), now);
+    let signals = policy::compute(
+        &policy::ZoneInput {
+            foreign: foreign.map_or(&[], |f| f.keys.as_slice()),
+            ..child.input(view, soa_serial)
+        },
+        now,
+    );
     signals.trace();
     for decision in &signals.decisions {
         outln!("; {decision}");

@@ -73,6 +73,8 @@ pub(super) struct RawZone {
     pub(super) foreign_keys: Option<Vec<Spanned<String>>>,
     pub(super) follow: Option<Spanned<RawFollow>>,
     pub(super) publish: Option<Spanned<RawPublish>>,
+    pub(super) foreign_from: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) foreign_refresh: Option<Spanned<ConfigDuration>>,
 }
 
 #[derive(Deserialize)]
@@ -193,6 +195,7 @@ impl Checker<'_> {
         self.transfer_keys_exist(&raw, &signaling_zones, &key_names);
         self.sidecar_keys_exist(&raw, &zones, &signaling_zones, &key_names);
         let resolver = self.resolver(&raw.resolver);
+        self.foreign_from_resolvable(&raw.zone, &zones, &resolver);
         let mut notify = self.notify(&raw.notify);
         let parent = self.parent(&raw.parent);
         let metrics = self.metrics(&raw.metrics);
@@ -438,12 +441,14 @@ impl Checker<'_> {
             .publish
             .as_ref()
             .and_then(|p| self.publish(p.get_ref(), &format!("{key}.publish"), true));
+        let foreign_from = self.foreign_from(raw, &key);
         Some(ZoneConfig {
             name: name?,
             keys,
             settings,
             follow,
             publish,
+            foreign_from,
             origin: self.origin(key, table.span()),
         })
     }
@@ -477,6 +482,11 @@ impl Checker<'_> {
         for (what, span) in [
             ("follow", raw.follow.as_ref().map(Spanned::span)),
             ("publish", raw.publish.as_ref().map(Spanned::span)),
+            ("foreign_from", raw.foreign_from.as_ref().map(Spanned::span)),
+            (
+                "foreign_refresh",
+                raw.foreign_refresh.as_ref().map(Spanned::span),
+            ),
         ] {
             if let Some(span) = span {
                 self.error(
@@ -539,6 +549,8 @@ impl Checker<'_> {
             foreign_keys: raw.foreign_keys.clone(),
             follow: None,
             publish: None,
+            foreign_from: None,
+            foreign_refresh: None,
         };
         let settings = self.settings(&partial, &key);
         let options = self.zone_options(

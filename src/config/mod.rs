@@ -30,6 +30,7 @@ mod hooks;
 mod load;
 mod metrics;
 mod parent;
+mod providers;
 mod report;
 mod rrl;
 mod serve;
@@ -50,6 +51,7 @@ pub use hooks::HooksConfig;
 pub use load::{load, parse};
 pub use metrics::MetricsConfig;
 pub use parent::{Gate, NotifyConfig, OnTimeout, ParentConfig, ResolverConfig};
+pub use providers::ForeignFrom;
 pub use report::ReportConfig;
 pub use rrl::{RRL_RATE_MAX, RrlConfig};
 pub use sidecar::{FollowConfig, PublishConfig};
@@ -214,6 +216,8 @@ pub struct ZoneConfig {
     pub follow: Option<FollowConfig>,
     /// `publish`: write apex RRsets into the signer by UPDATE.
     pub publish: Option<PublishConfig>,
+    /// `foreign_from`: fetch the other providers' KSKs (RFC 8901).
+    pub foreign_from: Option<ForeignFrom>,
     /// Where it was written.
     pub origin: Origin,
 }

@@ -457,3 +457,53 @@ fn the_parent_gate_checks_under_a_named_profile() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn foreign_from_names_the_other_providers_of_one_zone() {
+    let with = |zone_lines: &str, rest: &str| {
+        EXAMPLE.replace(
+            "cdnskey = true\n",
+            &format!("cdnskey = true\n{zone_lines}\n"),
+        ) + rest
+    };
+    let resolver = "\n[resolver]\nservers = [\"127.0.0.1:53\"]\n";
+    let config = parse_ok(&with(
+        "foreign_from = [\"ns1.other.example\"]\nforeign_refresh = \"10m\"",
+        resolver,
+    ));
+    let from = config.zones[0].foreign_from.as_ref().expect("foreign_from");
+    assert_eq!(
+        from.hosts,
+        [crate::dns::parse_name("ns1.other.example.").expect("valid")]
+    );
+    assert_eq!(from.refresh, std::time::Duration::from_secs(600));
+
+    let errors = parse_err(&with("foreign_from = [\"ns1.other.example.\"]", ""));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].key, "zone[0].foreign_from");
+    assert_eq!((errors[0].line, errors[0].column), (10, 16), "{errors:?}");
+    assert!(
+        errors[0].message.contains("[resolver] servers"),
+        "{errors:?}"
+    );
+
+    let errors = parse_err(&with("foreign_from = []", resolver));
+    assert!(errors[0].message.contains("empty"), "{errors:?}");
+    let errors = parse_err(&with("foreign_refresh = \"1h\"", resolver));
+    assert!(
+        errors[0].message.contains("without foreign_from"),
+        "{errors:?}"
+    );
+    let errors = parse_err(&with("foreign_from = [\"a..b\"]", resolver));
+    assert_eq!(errors[0].key, "zone[0].foreign_from[0]", "{errors:?}");
+    let in_set = EXAMPLE.replace(
+        "signal_ttl = \"1h\"\n",
+        "signal_ttl = \"1h\"\nforeign_from = [\"ns1.other.example.\"]\n",
+    ) + resolver;
+    let errors = parse_err(&in_set);
+    assert_eq!(errors[0].key, "zones[0].foreign_from", "{errors:?}");
+    assert!(
+        errors[0].message.contains("only in a [[zone]]"),
+        "{errors:?}"
+    );
+}

@@ -248,8 +248,10 @@ impl Daemon {
         let child = child.ok_or_else(|| ExplainError::NotAChild(display(&name)))?;
         let view = self.agent.views.get(&name);
         let followed = self.sidecar.followed.get(&name);
+        let foreign = self.foreign.get(&name).filter(|_| child.fetches_foreign);
         let input = ZoneInput {
             followed,
+            foreign: foreign.map_or(&[], |f| f.keys.as_slice()),
             ..child.input(view, None)
         };
         let signals = policy::compute(&input, now);
@@ -263,7 +265,14 @@ impl Daemon {
         let held = (!child.held.is_empty())
             .then(|| child.held.join("; "))
             .or_else(|| signals.hold.clone())
-            .or_else(|| self.delegations.held_reason(&name).map(str::to_string));
+            .or_else(|| self.delegations.held_reason(&name).map(str::to_string))
+            .or_else(|| {
+                (child.fetches_foreign && foreign.is_none()).then(|| {
+                    "waiting for the other providers' keys (foreign_from): none validated yet, \
+                     so nothing new is published"
+                        .to_string()
+                })
+            });
         Ok(Explanation {
             zone: display(&name),
             state: state.as_str(),

@@ -20,6 +20,7 @@ mod delegations;
 pub mod error_reports;
 pub mod explain;
 mod key_cache;
+mod providers;
 mod round;
 mod save;
 mod schedule;
@@ -182,6 +183,9 @@ pub struct Daemon {
     report_queue: Option<tokio::sync::mpsc::Receiver<crate::server::report::ReportQuery>>,
     /// The reports received.
     error_reports: error_reports::ErrorReports,
+    /// The other providers' KSKs per child with `foreign_from`, as last
+    /// validated ([`crate::providers`]).
+    foreign: BTreeMap<Name, crate::providers::ForeignKeys>,
 }
 
 impl Daemon {
@@ -236,6 +240,7 @@ impl Daemon {
             report_agent,
             report_queue,
             error_reports,
+            foreign: BTreeMap::new(),
         };
         daemon.sync_zones();
         daemon.publish_snapshot();
@@ -382,6 +387,7 @@ impl Daemon {
         if config.report != self.config.report {
             tracing::warn!("[report] changed: the monitoring agent changes at the next restart");
         }
+        let provided = self.provided_now();
         let keyring = Keyring::load(&config.tsig_keys)?;
         let mut config = config;
         config.server = self.config.server.clone();
@@ -392,6 +398,7 @@ impl Daemon {
         self.keys.reconfigure(&config);
         self.events.reconfigure(&config.hooks);
         self.config = config;
+        self.foreign_from_reloaded(&provided);
         self.sync_zones();
         self.reread_signing_keys();
         Ok(format!("{} reloaded", self.config_path.display()))

@@ -296,6 +296,7 @@ impl Daemon {
             Facts {
                 views: &self.agent.views,
                 followed: &self.sidecar.followed,
+                foreign: &self.foreign,
                 signaling: signaling.as_deref(),
             },
             now,

@@ -215,6 +215,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     let mut died = None;
     let agent = daemon.start_agent();
     let mut apexes = daemon.start_followers();
+    let mut foreign = daemon.start_foreign_fetch();
     daemon.start_publishers();
     let notify_counters = agent.as_ref().map(|a| Arc::clone(&a.counters));
     let metrics = start_metrics(&daemon, listening.queries, notify_counters).await?;
@@ -327,6 +328,9 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
             }
             Some(first) = recv_opt(&mut apexes) => {
                 input = Some(on_followed_apexes(&mut daemon, first, apexes.as_mut()));
+            }
+            Some(first) = recv_opt(&mut foreign) => {
+                input = Some(super::providers::on_foreign_keys(&mut daemon, first, foreign.as_mut()));
             }
             Some(death) = recv_opt(&mut deaths) => {
                 died = Some(death);

@@ -107,6 +107,7 @@ impl Daemon {
                 parent: None,
                 soa_serial: None,
                 followed: None,
+                foreign: &[],
             },
             now,
         );

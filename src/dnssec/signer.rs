@@ -393,6 +393,37 @@ fn rsa_public_key(pair: &RsaKeyPair) -> Vec<u8> {
     out
 }
 
+/// The keys of `keys` with a signature in `rrsigs` over the RRset
+/// `owner`/`rtype` (`rdatas`) that is current at `now` (RFC 4035 §5.3.1:
+/// inception <= now <= expiration, in serial number arithmetic) and
+/// verifies (§5.3.3). The signer name must be `owner`: the RRsets checked
+/// this way are at a zone apex.
+pub fn signing_keys<'a>(
+    owner: &Name,
+    rtype: RecordType,
+    rdatas: &[Vec<u8>],
+    rrsigs: &[Rrsig],
+    keys: &'a [Dnskey],
+    now: jiff::Timestamp,
+) -> Vec<&'a Dnskey> {
+    let now = now.as_second() as u32;
+    let current = |inception: u32, expiration: u32| {
+        now.wrapping_sub(inception) < 0x8000_0000 && expiration.wrapping_sub(now) < 0x8000_0000
+    };
+    keys.iter()
+        .filter(|key| {
+            rrsigs.iter().any(|sig| {
+                sig.type_covered == rtype
+                    && sig.signer == *owner
+                    && sig.key_tag == key_tag(key)
+                    && sig.algorithm == key.algorithm
+                    && current(sig.inception, sig.expiration)
+                    && verify(sig, owner, rdatas, key)
+            })
+        })
+        .collect()
+}
+
 /// Verifies an RRSIG over an RRset with a DNSKEY (used by tests and as a
 /// self-check after signing).
 pub fn verify(rrsig: &Rrsig, owner: &Name, rdatas: &[Vec<u8>], key: &Dnskey) -> bool {

@@ -41,9 +41,12 @@ fn child(zone: &str, keys: Vec<Arc<Key>>) -> ChildZone {
         issues: Vec::new(),
         source: "test".into(),
         follows: false,
+        fetches_foreign: false,
         publish_types: Vec::new(),
     }
 }
+
+static NO_FOREIGN: BTreeMap<Name, ForeignKeys> = BTreeMap::new();
 
 fn no_facts<'a>(
     views: &'a HashMap<Name, ParentView>,
@@ -52,6 +55,7 @@ fn no_facts<'a>(
     Facts {
         views,
         followed,
+        foreign: &NO_FOREIGN,
         signaling: None,
     }
 }
@@ -142,8 +146,12 @@ fn a_held_child_plans_nothing() {
     held.held.push("a key file cannot be read".into());
     let mut waiting = child("follows.example.", Vec::new());
     waiting.follows = true;
+    // Other providers whose keys were never validated: a CDS set without
+    // them would ask the parent to drop their DS.
+    let mut multi = child("multi.example.", Vec::new());
+    multi.fetches_foreign = true;
     let plan = plan_round(
-        &[held, waiting],
+        &[held, waiting, multi],
         Vec::new(),
         &targets(),
         no_facts(&views, &followed),

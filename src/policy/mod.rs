@@ -69,6 +69,9 @@ pub struct ZoneInput<'a> {
     pub soa_serial: Option<u32>,
     /// What the zone's signer serves at the apex (sidecar mode).
     pub followed: Option<&'a FollowedApex>,
+    /// The other providers' KSKs as fetched and validated (`foreign_from`,
+    /// [`crate::providers`]), joined like `foreign_keys`.
+    pub foreign: &'a [crate::dns::Dnskey],
 }
 
 /// In, out, or neither: the verdict of one decision line.

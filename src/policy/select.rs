@@ -110,7 +110,13 @@ pub fn select(input: &ZoneInput<'_>, now: Timestamp, decisions: &mut Vec<Decisio
         }
     };
     let mut set: Vec<Dnskey> = chosen.iter().map(|k| k.dnskey.clone()).collect();
-    join_foreign(&mut set, &input.settings.foreign_keys, &mut log);
+    join_foreign(
+        &mut set,
+        &input.settings.foreign_keys,
+        Listed::ByHand,
+        &mut log,
+    );
+    join_foreign(&mut set, input.foreign, Listed::Fetched, &mut log);
     Selection::Keys(set)
 }
 
@@ -188,9 +194,18 @@ fn knot_selection<'k>(
     chosen
 }
 
+/// Where a foreign key comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Listed {
+    /// `foreign_keys`.
+    ByHand,
+    /// `foreign_from`: fetched from the provider, its own signature checked.
+    Fetched,
+}
+
 /// Foreign keys (RFC 8901 model 2) join a non-empty set of ours; alone they
 /// would ask the parent to drop our DS.
-fn join_foreign(set: &mut Vec<Dnskey>, foreign: &[Dnskey], log: &mut Log<'_>) {
+fn join_foreign(set: &mut Vec<Dnskey>, foreign: &[Dnskey], listed: Listed, log: &mut Log<'_>) {
     if foreign.is_empty() {
         return;
     }
@@ -213,14 +228,26 @@ fn join_foreign(set: &mut Vec<Dnskey>, foreign: &[Dnskey], log: &mut Log<'_>) {
                 tag: dnssec::key_tag(key),
                 algorithm: key.algorithm,
                 role: None,
-                state: "foreign_keys".into(),
+                state: match listed {
+                    Listed::ByHand => "foreign_keys".into(),
+                    Listed::Fetched => "foreign_from".into(),
+                },
             }),
             verdict: Verdict::In,
-            why: if duplicate {
-                "listed in foreign_keys and already ours".into()
-            } else {
-                "another provider's KSK (RFC 8901 model 2): every provider publishes the full set"
-                    .into()
+            why: match (duplicate, listed) {
+                (true, Listed::ByHand) => "listed in foreign_keys and already in the set".into(),
+                (true, Listed::Fetched) => {
+                    "fetched from foreign_from and already in the set".into()
+                }
+                (false, Listed::ByHand) => {
+                    "another provider's KSK (RFC 8901 model 2): every provider publishes the full set"
+                        .into()
+                }
+                (false, Listed::Fetched) => {
+                    "another provider's KSK, fetched from its nameservers and signing its DNSKEY \
+                     RRset (foreign_from; RFC 8901 model 2)"
+                        .into()
+                }
             },
         });
         if !duplicate {

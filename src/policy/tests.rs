@@ -117,6 +117,7 @@ fn run(settings: &ChildSettings, keys: &[Arc<Key>], now: Timestamp) -> ZoneSigna
             parent: None,
             soa_serial: None,
             followed: None,
+            foreign: &[],
         },
         now,
     )
@@ -470,6 +471,7 @@ fn parent_view_overrides_metadata() {
         parent: Some(&parent),
         soa_serial: None,
         followed: None,
+        foreign: &[],
     };
     assert!(compute(&input, t(10)).cds.is_empty());
     let other = ParentView::default();
@@ -549,6 +551,59 @@ fn foreign_keys_join_but_never_alone() {
             .iter()
             .any(|d| d.why.contains("not published alone"))
     );
+}
+
+#[test]
+fn fetched_foreign_keys_join_like_listed_ones_and_say_where_they_came_from() {
+    let ours = ksk(1).live(0).build();
+    let (listed, fetched) = (ksk(8).build().dnskey.clone(), ksk(9).build().dnskey.clone());
+    let mut s = settings(CdsMode::Always);
+    s.foreign_keys = vec![listed.clone()];
+    let zone = zone();
+    let fetched_keys = [fetched.clone(), listed.clone()];
+    let input = ZoneInput {
+        zone: &zone,
+        settings: &s,
+        keys: std::slice::from_ref(&ours),
+        parent: None,
+        soa_serial: None,
+        followed: None,
+        foreign: &fetched_keys,
+    };
+    let sig = compute(&input, t(1));
+    let mut expect = vec![
+        ours.tag,
+        dnssec::key_tag(&listed),
+        dnssec::key_tag(&fetched),
+    ];
+    expect.sort_unstable();
+    assert_eq!(tags(&sig), expect, "each key once");
+    let fetched_line = sig
+        .decisions
+        .iter()
+        .find(|d| {
+            d.key
+                .as_ref()
+                .is_some_and(|k| k.tag == dnssec::key_tag(&fetched))
+        })
+        .expect("a decision for the fetched key");
+    assert!(
+        fetched_line.why.contains("foreign_from"),
+        "{}",
+        fetched_line.why
+    );
+    // Alone (rollover at rest), fetched keys stay out too.
+    let at_rest = ksk(1).live(0).ds_state(KeyState::Omnipresent).build();
+    let s = settings(CdsMode::Rollover);
+    let sig = compute(
+        &ZoneInput {
+            settings: &s,
+            keys: std::slice::from_ref(&at_rest),
+            ..input
+        },
+        t(1),
+    );
+    assert!(sig.cds.is_empty());
 }
 
 #[test]
@@ -646,6 +701,7 @@ fn csync_bitmaps() {
         parent: None,
         soa_serial: Some(2030010101),
         followed: None,
+        foreign: &[],
     };
     let sig = compute(&input, t(1));
     let lines: Vec<String> = sig
@@ -728,6 +784,7 @@ fn the_parent_acting_withdraws_dsboot_unless_kept() {
                 parent,
                 soa_serial: None,
                 followed: None,
+                foreign: &[],
             },
             t(10),
         )
@@ -777,6 +834,7 @@ fn csync_goes_once_the_parent_ns_match() {
                 parent: Some(parent),
                 soa_serial: Some(7),
                 followed: None,
+                foreign: &[],
             },
             t(10),
         )
@@ -821,6 +879,7 @@ fn a_followed_zone_copies_its_signers_apex_byte_for_byte() {
             parent: None,
             soa_serial: None,
             followed: Some(&f),
+            foreign: &[],
         },
         t(10),
     );
@@ -851,6 +910,7 @@ fn follow_and_keys_must_agree_or_nothing_new_is_published() {
                 parent: None,
                 soa_serial: None,
                 followed: Some(f),
+                foreign: &[],
             },
             t(10),
         )

@@ -106,7 +106,29 @@ fn signed_apex_at(
     cds_lines: &str,
     zsk_signs_cds: bool,
 ) -> String {
-    let signer = side.root().join("signer");
+    let ksk_tag = zsk_signs_cds.then(|| {
+        side.child_key
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.rsplit('+').next())
+            .and_then(|t| t.parse::<u16>().ok())
+            .expect("KSK tag")
+    });
+    signed_child(world, &side.root().join("signer"), ns, cds_lines, ksk_tag)
+}
+
+/// The child's apex as the harness writes it next (SOA with the next
+/// serial, NS `ns`) plus `cds_lines`, signed by `dnssec-signzone -O full`
+/// with the keys in `signer`: the DNSKEY, CDS and CDNSKEY records with
+/// their RRSIGs, and the RRSIG over that SOA. With `zsk_signs_cds` (the
+/// KSK's tag), the CDS and CDNSKEY signatures are all but that KSK's.
+pub(crate) fn signed_child(
+    world: &ParentWorld,
+    signer: &std::path::Path,
+    ns: &str,
+    cds_lines: &str,
+    zsk_signs_cds: Option<u16>,
+) -> String {
     let serial: u32 = world
         .records(CHILD, CHILD, "SOA")
         .first()
@@ -128,12 +150,12 @@ fn signed_apex_at(
             "child.signed"
         });
         let mut cmd = Command::new("dnssec-signzone");
-        cmd.args(["-S", "-O", "full", "-K"]).arg(&signer);
+        cmd.args(["-S", "-O", "full", "-K"]).arg(signer);
         if all_keys {
             cmd.arg("-z");
         }
         cmd.arg("-d")
-            .arg(&signer)
+            .arg(signer)
             .args(["-o", CHILD, "-f"])
             .arg(&out)
             .arg(&zone);
@@ -164,14 +186,7 @@ fn signed_apex_at(
     let normal = sign(false);
     let mut lines: Vec<&str> = normal.lines().filter(|l| wanted(l, false)).collect();
     let everything;
-    if zsk_signs_cds {
-        let ksk_tag = side
-            .child_key
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .and_then(|s| s.rsplit('+').next())
-            .and_then(|t| t.parse::<u16>().ok())
-            .expect("KSK tag");
+    if let Some(ksk_tag) = zsk_signs_cds {
         lines.retain(|l| !wanted(l, true));
         everything = sign(true);
         lines.extend(everything.lines().filter(|l| {

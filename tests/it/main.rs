@@ -25,6 +25,7 @@ mod notify_inbox;
 mod package;
 mod parent_world;
 mod partial_reads;
+mod providers;
 mod report;
 mod rrl;
 mod serve;

@@ -10,7 +10,7 @@ use super::{Findings, Parsed};
 use crate::{
     check::{ApexSets, Facts, Signed},
     dns::{Dnskey, Ds},
-    dnssec::{DigestType, ds, key_tag, signer::verify},
+    dnssec::{DigestType, ds, key_tag, signer::signing_keys},
 };
 
 /// The keys of the DNSKEY RRset whose signature over that RRset verifies
@@ -32,22 +32,7 @@ pub(super) fn signers<'a>(
     keys: &'a [Dnskey],
     now: Timestamp,
 ) -> Vec<&'a Dnskey> {
-    let now = now.as_second() as u32;
-    let current = |inception: u32, expiration: u32| {
-        now.wrapping_sub(inception) < 0x8000_0000 && expiration.wrapping_sub(now) < 0x8000_0000
-    };
-    keys.iter()
-        .filter(|key| {
-            set.rrsigs.iter().any(|sig| {
-                sig.type_covered == rtype
-                    && sig.signer == *child
-                    && sig.key_tag == key_tag(key)
-                    && sig.algorithm == key.algorithm
-                    && current(sig.inception, sig.expiration)
-                    && verify(sig, child, &set.rdatas, key)
-            })
-        })
-        .collect()
+    signing_keys(child, rtype, &set.rdatas, &set.rrsigs, keys, now)
 }
 
 /// A DS of `ds_set` names `key`: tag, algorithm and digest; for a digest
