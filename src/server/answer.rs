@@ -263,6 +263,11 @@ fn respond_to(
     if matches!(q.qtype, 251 | 252) {
         return transfer(w, zone, q, lower, transport, peer, signing, size);
     }
+    // RFC 9567 §6.1: a resolver that fails to validate what a served zone
+    // answers can report it to the agent (never on the agent's own answers).
+    if let Some(agent) = &snapshot.report_agent {
+        w.options = agent.channel_option();
+    }
     let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
     let store = &zone.store;
     let apex_pointer = Owner::Pointer(12 + (qname_len - store.apex_wire().len()) as u16);

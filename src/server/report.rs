@@ -56,6 +56,10 @@ pub struct ReportAgent {
     agent: Box<[u8]>,
     /// The TXT record answered, as a record blob (no owner).
     answer: Box<[u8]>,
+    /// The Report-Channel EDNS option naming the agent (RFC 9567 §6.1:
+    /// code, length, the agent domain in wire form), for the served zones'
+    /// answers.
+    channel: Box<[u8]>,
     queue: mpsc::Sender<ReportQuery>,
     /// Reports dropped because the queue was full.
     pub dropped: AtomicU64,
@@ -79,13 +83,25 @@ impl ReportAgent {
         rdata.extend_from_slice(text);
         let mut answer = Vec::new();
         wire::put_record_body(&mut answer, u16::from(RecordType::TXT), ANSWER_TTL, &rdata);
+        let wire_name = canonical_wire(agent);
+        let mut channel = Vec::with_capacity(4 + wire_name.len());
+        wire::put_u16(&mut channel, crate::dns::message::OPTION_REPORT_CHANNEL);
+        wire::put_u16(&mut channel, wire_name.len() as u16);
+        channel.extend_from_slice(&wire_name);
         let agent = ReportAgent {
-            agent: canonical_wire(agent).into(),
+            agent: wire_name.into(),
             answer: answer.into(),
+            channel: channel.into(),
             queue: tx,
             dropped: AtomicU64::new(0),
         };
         (agent, rx)
+    }
+
+    /// The Report-Channel option (RFC 9567 §6.1) for the OPT record of an
+    /// answer from a served zone.
+    pub fn channel_option(&self) -> &[u8] {
+        &self.channel
     }
 
     /// True when `lower` (a lower-case wire name) is at or below the agent

@@ -5,8 +5,10 @@
 //! It must be answered positively (RFC 9567 §6.3: a TXT record, AA), tied
 //! to the child it concerns, listed by `explain --json` under
 //! `error_reports`, counted by `status --json`, and run the operator's
-//! hook as an `error-report` event. (The other way, the Report-Channel
-//! option in outgoing NOTIFYs, is `notify::a_notify_names_the_report_channel_as_dnspython_reads_it`.)
+//! hook as an `error-report` event; the signalling zone's answers carry
+//! the Report-Channel option naming the agent, as dnspython reads it. (The
+//! option in outgoing NOTIFYs is
+//! `notify::a_notify_names_the_report_channel_as_dnspython_reads_it`.)
 
 use std::{fs, net::SocketAddr, os::unix::fs::PermissionsExt, process::Command, time::Duration};
 
@@ -121,4 +123,35 @@ fn signalbox_answers_error_reports_and_keeps_them_per_child() {
     // Kept in the state directory for the next start.
     let log = fs::read_to_string(side.root().join("state/error-reports.log")).expect("log");
     assert_eq!(log.lines().count(), 2, "{log}");
+
+    // RFC 9567 §6.1: the signalling zone's EDNS answers name the agent, so
+    // a resolver that fails to validate a signal can report it.
+    assert_eq!(
+        report_channel(addr, &signal),
+        AGENT,
+        "{}",
+        daemon.log_text()
+    );
+}
+
+/// The Report-Channel option (code 18) in the answer to an EDNS query for
+/// `qname` CDS, as dnspython reads it ("none" without one).
+fn report_channel(server: SocketAddr, qname: &str) -> String {
+    let script = r#"
+import sys, dns.message, dns.query, dns.name
+q = dns.message.make_query(sys.argv[1], "CDS", use_edns=0, want_dnssec=True)
+r = dns.query.udp(q, sys.argv[2], port=int(sys.argv[3]), timeout=2)
+opts = [o for o in r.options if o.otype == 18]
+print(dns.name.from_wire(opts[0].to_wire(), 0)[0].to_text() if opts else "none")
+"#;
+    let (code, stdout, stderr) = output(
+        Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(script)
+            .arg(qname)
+            .arg(server.ip().to_string())
+            .arg(server.port().to_string()),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    stdout.trim().to_string()
 }

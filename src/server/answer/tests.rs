@@ -492,3 +492,50 @@ fn a_query_signed_at_a_stale_time_gets_a_signed_badtime() {
     assert_eq!(answer.error, tsig::error::BADKEY);
     assert!(answer.mac.is_empty());
 }
+
+#[test]
+fn with_an_agent_every_edns_answer_from_a_zone_names_the_report_channel() {
+    let agent_name = parse_name("agent.example.org.").expect("valid");
+    let (agent, _queue) = crate::server::report::ReportAgent::new(&agent_name);
+    let option = agent.channel_option().to_vec();
+    // RFC 9567 §6.1: code 18, the agent domain in wire form.
+    let mut expected = vec![0, 18, 0, 19];
+    expected.extend_from_slice(b"\x05agent\x07example\x03org\x00");
+    assert_eq!(option, expected);
+    let snap = snapshot().with_report_agent(Some(Arc::new(agent)));
+    // An answer (DO or not) and a negative answer carry it, at the end of
+    // the OPT record, its RDLENGTH covering it.
+    for (name, qtype, edns) in [
+        ("_signal.ns1.example.net.", 6, DO),
+        ("_signal.ns1.example.net.", 6, Some((1232, false, 0))),
+        ("nothing._signal.ns1.example.net.", 1, DO),
+    ] {
+        let (out, message) = ask(&snap, &query(name, qtype, edns), Transport::Udp);
+        assert!(out.ends_with(&option), "{name}: {out:?}");
+        let rdlength = &out[out.len() - option.len() - 2..out.len() - option.len()];
+        assert_eq!(rdlength, [0, option.len() as u8]);
+        assert!(message.edns.is_some());
+    }
+    // Without EDNS there is no OPT record to carry it.
+    let (out, message) = ask(
+        &snap,
+        &query("_signal.ns1.example.net.", 6, None),
+        Transport::Udp,
+    );
+    assert!(message.edns.is_none() && !out.ends_with(&option));
+    // The agent's own answers never invite a report about themselves.
+    let (out, message) = ask(
+        &snap,
+        &query("_er.1.x.example.7._er.agent.example.org.", 16, DO),
+        Transport::Udp,
+    );
+    assert_eq!(message.answers.len(), 1, "a report is answered");
+    assert!(!out.ends_with(&option));
+    // Without an agent, nothing changes.
+    let (out, _) = ask(
+        &snapshot(),
+        &query("_signal.ns1.example.net.", 6, DO),
+        Transport::Udp,
+    );
+    assert!(out.ends_with(&[0, 0]), "an empty OPT RDATA");
+}

@@ -103,6 +103,9 @@ pub(super) struct Writer<'a> {
     pub(super) edns: Option<Edns>,
     /// Octets to keep free under the UDP limit (for a TSIG record).
     pub(super) reserve: usize,
+    /// EDNS options for the OPT record's RDATA (the Report-Channel option,
+    /// RFC 9567 §6.1), when there is an OPT record.
+    pub(super) options: &'a [u8],
 }
 
 impl<'a> Writer<'a> {
@@ -118,6 +121,7 @@ impl<'a> Writer<'a> {
             counts: [0; 2],
             edns: q.edns,
             reserve: 0,
+            options: &[],
         }
     }
 
@@ -262,13 +266,18 @@ impl<'a> Writer<'a> {
             counts,
             edns,
             reserve,
+            options,
         } = self;
         let mut flag_bits = flags::QR | (qflags & (0x7800 | flags::RD | flags::CD)) | rcode;
         if authoritative {
             flag_bits |= flags::AA;
         }
         let mut counts = counts;
-        let opt_len = if edns.is_some() { 11 } else { 0 };
+        let opt_len = if edns.is_some() {
+            11 + options.len()
+        } else {
+            0
+        };
         if transport == Transport::Udp {
             let limit = match edns {
                 Some(e) => usize::from(e.udp_size.min(our_size)).max(UDP_PLAIN_LIMIT),
@@ -286,7 +295,8 @@ impl<'a> Writer<'a> {
             out.push(ext_rcode.unwrap_or(0));
             out.push(0);
             wire::put_u16(out, if e.dnssec_ok { 0x8000u16 } else { 0 });
-            out.extend_from_slice(&[0, 0]);
+            wire::put_u16(out, options.len() as u16);
+            out.extend_from_slice(options);
         }
         wire::set_u16(out, 0, id);
         wire::set_u16(out, 2, flag_bits);
