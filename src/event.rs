@@ -15,7 +15,7 @@
 //! | `brake-released` | it lets rounds through again | |
 //! | `notify-failed` | a generalized NOTIFY (RFC 9859) got no answer | `zone`, `qtype`, `target`, `reason` |
 //! | `notify-rejected` | the parent's target answered it with an error RCODE | `zone`, `qtype`, `target`, `rcode` |
-//! | `notify-held` | the nameservers still disagree after `[notify] max_wait` (RFC 9975) | `zone`, `qtype`, `reason` |
+//! | `notify-held` | after `[notify] max_wait`, the nameservers still disagree (RFC 9975) or, with `gate = "parent"`, the parent would still refuse | `zone`, `qtype`, `cause` (`disagreement`, `refusal`), `reason` |
 //!
 //! DS events compare with the last observation, which is kept across
 //! restarts: a child's first observation fires none (a fresh start with a
@@ -76,7 +76,8 @@ pub enum EventKind {
     NotifyFailed,
     /// A NOTIFY was answered with an error.
     NotifyRejected,
-    /// A NOTIFY is held: the nameservers disagree.
+    /// A NOTIFY is held: the nameservers disagree, or the parent would
+    /// refuse.
     NotifyHeld,
     /// An RFC 9567 error report arrived (`[report] agent`).
     ErrorReport,

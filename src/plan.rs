@@ -253,10 +253,9 @@ fn child_outcome(
         );
         return Err(NotPlanned::Waiting);
     }
-    let foreign = facts
-        .foreign
-        .get(&child.name)
-        .filter(|_| child.fetches_foreign);
+    // Fetched keys count until the restart that drops them with their
+    // `foreign_from`, also when a reload removed it (no sudden withdrawal).
+    let foreign = facts.foreign.get(&child.name);
     if child.fetches_foreign && foreign.is_none() {
         // A CDS set without the other providers' keys would ask the parent
         // to drop their DS: what is published stays.

@@ -6,25 +6,38 @@
 //!
 //! `foreign_keys` in a zone's settings names those keys by hand; a
 //! `[[zone]]` with `foreign_from = ["ns1.other-provider.example."]` has them
-//! fetched instead: every address of every listed host is asked directly
-//! (no cache, RD clear, DO set: [`crate::client::authoritative`]) for the
-//! child's DNSKEY RRset, and a provider's KSKs are the keys of that RRset
-//! with the SEP flag, not revoked (RFC 5011 §2.1), whose signature over it
-//! verifies and is current (RFC 4035 §5.3): the provider vouches for its
-//! own keys the way a validator checks a DNSKEY RRset. The addresses of one
-//! host must serve the same RRset.
+//! fetched instead: every address of every listed host is asked directly,
+//! over TCP (no cache, RD clear, DO set: [`crate::client::authoritative`]),
+//! for the child's DNSKEY and CDNSKEY RRsets. The addresses of one host must
+//! serve the same RRsets.
+//!
+//! A self-signature proves nothing about who sent it, so a provider's
+//! DNSKEY RRset is believed only when a current signature over it (RFC 4035
+//! §5.3) verifies with a key already trusted ([`Anchors`]): one the
+//! parent's DS RRset points to (the provider is already in the chain of
+//! trust), one listed in `foreign_keys`, or one validated from this
+//! provider before (so its KSK rollovers are followed: the new KSK arrives
+//! in an RRset the old one signs). A brand-new provider of a zone without
+//! its DS is therefore started by listing its KSK in `foreign_keys` once.
+//! From a believed RRset, the provider's KSKs are its zone keys with the
+//! SEP flag, not revoked (RFC 5011 §2.1), standby keys included; when the
+//! provider also serves a CDNSKEY RRset signed by one of those keys (not
+//! the delete form), only the KSKs it names there (RFC 8078: what it wants
+//! at the parent).
 //!
 //! A fetch is all or nothing: an unreachable host, a disagreement, an
-//! unsigned or badly signed RRset, or no KSK at all keeps the keys last
-//! validated (on disk in `state/foreign-keys.state`, so a restart keeps
-//! them too) and is retried. A child whose other providers' keys have never
-//! been validated publishes nothing new (it waits, `crate::plan`): a CDS
-//! set without them would ask the parent to drop their DS.
+//! unsigned, badly or untrustedly signed RRset, or no KSK keeps the keys
+//! last validated (on disk in `state/foreign-keys.state` with the hosts
+//! they came from, so a restart keeps them too) and is retried. A child
+//! whose other providers' keys have never been validated publishes nothing
+//! new (it waits, `crate::plan`): a CDS set without them would ask the
+//! parent to drop their DS.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::{Arc, RwLock},
     time::Duration,
 };
 
@@ -37,12 +50,12 @@ use tokio::{
 
 use crate::{
     client::{
-        Options,
+        Options, TcpFallback,
         authoritative::{self, Authoritative, AuthoritativeError},
     },
     config::ResolverConfig,
-    dns::{Dnskey, name::display, parse_name},
-    dnssec::{key_tag, signer::signing_keys},
+    dns::{Dnskey, Ds, name::display, parse_name},
+    dnssec::{Algorithm, ds_points_to, key_tag, signer::signing_keys},
     parent::resolver::{ResolveError, Resolver},
     state::{StateError, write_atomically},
     vital::{Ends, Vitals},
@@ -57,7 +70,28 @@ pub struct Provided {
     pub hosts: Vec<Name>,
     /// How often they are asked (`foreign_refresh`).
     pub refresh: Duration,
+    /// The zone's `foreign_keys`: trusted to sign a provider's RRset.
+    pub listed: Vec<Dnskey>,
 }
+
+/// What a provider's DNSKEY RRset must be signed by to be believed.
+#[derive(Debug, Clone, Copy)]
+pub struct Anchors<'a> {
+    /// `foreign_keys` and the keys last validated.
+    pub keys: &'a [Dnskey],
+    /// The child's DS RRset at the parent.
+    pub parent_ds: &'a [Ds],
+}
+
+impl Anchors<'_> {
+    fn trust(&self, zone: &Name, key: &Dnskey) -> bool {
+        self.keys.contains(key) || ds_points_to(zone, self.parent_ds, key)
+    }
+}
+
+/// The child's DS RRset at the parent per child, as the parent observer
+/// last saw it: written by the daemon, read by the fetcher.
+pub type ParentDs = Arc<RwLock<HashMap<Name, Vec<Ds>>>>;
 
 /// The other providers' KSKs as last validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +100,8 @@ pub struct ForeignKeys {
     pub keys: Vec<Dnskey>,
     /// When they were fetched and validated.
     pub fetched_at: Timestamp,
+    /// The hosts they were fetched from.
+    pub hosts: Vec<Name>,
 }
 
 /// Why a fetch gave no keys (the last validated ones stay).
@@ -107,16 +143,35 @@ pub enum FetchError {
         /// `host address`.
         server: String,
     },
-    /// No SEP key signs the host's DNSKEY RRset with a current, valid
-    /// signature.
+    /// No current signature over the DNSKEY RRset verifies with one of
+    /// its keys.
     #[error(
-        "{server}: no KSK signs the DNSKEY RRset with a current, valid signature ({rrsigs} signature(s) seen)"
+        "{server}: no current signature over the DNSKEY RRset verifies with one of its keys ({rrsigs} signature(s) seen{unsupported})"
     )]
-    NoValidKsk {
+    NoValidSignature {
         /// `host address`.
         server: String,
         /// RRSIGs over the DNSKEY RRset in the answer.
         rrsigs: usize,
+        /// `; algorithm N not supported here`, when a key's is not.
+        unsupported: String,
+    },
+    /// The RRset is signed, but by no trusted key.
+    #[error(
+        "{server}: the DNSKEY RRset is signed by {signers} only: no DS at the parent points to it, \
+         it is not in foreign_keys and was not validated before"
+    )]
+    Untrusted {
+        /// `host address`.
+        server: String,
+        /// `tag/alg` of the keys whose signature verifies.
+        signers: String,
+    },
+    /// A believed RRset without a KSK.
+    #[error("{server}: no KSK (SEP flag, not revoked) in the DNSKEY RRset")]
+    NoKsk {
+        /// `host address`.
+        server: String,
     },
 }
 
@@ -129,20 +184,22 @@ pub struct HostAnswer {
     pub host: Name,
     /// The DNSKEY RRset with its signatures.
     pub dnskey: Authoritative,
+    /// The CDNSKEY RRset with its signatures (empty when none).
+    pub cdnskey: Authoritative,
 }
 
-/// Asks every address of every host for `zone`'s DNSKEY RRset and
-/// validates the answers ([`validate`]).
+/// Asks every address of every host for `zone`'s DNSKEY and CDNSKEY
+/// RRsets, over TCP.
 pub async fn fetch(
     resolver: &Resolver,
     zone: &Name,
     hosts: &[Name],
     port: u16,
     timeout: Duration,
-) -> Result<Vec<Dnskey>, FetchError> {
+) -> Result<Vec<HostAnswer>, FetchError> {
     let options = Options {
         timeout,
-        udp_tries: 2,
+        tcp: TcpFallback::Always,
         ..Options::default()
     };
     let mut answers = Vec::new();
@@ -162,79 +219,145 @@ pub async fn fetch(
         for ip in addresses {
             let addr = SocketAddr::new(ip, port);
             let server = format!("{} {addr}", display(host));
-            match authoritative::ask(addr, zone, RecordType::DNSKEY, &options).await {
-                Ok(dnskey) => answers.push(HostAnswer {
-                    server,
-                    host: host.clone(),
-                    dnskey,
-                }),
-                Err(source) => {
-                    let source = Box::new(source);
-                    return Err(FetchError::Server { server, source });
+            let mut sets = Vec::with_capacity(2);
+            for rtype in [RecordType::DNSKEY, RecordType::CDNSKEY] {
+                match authoritative::ask(addr, zone, rtype, &options).await {
+                    Ok(set) => sets.push(set),
+                    Err(source) => {
+                        let source = Box::new(source);
+                        return Err(FetchError::Server { server, source });
+                    }
                 }
             }
+            let cdnskey = sets.pop().unwrap_or_default();
+            let dnskey = sets.pop().unwrap_or_default();
+            answers.push(HostAnswer {
+                server,
+                host: host.clone(),
+                dnskey,
+                cdnskey,
+            });
         }
     }
-    validate(zone, &answers, Timestamp::now())
+    Ok(answers)
 }
 
-/// The KSKs the answers vouch for (see the module doc): pure.
+/// The other providers' KSKs the answers give, believed only through
+/// `anchors` (see the module doc): pure.
 pub fn validate(
     zone: &Name,
     answers: &[HostAnswer],
+    anchors: Anchors<'_>,
     now: Timestamp,
 ) -> Result<Vec<Dnskey>, FetchError> {
     let mut keys: Vec<Dnskey> = Vec::new();
     let mut first_of_host: Vec<&HostAnswer> = Vec::new();
     for answer in answers {
         if let Some(first) = first_of_host.iter().find(|a| a.host == answer.host) {
-            if first.dnskey.rdatas != answer.dnskey.rdatas {
+            if first.dnskey.rdatas != answer.dnskey.rdatas
+                || first.cdnskey.rdatas != answer.cdnskey.rdatas
+            {
                 return Err(FetchError::Disagree {
                     first: first.server.clone(),
                     second: answer.server.clone(),
                 });
             }
-        } else {
-            first_of_host.push(answer);
+            continue;
         }
-        let set = &answer.dnskey;
-        let dnskeys: Vec<Dnskey> = set
-            .rdatas
-            .iter()
-            .filter_map(|r| Dnskey::from_wire(r).ok())
-            .collect();
-        if dnskeys.is_empty() {
-            return Err(FetchError::NoDnskey {
-                server: answer.server.clone(),
-            });
-        }
-        let ksks: Vec<Dnskey> = dnskeys
-            .iter()
-            .filter(|k| k.is_zone_key() && k.is_sep() && !k.is_revoked())
-            .cloned()
-            .collect();
-        let signing = signing_keys(
-            zone,
-            RecordType::DNSKEY,
-            &set.rdatas,
-            &set.rrsigs,
-            &ksks,
-            now,
-        );
-        if signing.is_empty() {
-            return Err(FetchError::NoValidKsk {
-                server: answer.server.clone(),
-                rrsigs: set.rrsigs.len(),
-            });
-        }
-        for key in signing {
-            if !keys.contains(key) {
-                keys.push(key.clone());
+        first_of_host.push(answer);
+        for key in provider_ksks(zone, answer, anchors, now)? {
+            if !keys.contains(&key) {
+                keys.push(key);
             }
         }
     }
     keys.sort_by_key(|k| (key_tag(k), k.algorithm));
     Ok(keys)
+}
+
+/// One host's KSKs, when its DNSKEY RRset is believed.
+fn provider_ksks(
+    zone: &Name,
+    answer: &HostAnswer,
+    anchors: Anchors<'_>,
+    now: Timestamp,
+) -> Result<Vec<Dnskey>, FetchError> {
+    let server = || answer.server.clone();
+    let set = &answer.dnskey;
+    // RFC 4034 §2.1.2: protocol 3; RFC 5011 §2.1: a revoked key is no
+    // longer a zone key to trust.
+    let zone_keys: Vec<Dnskey> = set
+        .rdatas
+        .iter()
+        .filter_map(|r| Dnskey::from_wire(r).ok())
+        .filter(|k| k.protocol == 3 && k.is_zone_key() && !k.is_revoked())
+        .collect();
+    if zone_keys.is_empty() {
+        return Err(FetchError::NoDnskey { server: server() });
+    }
+    let signers = signing_keys(
+        zone,
+        RecordType::DNSKEY,
+        &set.rdatas,
+        &set.rrsigs,
+        &zone_keys,
+        now,
+    );
+    if signers.is_empty() {
+        let mut unsupported: Vec<u8> = zone_keys
+            .iter()
+            .map(|k| k.algorithm)
+            .filter(|a| Algorithm::from_number(*a).is_none())
+            .collect();
+        unsupported.dedup();
+        return Err(FetchError::NoValidSignature {
+            server: server(),
+            rrsigs: set.rrsigs.len(),
+            unsupported: unsupported
+                .iter()
+                .map(|a| format!("; algorithm {a} not supported here"))
+                .collect(),
+        });
+    }
+    if !signers.iter().any(|k| anchors.trust(zone, k)) {
+        let signers: Vec<String> = signers
+            .iter()
+            .map(|k| format!("{}/{}", key_tag(k), k.algorithm))
+            .collect();
+        return Err(FetchError::Untrusted {
+            server: server(),
+            signers: signers.join(" "),
+        });
+    }
+    let ksks: Vec<Dnskey> = zone_keys.iter().filter(|k| k.is_sep()).cloned().collect();
+    // What the provider asks of the parent, when it says so in a CDNSKEY
+    // RRset signed by one of its keys (the delete form asks nothing of us).
+    let wanted: Vec<Dnskey> = answer
+        .cdnskey
+        .rdatas
+        .iter()
+        .filter_map(|r| Dnskey::from_wire(r).ok())
+        .filter(|k| k.algorithm != 0)
+        .collect();
+    let cdnskey = &answer.cdnskey;
+    let cdnskey_signed = !signing_keys(
+        zone,
+        RecordType::CDNSKEY,
+        &cdnskey.rdatas,
+        &cdnskey.rrsigs,
+        &zone_keys,
+        now,
+    )
+    .is_empty();
+    let chosen: Vec<Dnskey> = if cdnskey_signed && !wanted.is_empty() {
+        ksks.into_iter().filter(|k| wanted.contains(k)).collect()
+    } else {
+        ksks
+    };
+    if chosen.is_empty() {
+        return Err(FetchError::NoKsk { server: server() });
+    }
+    Ok(chosen)
 }
 
 /// `state/foreign-keys.state`.
@@ -259,22 +382,28 @@ pub fn load(path: &Path) -> BTreeMap<Name, ForeignKeys> {
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
-        let mut fields = line.splitn(3, ' ');
+        let mut fields = line.splitn(4, ' ');
         let zone = fields.next().and_then(|z| parse_name(z).ok());
         let at = fields
             .next()
             .and_then(|t| t.parse::<i64>().ok())
             .and_then(|t| Timestamp::from_second(t).ok());
+        let hosts = fields.next().and_then(|h| {
+            h.split(',')
+                .map(|h| parse_name(h).ok())
+                .collect::<Option<Vec<Name>>>()
+        });
         let key = fields.next().and_then(|k| Dnskey::from_text(k).ok());
-        match (zone, at, key) {
-            (Some(zone), Some(fetched_at), Some(key)) => {
+        match (zone, at, hosts, key) {
+            (Some(zone), Some(fetched_at), Some(hosts), Some(key)) => {
                 let entry = out.entry(zone).or_insert(ForeignKeys {
                     keys: Vec::new(),
                     fetched_at,
+                    hosts,
                 });
                 entry.keys.push(key);
             }
-            (zone, _, _) => {
+            (zone, ..) => {
                 tracing::warn!(path = %path.display(), line = number + 1, "unreadable foreign key line; that zone's keys are fetched again");
                 bad.extend(zone);
             }
@@ -291,14 +420,16 @@ pub fn load(path: &Path) -> BTreeMap<Name, ForeignKeys> {
 pub fn save(path: &Path, all: &BTreeMap<Name, ForeignKeys>) -> Result<(), StateError> {
     let mut text = String::from(
         "# signalbox: other providers' KSKs per child (foreign_from), as last validated\n\
-         # <zone> <fetched at, unix seconds> <DNSKEY RDATA>\n",
+         # <zone> <fetched at, unix seconds> <hosts> <DNSKEY RDATA>\n",
     );
     for (zone, fetched) in all {
+        let hosts: Vec<String> = fetched.hosts.iter().map(display).collect();
         for key in &fetched.keys {
             text.push_str(&format!(
-                "{} {} {key}\n",
+                "{} {} {} {key}\n",
                 display(zone),
-                fetched.fetched_at.as_second()
+                fetched.fetched_at.as_second(),
+                hosts.join(",")
             ));
         }
     }
@@ -321,9 +452,11 @@ pub struct FetchConfig {
 /// Starts the fetcher: each child at once, then every `refresh` (after a
 /// failure sooner, 1 s doubling up to `refresh`). Validated keys that
 /// differ from the last are saved, then sent on the returned channel.
+/// `parent_ds` is read at each validation.
 pub fn start(
     children: Vec<Provided>,
     saved: BTreeMap<Name, ForeignKeys>,
+    parent_ds: ParentDs,
     config: FetchConfig,
     vitals: &Vitals,
 ) -> mpsc::UnboundedReceiver<(Name, ForeignKeys)> {
@@ -331,7 +464,7 @@ pub fn start(
     vitals.task(
         "foreign-keys",
         Ends::WhenInputCloses,
-        fetch_all(children, saved, config, tx),
+        fetch_all(children, saved, parent_ds, config, tx),
     );
     rx
 }
@@ -339,6 +472,7 @@ pub fn start(
 async fn fetch_all(
     children: Vec<Provided>,
     mut known: BTreeMap<Name, ForeignKeys>,
+    parent_ds: ParentDs,
     config: FetchConfig,
     tx: mpsc::UnboundedSender<(Name, ForeignKeys)>,
 ) {
@@ -354,7 +488,7 @@ async fn fetch_all(
         sleep_until(at).await;
         let child = &children[index];
         let zone = display(&child.zone);
-        let fetched = fetch(
+        let answers = fetch(
             &resolver,
             &child.zone,
             &child.hosts,
@@ -362,6 +496,22 @@ async fn fetch_all(
             config.timeout,
         )
         .await;
+        let fetched = answers.and_then(|answers| {
+            let mut trusted = child.listed.clone();
+            if let Some(last) = known.get(&child.zone) {
+                trusted.extend(last.keys.iter().cloned());
+            }
+            let ds = parent_ds
+                .read()
+                .ok()
+                .and_then(|all| all.get(&child.zone).cloned())
+                .unwrap_or_default();
+            let anchors = Anchors {
+                keys: &trusted,
+                parent_ds: &ds,
+            };
+            validate(&child.zone, &answers, anchors, Timestamp::now())
+        });
         match fetched {
             Ok(keys) => {
                 failures[index] = 0;
@@ -385,6 +535,7 @@ async fn fetch_all(
                 let entry = ForeignKeys {
                     keys,
                     fetched_at: Timestamp::now(),
+                    hosts: child.hosts.clone(),
                 };
                 known.insert(child.zone.clone(), entry.clone());
                 let snapshot = known.clone();
@@ -400,7 +551,8 @@ async fn fetch_all(
             }
             Err(e) => {
                 failures[index] += 1;
-                let wait = Duration::from_secs(1 << failures[index].min(12)).min(child.refresh);
+                let wait =
+                    Duration::from_secs(1 << (failures[index] - 1).min(12)).min(child.refresh);
                 due[index] = Instant::now() + wait;
                 let message = e.to_string();
                 if last_error[index].as_deref() != Some(message.as_str()) {

@@ -29,6 +29,17 @@ impl Findings {
             severity,
             message,
             rule,
+            csync: false,
+        });
+    }
+
+    /// An error about the CSYNC record only.
+    fn csync_error(&mut self, rule: &'static str, message: String) {
+        self.0.push(Finding {
+            severity: Severity::Error,
+            message,
+            rule,
+            csync: true,
         });
     }
 
@@ -40,8 +51,11 @@ impl Findings {
         self.add(Severity::Warning, rule, message);
     }
 
+    /// Errors that make the parent refuse the DS change (CSYNC's apart).
     fn has_errors(&self) -> bool {
-        self.0.iter().any(|f| f.severity == Severity::Error)
+        self.0
+            .iter()
+            .any(|f| f.severity == Severity::Error && !f.csync)
     }
 }
 
@@ -114,6 +128,9 @@ pub fn evaluate(facts: &Facts, profile: &Profile, now: Timestamp) -> Verdict {
     if found.has_errors() {
         outcome = Outcome::Refused;
     }
+    if let Some(problem) = found.0.iter().find(|f| f.csync) {
+        csync_fate = Some(format!("refused: {} ({})", problem.message, problem.rule));
+    }
     found.0.sort_by_key(|f| f.severity);
     let expected_by = expected_by(outcome, authenticated, profile, now);
     Verdict {
@@ -168,16 +185,20 @@ fn consistent_answer<'a>(facts: &'a Facts, found: &mut Findings) -> Option<&'a A
             ("CSYNC", &first_sets.csync, &sets.csync),
         ] {
             if a.rdatas != b.rdatas {
-                found.error(
-                    RULE,
-                    format!(
-                        "{} serves another {rtype} RRset than {} ({} against {} records)",
-                        server.who(),
-                        first.who(),
-                        b.rdatas.len(),
-                        a.rdatas.len()
-                    ),
+                let message = format!(
+                    "{} serves another {rtype} RRset than {} ({} against {} records)",
+                    server.who(),
+                    first.who(),
+                    b.rdatas.len(),
+                    a.rdatas.len()
                 );
+                // A CSYNC disagreement aborts the CSYNC processing, not
+                // the DS scan.
+                if rtype == "CSYNC" {
+                    found.csync_error(RULE, message);
+                } else {
+                    found.error(RULE, message);
+                }
             }
         }
     }
@@ -456,17 +477,17 @@ fn csync(
 ) -> Option<String> {
     let rdata = sets.csync.rdatas.first()?;
     let Ok(record) = crate::dns::Csync::from_wire(rdata) else {
-        found.error("RFC 7477 §2.1", "the CSYNC record does not parse".into());
+        found.csync_error("RFC 7477 §2.1", "the CSYNC record does not parse".into());
         return None;
     };
     if sets.csync.rdatas.len() > 1 {
-        found.error(
+        found.csync_error(
             "RFC 7477 §2",
             "more than one CSYNC record at the apex".into(),
         );
     }
     if signers(&facts.child, RecordType::CSYNC, &sets.csync, keys, now).is_empty() {
-        found.error(
+        found.csync_error(
             "RFC 7477 §3",
             "no valid signature over the CSYNC record verifies with a DNSKEY".into(),
         );

@@ -181,6 +181,11 @@ pub struct Finding {
     pub message: String,
     /// The rule, e.g. `RFC 7344 §4.1`.
     pub rule: &'static str,
+    /// About the CSYNC record (RFC 7477), not the DS: it does not change
+    /// [`Verdict::outcome`] (a parent handles CSYNC apart), only the exit
+    /// code.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub csync: bool,
 }
 
 /// What the parent will do.
@@ -197,17 +202,6 @@ pub enum Outcome {
     NothingToDo,
     /// The parent refuses or aborts (see the findings).
     Refused,
-}
-
-impl Outcome {
-    /// The exit code of `signalbox check`: 0 when the parent would accept
-    /// (or nothing is pending), 1 when it would refuse.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Outcome::Refused => 1,
-            _ => 0,
-        }
-    }
 }
 
 /// The check's answer.
@@ -253,6 +247,15 @@ fn name_text<S: serde::Serializer>(name: &Name, s: S) -> Result<S::Ok, S::Error>
 }
 
 impl Verdict {
+    /// The exit code of `signalbox check`: 0 when the parent would accept
+    /// (or nothing is pending), 1 when it would refuse the DS change or
+    /// something else is in error (a CSYNC the parent would refuse, a
+    /// server disagreeing about it).
+    pub fn exit_code(&self) -> u8 {
+        let error = self.findings.iter().any(|f| f.severity == Severity::Error);
+        u8::from(self.outcome == Outcome::Refused || error)
+    }
+
     /// The text `signalbox check` prints.
     pub fn to_text(&self) -> String {
         let mut out = format!(

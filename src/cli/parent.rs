@@ -239,7 +239,7 @@ pub fn run_check(config: &Path, zone: Option<&str>, profile: &str, json: bool) -
     }
     verdicts
         .iter()
-        .map(|v| v.outcome.exit_code())
+        .map(|v| v.exit_code())
         .max()
         .unwrap_or(EXIT_OK)
 }

@@ -97,6 +97,7 @@ impl Daemon {
         if let Some(event) = old.and_then(|old| ds_event(&zone, old, &view)) {
             self.events.emit(event);
         }
+        self.parent_ds_seen(&zone, &view);
         self.agent.views.insert(zone.clone(), view);
         if !same {
             self.agent.force_report.insert(zone);

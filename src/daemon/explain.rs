@@ -248,7 +248,7 @@ impl Daemon {
         let child = child.ok_or_else(|| ExplainError::NotAChild(display(&name)))?;
         let view = self.agent.views.get(&name);
         let followed = self.sidecar.followed.get(&name);
-        let foreign = self.foreign.get(&name).filter(|_| child.fetches_foreign);
+        let foreign = self.providers.keys.get(&name);
         let input = ZoneInput {
             followed,
             foreign: foreign.map_or(&[], |f| f.keys.as_slice()),

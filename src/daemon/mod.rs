@@ -183,9 +183,8 @@ pub struct Daemon {
     report_queue: Option<tokio::sync::mpsc::Receiver<crate::server::report::ReportQuery>>,
     /// The reports received.
     error_reports: error_reports::ErrorReports,
-    /// The other providers' KSKs per child with `foreign_from`, as last
-    /// validated ([`crate::providers`]).
-    foreign: BTreeMap<Name, crate::providers::ForeignKeys>,
+    /// The other providers' KSKs per child with `foreign_from`.
+    providers: providers::ProviderLink,
 }
 
 impl Daemon {
@@ -240,7 +239,7 @@ impl Daemon {
             report_agent,
             report_queue,
             error_reports,
-            foreign: BTreeMap::new(),
+            providers: providers::ProviderLink::default(),
         };
         daemon.sync_zones();
         daemon.publish_snapshot();

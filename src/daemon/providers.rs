@@ -4,7 +4,7 @@
 //! provider is unreachable keeps them), the fetcher started beside the
 //! followers, and what a fetched change does (that child is recomputed).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use hickory_proto::rr::Name;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -13,8 +13,19 @@ use super::{Daemon, RoundInput};
 use crate::{
     dns::name::display,
     dnssec::key_tag,
-    providers::{self, FetchConfig, ForeignKeys, Provided},
+    policy::ParentView,
+    providers::{self, FetchConfig, ForeignKeys, ParentDs, Provided},
 };
+
+/// The daemon's side of the fetcher.
+#[derive(Debug, Default)]
+pub(super) struct ProviderLink {
+    /// The other providers' KSKs per child, as last validated.
+    pub(super) keys: BTreeMap<Name, ForeignKeys>,
+    /// The parent's DS per child with `foreign_from`, shared with the
+    /// fetcher (a DS at the parent makes a provider's key trusted).
+    parent_ds: Option<ParentDs>,
+}
 
 impl Daemon {
     /// The `[[zone]]`s with `foreign_from`.
@@ -24,10 +35,12 @@ impl Daemon {
             .iter()
             .filter_map(|zone| {
                 let from = zone.foreign_from.as_ref()?;
+                let (child, _) = crate::model::child(&self.config, &self.keys, &zone.name);
                 Some(Provided {
                     zone: zone.name.clone(),
                     hosts: from.hosts.clone(),
                     refresh: from.refresh,
+                    listed: child.map(|c| c.settings.foreign_keys).unwrap_or_default(),
                 })
             })
             .collect()
@@ -42,7 +55,13 @@ impl Daemon {
         }
         let path = providers::state_path(self.state.path());
         let mut saved = providers::load(&path);
-        saved.retain(|zone, _| provided.iter().any(|p| p.zone == *zone));
+        // Keys from other hosts than the ones configured now are not
+        // restored: the new hosts' keys are fetched (the zone waits).
+        saved.retain(|zone, keys| {
+            provided
+                .iter()
+                .any(|p| p.zone == *zone && p.hosts == keys.hosts)
+        });
         for (zone, keys) in &saved {
             let zone = display(zone);
             tracing::info!(
@@ -51,24 +70,66 @@ impl Daemon {
                 "the other providers' KSKs as last validated (restored)"
             );
         }
-        self.foreign = saved.clone();
+        self.providers.keys = saved.clone();
+        let ds: HashMap<Name, Vec<crate::dns::Ds>> = provided
+            .iter()
+            .map(|p| {
+                let ds = self.agent.views.get(&p.zone).map(|v| v.ds.clone());
+                (p.zone.clone(), ds.unwrap_or_default())
+            })
+            .collect();
+        let parent_ds = ParentDs::new(std::sync::RwLock::new(ds));
+        self.providers.parent_ds = Some(parent_ds.clone());
         let config = FetchConfig {
             resolver: self.config.resolver.clone(),
             port: self.config.notify.nameserver_port,
             timeout: self.config.notify.udp_timeout,
             path,
         };
-        Some(providers::start(provided, saved, config, &self.vitals))
+        Some(providers::start(
+            provided,
+            saved,
+            parent_ds,
+            config,
+            &self.vitals,
+        ))
     }
 
     /// Warns when a reload changes `foreign_from`: the fetcher keeps the
     /// list it started with (a zone newly given `foreign_from` waits).
     pub(super) fn foreign_from_reloaded(&self, before: &[Provided]) {
-        if self.provided() != before {
+        let lists = |all: &[Provided]| -> Vec<(Name, Vec<Name>, std::time::Duration)> {
+            all.iter()
+                .map(|p| (p.zone.clone(), p.hosts.clone(), p.refresh))
+                .collect()
+        };
+        if lists(&self.provided()) != lists(before) {
             tracing::warn!(
                 "foreign_from changed: what is fetched changes at the next restart; \
                  a zone newly given foreign_from publishes nothing new until then"
             );
+        }
+    }
+
+    /// Has the parent agent look at every child with `foreign_from` at the
+    /// parent from the start: one that waits for its other providers'
+    /// keys plans nothing, so no report would name it, and a DS at the
+    /// parent is what makes a provider's key trusted.
+    pub(super) fn watch_provided(&self, watch: &tokio::sync::mpsc::UnboundedSender<Name>) {
+        for provided in self.provided() {
+            let _ = watch.send(provided.zone);
+        }
+    }
+
+    /// Tells the fetcher the parent's DS RRset of a child it fetches for.
+    pub(super) fn parent_ds_seen(&self, zone: &Name, view: &ParentView) {
+        let Some(shared) = &self.providers.parent_ds else {
+            return;
+        };
+        if let Ok(mut all) = shared.write() {
+            if let Some(ds) = all.get_mut(zone) {
+                ds.clone_from(&view.ds);
+            }
         }
     }
 
@@ -87,7 +148,7 @@ pub(super) fn on_foreign_keys(
 ) -> RoundInput {
     let mut names = BTreeSet::new();
     let mut take = |(zone, keys): (Name, ForeignKeys)| {
-        daemon.foreign.insert(zone.clone(), keys);
+        daemon.providers.keys.insert(zone.clone(), keys);
         names.insert(zone);
     };
     take(first);

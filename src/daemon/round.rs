@@ -296,7 +296,7 @@ impl Daemon {
             Facts {
                 views: &self.agent.views,
                 followed: &self.sidecar.followed,
-                foreign: &self.foreign,
+                foreign: &self.providers.keys,
                 signaling: signaling.as_deref(),
             },
             now,

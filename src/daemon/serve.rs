@@ -216,6 +216,10 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     let agent = daemon.start_agent();
     let mut apexes = daemon.start_followers();
     let mut foreign = daemon.start_foreign_fetch();
+    if let Some(handle) = &agent {
+        // Their other providers' trust may come from the parent's DS.
+        daemon.watch_provided(&handle.watch);
+    }
     daemon.start_publishers();
     let notify_counters = agent.as_ref().map(|a| Arc::clone(&a.counters));
     let metrics = start_metrics(&daemon, listening.queries, notify_counters).await?;

@@ -178,6 +178,18 @@ pub fn key_tag(key: &Dnskey) -> u16 {
     (acc & 0xffff) as u16
 }
 
+/// A DS of `ds_set` names `key`: tag, algorithm and digest; for a digest
+/// type signalbox does not compute (SHA-1 at an old parent), tag and
+/// algorithm only.
+pub fn ds_points_to(owner: &Name, ds_set: &[Ds], key: &Dnskey) -> bool {
+    ds_set.iter().any(|d| {
+        d.key_tag == key_tag(key)
+            && d.algorithm == key.algorithm
+            && DigestType::from_number(d.digest_type)
+                .is_none_or(|t| ds(owner, key, t).digest == d.digest)
+    })
+}
+
 /// The DS RDATA for `key` owned by `owner`:
 /// digest = H(canonical owner wire || DNSKEY RDATA) (RFC 4034 §5.1.4).
 pub fn ds(owner: &Name, key: &Dnskey, digest_type: DigestType) -> Ds {

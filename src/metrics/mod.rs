@@ -434,7 +434,7 @@ impl CounterCollector {
         ConstGauge::new(totals.pending as i64).encode(family)?;
         let family = encoder.encode_descriptor(
             "gate_waiting",
-            "Owed NOTIFYs waiting for every nameserver to serve the same signals (RFC 9975)",
+            "Owed NOTIFYs waiting for every nameserver to serve the same signals (RFC 9975), or for the parent's acceptance (gate = parent)",
             None,
             MetricType::Gauge,
         )?;

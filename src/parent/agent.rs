@@ -98,6 +98,10 @@ pub struct AgentHandle {
     pub counters: Arc<NotifyCounters>,
     /// Questions about one child's NOTIFYs (`signalbox explain`).
     pub questions: mpsc::UnboundedSender<Question>,
+    /// Children to look at at the parent before any report names them (a
+    /// child waiting for its other providers' keys, whose trust may come
+    /// from the parent's DS, plans nothing and so reports nothing).
+    pub watch: mpsc::UnboundedSender<Name>,
 }
 
 /// What `explain` asks the agent about one child.
@@ -133,6 +137,14 @@ impl Closed {
         match self {
             Closed::Disagreement => "the nameservers to agree",
             Closed::Refusal => "the parent's acceptance",
+        }
+    }
+
+    /// The `notify-held` event's `SIGNALBOX_CAUSE`.
+    fn cause(self) -> &'static str {
+        match self {
+            Closed::Disagreement => "disagreement",
+            Closed::Refusal => "refusal",
         }
     }
 
@@ -186,18 +198,20 @@ pub fn start(
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let (views_tx, views_rx) = mpsc::unbounded_channel();
     let (questions_tx, questions_rx) = mpsc::unbounded_channel();
+    let (watch_tx, watch_rx) = mpsc::unbounded_channel();
     let agent = Agent::new(config, paths, views_tx, events);
     let counters = Arc::clone(&agent.counters);
     vitals.task(
         "parent agent",
         Ends::WhenInputCloses,
-        agent.run(reports_rx, questions_rx),
+        agent.run(reports_rx, questions_rx, watch_rx),
     );
     AgentHandle {
         reports: reports_tx,
         views: views_rx,
         counters,
         questions: questions_tx,
+        watch: watch_tx,
     }
 }
 
@@ -284,6 +298,7 @@ impl Agent {
         mut self,
         mut reports: mpsc::UnboundedReceiver<ChildReport>,
         mut questions: mpsc::UnboundedReceiver<Question>,
+        mut watch: mpsc::UnboundedReceiver<Name>,
     ) {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<JobResult>();
         let mut save_at: Option<Instant> = None;
@@ -315,6 +330,7 @@ impl Agent {
                 Some(question) = questions.recv() => {
                     let _ = question.reply.send(self.answer(&question.zone));
                 }
+                Some(zone) = watch.recv() => self.watch(zone),
                 Some(result) = done_rx.recv() => {
                     self.in_flight -= 1;
                     self.on_result(result);
@@ -357,6 +373,7 @@ impl Agent {
         let now = Instant::now();
         let entry = self.ledger.entry(zone.clone()).or_default();
         let mut owed = Vec::new();
+        let mut gone = Vec::new();
         for (kind, new) in [(Kind::Cds, report.cds), (Kind::Csync, report.csync)] {
             let old = match kind {
                 Kind::Cds => &mut entry.cds,
@@ -370,12 +387,17 @@ impl Agent {
                 entry.set_pending(kind, (new != 0).then(Timestamp::now));
                 if new != 0 {
                     owed.push(kind);
+                } else {
+                    gone.push(kind);
                 }
             } else if entry.pending(kind).is_some() {
                 owed.push(kind); // owed from before a restart
             }
         }
-        let first_report = self.known.insert(zone.clone());
+        for kind in gone {
+            self.stop_waiting(&zone, kind);
+        }
+        self.watch(zone.clone());
         if owed.is_empty() {
             self.children.remove(&zone);
         } else {
@@ -386,19 +408,25 @@ impl Agent {
             self.held.remove(&(zone.clone(), kind));
             self.schedule(Job::Notify(zone.clone(), kind), now);
         }
-        if first_report {
-            let poll = self.config.parent.poll_interval;
-            let at = match self.observed.get(&zone) {
-                Some(o) => {
-                    let age = Timestamp::now().duration_since(o.at).unsigned_abs();
-                    now + poll.saturating_sub(age)
-                }
-                // Spread first looks (over up to 10 min) so 100k children do not
-                // all ask at once.
-                None => now + spread(&zone, poll.min(Duration::from_secs(600))),
-            };
-            self.schedule(Job::Observe(zone), at);
+    }
+
+    /// Starts looking at `zone` at the parent, the first time it is named.
+    fn watch(&mut self, zone: Name) {
+        if !self.known.insert(zone.clone()) {
+            return;
         }
+        let now = Instant::now();
+        let poll = self.config.parent.poll_interval;
+        let at = match self.observed.get(&zone) {
+            Some(o) => {
+                let age = Timestamp::now().duration_since(o.at).unsigned_abs();
+                now + poll.saturating_sub(age)
+            }
+            // Spread first looks (over up to 10 min) so 100k children do not
+            // all ask at once.
+            None => now + spread(&zone, poll.min(Duration::from_secs(600))),
+        };
+        self.schedule(Job::Observe(zone), at);
     }
 
     fn launch(&mut self, job: Job, done: &mpsc::UnboundedSender<JobResult>) {
@@ -415,7 +443,9 @@ impl Agent {
                     .and_then(|e| e.pending(kind))
                     .is_none()
                 {
-                    return; // paid or superseded meanwhile
+                    // Paid or superseded meanwhile: nothing waits.
+                    self.stop_waiting(&zone, kind);
+                    return;
                 }
                 let gate = self.config.notify.gate.asks_servers()
                     && !(self.held.get(&(zone.clone(), kind)) == Some(&true)
@@ -464,12 +494,18 @@ impl Agent {
             *a += 1;
             *a
         };
+        if let Some(verdict) = run.verdict.take() {
+            self.on_verdict(&zone, kind, verdict);
+        }
         let delayed = match &run.outcome {
             NotifyOutcome::Discovery(e) => Some(e.to_string()),
             NotifyOutcome::NoAddress(e) => Some(e.to_string()),
             _ => None,
         };
         if let Some(why) = delayed {
+            // Not waiting at the gate any more, whatever it said before.
+            self.gating.remove(&(zone.clone(), kind));
+            self.counters.set_gate_waiting(self.gating.len());
             let wait = backoff(attempt, Duration::from_secs(300));
             tracing::warn!(
                 zone = z,
@@ -479,9 +515,6 @@ impl Agent {
             );
             self.schedule(Job::Notify(zone, kind), Instant::now() + wait);
             return;
-        }
-        if let Some(verdict) = run.verdict.take() {
-            self.on_verdict(&zone, kind, verdict);
         }
         match run.outcome {
             NotifyOutcome::NoTarget | NotifyOutcome::BadTarget(_) => {
@@ -534,10 +567,14 @@ impl Agent {
             let profile = verdict.profile;
             if verdict.outcome == check::Outcome::Refused {
                 let why = errors_of(&verdict);
-                let then = if self.config.notify.gate == Gate::Parent {
-                    "the NOTIFY(CDS) waits ([notify] gate = \"parent\")"
-                } else {
-                    "sending anyway ([notify] gate = \"consistent\")"
+                let then = match (self.config.notify.gate, kind) {
+                    (Gate::Parent, Kind::Cds) => {
+                        "the NOTIFY(CDS) waits ([notify] gate = \"parent\")"
+                    }
+                    (Gate::Parent, Kind::Csync) => {
+                        "the NOTIFY(CSYNC) is not held by it ([notify] gate = \"parent\" holds CDS only)"
+                    }
+                    _ => "sending anyway ([notify] gate = \"consistent\")",
                 };
                 tracing::warn!(
                     zone = z,
@@ -576,7 +613,7 @@ impl Agent {
         let z = display(&zone);
         let qtype = kind.rtype().to_string();
         let key = (zone.clone(), kind);
-        self.gating.insert(key.clone(), closed);
+        let reason_changed = self.gating.insert(key.clone(), closed) != Some(closed);
         self.counters.set_gate_waiting(self.gating.len());
         let now = Instant::now();
         let since = self
@@ -597,7 +634,8 @@ impl Agent {
             );
             self.schedule(Job::Notify(zone, kind), now + wait);
         } else {
-            let first = self.held.insert(key, true) != Some(true);
+            // Said once per hold, and again when its reason changes.
+            let first = self.held.insert(key, true) != Some(true) || reason_changed;
             match self.config.notify.on_timeout {
                 OnTimeout::Hold => {
                     if first {
@@ -606,6 +644,7 @@ impl Agent {
                             Event::new(EventKind::NotifyHeld, &message)
                                 .with("zone", z.clone())
                                 .with("qtype", qtype.clone())
+                                .with("cause", closed.cause())
                                 .with("reason", disagreements.clone()),
                         );
                         tracing::error!(
@@ -696,6 +735,16 @@ impl Agent {
                 }
                 self.schedule(Job::Notify(zone, kind), now + wait);
             }
+        }
+    }
+
+    /// A NOTIFY no longer owed waits for nothing: not at the gate, not
+    /// held (so `explain` and `signalbox_gate_waiting` say so).
+    fn stop_waiting(&mut self, zone: &Name, kind: Kind) {
+        let key = (zone.clone(), kind);
+        self.held.remove(&key);
+        if self.gating.remove(&key).is_some() {
+            self.counters.set_gate_waiting(self.gating.len());
         }
     }
 

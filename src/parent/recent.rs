@@ -72,7 +72,14 @@ impl<K: Hash + Eq + Clone, V> Recent<K, V> {
         self.next += 1;
         self.last.insert(key.clone(), (seq, value));
         self.order.push_back((key, seq));
-        while self.last.len() > RECENT || self.order.len() > 2 * RECENT {
+        // A key recorded again leaves a stale position behind; drop those
+        // first, so a few keys recorded over and over never push others out.
+        if self.order.len() > 2 * RECENT {
+            let last = &self.last;
+            self.order
+                .retain(|(key, seq)| last.get(key).is_some_and(|(latest, _)| latest == seq));
+        }
+        while self.last.len() > RECENT {
             let Some((key, seq)) = self.order.pop_front() else {
                 break;
             };
@@ -122,5 +129,14 @@ mod tests {
         );
         assert!(recent.get(&(name(RECENT), Kind::Cds)).is_some());
         assert!(recent.last.len() <= RECENT && recent.order.len() <= 2 * RECENT);
+        // One key recorded over and over does not push the others out.
+        for _ in 0..3 * RECENT {
+            recent.record((name(1), Kind::Cds), sent("waiting"));
+        }
+        assert!(
+            recent.get(&(name(2), Kind::Cds)).is_some(),
+            "still remembered"
+        );
+        assert!(recent.order.len() <= 2 * RECENT + 1);
     }
 }

@@ -159,6 +159,17 @@ impl Resolver {
         Ok(answer)
     }
 
+    /// Looks `name`/`rtype` up afresh, past this cache (the resolver's own
+    /// cache is the parent's too): for what signalbox itself just changed,
+    /// such as an RFC 9615 signal, which a cached answer would show stale.
+    pub async fn lookup_fresh(
+        &self,
+        name: &Name,
+        rtype: RecordType,
+    ) -> Result<Arc<Answer>, ResolveError> {
+        Ok(Arc::new(self.ask(name, rtype).await?))
+    }
+
     /// [`Self::lookup`], refusing unvalidated answers when `require_ad`.
     pub async fn lookup_secure(
         &self,

@@ -160,8 +160,9 @@ async fn signal_sets(resolver: &Resolver, owner: &Name) -> Result<SignalSets, St
         ..SignalSets::default()
     };
     for rtype in [RecordType::CDS, RecordType::CDNSKEY] {
+        // Not from the agent's cache: the signal may have changed since.
         let answer = resolver
-            .lookup(owner, rtype)
+            .lookup_fresh(owner, rtype)
             .await
             .map_err(|e| format!("{rtype}: {e}"))?;
         if !matches!(answer.rcode, rcode::NOERROR | rcode::NXDOMAIN) {

@@ -1,4 +1,4 @@
-//! What a fetch accepts from the other providers' servers, with real
+//! What a fetch believes of the other providers' servers, with real
 //! Ed25519 signatures (keys from fixed seeds), and the state file.
 
 use hickory_proto::rr::{Name, RecordType};
@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use super::*;
 use crate::{
     dns::parse_name,
-    dnssec::{PrivateMaterial, signer::SigningKey},
+    dnssec::{DigestType, PrivateMaterial, ds, signer::SigningKey},
 };
 
 const CHILD: &str = "example.com.";
@@ -41,40 +41,67 @@ fn key(seed: u8, flags: u16) -> Key {
     Key { dnskey, signer }
 }
 
-/// `host` at `addr` serving `published`, signed by `by` (valid from an
-/// hour before [`now`] for `lifetime` seconds).
-fn answer(host: &str, addr: &str, published: &[&Key], by: &[&Key], lifetime: i64) -> HostAnswer {
-    let mut rdatas: Vec<Vec<u8>> = published.iter().map(|k| k.dnskey.to_wire()).collect();
+/// `rtype` RRset of `keys`, signed by `by`, valid from `from` seconds
+/// around [`now`] for `lifetime` seconds.
+fn rrset(rtype: RecordType, keys: &[&Key], by: &[&Key], from: i64, lifetime: i64) -> Authoritative {
+    let mut rdatas: Vec<Vec<u8>> = keys.iter().map(|k| k.dnskey.to_wire()).collect();
     rdatas.sort();
-    let at = now().as_second();
+    let at = now().as_second() + from;
     let rrsigs = by
         .iter()
         .map(|k| {
             k.signer
                 .sign_rrset(
                     &name(CHILD),
-                    RecordType::DNSKEY,
+                    rtype,
                     3600,
                     &rdatas,
-                    (at - 3600) as u32,
-                    (at - 3600 + lifetime) as u32,
+                    at as u32,
+                    (at + lifetime) as u32,
                 )
                 .expect("signature")
         })
         .collect();
-    HostAnswer {
-        server: format!("{host} {addr}"),
-        host: name(host),
-        dnskey: Authoritative {
-            rcode: 0,
-            rdatas,
-            rrsigs,
-        },
+    Authoritative {
+        rcode: 0,
+        rdatas,
+        rrsigs,
     }
 }
 
+/// `host` at `addr` serving `published`, signed by `by` (valid from an
+/// hour before [`now`] for a day), no CDNSKEY.
+fn answer(host: &str, addr: &str, published: &[&Key], by: &[&Key]) -> HostAnswer {
+    HostAnswer {
+        server: format!("{host} {addr}"),
+        host: name(host),
+        dnskey: rrset(RecordType::DNSKEY, published, by, -3600, 86_400),
+        cdnskey: Authoritative::default(),
+    }
+}
+
+/// Trusting `keys` and a parent DS for `ds_of`.
+fn check(answers: &[HostAnswer], keys: &[&Key], ds_of: &[&Key]) -> Result<Vec<Dnskey>, FetchError> {
+    let keys: Vec<Dnskey> = keys.iter().map(|k| k.dnskey.clone()).collect();
+    let parent_ds: Vec<Ds> = ds_of
+        .iter()
+        .map(|k| ds(&name(CHILD), &k.dnskey, DigestType::Sha256))
+        .collect();
+    let anchors = Anchors {
+        keys: &keys,
+        parent_ds: &parent_ds,
+    };
+    validate(&name(CHILD), answers, anchors, now())
+}
+
+fn sorted(keys: &[&Key]) -> Vec<Dnskey> {
+    let mut out: Vec<Dnskey> = keys.iter().map(|k| k.dnskey.clone()).collect();
+    out.sort_by_key(|k| (crate::dnssec::key_tag(k), k.algorithm));
+    out
+}
+
 #[test]
-fn a_providers_ksk_is_taken_when_it_signs_its_own_dnskey_rrset() {
+fn a_provider_is_believed_through_a_ds_at_the_parent_a_listed_key_or_its_last_keys() {
     let (ksk, zsk, standby) = (key(1, 257), key(2, 256), key(3, 257));
     let answers = [
         answer(
@@ -82,94 +109,126 @@ fn a_providers_ksk_is_taken_when_it_signs_its_own_dnskey_rrset() {
             "192.0.2.1:53",
             &[&ksk, &zsk, &standby],
             &[&ksk],
-            86_400,
         ),
         answer(
             "ns1.b.net.",
             "[2001:db8::1]:53",
             &[&ksk, &zsk, &standby],
             &[&ksk],
-            86_400,
         ),
     ];
-    let keys = validate(&name(CHILD), &answers, now()).expect("validated");
-    // The ZSK is no KSK; the standby KSK does not sign, so the provider
-    // does not vouch for it yet.
-    assert_eq!(keys, vec![ksk.dnskey.clone()]);
+    // The standby KSK (published, not signing) is the provider's too: its
+    // DS may be at the parent already (RFC 7583 double-DS).
+    let want = sorted(&[&ksk, &standby]);
+    assert_eq!(
+        check(&answers, &[], &[&ksk]).expect("DS at the parent"),
+        want
+    );
+    assert_eq!(check(&answers, &[&ksk], &[]).expect("listed"), want);
+    // Nothing vouches for the signer: a self-signature proves nothing.
+    let e = check(&answers, &[], &[]).expect_err("untrusted");
+    assert!(matches!(e, FetchError::Untrusted { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("{}/15", crate::dnssec::key_tag(&ksk.dnskey))),
+        "{e}"
+    );
+    // A DS for the standby key does not make the RRset believed: it must
+    // be signed by a trusted key.
+    let e = check(&answers, &[], &[&standby]).expect_err("not signed by the trusted key");
+    assert!(matches!(e, FetchError::Untrusted { .. }), "{e}");
 }
 
 #[test]
-fn two_providers_give_the_union_of_their_ksks() {
-    let (b, c, zsk) = (key(1, 257), key(4, 257), key(2, 256));
-    let answers = [
-        answer("ns1.b.net.", "192.0.2.1:53", &[&b, &zsk], &[&b], 86_400),
-        answer("ns1.c.org.", "192.0.2.9:53", &[&c, &b, &zsk], &[&c], 86_400),
-    ];
-    let mut want = vec![b.dnskey.clone(), c.dnskey.clone()];
-    want.sort_by_key(crate::dnssec::key_tag);
-    assert_eq!(validate(&name(CHILD), &answers, now()).expect("ok"), want);
+fn a_ksk_rollover_is_followed_through_the_old_key() {
+    let (old, new, zsk) = (key(1, 257), key(4, 257), key(2, 256));
+    // The new KSK arrives in an RRset the old one (trusted) signs.
+    let rolling = [answer(
+        "ns1.b.net.",
+        "192.0.2.1:53",
+        &[&old, &new, &zsk],
+        &[&old, &new],
+    )];
+    let both = check(&rolling, &[&old], &[]).expect("believed");
+    assert_eq!(both, sorted(&[&old, &new]));
+    // Then the old one goes: believed through the new one, validated before.
+    let rolled = [answer("ns1.b.net.", "192.0.2.1:53", &[&new, &zsk], &[&new])];
+    assert_eq!(
+        check(&rolled, &[&old, &new], &[]).expect("believed"),
+        sorted(&[&new])
+    );
+    // A new key signing alone, never seen: refused.
+    let e = check(&rolled, &[&old], &[]).expect_err("untrusted");
+    assert!(matches!(e, FetchError::Untrusted { .. }), "{e}");
 }
 
 #[test]
-fn anything_short_of_a_valid_self_signature_is_refused_whole() {
-    let (ksk, zsk, other) = (key(1, 257), key(2, 256), key(5, 257));
-    let zone = name(CHILD);
-    let refused = |answers: &[HostAnswer]| validate(&zone, answers, now()).expect_err("refused");
-    // Unsigned.
-    let e = refused(&[answer(
+fn a_signed_cdnskey_says_which_ksks_the_provider_wants_at_the_parent() {
+    let (ksk, zsk, retiring) = (key(1, 257), key(2, 256), key(5, 257));
+    let ours = key(9, 257);
+    let mut b = answer(
         "ns1.b.net.",
         "192.0.2.1:53",
-        &[&ksk, &zsk],
-        &[],
-        86_400,
-    )]);
-    assert!(matches!(e, FetchError::NoValidKsk { rrsigs: 0, .. }), "{e}");
-    // Signed by the ZSK only.
-    let e = refused(&[answer(
-        "ns1.b.net.",
-        "192.0.2.1:53",
-        &[&ksk, &zsk],
-        &[&zsk],
-        86_400,
-    )]);
-    assert!(matches!(e, FetchError::NoValidKsk { rrsigs: 1, .. }), "{e}");
-    // Signed by a key that is not in the RRset.
-    let e = refused(&[answer(
-        "ns1.b.net.",
-        "192.0.2.1:53",
-        &[&ksk, &zsk],
-        &[&other],
-        86_400,
-    )]);
-    assert!(matches!(e, FetchError::NoValidKsk { .. }), "{e}");
-    // Expired (valid for half an hour, an hour ago).
-    let e = refused(&[answer(
-        "ns1.b.net.",
-        "192.0.2.1:53",
-        &[&ksk, &zsk],
+        &[&ksk, &zsk, &retiring],
         &[&ksk],
-        1800,
-    )]);
-    assert!(matches!(e, FetchError::NoValidKsk { .. }), "{e}");
+    );
+    // The union its CDNSKEY names includes our key (not in its DNSKEY
+    // RRset): only its own KSKs are taken.
+    b.cdnskey = rrset(RecordType::CDNSKEY, &[&ksk, &ours], &[&ksk], -3600, 86_400);
+    assert_eq!(
+        check(std::slice::from_ref(&b), &[&ksk], &[]).expect("ok"),
+        sorted(&[&ksk])
+    );
+    // An unsigned CDNSKEY says nothing: every KSK.
+    b.cdnskey.rrsigs.clear();
+    assert_eq!(
+        check(std::slice::from_ref(&b), &[&ksk], &[]).expect("ok"),
+        sorted(&[&ksk, &retiring])
+    );
+}
+
+#[test]
+fn anything_short_of_a_current_trusted_signature_is_refused_whole() {
+    let (ksk, zsk, other) = (key(1, 257), key(2, 256), key(5, 257));
+    let refused =
+        |answers: &[HostAnswer]| check(answers, &[&ksk, &other], &[]).expect_err("refused");
+    let with = |published: &[&Key], by: &[&Key], from: i64, lifetime: i64| HostAnswer {
+        dnskey: rrset(RecordType::DNSKEY, published, by, from, lifetime),
+        ..answer("ns1.b.net.", "192.0.2.1:53", &[], &[])
+    };
+    // Unsigned.
+    let e = refused(&[with(&[&ksk, &zsk], &[], -3600, 86_400)]);
+    assert!(
+        matches!(e, FetchError::NoValidSignature { rrsigs: 0, .. }),
+        "{e}"
+    );
+    // Signed by a key that is not in the RRset.
+    let e = refused(&[with(&[&ksk, &zsk], &[&other], -3600, 86_400)]);
+    assert!(
+        matches!(e, FetchError::NoValidSignature { rrsigs: 1, .. }),
+        "{e}"
+    );
+    // Expired (valid for half an hour, an hour ago), and not valid yet.
+    let e = refused(&[with(&[&ksk, &zsk], &[&ksk], -3600, 1800)]);
+    assert!(matches!(e, FetchError::NoValidSignature { .. }), "{e}");
+    let e = refused(&[with(&[&ksk, &zsk], &[&ksk], 600, 86_400)]);
+    assert!(matches!(e, FetchError::NoValidSignature { .. }), "{e}");
     // A revoked KSK (RFC 5011) vouches for nothing.
     let revoked = key(6, 257 | 0x80);
-    let e = refused(&[answer(
-        "ns1.b.net.",
-        "192.0.2.1:53",
-        &[&revoked, &zsk],
-        &[&revoked],
-        86_400,
-    )]);
-    assert!(matches!(e, FetchError::NoValidKsk { .. }), "{e}");
+    let e = refused(&[with(&[&revoked, &zsk], &[&revoked], -3600, 86_400)]);
+    assert!(matches!(e, FetchError::NoValidSignature { .. }), "{e}");
+    // Believed, but only a ZSK: no KSK to take.
+    let e = check(&[with(&[&zsk], &[&zsk], -3600, 86_400)], &[&zsk], &[]).expect_err("no KSK");
+    assert!(matches!(e, FetchError::NoKsk { .. }), "{e}");
     // No DNSKEY RRset.
-    let e = refused(&[answer("ns1.b.net.", "192.0.2.1:53", &[], &[], 86_400)]);
+    let e = refused(&[with(&[], &[], -3600, 86_400)]);
     assert!(matches!(e, FetchError::NoDnskey { .. }), "{e}");
     // Two addresses of one host disagree; a good second provider does not
     // make up for it.
     let e = refused(&[
-        answer("ns1.b.net.", "192.0.2.1:53", &[&ksk, &zsk], &[&ksk], 86_400),
-        answer("ns1.b.net.", "192.0.2.2:53", &[&ksk], &[&ksk], 86_400),
-        answer("ns1.c.org.", "192.0.2.9:53", &[&other], &[&other], 86_400),
+        answer("ns1.b.net.", "192.0.2.1:53", &[&ksk, &zsk], &[&ksk]),
+        answer("ns1.b.net.", "192.0.2.2:53", &[&ksk], &[&ksk]),
+        answer("ns1.c.org.", "192.0.2.9:53", &[&other], &[&other]),
     ]);
     assert!(
         matches!(&e, FetchError::Disagree { first, second }
@@ -178,10 +237,23 @@ fn anything_short_of_a_valid_self_signature_is_refused_whole() {
     );
     // One provider fine, the other not: nothing.
     let e = refused(&[
-        answer("ns1.b.net.", "192.0.2.1:53", &[&ksk, &zsk], &[&ksk], 86_400),
-        answer("ns1.c.org.", "192.0.2.9:53", &[&other], &[], 86_400),
+        answer("ns1.b.net.", "192.0.2.1:53", &[&ksk, &zsk], &[&ksk]),
+        answer("ns1.c.org.", "192.0.2.9:53", &[&other], &[]),
     ]);
     assert!(e.to_string().starts_with("ns1.c.org. 192.0.2.9:53"), "{e}");
+}
+
+#[test]
+fn two_providers_give_the_union_of_their_ksks() {
+    let (b, c, zsk) = (key(1, 257), key(4, 257), key(2, 256));
+    let answers = [
+        answer("ns1.b.net.", "192.0.2.1:53", &[&b, &zsk], &[&b]),
+        answer("ns1.c.org.", "192.0.2.9:53", &[&c, &zsk], &[&c]),
+    ];
+    assert_eq!(
+        check(&answers, &[], &[&b, &c]).expect("ok"),
+        sorted(&[&b, &c])
+    );
 }
 
 #[test]
@@ -190,12 +262,14 @@ fn the_state_file_round_trips_and_a_damaged_zone_is_fetched_again() {
     let path = state_path(dir.path());
     assert!(load(&path).is_empty(), "no file: nothing known");
     let at = Timestamp::from_second(1_800_000_000).expect("valid");
+    let hosts = vec![name("ns1.b.net."), name("ns2.b.net.")];
     let mut all = BTreeMap::new();
     all.insert(
         name("a.example."),
         ForeignKeys {
             keys: vec![key(1, 257).dnskey, key(4, 257).dnskey],
             fetched_at: at,
+            hosts: hosts.clone(),
         },
     );
     all.insert(
@@ -203,6 +277,7 @@ fn the_state_file_round_trips_and_a_damaged_zone_is_fetched_again() {
         ForeignKeys {
             keys: vec![key(5, 257).dnskey],
             fetched_at: at,
+            hosts,
         },
     );
     save(&path, &all).expect("saved");
@@ -210,7 +285,7 @@ fn the_state_file_round_trips_and_a_damaged_zone_is_fetched_again() {
     let text = std::fs::read_to_string(&path).expect("read");
     std::fs::write(
         &path,
-        format!("{text}b.example. 1800000000 257 3 15 !!notbase64\n"),
+        format!("{text}b.example. 1800000000 ns1.b.net. 257 3 15 !!notbase64\n"),
     )
     .expect("write");
     let loaded = load(&path);

@@ -10,7 +10,7 @@ use super::{Findings, Parsed};
 use crate::{
     check::{ApexSets, Facts, Signed},
     dns::{Dnskey, Ds},
-    dnssec::{DigestType, ds, key_tag, signer::signing_keys},
+    dnssec::{ds_points_to as points_to, signer::signing_keys},
 };
 
 /// The keys of the DNSKEY RRset whose signature over that RRset verifies
@@ -33,18 +33,6 @@ pub(super) fn signers<'a>(
     now: Timestamp,
 ) -> Vec<&'a Dnskey> {
     signing_keys(child, rtype, &set.rdatas, &set.rrsigs, keys, now)
-}
-
-/// A DS of `ds_set` names `key`: tag, algorithm and digest; for a digest
-/// type signalbox does not compute (SHA-1 at an old parent), tag and
-/// algorithm only.
-pub(super) fn points_to(child: &Name, ds_set: &[Ds], key: &Dnskey) -> bool {
-    ds_set.iter().any(|d| {
-        d.key_tag == key_tag(key)
-            && d.algorithm == key.algorithm
-            && DigestType::from_number(d.digest_type)
-                .is_none_or(|t| ds(child, key, t).digest == d.digest)
-    })
 }
 
 /// [`check_signatures`] for every server's answer: their RDATA agree, but

@@ -183,7 +183,7 @@ fn a_consistent_signed_child_with_signals_bootstraps_authenticated() {
     let verdict = judge(&facts(&apex, vec![]), generic());
     assert_eq!(verdict.outcome, Outcome::Bootstrap, "{}", verdict.to_text());
     assert!(verdict.authenticated);
-    assert_eq!(verdict.outcome.exit_code(), 0);
+    assert_eq!(verdict.exit_code(), 0);
     assert!(verdict.findings.is_empty(), "{}", verdict.to_text());
     assert_eq!(verdict.expected_by, None, "a generic parent acts on NOTIFY");
     // .ch scans daily: expected within a day, no wait when authenticated.
@@ -206,7 +206,7 @@ fn servers_that_disagree_or_do_not_answer_make_the_parent_abort() {
     disagree.servers[2].sets = Ok(stale);
     let verdict = judge(&disagree, generic());
     assert_eq!(verdict.outcome, Outcome::Refused);
-    assert_eq!(verdict.outcome.exit_code(), 1);
+    assert_eq!(verdict.exit_code(), 1);
     assert!(
         has(
             &verdict,
@@ -446,7 +446,7 @@ fn nothing_published_or_already_in_sync_is_nothing_to_do() {
     apex.cdnskey.clear();
     let verdict = judge(&facts(&apex.sets(), vec![ds_of(&ksk)]), generic());
     assert_eq!(verdict.outcome, Outcome::NothingToDo);
-    assert_eq!(verdict.outcome.exit_code(), 0);
+    assert_eq!(verdict.exit_code(), 0);
 }
 
 #[test]
@@ -547,7 +547,7 @@ fn a_delete_on_an_unsigned_child_without_ds_is_nothing_to_do() {
         "{}",
         verdict.to_text()
     );
-    assert_eq!(verdict.outcome.exit_code(), 0);
+    assert_eq!(verdict.exit_code(), 0);
 }
 
 #[test]
@@ -575,11 +575,21 @@ fn a_csync_is_checked_and_its_fate_said() {
             .is_some_and(|c| c.starts_with("ignored until the DS"))
     );
     assert!(has(&first, Severity::Warning, "RFC 7477 §4.1", "no DS yet"));
-    // Unsigned: refused.
+    // Unsigned: the CSYNC is refused, the DS side is untouched (a parent
+    // handles CSYNC apart), and the exit code says it.
     apex.csync.rrsigs.clear();
     let unsigned = judge(&facts(&apex, vec![ds_of(&ksk)]), generic());
-    assert_eq!(unsigned.outcome, Outcome::Refused);
+    assert_eq!(unsigned.outcome, Outcome::NothingToDo);
+    assert_eq!(unsigned.exit_code(), 1);
     assert!(has(&unsigned, Severity::Error, "RFC 7477 §3", "CSYNC"));
+    assert!(
+        unsigned
+            .csync
+            .as_deref()
+            .is_some_and(|c| c.starts_with("refused: no valid signature")),
+        "{:?}",
+        unsigned.csync
+    );
     // Different on one server: the parent aborts (RFC 9975 §3).
     let mut differ = facts(&usual(&ksk, &zsk).sets(), vec![ds_of(&ksk)]);
     if let Ok(sets) = &mut differ.servers[0].sets {
@@ -591,4 +601,11 @@ fn a_csync_is_checked_and_its_fate_said() {
         "{}",
         verdict.to_text()
     );
+    assert_eq!(
+        verdict.outcome,
+        Outcome::NothingToDo,
+        "{}",
+        verdict.to_text()
+    );
+    assert_eq!(verdict.exit_code(), 1);
 }
