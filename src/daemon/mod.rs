@@ -160,6 +160,10 @@ pub struct Daemon {
     signing: Arc<crate::zone::signer::SigningProgress>,
     /// True until the first round has run.
     first_round: bool,
+    /// True until the secondaries were asked what they hold (`takeover`):
+    /// until then no IXFR is answered from the journal (the whole zone
+    /// instead, RFC 1995 §4), which they may decide to drop.
+    takeover_pending: bool,
     /// Saves zones in the background.
     saver: ZoneSaver,
     /// Zones held because their next serial could not be recorded.
@@ -228,6 +232,7 @@ impl Daemon {
             events: crate::event::Events::log_only(),
             signing: Arc::default(),
             first_round: true,
+            takeover_pending: true,
             saver: ZoneSaver::start(&vitals),
             serial_hold: SerialHold::default(),
             keyring,

@@ -522,7 +522,11 @@ impl Daemon {
                     // answers no validator will accept.
                     Some(why) if expired => ServedZone::broken(zone.store.apex(), why.clone()),
                     _ => ServedZone::new(zone.store.clone()).with_transfers(
-                        zone.journal.clone(),
+                        if self.takeover_pending {
+                            Arc::default()
+                        } else {
+                            zone.journal.clone()
+                        },
                         zone.config.options.allow_transfer.clone().into(),
                     ),
                 })

@@ -197,16 +197,20 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     let daemon = tokio::task::spawn_blocking(move || Daemon::new(&path))
         .await
         .map_err(DaemonError::Round)??;
-    // Before anything is served: what the secondaries hold (a standby
-    // taking over continues above it, and drops a journal it cannot trust).
+    // A warm start answers from the saved zones at once, and while the
+    // first round runs; IXFR gets the whole zone until the secondaries were
+    // asked what they hold.
     let mut daemon = daemon;
-    daemon.check_secondaries().await;
     daemon.publish_snapshot();
-    // A warm start answers from the saved zones while the first round runs.
     let listening = server::start(&daemon.config.server, daemon.snapshot(), &daemon.vitals).await?;
     for addr in &listening.addrs {
         tracing::info!(%addr, "serving");
     }
+    // Before any new serial: what the secondaries hold (a standby taking
+    // over continues above it, and drops a journal it cannot trust).
+    daemon.check_secondaries().await;
+    daemon.takeover_pending = false;
+    daemon.publish_snapshot();
     daemon.rrl = listening.rrl;
     daemon.events = crate::event::Events::start(&daemon.config.hooks, &daemon.vitals);
     let mut report_queue = daemon.report_queue.take();

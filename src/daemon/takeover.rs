@@ -10,8 +10,11 @@
 //! each node, and one node's diff applied to the other's version leaves the
 //! secondary with a zone neither made.
 //!
-//! So before it serves, the daemon asks every secondary of every served
-//! zone for its SOA with DNSSEC records (DO=1, RFC 4035 §3.1.1), and
+//! So before it makes a new serial (and before it answers an IXFR from its
+//! journal: until then an IXFR gets the whole zone, RFC 1995 §4, while the
+//! saved zones are served from the start), the daemon asks every secondary
+//! of every served zone for its SOA with DNSSEC records (DO=1, RFC 4035
+//! §3.1.1), and
 //! - continues its serials above the newest any secondary has (RFC 1982
 //!   comparison), beside its own high-water mark;
 //! - drops its IXFR journal unless every secondary that answered holds
@@ -27,8 +30,8 @@
 //!
 //! Every secondary is asked at once, over UDP (0.5 s, then 1 s; TCP only
 //! for a truncated answer): one that
-//! does not answer delays the start by 1.5 s at most, is logged and left
-//! out; when none answers the node goes on with its own records, as a
+//! does not answer delays the first round (not the first answer) by 1.5 s
+//! at most, is logged and left out; when none answers the node goes on with its own records, as a
 //! single primary always did. docs/ARCHITECTURE.md ("State on disk") has the
 //! procedure; `tests/it/standby.rs` runs it with a Knot secondary.
 
