@@ -4,12 +4,12 @@
 //! provider is unreachable keeps them), the fetcher started beside the
 //! followers, and what a fetched change does (that child is recomputed).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use hickory_proto::rr::Name;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::{Daemon, RoundInput};
+use super::Daemon;
 use crate::{
     dns::name::display,
     dnssec::key_tag,
@@ -136,30 +136,6 @@ impl Daemon {
     /// The `[[zone]]`s with `foreign_from`, for [`Self::foreign_from_reloaded`].
     pub(super) fn provided_now(&self) -> Vec<Provided> {
         self.provided()
-    }
-}
-
-/// Takes the keys the fetcher validated (`first` and whatever else is
-/// queued); those children are recomputed.
-pub(super) fn on_foreign_keys(
-    daemon: &mut Daemon,
-    first: (Name, ForeignKeys),
-    more: Option<&mut UnboundedReceiver<(Name, ForeignKeys)>>,
-) -> RoundInput {
-    let mut names = BTreeSet::new();
-    let mut take = |(zone, keys): (Name, ForeignKeys)| {
-        daemon.providers.keys.insert(zone.clone(), keys);
-        names.insert(zone);
-    };
-    take(first);
-    if let Some(rx) = more {
-        while let Ok(next) = rx.try_recv() {
-            take(next);
-        }
-    }
-    RoundInput {
-        names,
-        ..RoundInput::default()
     }
 }
 

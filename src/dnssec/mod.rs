@@ -8,6 +8,8 @@ mod material;
 #[cfg(test)]
 pub(crate) mod rfc8080;
 pub mod signer;
+#[cfg(test)]
+pub mod test_keys;
 
 pub use material::PrivateMaterial;
 

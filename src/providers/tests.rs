@@ -7,7 +7,10 @@ use jiff::Timestamp;
 use super::*;
 use crate::{
     dns::parse_name,
-    dnssec::{DigestType, PrivateMaterial, ds, signer::SigningKey},
+    dnssec::{
+        DigestType, ds,
+        test_keys::{self, TestKey as Key},
+    },
 };
 
 const CHILD: &str = "example.com.";
@@ -20,25 +23,8 @@ fn now() -> Timestamp {
     Timestamp::from_second(1_800_000_000).expect("valid time")
 }
 
-struct Key {
-    dnskey: Dnskey,
-    signer: SigningKey,
-}
-
 fn key(seed: u8, flags: u16) -> Key {
-    let seed = [seed; 32];
-    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).expect("seed");
-    let dnskey = Dnskey {
-        flags,
-        protocol: 3,
-        algorithm: 15,
-        public_key: ring::signature::KeyPair::public_key(&pair)
-            .as_ref()
-            .to_vec(),
-    };
-    let material = PrivateMaterial::Fields(vec![("PrivateKey".into(), seed.to_vec())]);
-    let signer = SigningKey::new(&name(CHILD), &dnskey, &material).expect("signing key");
-    Key { dnskey, signer }
+    test_keys::ed25519(&name(CHILD), seed, flags)
 }
 
 /// `rtype` RRset of `keys`, signed by `by`, valid from `from` seconds

@@ -24,14 +24,23 @@ const AGENT: &str = "agent.operator.test.";
 /// Sends one error report to `server` with dnspython; returns its answer as
 /// `RCODE AA TTL "TEXT"`.
 fn report(server: SocketAddr, qname: &str) -> String {
-    let script = r#"
+    dnspython(
+        r#"
 import sys, dns.message, dns.query, dns.flags, dns.rcode
 q = dns.message.make_query(sys.argv[1], "TXT")
 r = dns.query.udp(q, sys.argv[2], port=int(sys.argv[3]), timeout=2)
 aa = "AA" if r.flags & dns.flags.AA else "no-AA"
 txt = [(rr.ttl, rd.to_text()) for rr in r.answer for rd in rr]
 print(dns.rcode.to_text(r.rcode()), aa, " ".join(f"{t} {s}" for t, s in txt))
-"#;
+"#,
+        server,
+        qname,
+    )
+}
+
+/// Runs a dnspython `script` with `qname`, the server's address and port
+/// as its arguments; what it prints.
+fn dnspython(script: &str, server: SocketAddr, qname: &str) -> String {
     let (code, stdout, stderr) = output(
         Command::new("/usr/bin/python3")
             .arg("-c")
@@ -137,21 +146,15 @@ fn signalbox_answers_error_reports_and_keeps_them_per_child() {
 /// The Report-Channel option (code 18) in the answer to an EDNS query for
 /// `qname` CDS, as dnspython reads it ("none" without one).
 fn report_channel(server: SocketAddr, qname: &str) -> String {
-    let script = r#"
+    dnspython(
+        r#"
 import sys, dns.message, dns.query, dns.name
 q = dns.message.make_query(sys.argv[1], "CDS", use_edns=0, want_dnssec=True)
 r = dns.query.udp(q, sys.argv[2], port=int(sys.argv[3]), timeout=2)
 opts = [o for o in r.options if o.otype == 18]
 print(dns.name.from_wire(opts[0].to_wire(), 0)[0].to_text() if opts else "none")
-"#;
-    let (code, stdout, stderr) = output(
-        Command::new("/usr/bin/python3")
-            .arg("-c")
-            .arg(script)
-            .arg(qname)
-            .arg(server.ip().to_string())
-            .arg(server.port().to_string()),
-    );
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    stdout.trim().to_string()
+"#,
+        server,
+        qname,
+    )
 }
