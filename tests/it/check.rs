@@ -6,6 +6,7 @@
 //!
 //! 1. no DS at the parent, consistent servers, validated signals: a
 //!    bootstrap, authenticated, exit 0 (also under the `.cz` profile);
+//!    then a second nameserver without a signal: refused, the signal named;
 //! 2. the parent publishes the DS: nothing to do, exit 0;
 //! 3. the CDS re-signed by the ZSK only: refused (RFC 7344 §4.1: not by a
 //!    key the parent's DS points to), exit 1;
@@ -319,6 +320,31 @@ fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
     );
     let (code, _, stderr) = side.run(&["check"]);
     assert_eq!(code, 2, "--zone or --all is required: {stderr}");
+
+    // 1b. A second nameserver (the same Knot, so the servers agree) under
+    //     which no signal exists: the bootstrap is refused, that signal named.
+    world.set_zone(
+        "test.",
+        &test_body(&format!("{delegation}ns2.other A 127.0.0.1\n")),
+    );
+    second_nameserver(
+        &mut world,
+        &side,
+        &cds_lines,
+        &parent_body,
+        "ns2.other.test.",
+    );
+    let all = refused(&side);
+    assert!(
+        all.contains(&format!(
+            "_dsboot.{CHILD}_signal.ns2.other.test.: its CDS RRset (0 records)"
+        )) && all.contains("RFC 9615 §4.2")
+            && !all.contains("RFC 9975"),
+        "{all}"
+    );
+    world.set_zone("test.", &test_body(&delegation));
+    world.set_zone("parent.test.", &parent_body);
+    world.set_zone(CHILD, &signed_apex(&world, &side, &cds_lines, false));
 
     // 2. The parent publishes the DS: nothing left to do.
     let ds = signzone::dsfromkey(&side.child_key);
