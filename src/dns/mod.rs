@@ -19,7 +19,7 @@ pub mod wire;
 
 pub use hickory_proto::rr::{Name, RecordType};
 pub use name::{NameError, parse_name};
-pub use rdata::{Csync, Dnskey, Ds, Dsync, Nsec, Rdata, RdataError, Rrsig, Soa};
+pub use rdata::{Csync, Dnskey, Ds, Dsync, Nsec, Rdata, RdataError, Rrsig, RrsigHeader, Soa};
 pub use record::{Record, RecordSet};
 
 /// Presentation mnemonic of a record type: `CDS`, `NS`, or `TYPE66` when

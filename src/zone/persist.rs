@@ -17,7 +17,7 @@ use super::{
     store::{Node, Rrset, ZoneStore, name_of},
 };
 use crate::{
-    dns::{Rrsig, wire},
+    dns::{RrsigHeader, wire},
     state::StateError,
 };
 
@@ -161,8 +161,8 @@ fn decode_with(r: &mut impl Source) -> Option<ZoneStore> {
             if !well_formed(rtype, &recs, &sigs) {
                 return None;
             }
-            let decoded: Vec<Rrsig> = records(&sigs)
-                .filter_map(|s| Rrsig::from_wire(&s[10..]))
+            let decoded: Vec<RrsigHeader> = records(&sigs)
+                .filter_map(|s| RrsigHeader::from_wire(&s[10..]))
                 .collect();
             rrsets.push(Rrset {
                 rtype,
@@ -214,7 +214,8 @@ fn well_formed(rtype: u16, recs: &[u8], sigs: &[u8]) -> bool {
             .is_some_and(|at| at + 20 == rdata.len()),
         _ => true,
     };
-    tiles(recs, rtype, &rdata_ok) && tiles(sigs, 46, &|rdata| Rrsig::from_wire(rdata).is_some())
+    tiles(recs, rtype, &rdata_ok)
+        && tiles(sigs, 46, &|rdata| RrsigHeader::from_wire(rdata).is_some())
 }
 
 /// Loads a zone saved at `path`; `Ok(None)` when there is none,

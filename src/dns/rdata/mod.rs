@@ -23,7 +23,7 @@ mod zone;
 
 use hickory_proto::rr::{Name, RecordType};
 
-pub use dnssec::{Dnskey, Ds, Nsec, Rrsig};
+pub use dnssec::{Dnskey, Ds, Nsec, Rrsig, RrsigHeader};
 pub use dsync::Dsync;
 pub use error::{GenericError, NumberError, RdataError, TextError};
 pub use zone::{Csync, Soa};
@@ -251,5 +251,58 @@ mod tests {
             Ds::from_text("1 2 3 ab cd").expect("valid").digest,
             [0xab, 0xcd]
         );
+    }
+
+    #[test]
+    fn an_rrsig_header_is_read_where_and_only_where_the_whole_rrsig_is() {
+        let rrsig = Rrsig {
+            type_covered: hickory_proto::rr::RecordType::CDS,
+            algorithm: 13,
+            labels: 3,
+            original_ttl: 3600,
+            expiration: 1_800_086_400,
+            inception: 1_800_000_000,
+            key_tag: 4711,
+            signer: crate::dns::parse_name("_signal.ns1.example.net.").expect("valid"),
+            signature: vec![7; 64],
+        };
+        let wire = rrsig.to_wire();
+        let header = RrsigHeader::from_wire(&wire).expect("valid");
+        assert_eq!(
+            (header.type_covered, header.algorithm, header.key_tag),
+            (59, 13, 4711)
+        );
+        assert_eq!(
+            (header.expiration, header.inception),
+            (1_800_086_400, 1_800_000_000)
+        );
+        // Every cut, and every octet of the signer name changed: the two
+        // parsers agree.
+        for end in 0..wire.len() {
+            assert_eq!(
+                RrsigHeader::from_wire(&wire[..end]).is_some(),
+                Rrsig::from_wire(&wire[..end]).is_some(),
+                "cut at {end}"
+            );
+        }
+        for at in 18..wire.len() - 64 {
+            for value in [0, 1, 63, 64, 0xc0, 0xff] {
+                let mut bad = wire.clone();
+                bad[at] = value;
+                assert_eq!(
+                    RrsigHeader::from_wire(&bad).is_some(),
+                    Rrsig::from_wire(&bad).is_some(),
+                    "octet {at} = {value}"
+                );
+            }
+        }
+        // A signer name over 255 octets.
+        let mut long = wire[..18].to_vec();
+        for _ in 0..5 {
+            long.push(63);
+            long.extend_from_slice(&[b'a'; 63]);
+        }
+        long.push(0);
+        assert!(RrsigHeader::from_wire(&long).is_none() && Rrsig::from_wire(&long).is_none());
     }
 }
