@@ -15,15 +15,18 @@
 //! 5. two Knot instances that disagree (a second Knot, on another loopback
 //!    address, still serving the child without CDS): refused, the server
 //!    and the RRset named.
+//! 6. the delete form mixed with another CDS, served by the child's only
+//!    nameserver (a third Knot loading the zone file as it is): refused
+//!    (RFC 8078 §4).
 //!
 //! And a delegation whose only nameserver is inside the child: refused
 //! where the signals are needed, an unauthenticated bootstrap under `.ch`.
 //!
-//! The delete form mixed with other CDS cannot be served here: BIND's
-//! `named-compilezone`, which the harness compiles zones with, refuses to
-//! load such a zone ("CDS/CDNSKEY consistency checks failed"). That
-//! verdict, registry limits, expired signatures and the rest are
-//! unit-tested rule by rule in `check::evaluate::tests`.
+//! BIND's `named-compilezone`, which the harness compiles zones with,
+//! refuses a zone with the delete form mixed in ("CDS/CDNSKEY consistency
+//! checks failed"), so step 6 has Knot load its file directly. Registry
+//! limits, expired signatures and the rest are unit-tested rule by rule in
+//! `check::evaluate::tests`.
 
 use std::{
     fs,
@@ -402,6 +405,40 @@ fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
             && all.contains("RFC 9975 §3"),
         "{all}"
     );
+
+    // 6. The delete form mixed with the other CDS, served alike by the
+    //    child's only nameserver (a third Knot, loading the file as it is:
+    //    BIND's tools refuse to compile such a zone).
+    let mixed = side.root().join("mixed-child.zone");
+    fs::write(
+        &mixed,
+        format!(
+            "{CHILD} 300 IN SOA ns.other.test. hostmaster.{CHILD} 1 3600 600 86400 300\n\
+             {CHILD} 300 IN NS ns.other.test.\n\
+             {CHILD} 300 IN DNSKEY {}\n\
+             {CHILD} 300 IN CDS 0 0 0 00\n{cds_lines}",
+            signzone::dnskey_rdata(&side.child_key)
+        ),
+    )
+    .expect("write the mixed zone");
+    let ns3 = SocketAddr::new([127, 0, 0, 5].into(), world.auth().port());
+    let _knot3 = Knot::start_at(side.root(), ns3, &[(CHILD, mixed.as_path())]);
+    world.set_zone(
+        "test.",
+        &format!(
+            "ns.other A 127.0.0.5\nns1.operator A 127.0.0.2\nscanner A 127.0.0.3\n{delegation}"
+        ),
+    );
+    // (Knot on 127.0.0.1 hosts the parent and the child, so the NS set the
+    // parent side answers is that child's apex NS: one nameserver again.)
+    world.set_zone("parent.test.", &format!("{parent_body}child DS {ds}\n"));
+    world.set_zone(CHILD, &signed_apex(&world, &side, &cds_lines, false));
+    let all = refused(&side);
+    assert!(
+        all.contains("the delete form is mixed with other records") && all.contains("RFC 8078 §4"),
+        "{all}"
+    );
+    assert!(!all.contains("RFC 9975"), "one server, consistent: {all}");
 }
 
 /// A delegation whose only nameserver is inside the child: no RFC 9615
