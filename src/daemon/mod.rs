@@ -161,8 +161,8 @@ pub struct Daemon {
     /// True until the first round has run.
     first_round: bool,
     /// True until the secondaries were asked what they hold (`takeover`):
-    /// until then no IXFR is answered from the journal (the whole zone
-    /// instead, RFC 1995 §4), which they may decide to drop.
+    /// until then the saved zones are served but not transferred (what
+    /// the secondaries say may drop the journal).
     takeover_pending: bool,
     /// Saves zones in the background.
     saver: ZoneSaver,

@@ -521,12 +521,12 @@ impl Daemon {
                     // Unsignable and nothing valid left: SERVFAIL rather than
                     // answers no validator will accept.
                     Some(why) if expired => ServedZone::broken(zone.store.apex(), why.clone()),
+                    // Until the secondaries were asked what they hold, no
+                    // transfer (the answer may drop the journal; a whole
+                    // zone for every retrying secondary would cost more).
+                    _ if self.takeover_pending => ServedZone::new(zone.store.clone()),
                     _ => ServedZone::new(zone.store.clone()).with_transfers(
-                        if self.takeover_pending {
-                            Arc::default()
-                        } else {
-                            zone.journal.clone()
-                        },
+                        zone.journal.clone(),
                         zone.config.options.allow_transfer.clone().into(),
                     ),
                 })

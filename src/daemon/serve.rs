@@ -198,9 +198,14 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     let daemon = tokio::task::spawn_blocking(move || Daemon::new(&path))
         .await
         .map_err(DaemonError::Round)??;
+    // Installed before anything is served: a SIGTERM or SIGHUP from now on
+    // is handled (the first during the first round waits for it, then shuts
+    // down cleanly), not the default action.
+    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup(), "SIGHUP")?;
+    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate(), "SIGTERM")?;
     // A warm start answers from the saved zones at once, and while the
-    // first round runs; IXFR gets the whole zone until the secondaries were
-    // asked what they hold.
+    // first round runs; transfers wait until the secondaries were asked
+    // what they hold.
     let mut daemon = daemon;
     daemon.publish_snapshot();
     let listening = server::start(&daemon.config.server, daemon.snapshot(), &daemon.vitals).await?;
@@ -239,10 +244,6 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         notifying: HashMap::new(),
         agent: agent_reports,
     };
-    // Installed before the first round: a SIGTERM during it waits for it
-    // and then shuts down cleanly.
-    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup(), "SIGHUP")?;
-    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate(), "SIGTERM")?;
     sd.status(
         "first round: reading keys and signing (a warm start serves its saved zones meanwhile)",
     );

@@ -10,11 +10,10 @@
 //! each node, and one node's diff applied to the other's version leaves the
 //! secondary with a zone neither made.
 //!
-//! So before it makes a new serial (and before it answers an IXFR from its
-//! journal: until then an IXFR gets the whole zone, RFC 1995 §4, while the
-//! saved zones are served from the start), the daemon asks every secondary
-//! of every served zone for its SOA with DNSSEC records (DO=1, RFC 4035
-//! §3.1.1), and
+//! So before it makes a new serial and before it transfers anything (the
+//! saved zones are answered from the start; transfers are refused until
+//! then), the daemon asks every secondary of every served zone for its SOA
+//! with DNSSEC records (DO=1, RFC 4035 §3.1.1), and
 //! - continues its serials above the newest any secondary has (RFC 1982
 //!   comparison), beside its own high-water mark;
 //! - drops its IXFR journal unless every secondary that answered holds
@@ -78,7 +77,8 @@ enum AskError {
 impl Daemon {
     /// Asks the secondaries of every served zone what they hold; raises
     /// each zone's serial floor and drops journals as the module doc says.
-    /// Runs before the server answers anything.
+    /// Runs once the saved zones are served, before any transfer and
+    /// before the first round.
     pub(super) async fn check_secondaries(&mut self) {
         // Every secondary of every zone at once: a dead one costs its
         // timeout once, not once per zone and secondary.

@@ -435,7 +435,8 @@ fn check_predicts_the_parents_verdict_against_knot_and_unbound() {
     world.set_zone(CHILD, &signed_apex(&world, &side, &cds_lines, false));
     let all = refused(&side);
     assert!(
-        all.contains("the delete form is mixed with other records") && all.contains("RFC 8078 §4"),
+        all.contains("\"error\" \"the delete form is mixed with other records")
+            && all.contains("RFC 8078 §4"),
         "{all}"
     );
     assert!(!all.contains("RFC 9975"), "one server, consistent: {all}");

@@ -3,8 +3,9 @@
 //! own state directory, and a Knot 3.2 secondary. The primary serves and
 //! moves on; the standby's state is an older copy of the primary's (a
 //! backup, an rsync); the primary dies (kill -9) and the standby comes up on
-//! the same address. The standby asks Knot what it holds before serving
-//! (`daemon::takeover`): its serials continue above Knot's, and its IXFR
+//! the same address. The standby serves its saved zone at once and asks
+//! Knot what it holds before its first round (`daemon::takeover`; transfers
+//! are refused until then): its serials continue above Knot's, and its IXFR
 //! journal, made from a version Knot no longer has, is dropped, so Knot
 //! takes the whole zone once. Knot never serves a lower serial, and its copy
 //! ends equal to the standby's zone, record for record, and passes
@@ -202,12 +203,28 @@ fn a_standby_takes_over_above_the_secondarys_serial_and_knot_never_goes_back() {
 
     // The standby comes up on the same address.
     let standby = Serve::start(&standby_config, s.addr, APEX);
+    let asked = crate::notify::wait_until(Duration::from_secs(10), || {
+        let log = standby.log_text();
+        log.contains("a secondary holds a newer serial than this node made")
+            && log.contains("journal is dropped")
+            && log.contains("round done")
+    });
     let log = standby.log_text();
+    assert!(asked, "{log}");
+    // It served its saved zone first, and asked Knot before its first
+    // round (which makes the next serial).
+    let at = |what: &str| {
+        log.find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in {log}"))
+    };
     assert!(
-        log.contains("a secondary holds a newer serial than this node made"),
+        at("serving addr") < at("a secondary holds a newer serial"),
         "{log}"
     );
-    assert!(log.contains("journal is dropped"), "{log}");
+    assert!(
+        at("a secondary holds a newer serial") < at("round done"),
+        "{log}"
+    );
     let fourth = {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -296,13 +296,28 @@ mod tests {
                 );
             }
         }
-        // A signer name over 255 octets.
-        let mut long = wire[..18].to_vec();
-        for _ in 0..5 {
-            long.push(63);
-            long.extend_from_slice(&[b'a'; 63]);
-        }
-        long.push(0);
-        assert!(RrsigHeader::from_wire(&long).is_none() && Rrsig::from_wire(&long).is_none());
+        // Signer names of exactly 255 octets (the most RFC 1035 §3.1 allows)
+        // and of 256: labels of 63, 63, 63 and 62 or 63 octets, plus the
+        // length octets and the root.
+        let signer_of = |last: usize| {
+            let mut out = wire[..18].to_vec();
+            for len in [63, 63, 63, last] {
+                out.push(len as u8);
+                out.extend(std::iter::repeat_n(b'a', len));
+            }
+            out.push(0);
+            out.extend_from_slice(&[7; 64]);
+            out
+        };
+        let longest = signer_of(61);
+        assert_eq!(longest.len() - 18 - 64, 255);
+        assert!(RrsigHeader::from_wire(&longest).is_some(), "255 octets");
+        assert!(Rrsig::from_wire(&longest).is_some(), "255 octets (hickory)");
+        let too_long = signer_of(62);
+        assert!(RrsigHeader::from_wire(&too_long).is_none(), "256 octets");
+        assert!(
+            Rrsig::from_wire(&too_long).is_none(),
+            "256 octets (hickory)"
+        );
     }
 }
