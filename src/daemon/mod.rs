@@ -19,6 +19,7 @@ pub mod control;
 mod delegations;
 pub mod error_reports;
 pub mod explain;
+mod facts;
 mod key_cache;
 mod providers;
 mod round;

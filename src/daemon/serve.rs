@@ -23,14 +23,13 @@ use tokio::{
 
 use super::{
     Daemon, DaemonError, ReloadError, RoundInput, RoundReport, control,
+    facts::{on_followed_apexes, on_foreign_keys, on_parent_views},
     service::{ROUND_WATCHDOG_LIMIT, SdNotify},
     watch,
 };
 use crate::{
     metrics::{self, Metrics},
     parent::ChildReport,
-    policy::{FollowedApex, ParentView},
-    providers::ForeignKeys,
     server,
     vital::Ends,
 };
@@ -589,74 +588,4 @@ async fn ask_agent(daemon: &Daemon, zone: &str) -> Option<crate::parent::agent::
         .await
         .ok()?
         .ok()
-}
-
-/// Takes `first` and whatever else `more` has queued, each by `take`;
-/// returns the names `take` says changed.
-fn drain<T>(
-    first: (Name, T),
-    more: Option<&mut tmpsc::UnboundedReceiver<(Name, T)>>,
-    mut take: impl FnMut(Name, T) -> bool,
-) -> BTreeSet<Name> {
-    let mut names = BTreeSet::new();
-    let mut one = |(zone, value): (Name, T)| {
-        if take(zone.clone(), value) {
-            names.insert(zone);
-        }
-    };
-    one(first);
-    if let Some(rx) = more {
-        while let Ok(next) = rx.try_recv() {
-            one(next);
-        }
-    }
-    names
-}
-
-/// Takes the parent views the agent reports; the children whose view
-/// changed are recomputed.
-fn on_parent_views(
-    daemon: &mut Daemon,
-    first: (Name, ParentView),
-    more: Option<&mut tmpsc::UnboundedReceiver<(Name, ParentView)>>,
-) -> Option<RoundInput> {
-    let names = drain(first, more, |zone, view| daemon.parent_view(zone, view));
-    (!names.is_empty()).then(|| RoundInput {
-        names,
-        ..RoundInput::default()
-    })
-}
-
-/// Takes the apexes read from followed signers; those children are
-/// recomputed.
-fn on_followed_apexes(
-    daemon: &mut Daemon,
-    first: (Name, FollowedApex),
-    more: Option<&mut tmpsc::UnboundedReceiver<(Name, FollowedApex)>>,
-) -> RoundInput {
-    let names = drain(first, more, |zone, apex| {
-        daemon.sidecar.followed.insert(zone, apex);
-        true
-    });
-    RoundInput {
-        names,
-        ..RoundInput::default()
-    }
-}
-
-/// Takes the other providers' keys the fetcher validated; those children
-/// are recomputed.
-fn on_foreign_keys(
-    daemon: &mut Daemon,
-    first: (Name, ForeignKeys),
-    more: Option<&mut tmpsc::UnboundedReceiver<(Name, ForeignKeys)>>,
-) -> RoundInput {
-    let names = drain(first, more, |zone, keys| {
-        daemon.providers.keys.insert(zone, keys);
-        true
-    });
-    RoundInput {
-        names,
-        ..RoundInput::default()
-    }
 }
