@@ -57,7 +57,7 @@ use crate::{
     dns::{Dnskey, Ds, name::display, parse_name},
     dnssec::{Algorithm, ds_points_to, key_tag, signer::signing_keys},
     parent::resolver::{ResolveError, Resolver},
-    state::{StateError, write_atomically},
+    state::{StateError, text_lines, write_atomically},
     vital::{Ends, Vitals},
 };
 
@@ -320,13 +320,9 @@ fn provider_ksks(
         });
     }
     if !signers.iter().any(|k| anchors.trust(zone, k)) {
-        let signers: Vec<String> = signers
-            .iter()
-            .map(|k| format!("{}/{}", key_tag(k), k.algorithm))
-            .collect();
         return Err(FetchError::Untrusted {
             server: server(),
-            signers: signers.join(" "),
+            signers: tags(signers.iter().copied()),
         });
     }
     let ksks: Vec<Dnskey> = zone_keys.iter().filter(|k| k.is_sep()).cloned().collect();
@@ -360,6 +356,14 @@ fn provider_ksks(
     Ok(chosen)
 }
 
+/// `tag/alg tag/alg`: which keys, in one field (logs, errors).
+pub fn tags<'a>(keys: impl IntoIterator<Item = &'a Dnskey>) -> String {
+    keys.into_iter()
+        .map(|k| format!("{}/{}", key_tag(k), k.algorithm))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `state/foreign-keys.state`.
 pub fn state_path(state_dir: &Path) -> PathBuf {
     state_dir.join("foreign-keys.state")
@@ -368,20 +372,9 @@ pub fn state_path(state_dir: &Path) -> PathBuf {
 /// The keys last validated per child (a missing file: none; a bad line is
 /// skipped with a warning, and that child waits for its next fetch).
 pub fn load(path: &Path) -> BTreeMap<Name, ForeignKeys> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BTreeMap::new(),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "foreign keys unreadable; fetching again");
-            return BTreeMap::new();
-        }
-    };
     let mut out: BTreeMap<Name, ForeignKeys> = BTreeMap::new();
     let mut bad: Vec<Name> = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
+    for (number, line) in text_lines(path) {
         let mut fields = line.splitn(4, ' ');
         let zone = fields.next().and_then(|z| parse_name(z).ok());
         let at = fields
@@ -404,7 +397,7 @@ pub fn load(path: &Path) -> BTreeMap<Name, ForeignKeys> {
                 entry.keys.push(key);
             }
             (zone, ..) => {
-                tracing::warn!(path = %path.display(), line = number + 1, "unreadable foreign key line; that zone's keys are fetched again");
+                tracing::warn!(path = %path.display(), line = number, "unreadable foreign key line; that zone's keys are fetched again");
                 bad.extend(zone);
             }
         }
@@ -523,13 +516,9 @@ async fn fetch_all(
                 if unchanged {
                     continue;
                 }
-                let tags: Vec<String> = keys
-                    .iter()
-                    .map(|k| format!("{}/{}", key_tag(k), k.algorithm))
-                    .collect();
                 tracing::info!(
                     zone,
-                    keys = tags.join(" "),
+                    keys = tags(&keys),
                     "the other providers' KSKs, validated (foreign_from)"
                 );
                 let entry = ForeignKeys {

@@ -222,6 +222,25 @@ mod tests {
     }
 }
 
+/// The lines of a small text state file that are neither empty nor `#`
+/// comments, with their numbers: none when the file does not exist yet,
+/// none (and a warning) when it cannot be read, so the caller starts empty.
+pub fn text_lines(path: &Path) -> Vec<(usize, String)> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "state file unreadable; starting empty");
+            return Vec::new();
+        }
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|(i, l)| (i + 1, l.to_string()))
+        .collect()
+}
+
 /// True when every user of the machine may read the file at `path` (mode
 /// `o+r`): a TSIG secret or a DNSSEC private key there is not private. BIND's
 /// `dnssec-keygen` and `tsig-keygen` write such files `0600`. `false` when the

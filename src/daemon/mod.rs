@@ -392,7 +392,12 @@ impl Daemon {
         if config.report != self.config.report {
             tracing::warn!("[report] changed: the monitoring agent changes at the next restart");
         }
-        let provided = self.provided_now();
+        if providers::foreign_from_of(&config) != providers::foreign_from_of(&self.config) {
+            tracing::warn!(
+                "foreign_from changed: what is fetched changes at the next restart; \
+                 a zone newly given foreign_from publishes nothing new until then"
+            );
+        }
         let keyring = Keyring::load(&config.tsig_keys)?;
         let mut config = config;
         config.server = self.config.server.clone();
@@ -403,7 +408,6 @@ impl Daemon {
         self.keys.reconfigure(&config);
         self.events.reconfigure(&config.hooks);
         self.config = config;
-        self.foreign_from_reloaded(&provided);
         self.sync_zones();
         self.reread_signing_keys();
         Ok(format!("{} reloaded", self.config_path.display()))

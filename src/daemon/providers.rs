@@ -11,8 +11,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::Daemon;
 use crate::{
+    config::{Config, ForeignFrom},
     dns::name::display,
-    dnssec::key_tag,
     policy::ParentView,
     providers::{self, FetchConfig, ForeignKeys, ParentDs, Provided},
 };
@@ -27,21 +27,28 @@ pub(super) struct ProviderLink {
     parent_ds: Option<ParentDs>,
 }
 
+/// The `[[zone]]`s of `config` with `foreign_from`, and what it says.
+pub(super) fn foreign_from_of(config: &Config) -> Vec<(&Name, &ForeignFrom)> {
+    config
+        .zones
+        .iter()
+        .filter_map(|zone| Some((&zone.name, zone.foreign_from.as_ref()?)))
+        .collect()
+}
+
 impl Daemon {
-    /// The `[[zone]]`s with `foreign_from`.
+    /// The `[[zone]]`s with `foreign_from`, as the fetcher takes them.
     fn provided(&self) -> Vec<Provided> {
-        self.config
-            .zones
-            .iter()
-            .filter_map(|zone| {
-                let from = zone.foreign_from.as_ref()?;
-                let (child, _) = crate::model::child(&self.config, &self.keys, &zone.name);
-                Some(Provided {
-                    zone: zone.name.clone(),
+        foreign_from_of(&self.config)
+            .into_iter()
+            .map(|(zone, from)| {
+                let (child, _) = crate::model::child(&self.config, &self.keys, zone);
+                Provided {
+                    zone: zone.clone(),
                     hosts: from.hosts.clone(),
                     refresh: from.refresh,
                     listed: child.map(|c| c.settings.foreign_keys).unwrap_or_default(),
-                })
+                }
             })
             .collect()
     }
@@ -66,7 +73,7 @@ impl Daemon {
             let zone = display(zone);
             tracing::info!(
                 zone,
-                keys = tags(keys),
+                keys = providers::tags(&keys.keys),
                 "the other providers' KSKs as last validated (restored)"
             );
         }
@@ -95,29 +102,13 @@ impl Daemon {
         ))
     }
 
-    /// Warns when a reload changes `foreign_from`: the fetcher keeps the
-    /// list it started with (a zone newly given `foreign_from` waits).
-    pub(super) fn foreign_from_reloaded(&self, before: &[Provided]) {
-        let lists = |all: &[Provided]| -> Vec<(Name, Vec<Name>, std::time::Duration)> {
-            all.iter()
-                .map(|p| (p.zone.clone(), p.hosts.clone(), p.refresh))
-                .collect()
-        };
-        if lists(&self.provided()) != lists(before) {
-            tracing::warn!(
-                "foreign_from changed: what is fetched changes at the next restart; \
-                 a zone newly given foreign_from publishes nothing new until then"
-            );
-        }
-    }
-
     /// Has the parent agent look at every child with `foreign_from` at the
     /// parent from the start: one that waits for its other providers'
     /// keys plans nothing, so no report would name it, and a DS at the
     /// parent is what makes a provider's key trusted.
     pub(super) fn watch_provided(&self, watch: &tokio::sync::mpsc::UnboundedSender<Name>) {
-        for provided in self.provided() {
-            let _ = watch.send(provided.zone);
+        for (zone, _) in foreign_from_of(&self.config) {
+            let _ = watch.send(zone.clone());
         }
     }
 
@@ -132,18 +123,4 @@ impl Daemon {
             }
         }
     }
-
-    /// The `[[zone]]`s with `foreign_from`, for [`Self::foreign_from_reloaded`].
-    pub(super) fn provided_now(&self) -> Vec<Provided> {
-        self.provided()
-    }
-}
-
-/// `tag/alg tag/alg`.
-fn tags(keys: &ForeignKeys) -> String {
-    keys.keys
-        .iter()
-        .map(|k| format!("{}/{}", key_tag(k), k.algorithm))
-        .collect::<Vec<_>>()
-        .join(" ")
 }

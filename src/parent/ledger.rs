@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use super::observer::Observation;
 use crate::{
     dns::{Ds, name::display, parse_name},
-    state::{StateError, write_atomically},
+    state::{StateError, text_lines, write_atomically},
 };
 
 /// A NOTIFY kind: which RRsets changed.
@@ -91,7 +91,7 @@ pub fn save_ledger(path: &Path, ledger: &BTreeMap<Name, LedgerEntry>) -> Result<
 /// Reads the ledger (missing file: empty).
 pub fn load_ledger(path: &Path) -> BTreeMap<Name, LedgerEntry> {
     let mut out = BTreeMap::new();
-    for (number, line) in lines(path) {
+    for (number, line) in text_lines(path) {
         let f: Vec<&str> = line.split_whitespace().collect();
         let parsed = (|| {
             let [zone, cds, csync, owed_cds, owed_csync] = f.as_slice() else {
@@ -162,7 +162,7 @@ pub fn save_observations(
 /// Reads the observations (missing file: none).
 pub fn load_observations(path: &Path) -> BTreeMap<Name, Observation> {
     let mut out = BTreeMap::new();
-    for (number, line) in lines(path) {
+    for (number, line) in text_lines(path) {
         let f: Vec<&str> = line.split_whitespace().collect();
         let parsed = (|| {
             let [zone, parent, at, server, ds, ns] = f.as_slice() else {
@@ -207,23 +207,6 @@ pub fn load_observations(path: &Path) -> BTreeMap<Name, Observation> {
         }
     }
     out
-}
-
-/// Non-comment lines with their numbers.
-fn lines(path: &Path) -> Vec<(usize, String)> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "state file unreadable; starting empty");
-            return Vec::new();
-        }
-    };
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|(i, l)| (i + 1, l.to_string()))
-        .collect()
 }
 
 #[cfg(test)]
