@@ -243,6 +243,15 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         notifying: HashMap::new(),
         agent: agent_reports,
     };
+    let (dir_tx, mut dir_rx) = tmpsc::unbounded_channel::<watch::Touched>();
+    let watch_dirs = |daemon: &Daemon| {
+        let dirs: Vec<PathBuf> = daemon.keys.dirs().cloned().collect();
+        watch::watch(&dirs, daemon.config.watch.mode, dir_tx.clone())
+    };
+    // Watched before the first round: a key file changed while it runs
+    // (at a million children, tens of seconds after its scan) is queued and
+    // recomputed right after it, not at the next periodic rescan.
+    let mut watcher = watch_dirs(&daemon);
     sd.status(
         "first round: reading keys and signing (a warm start serves its saved zones meanwhile)",
     );
@@ -256,12 +265,6 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     let mut watchdog =
         tokio::time::interval(sd.watchdog_interval().unwrap_or(Duration::from_secs(3600)));
 
-    let (dir_tx, mut dir_rx) = tmpsc::unbounded_channel::<watch::Touched>();
-    let watch_dirs = |daemon: &Daemon| {
-        let dirs: Vec<PathBuf> = daemon.keys.dirs().cloned().collect();
-        watch::watch(&dirs, daemon.config.watch.mode, dir_tx.clone())
-    };
-    let mut watcher = watch_dirs(&daemon);
     watcher.note_held(daemon.unreadable_key_dirs());
     let mut debounce = Debounce::default();
     let mut rescan = tokio::time::interval(daemon.config.watch.rescan_interval);

@@ -543,3 +543,57 @@ fn kill_9_during_a_burst_then_restart_serves_the_same_signals_with_a_higher_seri
         "serial {after} after restart, {highest} seen before the kill"
     );
 }
+
+/// A key file written while the first round runs (after its scan, before
+/// its signed zone is served) is served right after that round: the key
+/// directories are watched from before it, not only after it (with
+/// `rescan_interval = "1h"`, a change missed by the watch would wait an
+/// hour). At a million children the first round runs for tens of seconds
+/// after its scan; here 20k children make it seconds long.
+#[test]
+fn a_key_written_during_the_first_round_is_served_right_after_it() {
+    let _cpu = process::cpu_heavy();
+    if !tools(&["dnssec-keygen"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let children = root.join("children");
+    crate::serve::many_children(&children, 20_000);
+    signal_key(root);
+    let port = free_port();
+    let cfg = config(root, port, "");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut server = Serve::launch_logging(&cfg, addr, "info,signalbox::daemon::round=debug");
+
+    // Once the first round's scan is done, the new child's key appears.
+    server.wait(Duration::from_secs(60), "finish the first scan", || {
+        server_log_has(&cfg, "phase=\"scan\"")
+    });
+    write_key(&children, "late.example.", &dnskey(257, 13, 7), &[]);
+    let served = |name: &str| query(addr, name, 59, false).is_some_and(|m| !m.answers.is_empty());
+    assert!(
+        !served(&owner("child0.example")),
+        "the first round ended before the key was written: the test proves nothing; give it more children"
+    );
+
+    server.wait(Duration::from_secs(120), "finish the first round", || {
+        served(&owner("child0.example"))
+    });
+    let first_done = Instant::now();
+    server.wait(
+        Duration::from_secs(10),
+        "serve the key written during the first round",
+        || served(&owner("late.example")),
+    );
+    assert!(
+        first_done.elapsed() < Duration::from_secs(5),
+        "served {:?} after the first round",
+        first_done.elapsed()
+    );
+}
+
+/// True when the log of the server started with `cfg` holds `text`.
+fn server_log_has(cfg: &Path, text: &str) -> bool {
+    fs::read_to_string(cfg.with_extension("log")).is_ok_and(|log| log.contains(text))
+}

@@ -87,19 +87,32 @@ impl Serve {
         serve
     }
 
+    /// Starts `signalbox serve -c config` with `RUST_LOG=filter` and
+    /// returns at once: for tests that follow its log from the start.
+    pub fn launch_logging(config: &Path, addr: SocketAddr, filter: &str) -> Serve {
+        Serve::launch_with(config, addr, Some(filter))
+    }
+
     /// `signalbox serve -c config`, its output in `config` with the
     /// extension `log` (emptied first).
     fn launch(config: &Path, addr: SocketAddr) -> Serve {
+        Serve::launch_with(config, addr, None)
+    }
+
+    fn launch_with(config: &Path, addr: SocketAddr, filter: Option<&str>) -> Serve {
         let log = config.with_extension("log");
         let mut cmd = signalbox();
         cmd.args(["serve", "-c"]).arg(config);
+        if let Some(filter) = filter {
+            cmd.env("RUST_LOG", filter);
+        }
         let daemon = Daemon::spawn("signalbox serve", cmd, &log, Log::Fresh);
         Serve { daemon, addr }
     }
 
     /// Polls `ready` every 100 ms; panics with the log when the process
     /// exits or `within` passes first.
-    fn wait(&mut self, within: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    pub fn wait(&mut self, within: Duration, what: &str, mut ready: impl FnMut() -> bool) {
         let deadline = Instant::now() + within;
         while !ready() {
             if let Some(status) = self.daemon.exited() {
