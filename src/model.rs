@@ -21,7 +21,7 @@ use crate::{
     dns::name::display,
     keys::{
         Key,
-        dir::{CacheError, KeyDirectory, KeyIssue, Restored, ScanReport},
+        dir::{KeyDirectory, KeyIssue, ScanReport},
     },
     policy::{ParentView, ZoneInput},
 };
@@ -164,15 +164,18 @@ impl KeyStore {
         std::mem::take(&mut self.files_read)
     }
 
-    /// Seeds the directory at `path` from its key cache (`keys::dir::cache`);
-    /// `None` for a directory this store does not scan.
-    pub fn restore(
-        &mut self,
-        path: &Path,
-        cache: &[u8],
-        signs: impl Fn(&Name) -> bool,
-    ) -> Option<Result<Restored, CacheError>> {
-        Some(self.dirs.get_mut(path)?.restore(cache, signs))
+    /// Puts in `dir`, seeded from its key cache on another thread
+    /// (`daemon::key_cache`), in place of the directory at its path; false
+    /// (nothing changes) when that directory is no longer scanned here or
+    /// was scanned already.
+    pub fn install_restored(&mut self, dir: KeyDirectory) -> bool {
+        match self.dirs.get_mut(dir.path()) {
+            Some(have) if have.is_fresh() => {
+                *have = dir;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Makes the next scan read the files of restored keys of zones that

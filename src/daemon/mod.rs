@@ -190,6 +190,8 @@ pub struct Daemon {
     error_reports: error_reports::ErrorReports,
     /// The other providers' KSKs per child with `foreign_from`.
     providers: providers::ProviderLink,
+    /// The key caches being restored, until the first round takes them.
+    key_caches: key_cache::CacheRestore,
 }
 
 impl Daemon {
@@ -246,7 +248,10 @@ impl Daemon {
             report_queue,
             error_reports,
             providers: providers::ProviderLink::default(),
+            key_caches: key_cache::CacheRestore::default(),
         };
+        // Beside the saved zones' load: both take seconds at a million.
+        daemon.key_caches = daemon.start_key_cache_restore();
         daemon.sync_zones();
         daemon.publish_snapshot();
         Ok(daemon)

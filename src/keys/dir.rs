@@ -159,6 +159,11 @@ impl KeyDirectory {
         &self.path
     }
 
+    /// True until it was scanned or restored.
+    pub fn is_fresh(&self) -> bool {
+        self.stamps.is_empty() && self.slots.is_empty() && self.listed.is_none()
+    }
+
     /// The directory's hold, while it cannot be listed.
     pub fn hold(&self) -> Option<&DirectoryHold> {
         self.hold.as_ref()
