@@ -1,6 +1,6 @@
 //! The key caches (`keys::dir::cache`) between runs: read and decoded on
-//! their own thread from the start (while a warm start loads its saved
-//! zones), and taken in before the first round's scan, so a warm start
+//! their own thread once the server listens (while the secondaries are
+//! asked what they hold), and taken in before the first round's scan, so a warm start
 //! `stat`s its key files instead of reading them; written (by the zone
 //! saver's thread) after every full round that learnt something and at
 //! shutdown.
@@ -22,7 +22,7 @@ use crate::keys::dir::{CacheError, KeyDirectory, Restored};
 
 /// One key directory to restore: where it is, and its cache file.
 #[derive(Debug, Clone)]
-struct CacheJob {
+pub(super) struct CacheJob {
     dir: PathBuf,
     cache: PathBuf,
 }
@@ -38,60 +38,32 @@ enum Outcome {
 }
 
 /// One directory's restore, timed.
-struct Done {
+pub(super) struct Done {
     job: CacheJob,
     outcome: Outcome,
     elapsed: Duration,
 }
 
-/// The key caches being restored in the background (issue 15: at a
-/// million keys, reading and decoding the cache takes as long as loading
-/// the saved zone, so the two run side by side on the two cores).
+/// The key caches' restore: at a million keys, reading and decoding the
+/// cache takes seconds, so it runs on its own thread while the server
+/// starts and the secondaries are asked what they hold (issue 15). Not
+/// started before the saved zones are loaded: beside that load it slowed
+/// the first answer by half a second (BENCHMARKS.md).
 #[derive(Default)]
-pub(super) struct CacheRestore {
-    /// The thread, or the jobs left to run in the round (its spawn failed).
-    running: Option<Result<JoinHandle<Vec<Done>>, Jobs>>,
+pub(super) enum CacheRestore {
+    /// Not started: the first round restores the caches itself.
+    #[default]
+    NotStarted,
+    /// Running on its thread.
+    Running(JoinHandle<Vec<Done>>),
+    /// Its thread could not start: the first round restores these.
+    Pending(Jobs),
+    /// Taken by the first round.
+    Taken,
 }
 
 /// Restores to run, and the zones whose keys they leave out.
 type Jobs = (Vec<CacheJob>, BTreeSet<Name>);
-
-impl CacheRestore {
-    /// Starts restoring the caches of `dirs` (each directory with its cache
-    /// file) on a thread; keys of the zones in `signed` are left out.
-    pub(super) fn start(dirs: Vec<(PathBuf, PathBuf)>, signed: BTreeSet<Name>) -> Self {
-        let jobs: Vec<CacheJob> = dirs
-            .into_iter()
-            .map(|(dir, cache)| CacheJob { dir, cache })
-            .collect();
-        let (thread_jobs, thread_signed) = (jobs.clone(), signed.clone());
-        let running = std::thread::Builder::new()
-            .name("key-cache".into())
-            .spawn(move || restore_all(thread_jobs, &thread_signed))
-            .map_err(|e| {
-                tracing::warn!(
-                    "cannot start the key cache thread: {e}; the caches are read in the first round"
-                );
-                (jobs, signed)
-            });
-        CacheRestore {
-            running: Some(running),
-        }
-    }
-
-    /// Waits for the restores; empty when there were none or they were
-    /// taken already.
-    fn finish(&mut self) -> Vec<Done> {
-        match self.running.take() {
-            None => Vec::new(),
-            Some(Ok(thread)) => thread.join().unwrap_or_else(|_| {
-                tracing::error!("the key cache thread panicked: reading every key file");
-                Vec::new()
-            }),
-            Some(Err((jobs, signed))) => restore_all(jobs, &signed),
-        }
-    }
-}
 
 /// Restores each directory of `jobs` into a fresh [`KeyDirectory`].
 fn restore_all(jobs: Vec<CacheJob>, signed: &BTreeSet<Name>) -> Vec<Done> {
@@ -120,12 +92,15 @@ fn restore_all(jobs: Vec<CacheJob>, signed: &BTreeSet<Name>) -> Vec<Done> {
 
 impl Daemon {
     /// The key directories with their cache files, and the zones signed
-    /// here, for [`CacheRestore::start`].
-    pub(super) fn start_key_cache_restore(&self) -> CacheRestore {
-        let dirs = self
+    /// here (their keys are left out of a restore).
+    fn key_cache_jobs(&self) -> Jobs {
+        let jobs = self
             .keys
             .dirs()
-            .map(|dir| (dir.clone(), self.state.key_cache_path(dir)))
+            .map(|dir| CacheJob {
+                dir: dir.clone(),
+                cache: self.state.key_cache_path(dir),
+            })
             .collect();
         let signed = self
             .config
@@ -133,13 +108,47 @@ impl Daemon {
             .iter()
             .map(|zone| zone.apex.clone())
             .collect();
-        CacheRestore::start(dirs, signed)
+        (jobs, signed)
+    }
+
+    /// Starts restoring the key caches on a thread (see [`CacheRestore`]).
+    pub(super) fn start_key_cache_restore(&mut self) {
+        if !matches!(self.key_caches, CacheRestore::NotStarted) {
+            return;
+        }
+        let (jobs, signed) = self.key_cache_jobs();
+        let (thread_jobs, thread_signed) = (jobs.clone(), signed.clone());
+        self.key_caches = match std::thread::Builder::new()
+            .name("key-cache".into())
+            .spawn(move || restore_all(thread_jobs, &thread_signed))
+        {
+            Ok(thread) => CacheRestore::Running(thread),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot start the key cache thread: {e}; the caches are read in the first round"
+                );
+                CacheRestore::Pending((jobs, signed))
+            }
+        };
     }
 
     /// Takes in every key directory restored from its saved cache (waiting
-    /// for the restore thread), where there is one.
+    /// for the restore thread, or restoring here when none ran), where
+    /// there is one.
     pub(super) fn restore_key_caches(&mut self) {
-        for done in self.key_caches.finish() {
+        let done = match std::mem::replace(&mut self.key_caches, CacheRestore::Taken) {
+            CacheRestore::NotStarted => {
+                let (jobs, signed) = self.key_cache_jobs();
+                restore_all(jobs, &signed)
+            }
+            CacheRestore::Running(thread) => thread.join().unwrap_or_else(|_| {
+                tracing::error!("the key cache thread panicked: reading every key file");
+                Vec::new()
+            }),
+            CacheRestore::Pending((jobs, signed)) => restore_all(jobs, &signed),
+            CacheRestore::Taken => Vec::new(),
+        };
+        for done in done {
             let (dir, cache) = (&done.job.dir, &done.job.cache);
             match done.outcome {
                 Outcome::Restored(restored_dir, restored) => {

@@ -250,8 +250,6 @@ impl Daemon {
             providers: providers::ProviderLink::default(),
             key_caches: key_cache::CacheRestore::default(),
         };
-        // Beside the saved zones' load: both take seconds at a million.
-        daemon.key_caches = daemon.start_key_cache_restore();
         daemon.sync_zones();
         daemon.publish_snapshot();
         Ok(daemon)

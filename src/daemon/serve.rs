@@ -211,6 +211,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     for addr in &listening.addrs {
         tracing::info!(%addr, "serving");
     }
+    daemon.start_key_cache_restore();
     // Before any new serial: what the secondaries hold (a standby taking
     // over continues above it, and drops a journal it cannot trust).
     daemon.check_secondaries().await;
