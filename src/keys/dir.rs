@@ -108,7 +108,7 @@ pub struct KeyDirectory {
     dir: Arc<Path>,
     grace: Duration,
     /// Every key file seen: its stamp and the scan that last saw it.
-    stamps: FxHashMap<Box<str>, (Stamp, u64)>,
+    stamps: FxHashMap<Arc<str>, (Stamp, u64)>,
     /// Keys by stem (lower-case `K<zone>+<alg>+<tag>`).
     slots: FxHashMap<Box<str>, Slot>,
     /// Stems with problems or in flux: looked at again every scan.
@@ -301,8 +301,8 @@ impl KeyDirectory {
     fn report_troubled(&self, report: &mut ScanReport) {
         for stem in &self.troubled {
             if let Some(slot) = self.slots.get(stem) {
-                report.issues.extend(slot.issues.iter().cloned());
-                if let Some(hold) = slot.held.as_deref() {
+                report.issues.extend(slot.issues().iter().cloned());
+                if let Some(hold) = slot.held() {
                     report
                         .held
                         .entry(hold.zone.clone())
@@ -361,7 +361,7 @@ impl KeyDirectory {
             self.note_stamp(&entry.file, &entry.name, entry.stamp, &mut changed);
         }
         let generation = self.generation;
-        let gone: Vec<Box<str>> = self
+        let gone: Vec<Arc<str>> = self
             .stamps
             .iter()
             .filter(|(_, (_, seen))| *seen != generation)
@@ -420,8 +420,8 @@ impl KeyDirectory {
                 }
             }
             None => {
-                let file: Box<str> = file.into();
-                self.stamps.insert(file.clone(), (stamp, generation));
+                let file: Arc<str> = file.into();
+                self.stamps.insert(Arc::clone(&file), (stamp, generation));
                 let slot = self.slots.entry(name.stem.as_str().into()).or_default();
                 slot.files[name.kind as usize] = Some(file);
                 changed.insert(name.stem.as_str().into());
@@ -457,8 +457,7 @@ impl KeyDirectory {
         if std::mem::take(&mut slot.restored) {
             slot.good = None;
         }
-        slot.issues.clear();
-        let was_unreadable = slot.held.take().is_some_and(|h| h.unreadable);
+        let was_unreadable = slot.clear_problems().is_some_and(|h| h.unreadable);
         let Some(key_name) = slot.file_name(FileKind::Key) else {
             // BIND renames files into place, so a `.key` never vanishes
             // mid-rewrite: without it there is no key, only leftovers.
@@ -500,7 +499,7 @@ impl KeyDirectory {
             unreadable,
             zone.as_ref(),
             key_name.tag,
-            &slot.issues,
+            slot.issues(),
         );
         if was_unreadable && !unreadable {
             // Held, so not recomputed: recompute it now.
@@ -515,7 +514,7 @@ impl KeyDirectory {
             return;
         };
         let new = slot.good.clone();
-        let troubled = !slot.issues.is_empty() || slot.flux_since.is_some();
+        let troubled = slot.troubled();
         let empty = slot.files.iter().all(Option::is_none);
         if troubled {
             self.troubled.insert(stem.into());

@@ -312,19 +312,19 @@ impl fmt::Debug for PrivatePart {
 pub struct KeyFiles {
     /// The key directory.
     pub dir: Arc<Path>,
-    /// The `.key` file's name.
-    pub key: Box<str>,
+    /// The `.key` file's name (shared with the key directory's stamps).
+    pub key: Arc<str>,
     /// The `.private` file's name, if any.
-    pub private: Option<Box<str>>,
+    pub private: Option<Arc<str>>,
     /// The `.state` file's name, if any.
-    pub state: Option<Box<str>>,
+    pub state: Option<Arc<str>>,
 }
 
 impl Default for KeyFiles {
     fn default() -> Self {
         KeyFiles {
             dir: Arc::from(Path::new("")),
-            key: Box::default(),
+            key: Arc::default(),
             private: None,
             state: None,
         }

@@ -239,10 +239,10 @@ impl KeyDirectory {
 fn encode_slot(
     out: &mut Vec<u8>,
     slot: &Slot,
-    stamps: &rustc_hash::FxHashMap<Box<str>, (Stamp, u64)>,
+    stamps: &rustc_hash::FxHashMap<Arc<str>, (Stamp, u64)>,
 ) -> Option<()> {
     let key = slot.good.as_deref()?;
-    if slot.held.is_some() || slot.flux_since.is_some() || !slot.issues.is_empty() {
+    if slot.held().is_some() || slot.in_flux() || !slot.issues().is_empty() {
         return None;
     }
     let private = match &key.private {
@@ -314,7 +314,7 @@ fn encode_slot(
 /// One key read back.
 struct Entry {
     stem: Box<str>,
-    stamps: Vec<(Box<str>, Stamp)>,
+    stamps: Vec<(Arc<str>, Stamp)>,
     key: Arc<Key>,
 }
 
@@ -324,7 +324,7 @@ fn decode_entry(r: &mut Reader<'_>, dir: &Arc<Path>) -> Result<Entry, CacheError
     if mask & 1 == 0 || mask > 0b111 {
         return Err(damaged("a key without its .key file"));
     }
-    let mut names: [Option<Box<str>>; 3] = [None, None, None];
+    let mut names: [Option<Arc<str>>; 3] = [None, None, None];
     let mut stamps = Vec::with_capacity(3);
     let mut stem: Option<String> = None;
     let mut key_name = None;
@@ -346,8 +346,8 @@ fn decode_entry(r: &mut Reader<'_>, dir: &Arc<Path>) -> Result<Entry, CacheError
             key_name = Some(parsed);
         }
         let stamp = Stamp::decode(r.take(Stamp::ENCODED_LEN)?).ok_or(damaged("a stamp"))?;
-        let file: Box<str> = file.into();
-        stamps.push((file.clone(), stamp));
+        let file: Arc<str> = file.into();
+        stamps.push((Arc::clone(&file), stamp));
         names[i] = Some(file);
     }
     let (Some(stem), Some(key_name)) = (stem, key_name) else {

@@ -62,21 +62,30 @@ impl ListError {
     }
 }
 
-/// What identifies a file between two looks at it.
+/// What identifies a file between two looks at it: size, inode and the
+/// two times in nanoseconds (32 octets: one per key file, a million of
+/// them). A time beyond what 64-bit nanoseconds hold (past 2262) is
+/// clamped; the ctime of a rewritten file is the kernel's "now", so a change
+/// is still seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Stamp {
     len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
+    mtime_ns: i64,
+    ctime_ns: i64,
     ino: u64,
+}
+
+/// Seconds and nanoseconds as one count of nanoseconds, clamped.
+fn nanos(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
 impl Stamp {
     fn of(meta: &fs::Metadata) -> Self {
         Stamp {
             len: meta.len(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
+            mtime_ns: nanos(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: nanos(meta.ctime(), meta.ctime_nsec()),
             ino: meta.ino(),
         }
     }
@@ -85,8 +94,8 @@ impl Stamp {
     fn of_stat(st: &rustix::fs::Stat) -> Self {
         Stamp {
             len: st.st_size as u64,
-            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
-            ctime: (st.st_ctime, st.st_ctime_nsec as i64),
+            mtime_ns: nanos(st.st_mtime, st.st_mtime_nsec as i64),
+            ctime_ns: nanos(st.st_ctime, st.st_ctime_nsec as i64),
             ino: st.st_ino,
         }
     }
@@ -94,16 +103,18 @@ impl Stamp {
     /// Octets of [`Self::encode_into`].
     pub(super) const ENCODED_LEN: usize = 48;
 
-    /// Appends the stamp's fixed-size encoding (the key cache's).
+    /// Appends the stamp's fixed-size encoding (the key cache's: size,
+    /// mtime and ctime as seconds and nanoseconds each, inode).
     pub(super) fn encode_into(&self, out: &mut Vec<u8>) {
-        for value in [
-            self.len,
-            self.mtime.0 as u64,
-            self.mtime.1 as u64,
-            self.ctime.0 as u64,
-            self.ctime.1 as u64,
-            self.ino,
-        ] {
+        let split = |ns: i64| {
+            (
+                ns.div_euclid(1_000_000_000) as u64,
+                ns.rem_euclid(1_000_000_000) as u64,
+            )
+        };
+        let (mtime, mtime_nsec) = split(self.mtime_ns);
+        let (ctime, ctime_nsec) = split(self.ctime_ns);
+        for value in [self.len, mtime, mtime_nsec, ctime, ctime_nsec, self.ino] {
             wire::put_u64(out, value);
         }
     }
@@ -113,8 +124,8 @@ impl Stamp {
         let at = |i: usize| wire::u64_at(data, i * 8);
         Some(Stamp {
             len: at(0)?,
-            mtime: (at(1)? as i64, at(2)? as i64),
-            ctime: (at(3)? as i64, at(4)? as i64),
+            mtime_ns: nanos(at(1)? as i64, at(2)? as i64),
+            ctime_ns: nanos(at(3)? as i64, at(4)? as i64),
             ino: at(5)?,
         })
     }

@@ -18,24 +18,41 @@ use crate::keys::{
     bind::{self, AssembleError, FileKind, KeyFileName},
 };
 
-/// What is known about one key (one stem).
+/// What is known about one key (one stem). Kept small: a directory holds
+/// one per key, a million at a million children, in a hash table; what
+/// only a key with problems has is boxed apart ([`Trouble`]).
 #[derive(Debug, Default)]
 pub(super) struct Slot {
     /// The key's files present, by kind (`.key`, `.private`, `.state`).
-    pub(super) files: [Option<Box<str>>; 3],
+    /// The names are shared with the directory's stamps and the key's
+    /// `KeyFiles` (one allocation per file, not three).
+    pub(super) files: [Option<Arc<str>>; 3],
     pub(super) good: Option<Arc<Key>>,
-    pub(super) flux_since: Option<Instant>,
-    /// Problems found the last time the key was read.
-    pub(super) issues: Vec<KeyIssue>,
-    /// No good view and a problem, or a file that cannot be read: the zone
-    /// is held (boxed: rare, and a slot per key adds up at a million
-    /// children).
-    pub(super) held: Option<Box<SlotHold>>,
+    /// Flux, problems and holds; `None` for a key without any.
+    pub(super) trouble: Option<Box<Trouble>>,
     /// `good` came from the key cache, not from reading the files in this
     /// run: it is no "last good view" to fall back on when the files,
     /// changed since, do not read (the zone is held instead, as on a cold
     /// start).
     pub(super) restored: bool,
+}
+
+/// What only a key with problems has.
+#[derive(Debug, Default)]
+pub(super) struct Trouble {
+    /// Since when its files disagree (BIND mid-rewrite).
+    flux_since: Option<Instant>,
+    /// Problems found the last time the key was read.
+    issues: Vec<KeyIssue>,
+    /// No good view and a problem, or a file that cannot be read: the zone
+    /// is held.
+    held: Option<SlotHold>,
+}
+
+impl Trouble {
+    fn is_empty(&self) -> bool {
+        self.flux_since.is_none() && self.issues.is_empty() && self.held.is_none()
+    }
 }
 
 /// Why a key holds its zone.
@@ -48,6 +65,58 @@ pub(super) struct SlotHold {
 }
 
 impl Slot {
+    /// Problems found the last time the key was read.
+    pub(super) fn issues(&self) -> &[KeyIssue] {
+        self.trouble.as_deref().map_or(&[], |t| &t.issues)
+    }
+
+    /// Why the key holds its zone, if it does.
+    pub(super) fn held(&self) -> Option<&SlotHold> {
+        self.trouble.as_deref()?.held.as_ref()
+    }
+
+    /// True while its files disagree.
+    pub(super) fn in_flux(&self) -> bool {
+        self.trouble
+            .as_deref()
+            .is_some_and(|t| t.flux_since.is_some())
+    }
+
+    /// True when it has problems or is in flux.
+    pub(super) fn troubled(&self) -> bool {
+        self.trouble
+            .as_deref()
+            .is_some_and(|t| t.flux_since.is_some() || !t.issues.is_empty())
+    }
+
+    /// Forgets the last read's problems and hold, before a new read;
+    /// returns the hold.
+    pub(super) fn clear_problems(&mut self) -> Option<SlotHold> {
+        let trouble = self.trouble.as_deref_mut()?;
+        trouble.issues.clear();
+        let held = trouble.held.take();
+        self.tidy();
+        held
+    }
+
+    fn trouble_mut(&mut self) -> &mut Trouble {
+        self.trouble.get_or_insert_with(Box::default)
+    }
+
+    fn end_flux(&mut self) {
+        if let Some(trouble) = self.trouble.as_deref_mut() {
+            trouble.flux_since = None;
+            self.tidy();
+        }
+    }
+
+    /// Drops an empty [`Trouble`].
+    fn tidy(&mut self) {
+        if self.trouble.as_deref().is_some_and(Trouble::is_empty) {
+            self.trouble = None;
+        }
+    }
+
     /// The parsed name of the key's file of `kind`.
     pub(super) fn file_name(&self, kind: FileKind) -> Option<KeyFileName> {
         self.files[kind as usize]
@@ -70,19 +139,20 @@ impl Slot {
     /// A `.private` or `.state` file without its `.key`: no key, a warning.
     pub(super) fn leftovers(&mut self, dir: &Path) {
         self.good = None;
-        self.flux_since = None;
+        self.end_flux();
         if let Some(kind) = [FileKind::Private, FileKind::State]
             .into_iter()
             .find(|k| self.files[*k as usize].is_some())
         {
             let name = self.file_name(kind);
-            self.issues.push(KeyIssue {
+            let file = self.files[kind as usize]
+                .as_deref()
+                .map(|f| dir.join(f))
+                .unwrap_or_default();
+            self.trouble_mut().issues.push(KeyIssue {
                 zone: name.as_ref().and_then(zone_of),
                 tag: name.as_ref().map(|n| n.tag),
-                file: self.files[kind as usize]
-                    .as_deref()
-                    .map(|f| dir.join(f))
-                    .unwrap_or_default(),
+                file,
                 line: 0,
                 message: "no matching .key file: ignored".to_string(),
                 severity: Severity::Warning,
@@ -103,14 +173,14 @@ impl Slot {
     ) -> Option<KeyIssue> {
         match assembled {
             Some(Ok(key)) => {
-                self.flux_since = None;
+                self.end_flux();
                 if self.good.as_deref() != Some(&key) {
                     self.good = Some(Arc::new(key));
                 }
                 None
             }
             Some(Err(AssembleError::InFlux(why))) => {
-                let since = *self.flux_since.get_or_insert(at);
+                let since = *self.trouble_mut().flux_since.get_or_insert(at);
                 let lasted = at.saturating_duration_since(since);
                 Some(if lasted > grace {
                     report.issue(
@@ -129,11 +199,11 @@ impl Slot {
                 })
             }
             Some(Err(AssembleError::Unusable(why))) => {
-                self.flux_since = None;
+                self.end_flux();
                 Some(report.issue(FileKind::Key, 0, why.to_string(), Severity::Error))
             }
             None => {
-                self.flux_since = None;
+                self.end_flux();
                 None
             }
         }
@@ -151,15 +221,16 @@ impl Slot {
         unreadable: bool,
     ) {
         let blocking = problems.iter().any(|p| p.severity != Severity::Warning);
+        let has_good = self.good.is_some();
         for mut problem in problems {
             if problem.severity != Severity::Warning {
-                problem.effect = match (self.good.is_some(), unreadable) {
+                problem.effect = match (has_good, unreadable) {
                     (false, _) => Effect::Held,
                     (true, true) => Effect::HeldWithLastGood,
                     (true, false) => Effect::UsingLastGood,
                 };
             }
-            self.issues.push(problem);
+            self.trouble_mut().issues.push(problem);
         }
         if blocking && (self.good.is_none() || unreadable) {
             if let Some(zone) = zone {
@@ -168,11 +239,11 @@ impl Slot {
                 } else {
                     format!("key {tag} cannot be read")
                 };
-                self.held = Some(Box::new(SlotHold {
+                self.trouble_mut().held = Some(SlotHold {
                     zone,
                     why,
                     unreadable,
-                }));
+                });
             }
         }
     }
