@@ -368,15 +368,14 @@ fn answer(
         Some(Entry::Node(node, _)) => {
             let wanted = match qtype {
                 255 => node
-                    .rrsets
-                    .iter()
+                    .rrsets()
                     .find(|b| b.rtype != nsec_type)
-                    .or(node.rrsets.first()),
-                t => node.rrsets.iter().find(|b| b.rtype == t),
+                    .or(node.rrsets().next()),
+                t => node.rrsets().find(|b| b.rtype == t),
             };
             if qtype == u16::from(RecordType::RRSIG) {
-                for rrset in node.rrsets.iter() {
-                    w.records(Section::Answer, Owner::Pointer(12), &rrset.sigs);
+                for rrset in node.rrsets() {
+                    w.records(Section::Answer, Owner::Pointer(12), rrset.sigs);
                 }
                 if w.counts[0] > 0 {
                     return rcode::NOERROR;
@@ -389,7 +388,7 @@ fn answer(
             // NODATA: SOA, and the name's own NSEC.
             w.negative_soa(apex, soa, negative_ttl, dnssec);
             if dnssec {
-                if let Some(nsec) = node.rrsets.iter().find(|b| b.rtype == nsec_type) {
+                if let Some(nsec) = node.rrsets().find(|b| b.rtype == nsec_type) {
                     w.rrset(Section::Authority, Owner::Pointer(12), nsec, true);
                 }
             }

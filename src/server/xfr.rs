@@ -18,7 +18,7 @@ use crate::{
     dns::wire::flags,
     tsig,
     zone::{
-        Rrset,
+        RrsetRef,
         blob::{Bytes, records},
         journal::Diff,
     },
@@ -82,9 +82,9 @@ impl MessageBuilder {
         }
     }
 
-    fn rrset(&mut self, owner: &[u8], rrset: &Rrset) {
-        self.blob(owner, &rrset.records);
-        self.blob(owner, &rrset.sigs);
+    fn rrset(&mut self, owner: &[u8], rrset: RrsetRef<'_>) {
+        self.blob(owner, rrset.records);
+        self.blob(owner, rrset.sigs);
     }
 
     fn full(&self) -> bool {
@@ -191,7 +191,7 @@ impl Transfer {
             .store()
             .apex_node()
             .and_then(|n| n.rrset(RecordType::SOA))
-            .and_then(|r| records(&r.records).next().map(Box::from));
+            .and_then(|r| records(r.records).next().map(Box::from));
         Transfer {
             zone,
             diffs,
@@ -250,9 +250,9 @@ impl Transfer {
                         self.phase = Phase::End;
                         continue;
                     };
-                    for rrset in node.rrsets.iter() {
+                    for rrset in node.rrsets() {
                         if rrset.rtype == u16::from(RecordType::SOA) {
-                            message.blob(&wire, &rrset.sigs);
+                            message.blob(&wire, rrset.sigs);
                         } else {
                             message.rrset(&wire, rrset);
                         }

@@ -169,10 +169,7 @@ pub fn replay(base: &ZoneStore, diffs: Vec<Diff>) -> Option<(ZoneStore, Vec<Diff
         }
         let mut touched: BTreeMap<Bytes, Vec<Rrset>> = BTreeMap::new();
         let sets_of = |owner: &Bytes, store: &ZoneStore| -> Vec<Rrset> {
-            store
-                .node(owner)
-                .map(|node| node.rrsets.to_vec())
-                .unwrap_or_default()
+            store.node(owner).map(Node::to_rrsets).unwrap_or_default()
         };
         // The SOA is replaced whole (its RRSIGs travel in the lists).
         let mut apex_sets = sets_of(&apex, &store);
@@ -209,10 +206,7 @@ pub fn replay(base: &ZoneStore, diffs: Vec<Diff>) -> Option<(ZoneStore, Vec<Diff
             .into_iter()
             .map(|(wire, mut rrsets)| {
                 rrsets.sort_by_key(|r| r.rtype);
-                let node = (!rrsets.is_empty()).then(|| Node {
-                    wire: wire.clone(),
-                    rrsets: rrsets.into(),
-                });
+                let node = (!rrsets.is_empty()).then(|| Node::new(wire.clone(), &rrsets));
                 (wire, node)
             })
             .collect();

@@ -74,7 +74,7 @@ impl Diff {
             let soa = zone
                 .apex_node()?
                 .rrset(hickory_proto::rr::RecordType::SOA)?;
-            records(&soa.records).next().map(Box::from)
+            records(soa.records).next().map(Box::from)
         };
         let (old_soa, new_soa) = (soa_of(old)?, soa_of(new)?);
         let mut removed = Vec::new();
@@ -169,9 +169,8 @@ impl Diff {
 /// Every record of a node (signatures included), one by one.
 fn flatten(node: Option<&Node>) -> Vec<Box<[u8]>> {
     let Some(node) = node else { return Vec::new() };
-    node.rrsets
-        .iter()
-        .flat_map(|r| records(&r.records).chain(records(&r.sigs)))
+    node.rrsets()
+        .flat_map(|r| records(r.records).chain(records(r.sigs)))
         .map(Box::from)
         .collect()
 }

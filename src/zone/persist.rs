@@ -14,7 +14,7 @@ use std::path::Path;
 
 use super::{
     blob::records,
-    store::{Node, Rrset, ZoneStore, name_of},
+    store::{NodePacker, ZoneStore, name_of},
 };
 use crate::{
     dns::{RrsigHeader, wire},
@@ -33,14 +33,14 @@ pub fn encode(zone: &ZoneStore) -> Vec<u8> {
     wire::put_u32(&mut out, zone.len() as u32);
     for node in zone.nodes() {
         put_name(&mut out, &node.wire);
-        wire::put_u16(&mut out, node.rrsets.len() as u16);
-        for rrset in node.rrsets.iter() {
+        wire::put_u16(&mut out, node.rrsets().count() as u16);
+        for rrset in node.rrsets() {
             wire::put_u16(&mut out, rrset.rtype);
             wire::put_u32(&mut out, rrset.ttl);
             wire::put_u32(&mut out, rrset.records.len() as u32);
-            out.extend_from_slice(&rrset.records);
+            out.extend_from_slice(rrset.records);
             wire::put_u32(&mut out, rrset.sigs.len() as u32);
-            out.extend_from_slice(&rrset.sigs);
+            out.extend_from_slice(rrset.sigs);
         }
     }
     let digest = ring::digest::digest(&ring::digest::SHA256, &out);
@@ -61,11 +61,21 @@ fn put_name(out: &mut Vec<u8>, wire: &[u8]) {
 trait Source {
     /// Octets left before the checksum.
     fn left(&self) -> usize;
-    /// The next `n` octets, in a buffer of their own.
-    fn boxed(&mut self, n: usize) -> Option<Box<[u8]>>;
+    /// Fills `buf` with the next octets.
+    fn fill(&mut self, buf: &mut [u8]) -> Option<()>;
+    /// Appends the next `n` octets to `out` (no zeroing, no second copy).
+    fn append(&mut self, n: usize, out: &mut Vec<u8>) -> Option<()>;
 
+    /// The next `n` octets, in a buffer of their own.
+    fn boxed(&mut self, n: usize) -> Option<Box<[u8]>> {
+        let mut out = Vec::with_capacity(n.min(self.left()));
+        self.append(n, &mut out)?;
+        Some(out.into_boxed_slice())
+    }
     fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.boxed(N).and_then(|b| (*b).try_into().ok())
+        let mut out = [0; N];
+        self.fill(&mut out)?;
+        Some(out)
     }
     fn u16(&mut self) -> Option<u16> {
         self.array::<2>().map(u16::from_be_bytes)
@@ -85,14 +95,25 @@ struct Slice<'a> {
     at: usize,
 }
 
+impl Slice<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let slice = self.data.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(slice)
+    }
+}
+
 impl Source for Slice<'_> {
     fn left(&self) -> usize {
         self.data.len() - self.at
     }
-    fn boxed(&mut self, n: usize) -> Option<Box<[u8]>> {
-        let slice = self.data.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(slice.into())
+    fn fill(&mut self, buf: &mut [u8]) -> Option<()> {
+        buf.copy_from_slice(self.take(buf.len())?);
+        Some(())
+    }
+    fn append(&mut self, n: usize, out: &mut Vec<u8>) -> Option<()> {
+        out.extend_from_slice(self.take(n)?);
+        Some(())
     }
 }
 
@@ -107,20 +128,29 @@ impl Source for Stream {
     fn left(&self) -> usize {
         self.left
     }
-    fn boxed(&mut self, n: usize) -> Option<Box<[u8]>> {
+    fn fill(&mut self, buf: &mut [u8]) -> Option<()> {
+        use std::io::Read;
+        if buf.len() > self.left {
+            return None;
+        }
+        self.file.read_exact(buf).ok()?;
+        self.left -= buf.len();
+        self.digest.update(buf);
+        Some(())
+    }
+    fn append(&mut self, n: usize, out: &mut Vec<u8>) -> Option<()> {
         use std::io::Read;
         if n > self.left {
             return None;
         }
-        // Read into fresh capacity: no zeroing, no second copy.
-        let mut out = Vec::with_capacity(n);
-        (&mut self.file).take(n as u64).read_to_end(&mut out).ok()?;
-        if out.len() != n {
+        let start = out.len();
+        (&mut self.file).take(n as u64).read_to_end(out).ok()?;
+        if out.len() - start != n {
             return None;
         }
         self.left -= n;
-        self.digest.update(&out);
-        Some(out.into_boxed_slice())
+        self.digest.update(&out[start..]);
+        Some(())
     }
 }
 
@@ -147,36 +177,28 @@ fn decode_with(r: &mut impl Source) -> Option<ZoneStore> {
     // octets, so no more can follow than the octets left (a damaged count
     // would otherwise reserve gigabytes and abort).
     let mut nodes = Vec::with_capacity((count as usize).min(r.left()));
+    // One buffer packs every node (each then copied out at its exact size).
+    let mut packer = NodePacker::with_capacity(4096);
     for _ in 0..count {
         let wire = r.name()?;
         let sets = r.u16()?;
-        let mut rrsets = Vec::with_capacity(usize::from(sets));
         for _ in 0..sets {
             let rtype = r.u16()?;
             let ttl = r.u32()?;
-            let len = r.u32()? as usize;
-            let recs = r.boxed(len)?;
-            let len = r.u32()? as usize;
-            let sigs = r.boxed(len)?;
-            if !well_formed(rtype, &recs, &sigs) {
-                return None;
-            }
-            let decoded: Vec<RrsigHeader> = records(&sigs)
-                .filter_map(|s| RrsigHeader::from_wire(&s[10..]))
-                .collect();
-            rrsets.push(Rrset {
+            packer.push_filled(
                 rtype,
                 ttl,
-                records: recs,
-                sigs,
-                expires: decoded.iter().map(|s| s.expiration).min().unwrap_or(0),
-                signers: decoded.iter().map(|s| (s.algorithm, s.key_tag)).collect(),
-            });
+                |out| {
+                    let records = r.u32()? as usize;
+                    r.append(records, out)?;
+                    let sigs = r.u32()? as usize;
+                    r.append(sigs, out)?;
+                    Some(records)
+                },
+                |recs, sigs| well_formed(rtype, recs, sigs),
+            )?;
         }
-        nodes.push(Node {
-            wire: wire.into(),
-            rrsets: rrsets.into(),
-        });
+        nodes.push(packer.finish(wire.into()));
     }
     (r.left() == 0).then(|| ZoneStore::from_parts(apex, serial, negative_ttl, nodes))?
 }

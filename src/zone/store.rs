@@ -1,7 +1,9 @@
 //! A signed zone in the one form both the signer and the server use.
 //!
 //! Every RRset is kept once, in answer-ready wire form (records without
-//! owner names, then their RRSIGs). Names live in two persistent maps
+//! owner names, then their RRSIGs), and all RRsets of a name in one
+//! allocation ([`node`]: read in place as [`RrsetRef`]s, built from owned
+//! [`Rrset`]s). Names live in two persistent maps
 //! (`imbl`): by lower-case wire name for lookups, and by canonical order
 //! (RFC 4034 §6.1) for the NSEC chain and denial. Cloning a zone is O(1) and
 //! a change copies only the paths it touches, so the server answers from one
@@ -19,7 +21,7 @@ use std::{collections::BTreeSet, ops::Bound, sync::Arc};
 use hickory_proto::rr::{Name, RecordType};
 use jiff::Timestamp;
 
-use super::blob::{Bytes, records};
+use super::blob::Bytes;
 use super::{
     content::{RrsetData, ZoneContent},
     signer::{SignError, SignJob, Signatures, ZoneSigner, sign_jobs},
@@ -28,104 +30,25 @@ use crate::{
     config::ZoneOptions,
     dns::wire,
     dns::{
-        Nsec, Rrsig,
+        Nsec,
         name::{canonical_key, canonical_key_of_wire, canonical_wire, display},
     },
 };
-
-/// One RRset with its signatures, in wire form.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rrset {
-    /// Type code.
-    pub rtype: u16,
-    /// TTL.
-    pub ttl: u32,
-    /// The records: `type class ttl rdlength rdata` each, no owner.
-    pub records: Box<[u8]>,
-    /// The RRSIGs, same layout.
-    pub sigs: Box<[u8]>,
-    /// Earliest signature expiration (0 when unsigned).
-    pub expires: u32,
-    /// (algorithm, key tag) of every signature.
-    pub signers: Box<[(u8, u16)]>,
-}
-
-impl Rrset {
-    /// An unsigned RRset from its data.
-    pub fn unsigned(data: &RrsetData) -> Self {
-        let rtype = u16::from(data.rtype);
-        let mut records = Vec::new();
-        for rdata in &data.rdatas {
-            crate::dns::wire::put_record_body(&mut records, rtype, data.ttl, rdata);
-        }
-        Rrset {
-            rtype,
-            ttl: data.ttl,
-            records: records.into(),
-            sigs: Box::default(),
-            expires: 0,
-            signers: Box::default(),
-        }
-    }
-
-    /// The RDATA of each record.
-    pub fn rdatas(&self) -> Vec<&[u8]> {
-        records(&self.records).map(|r| &r[10..]).collect()
-    }
-
-    /// The RRSIGs, decoded.
-    pub fn rrsigs(&self) -> Vec<Rrsig> {
-        records(&self.sigs)
-            .filter_map(|r| Rrsig::from_wire(&r[10..]))
-            .collect()
-    }
-
-    fn set_sigs(&mut self, sigs: Signatures) {
-        self.sigs = sigs.blob;
-        self.expires = sigs.expires;
-        self.signers = sigs.signers;
-    }
-
-    /// Number of records.
-    pub fn len(&self) -> usize {
-        records(&self.records).count()
-    }
-
-    /// True when the RRset has no records.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-}
-
-/// A name with data: its RRsets, NSEC included, by type code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    /// Lower-case wire owner name.
-    pub wire: Bytes,
-    /// RRsets ordered by type code.
-    pub rrsets: Box<[Rrset]>,
-}
 
 impl Node {
     /// True when the node holds exactly `rrsets` (NSEC aside; an SOA's
     /// serial does not count: the zone sets it).
     pub fn holds(&self, rrsets: &[RrsetData]) -> bool {
         let nsec = u16::from(RecordType::NSEC);
-        let have = self.rrsets.iter().filter(|r| r.rtype != nsec).count();
+        let have = self.rrsets().filter(|r| r.rtype != nsec).count();
         let want: Vec<&RrsetData> = rrsets.iter().filter(|r| !r.rdatas.is_empty()).collect();
         have == want.len()
             && want.iter().all(|w| {
                 let fresh = Rrset::unsigned(w);
-                self.rrsets.iter().any(|h| {
+                self.rrsets().any(|h| {
                     h.rtype == fresh.rtype && h.ttl == fresh.ttl && same_records(h, &fresh)
                 })
             })
-    }
-
-    /// The RRset of `rtype`.
-    pub fn rrset(&self, rtype: RecordType) -> Option<&Rrset> {
-        let code = u16::from(rtype);
-        self.rrsets.iter().find(|r| r.rtype == code)
     }
 }
 
@@ -325,10 +248,7 @@ impl ZoneStore {
 
     /// The earliest signature expiration in the zone (a full scan).
     pub fn earliest_expiration(&self) -> Option<u32> {
-        self.nodes()
-            .flat_map(|n| n.rrsets.iter())
-            .map(|r| r.expires)
-            .min()
+        self.nodes().flat_map(Node::rrsets).map(|r| r.expires).min()
     }
 
     /// Makes the zone equal to `content` (a full diff) with serial `serial`.
@@ -386,7 +306,7 @@ impl ZoneStore {
         let now_secs = now.as_second().clamp(0, i64::from(u32::MAX)) as u32;
         self.order.values().any(|wire| {
             self.node(wire).is_some_and(|node| {
-                node.rrsets.iter().any(|r| {
+                node.rrsets().any(|r| {
                     let keys = if self.by_ksk(wire, r.rtype) {
                         &signer.ksks
                     } else {
@@ -474,7 +394,10 @@ pub fn soa_serial_of(rdata: &[u8]) -> Option<u32> {
 }
 
 mod build;
+mod node;
 mod update;
+
+pub use node::{Node, NodePacker, Rrset, RrsetRef, Rrsets};
 
 use update::{needs_signing, same_data, same_records};
 #[cfg(test)]

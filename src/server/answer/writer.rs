@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     dns::wire,
-    zone::{Rrset, blob::records},
+    zone::{RrsetRef, blob::records},
 };
 
 /// `name` written as its labels up to the longest suffix it shares, octet for
@@ -210,12 +210,12 @@ impl<'a> Writer<'a> {
         &mut self,
         section: Section,
         owner: Owner<'_>,
-        blob: &Rrset,
+        blob: RrsetRef<'_>,
         with_sigs: bool,
     ) {
-        let owner = self.records(section, owner, &blob.records);
+        let owner = self.records(section, owner, blob.records);
         if with_sigs {
-            self.records(section, owner, &blob.sigs);
+            self.records(section, owner, blob.sigs);
         }
     }
 
@@ -223,9 +223,15 @@ impl<'a> Writer<'a> {
     /// min(SOA TTL, SOA MINIMUM): RFC 2308 §3 and §5, as Knot and NSD do.
     /// MNAME and RNAME are compressed against the question, as RFC 1035 allows
     /// for SOA: this is what keeps negative answers as small as Knot's.
-    pub(super) fn negative_soa(&mut self, apex: Owner<'_>, soa: &Rrset, ttl: u32, with_sigs: bool) {
+    pub(super) fn negative_soa(
+        &mut self,
+        apex: Owner<'_>,
+        soa: RrsetRef<'_>,
+        ttl: u32,
+        with_sigs: bool,
+    ) {
         let mut owner = apex;
-        for record in records(&soa.records) {
+        for record in records(soa.records) {
             let rdata = &record[10..];
             owner = self.record(
                 Section::Authority,
@@ -245,7 +251,7 @@ impl<'a> Writer<'a> {
             );
         }
         if with_sigs {
-            self.records_ttl(Section::Authority, owner, &soa.sigs, Some(ttl));
+            self.records_ttl(Section::Authority, owner, soa.sigs, Some(ttl));
         }
     }
 

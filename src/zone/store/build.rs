@@ -142,13 +142,7 @@ impl ZoneStore {
             order.insert(key, wire.clone());
             names.insert(
                 wire.clone(),
-                Entry::Node(
-                    Arc::new(Node {
-                        wire,
-                        rrsets: sets.into(),
-                    }),
-                    count_below,
-                ),
+                Entry::Node(Arc::new(Node::new(wire, &sets)), count_below),
             );
         }
         for (wire, n) in below {

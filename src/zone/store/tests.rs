@@ -28,7 +28,7 @@ fn verify_all(zone: &ZoneStore) -> usize {
     let mut count = 0;
     for node in zone.nodes() {
         let owner = name_of(&node.wire).expect("a name");
-        for rrset in node.rrsets.iter() {
+        for rrset in node.rrsets() {
             let sigs = rrset.rrsigs();
             assert_eq!(sigs.len(), 1, "{} {}", display(&owner), rrset.rtype);
             let rdatas: Vec<Vec<u8>> = rrset.rdatas().iter().map(|r| r.to_vec()).collect();

@@ -90,9 +90,8 @@ impl ZoneStore {
         let Some(Entry::Node(apex, below)) = self.names.get(&self.apex_wire).cloned() else {
             return Err(no_soa());
         };
-        let mut node = (*apex).clone();
-        let Some(soa) = node
-            .rrsets
+        let mut rrsets = apex.to_rrsets();
+        let Some(soa) = rrsets
             .iter_mut()
             .find(|r| r.rtype == u16::from(RecordType::SOA))
         else {
@@ -106,6 +105,7 @@ impl ZoneStore {
         let minimum = rdatas.first().and_then(|r| soa_minimum(r)).unwrap_or(0);
         self.negative_ttl = soa.ttl.min(minimum);
         *soa = Rrset::unsigned(&RrsetData::new(RecordType::SOA, soa.ttl, rdatas));
+        let node = Node::new(apex.wire.clone(), &rrsets);
         self.names
             .insert(self.apex_wire.clone(), Entry::Node(Arc::new(node), below));
         self.serial = serial;
@@ -151,7 +151,7 @@ impl ZoneStore {
             let Some(node) = self.node(&wire) else {
                 continue;
             };
-            for (index, rrset) in node.rrsets.iter().enumerate() {
+            for (index, rrset) in node.rrsets().enumerate() {
                 let by_ksk = self.by_ksk(&wire, rrset.rtype);
                 let keys = if by_ksk { &signer.ksks } else { &signer.zsks };
                 if needs_signing(rrset, keys, now_secs, options) {
@@ -160,7 +160,7 @@ impl ZoneStore {
                         index,
                         rtype: RecordType::from(rrset.rtype),
                         ttl: rrset.ttl,
-                        records: rrset.records.clone(),
+                        records: rrset.records.into(),
                         by_ksk,
                     });
                 }
@@ -180,19 +180,10 @@ impl ZoneStore {
         let node = match (self.names.get(&wire), wanted) {
             (Some(Entry::Node(node, _)), Some(rrsets)) if same_data(node, rrsets) => return false,
             (Some(Entry::Node(node, _)), Some(rrsets)) => Some(merge(node, rrsets)),
-            (_, Some(rrsets)) => Some(merge(
-                &Node {
-                    wire: wire.clone(),
-                    rrsets: Box::default(),
-                },
-                rrsets,
-            )),
+            (_, Some(rrsets)) => Some(merge(&Node::new(wire.clone(), &[]), rrsets)),
             (_, None) => None,
         };
-        let node = node.map(|rrsets| Node {
-            wire: wire.clone(),
-            rrsets,
-        });
+        let node = node.map(|rrsets| Node::new(wire.clone(), &rrsets));
         if !self.set_node(wire, key.clone(), node) {
             return false;
         }
@@ -307,8 +298,7 @@ impl ZoneStore {
             return;
         };
         let mut types: Vec<RecordType> = node
-            .rrsets
-            .iter()
+            .rrsets()
             .filter(|r| r.rtype != u16::from(RecordType::NSEC))
             .map(|r| RecordType::from(r.rtype))
             .collect();
@@ -321,27 +311,20 @@ impl ZoneStore {
         let fresh = Rrset::unsigned(&data);
         if node
             .rrset(RecordType::NSEC)
-            .is_some_and(|old| old.records == fresh.records && old.ttl == fresh.ttl)
+            .is_some_and(|old| *old.records == *fresh.records && old.ttl == fresh.ttl)
         {
             return;
         }
         let mut rrsets: Vec<Rrset> = node
-            .rrsets
-            .iter()
+            .rrsets()
             .filter(|r| r.rtype != u16::from(RecordType::NSEC))
-            .cloned()
+            .map(|r| r.to_rrset())
             .collect();
         rrsets.push(fresh);
         rrsets.sort_by_key(|r| r.rtype);
         self.names.insert(
             wire.clone(),
-            Entry::Node(
-                Arc::new(Node {
-                    wire,
-                    rrsets: rrsets.into(),
-                }),
-                below,
-            ),
+            Entry::Node(Arc::new(Node::new(wire, &rrsets)), below),
         );
     }
 
@@ -367,14 +350,13 @@ impl ZoneStore {
             let Some(Entry::Node(node, below)) = self.names.get(&wire).cloned() else {
                 continue;
             };
-            let mut node = (*node).clone();
-            let mut rrsets: Vec<Rrset> = node.rrsets.into_vec();
+            let mut rrsets = node.to_rrsets();
             for (index, sigs) in updates {
                 if let Some(rrset) = rrsets.get_mut(index) {
                     rrset.set_sigs(sigs);
                 }
             }
-            node.rrsets = rrsets.into();
+            let node = Node::new(wire.clone(), &rrsets);
             self.names.insert(wire, Entry::Node(Arc::new(node), below));
         }
         Ok(stats)
@@ -388,9 +370,9 @@ pub(super) fn same_data(node: &Node, rrsets: &[RrsetData]) -> bool {
 }
 
 /// Equal records; for an SOA, equal but for the serial.
-pub(super) fn same_records(a: &Rrset, b: &Rrset) -> bool {
+pub(super) fn same_records(a: RrsetRef<'_>, b: &Rrset) -> bool {
     if a.rtype != u16::from(RecordType::SOA) {
-        return a.records == b.records;
+        return *a.records == *b.records;
     }
     let (ra, rb) = (a.rdatas(), b.rdatas());
     ra.len() == rb.len()
@@ -402,36 +384,35 @@ pub(super) fn same_records(a: &Rrset, b: &Rrset) -> bool {
 
 /// The node's RRsets replaced by `rrsets`, keeping signatures (and the NSEC)
 /// where the data did not change.
-pub(super) fn merge(node: &Node, rrsets: &[RrsetData]) -> Box<[Rrset]> {
+pub(super) fn merge(node: &Node, rrsets: &[RrsetData]) -> Vec<Rrset> {
     let mut out: Vec<Rrset> = Vec::with_capacity(rrsets.len() + 1);
     for data in rrsets.iter().filter(|r| !r.rdatas.is_empty()) {
         let fresh = Rrset::unsigned(data);
         let kept = node
-            .rrsets
-            .iter()
-            .find(|r| r.rtype == fresh.rtype && r.ttl == fresh.ttl && r.records == fresh.records);
-        out.push(kept.cloned().unwrap_or(fresh));
+            .rrsets()
+            .find(|r| r.rtype == fresh.rtype && r.ttl == fresh.ttl && *r.records == *fresh.records);
+        out.push(kept.map_or(fresh, |r| r.to_rrset()));
     }
     if let Some(nsec) = node.rrset(RecordType::NSEC) {
-        out.push(nsec.clone());
+        out.push(nsec.to_rrset());
     }
     out.sort_by_key(|r| r.rtype);
     out.dedup_by_key(|r| r.rtype);
-    out.into()
+    out
 }
 
 pub(super) fn needs_signing(
-    rrset: &Rrset,
+    rrset: RrsetRef<'_>,
     keys: &[Arc<crate::dnssec::signer::SigningKey>],
     now: u32,
     options: &ZoneOptions,
 ) -> bool {
-    if rrset.sigs.is_empty() || rrset.signers.len() != keys.len() {
+    if rrset.sigs.is_empty() || rrset.signer_count() != keys.len() {
         return true;
     }
     let same_keys = keys
         .iter()
-        .all(|k| rrset.signers.contains(&(k.algorithm.number(), k.tag)));
+        .all(|k| rrset.signers().any(|s| s == (k.algorithm.number(), k.tag)));
     let left = rrset.expires.wrapping_sub(now);
     !(same_keys && left > options.signature_refresh && left < 0x8000_0000)
 }
