@@ -1,6 +1,7 @@
-//! Pure per-item work spread over the machine's cores: reading and parsing
-//! the key files a scan found changed, the policy for every child of a
-//! round. Scoped threads, one contiguous chunk each, results in input order.
+//! Pure per-item work spread over the machine's cores: the policy for every
+//! child of a round; and over more threads than cores for work that waits
+//! for the disk: `stat`ing and reading the key files a scan lists. Scoped
+//! threads, one contiguous chunk each, results in input order.
 //!
 //! (Signing keeps its own loop in `zone::signer`: it stops at the first error
 //! and counts progress per batch, which a per-item map would not.)
@@ -9,6 +10,12 @@
 //! of its items gets the caller's `failed` value instead (a key file that
 //! reads as an error, a child that is held), so no result lands on the
 //! wrong item.
+
+/// Threads for work that mostly waits for the disk ([`map_blocking`]):
+/// a `stat` or `read` of a file not in the page cache blocks its thread, so
+/// a few per core keep the disk's queue full (a cold start reads a million
+/// key files).
+pub const BLOCKING_THREADS: usize = 16;
 
 /// `work` applied to every item, on all cores when there are at least
 /// `min_items` items (fewer are not worth the threads); in input order.
@@ -19,6 +26,28 @@ pub fn map<T: Sync, R: Send>(
     failed: impl Fn(&T) -> R,
 ) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    map_on(threads, items, min_items, work, failed)
+}
+
+/// [`map`] for work that blocks on the disk (`stat`, `read` of files that
+/// may not be cached): on [`BLOCKING_THREADS`] threads, whatever the cores.
+pub fn map_blocking<T: Sync, R: Send>(
+    items: &[T],
+    min_items: usize,
+    work: impl Fn(&T) -> R + Sync,
+    failed: impl Fn(&T) -> R,
+) -> Vec<R> {
+    map_on(BLOCKING_THREADS, items, min_items, work, failed)
+}
+
+/// [`map`] on `threads` threads.
+fn map_on<T: Sync, R: Send>(
+    threads: usize,
+    items: &[T],
+    min_items: usize,
+    work: impl Fn(&T) -> R + Sync,
+    failed: impl Fn(&T) -> R,
+) -> Vec<R> {
     if threads <= 1 || items.len() < min_items.max(2) {
         return items.iter().map(&work).collect();
     }

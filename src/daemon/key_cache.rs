@@ -1,9 +1,9 @@
 //! The key caches (`keys::dir::cache`) between runs: read and decoded on
 //! their own thread once the server listens (while the secondaries are
-//! asked what they hold), and taken in before the first round's scan, so a warm start
-//! `stat`s its key files instead of reading them; written (by the zone
-//! saver's thread) after every full round that learnt something and at
-//! shutdown.
+//! asked what they hold), and taken in before the first round's scan, so
+//! a warm start `stat`s its key files instead of reading them; written (by
+//! the zone saver's thread) after every full round that learnt something
+//! and at shutdown.
 //!
 //! Keys of the zones served here (the signalling zones signalbox signs)
 //! are never restored from a cache: their `.private` files must be read.

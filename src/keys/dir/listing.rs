@@ -163,8 +163,8 @@ pub(super) fn identity(path: &Path) -> Result<DirId, ListError> {
 
 /// The key files of the directory at `path`, one `stat` each: the names
 /// are read first (`readdir`), then stat'ed relative to the directory's
-/// file descriptor on all cores (a million files on a warm start's first
-/// round). An item is an error when `readdir` or a `stat` fails (not found
+/// file descriptor on many threads (`cores::map_blocking`: a million
+/// files on a warm start's first round, not all in the inode cache). An item is an error when `readdir` or a `stat` fails (not found
 /// is a file that vanished: skipped). Names that are not key files, and
 /// entries that are not regular files (after following a symlink), are
 /// skipped.
@@ -207,7 +207,7 @@ pub(super) fn entries(
             source: io::Error::other("stat failed (internal error)"),
         }))
     };
-    let listed = crate::cores::map(&names, 4096, stat, failed);
+    let listed = crate::cores::map_blocking(&names, 4096, stat, failed);
     Ok(listed.into_iter().flatten().collect::<Vec<_>>().into_iter())
 }
 

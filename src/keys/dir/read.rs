@@ -151,7 +151,8 @@ impl Parts {
     }
 }
 
-/// Reads and parses the files of every job, on all cores when there are many.
+/// Reads and parses the files of every job, on many threads when there are
+/// many (`cores::map_blocking`: files not in the page cache wait for the disk).
 pub(super) fn read_all(jobs: &[(Box<str>, [Option<PathBuf>; 3])]) -> Vec<[Option<Content>; 3]> {
     let kinds = [FileKind::Key, FileKind::Private, FileKind::State];
     let read = |(_, paths): &(Box<str>, [Option<PathBuf>; 3])| {
@@ -176,7 +177,7 @@ pub(super) fn read_all(jobs: &[(Box<str>, [Option<PathBuf>; 3])]) -> Vec<[Option
         });
         (contents, None)
     };
-    let read = crate::cores::map(jobs, 256, read, failed);
+    let read = crate::cores::map_blocking(jobs, 256, read, failed);
     warn_exposed_private_files(read.iter().filter_map(|(_, exposed)| exposed.as_ref()));
     read.into_iter().map(|(contents, _)| contents).collect()
 }
