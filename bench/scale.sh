@@ -7,6 +7,8 @@
 #
 #   bench/scale.sh                 # N=1000000 (~10 min; 4 GB of key files)
 #   N=100000 bench/scale.sh        # the 100k point
+#   DROP_CACHES=1 bench/scale.sh   # cold start from a cold page cache, as after a
+#                                  # reboot (needs root: /proc/sys/vm/drop_caches)
 #
 # Results go to stdout; phases come from signalbox's own debug log.
 set -euo pipefail
@@ -89,7 +91,15 @@ stop_signalbox() {
 # ---- cold start
 rm -rf state
 sync
-log "cold start"
+cache=warm
+if [[ ${DROP_CACHES:-0} == 1 ]]; then
+    if echo 3 2>/dev/null >/proc/sys/vm/drop_caches; then
+        cache=cold
+    else
+        log "cannot drop the page cache (not root?): cold start from a warm cache"
+    fi
+fi
+log "cold start ($cache page cache)"
 t0=$(now)
 start_signalbox cold.log
 first=$("$PY" "$BENCH/dnsprobe.py" --port "$PORT" first-answer --name "_dsboot.${last_child}${APEX}" --timeout 900)
@@ -99,7 +109,7 @@ sleep 2
 cold_rss=$(rss "$SB")
 cold_hwm=$(hwm "$SB")
 echo "N=$N"
-echo "cold start: first signed _dsboot answer after ${t_first} s"
+echo "cold start ($cache page cache): first signed _dsboot answer after ${t_first} s"
 grep -a -E 'phase="(scan|model|policy|brake)"|zone build progress' cold.log |
     sed -E 's/.*(phase="[^"]*").*elapsed_ms=([0-9]+).*/  \1 at \2 ms/'
 grep -a -m1 "zone updated" cold.log | sed -E 's/.*(names=[0-9]+).*(signatures=[0-9]+).*/  \1 \2/'

@@ -109,4 +109,38 @@ mod tests {
             assert_eq!(out[999], 999, "later chunks are not shifted");
         }
     }
+
+    #[test]
+    fn blocking_work_runs_on_more_threads_than_cores_in_order() {
+        let items: Vec<u32> = (0..1000).collect();
+        let threads = std::sync::Mutex::new(std::collections::HashSet::new());
+        let out = map_blocking(
+            &items,
+            10,
+            |i| {
+                threads
+                    .lock()
+                    .map(|mut t| t.insert(std::thread::current().id()))
+                    .ok();
+                i * 3
+            },
+            |_| 0,
+        );
+        assert_eq!(out, items.iter().map(|i| i * 3).collect::<Vec<_>>());
+        let used = threads.lock().map(|t| t.len()).unwrap_or(0);
+        assert_eq!(used, BLOCKING_THREADS, "one thread per chunk");
+        // A chunk that panics keeps its place here too.
+        let out = map_blocking(
+            &items,
+            10,
+            |&i| {
+                assert!(i < 990, "boom");
+                i
+            },
+            |_| u32::MAX,
+        );
+        // 1000 items in 16 chunks of 63: the last one starts at 945.
+        assert_eq!(out[944], 944);
+        assert_eq!(out[945], u32::MAX);
+    }
 }
