@@ -131,7 +131,11 @@ serial_before=$(dig +short -p "$PORT" @127.0.0.1 SOA "$APEX" | awk '{print $3}')
 sleep 1
 wchar1=$(io "$SB" wchar)
 wbytes1=$(io "$SB" write_bytes)
-echo "writes per one-child change ($CHANGES changes): $(((wchar1 - wchar0) / CHANGES)) octets written (wchar), $(((wbytes1 - wbytes0) / CHANGES)) to storage (write_bytes); the image is $image_bytes octets, the change log $(stat -c %s "state/zones/${APEX}changes" 2>/dev/null || echo none)"
+# Served changes only: a pick whose key file exists already (a rerun on the
+# same keys) is skipped by the probe.
+made=$(grep -c . changes.txt || true)
+made=$((made > 0 ? made : 1))
+echo "writes per one-child change ($made changes served of $CHANGES tried): $(((wchar1 - wchar0) / made)) octets written (wchar), $(((wbytes1 - wbytes0) / made)) to storage (write_bytes); the image is $image_bytes octets, the change log $(stat -c %s "state/zones/${APEX}changes" 2>/dev/null || echo none)"
 tail -1 changes.err | sed 's/^/one-child change -> served: /'
 grep -a "zone updated" cold.log | tail -3 | sed -E 's/.*(changed_names=[0-9]+ rrsets_signed=[0-9]+).*/  last updates: \1/'
 serial_after=$(dig +short -p "$PORT" @127.0.0.1 SOA "$APEX" | awk '{print $3}')
@@ -191,6 +195,11 @@ t0=$(now)
 start_signalbox warm.log
 first=$("$PY" "$BENCH/dnsprobe.py" --port "$PORT" first-answer --name "_dsboot.${first_child}${APEX}" --timeout 300)
 echo "warm start: first signed answer after $(awk -v a="$t0" -v b="$first" 'BEGIN { printf "%.2f", b / 1e9 - a }') s (the saved zone, all signatures)"
+# Issue 15: a key change right after the warm start is served within 1 s.
+# One new key, written as soon as the first answer came.
+after_warm=$("$PY" "$BENCH/dnsprobe.py" --port "$PORT" keychange --dir children --children children.txt \
+    --apex "$APEX" --count 1 --seed "$RANDOM" --gap 0 --timeout 300 2>/dev/null || true)
+echo "warm start: a key change right after the first answer -> served after ${after_warm:-(not served within 300 s)} ms"
 until grep -a -q "round done" warm.log; do sleep 0.5; done
 grep -a "round done" warm.log | head -1 | sed -E 's/.*elapsed_ms=([0-9]+).*/warm start: first full round (rescan, recompute, compare) took \1 ms/'
 sleep 3 # jemalloc gives freed pages back after ~1 s

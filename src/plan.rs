@@ -220,6 +220,46 @@ impl RoundPlan {
     pub fn change(&self, (apex, index): &(Name, usize)) -> Option<&Change> {
         self.changes.get(apex).and_then(|list| list.get(*index))
     }
+
+    /// Drops the changes to `apex` whose `unchanged` flag is set (one flag
+    /// per change, in order: what the zone already holds), keeping every
+    /// [`TouchedChild::owners`] pointing at its change. A child left with no
+    /// change keeps its entry: a held round still recomputes it. Nothing is
+    /// dropped when the flags do not match the list.
+    pub fn drop_changes(&mut self, apex: &Name, unchanged: &[bool]) {
+        let Some(list) = self.changes.get_mut(apex) else {
+            return;
+        };
+        if unchanged.len() != list.len() || !unchanged.contains(&true) {
+            return;
+        }
+        let mut kept = 0;
+        let new_index: Vec<Option<usize>> = unchanged
+            .iter()
+            .map(|&same| {
+                (!same).then(|| {
+                    kept += 1;
+                    kept - 1
+                })
+            })
+            .collect();
+        let mut flags = unchanged.iter();
+        list.retain(|_| flags.next().is_some_and(|&same| !same));
+        for touched in &mut self.touched {
+            touched.owners.retain_mut(|(owner_apex, index)| {
+                if owner_apex != apex {
+                    return true;
+                }
+                match new_index.get(*index).copied().flatten() {
+                    Some(new) => {
+                        *index = new;
+                        true
+                    }
+                    None => false,
+                }
+            });
+        }
+    }
 }
 
 /// Why a child plans nothing this round (what it published stays).

@@ -5,12 +5,15 @@
 //!    that stopped being children;
 //! 2. **plan** ([`Daemon::plan`]): the pure policy for those children and
 //!    the changes it asks of every signalling zone ([`crate::plan`]);
-//! 3. **brake** ([`Daemon::brake`]): hold the children's changes when they
+//! 3. **compare** ([`Daemon::drop_unchanged`]): drop the changes a served
+//!    signalling zone already holds (on a full round nearly all of them),
+//!    once, so the brake and the signer look only at real differences;
+//! 4. **brake** ([`Daemon::brake`]): hold the children's changes when they
 //!    would withdraw or change too many published signals;
-//! 4. **apply** ([`Daemon::apply`]): schedule the next key events, hand
+//! 5. **apply** ([`Daemon::apply`]): schedule the next key events, hand
 //!    apex RRsets and hosted signalling zones to their UPDATE publishers,
 //!    and sign a new version of each served signalling zone;
-//! 5. **publish** ([`Daemon::publish_snapshot`]): swap in the new snapshot
+//! 6. **publish** ([`Daemon::publish_snapshot`]): swap in the new snapshot
 //!    the server answers from.
 //!
 //! Rounds are level-triggered (docs/ARCHITECTURE.md, "The flow"): the
@@ -32,6 +35,7 @@ use rustc_hash::FxHashSet;
 
 use super::{Daemon, brake};
 use crate::{
+    cores,
     dns::name::{canonical_wire, display},
     event::{Event, EventKind},
     model::{self, ChildZone},
@@ -131,8 +135,10 @@ impl Daemon {
         let key_files_read = scanned.files_read;
         let every_child = scanned.every_child;
         let flux_dirs = std::mem::take(&mut scanned.flux_dirs);
-        let plan = self.plan(scanned, now);
+        let mut plan = self.plan(scanned, now);
         progress.phase("plan");
+        self.drop_unchanged(&mut plan);
+        progress.phase("compare");
         let verdict = self.brake(&plan);
         progress.phase("brake");
         let held = matches!(verdict, brake::Verdict::Hold { .. });
@@ -316,7 +322,30 @@ impl Daemon {
         served.chain(hosted).collect()
     }
 
-    /// Phase 3: the safety brake. Holds the plan's child changes when they
+    /// Phase 3: drops from `plan` the changes each served signalling zone
+    /// already holds, comparing each with the zone's node once, on all
+    /// cores. A full round plans every child, and at a million children
+    /// the brake, the check for any change and the store's update each
+    /// compared all of them again. Hosted zones keep theirs: their
+    /// publishers compare with what the signer serves.
+    fn drop_unchanged(&self, plan: &mut RoundPlan) {
+        for (apex, zone) in &self.zones {
+            let Some(changes) = plan.changes.get(apex) else {
+                continue;
+            };
+            // A comparison that failed keeps its change: later steps
+            // compare again.
+            let unchanged = cores::map(
+                changes,
+                4096,
+                |change| plan::is_noop(&zone.store, change),
+                |_| false,
+            );
+            plan.drop_changes(apex, &unchanged);
+        }
+    }
+
+    /// Phase 4: the safety brake. Holds the plan's child changes when they
     /// would withdraw or change the signals of too many children.
     fn brake(&mut self, plan: &RoundPlan) -> brake::Verdict {
         let affected = self.withdrawn_or_changed(plan);
@@ -428,7 +457,7 @@ impl Daemon {
         out
     }
 
-    /// Phase 4: acts on the plan. Scheduling goes ahead even when the brake
+    /// Phase 5: acts on the plan. Scheduling goes ahead even when the brake
     /// `held` the round; every outward effect of the children's changes —
     /// apex UPDATEs, reports that lead to NOTIFYs, hosted and served
     /// signals — is held with it (and recomputed next round). Then hosted
@@ -504,7 +533,7 @@ impl Daemon {
         plan.changes.clear();
     }
 
-    /// Phase 5: swaps in a snapshot of every served zone as it now stands.
+    /// Phase 6: swaps in a snapshot of every served zone as it now stands.
     pub(super) fn publish_snapshot(&self) {
         let now_secs = Timestamp::now().as_second().clamp(0, i64::from(u32::MAX)) as u32;
         let zones: Vec<Arc<ServedZone>> = self

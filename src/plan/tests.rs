@@ -248,6 +248,43 @@ fn gone_children_lose_their_owners_and_changes_stay_addressable() {
 }
 
 #[test]
+fn dropping_unchanged_changes_keeps_every_child_pointing_at_its_own() {
+    let (views, followed) = (HashMap::new(), HashMap::new());
+    let children = ["a.example.", "b.example.", "c.example.", "d.example."];
+    let children: Vec<ChildZone> = children.iter().map(|c| child(c, Vec::new())).collect();
+    let mut plan = plan_round(
+        &children,
+        Vec::new(),
+        &targets(),
+        no_facts(&views, &followed),
+        now(),
+    );
+    let first = targets()[0].apex.clone();
+    let second = targets()[1].apex.clone();
+    // In the first zone a and c already hold what they want; in the second
+    // nothing does; a flag list of the wrong length drops nothing.
+    plan.drop_changes(&first, &[true, false, true, false]);
+    plan.drop_changes(&second, &[false, false, false, false]);
+    plan.drop_changes(&second, &[true, true]);
+    assert_eq!(plan.changes[&first].len(), 2);
+    assert_eq!(plan.changes[&second].len(), 4);
+    assert_eq!(plan.touched.len(), 4, "every child stays touched");
+    for touched in &plan.touched {
+        let in_first = touched.owners.iter().filter(|(apex, _)| *apex == first);
+        let kept = ["b.example.", "d.example."].contains(&display(&touched.child).as_str());
+        let expected = usize::from(kept);
+        assert_eq!(in_first.count(), expected, "{}", touched.child);
+        for owner in &touched.owners {
+            let change = plan.change(owner).expect("recorded");
+            assert_eq!(
+                child_of(&change.owner, &owner.0),
+                Some(touched.child.clone())
+            );
+        }
+    }
+}
+
+#[test]
 fn apex_wanted_writes_each_published_type_and_empties_the_rest() {
     let zone = name("example.com.");
     let cds = RecordSet::new(zone.clone(), RecordType::CDS, 3600, Vec::new());
