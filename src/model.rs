@@ -31,18 +31,19 @@ use crate::{
 pub struct ChildZone {
     /// The zone.
     pub name: Name,
-    /// Settings with defaults applied.
-    pub settings: ChildSettings,
+    /// Settings with defaults applied (shared by the children of a set).
+    pub settings: Arc<ChildSettings>,
     /// The key directory its keys come from.
-    pub key_dir: Option<PathBuf>,
+    pub key_dir: Option<Arc<Path>>,
     /// Its readable keys (last good views).
     pub keys: Vec<Arc<Key>>,
     /// Why the zone is held (publish nothing new), if it is.
     pub held: Vec<String>,
     /// Problems with its key files.
     pub issues: Vec<KeyIssue>,
-    /// The config table(s) it comes from, for messages.
-    pub source: String,
+    /// The config table(s) it comes from, for messages (shared by the
+    /// children of a set).
+    pub source: Arc<str>,
     /// Its `[[zone]]` has `follow`: its signer's apex is the source.
     pub follows: bool,
     /// Its `[[zone]]` has `foreign_from`: it waits for the other providers'
@@ -80,6 +81,16 @@ impl ChildZone {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ModelError(pub String);
+
+/// When key caches are written ([`KeyStore::stale_caches`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheSave {
+    /// At shutdown: every cache behind the keys it holds.
+    Shutdown,
+    /// After a full round: a cache behind by at least one key in
+    /// [`RESAVE_SHARE`](crate::keys::dir::RESAVE_SHARE).
+    AfterFullRound,
+}
 
 /// Every key directory of a config, scanned incrementally.
 #[derive(Debug, Default)]
@@ -187,12 +198,16 @@ impl KeyStore {
             .sum()
     }
 
-    /// The key caches of the directories whose keys changed since their
-    /// last one was taken, by directory.
-    pub fn stale_caches(&mut self) -> Vec<(PathBuf, Vec<u8>)> {
+    /// The key caches to write, by directory: of every directory whose
+    /// keys changed since its last one was taken (at shutdown), or only of
+    /// those where enough changed to be worth it (after a full round).
+    pub fn stale_caches(&mut self, when: CacheSave) -> Vec<(PathBuf, Vec<u8>)> {
         self.dirs
             .iter_mut()
-            .filter(|(_, dir)| dir.cache_stale())
+            .filter(|(_, dir)| match when {
+                CacheSave::Shutdown => dir.cache_stale(),
+                CacheSave::AfterFullRound => dir.cache_due(),
+            })
             .filter_map(|(path, dir)| Some((path.clone(), dir.cache()?)))
             .collect()
     }
@@ -236,9 +251,14 @@ impl KeyStore {
 /// (by `Name`, whose comparisons are slow) cost seconds.
 pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<ModelError>) {
     let mut errors = Vec::new();
-    // Zones in the sets' scans: name -> the sets holding it.
+    // Zones in the sets' scans: name -> the sets holding it. With one set
+    // (the usual case) no zone can be in two, and this map of every name
+    // is not built.
+    let several_sets = config.zone_sets.len() > 1;
     let mut sets_of: FxHashMap<Name, Vec<usize>> = FxHashMap::default();
-    for (i, set) in config.zone_sets.iter().enumerate() {
+    // The zones that take the long way (see below) when there is one set.
+    let mut rest: FxHashSet<Name> = FxHashSet::default();
+    for (i, set) in config.zone_sets.iter().enumerate().filter(|_| several_sets) {
         if let Some(report) = store.report(&set.keys) {
             for name in report.zones.keys().chain(report.held.keys()) {
                 let sets = sets_of.entry(name.clone()).or_default();
@@ -248,7 +268,12 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
             }
         }
     }
-    let mut out: Vec<(Vec<u8>, ChildZone)> = Vec::with_capacity(sets_of.len() + config.zones.len());
+    let sets = config
+        .zone_sets
+        .iter()
+        .filter_map(|s| store.report(&s.keys));
+    let zones: usize = sets.map(|r| r.zones.len()).sum();
+    let mut out: Vec<(Vec<u8>, ChildZone)> = Vec::with_capacity(zones + config.zones.len());
     // The simple ones, walking each set's scan once.
     for set in &config.zone_sets {
         let Some(report) = store.report(&set.keys) else {
@@ -262,14 +287,21 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
                 None => everyone.push(issue.clone()),
             }
         }
-        let settings = set.settings.resolve();
-        let source = set.origin.to_string();
+        let settings = Arc::new(set.settings.resolve());
+        let source: Arc<str> = set.origin.to_string().into();
+        let key_dir: Arc<Path> = set.keys.as_path().into();
+        if !several_sets {
+            rest.extend(report.held.keys().cloned());
+        }
         for (name, keys) in report.zones.iter() {
             let simple = config.zone(name).is_none()
-                && sets_of.get(name).is_some_and(|s| s.len() == 1)
+                && (!several_sets || sets_of.get(name).is_some_and(|s| s.len() == 1))
                 && !report.held.contains_key(name)
                 && !config.signaling_zones.iter().any(|s| &s.apex == name);
             if !simple {
+                if !several_sets {
+                    rest.insert(name.clone());
+                }
                 continue;
             }
             let mut held = Vec::new();
@@ -278,8 +310,8 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
             }
             let child = ChildZone {
                 name: name.clone(),
-                settings: settings.clone(),
-                key_dir: Some(set.keys.clone()),
+                settings: Arc::clone(&settings),
+                key_dir: Some(Arc::clone(&key_dir)),
                 keys: keys.clone(),
                 held,
                 issues: everyone
@@ -287,17 +319,19 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
                     .cloned()
                     .chain(issues.remove(name).unwrap_or_default())
                     .collect(),
-                source: source.clone(),
+                source: Arc::clone(&source),
                 follows: false,
                 fetches_foreign: false,
                 publish_types: Vec::new(),
             };
             out.push((crate::dns::name::canonical_key(name), child));
-            sets_of.remove(name);
+            if several_sets {
+                sets_of.remove(name);
+            }
         }
     }
     // Everything else (named by a [[zone]], in two sets, held) the long way.
-    let mut rest: FxHashSet<Name> = sets_of.into_keys().collect();
+    rest.extend(sets_of.into_keys());
     rest.extend(config.zones.iter().map(|z| z.name.clone()));
     for name in rest {
         if let Some(child) = child_with_errors(config, store, &name, &mut errors) {
@@ -432,12 +466,12 @@ fn assemble(
     }
     ChildZone {
         name: name.clone(),
-        settings: settings.resolve(),
-        key_dir,
+        settings: Arc::new(settings.resolve()),
+        key_dir: key_dir.map(Arc::from),
         keys,
         held,
         issues,
-        source,
+        source: source.into(),
         follows: false,
         fetches_foreign: false,
         publish_types: Vec::new(),

@@ -99,7 +99,7 @@ fn warnings(loaded: &Loaded) -> Vec<String> {
     warnings.extend(exposed_secrets(loaded));
     // Who publishes the apex? With BIND signing from the same key directory,
     // the apex carries BIND's own set, which only `auto` reproduces.
-    let mut tables_warned: Vec<String> = Vec::new();
+    let mut tables_warned: Vec<std::sync::Arc<str>> = Vec::new();
     for child in &loaded.children {
         let cds = child.settings.cds;
         let apex_mode = !matches!(cds, CdsMode::Auto | CdsMode::None);

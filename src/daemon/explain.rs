@@ -30,7 +30,10 @@
 //!
 //! JSON field names are the interface scripts use; times are RFC 3339.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -279,8 +282,8 @@ impl Daemon {
             zone: display(&name),
             state: state.as_str(),
             held,
-            source: child.source.clone(),
-            key_directory: child.key_dir.clone(),
+            source: child.source.to_string(),
+            key_directory: child.key_dir.as_deref().map(Path::to_path_buf),
             keys: keys(&child, view, &wanted, now),
             signals: Signals {
                 cds: lines(&signals.cds),

@@ -2,8 +2,8 @@
 //! their own thread once the server listens (while the secondaries are
 //! asked what they hold), and taken in before the first round's scan, so
 //! a warm start `stat`s its key files instead of reading them; written (by
-//! the zone saver's thread) after every full round that learnt something
-//! and at shutdown.
+//! the zone saver's thread) at shutdown, and after a full round when enough
+//! keys changed to be worth encoding them all ([`CacheSave`]).
 //!
 //! Keys of the zones served here (the signalling zones signalbox signs)
 //! are never restored from a cache: their `.private` files must be read.
@@ -18,7 +18,10 @@ use std::{
 use hickory_proto::rr::Name;
 
 use super::Daemon;
-use crate::keys::dir::{CacheError, KeyDirectory, Restored};
+use crate::{
+    keys::dir::{CacheError, KeyDirectory, Restored},
+    model::CacheSave,
+};
 
 /// One key directory to restore: where it is, and its cache file.
 #[derive(Debug, Clone)]
@@ -175,9 +178,10 @@ impl Daemon {
         }
     }
 
-    /// Hands the key caches that changed to the saver.
-    pub(super) fn save_key_caches(&mut self) {
-        for (dir, data) in self.keys.stale_caches() {
+    /// Hands the key caches that changed to the saver (`when`: see
+    /// [`CacheSave`]).
+    pub(super) fn save_key_caches(&mut self, when: CacheSave) {
+        for (dir, data) in self.keys.stale_caches(when) {
             self.saver.write_file(self.state.key_cache_path(&dir), data);
         }
     }

@@ -47,7 +47,9 @@ impl Daemon {
                     zone: zone.clone(),
                     hosts: from.hosts.clone(),
                     refresh: from.refresh,
-                    listed: child.map(|c| c.settings.foreign_keys).unwrap_or_default(),
+                    listed: child
+                        .map(|c| c.settings.foreign_keys.clone())
+                        .unwrap_or_default(),
                 }
             })
             .collect()

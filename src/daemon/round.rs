@@ -148,7 +148,7 @@ impl Daemon {
         }
         self.first_round = false;
         if input.full {
-            self.save_key_caches();
+            self.save_key_caches(model::CacheSave::AfterFullRound);
         }
         let report = RoundReport {
             recomputed,
@@ -225,7 +225,7 @@ impl Daemon {
         if held.is_empty() {
             return;
         }
-        children.retain(|c| !c.key_dir.as_ref().is_some_and(|d| held.contains(d)));
+        children.retain(|c| !c.key_dir.as_ref().is_some_and(|d| held.contains(&**d)));
         if self.config.zone_sets.iter().any(|s| held.contains(&s.keys)) && !gone.is_empty() {
             tracing::debug!(
                 names = gone.len(),

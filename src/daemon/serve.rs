@@ -405,7 +405,7 @@ async fn shut_down(daemon: Daemon) -> Result<(), DaemonError> {
     let started = std::time::Instant::now();
     let flushed = tokio::task::spawn_blocking(move || {
         let mut daemon = daemon;
-        daemon.save_key_caches();
+        daemon.save_key_caches(crate::model::CacheSave::Shutdown);
         daemon.saver.flush(SHUTDOWN_SAVE_LIMIT)
     })
     .await?;

@@ -50,7 +50,7 @@ mod slot;
 #[cfg(test)]
 mod tests;
 
-pub use cache::{CacheError, Restored};
+pub use cache::{CacheError, RESAVE_SHARE, Restored};
 pub use hold::DirectoryHold;
 pub use issue::{Effect, KeyIssue, Severity};
 pub use listing::ListError;
@@ -120,9 +120,9 @@ pub struct KeyDirectory {
     listed: Option<DirId>,
     /// Set while the directory cannot be listed.
     hold: Option<DirectoryHold>,
-    /// The keys known changed since the last key cache was taken
-    /// ([`cache`]).
-    uncached: bool,
+    /// About how many keys changed since the last key cache was taken
+    /// ([`cache`]; a key can count twice: its stamp, then its view).
+    uncached: usize,
     /// Stems a restore left out (keys of zones signed here, always read
     /// from their files): their reading does not make the cache stale.
     left_out: rustc_hash::FxHashSet<Box<str>>,
@@ -143,7 +143,7 @@ impl KeyDirectory {
             generation: 0,
             listed: None,
             hold: None,
-            uncached: false,
+            uncached: 0,
             left_out: rustc_hash::FxHashSet::default(),
         }
     }
@@ -240,7 +240,10 @@ impl KeyDirectory {
             .take()
             .inspect(|hold| hold.log_released(&self.path));
         let mut report = ScanReport::default();
-        self.uncached |= changed_stems.iter().any(|s| !self.left_out.contains(s));
+        self.uncached += changed_stems
+            .iter()
+            .filter(|s| !self.left_out.contains(s.as_ref()))
+            .count();
         // Changed keys, and every troubled one again (flux may have ended,
         // or lasted too long).
         let mut work: BTreeSet<Box<str>> = changed_stems;
@@ -520,7 +523,7 @@ impl KeyDirectory {
             self.troubled.insert(stem.into());
         } else if self.troubled.remove(stem) && !self.left_out.contains(stem) {
             // Recovered with the same view: it is cacheable again.
-            self.uncached = true;
+            self.uncached += 1;
         }
         if empty {
             self.slots.remove(stem);
@@ -533,7 +536,7 @@ impl KeyDirectory {
         if same {
             return;
         }
-        self.uncached |= !self.left_out.contains(stem);
+        self.uncached += usize::from(!self.left_out.contains(stem));
         if let Some(old) = old {
             changed.insert(old.zone.clone());
             if let Some(keys) = self.zones.get_mut(&old.zone) {

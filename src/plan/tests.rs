@@ -34,7 +34,7 @@ fn child(zone: &str, keys: Vec<Arc<Key>>) -> ChildZone {
     settings.nameservers = vec![name("ns1.example.net."), name("ns2.example.org.")];
     ChildZone {
         name: name(zone),
-        settings,
+        settings: Arc::new(settings),
         key_dir: None,
         keys,
         held: Vec::new(),
@@ -198,7 +198,7 @@ fn a_child_with_a_ready_ksk_signals_in_every_signalling_zone() {
         "example.com.",
         vec![crate::keys::rfc8080_csk("example.com.")],
     );
-    settings_child.settings.cds = crate::config::CdsMode::Always;
+    Arc::make_mut(&mut settings_child.settings).cds = crate::config::CdsMode::Always;
     let plan = plan_round(
         &[settings_child],
         Vec::new(),

@@ -139,6 +139,38 @@ fn a_file_changed_or_gone_since_the_cache_is_read_again() {
     assert!(dir.cache_stale());
 }
 
+/// After a full round a cache is written again only once one key in
+/// `RESAVE_SHARE` changed (encoding them all costs more than the reads a
+/// few stale keys cost a warm start); at shutdown, after any change.
+#[test]
+fn a_cache_is_due_again_after_a_share_of_its_keys_changed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    // Due after 4 changes; a new key counts up to twice (its stamp, then
+    // its view).
+    let keys = 4 * super::RESAVE_SHARE;
+    for i in 0..keys {
+        write_public_key(tmp.path(), &format!("c{i}.example."), i as u8);
+    }
+    let mut dir = KeyDirectory::new(tmp.path());
+    dir.scan(Instant::now());
+    assert!(dir.cache_due(), "a first scan read every key");
+    dir.cache().expect("cache");
+    assert!(!dir.cache_stale() && !dir.cache_due());
+    // One new key: stale (written at shutdown), not due.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write_public_key(tmp.path(), "new1.example.", 201);
+    dir.scan(Instant::now());
+    assert!(dir.cache_stale());
+    assert!(!dir.cache_due(), "1 of {} keys changed", keys + 1);
+    for (zone, seed) in [("new2.example.", 202), ("new3.example.", 203)] {
+        write_public_key(tmp.path(), zone, seed);
+    }
+    dir.scan(Instant::now());
+    assert!(dir.cache_due(), "3 of {} keys changed", keys + 3);
+    dir.cache().expect("cache");
+    assert!(!dir.cache_stale() && !dir.cache_due());
+}
+
 #[test]
 fn keys_of_a_zone_signed_here_are_read_with_their_private_keys() {
     let tmp = bind_keys();
