@@ -105,10 +105,13 @@ impl Daemon {
                 cache: self.state.key_cache_path(dir),
             })
             .collect();
+        // The zones `sync_zones` serves (hosted ones are written by
+        // UPDATE and signed by their signer: their keys may be restored).
         let signed = self
             .config
             .signaling_zones
             .iter()
+            .filter(|zone| zone.publish.is_none())
             .map(|zone| zone.apex.clone())
             .collect();
         (jobs, signed)

@@ -275,6 +275,18 @@ impl Daemon {
             let zone = self.load_zone(apex.clone(), config);
             self.zones.insert(apex, zone);
         }
+        // What was asked of a zone no longer hosted by a signer (removed,
+        // or served here now) says nothing of what is published: kept, the
+        // brake would compare with it instead of the served zone, and miss
+        // withdrawals.
+        let hosted: Vec<Name> = self
+            .published_signaling()
+            .into_iter()
+            .map(|(apex, _)| apex)
+            .collect();
+        self.sidecar
+            .published_state
+            .retain(|apex, _| hosted.contains(apex));
     }
 
     /// A zone as saved in the state directory: its serial high-water mark,

@@ -75,9 +75,15 @@ pub(super) struct Stamp {
     ino: u64,
 }
 
-/// Seconds and nanoseconds as one count of nanoseconds, clamped.
+/// The seconds a count of nanoseconds holds (about 292 years either side
+/// of 1970), so that clamped times survive the key cache's encoding as
+/// seconds and nanoseconds unchanged.
+const MAX_SECS: i64 = i64::MAX / 1_000_000_000 - 1;
+
+/// Seconds and nanoseconds as one count of nanoseconds, the seconds clamped
+/// to [`MAX_SECS`] either way.
 fn nanos(secs: i64, nsec: i64) -> i64 {
-    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
+    secs.clamp(-MAX_SECS, MAX_SECS) * 1_000_000_000 + nsec.clamp(0, 999_999_999)
 }
 
 impl Stamp {
@@ -222,5 +228,37 @@ pub(super) fn stat(path: &Path) -> Result<Option<Stamp>, ListError> {
             file: path.to_path_buf(),
             source,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Times as far from 1970 as a file system allows (before 1677, after
+    /// 2262) are clamped, and a clamped stamp reads back equal from the key
+    /// cache's encoding: such a file is not read again on every warm start.
+    #[test]
+    fn stamps_survive_the_cache_encoding_even_when_clamped() {
+        let cases = [
+            (0, 0),
+            (1_800_000_000, 123_456_789),
+            (-1, 999_999_999),
+            (i64::MIN, 5),
+            (i64::MAX, 999_999_999),
+            (MAX_SECS + 1, 0),
+        ];
+        for (secs, nsec) in cases {
+            let mut raw = Vec::new();
+            for value in [42, secs as u64, nsec as u64, secs as u64, nsec as u64, 7] {
+                wire::put_u64(&mut raw, value);
+            }
+            let stamp = Stamp::decode(&raw).expect("48 octets");
+            let mut encoded = Vec::new();
+            stamp.encode_into(&mut encoded);
+            assert_eq!(encoded.len(), Stamp::ENCODED_LEN);
+            assert_eq!(Stamp::decode(&encoded), Some(stamp), "{secs} s {nsec} ns");
+        }
+        assert_ne!(nanos(1, 0), nanos(0, 999_999_999));
     }
 }

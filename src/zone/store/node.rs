@@ -255,6 +255,11 @@ impl NodePacker {
         signers: impl ExactSizeIterator<Item = (u8, u16)>,
     ) {
         let out = &mut self.out;
+        // Bounded by what callers hold: an RRset's RRSIGs (one per signing
+        // key) and blobs read with u32 lengths or built from records of at
+        // most 65,535 octets each.
+        debug_assert!(signers.len() <= usize::from(u16::MAX));
+        debug_assert!(u32::try_from(records.len()).is_ok() && u32::try_from(sigs.len()).is_ok());
         let count = signers.len().min(usize::from(u16::MAX));
         put_header(
             out,
