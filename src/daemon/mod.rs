@@ -413,6 +413,13 @@ impl Daemon {
                  a zone newly given foreign_from publishes nothing new until then"
             );
         }
+        if publishing(&config) != publishing(&self.config) {
+            tracing::warn!(
+                "publish changed: UPDATE publishers start and change at the next restart; \
+                 a signalling zone no longer hosted is served from now on, one newly hosted is \
+                 no longer served and gets nothing written until then"
+            );
+        }
         let keyring = Keyring::load(&config.tsig_keys)?;
         let mut config = config;
         config.server = self.config.server.clone();
@@ -484,6 +491,20 @@ impl Daemon {
         }
         running.retain(|_, task| !task.is_finished());
     }
+}
+
+/// Every zone written by UPDATE and where (`publish` of signalling zones
+/// and of `[[zone]]`s): what the running publishers were started for.
+fn publishing(config: &Config) -> Vec<(&Name, &crate::config::PublishConfig)> {
+    let hosted = config
+        .signaling_zones
+        .iter()
+        .filter_map(|s| Some((&s.apex, s.publish.as_ref()?)));
+    let apexes = config
+        .zones
+        .iter()
+        .filter_map(|z| Some((&z.name, z.publish.as_ref()?)));
+    hosted.chain(apexes).collect()
 }
 
 /// True when `config` gives the daemon something to serve, follow or publish.
