@@ -298,33 +298,6 @@ fn any_damage_behind_a_valid_checksum_is_handled() {
     }
 }
 
-/// A cached key's zone must be the one its file is named for (compared as
-/// text first, parsed only when the texts differ): a cache whose zone was
-/// changed behind a valid checksum is refused whole.
-#[test]
-fn a_cached_zone_that_is_not_its_files_is_refused() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    write_public_key(tmp.path(), "a.example.", 3);
-    let (_, cache) = scanned_cache(tmp.path());
-    let body_len = cache.len() - DIGEST_LEN;
-    let wire = b"\x01a\x07example\x00";
-    let at = cache[..body_len]
-        .windows(wire.len())
-        .position(|w| w == wire)
-        .expect("the zone in wire form");
-    let mut bad = cache[..body_len].to_vec();
-    bad[at + 1] = b'b';
-    let digest = ring::digest::digest(&ring::digest::SHA256, &bad);
-    bad.extend_from_slice(digest.as_ref());
-    let mut dir = KeyDirectory::new(tmp.path());
-    assert!(matches!(
-        dir.restore(&bad, |_| false),
-        Err(CacheError::Damaged("a zone that is not its file's"))
-    ));
-    let mut dir = KeyDirectory::new(tmp.path());
-    assert_eq!(dir.restore(&cache, |_| false).expect("restored").keys, 1);
-}
-
 /// A key file rewritten in place (same name, new stamp) while stopped is
 /// read again and its new content used.
 #[test]
