@@ -256,7 +256,8 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
     // is not built.
     let several_sets = config.zone_sets.len() > 1;
     let mut sets_of: FxHashMap<Name, Vec<usize>> = FxHashMap::default();
-    // The zones that take the long way (see below) when there is one set.
+    // Everything else (named by a [[zone]], in two sets, held) takes the
+    // long way, below.
     let mut rest: FxHashSet<Name> = FxHashSet::default();
     for (i, set) in config.zone_sets.iter().enumerate().filter(|_| several_sets) {
         if let Some(report) = store.report(&set.keys) {
@@ -290,18 +291,14 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
         let settings = Arc::new(set.settings.resolve());
         let source: Arc<str> = set.origin.to_string().into();
         let key_dir: Arc<Path> = set.keys.as_path().into();
-        if !several_sets {
-            rest.extend(report.held.keys().cloned());
-        }
+        rest.extend(report.held.keys().cloned());
         for (name, keys) in report.zones.iter() {
             let simple = config.zone(name).is_none()
                 && (!several_sets || sets_of.get(name).is_some_and(|s| s.len() == 1))
                 && !report.held.contains_key(name)
                 && !config.signaling_zones.iter().any(|s| &s.apex == name);
             if !simple {
-                if !several_sets {
-                    rest.insert(name.clone());
-                }
+                rest.insert(name.clone());
                 continue;
             }
             let mut held = Vec::new();
@@ -325,13 +322,8 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
                 publish_types: Vec::new(),
             };
             out.push((crate::dns::name::canonical_key(name), child));
-            if several_sets {
-                sets_of.remove(name);
-            }
         }
     }
-    // Everything else (named by a [[zone]], in two sets, held) the long way.
-    rest.extend(sets_of.into_keys());
     rest.extend(config.zones.iter().map(|z| z.name.clone()));
     for name in rest {
         if let Some(child) = child_with_errors(config, store, &name, &mut errors) {

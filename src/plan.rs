@@ -243,8 +243,8 @@ impl RoundPlan {
                 })
             })
             .collect();
-        let mut flags = unchanged.iter();
-        list.retain(|_| flags.next().is_some_and(|&same| !same));
+        let mut kept = new_index.iter();
+        list.retain(|_| kept.next().is_some_and(Option::is_some));
         for touched in &mut self.touched {
             touched.owners.retain_mut(|(owner_apex, index)| {
                 if owner_apex != apex {

@@ -4,10 +4,10 @@
 //! key changed since it was taken, and after a full round only when at
 //! least [`RESAVE_SHARE`] of the keys did: encoding a million keys costs
 //! about 1.7 s of the round, while a cache behind by a few keys costs the
-//! next warm start those few reads. Restored into an empty [`KeyDirectory`], it makes the
-//! first listing a `stat` per file: only files whose stamp (size, mtime,
-//! ctime, inode) differs from the cached one are read, exactly as on any
-//! later rescan.
+//! next warm start those few reads. Restored into an empty
+//! [`KeyDirectory`], it makes the first listing a `stat` per file: only
+//! files whose stamp (size, mtime, ctime, inode) differs from the cached
+//! one are read, exactly as on any later rescan.
 //!
 //! A cached view is only as good as its stamp, which is the one taken
 //! *before* the file was read: a file rewritten after it was read has
@@ -49,11 +49,11 @@ use crate::{
 };
 
 const MAGIC: &[u8] = b"SBKEYS1\n";
+const DIGEST_LEN: usize = 32;
 
 /// After a full round a key cache is written again once this share of
 /// its keys changed (1/64: at a million keys, 15,625).
 pub const RESAVE_SHARE: usize = 64;
-const DIGEST_LEN: usize = 32;
 
 /// Why a key cache was not restored (the directory is scanned from
 /// nothing instead).
