@@ -212,6 +212,23 @@ impl KeyStore {
             .collect()
     }
 
+    /// Per directory whose cache taken now is complete, the zones
+    /// (file-name text) it leaves out (`KeyDirectory::uncached_zones`).
+    pub fn uncached_zones(&self) -> BTreeMap<PathBuf, BTreeSet<String>> {
+        self.dirs
+            .iter()
+            .filter_map(|(path, dir)| Some((path.clone(), dir.uncached_zones()?)))
+            .collect()
+    }
+
+    /// The files of the known keys of a zone (file-name text) in `dir`.
+    pub fn files_of(&self, dir: &Path, zone_text: &str) -> Vec<String> {
+        self.dirs
+            .get(dir)
+            .map(|d| d.files_of(zone_text))
+            .unwrap_or_default()
+    }
+
     /// The directories this store scans.
     pub fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
         self.dirs.keys()

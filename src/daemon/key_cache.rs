@@ -7,10 +7,21 @@
 //!
 //! Keys of the zones served here (the signalling zones signalbox signs)
 //! are never restored from a cache: their `.private` files must be read.
+//!
+//! A clean shutdown, once the caches are on disk, also writes
+//! `keys/complete.json`: which directories' caches hold every key the
+//! process knew, and the zones whose keys they leave out (a key with a
+//! problem or in flux). The next start reads and removes it
+//! ([`KnownKeys`]). Until its first round has listed every key directory,
+//! only those zones may see a key change cut into that round
+//! (`key_changes.rs`): for them the restored keys are what the last process
+//! served from. After a kill -9 there is no such file (a cache may be
+//! behind by a few keys, [`CacheSave::AfterFullRound`]) and key changes
+//! wait for the listing.
 
 use std::{
-    collections::BTreeSet,
-    path::PathBuf,
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -63,6 +74,73 @@ pub(super) enum CacheRestore {
     Pending(Jobs),
     /// Taken by the first round.
     Taken,
+}
+
+/// What the key store is known to hold after a warm start.
+#[derive(Debug, Default)]
+pub(super) struct KnownKeys {
+    /// The directories restored from a cache that holds every key the last
+    /// process knew, with the zones (file-name text) whose keys it leaves
+    /// out; taken from `keys/complete.json` at start.
+    pub complete: BTreeMap<PathBuf, BTreeSet<String>>,
+    /// Every key directory was listed since the start: the store knows
+    /// every file.
+    pub listed: bool,
+}
+
+/// `keys/complete.json`: the caches that hold every key the process knew
+/// at its clean shutdown.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct CompleteCaches {
+    /// One entry per such directory.
+    dirs: Vec<CompleteDir>,
+}
+
+/// One directory of [`CompleteCaches`].
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct CompleteDir {
+    /// The key directory, as configured.
+    path: PathBuf,
+    /// Zones (file-name text) with a key the cache leaves out.
+    except: BTreeSet<String>,
+}
+
+/// Where [`CompleteCaches`] is kept.
+fn complete_path(state: &Path) -> PathBuf {
+    state.join("keys").join("complete.json")
+}
+
+/// Reads and removes `keys/complete.json` (removed at once: should this
+/// process die without its clean shutdown, the next start must not trust
+/// caches it may have written meanwhile). Nothing when it is missing,
+/// damaged or cannot be removed.
+fn take_complete(state: &Path) -> BTreeMap<PathBuf, BTreeSet<String>> {
+    let path = complete_path(state);
+    let text = match std::fs::read(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BTreeMap::new(),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), "cannot read: {e}");
+            return BTreeMap::new();
+        }
+    };
+    let removed = std::fs::remove_file(&path)
+        .and_then(|()| std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all());
+    if let Err(e) = removed {
+        tracing::warn!(file = %path.display(), "cannot remove: {e}; key changes wait for the first listing");
+        return BTreeMap::new();
+    }
+    match serde_json::from_slice::<CompleteCaches>(&text) {
+        Ok(complete) => complete
+            .dirs
+            .into_iter()
+            .map(|dir| (dir.path, dir.except))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), "damaged, ignored: {e}");
+            BTreeMap::new()
+        }
+    }
 }
 
 /// Restores to run, and the zones whose keys they leave out.
@@ -122,6 +200,7 @@ impl Daemon {
         if !matches!(self.key_caches, CacheRestore::NotStarted) {
             return;
         }
+        self.known_keys.complete = take_complete(self.state.path());
         let (jobs, signed) = self.key_cache_jobs();
         let (thread_jobs, thread_signed) = (jobs.clone(), signed.clone());
         self.key_caches = match std::thread::Builder::new()
@@ -144,6 +223,7 @@ impl Daemon {
     pub(super) fn restore_key_caches(&mut self) {
         let done = match std::mem::replace(&mut self.key_caches, CacheRestore::Taken) {
             CacheRestore::NotStarted => {
+                self.known_keys.complete = take_complete(self.state.path());
                 let (jobs, signed) = self.key_cache_jobs();
                 restore_all(jobs, &signed)
             }
@@ -154,11 +234,15 @@ impl Daemon {
             CacheRestore::Pending((jobs, signed)) => restore_all(jobs, &signed),
             CacheRestore::Taken => Vec::new(),
         };
+        let mut complete = std::mem::take(&mut self.known_keys.complete);
         for done in done {
             let (dir, cache) = (&done.job.dir, &done.job.cache);
             match done.outcome {
                 Outcome::Restored(restored_dir, restored) => {
                     if self.keys.install_restored(*restored_dir) {
+                        if let Some(except) = complete.remove(dir) {
+                            self.known_keys.complete.insert(dir.clone(), except);
+                        }
                         tracing::info!(
                             dir = %dir.display(),
                             keys = restored.keys,
@@ -178,6 +262,27 @@ impl Daemon {
                     "{e}: reading every key file"
                 ),
             }
+        }
+    }
+
+    /// At a clean shutdown, once the key caches are saved: writes which of
+    /// them hold every key known now (see the module doc).
+    pub(super) fn mark_key_caches_complete(&self) {
+        let dirs: Vec<CompleteDir> = self
+            .keys
+            .uncached_zones()
+            .into_iter()
+            .map(|(path, except)| CompleteDir { path, except })
+            .collect();
+        let path = complete_path(self.state.path());
+        let written = serde_json::to_vec(&CompleteCaches { dirs })
+            .map_err(std::io::Error::other)
+            .and_then(|json| {
+                std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+                crate::state::write_atomically(&path, &json).map_err(std::io::Error::other)
+            });
+        if let Err(e) = written {
+            tracing::warn!(file = %path.display(), "cannot write: {e}; after the next start, key changes wait for its first listing");
         }
     }
 

@@ -21,6 +21,7 @@ pub mod error_reports;
 pub mod explain;
 mod facts;
 mod key_cache;
+mod key_changes;
 mod providers;
 mod round;
 mod save;
@@ -35,7 +36,7 @@ mod takeover;
 mod watch;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -192,6 +193,11 @@ pub struct Daemon {
     providers: providers::ProviderLink,
     /// The key caches being restored, until the first round takes them.
     key_caches: key_cache::CacheRestore,
+    /// Key changes that may cut into a full round, once the event loop
+    /// runs (`key_changes.rs`).
+    cut_ins: Option<key_changes::CutIns>,
+    /// What the key store is known to hold after a warm start.
+    known_keys: key_cache::KnownKeys,
 }
 
 impl Daemon {
@@ -249,6 +255,8 @@ impl Daemon {
             error_reports,
             providers: providers::ProviderLink::default(),
             key_caches: key_cache::CacheRestore::default(),
+            cut_ins: None,
+            known_keys: key_cache::KnownKeys::default(),
         };
         daemon.sync_zones();
         daemon.publish_snapshot();
@@ -459,16 +467,10 @@ impl Daemon {
         self.status_report().to_text()
     }
 
-    /// NOTIFY every secondary of `apex` about `serial`, superseding any
-    /// NOTIFY still being retried for an older serial.
-    fn notify_secondaries(
-        &self,
-        apex: &Name,
-        serial: u32,
-        running: &mut HashMap<(Name, std::net::SocketAddr), tokio::task::JoinHandle<()>>,
-    ) {
+    /// The NOTIFYs that tell every secondary of `apex` about `serial`.
+    fn notify_jobs(&self, apex: &Name, serial: u32) -> Vec<key_changes::NotifyJob> {
         let Some(zone) = self.zones.get(apex) else {
-            return;
+            return Vec::new();
         };
         let key = zone
             .config
@@ -477,19 +479,17 @@ impl Daemon {
             .as_ref()
             .and_then(|n| self.keyring.get(n))
             .cloned();
-        for target in &zone.config.options.secondaries {
-            if let Some(old) = running.remove(&(apex.clone(), *target)) {
-                old.abort();
-            }
-            let task = tokio::spawn(server::notify::notify(
-                apex.clone(),
+        zone.config
+            .options
+            .secondaries
+            .iter()
+            .map(|target| key_changes::NotifyJob {
+                apex: apex.clone(),
                 serial,
-                *target,
-                key.clone(),
-            ));
-            running.insert((apex.clone(), *target), task);
-        }
-        running.retain(|_, task| !task.is_finished());
+                target: *target,
+                key: key.clone(),
+            })
+            .collect()
     }
 }
 

@@ -84,9 +84,9 @@ pub struct RoundReport {
 /// What the scan found.
 pub(super) struct Scanned {
     /// Child zones to recompute.
-    children: Vec<ChildZone>,
+    pub(super) children: Vec<ChildZone>,
     /// Names that stopped being child zones.
-    gone: Vec<Name>,
+    pub(super) gone: Vec<Name>,
     /// Directories with keys mid-rewrite.
     flux_dirs: Vec<PathBuf>,
     /// Every child is among `children` (a full round, no key directory held).
@@ -109,9 +109,19 @@ pub(super) struct Applied {
 }
 
 /// Logs how far a round got, for the round's timing in debug logs.
-struct Progress(Instant);
+pub(super) struct Progress(Instant);
 
 impl Progress {
+    /// Starts timing a round.
+    pub(super) fn new() -> Self {
+        Progress(Instant::now())
+    }
+
+    /// How long the round has run.
+    pub(super) fn elapsed(&self) -> std::time::Duration {
+        self.0.elapsed()
+    }
+
     fn phase(&self, phase: &'static str) {
         tracing::debug!(
             phase,
@@ -124,12 +134,41 @@ impl Progress {
 impl Daemon {
     /// Runs one round at `now`.
     pub fn round(&mut self, input: RoundInput, now: Timestamp) -> RoundReport {
-        let progress = Progress(Instant::now());
+        let progress = Progress::new();
         if self.first_round {
             self.restore_key_caches();
             progress.phase("key caches restored");
         }
-        let mut scanned = self.scan(&input, &progress);
+        if input.full {
+            // Before the listing (`key_changes.rs`).
+            self.cut_in();
+        }
+        let scanned = self.scan(&input, &progress);
+        let report = self.run_phases(scanned, &input, now, &progress);
+        self.first_round = false;
+        if input.full {
+            self.save_key_caches(model::CacheSave::AfterFullRound);
+        }
+        tracing::info!(
+            recomputed = report.recomputed,
+            key_files_read = report.key_files_read,
+            changed_names = report.changed_names,
+            new_versions = report.new_versions,
+            held = report.held,
+            elapsed_ms = progress.elapsed().as_millis() as u64,
+            "round done"
+        );
+        report
+    }
+
+    /// Phases 2 to 6 for what the scan found.
+    pub(super) fn run_phases(
+        &mut self,
+        mut scanned: Scanned,
+        input: &RoundInput,
+        now: Timestamp,
+        progress: &Progress,
+    ) -> RoundReport {
         progress.phase("scan");
         let recomputed = scanned.children.len();
         let key_files_read = scanned.files_read;
@@ -146,11 +185,7 @@ impl Daemon {
         if applied.new_versions > 0 || self.first_round {
             self.publish_snapshot();
         }
-        self.first_round = false;
-        if input.full {
-            self.save_key_caches(model::CacheSave::AfterFullRound);
-        }
-        let report = RoundReport {
+        RoundReport {
             recomputed,
             key_files_read,
             changed_names: applied.changed_names,
@@ -159,22 +194,14 @@ impl Daemon {
             flux_dirs,
             new_serials: applied.new_serials,
             child_reports: applied.child_reports,
-        };
-        tracing::info!(
-            recomputed = report.recomputed,
-            key_files_read = report.key_files_read,
-            changed_names = report.changed_names,
-            new_versions = report.new_versions,
-            held = report.held,
-            elapsed_ms = progress.0.elapsed().as_millis() as u64,
-            "round done"
-        );
-        report
+        }
     }
 
     /// Phase 1: rescans what `input` names and finds the children to
     /// recompute (all of them on a full round).
-    fn scan(&mut self, input: &RoundInput, progress: &Progress) -> Scanned {
+    /// A full round lets waiting key changes cut in (`key_changes.rs`)
+    /// once every directory is listed, and once the children are joined.
+    pub(super) fn scan(&mut self, input: &RoundInput, progress: &Progress) -> Scanned {
         let started = progress.0;
         let dirs: Vec<PathBuf> = if input.full {
             self.keys.dirs().cloned().collect()
@@ -196,11 +223,20 @@ impl Daemon {
         // (names left in place while it was held may be gone now).
         let read_again = held_before.iter().any(|dir| !held.contains(dir));
         progress.phase("keys scanned");
+        if input.full {
+            self.known_keys.listed = true;
+            self.cut_in();
+        }
         let (mut children, mut gone) = if input.full || read_again {
             self.all_children()
         } else {
             self.children_among(&affected)
         };
+        if input.full {
+            if let Some(names) = self.cut_in() {
+                self.join_again(&names, &mut children, &mut gone);
+            }
+        }
         self.hold_unread(&held, &mut children, &mut gone);
         Scanned {
             children,
@@ -209,6 +245,36 @@ impl Daemon {
             every_child: (input.full || read_again) && held.is_empty(),
             files_read: self.keys.take_files_read(),
         }
+    }
+
+    /// Joins the children a cut-in recomputed (`names`) again from the key
+    /// store, in place of what the full round joined before it: planned
+    /// from the same facts, they are found unchanged.
+    fn join_again(
+        &self,
+        names: &BTreeSet<Name>,
+        children: &mut Vec<ChildZone>,
+        gone: &mut Vec<Name>,
+    ) {
+        let (fresh, fresh_gone) = self.children_among(names);
+        let mut fresh: BTreeMap<Name, ChildZone> =
+            fresh.into_iter().map(|c| (c.name.clone(), c)).collect();
+        // In place: a million children need no second sort.
+        children.retain_mut(|child| {
+            if !names.contains(&child.name) {
+                return true;
+            }
+            match fresh.remove(&child.name) {
+                Some(again) => {
+                    *child = again;
+                    true
+                }
+                None => false,
+            }
+        });
+        children.extend(fresh.into_values());
+        gone.retain(|name| !names.contains(name));
+        gone.extend(fresh_gone);
     }
 
     /// Partial reads are not deletions (issue 13): the children of a key

@@ -6,7 +6,7 @@
 //! the children whose signals changed.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::HashMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
@@ -24,6 +24,7 @@ use tokio::{
 use super::{
     Daemon, DaemonError, ReloadError, RoundInput, RoundReport, control,
     facts::{on_followed_apexes, on_foreign_keys, on_parent_views},
+    key_changes::{CutIn, CutIns, KeyChanges, NotifyJob},
     service::{ROUND_WATCHDOG_LIMIT, SdNotify},
     watch,
 };
@@ -34,9 +35,6 @@ use crate::{
     vital::Ends,
 };
 
-/// How soon a directory with keys mid-rewrite is looked at again.
-const FLUX_RETRY: Duration = Duration::from_millis(200);
-
 /// Runs a round on a blocking thread (signing may take a while) and gives
 /// the daemon back. Meanwhile the systemd watchdog is fed, for at most
 /// [`ROUND_WATCHDOG_LIMIT`] (src/daemon/service.rs).
@@ -44,6 +42,7 @@ async fn run_round(
     daemon: Daemon,
     input: RoundInput,
     sd: &SdNotify,
+    side: &mut RoundSide<'_>,
 ) -> Result<(Daemon, RoundReport), DaemonError> {
     let signing = Arc::clone(&daemon.signing);
     let phase = if daemon.first_round {
@@ -64,7 +63,14 @@ async fn run_round(
     let mut starved = false;
     loop {
         tokio::select! {
-            done = &mut round => return done.map_err(DaemonError::Round),
+            done = &mut round => {
+                // What cut in last is delivered before the round's own.
+                while let Ok(cut_in) = side.cut_ins.try_recv() {
+                    side.after.deliver_cut_in(cut_in, side.metrics);
+                }
+                return done.map_err(DaemonError::Round);
+            }
+            Some(cut_in) = side.cut_ins.recv() => side.after.deliver_cut_in(cut_in, side.metrics),
             _ = tick.tick() => {
                 if let Some(run) = signing.now() {
                     sd.status(&format!("{phase}: {run}"));
@@ -105,61 +111,12 @@ fn full_round() -> RoundInput {
     }
 }
 
-/// Key-directory changes waiting for the debounce to end.
-#[derive(Default)]
-struct Debounce {
-    /// Directories to rescan whole.
-    dirs: BTreeSet<PathBuf>,
-    /// Single files to rescan, per directory.
-    files: BTreeMap<PathBuf, BTreeSet<String>>,
-    /// When the waiting changes become a round.
-    deadline: Option<Instant>,
-    /// When the first key file change of the waiting ones was seen.
-    first_seen: Option<Instant>,
-}
-
-impl Debounce {
-    /// Notes one change; the round comes `debounce` after the first.
-    fn note(&mut self, (dir, file): watch::Touched, debounce: Duration) {
-        match file {
-            Some(file) => {
-                self.files.entry(dir).or_default().insert(file);
-            }
-            None => {
-                self.dirs.insert(dir);
-            }
-        }
-        self.deadline.get_or_insert(Instant::now() + debounce);
-        self.first_seen.get_or_insert_with(Instant::now);
-    }
-
-    /// Rescans whole directories at once (polling).
-    fn rescan_now(&mut self, dirs: &[PathBuf]) {
-        self.dirs.extend(dirs.iter().cloned());
-        self.deadline.get_or_insert(Instant::now());
-    }
-
-    /// Looks again shortly at directories whose keys are mid-rewrite,
-    /// without stalling others (a key in flux is re-read by any scan of its
-    /// directory, so no file needs naming).
-    fn retry_flux(&mut self, dirs: &[PathBuf]) {
-        for dir in dirs {
-            self.files.entry(dir.clone()).or_default();
-        }
-        self.deadline.get_or_insert(Instant::now() + FLUX_RETRY);
-    }
-
-    /// The round for everything noted so far.
-    fn take(&mut self) -> RoundInput {
-        self.deadline = None;
-        let mut files = std::mem::take(&mut self.files);
-        files.retain(|dir, _| !self.dirs.contains(dir));
-        RoundInput {
-            dirs: std::mem::take(&mut self.dirs),
-            files,
-            ..RoundInput::default()
-        }
-    }
+/// What the event loop does for a running round: delivers what each key
+/// change that cut into it did (`key_changes.rs`).
+struct RoundSide<'a> {
+    cut_ins: &'a mut tmpsc::UnboundedReceiver<CutIn>,
+    after: &'a mut AfterRound,
+    metrics: Option<&'a Metrics>,
 }
 
 /// What a round owes the world when it is done.
@@ -175,10 +132,40 @@ impl AfterRound {
     /// changed children to the parent agent.
     fn deliver(&mut self, daemon: &Daemon, report: &mut RoundReport) {
         for (apex, serial) in &report.new_serials {
-            daemon.notify_secondaries(apex, *serial, &mut self.notifying);
+            self.notify(daemon.notify_jobs(apex, *serial));
         }
+        self.report(std::mem::take(&mut report.child_reports));
+    }
+
+    /// Delivers what a key change that cut into a full round did.
+    fn deliver_cut_in(&mut self, cut_in: CutIn, metrics: Option<&Metrics>) {
+        if let Some(metrics) = metrics {
+            metrics.round_done(cut_in.facts);
+        }
+        self.notify(cut_in.notifies);
+        self.report(cut_in.child_reports);
+    }
+
+    /// Sends `jobs`, superseding any NOTIFY still being retried for an
+    /// older serial of the same zone to the same secondary.
+    fn notify(&mut self, jobs: Vec<NotifyJob>) {
+        for job in jobs {
+            let slot = (job.apex.clone(), job.target);
+            if let Some(old) = self.notifying.remove(&slot) {
+                old.abort();
+            }
+            let task = tokio::spawn(server::notify::notify(
+                job.apex, job.serial, job.target, job.key,
+            ));
+            self.notifying.insert(slot, task);
+        }
+        self.notifying.retain(|_, task| !task.is_finished());
+    }
+
+    /// Hands the children whose signals changed to the parent agent.
+    fn report(&self, children: Vec<ChildReport>) {
         if let Some(tx) = &self.agent {
-            for child in std::mem::take(&mut report.child_reports) {
+            for child in children {
                 let _ = tx.send(child);
             }
         }
@@ -212,6 +199,23 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         tracing::info!(%addr, "serving");
     }
     daemon.start_key_cache_restore();
+    // Watched from now on: a key written while the secondaries are asked
+    // or the first round runs (at a million children, seconds after its
+    // start) may cut into that round, or is recomputed right after it; it
+    // waits neither for the periodic rescan nor for a listing of its
+    // directory (`key_changes.rs`).
+    let changes = KeyChanges::new(daemon.config.watch.debounce);
+    let (wake_tx, mut wake_rx) = tmpsc::unbounded_channel::<()>();
+    let watch_dirs = |daemon: &Daemon| {
+        let dirs: Vec<PathBuf> = daemon.keys.dirs().cloned().collect();
+        watch::watch(
+            &dirs,
+            daemon.config.watch.mode,
+            changes.clone(),
+            wake_tx.clone(),
+        )
+    };
+    let mut watcher = watch_dirs(&daemon);
     // Before any new serial: what the secondaries hold (a standby taking
     // over continues above it, and drops a journal it cannot trust).
     daemon.check_secondaries().await;
@@ -244,20 +248,21 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         notifying: HashMap::new(),
         agent: agent_reports,
     };
-    let (dir_tx, mut dir_rx) = tmpsc::unbounded_channel::<watch::Touched>();
-    let watch_dirs = |daemon: &Daemon| {
-        let dirs: Vec<PathBuf> = daemon.keys.dirs().cloned().collect();
-        watch::watch(&dirs, daemon.config.watch.mode, dir_tx.clone())
-    };
-    // Watched before the first round: a key file changed while it runs
-    // (at a million children, tens of seconds after its scan) is queued and
-    // recomputed right after it, not at the next periodic rescan.
-    let mut watcher = watch_dirs(&daemon);
+    let (cut_in_tx, mut cut_in_rx) = tmpsc::unbounded_channel();
+    daemon.cut_ins = Some(CutIns {
+        changes: changes.clone(),
+        done: cut_in_tx,
+    });
     sd.status(
         "first round: reading keys and signing (a warm start serves its saved zones meanwhile)",
     );
     let started = Instant::now();
-    let (mut daemon, mut first) = run_round(daemon, full_round(), &sd).await?;
+    let mut side = RoundSide {
+        cut_ins: &mut cut_in_rx,
+        after: &mut after,
+        metrics: metrics.as_deref(),
+    };
+    let (mut daemon, mut first) = run_round(daemon, full_round(), &sd, &mut side).await?;
     if let Some(metrics) = &metrics {
         metrics.round_done(daemon.round_facts(&first, started.elapsed(), None));
     }
@@ -267,7 +272,6 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         tokio::time::interval(sd.watchdog_interval().unwrap_or(Duration::from_secs(3600)));
 
     watcher.note_held(daemon.unreadable_key_dirs());
-    let mut debounce = Debounce::default();
     let mut rescan = tokio::time::interval(daemon.config.watch.rescan_interval);
     rescan.tick().await;
     let mut poll = tokio::time::interval(daemon.config.watch.poll_interval);
@@ -283,17 +287,16 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         let mut input: Option<RoundInput> = None;
         let mut key_change_seen: Option<Instant> = None;
         let mut reply: Option<PendingReply> = None;
+        // A reload may have changed it.
+        changes.set_debounce(daemon.config.watch.debounce);
+        let debounced = changes.deadline();
         tokio::select! {
-            Some(touched) = dir_rx.recv() => {
-                let wait = daemon.config.watch.debounce;
-                debounce.note(touched, wait);
-                while let Ok(touched) = dir_rx.try_recv() {
-                    debounce.note(touched, wait);
-                }
-            }
-            _ = tokio::time::sleep_until(debounce.deadline.unwrap_or_else(Instant::now)), if debounce.deadline.is_some() => {
-                key_change_seen = debounce.first_seen.take();
-                input = Some(debounce.take());
+            // A key change was noted: its debounce deadline may be new.
+            Some(()) = wake_rx.recv() => while wake_rx.try_recv().is_ok() {},
+            _ = tokio::time::sleep_until(debounced.unwrap_or_else(Instant::now)), if debounced.is_some() => {
+                let round;
+                (round, key_change_seen) = changes.take();
+                input = Some(round);
             }
             _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
                 let names = daemon.schedule.due(Timestamp::now());
@@ -302,7 +305,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
                 }
             }
             _ = rescan.tick() => input = Some(full_round()),
-            _ = poll.tick(), if watcher.polls() => debounce.rescan_now(&watcher.to_poll()),
+            _ = poll.tick(), if watcher.polls() => changes.rescan_now(&watcher.to_poll()),
             _ = refresh.tick() => input = Some(RoundInput { refresh: true, ..RoundInput::default() }),
             _ = tokio::time::sleep_until(held_retry.unwrap_or_else(Instant::now)), if held_retry.is_some() => {
                 input = Some(daemon.serial_hold.retry_round());
@@ -354,14 +357,23 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         }
         if let Some(input) = input {
             let started = Instant::now();
-            let (next, mut report) = run_round(daemon, input, &sd).await?;
+            let mut side = RoundSide {
+                cut_ins: &mut cut_in_rx,
+                after: &mut after,
+                metrics: metrics.as_deref(),
+            };
+            let (next, mut report) = run_round(daemon, input, &sd, &mut side).await?;
             daemon = next;
             if let Some(metrics) = &metrics {
-                metrics.round_done(daemon.round_facts(
-                    &report,
-                    started.elapsed(),
-                    key_change_seen.filter(|_| report.new_versions > 0),
-                ));
+                metrics.round_done(
+                    daemon.round_facts(
+                        &report,
+                        started.elapsed(),
+                        key_change_seen
+                            .filter(|_| report.new_versions > 0)
+                            .map(|seen| seen.elapsed()),
+                    ),
+                );
             }
             after.deliver(&daemon, &mut report);
             sd.status(&daemon.status_line());
@@ -371,10 +383,10 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
                 // anew, and look once more for what changed meanwhile.
                 watcher = watch_dirs(&daemon);
                 watcher.note_held(daemon.unreadable_key_dirs());
-                debounce.rescan_now(&read_again);
+                changes.rescan_now(&read_again);
             }
             if !report.flux_dirs.is_empty() {
-                debounce.retry_flux(&report.flux_dirs);
+                changes.retry_flux(&report.flux_dirs);
             }
             if let Some((tx, mut text)) = reply {
                 if report.held {
@@ -406,7 +418,11 @@ async fn shut_down(daemon: Daemon) -> Result<(), DaemonError> {
     let flushed = tokio::task::spawn_blocking(move || {
         let mut daemon = daemon;
         daemon.save_key_caches(crate::model::CacheSave::Shutdown);
-        daemon.saver.flush(SHUTDOWN_SAVE_LIMIT)
+        let flushed = daemon.saver.flush(SHUTDOWN_SAVE_LIMIT);
+        if flushed.is_ok() {
+            daemon.mark_key_caches_complete();
+        }
+        flushed
     })
     .await?;
     let elapsed_ms = started.elapsed().as_millis() as u64;

@@ -278,7 +278,7 @@ impl Daemon {
         &self,
         report: &super::RoundReport,
         duration: std::time::Duration,
-        key_change_seen: Option<tokio::time::Instant>,
+        key_change_to_served: Option<std::time::Duration>,
     ) -> crate::metrics::RoundFacts {
         crate::metrics::RoundFacts {
             duration,
@@ -295,7 +295,7 @@ impl Daemon {
                         .count()
                 })
                 .sum(),
-            key_change_to_served: key_change_seen.map(|seen| seen.elapsed()),
+            key_change_to_served,
             children: self.delegations.counts(),
         }
     }

@@ -11,7 +11,7 @@ use std::{collections::BTreeSet, path::PathBuf};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::Daemon;
+use super::{Daemon, key_changes::KeyChanges};
 use crate::config::WatchMode;
 
 /// The watches on a set of directories; dropping it stops them.
@@ -65,9 +65,17 @@ impl Daemon {
 /// What changed: a file of a directory, or (`None`) anything in it.
 pub type Touched = (PathBuf, Option<String>);
 
-/// Starts watching `dirs`; every event sends the directory and file it
-/// concerns (every directory, whole, when the watcher overflowed or failed).
-pub fn watch(dirs: &[PathBuf], mode: WatchMode, tx: UnboundedSender<Touched>) -> DirWatcher {
+/// Starts watching `dirs`; every event notes the directory and file it
+/// concerns in `changes` (every directory, whole, when the watcher
+/// overflowed or failed) and wakes the event loop through `wake`. Noted
+/// when seen, not when the event loop gets to it: a change may cut into a
+/// round that started before the loop looked (`key_changes.rs`).
+pub fn watch(
+    dirs: &[PathBuf],
+    mode: WatchMode,
+    changes: KeyChanges,
+    wake: UnboundedSender<()>,
+) -> DirWatcher {
     if mode == WatchMode::Poll {
         return DirWatcher {
             _watcher: None,
@@ -87,6 +95,10 @@ pub fn watch(dirs: &[PathBuf], mode: WatchMode, tx: UnboundedSender<Touched>) ->
             )
         })
         .collect();
+    let send = move |touched: Touched| {
+        changes.note(touched);
+        let _ = wake.send(());
+    };
     let handler = move |event: notify::Result<notify::Event>| match event {
         Ok(event) => {
             // Our own scans open and read the directory: access events
@@ -96,14 +108,14 @@ pub fn watch(dirs: &[PathBuf], mode: WatchMode, tx: UnboundedSender<Touched>) ->
             }
             if event.need_rescan() {
                 for (_, dir) in &handler_dirs {
-                    let _ = tx.send((dir.clone(), None));
+                    send((dir.clone(), None));
                 }
             }
             for path in &event.paths {
                 let parent = path.parent();
                 for (canonical, dir) in &handler_dirs {
                     if path == canonical {
-                        let _ = tx.send((dir.clone(), None));
+                        send((dir.clone(), None));
                     } else if parent == Some(canonical.as_path()) {
                         let file = path
                             .file_name()
@@ -111,7 +123,7 @@ pub fn watch(dirs: &[PathBuf], mode: WatchMode, tx: UnboundedSender<Touched>) ->
                             .map(str::to_string);
                         // A name that is not UTF-8 cannot be a key file; a
                         // missing one means "look at everything".
-                        let _ = tx.send((dir.clone(), file));
+                        send((dir.clone(), file));
                     }
                 }
             }
@@ -119,7 +131,7 @@ pub fn watch(dirs: &[PathBuf], mode: WatchMode, tx: UnboundedSender<Touched>) ->
         Err(e) => {
             tracing::warn!(error = %e, "key directory watch error: rescanning everything");
             for (_, dir) in &handler_dirs {
-                let _ = tx.send((dir.clone(), None));
+                send((dir.clone(), None));
             }
         }
     };

@@ -225,6 +225,7 @@ fn a_warm_start_reads_only_the_key_files_changed_while_stopped() {
     let caches: Vec<_> = fs::read_dir(world.state.join("keys"))
         .expect("state/keys")
         .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|e| e == "cache"))
         .collect();
     assert_eq!(
         caches.len(),
@@ -286,6 +287,83 @@ fn a_warm_start_reads_only_the_key_files_changed_while_stopped() {
         .len(),
         1
     );
+}
+
+/// Issue 15: a key written right after a warm start's first answer is
+/// served by a round that cuts into the first full round
+/// (`src/daemon/key_changes.rs`), not after it, when the last process shut
+/// down cleanly (its key caches hold every key it knew); after a kill -9 it
+/// waits for the first round, which lists the directory. A secondary that
+/// never answers holds the first round back for 1.5 s (the warm start asks
+/// it what it holds), so the key is written before that round begins.
+#[test]
+fn a_key_change_right_after_a_clean_restart_cuts_into_the_first_round() {
+    if !tools(&["dnssec-keygen"]) {
+        return;
+    }
+    let world = World::with_children(None, 2_000);
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let config = fs::read_to_string(&world.config).expect("config");
+    let secondary = format!(
+        "apex = \"{APEX}\"\nsecondaries = [\"{}\"]\nallow_transfer = [\"127.0.0.1\"]",
+        silent.local_addr().expect("addr")
+    );
+    let with_secondary = config.replacen(&format!("apex = \"{APEX}\""), &secondary, 1);
+    assert_ne!(config, with_secondary, "the secondary is configured");
+    fs::write(&world.config, with_secondary).expect("config");
+    let round_done = |name: &str| {
+        fs::read_to_string(world.tmp.path().join(format!("{name}.log")))
+            .is_ok_and(|log| log.contains("round done"))
+    };
+
+    let mut first = world.start("first");
+    world.wait(&mut first, "finish its first round", || round_done("first"));
+    let status = terminate(&mut first);
+    assert!(status.success(), "{status}:\n{}", first.log_text());
+    assert!(world.state.join("keys/complete.json").exists());
+
+    let mut second = world.start("second");
+    assert!(
+        !world.state.join("keys/complete.json").exists(),
+        "taken at start: a kill -9 later must not leave it behind"
+    );
+    world.add_child("late.example.", 77);
+    world.wait(&mut second, "serve the new child", || {
+        !world.cds("late.example.").is_empty()
+    });
+    world.wait(&mut second, "finish its first round", || {
+        round_done("second")
+    });
+    let log = second.log_text();
+    let cut_in = log
+        .find("key change cut into the full round")
+        .unwrap_or_else(|| panic!("no cut-in:\n{log}"));
+    assert!(
+        cut_in < log.find("round done").expect("round done"),
+        "{log}"
+    );
+    assert!(
+        !world.cds("late.example.").is_empty(),
+        "the full round keeps it"
+    );
+    let old = world.cds("child7.example.");
+    assert!(!old.is_empty());
+
+    // kill -9: no record of complete caches, the change waits for the
+    // listing (a cache may miss keys the dead process served from).
+    second.kill();
+    let mut third = world.start("third");
+    world.add_child("later.example.", 78);
+    world.wait(&mut third, "serve the second new child", || {
+        !world.cds("later.example.").is_empty()
+    });
+    world.wait(&mut third, "finish its first round", || round_done("third"));
+    let log = third.log_text();
+    assert!(
+        !log.contains("key change cut into the full round"),
+        "no cut-in before the listing after a kill -9:\n{log}"
+    );
+    assert_eq!(world.cds("child7.example."), old);
 }
 
 /// What a process wrote through write(2) and friends (`wchar` in

@@ -34,7 +34,7 @@
 //! not parse, a key whose file name and DNSKEY disagree) rejects the whole
 //! cache: the directory is then scanned from nothing.
 
-use std::{path::Path, sync::Arc};
+use std::{collections::BTreeSet, path::Path, sync::Arc};
 
 use hickory_proto::rr::Name;
 
@@ -171,7 +171,8 @@ impl KeyDirectory {
             ));
         }
         let saved_id = (r.u64()?, r.u64()?);
-        if super::listing::identity(&self.path)?.parts() != saved_id {
+        let id = super::listing::identity(&self.path)?;
+        if id.parts() != saved_id {
             return Err(CacheError::Replaced);
         }
         let count = r.u32()?;
@@ -244,7 +245,44 @@ impl KeyDirectory {
         self.zones = grouped.into_iter().collect();
         // What is in memory is what is on disk.
         self.uncached = 0;
+        // The same directory as the one the cache's stamps were taken of:
+        // a file named by the watch can be looked at alone, and one not
+        // found there is gone (`scan_files`).
+        self.listed = Some(id);
         Ok(restored)
+    }
+
+    /// The zones (file-name text, lower case) with a key that a cache
+    /// taken now leaves out (a problem, flux); `None` when no cache can be
+    /// taken (the directory was never listed, or is held).
+    pub fn uncached_zones(&self) -> Option<BTreeSet<String>> {
+        self.listed.filter(|_| self.hold.is_none())?;
+        let zone_of = |stem: &str| {
+            let (rest, _tag) = stem.strip_prefix('k')?.rsplit_once('+')?;
+            Some(rest.rsplit_once('+')?.0.to_string())
+        };
+        Some(self.troubled.iter().filter_map(|s| zone_of(s)).collect())
+    }
+
+    /// The file names of the known keys of the zone named `zone_text` (a
+    /// key file name's zone part).
+    pub fn files_of(&self, zone_text: &str) -> Vec<String> {
+        let Ok(zone) = crate::dns::parse_name(zone_text) else {
+            return Vec::new();
+        };
+        let keys = self.zones.get(&zone).map(Vec::as_slice).unwrap_or_default();
+        keys.iter()
+            .flat_map(|key| {
+                let files = &key.files;
+                [
+                    Some(&files.key),
+                    files.private.as_ref(),
+                    files.state.as_ref(),
+                ]
+            })
+            .flatten()
+            .map(|file| file.to_string())
+            .collect()
     }
 }
 

@@ -1,0 +1,311 @@
+//! Key-directory changes on their way to a round, and the ones that cut
+//! into a long full round.
+//!
+//! The watch (`watch.rs`) names the directory and file of each change; they
+//! wait here for the debounce (`[watch] debounce`, 100 ms: BIND writes a
+//! key's `.key`, `.private` and `.state` one after the other) and then
+//! become a round that rescans only those files.
+//!
+//! A full round at a million children runs for seconds: the periodic rescan,
+//! and the first round after a warm start, which an operator's restart makes
+//! the moment they are most likely to touch a key. A change seen meanwhile
+//! used to wait for its end (14.6 s at 1M, issue 15). Instead the full round
+//! lets the changes named by file *cut in* at two points
+//! ([`Daemon::cut_in`]), each a whole round of its own over just those files
+//! (scan, plan, compare, brake, apply, publish), served at once:
+//!
+//! 1. when every key directory has just been listed, before the children are
+//!    joined: the key store then knows every file, exactly as between
+//!    rounds, so a cut-in sees what a round after the full one would see
+//!    (before that listing, after a warm start, the store holds only the
+//!    key cache, which may miss keys the last process knew: a cut-in then
+//!    could compute a CDS set without one of them, so none is let in);
+//! 2. when the children are joined, before the policy: the children a cut-in
+//!    recomputed are joined again from the store, so the full round plans
+//!    them from the same facts and finds nothing left to change.
+//!
+//! Whole-directory rescans (an overflowed watch, polling) wait for the end
+//! of the round, as before. A cut-in's NOTIFYs, parent-agent reports and
+//! metrics are handed to the event loop at once ([`CutIn`]), not at the end
+//! of the full round. No cut-in on a cold start: the served zones are still
+//! empty, and one child's signals alone would be served and transferred
+//! ahead of the rest.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use hickory_proto::rr::Name;
+use jiff::Timestamp;
+use tokio::{sync::mpsc::UnboundedSender, time::Instant};
+
+use super::{Daemon, RoundInput, round::Progress, watch::Touched};
+use crate::{metrics::RoundFacts, parent::ChildReport, tsig};
+
+/// How soon a directory with keys mid-rewrite is looked at again.
+const FLUX_RETRY: Duration = Duration::from_millis(200);
+
+/// Key-directory changes waiting for the debounce to end.
+#[derive(Default)]
+struct Waiting {
+    /// Directories to rescan whole.
+    dirs: BTreeSet<PathBuf>,
+    /// Single files to rescan, per directory.
+    files: BTreeMap<PathBuf, BTreeSet<String>>,
+    /// When the waiting changes become a round.
+    deadline: Option<Instant>,
+    /// When the first key file change of the waiting ones was seen.
+    first_seen: Option<Instant>,
+}
+
+/// The waiting key changes, shared by the event loop (which notes them,
+/// also while a round runs) and the round (which lets them cut in).
+#[derive(Clone)]
+pub(super) struct KeyChanges {
+    waiting: Arc<Mutex<Waiting>>,
+    debounce: Arc<Mutex<Duration>>,
+}
+
+impl KeyChanges {
+    /// No change waiting; a round comes `debounce` after the first.
+    pub(super) fn new(debounce: Duration) -> Self {
+        KeyChanges {
+            waiting: Arc::default(),
+            debounce: Arc::new(Mutex::new(debounce)),
+        }
+    }
+
+    fn waiting(&self) -> MutexGuard<'_, Waiting> {
+        // Nothing here can be left half-done by a panic.
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A reload's `[watch] debounce`.
+    pub(super) fn set_debounce(&self, debounce: Duration) {
+        *self.debounce.lock().unwrap_or_else(PoisonError::into_inner) = debounce;
+    }
+
+    /// Notes one change; the round comes a debounce after the first.
+    pub(super) fn note(&self, (dir, file): Touched) {
+        let debounce = *self.debounce.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut waiting = self.waiting();
+        match file {
+            Some(file) => {
+                waiting.files.entry(dir).or_default().insert(file);
+            }
+            None => {
+                waiting.dirs.insert(dir);
+            }
+        }
+        waiting.deadline.get_or_insert(Instant::now() + debounce);
+        waiting.first_seen.get_or_insert_with(Instant::now);
+    }
+
+    /// Rescans whole directories at once (polling).
+    pub(super) fn rescan_now(&self, dirs: &[PathBuf]) {
+        let mut waiting = self.waiting();
+        waiting.dirs.extend(dirs.iter().cloned());
+        waiting.deadline.get_or_insert(Instant::now());
+    }
+
+    /// Looks again shortly at directories whose keys are mid-rewrite,
+    /// without stalling others (a key in flux is re-read by any scan of its
+    /// directory, so no file needs naming).
+    pub(super) fn retry_flux(&self, dirs: &[PathBuf]) {
+        let mut waiting = self.waiting();
+        for dir in dirs {
+            waiting.files.entry(dir.clone()).or_default();
+        }
+        waiting.deadline.get_or_insert(Instant::now() + FLUX_RETRY);
+    }
+
+    /// When the waiting changes become a round, if any wait.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.waiting().deadline
+    }
+
+    /// The round for everything noted so far, and when its first key
+    /// change was seen.
+    pub(super) fn take(&self) -> (RoundInput, Option<Instant>) {
+        let mut waiting = self.waiting();
+        waiting.deadline = None;
+        let first_seen = waiting.first_seen.take();
+        let dirs = std::mem::take(&mut waiting.dirs);
+        let mut files = std::mem::take(&mut waiting.files);
+        files.retain(|dir, _| !dirs.contains(dir));
+        let input = RoundInput {
+            dirs,
+            files,
+            ..RoundInput::default()
+        };
+        (input, first_seen)
+    }
+
+    /// The files whose debounce has ended, to cut into a running full
+    /// round; whole directories stay for the round after it.
+    fn take_due_files(&self) -> Option<(RoundInput, Option<Instant>)> {
+        let mut waiting = self.waiting();
+        if waiting.files.is_empty() || waiting.deadline.is_none_or(|at| at > Instant::now()) {
+            return None;
+        }
+        let files = std::mem::take(&mut waiting.files);
+        let first_seen = waiting.first_seen.take();
+        if waiting.dirs.is_empty() {
+            waiting.deadline = None;
+        }
+        let input = RoundInput {
+            files,
+            ..RoundInput::default()
+        };
+        Some((input, first_seen))
+    }
+}
+
+impl KeyChanges {
+    /// Puts back files taken by [`Self::take_due_files`] that may not cut
+    /// in yet: they are due at the next chance.
+    fn give_back(&self, input: RoundInput, first_seen: Option<Instant>) {
+        let mut waiting = self.waiting();
+        for (dir, files) in input.files {
+            waiting.files.entry(dir).or_default().extend(files);
+        }
+        if let Some(seen) = first_seen {
+            let first = waiting.first_seen.get_or_insert(seen);
+            *first = (*first).min(seen);
+        }
+        waiting.deadline = Some(Instant::now());
+    }
+}
+
+/// One NOTIFY to send to a secondary (RFC 1996).
+#[derive(Debug, Clone)]
+pub(super) struct NotifyJob {
+    /// The zone.
+    pub apex: Name,
+    /// Its new serial.
+    pub serial: u32,
+    /// The secondary.
+    pub target: SocketAddr,
+    /// The TSIG key to sign it with.
+    pub key: Option<tsig::Key>,
+}
+
+/// What a cut-in round owes the world, handed to the event loop at once.
+pub(super) struct CutIn {
+    /// NOTIFYs for the zones it gave a new serial.
+    pub notifies: Vec<NotifyJob>,
+    /// Children whose signals changed, for the parent agent.
+    pub child_reports: Vec<ChildReport>,
+    /// For the metrics.
+    pub facts: RoundFacts,
+}
+
+/// Where a running round finds key changes that may cut in, and hands on
+/// what each cut-in did.
+pub(super) struct CutIns {
+    /// The waiting key changes.
+    pub changes: KeyChanges,
+    /// To the event loop.
+    pub done: UnboundedSender<CutIn>,
+}
+
+impl Daemon {
+    /// Runs a round for the key files whose debounce ended, inside a full
+    /// round (see the module doc for where and why); returns the names it
+    /// recomputed (children and names no longer children), `None` when
+    /// nothing cut in.
+    pub(super) fn cut_in(&mut self) -> Option<BTreeSet<Name>> {
+        let changes = self.cut_ins.as_ref()?.changes.clone();
+        // A cold start: nothing is served yet (see the module doc).
+        if self.zones.values().any(|zone| zone.store.is_empty()) {
+            return None;
+        }
+        let (mut input, first_seen) = changes.take_due_files()?;
+        if !self.known_keys.listed && !self.complete_before_listing(&mut input) {
+            changes.give_back(input, first_seen);
+            return None;
+        }
+        let progress = Progress::new();
+        let scanned = self.scan(&input, &progress);
+        let names: BTreeSet<Name> = scanned
+            .children
+            .iter()
+            .map(|child| child.name.clone())
+            .chain(scanned.gone.iter().cloned())
+            .collect();
+        if names.is_empty() {
+            // Nothing a round after the full one would not see either
+            // (the listing read the file already, or it is no key).
+            return None;
+        }
+        let mut report = self.run_phases(scanned, &input, Timestamp::now(), &progress);
+        let served = first_seen
+            .filter(|_| report.new_versions > 0)
+            .map(|seen| seen.elapsed());
+        tracing::info!(
+            recomputed = report.recomputed,
+            key_files_read = report.key_files_read,
+            changed_names = report.changed_names,
+            new_versions = report.new_versions,
+            held = report.held,
+            served_ms = served.map(|d| d.as_millis() as u64),
+            elapsed_ms = progress.elapsed().as_millis() as u64,
+            "key change cut into the full round"
+        );
+        let notifies = report
+            .new_serials
+            .iter()
+            .flat_map(|(apex, serial)| self.notify_jobs(apex, *serial))
+            .collect();
+        if !report.flux_dirs.is_empty() {
+            changes.retry_flux(&report.flux_dirs);
+        }
+        let facts = self.round_facts(&report, progress.elapsed(), served);
+        let cut_in = CutIn {
+            notifies,
+            child_reports: std::mem::take(&mut report.child_reports),
+            facts,
+        };
+        if let Some(cut_ins) = &self.cut_ins {
+            // The event loop outlives every round it runs.
+            let _ = cut_ins.done.send(cut_in);
+        }
+        Some(names)
+    }
+
+    /// Before the first listing of a warm start: true when every file of
+    /// `input` is of a zone whose keys a complete cache restored
+    /// (`key_cache.rs`). Then adds the other files of those zones (a file
+    /// changed or removed while stopped is seen) and the directories of
+    /// the zones served here (their keys are not cached: they must be read
+    /// to sign).
+    fn complete_before_listing(&self, input: &mut RoundInput) -> bool {
+        let complete = &self.known_keys.complete;
+        for (dir, files) in &mut input.files {
+            let Some(except) = complete.get(dir) else {
+                return false;
+            };
+            let zones: BTreeSet<String> = files
+                .iter()
+                .filter_map(|file| crate::keys::bind::filename::parse(file))
+                .map(|name| name.zone_text)
+                .collect();
+            if zones.iter().any(|zone| except.contains(zone)) {
+                return false;
+            }
+            for zone in &zones {
+                files.extend(self.keys.files_of(dir, zone));
+            }
+        }
+        input.dirs = self
+            .zones
+            .values()
+            .filter_map(|zone| zone.config.keys.clone())
+            .collect();
+        true
+    }
+}
