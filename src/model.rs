@@ -21,7 +21,7 @@ use crate::{
     dns::name::display,
     keys::{
         Key,
-        dir::{KeyDirectory, KeyIssue, ScanReport},
+        dir::{KeyDirectory, KeyIssue, Listing, ScanReport},
     },
     policy::{ParentView, ZoneInput},
 };
@@ -137,10 +137,25 @@ impl KeyStore {
         paths: impl IntoIterator<Item = &'a PathBuf>,
         at: Instant,
     ) -> BTreeSet<Name> {
+        let listings = paths
+            .into_iter()
+            .filter(|path| self.dirs.contains_key(*path))
+            .map(|path| (path.clone(), Listing::read(path)))
+            .collect();
+        self.scan_listings(listings, at)
+    }
+
+    /// Rescans directories from listings read apart ([`Listing`]; unknown
+    /// directories are ignored); returns the zones whose keys changed.
+    pub fn scan_listings(
+        &mut self,
+        listings: Vec<(PathBuf, Listing)>,
+        at: Instant,
+    ) -> BTreeSet<Name> {
         let mut changed = BTreeSet::new();
-        for path in paths {
-            if let Some(dir) = self.dirs.get_mut(path) {
-                let mut report = dir.scan(at);
+        for (path, listing) in listings {
+            if let Some(dir) = self.dirs.get_mut(&path) {
+                let mut report = dir.scan_listing(listing, at);
                 self.files_read += report.files_read;
                 // Moved out, not kept: after a cold start it names every zone.
                 changed.append(&mut report.changed);

@@ -1,7 +1,7 @@
 //! The key caches (`keys::dir::cache`) between runs: read and decoded on
-//! their own thread once the server listens (while the secondaries are
-//! asked what they hold), and taken in before the first round's scan, so
-//! a warm start `stat`s its key files instead of reading them; written (by
+//! their own thread while the saved zones load, and taken in before the
+//! first round's scan, so a warm start `stat`s its key files instead of
+//! reading them; written (by
 //! the zone saver's thread) at shutdown, and after a full round when enough
 //! keys changed to be worth encoding them all ([`CacheSave`]).
 //!
@@ -59,10 +59,12 @@ pub(super) struct Done {
 }
 
 /// The key caches' restore: at a million keys, reading and decoding the
-/// cache takes seconds, so it runs on its own thread while the server
-/// starts and the secondaries are asked what they hold (issue 15). Not
-/// started before the saved zones are loaded: beside that load it slowed
-/// the first answer by half a second (BENCHMARKS.md).
+/// cache takes about 3 s, so it runs on its own thread beside the saved
+/// zones' load (issue 15). That costs the first answer 0.3-0.5 s (the two
+/// fault in fresh memory side by side; BENCHMARKS.md), and makes the
+/// restored keys ready by the time the server answers: a key change right
+/// after a warm start can then cut into the first round at once
+/// (`key_changes.rs`) instead of 2.5 s later.
 #[derive(Default)]
 pub(super) enum CacheRestore {
     /// Not started: the first round restores the caches itself.
@@ -86,6 +88,9 @@ pub(super) struct KnownKeys {
     /// Every key directory was listed since the start: the store knows
     /// every file.
     pub listed: bool,
+    /// While a full round's listing runs: the files key changes that cut
+    /// in read meanwhile (the listing may be older than what they saw).
+    pub read_while_listing: Option<BTreeMap<PathBuf, BTreeSet<String>>>,
 }
 
 /// `keys/complete.json`: the caches that hold every key the process knew

@@ -1,35 +1,47 @@
 //! Key-directory changes on their way to a round, and the ones that cut
 //! into a long full round.
 //!
-//! The watch (`watch.rs`) names the directory and file of each change; they
-//! wait here for the debounce (`[watch] debounce`, 100 ms: BIND writes a
-//! key's `.key`, `.private` and `.state` one after the other) and then
-//! become a round that rescans only those files.
+//! The watch (`watch.rs`) notes the directory and file of each change here
+//! as it comes; they wait for the debounce (`[watch] debounce`, 100 ms:
+//! BIND writes a key's `.key`, `.private` and `.state` one after the other)
+//! and then become a round that rescans only those files.
 //!
-//! A full round at a million children runs for seconds: the periodic rescan,
-//! and the first round after a warm start, which an operator's restart makes
-//! the moment they are most likely to touch a key. A change seen meanwhile
-//! used to wait for its end (14.6 s at 1M, issue 15). Instead the full round
-//! lets the changes named by file *cut in* at two points
-//! ([`Daemon::cut_in`]), each a whole round of its own over just those files
-//! (scan, plan, compare, brake, apply, publish), served at once:
+//! A full round at a million children runs for seconds: the periodic
+//! rescan, and the first round after a warm start, which an operator's
+//! restart makes the moment they are most likely to touch a key. A change
+//! seen meanwhile used to wait for its end (14.6 s at 1M, issue 15).
+//! Instead the full round lets it *cut in* ([`Daemon::cut_in`]): a whole
+//! round of its own over just the files named (scan, plan, compare, brake,
+//! apply, publish), served at once, at three points:
 //!
-//! 1. when every key directory has just been listed, before the children are
-//!    joined: the key store then knows every file, exactly as between
-//!    rounds, so a cut-in sees what a round after the full one would see
-//!    (before that listing, after a warm start, the store holds only the
-//!    key cache, which may miss keys the last process knew: a cut-in then
-//!    could compute a CDS set without one of them, so none is let in);
-//! 2. when the children are joined, before the policy: the children a cut-in
-//!    recomputed are joined again from the store, so the full round plans
-//!    them from the same facts and finds nothing left to change.
+//! 1. **while the key directories are listed** (a `readdir` and a `stat`
+//!    per file, seconds at 1M files), on another thread, every
+//!    [`LISTING_POLL`] ([`Daemon::scan_cutting_in`]). The store is not
+//!    touched by the listing until it is taken; the files a cut-in read
+//!    meanwhile are looked at again once it is (the listing may predate
+//!    them: a file created after the `readdir` passed it would count as
+//!    gone). Before the first listing of a warm start, the store holds only
+//!    what the key caches restored, which may miss keys the last process
+//!    served from (after a kill -9 a cache can be behind): a change is let
+//!    in then only for zones a clean shutdown recorded as complete
+//!    (`keys/complete.json`, `key_cache.rs`), and the cut-in looks again at
+//!    every cached file of those zones (changed or removed while stopped)
+//!    and reads the served zones' own keys (never cached: they sign);
+//! 2. **once the listing is taken**: the children whose keys it found
+//!    changed (files changed while stopped, or missed by the watch) go
+//!    first, at most [`LISTED_FIRST`] of them, with any waiting change;
+//! 3. **once the children are joined**, before the policy: the children a
+//!    cut-in recomputed are joined again from the store, so the full round
+//!    plans them from the same facts and finds nothing left to change.
 //!
-//! Whole-directory rescans (an overflowed watch, polling) wait for the end
-//! of the round, as before. A cut-in's NOTIFYs, parent-agent reports and
-//! metrics are handed to the event loop at once ([`CutIn`]), not at the end
-//! of the full round. No cut-in on a cold start: the served zones are still
-//! empty, and one child's signals alone would be served and transferred
-//! ahead of the rest.
+//! A change still in its debounce is waited for (at most the debounce) at
+//! each point. Whole-directory rescans (an overflowed watch, polling) wait
+//! for the end of the round, as before. A cut-in's NOTIFYs, parent-agent
+//! reports and metrics go to the event loop at once ([`CutIn`]), not at the
+//! end of the full round. No cut-in on a cold start: the served zones are
+//! still empty, and one child's signals alone would be served and
+//! transferred ahead of the rest. A warm start's cut-ins also wait until
+//! the secondaries were asked what they hold (no new serial before).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -44,7 +56,15 @@ use jiff::Timestamp;
 use tokio::{sync::mpsc::UnboundedSender, time::Instant};
 
 use super::{Daemon, RoundInput, round::Progress, watch::Touched};
-use crate::{metrics::RoundFacts, parent::ChildReport, tsig};
+use crate::{keys::dir::Listing, metrics::RoundFacts, parent::ChildReport, tsig};
+
+/// At most this many children whose keys the full round's listing found
+/// changed are served ahead of the rest: more, and serving them first
+/// would cost nearly a second full round.
+const LISTED_FIRST: usize = 10_000;
+
+/// How often a full round's listing looks for key changes to let in.
+const LISTING_POLL: Duration = Duration::from_millis(10);
 
 /// How soon a directory with keys mid-rewrite is looked at again.
 const FLUX_RETRY: Duration = Duration::from_millis(200);
@@ -146,12 +166,24 @@ impl KeyChanges {
     }
 
     /// The files whose debounce has ended, to cut into a running full
-    /// round; whole directories stay for the round after it.
+    /// round; whole directories stay for the round after it. Files still
+    /// in their debounce are waited for (at most the debounce, on the
+    /// round's thread): the next chance may be seconds away.
     fn take_due_files(&self) -> Option<(RoundInput, Option<Instant>)> {
-        let mut waiting = self.waiting();
-        if waiting.files.is_empty() || waiting.deadline.is_none_or(|at| at > Instant::now()) {
+        let deadline = {
+            let waiting = self.waiting();
+            if waiting.files.is_empty() {
+                return None;
+            }
+            waiting.deadline?
+        };
+        let debounce = *self.debounce.lock().unwrap_or_else(PoisonError::into_inner);
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if wait > debounce {
             return None;
         }
+        std::thread::sleep(wait);
+        let mut waiting = self.waiting();
         let files = std::mem::take(&mut waiting.files);
         let first_seen = waiting.first_seen.take();
         if waiting.dirs.is_empty() {
@@ -214,20 +246,44 @@ pub(super) struct CutIns {
 }
 
 impl Daemon {
-    /// Runs a round for the key files whose debounce ended, inside a full
-    /// round (see the module doc for where and why); returns the names it
-    /// recomputed (children and names no longer children), `None` when
-    /// nothing cut in.
-    pub(super) fn cut_in(&mut self) -> Option<BTreeSet<Name>> {
+    /// Runs a round for the key files whose debounce ended, and the
+    /// children `listed` (those whose keys the full round's listing found
+    /// changed, when at most [`LISTED_FIRST`]), inside a full round (see
+    /// the module doc for where and why); returns the names it recomputed
+    /// (children and names no longer children), `None` when nothing cut in.
+    pub(super) fn cut_in(&mut self, listed: Option<&BTreeSet<Name>>) -> Option<BTreeSet<Name>> {
         let changes = self.cut_ins.as_ref()?.changes.clone();
         // A cold start: nothing is served yet (see the module doc).
         if self.zones.values().any(|zone| zone.store.is_empty()) {
             return None;
         }
-        let (mut input, first_seen) = changes.take_due_files()?;
+        let listed = listed
+            .filter(|names| !names.is_empty() && names.len() <= LISTED_FIRST)
+            .cloned();
+        let (mut input, first_seen) = match (changes.take_due_files(), listed) {
+            (Some((mut input, seen)), listed) => {
+                input.names = listed.unwrap_or_default();
+                (input, seen)
+            }
+            (None, Some(names)) => (
+                RoundInput {
+                    names,
+                    ..RoundInput::default()
+                },
+                None,
+            ),
+            (None, None) => return None,
+        };
         if !self.known_keys.listed && !self.complete_before_listing(&mut input) {
             changes.give_back(input, first_seen);
             return None;
+        }
+        if let Some(read) = &mut self.known_keys.read_while_listing {
+            for (dir, files) in &input.files {
+                read.entry(dir.clone())
+                    .or_default()
+                    .extend(files.iter().cloned());
+            }
         }
         let progress = Progress::new();
         let scanned = self.scan(&input, &progress);
@@ -242,7 +298,17 @@ impl Daemon {
             // (the listing read the file already, or it is no key).
             return None;
         }
+        let shown: Vec<String> = names
+            .iter()
+            .take(8)
+            .map(crate::dns::name::display)
+            .collect();
+        tracing::debug!(names = shown.join(" "), "cutting in");
+        // A cut-in gives a zone a new version only for a real change: the
+        // first round's own new version of every zone comes at its end.
+        let first_round = std::mem::replace(&mut self.first_round, false);
         let mut report = self.run_phases(scanned, &input, Timestamp::now(), &progress);
+        self.first_round = first_round;
         let served = first_seen
             .filter(|_| report.new_versions > 0)
             .map(|seen| seen.elapsed());
@@ -252,6 +318,7 @@ impl Daemon {
             changed_names = report.changed_names,
             new_versions = report.new_versions,
             held = report.held,
+            listed_changes = input.names.len(),
             served_ms = served.map(|d| d.as_millis() as u64),
             elapsed_ms = progress.elapsed().as_millis() as u64,
             "key change cut into the full round"
@@ -275,6 +342,50 @@ impl Daemon {
             let _ = cut_ins.done.send(cut_in);
         }
         Some(names)
+    }
+
+    /// Lists `dirs` on another thread, letting key changes cut in
+    /// meanwhile (at a million files the listing takes seconds), and takes
+    /// the listings; returns the zones whose keys changed. The files a
+    /// cut-in read while the listing ran are looked at again after it: the
+    /// listing may have been read before them (a file created after the
+    /// `readdir` passed it would otherwise count as gone).
+    pub(super) fn scan_cutting_in(
+        &mut self,
+        dirs: &[PathBuf],
+        at: std::time::Instant,
+    ) -> BTreeSet<Name> {
+        let owned = dirs.to_vec();
+        self.known_keys.read_while_listing = Some(BTreeMap::new());
+        let listings = std::thread::scope(|scope| {
+            let reading = scope.spawn(move || {
+                owned
+                    .into_iter()
+                    .map(|dir| {
+                        let listing = Listing::read(&dir);
+                        (dir, listing)
+                    })
+                    .collect()
+            });
+            while !reading.is_finished() {
+                if self.cut_in(None).is_none() {
+                    std::thread::sleep(LISTING_POLL);
+                }
+            }
+            reading
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        let read = self
+            .known_keys
+            .read_while_listing
+            .take()
+            .unwrap_or_default();
+        let mut changed = self.keys.scan_listings(listings, at);
+        for (dir, files) in &read {
+            changed.append(&mut self.keys.scan_files(dir, files, at));
+        }
+        changed
     }
 
     /// Before the first listing of a warm start: true when every file of

@@ -13,6 +13,7 @@
 //! polling where inotify does not work, and a short re-read while BIND is
 //! half-way through rewriting a key's files.
 
+mod after_round;
 mod agent_link;
 mod brake;
 pub mod control;
@@ -133,7 +134,8 @@ struct ZoneRuntime {
     /// Differences between recent versions, for IXFR.
     journal: Arc<Journal>,
     broken: Option<String>,
-    /// The keys it was last signed with: a change means re-signing all.
+    /// The keys it was last signed with (a saved zone's: the signers of
+    /// its apex): a change means checking every signature.
     signer: Vec<(bool, u8, u16)>,
     /// The serial high-water mark (`zones/<apex>.toml`).
     mark: SerialMark,
@@ -258,6 +260,8 @@ impl Daemon {
             cut_ins: None,
             known_keys: key_cache::KnownKeys::default(),
         };
+        // Beside the saved zones' load (`key_cache.rs`).
+        daemon.start_key_cache_restore();
         daemon.sync_zones();
         daemon.publish_snapshot();
         Ok(daemon)
@@ -382,12 +386,13 @@ impl Daemon {
         if let Some(on_disk) = on_disk {
             self.saver.known(path, on_disk);
         }
+        let signer = store.apex_signers();
         ZoneRuntime {
             journal: Arc::new(journal),
             config,
             store,
             broken: None,
-            signer: Vec::new(),
+            signer,
             mark,
             floor: None,
         }

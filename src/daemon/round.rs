@@ -36,11 +36,10 @@ use rustc_hash::FxHashSet;
 use super::{Daemon, brake};
 use crate::{
     cores,
-    dns::name::{canonical_wire, display},
-    event::{Event, EventKind},
+    dns::name::canonical_wire,
     model::{self, ChildZone},
     parent,
-    plan::{self, Facts, RoundPlan, SignalTarget, TouchedChild},
+    plan::{self, Facts, RoundPlan, SignalTarget},
     server::ServedZone,
     zone::{serial, store::name_of},
 };
@@ -139,10 +138,6 @@ impl Daemon {
             self.restore_key_caches();
             progress.phase("key caches restored");
         }
-        if input.full {
-            // Before the listing (`key_changes.rs`).
-            self.cut_in();
-        }
         let scanned = self.scan(&input, &progress);
         let report = self.run_phases(scanned, &input, now, &progress);
         self.first_round = false;
@@ -182,6 +177,7 @@ impl Daemon {
         progress.phase("brake");
         let held = matches!(verdict, brake::Verdict::Hold { .. });
         let applied = self.apply(plan, held, every_child, input.full || input.refresh, now);
+        progress.phase("apply");
         if applied.new_versions > 0 || self.first_round {
             self.publish_snapshot();
         }
@@ -209,12 +205,18 @@ impl Daemon {
             input.dirs.iter().cloned().collect()
         };
         let held_before = self.unreadable_key_dirs();
-        let mut affected = self.keys.scan_dirs(&dirs, started);
+        let mut affected = if input.full {
+            self.scan_cutting_in(&dirs, started)
+        } else {
+            self.keys.scan_dirs(&dirs, started)
+        };
         if !input.full {
             for (dir, files) in &input.files {
                 affected.append(&mut self.keys.scan_files(dir, files, started));
             }
         }
+        // Counted before a cut-in takes them for its own.
+        let files_read = self.keys.take_files_read();
         affected.extend(input.names.iter().cloned());
         affected.append(&mut self.brake.pending);
         let flux_dirs = self.keys.dirs_in_flux();
@@ -224,8 +226,9 @@ impl Daemon {
         let read_again = held_before.iter().any(|dir| !held.contains(dir));
         progress.phase("keys scanned");
         if input.full {
+            // The children whose keys the listing found changed go first.
             self.known_keys.listed = true;
-            self.cut_in();
+            self.cut_in(Some(&affected));
         }
         let (mut children, mut gone) = if input.full || read_again {
             self.all_children()
@@ -233,7 +236,7 @@ impl Daemon {
             self.children_among(&affected)
         };
         if input.full {
-            if let Some(names) = self.cut_in() {
+            if let Some(names) = self.cut_in(None) {
                 self.join_again(&names, &mut children, &mut gone);
             }
         }
@@ -243,7 +246,7 @@ impl Daemon {
             gone,
             flux_dirs,
             every_child: (input.full || read_again) && held.is_empty(),
-            files_read: self.keys.take_files_read(),
+            files_read,
         }
     }
 
@@ -409,118 +412,6 @@ impl Daemon {
             );
             plan.drop_changes(apex, &unchanged);
         }
-    }
-
-    /// Phase 4: the safety brake. Holds the plan's child changes when they
-    /// would withdraw or change the signals of too many children.
-    fn brake(&mut self, plan: &RoundPlan) -> brake::Verdict {
-        let affected = self.withdrawn_or_changed(plan);
-        let published = self.published_children();
-        let verdict = brake::decide(
-            &self.config.safety,
-            &affected,
-            published,
-            self.brake.confirmed,
-        );
-        match &verdict {
-            brake::Verdict::Go => {
-                if self.brake.confirmed && !affected.is_empty() {
-                    tracing::warn!(
-                        children = affected.len(),
-                        "confirmed: applying the held changes"
-                    );
-                }
-                if self.brake.held.take().is_some() {
-                    self.events.emit(Event::new(
-                        EventKind::BrakeReleased,
-                        "safety brake released: rounds publish again",
-                    ));
-                }
-                self.brake.confirmed = false;
-            }
-            brake::Verdict::Hold {
-                affected,
-                published,
-                limit,
-                examples,
-            } => {
-                let examples: Vec<String> = examples.iter().map(display).collect();
-                tracing::error!(
-                    affected,
-                    published,
-                    limit,
-                    examples = examples.join(" "),
-                    "SAFETY BRAKE: this round would withdraw or change the signals of {affected} of \
-                     {published} child zones (limit {limit}); keeping the previous signals. Check the key \
-                     directories; if the change is intended run `signalbox confirm -c CONFIG` or raise \
-                     [safety] max_change_share / min_changes and reload"
-                );
-                if self.brake.held.is_none() {
-                    self.events.emit(
-                        Event::new(
-                            EventKind::BrakeHolding,
-                            "the safety brake holds a round (signalbox confirm lets it through)",
-                        )
-                        .with("affected", affected.to_string())
-                        .with("published", published.to_string())
-                        .with("limit", limit.to_string()),
-                    );
-                }
-                self.brake.held = Some(verdict.clone());
-            }
-        }
-        verdict
-    }
-
-    /// How many children have published signals: the most `_dsboot` owners
-    /// of any signalling zone, served or hosted by a signer, or the children
-    /// with RRsets written at their apex, whichever is largest.
-    fn published_children(&self) -> usize {
-        let served = self.zones.values().map(|z| z.store.len().saturating_sub(1));
-        let hosted = self
-            .sidecar
-            .published_state
-            .values()
-            .map(|owners| owners.values().filter(|rrsets| rrsets.is_some()).count());
-        served
-            .chain(hosted)
-            .chain(std::iter::once(self.apex_published()))
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// The children whose published signals the plan would withdraw or
-    /// change: `_dsboot` owners in every signalling zone, and the RRsets
-    /// written at child apexes by UPDATE.
-    fn withdrawn_or_changed(&self, plan: &RoundPlan) -> BTreeSet<Name> {
-        let mut out = BTreeSet::new();
-        for (child, wanted) in &plan.apex_updates {
-            if wanted.iter().any(|w| self.apex_differs(w)) {
-                out.insert(child.clone());
-            }
-        }
-        for TouchedChild { child, owners } in &plan.touched {
-            for owner in owners {
-                let Some(change) = plan.change(owner) else {
-                    continue;
-                };
-                let apex = &owner.0;
-                let differs = match self.published_differs(apex, change) {
-                    Some(differs) => differs,
-                    None => self.zones.get(apex).is_some_and(|zone| {
-                        zone.store
-                            .node(&canonical_wire(&change.owner))
-                            .is_some_and(|node| {
-                                !change.rrsets.as_ref().is_some_and(|new| node.holds(new))
-                            })
-                    }),
-                };
-                if differs {
-                    out.insert(child.clone());
-                }
-            }
-        }
-        out
     }
 
     /// Phase 5: acts on the plan. Scheduling goes ahead even when the brake

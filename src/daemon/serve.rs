@@ -7,30 +7,28 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
 };
 
-use hickory_proto::rr::Name;
 use jiff::Timestamp;
 use tokio::{
     sync::{mpsc as tmpsc, oneshot},
-    task::JoinHandle,
     time::Instant,
 };
 
 use super::{
-    Daemon, DaemonError, ReloadError, RoundInput, RoundReport, control,
+    Daemon, DaemonError, ReloadError, RoundInput, RoundReport,
+    after_round::AfterRound,
+    control,
     facts::{on_followed_apexes, on_foreign_keys, on_parent_views},
-    key_changes::{CutIn, CutIns, KeyChanges, NotifyJob},
+    key_changes::{CutIn, CutIns, KeyChanges},
     service::{ROUND_WATCHDOG_LIMIT, SdNotify},
     watch,
 };
 use crate::{
     metrics::{self, Metrics},
-    parent::ChildReport,
     server,
     vital::Ends,
 };
@@ -119,59 +117,6 @@ struct RoundSide<'a> {
     metrics: Option<&'a Metrics>,
 }
 
-/// What a round owes the world when it is done.
-struct AfterRound {
-    /// NOTIFYs to secondaries still being retried, per (zone, secondary).
-    notifying: HashMap<(Name, SocketAddr), JoinHandle<()>>,
-    /// The parent agent, when it runs.
-    agent: Option<tmpsc::UnboundedSender<ChildReport>>,
-}
-
-impl AfterRound {
-    /// NOTIFYs the secondaries of every zone with a new serial and hands the
-    /// changed children to the parent agent.
-    fn deliver(&mut self, daemon: &Daemon, report: &mut RoundReport) {
-        for (apex, serial) in &report.new_serials {
-            self.notify(daemon.notify_jobs(apex, *serial));
-        }
-        self.report(std::mem::take(&mut report.child_reports));
-    }
-
-    /// Delivers what a key change that cut into a full round did.
-    fn deliver_cut_in(&mut self, cut_in: CutIn, metrics: Option<&Metrics>) {
-        if let Some(metrics) = metrics {
-            metrics.round_done(cut_in.facts);
-        }
-        self.notify(cut_in.notifies);
-        self.report(cut_in.child_reports);
-    }
-
-    /// Sends `jobs`, superseding any NOTIFY still being retried for an
-    /// older serial of the same zone to the same secondary.
-    fn notify(&mut self, jobs: Vec<NotifyJob>) {
-        for job in jobs {
-            let slot = (job.apex.clone(), job.target);
-            if let Some(old) = self.notifying.remove(&slot) {
-                old.abort();
-            }
-            let task = tokio::spawn(server::notify::notify(
-                job.apex, job.serial, job.target, job.key,
-            ));
-            self.notifying.insert(slot, task);
-        }
-        self.notifying.retain(|_, task| !task.is_finished());
-    }
-
-    /// Hands the children whose signals changed to the parent agent.
-    fn report(&self, children: Vec<ChildReport>) {
-        if let Some(tx) = &self.agent {
-            for child in children {
-                let _ = tx.send(child);
-            }
-        }
-    }
-}
-
 /// A control command's answer, sent once the round it asked for is done.
 type PendingReply = (oneshot::Sender<control::Reply>, control::Reply);
 
@@ -189,21 +134,13 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
     // down cleanly), not the default action.
     let mut hangup = signal(tokio::signal::unix::SignalKind::hangup(), "SIGHUP")?;
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate(), "SIGTERM")?;
-    // A warm start answers from the saved zones at once, and while the
-    // first round runs; transfers wait until the secondaries were asked
-    // what they hold.
     let mut daemon = daemon;
-    daemon.publish_snapshot();
-    let listening = server::start(&daemon.config.server, daemon.snapshot(), &daemon.vitals).await?;
-    for addr in &listening.addrs {
-        tracing::info!(%addr, "serving");
-    }
-    daemon.start_key_cache_restore();
-    // Watched from now on: a key written while the secondaries are asked
-    // or the first round runs (at a million children, seconds after its
-    // start) may cut into that round, or is recomputed right after it; it
-    // waits neither for the periodic rescan nor for a listing of its
-    // directory (`key_changes.rs`).
+    // Watched from before the first answer: a key written once the saved
+    // zones are served, while the secondaries are asked or while the first
+    // round runs (at a million children, seconds long) may cut into that
+    // round, or is recomputed right after it; it waits neither for the
+    // periodic rescan nor for a listing of its directory
+    // (`key_changes.rs`).
     let changes = KeyChanges::new(daemon.config.watch.debounce);
     let (wake_tx, mut wake_rx) = tmpsc::unbounded_channel::<()>();
     let watch_dirs = |daemon: &Daemon| {
@@ -216,6 +153,14 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         )
     };
     let mut watcher = watch_dirs(&daemon);
+    // A warm start answers from the saved zones at once, and while the
+    // first round runs; transfers wait until the secondaries were asked
+    // what they hold.
+    daemon.publish_snapshot();
+    let listening = server::start(&daemon.config.server, daemon.snapshot(), &daemon.vitals).await?;
+    for addr in &listening.addrs {
+        tracing::info!(%addr, "serving");
+    }
     // Before any new serial: what the secondaries hold (a standby taking
     // over continues above it, and drops a journal it cannot trust).
     daemon.check_secondaries().await;

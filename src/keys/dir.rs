@@ -101,6 +101,32 @@ impl ScanReport {
     }
 }
 
+/// A key directory's listing (`readdir` and a `stat` per key file), read
+/// apart from its [`KeyDirectory`]: on another thread while a full round
+/// lets key changes cut in (`daemon::key_changes`). Its stamps are taken
+/// by [`KeyDirectory::scan_listing`] only if the directory is still the
+/// one listed.
+#[derive(Debug)]
+pub struct Listing {
+    /// The directory listed, before the listing.
+    before: Result<DirId, ListError>,
+    /// What it held.
+    entries: Result<listing::Entries, ListError>,
+}
+
+impl Listing {
+    /// Lists the directory at `path`.
+    pub fn read(path: &Path) -> Listing {
+        let before = listing::identity(path);
+        let entries = match &before {
+            Ok(_) => listing::entries(path),
+            // Not read: `before` says why.
+            Err(_) => Ok(Vec::new()),
+        };
+        Listing { before, entries }
+    }
+}
+
 /// One BIND key directory, scanned incrementally.
 #[derive(Debug)]
 pub struct KeyDirectory {
@@ -172,7 +198,13 @@ impl KeyDirectory {
     /// Scans the directory; `at` is the monotonic time of the scan (a
     /// parameter so tests can drive the grace period).
     pub fn scan(&mut self, at: Instant) -> ScanReport {
-        let stamps = self.list();
+        let listing = Listing::read(&self.path);
+        self.scan_listing(listing, at)
+    }
+
+    /// Scans the directory from a listing read apart (see [`Listing`]).
+    pub fn scan_listing(&mut self, listing: Listing, at: Instant) -> ScanReport {
+        let stamps = self.take(listing);
         self.scan_with(stamps, at)
     }
 
@@ -316,15 +348,17 @@ impl KeyDirectory {
         }
     }
 
-    /// Lists the directory and takes the new stamps, all or nothing;
-    /// returns the stems with a file added, removed or changed.
-    fn list(&mut self) -> Result<BTreeSet<Box<str>>, ListError> {
-        let before = listing::identity(&self.path)?;
-        let entries = listing::entries(&self.path)?;
+    /// Takes the new stamps of a listing, all or nothing; returns the stems
+    /// with a file added, removed or changed.
+    fn take(&mut self, listing: Listing) -> Result<BTreeSet<Box<str>>, ListError> {
+        let before = listing.before?;
+        let entries = listing.entries?;
         let path = self.path.clone();
-        self.take_listing(entries, move || match listing::identity(&path)? {
-            id if id == before => Ok(id),
-            _ => Err(ListError::Replaced),
+        self.take_listing(entries.into_iter(), move || {
+            match listing::identity(&path)? {
+                id if id == before => Ok(id),
+                _ => Err(ListError::Replaced),
+            }
         })
     }
 

@@ -209,6 +209,29 @@ impl ZoneStore {
         self.node(&self.apex_wire)
     }
 
+    /// The keys that signed this version, as [`ZoneSigner::fingerprint`]
+    /// gives them: the signers of the apex DNSKEY RRset as KSKs, those of
+    /// the SOA as ZSKs (empty for an empty zone). A warm start compares it
+    /// with the keys it reads, so its first version checks every signature
+    /// only when the keys changed since the zone was saved.
+    pub fn apex_signers(&self) -> Vec<(bool, u8, u16)> {
+        let Some(apex) = self.apex_node() else {
+            return Vec::new();
+        };
+        let signers = |rtype: RecordType, ksk: bool| {
+            apex.rrset(rtype)
+                .into_iter()
+                .flat_map(|rrset| rrset.signers().collect::<Vec<_>>())
+                .map(move |(algorithm, tag)| (ksk, algorithm, tag))
+        };
+        let mut out: Vec<(bool, u8, u16)> = signers(RecordType::DNSKEY, true)
+            .chain(signers(RecordType::SOA, false))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// The data name before canonical key `key` (exclusive).
     pub fn predecessor(&self, key: &[u8]) -> Option<&Node> {
         let (_, wire) = self

@@ -180,45 +180,37 @@ impl KeyDirectory {
         // Sized by the count, which is only trusted as far as the octets
         // left could hold that many keys (at least 64 octets each).
         let expected = (count as usize).min(body.len() / 64);
-        let mut stamps = Vec::with_capacity(expected);
-        let mut slots = Vec::with_capacity(expected);
-        let mut left_out = Vec::new();
-        let mut seen_stems: rustc_hash::FxHashSet<Box<str>> = Default::default();
+        // Built apart and put in only when the whole cache decoded.
+        let mut stamps: rustc_hash::FxHashMap<Arc<str>, (Stamp, u64)> =
+            rustc_hash::FxHashMap::with_capacity_and_hasher(expected, Default::default());
+        let mut slots: rustc_hash::FxHashMap<Box<str>, Slot> =
+            rustc_hash::FxHashMap::with_capacity_and_hasher(expected, Default::default());
+        let mut zones: Vec<(Name, Arc<Key>)> = Vec::with_capacity(expected);
+        let mut left_out: rustc_hash::FxHashSet<Box<str>> = Default::default();
+        let generation = self.generation;
         for _ in 0..count {
             let entry = decode_entry(&mut r, &self.dir)?;
-            if !seen_stems.insert(entry.stem.clone()) {
+            if slots.contains_key(&entry.stem) || left_out.contains(&entry.stem) {
                 return Err(CacheError::Damaged("a key twice"));
             }
-            let signs_zone = signs(&entry.key.zone);
-            if signs_zone && entry.key.files.private.is_some() {
+            let key = entry.key;
+            if key.files.private.is_some() && signs(&key.zone) {
                 restored.left_out += 1;
-                left_out.push(entry.stem);
+                left_out.insert(entry.stem);
                 continue;
             }
             restored.keys += 1;
-            stamps.extend(entry.stamps);
-            slots.push((entry.stem, entry.key));
-        }
-        if r.at != body.len() {
-            return Err(CacheError::Damaged("trailing octets"));
-        }
-        self.left_out.extend(left_out);
-        let generation = self.generation;
-        self.stamps.reserve(stamps.len());
-        self.slots.reserve(slots.len());
-        for (file, stamp) in stamps {
-            self.stamps.insert(file, (stamp, generation));
-        }
-        let mut zones: Vec<(Name, Arc<Key>)> = Vec::with_capacity(slots.len());
-        for (stem, key) in slots {
+            for (file, stamp) in entry.stamps {
+                stamps.insert(file, (stamp, generation));
+            }
             let files = [
                 Some(key.files.key.clone()),
                 key.files.private.clone(),
                 key.files.state.clone(),
             ];
             zones.push((key.zone.clone(), Arc::clone(&key)));
-            self.slots.insert(
-                stem,
+            slots.insert(
+                entry.stem,
                 Slot {
                     files,
                     good: Some(key),
@@ -227,6 +219,12 @@ impl KeyDirectory {
                 },
             );
         }
+        if r.at != body.len() {
+            return Err(CacheError::Damaged("trailing octets"));
+        }
+        self.left_out.extend(left_out);
+        self.stamps = stamps;
+        self.slots = slots;
         // Written in zone order; sorted here only when it is not.
         let in_order = |a: &(Name, Arc<Key>), b: &(Name, Arc<Key>)| {
             a.0.cmp(&b.0)

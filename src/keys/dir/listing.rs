@@ -149,6 +149,7 @@ impl DirId {
 }
 
 /// One key file found by a listing.
+#[derive(Debug)]
 pub(super) struct Listed {
     /// The entry's name.
     pub(super) file: String,
@@ -174,9 +175,7 @@ pub(super) fn identity(path: &Path) -> Result<DirId, ListError> {
 /// is a file that vanished: skipped). Names that are not key files, and
 /// entries that are not regular files (after following a symlink), are
 /// skipped.
-pub(super) fn entries(
-    path: &Path,
-) -> Result<impl Iterator<Item = Result<Listed, ListError>> + use<>, ListError> {
+pub(super) fn entries(path: &Path) -> Result<Entries, ListError> {
     let dir = fs::File::open(path).map_err(ListError::Open)?;
     let mut names = Vec::new();
     for entry in fs::read_dir(path).map_err(ListError::Open)? {
@@ -186,7 +185,7 @@ pub(super) fn entries(
                     names.push(file);
                 }
             }
-            Err(e) => return Ok(vec![Err(ListError::Entry(e))].into_iter()),
+            Err(e) => return Ok(vec![Err(ListError::Entry(e))]),
         }
     }
     let stat = |file: &String| -> Option<Result<Listed, ListError>> {
@@ -214,8 +213,12 @@ pub(super) fn entries(
         }))
     };
     let listed = crate::cores::map_blocking(&names, 4096, stat, failed);
-    Ok(listed.into_iter().flatten().collect::<Vec<_>>().into_iter())
+    Ok(listed.into_iter().flatten().collect())
 }
+
+/// What [`entries`] read: one item per key file, or the error that cut the
+/// listing short.
+pub(super) type Entries = Vec<Result<Listed, ListError>>;
 
 /// The stamp of one file, `None` when it is not there (or not a regular
 /// file); any other failure is an error.

@@ -30,7 +30,7 @@ fn write_key(dir: &Path, zone: &str, seed: u8, comments: &str) -> String {
 /// The real listing of `dir`, the entry named `first` first.
 fn listing_with_first(dir: &Path, first: &str) -> Vec<Result<Listed, ListError>> {
     let mut entries: Vec<Result<Listed, ListError>> =
-        listing::entries(dir).expect("list").collect();
+        listing::entries(dir).expect("list").into_iter().collect();
     entries.sort_by_key(|e| e.as_ref().map_or(true, |l| l.file != first));
     entries
 }
@@ -149,7 +149,7 @@ fn a_directory_replaced_while_listed_takes_nothing() {
     write_key(tmp.path(), "a.example.", 1, "");
     let mut dir = scanned(tmp.path(), 1);
     let b_file = write_key(tmp.path(), "b.example.", 2, "");
-    let entries = listing::entries(tmp.path()).expect("list");
+    let entries = listing::entries(tmp.path()).expect("list").into_iter();
     let listed = dir.take_listing(entries, || Err(ListError::Replaced));
     let report = dir.scan_with(listed, Instant::now());
     assert!(report.hold.is_some());
@@ -216,4 +216,29 @@ fn a_key_file_that_fails_to_read_holds_its_zone_and_keeps_the_key() {
     let report = dir.scan(t0);
     assert!(report.held.is_empty());
     assert!(report.changed.contains(&a));
+}
+
+/// A listing read before a key file was created, taken after a scan of
+/// that one file saw it (a key change cutting into a full round,
+/// `daemon::key_changes`), counts the file as gone; looking at the file
+/// again after taking the listing brings it back. The daemon does exactly
+/// that for every file a cut-in read while its listing ran.
+#[test]
+fn a_file_seen_after_an_older_listing_is_looked_at_again() {
+    let (tmp, _, _) = two_keys();
+    let mut dir = scanned(tmp.path(), 2);
+    let listing = super::Listing::read(tmp.path());
+    let late = write_key(tmp.path(), "late.example.", 3, "");
+    let late_zone = parse_name("late.example.").expect("name");
+    let cut_in = dir.scan_files([late.as_str()], Instant::now());
+    assert!(cut_in.zones.contains_key(&late_zone));
+
+    let taken = dir.scan_listing(listing, Instant::now());
+    assert!(
+        !taken.zones.contains_key(&late_zone),
+        "the older listing does not have it"
+    );
+    let again = dir.scan_files([late.as_str()], Instant::now());
+    assert!(again.zones.contains_key(&late_zone));
+    assert_eq!(again.zones.len(), 3);
 }
