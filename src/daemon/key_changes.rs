@@ -55,7 +55,7 @@ use hickory_proto::rr::Name;
 use jiff::Timestamp;
 use tokio::{sync::mpsc::UnboundedSender, time::Instant};
 
-use super::{Daemon, RoundInput, round::Progress, watch::Touched};
+use super::{Daemon, RoundInput, round::Progress};
 use crate::{keys::dir::Listing, metrics::RoundFacts, parent::ChildReport, tsig};
 
 /// At most this many children whose keys the full round's listing found
@@ -68,6 +68,9 @@ const LISTING_POLL: Duration = Duration::from_millis(10);
 
 /// How soon a directory with keys mid-rewrite is looked at again.
 const FLUX_RETRY: Duration = Duration::from_millis(200);
+
+/// What changed: a file of a directory, or (`None`) anything in it.
+pub type Touched = (PathBuf, Option<String>);
 
 /// Key-directory changes waiting for the debounce to end.
 #[derive(Default)]

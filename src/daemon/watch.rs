@@ -11,7 +11,10 @@ use std::{collections::BTreeSet, path::PathBuf};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{Daemon, key_changes::KeyChanges};
+use super::{
+    Daemon,
+    key_changes::{KeyChanges, Touched},
+};
 use crate::config::WatchMode;
 
 /// The watches on a set of directories; dropping it stops them.
@@ -61,9 +64,6 @@ impl Daemon {
             .collect()
     }
 }
-
-/// What changed: a file of a directory, or (`None`) anything in it.
-pub type Touched = (PathBuf, Option<String>);
 
 /// Starts watching `dirs`; every event notes the directory and file it
 /// concerns in `changes` (every directory, whole, when the watcher
