@@ -273,11 +273,22 @@ impl Daemon {
     /// At a clean shutdown, once the key caches are saved: writes which of
     /// them hold every key known now (see the module doc).
     pub(super) fn mark_key_caches_complete(&self) {
+        // A directory neither listed by this process nor restored from a
+        // complete cache may lack keys the last process served from (after
+        // its kill -9): its cache proves nothing.
+        let known = &self.known_keys;
         let dirs: Vec<CompleteDir> = self
             .keys
             .uncached_zones()
             .into_iter()
-            .map(|(path, except)| CompleteDir { path, except })
+            .filter_map(|(path, mut except)| {
+                if !known.listed {
+                    // Not listed here: the zones left out of the cache it
+                    // was restored from are still left out.
+                    except.extend(known.complete.get(&path)?.iter().cloned());
+                }
+                Some(CompleteDir { path, except })
+            })
             .collect();
         let path = complete_path(self.state.path());
         let written = serde_json::to_vec(&CompleteCaches { dirs })
