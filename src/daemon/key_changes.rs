@@ -360,6 +360,8 @@ impl Daemon {
     ) -> BTreeSet<Name> {
         let owned = dirs.to_vec();
         self.known_keys.read_while_listing = Some(BTreeMap::new());
+        // What waits already goes first, whatever the listing's pace.
+        self.cut_in(None);
         let listings = std::thread::scope(|scope| {
             let reading = scope.spawn(move || {
                 owned

@@ -342,6 +342,15 @@ fn a_key_change_right_after_a_clean_restart_cuts_into_the_first_round() {
         cut_in < log.find("round done").expect("round done"),
         "{log}"
     );
+    // Before the listing was taken (`listed_changes` counts the children
+    // it found changed): the restored keys of a complete cache sufficed.
+    assert!(
+        log[cut_in..]
+            .lines()
+            .next()
+            .is_some_and(|line| line.contains("listed_changes=0")),
+        "{log}"
+    );
     assert!(
         !world.cds("late.example.").is_empty(),
         "the full round keeps it"
