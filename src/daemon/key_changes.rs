@@ -14,9 +14,10 @@
 //! round of its own over just the files named (scan, plan, compare, brake,
 //! apply, publish), served at once, at three points:
 //!
-//! 1. **while the key directories are listed** (a `readdir` and a `stat`
-//!    per file, seconds at 1M files), on another thread, every
-//!    [`LISTING_POLL`] ([`Daemon::scan_cutting_in`]). The store is not
+//! 1. **as the key directories are listed** (a `readdir` and a `stat` per
+//!    file, seconds at 1M files, on another thread): before the listing
+//!    starts, then every [`LISTING_POLL`] while it runs
+//!    ([`Daemon::scan_cutting_in`]). The store is not
 //!    touched by the listing until it is taken; the files a cut-in read
 //!    meanwhile are looked at again once it is (the listing may predate
 //!    them: a file created after the `readdir` passed it would count as
