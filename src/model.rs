@@ -185,6 +185,12 @@ impl KeyStore {
         changed
     }
 
+    /// The key files read by the scans since [`Self::take_files_read`], left
+    /// to be taken.
+    pub fn files_read(&self) -> usize {
+        self.files_read
+    }
+
     /// The key files read by the scans since the last call.
     pub fn take_files_read(&mut self) -> usize {
         std::mem::take(&mut self.files_read)
@@ -228,12 +234,21 @@ impl KeyStore {
     }
 
     /// Per directory whose cache taken now is complete, the zones
-    /// (file-name text) it leaves out (`KeyDirectory::uncached_zones`).
-    pub fn uncached_zones(&self) -> BTreeMap<PathBuf, BTreeSet<String>> {
+    /// (file-name text) it leaves out (`KeyDirectory::uncached_zones`) and
+    /// the checksum of the cache last taken.
+    pub fn uncached_zones(&self) -> BTreeMap<PathBuf, (BTreeSet<String>, [u8; 32])> {
         self.dirs
             .iter()
-            .filter_map(|(path, dir)| Some((path.clone(), dir.uncached_zones()?)))
+            .filter_map(|(path, dir)| {
+                Some((path.clone(), (dir.uncached_zones()?, dir.cache_digest()?)))
+            })
             .collect()
+    }
+
+    /// True when `dir` holds a key with this stem (lower-case
+    /// `K<zone>+<alg>+<tag>`), good or troubled.
+    pub fn knows(&self, dir: &Path, stem: &str) -> bool {
+        self.dirs.get(dir).is_some_and(|d| d.knows(stem))
     }
 
     /// The files of the known keys of a zone (file-name text) in `dir`.

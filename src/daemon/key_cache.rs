@@ -83,14 +83,16 @@ pub(super) enum CacheRestore {
 pub(super) struct KnownKeys {
     /// The directories restored from a cache that holds every key the last
     /// process knew, with the zones (file-name text) whose keys it leaves
-    /// out; taken from `keys/complete.json` at start.
+    /// out: those `keys/complete.json` named at start, with the checksum of
+    /// the cache restored.
     pub complete: BTreeMap<PathBuf, BTreeSet<String>>,
     /// Every key directory was listed since the start: the store knows
     /// every file.
     pub listed: bool,
-    /// While a full round's listing runs: the files key changes that cut
-    /// in read meanwhile (the listing may be older than what they saw).
-    pub read_while_listing: Option<BTreeMap<PathBuf, BTreeSet<String>>>,
+    /// While a full round's listing runs: the directories and files key
+    /// changes that cut in read meanwhile (the listing may be older than
+    /// what they saw).
+    pub read_while_listing: Option<crate::daemon::RoundInput>,
 }
 
 /// `keys/complete.json`: the caches that hold every key the process knew
@@ -103,11 +105,19 @@ struct CompleteCaches {
 
 /// One directory of [`CompleteCaches`].
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct CompleteDir {
+pub(super) struct CompleteDir {
     /// The key directory, as configured.
     path: PathBuf,
     /// Zones (file-name text) with a key the cache leaves out.
     except: BTreeSet<String>,
+    /// The SHA-256 checksum the cache ends with (hex): a cache whose
+    /// write failed is an older file, with another checksum.
+    digest: String,
+}
+
+/// Hex of a cache checksum.
+fn hex(digest: &[u8; 32]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Where [`CompleteCaches`] is kept.
@@ -119,7 +129,7 @@ fn complete_path(state: &Path) -> PathBuf {
 /// process die without its clean shutdown, the next start must not trust
 /// caches it may have written meanwhile). Nothing when it is missing,
 /// damaged or cannot be removed.
-fn take_complete(state: &Path) -> BTreeMap<PathBuf, BTreeSet<String>> {
+fn take_complete(state: &Path) -> BTreeMap<PathBuf, CompleteDir> {
     let path = complete_path(state);
     let text = match std::fs::read(&path) {
         Ok(text) => text,
@@ -139,7 +149,7 @@ fn take_complete(state: &Path) -> BTreeMap<PathBuf, BTreeSet<String>> {
         Ok(complete) => complete
             .dirs
             .into_iter()
-            .map(|dir| (dir.path, dir.except))
+            .map(|dir| (dir.path.clone(), dir))
             .collect(),
         Err(e) => {
             tracing::warn!(file = %path.display(), "damaged, ignored: {e}");
@@ -205,7 +215,7 @@ impl Daemon {
         if !matches!(self.key_caches, CacheRestore::NotStarted) {
             return;
         }
-        self.known_keys.complete = take_complete(self.state.path());
+        self.recorded_complete = take_complete(self.state.path());
         let (jobs, signed) = self.key_cache_jobs();
         let (thread_jobs, thread_signed) = (jobs.clone(), signed.clone());
         self.key_caches = match std::thread::Builder::new()
@@ -228,7 +238,7 @@ impl Daemon {
     pub(super) fn restore_key_caches(&mut self) {
         let done = match std::mem::replace(&mut self.key_caches, CacheRestore::Taken) {
             CacheRestore::NotStarted => {
-                self.known_keys.complete = take_complete(self.state.path());
+                self.recorded_complete = take_complete(self.state.path());
                 let (jobs, signed) = self.key_cache_jobs();
                 restore_all(jobs, &signed)
             }
@@ -239,14 +249,20 @@ impl Daemon {
             CacheRestore::Pending((jobs, signed)) => restore_all(jobs, &signed),
             CacheRestore::Taken => Vec::new(),
         };
-        let mut complete = std::mem::take(&mut self.known_keys.complete);
+        let mut complete = std::mem::take(&mut self.recorded_complete);
         for done in done {
             let (dir, cache) = (&done.job.dir, &done.job.cache);
             match done.outcome {
                 Outcome::Restored(restored_dir, restored) => {
+                    let digest = restored_dir.cache_digest().map(|d| hex(&d));
                     if self.keys.install_restored(*restored_dir) {
-                        if let Some(except) = complete.remove(dir) {
-                            self.known_keys.complete.insert(dir.clone(), except);
+                        // Complete only if it is the cache recorded so.
+                        if let Some(recorded) = complete.remove(dir) {
+                            if Some(&recorded.digest) == digest.as_ref() {
+                                self.known_keys
+                                    .complete
+                                    .insert(dir.clone(), recorded.except);
+                            }
                         }
                         tracing::info!(
                             dir = %dir.display(),
@@ -281,13 +297,18 @@ impl Daemon {
             .keys
             .uncached_zones()
             .into_iter()
-            .filter_map(|(path, mut except)| {
+            .filter_map(|(path, (mut except, digest))| {
                 if !known.listed {
                     // Not listed here: the zones left out of the cache it
                     // was restored from are still left out.
                     except.extend(known.complete.get(&path)?.iter().cloned());
                 }
-                Some(CompleteDir { path, except })
+                let digest = hex(&digest);
+                Some(CompleteDir {
+                    path,
+                    except,
+                    digest,
+                })
             })
             .collect();
         let path = complete_path(self.state.path());

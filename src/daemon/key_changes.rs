@@ -57,7 +57,9 @@ use jiff::Timestamp;
 use tokio::{sync::mpsc::UnboundedSender, time::Instant};
 
 use super::{Daemon, RoundInput, round::Progress};
-use crate::{keys::dir::Listing, metrics::RoundFacts, parent::ChildReport, tsig};
+use crate::{
+    dns::name::display, keys::dir::Listing, metrics::RoundFacts, parent::ChildReport, tsig,
+};
 
 /// At most this many children whose keys the full round's listing found
 /// changed are served ahead of the rest: more, and serving them first
@@ -278,19 +280,37 @@ impl Daemon {
             ),
             (None, None) => return None,
         };
-        if !self.known_keys.listed && !self.complete_before_listing(&mut input) {
-            changes.give_back(input, first_seen);
-            return None;
-        }
+        let named_zones = if self.known_keys.listed {
+            None
+        } else {
+            match self.complete_before_listing(&mut input) {
+                Some(zones) => Some(zones),
+                None => {
+                    changes.give_back(input, first_seen);
+                    return None;
+                }
+            }
+        };
         if let Some(read) = &mut self.known_keys.read_while_listing {
+            read.dirs.extend(input.dirs.iter().cloned());
             for (dir, files) in &input.files {
-                read.entry(dir.clone())
+                read.files
+                    .entry(dir.clone())
                     .or_default()
                     .extend(files.iter().cloned());
             }
         }
         let progress = Progress::new();
-        let scanned = self.scan(&input, &progress);
+        let mut scanned = self.scan(&input, &progress);
+        // A cut-in plans only its own children: a directory that reads
+        // again would widen its scan to every zone of it, which before the
+        // listing means planning from caches that may lack keys.
+        scanned.every_child = false;
+        if let Some(zones) = &named_zones {
+            let named = |name: &Name| zones.contains(&display(name).to_ascii_lowercase());
+            scanned.children.retain(|child| named(&child.name));
+            scanned.gone.retain(|name| named(name));
+        }
         let names: BTreeSet<Name> = scanned
             .children
             .iter()
@@ -311,7 +331,9 @@ impl Daemon {
         // A cut-in gives a zone a new version only for a real change: the
         // first round's own new version of every zone comes at its end.
         let first_round = std::mem::replace(&mut self.first_round, false);
-        let mut report = self.run_phases(scanned, &input, Timestamp::now(), &progress);
+        let now = Timestamp::now();
+        self.cut_in_at = Some(now);
+        let mut report = self.run_phases(scanned, &input, now, &progress);
         self.first_round = first_round;
         let served = first_seen
             .filter(|_| report.new_versions > 0)
@@ -360,7 +382,7 @@ impl Daemon {
         at: std::time::Instant,
     ) -> BTreeSet<Name> {
         let owned = dirs.to_vec();
-        self.known_keys.read_while_listing = Some(BTreeMap::new());
+        self.known_keys.read_while_listing = Some(RoundInput::default());
         // What waits already goes first, whatever the listing's pace.
         self.cut_in(None);
         let listings = std::thread::scope(|scope| {
@@ -388,41 +410,68 @@ impl Daemon {
             .take()
             .unwrap_or_default();
         let mut changed = self.keys.scan_listings(listings, at);
-        for (dir, files) in &read {
+        changed.append(&mut self.keys.scan_dirs(&read.dirs, at));
+        for (dir, files) in &read.files {
             changed.append(&mut self.keys.scan_files(dir, files, at));
         }
         changed
     }
 
-    /// Before the first listing of a warm start: true when every file of
-    /// `input` is of a zone whose keys a complete cache restored
-    /// (`key_cache.rs`). Then adds the other files of those zones (a file
-    /// changed or removed while stopped is seen) and the directories of
-    /// the zones served here (their keys are not cached: they must be read
-    /// to sign).
-    fn complete_before_listing(&self, input: &mut RoundInput) -> bool {
-        let complete = &self.known_keys.complete;
+    /// Before the first listing of a warm start: the zones (file-name
+    /// text) of `input`'s files when each is a zone whose keys a complete
+    /// cache restored (`key_cache.rs`) and none of its other known files
+    /// changed while stopped (a rollover that went on meanwhile may have
+    /// made keys no cache knows: that zone waits for the listing); `None`
+    /// otherwise. Adds the other files of those zones and of each named
+    /// key new to the store, and the directories of the zones served here
+    /// (their keys are never cached: they are read to sign).
+    fn complete_before_listing(&mut self, input: &mut RoundInput) -> Option<BTreeSet<String>> {
+        let at = std::time::Instant::now();
+        let mut named = BTreeSet::new();
         for (dir, files) in &mut input.files {
-            let Some(except) = complete.get(dir) else {
-                return false;
-            };
-            let zones: BTreeSet<String> = files
+            let except = self.known_keys.complete.get(dir)?;
+            let parsed: Vec<_> = files
                 .iter()
-                .filter_map(|file| crate::keys::bind::filename::parse(file))
-                .map(|name| name.zone_text)
+                .filter_map(|file| Some((file.clone(), crate::keys::bind::filename::parse(file)?)))
                 .collect();
+            let zones: BTreeSet<String> = parsed.iter().map(|(_, n)| n.zone_text.clone()).collect();
             if zones.iter().any(|zone| except.contains(zone)) {
-                return false;
+                return None;
             }
-            for zone in &zones {
-                files.extend(self.keys.files_of(dir, zone));
+            let others: BTreeSet<String> = zones
+                .iter()
+                .flat_map(|zone| self.keys.files_of(dir, zone))
+                .filter(|file| !files.contains(file))
+                .collect();
+            // Any of them read again (its stamp changed) is enough, and
+            // for good: read now, it would look unchanged next time.
+            let read_before = self.keys.files_read();
+            if !self.keys.scan_files(dir, &others, at).is_empty()
+                || self.keys.files_read() > read_before
+            {
+                if let Some(except) = self.known_keys.complete.get_mut(dir) {
+                    except.extend(zones);
+                }
+                return None;
             }
+            files.extend(others);
+            // A key the store does not know: all of its files.
+            for (file, name) in &parsed {
+                if !self.keys.knows(dir, &name.stem) {
+                    if let Some((stem, _)) = file.rsplit_once('.') {
+                        for ext in ["key", "private", "state"] {
+                            files.insert(format!("{stem}.{ext}"));
+                        }
+                    }
+                }
+            }
+            named.extend(zones);
         }
         input.dirs = self
             .zones
             .values()
             .filter_map(|zone| zone.config.keys.clone())
             .collect();
-        true
+        Some(named)
     }
 }

@@ -200,6 +200,11 @@ pub struct Daemon {
     cut_ins: Option<key_changes::CutIns>,
     /// What the key store is known to hold after a warm start.
     known_keys: key_cache::KnownKeys,
+    /// The time the latest cut-in planned at (`key_changes.rs`), until the
+    /// full round it cut into plans.
+    cut_in_at: Option<jiff::Timestamp>,
+    /// `keys/complete.json` as read at start, until the restore is taken.
+    recorded_complete: BTreeMap<PathBuf, key_cache::CompleteDir>,
 }
 
 impl Daemon {
@@ -259,6 +264,8 @@ impl Daemon {
             key_caches: key_cache::CacheRestore::default(),
             cut_ins: None,
             known_keys: key_cache::KnownKeys::default(),
+            cut_in_at: None,
+            recorded_complete: BTreeMap::new(),
         };
         // Beside the saved zones' load (`key_cache.rs`).
         daemon.start_key_cache_restore();

@@ -89,7 +89,7 @@ pub(super) struct Scanned {
     /// Directories with keys mid-rewrite.
     flux_dirs: Vec<PathBuf>,
     /// Every child is among `children` (a full round, no key directory held).
-    every_child: bool,
+    pub(super) every_child: bool,
     /// Key files read.
     files_read: usize,
 }
@@ -139,6 +139,9 @@ impl Daemon {
             progress.phase("key caches restored");
         }
         let scanned = self.scan(&input, &progress);
+        // Not before a cut-in's time: planned at an earlier one, a child a
+        // cut-in served after a timing event would be reverted.
+        let now = self.cut_in_at.take().map_or(now, |at| at.max(now));
         let report = self.run_phases(scanned, &input, now, &progress);
         self.first_round = false;
         if input.full {

@@ -152,6 +152,8 @@ pub struct KeyDirectory {
     /// Stems a restore left out (keys of zones signed here, always read
     /// from their files): their reading does not make the cache stale.
     left_out: rustc_hash::FxHashSet<Box<str>>,
+    /// The checksum of the last cache taken or restored ([`cache`]).
+    cache_digest: Option<[u8; 32]>,
 }
 
 impl KeyDirectory {
@@ -171,6 +173,7 @@ impl KeyDirectory {
             hold: None,
             uncached: 0,
             left_out: rustc_hash::FxHashSet::default(),
+            cache_digest: None,
         }
     }
 

@@ -120,6 +120,29 @@ impl World {
         );
     }
 
+    /// Configures a secondary that never answers (the socket returned):
+    /// a warm start asks it what it holds for 1.5 s before its first
+    /// round, so a key written right after the first answer comes before
+    /// that round begins.
+    fn silent_secondary(&self) -> std::net::UdpSocket {
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let config = fs::read_to_string(&self.config).expect("config");
+        let secondary = format!(
+            "apex = \"{APEX}\"\nsecondaries = [\"{}\"]\nallow_transfer = [\"127.0.0.1\"]",
+            silent.local_addr().expect("addr")
+        );
+        let with_secondary = config.replacen(&format!("apex = \"{APEX}\""), &secondary, 1);
+        assert_ne!(config, with_secondary, "the secondary is configured");
+        fs::write(&self.config, with_secondary).expect("config");
+        silent
+    }
+
+    /// True when the daemon logging to `<name>.log` finished a round.
+    fn round_done(&self, name: &str) -> bool {
+        fs::read_to_string(self.tmp.path().join(format!("{name}.log")))
+            .is_ok_and(|log| log.contains("round done"))
+    }
+
     /// The CDS records served for `child`.
     fn cds(&self, child: &str) -> Vec<Vec<u8>> {
         answer_rdatas(self.addr, &format!("_dsboot.{child}{APEX}"), 59)
@@ -302,19 +325,8 @@ fn a_key_change_right_after_a_clean_restart_cuts_into_the_first_round() {
         return;
     }
     let world = World::with_children(None, 2_000);
-    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let config = fs::read_to_string(&world.config).expect("config");
-    let secondary = format!(
-        "apex = \"{APEX}\"\nsecondaries = [\"{}\"]\nallow_transfer = [\"127.0.0.1\"]",
-        silent.local_addr().expect("addr")
-    );
-    let with_secondary = config.replacen(&format!("apex = \"{APEX}\""), &secondary, 1);
-    assert_ne!(config, with_secondary, "the secondary is configured");
-    fs::write(&world.config, with_secondary).expect("config");
-    let round_done = |name: &str| {
-        fs::read_to_string(world.tmp.path().join(format!("{name}.log")))
-            .is_ok_and(|log| log.contains("round done"))
-    };
+    let _silent = world.silent_secondary();
+    let round_done = |name: &str| world.round_done(name);
 
     let mut first = world.start("first");
     world.wait(&mut first, "finish its first round", || round_done("first"));
@@ -375,6 +387,77 @@ fn a_key_change_right_after_a_clean_restart_cuts_into_the_first_round() {
         "no cut-in before the listing after a kill -9:\n{log}"
     );
     assert_eq!(world.cds("child7.example."), old);
+}
+
+/// The cases where a key change right after a clean restart must wait for
+/// the first listing, because what the key cache restored may lack keys:
+/// the cache file is not the one the last process recorded as complete (a
+/// failed write leaves an older one), or another key file of the same zone
+/// changed while stopped (a rollover went on: there may be keys no cache
+/// knows). Either way the change is served after the listing.
+#[test]
+fn a_key_change_waits_for_the_listing_when_the_cache_may_lack_keys() {
+    if !tools(&["dnssec-keygen"]) {
+        return;
+    }
+    let world = World::with_children(None, 2_000);
+    let _silent = world.silent_secondary();
+    let mut first = world.start("first");
+    world.wait(&mut first, "finish its first round", || {
+        world.round_done("first")
+    });
+    let caches: Vec<PathBuf> = fs::read_dir(world.state.join("keys"))
+        .expect("state/keys")
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "cache"))
+        .collect();
+    let older: Vec<(PathBuf, Vec<u8>)> = caches
+        .iter()
+        .map(|path| (path.clone(), fs::read(path).expect("cache")))
+        .collect();
+    world.add_child("between.example.", 90);
+    world.wait(&mut first, "serve the child added", || {
+        !world.cds("between.example.").is_empty()
+    });
+    let status = terminate(&mut first);
+    assert!(status.success(), "{status}:\n{}", first.log_text());
+
+    // 1. The older cache files back in place, as a failed write leaves them.
+    for (path, data) in &older {
+        fs::write(path, data).expect("older cache");
+    }
+    let no_early_cut_in = |name: &str, child: &str, seed: u8| {
+        let mut daemon = world.start(name);
+        world.add_child(child, seed);
+        world.wait(&mut daemon, "serve the new child", || {
+            !world.cds(child).is_empty()
+        });
+        world.wait(&mut daemon, "finish its first round", || {
+            world.round_done(name)
+        });
+        let log = daemon.log_text();
+        assert!(
+            !log.contains("listed_changes=0"),
+            "no cut-in before the listing:\n{log}"
+        );
+        assert!(!world.cds("between.example.").is_empty(), "{log}");
+        let status = terminate(&mut daemon);
+        assert!(status.success(), "{status}:\n{log}");
+    };
+    no_early_cut_in("second", "late.example.", 91);
+
+    // 2. A clean restart, but child7's key file rewritten while stopped;
+    // then a second key for child7.
+    let children = world.tmp.path().join("children");
+    for entry in fs::read_dir(&children).expect("children").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("Kchild7.example.+") {
+            let text = fs::read_to_string(entry.path()).expect("key");
+            fs::write(entry.path(), format!("; rewritten while stopped\n{text}")).expect("key");
+        }
+    }
+    no_early_cut_in("third", "child7.example.", 92);
 }
 
 /// What a process wrote through write(2) and friends (`wchar` in

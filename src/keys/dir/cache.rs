@@ -137,6 +137,7 @@ impl KeyDirectory {
         let digest = ring::digest::digest(&ring::digest::SHA256, &out);
         out.extend_from_slice(digest.as_ref());
         self.uncached = 0;
+        self.cache_digest = digest.as_ref().try_into().ok();
         Some(out)
     }
 
@@ -247,7 +248,14 @@ impl KeyDirectory {
         // a file named by the watch can be looked at alone, and one not
         // found there is gone (`scan_files`).
         self.listed = Some(id);
+        self.cache_digest = data[body.len()..].try_into().ok();
         Ok(restored)
+    }
+
+    /// The checksum (SHA-256) of the last cache taken or restored: what
+    /// the cache file holds if its write succeeded.
+    pub fn cache_digest(&self) -> Option<[u8; 32]> {
+        self.cache_digest
     }
 
     /// The zones (file-name text, lower case) with a key that a cache
@@ -260,6 +268,12 @@ impl KeyDirectory {
             Some(rest.rsplit_once('+')?.0.to_string())
         };
         Some(self.troubled.iter().filter_map(|s| zone_of(s)).collect())
+    }
+
+    /// True when a key with this stem (lower-case `K<zone>+<alg>+<tag>`)
+    /// is known, good or troubled.
+    pub fn knows(&self, stem: &str) -> bool {
+        self.slots.contains_key(stem)
     }
 
     /// The file names of the known keys of the zone named `zone_text` (a
