@@ -10,9 +10,11 @@
 //!
 //! A clean shutdown, once the caches are on disk, also writes
 //! `keys/complete.json`: which directories' caches hold every key the
-//! process knew, and the zones whose keys they leave out (a key with a
-//! problem or in flux). The next start reads and removes it
-//! ([`KnownKeys`]). Until its first round has listed every key directory,
+//! process knew, the zones whose keys they leave out (a key with a problem
+//! or in flux) and each cache's SHA-256 checksum (a write that failed
+//! leaves an older file, with another checksum). Only directories this
+//! process listed, or restored from such a cache, are named. The next start
+//! reads and removes it ([`KnownKeys`]). Until its first round has listed every key directory,
 //! only those zones may see a key change cut into that round
 //! (`key_changes.rs`): for them the restored keys are what the last process
 //! served from. After a kill -9 there is no such file (a cache may be

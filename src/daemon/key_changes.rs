@@ -18,16 +18,20 @@
 //!    file, seconds at 1M files, on another thread): before the listing
 //!    starts, then every [`LISTING_POLL`] while it runs
 //!    ([`Daemon::scan_cutting_in`]). The store is not
-//!    touched by the listing until it is taken; the files a cut-in read
-//!    meanwhile are looked at again once it is (the listing may predate
-//!    them: a file created after the `readdir` passed it would count as
-//!    gone). Before the first listing of a warm start, the store holds only
-//!    what the key caches restored, which may miss keys the last process
-//!    served from (after a kill -9 a cache can be behind): a change is let
-//!    in then only for zones a clean shutdown recorded as complete
-//!    (`keys/complete.json`, `key_cache.rs`), and the cut-in looks again at
-//!    every cached file of those zones (changed or removed while stopped)
-//!    and reads the served zones' own keys (never cached: they sign);
+//!    touched by the listing until it is taken; the files and directories
+//!    a cut-in read meanwhile are looked at again once it is (the listing
+//!    may predate them: a file created after the `readdir` passed it would
+//!    count as gone). Before the first listing of a warm start, the store
+//!    holds only what the key caches restored, which may miss keys the last
+//!    process served from (after a kill -9, or a failed write, a cache can
+//!    be behind). A change is let in then only for zones a clean shutdown
+//!    recorded as complete in a cache with the checksum it recorded
+//!    (`keys/complete.json`, `key_cache.rs`), and only if none of the
+//!    zone's other cached files changed while stopped (a rollover that went
+//!    on may have made keys no cache knows: that zone then waits for the
+//!    listing, for good). The cut-in plans only those zones, reads every
+//!    file of a key new to the store, and reads the served zones' own keys
+//!    (never cached: they sign);
 //! 2. **once the listing is taken**: the children whose keys it found
 //!    changed (files changed while stopped, or missed by the watch) go
 //!    first, at most [`LISTED_FIRST`] of them, with any waiting change;
@@ -36,13 +40,16 @@
 //!    plans them from the same facts and finds nothing left to change.
 //!
 //! A change still in its debounce is waited for (at most the debounce) at
-//! each point. Whole-directory rescans (an overflowed watch, polling) wait
+//! each point. The full round plans no earlier than its latest cut-in
+//! (planned at an earlier time, it would revert a child a cut-in served
+//! after a timing event). Whole-directory rescans (an overflowed watch, polling) wait
 //! for the end of the round, as before. A cut-in's NOTIFYs, parent-agent
 //! reports and metrics go to the event loop at once ([`CutIn`]), not at the
 //! end of the full round. No cut-in on a cold start: the served zones are
 //! still empty, and one child's signals alone would be served and
-//! transferred ahead of the rest. A warm start's cut-ins also wait until
-//! the secondaries were asked what they hold (no new serial before).
+//! transferred ahead of the rest (a served zone that stays empty, one that
+//! cannot be signed, keeps them off). A warm start's cut-ins also wait
+//! until the secondaries were asked what they hold (no new serial before).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
