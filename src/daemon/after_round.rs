@@ -4,7 +4,7 @@
 //! for an older serial, and the children whose signals changed to the
 //! parent agent; the round's facts to the metrics.
 
-use std::{collections::HashMap, net::SocketAddr};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use hickory_proto::rr::Name;
 use tokio::{sync::mpsc as tmpsc, task::JoinHandle};
@@ -21,6 +21,11 @@ pub(super) struct AfterRound {
     pub(super) notifying: HashMap<(Name, SocketAddr), JoinHandle<()>>,
     /// The parent agent, when it runs.
     pub(super) agent: Option<tmpsc::UnboundedSender<ChildReport>>,
+    /// What each key change that cut into a running round did
+    /// (`key_changes.rs`), delivered while that round still runs.
+    pub(super) cut_ins: tmpsc::UnboundedReceiver<CutIn>,
+    /// The metrics, when served.
+    pub(super) metrics: Option<Arc<Metrics>>,
 }
 
 impl AfterRound {
@@ -34,12 +39,20 @@ impl AfterRound {
     }
 
     /// Delivers what a key change that cut into a full round did.
-    pub(super) fn deliver_cut_in(&mut self, cut_in: CutIn, metrics: Option<&Metrics>) {
-        if let Some(metrics) = metrics {
+    pub(super) fn deliver_cut_in(&mut self, cut_in: CutIn) {
+        if let Some(metrics) = &self.metrics {
             metrics.round_done(cut_in.facts);
         }
         self.notify(cut_in.notifies);
         self.report(cut_in.child_reports);
+    }
+
+    /// Delivers the cut-ins not delivered yet: at the end of the round,
+    /// before the round's own (whose serials are newer).
+    pub(super) fn deliver_waiting_cut_ins(&mut self) {
+        while let Ok(cut_in) = self.cut_ins.try_recv() {
+            self.deliver_cut_in(cut_in);
+        }
     }
 
     /// Sends `jobs`, superseding any NOTIFY still being retried for an

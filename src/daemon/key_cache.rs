@@ -95,6 +95,9 @@ pub(super) struct KnownKeys {
     /// changes that cut in read meanwhile (the listing may be older than
     /// what they saw).
     pub read_while_listing: Option<crate::daemon::RoundInput>,
+    /// `keys/complete.json` as read at start, until the restore is taken
+    /// in (then `complete` holds what it vouched for).
+    recorded: BTreeMap<PathBuf, CompleteDir>,
 }
 
 /// `keys/complete.json`: the caches that hold every key the process knew
@@ -107,7 +110,7 @@ struct CompleteCaches {
 
 /// One directory of [`CompleteCaches`].
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(super) struct CompleteDir {
+struct CompleteDir {
     /// The key directory, as configured.
     path: PathBuf,
     /// Zones (file-name text) with a key the cache leaves out.
@@ -217,7 +220,7 @@ impl Daemon {
         if !matches!(self.key_caches, CacheRestore::NotStarted) {
             return;
         }
-        self.recorded_complete = take_complete(self.state.path());
+        self.known_keys.recorded = take_complete(self.state.path());
         let (jobs, signed) = self.key_cache_jobs();
         let (thread_jobs, thread_signed) = (jobs.clone(), signed.clone());
         self.key_caches = match std::thread::Builder::new()
@@ -240,7 +243,7 @@ impl Daemon {
     pub(super) fn restore_key_caches(&mut self) {
         let done = match std::mem::replace(&mut self.key_caches, CacheRestore::Taken) {
             CacheRestore::NotStarted => {
-                self.recorded_complete = take_complete(self.state.path());
+                self.known_keys.recorded = take_complete(self.state.path());
                 let (jobs, signed) = self.key_cache_jobs();
                 restore_all(jobs, &signed)
             }
@@ -251,7 +254,7 @@ impl Daemon {
             CacheRestore::Pending((jobs, signed)) => restore_all(jobs, &signed),
             CacheRestore::Taken => Vec::new(),
         };
-        let mut complete = std::mem::take(&mut self.recorded_complete);
+        let mut complete = std::mem::take(&mut self.known_keys.recorded);
         for done in done {
             let (dir, cache) = (&done.job.dir, &done.job.cache);
             match done.outcome {

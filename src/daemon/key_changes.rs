@@ -83,7 +83,6 @@ const FLUX_RETRY: Duration = Duration::from_millis(200);
 pub type Touched = (PathBuf, Option<String>);
 
 /// Key-directory changes waiting for the debounce to end.
-#[derive(Default)]
 struct Waiting {
     /// Directories to rescan whole.
     dirs: BTreeSet<PathBuf>,
@@ -93,6 +92,8 @@ struct Waiting {
     deadline: Option<Instant>,
     /// When the first key file change of the waiting ones was seen.
     first_seen: Option<Instant>,
+    /// How long changes wait (`[watch] debounce`).
+    debounce: Duration,
 }
 
 /// The waiting key changes, shared by the event loop (which notes them,
@@ -100,15 +101,20 @@ struct Waiting {
 #[derive(Clone)]
 pub(super) struct KeyChanges {
     waiting: Arc<Mutex<Waiting>>,
-    debounce: Arc<Mutex<Duration>>,
 }
 
 impl KeyChanges {
     /// No change waiting; a round comes `debounce` after the first.
     pub(super) fn new(debounce: Duration) -> Self {
+        let waiting = Waiting {
+            dirs: BTreeSet::new(),
+            files: BTreeMap::new(),
+            deadline: None,
+            first_seen: None,
+            debounce,
+        };
         KeyChanges {
-            waiting: Arc::default(),
-            debounce: Arc::new(Mutex::new(debounce)),
+            waiting: Arc::new(Mutex::new(waiting)),
         }
     }
 
@@ -119,13 +125,13 @@ impl KeyChanges {
 
     /// A reload's `[watch] debounce`.
     pub(super) fn set_debounce(&self, debounce: Duration) {
-        *self.debounce.lock().unwrap_or_else(PoisonError::into_inner) = debounce;
+        self.waiting().debounce = debounce;
     }
 
     /// Notes one change; the round comes a debounce after the first.
     pub(super) fn note(&self, (dir, file): Touched) {
-        let debounce = *self.debounce.lock().unwrap_or_else(PoisonError::into_inner);
         let mut waiting = self.waiting();
+        let debounce = waiting.debounce;
         match file {
             Some(file) => {
                 waiting.files.entry(dir).or_default().insert(file);
@@ -183,14 +189,13 @@ impl KeyChanges {
     /// in their debounce are waited for (at most the debounce, on the
     /// round's thread): the next chance may be seconds away.
     fn take_due_files(&self) -> Option<(RoundInput, Option<Instant>)> {
-        let deadline = {
+        let (deadline, debounce) = {
             let waiting = self.waiting();
             if waiting.files.is_empty() {
                 return None;
             }
-            waiting.deadline?
+            (waiting.deadline?, waiting.debounce)
         };
-        let debounce = *self.debounce.lock().unwrap_or_else(PoisonError::into_inner);
         let wait = deadline.saturating_duration_since(Instant::now());
         if wait > debounce {
             return None;
@@ -335,26 +340,19 @@ impl Daemon {
             .map(crate::dns::name::display)
             .collect();
         tracing::debug!(names = shown.join(" "), "cutting in");
-        // A cut-in gives a zone a new version only for a real change: the
-        // first round's own new version of every zone comes at its end.
-        let first_round = std::mem::replace(&mut self.first_round, false);
         let now = Timestamp::now();
         self.cut_in_at = Some(now);
-        let mut report = self.run_phases(scanned, &input, now, &progress);
-        self.first_round = first_round;
+        // A new version only for a real change: the first round's own
+        // version of every zone comes at its end.
+        let mut report = self.run_phases(scanned, &input, now, &progress, false);
         let served = first_seen
             .filter(|_| report.new_versions > 0)
             .map(|seen| seen.elapsed());
-        tracing::info!(
-            recomputed = report.recomputed,
-            key_files_read = report.key_files_read,
-            changed_names = report.changed_names,
-            new_versions = report.new_versions,
-            held = report.held,
-            listed_changes = input.names.len(),
-            served_ms = served.map(|d| d.as_millis() as u64),
-            elapsed_ms = progress.elapsed().as_millis() as u64,
-            "key change cut into the full round"
+        report.log(
+            "key change cut into the full round",
+            &progress,
+            Some(input.names.len()),
+            served,
         );
         let notifies = report
             .new_serials

@@ -203,8 +203,6 @@ pub struct Daemon {
     /// The time the latest cut-in planned at (`key_changes.rs`), until the
     /// full round it cut into plans.
     cut_in_at: Option<jiff::Timestamp>,
-    /// `keys/complete.json` as read at start, until the restore is taken.
-    recorded_complete: BTreeMap<PathBuf, key_cache::CompleteDir>,
 }
 
 impl Daemon {
@@ -265,7 +263,6 @@ impl Daemon {
             cut_ins: None,
             known_keys: key_cache::KnownKeys::default(),
             cut_in_at: None,
-            recorded_complete: BTreeMap::new(),
         };
         // Beside the saved zones' load (`key_cache.rs`).
         daemon.start_key_cache_restore();

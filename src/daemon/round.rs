@@ -80,6 +80,31 @@ pub struct RoundReport {
     pub child_reports: Vec<parent::ChildReport>,
 }
 
+impl RoundReport {
+    /// The one event of a round (`what`), with what a cut-in adds: the
+    /// children its listing found changed and how long after it was seen
+    /// the change was served.
+    pub(super) fn log(
+        &self,
+        what: &'static str,
+        progress: &Progress,
+        listed_changes: Option<usize>,
+        served: Option<std::time::Duration>,
+    ) {
+        tracing::info!(
+            recomputed = self.recomputed,
+            key_files_read = self.key_files_read,
+            changed_names = self.changed_names,
+            new_versions = self.new_versions,
+            held = self.held,
+            listed_changes,
+            served_ms = served.map(|d| d.as_millis() as u64),
+            elapsed_ms = progress.elapsed().as_millis() as u64,
+            "{what}"
+        );
+    }
+}
+
 /// What the scan found.
 pub(super) struct Scanned {
     /// Child zones to recompute.
@@ -142,30 +167,25 @@ impl Daemon {
         // Not before a cut-in's time: planned at an earlier one, a child a
         // cut-in served after a timing event would be reverted.
         let now = self.cut_in_at.take().map_or(now, |at| at.max(now));
-        let report = self.run_phases(scanned, &input, now, &progress);
+        // The first round after a start gives every served zone a version.
+        let report = self.run_phases(scanned, &input, now, &progress, self.first_round);
         self.first_round = false;
         if input.full {
             self.save_key_caches(model::CacheSave::AfterFullRound);
         }
-        tracing::info!(
-            recomputed = report.recomputed,
-            key_files_read = report.key_files_read,
-            changed_names = report.changed_names,
-            new_versions = report.new_versions,
-            held = report.held,
-            elapsed_ms = progress.elapsed().as_millis() as u64,
-            "round done"
-        );
+        report.log("round done", &progress, None, None);
         report
     }
 
-    /// Phases 2 to 6 for what the scan found.
+    /// Phases 2 to 6 for what the scan found; with `every_zone`, every
+    /// served zone gets a new version even without a change.
     pub(super) fn run_phases(
         &mut self,
         mut scanned: Scanned,
         input: &RoundInput,
         now: Timestamp,
         progress: &Progress,
+        every_zone: bool,
     ) -> RoundReport {
         progress.phase("scan");
         let recomputed = scanned.children.len();
@@ -179,9 +199,10 @@ impl Daemon {
         let verdict = self.brake(&plan);
         progress.phase("brake");
         let held = matches!(verdict, brake::Verdict::Hold { .. });
-        let applied = self.apply(plan, held, every_child, input.full || input.refresh, now);
+        let full = input.full || input.refresh;
+        let applied = self.apply(plan, held, every_child, full, every_zone, now);
         progress.phase("apply");
-        if applied.new_versions > 0 || self.first_round {
+        if applied.new_versions > 0 || every_zone {
             self.publish_snapshot();
         }
         RoundReport {
@@ -428,6 +449,7 @@ impl Daemon {
         held: bool,
         every_child: bool,
         full: bool,
+        every_zone: bool,
         now: Timestamp,
     ) -> Applied {
         for (child, next) in &plan.next_events {
@@ -460,7 +482,7 @@ impl Daemon {
         let apexes: Vec<Name> = self.zones.keys().cloned().collect();
         for apex in apexes {
             let changes = plan.changes.remove(&apex).unwrap_or_default();
-            match self.update_zone(&apex, changes, full, now) {
+            match self.update_zone(&apex, changes, full, every_zone, now) {
                 Some(super::sign::ZoneUpdate::Signed {
                     serial,
                     changed_names,

@@ -23,7 +23,7 @@ use super::{
     after_round::AfterRound,
     control,
     facts::{on_followed_apexes, on_foreign_keys, on_parent_views},
-    key_changes::{CutIn, CutIns, KeyChanges},
+    key_changes::{CutIns, KeyChanges},
     service::{ROUND_WATCHDOG_LIMIT, SdNotify},
     watch,
 };
@@ -40,7 +40,7 @@ async fn run_round(
     daemon: Daemon,
     input: RoundInput,
     sd: &SdNotify,
-    side: &mut RoundSide<'_>,
+    after: &mut AfterRound,
 ) -> Result<(Daemon, RoundReport), DaemonError> {
     let signing = Arc::clone(&daemon.signing);
     let phase = if daemon.first_round {
@@ -63,12 +63,10 @@ async fn run_round(
         tokio::select! {
             done = &mut round => {
                 // What cut in last is delivered before the round's own.
-                while let Ok(cut_in) = side.cut_ins.try_recv() {
-                    side.after.deliver_cut_in(cut_in, side.metrics);
-                }
+                after.deliver_waiting_cut_ins();
                 return done.map_err(DaemonError::Round);
             }
-            Some(cut_in) = side.cut_ins.recv() => side.after.deliver_cut_in(cut_in, side.metrics),
+            Some(cut_in) = after.cut_ins.recv() => after.deliver_cut_in(cut_in),
             _ = tick.tick() => {
                 if let Some(run) = signing.now() {
                     sd.status(&format!("{phase}: {run}"));
@@ -107,14 +105,6 @@ fn full_round() -> RoundInput {
         full: true,
         ..RoundInput::default()
     }
-}
-
-/// What the event loop does for a running round: delivers what each key
-/// change that cut into it did (`key_changes.rs`).
-struct RoundSide<'a> {
-    cut_ins: &'a mut tmpsc::UnboundedReceiver<CutIn>,
-    after: &'a mut AfterRound,
-    metrics: Option<&'a Metrics>,
 }
 
 /// A control command's answer, sent once the round it asked for is done.
@@ -189,11 +179,13 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         }
         None => (None, None),
     };
+    let (cut_in_tx, cut_in_rx) = tmpsc::unbounded_channel();
     let mut after = AfterRound {
         notifying: HashMap::new(),
         agent: agent_reports,
+        cut_ins: cut_in_rx,
+        metrics: metrics.clone(),
     };
-    let (cut_in_tx, mut cut_in_rx) = tmpsc::unbounded_channel();
     daemon.cut_ins = Some(CutIns {
         changes: changes.clone(),
         done: cut_in_tx,
@@ -202,12 +194,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         "first round: reading keys and signing (a warm start serves its saved zones meanwhile)",
     );
     let started = Instant::now();
-    let mut side = RoundSide {
-        cut_ins: &mut cut_in_rx,
-        after: &mut after,
-        metrics: metrics.as_deref(),
-    };
-    let (mut daemon, mut first) = run_round(daemon, full_round(), &sd, &mut side).await?;
+    let (mut daemon, mut first) = run_round(daemon, full_round(), &sd, &mut after).await?;
     if let Some(metrics) = &metrics {
         metrics.round_done(daemon.round_facts(&first, started.elapsed(), None));
     }
@@ -302,12 +289,7 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         }
         if let Some(input) = input {
             let started = Instant::now();
-            let mut side = RoundSide {
-                cut_ins: &mut cut_in_rx,
-                after: &mut after,
-                metrics: metrics.as_deref(),
-            };
-            let (next, mut report) = run_round(daemon, input, &sd, &mut side).await?;
+            let (next, mut report) = run_round(daemon, input, &sd, &mut after).await?;
             daemon = next;
             if let Some(metrics) = &metrics {
                 metrics.round_done(

@@ -44,12 +44,14 @@ pub(super) enum ZoneUpdate {
 
 impl Daemon {
     /// Applies `changes` (plus its own apex) to the served zone `apex`;
-    /// `None` when nothing changed and nothing is due.
+    /// `None` when nothing changed, nothing is due and `every_zone` (the
+    /// first round after a start) does not ask for a version anyway.
     pub(super) fn update_zone(
         &mut self,
         apex: &Name,
         mut changes: Vec<Change>,
         full: bool,
+        every_zone: bool,
         now: Timestamp,
     ) -> Option<ZoneUpdate> {
         let (own_apex, signer) = self.own_apex(apex, now)?;
@@ -65,7 +67,7 @@ impl Daemon {
             && (zone.store.is_empty() || zone.store.needs_refresh(&signer, now, options));
         // A held zone tries again every round until it gets its version.
         let held = self.serial_hold.holds(apex);
-        if !any_change && !refresh && !self.first_round && zone.broken.is_none() && !held {
+        if !any_change && !refresh && !every_zone && zone.broken.is_none() && !held {
             return None;
         }
         let serial = match self.next_serial(apex, now)? {

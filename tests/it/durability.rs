@@ -137,6 +137,16 @@ impl World {
         silent
     }
 
+    /// The key cache files in the state directory.
+    fn key_caches(&self) -> Vec<PathBuf> {
+        fs::read_dir(self.state.join("keys"))
+            .expect("state/keys")
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|e| e == "cache"))
+            .collect()
+    }
+
     /// True when the daemon logging to `<name>.log` finished a round.
     fn round_done(&self, name: &str) -> bool {
         fs::read_to_string(self.tmp.path().join(format!("{name}.log")))
@@ -245,11 +255,7 @@ fn a_warm_start_reads_only_the_key_files_changed_while_stopped() {
     assert!(!old_cds.is_empty());
     let status = terminate(&mut first);
     assert!(status.success(), "{status}:\n{}", first.log_text());
-    let caches: Vec<_> = fs::read_dir(world.state.join("keys"))
-        .expect("state/keys")
-        .flatten()
-        .filter(|entry| entry.path().extension().is_some_and(|e| e == "cache"))
-        .collect();
+    let caches = world.key_caches();
     assert_eq!(
         caches.len(),
         2,
@@ -406,13 +412,8 @@ fn a_key_change_waits_for_the_listing_when_the_cache_may_lack_keys() {
     world.wait(&mut first, "finish its first round", || {
         world.round_done("first")
     });
-    let caches: Vec<PathBuf> = fs::read_dir(world.state.join("keys"))
-        .expect("state/keys")
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|e| e == "cache"))
-        .collect();
-    let older: Vec<(PathBuf, Vec<u8>)> = caches
+    let older: Vec<(PathBuf, Vec<u8>)> = world
+        .key_caches()
         .iter()
         .map(|path| (path.clone(), fs::read(path).expect("cache")))
         .collect();
