@@ -55,11 +55,17 @@ pub use hold::DirectoryHold;
 pub use issue::{Effect, KeyIssue, Severity};
 pub use listing::ListError;
 use listing::{DirId, Listed, Stamp};
-use read::{Content, IssueReport, Parts, read_all};
+use read::{Content, ExposedPrivateFiles, IssueReport, Parts, ReadJob, read_all};
 use slot::Slot;
 
 /// How long a key's files may disagree before that is an error.
 pub const DEFAULT_FLUX_GRACE: Duration = Duration::from_secs(5);
+
+/// Keys read and settled at a time by a scan: enough to keep the reading
+/// threads busy, few enough that a batch's parsed files stay small (a
+/// cold start reads a million keys). Two in unit tests, so that their
+/// scans cross batches.
+const READ_BATCH: usize = if cfg!(test) { 2 } else { 16_384 };
 
 /// The result of one scan: the keys of every zone found, and the problems.
 #[derive(Debug, Clone, Default)]
@@ -283,21 +289,33 @@ impl KeyDirectory {
         // or lasted too long).
         let mut work: BTreeSet<Box<str>> = changed_stems;
         work.extend(self.troubled.iter().cloned());
-        let jobs: Vec<(Box<str>, [Option<PathBuf>; 3])> = work
-            .into_iter()
-            .map(|stem| {
-                let paths = match self.slots.get(&stem) {
-                    Some(slot) => slot.files.clone().map(|f| f.map(|f| self.path.join(&*f))),
-                    None => [None, None, None],
-                };
-                (stem, paths)
-            })
-            .collect();
-        report.files_read = jobs.iter().map(|(_, p)| p.iter().flatten().count()).sum();
-        let parsed = read_all(&jobs);
-        for ((stem, _), contents) in jobs.into_iter().zip(parsed) {
-            self.settle(&stem, contents, at, &mut report.changed);
+        // Read and settled a batch at a time: what a batch read is dropped
+        // before the next is read, so a cold start's million keys never
+        // sit parsed in memory twice (and the allocator reuses the pages).
+        let mut work = work.into_iter().peekable();
+        let mut exposed = ExposedPrivateFiles::default();
+        while work.peek().is_some() {
+            let jobs: Vec<ReadJob> = work
+                .by_ref()
+                .take(READ_BATCH)
+                .map(|stem| {
+                    let files = self
+                        .slots
+                        .get(&stem)
+                        .map_or([None, None, None], |slot| slot.files.clone());
+                    (stem, files)
+                })
+                .collect();
+            report.files_read += jobs
+                .iter()
+                .map(|(_, f)| f.iter().flatten().count())
+                .sum::<usize>();
+            let parsed = read_all(&self.path, &jobs, &mut exposed);
+            for ((stem, _), contents) in jobs.into_iter().zip(parsed) {
+                self.settle(&stem, contents, at, &mut report.changed);
+            }
         }
+        exposed.warn();
         self.report_troubled(&mut report);
         if recovered.is_some() {
             // Nothing was recomputed while held: everything is, now.

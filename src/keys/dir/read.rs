@@ -151,16 +151,31 @@ impl Parts {
     }
 }
 
-/// Reads and parses the files of every job, on many threads when there are
-/// many (`cores::map_blocking`: files not in the page cache wait for the disk).
-pub(super) fn read_all(jobs: &[(Box<str>, [Option<PathBuf>; 3])]) -> Vec<[Option<Content>; 3]> {
+/// One key to read: its stem and its files' names (`.key`, `.private`,
+/// `.state`) in the directory.
+pub(super) type ReadJob = (Box<str>, [Option<Arc<str>>; 3]);
+
+/// Reads and parses the files of every job in `dir`, on many threads when
+/// there are many (`cores::map_blocking`: files not in the page cache wait
+/// for the disk). Files are opened relative to the directory's descriptor
+/// (no path to build and walk per file). `.private` files readable by every
+/// user are counted into `exposed`, to be warned about once per scan.
+pub(super) fn read_all(
+    dir: &Path,
+    jobs: &[ReadJob],
+    exposed: &mut ExposedPrivateFiles,
+) -> Vec<[Option<Content>; 3]> {
     let kinds = [FileKind::Key, FileKind::Private, FileKind::State];
-    let read = |(_, paths): &(Box<str>, [Option<PathBuf>; 3])| {
+    // Not opened (gone, replaced by a file): each file is opened by its
+    // path instead, and fails with its own error.
+    let dir_fd = fs::File::open(dir).ok();
+    let read = |(_, files): &ReadJob| {
         let mut exposed = None;
         let contents: [Option<Content>; 3] = std::array::from_fn(|i| {
-            let (content, readable) = read_content(paths[i].as_ref()?, kinds[i]);
-            if readable && kinds[i] == FileKind::Private {
-                exposed = paths[i].clone();
+            let file = files[i].as_deref()?;
+            let (content, readable) = read_content(dir_fd.as_ref(), dir, file, kinds[i]);
+            if readable {
+                exposed = Some(dir.join(file));
             }
             Some(content)
         });
@@ -168,9 +183,9 @@ pub(super) fn read_all(jobs: &[(Box<str>, [Option<PathBuf>; 3])]) -> Vec<[Option
     };
     // A read that panicked reads as an error: the key keeps its last good
     // view (or its zone is held), never another key's files.
-    let failed = |(_, paths): &(Box<str>, [Option<PathBuf>; 3])| {
+    let failed = |(_, files): &ReadJob| {
         let contents = std::array::from_fn(|i| {
-            paths[i].as_ref().map(|_| Content::Bad {
+            files[i].as_ref().map(|_| Content::Bad {
                 line: 0,
                 message: "reading failed (internal error)".into(),
             })
@@ -178,20 +193,57 @@ pub(super) fn read_all(jobs: &[(Box<str>, [Option<PathBuf>; 3])]) -> Vec<[Option
         (contents, None)
     };
     let read = crate::cores::map_blocking(jobs, 256, read, failed);
-    warn_exposed_private_files(read.iter().filter_map(|(_, exposed)| exposed.as_ref()));
-    read.into_iter().map(|(contents, _)| contents).collect()
+    read.into_iter()
+        .map(|(contents, readable)| {
+            exposed.note(readable);
+            contents
+        })
+        .collect()
 }
 
-/// Reads and parses one file; also whether every user may read it (from
-/// the open file's metadata: no second look-up by path).
-fn read_content(path: &Path, kind: FileKind) -> (Content, bool) {
-    let read = fs::File::open(path).and_then(|mut file| {
-        let exposed = file
-            .metadata()
-            .is_ok_and(|meta| crate::state::mode_readable_by_others(&meta));
-        let mut text = String::new();
-        io::Read::read_to_string(&mut file, &mut text)?;
-        Ok((text, exposed))
+/// `.private` files a scan found readable by every user: one warning per
+/// scan (not per file: a directory may hold a million keys).
+#[derive(Debug, Default)]
+pub(super) struct ExposedPrivateFiles {
+    count: usize,
+    example: Option<PathBuf>,
+}
+
+impl ExposedPrivateFiles {
+    fn note(&mut self, file: Option<PathBuf>) {
+        if let Some(file) = file {
+            self.count += 1;
+            self.example.get_or_insert(file);
+        }
+    }
+
+    /// Warns once, when there were any.
+    pub(super) fn warn(self) {
+        if let Some(example) = self.example {
+            tracing::warn!(
+                files = self.count,
+                example = %example.display(),
+                "private key files are readable by every user of this machine: chmod 600 (or 640 for a group signalbox is in)"
+            );
+        }
+    }
+}
+
+/// Reads and parses the file `name` of `dir` (opened relative to `dir_fd`
+/// when there is one); also, for a `.private` file, whether every user may
+/// read it (from the open file's metadata: no second look-up by name).
+fn read_content(
+    dir_fd: Option<&fs::File>,
+    dir: &Path,
+    name: &str,
+    kind: FileKind,
+) -> (Content, bool) {
+    let read = open_in(dir_fd, dir, name).and_then(|file| {
+        let exposed = kind == FileKind::Private
+            && file
+                .metadata()
+                .is_ok_and(|meta| crate::state::mode_readable_by_others(&meta));
+        Ok((read_text(file)?, exposed))
     });
     let (text, exposed) = match read {
         Ok(read) => read,
@@ -219,6 +271,38 @@ fn read_content(path: &Path, kind: FileKind) -> (Content, bool) {
     (content, exposed)
 }
 
+/// Opens `name` for reading, relative to `dir_fd` (symlinks followed, as a
+/// key file may be one), or by its path in `dir` without one.
+fn open_in(dir_fd: Option<&fs::File>, dir: &Path, name: &str) -> io::Result<fs::File> {
+    let Some(dir_fd) = dir_fd else {
+        return fs::File::open(dir.join(name));
+    };
+    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC;
+    loop {
+        match rustix::fs::openat(dir_fd, name, flags, rustix::fs::Mode::empty()) {
+            Ok(fd) => return Ok(fs::File::from(fd)),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The whole file as UTF-8 text, read until end of file with plain
+/// `read`s: std's `read_to_string` on a `File` first asks for its size
+/// and position (a `statx` and an `lseek`), two more system calls for a
+/// file of a few hundred octets, a million times over on a cold start.
+fn read_text(file: fs::File) -> io::Result<String> {
+    let mut text = Vec::with_capacity(1024);
+    // `Take` reads through `File::read` alone (no size hint asked).
+    io::Read::read_to_end(&mut io::Read::take(file, u64::MAX), &mut text)?;
+    String::from_utf8(text).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
+
 /// A file that does not parse, as the issue that reports it will say.
 fn bad<E: std::fmt::Display>(e: bind::ParseError<E>) -> Content {
     Content::Bad {
@@ -227,14 +311,75 @@ fn bad<E: std::fmt::Display>(e: bind::ParseError<E>) -> Content {
     }
 }
 
-/// One warning per scan (not per file: a directory may hold a million keys)
-/// when `.private` files being read are readable by every user.
-fn warn_exposed_private_files<'a>(mut exposed: impl Iterator<Item = &'a PathBuf>) {
-    if let Some(example) = exposed.next() {
-        tracing::warn!(
-            files = 1 + exposed.count(),
-            example = %example.display(),
-            "private key files are readable by every user of this machine: chmod 600 (or 640 for a group signalbox is in)"
+#[cfg(test)]
+mod tests {
+    use std::{fs, os::unix::fs::PermissionsExt, path::Path};
+
+    use super::*;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keygen");
+    const STEM: &str = "Kfixture.test.+013+01567";
+
+    fn copy_fixture(dir: &Path, ext: &str, mode: u32) -> Arc<str> {
+        let name = format!("{STEM}.{ext}");
+        let to = dir.join(&name);
+        fs::copy(Path::new(FIXTURES).join(&name), &to).expect("copy fixture");
+        fs::set_permissions(&to, fs::Permissions::from_mode(mode)).expect("chmod");
+        name.into()
+    }
+
+    fn job(files: [Option<&Arc<str>>; 3]) -> ReadJob {
+        (STEM.into(), files.map(|f| f.cloned()))
+    }
+
+    /// Files are read relative to the directory (through a symlink too,
+    /// as a key file may be one), a `.private` readable by every user is
+    /// counted once per scan, and a file that is gone, or is not text,
+    /// reads as the errors the key directory sorts them into.
+    #[test]
+    fn key_files_are_read_relative_to_their_directory() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let key = copy_fixture(tmp.path(), "key", 0o644);
+        let private = copy_fixture(tmp.path(), "private", 0o644);
+        let linked: Arc<str> = "Klinked.test.+013+01567.key".into();
+        std::os::unix::fs::symlink(&*key, tmp.path().join(&*linked)).expect("symlink");
+        let gone: Arc<str> = "Kgone.test.+013+00001.key".into();
+        let binary: Arc<str> = "Kbinary.test.+013+00002.state".into();
+        fs::write(tmp.path().join(&*binary), [0xff, 0xfe, 0x00]).expect("write");
+
+        let mut exposed = ExposedPrivateFiles::default();
+        let jobs = [
+            job([Some(&key), Some(&private), None]),
+            job([Some(&linked), None, None]),
+            job([Some(&gone), None, Some(&binary)]),
+        ];
+        let read = read_all(tmp.path(), &jobs, &mut exposed);
+        assert!(matches!(read[0][0], Some(Content::Key(_))), "{:?}", read[0]);
+        assert!(matches!(read[0][1], Some(Content::Private(_))), "{:?}", read[0]);
+        assert!(read[0][2].is_none());
+        assert!(matches!(read[1][0], Some(Content::Key(_))), "{:?}", read[1]);
+        assert!(
+            matches!(&read[2][0], Some(Content::Bad { message, .. }) if message.contains("No such file")),
+            "{:?}",
+            read[2]
         );
+        assert!(
+            matches!(&read[2][2], Some(Content::Unreadable(m)) if m.contains("UTF-8")),
+            "{:?}",
+            read[2]
+        );
+        assert_eq!(exposed.count, 1);
+        assert_eq!(exposed.example.as_deref(), Some(tmp.path().join(&*private).as_path()));
+
+        // Private again: nothing exposed; a directory that cannot be opened
+        // reads each file by its path, which fails as "not found".
+        fs::set_permissions(tmp.path().join(&*private), fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+        let mut exposed = ExposedPrivateFiles::default();
+        let read = read_all(tmp.path(), &jobs[..1], &mut exposed);
+        assert!(matches!(read[0][1], Some(Content::Private(_))));
+        assert_eq!(exposed.count, 0);
+        let read = read_all(&tmp.path().join("gone"), &jobs[..1], &mut exposed);
+        assert!(matches!(&read[0][0], Some(Content::Bad { .. })), "{:?}", read[0]);
     }
 }
