@@ -168,6 +168,9 @@ pub struct Daemon {
     /// until then the saved zones are served but not transferred (what
     /// the secondaries say may drop the journal).
     takeover_pending: bool,
+    /// The secondaries being asked what they hold, until
+    /// [`Daemon::check_secondaries`] takes their answers.
+    secondary_asks: Option<takeover::SecondaryAsks>,
     /// Saves zones in the background.
     saver: ZoneSaver,
     /// Zones held because their next serial could not be recorded.
@@ -247,6 +250,7 @@ impl Daemon {
             signing: Arc::default(),
             first_round: true,
             takeover_pending: true,
+            secondary_asks: None,
             saver: ZoneSaver::start(&vitals),
             serial_hold: SerialHold::default(),
             keyring,
@@ -264,8 +268,9 @@ impl Daemon {
             known_keys: key_cache::KnownKeys::default(),
             cut_in_at: None,
         };
-        // Beside the saved zones' load (`key_cache.rs`).
+        // Beside the saved zones' load (`key_cache.rs`, `takeover.rs`).
         daemon.start_key_cache_restore();
+        daemon.start_secondary_asks();
         daemon.sync_zones();
         daemon.publish_snapshot();
         Ok(daemon)
@@ -274,12 +279,7 @@ impl Daemon {
     /// Makes `zones` match the config: new zones start from their saved
     /// version when there is one.
     fn sync_zones(&mut self) {
-        let wanted: BTreeMap<Name, SignalingZoneConfig> = self
-            .config
-            .signaling_zones
-            .iter()
-            // Zones hosted by a signer are written by UPDATE, not served.
-            .filter(|s| s.publish.is_none())
+        let wanted: BTreeMap<Name, SignalingZoneConfig> = served_zones(&self.config)
             .map(|s| (s.apex.clone(), s.clone()))
             .collect();
         self.zones.retain(|apex, _| wanted.contains_key(apex));
@@ -514,6 +514,15 @@ fn publishing(config: &Config) -> Vec<(&Name, &crate::config::PublishConfig)> {
         .iter()
         .filter_map(|z| Some((&z.name, z.publish.as_ref()?)));
     hosted.chain(apexes).collect()
+}
+
+/// The signalling zones served here; those hosted by a signer are written
+/// by UPDATE, not served.
+fn served_zones(config: &Config) -> impl Iterator<Item = &SignalingZoneConfig> {
+    config
+        .signaling_zones
+        .iter()
+        .filter(|s| s.publish.is_none())
 }
 
 /// True when `config` gives the daemon something to serve, follow or publish.

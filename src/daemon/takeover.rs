@@ -28,9 +28,10 @@
 //!   from its change log at the next start.
 //!
 //! Every secondary is asked at once, over UDP (0.5 s, then 1 s; TCP only
-//! for a truncated answer): one that
-//! does not answer delays the first round (not the first answer) by 1.5 s
-//! at most, is logged and left out; when none answers the node goes on with its own records, as a
+//! for a truncated answer), as soon as the configuration is read, beside
+//! the saved zones' load: one that does not answer delays the first round
+//! (not the first answer) by what is left of its 1.5 s once the zones are
+//! loaded (at a million children, nothing), is logged and left out; when none answers the node goes on with its own records, as a
 //! single primary always did. docs/ARCHITECTURE.md ("State on disk") has the
 //! procedure; `tests/it/standby.rs` runs it with a Knot secondary.
 
@@ -74,26 +75,50 @@ enum AskError {
     NoSoa,
 }
 
-impl Daemon {
-    /// Asks the secondaries of every served zone what they hold; raises
-    /// each zone's serial floor and drops journals as the module doc says.
-    /// Runs once the saved zones are served, before any transfer and
-    /// before the first round.
-    pub(super) async fn check_secondaries(&mut self) {
-        // Every secondary of every zone at once: a dead one costs its
-        // timeout once, not once per zone and secondary.
+/// One secondary's answer to "what do you hold": the zone, the secondary,
+/// and its version or why it is unknown.
+type Answer = (Name, SocketAddr, Result<Version, AskError>);
+
+/// The secondaries of every served zone, asked what they hold; started as
+/// soon as the configuration is read ([`Daemon::new`]), so that the asks,
+/// and the timeout of a secondary that does not answer, run beside the
+/// saved zones' load instead of after it.
+pub(super) struct SecondaryAsks(tokio::task::JoinSet<Answer>);
+
+impl SecondaryAsks {
+    /// Asks every secondary of every zone at once, on `runtime`: a dead
+    /// one costs its timeout once, not once per zone and secondary.
+    pub(super) fn start<'a>(
+        zones: impl IntoIterator<Item = (&'a Name, &'a [SocketAddr])>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Self {
         let mut asks = tokio::task::JoinSet::new();
-        for (apex, zone) in &self.zones {
-            for addr in zone.config.options.secondaries.iter().copied() {
+        for (apex, secondaries) in zones {
+            for addr in secondaries.iter().copied() {
                 let apex = apex.clone();
-                asks.spawn(async move {
-                    let held = ask(&apex, addr).await;
-                    (apex, addr, held)
-                });
+                asks.spawn_on(
+                    async move {
+                        let held = ask(&apex, addr).await;
+                        (apex, addr, held)
+                    },
+                    runtime,
+                );
             }
         }
+        if !asks.is_empty() {
+            tracing::info!(
+                secondaries = asks.len(),
+                "asking the secondaries what they hold"
+            );
+        }
+        SecondaryAsks(asks)
+    }
+
+    /// What the secondaries of each zone said: the versions they hold,
+    /// and how many did not say (logged here).
+    async fn answers(mut self) -> HashMap<Name, (Vec<(SocketAddr, Version)>, usize)> {
         let mut seen: HashMap<Name, (Vec<(SocketAddr, Version)>, usize)> = HashMap::new();
-        while let Some(done) = asks.join_next().await {
+        while let Some(done) = self.0.join_next().await {
             let Ok((apex, addr, held)) = done else {
                 continue; // a panicked ask: that secondary is left out
             };
@@ -110,7 +135,41 @@ impl Daemon {
                 }
             }
         }
-        for (apex, (seen, unanswered)) in seen {
+        seen
+    }
+}
+
+impl Daemon {
+    /// Starts asking the secondaries of the served zones what they hold
+    /// ([`SecondaryAsks`]), when there is a runtime to ask on (else
+    /// [`Self::check_secondaries`] asks).
+    pub(super) fn start_secondary_asks(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let zones = super::served_zones(&self.config)
+            .map(|zone| (&zone.apex, zone.options.secondaries.as_slice()));
+        self.secondary_asks = Some(SecondaryAsks::start(zones, &runtime));
+    }
+
+    /// Takes what the secondaries of every served zone hold (asked since
+    /// start-up); raises each zone's serial floor and drops journals as
+    /// the module doc says. Runs once the saved zones are served, before
+    /// any transfer and before the first round.
+    pub(super) async fn check_secondaries(&mut self) {
+        let asks = match self.secondary_asks.take() {
+            Some(asks) => asks,
+            None => {
+                let zones: Vec<(Name, Vec<SocketAddr>)> = self
+                    .zones
+                    .iter()
+                    .map(|(apex, zone)| (apex.clone(), zone.config.options.secondaries.clone()))
+                    .collect();
+                let zones = zones.iter().map(|(apex, s)| (apex, s.as_slice()));
+                SecondaryAsks::start(zones, &tokio::runtime::Handle::current())
+            }
+        };
+        for (apex, (seen, unanswered)) in asks.answers().await {
             self.take_over(&apex, &seen, unanswered);
         }
     }

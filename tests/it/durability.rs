@@ -323,8 +323,9 @@ fn a_warm_start_reads_only_the_key_files_changed_while_stopped() {
 /// (`src/daemon/key_changes.rs`), not after it, when the last process shut
 /// down cleanly (its key caches hold every key it knew); after a kill -9 it
 /// waits for the first round, which lists the directory. A secondary that
-/// never answers holds the first round back for 1.5 s (the warm start asks
-/// it what it holds), so the key is written before that round begins.
+/// never answers holds the first round back for 1.5 s from start-up (the
+/// warm start asks it what it holds; 2,000 children load at once), so the
+/// key is written before that round begins.
 #[test]
 fn a_key_change_right_after_a_clean_restart_cuts_into_the_first_round() {
     if !tools(&["dnssec-keygen"]) {
@@ -815,4 +816,59 @@ fn kill_9_at_random_moments_never_moves_the_serial_back() {
         knot.log_text()
     );
     assert_eq!(cds_served(knot.addr, &names), want);
+}
+
+/// Issue 15: the secondaries are asked what they hold as soon as the
+/// configuration is read, beside the saved zones' load, not once the
+/// server answers: at a million children the load takes seconds, and a
+/// secondary that does not answer used to hold every new serial (a key
+/// change right after a warm start) back by its whole 1.5 s after that.
+#[test]
+fn the_secondaries_are_asked_while_the_saved_zones_load() {
+    if !tools(&["dnssec-keygen"]) {
+        return;
+    }
+    let world = World::with_children(None, 20);
+    let silent = world.silent_secondary();
+    let mut first = world.start("first");
+    world.wait(&mut first, "finish its first round", || {
+        world.round_done("first")
+    });
+    let status = terminate(&mut first);
+    assert!(status.success(), "{status}:\n{}", first.log_text());
+
+    // Drain what the first process asked.
+    silent.set_nonblocking(true).expect("nonblocking");
+    let mut buf = [0u8; 512];
+    while silent.recv_from(&mut buf).is_ok() {}
+    silent.set_nonblocking(false).expect("blocking");
+
+    let mut second = world.start("second");
+    world.wait(&mut second, "finish its first round", || {
+        world.round_done("second")
+    });
+    let log = second.log_text();
+    let asked = log
+        .find("asking the secondaries what they hold")
+        .unwrap_or_else(|| panic!("no ask logged:\n{log}"));
+    let listening = log.find("listening").expect("listening");
+    assert!(
+        asked < listening,
+        "asked once serving, not beside the load:\n{log}"
+    );
+    // The secondary was asked for the zone's SOA.
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let (len, _) = silent.recv_from(&mut buf).expect("an SOA query");
+    let query = &buf[..len];
+    let mut at = 12;
+    while at < len && query[at] != 0 {
+        at += 1 + usize::from(query[at]);
+    }
+    assert_eq!(
+        query.get(at + 1..at + 3),
+        Some(&[0u8, 6][..]),
+        "QTYPE SOA: {query:?}"
+    );
 }

@@ -355,7 +355,11 @@ mod tests {
         ];
         let read = read_all(tmp.path(), &jobs, &mut exposed);
         assert!(matches!(read[0][0], Some(Content::Key(_))), "{:?}", read[0]);
-        assert!(matches!(read[0][1], Some(Content::Private(_))), "{:?}", read[0]);
+        assert!(
+            matches!(read[0][1], Some(Content::Private(_))),
+            "{:?}",
+            read[0]
+        );
         assert!(read[0][2].is_none());
         assert!(matches!(read[1][0], Some(Content::Key(_))), "{:?}", read[1]);
         assert!(
@@ -369,17 +373,27 @@ mod tests {
             read[2]
         );
         assert_eq!(exposed.count, 1);
-        assert_eq!(exposed.example.as_deref(), Some(tmp.path().join(&*private).as_path()));
+        assert_eq!(
+            exposed.example.as_deref(),
+            Some(tmp.path().join(&*private).as_path())
+        );
 
         // Private again: nothing exposed; a directory that cannot be opened
         // reads each file by its path, which fails as "not found".
-        fs::set_permissions(tmp.path().join(&*private), fs::Permissions::from_mode(0o600))
-            .expect("chmod");
+        fs::set_permissions(
+            tmp.path().join(&*private),
+            fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod");
         let mut exposed = ExposedPrivateFiles::default();
         let read = read_all(tmp.path(), &jobs[..1], &mut exposed);
         assert!(matches!(read[0][1], Some(Content::Private(_))));
         assert_eq!(exposed.count, 0);
         let read = read_all(&tmp.path().join("gone"), &jobs[..1], &mut exposed);
-        assert!(matches!(&read[0][0], Some(Content::Bad { .. })), "{:?}", read[0]);
+        assert!(
+            matches!(&read[0][0], Some(Content::Bad { .. })),
+            "{:?}",
+            read[0]
+        );
     }
 }
