@@ -119,6 +119,13 @@ grep -a -E 'phase="(scan|model|policy|brake)"|zone build progress' cold.log |
     sed -E 's/.*(phase="[^"]*").*elapsed_ms=([0-9]+).*/  \1 at \2 ms/'
 grep -a -m1 "zone updated" cold.log | sed -E 's/.*(names=[0-9]+).*(signatures=[0-9]+).*/  \1 \2/'
 echo "RSS after the cold start: $((cold_rss / 1024)) MiB (peak $((cold_hwm / 1024)) MiB), $((cold_rss * 1024 / N)) bytes per child"
+# 2 s after the first round the saver is still encoding the whole image (hundreds of MB
+# of buffers at 1M); once it is written and the allocator has given the pages back
+# (1 s decay), what stays is the steady state.
+until grep -a -q "zone saved whole" cold.log; do sleep 0.5; done
+sleep 5
+steady_rss=$(rss "$SB")
+echo "RSS once the cold start's image is saved (steady): $((steady_rss / 1024)) MiB, $((steady_rss * 1024 / N)) bytes per child"
 
 # ---- one-child changes: latency, the IXFR of one change, the octets written
 log "key changes"
