@@ -165,6 +165,15 @@ impl StateDir {
 /// new content, never a mix. A failed write (a full disk) removes its
 /// temporary file, so retries do not fill the directory further.
 pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), StateError> {
+    write_atomically_with(path, |file| file.write_all(data))
+}
+
+/// [`write_atomically`] for data written as it is made: `write` fills the
+/// temporary file, which replaces `path` only once it succeeded.
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut fs::File) -> std::io::Result<()>,
+) -> Result<(), StateError> {
     let io_err = |source| StateError::Io {
         path: path.to_path_buf(),
         source,
@@ -177,7 +186,7 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), StateError> {
     let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
     let written = fs::File::create(&tmp)
         .and_then(|mut file| {
-            file.write_all(data)?;
+            write(&mut file)?;
             file.sync_all()
         })
         .and_then(|()| fs::rename(&tmp, path));

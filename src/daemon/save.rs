@@ -346,22 +346,24 @@ impl Saver {
             // past the zone, which loading handles; the log last: until it
             // is started afresh the old one replays nothing onto the new
             // image (none of its diffs starts at the image's serial).
-            let image = persist::encode(&job.zone);
             let saved = crate::state::write_atomically(&job.journal_path, &job.journal.encode())
-                .and_then(|()| crate::state::write_atomically(&job.zone_path, &image))
-                .and_then(|()| changes::create(&job.changes_path, job.zone.serial()));
+                .and_then(|()| persist::save(&job.zone_path, &job.zone))
+                .and_then(|image_bytes| {
+                    changes::create(&job.changes_path, job.zone.serial())?;
+                    Ok(image_bytes)
+                });
             match saved {
-                Ok(()) => {
+                Ok(image_bytes) => {
                     tracing::debug!(
                         path = %job.zone_path.display(),
                         serial = job.zone.serial(),
-                        bytes = image.len(),
+                        bytes = image_bytes,
                         "zone saved whole"
                     );
                     self.on_disk.insert(
                         path,
                         OnDisk {
-                            image_bytes: image.len() as u64,
+                            image_bytes,
                             log_serial: job.zone.serial(),
                             log_bytes: 0,
                         },
