@@ -63,7 +63,10 @@ use hickory_proto::rr::Name;
 use jiff::Timestamp;
 use tokio::{sync::mpsc::UnboundedSender, time::Instant};
 
-use super::{Daemon, RoundInput, round::Progress};
+use super::{
+    Daemon, RoundInput,
+    round::{CutInPoint, Progress},
+};
 use crate::{
     dns::name::display, keys::dir::Listing, metrics::RoundFacts, parent::ChildReport, tsig,
 };
@@ -264,12 +267,16 @@ pub(super) struct CutIns {
 }
 
 impl Daemon {
-    /// Runs a round for the key files whose debounce ended, and the
-    /// children `listed` (those whose keys the full round's listing found
-    /// changed, when at most [`LISTED_FIRST`]), inside a full round (see
-    /// the module doc for where and why); returns the names it recomputed
-    /// (children and names no longer children), `None` when nothing cut in.
-    pub(super) fn cut_in(&mut self, listed: Option<&BTreeSet<Name>>) -> Option<BTreeSet<Name>> {
+    /// Runs a round for the key files whose debounce ended, and, once the
+    /// listing is taken, the children it found changed (when at most
+    /// [`LISTED_FIRST`]), inside a full round (see the module doc for where
+    /// and why); returns the names it recomputed (children and names no
+    /// longer children), `None` when nothing cut in.
+    pub(super) fn cut_in(&mut self, point: CutInPoint<'_>) -> Option<BTreeSet<Name>> {
+        let listed = match point {
+            CutInPoint::ListingTaken(names) => Some(names),
+            _ => None,
+        };
         let changes = self.cut_ins.as_ref()?.changes.clone();
         // A cold start: nothing is served yet (see the module doc).
         if self.zones.values().any(|zone| zone.store.is_empty()) {
@@ -351,7 +358,7 @@ impl Daemon {
         report.log(
             "key change cut into the full round",
             &progress,
-            Some(input.names.len()),
+            Some((point.as_str(), input.names.len())),
             served,
         );
         let notifies = report
@@ -389,7 +396,7 @@ impl Daemon {
         let owned = dirs.to_vec();
         self.known_keys.read_while_listing = Some(RoundInput::default());
         // What waits already goes first, whatever the listing's pace.
-        self.cut_in(None);
+        self.cut_in(CutInPoint::WhileListing);
         let listings = std::thread::scope(|scope| {
             let reading = scope.spawn(move || {
                 owned
@@ -401,7 +408,7 @@ impl Daemon {
                     .collect()
             });
             while !reading.is_finished() {
-                if self.cut_in(None).is_none() {
+                if self.cut_in(CutInPoint::WhileListing).is_none() {
                     std::thread::sleep(LISTING_POLL);
                 }
             }

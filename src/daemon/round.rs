@@ -59,6 +59,29 @@ pub struct RoundInput {
     pub refresh: bool,
 }
 
+/// Where in a full round a key change cuts in (logged as `point`).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum CutInPoint<'a> {
+    /// Before or while the key directories are listed.
+    WhileListing,
+    /// Once the listing is taken, with the children whose keys it found
+    /// changed.
+    ListingTaken(&'a BTreeSet<Name>),
+    /// Once the children are joined.
+    ChildrenJoined,
+}
+
+impl CutInPoint<'_> {
+    /// How the log names it.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            CutInPoint::WhileListing => "while listing",
+            CutInPoint::ListingTaken(_) => "listing taken",
+            CutInPoint::ChildrenJoined => "children joined",
+        }
+    }
+}
+
 /// What a round did.
 #[derive(Debug, Clone, Default)]
 pub struct RoundReport {
@@ -81,22 +104,25 @@ pub struct RoundReport {
 }
 
 impl RoundReport {
-    /// The one event of a round (`what`), with what a cut-in adds: the
-    /// children its listing found changed and how long after it was seen
-    /// the change was served.
+    /// The one event of a round (`what`), with what a cut-in adds: where
+    /// in the full round it cut in and the children the listing found
+    /// changed that it took along (`cut_in`), and how long after it was
+    /// seen the change was served.
     pub(super) fn log(
         &self,
         what: &'static str,
         progress: &Progress,
-        listed_changes: Option<usize>,
+        cut_in: Option<(&'static str, usize)>,
         served: Option<std::time::Duration>,
     ) {
+        let (point, listed_changes) = cut_in.unzip();
         tracing::info!(
             recomputed = self.recomputed,
             key_files_read = self.key_files_read,
             changed_names = self.changed_names,
             new_versions = self.new_versions,
             held = self.held,
+            point,
             listed_changes,
             served_ms = served.map(|d| d.as_millis() as u64),
             elapsed_ms = progress.elapsed().as_millis() as u64,
@@ -252,7 +278,7 @@ impl Daemon {
         if input.full {
             // The children whose keys the listing found changed go first.
             self.known_keys.listed = true;
-            self.cut_in(Some(&affected));
+            self.cut_in(CutInPoint::ListingTaken(&affected));
         }
         let (mut children, mut gone) = if input.full || read_again {
             self.all_children()
@@ -260,7 +286,7 @@ impl Daemon {
             self.children_among(&affected)
         };
         if input.full {
-            if let Some(names) = self.cut_in(None) {
+            if let Some(names) = self.cut_in(CutInPoint::ChildrenJoined) {
                 self.join_again(&names, &mut children, &mut gone);
             }
         }

@@ -318,6 +318,10 @@ fn a_warm_start_reads_only_the_key_files_changed_while_stopped() {
     );
 }
 
+/// How the log names a cut-in while the key directories are listed (the
+/// other points, "listing taken" and "children joined", come after it).
+const WHILE_LISTING: &str = "point=\"while listing\"";
+
 /// Issue 15: a key written right after a warm start's first answer is
 /// served by a round that cuts into the first full round
 /// (`src/daemon/key_changes.rs`), not after it, when the last process shut
@@ -361,13 +365,13 @@ fn a_key_change_right_after_a_clean_restart_cuts_into_the_first_round() {
         cut_in < log.find("round done").expect("round done"),
         "{log}"
     );
-    // Before the listing was taken (`listed_changes` counts the children
-    // it found changed): the restored keys of a complete cache sufficed.
+    // While the first listing ran, before it was taken: the restored keys
+    // of a complete cache sufficed.
     assert!(
         log[cut_in..]
             .lines()
             .next()
-            .is_some_and(|line| line.contains("listed_changes=0")),
+            .is_some_and(|line| line.contains(WHILE_LISTING)),
         "{log}"
     );
     assert!(
@@ -387,10 +391,10 @@ fn a_key_change_right_after_a_clean_restart_cuts_into_the_first_round() {
     });
     world.wait(&mut third, "finish its first round", || round_done("third"));
     let log = third.log_text();
-    // After the listing, the children it found changed may go first
-    // (`listed_changes` counts them); before it, nothing may cut in.
+    // Once the listing is taken (or the children joined) a change may cut
+    // in; while it runs, nothing may.
     assert!(
-        !log.contains("listed_changes=0"),
+        !log.contains(WHILE_LISTING),
         "no cut-in before the listing after a kill -9:\n{log}"
     );
     assert_eq!(world.cds("child7.example."), old);
@@ -440,7 +444,7 @@ fn a_key_change_waits_for_the_listing_when_the_cache_may_lack_keys() {
         });
         let log = daemon.log_text();
         assert!(
-            !log.contains("listed_changes=0"),
+            !log.contains(WHILE_LISTING),
             "no cut-in before the listing:\n{log}"
         );
         assert!(!world.cds("between.example.").is_empty(), "{log}");
