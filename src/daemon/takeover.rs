@@ -31,11 +31,19 @@
 //! for a truncated answer), as soon as the configuration is read, beside
 //! the saved zones' load: one that does not answer delays the first round
 //! (not the first answer) by what is left of its 1.5 s once the zones are
-//! loaded (at a million children, nothing), is logged and left out; when none answers the node goes on with its own records, as a
+//! loaded (at a million children, nothing), is logged and left out. Those
+//! that answered are asked again when their answers are more than a second
+//! old by then (the other node may have made a serial meanwhile), which
+//! costs one round trip; when none answers the node goes on with its own records, as a
 //! single primary always did. docs/ARCHITECTURE.md ("State on disk") has the
 //! procedure; `tests/it/standby.rs` runs it with a Knot secondary.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use hickory_proto::rr::{Name, RecordType};
 
@@ -79,11 +87,23 @@ enum AskError {
 /// and its version or why it is unknown.
 type Answer = (Name, SocketAddr, Result<Version, AskError>);
 
+/// What the secondaries of each zone said: the versions they hold, and how
+/// many did not say.
+type Answers = HashMap<Name, (Vec<(SocketAddr, Version)>, usize)>;
+
+/// How old the secondaries' answers may be when they are taken: the other
+/// node of a pair may still have made a serial meanwhile (a late death), so
+/// those that answered are asked again after a long load.
+const FRESH_FOR: Duration = Duration::from_secs(1);
+
 /// The secondaries of every served zone, asked what they hold; started as
 /// soon as the configuration is read ([`Daemon::new`]), so that the asks,
 /// and the timeout of a secondary that does not answer, run beside the
 /// saved zones' load instead of after it.
-pub(super) struct SecondaryAsks(tokio::task::JoinSet<Answer>);
+pub(super) struct SecondaryAsks {
+    asks: tokio::task::JoinSet<Answer>,
+    started: Instant,
+}
 
 impl SecondaryAsks {
     /// Asks every secondary of every zone at once, on `runtime`: a dead
@@ -105,20 +125,27 @@ impl SecondaryAsks {
                 );
             }
         }
-        if !asks.is_empty() {
+        SecondaryAsks {
+            asks,
+            started: Instant::now(),
+        }
+    }
+
+    /// Logs that the secondaries are being asked (when there are any).
+    fn log_start(&self) {
+        if !self.asks.is_empty() {
             tracing::info!(
-                secondaries = asks.len(),
+                secondaries = self.asks.len(),
                 "asking the secondaries what they hold"
             );
         }
-        SecondaryAsks(asks)
     }
 
-    /// What the secondaries of each zone said: the versions they hold,
-    /// and how many did not say (logged here).
-    async fn answers(mut self) -> HashMap<Name, (Vec<(SocketAddr, Version)>, usize)> {
-        let mut seen: HashMap<Name, (Vec<(SocketAddr, Version)>, usize)> = HashMap::new();
-        while let Some(done) = self.0.join_next().await {
+    /// What the secondaries of each zone said, those that did not say
+    /// logged here.
+    async fn answers(mut self) -> Answers {
+        let mut seen: Answers = HashMap::new();
+        while let Some(done) = self.asks.join_next().await {
             let Ok((apex, addr, held)) = done else {
                 continue; // a panicked ask: that secondary is left out
             };
@@ -149,7 +176,9 @@ impl Daemon {
         };
         let zones = super::served_zones(&self.config)
             .map(|zone| (&zone.apex, zone.options.secondaries.as_slice()));
-        self.secondary_asks = Some(SecondaryAsks::start(zones, &runtime));
+        let asks = SecondaryAsks::start(zones, &runtime);
+        asks.log_start();
+        self.secondary_asks = Some(asks);
     }
 
     /// Takes what the secondaries of every served zone hold (asked since
@@ -166,10 +195,17 @@ impl Daemon {
                     .map(|(apex, zone)| (apex.clone(), zone.config.options.secondaries.clone()))
                     .collect();
                 let zones = zones.iter().map(|(apex, s)| (apex, s.as_slice()));
-                SecondaryAsks::start(zones, &tokio::runtime::Handle::current())
+                let asks = SecondaryAsks::start(zones, &tokio::runtime::Handle::current());
+                asks.log_start();
+                asks
             }
         };
-        for (apex, (seen, unanswered)) in asks.answers().await {
+        let started = asks.started;
+        let mut answers = asks.answers().await;
+        if started.elapsed() > FRESH_FOR {
+            ask_again(&mut answers).await;
+        }
+        for (apex, (seen, unanswered)) in answers {
             self.take_over(&apex, &seen, unanswered);
         }
     }
@@ -245,6 +281,38 @@ impl Daemon {
                 changes_path: self.state.changes_path(apex),
             };
             self.saver.save_whole(job);
+        }
+    }
+}
+
+/// Asks the secondaries that answered again, and takes their new answers
+/// instead (one that does not answer now counts as unanswered): what they
+/// said before the saved zones loaded may be seconds old. Those that did
+/// not answer stay unanswered, already covered by [`UNANSWERED_MARGIN`].
+async fn ask_again(answers: &mut Answers) {
+    let answered: Vec<(Name, Vec<SocketAddr>)> = answers
+        .iter()
+        .filter(|(_, (seen, _))| !seen.is_empty())
+        .map(|(apex, (seen, _))| (apex.clone(), seen.iter().map(|(addr, _)| *addr).collect()))
+        .collect();
+    if answered.is_empty() {
+        return;
+    }
+    tracing::debug!(
+        zones = answered.len(),
+        "asking the secondaries that answered again: their answers came before the saved zones loaded"
+    );
+    let zones = answered
+        .iter()
+        .map(|(apex, addrs)| (apex, addrs.as_slice()));
+    let again = SecondaryAsks::start(zones, &tokio::runtime::Handle::current());
+    let mut again = again.answers().await;
+    for (apex, asked) in &answered {
+        let (seen, _) = again.remove(apex).unwrap_or_default();
+        if let Some(entry) = answers.get_mut(apex) {
+            // Not answering now (or an ask that failed) counts as unanswered.
+            entry.1 += asked.len().saturating_sub(seen.len());
+            entry.0 = seen;
         }
     }
 }
@@ -416,5 +484,35 @@ mod tests {
         assert_eq!(verdict.floor, Some(5));
         // A cold start with no record: above whatever the secondaries hold.
         assert_eq!(decide(None, None, &[(at(1), held(7, 3))], 0).floor, Some(7));
+    }
+
+    /// An answer from before the saved zones loaded is not taken as it is:
+    /// the secondary is asked again, and one that does not answer now
+    /// counts as unanswered (new serials then jump the margin), whatever it
+    /// said before. Zones none of whose secondaries answered are not asked.
+    #[test]
+    fn answers_from_before_the_load_are_asked_again() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        // Receives and never answers: a secondary gone since.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let gone = silent.local_addr().expect("addr");
+        let apex = crate::dns::parse_name("_signal.example.").expect("name");
+        let quiet = crate::dns::parse_name("_signal.example.net.").expect("name");
+        let mut answers: Answers = HashMap::new();
+        answers.insert(apex.clone(), (vec![(gone, held(7, 1))], 0));
+        answers.insert(quiet.clone(), (Vec::new(), 2));
+        runtime.block_on(ask_again(&mut answers));
+        assert_eq!(answers[&apex], (Vec::new(), 1));
+        assert_eq!(answers[&quiet], (Vec::new(), 2));
+        // Asked once, for the zone's SOA; nothing for the zone not asked.
+        silent
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let mut buf = [0u8; 512];
+        let (len, _) = silent.recv_from(&mut buf).expect("an SOA query");
+        assert!(len > 12);
     }
 }

@@ -325,50 +325,6 @@ impl KeyDirectory {
         report
     }
 
-    /// The report of a scan that could not list the directory: nothing
-    /// changed, every zone keeps its last good keys, the directory is held.
-    fn held_report(&mut self, error: &ListError) -> ScanReport {
-        let message = format!("cannot read key directory: {error}");
-        hold::note(
-            &mut self.hold,
-            &self.path,
-            error,
-            &message,
-            self.zones.len(),
-        );
-        let mut report = ScanReport::default();
-        report.issues.push(KeyIssue {
-            zone: None,
-            tag: None,
-            file: self.path.clone(),
-            line: 0,
-            message: message.clone(),
-            severity: Severity::Error,
-            effect: Effect::HeldWithLastGood,
-        });
-        report.directory_error = Some(message);
-        report.hold = self.hold.clone();
-        self.report_troubled(&mut report);
-        report.zones = self.zones.clone();
-        report
-    }
-
-    /// Adds the problems and holds of every troubled key to `report`.
-    fn report_troubled(&self, report: &mut ScanReport) {
-        for stem in &self.troubled {
-            if let Some(slot) = self.slots.get(stem) {
-                report.issues.extend(slot.issues().iter().cloned());
-                if let Some(hold) = slot.held() {
-                    report
-                        .held
-                        .entry(hold.zone.clone())
-                        .or_default()
-                        .push(hold.why.clone());
-                }
-            }
-        }
-    }
-
     /// Takes the new stamps of a listing, all or nothing; returns the stems
     /// with a file added, removed or changed.
     fn take(&mut self, listing: Listing) -> Result<BTreeSet<Box<str>>, ListError> {

@@ -322,6 +322,12 @@ fn a_warm_start_reads_only_the_key_files_changed_while_stopped() {
 /// other points, "listing taken" and "children joined", come after it).
 const WHILE_LISTING: &str = "point=\"while listing\"";
 
+/// The log up to the end of the first full round (a later one, the periodic
+/// rescan, may see cut-ins while it lists: the first listing is long over).
+fn first_round_log(log: &str) -> &str {
+    log.find("round done").map_or(log, |end| &log[..end])
+}
+
 /// Issue 15: a key written right after a warm start's first answer is
 /// served by a round that cuts into the first full round
 /// (`src/daemon/key_changes.rs`), not after it, when the last process shut
@@ -394,7 +400,7 @@ fn a_key_change_right_after_a_clean_restart_cuts_into_the_first_round() {
     // Once the listing is taken (or the children joined) a change may cut
     // in; while it runs, nothing may.
     assert!(
-        !log.contains(WHILE_LISTING),
+        !first_round_log(&log).contains(WHILE_LISTING),
         "no cut-in before the listing after a kill -9:\n{log}"
     );
     assert_eq!(world.cds("child7.example."), old);
@@ -444,7 +450,7 @@ fn a_key_change_waits_for_the_listing_when_the_cache_may_lack_keys() {
         });
         let log = daemon.log_text();
         assert!(
-            !log.contains(WHILE_LISTING),
+            !first_round_log(&log).contains(WHILE_LISTING),
             "no cut-in before the listing:\n{log}"
         );
         assert!(!world.cds("between.example.").is_empty(), "{log}");
@@ -855,10 +861,13 @@ fn the_secondaries_are_asked_while_the_saved_zones_load() {
     let asked = log
         .find("asking the secondaries what they hold")
         .unwrap_or_else(|| panic!("no ask logged:\n{log}"));
-    let listening = log.find("listening").expect("listening");
+    // Before the saved zone is loaded, not once it is served.
+    let loaded = log
+        .find("warm start: serving the saved zone")
+        .expect("a warm start");
     assert!(
-        asked < listening,
-        "asked once serving, not beside the load:\n{log}"
+        asked < loaded,
+        "asked after the load, not beside it:\n{log}"
     );
     // The secondary was asked for the zone's SOA.
     silent

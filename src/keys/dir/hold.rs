@@ -3,14 +3,15 @@
 //! is published for them, nothing withdrawn) until it reads cleanly again.
 //! Partial reads are not deletions (docs/ARCHITECTURE.md, "Rules of the
 //! house"). Each hold is logged when it starts, when its cause changes and
-//! when it ends, never once per scan.
+//! when it ends, never once per scan; every scan report carries the holds
+//! and problems of the keys still troubled.
 
 use std::{io, path::Path};
 
 use hickory_proto::rr::Name;
 use jiff::Timestamp;
 
-use super::{KeyIssue, ListError, Severity};
+use super::{Effect, KeyDirectory, KeyIssue, ListError, ScanReport, Severity};
 use crate::dns::name::display;
 
 /// A key directory that cannot be listed, since when and why.
@@ -102,5 +103,51 @@ pub(super) fn note_key(was: bool, now: bool, zone: Option<&Name>, tag: u16, issu
             );
         }
         _ => {}
+    }
+}
+
+impl KeyDirectory {
+    /// The report of a scan that could not list the directory: nothing
+    /// changed, every zone keeps its last good keys, the directory is held.
+    pub(super) fn held_report(&mut self, error: &ListError) -> ScanReport {
+        let message = format!("cannot read key directory: {error}");
+        note(
+            &mut self.hold,
+            &self.path,
+            error,
+            &message,
+            self.zones.len(),
+        );
+        let mut report = ScanReport::default();
+        report.issues.push(KeyIssue {
+            zone: None,
+            tag: None,
+            file: self.path.clone(),
+            line: 0,
+            message: message.clone(),
+            severity: Severity::Error,
+            effect: Effect::HeldWithLastGood,
+        });
+        report.directory_error = Some(message);
+        report.hold = self.hold.clone();
+        self.report_troubled(&mut report);
+        report.zones = self.zones.clone();
+        report
+    }
+
+    /// Adds the problems and holds of every troubled key to `report`.
+    pub(super) fn report_troubled(&self, report: &mut ScanReport) {
+        for stem in &self.troubled {
+            if let Some(slot) = self.slots.get(stem) {
+                report.issues.extend(slot.issues().iter().cloned());
+                if let Some(hold) = slot.held() {
+                    report
+                        .held
+                        .entry(hold.zone.clone())
+                        .or_default()
+                        .push(hold.why.clone());
+                }
+            }
+        }
     }
 }

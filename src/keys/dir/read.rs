@@ -9,9 +9,12 @@
 
 use std::{
     fs, io,
+    os::fd::OwnedFd,
     path::{Path, PathBuf},
     sync::Arc,
 };
+
+use rustix::fs::{Mode, OFlags};
 
 use hickory_proto::rr::Name;
 
@@ -166,9 +169,11 @@ pub(super) fn read_all(
     exposed: &mut ExposedPrivateFiles,
 ) -> Vec<[Option<Content>; 3]> {
     let kinds = [FileKind::Key, FileKind::Private, FileKind::State];
-    // Not opened (gone, replaced by a file): each file is opened by its
-    // path instead, and fails with its own error.
-    let dir_fd = fs::File::open(dir).ok();
+    // Not opened (gone, or no directory any more): each file is opened by
+    // its path instead, and fails with its own error. Opened as a directory
+    // only (a FIFO put in its place would block the open).
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let dir_fd = rustix::fs::open(dir, flags, Mode::empty()).ok();
     let read = |(_, files): &ReadJob| {
         let mut exposed = None;
         let contents: [Option<Content>; 3] = std::array::from_fn(|i| {
@@ -233,7 +238,7 @@ impl ExposedPrivateFiles {
 /// when there is one); also, for a `.private` file, whether every user may
 /// read it (from the open file's metadata: no second look-up by name).
 fn read_content(
-    dir_fd: Option<&fs::File>,
+    dir_fd: Option<&OwnedFd>,
     dir: &Path,
     name: &str,
     kind: FileKind,
@@ -273,13 +278,13 @@ fn read_content(
 
 /// Opens `name` for reading, relative to `dir_fd` (symlinks followed, as a
 /// key file may be one), or by its path in `dir` without one.
-fn open_in(dir_fd: Option<&fs::File>, dir: &Path, name: &str) -> io::Result<fs::File> {
+fn open_in(dir_fd: Option<&OwnedFd>, dir: &Path, name: &str) -> io::Result<fs::File> {
     let Some(dir_fd) = dir_fd else {
         return fs::File::open(dir.join(name));
     };
-    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC;
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
     loop {
-        match rustix::fs::openat(dir_fd, name, flags, rustix::fs::Mode::empty()) {
+        match rustix::fs::openat(dir_fd, name, flags, Mode::empty()) {
             Ok(fd) => return Ok(fs::File::from(fd)),
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
@@ -378,8 +383,8 @@ mod tests {
             Some(tmp.path().join(&*private).as_path())
         );
 
-        // Private again: nothing exposed; a directory that cannot be opened
-        // reads each file by its path, which fails as "not found".
+        // Private again: nothing exposed. A directory gone, or a file where
+        // the directory was: each file is opened by its path, and fails.
         fs::set_permissions(
             tmp.path().join(&*private),
             fs::Permissions::from_mode(0o600),
@@ -392,6 +397,12 @@ mod tests {
         let read = read_all(&tmp.path().join("gone"), &jobs[..1], &mut exposed);
         assert!(
             matches!(&read[0][0], Some(Content::Bad { .. })),
+            "{:?}",
+            read[0]
+        );
+        let read = read_all(&tmp.path().join(&*key), &jobs[..1], &mut exposed);
+        assert!(
+            matches!(&read[0][0], Some(Content::Unreadable(m)) if m.contains("Not a directory")),
             "{:?}",
             read[0]
         );
