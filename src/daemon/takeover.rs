@@ -131,16 +131,6 @@ impl SecondaryAsks {
         }
     }
 
-    /// Logs that the secondaries are being asked (when there are any).
-    fn log_start(&self) {
-        if !self.asks.is_empty() {
-            tracing::info!(
-                secondaries = self.asks.len(),
-                "asking the secondaries what they hold"
-            );
-        }
-    }
-
     /// What the secondaries of each zone said, those that did not say
     /// logged here.
     async fn answers(mut self) -> Answers {
@@ -171,14 +161,24 @@ impl Daemon {
     /// ([`SecondaryAsks`]), when there is a runtime to ask on (else
     /// [`Self::check_secondaries`] asks).
     pub(super) fn start_secondary_asks(&mut self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.secondary_asks = Some(self.ask_secondaries(&runtime));
+        }
+    }
+
+    /// Asks every secondary of every served zone what it holds, on
+    /// `runtime`.
+    fn ask_secondaries(&self, runtime: &tokio::runtime::Handle) -> SecondaryAsks {
         let zones = super::served_zones(&self.config)
             .map(|zone| (&zone.apex, zone.options.secondaries.as_slice()));
-        let asks = SecondaryAsks::start(zones, &runtime);
-        asks.log_start();
-        self.secondary_asks = Some(asks);
+        let asks = SecondaryAsks::start(zones, runtime);
+        if !asks.asks.is_empty() {
+            tracing::info!(
+                secondaries = asks.asks.len(),
+                "asking the secondaries what they hold"
+            );
+        }
+        asks
     }
 
     /// Takes what the secondaries of every served zone hold (asked since
@@ -188,17 +188,7 @@ impl Daemon {
     pub(super) async fn check_secondaries(&mut self) {
         let asks = match self.secondary_asks.take() {
             Some(asks) => asks,
-            None => {
-                let zones: Vec<(Name, Vec<SocketAddr>)> = self
-                    .zones
-                    .iter()
-                    .map(|(apex, zone)| (apex.clone(), zone.config.options.secondaries.clone()))
-                    .collect();
-                let zones = zones.iter().map(|(apex, s)| (apex, s.as_slice()));
-                let asks = SecondaryAsks::start(zones, &tokio::runtime::Handle::current());
-                asks.log_start();
-                asks
-            }
+            None => self.ask_secondaries(&tokio::runtime::Handle::current()),
         };
         let started = asks.started;
         let mut answers = asks.answers().await;

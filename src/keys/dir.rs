@@ -55,7 +55,7 @@ pub use hold::DirectoryHold;
 pub use issue::{Effect, KeyIssue, Severity};
 pub use listing::ListError;
 use listing::{DirId, Listed, Stamp};
-use read::{Content, ExposedPrivateFiles, IssueReport, Parts, ReadJob, read_all};
+use read::{Content, IssueReport, KeyFileReader, Parts, ReadJob};
 use slot::Slot;
 
 /// How long a key's files may disagree before that is an error.
@@ -293,7 +293,7 @@ impl KeyDirectory {
         // before the next is read, so a cold start's million keys never
         // sit parsed in memory twice (and the allocator reuses the pages).
         let mut work = work.into_iter().peekable();
-        let mut exposed = ExposedPrivateFiles::default();
+        let mut reader = KeyFileReader::open(Arc::clone(&self.dir));
         while work.peek().is_some() {
             let jobs: Vec<ReadJob> = work
                 .by_ref()
@@ -310,12 +310,12 @@ impl KeyDirectory {
                 .iter()
                 .map(|(_, f)| f.iter().flatten().count())
                 .sum::<usize>();
-            let parsed = read_all(&self.path, &jobs, &mut exposed);
+            let parsed = reader.read(&jobs);
             for ((stem, _), contents) in jobs.into_iter().zip(parsed) {
                 self.settle(&stem, contents, at, &mut report.changed);
             }
         }
-        exposed.warn();
+        reader.finish();
         self.report_troubled(&mut report);
         if recovered.is_some() {
             // Nothing was recomputed while held: everything is, now.

@@ -147,6 +147,12 @@ impl World {
             .collect()
     }
 
+    /// Waits until the daemon logging to `<name>.log` finished its first
+    /// round.
+    fn finish_first_round(&self, daemon: &mut Daemon, name: &str) {
+        self.wait(daemon, "finish its first round", || self.round_done(name));
+    }
+
     /// True when the daemon logging to `<name>.log` finished a round.
     fn round_done(&self, name: &str) -> bool {
         fs::read_to_string(self.tmp.path().join(format!("{name}.log")))
@@ -246,10 +252,7 @@ fn a_warm_start_reads_only_the_key_files_changed_while_stopped() {
     }
     let world = World::with_children(None, 2_000);
     let mut first = world.start("first");
-    let log = world.tmp.path().join("first.log");
-    world.wait(&mut first, "finish its first round", || {
-        fs::read_to_string(&log).is_ok_and(|text| text.contains("round done"))
-    });
+    world.finish_first_round(&mut first, "first");
     assert!(first_round_reads(&first.log_text()) >= 2_000);
     let old_cds = world.cds("child7.example.");
     assert!(!old_cds.is_empty());
@@ -277,10 +280,7 @@ fn a_warm_start_reads_only_the_key_files_changed_while_stopped() {
     write_key(&children, "child7.example.", &dnskey(257, 13, 201), &[]);
 
     let mut second = world.start("second");
-    let log = world.tmp.path().join("second.log");
-    world.wait(&mut second, "finish its first round", || {
-        fs::read_to_string(&log).is_ok_and(|text| text.contains("round done"))
-    });
+    world.finish_first_round(&mut second, "second");
     let log = second.log_text();
     let restored: Vec<&str> = log
         .lines()
@@ -343,10 +343,9 @@ fn a_key_change_right_after_a_clean_restart_cuts_into_the_first_round() {
     }
     let world = World::with_children(None, 2_000);
     let _silent = world.silent_secondary();
-    let round_done = |name: &str| world.round_done(name);
 
     let mut first = world.start("first");
-    world.wait(&mut first, "finish its first round", || round_done("first"));
+    world.finish_first_round(&mut first, "first");
     let status = terminate(&mut first);
     assert!(status.success(), "{status}:\n{}", first.log_text());
     assert!(world.state.join("keys/complete.json").exists());
@@ -360,9 +359,7 @@ fn a_key_change_right_after_a_clean_restart_cuts_into_the_first_round() {
     world.wait(&mut second, "serve the new child", || {
         !world.cds("late.example.").is_empty()
     });
-    world.wait(&mut second, "finish its first round", || {
-        round_done("second")
-    });
+    world.finish_first_round(&mut second, "second");
     let log = second.log_text();
     let cut_in = log
         .find("key change cut into the full round")
@@ -395,7 +392,7 @@ fn a_key_change_right_after_a_clean_restart_cuts_into_the_first_round() {
     world.wait(&mut third, "serve the second new child", || {
         !world.cds("later.example.").is_empty()
     });
-    world.wait(&mut third, "finish its first round", || round_done("third"));
+    world.finish_first_round(&mut third, "third");
     let log = third.log_text();
     // Once the listing is taken (or the children joined) a change may cut
     // in; while it runs, nothing may.
@@ -420,9 +417,7 @@ fn a_key_change_waits_for_the_listing_when_the_cache_may_lack_keys() {
     let world = World::with_children(None, 2_000);
     let _silent = world.silent_secondary();
     let mut first = world.start("first");
-    world.wait(&mut first, "finish its first round", || {
-        world.round_done("first")
-    });
+    world.finish_first_round(&mut first, "first");
     let older: Vec<(PathBuf, Vec<u8>)> = world
         .key_caches()
         .iter()
@@ -445,9 +440,7 @@ fn a_key_change_waits_for_the_listing_when_the_cache_may_lack_keys() {
         world.wait(&mut daemon, "serve the new child", || {
             !world.cds(child).is_empty()
         });
-        world.wait(&mut daemon, "finish its first round", || {
-            world.round_done(name)
-        });
+        world.finish_first_round(&mut daemon, name);
         let log = daemon.log_text();
         assert!(
             !first_round_log(&log).contains(WHILE_LISTING),
@@ -841,9 +834,7 @@ fn the_secondaries_are_asked_while_the_saved_zones_load() {
     let world = World::with_children(None, 20);
     let silent = world.silent_secondary();
     let mut first = world.start("first");
-    world.wait(&mut first, "finish its first round", || {
-        world.round_done("first")
-    });
+    world.finish_first_round(&mut first, "first");
     let status = terminate(&mut first);
     assert!(status.success(), "{status}:\n{}", first.log_text());
 
@@ -854,9 +845,7 @@ fn the_secondaries_are_asked_while_the_saved_zones_load() {
     silent.set_nonblocking(false).expect("blocking");
 
     let mut second = world.start("second");
-    world.wait(&mut second, "finish its first round", || {
-        world.round_done("second")
-    });
+    world.finish_first_round(&mut second, "second");
     let log = second.log_text();
     let asked = log
         .find("asking the secondaries what they hold")

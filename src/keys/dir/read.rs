@@ -158,58 +158,78 @@ impl Parts {
 /// `.state`) in the directory.
 pub(super) type ReadJob = (Box<str>, [Option<Arc<str>>; 3]);
 
-/// Reads and parses the files of every job in `dir`, on many threads when
-/// there are many (`cores::map_blocking`: files not in the page cache wait
-/// for the disk). Files are opened relative to the directory's descriptor
-/// (no path to build and walk per file). `.private` files readable by every
-/// user are counted into `exposed`, to be warned about once per scan.
-pub(super) fn read_all(
-    dir: &Path,
-    jobs: &[ReadJob],
-    exposed: &mut ExposedPrivateFiles,
-) -> Vec<[Option<Content>; 3]> {
-    let kinds = [FileKind::Key, FileKind::Private, FileKind::State];
-    // Not opened (gone, or no directory any more): each file is opened by
-    // its path instead, and fails with its own error. Opened as a directory
-    // only (a FIFO put in its place would block the open).
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let dir_fd = rustix::fs::open(dir, flags, Mode::empty()).ok();
-    let read = |(_, files): &ReadJob| {
-        let mut exposed = None;
-        let contents: [Option<Content>; 3] = std::array::from_fn(|i| {
-            let file = files[i].as_deref()?;
-            let (content, readable) = read_content(dir_fd.as_ref(), dir, file, kinds[i]);
-            if readable {
-                exposed = Some(dir.join(file));
-            }
-            Some(content)
-        });
-        (contents, exposed)
-    };
-    // A read that panicked reads as an error: the key keeps its last good
-    // view (or its zone is held), never another key's files.
-    let failed = |(_, files): &ReadJob| {
-        let contents = std::array::from_fn(|i| {
-            files[i].as_ref().map(|_| Content::Bad {
-                line: 0,
-                message: "reading failed (internal error)".into(),
+/// Reads the key files of one directory for a scan: the directory is
+/// opened once, and its files relative to that descriptor (no path to build
+/// and walk per file); `.private` files readable by every user are counted,
+/// to be warned about once per scan ([`Self::finish`]).
+pub(super) struct KeyFileReader {
+    dir: Arc<Path>,
+    fd: Option<OwnedFd>,
+    exposed: ExposedPrivateFiles,
+}
+
+impl KeyFileReader {
+    /// A reader of `dir`. Not opened (gone, or no directory any more): each
+    /// file is opened by its path instead, and fails with its own error.
+    /// Opened as a directory only (a FIFO put in its place would block).
+    pub(super) fn open(dir: Arc<Path>) -> Self {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        KeyFileReader {
+            fd: rustix::fs::open(&*dir, flags, Mode::empty()).ok(),
+            dir,
+            exposed: ExposedPrivateFiles::default(),
+        }
+    }
+
+    /// Reads and parses the files of every job, on many threads when there
+    /// are many (`cores::map_blocking`: files not in the page cache wait for
+    /// the disk).
+    pub(super) fn read(&mut self, jobs: &[ReadJob]) -> Vec<[Option<Content>; 3]> {
+        let kinds = [FileKind::Key, FileKind::Private, FileKind::State];
+        let (dir, fd) = (&*self.dir, self.fd.as_ref());
+        let read = |(_, files): &ReadJob| {
+            let mut exposed = None;
+            let contents: [Option<Content>; 3] = std::array::from_fn(|i| {
+                let file = files[i].as_deref()?;
+                let (content, readable) = read_content(fd, dir, file, kinds[i]);
+                if readable {
+                    exposed = Some(dir.join(file));
+                }
+                Some(content)
+            });
+            (contents, exposed)
+        };
+        // A read that panicked reads as an error: the key keeps its last good
+        // view (or its zone is held), never another key's files.
+        let failed = |(_, files): &ReadJob| {
+            let contents = std::array::from_fn(|i| {
+                files[i].as_ref().map(|_| Content::Bad {
+                    line: 0,
+                    message: "reading failed (internal error)".into(),
+                })
+            });
+            (contents, None)
+        };
+        let read = crate::cores::map_blocking(jobs, 256, read, failed);
+        read.into_iter()
+            .map(|(contents, readable)| {
+                self.exposed.note(readable);
+                contents
             })
-        });
-        (contents, None)
-    };
-    let read = crate::cores::map_blocking(jobs, 256, read, failed);
-    read.into_iter()
-        .map(|(contents, readable)| {
-            exposed.note(readable);
-            contents
-        })
-        .collect()
+            .collect()
+    }
+
+    /// Ends the scan's reading: the one warning about exposed `.private`
+    /// files, if any.
+    pub(super) fn finish(self) {
+        self.exposed.warn();
+    }
 }
 
 /// `.private` files a scan found readable by every user: one warning per
 /// scan (not per file: a directory may hold a million keys).
 #[derive(Debug, Default)]
-pub(super) struct ExposedPrivateFiles {
+struct ExposedPrivateFiles {
     count: usize,
     example: Option<PathBuf>,
 }
@@ -223,7 +243,7 @@ impl ExposedPrivateFiles {
     }
 
     /// Warns once, when there were any.
-    pub(super) fn warn(self) {
+    fn warn(self) {
         if let Some(example) = self.example {
             tracing::warn!(
                 files = self.count,
@@ -352,13 +372,14 @@ mod tests {
         let binary: Arc<str> = "Kbinary.test.+013+00002.state".into();
         fs::write(tmp.path().join(&*binary), [0xff, 0xfe, 0x00]).expect("write");
 
-        let mut exposed = ExposedPrivateFiles::default();
+        let dir: Arc<Path> = Arc::from(tmp.path());
+        let mut reader = KeyFileReader::open(Arc::clone(&dir));
         let jobs = [
             job([Some(&key), Some(&private), None]),
             job([Some(&linked), None, None]),
             job([Some(&gone), None, Some(&binary)]),
         ];
-        let read = read_all(tmp.path(), &jobs, &mut exposed);
+        let read = reader.read(&jobs);
         assert!(matches!(read[0][0], Some(Content::Key(_))), "{:?}", read[0]);
         assert!(
             matches!(read[0][1], Some(Content::Private(_))),
@@ -377,9 +398,9 @@ mod tests {
             "{:?}",
             read[2]
         );
-        assert_eq!(exposed.count, 1);
+        assert_eq!(reader.exposed.count, 1);
         assert_eq!(
-            exposed.example.as_deref(),
+            reader.exposed.example.as_deref(),
             Some(tmp.path().join(&*private).as_path())
         );
 
@@ -390,17 +411,17 @@ mod tests {
             fs::Permissions::from_mode(0o600),
         )
         .expect("chmod");
-        let mut exposed = ExposedPrivateFiles::default();
-        let read = read_all(tmp.path(), &jobs[..1], &mut exposed);
+        let mut reader = KeyFileReader::open(dir);
+        let read = reader.read(&jobs[..1]);
         assert!(matches!(read[0][1], Some(Content::Private(_))));
-        assert_eq!(exposed.count, 0);
-        let read = read_all(&tmp.path().join("gone"), &jobs[..1], &mut exposed);
+        assert_eq!(reader.exposed.count, 0);
+        let read = KeyFileReader::open(Arc::from(tmp.path().join("gone"))).read(&jobs[..1]);
         assert!(
             matches!(&read[0][0], Some(Content::Bad { .. })),
             "{:?}",
             read[0]
         );
-        let read = read_all(&tmp.path().join(&*key), &jobs[..1], &mut exposed);
+        let read = KeyFileReader::open(Arc::from(tmp.path().join(&*key))).read(&jobs[..1]);
         assert!(
             matches!(&read[0][0], Some(Content::Unreadable(m)) if m.contains("Not a directory")),
             "{:?}",
