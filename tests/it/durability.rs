@@ -153,6 +153,15 @@ impl World {
         self.wait(daemon, "finish its first round", || self.round_done(name));
     }
 
+    /// Starts a daemon logging to `<name>.log`, waits for its first round
+    /// and stops it cleanly (SIGTERM, exit 0).
+    fn run_first_round_and_stop(&self, name: &str) {
+        let mut daemon = self.start(name);
+        self.finish_first_round(&mut daemon, name);
+        let status = terminate(&mut daemon);
+        assert!(status.success(), "{status}:\n{}", daemon.log_text());
+    }
+
     /// True when the daemon logging to `<name>.log` finished a round.
     fn round_done(&self, name: &str) -> bool {
         fs::read_to_string(self.tmp.path().join(format!("{name}.log")))
@@ -344,10 +353,7 @@ fn a_key_change_right_after_a_clean_restart_cuts_into_the_first_round() {
     let world = World::with_children(None, 2_000);
     let _silent = world.silent_secondary();
 
-    let mut first = world.start("first");
-    world.finish_first_round(&mut first, "first");
-    let status = terminate(&mut first);
-    assert!(status.success(), "{status}:\n{}", first.log_text());
+    world.run_first_round_and_stop("first");
     assert!(world.state.join("keys/complete.json").exists());
 
     let mut second = world.start("second");
@@ -833,10 +839,7 @@ fn the_secondaries_are_asked_while_the_saved_zones_load() {
     }
     let world = World::with_children(None, 20);
     let silent = world.silent_secondary();
-    let mut first = world.start("first");
-    world.finish_first_round(&mut first, "first");
-    let status = terminate(&mut first);
-    assert!(status.success(), "{status}:\n{}", first.log_text());
+    world.run_first_round_and_stop("first");
 
     // Drain what the first process asked.
     silent.set_nonblocking(true).expect("nonblocking");
