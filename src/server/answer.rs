@@ -29,7 +29,7 @@ use crate::{
     },
     log_limit::LogLimit,
     tsig,
-    zone::{Entry, ZoneStore},
+    zone::{Entry, Node, ZoneStore},
 };
 
 /// Failed TSIG checks and refused transfers are logged at most five times
@@ -271,7 +271,11 @@ fn respond_to(
     let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
     let store = &zone.store;
     let apex_pointer = Owner::Pointer(12 + (qname_len - store.apex_wire().len()) as u16);
-    let code = answer(&mut w, store, lower, q.qtype, dnssec, apex_pointer);
+    let Some(apex) = zone.apex.as_deref() else {
+        w.finish(rcode::SERVFAIL, false, None, size, transport);
+        return Answer::Message;
+    };
+    let code = answer(&mut w, store, apex, lower, q.qtype, dnssec, apex_pointer);
     w.finish(code, true, None, size, transport);
     Answer::Message
 }
@@ -354,12 +358,13 @@ fn transfer(
 fn answer(
     w: &mut Writer<'_>,
     zone: &ZoneStore,
+    apex_node: &Node,
     qname: &[u8],
     qtype: u16,
     dnssec: bool,
     apex: Owner<'_>,
 ) -> u16 {
-    let Some(soa) = zone.apex_node().and_then(|n| n.rrset(RecordType::SOA)) else {
+    let Some(soa) = apex_node.rrset(RecordType::SOA) else {
         return rcode::SERVFAIL;
     };
     let negative_ttl = zone.negative_ttl();

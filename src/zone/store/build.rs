@@ -8,7 +8,9 @@ use std::sync::Arc;
 use hickory_proto::rr::RecordType;
 use jiff::Timestamp;
 
-use super::{Bytes, Change, Entry, Node, Rrset, UpdateStats, ZoneStore, soa_minimum, with_serial};
+use super::{
+    Bytes, Change, Entry, Names, Node, Rrset, UpdateStats, ZoneStore, soa_minimum, with_serial,
+};
 use crate::{
     config::ZoneOptions,
     dns::name::{canonical_key, canonical_wire, display},
@@ -123,7 +125,7 @@ impl ZoneStore {
     /// Fills the maps; empty non-terminals count the names below them.
     fn index(&mut self, owners: Vec<Owner>) {
         let apex_len = self.apex_wire.len();
-        let mut below: std::collections::HashMap<Bytes, u32> = std::collections::HashMap::new();
+        let mut below: rustc_hash::FxHashMap<Bytes, u32> = rustc_hash::FxHashMap::default();
         for (_, wire, _) in &owners {
             let mut at = 0;
             // Every ancestor up to and including the apex, as
@@ -133,7 +135,7 @@ impl ZoneStore {
                 *below.entry(wire[at..].into()).or_default() += 1;
             }
         }
-        let mut names: imbl::HashMap<Bytes, Entry> = imbl::HashMap::new();
+        let mut names = Names::default();
         let mut order: imbl::OrdMap<Bytes, Bytes> = imbl::OrdMap::new();
         let mut touched: Vec<Bytes> = Vec::with_capacity(owners.len());
         for (key, wire, sets) in owners {
