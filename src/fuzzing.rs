@@ -343,7 +343,7 @@ pub fn saved_zone(body: &[u8]) {
     let some_owner = zone
         .nodes()
         .last()
-        .and_then(|n| crate::zone::store::name_of(&n.wire));
+        .and_then(|n| crate::zone::store::name_of(n.wire()));
     let _ = zone.earliest_expiration();
     let _ = zone.next_after(None);
     let served = ServedZone::new(zone).with_transfers(

@@ -271,7 +271,7 @@ fn respond_to(
     let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
     let store = &zone.store;
     let apex_pointer = Owner::Pointer(12 + (qname_len - store.apex_wire().len()) as u16);
-    let Some(apex) = zone.apex.as_deref() else {
+    let Some(apex) = zone.apex.as_ref() else {
         w.finish(rcode::SERVFAIL, false, None, size, transport);
         return Answer::Message;
     };
@@ -399,7 +399,7 @@ fn answer(
             }
             rcode::NOERROR
         }
-        Some(Entry::Ent(_)) => {
+        Some(Entry::Ent(..)) => {
             w.negative_soa(apex, soa, negative_ttl, dnssec);
             if dnssec {
                 let mut key = [0u8; 512];
@@ -441,13 +441,13 @@ fn covering_nsec<'z>(
     skip: Option<&[u8]>,
 ) -> Option<&'z [u8]> {
     let node = zone.predecessor(key)?;
-    if skip == Some(&node.wire[..]) {
+    if skip == Some(node.wire()) {
         return None;
     }
     let nsec = node.rrset(RecordType::NSEC)?;
-    let owner = w.compressed(&node.wire);
+    let owner = w.compressed(node.wire());
     w.rrset(Section::Authority, owner, nsec, true);
-    Some(&node.wire)
+    Some(node.wire())
 }
 
 /// The longest existing ancestor of `qname` (the apex at worst).

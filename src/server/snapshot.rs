@@ -26,7 +26,7 @@ pub struct ServedZone {
     /// The store's apex node (SOA, NS, DNSKEY), kept beside it: every
     /// answer needs the SOA or the apex's own name, and looking it up
     /// again per query was a second hash lookup.
-    pub(super) apex: Option<Arc<Node>>,
+    pub(super) apex: Option<Node>,
     /// Why it cannot be served (SERVFAIL), if so.
     pub(super) broken: Option<String>,
     /// Recent differences, for IXFR.
@@ -39,7 +39,7 @@ impl ServedZone {
     /// A zone to answer from.
     pub fn new(store: ZoneStore) -> Self {
         ServedZone {
-            apex: store.shared_apex_node(),
+            apex: store.apex_node().cloned(),
             store,
             broken: None,
             journal: Arc::default(),

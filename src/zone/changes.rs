@@ -206,7 +206,7 @@ pub fn replay(base: &ZoneStore, diffs: Vec<Diff>) -> Option<(ZoneStore, Vec<Diff
             .into_iter()
             .map(|(wire, mut rrsets)| {
                 rrsets.sort_by_key(|r| r.rtype);
-                let node = (!rrsets.is_empty()).then(|| Node::new(wire.clone(), &rrsets));
+                let node = (!rrsets.is_empty()).then(|| Node::new(&wire, &rrsets));
                 (wire, node)
             })
             .collect();

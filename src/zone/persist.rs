@@ -52,7 +52,7 @@ pub fn encode_to<W: Write>(zone: &ZoneStore, out: W) -> io::Result<u64> {
     hashed.write_all(&part)?;
     for node in zone.nodes() {
         part.clear();
-        put_name(&mut part, &node.wire);
+        put_name(&mut part, node.wire());
         wire::put_u16(&mut part, node.rrsets().count() as u16);
         for rrset in node.rrsets() {
             wire::put_u16(&mut part, rrset.rtype);
@@ -256,7 +256,7 @@ fn decode_with(r: &mut impl Source) -> Option<ZoneStore> {
                 |recs, sigs| well_formed(rtype, recs, sigs),
             )?;
         }
-        nodes.push(packer.finish(wire.into()));
+        nodes.push(packer.finish(&wire));
     }
     (r.left() == 0).then(|| ZoneStore::from_parts(apex, serial, negative_ttl, nodes))?
 }

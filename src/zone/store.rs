@@ -1,11 +1,13 @@
 //! A signed zone in the one form both the signer and the server use.
 //!
 //! Every RRset is kept once, in answer-ready wire form (records without
-//! owner names, then their RRSIGs), and all RRsets of a name in one
-//! allocation ([`node`]: read in place as [`RrsetRef`]s, built from owned
-//! [`Rrset`]s). Names live in two persistent maps
-//! (`imbl`): by lower-case wire name for lookups, and by canonical order
-//! (RFC 4034 §6.1) for the NSEC chain and denial. Cloning a zone is O(1) and
+//! owner names, then their RRSIGs), and a name with all its RRsets in one
+//! shared allocation ([`node`]: read in place as [`RrsetRef`]s, built from
+//! owned [`Rrset`]s). Names live in two persistent maps (`imbl`): a hash
+//! index of entries keyed by their own lower-case wire names for lookups
+//! (a query compares its name with the node it then answers from, no
+//! separate key), and one by canonical order (RFC 4034 §6.1) for the NSEC
+//! chain and denial. Cloning a zone is O(1) and
 //! a change copies only the paths it touches, so the server answers from one
 //! version while the signer builds the next, and one change among a million
 //! names stays cheap.
@@ -56,16 +58,52 @@ impl Node {
 #[derive(Debug, Clone)]
 pub enum Entry {
     /// Data, with the number of data names below it.
-    Node(Arc<Node>, u32),
-    /// An empty non-terminal over this many data names.
-    Ent(u32),
+    Node(Node, u32),
+    /// An empty non-terminal (its lower-case wire name) over this many data
+    /// names.
+    Ent(Bytes, u32),
 }
 
 impl Entry {
+    /// The lower-case wire name.
+    pub fn wire(&self) -> &[u8] {
+        match self {
+            Entry::Node(node, _) => node.wire(),
+            Entry::Ent(wire, _) => wire,
+        }
+    }
+
     fn below(&self) -> u32 {
         match self {
-            Entry::Node(_, below) | Entry::Ent(below) => *below,
+            Entry::Node(_, below) | Entry::Ent(_, below) => *below,
         }
+    }
+}
+
+/// An [`Entry`] as the key of the name index: hashed and compared by its
+/// wire name alone, so the index is looked up with a plain `&[u8]` and
+/// needs no key apart from the entry (the name lives in the node).
+#[derive(Debug, Clone)]
+struct ByWire(Entry);
+
+impl PartialEq for ByWire {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.wire() == other.0.wire()
+    }
+}
+
+impl Eq for ByWire {}
+
+impl std::hash::Hash for ByWire {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `[u8]` hashes, which `Borrow<[u8]>` requires.
+        self.0.wire().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for ByWire {
+    fn borrow(&self) -> &[u8] {
+        self.0.wire()
     }
 }
 
@@ -92,16 +130,14 @@ pub struct UpdateStats {
     pub signatures: usize,
 }
 
-/// The names of a zone by lower-case wire name. Hashed with FxHash, not
-/// SipHash: every query looks a name up here (SipHash was ~4% of a query's
-/// CPU), and what is inserted comes from the zone's own content, never from
-/// a query, so there is no table for a remote party to flood.
-pub(crate) type Names = imbl::GenericHashMap<
-    Bytes,
-    Entry,
-    rustc_hash::FxBuildHasher,
-    imbl::shared_ptr::DefaultSharedPtr,
->;
+/// The names of a zone by lower-case wire name: a set of entries keyed by
+/// their own names ([`ByWire`]; the map's value is empty). Hashed with
+/// FxHash, not SipHash: every query looks a name up here (SipHash was ~4%
+/// of a query's CPU), and what is inserted comes from the zone's own
+/// content, never from a query, so there is no table for a remote party to
+/// flood.
+type Names =
+    imbl::GenericHashMap<ByWire, (), rustc_hash::FxBuildHasher, imbl::shared_ptr::DefaultSharedPtr>;
 
 /// A signed zone.
 #[derive(Debug, Clone)]
@@ -149,7 +185,7 @@ impl ZoneStore {
         zone.negative_ttl = negative_ttl;
         let mut key = [0u8; 512];
         for node in nodes {
-            let wire = node.wire.clone();
+            let wire: Bytes = node.wire().into();
             // Exactly the lower-case wire of one name at or below the apex,
             // once: ending in the apex's octets is not enough (`\0\xff` and
             // the apex parses as the root, and walking its labels up to the
@@ -157,14 +193,13 @@ impl ZoneStore {
             // would count its ancestors' subtrees twice. Checked on the wire
             // (a million `Name`s cost a warm start seconds).
             if !canonical_below(&wire, &zone.apex_wire)
-                || matches!(zone.names.get(&wire), Some(Entry::Node(..)))
+                || matches!(zone.entry(&wire), Some(Entry::Node(..)))
             {
                 return None;
             }
             let key_len = canonical_key_of_wire(&wire, &mut key)?;
-            let below = zone.names.get(&wire).map_or(0, Entry::below);
-            zone.names
-                .insert(wire.clone(), Entry::Node(Arc::new(node), below));
+            let below = zone.entry(&wire).map_or(0, Entry::below);
+            zone.put(Entry::Node(node, below));
             zone.order.insert(key[..key_len].into(), wire.clone());
             zone.adjust_ancestors(&wire, 1);
         }
@@ -204,29 +239,30 @@ impl ZoneStore {
 
     /// What is at a lower-case wire name.
     pub fn entry(&self, wire: &[u8]) -> Option<&Entry> {
-        self.names.get(wire)
+        self.names.get_key_value(wire).map(|(entry, ())| &entry.0)
+    }
+
+    /// Puts `entry` in the name index, in place of what was at its name.
+    fn put(&mut self, entry: Entry) {
+        self.names.insert(ByWire(entry), ());
+    }
+
+    /// Takes the name `wire` out of the name index.
+    fn take_out(&mut self, wire: &[u8]) {
+        self.names.remove(wire);
     }
 
     /// The data at a lower-case wire name.
     pub fn node(&self, wire: &[u8]) -> Option<&Node> {
-        match self.names.get(wire)? {
+        match self.entry(wire)? {
             Entry::Node(node, _) => Some(node),
-            Entry::Ent(_) => None,
+            Entry::Ent(..) => None,
         }
     }
 
     /// The apex node.
     pub fn apex_node(&self) -> Option<&Node> {
         self.node(&self.apex_wire)
-    }
-
-    /// The apex node, shared: the server keeps it beside the version it
-    /// answers from, so a query does not look the apex up.
-    pub fn shared_apex_node(&self) -> Option<Arc<Node>> {
-        match self.names.get(&self.apex_wire[..])? {
-            Entry::Node(node, _) => Some(node.clone()),
-            Entry::Ent(_) => None,
-        }
     }
 
     /// The keys that signed this version, as [`ZoneSigner::fingerprint`]
@@ -278,9 +314,9 @@ impl ZoneStore {
     /// no particular order: a pass over a million names without a look-up
     /// each.
     pub fn owner_wires(&self) -> impl Iterator<Item = &[u8]> {
-        self.names.iter().filter_map(|(wire, entry)| match entry {
-            Entry::Node(..) => Some(&wire[..]),
-            Entry::Ent(_) => None,
+        self.names.keys().filter_map(|entry| match &entry.0 {
+            Entry::Node(node, _) => Some(node.wire()),
+            Entry::Ent(..) => None,
         })
     }
 

@@ -105,7 +105,7 @@ pub(crate) fn records(zone: &ZoneStore) -> BTreeSet<(Vec<u8>, Vec<u8>)> {
         .flat_map(|node| {
             flatten(Some(node))
                 .into_iter()
-                .map(|record| (node.wire.to_vec(), record.to_vec()))
+                .map(|record| (node.wire().to_vec(), record.to_vec()))
         })
         .collect()
 }

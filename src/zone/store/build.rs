@@ -3,13 +3,12 @@
 //! name through the incremental path, which would touch each name three
 //! times (data, NSEC of the predecessor, ancestors).
 
-use std::sync::Arc;
-
 use hickory_proto::rr::RecordType;
 use jiff::Timestamp;
 
 use super::{
-    Bytes, Change, Entry, Names, Node, Rrset, UpdateStats, ZoneStore, soa_minimum, with_serial,
+    ByWire, Bytes, Change, Entry, Names, Node, Rrset, UpdateStats, ZoneStore, soa_minimum,
+    with_serial,
 };
 use crate::{
     config::ZoneOptions,
@@ -142,13 +141,11 @@ impl ZoneStore {
             let count_below = below.remove(&wire).unwrap_or(0);
             touched.push(wire.clone());
             order.insert(key, wire.clone());
-            names.insert(
-                wire.clone(),
-                Entry::Node(Arc::new(Node::new(wire, &sets)), count_below),
-            );
+            let node = Node::new(&wire, &sets);
+            names.insert(ByWire(Entry::Node(node, count_below)), ());
         }
         for (wire, n) in below {
-            names.insert(wire, Entry::Ent(n));
+            names.insert(ByWire(Entry::Ent(wire, n)), ());
         }
         self.names = names;
         self.order = order;

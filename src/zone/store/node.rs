@@ -14,7 +14,9 @@
 
 use hickory_proto::rr::RecordType;
 
-use super::super::blob::{Bytes, records};
+use std::sync::Arc;
+
+use super::super::blob::records;
 use crate::{
     dns::{Rrsig, RrsigHeader, wire},
     zone::{content::RrsetData, signer::Signatures},
@@ -140,18 +142,20 @@ fn rdatas(blob: &[u8]) -> Vec<&[u8]> {
     records(blob).map(|r| &r[10..]).collect()
 }
 
-/// A name with data: its RRsets, NSEC included, in type order, packed.
+/// A name with data: its owner and its RRsets, NSEC included, in type
+/// order, packed into one shared allocation (`[owner length] owner packed`).
+/// A clone shares it. The zone's name index compares a query name with the
+/// owner in here, so a lookup touches the allocation the answer reads next
+/// instead of a separate key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    /// Lower-case wire owner name.
-    pub wire: Bytes,
-    packed: Box<[u8]>,
+    data: Arc<[u8]>,
 }
 
 impl Node {
     /// The node at `wire` holding `rrsets` (which must be in type order,
     /// one per type).
-    pub fn new(wire: Bytes, rrsets: &[Rrset]) -> Self {
+    pub fn new(wire: &[u8], rrsets: &[Rrset]) -> Self {
         let mut packer = NodePacker::with_capacity(
             rrsets
                 .iter()
@@ -171,9 +175,23 @@ impl Node {
         packer.finish(wire)
     }
 
+    /// Its lower-case wire owner name.
+    pub fn wire(&self) -> &[u8] {
+        let len = usize::from(self.data[0]);
+        &self.data[1..1 + len]
+    }
+
+    /// Its packed RRsets.
+    fn packed(&self) -> &[u8] {
+        let len = usize::from(self.data[0]);
+        &self.data[1 + len..]
+    }
+
     /// Its RRsets, in type order.
     pub fn rrsets(&self) -> Rrsets<'_> {
-        Rrsets { rest: &self.packed }
+        Rrsets {
+            rest: self.packed(),
+        }
     }
 
     /// The RRset of `rtype`.
@@ -189,7 +207,7 @@ impl Node {
 
     /// Octets of the packed RRsets.
     pub fn packed_len(&self) -> usize {
-        self.packed.len()
+        self.packed().len()
     }
 }
 
@@ -234,6 +252,9 @@ impl<'a> Iterator for Rrsets<'a> {
 #[derive(Debug, Default)]
 pub struct NodePacker {
     out: Vec<u8>,
+    /// The node being finished: owner, then `out` (reused, so a node
+    /// costs one allocation, its own).
+    whole: Vec<u8>,
 }
 
 impl NodePacker {
@@ -241,6 +262,7 @@ impl NodePacker {
     pub fn with_capacity(capacity: usize) -> Self {
         NodePacker {
             out: Vec::with_capacity(capacity),
+            whole: Vec::new(),
         }
     }
 
@@ -323,17 +345,20 @@ impl NodePacker {
         Some(())
     }
 
-    /// The node at `wire` with the RRsets pushed since the last one; the
-    /// packer is empty again.
-    pub fn finish(&mut self, wire: Bytes) -> Node {
-        let packed: Box<[u8]> = if self.out.len() == self.out.capacity() {
-            std::mem::take(&mut self.out).into_boxed_slice()
-        } else {
-            let exact = Box::from(&self.out[..]);
-            self.out.clear();
-            exact
-        };
-        Node { wire, packed }
+    /// The node at `wire` (a wire name: at most 255 octets, RFC 1035
+    /// §3.1; a longer one is cut, which no parsed name is) with the RRsets
+    /// pushed since the last one; the packer is empty again.
+    pub fn finish(&mut self, wire: &[u8]) -> Node {
+        let wire = &wire[..wire.len().min(255)];
+        self.whole.clear();
+        self.whole.reserve(1 + wire.len() + self.out.len());
+        self.whole.push(wire.len() as u8);
+        self.whole.extend_from_slice(wire);
+        self.whole.extend_from_slice(&self.out);
+        self.out.clear();
+        Node {
+            data: Arc::from(&self.whole[..]),
+        }
     }
 }
 
@@ -388,7 +413,8 @@ mod tests {
                 signers: Box::default(),
             },
         ];
-        let node = Node::new(Bytes::from(&b"\x01a\x00"[..]), &sets);
+        let node = Node::new(b"\x01a\x00", &sets);
+        assert_eq!(node.wire(), b"\x01a\x00");
         assert_eq!(node.to_rrsets(), sets);
         assert_eq!(node.rrsets().count(), 4);
         let cds = node.rrset(RecordType::CDS).expect("CDS");
@@ -402,7 +428,8 @@ mod tests {
                 .map(|r| HEADER + r.records.len() + r.sigs.len() + 3 * r.signers.len())
                 .sum::<usize>()
         );
-        let empty = Node::new(Bytes::from(&b"\x00"[..]), &[]);
+        let empty = Node::new(b"\x00", &[]);
+        assert_eq!(empty.wire(), b"\x00");
         assert_eq!(empty.rrsets().count(), 0);
     }
 }

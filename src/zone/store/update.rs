@@ -87,7 +87,7 @@ impl ZoneStore {
     /// and takes the negative TTL from it (RFC 2308 §3).
     fn stamp_serial(&mut self, serial: u32) -> Result<(), SignError> {
         let no_soa = || SignError::NoSoa(display(&self.apex));
-        let Some(Entry::Node(apex, below)) = self.names.get(&self.apex_wire).cloned() else {
+        let Some(Entry::Node(apex, below)) = self.entry(&self.apex_wire).cloned() else {
             return Err(no_soa());
         };
         let mut rrsets = apex.to_rrsets();
@@ -105,9 +105,7 @@ impl ZoneStore {
         let minimum = rdatas.first().and_then(|r| soa_minimum(r)).unwrap_or(0);
         self.negative_ttl = soa.ttl.min(minimum);
         *soa = Rrset::unsigned(&RrsetData::new(RecordType::SOA, soa.ttl, rdatas));
-        let node = Node::new(apex.wire.clone(), &rrsets);
-        self.names
-            .insert(self.apex_wire.clone(), Entry::Node(Arc::new(node), below));
+        self.put(Entry::Node(Node::new(apex.wire(), &rrsets), below));
         self.serial = serial;
         Ok(())
     }
@@ -177,13 +175,13 @@ impl ZoneStore {
             .rrsets
             .as_ref()
             .filter(|r| r.iter().any(|s| !s.rdatas.is_empty()));
-        let node = match (self.names.get(&wire), wanted) {
+        let node = match (self.entry(&wire), wanted) {
             (Some(Entry::Node(node, _)), Some(rrsets)) if same_data(node, rrsets) => return false,
             (Some(Entry::Node(node, _)), Some(rrsets)) => Some(merge(node, rrsets)),
-            (_, Some(rrsets)) => Some(merge(&Node::new(wire.clone(), &[]), rrsets)),
+            (_, Some(rrsets)) => Some(merge(&Node::new(&wire, &[]), rrsets)),
             (_, None) => None,
         };
-        let node = node.map(|rrsets| Node::new(wire.clone(), &rrsets));
+        let node = node.map(|rrsets| Node::new(&wire, &rrsets));
         if !self.set_node(wire, key.clone(), node) {
             return false;
         }
@@ -196,22 +194,21 @@ impl ZoneStore {
     /// names below each ancestor (empty non-terminals) right; false when
     /// there was nothing to remove.
     fn set_node(&mut self, wire: Bytes, key: Bytes, node: Option<Node>) -> bool {
-        match (self.names.get(&wire).cloned(), node) {
+        match (self.entry(&wire).cloned(), node) {
             (Some(Entry::Node(_, below)), Some(node)) => {
-                self.names.insert(wire, Entry::Node(Arc::new(node), below));
+                self.put(Entry::Node(node, below));
             }
             (existing, Some(node)) => {
                 let below = existing.as_ref().map_or(0, Entry::below);
-                self.names
-                    .insert(wire.clone(), Entry::Node(Arc::new(node), below));
+                self.put(Entry::Node(node, below));
                 self.order.insert(key, wire.clone());
                 self.adjust_ancestors(&wire, 1);
             }
             (Some(Entry::Node(_, below)), None) => {
                 if below > 0 {
-                    self.names.insert(wire.clone(), Entry::Ent(below));
+                    self.put(Entry::Ent(wire.clone(), below));
                 } else {
-                    self.names.remove(&wire);
+                    self.take_out(&wire);
                 }
                 self.order.remove(&key[..]);
                 self.adjust_ancestors(&wire, -1);
@@ -255,25 +252,21 @@ impl ZoneStore {
         while wire.len() - at > apex_len {
             at += 1 + usize::from(wire[at]);
             let ancestor = &wire[at..];
-            let updated = match self.names.get(ancestor) {
+            let updated = match self.entry(ancestor) {
                 Some(Entry::Node(node, below)) => Some(Entry::Node(
                     node.clone(),
                     (i64::from(*below) + delta).max(0) as u32,
                 )),
-                Some(Entry::Ent(below)) => {
+                Some(Entry::Ent(wire, below)) => {
                     let below = (i64::from(*below) + delta).max(0) as u32;
-                    (below > 0).then_some(Entry::Ent(below))
+                    (below > 0).then(|| Entry::Ent(wire.clone(), below))
                 }
-                None if delta > 0 => Some(Entry::Ent(delta as u32)),
+                None if delta > 0 => Some(Entry::Ent(ancestor.into(), delta as u32)),
                 None => None,
             };
             match updated {
-                Some(entry) => {
-                    self.names.insert(ancestor.into(), entry);
-                }
-                None => {
-                    self.names.remove(ancestor);
-                }
+                Some(entry) => self.put(entry),
+                None => self.take_out(ancestor),
             }
         }
     }
@@ -290,7 +283,7 @@ impl ZoneStore {
             .or_else(|| self.order.iter().next())
             .map(|(_, w)| w.clone());
         let (Some(next_wire), Some(Entry::Node(node, below))) =
-            (next_wire, self.names.get(&wire).cloned())
+            (next_wire, self.entry(&wire).cloned())
         else {
             return;
         };
@@ -322,10 +315,7 @@ impl ZoneStore {
             .collect();
         rrsets.push(fresh);
         rrsets.sort_by_key(|r| r.rtype);
-        self.names.insert(
-            wire.clone(),
-            Entry::Node(Arc::new(Node::new(wire, &rrsets)), below),
-        );
+        self.put(Entry::Node(Node::new(&wire, &rrsets), below));
     }
 
     /// Signs the jobs (in parallel when many) and stores the signatures.
@@ -347,7 +337,7 @@ impl ZoneStore {
             by_name.entry(job.wire).or_default().push((job.index, sigs));
         }
         for (wire, updates) in by_name {
-            let Some(Entry::Node(node, below)) = self.names.get(&wire).cloned() else {
+            let Some(Entry::Node(node, below)) = self.entry(&wire).cloned() else {
                 continue;
             };
             let mut rrsets = node.to_rrsets();
@@ -356,8 +346,7 @@ impl ZoneStore {
                     rrset.set_sigs(sigs);
                 }
             }
-            let node = Node::new(wire.clone(), &rrsets);
-            self.names.insert(wire, Entry::Node(Arc::new(node), below));
+            self.put(Entry::Node(Node::new(&wire, &rrsets), below));
         }
         Ok(stats)
     }
