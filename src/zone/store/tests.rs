@@ -113,6 +113,74 @@ fn signs_everything_and_chains_nsec() {
     assert!(matches!(zone.entry(&ent), Some(Entry::Ent(_, 1))));
 }
 
+/// A name without data exists (NODATA, not NXDOMAIN) exactly while a data
+/// name lies below it; a name that only shares a prefix with one does not.
+#[test]
+fn empty_non_terminals_come_and_go_with_the_names_below_them() {
+    let mut zone = ZoneStore::new(parse_name("_signal.ns1.example.net.").expect("valid"));
+    let options = ZoneOptions::default();
+    let at = |zone: &ZoneStore, name: &str| {
+        let wire = crate::dns::name::canonical_wire(&parse_name(name).expect("valid"));
+        match zone.entry(&wire) {
+            Some(Entry::Node(..)) => "data",
+            Some(Entry::Ent(..)) => "empty non-terminal",
+            None => "nothing",
+        }
+    };
+    zone.sync(
+        &content(&["x.y.deep.example", "a.example"]),
+        &signer(),
+        1,
+        now(),
+        &options,
+    )
+    .expect("signed");
+    for (name, what) in [
+        ("_dsboot.x.y.deep.example._signal.ns1.example.net.", "data"),
+        (
+            "x.y.deep.example._signal.ns1.example.net.",
+            "empty non-terminal",
+        ),
+        (
+            "y.deep.example._signal.ns1.example.net.",
+            "empty non-terminal",
+        ),
+        (
+            "deep.example._signal.ns1.example.net.",
+            "empty non-terminal",
+        ),
+        ("example._signal.ns1.example.net.", "empty non-terminal"),
+        ("_signal.ns1.example.net.", "data"),
+        ("deeper.example._signal.ns1.example.net.", "nothing"),
+        ("dee.example._signal.ns1.example.net.", "nothing"),
+        ("z.x.y.deep.example._signal.ns1.example.net.", "nothing"),
+        (
+            "_dsboot.x.y.deep.example2._signal.ns1.example.net.",
+            "nothing",
+        ),
+    ] {
+        assert_eq!(at(&zone, name), what, "{name}");
+    }
+    zone.sync(&content(&["a.example"]), &signer(), 2, now(), &options)
+        .expect("signed");
+    assert_eq!(
+        at(&zone, "deep.example._signal.ns1.example.net."),
+        "nothing"
+    );
+    assert_eq!(
+        at(&zone, "x.y.deep.example._signal.ns1.example.net."),
+        "nothing"
+    );
+    assert_eq!(
+        at(&zone, "example._signal.ns1.example.net."),
+        "empty non-terminal"
+    );
+    zone.sync(&content(&[]), &signer(), 3, now(), &options)
+        .expect("signed");
+    assert_eq!(at(&zone, "example._signal.ns1.example.net."), "nothing");
+    assert_eq!(at(&zone, "_signal.ns1.example.net."), "data");
+}
+
 #[test]
 fn updates_resign_only_what_changed() {
     let mut zone = ZoneStore::new(parse_name("_signal.ns1.example.net.").expect("valid"));
