@@ -168,6 +168,20 @@ pub fn canonical_key_of_wire(wire: &[u8], out: &mut [u8]) -> Option<usize> {
     Some(written)
 }
 
+/// The length of the key of the deepest name that canonical keys `a` and
+/// `b` ([`canonical_key`]) are both at or below: their common prefix up to
+/// its last label end (a 0x00, which escaped labels never hold inside).
+/// The closest encloser of a name that does not exist is the deeper of
+/// these with the data names before and after it in canonical order (RFC
+/// 4035 §3.1.3.2; every existing name is one of theirs or an ancestor).
+pub fn common_ancestor_key_len(a: &[u8], b: &[u8]) -> usize {
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    a[..common]
+        .iter()
+        .rposition(|&byte| byte == 0)
+        .map_or(0, |at| at + 1)
+}
+
 fn push_key_label(out: &mut Vec<u8>, label: &[u8]) {
     for &byte in label {
         match byte.to_ascii_lowercase() {
@@ -237,6 +251,30 @@ mod tests {
 
     fn n(s: &str) -> Name {
         parse_name(s).expect("valid name")
+    }
+
+    #[test]
+    fn the_common_ancestor_of_two_keys_ends_at_a_label() {
+        let key = |s: &str| canonical_key(&n(s));
+        let common = |a: &str, b: &str| {
+            let (a, b) = (key(a), key(b));
+            let len = common_ancestor_key_len(&a, &b);
+            assert_eq!(len, common_ancestor_key_len(&b, &a));
+            a[..len].to_vec()
+        };
+        assert_eq!(common("ab.example.", "abc.example."), key("example."));
+        assert_eq!(common("x.ab.example.", "ab.example."), key("ab.example."));
+        assert_eq!(common("ab.example.", "ab.example."), key("ab.example."));
+        assert_eq!(
+            common("a.b.c.example.", "z.b.c.example."),
+            key("b.c.example.")
+        );
+        assert_eq!(common("example.", "test."), key("."));
+        // Label octets 0x00 and 0x01 are escaped, so they never end a label.
+        let odd = Name::from_labels(vec![&b"a\x00"[..], b"example"]).expect("a name");
+        let other = Name::from_labels(vec![&b"a\x01"[..], b"example"]).expect("a name");
+        let (a, b) = (canonical_key(&odd), canonical_key(&other));
+        assert_eq!(&a[..common_ancestor_key_len(&a, &b)], &key("example.")[..]);
     }
 
     #[test]

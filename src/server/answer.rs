@@ -24,12 +24,12 @@ use super::{
 };
 use crate::{
     dns::{
-        name::canonical_key_of_wire,
+        name::{canonical_key_of_wire, common_ancestor_key_len},
         wire::{flags, rcode, unix_now},
     },
     log_limit::LogLimit,
     tsig,
-    zone::{Entry, Node, ZoneStore},
+    zone::{Node, ZoneStore, store::Neighbours},
 };
 
 /// Failed TSIG checks and refused transfers are logged at most five times
@@ -369,78 +369,71 @@ fn answer(
     };
     let negative_ttl = zone.negative_ttl();
     let nsec_type = u16::from(RecordType::NSEC);
-    match zone.entry(qname) {
-        Some(Entry::Node(node, _)) => {
-            let wanted = match qtype {
-                255 => node
-                    .rrsets()
-                    .find(|b| b.rtype != nsec_type)
-                    .or(node.rrsets().next()),
-                t => node.rrsets().find(|b| b.rtype == t),
-            };
-            if qtype == u16::from(RecordType::RRSIG) {
-                for rrset in node.rrsets() {
-                    w.records(Section::Answer, Owner::Pointer(12), rrset.sigs);
-                }
-                if w.counts[0] > 0 {
-                    return rcode::NOERROR;
-                }
+    if let Some(node) = zone.node(qname) {
+        let wanted = match qtype {
+            255 => node
+                .rrsets()
+                .find(|b| b.rtype != nsec_type)
+                .or(node.rrsets().next()),
+            t => node.rrsets().find(|b| b.rtype == t),
+        };
+        if qtype == u16::from(RecordType::RRSIG) {
+            for rrset in node.rrsets() {
+                w.records(Section::Answer, Owner::Pointer(12), rrset.sigs);
             }
-            if let Some(rrset) = wanted {
-                w.rrset(Section::Answer, Owner::Pointer(12), rrset, dnssec);
+            if w.counts[0] > 0 {
                 return rcode::NOERROR;
             }
-            // NODATA: SOA, and the name's own NSEC.
-            w.negative_soa(apex, soa, negative_ttl, dnssec);
-            if dnssec {
-                if let Some(nsec) = node.rrsets().find(|b| b.rtype == nsec_type) {
-                    w.rrset(Section::Authority, Owner::Pointer(12), nsec, true);
-                }
-            }
-            rcode::NOERROR
         }
-        Some(Entry::Ent(..)) => {
-            w.negative_soa(apex, soa, negative_ttl, dnssec);
-            if dnssec {
-                let mut key = [0u8; 512];
-                if let Some(n) = canonical_key_of_wire(qname, &mut key) {
-                    covering_nsec(w, zone, &key[..n], None);
-                }
-            }
-            rcode::NOERROR
+        if let Some(rrset) = wanted {
+            w.rrset(Section::Answer, Owner::Pointer(12), rrset, dnssec);
+            return rcode::NOERROR;
         }
-        None => {
-            w.negative_soa(apex, soa, negative_ttl, dnssec);
-            if dnssec {
-                let mut key = [0u8; 512];
-                let mut covering: Option<&[u8]> = None;
-                if let Some(n) = canonical_key_of_wire(qname, &mut key) {
-                    covering = covering_nsec(w, zone, &key[..n], None);
-                }
-                // The wildcard at the closest encloser does not exist either.
-                let encloser = closest_encloser(zone, qname);
-                if let Some(n) = canonical_key_of_wire(encloser, &mut key) {
-                    if n + 2 <= key.len() {
-                        key[n] = b'*';
-                        key[n + 1] = 0;
-                        covering_nsec(w, zone, &key[..n + 2], covering);
-                    }
-                }
+        // NODATA: SOA, and the name's own NSEC.
+        w.negative_soa(apex, soa, negative_ttl, dnssec);
+        if dnssec {
+            if let Some(nsec) = node.rrsets().find(|b| b.rtype == nsec_type) {
+                w.rrset(Section::Authority, Owner::Pointer(12), nsec, true);
             }
-            rcode::NXDOMAIN
+        }
+        return rcode::NOERROR;
+    }
+    // No data here: an empty non-terminal (NODATA) if a data name lies
+    // below, else NXDOMAIN. The data names around it in canonical order
+    // tell both, and their NSECs are the ones to show (RFC 4035 §3.1.3).
+    let mut key = [0u8; 512];
+    let key = canonical_key_of_wire(qname, &mut key).map(|n| &key[..n]);
+    let Neighbours { before, after } = key.map(|key| zone.neighbours(key)).unwrap_or_default();
+    w.negative_soa(apex, soa, negative_ttl, dnssec);
+    let covering = match before {
+        Some((_, node)) if dnssec => nsec_of(w, node, None),
+        _ => None,
+    };
+    let Some(key) = key else {
+        return rcode::NXDOMAIN;
+    };
+    if after.is_some_and(|after| after.starts_with(key)) {
+        return rcode::NOERROR;
+    }
+    if dnssec {
+        // The wildcard at the closest encloser does not exist either: the
+        // encloser is the deepest ancestor shared with a neighbour.
+        let shared = |other: Option<&[u8]>| other.map_or(0, |o| common_ancestor_key_len(key, o));
+        let encloser = shared(before.map(|(k, _)| k)).max(shared(after));
+        let mut wildcard = [0u8; 514];
+        wildcard[..encloser].copy_from_slice(&key[..encloser]);
+        wildcard[encloser] = b'*';
+        wildcard[encloser + 1] = 0;
+        if let Some(node) = zone.predecessor(&wildcard[..encloser + 2]) {
+            nsec_of(w, node, covering);
         }
     }
+    rcode::NXDOMAIN
 }
 
-/// Writes the NSEC (and RRSIG) that covers canonical key `key`, unless its
-/// owner is `skip`; returns the owner written.
-fn covering_nsec<'z>(
-    w: &mut Writer<'_>,
-    zone: &'z ZoneStore,
-    key: &[u8],
-    skip: Option<&[u8]>,
-) -> Option<&'z [u8]> {
-    let node = zone.predecessor(key)?;
+/// Writes `node`'s NSEC (and RRSIG), unless its owner is `skip`; returns
+/// the owner written.
+fn nsec_of<'z>(w: &mut Writer<'_>, node: &'z Node, skip: Option<&[u8]>) -> Option<&'z [u8]> {
     if skip == Some(node.wire()) {
         return None;
     }
@@ -448,19 +441,6 @@ fn covering_nsec<'z>(
     let owner = w.compressed(node.wire());
     w.rrset(Section::Authority, owner, nsec, true);
     Some(node.wire())
-}
-
-/// The longest existing ancestor of `qname` (the apex at worst).
-fn closest_encloser<'a>(zone: &ZoneStore, qname: &'a [u8]) -> &'a [u8] {
-    let apex_len = zone.apex_wire().len();
-    let mut at = 0;
-    while qname.len() - at > apex_len {
-        at += 1 + usize::from(qname[at]);
-        if zone.entry(&qname[at..]).is_some() {
-            return &qname[at..];
-        }
-    }
-    &qname[qname.len() - apex_len..]
 }
 
 mod writer;

@@ -3,11 +3,14 @@
 //! Every RRset is kept once, in answer-ready wire form (records without
 //! owner names, then their RRSIGs), and a name with all its RRsets in one
 //! shared allocation ([`node`]: read in place as [`RrsetRef`]s, built from
-//! owned [`Rrset`]s). Names live in two persistent maps (`imbl`): a hash
-//! index of entries keyed by their own lower-case wire names for lookups
-//! (a query compares its name with the node it then answers from, no
-//! separate key), and one by canonical order (RFC 4034 §6.1) for the NSEC
-//! chain and denial. Cloning a zone is O(1) and
+//! owned [`Rrset`]s). Data names live in two persistent maps (`imbl`): a
+//! hash index of nodes keyed by their own lower-case wire owners for
+//! lookups (a query compares its name with the node it then answers from,
+//! no separate key), and one by canonical order (RFC 4034 §6.1) for the
+//! NSEC chain and denial. Empty non-terminals are in neither: a name
+//! without data exists when the next data name in canonical order lies
+//! below it, and the data names on either side of a missing name give its
+//! closest encloser (RFC 4035 §3.1.3.2) too. Cloning a zone is O(1) and
 //! a change copies only the paths it touches, so the server answers from one
 //! version while the signer builds the next, and one change among a million
 //! names stays cheap.
@@ -54,37 +57,21 @@ impl Node {
     }
 }
 
-/// What is known at a name.
-#[derive(Debug, Clone)]
-pub enum Entry {
-    /// Data, with the number of data names below it.
-    Node(Node, u32),
-    /// An empty non-terminal (its lower-case wire name) over this many data
-    /// names.
-    Ent(Bytes, u32),
+/// What is at a name of the zone.
+#[derive(Debug, Clone, Copy)]
+pub enum Entry<'z> {
+    /// Data.
+    Node(&'z Node),
+    /// An empty non-terminal: no data, but data names below it (RFC 4592
+    /// §2.2.2; it exists, so a query for it gets NODATA, not NXDOMAIN).
+    Ent,
 }
 
-impl Entry {
-    /// The lower-case wire name.
-    pub fn wire(&self) -> &[u8] {
-        match self {
-            Entry::Node(node, _) => node.wire(),
-            Entry::Ent(wire, _) => wire,
-        }
-    }
-
-    fn below(&self) -> u32 {
-        match self {
-            Entry::Node(_, below) | Entry::Ent(_, below) => *below,
-        }
-    }
-}
-
-/// An [`Entry`] as the key of the name index: hashed and compared by its
-/// wire name alone, so the index is looked up with a plain `&[u8]` and
-/// needs no key apart from the entry (the name lives in the node).
+/// A [`Node`] as the key of the name index: hashed and compared by its
+/// owner alone, so the index is looked up with a plain `&[u8]` and needs
+/// no key apart from the node.
 #[derive(Debug, Clone)]
-struct ByWire(Entry);
+struct ByWire(Node);
 
 impl PartialEq for ByWire {
     fn eq(&self, other: &Self) -> bool {
@@ -105,6 +92,19 @@ impl std::borrow::Borrow<[u8]> for ByWire {
     fn borrow(&self) -> &[u8] {
         self.0.wire()
     }
+}
+
+/// The data names next to a name without data in canonical order (RFC
+/// 4034 §6.1). Together they tell whether the name is an empty
+/// non-terminal (the one after it is below it) and which name is its
+/// closest encloser (the deepest ancestor shared with either); the one
+/// before it holds the NSEC that covers it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Neighbours<'z> {
+    /// The data name before, with its canonical key.
+    pub before: Option<(&'z [u8], &'z Node)>,
+    /// The canonical key of the data name after.
+    pub after: Option<&'z [u8]>,
 }
 
 /// One owner's new RRsets (`None`: the name goes away). NSEC and RRSIG are
@@ -130,8 +130,10 @@ pub struct UpdateStats {
     pub signatures: usize,
 }
 
-/// The names of a zone by lower-case wire name: a set of entries keyed by
-/// their own names ([`ByWire`]; the map's value is empty). Hashed with
+/// The data names of a zone by lower-case wire name: a set of nodes keyed
+/// by their own owners ([`ByWire`]; the map's value is empty). Empty
+/// non-terminals are not in it: the canonical order tells them
+/// ([`ZoneStore::entry`]). Hashed with
 /// FxHash, not SipHash: every query looks a name up here (SipHash was ~4%
 /// of a query's CPU), and what is inserted comes from the zone's own
 /// content, never from a query, so there is no table for a remote party to
@@ -190,18 +192,14 @@ impl ZoneStore {
             // once: ending in the apex's octets is not enough (`\0\xff` and
             // the apex parses as the root, and walking its labels up to the
             // apex ran off the end), and a second node with the same name
-            // would count its ancestors' subtrees twice. Checked on the wire
-            // (a million `Name`s cost a warm start seconds).
-            if !canonical_below(&wire, &zone.apex_wire)
-                || matches!(zone.entry(&wire), Some(Entry::Node(..)))
-            {
+            // would replace the first. Checked on the wire (a million
+            // `Name`s cost a warm start seconds).
+            if !canonical_below(&wire, &zone.apex_wire) || zone.node(&wire).is_some() {
                 return None;
             }
             let key_len = canonical_key_of_wire(&wire, &mut key)?;
-            let below = zone.entry(&wire).map_or(0, Entry::below);
-            zone.put(Entry::Node(node, below));
-            zone.order.insert(key[..key_len].into(), wire.clone());
-            zone.adjust_ancestors(&wire, 1);
+            zone.put(node);
+            zone.order.insert(key[..key_len].into(), wire);
         }
         zone.apex_node()?;
         Some(zone)
@@ -237,14 +235,28 @@ impl ZoneStore {
         self.order.is_empty()
     }
 
-    /// What is at a lower-case wire name.
-    pub fn entry(&self, wire: &[u8]) -> Option<&Entry> {
-        self.names.get_key_value(wire).map(|(entry, ())| &entry.0)
+    /// What is at a lower-case wire name in the zone: its data, an empty
+    /// non-terminal, or nothing (`None`). A name without data exists when a
+    /// data name lies below it: in canonical order (RFC 4034 §6.1) the
+    /// names below one follow it directly and their keys begin with its
+    /// key, so one look at the next data name tells.
+    pub fn entry(&self, wire: &[u8]) -> Option<Entry<'_>> {
+        if let Some(node) = self.node(wire) {
+            return Some(Entry::Node(node));
+        }
+        let mut key = [0u8; 512];
+        let len = canonical_key_of_wire(wire, &mut key)?;
+        let key = &key[..len];
+        let (next, _) = self
+            .order
+            .range::<_, [u8]>((Bound::Excluded(key), Bound::Unbounded))
+            .next()?;
+        next.starts_with(key).then_some(Entry::Ent)
     }
 
-    /// Puts `entry` in the name index, in place of what was at its name.
-    fn put(&mut self, entry: Entry) {
-        self.names.insert(ByWire(entry), ());
+    /// Puts `node` in the name index, in place of what was at its owner.
+    fn put(&mut self, node: Node) {
+        self.names.insert(ByWire(node), ());
     }
 
     /// Takes the name `wire` out of the name index.
@@ -254,10 +266,7 @@ impl ZoneStore {
 
     /// The data at a lower-case wire name.
     pub fn node(&self, wire: &[u8]) -> Option<&Node> {
-        match self.entry(wire)? {
-            Entry::Node(node, _) => Some(node),
-            Entry::Ent(..) => None,
-        }
+        self.names.get_key_value(wire).map(|(node, ())| &node.0)
     }
 
     /// The apex node.
@@ -288,6 +297,21 @@ impl ZoneStore {
         out
     }
 
+    /// The data names around canonical key `key` (a name without data).
+    pub fn neighbours(&self, key: &[u8]) -> Neighbours<'_> {
+        let before = self
+            .order
+            .range::<_, [u8]>((Bound::Unbounded, Bound::Excluded(key)))
+            .next_back()
+            .and_then(|(k, wire)| Some((&k[..], self.node(wire)?)));
+        let after = self
+            .order
+            .range::<_, [u8]>((Bound::Excluded(key), Bound::Unbounded))
+            .next()
+            .map(|(k, _)| &k[..]);
+        Neighbours { before, after }
+    }
+
     /// The data name before canonical key `key` (exclusive).
     pub fn predecessor(&self, key: &[u8]) -> Option<&Node> {
         let (_, wire) = self
@@ -314,10 +338,7 @@ impl ZoneStore {
     /// no particular order: a pass over a million names without a look-up
     /// each.
     pub fn owner_wires(&self) -> impl Iterator<Item = &[u8]> {
-        self.names.keys().filter_map(|entry| match &entry.0 {
-            Entry::Node(node, _) => Some(node.wire()),
-            Entry::Ent(..) => None,
-        })
+        self.names.keys().map(|node| node.0.wire())
     }
 
     /// Names with data, in canonical order.

@@ -254,6 +254,27 @@ fn nxdomain_proves_name_and_wildcard() {
             RecordType::RRSIG
         ]
     );
+    // The closest encloser is an empty non-terminal that only the data name
+    // after the query name shows (example.co.uk): the wildcard below it is
+    // covered by the same NSEC as the name, so one NSEC proves both (with
+    // the apex as encloser, the apex's NSEC would be a second).
+    let (_, m) = ask(
+        &snap,
+        &query("0.example.co.uk._signal.ns1.example.net.", 1, DO),
+        Transport::Udp,
+    );
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let nsec_owners: Vec<String> = m
+        .authorities
+        .iter()
+        .filter(|r| r.record_type() == RecordType::NSEC)
+        .map(|r| r.name.to_ascii())
+        .collect();
+    assert_eq!(
+        nsec_owners,
+        ["_dsboot.example.com._signal.ns1.example.net."],
+        "{m:?}"
+    );
     // Owner names are compressed against the question, RRSIGs against their
     // RRset's owner: the NSEC owner _dsboot.example.com._signal... shares all
     // but the question's first label, so no owner name is spelled out twice.

@@ -7,8 +7,7 @@ use hickory_proto::rr::RecordType;
 use jiff::Timestamp;
 
 use super::{
-    ByWire, Bytes, Change, Entry, Names, Node, Rrset, UpdateStats, ZoneStore, soa_minimum,
-    with_serial,
+    ByWire, Bytes, Change, Names, Node, Rrset, UpdateStats, ZoneStore, soa_minimum, with_serial,
 };
 use crate::{
     config::ZoneOptions,
@@ -121,31 +120,15 @@ impl ZoneStore {
         Ok((jobs.len(), signatures))
     }
 
-    /// Fills the maps; empty non-terminals count the names below them.
+    /// Fills the maps.
     fn index(&mut self, owners: Vec<Owner>) {
-        let apex_len = self.apex_wire.len();
-        let mut below: rustc_hash::FxHashMap<Bytes, u32> = rustc_hash::FxHashMap::default();
-        for (_, wire, _) in &owners {
-            let mut at = 0;
-            // Every ancestor up to and including the apex, as
-            // `adjust_ancestors` counts them.
-            while wire.len() - at > apex_len {
-                at += 1 + usize::from(wire[at]);
-                *below.entry(wire[at..].into()).or_default() += 1;
-            }
-        }
         let mut names = Names::default();
         let mut order: imbl::OrdMap<Bytes, Bytes> = imbl::OrdMap::new();
         let mut touched: Vec<Bytes> = Vec::with_capacity(owners.len());
         for (key, wire, sets) in owners {
-            let count_below = below.remove(&wire).unwrap_or(0);
             touched.push(wire.clone());
-            order.insert(key, wire.clone());
-            let node = Node::new(&wire, &sets);
-            names.insert(ByWire(Entry::Node(node, count_below)), ());
-        }
-        for (wire, n) in below {
-            names.insert(ByWire(Entry::Ent(wire, n)), ());
+            names.insert(ByWire(Node::new(&wire, &sets)), ());
+            order.insert(key, wire);
         }
         self.names = names;
         self.order = order;

@@ -87,7 +87,7 @@ impl ZoneStore {
     /// and takes the negative TTL from it (RFC 2308 §3).
     fn stamp_serial(&mut self, serial: u32) -> Result<(), SignError> {
         let no_soa = || SignError::NoSoa(display(&self.apex));
-        let Some(Entry::Node(apex, below)) = self.entry(&self.apex_wire).cloned() else {
+        let Some(apex) = self.apex_node().cloned() else {
             return Err(no_soa());
         };
         let mut rrsets = apex.to_rrsets();
@@ -105,7 +105,7 @@ impl ZoneStore {
         let minimum = rdatas.first().and_then(|r| soa_minimum(r)).unwrap_or(0);
         self.negative_ttl = soa.ttl.min(minimum);
         *soa = Rrset::unsigned(&RrsetData::new(RecordType::SOA, soa.ttl, rdatas));
-        self.put(Entry::Node(Node::new(apex.wire(), &rrsets), below));
+        self.put(Node::new(apex.wire(), &rrsets));
         self.serial = serial;
         Ok(())
     }
@@ -175,9 +175,9 @@ impl ZoneStore {
             .rrsets
             .as_ref()
             .filter(|r| r.iter().any(|s| !s.rdatas.is_empty()));
-        let node = match (self.entry(&wire), wanted) {
-            (Some(Entry::Node(node, _)), Some(rrsets)) if same_data(node, rrsets) => return false,
-            (Some(Entry::Node(node, _)), Some(rrsets)) => Some(merge(node, rrsets)),
+        let node = match (self.node(&wire), wanted) {
+            (Some(node), Some(rrsets)) if same_data(node, rrsets) => return false,
+            (Some(node), Some(rrsets)) => Some(merge(node, rrsets)),
             (_, Some(rrsets)) => Some(merge(&Node::new(&wire, &[]), rrsets)),
             (_, None) => None,
         };
@@ -190,30 +190,21 @@ impl ZoneStore {
     }
 
     /// Gives the name `wire` (canonical key `key`) the data `node`, or
-    /// removes its data (`None`), keeping the order index and the counts of
-    /// names below each ancestor (empty non-terminals) right; false when
-    /// there was nothing to remove.
+    /// removes its data (`None`), keeping the order index right (empty
+    /// non-terminals follow from it); false when there was nothing to
+    /// remove.
     fn set_node(&mut self, wire: Bytes, key: Bytes, node: Option<Node>) -> bool {
-        match (self.entry(&wire).cloned(), node) {
-            (Some(Entry::Node(_, below)), Some(node)) => {
-                self.put(Entry::Node(node, below));
+        match (self.node(&wire).is_some(), node) {
+            (true, Some(node)) => self.put(node),
+            (false, Some(node)) => {
+                self.put(node);
+                self.order.insert(key, wire);
             }
-            (existing, Some(node)) => {
-                let below = existing.as_ref().map_or(0, Entry::below);
-                self.put(Entry::Node(node, below));
-                self.order.insert(key, wire.clone());
-                self.adjust_ancestors(&wire, 1);
-            }
-            (Some(Entry::Node(_, below)), None) => {
-                if below > 0 {
-                    self.put(Entry::Ent(wire.clone(), below));
-                } else {
-                    self.take_out(&wire);
-                }
+            (true, None) => {
+                self.take_out(&wire);
                 self.order.remove(&key[..]);
-                self.adjust_ancestors(&wire, -1);
             }
-            (_, None) => return false,
+            (false, None) => return false,
         }
         true
     }
@@ -244,33 +235,6 @@ impl ZoneStore {
         Some(())
     }
 
-    /// Adds `delta` to the count of data names below every ancestor of
-    /// `wire` inside the zone, creating and removing empty non-terminals.
-    pub(super) fn adjust_ancestors(&mut self, wire: &[u8], delta: i64) {
-        let apex_len = self.apex_wire.len();
-        let mut at = 0;
-        while wire.len() - at > apex_len {
-            at += 1 + usize::from(wire[at]);
-            let ancestor = &wire[at..];
-            let updated = match self.entry(ancestor) {
-                Some(Entry::Node(node, below)) => Some(Entry::Node(
-                    node.clone(),
-                    (i64::from(*below) + delta).max(0) as u32,
-                )),
-                Some(Entry::Ent(wire, below)) => {
-                    let below = (i64::from(*below) + delta).max(0) as u32;
-                    (below > 0).then(|| Entry::Ent(wire.clone(), below))
-                }
-                None if delta > 0 => Some(Entry::Ent(ancestor.into(), delta as u32)),
-                None => None,
-            };
-            match updated {
-                Some(entry) => self.put(entry),
-                None => self.take_out(ancestor),
-            }
-        }
-    }
-
     /// Recomputes the NSEC record at the data name with canonical key `key`.
     fn set_nsec(&mut self, key: &Bytes) {
         let Some(wire) = self.order.get(&key[..]).cloned() else {
@@ -282,9 +246,7 @@ impl ZoneStore {
             .next()
             .or_else(|| self.order.iter().next())
             .map(|(_, w)| w.clone());
-        let (Some(next_wire), Some(Entry::Node(node, below))) =
-            (next_wire, self.entry(&wire).cloned())
-        else {
+        let (Some(next_wire), Some(node)) = (next_wire, self.node(&wire).cloned()) else {
             return;
         };
         let Some(next) = name_of(&next_wire) else {
@@ -315,7 +277,7 @@ impl ZoneStore {
             .collect();
         rrsets.push(fresh);
         rrsets.sort_by_key(|r| r.rtype);
-        self.put(Entry::Node(Node::new(&wire, &rrsets), below));
+        self.put(Node::new(&wire, &rrsets));
     }
 
     /// Signs the jobs (in parallel when many) and stores the signatures.
@@ -337,7 +299,7 @@ impl ZoneStore {
             by_name.entry(job.wire).or_default().push((job.index, sigs));
         }
         for (wire, updates) in by_name {
-            let Some(Entry::Node(node, below)) = self.entry(&wire).cloned() else {
+            let Some(node) = self.node(&wire).cloned() else {
                 continue;
             };
             let mut rrsets = node.to_rrsets();
@@ -346,7 +308,7 @@ impl ZoneStore {
                     rrset.set_sigs(sigs);
                 }
             }
-            self.put(Entry::Node(Node::new(&wire, &rrsets), below));
+            self.put(Node::new(&wire, &rrsets));
         }
         Ok(stats)
     }
