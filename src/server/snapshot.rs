@@ -181,11 +181,15 @@ mod tests {
     /// (only suffixes as long as some apex are looked up).
     #[test]
     fn a_name_is_served_from_the_longest_apex_above_it() {
+        // Apex wire lengths 9, 13, 27, 1 and 84 (past the bitmap's first
+        // 64 bits).
+        let long = format!("{}.{}.example.", "a".repeat(63), "b".repeat(10));
         let zones = [
             "example.",
             "sub.example.",
             "_signal.ns1.operator.test.",
             ".",
+            &long,
         ]
         .map(|apex| {
             let apex = Name::from_ascii(apex).expect("a name");
@@ -205,6 +209,9 @@ mod tests {
             Some("_signal.ns1.operator.test.")
         );
         assert_eq!(apex_of("other.test.").as_deref(), Some("."));
+        assert_eq!(apex_of(&format!("x.{long}")), Some(long.clone()));
+        assert_eq!(apex_of(&long), Some(long.clone()));
+        assert_eq!(apex_of(&long[2..]).as_deref(), Some("example."));
         let without_root = Snapshot::new(zones[..3].to_vec(), 1232);
         assert!(without_root.zone_arc_for(&wire("other.test.")).is_none());
         assert!(without_root.zone_arc_for(&[]).is_none());

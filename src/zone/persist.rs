@@ -389,7 +389,8 @@ mod tests {
     /// A node named `\0\xff` plus the apex's octets ends in the apex but
     /// is no name below it (it parses as the root, two octets early):
     /// building the store walked its labels past the end and panicked
-    /// (store/update.rs `adjust_ancestors`). Found reading `from_parts`
+    /// (store/update.rs `adjust_ancestors`, since removed: empty
+    /// non-terminals are no longer counted). Found reading `from_parts`
     /// while fuzzing; confirmed with the `saved_zone` target. Now damaged.
     #[test]
     fn fuzz_found_a_node_name_not_below_the_apex_is_damaged_not_a_panic() {

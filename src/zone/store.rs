@@ -191,7 +191,8 @@ impl ZoneStore {
             // Exactly the lower-case wire of one name at or below the apex,
             // once: ending in the apex's octets is not enough (`\0\xff` and
             // the apex parses as the root, and walking its labels up to the
-            // apex ran off the end), and a second node with the same name
+            // apex, as the counts of names below each ancestor once did, ran
+            // off the end), and a second node with the same name
             // would replace the first. Checked on the wire (a million
             // `Name`s cost a warm start seconds).
             if !canonical_below(&wire, &zone.apex_wire) || zone.node(&wire).is_some() {
@@ -235,8 +236,9 @@ impl ZoneStore {
         self.order.is_empty()
     }
 
-    /// What is at a lower-case wire name in the zone: its data, an empty
-    /// non-terminal, or nothing (`None`). A name without data exists when a
+    /// What is at a lower-case wire name at or below the apex: its data, an
+    /// empty non-terminal, or nothing (`None`; a name above the apex counts
+    /// as an empty non-terminal here). A name without data exists when a
     /// data name lies below it: in canonical order (RFC 4034 §6.1) the
     /// names below one follow it directly and their keys begin with its
     /// key, so one look at the next data name tells.
@@ -254,7 +256,9 @@ impl ZoneStore {
         next.starts_with(key).then_some(Entry::Ent)
     }
 
-    /// Puts `node` in the name index, in place of what was at its owner.
+    /// Puts `node` in the name index, in place of what was at its owner:
+    /// imbl's insert replaces the whole key (`ByWire` is the node), not only
+    /// the (empty) value; every re-signing test would see a stale node.
     fn put(&mut self, node: Node) {
         self.names.insert(ByWire(node), ());
     }

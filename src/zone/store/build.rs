@@ -1,7 +1,7 @@
 //! The cold-start path of the zone store: an empty zone built in one pass
 //! (sort, chain, sign on all cores, fill the maps) instead of inserting every
-//! name through the incremental path, which would touch each name three
-//! times (data, NSEC of the predecessor, ancestors).
+//! name through the incremental path, which would touch each name twice
+//! (data, NSEC of the predecessor) and re-sign its predecessor's NSEC.
 
 use hickory_proto::rr::RecordType;
 use jiff::Timestamp;

@@ -349,6 +349,7 @@ impl NodePacker {
     /// §3.1; a longer one is cut, which no parsed name is) with the RRsets
     /// pushed since the last one; the packer is empty again.
     pub fn finish(&mut self, wire: &[u8]) -> Node {
+        debug_assert!(wire.len() <= 255, "a wire name of {} octets", wire.len());
         let wire = &wire[..wire.len().min(255)];
         self.whole.clear();
         self.whole.reserve(1 + wire.len() + self.out.len());

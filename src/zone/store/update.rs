@@ -1,5 +1,5 @@
 //! The incremental path of the zone store: apply changes name by name,
-//! keep the NSEC chain and the empty non-terminals right, and re-sign only
+//! keep the NSEC chain right, and re-sign only
 //! what changed (the RRsets touched, the NSEC records next to them, the
 //! SOA).
 
@@ -194,6 +194,7 @@ impl ZoneStore {
     /// non-terminals follow from it); false when there was nothing to
     /// remove.
     fn set_node(&mut self, wire: Bytes, key: Bytes, node: Option<Node>) -> bool {
+        debug_assert!(node.as_ref().is_none_or(|n| n.wire() == &wire[..]));
         match (self.node(&wire).is_some(), node) {
             (true, Some(node)) => self.put(node),
             (false, Some(node)) => {
@@ -211,8 +212,8 @@ impl ZoneStore {
 
     /// Puts whole nodes in place as they were saved (a change log's replay,
     /// `zone::changes`): each `(wire, node)` replaces the name's data, or
-    /// removes it (`None`), keeping the order index and the empty
-    /// non-terminals right; nothing is signed or chained here, the nodes
+    /// removes it (`None`), keeping the order index right; nothing is
+    /// signed or chained here, the nodes
     /// carry their NSEC and RRSIGs. Then the zone has serial `serial`.
     /// `None` (and the zone half-changed: the caller drops it) when a name
     /// is not the lower-case wire form of a name at or below the apex.
