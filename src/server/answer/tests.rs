@@ -219,6 +219,15 @@ fn empty_non_terminals_are_nodata_with_the_covering_nsec() {
     }
 }
 
+/// The owners of the NSEC records in the authority section.
+fn nsec_owners_of(m: &Message) -> Vec<String> {
+    m.authorities
+        .iter()
+        .filter(|r| r.record_type() == RecordType::NSEC)
+        .map(|r| r.name.to_ascii())
+        .collect()
+}
+
 #[test]
 fn nxdomain_proves_name_and_wildcard() {
     let snap = snapshot();
@@ -229,12 +238,7 @@ fn nxdomain_proves_name_and_wildcard() {
     );
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
     assert!(m.metadata.authoritative);
-    let nsec_owners: Vec<String> = m
-        .authorities
-        .iter()
-        .filter(|r| r.record_type() == RecordType::NSEC)
-        .map(|r| r.name.to_ascii())
-        .collect();
+    let nsec_owners = nsec_owners_of(&m);
     // zzz sorts last: covered by the last name's NSEC; *.apex by the apex NSEC.
     assert_eq!(nsec_owners.len(), 2, "{nsec_owners:?}");
     assert!(nsec_owners.contains(&"_signal.ns1.example.net.".to_string()));
@@ -264,12 +268,7 @@ fn nxdomain_proves_name_and_wildcard() {
         Transport::Udp,
     );
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
-    let nsec_owners: Vec<String> = m
-        .authorities
-        .iter()
-        .filter(|r| r.record_type() == RecordType::NSEC)
-        .map(|r| r.name.to_ascii())
-        .collect();
+    let nsec_owners = nsec_owners_of(&m);
     assert_eq!(
         nsec_owners,
         ["_dsboot.example.com._signal.ns1.example.net."],
