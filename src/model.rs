@@ -356,7 +356,7 @@ pub fn children(config: &Config, store: &KeyStore) -> (Vec<ChildZone>, Vec<Model
                 name: name.clone(),
                 settings: Arc::clone(&settings),
                 key_dir: Some(Arc::clone(&key_dir)),
-                keys: keys.clone(),
+                keys: keys.to_vec(),
                 held,
                 issues: everyone
                     .iter()
@@ -489,7 +489,11 @@ fn assemble(
     let mut issues = Vec::new();
     match key_dir.as_deref().map(|d| (d, store.report(d))) {
         Some((_, Some(report))) => {
-            keys = report.zones.get(name).cloned().unwrap_or_default();
+            keys = report
+                .zones
+                .get(name)
+                .map(<[_]>::to_vec)
+                .unwrap_or_default();
             issues = report.issues_for(name).cloned().collect();
             if let Some(reasons) = report.held.get(name) {
                 held.extend(reasons.iter().cloned());

@@ -151,8 +151,7 @@ fn exposed_secrets(loaded: &Loaded) -> Vec<String> {
     let private_files = loaded.store.reports().flat_map(|(_, report)| {
         report
             .zones
-            .values()
-            .flatten()
+            .all_keys()
             .filter_map(|key| {
                 key.files
                     .private

@@ -36,7 +36,7 @@ pub fn run(dir: &Path, at: Option<&str>) -> u8 {
     }
     let mut code = EXIT_OK;
     outln!("; keys in {} at {now}", dir.display());
-    for (zone, keys) in &report.zones {
+    for (zone, keys) in report.zones.iter() {
         for key in keys {
             let life = Lifecycle::of(key, now, None);
             outln!();

@@ -92,7 +92,7 @@ impl Daemon {
         let config = self.zones.get(apex)?.config.clone();
         let report = config.keys.as_ref().and_then(|dir| self.keys.report(dir));
         let keys = report
-            .and_then(|r| r.zones.get(apex).cloned())
+            .and_then(|r| r.zones.get(apex).map(<[_]>::to_vec))
             .unwrap_or_default();
         if let Some(report) = report {
             for issue in report.issues_for(apex) {

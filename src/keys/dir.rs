@@ -36,7 +36,7 @@ use hickory_proto::rr::Name;
 use rustc_hash::FxHashMap;
 
 use super::{
-    Key,
+    Key, KeysByZone,
     bind::{self, FileKind, KeyFileName},
 };
 use crate::dns::parse_name;
@@ -73,7 +73,7 @@ pub struct ScanReport {
     /// Keys per zone (good views, some possibly stale: see `issues`); a
     /// persistent map shared with the directory, so a report costs nothing
     /// to make however many zones there are.
-    pub zones: imbl::OrdMap<Name, Vec<Arc<Key>>>,
+    pub zones: KeysByZone,
     /// Zones with a key that has no good view: publish nothing new for them.
     pub held: BTreeMap<Name, Vec<String>>,
     /// Every problem found.
@@ -146,7 +146,7 @@ pub struct KeyDirectory {
     /// Stems with problems or in flux: looked at again every scan.
     troubled: BTreeSet<Box<str>>,
     /// Good keys per zone, maintained as keys change.
-    zones: imbl::OrdMap<Name, Vec<Arc<Key>>>,
+    zones: KeysByZone,
     generation: u64,
     /// The directory the last complete listing read.
     listed: Option<DirId>,
@@ -173,7 +173,7 @@ impl KeyDirectory {
             stamps: FxHashMap::default(),
             slots: FxHashMap::default(),
             troubled: BTreeSet::new(),
-            zones: imbl::OrdMap::new(),
+            zones: KeysByZone::default(),
             generation: 0,
             listed: None,
             hold: None,
@@ -550,18 +550,11 @@ impl KeyDirectory {
         self.uncached += usize::from(!self.left_out.contains(stem));
         if let Some(old) = old {
             changed.insert(old.zone.clone());
-            if let Some(keys) = self.zones.get_mut(&old.zone) {
-                keys.retain(|k| !Arc::ptr_eq(k, &old));
-                if keys.is_empty() {
-                    self.zones.remove(&old.zone);
-                }
-            }
+            self.zones.take_out(&old);
         }
         if let Some(new) = new {
             changed.insert(new.zone.clone());
-            let keys = self.zones.entry(new.zone.clone()).or_default();
-            keys.push(new);
-            keys.sort_by_key(|k| (k.algorithm, k.tag));
+            self.zones.add(new);
         }
     }
 }

@@ -6,7 +6,10 @@
 //! [`bind`] reads BIND's files; [`dir`] scans key directories.
 
 pub mod bind;
+mod by_zone;
 pub mod dir;
+
+pub use by_zone::KeysByZone;
 
 use std::{
     fmt,

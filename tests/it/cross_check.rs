@@ -51,7 +51,7 @@ fn compare_with_dsfromkey(dir: &Path) -> usize {
     let report = scanned.scan(Instant::now());
     assert!(report.issues.is_empty(), "{:#?}", report.issues);
     let mut compared = 0;
-    for keys in report.zones.values() {
+    for (_, keys) in report.zones.iter() {
         for key in keys {
             for (digest, flag) in [
                 (DigestType::Sha256, "SHA-256"),
@@ -110,7 +110,7 @@ fn ds_digests_match_the_committed_dsfromkey_output() {
     let report = report.scan(Instant::now());
     assert!(report.issues.is_empty(), "{:#?}", report.issues);
     let mut lines = 0;
-    for keys in report.zones.values() {
+    for (_, keys) in report.zones.iter() {
         for key in keys {
             for digest in [DigestType::Sha256, DigestType::Sha384] {
                 let ours = dnssec::ds(&key.zone, &key.dnskey, digest).to_string();

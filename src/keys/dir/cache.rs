@@ -117,7 +117,7 @@ impl KeyDirectory {
         wire::put_u32(&mut out, 0);
         let mut count: u32 = 0;
         // In zone order, so a restore need not sort a million names.
-        for key in self.zones.values().flatten() {
+        for key in self.zones.all_keys() {
             let Some(stem) = bind::filename::parse(&key.files.key).map(|n| n.stem) else {
                 continue;
             };
@@ -186,7 +186,7 @@ impl KeyDirectory {
             rustc_hash::FxHashMap::with_capacity_and_hasher(expected, Default::default());
         let mut slots: rustc_hash::FxHashMap<Box<str>, Slot> =
             rustc_hash::FxHashMap::with_capacity_and_hasher(expected, Default::default());
-        let mut zones: Vec<(Name, Arc<Key>)> = Vec::with_capacity(expected);
+        let mut zones: Vec<Arc<Key>> = Vec::with_capacity(expected);
         let mut left_out: rustc_hash::FxHashSet<Box<str>> = Default::default();
         let generation = self.generation;
         for _ in 0..count {
@@ -209,7 +209,7 @@ impl KeyDirectory {
                 key.files.private.clone(),
                 key.files.state.clone(),
             ];
-            zones.push((key.zone.clone(), Arc::clone(&key)));
+            zones.push(Arc::clone(&key));
             slots.insert(
                 entry.stem,
                 Slot {
@@ -226,22 +226,7 @@ impl KeyDirectory {
         self.left_out.extend(left_out);
         self.stamps = stamps;
         self.slots = slots;
-        // Written in zone order; sorted here only when it is not.
-        let in_order = |a: &(Name, Arc<Key>), b: &(Name, Arc<Key>)| {
-            a.0.cmp(&b.0)
-                .then((a.1.algorithm, a.1.tag).cmp(&(b.1.algorithm, b.1.tag)))
-        };
-        if zones.windows(2).any(|w| in_order(&w[0], &w[1]).is_gt()) {
-            zones.sort_by(in_order);
-        }
-        let mut grouped: Vec<(Name, Vec<Arc<Key>>)> = Vec::new();
-        for (zone, key) in zones {
-            match grouped.last_mut() {
-                Some((last, keys)) if *last == zone => keys.push(key),
-                _ => grouped.push((zone, vec![key])),
-            }
-        }
-        self.zones = grouped.into_iter().collect();
+        self.zones = zones.into_iter().collect();
         // What is in memory is what is on disk.
         self.uncached = 0;
         // The same directory as the one the cache's stamps were taken of:
@@ -282,7 +267,7 @@ impl KeyDirectory {
         let Ok(zone) = crate::dns::parse_name(zone_text) else {
             return Vec::new();
         };
-        let keys = self.zones.get(&zone).map(Vec::as_slice).unwrap_or_default();
+        let keys = self.zones.get(&zone).unwrap_or_default();
         keys.iter()
             .flat_map(|key| {
                 let files = &key.files;

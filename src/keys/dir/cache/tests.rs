@@ -66,12 +66,7 @@ fn comparable(key: &Key) -> Key {
 
 fn views(dir: &mut KeyDirectory) -> Vec<Key> {
     let report = dir.scan(Instant::now());
-    report
-        .zones
-        .values()
-        .flatten()
-        .map(|k| comparable(k))
-        .collect()
+    report.zones.all_keys().map(|k| comparable(k)).collect()
 }
 
 fn scanned_cache(path: &Path) -> (Vec<Key>, Vec<u8>) {
@@ -94,12 +89,7 @@ fn a_restored_directory_reads_no_file_and_holds_the_same_keys() {
     let report = dir.scan(Instant::now());
     assert_eq!(report.files_read, 0, "nothing changed: nothing read");
     assert!(report.changed.is_empty());
-    let after: Vec<Key> = report
-        .zones
-        .values()
-        .flatten()
-        .map(|k| comparable(k))
-        .collect();
+    let after: Vec<Key> = report.zones.all_keys().map(|k| comparable(k)).collect();
     assert_eq!(after, before);
     // The BIND keys kept their .private format and .state key states.
     let kasp = parse_name("kasp.test.").expect("valid");
@@ -289,7 +279,7 @@ fn any_damage_behind_a_valid_checksum_is_handled() {
             bad.extend_from_slice(digest.as_ref());
             let mut dir = KeyDirectory::new(tmp.path());
             if dir.restore(&bad, |_| false).is_ok() {
-                for key in dir.zones.values().flatten() {
+                for key in dir.zones.all_keys() {
                     assert_eq!(key.tag, crate::dnssec::key_tag(&key.dnskey));
                     assert!(Arc::strong_count(key) >= 1);
                 }

@@ -1,0 +1,217 @@
+//! The good keys of a key directory by zone, in canonical zone order (RFC
+//! 4034 §6.1, as hickory orders names): what a scan hands to the model.
+//!
+//! A persistent set (`imbl`), so a scan's report is an O(1) clone however
+//! many zones there are, keyed by the keys themselves: each zone's entry is
+//! its non-empty, shared list of keys, ordered by the zone name its first
+//! key carries. At a million children a map keyed by a second copy of the
+//! name (an 80-octet `Name` beside each list, in half-full B-tree nodes)
+//! cost ~230 octets per zone; this costs the list's pointer, 16.
+//!
+//! The B-tree's inner nodes hold copies of some entries as separators
+//! (about one per 8-16 zones); a separator only orders, but it keeps the
+//! key views it was copied with alive until the tree reshapes there.
+//! Bounded by the separators, and cheap: a copy shares the list.
+
+use std::{borrow::Borrow, cmp::Ordering, ops::Index, sync::Arc};
+
+use hickory_proto::rr::Name;
+
+use super::Key;
+
+/// One zone's keys: never empty, all of that zone, ordered by (algorithm,
+/// key tag).
+#[derive(Debug, Clone)]
+struct ZoneKeys(Arc<[Arc<Key>]>);
+
+impl ZoneKeys {
+    fn zone(&self) -> &Name {
+        // Never empty: `KeysByZone` removes a zone with its last key.
+        &self.0[0].zone
+    }
+}
+
+impl PartialEq for ZoneKeys {
+    fn eq(&self, other: &Self) -> bool {
+        self.zone() == other.zone()
+    }
+}
+
+impl Eq for ZoneKeys {}
+
+impl PartialOrd for ZoneKeys {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ZoneKeys {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.zone().cmp(other.zone())
+    }
+}
+
+impl Borrow<Name> for ZoneKeys {
+    fn borrow(&self) -> &Name {
+        self.zone()
+    }
+}
+
+/// The good keys of a directory by zone.
+#[derive(Debug, Clone, Default)]
+pub struct KeysByZone {
+    zones: imbl::OrdSet<ZoneKeys>,
+}
+
+impl KeysByZone {
+    /// Zones with at least one key.
+    pub fn len(&self) -> usize {
+        self.zones.len()
+    }
+
+    /// True when no zone has a key.
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty()
+    }
+
+    /// The keys of `zone` (none when it has none).
+    pub fn get(&self, zone: &Name) -> Option<&[Arc<Key>]> {
+        self.zones.get(zone).map(|keys| &keys.0[..])
+    }
+
+    /// True when `zone` has a key.
+    pub fn contains_key(&self, zone: &Name) -> bool {
+        self.zones.contains(zone)
+    }
+
+    /// Every zone with its keys, in canonical zone order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Name, &[Arc<Key>])> {
+        self.zones.iter().map(|keys| (keys.zone(), &keys.0[..]))
+    }
+
+    /// Every zone with a key, in canonical order.
+    pub fn keys(&self) -> impl Iterator<Item = &Name> {
+        self.zones.iter().map(ZoneKeys::zone)
+    }
+
+    /// Every key.
+    pub fn all_keys(&self) -> impl Iterator<Item = &Arc<Key>> {
+        self.zones.iter().flat_map(|keys| keys.0.iter())
+    }
+
+    /// Adds `key` to its zone, keeping the zone's keys in (algorithm, key
+    /// tag) order.
+    pub fn add(&mut self, key: Arc<Key>) {
+        // One B-tree operation for a zone's first key (a cold scan's case).
+        let Some(ZoneKeys(old)) = self.zones.insert(ZoneKeys(Arc::new([key.clone()]))) else {
+            return;
+        };
+        let mut keys = old.to_vec();
+        keys.push(key);
+        keys.sort_by_key(|k| (k.algorithm, k.tag));
+        self.zones.insert(ZoneKeys(keys.into()));
+    }
+
+    /// Takes `key` (this very view) out of its zone; the zone goes with its
+    /// last key.
+    pub fn take_out(&mut self, key: &Arc<Key>) {
+        let Some(ZoneKeys(old)) = self.zones.remove(&key.zone) else {
+            return;
+        };
+        let keys: Vec<Arc<Key>> = old
+            .iter()
+            .filter(|k| !Arc::ptr_eq(k, key))
+            .cloned()
+            .collect();
+        if !keys.is_empty() {
+            self.zones.insert(ZoneKeys(keys.into()));
+        }
+    }
+}
+
+impl FromIterator<Arc<Key>> for KeysByZone {
+    /// Groups keys by zone, in any order (a zone's keys sorted by (algorithm,
+    /// key tag)).
+    fn from_iter<I: IntoIterator<Item = Arc<Key>>>(keys: I) -> Self {
+        let mut keys: Vec<Arc<Key>> = keys.into_iter().collect();
+        let in_order = |a: &Arc<Key>, b: &Arc<Key>| {
+            a.zone
+                .cmp(&b.zone)
+                .then((a.algorithm, a.tag).cmp(&(b.algorithm, b.tag)))
+        };
+        // A key cache is written in this order: comparing a million names
+        // costs a warm start time, so sort only what is not.
+        if keys.windows(2).any(|w| in_order(&w[0], &w[1]).is_gt()) {
+            keys.sort_by(in_order);
+        }
+        let mut zones = imbl::OrdSet::new();
+        let mut group: Vec<Arc<Key>> = Vec::new();
+        for key in keys {
+            if group.last().is_some_and(|last| last.zone != key.zone) {
+                zones.insert(ZoneKeys(std::mem::take(&mut group).into()));
+            }
+            group.push(key);
+        }
+        if !group.is_empty() {
+            zones.insert(ZoneKeys(group.into()));
+        }
+        KeysByZone { zones }
+    }
+}
+
+impl Index<&Name> for KeysByZone {
+    type Output = [Arc<Key>];
+
+    /// The keys of `zone`; panics when it has none (for tests).
+    fn index(&self, zone: &Name) -> &[Arc<Key>] {
+        self.get(zone)
+            .unwrap_or_else(|| panic!("no keys for {zone}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(zone: &str, tag: u16) -> Arc<Key> {
+        Arc::new(Key {
+            tag,
+            ..(*crate::keys::rfc8080_csk(zone)).clone()
+        })
+    }
+
+    #[test]
+    fn keys_are_grouped_by_zone_and_a_zone_goes_with_its_last_key() {
+        let a1 = key("a.example.", 1);
+        let a2 = key("a.example.", 2);
+        let b = key("b.example.", 3);
+        let mut zones: KeysByZone = [a2.clone(), b.clone(), a1.clone()].into_iter().collect();
+        let a: Name = "a.example.".parse().expect("a name");
+        let b_name: Name = "b.example.".parse().expect("a name");
+        assert_eq!(zones.len(), 2);
+        assert_eq!(
+            zones.keys().cloned().collect::<Vec<_>>(),
+            [a.clone(), b_name.clone()]
+        );
+        assert_eq!(
+            zones[&a].iter().map(|k| k.tag).collect::<Vec<_>>(),
+            [a1.tag, a2.tag]
+        );
+        zones.take_out(&a1);
+        assert_eq!(zones[&a].len(), 1);
+        zones.take_out(&a2);
+        assert!(!zones.contains_key(&a) && zones.get(&a).is_none());
+        zones.take_out(&a2);
+        assert_eq!(zones.len(), 1);
+        zones.add(a1.clone());
+        zones.add(a2.clone());
+        assert_eq!(zones.all_keys().count(), 3);
+        assert_eq!(
+            zones
+                .iter()
+                .map(|(z, k)| (z.clone(), k.len()))
+                .collect::<Vec<_>>(),
+            [(a, 2), (b_name, 1)]
+        );
+    }
+}
