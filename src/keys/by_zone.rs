@@ -9,9 +9,12 @@
 //! cost ~230 octets per zone; this costs the list's pointer, 16.
 //!
 //! The B-tree's inner nodes hold copies of some entries as separators
-//! (about one per 8-16 zones); a separator only orders, but it keeps the
-//! key views it was copied with alive until the tree reshapes there.
-//! Bounded by the separators, and cheap: a copy shares the list.
+//! (about one per 5-16 zones). A separator only orders (nothing reads its
+//! keys: look-ups and iteration return the leaves' entries), but it keeps
+//! the key views it was copied with alive until the tree reshapes there:
+//! a replaced or removed key (for a zone signed here, its private half
+//! too) can stay in memory that long. Bounded by the separators, and cheap:
+//! a copy shares the list.
 
 use std::{borrow::Borrow, cmp::Ordering, ops::Index, sync::Arc};
 
@@ -115,17 +118,44 @@ impl KeysByZone {
     /// Takes `key` (this very view) out of its zone; the zone goes with its
     /// last key.
     pub fn take_out(&mut self, key: &Arc<Key>) {
-        let Some(ZoneKeys(old)) = self.zones.remove(&key.zone) else {
+        let Some(ZoneKeys(old)) = self.zones.get(&key.zone) else {
             return;
         };
+        if !old.iter().any(|k| Arc::ptr_eq(k, key)) {
+            return;
+        }
         let keys: Vec<Arc<Key>> = old
             .iter()
             .filter(|k| !Arc::ptr_eq(k, key))
             .cloned()
             .collect();
-        if !keys.is_empty() {
+        if keys.is_empty() {
+            self.zones.remove(&key.zone);
+        } else {
             self.zones.insert(ZoneKeys(keys.into()));
         }
+    }
+
+    /// Puts `new` in the place of `old` (this very view): one look-up and
+    /// one insert when both are of one zone, as a key's new view is.
+    pub fn replace(&mut self, old: &Arc<Key>, new: Arc<Key>) {
+        if old.zone != new.zone {
+            self.take_out(old);
+            self.add(new);
+            return;
+        }
+        let Some(ZoneKeys(keys)) = self.zones.get(&new.zone) else {
+            self.add(new);
+            return;
+        };
+        let mut keys: Vec<Arc<Key>> = keys
+            .iter()
+            .filter(|k| !Arc::ptr_eq(k, old))
+            .cloned()
+            .collect();
+        keys.push(new);
+        keys.sort_by_key(|k| (k.algorithm, k.tag));
+        self.zones.insert(ZoneKeys(keys.into()));
     }
 }
 
@@ -206,6 +236,14 @@ mod tests {
         zones.add(a1.clone());
         zones.add(a2.clone());
         assert_eq!(zones.all_keys().count(), 3);
+        // A new view of a key takes the old one's place.
+        let a1_new = key("a.example.", 1);
+        zones.replace(&a1, a1_new.clone());
+        assert!(Arc::ptr_eq(&zones[&a][0], &a1_new));
+        assert_eq!(zones[&a].len(), 2);
+        // A view not (or no longer) held changes nothing.
+        zones.take_out(&a1);
+        assert_eq!(zones[&a].len(), 2);
         assert_eq!(
             zones
                 .iter()

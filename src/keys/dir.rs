@@ -548,13 +548,21 @@ impl KeyDirectory {
             return;
         }
         self.uncached += usize::from(!self.left_out.contains(stem));
-        if let Some(old) = old {
-            changed.insert(old.zone.clone());
-            self.zones.take_out(&old);
-        }
-        if let Some(new) = new {
-            changed.insert(new.zone.clone());
-            self.zones.add(new);
+        match (old, new) {
+            (Some(old), Some(new)) => {
+                changed.insert(old.zone.clone());
+                changed.insert(new.zone.clone());
+                self.zones.replace(&old, new);
+            }
+            (Some(old), None) => {
+                changed.insert(old.zone.clone());
+                self.zones.take_out(&old);
+            }
+            (None, Some(new)) => {
+                changed.insert(new.zone.clone());
+                self.zones.add(new);
+            }
+            (None, None) => {}
         }
     }
 }
