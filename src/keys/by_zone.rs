@@ -111,8 +111,7 @@ impl KeysByZone {
         };
         let mut keys = old.to_vec();
         keys.push(key);
-        keys.sort_by_key(|k| (k.algorithm, k.tag));
-        self.zones.insert(ZoneKeys(keys.into()));
+        self.put_sorted(keys);
     }
 
     /// Takes `key` (this very view) out of its zone; the zone goes with its
@@ -154,6 +153,12 @@ impl KeysByZone {
             .cloned()
             .collect();
         keys.push(new);
+        self.put_sorted(keys);
+    }
+
+    /// Puts one zone's `keys` (not empty) in place, in (algorithm, key
+    /// tag) order.
+    fn put_sorted(&mut self, mut keys: Vec<Arc<Key>>) {
         keys.sort_by_key(|k| (k.algorithm, k.tag));
         self.zones.insert(ZoneKeys(keys.into()));
     }

@@ -271,11 +271,15 @@ fn respond_to(
     let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
     let store = &zone.store;
     let apex_pointer = Owner::Pointer(12 + (qname_len - store.apex_wire().len()) as u16);
-    let Some(apex) = zone.apex.as_ref() else {
-        w.finish(rcode::SERVFAIL, false, None, size, transport);
-        return Answer::Message;
-    };
-    let code = answer(&mut w, store, apex, lower, q.qtype, dnssec, apex_pointer);
+    let code = answer(
+        &mut w,
+        store,
+        zone.apex.as_ref(),
+        lower,
+        q.qtype,
+        dnssec,
+        apex_pointer,
+    );
     w.finish(code, true, None, size, transport);
     Answer::Message
 }
@@ -358,13 +362,13 @@ fn transfer(
 fn answer(
     w: &mut Writer<'_>,
     zone: &ZoneStore,
-    apex_node: &Node,
+    apex_node: Option<&Node>,
     qname: &[u8],
     qtype: u16,
     dnssec: bool,
     apex: Owner<'_>,
 ) -> u16 {
-    let Some(soa) = apex_node.rrset(RecordType::SOA) else {
+    let Some(soa) = apex_node.and_then(|n| n.rrset(RecordType::SOA)) else {
         return rcode::SERVFAIL;
     };
     let negative_ttl = zone.negative_ttl();
@@ -403,7 +407,8 @@ fn answer(
     // tell both, and their NSECs are the ones to show (RFC 4035 §3.1.3).
     let mut key = [0u8; 512];
     let key = canonical_key_of_wire(qname, &mut key).map(|n| &key[..n]);
-    let Neighbours { before, after } = key.map(|key| zone.neighbours(key)).unwrap_or_default();
+    let neighbours = key.map(|key| zone.neighbours(key)).unwrap_or_default();
+    let Neighbours { before, after } = neighbours;
     w.negative_soa(apex, soa, negative_ttl, dnssec);
     let covering = match before {
         Some((_, node)) if dnssec => nsec_of(w, node, None),
@@ -412,7 +417,7 @@ fn answer(
     let Some(key) = key else {
         return rcode::NXDOMAIN;
     };
-    if after.is_some_and(|after| after.starts_with(key)) {
+    if neighbours.show_an_empty_non_terminal(key) {
         return rcode::NOERROR;
     }
     if dnssec {

@@ -91,7 +91,7 @@ pub struct Snapshot {
     /// long): a query name is looked up only at the suffixes that could be
     /// an apex, not at every label (six hash lookups for a `_dsboot`
     /// name, ~8% of a query's CPU).
-    apex_lengths: [u64; 4],
+    apex_lengths: ApexLengths,
     /// Our EDNS UDP payload size.
     pub edns_udp_size: u16,
     /// TSIG keys.
@@ -109,11 +109,9 @@ impl Snapshot {
             .into_iter()
             .map(|z| (z.store.apex_wire().into(), z))
             .collect();
-        let mut apex_lengths = [0u64; 4];
+        let mut apex_lengths = ApexLengths::default();
         for apex in zones.keys() {
-            // A wire name is at most 255 octets (RFC 1035 §3.1).
-            let len = apex.len().min(255);
-            apex_lengths[len / 64] |= 1 << (len % 64);
+            apex_lengths.insert(apex.len());
         }
         Snapshot {
             zones,
@@ -153,8 +151,7 @@ impl Snapshot {
         let mut at = 0;
         loop {
             let rest = lower.get(at..)?;
-            let n = rest.len();
-            if self.apex_lengths[(n / 64).min(3)] & (1 << (n % 64)) != 0 {
+            if self.apex_lengths.may_hold(rest.len()) {
                 if let Some(zone) = self.zones.get(rest) {
                     return Some(zone);
                 }
@@ -165,6 +162,29 @@ impl Snapshot {
             }
             at += 1 + len;
         }
+    }
+}
+
+/// A set of wire-name lengths, one bit each (a wire name is at most 255
+/// octets, RFC 1035 §3.1; a longer length shares the last word's bits,
+/// which only costs a look-up).
+#[derive(Debug, Default, Clone, Copy)]
+struct ApexLengths([u64; 4]);
+
+impl ApexLengths {
+    fn bit(len: usize) -> (usize, u64) {
+        ((len / 64).min(3), 1 << (len % 64))
+    }
+
+    fn insert(&mut self, len: usize) {
+        let (word, bit) = Self::bit(len);
+        self.0[word] |= bit;
+    }
+
+    /// False when no apex is `len` octets long.
+    fn may_hold(&self, len: usize) -> bool {
+        let (word, bit) = Self::bit(len);
+        self.0[word] & bit != 0
     }
 }
 

@@ -239,6 +239,7 @@ fn decode_with(r: &mut impl Source) -> Option<ZoneStore> {
     let mut packer = NodePacker::with_capacity(4096);
     for _ in 0..count {
         let wire = r.name()?;
+        packer.begin(&wire);
         let sets = r.u16()?;
         for _ in 0..sets {
             let rtype = r.u16()?;
@@ -256,7 +257,7 @@ fn decode_with(r: &mut impl Source) -> Option<ZoneStore> {
                 |recs, sigs| well_formed(rtype, recs, sigs),
             )?;
         }
-        nodes.push(packer.finish(&wire));
+        nodes.push(packer.finish());
     }
     (r.left() == 0).then(|| ZoneStore::from_parts(apex, serial, negative_ttl, nodes))?
 }

@@ -107,6 +107,16 @@ pub struct Neighbours<'z> {
     pub after: Option<&'z [u8]>,
 }
 
+impl Neighbours<'_> {
+    /// True when the name with canonical key `key` (these are its
+    /// neighbours) is an empty non-terminal: the data names below a name
+    /// follow it directly in canonical order, and their keys begin with
+    /// its key.
+    pub fn show_an_empty_non_terminal(&self, key: &[u8]) -> bool {
+        self.after.is_some_and(|after| after.starts_with(key))
+    }
+}
+
 /// One owner's new RRsets (`None`: the name goes away). NSEC and RRSIG are
 /// the store's business; an SOA's serial is replaced by the zone's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,11 +259,9 @@ impl ZoneStore {
         let mut key = [0u8; 512];
         let len = canonical_key_of_wire(wire, &mut key)?;
         let key = &key[..len];
-        let (next, _) = self
-            .order
-            .range::<_, [u8]>((Bound::Excluded(key), Bound::Unbounded))
-            .next()?;
-        next.starts_with(key).then_some(Entry::Ent)
+        self.neighbours(key)
+            .show_an_empty_non_terminal(key)
+            .then_some(Entry::Ent)
     }
 
     /// Puts `node` in the name index, in place of what was at its owner:
@@ -303,11 +311,7 @@ impl ZoneStore {
 
     /// The data names around canonical key `key` (a name without data).
     pub fn neighbours(&self, key: &[u8]) -> Neighbours<'_> {
-        let before = self
-            .order
-            .range::<_, [u8]>((Bound::Unbounded, Bound::Excluded(key)))
-            .next_back()
-            .and_then(|(k, wire)| Some((&k[..], self.node(wire)?)));
+        let before = self.before(key);
         let after = self
             .order
             .range::<_, [u8]>((Bound::Excluded(key), Bound::Unbounded))
@@ -318,11 +322,16 @@ impl ZoneStore {
 
     /// The data name before canonical key `key` (exclusive).
     pub fn predecessor(&self, key: &[u8]) -> Option<&Node> {
-        let (_, wire) = self
+        self.before(key).map(|(_, node)| node)
+    }
+
+    /// The data name before canonical key `key` (exclusive), with its key.
+    fn before(&self, key: &[u8]) -> Option<(&[u8], &Node)> {
+        let (k, wire) = self
             .order
             .range::<_, [u8]>((Bound::Unbounded, Bound::Excluded(key)))
             .next_back()?;
-        self.node(wire)
+        Some((&k[..], self.node(wire)?))
     }
 
     /// The data name after canonical key `key` (the first one for `None`):

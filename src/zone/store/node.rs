@@ -157,11 +157,13 @@ impl Node {
     /// one per type).
     pub fn new(wire: &[u8], rrsets: &[Rrset]) -> Self {
         let mut packer = NodePacker::with_capacity(
-            rrsets
-                .iter()
-                .map(|r| HEADER + r.records.len() + r.sigs.len() + 3 * r.signers.len())
-                .sum(),
+            1 + wire.len()
+                + rrsets
+                    .iter()
+                    .map(|r| HEADER + r.records.len() + r.sigs.len() + 3 * r.signers.len())
+                    .sum::<usize>(),
         );
+        packer.begin(wire);
         for r in rrsets {
             packer.push(
                 r.rtype,
@@ -172,7 +174,7 @@ impl Node {
                 r.signers.iter().copied(),
             );
         }
-        packer.finish(wire)
+        packer.finish()
     }
 
     /// Its lower-case wire owner name.
@@ -251,10 +253,9 @@ impl<'a> Iterator for Rrsets<'a> {
 /// buffer, without owned RRsets in between).
 #[derive(Debug, Default)]
 pub struct NodePacker {
-    out: Vec<u8>,
-    /// The node being finished: owner, then `out` (reused, so a node
+    /// The node being packed, in its final layout (reused, so a node
     /// costs one allocation, its own).
-    whole: Vec<u8>,
+    out: Vec<u8>,
 }
 
 impl NodePacker {
@@ -262,8 +263,18 @@ impl NodePacker {
     pub fn with_capacity(capacity: usize) -> Self {
         NodePacker {
             out: Vec::with_capacity(capacity),
-            whole: Vec::new(),
         }
+    }
+
+    /// Starts the node at `wire` (a wire name: at most 255 octets, RFC
+    /// 1035 §3.1; a longer one is cut, which no parsed name is); its
+    /// RRsets are pushed next.
+    pub fn begin(&mut self, wire: &[u8]) {
+        debug_assert!(wire.len() <= 255, "a wire name of {} octets", wire.len());
+        let wire = &wire[..wire.len().min(255)];
+        self.out.clear();
+        self.out.push(wire.len() as u8);
+        self.out.extend_from_slice(wire);
     }
 
     /// Appends an RRset (in type order).
@@ -345,21 +356,14 @@ impl NodePacker {
         Some(())
     }
 
-    /// The node at `wire` (a wire name: at most 255 octets, RFC 1035
-    /// §3.1; a longer one is cut, which no parsed name is) with the RRsets
-    /// pushed since the last one; the packer is empty again.
-    pub fn finish(&mut self, wire: &[u8]) -> Node {
-        debug_assert!(wire.len() <= 255, "a wire name of {} octets", wire.len());
-        let wire = &wire[..wire.len().min(255)];
-        self.whole.clear();
-        self.whole.reserve(1 + wire.len() + self.out.len());
-        self.whole.push(wire.len() as u8);
-        self.whole.extend_from_slice(wire);
-        self.whole.extend_from_slice(&self.out);
+    /// The node begun last, with the RRsets pushed since; the packer is
+    /// empty again.
+    pub fn finish(&mut self) -> Node {
+        let node = Node {
+            data: Arc::from(&self.out[..]),
+        };
         self.out.clear();
-        Node {
-            data: Arc::from(&self.whole[..]),
-        }
+        node
     }
 }
 
