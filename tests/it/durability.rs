@@ -424,6 +424,11 @@ fn a_key_change_waits_for_the_listing_when_the_cache_may_lack_keys() {
     let _silent = world.silent_secondary();
     let mut first = world.start("first");
     world.finish_first_round(&mut first, "first");
+    // The saver writes the caches after the round is logged: wait for both
+    // (with none, step 1 below would restore nothing and prove nothing).
+    world.wait(&mut first, "save its key caches", || {
+        world.key_caches().len() == 2
+    });
     let older: Vec<(PathBuf, Vec<u8>)> = world
         .key_caches()
         .iter()
