@@ -182,6 +182,84 @@ pub fn common_ancestor_key_len(a: &[u8], b: &[u8]) -> usize {
         .map_or(0, |at| at + 1)
 }
 
+/// A lower-case wire name of at most 255 octets, on the stack: what
+/// [`wire_of_canonical_key`] gives.
+#[derive(Clone, Copy)]
+pub struct WireBuf {
+    octets: [u8; 255],
+    len: u8,
+}
+
+impl std::ops::Deref for WireBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.octets[..usize::from(self.len)]
+    }
+}
+
+/// The lower-case wire name whose [`canonical_key`] is `key`: the inverse
+/// of [`canonical_key_of_wire`] for lower-case names, so an index ordered
+/// by keys need not keep the wire names beside them. `None` when `key` is
+/// not a key (a label not terminated, a bad escape, a label over 63
+/// octets) or its name is over 255 octets. Allocation-free.
+pub fn wire_of_canonical_key(key: &[u8]) -> Option<WireBuf> {
+    // The wire length first: each label's octets once unescaped, a length
+    // octet each, and the root.
+    let mut wire_len = 1;
+    let mut at = 0;
+    while at < key.len() {
+        let (label_len, next) = key_label(key, at)?;
+        wire_len += 1 + label_len;
+        at = next;
+    }
+    let mut out = WireBuf {
+        octets: [0; 255],
+        len: u8::try_from(wire_len).ok()?,
+    };
+    // The key runs from the root down; the wire name from the bottom up:
+    // each label goes before the one written just before it.
+    let mut end = wire_len - 1;
+    let mut at = 0;
+    while at < key.len() {
+        let (label_len, next) = key_label(key, at)?;
+        let start = end - 1 - label_len;
+        out.octets[start] = label_len as u8;
+        let mut to = start + 1;
+        let mut from = at;
+        while from < next - 1 {
+            let byte = key[from];
+            out.octets[to] = if byte == 1 { key[from + 1] - 1 } else { byte };
+            from += if byte == 1 { 2 } else { 1 };
+            to += 1;
+        }
+        end = start;
+        at = next;
+    }
+    Some(out)
+}
+
+/// The unescaped length of the key label starting at `at`, and where the
+/// next one starts (past its 0x00).
+fn key_label(key: &[u8], at: usize) -> Option<(usize, usize)> {
+    let mut len = 0;
+    let mut i = at;
+    loop {
+        match *key.get(i)? {
+            0 => break,
+            1 => {
+                if !matches!(key.get(i + 1)?, 1 | 2) {
+                    return None;
+                }
+                i += 2;
+            }
+            _ => i += 1,
+        }
+        len += 1;
+    }
+    (len <= 63).then_some((len, i + 1))
+}
+
 fn push_key_label(out: &mut Vec<u8>, label: &[u8]) {
     for &byte in label {
         match byte.to_ascii_lowercase() {
@@ -275,6 +353,32 @@ mod tests {
         let other = Name::from_labels(vec![&b"a\x01"[..], b"example"]).expect("a name");
         let (a, b) = (canonical_key(&odd), canonical_key(&other));
         assert_eq!(&a[..common_ancestor_key_len(&a, &b)], &key("example.")[..]);
+    }
+
+    #[test]
+    fn a_canonical_key_gives_back_its_lower_case_wire_name() {
+        let odd = Name::from_labels(vec![&b"a\x00\x01b"[..], b"\x02", b"Example"]).expect("a name");
+        let longest = Name::from_labels(vec![&[b'x'; 63][..]; 3])
+            .and_then(|n| n.prepend_label(&[b'y'; 61][..]))
+            .expect("a 255-octet name");
+        assert_eq!(wire_len(&longest), 255);
+        for name in [n("."), n("example."), n("A.b.Example.COM."), odd, longest] {
+            let key = canonical_key(&name);
+            let wire = wire_of_canonical_key(&key).expect("a key");
+            assert_eq!(&wire[..], &canonical_wire(&name)[..], "{name:?}");
+            let mut back = [0u8; 512];
+            let len = canonical_key_of_wire(&wire, &mut back).expect("a wire name");
+            assert_eq!(&back[..len], &key[..]);
+        }
+        // Not keys: an unterminated label, a bad escape, a label over 63
+        // octets, a name over 255 octets.
+        assert!(wire_of_canonical_key(b"com").is_none());
+        assert!(wire_of_canonical_key(b"a\x01\x03\x00").is_none());
+        assert!(wire_of_canonical_key(&[&[b'x'; 64][..], &[0]].concat()).is_none());
+        let too_long: Vec<u8> = (0..5)
+            .flat_map(|_| [&[b'x'; 63][..], &[0]].concat())
+            .collect();
+        assert!(wire_of_canonical_key(&too_long).is_none());
     }
 
     #[test]

@@ -242,19 +242,15 @@ impl Transfer {
                 }
                 Phase::Names(after) => {
                     let store = self.zone.store();
-                    let Some((key, wire)) = store.next_after(after.as_deref()) else {
-                        self.phase = Phase::End;
-                        continue;
-                    };
-                    let Some(node) = store.node(&wire) else {
+                    let Some((key, node)) = store.next_after(after.as_deref()) else {
                         self.phase = Phase::End;
                         continue;
                     };
                     for rrset in node.rrsets() {
                         if rrset.rtype == u16::from(RecordType::SOA) {
-                            message.blob(&wire, rrset.sigs);
+                            message.blob(node.wire(), rrset.sigs);
                         } else {
-                            message.rrset(&wire, rrset);
+                            message.rrset(node.wire(), rrset);
                         }
                     }
                     *after = Some(key);

@@ -36,7 +36,9 @@ use crate::{
     dns::wire,
     dns::{
         Nsec,
-        name::{canonical_key, canonical_key_of_wire, canonical_wire, display},
+        name::{
+            canonical_key, canonical_key_of_wire, canonical_wire, display, wire_of_canonical_key,
+        },
     },
 };
 
@@ -159,7 +161,11 @@ pub struct ZoneStore {
     serial: u32,
     negative_ttl: u32,
     names: Names,
-    order: imbl::OrdMap<Bytes, Bytes>,
+    /// The canonical keys of the data names (RFC 4034 §6.1 order). Only
+    /// the keys: a name's wire form follows from its key
+    /// ([`wire_of_canonical_key`]) and its node from the name index, so a
+    /// second copy of every owner name is not kept here.
+    order: imbl::OrdSet<Bytes>,
     /// Wire names the update that made this version may have changed.
     touched: Arc<[Bytes]>,
 }
@@ -173,7 +179,7 @@ impl ZoneStore {
             serial: 0,
             negative_ttl: 0,
             names: Names::default(),
-            order: imbl::OrdMap::new(),
+            order: imbl::OrdSet::new(),
             touched: Arc::new([]),
         }
     }
@@ -210,7 +216,7 @@ impl ZoneStore {
             }
             let key_len = canonical_key_of_wire(&wire, &mut key)?;
             zone.put(node);
-            zone.order.insert(key[..key_len].into(), wire);
+            zone.order.insert(key[..key_len].into());
         }
         zone.apex_node()?;
         Some(zone)
@@ -316,7 +322,7 @@ impl ZoneStore {
             .order
             .range::<_, [u8]>((Bound::Excluded(key), Bound::Unbounded))
             .next()
-            .map(|(k, _)| &k[..]);
+            .map(|k| &k[..]);
         Neighbours { before, after }
     }
 
@@ -327,24 +333,29 @@ impl ZoneStore {
 
     /// The data name before canonical key `key` (exclusive), with its key.
     fn before(&self, key: &[u8]) -> Option<(&[u8], &Node)> {
-        let (k, wire) = self
+        let k = self
             .order
             .range::<_, [u8]>((Bound::Unbounded, Bound::Excluded(key)))
             .next_back()?;
-        Some((&k[..], self.node(wire)?))
+        Some((&k[..], self.node_at_key(k)?))
+    }
+
+    /// The node of the data name with canonical key `key`.
+    fn node_at_key(&self, key: &[u8]) -> Option<&Node> {
+        self.node(&wire_of_canonical_key(key)?)
     }
 
     /// The data name after canonical key `key` (the first one for `None`):
-    /// its key and wire name; for walking the zone in pieces.
-    pub fn next_after(&self, key: Option<&[u8]>) -> Option<(Bytes, Bytes)> {
-        let (k, w) = match key {
+    /// its key and node; for walking the zone in pieces.
+    pub fn next_after(&self, key: Option<&[u8]>) -> Option<(Bytes, &Node)> {
+        let k = match key {
             None => self.order.iter().next()?,
             Some(key) => self
                 .order
                 .range::<_, [u8]>((Bound::Excluded(key), Bound::Unbounded))
                 .next()?,
         };
-        Some((k.clone(), w.clone()))
+        Some((k.clone(), self.node_at_key(k)?))
     }
 
     /// The wire owner names of every node (not empty non-terminals), in
@@ -356,7 +367,7 @@ impl ZoneStore {
 
     /// Names with data, in canonical order.
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
-        self.order.values().filter_map(|wire| self.node(wire))
+        self.order.iter().filter_map(|key| self.node_at_key(key))
     }
 
     /// The earliest signature expiration in the zone (a full scan).
@@ -395,9 +406,9 @@ impl ZoneStore {
                 });
             }
         }
-        for wire in self.order.values() {
-            if !wanted.contains(wire) {
-                if let Some(owner) = name_of(wire) {
+        for node in self.nodes() {
+            if !wanted.contains(node.wire()) {
+                if let Some(owner) = name_of(node.wire()) {
                     changes.push(Change {
                         owner,
                         rrsets: None,
@@ -417,16 +428,14 @@ impl ZoneStore {
         options: &ZoneOptions,
     ) -> bool {
         let now_secs = now.as_second().clamp(0, i64::from(u32::MAX)) as u32;
-        self.order.values().any(|wire| {
-            self.node(wire).is_some_and(|node| {
-                node.rrsets().any(|r| {
-                    let keys = if self.by_ksk(wire, r.rtype) {
-                        &signer.ksks
-                    } else {
-                        &signer.zsks
-                    };
-                    needs_signing(r, keys, now_secs, options)
-                })
+        self.nodes().any(|node| {
+            node.rrsets().any(|r| {
+                let keys = if self.by_ksk(node.wire(), r.rtype) {
+                    &signer.ksks
+                } else {
+                    &signer.zsks
+                };
+                needs_signing(r, keys, now_secs, options)
             })
         })
     }

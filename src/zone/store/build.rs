@@ -123,12 +123,12 @@ impl ZoneStore {
     /// Fills the maps.
     fn index(&mut self, owners: Vec<Owner>) {
         let mut names = Names::default();
-        let mut order: imbl::OrdMap<Bytes, Bytes> = imbl::OrdMap::new();
+        let mut order: imbl::OrdSet<Bytes> = imbl::OrdSet::new();
         let mut touched: Vec<Bytes> = Vec::with_capacity(owners.len());
         for (key, wire, sets) in owners {
-            touched.push(wire.clone());
             names.insert(ByWire(Node::new(&wire, &sets)), ());
-            order.insert(key, wire);
+            touched.push(wire);
+            order.insert(key);
         }
         self.names = names;
         self.order = order;

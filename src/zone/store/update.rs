@@ -58,14 +58,15 @@ impl ZoneStore {
         // Sign what needs it.
         let now_secs = now.as_second().clamp(0, i64::from(u32::MAX)) as u32;
         let candidates: Vec<Bytes> = if resign_due {
-            next.order.keys().cloned().collect()
+            next.order.iter().cloned().collect()
         } else {
             touched.union(&nsec_owners).cloned().collect()
         };
         touched_wires.extend(
             candidates
                 .iter()
-                .filter_map(|key| next.order.get(&key[..]).cloned()),
+                .filter(|key| next.order.contains(&key[..]))
+                .filter_map(|key| Some(Bytes::from(&*wire_of_canonical_key(key)?))),
         );
         let jobs = next.jobs_due(candidates, signer, now_secs, options);
         let stats = next
@@ -115,10 +116,10 @@ impl ZoneStore {
     fn rechain(&mut self, touched: &BTreeSet<Bytes>) -> BTreeSet<Bytes> {
         let mut nsec_owners: BTreeSet<Bytes> = BTreeSet::new();
         for key in touched {
-            if self.order.contains_key(&key[..]) {
+            if self.order.contains(&key[..]) {
                 nsec_owners.insert(key.clone());
             }
-            if let Some((prev, _)) = self
+            if let Some(prev) = self
                 .order
                 .range::<_, [u8]>((Bound::Unbounded, Bound::Excluded(&key[..])))
                 .next_back()
@@ -143,12 +144,10 @@ impl ZoneStore {
     ) -> Vec<SignJob> {
         let mut jobs = Vec::new();
         for key in candidates {
-            let Some(wire) = self.order.get(&key[..]).cloned() else {
+            let Some(node) = self.node_at_key(&key) else {
                 continue;
             };
-            let Some(node) = self.node(&wire) else {
-                continue;
-            };
+            let wire: Bytes = node.wire().into();
             for (index, rrset) in node.rrsets().enumerate() {
                 let by_ksk = self.by_ksk(&wire, rrset.rtype);
                 let keys = if by_ksk { &signer.ksks } else { &signer.zsks };
@@ -199,7 +198,7 @@ impl ZoneStore {
             (true, Some(node)) => self.put(node),
             (false, Some(node)) => {
                 self.put(node);
-                self.order.insert(key, wire);
+                self.order.insert(key);
             }
             (true, None) => {
                 self.take_out(&wire);
@@ -238,7 +237,7 @@ impl ZoneStore {
 
     /// Recomputes the NSEC record at the data name with canonical key `key`.
     fn set_nsec(&mut self, key: &Bytes) {
-        let Some(wire) = self.order.get(&key[..]).cloned() else {
+        let Some(node) = self.node_at_key(key).cloned() else {
             return;
         };
         let next_wire = self
@@ -246,8 +245,8 @@ impl ZoneStore {
             .range::<_, [u8]>((Bound::Excluded(&key[..]), Bound::Unbounded))
             .next()
             .or_else(|| self.order.iter().next())
-            .map(|(_, w)| w.clone());
-        let (Some(next_wire), Some(node)) = (next_wire, self.node(&wire).cloned()) else {
+            .and_then(|k| wire_of_canonical_key(k));
+        let Some(next_wire) = next_wire else {
             return;
         };
         let Some(next) = name_of(&next_wire) else {
@@ -278,7 +277,7 @@ impl ZoneStore {
             .collect();
         rrsets.push(fresh);
         rrsets.sort_by_key(|r| r.rtype);
-        self.put(Node::new(&wire, &rrsets));
+        self.put(Node::new(node.wire(), &rrsets));
     }
 
     /// Signs the jobs (in parallel when many) and stores the signatures.
