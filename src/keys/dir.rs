@@ -33,7 +33,6 @@ use std::{
 };
 
 use hickory_proto::rr::Name;
-use rustc_hash::FxHashMap;
 
 use super::{
     Key, KeysByZone,
@@ -133,6 +132,22 @@ impl Listing {
     }
 }
 
+/// Every key file seen, by name: its stamp and the scan that last saw it.
+type Stamps = DenseMap<Arc<str>, (Stamp, u64)>;
+
+/// What is known about each key, by stem.
+type Slots = DenseMap<Box<str>, Slot>;
+
+/// The maps with an entry per key file or key: a million of each at a
+/// million children. An `IndexMap` keeps its entries in one vector and
+/// only 8-octet positions in the hash table, where a `HashMap` keeps whole
+/// entries in a table that is half empty right after it doubles (1M
+/// entries sit in 2^21 buckets): at 1M that was ~300 octets per child in
+/// the two tables. Entries are taken out with `swap_remove` (no order is
+/// kept or needed). Keyed by file names read from a directory, not by
+/// anything from the network: FxHash, as elsewhere.
+type DenseMap<K, V> = indexmap::IndexMap<K, V, rustc_hash::FxBuildHasher>;
+
 /// One BIND key directory, scanned incrementally.
 #[derive(Debug)]
 pub struct KeyDirectory {
@@ -140,9 +155,9 @@ pub struct KeyDirectory {
     dir: Arc<Path>,
     grace: Duration,
     /// Every key file seen: its stamp and the scan that last saw it.
-    stamps: FxHashMap<Arc<str>, (Stamp, u64)>,
+    stamps: Stamps,
     /// Keys by stem (lower-case `K<zone>+<alg>+<tag>`).
-    slots: FxHashMap<Box<str>, Slot>,
+    slots: Slots,
     /// Stems with problems or in flux: looked at again every scan.
     troubled: BTreeSet<Box<str>>,
     /// Good keys per zone, maintained as keys change.
@@ -170,8 +185,8 @@ impl KeyDirectory {
             dir: Arc::from(path.as_path()),
             path,
             grace: DEFAULT_FLUX_GRACE,
-            stamps: FxHashMap::default(),
-            slots: FxHashMap::default(),
+            stamps: Stamps::default(),
+            slots: Slots::default(),
             troubled: BTreeSet::new(),
             zones: KeysByZone::default(),
             generation: 0,
@@ -445,7 +460,7 @@ impl KeyDirectory {
 
     /// Forgets `file`: it is not there any more.
     fn forget(&mut self, file: &str, name: &KeyFileName, changed: &mut BTreeSet<Box<str>>) {
-        if self.stamps.remove(file).is_none() {
+        if self.stamps.swap_remove(file).is_none() {
             return;
         }
         if let Some(slot) = self.slots.get_mut(name.stem.as_str()) {
@@ -537,7 +552,7 @@ impl KeyDirectory {
             self.uncached += 1;
         }
         if empty {
-            self.slots.remove(stem);
+            self.slots.swap_remove(stem);
         }
         let same = match (&old, &new) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),

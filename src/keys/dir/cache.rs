@@ -38,7 +38,7 @@ use std::{collections::BTreeSet, path::Path, sync::Arc};
 
 use hickory_proto::rr::Name;
 
-use super::{KeyDirectory, Slot, listing::Stamp};
+use super::{KeyDirectory, Slot, Slots, Stamps, listing::Stamp};
 use crate::{
     dns::{Dnskey, name, wire},
     dnssec::{Algorithm, key_tag},
@@ -182,10 +182,8 @@ impl KeyDirectory {
         // left could hold that many keys (at least 64 octets each).
         let expected = (count as usize).min(body.len() / 64);
         // Built apart and put in only when the whole cache decoded.
-        let mut stamps: rustc_hash::FxHashMap<Arc<str>, (Stamp, u64)> =
-            rustc_hash::FxHashMap::with_capacity_and_hasher(expected, Default::default());
-        let mut slots: rustc_hash::FxHashMap<Box<str>, Slot> =
-            rustc_hash::FxHashMap::with_capacity_and_hasher(expected, Default::default());
+        let mut stamps: Stamps = Stamps::with_capacity_and_hasher(expected, Default::default());
+        let mut slots: Slots = Slots::with_capacity_and_hasher(expected, Default::default());
         let mut zones: Vec<Arc<Key>> = Vec::with_capacity(expected);
         let mut left_out: rustc_hash::FxHashSet<Box<str>> = Default::default();
         let generation = self.generation;
@@ -288,7 +286,7 @@ impl KeyDirectory {
 fn encode_slot(
     out: &mut Vec<u8>,
     slot: &Slot,
-    stamps: &rustc_hash::FxHashMap<Arc<str>, (Stamp, u64)>,
+    stamps: &Stamps,
 ) -> Option<()> {
     let key = slot.good.as_deref()?;
     if slot.held().is_some() || slot.in_flux() || !slot.issues().is_empty() {
@@ -588,7 +586,7 @@ impl KeyDirectory {
             };
             if matches!(key.private, PrivatePart::NotLoaded { .. }) && signs(&key.zone) {
                 for file in slot.files.iter().flatten() {
-                    self.stamps.remove(file);
+                    self.stamps.swap_remove(file);
                 }
                 count += 1;
             }
