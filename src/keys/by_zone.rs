@@ -6,7 +6,8 @@
 //! its non-empty, shared list of keys, ordered by the zone name its first
 //! key carries. At a million children a map keyed by a second copy of the
 //! name (an 80-octet `Name` beside each list, in half-full B-tree nodes)
-//! cost ~230 octets per zone; this costs the list's pointer, 16.
+//! cost ~230 octets per zone; this costs the list's pointer, 16, and
+//! a zone with one key (most children) has no list at all.
 //!
 //! The B-tree's inner nodes hold copies of some entries as separators
 //! (about one per 5-16 zones). A separator only orders (nothing reads its
@@ -25,12 +26,33 @@ use super::Key;
 /// One zone's keys: never empty, all of that zone, ordered by (algorithm,
 /// key tag).
 #[derive(Debug, Clone)]
-struct ZoneKeys(Arc<[Arc<Key>]>);
+enum ZoneKeys {
+    /// A zone's only key, as most children have: no list to allocate (a
+    /// one-key list cost 32 octets per child at a million).
+    One(Arc<Key>),
+    /// Two or more keys (a rollover, a KSK and a ZSK).
+    Many(Arc<[Arc<Key>]>),
+}
 
 impl ZoneKeys {
+    /// `keys` (not empty) as one zone's entry.
+    fn of(mut keys: Vec<Arc<Key>>) -> Self {
+        match keys.len() {
+            1 => ZoneKeys::One(keys.remove(0)),
+            _ => ZoneKeys::Many(keys.into()),
+        }
+    }
+
+    fn keys(&self) -> &[Arc<Key>] {
+        match self {
+            ZoneKeys::One(key) => std::slice::from_ref(key),
+            ZoneKeys::Many(keys) => keys,
+        }
+    }
+
     fn zone(&self) -> &Name {
         // Never empty: `KeysByZone` removes a zone with its last key.
-        &self.0[0].zone
+        &self.keys()[0].zone
     }
 }
 
@@ -79,7 +101,7 @@ impl KeysByZone {
 
     /// The keys of `zone` (none when it has none).
     pub fn get(&self, zone: &Name) -> Option<&[Arc<Key>]> {
-        self.zones.get(zone).map(|keys| &keys.0[..])
+        self.zones.get(zone).map(ZoneKeys::keys)
     }
 
     /// True when `zone` has a key.
@@ -89,7 +111,7 @@ impl KeysByZone {
 
     /// Every zone with its keys, in canonical zone order.
     pub fn iter(&self) -> impl Iterator<Item = (&Name, &[Arc<Key>])> {
-        self.zones.iter().map(|keys| (keys.zone(), &keys.0[..]))
+        self.zones.iter().map(|keys| (keys.zone(), keys.keys()))
     }
 
     /// Every zone with a key, in canonical order.
@@ -99,17 +121,17 @@ impl KeysByZone {
 
     /// Every key.
     pub fn all_keys(&self) -> impl Iterator<Item = &Arc<Key>> {
-        self.zones.iter().flat_map(|keys| keys.0.iter())
+        self.zones.iter().flat_map(|keys| keys.keys().iter())
     }
 
     /// Adds `key` to its zone, keeping the zone's keys in (algorithm, key
     /// tag) order.
     pub fn add(&mut self, key: Arc<Key>) {
         // One B-tree operation for a zone's first key (a cold scan's case).
-        let Some(ZoneKeys(old)) = self.zones.insert(ZoneKeys(Arc::new([key.clone()]))) else {
+        let Some(old) = self.zones.insert(ZoneKeys::One(key.clone())) else {
             return;
         };
-        let mut keys = old.to_vec();
+        let mut keys = old.keys().to_vec();
         keys.push(key);
         self.put_sorted(keys);
     }
@@ -117,7 +139,7 @@ impl KeysByZone {
     /// Takes `key` (this very view) out of its zone; the zone goes with its
     /// last key.
     pub fn take_out(&mut self, key: &Arc<Key>) {
-        let Some(ZoneKeys(old)) = self.zones.get(&key.zone) else {
+        let Some(old) = self.zones.get(&key.zone).map(ZoneKeys::keys) else {
             return;
         };
         if !old.iter().any(|k| Arc::ptr_eq(k, key)) {
@@ -131,7 +153,7 @@ impl KeysByZone {
         if keys.is_empty() {
             self.zones.remove(&key.zone);
         } else {
-            self.zones.insert(ZoneKeys(keys.into()));
+            self.zones.insert(ZoneKeys::of(keys));
         }
     }
 
@@ -143,7 +165,7 @@ impl KeysByZone {
             self.add(new);
             return;
         }
-        let Some(ZoneKeys(keys)) = self.zones.get(&new.zone) else {
+        let Some(keys) = self.zones.get(&new.zone).map(ZoneKeys::keys) else {
             self.add(new);
             return;
         };
@@ -160,7 +182,7 @@ impl KeysByZone {
     /// tag) order.
     fn put_sorted(&mut self, mut keys: Vec<Arc<Key>>) {
         keys.sort_by_key(|k| (k.algorithm, k.tag));
-        self.zones.insert(ZoneKeys(keys.into()));
+        self.zones.insert(ZoneKeys::of(keys));
     }
 }
 
@@ -183,12 +205,12 @@ impl FromIterator<Arc<Key>> for KeysByZone {
         let mut group: Vec<Arc<Key>> = Vec::new();
         for key in keys {
             if group.last().is_some_and(|last| last.zone != key.zone) {
-                zones.insert(ZoneKeys(std::mem::take(&mut group).into()));
+                zones.insert(ZoneKeys::of(std::mem::take(&mut group)));
             }
             group.push(key);
         }
         if !group.is_empty() {
-            zones.insert(ZoneKeys(group.into()));
+            zones.insert(ZoneKeys::of(group));
         }
         KeysByZone { zones }
     }
@@ -213,6 +235,13 @@ mod tests {
             tag,
             ..(*crate::keys::rfc8080_csk(zone)).clone()
         })
+    }
+
+    #[test]
+    fn an_entry_is_no_larger_than_a_list() {
+        // The one-key case saves an allocation only if the entry, which the
+        // B-tree holds inline, stays at a list pointer's 16 octets.
+        assert_eq!(std::mem::size_of::<ZoneKeys>(), 16);
     }
 
     #[test]

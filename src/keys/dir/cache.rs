@@ -283,11 +283,7 @@ impl KeyDirectory {
 
 /// Appends one key's entry; `None` (and nothing usable appended: the
 /// caller drops the key) when it has no good view or is not cacheable.
-fn encode_slot(
-    out: &mut Vec<u8>,
-    slot: &Slot,
-    stamps: &Stamps,
-) -> Option<()> {
+fn encode_slot(out: &mut Vec<u8>, slot: &Slot, stamps: &Stamps) -> Option<()> {
     let key = slot.good.as_deref()?;
     if slot.held().is_some() || slot.in_flux() || !slot.issues().is_empty() {
         return None;
