@@ -24,12 +24,12 @@ use super::{
 };
 use crate::{
     dns::{
-        name::{canonical_key_of_wire, common_ancestor_key_len},
+        name::canonical_key_of_wire,
         wire::{flags, rcode, unix_now},
     },
     log_limit::LogLimit,
     tsig,
-    zone::{Node, ZoneStore, store::Neighbours},
+    zone::{Node, ZoneStore},
 };
 
 /// Failed TSIG checks and refused transfers are logged at most five times
@@ -408,10 +408,9 @@ fn answer(
     let mut key = [0u8; 512];
     let key = canonical_key_of_wire(qname, &mut key).map(|n| &key[..n]);
     let neighbours = key.map(|key| zone.neighbours(key)).unwrap_or_default();
-    let Neighbours { before, after } = neighbours;
     w.negative_soa(apex, soa, negative_ttl, dnssec);
-    let covering = match before {
-        Some((_, node)) if dnssec => nsec_of(w, node, None),
+    let covering = match neighbours.before {
+        Some(node) if dnssec => nsec_of(w, node, None),
         _ => None,
     };
     let Some(key) = key else {
@@ -423,8 +422,7 @@ fn answer(
     if dnssec {
         // The wildcard at the closest encloser does not exist either: the
         // encloser is the deepest ancestor shared with a neighbour.
-        let shared = |other: Option<&[u8]>| other.map_or(0, |o| common_ancestor_key_len(key, o));
-        let encloser = shared(before.map(|(k, _)| k)).max(shared(after));
+        let encloser = neighbours.closest_encloser_len(key);
         let mut wildcard = [0u8; 514];
         wildcard[..encloser].copy_from_slice(&key[..encloser]);
         wildcard[encloser] = b'*';

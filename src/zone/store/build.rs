@@ -126,9 +126,14 @@ impl ZoneStore {
         let mut order: imbl::OrdSet<Bytes> = imbl::OrdSet::new();
         let mut touched: Vec<Bytes> = Vec::with_capacity(owners.len());
         for (key, wire, sets) in owners {
+            let Some(order_key) = self.order_key(&key) else {
+                // Not in this zone: the content never holds such a name.
+                debug_assert!(false, "{wire:?} is outside {}", self.apex);
+                continue;
+            };
+            order.insert(order_key.into());
             names.insert(ByWire(Node::new(&wire, &sets)), ());
             touched.push(wire);
-            order.insert(key);
         }
         self.names = names;
         self.order = order;

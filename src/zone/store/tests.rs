@@ -24,8 +24,15 @@ fn signer() -> ZoneSigner {
 }
 
 fn verify_all(zone: &ZoneStore) -> usize {
-    // Every data name is in both indexes, and nothing else is.
+    // Every data name is in both indexes, and nothing else is; the order
+    // keys are the canonical keys without the apex's, the apex's empty.
     assert_eq!(zone.names.len(), zone.order.len());
+    assert_eq!(zone.nodes().count(), zone.order.len());
+    assert!(zone.order.iter().next().is_some_and(|k| k.is_empty()));
+    for (key, node) in zone.order.iter().zip(zone.nodes()) {
+        let full = canonical_key(&name_of(node.wire()).expect("a name"));
+        assert_eq!([&zone.apex_key[..], &key[..]].concat(), full);
+    }
     let key = csk("_signal.ns1.example.net.");
     let mut count = 0;
     for node in zone.nodes() {

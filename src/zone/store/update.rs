@@ -52,7 +52,7 @@ impl ZoneStore {
             }
         }
         next.stamp_serial(serial)?;
-        touched.insert(canonical_key(&self.apex).into());
+        touched.insert(Bytes::from(&[][..])); // the apex's order key
         let nsec_owners = next.rechain(&touched);
 
         // Sign what needs it.
@@ -66,7 +66,7 @@ impl ZoneStore {
             candidates
                 .iter()
                 .filter(|key| next.order.contains(&key[..]))
-                .filter_map(|key| Some(Bytes::from(&*wire_of_canonical_key(key)?))),
+                .filter_map(|key| Some(Bytes::from(&*next.wire_at_key(key)?))),
         );
         let jobs = next.jobs_due(candidates, signer, now_secs, options);
         let stats = next
@@ -169,7 +169,14 @@ impl ZoneStore {
     /// Applies one owner's change; returns whether anything changed.
     fn apply_one(&mut self, change: &Change, touched: &mut BTreeSet<Bytes>) -> bool {
         let wire: Bytes = canonical_wire(&change.owner).into();
-        let key: Bytes = canonical_key(&change.owner).into();
+        let Some(key) = self
+            .order_key(&canonical_key(&change.owner))
+            .map(Bytes::from)
+        else {
+            // Not in this zone: the content never holds such a name.
+            debug_assert!(false, "{} is outside {}", change.owner, self.apex);
+            return false;
+        };
         let wanted = change
             .rrsets
             .as_ref()
@@ -223,7 +230,7 @@ impl ZoneStore {
             if canonical_wire(&name)[..] != wire[..] || !self.apex.zone_of(&name) {
                 return None;
             }
-            let key: Bytes = canonical_key(&name).into();
+            let key: Bytes = self.order_key(&canonical_key(&name))?.into();
             self.set_node(wire.clone(), key, node);
             touched.push(wire);
         }
@@ -245,7 +252,7 @@ impl ZoneStore {
             .range::<_, [u8]>((Bound::Excluded(&key[..]), Bound::Unbounded))
             .next()
             .or_else(|| self.order.iter().next())
-            .and_then(|k| wire_of_canonical_key(k));
+            .and_then(|k| self.wire_at_key(k));
         let Some(next_wire) = next_wire else {
             return;
         };
