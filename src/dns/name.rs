@@ -201,8 +201,8 @@ impl std::ops::Deref for WireBuf {
 /// The lower-case wire name whose [`canonical_key`] is `key`: the inverse
 /// of [`canonical_key_of_wire`] for lower-case names, so an index ordered
 /// by keys need not keep the wire names beside them. `None` when `key` is
-/// not a key (a label not terminated, a bad escape, a label over 63
-/// octets) or its name is over 255 octets. Allocation-free.
+/// not a key (a label empty or not terminated, a bad escape, a label over
+/// 63 octets) or its name is over 255 octets. Allocation-free.
 pub fn wire_of_canonical_key(key: &[u8]) -> Option<WireBuf> {
     // The wire length first: each label's octets once unescaped, a length
     // octet each, and the root.
@@ -257,7 +257,8 @@ fn key_label(key: &[u8], at: usize) -> Option<(usize, usize)> {
         }
         len += 1;
     }
-    (len <= 63).then_some((len, i + 1))
+    // Only the root is empty, and its key is empty: no label here may be.
+    (1..=63).contains(&len).then_some((len, i + 1))
 }
 
 fn push_key_label(out: &mut Vec<u8>, label: &[u8]) {
@@ -373,6 +374,8 @@ mod tests {
         // Not keys: an unterminated label, a bad escape, a label over 63
         // octets, a name over 255 octets.
         assert!(wire_of_canonical_key(b"com").is_none());
+        assert!(wire_of_canonical_key(b"\0").is_none());
+        assert!(wire_of_canonical_key(b"com\0\0").is_none());
         assert!(wire_of_canonical_key(b"a\x01\x03\x00").is_none());
         assert!(wire_of_canonical_key(&[&[b'x'; 64][..], &[0]].concat()).is_none());
         let too_long: Vec<u8> = (0..5)

@@ -3,8 +3,8 @@
 //!
 //! A persistent set (`imbl`), so a scan's report is an O(1) clone however
 //! many zones there are, keyed by the keys themselves: each zone's entry is
-//! its non-empty, shared list of keys, ordered by the zone name its first
-//! key carries. At a million children a map keyed by a second copy of the
+//! its only key or its shared list of keys, ordered by the zone name its
+//! (first) key carries. At a million children a map keyed by a second copy of the
 //! name (an 80-octet `Name` beside each list, in half-full B-tree nodes)
 //! cost ~230 octets per zone; this costs the list's pointer, 16, and
 //! a zone with one key (most children) has no list at all.
@@ -15,7 +15,7 @@
 //! the key views it was copied with alive until the tree reshapes there:
 //! a replaced or removed key (for a zone signed here, its private half
 //! too) can stay in memory that long. Bounded by the separators, and cheap:
-//! a copy shares the list.
+//! a copy shares the key or the list.
 
 use std::{borrow::Borrow, cmp::Ordering, ops::Index, sync::Arc};
 

@@ -111,8 +111,8 @@ pub struct Neighbours<'z> {
     /// The order key (the canonical key after the apex's) of the data name
     /// after.
     after: Option<&'z [u8]>,
-    /// The length of the apex's canonical key.
-    apex_key_len: usize,
+    /// The apex's canonical key.
+    apex_key: &'z [u8],
 }
 
 impl Neighbours<'_> {
@@ -121,7 +121,7 @@ impl Neighbours<'_> {
     /// follow it directly in canonical order, and their keys begin with
     /// its key.
     pub fn show_an_empty_non_terminal(&self, key: &[u8]) -> bool {
-        let key = key.get(self.apex_key_len..);
+        let key = key.strip_prefix(self.apex_key);
         self.after
             .zip(key)
             .is_some_and(|(after, key)| after.starts_with(key))
@@ -133,11 +133,12 @@ impl Neighbours<'_> {
     /// before or after it (every existing name is one of theirs or an
     /// ancestor), the apex at least.
     pub fn closest_encloser_len(&self, key: &[u8]) -> usize {
-        let Some(own) = key.get(self.apex_key_len..) else {
+        let Some(own) = key.strip_prefix(self.apex_key) else {
+            debug_assert!(false, "neighbours of a name outside the zone");
             return key.len();
         };
         let shared = |other: Option<&[u8]>| other.map_or(0, |o| common_ancestor_key_len(own, o));
-        self.apex_key_len + shared(self.before_key).max(shared(self.after))
+        self.apex_key.len() + shared(self.before_key).max(shared(self.after))
     }
 }
 
@@ -367,7 +368,7 @@ impl ZoneStore {
             before: before.map(|(_, node)| node),
             before_key: before.map(|(k, _)| k),
             after,
-            apex_key_len: self.apex_key.len(),
+            apex_key: &self.apex_key,
         }
     }
 
@@ -419,7 +420,14 @@ impl ZoneStore {
     /// no particular order: a pass over a million names without a look-up
     /// each.
     pub fn owner_wires(&self) -> impl Iterator<Item = &[u8]> {
-        self.names.keys().map(|node| node.0.wire())
+        self.any_order_nodes().map(Node::wire)
+    }
+
+    /// Every node, in no particular order (the name index's): for whole
+    /// passes that need no order, without a key-to-name conversion and a
+    /// look-up per name.
+    fn any_order_nodes(&self) -> impl Iterator<Item = &Node> {
+        self.names.keys().map(|node| &node.0)
     }
 
     /// Names with data, in canonical order.
@@ -429,7 +437,10 @@ impl ZoneStore {
 
     /// The earliest signature expiration in the zone (a full scan).
     pub fn earliest_expiration(&self) -> Option<u32> {
-        self.nodes().flat_map(Node::rrsets).map(|r| r.expires).min()
+        self.any_order_nodes()
+            .flat_map(Node::rrsets)
+            .map(|r| r.expires)
+            .min()
     }
 
     /// Makes the zone equal to `content` (a full diff) with serial `serial`.
@@ -463,7 +474,7 @@ impl ZoneStore {
                 });
             }
         }
-        for node in self.nodes() {
+        for node in self.any_order_nodes() {
             if !wanted.contains(node.wire()) {
                 if let Some(owner) = name_of(node.wire()) {
                     changes.push(Change {
@@ -485,7 +496,7 @@ impl ZoneStore {
         options: &ZoneOptions,
     ) -> bool {
         let now_secs = now.as_second().clamp(0, i64::from(u32::MAX)) as u32;
-        self.nodes().any(|node| {
+        self.any_order_nodes().any(|node| {
             node.rrsets().any(|r| {
                 let keys = if self.by_ksk(node.wire(), r.rtype) {
                     &signer.ksks

@@ -42,7 +42,7 @@ impl ZoneStore {
             return self.build(changes, signer, serial, now, options);
         }
         let mut next = self.clone();
-        let mut touched: BTreeSet<Bytes> = BTreeSet::new(); // canonical keys
+        let mut touched: BTreeSet<Bytes> = BTreeSet::new(); // order keys
         let mut touched_wires: BTreeSet<Bytes> = BTreeSet::new();
         let mut changed_names = 0;
         for change in changes {
@@ -112,7 +112,7 @@ impl ZoneStore {
     }
 
     /// Re-links the NSEC records at and before every touched name (RFC 4034
-    /// §4.1.1); returns their owners' canonical keys.
+    /// §4.1.1); returns their owners' order keys.
     fn rechain(&mut self, touched: &BTreeSet<Bytes>) -> BTreeSet<Bytes> {
         let mut nsec_owners: BTreeSet<Bytes> = BTreeSet::new();
         for key in touched {
@@ -133,7 +133,7 @@ impl ZoneStore {
         nsec_owners
     }
 
-    /// The RRsets among `candidates` (canonical keys) whose signatures are
+    /// The RRsets among `candidates` (order keys) whose signatures are
     /// missing, by other keys, or due for refresh.
     fn jobs_due(
         &self,
@@ -174,7 +174,7 @@ impl ZoneStore {
             .map(Bytes::from)
         else {
             // Not in this zone: the content never holds such a name.
-            debug_assert!(false, "{} is outside {}", change.owner, self.apex);
+            tracing::error!(zone = %display(&self.apex), owner = %display(&change.owner), "a name outside the zone is left out");
             return false;
         };
         let wanted = change
@@ -195,7 +195,7 @@ impl ZoneStore {
         true
     }
 
-    /// Gives the name `wire` (canonical key `key`) the data `node`, or
+    /// Gives the name `wire` (order key `key`) the data `node`, or
     /// removes its data (`None`), keeping the order index right (empty
     /// non-terminals follow from it); false when there was nothing to
     /// remove.
@@ -242,7 +242,7 @@ impl ZoneStore {
         Some(())
     }
 
-    /// Recomputes the NSEC record at the data name with canonical key `key`.
+    /// Recomputes the NSEC record at the data name with order key `key`.
     fn set_nsec(&mut self, key: &Bytes) {
         let Some(node) = self.node_at_key(key).cloned() else {
             return;
