@@ -152,12 +152,7 @@ fn exposed_secrets(loaded: &Loaded) -> Vec<String> {
         report
             .zones
             .all_keys()
-            .filter_map(|key| {
-                key.files
-                    .private
-                    .as_ref()
-                    .map(|name| key.files.dir.join(&**name))
-            })
+            .filter_map(|key| key.files.private_path())
             .collect::<Vec<_>>()
     });
     let mut files: Vec<std::path::PathBuf> = loaded

@@ -103,15 +103,19 @@ impl fmt::Display for TimingEvent {
     }
 }
 
-/// The timing metadata of a key; `None` = not set. Whole seconds, as BIND
-/// writes them (80 octets a key: at a million children it counts).
+/// The timing metadata of a key; `None` = not set. Whole seconds since
+/// 1970 in 32 bits, as BIND keeps them (`isc_stdtime_t`, lib/dns/dst_api.c
+/// `dst_key_settime`): a time a file gives after 2106-02-07 reads as that
+/// date, one before 1970 as 1970. 40 octets a key, not 80: with the rest
+/// of a `Key` that fits jemalloc's 256-octet class, not the 320 one, which
+/// at a million children is 64 MB.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timing {
-    values: [i64; 10],
+    values: [u32; 10],
 }
 
 /// "Not set" in [`Timing`].
-const UNSET: i64 = i64::MIN;
+const UNSET: u32 = u32::MAX;
 
 impl Default for Timing {
     fn default() -> Self {
@@ -134,15 +138,33 @@ impl Timing {
         Self::decode(self.values[Self::index(event)])
     }
 
-    fn decode(value: i64) -> Option<Timestamp> {
+    fn decode(value: u32) -> Option<Timestamp> {
         (value != UNSET)
-            .then(|| Timestamp::from_second(value).ok())
+            .then(|| Timestamp::from_second(i64::from(value)).ok())
             .flatten()
     }
 
-    /// Sets (or clears) the time of `event` (to the second).
+    /// The stored form of `seconds` since 1970: clamped to what 32 bits
+    /// hold (below [`UNSET`]).
+    fn encode(seconds: i64) -> u32 {
+        seconds.clamp(0, i64::from(UNSET - 1)) as u32
+    }
+
+    /// Sets (or clears) the time of `event` (to the second; see the type's
+    /// doc for the range).
     pub fn set(&mut self, event: TimingEvent, when: Option<Timestamp>) {
-        self.values[Self::index(event)] = when.map_or(UNSET, |t| t.as_second());
+        self.values[Self::index(event)] = when.map_or(UNSET, |t| Self::encode(t.as_second()));
+    }
+
+    /// The seconds since 1970 of `event`, if set (the key cache's form).
+    pub(crate) fn seconds(&self, event: TimingEvent) -> Option<i64> {
+        let value = self.values[Self::index(event)];
+        (value != UNSET).then_some(i64::from(value))
+    }
+
+    /// Sets `event` to `seconds` since 1970 (the key cache's form).
+    pub(crate) fn set_seconds(&mut self, event: TimingEvent, seconds: i64) {
+        self.values[Self::index(event)] = Self::encode(seconds);
     }
 
     /// True when `event` is set and at or before `now`.
@@ -317,24 +339,49 @@ pub struct KeyFiles {
     pub dir: Arc<Path>,
     /// The `.key` file's name (shared with the key directory's stamps).
     pub key: Arc<str>,
-    /// The `.private` file's name, if any.
-    pub private: Option<Arc<str>>,
-    /// The `.state` file's name, if any.
-    pub state: Option<Arc<str>>,
+    /// The `.private` and `.state` files' names, when either exists: apart,
+    /// as a child's key usually has neither, and 8 octets here instead of
+    /// 32 keep a `Key` in jemalloc's 256-octet class (see [`Timing`]).
+    others: Option<Box<OtherFiles>>,
+}
+
+/// The names of a key's `.private` and `.state` files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OtherFiles {
+    private: Option<Arc<str>>,
+    state: Option<Arc<str>>,
 }
 
 impl Default for KeyFiles {
     fn default() -> Self {
-        KeyFiles {
-            dir: Arc::from(Path::new("")),
-            key: Arc::default(),
-            private: None,
-            state: None,
-        }
+        KeyFiles::new(Arc::from(Path::new("")), Arc::default(), None, None)
     }
 }
 
 impl KeyFiles {
+    /// A key's files: its directory and the names of its `.key`, `.private`
+    /// and `.state` files.
+    pub fn new(
+        dir: Arc<Path>,
+        key: Arc<str>,
+        private: Option<Arc<str>>,
+        state: Option<Arc<str>>,
+    ) -> Self {
+        let others =
+            (private.is_some() || state.is_some()).then(|| Box::new(OtherFiles { private, state }));
+        KeyFiles { dir, key, others }
+    }
+
+    /// The `.private` file's name, if any.
+    pub fn private(&self) -> Option<&Arc<str>> {
+        self.others.as_ref()?.private.as_ref()
+    }
+
+    /// The `.state` file's name, if any.
+    pub fn state(&self) -> Option<&Arc<str>> {
+        self.others.as_ref()?.state.as_ref()
+    }
+
     /// The `.key` file's path.
     pub fn key_path(&self) -> PathBuf {
         self.dir.join(&*self.key)
@@ -342,12 +389,12 @@ impl KeyFiles {
 
     /// The `.private` file's path, if any.
     pub fn private_path(&self) -> Option<PathBuf> {
-        self.private.as_deref().map(|f| self.dir.join(f))
+        self.private().map(|f| self.dir.join(&**f))
     }
 
     /// The `.state` file's path, if any.
     pub fn state_path(&self) -> Option<PathBuf> {
-        self.state.as_deref().map(|f| self.dir.join(f))
+        self.state().map(|f| self.dir.join(&**f))
     }
 }
 
@@ -466,5 +513,47 @@ mod signing_tests {
                 Err(SignerError::NoPrivateKey { .. })
             ));
         }
+    }
+}
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[test]
+    fn a_key_fits_the_256_octet_allocation_class() {
+        // `Arc<Key>`: 16 octets of counts, then the key. Over 240 octets it
+        // lands in jemalloc's 320-octet class: 64 MB more at 1M children.
+        assert!(
+            std::mem::size_of::<Key>() <= 240,
+            "{}",
+            std::mem::size_of::<Key>()
+        );
+    }
+
+    #[test]
+    fn timing_keeps_32_bit_seconds_as_bind_does() {
+        let at = |s: &str| s.parse::<Timestamp>().expect("a time");
+        let mut timing = Timing::default();
+        assert!(timing.is_empty());
+        timing.set(TimingEvent::Publish, Some(at("2026-12-07T10:00:00Z")));
+        timing.set(TimingEvent::Delete, Some(at("2200-01-01T00:00:00Z")));
+        timing.set(TimingEvent::Created, Some(at("1960-01-01T00:00:00Z")));
+        assert_eq!(
+            timing.get(TimingEvent::Publish),
+            Some(at("2026-12-07T10:00:00Z"))
+        );
+        // The last second 32 bits hold below "not set", and 1970.
+        assert_eq!(
+            timing.get(TimingEvent::Delete),
+            Some(at("2106-02-07T06:28:14Z"))
+        );
+        assert_eq!(
+            timing.get(TimingEvent::Created),
+            Some(at("1970-01-01T00:00:00Z"))
+        );
+        assert_eq!(timing.get(TimingEvent::Activate), None);
+        assert_eq!(timing.seconds(TimingEvent::Delete), Some(4_294_967_294));
+        timing.set(TimingEvent::Delete, None);
+        assert_eq!(timing.iter().count(), 2);
     }
 }

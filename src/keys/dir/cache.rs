@@ -193,7 +193,7 @@ impl KeyDirectory {
                 return Err(CacheError::Damaged("a key twice"));
             }
             let key = entry.key;
-            if key.files.private.is_some() && signs(&key.zone) {
+            if key.files.private().is_some() && signs(&key.zone) {
                 restored.left_out += 1;
                 left_out.insert(entry.stem);
                 continue;
@@ -204,8 +204,8 @@ impl KeyDirectory {
             }
             let files = [
                 Some(key.files.key.clone()),
-                key.files.private.clone(),
-                key.files.state.clone(),
+                key.files.private().cloned(),
+                key.files.state().cloned(),
             ];
             zones.push(Arc::clone(&key));
             slots.insert(
@@ -269,11 +269,7 @@ impl KeyDirectory {
         keys.iter()
             .flat_map(|key| {
                 let files = &key.files;
-                [
-                    Some(&files.key),
-                    files.private.as_ref(),
-                    files.state.as_ref(),
-                ]
+                [Some(&files.key), files.private(), files.state()]
             })
             .flatten()
             .map(|file| file.to_string())
@@ -295,11 +291,7 @@ fn encode_slot(out: &mut Vec<u8>, slot: &Slot, stamps: &Stamps) -> Option<()> {
         PrivatePart::Unreadable => return None,
     };
     // The files as read must be the files as listed.
-    let files = [
-        Some(&key.files.key),
-        key.files.private.as_ref(),
-        key.files.state.as_ref(),
-    ];
+    let files = [Some(&key.files.key), key.files.private(), key.files.state()];
     let mut entry = Vec::with_capacity(192);
     let mut mask = 0u8;
     for (i, file) in files.iter().enumerate() {
@@ -329,14 +321,14 @@ fn encode_slot(out: &mut Vec<u8>, slot: &Slot, stamps: &Stamps) -> Option<()> {
     wire::put_u32(&mut entry, key.ttl.unwrap_or(0));
     let mut events = 0u16;
     for (i, event) in TimingEvent::ALL.into_iter().enumerate() {
-        if key.timing.get(event).is_some() {
+        if key.timing.seconds(event).is_some() {
             events |= 1 << i;
         }
     }
     wire::put_u16(&mut entry, events);
-    for (i, _) in TimingEvent::ALL.iter().enumerate() {
-        if events & (1 << i) != 0 {
-            wire::put_u64(&mut entry, key.timing.values[i] as u64);
+    for event in TimingEvent::ALL {
+        if let Some(seconds) = key.timing.seconds(event) {
+            wire::put_u64(&mut entry, seconds as u64);
         }
     }
     match &key.state {
@@ -437,13 +429,14 @@ fn decode_entry(r: &mut Reader<'_>, dir: &Arc<Path>) -> Result<Entry, CacheError
         return Err(damaged("timing"));
     }
     let mut timing = Timing::default();
-    for i in 0..TimingEvent::ALL.len() {
+    for (i, event) in TimingEvent::ALL.into_iter().enumerate() {
         if events & (1 << i) != 0 {
+            // Written from 32 bits (older caches: from 64, clamped alike).
             let value = r.u64()? as i64;
-            if value == super::super::UNSET {
+            if value == i64::MIN {
                 return Err(damaged("timing"));
             }
-            timing.values[i] = value;
+            timing.set_seconds(event, value);
         }
     }
     let state = match r.u8()? {
@@ -460,12 +453,12 @@ fn decode_entry(r: &mut Reader<'_>, dir: &Arc<Path>) -> Result<Entry, CacheError
         _ => return Err(damaged("the private part")),
     };
     let [key_file, private_file, state_file] = names;
-    let files = KeyFiles {
-        dir: Arc::clone(dir),
-        key: key_file.unwrap_or_default(),
-        private: private_file,
-        state: state_file,
-    };
+    let files = KeyFiles::new(
+        Arc::clone(dir),
+        key_file.unwrap_or_default(),
+        private_file,
+        state_file,
+    );
     Ok(Entry {
         stem: stem.into(),
         stamps,

@@ -60,8 +60,8 @@ impl IssueReport<'_> {
     ) -> KeyIssue {
         let name = match kind {
             FileKind::Key => Some(&self.files.key),
-            FileKind::Private => self.files.private.as_ref(),
-            FileKind::State => self.files.state.as_ref(),
+            FileKind::Private => self.files.private(),
+            FileKind::State => self.files.state(),
         };
         KeyIssue {
             zone: self.zone.clone(),

@@ -126,14 +126,14 @@ impl Slot {
 
     /// The key's files.
     pub(super) fn key_files(&self, dir: &Arc<Path>) -> KeyFiles {
-        KeyFiles {
-            dir: dir.clone(),
-            key: self.files[FileKind::Key as usize]
+        KeyFiles::new(
+            dir.clone(),
+            self.files[FileKind::Key as usize]
                 .clone()
                 .unwrap_or_default(),
-            private: self.files[FileKind::Private as usize].clone(),
-            state: self.files[FileKind::State as usize].clone(),
-        }
+            self.files[FileKind::Private as usize].clone(),
+            self.files[FileKind::State as usize].clone(),
+        )
     }
 
     /// A `.private` or `.state` file without its `.key`: no key, a warning.
