@@ -3,10 +3,10 @@
 //! Every RRset is kept once, in answer-ready wire form (records without
 //! owner names, then their RRSIGs), and a name with all its RRsets in one
 //! shared allocation ([`node`]: read in place as [`RrsetRef`]s, built from
-//! owned [`Rrset`]s). Data names live in two persistent maps (`imbl`): a
-//! hash index of nodes keyed by their own lower-case wire owners for
-//! lookups (a query compares its name with the node it then answers from,
-//! no separate key), and one by canonical order (RFC 4034 §6.1) for the
+//! owned [`Rrset`]s). Data names live in two persistent maps (`imbl`): the
+//! nodes by a 64-bit hash of their lower-case wire owners for lookups (a
+//! query compares its name with the node it then answers from, no separate
+//! key), and the names' keys in canonical order (RFC 4034 §6.1) for the
 //! NSEC chain and denial. Empty non-terminals are in neither: a name
 //! without data exists when the next data name in canonical order lies
 //! below it, and the data names on either side of a missing name give its
@@ -70,30 +70,87 @@ pub enum Entry<'z> {
     Ent,
 }
 
-/// A [`Node`] as the key of the name index: hashed and compared by its
-/// owner alone, so the index is looked up with a plain `&[u8]` and needs
-/// no key apart from the node.
+/// The node, or the nodes, whose owners have one hash in the name index
+/// (two names of a zone with one 64-bit hash: about never, but handled).
 #[derive(Debug, Clone)]
-struct ByWire(Node);
+enum Named {
+    One(Node),
+    Many(Arc<[Node]>),
+}
 
-impl PartialEq for ByWire {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.wire() == other.0.wire()
+impl Named {
+    /// `nodes` (not empty) as one entry.
+    fn of(mut nodes: Vec<Node>) -> Self {
+        match nodes.len() {
+            1 => Named::One(nodes.remove(0)),
+            _ => Named::Many(nodes.into()),
+        }
+    }
+
+    fn nodes(&self) -> &[Node] {
+        match self {
+            Named::One(node) => std::slice::from_ref(node),
+            Named::Many(nodes) => nodes,
+        }
+    }
+
+    /// The node at lower-case wire name `wire`.
+    fn find(&self, wire: &[u8]) -> Option<&Node> {
+        self.nodes().iter().find(|node| node.wire() == wire)
     }
 }
 
-impl Eq for ByWire {}
-
-impl std::hash::Hash for ByWire {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // As `[u8]` hashes, which `Borrow<[u8]>` requires.
-        self.0.wire().hash(state);
+/// Takes the node at `wire`, whose owner hashes to `hash`, out of `names`.
+fn take_named_at(names: &mut Names, hash: u64, wire: &[u8]) {
+    let Some(named) = names.get(&hash) else {
+        return;
+    };
+    let rest: Vec<Node> = named
+        .nodes()
+        .iter()
+        .filter(|node| node.wire() != wire)
+        .cloned()
+        .collect();
+    match rest.len() {
+        0 => {
+            names.remove(&hash);
+        }
+        n if n == named.nodes().len() => {}
+        _ => {
+            names.insert(hash, Named::of(rest));
+        }
     }
 }
 
-impl std::borrow::Borrow<[u8]> for ByWire {
-    fn borrow(&self) -> &[u8] {
-        self.0.wire()
+/// The name index's hash of a lower-case wire name.
+fn name_hash(wire: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(wire)
+}
+
+/// Puts `node` in `names`, in place of what was at its owner.
+fn put_named(names: &mut Names, node: Node) {
+    put_named_at(names, name_hash(node.wire()), node);
+}
+
+/// [`put_named`] with the owner's hash given (tests give two names one).
+fn put_named_at(names: &mut Names, hash: u64, node: Node) {
+    let Some(named) = names.get_mut(&hash) else {
+        names.insert(hash, Named::One(node));
+        return;
+    };
+    match named {
+        Named::One(old) if old.wire() == node.wire() => *old = node,
+        _ => {
+            let mut nodes: Vec<Node> = named
+                .nodes()
+                .iter()
+                .filter(|old| old.wire() != node.wire())
+                .cloned()
+                .collect();
+            nodes.push(node);
+            *named = Named::of(nodes);
+        }
     }
 }
 
@@ -165,16 +222,22 @@ pub struct UpdateStats {
     pub signatures: usize,
 }
 
-/// The data names of a zone by lower-case wire name: a set of nodes keyed
-/// by their own owners ([`ByWire`]; the map's value is empty). Empty
-/// non-terminals are not in it: the canonical order tells them
-/// ([`ZoneStore::entry`]). Hashed with
-/// FxHash, not SipHash: every query looks a name up here (SipHash was ~4%
-/// of a query's CPU), and what is inserted comes from the zone's own
-/// content, never from a query, so there is no table for a remote party to
-/// flood.
-type Names =
-    imbl::GenericHashMap<ByWire, (), rustc_hash::FxBuildHasher, imbl::shared_ptr::DefaultSharedPtr>;
+/// The data names of a zone by lower-case wire name: the nodes in a
+/// persistent B-tree ordered by a 64-bit hash of their owners ([`Named`]);
+/// a look-up compares the query name with the owner in the node it then
+/// answers from. Empty non-terminals are not in it: the canonical order
+/// tells them ([`ZoneStore::entry`]).
+///
+/// A B-tree of 8-octet hashes, not a hash trie (`imbl::HashMap`): the
+/// trie's nodes have room for 32 entries whether or not they hold them,
+/// and at a million names it cost 108 octets a name against 40 for the
+/// B-tree, whose nodes are at least half full (measured side by side,
+/// BENCHMARKS.md). Its separators are hashes, so a replaced node is not
+/// kept alive by a copy in an inner node. FxHash, not SipHash: every query
+/// hashes its name (SipHash was ~4% of a query's CPU), and what is inserted
+/// comes from the zone's own content, never from a query: a remote party
+/// can neither pick the hashes nor make the tree deep.
+type Names = imbl::OrdMap<u64, Named>;
 
 /// A signed zone.
 #[derive(Debug, Clone)]
@@ -301,21 +364,19 @@ impl ZoneStore {
             .then_some(Entry::Ent)
     }
 
-    /// Puts `node` in the name index, in place of what was at its owner:
-    /// imbl's insert replaces the whole key (`ByWire` is the node), not only
-    /// the (empty) value; every re-signing test would see a stale node.
+    /// Puts `node` in the name index, in place of what was at its owner.
     fn put(&mut self, node: Node) {
-        self.names.insert(ByWire(node), ());
+        put_named(&mut self.names, node);
     }
 
     /// Takes the name `wire` out of the name index.
     fn take_out(&mut self, wire: &[u8]) {
-        self.names.remove(wire);
+        take_named_at(&mut self.names, name_hash(wire), wire);
     }
 
     /// The data at a lower-case wire name.
     pub fn node(&self, wire: &[u8]) -> Option<&Node> {
-        self.names.get_key_value(wire).map(|(node, ())| &node.0)
+        self.names.get(&name_hash(wire))?.find(wire)
     }
 
     /// The apex node.
@@ -427,7 +488,7 @@ impl ZoneStore {
     /// passes that need no order, without a key-to-name conversion and a
     /// look-up per name.
     fn any_order_nodes(&self) -> impl Iterator<Item = &Node> {
-        self.names.keys().map(|node| &node.0)
+        self.names.values().flat_map(Named::nodes)
     }
 
     /// Names with data, in canonical order.

@@ -7,7 +7,7 @@ use hickory_proto::rr::RecordType;
 use jiff::Timestamp;
 
 use super::{
-    ByWire, Bytes, Change, Names, Node, Rrset, UpdateStats, ZoneStore, soa_minimum, with_serial,
+    Bytes, Change, Names, Node, Rrset, UpdateStats, ZoneStore, put_named, soa_minimum, with_serial,
 };
 use crate::{
     config::ZoneOptions,
@@ -139,7 +139,7 @@ impl ZoneStore {
                 continue; // outside the zone: not chained or signed either
             };
             order.insert(order_key.into());
-            names.insert(ByWire(Node::new(&wire, &sets)), ());
+            put_named(&mut names, Node::new(&wire, &sets));
             touched.push(wire);
         }
         self.names = names;
