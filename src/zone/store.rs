@@ -70,90 +70,6 @@ pub enum Entry<'z> {
     Ent,
 }
 
-/// The node, or the nodes, whose owners have one hash in the name index
-/// (two names of a zone with one 64-bit hash: about never, but handled).
-#[derive(Debug, Clone)]
-enum Named {
-    One(Node),
-    Many(Arc<[Node]>),
-}
-
-impl Named {
-    /// `nodes` (not empty) as one entry.
-    fn of(mut nodes: Vec<Node>) -> Self {
-        match nodes.len() {
-            1 => Named::One(nodes.remove(0)),
-            _ => Named::Many(nodes.into()),
-        }
-    }
-
-    fn nodes(&self) -> &[Node] {
-        match self {
-            Named::One(node) => std::slice::from_ref(node),
-            Named::Many(nodes) => nodes,
-        }
-    }
-
-    /// The node at lower-case wire name `wire`.
-    fn find(&self, wire: &[u8]) -> Option<&Node> {
-        self.nodes().iter().find(|node| node.wire() == wire)
-    }
-}
-
-/// Takes the node at `wire`, whose owner hashes to `hash`, out of `names`.
-fn take_named_at(names: &mut Names, hash: u64, wire: &[u8]) {
-    let Some(named) = names.get(&hash) else {
-        return;
-    };
-    let rest: Vec<Node> = named
-        .nodes()
-        .iter()
-        .filter(|node| node.wire() != wire)
-        .cloned()
-        .collect();
-    match rest.len() {
-        0 => {
-            names.remove(&hash);
-        }
-        n if n == named.nodes().len() => {}
-        _ => {
-            names.insert(hash, Named::of(rest));
-        }
-    }
-}
-
-/// The name index's hash of a lower-case wire name.
-fn name_hash(wire: &[u8]) -> u64 {
-    use std::hash::BuildHasher;
-    rustc_hash::FxBuildHasher.hash_one(wire)
-}
-
-/// Puts `node` in `names`, in place of what was at its owner.
-fn put_named(names: &mut Names, node: Node) {
-    put_named_at(names, name_hash(node.wire()), node);
-}
-
-/// [`put_named`] with the owner's hash given (tests give two names one).
-fn put_named_at(names: &mut Names, hash: u64, node: Node) {
-    let Some(named) = names.get_mut(&hash) else {
-        names.insert(hash, Named::One(node));
-        return;
-    };
-    match named {
-        Named::One(old) if old.wire() == node.wire() => *old = node,
-        _ => {
-            let mut nodes: Vec<Node> = named
-                .nodes()
-                .iter()
-                .filter(|old| old.wire() != node.wire())
-                .cloned()
-                .collect();
-            nodes.push(node);
-            *named = Named::of(nodes);
-        }
-    }
-}
-
 /// The data names next to a name without data in canonical order (RFC
 /// 4034 §6.1). Together they tell whether the name is an empty
 /// non-terminal (the one after it is below it) and which name is its
@@ -221,23 +137,6 @@ pub struct UpdateStats {
     /// RRSIGs made.
     pub signatures: usize,
 }
-
-/// The data names of a zone by lower-case wire name: the nodes in a
-/// persistent B-tree ordered by a 64-bit hash of their owners ([`Named`]);
-/// a look-up compares the query name with the owner in the node it then
-/// answers from. Empty non-terminals are not in it: the canonical order
-/// tells them ([`ZoneStore::entry`]).
-///
-/// A B-tree of 8-octet hashes, not a hash trie (`imbl::HashMap`): the
-/// trie's nodes have room for 32 entries whether or not they hold them,
-/// and at a million names it cost 108 octets a name against 40 for the
-/// B-tree, whose nodes are at least half full (measured side by side,
-/// BENCHMARKS.md). Its separators are hashes, so a replaced node is not
-/// kept alive by a copy in an inner node. FxHash, not SipHash: every query
-/// hashes its name (SipHash was ~4% of a query's CPU), and what is inserted
-/// comes from the zone's own content, never from a query: a remote party
-/// can neither pick the hashes nor make the tree deep.
-type Names = imbl::OrdMap<u64, Named>;
 
 /// A signed zone.
 #[derive(Debug, Clone)]
@@ -645,8 +544,11 @@ pub fn soa_serial_of(rdata: &[u8]) -> Option<u32> {
 }
 
 mod build;
+mod names;
 mod node;
 mod update;
+
+use names::{Named, Names, name_hash, put_named, take_named_at};
 
 pub use node::{Node, NodePacker, Rrset, RrsetRef, Rrsets};
 

@@ -340,34 +340,3 @@ fn a_cold_build_equals_the_incremental_path() {
     assert_eq!(built.negative_ttl(), grown.negative_ttl());
     assert_eq!(verify_all(&built), 14);
 }
-
-#[test]
-fn names_with_one_hash_share_an_index_entry_and_part_again() {
-    let wire = |text: &str| canonical_wire(&parse_name(text).expect("a name"));
-    let (a, b) = (wire("a.example."), wire("b.example."));
-    let node = |wire: &[u8], ttl: u32| {
-        let data = RrsetData::new(RecordType::TXT, ttl, vec![b"\x01x".to_vec()]);
-        Node::new(wire, &[Rrset::unsigned(&data)])
-    };
-    let ttl = |names: &Names, wire: &[u8]| {
-        names
-            .get(&7)
-            .and_then(|named| named.find(wire))
-            .map(|node| node.rrsets().next().expect("an RRset").ttl)
-    };
-    let mut names = Names::new();
-    put_named_at(&mut names, 7, node(&a, 1));
-    put_named_at(&mut names, 7, node(&b, 2));
-    assert_eq!((ttl(&names, &a), ttl(&names, &b)), (Some(1), Some(2)));
-    // A new node of one name replaces its old one only.
-    put_named_at(&mut names, 7, node(&a, 3));
-    assert_eq!((ttl(&names, &a), ttl(&names, &b)), (Some(3), Some(2)));
-    assert_eq!(names[&7].nodes().len(), 2);
-    // Taking a name out leaves the other; a name not there changes nothing.
-    take_named_at(&mut names, 7, &wire("c.example."));
-    take_named_at(&mut names, 7, &a);
-    assert_eq!((ttl(&names, &a), ttl(&names, &b)), (None, Some(2)));
-    assert!(matches!(names[&7], Named::One(_)));
-    take_named_at(&mut names, 7, &b);
-    assert!(names.is_empty());
-}
