@@ -195,7 +195,7 @@ impl ZoneStore {
         zone.negative_ttl = negative_ttl;
         let mut key = [0u8; 512];
         for node in nodes {
-            let wire: Bytes = node.wire().into();
+            let wire = node.wire();
             // Exactly the lower-case wire of one name at or below the apex,
             // once: ending in the apex's octets is not enough (`\0\xff` and
             // the apex parses as the root, and walking its labels up to the
@@ -203,13 +203,15 @@ impl ZoneStore {
             // off the end), and a second node with the same name
             // would replace the first. Checked on the wire (a million
             // `Name`s cost a warm start seconds).
-            if !canonical_below(&wire, &zone.apex_wire) || zone.node(&wire).is_some() {
+            if !canonical_below(wire, &zone.apex_wire) {
                 return None;
             }
-            let key_len = canonical_key_of_wire(&wire, &mut key)?;
-            let order_key = zone.order_key(&key[..key_len])?;
-            zone.put(node);
-            zone.order.insert(order_key.into());
+            let key_len = canonical_key_of_wire(wire, &mut key)?;
+            let order_key: Bytes = zone.order_key(&key[..key_len])?.into();
+            if zone.put(node) {
+                return None;
+            }
+            zone.order.insert(order_key);
         }
         zone.apex_node()?;
         Some(zone)
@@ -264,8 +266,10 @@ impl ZoneStore {
     }
 
     /// Puts `node` in the name index, in place of what was at its owner.
-    fn put(&mut self, node: Node) {
-        put_named(&mut self.names, node);
+    /// Puts `node` in the name index, in place of what was at its owner;
+    /// true when a node of that name was there.
+    fn put(&mut self, node: Node) -> bool {
+        put_named(&mut self.names, node)
     }
 
     /// Takes the name `wire` out of the name index.

@@ -80,30 +80,34 @@ pub(super) fn name_hash(wire: &[u8]) -> u64 {
     rustc_hash::FxBuildHasher.hash_one(wire)
 }
 
-/// Puts `node` in `names`, in place of what was at its owner.
-pub(super) fn put_named(names: &mut Names, node: Node) {
-    put_named_at(names, name_hash(node.wire()), node);
+/// Puts `node` in `names`, in place of what was at its owner; true when a
+/// node of that name was there.
+pub(super) fn put_named(names: &mut Names, node: Node) -> bool {
+    put_named_at(names, name_hash(node.wire()), node)
 }
 
 /// [`put_named`] with the owner's hash given (tests give two names one).
-pub(super) fn put_named_at(names: &mut Names, hash: u64, node: Node) {
-    let Some(named) = names.get_mut(&hash) else {
-        names.insert(hash, Named::One(node));
-        return;
+pub(super) fn put_named_at(names: &mut Names, hash: u64, node: Node) -> bool {
+    // One descent in the common cases, a new name or a new node of the
+    // same name (a warm start puts a million in a row).
+    let wire_of_new = node.clone();
+    let Some(old) = names.insert(hash, Named::One(node)) else {
+        return false;
     };
-    match named {
-        Named::One(old) if old.wire() == node.wire() => *old = node,
-        _ => {
-            let mut nodes: Vec<Node> = named
-                .nodes()
-                .iter()
-                .filter(|old| old.wire() != node.wire())
-                .cloned()
-                .collect();
-            nodes.push(node);
-            *named = Named::of(nodes);
-        }
+    if matches!(&old, Named::One(old) if old.wire() == wire_of_new.wire()) {
+        return true;
     }
+    let replaced = old.find(wire_of_new.wire()).is_some();
+    // Another name with this hash: both stay.
+    let mut nodes: Vec<Node> = old
+        .nodes()
+        .iter()
+        .filter(|old| old.wire() != wire_of_new.wire())
+        .cloned()
+        .collect();
+    nodes.push(wire_of_new);
+    names.insert(hash, Named::of(nodes));
+    replaced
 }
 
 #[cfg(test)]

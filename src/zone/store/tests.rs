@@ -340,3 +340,24 @@ fn a_cold_build_equals_the_incremental_path() {
     assert_eq!(built.negative_ttl(), grown.negative_ttl());
     assert_eq!(verify_all(&built), 14);
 }
+
+#[test]
+fn saved_parts_with_a_name_twice_are_refused() {
+    let apex = parse_name("_signal.ns1.example.net.").expect("valid");
+    let mut zone = ZoneStore::new(apex.clone());
+    zone.sync(
+        &content(&["example.com", "a.example"]),
+        &signer(),
+        7,
+        now(),
+        &ZoneOptions::default(),
+    )
+    .expect("signed");
+    let nodes: Vec<Node> = zone.nodes().cloned().collect();
+    let whole = ZoneStore::from_parts(apex.clone(), 7, zone.negative_ttl(), nodes.clone())
+        .expect("the saved parts");
+    assert_eq!(verify_all(&whole), verify_all(&zone));
+    let mut twice = nodes;
+    twice.push(twice[1].clone());
+    assert!(ZoneStore::from_parts(apex, 7, zone.negative_ttl(), twice).is_none());
+}

@@ -202,7 +202,9 @@ impl ZoneStore {
     fn set_node(&mut self, wire: Bytes, key: Bytes, node: Option<Node>) -> bool {
         debug_assert!(node.as_ref().is_none_or(|n| n.wire() == &wire[..]));
         match (self.node(&wire).is_some(), node) {
-            (true, Some(node)) => self.put(node),
+            (true, Some(node)) => {
+                self.put(node);
+            }
             (false, Some(node)) => {
                 self.put(node);
                 self.order.insert(key);
