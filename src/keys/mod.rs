@@ -135,13 +135,7 @@ impl Timing {
 
     /// The time of `event`, if set.
     pub fn get(&self, event: TimingEvent) -> Option<Timestamp> {
-        Self::decode(self.values[Self::index(event)])
-    }
-
-    fn decode(value: u32) -> Option<Timestamp> {
-        (value != UNSET)
-            .then(|| Timestamp::from_second(i64::from(value)).ok())
-            .flatten()
+        Timestamp::from_second(self.seconds(event)?).ok()
     }
 
     /// The stored form of `seconds` since 1970: clamped to what 32 bits
@@ -180,9 +174,8 @@ impl Timing {
     /// The events that are set, with their times.
     pub fn iter(&self) -> impl Iterator<Item = (TimingEvent, Timestamp)> + '_ {
         TimingEvent::ALL
-            .iter()
-            .zip(self.values.iter())
-            .filter_map(|(e, v)| Self::decode(*v).map(|t| (*e, t)))
+            .into_iter()
+            .filter_map(|e| self.get(e).map(|t| (e, t)))
     }
 }
 
@@ -380,6 +373,12 @@ impl KeyFiles {
     /// The `.state` file's name, if any.
     pub fn state(&self) -> Option<&Arc<str>> {
         self.others.as_ref()?.state.as_ref()
+    }
+
+    /// The three files' names in `bind::FileKind` order (`.key`,
+    /// `.private`, `.state`).
+    pub fn by_kind(&self) -> [Option<&Arc<str>>; 3] {
+        [Some(&self.key), self.private(), self.state()]
     }
 
     /// The `.key` file's path.

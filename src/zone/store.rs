@@ -265,7 +265,6 @@ impl ZoneStore {
             .then_some(Entry::Ent)
     }
 
-    /// Puts `node` in the name index, in place of what was at its owner.
     /// Puts `node` in the name index, in place of what was at its owner;
     /// true when a node of that name was there.
     fn put(&mut self, node: Node) -> bool {

@@ -202,11 +202,7 @@ impl KeyDirectory {
             for (file, stamp) in entry.stamps {
                 stamps.insert(file, (stamp, generation));
             }
-            let files = [
-                Some(key.files.key.clone()),
-                key.files.private().cloned(),
-                key.files.state().cloned(),
-            ];
+            let files = key.files.by_kind().map(|f| f.cloned());
             zones.push(Arc::clone(&key));
             slots.insert(
                 entry.stem,
@@ -267,10 +263,7 @@ impl KeyDirectory {
         };
         let keys = self.zones.get(&zone).unwrap_or_default();
         keys.iter()
-            .flat_map(|key| {
-                let files = &key.files;
-                [Some(&files.key), files.private(), files.state()]
-            })
+            .flat_map(|key| key.files.by_kind())
             .flatten()
             .map(|file| file.to_string())
             .collect()
@@ -291,7 +284,7 @@ fn encode_slot(out: &mut Vec<u8>, slot: &Slot, stamps: &Stamps) -> Option<()> {
         PrivatePart::Unreadable => return None,
     };
     // The files as read must be the files as listed.
-    let files = [Some(&key.files.key), key.files.private(), key.files.state()];
+    let files = key.files.by_kind();
     let mut entry = Vec::with_capacity(192);
     let mut mask = 0u8;
     for (i, file) in files.iter().enumerate() {

@@ -58,11 +58,7 @@ impl IssueReport<'_> {
         message: String,
         severity: Severity,
     ) -> KeyIssue {
-        let name = match kind {
-            FileKind::Key => Some(&self.files.key),
-            FileKind::Private => self.files.private(),
-            FileKind::State => self.files.state(),
-        };
+        let name = self.files.by_kind()[kind as usize];
         KeyIssue {
             zone: self.zone.clone(),
             tag: Some(self.tag),

@@ -50,6 +50,15 @@ impl Named {
     pub(super) fn find(&self, wire: &[u8]) -> Option<&Node> {
         self.nodes().iter().find(|node| node.wire() == wire)
     }
+
+    /// Its nodes but the one at `wire`.
+    fn without(&self, wire: &[u8]) -> Vec<Node> {
+        self.nodes()
+            .iter()
+            .filter(|node| node.wire() != wire)
+            .cloned()
+            .collect()
+    }
 }
 
 /// Takes the node at `wire`, whose owner hashes to `hash`, out of `names`.
@@ -57,12 +66,7 @@ pub(super) fn take_named_at(names: &mut Names, hash: u64, wire: &[u8]) {
     let Some(named) = names.get(&hash) else {
         return;
     };
-    let rest: Vec<Node> = named
-        .nodes()
-        .iter()
-        .filter(|node| node.wire() != wire)
-        .cloned()
-        .collect();
+    let rest = named.without(wire);
     match rest.len() {
         0 => {
             names.remove(&hash);
@@ -90,22 +94,17 @@ pub(super) fn put_named(names: &mut Names, node: Node) -> bool {
 pub(super) fn put_named_at(names: &mut Names, hash: u64, node: Node) -> bool {
     // One descent in the common cases, a new name or a new node of the
     // same name (a warm start puts a million in a row).
-    let wire_of_new = node.clone();
+    let new = node.clone();
     let Some(old) = names.insert(hash, Named::One(node)) else {
         return false;
     };
-    if matches!(&old, Named::One(old) if old.wire() == wire_of_new.wire()) {
+    if matches!(&old, Named::One(old) if old.wire() == new.wire()) {
         return true;
     }
-    let replaced = old.find(wire_of_new.wire()).is_some();
+    let replaced = old.find(new.wire()).is_some();
     // Another name with this hash: both stay.
-    let mut nodes: Vec<Node> = old
-        .nodes()
-        .iter()
-        .filter(|old| old.wire() != wire_of_new.wire())
-        .cloned()
-        .collect();
-    nodes.push(wire_of_new);
+    let mut nodes = old.without(new.wire());
+    nodes.push(new);
     names.insert(hash, Named::of(nodes));
     replaced
 }

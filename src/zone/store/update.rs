@@ -147,13 +147,14 @@ impl ZoneStore {
             let Some(node) = self.node_at_key(&key) else {
                 continue;
             };
-            let wire: Bytes = node.wire().into();
+            // Copied once per name with a job, not per candidate.
+            let mut wire: Option<Bytes> = None;
             for (index, rrset) in node.rrsets().enumerate() {
-                let by_ksk = self.by_ksk(&wire, rrset.rtype);
+                let by_ksk = self.by_ksk(node.wire(), rrset.rtype);
                 let keys = if by_ksk { &signer.ksks } else { &signer.zsks };
                 if needs_signing(rrset, keys, now_secs, options) {
                     jobs.push(SignJob {
-                        wire: wire.clone(),
+                        wire: wire.get_or_insert_with(|| node.wire().into()).clone(),
                         index,
                         rtype: RecordType::from(rrset.rtype),
                         ttl: rrset.ttl,
