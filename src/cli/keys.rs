@@ -57,7 +57,7 @@ pub fn run(dir: &Path, at: Option<&str>) -> u8 {
                     format!(".private v{}.{} (not loaded)", format.0, format.1)
                 }
             };
-            let state = if key.files.state().is_some() {
+            let state = if key.files.has(signalbox::keys::bind::FileKind::State) {
                 ", .state"
             } else {
                 ""

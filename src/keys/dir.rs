@@ -27,6 +27,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    num::NonZeroU32,
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
@@ -55,6 +56,7 @@ pub use issue::{Effect, KeyIssue, Severity};
 pub use listing::ListError;
 use listing::{DirId, Listed, Stamp};
 use read::{Content, IssueReport, KeyFileReader, Parts, ReadJob};
+use slot::Seen;
 use slot::Slot;
 
 /// How long a key's files may disagree before that is an error.
@@ -132,18 +134,16 @@ impl Listing {
     }
 }
 
-/// Every key file seen, by name: its stamp and the scan that last saw it.
-type Stamps = DenseMap<Arc<str>, (Stamp, u64)>;
-
-/// What is known about each key, by stem.
-type Slots = DenseMap<Box<str>, Slot>;
+/// What is known about each key, its files' stamps included, by stem
+/// (shared with the key's [`super::KeyFiles`]).
+type Slots = DenseMap<Arc<str>, Slot>;
 
 /// The maps with an entry per key file or key: a million of each at a
 /// million children. An `IndexMap` keeps its entries in one vector and
 /// only 8-octet positions in the hash table, where a `HashMap` keeps whole
 /// entries in a table that is half empty right after it doubles (1M
 /// entries sit in 2^21 buckets): at 1M that was ~300 octets per child in
-/// the two tables. Entries are taken out with `swap_remove` (no order is
+/// the two tables the directory then had (stamps by file name, slots). Entries are taken out with `swap_remove` (no order is
 /// kept or needed). Keyed by file names read from a directory, not by
 /// anything from the network: FxHash, as elsewhere.
 type DenseMap<K, V> = indexmap::IndexMap<K, V, rustc_hash::FxBuildHasher>;
@@ -154,15 +154,15 @@ pub struct KeyDirectory {
     path: PathBuf,
     dir: Arc<Path>,
     grace: Duration,
-    /// Every key file seen: its stamp and the scan that last saw it.
-    stamps: Stamps,
-    /// Keys by stem (lower-case `K<zone>+<alg>+<tag>`).
+    /// Keys by stem (lower-case `K<zone>+<alg>+<tag>`), with the stamps of
+    /// their files.
     slots: Slots,
     /// Stems with problems or in flux: looked at again every scan.
     troubled: BTreeSet<Box<str>>,
     /// Good keys per zone, maintained as keys change.
     zones: KeysByZone,
-    generation: u64,
+    /// The current listing's number; a file not seen by it is gone.
+    generation: NonZeroU32,
     /// The directory the last complete listing read.
     listed: Option<DirId>,
     /// Set while the directory cannot be listed.
@@ -185,11 +185,10 @@ impl KeyDirectory {
             dir: Arc::from(path.as_path()),
             path,
             grace: DEFAULT_FLUX_GRACE,
-            stamps: Stamps::default(),
             slots: Slots::default(),
             troubled: BTreeSet::new(),
             zones: KeysByZone::default(),
-            generation: 0,
+            generation: NonZeroU32::MIN,
             listed: None,
             hold: None,
             uncached: 0,
@@ -211,7 +210,7 @@ impl KeyDirectory {
 
     /// True until it was scanned or restored.
     pub fn is_fresh(&self) -> bool {
-        self.stamps.is_empty() && self.slots.is_empty() && self.listed.is_none()
+        self.slots.is_empty() && self.listed.is_none()
     }
 
     /// The directory's hold, while it cannot be listed.
@@ -316,8 +315,8 @@ impl KeyDirectory {
                 .map(|stem| {
                     let files = self
                         .slots
-                        .get(&stem)
-                        .map_or([None, None, None], |slot| slot.files.clone());
+                        .get(&*stem)
+                        .map_or([None, None, None], |slot| slot.file_names(&stem));
                     (stem, files)
                 })
                 .collect();
@@ -364,11 +363,11 @@ impl KeyDirectory {
         entries: impl Iterator<Item = Result<Listed, ListError>>,
         unchanged: impl FnOnce() -> Result<DirId, ListError>,
     ) -> Result<BTreeSet<Box<str>>, ListError> {
-        self.generation += 1;
-        // A first listing goes straight into the empty maps (staging a
+        self.generation = self.generation.checked_add(1).unwrap_or(NonZeroU32::MIN);
+        // A first listing goes straight into the empty map (staging a
         // million files would double a cold start's memory); a failure
-        // empties them again.
-        let cold = self.stamps.is_empty() && self.slots.is_empty();
+        // empties it again.
+        let cold = self.slots.is_empty();
         let mut changed: BTreeSet<Box<str>> = BTreeSet::new();
         let staged = self
             .stage(entries, cold, &mut changed)
@@ -380,7 +379,6 @@ impl KeyDirectory {
             }
             Err(e) => {
                 if cold {
-                    self.stamps.clear();
                     self.slots.clear();
                 }
                 return Err(e);
@@ -390,15 +388,16 @@ impl KeyDirectory {
             self.note_stamp(&entry.file, &entry.name, entry.stamp, &mut changed);
         }
         let generation = self.generation;
-        let gone: Vec<Arc<str>> = self
-            .stamps
-            .iter()
-            .filter(|(_, (_, seen))| *seen != generation)
-            .map(|(f, _)| f.clone())
-            .collect();
-        for file in gone {
-            if let Some(name) = bind::filename::parse(&file) {
-                self.forget(&file, &name, &mut changed);
+        for (stem, slot) in &mut self.slots {
+            slot.drop_unseen_spares(generation);
+            for kind in FileKind::ALL {
+                if slot
+                    .seen(kind)
+                    .is_some_and(|seen| seen.listing != generation)
+                {
+                    slot.drop_file(stem, kind);
+                    changed.insert(stem.as_ref().into());
+                }
             }
         }
         Ok(changed)
@@ -417,10 +416,15 @@ impl KeyDirectory {
         let mut staged = Vec::new();
         for entry in entries {
             let entry = entry?;
-            match self.stamps.get_mut(entry.file.as_str()) {
-                Some((old, seen)) => {
-                    *seen = generation;
-                    if *old != entry.stamp {
+            let (stem, kind) = (entry.name.stem.as_str(), entry.name.kind);
+            match self.slots.get_mut(stem).filter(|slot| slot.has_file(kind)) {
+                // Another spelling of a file the key has: noted as its spare.
+                Some(slot) if !slot.names(stem, kind, &entry.file) => staged.push(entry),
+                Some(slot) => {
+                    let unchanged = slot.seen(kind).is_some_and(|s| s.stamp == entry.stamp);
+                    if unchanged {
+                        slot.see_file(kind, entry.stamp, generation);
+                    } else {
                         staged.push(entry);
                     }
                 }
@@ -440,33 +444,51 @@ impl KeyDirectory {
         changed: &mut BTreeSet<Box<str>>,
     ) {
         let generation = self.generation;
-        match self.stamps.get_mut(file) {
-            Some((old, seen)) => {
-                *seen = generation;
-                if *old != stamp {
-                    *old = stamp;
-                    changed.insert(name.stem.as_str().into());
-                }
-            }
+        let (stem, kind) = (name.stem.as_str(), name.kind);
+        let slot = match self.slots.get_mut(stem) {
+            Some(slot) => slot,
             None => {
-                let file: Arc<str> = file.into();
-                self.stamps.insert(Arc::clone(&file), (stamp, generation));
-                let slot = self.slots.entry(name.stem.as_str().into()).or_default();
-                slot.files[name.kind as usize] = Some(file);
-                changed.insert(name.stem.as_str().into());
+                let at = self.slots.insert_full(stem.into(), Slot::default()).0;
+                &mut self.slots[at]
             }
+        };
+        if !slot.has_file(kind) {
+            let seen = Seen {
+                stamp,
+                listing: generation,
+            };
+            slot.put_file(stem, kind, file, seen);
+        } else if !slot.names(stem, kind, file) {
+            // Another spelling of a file the key has (names that differ in
+            // case only): the one taken first is read until it is gone.
+            let seen = Seen {
+                stamp,
+                listing: generation,
+            };
+            slot.put_spare(kind, file, seen);
+            tracing::debug!(
+                file,
+                "another spelling of a key file: not read while the first is there"
+            );
+            return;
+        } else if !slot.see_file(kind, stamp, generation) {
+            return;
         }
+        changed.insert(stem.into());
     }
 
     /// Forgets `file`: it is not there any more.
     fn forget(&mut self, file: &str, name: &KeyFileName, changed: &mut BTreeSet<Box<str>>) {
-        if self.stamps.swap_remove(file).is_none() {
+        let (stem, kind) = (name.stem.as_str(), name.kind);
+        let Some(slot) = self.slots.get_mut(stem) else {
+            return;
+        };
+        if !slot.has_file(kind) || !slot.names(stem, kind, file) {
+            slot.drop_spare(file);
             return;
         }
-        if let Some(slot) = self.slots.get_mut(name.stem.as_str()) {
-            slot.files[name.kind as usize] = None;
-        }
-        changed.insert(name.stem.as_str().into());
+        slot.drop_file(stem, kind);
+        changed.insert(stem.into());
     }
 
     /// Combines a key's freshly read files into its new state.
@@ -479,23 +501,24 @@ impl KeyDirectory {
     ) {
         let grace = self.grace;
         let dir = self.dir.clone();
-        let Some(slot) = self.slots.get_mut(stem) else {
+        let Some((_, shared_stem, slot)) = self.slots.get_full_mut(stem) else {
             return;
         };
+        let shared_stem = Arc::clone(shared_stem);
         let old = slot.good.clone();
         if std::mem::take(&mut slot.restored) {
             slot.good = None;
         }
         let was_unreadable = slot.clear_problems().is_some_and(|h| h.unreadable);
-        let Some(key_name) = slot.file_name(FileKind::Key) else {
+        let Some(key_name) = slot.parsed_name(stem, FileKind::Key) else {
             // BIND renames files into place, so a `.key` never vanishes
             // mid-rewrite: without it there is no key, only leftovers.
-            slot.leftovers(&dir);
+            slot.leftovers(stem, &dir);
             self.finish(stem, old, changed);
             return;
         };
         let zone = zone_of(&key_name);
-        let files = slot.key_files(&dir);
+        let files = slot.key_files(&shared_stem, &dir);
         let report = IssueReport {
             zone: zone.clone(),
             tag: key_name.tag,
@@ -544,7 +567,7 @@ impl KeyDirectory {
         };
         let new = slot.good.clone();
         let troubled = slot.troubled();
-        let empty = slot.files.iter().all(Option::is_none);
+        let empty = !slot.has_files();
         if troubled {
             self.troubled.insert(stem.into());
         } else if self.troubled.remove(stem) && !self.left_out.contains(stem) {
@@ -579,6 +602,19 @@ impl KeyDirectory {
             }
             (None, None) => {}
         }
+    }
+}
+
+impl KeyDirectory {
+    /// The stamp last taken of `file` (a key file's name), if any.
+    #[cfg(test)]
+    fn stamp_of(&self, file: &str) -> Option<Stamp> {
+        let name = bind::filename::parse(file)?;
+        let (stem, kind) = (name.stem.as_str(), name.kind);
+        let slot = self.slots.get(stem)?;
+        slot.names(stem, kind, file)
+            .then(|| slot.seen(kind).map(|seen| seen.stamp))
+            .flatten()
     }
 }
 

@@ -324,76 +324,97 @@ impl fmt::Debug for PrivatePart {
     }
 }
 
-/// Where a key was read from: its directory and file names (shared and
-/// short, as a directory may hold a million keys).
+/// Where a key was read from: its directory and its files' names. The
+/// names are known by the key's stem (`kexample.net.+013+55648`, shared
+/// with the key directory's slot for it), as a directory may hold a million
+/// keys: a file named as BIND spells it from the stem costs a bit, and only
+/// one named otherwise (capitals in its zone part) is kept apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyFiles {
     /// The key directory.
     pub dir: Arc<Path>,
-    /// The `.key` file's name (shared with the key directory's stamps).
-    pub key: Arc<str>,
-    /// The `.private` and `.state` files' names, when either exists: apart,
-    /// as a child's key usually has neither, and 8 octets here instead of
-    /// 32 keep a `Key` in jemalloc's 256-octet class (see [`Timing`]).
-    others: Option<Box<OtherFiles>>,
+    /// The stem the names are spelled from ([`bind::KeyFileName::stem`]).
+    stem: Arc<str>,
+    /// Which of the three files exist, a bit per [`bind::FileKind`].
+    present: u8,
+    /// The names not spelled from the stem, by kind.
+    odd: Option<Box<OddNames>>,
 }
 
-/// The names of a key's `.private` and `.state` files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct OtherFiles {
-    private: Option<Arc<str>>,
-    state: Option<Arc<str>>,
-}
+/// Key file names, by kind, that are not spelled from their stem.
+type OddNames = [Option<Box<str>>; 3];
 
 impl Default for KeyFiles {
     fn default() -> Self {
-        KeyFiles::new(Arc::from(Path::new("")), Arc::default(), None, None)
+        KeyFiles::new(Arc::from(Path::new("")), Arc::default(), [None, None, None])
     }
 }
 
 impl KeyFiles {
-    /// A key's files: its directory and the names of its `.key`, `.private`
-    /// and `.state` files.
-    pub fn new(
-        dir: Arc<Path>,
-        key: Arc<str>,
-        private: Option<Arc<str>>,
-        state: Option<Arc<str>>,
-    ) -> Self {
-        let others =
-            (private.is_some() || state.is_some()).then(|| Box::new(OtherFiles { private, state }));
-        KeyFiles { dir, key, others }
+    /// A key's files: its directory, its stem and the names of its `.key`,
+    /// `.private` and `.state` files (in [`bind::FileKind`] order), where
+    /// they exist.
+    pub fn new(dir: Arc<Path>, stem: Arc<str>, names: [Option<&str>; 3]) -> Self {
+        let mut present = 0;
+        let mut odd: Option<Box<OddNames>> = None;
+        for (i, kind) in bind::FileKind::ALL.into_iter().enumerate() {
+            let Some(name) = names[i] else {
+                continue;
+            };
+            present |= 1 << i;
+            if name != bind::filename::spelled(&stem, kind) {
+                odd.get_or_insert_with(Box::default)[i] = Some(name.into());
+            }
+        }
+        KeyFiles {
+            dir,
+            stem,
+            present,
+            odd,
+        }
     }
 
-    /// The `.private` file's name, if any.
-    pub fn private(&self) -> Option<&Arc<str>> {
-        self.others.as_ref()?.private.as_ref()
+    /// The stem the key's files share.
+    pub fn stem(&self) -> &Arc<str> {
+        &self.stem
     }
 
-    /// The `.state` file's name, if any.
-    pub fn state(&self) -> Option<&Arc<str>> {
-        self.others.as_ref()?.state.as_ref()
+    /// True when the key has a file of `kind`.
+    pub fn has(&self, kind: bind::FileKind) -> bool {
+        self.present & (1 << kind as u8) != 0
     }
 
-    /// The three files' names in `bind::FileKind` order (`.key`,
+    /// The name of the key's file of `kind`, if it has one.
+    pub fn name(&self, kind: bind::FileKind) -> Option<String> {
+        if !self.has(kind) {
+            return None;
+        }
+        let odd = self
+            .odd
+            .as_deref()
+            .and_then(|odd| odd[kind as usize].as_deref());
+        Some(odd.map_or_else(|| bind::filename::spelled(&self.stem, kind), str::to_string))
+    }
+
+    /// The three files' names in [`bind::FileKind`] order (`.key`,
     /// `.private`, `.state`).
-    pub fn by_kind(&self) -> [Option<&Arc<str>>; 3] {
-        [Some(&self.key), self.private(), self.state()]
+    pub fn by_kind(&self) -> [Option<String>; 3] {
+        bind::FileKind::ALL.map(|kind| self.name(kind))
+    }
+
+    /// The path of the key's file of `kind`, if it has one.
+    pub fn path(&self, kind: bind::FileKind) -> Option<PathBuf> {
+        self.name(kind).map(|f| self.dir.join(f))
     }
 
     /// The `.key` file's path.
     pub fn key_path(&self) -> PathBuf {
-        self.dir.join(&*self.key)
+        self.path(bind::FileKind::Key).unwrap_or_default()
     }
 
     /// The `.private` file's path, if any.
     pub fn private_path(&self) -> Option<PathBuf> {
-        self.private().map(|f| self.dir.join(&**f))
-    }
-
-    /// The `.state` file's path, if any.
-    pub fn state_path(&self) -> Option<PathBuf> {
-        self.state().map(|f| self.dir.join(&**f))
+        self.path(bind::FileKind::Private)
     }
 }
 

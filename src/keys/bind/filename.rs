@@ -14,6 +14,9 @@ pub enum FileKind {
 }
 
 impl FileKind {
+    /// The three kinds, in the order a key's files are listed.
+    pub const ALL: [FileKind; 3] = [FileKind::Key, FileKind::Private, FileKind::State];
+
     /// The file name extension.
     pub fn extension(self) -> &'static str {
         match self {
@@ -38,6 +41,20 @@ pub struct KeyFileName {
     pub tag: u16,
     /// Which file.
     pub kind: FileKind,
+}
+
+/// The name BIND gives the file of `kind` of the key with `stem` (a
+/// [`KeyFileName::stem`]): `K`, the stem's zone, algorithm and tag, the
+/// extension. A file whose zone part has capitals is named otherwise.
+pub fn spelled(stem: &str, kind: FileKind) -> String {
+    let rest = stem.strip_prefix('k').unwrap_or(stem);
+    let ext = kind.extension();
+    let mut name = String::with_capacity(2 + rest.len() + ext.len());
+    name.push('K');
+    name.push_str(rest);
+    name.push('.');
+    name.push_str(ext);
+    name
 }
 
 /// Parses a directory entry name; `None` for anything that is not exactly a
@@ -81,9 +98,16 @@ mod tests {
             (13, 55648, FileKind::Key)
         );
         assert_eq!(name.stem, "kexample.net.+013+55648");
+        assert_eq!(
+            spelled(&name.stem, FileKind::Key),
+            "Kexample.net.+013+55648.key"
+        );
         let root = parse("K.+008+20326.private").expect("root key");
         assert_eq!(root.zone_text, ".");
         assert_eq!(root.kind, FileKind::Private);
+        assert_eq!(spelled(&root.stem, FileKind::State), "K.+008+20326.state");
+        let capitals = parse("KExample.NET.+013+55648.key").expect("key file");
+        assert_eq!(capitals.stem, "kexample.net.+013+55648");
         assert_eq!(
             parse("Kexample.net.+013+01234.state").map(|n| n.tag),
             Some(1234)

@@ -38,7 +38,7 @@ use std::{collections::BTreeSet, path::Path, sync::Arc};
 
 use hickory_proto::rr::Name;
 
-use super::{KeyDirectory, Slot, Slots, Stamps, listing::Stamp};
+use super::{KeyDirectory, Seen, Slot, Slots, listing::Stamp};
 use crate::{
     dns::{Dnskey, name, wire},
     dnssec::{Algorithm, key_tag},
@@ -118,16 +118,14 @@ impl KeyDirectory {
         let mut count: u32 = 0;
         // In zone order, so a restore need not sort a million names.
         for key in self.zones.all_keys() {
-            let Some(stem) = bind::filename::parse(&key.files.key).map(|n| n.stem) else {
-                continue;
-            };
-            let Some(slot) = self.slots.get(stem.as_str()) else {
+            let stem = key.files.stem();
+            let Some(slot) = self.slots.get(stem) else {
                 continue;
             };
             let good = slot.good.as_ref().is_some_and(|g| Arc::ptr_eq(g, key));
             if !good
-                || self.troubled.contains(stem.as_str())
-                || encode_slot(&mut out, slot, &self.stamps).is_none()
+                || self.troubled.contains(&**stem)
+                || encode_slot(&mut out, stem, slot).is_none()
             {
                 continue;
             }
@@ -149,7 +147,7 @@ impl KeyDirectory {
         data: &[u8],
         signs: impl Fn(&Name) -> bool,
     ) -> Result<Restored, CacheError> {
-        if !self.stamps.is_empty() || !self.slots.is_empty() {
+        if !self.slots.is_empty() {
             return Err(CacheError::NotFresh);
         }
         let body = data
@@ -182,43 +180,38 @@ impl KeyDirectory {
         // left could hold that many keys (at least 64 octets each).
         let expected = (count as usize).min(body.len() / 64);
         // Built apart and put in only when the whole cache decoded.
-        let mut stamps: Stamps = Stamps::with_capacity_and_hasher(expected, Default::default());
         let mut slots: Slots = Slots::with_capacity_and_hasher(expected, Default::default());
         let mut zones: Vec<Arc<Key>> = Vec::with_capacity(expected);
         let mut left_out: rustc_hash::FxHashSet<Box<str>> = Default::default();
-        let generation = self.generation;
+        let listing = self.generation;
         for _ in 0..count {
             let entry = decode_entry(&mut r, &self.dir)?;
-            if slots.contains_key(&entry.stem) || left_out.contains(&entry.stem) {
+            let stem = Arc::clone(entry.key.files.stem());
+            if slots.contains_key(&stem) || left_out.contains(&*stem) {
                 return Err(CacheError::Damaged("a key twice"));
             }
             let key = entry.key;
-            if key.files.private().is_some() && signs(&key.zone) {
+            if key.files.has(FileKind::Private) && signs(&key.zone) {
                 restored.left_out += 1;
-                left_out.insert(entry.stem);
+                left_out.insert(stem.as_ref().into());
                 continue;
             }
             restored.keys += 1;
-            for (file, stamp) in entry.stamps {
-                stamps.insert(file, (stamp, generation));
+            let mut slot = Slot::default();
+            slot.good = Some(Arc::clone(&key));
+            slot.restored = true;
+            for (kind, (file, stamp)) in FileKind::ALL.into_iter().zip(entry.files) {
+                if let (Some(file), Some(stamp)) = (file, stamp) {
+                    slot.put_file(&stem, kind, &file, Seen { stamp, listing });
+                }
             }
-            let files = key.files.by_kind().map(|f| f.cloned());
-            zones.push(Arc::clone(&key));
-            slots.insert(
-                entry.stem,
-                Slot {
-                    files,
-                    good: Some(key),
-                    restored: true,
-                    ..Slot::default()
-                },
-            );
+            zones.push(key);
+            slots.insert(stem, slot);
         }
         if r.at != body.len() {
             return Err(CacheError::Damaged("trailing octets"));
         }
         self.left_out.extend(left_out);
-        self.stamps = stamps;
         self.slots = slots;
         self.zones = zones.into_iter().collect();
         // What is in memory is what is on disk.
@@ -265,16 +258,16 @@ impl KeyDirectory {
         keys.iter()
             .flat_map(|key| key.files.by_kind())
             .flatten()
-            .map(|file| file.to_string())
             .collect()
     }
 }
 
 /// Appends one key's entry; `None` (and nothing usable appended: the
 /// caller drops the key) when it has no good view or is not cacheable.
-fn encode_slot(out: &mut Vec<u8>, slot: &Slot, stamps: &Stamps) -> Option<()> {
+fn encode_slot(out: &mut Vec<u8>, stem: &str, slot: &Slot) -> Option<()> {
     let key = slot.good.as_deref()?;
-    if slot.held().is_some() || slot.in_flux() || !slot.issues().is_empty() {
+    // A key with two spellings of a file is read again at a restart.
+    if slot.held().is_some() || slot.in_flux() || !slot.issues().is_empty() || slot.has_spares() {
         return None;
     }
     let private = match &key.private {
@@ -288,7 +281,7 @@ fn encode_slot(out: &mut Vec<u8>, slot: &Slot, stamps: &Stamps) -> Option<()> {
     let mut entry = Vec::with_capacity(192);
     let mut mask = 0u8;
     for (i, file) in files.iter().enumerate() {
-        if file.map(|f| &**f) != slot.files[i].as_deref() {
+        if *file != slot.file_name(stem, FileKind::ALL[i]) {
             return None;
         }
         if file.is_some() {
@@ -296,8 +289,15 @@ fn encode_slot(out: &mut Vec<u8>, slot: &Slot, stamps: &Stamps) -> Option<()> {
         }
     }
     entry.push(mask);
-    for file in files.into_iter().flatten() {
-        let (stamp, _) = stamps.get(file)?;
+    for (kind, file) in FileKind::ALL.into_iter().zip(files) {
+        let Some(file) = file else {
+            continue;
+        };
+        // A stamp forgotten to read the file again: not known.
+        let stamp = slot.seen(kind)?.stamp;
+        if stamp == Stamp::FORGOTTEN {
+            return None;
+        }
         wire::put_u16(&mut entry, u16::try_from(file.len()).ok()?);
         entry.extend_from_slice(file.as_bytes());
         stamp.encode_into(&mut entry);
@@ -339,10 +339,9 @@ fn encode_slot(out: &mut Vec<u8>, slot: &Slot, stamps: &Stamps) -> Option<()> {
     Some(())
 }
 
-/// One key read back.
+/// One key read back: its files' names and stamps by kind, and the key.
 struct Entry {
-    stem: Box<str>,
-    stamps: Vec<(Arc<str>, Stamp)>,
+    files: [(Option<Box<str>>, Option<Stamp>); 3],
     key: Arc<Key>,
 }
 
@@ -352,8 +351,7 @@ fn decode_entry(r: &mut Reader<'_>, dir: &Arc<Path>) -> Result<Entry, CacheError
     if mask & 1 == 0 || mask > 0b111 {
         return Err(damaged("a key without its .key file"));
     }
-    let mut names: [Option<Arc<str>>; 3] = [None, None, None];
-    let mut stamps = Vec::with_capacity(3);
+    let mut files: [(Option<Box<str>>, Option<Stamp>); 3] = Default::default();
     let mut stem: Option<String> = None;
     let mut key_name = None;
     for (i, kind) in [FileKind::Key, FileKind::Private, FileKind::State]
@@ -374,9 +372,7 @@ fn decode_entry(r: &mut Reader<'_>, dir: &Arc<Path>) -> Result<Entry, CacheError
             key_name = Some(parsed);
         }
         let stamp = Stamp::decode(r.take(Stamp::ENCODED_LEN)?).ok_or(damaged("a stamp"))?;
-        let file: Arc<str> = file.into();
-        stamps.push((Arc::clone(&file), stamp));
-        names[i] = Some(file);
+        files[i] = (Some(file.into()), Some(stamp));
     }
     let (Some(stem), Some(key_name)) = (stem, key_name) else {
         return Err(damaged("a key without its .key file"));
@@ -437,7 +433,7 @@ fn decode_entry(r: &mut Reader<'_>, dir: &Arc<Path>) -> Result<Entry, CacheError
         1 => Some(decode_kasp(r.take(7)?).ok_or(damaged("key states"))?),
         _ => return Err(damaged("key states")),
     };
-    let private = match (r.u8()?, names[1].is_some()) {
+    let private = match (r.u8()?, files[1].0.is_some()) {
         (0, false) => PrivatePart::Absent,
         (1, true) => {
             let format = (r.u8()?, r.u8()?);
@@ -445,16 +441,10 @@ fn decode_entry(r: &mut Reader<'_>, dir: &Arc<Path>) -> Result<Entry, CacheError
         }
         _ => return Err(damaged("the private part")),
     };
-    let [key_file, private_file, state_file] = names;
-    let files = KeyFiles::new(
-        Arc::clone(dir),
-        key_file.unwrap_or_default(),
-        private_file,
-        state_file,
-    );
+    let names = [0, 1, 2].map(|i| files[i].0.as_deref());
+    let key_files = KeyFiles::new(Arc::clone(dir), stem.into(), names);
     Ok(Entry {
-        stem: stem.into(),
-        stamps,
+        files,
         key: Arc::new(Key {
             zone,
             dnskey,
@@ -464,7 +454,7 @@ fn decode_entry(r: &mut Reader<'_>, dir: &Arc<Path>) -> Result<Entry, CacheError
             timing,
             state,
             private,
-            files,
+            files: key_files,
         }),
     })
 }
@@ -562,14 +552,12 @@ impl KeyDirectory {
     /// reload made it a zone signalbox signs); returns how many.
     pub fn reread_not_loaded(&mut self, signs: impl Fn(&Name) -> bool) -> usize {
         let mut count = 0;
-        for slot in self.slots.values() {
+        for slot in self.slots.values_mut() {
             let Some(key) = slot.good.as_deref() else {
                 continue;
             };
             if matches!(key.private, PrivatePart::NotLoaded { .. }) && signs(&key.zone) {
-                for file in slot.files.iter().flatten() {
-                    self.stamps.swap_remove(file);
-                }
+                slot.forget_stamps();
                 count += 1;
             }
         }

@@ -138,7 +138,7 @@ impl KeyDirectory {
     /// Adds the problems and holds of every troubled key to `report`.
     pub(super) fn report_troubled(&self, report: &mut ScanReport) {
         for stem in &self.troubled {
-            if let Some(slot) = self.slots.get(stem) {
+            if let Some(slot) = self.slots.get(&**stem) {
                 report.issues.extend(slot.issues().iter().cloned());
                 if let Some(hold) = slot.held() {
                     report

@@ -87,6 +87,15 @@ fn nanos(secs: i64, nsec: i64) -> i64 {
 }
 
 impl Stamp {
+    /// A stamp no file has (its times are beyond what [`nanos`] gives): a
+    /// file given it reads as changed at the next look.
+    pub(super) const FORGOTTEN: Stamp = Stamp {
+        len: u64::MAX,
+        mtime_ns: i64::MIN,
+        ctime_ns: i64::MIN,
+        ino: 0,
+    };
+
     fn of(meta: &fs::Metadata) -> Self {
         Stamp {
             len: meta.len(),

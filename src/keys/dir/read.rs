@@ -58,11 +58,10 @@ impl IssueReport<'_> {
         message: String,
         severity: Severity,
     ) -> KeyIssue {
-        let name = self.files.by_kind()[kind as usize];
         KeyIssue {
             zone: self.zone.clone(),
             tag: Some(self.tag),
-            file: name.map(|f| self.files.dir.join(&**f)).unwrap_or_default(),
+            file: self.files.path(kind).unwrap_or_default(),
             line,
             message,
             severity,
@@ -152,7 +151,7 @@ impl Parts {
 
 /// One key to read: its stem and its files' names (`.key`, `.private`,
 /// `.state`) in the directory.
-pub(super) type ReadJob = (Box<str>, [Option<Arc<str>>; 3]);
+pub(super) type ReadJob = (Box<str>, [Option<Box<str>>; 3]);
 
 /// Reads the key files of one directory for a scan: the directory is
 /// opened once, and its files relative to that descriptor (no path to build
@@ -350,7 +349,7 @@ mod tests {
     }
 
     fn job(files: [Option<&Arc<str>>; 3]) -> ReadJob {
-        (STEM.into(), files.map(|f| f.cloned()))
+        (STEM.into(), files.map(|f| f.map(|f| Box::from(&**f))))
     }
 
     /// Files are read relative to the directory (through a symlink too,

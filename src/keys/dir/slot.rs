@@ -5,6 +5,7 @@
 //! partial reads are not deletions).
 
 use std::{
+    num::NonZeroU32,
     path::Path,
     sync::Arc,
     time::{Duration, Instant},
@@ -12,21 +13,25 @@ use std::{
 
 use hickory_proto::rr::Name;
 
-use super::{Effect, IssueReport, KeyIssue, Severity, zone_of};
+use super::{Effect, IssueReport, KeyIssue, Severity, listing::Stamp, zone_of};
 use crate::keys::{
     Key, KeyFiles,
     bind::{self, AssembleError, FileKind, KeyFileName},
 };
 
-/// What is known about one key (one stem). Kept small: a directory holds
-/// one per key, a million at a million children, in a hash table; what
-/// only a key with problems has is boxed apart ([`Trouble`]).
+/// What is known about one key (one stem): its files as the last listing
+/// saw them, its last good view and its problems. Kept small: a directory
+/// holds one per key, a million at a million children, in a hash table;
+/// what most child keys lack (a `.private` or `.state` file, a file named
+/// otherwise than BIND spells it from the stem, problems) is boxed apart.
+/// Its files' names are not kept: they are spelled from the stem the slot
+/// is found by ([`bind::filename::spelled`]).
 #[derive(Debug, Default)]
 pub(super) struct Slot {
-    /// The key's files present, by kind (`.key`, `.private`, `.state`).
-    /// The names are shared with the directory's stamps and the key's
-    /// `KeyFiles` (one allocation per file, not three).
-    pub(super) files: [Option<Arc<str>>; 3],
+    /// The `.key` file, as last seen.
+    key_file: Option<Seen>,
+    /// The `.private` and `.state` files, and names spelled otherwise.
+    rare: Option<Box<RareFiles>>,
     pub(super) good: Option<Arc<Key>>,
     /// Flux, problems and holds; `None` for a key without any.
     pub(super) trouble: Option<Box<Trouble>>,
@@ -35,6 +40,37 @@ pub(super) struct Slot {
     /// changed since, do not read (the zone is held instead, as on a cold
     /// start).
     pub(super) restored: bool,
+}
+
+/// A key file as a listing saw it: its stamp, and which listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Seen {
+    pub(super) stamp: Stamp,
+    /// The listing ([`super::KeyDirectory`]'s generation) that last saw it.
+    pub(super) listing: NonZeroU32,
+}
+
+/// What a child's key usually lacks.
+#[derive(Debug, Default)]
+struct RareFiles {
+    /// The `.private` and `.state` files, as last seen.
+    others: [Option<Seen>; 2],
+    /// The names, by kind, of files not named as BIND spells them from the
+    /// stem (capitals in the zone part).
+    names: [Option<Box<str>>; 3],
+    /// Other spellings of files the key has (names that differ in case
+    /// only): not read while the file taken first is there, and taken in
+    /// its place when it is gone, so that a key is not dropped while a file
+    /// of it is still there.
+    spares: Vec<Spare>,
+}
+
+/// Another spelling of one of a key's files.
+#[derive(Debug)]
+struct Spare {
+    kind: FileKind,
+    name: Box<str>,
+    seen: Seen,
 }
 
 /// What only a key with problems has.
@@ -117,36 +153,197 @@ impl Slot {
         }
     }
 
+    /// The key's file of `kind`, as last seen.
+    pub(super) fn seen(&self, kind: FileKind) -> Option<&Seen> {
+        match kind {
+            FileKind::Key => self.key_file.as_ref(),
+            other => self.rare.as_deref()?.others[other as usize - 1].as_ref(),
+        }
+    }
+
+    fn seen_mut(&mut self, kind: FileKind) -> Option<&mut Seen> {
+        match kind {
+            FileKind::Key => self.key_file.as_mut(),
+            other => self.rare.as_deref_mut()?.others[other as usize - 1].as_mut(),
+        }
+    }
+
+    /// True when the key has a file of `kind`.
+    pub(super) fn has_file(&self, kind: FileKind) -> bool {
+        self.seen(kind).is_some()
+    }
+
+    /// True when the key has any file.
+    pub(super) fn has_files(&self) -> bool {
+        FileKind::ALL.into_iter().any(|kind| self.has_file(kind))
+    }
+
+    /// The name of the key's file of `kind`, if it has one.
+    pub(super) fn file_name(&self, stem: &str, kind: FileKind) -> Option<String> {
+        self.has_file(kind).then(|| {
+            self.odd_name(kind)
+                .map_or_else(|| bind::filename::spelled(stem, kind), str::to_string)
+        })
+    }
+
+    fn odd_name(&self, kind: FileKind) -> Option<&str> {
+        self.rare.as_deref()?.names[kind as usize].as_deref()
+    }
+
+    /// True when `file` is the key's file of `kind` (its name as listed);
+    /// false for another spelling of it (names that differ in case only),
+    /// which is not taken while this one is there.
+    pub(super) fn names(&self, stem: &str, kind: FileKind, file: &str) -> bool {
+        match self.odd_name(kind) {
+            Some(name) => name == file,
+            None => file == bind::filename::spelled(stem, kind),
+        }
+    }
+
+    /// Takes `file` as the key's file of `kind`, seen as `seen`.
+    pub(super) fn put_file(&mut self, stem: &str, kind: FileKind, file: &str, seen: Seen) {
+        let odd = (file != bind::filename::spelled(stem, kind)).then(|| Box::<str>::from(file));
+        if odd.is_some() || kind != FileKind::Key {
+            let rare = self.rare.get_or_insert_with(Box::default);
+            rare.names[kind as usize] = odd;
+            if kind != FileKind::Key {
+                rare.others[kind as usize - 1] = Some(seen);
+                return;
+            }
+        } else if let Some(rare) = self.rare.as_deref_mut() {
+            rare.names[kind as usize] = None;
+        }
+        self.key_file = Some(seen);
+        self.tidy_files();
+    }
+
+    /// Marks the key's file of `kind` as seen by `listing`; returns true
+    /// when its stamp changed (and takes the new one).
+    pub(super) fn see_file(&mut self, kind: FileKind, stamp: Stamp, listing: NonZeroU32) -> bool {
+        let Some(seen) = self.seen_mut(kind) else {
+            return false;
+        };
+        seen.listing = listing;
+        let changed = seen.stamp != stamp;
+        seen.stamp = stamp;
+        changed
+    }
+
+    /// Forgets the stamps of the key's files, so the next listing reads
+    /// them again.
+    pub(super) fn forget_stamps(&mut self) {
+        for kind in FileKind::ALL {
+            if let Some(seen) = self.seen_mut(kind) {
+                seen.stamp = Stamp::FORGOTTEN;
+            }
+        }
+    }
+
+    /// Notes `file`, another spelling of the key's file of `kind`, as seen.
+    pub(super) fn put_spare(&mut self, kind: FileKind, file: &str, seen: Seen) {
+        let rare = self.rare.get_or_insert_with(Box::default);
+        match rare.spares.iter_mut().find(|s| *s.name == *file) {
+            Some(spare) => spare.seen = seen,
+            None => rare.spares.push(Spare {
+                kind,
+                name: file.into(),
+                seen,
+            }),
+        }
+    }
+
+    /// Forgets `file` as another spelling of one of the key's files.
+    pub(super) fn drop_spare(&mut self, file: &str) {
+        if let Some(rare) = self.rare.as_deref_mut() {
+            rare.spares.retain(|s| *s.name != *file);
+            self.tidy_files();
+        }
+    }
+
+    /// Forgets the other spellings `listing` did not see.
+    pub(super) fn drop_unseen_spares(&mut self, listing: NonZeroU32) {
+        if let Some(rare) = self.rare.as_deref_mut() {
+            rare.spares.retain(|s| s.seen.listing == listing);
+            self.tidy_files();
+        }
+    }
+
+    /// True when the key has other spellings of its files.
+    pub(super) fn has_spares(&self) -> bool {
+        self.rare.as_deref().is_some_and(|r| !r.spares.is_empty())
+    }
+
+    /// Forgets the key's file of `kind`: it is not there any more. Another
+    /// spelling of it, if one was seen, takes its place.
+    pub(super) fn drop_file(&mut self, stem: &str, kind: FileKind) {
+        self.clear_file(kind);
+        let spare = self.rare.as_deref_mut().and_then(|rare| {
+            let at = rare.spares.iter().position(|s| s.kind == kind)?;
+            Some(rare.spares.swap_remove(at))
+        });
+        match spare {
+            Some(spare) => self.put_file(stem, kind, &spare.name, spare.seen),
+            None => self.tidy_files(),
+        }
+    }
+
+    fn clear_file(&mut self, kind: FileKind) {
+        match kind {
+            FileKind::Key => self.key_file = None,
+            other => {
+                if let Some(rare) = self.rare.as_deref_mut() {
+                    rare.others[other as usize - 1] = None;
+                }
+            }
+        }
+        if let Some(rare) = self.rare.as_deref_mut() {
+            rare.names[kind as usize] = None;
+        }
+    }
+
+    /// Drops an empty [`RareFiles`].
+    fn tidy_files(&mut self) {
+        let empty = self.rare.as_deref().is_some_and(|rare| {
+            rare.others.iter().all(Option::is_none)
+                && rare.names.iter().all(Option::is_none)
+                && rare.spares.is_empty()
+        });
+        if empty {
+            self.rare = None;
+        }
+    }
+
+    /// The names of the key's files (in [`FileKind`] order), to read them.
+    pub(super) fn file_names(&self, stem: &str) -> [Option<Box<str>>; 3] {
+        FileKind::ALL.map(|kind| self.file_name(stem, kind).map(String::into_boxed_str))
+    }
+
     /// The parsed name of the key's file of `kind`.
-    pub(super) fn file_name(&self, kind: FileKind) -> Option<KeyFileName> {
-        self.files[kind as usize]
-            .as_deref()
-            .and_then(bind::filename::parse)
+    pub(super) fn parsed_name(&self, stem: &str, kind: FileKind) -> Option<KeyFileName> {
+        bind::filename::parse(&self.file_name(stem, kind)?)
     }
 
     /// The key's files.
-    pub(super) fn key_files(&self, dir: &Arc<Path>) -> KeyFiles {
+    pub(super) fn key_files(&self, stem: &Arc<str>, dir: &Arc<Path>) -> KeyFiles {
+        let names = self.file_names(stem);
         KeyFiles::new(
             dir.clone(),
-            self.files[FileKind::Key as usize]
-                .clone()
-                .unwrap_or_default(),
-            self.files[FileKind::Private as usize].clone(),
-            self.files[FileKind::State as usize].clone(),
+            Arc::clone(stem),
+            [0, 1, 2].map(|i| names[i].as_deref()),
         )
     }
 
     /// A `.private` or `.state` file without its `.key`: no key, a warning.
-    pub(super) fn leftovers(&mut self, dir: &Path) {
+    pub(super) fn leftovers(&mut self, stem: &str, dir: &Path) {
         self.good = None;
         self.end_flux();
         if let Some(kind) = [FileKind::Private, FileKind::State]
             .into_iter()
-            .find(|k| self.files[*k as usize].is_some())
+            .find(|k| self.has_file(*k))
         {
-            let name = self.file_name(kind);
-            let file = self.files[kind as usize]
-                .as_deref()
+            let name = self.parsed_name(stem, kind);
+            let file = self
+                .file_name(stem, kind)
                 .map(|f| dir.join(f))
                 .unwrap_or_default();
             self.trouble_mut().issues.push(KeyIssue {
@@ -246,5 +443,21 @@ impl Slot {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_stays_small() {
+        // One per key in the directory's table, a million at a million
+        // children: the `.key` file's stamp inline, the rest boxed apart.
+        assert!(
+            std::mem::size_of::<Slot>() <= 72,
+            "{}",
+            std::mem::size_of::<Slot>()
+        );
     }
 }

@@ -76,7 +76,7 @@ fn a_listing_that_fails_part_way_keeps_the_old_stamps_and_holds_the_directory() 
     let first = dir.scan(t0);
     assert_eq!(first.zones.len(), 2);
     let a = parse_name("a.example.").expect("valid");
-    let old_stamp = dir.stamps[a_file.as_str()].0;
+    let old_stamp = dir.stamp_of(&a_file).expect("a stamp");
     let old_view = first.zones[&a][0].clone();
 
     // a's key changes; the listing reads a's file, then readdir fails.
@@ -84,7 +84,11 @@ fn a_listing_that_fails_part_way_keeps_the_old_stamps_and_holds_the_directory() 
     let mut entries = listing_with_first(tmp.path(), &a_file);
     entries.insert(1, Err(ListError::Entry(eio())));
     let report = scan_listed(&mut dir, entries);
-    assert_eq!(dir.stamps[a_file.as_str()].0, old_stamp, "no stamp taken");
+    assert_eq!(
+        dir.stamp_of(&a_file).expect("a stamp"),
+        old_stamp,
+        "no stamp taken"
+    );
     assert!(report.hold.is_some(), "the directory is held");
     assert_held(&report, "part-way");
     assert!(report.changed.is_empty(), "{:?}", report.changed);
@@ -96,7 +100,7 @@ fn a_listing_that_fails_part_way_keeps_the_old_stamps_and_holds_the_directory() 
     // recomputes every zone of the directory.
     let report = dir.scan(t0);
     assert!(report.hold.is_none() && dir.hold().is_none());
-    assert_ne!(dir.stamps[a_file.as_str()].0, old_stamp);
+    assert_ne!(dir.stamp_of(&a_file).expect("a stamp"), old_stamp);
     assert_eq!(report.changed.len(), 2, "{:?}", report.changed);
     assert!(
         report.zones[&a][0]
@@ -122,7 +126,7 @@ fn a_failing_stat_holds_the_directory_and_removes_nothing() {
     let report = scan_listed(&mut dir, entries);
     assert!(report.hold.is_some());
     assert_eq!(report.zones.len(), 2, "b keeps its key");
-    assert!(dir.stamps.contains_key(b_file.as_str()));
+    assert!(dir.stamp_of(&b_file).is_some());
 
     // Really gone ("not found") once the directory lists cleanly.
     fs::remove_file(tmp.path().join(&b_file)).expect("rm");
@@ -139,7 +143,7 @@ fn a_first_listing_that_fails_leaves_nothing_behind() {
     entries.insert(1, Err(ListError::Entry(eio())));
     let report = scan_listed(&mut dir, entries);
     assert!(report.hold.is_some() && report.zones.is_empty());
-    assert!(dir.stamps.is_empty() && dir.slots.is_empty());
+    assert!(dir.slots.is_empty());
     assert_eq!(dir.scan(Instant::now()).zones.len(), 2);
 }
 
@@ -153,7 +157,7 @@ fn a_directory_replaced_while_listed_takes_nothing() {
     let listed = dir.take_listing(entries, || Err(ListError::Replaced));
     let report = dir.scan_with(listed, Instant::now());
     assert!(report.hold.is_some());
-    assert!(!dir.stamps.contains_key(b_file.as_str()));
+    assert!(dir.stamp_of(&b_file).is_none());
     assert_eq!(report.zones.len(), 1);
 }
 
@@ -241,4 +245,87 @@ fn a_file_seen_after_an_older_listing_is_looked_at_again() {
     let again = dir.scan_files([late.as_str()], Instant::now());
     assert!(again.zones.contains_key(&late_zone));
     assert_eq!(again.zones.len(), 3);
+}
+
+/// `file` (a key file in `dir`) renamed with capitals in its zone part,
+/// as BIND names it when the zone was given so; the new name.
+fn with_capitals(dir: &Path, file: &str) -> String {
+    let capitals = format!("K{}", file[1..].replacen("example", "EXAMPLE", 1));
+    assert_ne!(capitals, file);
+    fs::rename(dir.join(file), dir.join(&capitals)).expect("rename");
+    capitals
+}
+
+/// A key file not named as BIND spells it from its stem is found, read
+/// once, cached and restored under its own name, and is gone when removed.
+#[test]
+fn a_key_file_named_with_capitals_keeps_its_name() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = with_capitals(tmp.path(), &write_key(tmp.path(), "caps.example.", 1, ""));
+    let zone = parse_name("caps.example.").expect("name");
+    let mut dir = scanned(tmp.path(), 1);
+    let report = dir.scan(Instant::now());
+    assert_eq!(report.files_read, 0, "unchanged: not read again");
+    assert_eq!(
+        report.zones[&zone][0].files.key_path(),
+        tmp.path().join(&file)
+    );
+
+    let cache = dir.cache().expect("a cache");
+    let mut restored = KeyDirectory::new(tmp.path());
+    restored.restore(&cache, |_| false).expect("restored");
+    let report = restored.scan(Instant::now());
+    assert_eq!(report.files_read, 0, "restored stamps match");
+    assert_eq!(
+        report.zones[&zone][0].files.key_path(),
+        tmp.path().join(&file)
+    );
+    assert!(report.changed.is_empty());
+
+    fs::remove_file(tmp.path().join(&file)).expect("rm");
+    let report = restored.scan(Instant::now());
+    assert!(report.zones.is_empty() && report.changed.contains(&zone));
+}
+
+/// Two spellings of one key file (names that differ in case only): the
+/// one taken first is read, the other is not read while the first is
+/// there, and stands in for it when it goes, by a listing or by a watch
+/// event: the key is not dropped while a file of it is there.
+#[test]
+fn a_second_spelling_of_a_key_file_stands_in_when_the_first_goes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let lower = write_key(tmp.path(), "a.example.", 1, "");
+    let upper = with_capitals(tmp.path(), &lower);
+    fs::copy(tmp.path().join(&upper), tmp.path().join(&lower)).expect("copy");
+    let a = parse_name("a.example.").expect("name");
+    let t0 = Instant::now();
+    let mut dir = KeyDirectory::new(tmp.path());
+    let report = dir.scan(t0);
+    assert_eq!(report.zones[&a].len(), 1);
+    let first = report.zones[&a][0].files.key_path();
+    let report = dir.scan(t0);
+    assert_eq!(report.files_read, 0, "neither is read again");
+    assert!(report.changed.is_empty());
+
+    // The one read is gone: the other stands in at the listing.
+    fs::remove_file(&first).expect("rm");
+    let report = dir.scan(t0);
+    assert_eq!(report.zones[&a].len(), 1, "the key is not dropped");
+    let second = report.zones[&a][0].files.key_path();
+    assert_ne!(second, first);
+
+    // Back, then the one read goes by a watch event: the same.
+    fs::copy(&second, &first).expect("copy");
+    assert_eq!(dir.scan(t0).files_read, 0, "the one back is a spare");
+    fs::remove_file(&second).expect("rm");
+    let gone = second.file_name().and_then(|f| f.to_str()).expect("name");
+    let report = dir.scan_files([gone], t0);
+    assert_eq!(report.zones[&a].len(), 1, "the key is not dropped");
+    assert_eq!(report.zones[&a][0].files.key_path(), first);
+
+    // Both gone: so is the key.
+    fs::remove_file(&first).expect("rm");
+    let last = first.file_name().and_then(|f| f.to_str()).expect("name");
+    let report = dir.scan_files([last], t0);
+    assert!(report.zones.is_empty() && report.changed.contains(&a));
 }
