@@ -89,6 +89,23 @@ pub fn from_wire(wire: &[u8]) -> Option<(Name, usize)> {
     Some((name, at + 1))
 }
 
+/// Length in octets of the uncompressed wire name at the start of `wire`,
+/// root label included; `None` when it is malformed, compressed or longer
+/// than 255 octets (RFC 1035 §3.1).
+pub fn wire_name_len(wire: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        match usize::from(*wire.get(at)?) {
+            0 => return Some(at + 1),
+            len if len > 63 => return None,
+            len => at += 1 + len,
+        }
+        if at >= 255 {
+            return None;
+        }
+    }
+}
+
 /// True when `octets` are whole labels of a wire name and nothing else (no
 /// root label, no label cut short): the part of an owner's wire form above
 /// a suffix, say.
@@ -327,6 +344,14 @@ pub fn signal_domain(ns: &Name) -> Result<Name, NameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_name_lengths() {
+        assert_eq!(wire_name_len(b"\x00rest"), Some(1));
+        assert_eq!(wire_name_len(b"\x07example\x00\x01"), Some(9));
+        assert_eq!(wire_name_len(b"\x07exam"), None, "cut short");
+        assert_eq!(wire_name_len(b"\xc0\x0c"), None, "compressed");
+    }
 
     fn n(s: &str) -> Name {
         parse_name(s).expect("valid name")

@@ -383,7 +383,7 @@ fn answer(
         };
         if qtype == u16::from(RecordType::RRSIG) {
             for rrset in node.rrsets() {
-                w.records(Section::Answer, Owner::Pointer(12), rrset.sigs);
+                w.sigs(Section::Answer, Owner::Pointer(12), rrset.sigs, None);
             }
             if w.counts[0] > 0 {
                 return rcode::NOERROR;

@@ -18,7 +18,7 @@ use crate::{
     dns::wire::flags,
     tsig,
     zone::{
-        RrsetRef,
+        RrsetRef, Sigs,
         blob::{Bytes, records},
         journal::Diff,
     },
@@ -82,9 +82,17 @@ impl MessageBuilder {
         }
     }
 
+    fn sigs(&mut self, owner: &[u8], sigs: Sigs<'_>) {
+        for sig in sigs.iter() {
+            self.name(owner);
+            sig.put_body(&mut self.out);
+            self.count += 1;
+        }
+    }
+
     fn rrset(&mut self, owner: &[u8], rrset: RrsetRef<'_>) {
         self.blob(owner, rrset.records);
-        self.blob(owner, rrset.sigs);
+        self.sigs(owner, rrset.sigs);
     }
 
     fn full(&self) -> bool {
@@ -248,7 +256,7 @@ impl Transfer {
                     };
                     for rrset in node.rrsets() {
                         if rrset.rtype == u16::from(RecordType::SOA) {
-                            message.blob(node.wire(), rrset.sigs);
+                            message.sigs(node.wire(), rrset.sigs);
                         } else {
                             message.rrset(node.wire(), rrset);
                         }

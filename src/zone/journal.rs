@@ -169,10 +169,16 @@ impl Diff {
 /// Every record of a node (signatures included), one by one.
 fn flatten(node: Option<&Node>) -> Vec<Box<[u8]>> {
     let Some(node) = node else { return Vec::new() };
-    node.rrsets()
-        .flat_map(|r| records(r.records).chain(records(r.sigs)))
-        .map(Box::from)
-        .collect()
+    let mut flat = Vec::new();
+    for rrset in node.rrsets() {
+        flat.extend(records(rrset.records).map(Box::from));
+        flat.extend(rrset.sigs.iter().map(|sig| {
+            let mut record = Vec::with_capacity(10 + sig.rdlength());
+            sig.put_body(&mut record);
+            record.into_boxed_slice()
+        }));
+    }
+    flat
 }
 
 /// The journal of one zone: diffs in serial order, each `to` the next `from`.

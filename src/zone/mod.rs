@@ -11,4 +11,4 @@ pub mod store;
 
 pub use content::{RrsetData, ZoneContent};
 pub use signer::{SignError, ZoneSigner};
-pub use store::{Change, Entry, Node, Rrset, RrsetRef, UpdateStats, ZoneStore};
+pub use store::{Change, Entry, Node, Rrset, RrsetRef, SigRecord, Sigs, UpdateStats, ZoneStore};

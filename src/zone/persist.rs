@@ -59,8 +59,12 @@ pub fn encode_to<W: Write>(zone: &ZoneStore, out: W) -> io::Result<u64> {
             wire::put_u32(&mut part, rrset.ttl);
             wire::put_u32(&mut part, rrset.records.len() as u32);
             part.extend_from_slice(rrset.records);
-            wire::put_u32(&mut part, rrset.sigs.len() as u32);
-            part.extend_from_slice(rrset.sigs);
+            // Whole, as the file always held them.
+            let sigs_at = part.len();
+            wire::put_u32(&mut part, 0);
+            rrset.sigs.put_blob(&mut part);
+            let sigs_len = part.len() - sigs_at - 4;
+            wire::set_u32(&mut part, sigs_at, sigs_len as u32);
         }
         hashed.write_all(&part)?;
     }

@@ -553,7 +553,7 @@ mod update;
 
 use names::{Named, Names, name_hash, put_named, take_named_at};
 
-pub use node::{Node, NodePacker, Rrset, RrsetRef, Rrsets};
+pub use node::{Node, NodePacker, Rrset, RrsetRef, Rrsets, SigRecord, Sigs};
 
 use update::{needs_signing, same_data, same_records};
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     dns::wire,
-    zone::{RrsetRef, blob::records},
+    zone::{RrsetRef, Sigs, blob::records},
 };
 
 /// `name` written as its labels up to the longest suffix it shares, octet for
@@ -153,6 +153,22 @@ impl<'a> Writer<'a> {
         owner
     }
 
+    /// Writes RRSIGs behind `owner` (with their TTL replaced by `ttl` when
+    /// given). Returns how to write the same owner again.
+    pub(super) fn sigs<'o>(
+        &mut self,
+        section: Section,
+        owner: Owner<'o>,
+        sigs: Sigs<'_>,
+        ttl: Option<u32>,
+    ) -> Owner<'o> {
+        let mut owner = owner;
+        for sig in sigs.iter() {
+            owner = self.record(section, owner, sig.head(), ttl, |w| sig.put_rdata(w.out));
+        }
+        owner
+    }
+
     /// Writes one record: `owner`, TYPE and CLASS from `record` (a blob
     /// record), `ttl` or the record's own, and the RDATA `rdata` writes
     /// (RDLENGTH set from what it wrote). Returns how to write the owner again.
@@ -215,7 +231,7 @@ impl<'a> Writer<'a> {
     ) {
         let owner = self.records(section, owner, blob.records);
         if with_sigs {
-            self.records(section, owner, blob.sigs);
+            self.sigs(section, owner, blob.sigs, None);
         }
     }
 
@@ -251,7 +267,7 @@ impl<'a> Writer<'a> {
             );
         }
         if with_sigs {
-            self.records_ttl(Section::Authority, owner, soa.sigs, Some(ttl));
+            self.sigs(Section::Authority, owner, soa.sigs, Some(ttl));
         }
     }
 
