@@ -50,7 +50,7 @@ if [[ ! -f children.txt || $(wc -l <children.txt) -ne $N ]]; then
     rm -rf children signal
     "$PY" "$BENCH/genkeys.py" --n "$N" --dir children --list children.txt
 fi
-if [[ ! -d signal ]]; then
+if ! compgen -G "signal/K*.key" >/dev/null; then
     mkdir -p signal
     dnssec-keygen -q -a ECDSAP256SHA256 -f KSK -K signal "${APEX%.}" >/dev/null
 fi
