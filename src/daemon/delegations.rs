@@ -4,12 +4,18 @@
 //!
 //! A round recomputes only the children it touches, so the state of every
 //! other child is kept from the round that last planned it. At a million
-//! children the table must stay small: it is keyed by
-//! [`crate::plan::child_key`], a 64-bit hash of the name, not by the name
-//! (about 24 bytes per child instead of a `Name`'s hundred), and the count
-//! per state is kept as states change, so a scrape costs nothing per child.
-//! The few held children are kept by name too, with why, so that their
-//! release can be told (`zone-held`, `zone-released`: [`crate::event`]).
+//! children the table must stay small: one 64-bit word per child, its key
+//! ([`crate::plan::child_key`], a keyed 64-bit hash of the name) with the
+//! low octet replaced by the state, in a vector sorted by key (8 bytes per
+//! child; a hash table of the 64-bit keys took 34 at 1M, its 16-byte
+//! entries in a table twice their number). Two children whose keys agree
+//! in their upper 56 bits would share a state (at a million children,
+//! about one chance in 150,000; the keys are keyed per process, so no
+//! name can be chosen to collide): a state is only counted and shown.
+//! The count per state is kept as states change, so a scrape costs
+//! nothing per child. The few held children are kept by name too, with
+//! why, so that their release can be told (`zone-held`, `zone-released`:
+//! [`crate::event`]).
 
 use hickory_proto::rr::Name;
 use rustc_hash::FxHashMap;
@@ -24,19 +30,104 @@ use crate::{
 /// The per-child states and their counts.
 #[derive(Debug, Default)]
 pub(super) struct Delegations {
-    by_child: FxHashMap<u64, DelegationState>,
+    by_child: States,
     counts: [usize; DelegationState::ALL.len()],
     /// The held children by name, with why.
     held: FxHashMap<u64, (Name, String)>,
 }
 
+/// The bits of a child's key that identify it in [`States`].
+const ID: u64 = !0xff;
+
+/// Every child's state: a sorted vector of words, each a child's key with
+/// the state's index in its low octet.
+#[derive(Debug, Default)]
+struct States {
+    words: Vec<u64>,
+}
+
+impl States {
+    fn word(key: u64, state: DelegationState) -> u64 {
+        (key & ID) | state.index() as u64
+    }
+
+    fn state_of(word: u64) -> DelegationState {
+        // Written by `word` from an index of `ALL`.
+        DelegationState::ALL[(word & !ID) as usize % DelegationState::ALL.len()]
+    }
+
+    fn find(&self, key: u64) -> Result<usize, usize> {
+        self.words
+            .binary_search_by(|word| (word & ID).cmp(&(key & ID)))
+    }
+
+    fn get(&self, key: u64) -> Option<DelegationState> {
+        self.find(key).ok().map(|at| Self::state_of(self.words[at]))
+    }
+
+    /// Sets the state of a child that has one; `Err` when it has none.
+    fn update(&mut self, key: u64, state: DelegationState) -> Result<DelegationState, ()> {
+        let at = self.find(key).map_err(|_| ())?;
+        let before = Self::state_of(self.words[at]);
+        self.words[at] = Self::word(key, state);
+        Ok(before)
+    }
+
+    /// Adds children that have no state yet (`words` made by [`Self::word`],
+    /// none of them here): one merge, however many.
+    fn add(&mut self, mut words: Vec<u64>) {
+        words.sort_by_key(|word| word & ID);
+        words.dedup_by_key(|word| *word & ID);
+        let old = std::mem::take(&mut self.words);
+        let mut merged = Vec::with_capacity(old.len() + words.len());
+        let (mut a, mut b) = (old.into_iter().peekable(), words.into_iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if (x & ID) <= (y & ID) => a.next(),
+                (Some(_), Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, Some(_)) => b.next(),
+                (None, None) => break,
+            };
+            merged.extend(next);
+        }
+        self.words = merged;
+    }
+
+    fn remove(&mut self, key: u64) -> Option<DelegationState> {
+        let at = self.find(key).ok()?;
+        Some(Self::state_of(self.words.remove(at)))
+    }
+
+    /// Exactly these children, with these states (later ones win).
+    fn replace(&mut self, states: &[(u64, DelegationState)]) {
+        let mut words: Vec<u64> = states
+            .iter()
+            .rev()
+            .map(|(k, s)| Self::word(*k, *s))
+            .collect();
+        // Stable, so the last of a key's states (first after `rev`) stays.
+        words.sort_by_key(|word| word & ID);
+        words.dedup_by_key(|word| *word & ID);
+        words.shrink_to_fit();
+        self.words = words;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = DelegationState> + '_ {
+        self.words.iter().map(|word| Self::state_of(*word))
+    }
+}
+
 impl Delegations {
     /// Records `state` for the child with key `key`; returns its state
-    /// before, if it had one.
-    pub(super) fn set(&mut self, key: u64, state: DelegationState) -> Option<DelegationState> {
-        let before = self.by_child.insert(key, state);
-        if let Some(old) = before {
-            self.counts[old.index()] -= 1;
+    /// before, if it had one. (A new child costs a merge: rounds record
+    /// theirs all at once, with [`Self::record`].)
+    #[cfg(test)]
+    fn set(&mut self, key: u64, state: DelegationState) -> Option<DelegationState> {
+        let before = self.by_child.update(key, state).ok();
+        match before {
+            Some(old) => self.counts[old.index()] -= 1,
+            None => self.by_child.add(vec![States::word(key, state)]),
         }
         self.counts[state.index()] += 1;
         before
@@ -45,7 +136,7 @@ impl Delegations {
     /// Forgets a name that is no child any more.
     pub(super) fn remove(&mut self, name: &Name) {
         let key = child_key(name);
-        if let Some(old) = self.by_child.remove(&key) {
+        if let Some(old) = self.by_child.remove(key) {
             self.counts[old.index()] -= 1;
         }
         self.held.remove(&key);
@@ -68,14 +159,6 @@ impl Delegations {
     ) -> Vec<Event> {
         if complete && !brake_held {
             let planned: rustc_hash::FxHashSet<u64> = states.iter().map(|(key, _)| *key).collect();
-            let counts = &mut self.counts;
-            self.by_child.retain(|key, state| {
-                let keep = planned.contains(key);
-                if !keep {
-                    counts[state.index()] -= 1;
-                }
-                keep
-            });
             self.held.retain(|key, _| planned.contains(key));
         }
         let mut events = Vec::new();
@@ -94,16 +177,19 @@ impl Delegations {
             }
             self.held.insert(key, (name, reason));
         }
-        for (key, state) in states {
-            if brake_held {
-                if !self.by_child.contains_key(&key) {
-                    self.set(key, DelegationState::Held);
-                }
-                continue;
-            }
-            self.set(key, state);
-            if state != DelegationState::Held {
-                if let Some((name, _)) = self.held.remove(&key) {
+        if brake_held {
+            let new: Vec<u64> = states
+                .iter()
+                .filter(|(key, _)| self.by_child.get(*key).is_none())
+                .map(|(key, _)| States::word(*key, DelegationState::Held))
+                .collect();
+            self.by_child.add(new);
+            self.recount();
+            return events;
+        }
+        for (key, state) in &states {
+            if *state != DelegationState::Held {
+                if let Some((name, _)) = self.held.remove(key) {
                     events.push(
                         Event::new(EventKind::ZoneReleased, "the zone is planned again")
                             .with("zone", display(&name))
@@ -112,7 +198,28 @@ impl Delegations {
                 }
             }
         }
+        if complete {
+            self.by_child.replace(&states);
+        } else {
+            let mut new = Vec::new();
+            for (key, state) in states {
+                if self.by_child.update(key, state).is_err() {
+                    new.push(States::word(key, state));
+                }
+            }
+            self.by_child.add(new);
+        }
+        self.recount();
         events
+    }
+
+    /// Counts the children per state again (once per round: a pass over
+    /// 8 bytes per child).
+    fn recount(&mut self) {
+        self.counts = [0; DelegationState::ALL.len()];
+        for state in self.by_child.iter() {
+            self.counts[state.index()] += 1;
+        }
     }
 
     /// Why `name` is held, when it is.
@@ -122,7 +229,7 @@ impl Delegations {
 
     /// The state of `name`, when it was planned.
     pub(super) fn get(&self, name: &Name) -> Option<DelegationState> {
-        self.by_child.get(&child_key(name)).copied()
+        self.by_child.get(child_key(name))
     }
 
     /// Children per state, in [`DelegationState::ALL`] order.
@@ -197,5 +304,56 @@ mod tests {
         assert_eq!(table.get(&a), None);
         assert_eq!(table.counts().iter().sum::<usize>(), 1);
         assert_eq!(table.counts()[DelegationState::Rolling.index()], 1);
+    }
+
+    /// The packed table agrees with a plain map of the same states through
+    /// partial and complete rounds (a complete one forgets who it did not
+    /// plan), and so do the counts.
+    #[test]
+    fn the_packed_table_agrees_with_a_map_through_rounds() {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let keys: Vec<u64> = (0..2000).map(|_| next()).collect();
+        let mut table = Delegations::default();
+        let mut model: std::collections::HashMap<u64, DelegationState> = Default::default();
+        for round in 0..20usize {
+            let complete = round % 5 == 4;
+            let planned: Vec<(u64, DelegationState)> = keys
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| {
+                    if complete {
+                        i % 4 != round % 4
+                    } else {
+                        (i + round) % 3 == 0
+                    }
+                })
+                .map(|(i, key)| {
+                    (
+                        *key,
+                        DelegationState::ALL[(i + round) % DelegationState::ALL.len()],
+                    )
+                })
+                .collect();
+            table.record(planned.clone(), vec![], false, complete);
+            if complete {
+                model.clear();
+            }
+            model.extend(planned.iter().map(|(key, state)| (key & ID, *state)));
+            for key in &keys {
+                assert_eq!(table.by_child.get(*key), model.get(&(key & ID)).copied());
+            }
+            let mut counts = [0; DelegationState::ALL.len()];
+            for state in model.values() {
+                counts[state.index()] += 1;
+            }
+            assert_eq!(table.counts(), counts, "round {round}");
+            assert!(table.by_child.words.is_sorted_by_key(|w| w & ID));
+        }
     }
 }
