@@ -11,7 +11,10 @@
 //! entries in a table twice their number). Two children whose keys agree
 //! in their upper 56 bits would share a state (at a million children,
 //! about one chance in 150,000; the keys are keyed per process, so no
-//! name can be chosen to collide): a state is only counted and shown.
+//! name can be chosen to collide): a state is only counted and shown,
+//! and a name outside the table taken for a child when it checks whether
+//! an error report concerns one (`error_reports`) has about one chance in
+//! 10^11 per look-up.
 //! The count per state is kept as states change, so a scrape costs
 //! nothing per child. The few held children are kept by name too, with
 //! why, so that their release can be told (`zone-held`, `zone-released`:
@@ -74,8 +77,11 @@ impl States {
     }
 
     /// Adds children that have no state yet (`words` made by [`Self::word`],
-    /// none of them here): one merge, however many.
+    /// none of them here): one merge, however many. Of two words for one
+    /// child, the later wins, as with [`Self::update`].
     fn add(&mut self, mut words: Vec<u64>) {
+        words.reverse();
+        // Stable, so the later of a child's words (first after `reverse`) stays.
         words.sort_by_key(|word| word & ID);
         words.dedup_by_key(|word| *word & ID);
         let old = std::mem::take(&mut self.words);
@@ -92,11 +98,6 @@ impl States {
             merged.extend(next);
         }
         self.words = merged;
-    }
-
-    fn remove(&mut self, key: u64) -> Option<DelegationState> {
-        let at = self.find(key).ok()?;
-        Some(Self::state_of(self.words.remove(at)))
     }
 
     /// Exactly these children, with these states (later ones win).
@@ -133,13 +134,23 @@ impl Delegations {
         before
     }
 
-    /// Forgets a name that is no child any more.
-    pub(super) fn remove(&mut self, name: &Name) {
-        let key = child_key(name);
-        if let Some(old) = self.by_child.remove(key) {
-            self.counts[old.index()] -= 1;
+    /// Forgets names that are no children any more: one pass over the
+    /// table, however many (a reload can drop a million).
+    pub(super) fn remove_all<'a>(&mut self, names: impl IntoIterator<Item = &'a Name>) {
+        self.forget(names.into_iter().map(child_key).collect());
+    }
+
+    /// Forgets the children with these keys.
+    fn forget(&mut self, keys: rustc_hash::FxHashSet<u64>) {
+        if keys.is_empty() {
+            return;
         }
-        self.held.remove(&key);
+        let ids: rustc_hash::FxHashSet<u64> = keys.iter().map(|key| key & ID).collect();
+        self.by_child
+            .words
+            .retain(|word| !ids.contains(&(word & ID)));
+        self.held.retain(|key, _| !keys.contains(key));
+        self.recount();
     }
 
     /// Records a round's planned `states` and its `held` children (with
@@ -259,7 +270,7 @@ mod tests {
         let counts = table.counts();
         assert_eq!(counts[DelegationState::Bootstrapping.index()], 1);
         assert_eq!(counts[DelegationState::InSync.index()], 1);
-        table.remove(&name("A.Example."));
+        table.remove_all([&name("A.Example.")]);
         assert_eq!(table.get(&a), None, "case does not matter");
         assert_eq!(table.counts().iter().sum::<usize>(), 1);
         assert_eq!(table.get(&b), Some(DelegationState::Bootstrapping));
@@ -340,11 +351,24 @@ mod tests {
                     )
                 })
                 .collect();
+            let mut planned = planned;
+            // A child planned twice: the later state wins, known or new.
+            if let Some(&(key, _)) = planned.first() {
+                planned.push((key, DelegationState::Held));
+            }
+            if let Some(&(key, _)) = planned.get(planned.len() / 2) {
+                planned.push((key, DelegationState::Rolling));
+            }
             table.record(planned.clone(), vec![], false, complete);
             if complete {
                 model.clear();
             }
             model.extend(planned.iter().map(|(key, state)| (key & ID, *state)));
+            if round % 7 == 3 {
+                let gone: rustc_hash::FxHashSet<u64> = keys.iter().step_by(7).copied().collect();
+                table.forget(gone.clone());
+                model.retain(|id, _| !gone.iter().any(|key| key & ID == *id));
+            }
             for key in &keys {
                 assert_eq!(table.by_child.get(*key), model.get(&(key & ID)).copied());
             }

@@ -484,8 +484,8 @@ impl Daemon {
         for name in &plan.gone {
             self.schedule.remove(name);
             self.agent.reported.remove(name);
-            self.delegations.remove(name);
         }
+        self.delegations.remove_all(&plan.gone);
         if held {
             self.hold(&mut plan);
         }
