@@ -84,6 +84,10 @@ impl States {
         // Stable, so the later of a child's words (first after `reverse`) stays.
         words.sort_by_key(|word| word & ID);
         words.dedup_by_key(|word| *word & ID);
+        if self.words.is_empty() {
+            self.words = words;
+            return;
+        }
         let old = std::mem::take(&mut self.words);
         let mut merged = Vec::with_capacity(old.len() + words.len());
         let (mut a, mut b) = (old.into_iter().peekable(), words.into_iter().peekable());
@@ -102,16 +106,8 @@ impl States {
 
     /// Exactly these children, with these states (later ones win).
     fn replace(&mut self, states: &[(u64, DelegationState)]) {
-        let mut words: Vec<u64> = states
-            .iter()
-            .rev()
-            .map(|(k, s)| Self::word(*k, *s))
-            .collect();
-        // Stable, so the last of a key's states (first after `rev`) stays.
-        words.sort_by_key(|word| word & ID);
-        words.dedup_by_key(|word| *word & ID);
-        words.shrink_to_fit();
-        self.words = words;
+        self.words = Vec::new();
+        self.add(states.iter().map(|(k, s)| Self::word(*k, *s)).collect());
     }
 
     fn iter(&self) -> impl Iterator<Item = DelegationState> + '_ {

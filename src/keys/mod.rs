@@ -338,11 +338,8 @@ pub struct KeyFiles {
     /// Which of the three files exist, a bit per [`bind::FileKind`].
     present: u8,
     /// The names not spelled from the stem, by kind.
-    odd: Option<Box<OddNames>>,
+    odd: Option<Box<bind::filename::OddNames>>,
 }
-
-/// Key file names, by kind, that are not spelled from their stem.
-type OddNames = [Option<Box<str>>; 3];
 
 impl Default for KeyFiles {
     fn default() -> Self {
@@ -356,21 +353,18 @@ impl KeyFiles {
     /// they exist.
     pub fn new(dir: Arc<Path>, stem: Arc<str>, names: [Option<&str>; 3]) -> Self {
         let mut present = 0;
-        let mut odd: Option<Box<OddNames>> = None;
+        let mut odd = bind::filename::OddNames::default();
         for (i, kind) in bind::FileKind::ALL.into_iter().enumerate() {
-            let Some(name) = names[i] else {
-                continue;
-            };
-            present |= 1 << i;
-            if name != bind::filename::spelled(&stem, kind) {
-                odd.get_or_insert_with(Box::default)[i] = Some(name.into());
+            if let Some(name) = names[i] {
+                present |= 1 << i;
+                odd.set(&stem, kind, name);
             }
         }
         KeyFiles {
             dir,
             stem,
             present,
-            odd,
+            odd: (!odd.is_empty()).then(|| Box::new(odd)),
         }
     }
 
@@ -389,11 +383,10 @@ impl KeyFiles {
         if !self.has(kind) {
             return None;
         }
-        let odd = self
-            .odd
-            .as_deref()
-            .and_then(|odd| odd[kind as usize].as_deref());
-        Some(odd.map_or_else(|| bind::filename::spelled(&self.stem, kind), str::to_string))
+        Some(match self.odd.as_deref() {
+            Some(odd) => odd.name(&self.stem, kind),
+            None => bind::filename::spelled(&self.stem, kind),
+        })
     }
 
     /// The three files' names in [`bind::FileKind`] order (`.key`,

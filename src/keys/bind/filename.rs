@@ -57,6 +57,54 @@ pub fn spelled(stem: &str, kind: FileKind) -> String {
     name
 }
 
+/// True when `file` is the name [`spelled`] gives, without building it.
+pub fn is_spelled(file: &str, stem: &str, kind: FileKind) -> bool {
+    let rest = stem.strip_prefix('k').unwrap_or(stem);
+    file.strip_prefix('K')
+        .and_then(|f| f.strip_prefix(rest))
+        .and_then(|f| f.strip_prefix('.'))
+        == Some(kind.extension())
+}
+
+/// The names, by kind, of a key's files that are not [`spelled`] from its
+/// stem (capitals in the zone part): all a key's file names cost beyond
+/// the stem. Kept by a key's `KeyFiles` and by the key directory's slot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OddNames([Option<Box<str>>; 3]);
+
+impl OddNames {
+    /// Notes `file` as the name of the file of `kind` (kept only when it
+    /// is not spelled from `stem`).
+    pub fn set(&mut self, stem: &str, kind: FileKind, file: &str) {
+        self.0[kind as usize] = (!is_spelled(file, stem, kind)).then(|| file.into());
+    }
+
+    /// Forgets the name of the file of `kind`.
+    pub fn clear(&mut self, kind: FileKind) {
+        self.0[kind as usize] = None;
+    }
+
+    /// The name of the file of `kind` (one the key has).
+    pub fn name(&self, stem: &str, kind: FileKind) -> String {
+        self.0[kind as usize]
+            .as_deref()
+            .map_or_else(|| spelled(stem, kind), str::to_string)
+    }
+
+    /// True when `file` is the name of the file of `kind`.
+    pub fn is(&self, stem: &str, kind: FileKind, file: &str) -> bool {
+        match self.0[kind as usize].as_deref() {
+            Some(name) => name == file,
+            None => is_spelled(file, stem, kind),
+        }
+    }
+
+    /// True when every name is spelled from the stem.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+}
+
 /// Parses a directory entry name; `None` for anything that is not exactly a
 /// key file (including BIND's temporary files, which carry a random suffix).
 pub fn parse(file_name: &str) -> Option<KeyFileName> {
@@ -102,6 +150,21 @@ mod tests {
             spelled(&name.stem, FileKind::Key),
             "Kexample.net.+013+55648.key"
         );
+        assert!(is_spelled(
+            "Kexample.net.+013+55648.key",
+            &name.stem,
+            FileKind::Key
+        ));
+        assert!(!is_spelled(
+            "Kexample.net.+013+55648.private",
+            &name.stem,
+            FileKind::Key
+        ));
+        assert!(!is_spelled(
+            "KExample.net.+013+55648.key",
+            &name.stem,
+            FileKind::Key
+        ));
         let root = parse("K.+008+20326.private").expect("root key");
         assert_eq!(root.zone_text, ".");
         assert_eq!(root.kind, FileKind::Private);

@@ -16,7 +16,7 @@ use hickory_proto::rr::Name;
 use super::{Effect, IssueReport, KeyIssue, Severity, listing::Stamp, zone_of};
 use crate::keys::{
     Key, KeyFiles,
-    bind::{self, AssembleError, FileKind, KeyFileName},
+    bind::{self, AssembleError, FileKind, KeyFileName, filename::OddNames},
 };
 
 /// What is known about one key (one stem): its files as the last listing
@@ -55,9 +55,8 @@ pub(super) struct Seen {
 struct RareFiles {
     /// The `.private` and `.state` files, as last seen.
     others: [Option<Seen>; 2],
-    /// The names, by kind, of files not named as BIND spells them from the
-    /// stem (capitals in the zone part).
-    names: [Option<Box<str>>; 3],
+    /// The names of files not named as BIND spells them from the stem.
+    names: OddNames,
     /// Other spellings of files the key has (names that differ in case
     /// only): not read while the file taken first is there, and taken in
     /// its place when it is gone, so that a key is not dropped while a file
@@ -180,40 +179,36 @@ impl Slot {
 
     /// The name of the key's file of `kind`, if it has one.
     pub(super) fn file_name(&self, stem: &str, kind: FileKind) -> Option<String> {
-        self.has_file(kind).then(|| {
-            self.odd_name(kind)
-                .map_or_else(|| bind::filename::spelled(stem, kind), str::to_string)
+        self.has_file(kind).then(|| match self.rare.as_deref() {
+            Some(rare) => rare.names.name(stem, kind),
+            None => bind::filename::spelled(stem, kind),
         })
-    }
-
-    fn odd_name(&self, kind: FileKind) -> Option<&str> {
-        self.rare.as_deref()?.names[kind as usize].as_deref()
     }
 
     /// True when `file` is the key's file of `kind` (its name as listed);
     /// false for another spelling of it (names that differ in case only),
     /// which is not taken while this one is there.
     pub(super) fn names(&self, stem: &str, kind: FileKind, file: &str) -> bool {
-        match self.odd_name(kind) {
-            Some(name) => name == file,
-            None => file == bind::filename::spelled(stem, kind),
+        match self.rare.as_deref() {
+            Some(rare) => rare.names.is(stem, kind, file),
+            None => bind::filename::is_spelled(file, stem, kind),
         }
     }
 
     /// Takes `file` as the key's file of `kind`, seen as `seen`.
     pub(super) fn put_file(&mut self, stem: &str, kind: FileKind, file: &str, seen: Seen) {
-        let odd = (file != bind::filename::spelled(stem, kind)).then(|| Box::<str>::from(file));
-        if odd.is_some() || kind != FileKind::Key {
-            let rare = self.rare.get_or_insert_with(Box::default);
-            rare.names[kind as usize] = odd;
-            if kind != FileKind::Key {
-                rare.others[kind as usize - 1] = Some(seen);
-                return;
-            }
-        } else if let Some(rare) = self.rare.as_deref_mut() {
-            rare.names[kind as usize] = None;
+        let plain = kind == FileKind::Key && bind::filename::is_spelled(file, stem, kind);
+        if plain && self.rare.is_none() {
+            // Most child keys: nothing boxed.
+            self.key_file = Some(seen);
+            return;
         }
-        self.key_file = Some(seen);
+        let rare = self.rare.get_or_insert_with(Box::default);
+        rare.names.set(stem, kind, file);
+        match kind {
+            FileKind::Key => self.key_file = Some(seen),
+            other => rare.others[other as usize - 1] = Some(seen),
+        }
         self.tidy_files();
     }
 
@@ -297,7 +292,7 @@ impl Slot {
             }
         }
         if let Some(rare) = self.rare.as_deref_mut() {
-            rare.names[kind as usize] = None;
+            rare.names.clear(kind);
         }
     }
 
@@ -305,7 +300,7 @@ impl Slot {
     fn tidy_files(&mut self) {
         let empty = self.rare.as_deref().is_some_and(|rare| {
             rare.others.iter().all(Option::is_none)
-                && rare.names.iter().all(Option::is_none)
+                && rare.names.is_empty()
                 && rare.spares.is_empty()
         });
         if empty {
