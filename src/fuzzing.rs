@@ -32,6 +32,7 @@ use crate::{
     tsig,
     zone::{
         RrsetData, ZoneContent, ZoneSigner, ZoneStore,
+        blob::Bytes,
         journal::{Diff, Journal},
         persist,
     },
@@ -108,21 +109,30 @@ fn content(key: &Key, children: &[&str]) -> ZoneContent {
     content
 }
 
-/// A signed store of the fixture zone at `serial`, following `base`.
-fn signed(base: ZoneStore, key: &Arc<Key>, children: &[&str], serial: u32) -> ZoneStore {
+/// A signed store of the fixture zone at `serial`, following `base`, and
+/// the wire names the update touched (for the IXFR diff from `base`).
+fn signed(
+    base: ZoneStore,
+    key: &Arc<Key>,
+    children: &[&str],
+    serial: u32,
+) -> (ZoneStore, Vec<Bytes>) {
     let now = jiff::Timestamp::from_second(1_800_000_000).unwrap_or_default();
     let mut zone = base;
     let signer = ZoneSigner::from_keys(std::slice::from_ref(key), now);
     // The fixture is fixed data: signing it cannot fail; if it did, the
     // zone would stay unsigned and the fuzzer would still run.
-    let _ = zone.sync(
-        &content(key, children),
-        &signer,
-        serial,
-        now,
-        &ZoneOptions::default(),
-    );
-    zone
+    let touched = zone
+        .sync(
+            &content(key, children),
+            &signer,
+            serial,
+            now,
+            &ZoneOptions::default(),
+        )
+        .map(|stats| stats.touched)
+        .unwrap_or_default();
+    (zone, touched)
 }
 
 /// The served snapshot of the query target: a signed zone with a journal
@@ -135,15 +145,15 @@ pub fn snapshot() -> &'static Snapshot {
         let Some(key) = csk(&apex) else {
             return Snapshot::new(Vec::new(), EDNS_SIZE);
         };
-        let old = signed(
+        let (old, _) = signed(
             ZoneStore::new(apex.clone()),
             &key,
             &["a.example", "b.example.com"],
             1,
         );
-        let new = signed(old.clone(), &key, &["a.example", "c.d.e.f"], 2);
+        let (new, touched) = signed(old.clone(), &key, &["a.example", "c.d.e.f"], 2);
         let mut journal = Journal::default();
-        if let Some(diff) = Diff::between(&old, &new, new.touched().iter().map(|w| &w[..])) {
+        if let Some(diff) = Diff::between(&old, &new, touched.iter().map(|w| &w[..])) {
             journal.push(diff, &JournalLimits::default());
         }
         let acl: Arc<[AclEntry]> = Arc::from(vec![
@@ -498,12 +508,12 @@ fn signed_fixture_journal() -> Vec<u8> {
     let Some(key) = csk(&apex) else {
         return Vec::new();
     };
-    let old = signed(ZoneStore::new(apex), &key, &["a.example"], 1);
-    let new = signed(old.clone(), &key, &["b.example"], 2);
-    let newer = signed(new.clone(), &key, &["b.example", "c.example"], 3);
+    let (old, _) = signed(ZoneStore::new(apex), &key, &["a.example"], 1);
+    let (new, touched) = signed(old.clone(), &key, &["b.example"], 2);
+    let (newer, touched_after) = signed(new.clone(), &key, &["b.example", "c.example"], 3);
     let mut journal = Journal::default();
-    for (a, b) in [(&old, &new), (&new, &newer)] {
-        if let Some(diff) = Diff::between(a, b, b.touched().iter().map(|w| &w[..])) {
+    for (a, b, touched) in [(&old, &new, touched), (&new, &newer, touched_after)] {
+        if let Some(diff) = Diff::between(a, b, touched.iter().map(|w| &w[..])) {
             journal.push(diff, &JournalLimits::default());
         }
     }

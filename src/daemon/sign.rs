@@ -199,7 +199,7 @@ impl Daemon {
                 );
                 if !zone.store.is_empty() {
                     if let Some(diff) =
-                        Diff::between(&zone.store, &next, next.touched().iter().map(|w| &w[..]))
+                        Diff::between(&zone.store, &next, stats.touched.iter().map(|w| &w[..]))
                     {
                         Arc::make_mut(&mut zone.journal).push(diff, &options.journal);
                     }

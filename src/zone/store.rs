@@ -21,7 +21,7 @@
 //! touches, the NSEC records next to it and the SOA, on all cores when there
 //! are many. NSEC TTL = min(SOA MINIMUM, SOA TTL) (RFC 9077).
 
-use std::{collections::BTreeSet, ops::Bound, sync::Arc};
+use std::{collections::BTreeSet, ops::Bound};
 
 use hickory_proto::rr::{Name, RecordType};
 use jiff::Timestamp;
@@ -126,7 +126,7 @@ pub struct Change {
 }
 
 /// What an update did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpdateStats {
     /// Names with data in the zone.
     pub names: usize,
@@ -136,6 +136,13 @@ pub struct UpdateStats {
     pub rrsets_signed: usize,
     /// RRSIGs made.
     pub signatures: usize,
+    /// Wire names the update may have changed, for the IXFR diff from the
+    /// version before (`journal::Diff::between`); empty for a zone built
+    /// from nothing, which has no version before. Handed back rather than
+    /// kept in the new version: every snapshot would hold it until the
+    /// next update, after a cold start or a re-signing round a wire name
+    /// of every owner (~90 octets a name at a million, issue 15).
+    pub touched: Vec<Bytes>,
 }
 
 /// A signed zone.
@@ -157,8 +164,6 @@ pub struct ZoneStore {
     /// ([`wire_of_canonical_key`]) and its node from the name index, so a
     /// second copy of every owner name is not kept here.
     order: imbl::OrdSet<Bytes>,
-    /// Wire names the update that made this version may have changed.
-    touched: Arc<[Bytes]>,
 }
 
 impl ZoneStore {
@@ -172,14 +177,7 @@ impl ZoneStore {
             negative_ttl: 0,
             names: Names::default(),
             order: imbl::OrdSet::new(),
-            touched: Arc::new([]),
         }
-    }
-
-    /// The wire names the update that made this version may have changed
-    /// (for the IXFR journal: see `journal::Diff::between`).
-    pub fn touched(&self) -> &[Bytes] {
-        &self.touched
     }
 
     /// A zone from saved parts (see `persist`); `None` if they do not hold

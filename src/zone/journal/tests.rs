@@ -180,9 +180,10 @@ pub(crate) fn versions(steps: &[(Step, bool)]) -> (ZoneStore, Vec<(ZoneStore, Di
         let changes = zone.changes_to(&content(&children, second));
         serial += 1;
         let mut next = zone.clone();
-        next.apply(&changes, resign_due, &signer, serial, now, &options)
+        let stats = next
+            .apply(&changes, resign_due, &signer, serial, now, &options)
             .expect("signed");
-        let diff = Diff::between(&zone, &next, next.touched().iter().map(|w| &w[..]))
+        let diff = Diff::between(&zone, &next, stats.touched.iter().map(|w| &w[..]))
             .expect("both versions have an SOA");
         out.push((next.clone(), diff));
         zone = next;

@@ -63,6 +63,8 @@ impl ZoneStore {
             changed_names: count,
             rrsets_signed,
             signatures,
+            // No version before this one to diff against.
+            touched: Vec::new(),
         })
     }
 
@@ -133,18 +135,15 @@ impl ZoneStore {
     fn index(&mut self, owners: Vec<Owner>) {
         let mut names = Names::default();
         let mut order: imbl::OrdSet<Bytes> = imbl::OrdSet::new();
-        let mut touched: Vec<Bytes> = Vec::with_capacity(owners.len());
         for (key, wire, sets) in owners {
             let Some(order_key) = self.order_key(&key) else {
                 continue; // outside the zone: not chained or signed either
             };
             order.insert(order_key.into());
             put_named(&mut names, Node::new(&wire, &sets));
-            touched.push(wire);
         }
         self.names = names;
         self.order = order;
-        self.touched = touched.into();
     }
 }
 

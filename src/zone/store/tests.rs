@@ -202,14 +202,24 @@ fn empty_non_terminals_come_and_go_with_the_names_below_them() {
 fn updates_resign_only_what_changed() {
     let mut zone = ZoneStore::new(parse_name("_signal.ns1.example.net.").expect("valid"));
     let options = ZoneOptions::default();
-    zone.sync(
-        &content(&["a.example", "c.example"]),
-        &signer(),
-        1,
-        now(),
-        &options,
-    )
-    .expect("signed");
+    let touched = |stats: &UpdateStats| -> Vec<String> {
+        let mut names: Vec<String> = (stats.touched.iter())
+            .map(|w| display(&name_of(w).expect("a name")))
+            .collect();
+        names.sort();
+        names
+    };
+    let stats = zone
+        .sync(
+            &content(&["a.example", "c.example"]),
+            &signer(),
+            1,
+            now(),
+            &options,
+        )
+        .expect("signed");
+    // Built from nothing: no version before it to diff against.
+    assert!(stats.touched.is_empty());
     let before = zone.clone();
     // Same content, new serial: only the SOA is re-signed.
     let stats = zone
@@ -234,6 +244,16 @@ fn updates_resign_only_what_changed() {
         .expect("signed");
     assert_eq!((stats.rrsets_signed, stats.changed_names), (4, 1));
     assert_eq!(verify_all(&zone), 10);
+    // What the IXFR diff reads: the new name, its predecessor (NSEC) and
+    // the apex (SOA).
+    assert_eq!(
+        touched(&stats),
+        [
+            "_dsboot.a.example._signal.ns1.example.net.",
+            "_dsboot.b.example._signal.ns1.example.net.",
+            "_signal.ns1.example.net.",
+        ]
+    );
     // Removing it again: the predecessor's NSEC and the SOA; the ENT goes.
     let stats = zone
         .sync(

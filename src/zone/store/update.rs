@@ -19,8 +19,8 @@ impl ZoneStore {
     /// changes touched: their RRsets, the NSEC records at and before them,
     /// the SOA; with `resign_due`, also every other RRset whose signatures
     /// are due for refresh or made by other keys (RFC 4034 §3.1.5). One new
-    /// version: [`ZoneStore::touched`] names every owner it changed, so the
-    /// IXFR diff to it is complete. On error the zone is left as it was.
+    /// version: [`UpdateStats::touched`] names every owner it changed, so
+    /// the IXFR diff to it is complete. On error the zone is left as it was.
     pub fn apply(
         &mut self,
         changes: &[Change],
@@ -75,11 +75,11 @@ impl ZoneStore {
                 zone: display(&self.apex),
                 source,
             })?;
-        next.touched = touched_wires.into_iter().collect::<Vec<_>>().into();
         *self = next;
         Ok(UpdateStats {
             names: self.len(),
             changed_names,
+            touched: touched_wires.into_iter().collect(),
             ..stats
         })
     }
@@ -227,21 +227,18 @@ impl ZoneStore {
     /// `None` (and the zone half-changed: the caller drops it) when a name
     /// is not the lower-case wire form of a name at or below the apex.
     pub fn put_nodes(&mut self, nodes: Vec<(Bytes, Option<Node>)>, serial: u32) -> Option<()> {
-        let mut touched = Vec::with_capacity(nodes.len());
         for (wire, node) in nodes {
             let name = name_of(&wire)?;
             if canonical_wire(&name)[..] != wire[..] || !self.apex.zone_of(&name) {
                 return None;
             }
             let key: Bytes = self.order_key(&canonical_key(&name))?.into();
-            self.set_node(wire.clone(), key, node);
-            touched.push(wire);
+            self.set_node(wire, key, node);
         }
         let soa = self.apex_node()?.rrset(RecordType::SOA)?;
         let minimum = soa.rdatas().first().and_then(|r| soa_minimum(r))?;
         self.negative_ttl = soa.ttl.min(minimum);
         self.serial = serial;
-        self.touched = touched.into();
         Some(())
     }
 
