@@ -175,11 +175,12 @@ pub fn assemble(
         if let Some(report) = outcome.report {
             plan.reports.push(report);
         }
-        let owners = outcome
-            .changes
-            .into_iter()
-            .map(|(apex, change)| plan.push_change(apex, change))
-            .collect();
+        // Collected into a list of its own size: `collect` would reuse the
+        // outcome's list of changes, four times their size, for the round.
+        let mut owners = Vec::with_capacity(outcome.changes.len());
+        for (apex, change) in outcome.changes {
+            owners.push(plan.push_change(apex, change));
+        }
         plan.touch(child.name.clone(), owners);
     }
     for name in &gone {
@@ -214,6 +215,45 @@ impl RoundPlan {
         if !owners.is_empty() {
             self.touched.push(TouchedChild { child, owners });
         }
+    }
+
+    /// Appends `part`, the plan of children after this plan's: its changes
+    /// go after this plan's in each zone's list, its children pointing at
+    /// them there. Planning a round in parts and appending them gives the
+    /// plan of the whole round.
+    pub fn append(&mut self, part: RoundPlan) {
+        let RoundPlan {
+            changes,
+            mut touched,
+            apex_updates,
+            reports,
+            next_events,
+            gone,
+            states,
+            held,
+        } = part;
+        let mut offsets: Vec<(Name, usize)> = Vec::new();
+        for (apex, list) in changes {
+            let mine = self.changes.entry(apex.clone()).or_default();
+            if !mine.is_empty() {
+                offsets.push((apex, mine.len()));
+            }
+            mine.extend(list);
+        }
+        if !offsets.is_empty() {
+            for (apex, index) in touched.iter_mut().flat_map(|t| t.owners.iter_mut()) {
+                if let Some((_, offset)) = offsets.iter().find(|(a, _)| a == apex) {
+                    *index += offset;
+                }
+            }
+        }
+        self.touched.append(&mut touched);
+        self.apex_updates.extend(apex_updates);
+        self.reports.extend(reports);
+        self.next_events.extend(next_events);
+        self.gone.extend(gone);
+        self.states.extend(states);
+        self.held.extend(held);
     }
 
     /// The change at `owner` (as recorded in [`TouchedChild::owners`]).
@@ -258,6 +298,10 @@ impl RoundPlan {
                     None => false,
                 }
             });
+            if touched.owners.is_empty() {
+                // Kept for every child of a full round: without its list.
+                touched.owners = Vec::new();
+            }
         }
     }
 }

@@ -284,6 +284,62 @@ fn dropping_unchanged_changes_keeps_every_child_pointing_at_its_own() {
     }
 }
 
+/// A round plans a part of its children at a time, drops what each part's
+/// zones already hold, and appends the parts (`daemon::round`): the result
+/// is the plan of the whole round with the same changes dropped.
+#[test]
+fn plans_of_parts_appended_are_the_plan_of_the_whole() {
+    let (views, followed) = (HashMap::new(), HashMap::new());
+    let facts = no_facts(&views, &followed);
+    let names = [
+        "a.example.",
+        "b.example.",
+        "c.example.",
+        "d.example.",
+        "e.example.",
+    ];
+    let children: Vec<ChildZone> = names.iter().map(|c| child(c, Vec::new())).collect();
+    let gone = vec![name("gone.example.")];
+    let first = targets()[0].apex.clone();
+    // The first zone already holds b's and d's changes.
+    let mut whole = plan_round(&children, gone.clone(), &targets(), facts, now());
+    whole.drop_changes(&first, &[false, true, false, true, false, false]);
+    let mut parts = RoundPlan::default();
+    let mut part = plan_round(&children[..2], Vec::new(), &targets(), facts, now());
+    part.drop_changes(&first, &[false, true]);
+    parts.append(part);
+    let mut part = plan_round(&children[2..], Vec::new(), &targets(), facts, now());
+    part.drop_changes(&first, &[false, true, false]);
+    parts.append(part);
+    parts.append(plan_round(&[], gone, &targets(), facts, now()));
+
+    assert_eq!(parts.changes, whole.changes);
+    assert_eq!(parts.touched, whole.touched);
+    assert_eq!(parts.states, whole.states);
+    assert_eq!(parts.next_events, whole.next_events);
+    assert_eq!(parts.gone, whole.gone);
+    assert_eq!(parts.held, whole.held);
+    assert_eq!(parts.apex_updates.len(), whole.apex_updates.len());
+    assert_eq!(parts.reports.len(), whole.reports.len());
+    // Each child points at its own changes, the later parts' moved down
+    // their zones' lists.
+    assert_eq!(parts.changes[&first].len(), 4);
+    for touched in &parts.touched {
+        for owner in &touched.owners {
+            let change = parts.change(owner).expect("recorded");
+            assert_eq!(
+                child_of(&change.owner, &owner.0),
+                Some(touched.child.clone())
+            );
+        }
+    }
+    // A child left with no change in a zone keeps no list for it.
+    let b = (parts.touched.iter())
+        .find(|t| t.child == name("b.example."))
+        .expect("touched");
+    assert!(b.owners.iter().all(|(apex, _)| *apex != first));
+}
+
 #[test]
 fn apex_wanted_writes_each_published_type_and_empties_the_rest() {
     let zone = name("example.com.");
