@@ -53,7 +53,9 @@ use crate::{
 /// instead of the whole round: a full round at a million children peaked
 /// at ~2 GB above the steady heap, with nearly every change dropped as
 /// already served. A part is still thousands of children for each core.
-const PLAN_PART: usize = 65_536;
+/// The unit tests plan two children at a time, so that every round of
+/// theirs with more is planned in parts.
+const PLAN_PART: usize = if cfg!(test) { 2 } else { 65_536 };
 
 /// What a round should look at.
 #[derive(Debug, Clone, Default)]

@@ -86,15 +86,34 @@ pub struct SigningSnapshot {
 }
 
 impl SigningProgress {
-    fn start(&self, zone: &str, total: usize) {
-        if let Ok(mut run) = self.run.lock() {
-            *run = Some(SigningRun {
-                zone: zone.to_string(),
-                total,
-                done: 0,
-                started: Instant::now(),
-            });
+    /// Counts `work`'s signing of `total` RRsets of `zone` as one run,
+    /// however many calls of [`sign_jobs`] it makes (a cold build signs in
+    /// parts).
+    pub fn run<T>(&self, zone: &str, total: usize, work: impl FnOnce() -> T) -> T {
+        let started = self.start(zone, total);
+        let out = work();
+        if started {
+            self.finish();
         }
+        out
+    }
+
+    /// Starts a run unless one of `zone` is going on (its parts count in
+    /// it); true when it started one.
+    fn start(&self, zone: &str, total: usize) -> bool {
+        let Ok(mut run) = self.run.lock() else {
+            return false;
+        };
+        if run.as_ref().is_some_and(|run| run.zone == zone) {
+            return false;
+        }
+        *run = Some(SigningRun {
+            zone: zone.to_string(),
+            total,
+            done: 0,
+            started: Instant::now(),
+        });
+        true
     }
 
     fn add(&self, count: usize) {
@@ -334,7 +353,7 @@ pub fn sign_jobs(
         board: signer.progress.as_deref().unwrap_or(&own_board),
         last: Mutex::new(Instant::now()),
     };
-    progress.board.start(zone, jobs.len());
+    let own_run = progress.board.start(zone, jobs.len());
     let progress = &progress;
     let signed = std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
@@ -365,7 +384,9 @@ pub fn sign_jobs(
         }
         Ok(out)
     });
-    progress.board.finish();
+    if own_run {
+        progress.board.finish();
+    }
     signed
 }
 
@@ -383,6 +404,22 @@ fn jitter_hash(wire: &[u8], rtype: RecordType) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_parts_of_a_run_count_in_it() {
+        let board = SigningProgress::default();
+        board.run("_signal.ns1.example.net.", 10, || {
+            // A part (`sign_jobs` on some of the RRsets) starts no run of
+            // its own, and its end does not end the whole.
+            assert!(!board.start("_signal.ns1.example.net.", 4));
+            board.add(4);
+            assert!(!board.start("_signal.ns1.example.net.", 6));
+            board.add(6);
+            let seen = board.now().expect("a run");
+            assert_eq!((seen.done, seen.total), (10, 10));
+        });
+        assert_eq!(board.now(), None);
+    }
 
     #[test]
     fn a_signing_run_is_seen_while_it_runs_and_gone_after() {
