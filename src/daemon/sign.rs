@@ -82,7 +82,7 @@ impl Daemon {
             }
         };
         self.serial_hold.release(apex);
-        Some(self.sign_version(apex, &changes, &signer, serial, refresh, now))
+        Some(self.sign_version(apex, changes, &signer, serial, refresh, now))
     }
 
     /// The zone's own apex RRsets from its keys, and the signer they give;
@@ -173,7 +173,7 @@ impl Daemon {
     fn sign_version(
         &mut self,
         apex: &Name,
-        changes: &[Change],
+        changes: Vec<Change>,
         signer: &ZoneSigner,
         new_serial: u32,
         resign_due: bool,

@@ -414,7 +414,7 @@ impl ZoneStore {
         options: &ZoneOptions,
     ) -> Result<UpdateStats, SignError> {
         let changes = self.changes_to(content);
-        self.apply(&changes, false, signer, serial, now, options)
+        self.apply(changes, false, signer, serial, now, options)
     }
 
     /// The changes that make the zone hold exactly `content`: every owner
@@ -479,7 +479,7 @@ impl ZoneStore {
         now: Timestamp,
         options: &ZoneOptions,
     ) -> Result<UpdateStats, SignError> {
-        self.apply(&[], true, signer, serial, now, options)
+        self.apply(Vec::new(), true, signer, serial, now, options)
     }
 
     /// True when `rtype` at `wire` is signed by the KSKs: the apex DNSKEY,

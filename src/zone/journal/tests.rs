@@ -181,7 +181,7 @@ pub(crate) fn versions(steps: &[(Step, bool)]) -> (ZoneStore, Vec<(ZoneStore, Di
         serial += 1;
         let mut next = zone.clone();
         let stats = next
-            .apply(&changes, resign_due, &signer, serial, now, &options)
+            .apply(changes, resign_due, &signer, serial, now, &options)
             .expect("signed");
         let diff = Diff::between(&zone, &next, stats.touched.iter().map(|w| &w[..]))
             .expect("both versions have an SOA");

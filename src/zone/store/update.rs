@@ -21,9 +21,11 @@ impl ZoneStore {
     /// are due for refresh or made by other keys (RFC 4034 §3.1.5). One new
     /// version: [`UpdateStats::touched`] names every owner it changed, so
     /// the IXFR diff to it is complete. On error the zone is left as it was.
+    /// The changes are taken, so that a cold build can drop each as it
+    /// turns it into the zone's form, before it signs.
     pub fn apply(
         &mut self,
-        changes: &[Change],
+        changes: Vec<Change>,
         resign_due: bool,
         signer: &ZoneSigner,
         serial: u32,
@@ -45,7 +47,7 @@ impl ZoneStore {
         let mut touched: BTreeSet<Bytes> = BTreeSet::new(); // order keys
         let mut touched_wires: BTreeSet<Bytes> = BTreeSet::new();
         let mut changed_names = 0;
-        for change in changes {
+        for change in &changes {
             if next.apply_one(change, &mut touched) {
                 changed_names += 1;
                 touched_wires.insert(canonical_wire(&change.owner).into());
