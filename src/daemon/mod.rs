@@ -171,6 +171,11 @@ pub struct Daemon {
     /// The secondaries being asked what they hold, until
     /// [`Daemon::check_secondaries`] takes their answers.
     secondary_asks: Option<takeover::SecondaryAsks>,
+    /// A cold start's first round takes the secondaries' answers itself,
+    /// on this runtime, before its first new serial
+    /// ([`Daemon::settle_takeover`]), instead of waiting for them before it
+    /// scans.
+    takeover_deferred: Option<tokio::runtime::Handle>,
     /// Saves zones in the background.
     saver: ZoneSaver,
     /// Zones held because their next serial could not be recorded.
@@ -251,6 +256,7 @@ impl Daemon {
             first_round: true,
             takeover_pending: true,
             secondary_asks: None,
+            takeover_deferred: None,
             saver: ZoneSaver::start(&vitals),
             serial_hold: SerialHold::default(),
             keyring,

@@ -497,6 +497,8 @@ impl Daemon {
         every_zone: bool,
         now: Timestamp,
     ) -> Applied {
+        // Before the first new serial of a cold start.
+        self.settle_takeover();
         for (child, next) in &plan.next_events {
             self.schedule.set(child, *next);
         }

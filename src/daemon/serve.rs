@@ -152,9 +152,9 @@ pub async fn serve(config_path: &Path) -> Result<(), DaemonError> {
         tracing::info!(%addr, "serving");
     }
     // Before any new serial: what the secondaries hold (a standby taking
-    // over continues above it, and drops a journal it cannot trust).
-    daemon.check_secondaries().await;
-    daemon.takeover_pending = false;
+    // over continues above it, and drops a journal it cannot trust); on a
+    // cold start, taken by the first round before its first new serial.
+    daemon.check_secondaries_or_defer().await;
     daemon.publish_snapshot();
     daemon.rrl = listening.rrl;
     daemon.events = crate::event::Events::start(&daemon.config.hooks, &daemon.vitals);

@@ -31,7 +31,10 @@
 //! for a truncated answer), as soon as the configuration is read, beside
 //! the saved zones' load: one that does not answer delays the first round
 //! (not the first answer) by what is left of its 1.5 s once the zones are
-//! loaded (at a million children, nothing), is logged and left out. Those
+//! loaded (at a million children, nothing), is logged and left out; on a
+//! cold start (nothing served yet, so nothing to transfer and no journal)
+//! the first round scans and signs meanwhile and takes the answers before
+//! its first new serial ([`Daemon::settle_takeover`]). Those
 //! that answered are asked again when their answers are more than a second
 //! old by then (the other node may have made a serial meanwhile), which
 //! costs one round trip; when none answers the node goes on with its own records, as a
@@ -185,6 +188,31 @@ impl Daemon {
     /// start-up); raises each zone's serial floor and drops journals as
     /// the module doc says. Runs once the saved zones are served, before
     /// any transfer and before the first round.
+    /// Before a start's first round: what the secondaries hold, taken now
+    /// ([`Self::check_secondaries`]); or, on a cold start (no zone served
+    /// yet: nothing to transfer, no journal to drop), deferred to the first
+    /// round's apply phase ([`Self::settle_takeover`]), so that its key scan
+    /// does not wait for a secondary that does not answer (1.5 s).
+    pub(super) async fn check_secondaries_or_defer(&mut self) {
+        if self.zones.values().all(|zone| zone.store.is_empty()) {
+            self.takeover_deferred = Some(tokio::runtime::Handle::current());
+            return;
+        }
+        self.check_secondaries().await;
+        self.takeover_pending = false;
+    }
+
+    /// Takes the secondaries' answers a cold start deferred, before the
+    /// first new serial; called from the round's thread (a blocking one,
+    /// which may wait on the runtime). A no-op otherwise.
+    pub(super) fn settle_takeover(&mut self) {
+        let Some(runtime) = self.takeover_deferred.take() else {
+            return;
+        };
+        runtime.block_on(self.check_secondaries());
+        self.takeover_pending = false;
+    }
+
     pub(super) async fn check_secondaries(&mut self) {
         let asks = match self.secondary_asks.take() {
             Some(asks) => asks,

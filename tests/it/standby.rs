@@ -280,3 +280,115 @@ fn a_standby_takes_over_above_the_secondarys_serial_and_knot_never_goes_back() {
         );
     }
 }
+
+/// A standby that lost its state directory (or never had one) takes over
+/// from nothing: a cold start. Nothing is served before its first round,
+/// so it scans and signs without waiting for the secondaries, and takes
+/// their answers before its first serial: that serial continues above
+/// Knot's, Knot follows it, and never goes back.
+#[test]
+fn a_cold_standby_scans_first_and_still_continues_above_the_secondarys_serial() {
+    if !tools(&["knotd", "dig", "dnssec-verify", "dnssec-keygen"]) {
+        return;
+    }
+    let secondary_port = free_port();
+    let s = setup(50, secondary_port, false, "");
+    let children = s.root.join("children");
+    let cold_config = s.root.join("cold.toml");
+    let text = fs::read_to_string(&s.config).expect("config");
+    assert!(text.contains("dir = \"state\""), "{text}");
+    fs::write(
+        &cold_config,
+        text.replace("dir = \"state\"", "dir = \"state-cold\""),
+    )
+    .expect("cold standby config");
+
+    // The primary serves and moves on; Knot follows; the primary dies.
+    let mut primary = Serve::start(&s.config, s.addr, APEX);
+    let first = serial(s.addr, APEX).expect("serial");
+    let mut knot = Secondary::start_on_port(
+        Kind::Knot,
+        &s.root.join("secondary"),
+        APEX,
+        s.addr,
+        None,
+        secondary_port,
+    );
+    assert!(
+        knot.wait_serial(APEX, first, Duration::from_secs(60)),
+        "{}",
+        knot.log_text()
+    );
+    let watch = SerialWatch::start(SocketAddr::from(([127, 0, 0, 1], secondary_port)));
+    change_child(&children, 3, 1);
+    let second = serial_after(s.addr, first, &primary);
+    assert!(knot.wait_serial(APEX, second, Duration::from_secs(30)));
+    primary.kill();
+    drop(primary);
+
+    // The standby starts from nothing on the same address.
+    let standby = Serve::launch_logging(&cold_config, s.addr, "info,signalbox::daemon=debug");
+    let done = crate::notify::wait_until(Duration::from_secs(60), || {
+        standby.log_text().contains("round done")
+    });
+    let log = standby.log_text();
+    assert!(done, "{log}");
+    let at = |what: &str| {
+        log.find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in {log}"))
+    };
+    // Its key scan did not wait for Knot's answer, which was taken before
+    // its first serial.
+    assert!(
+        at("phase=\"keys scanned\"") < at("a secondary holds a newer serial"),
+        "{log}"
+    );
+    assert!(
+        at("a secondary holds a newer serial") < at("zone updated"),
+        "{log}"
+    );
+    let third = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match serial(s.addr, APEX) {
+                Some(now) if newer(now, second) => break now,
+                _ => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cold standby never served above {second}:\n{}",
+                standby.log_text()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert!(
+        knot.wait_serial(APEX, third, Duration::from_secs(30)),
+        "{}\n{}",
+        knot.log_text(),
+        standby.log_text()
+    );
+    let knot_addr = SocketAddr::from(([127, 0, 0, 1], secondary_port));
+    let now = serial(s.addr, APEX).expect("serial");
+    assert!(
+        knot.wait_serial(APEX, now, Duration::from_secs(30)),
+        "{}",
+        knot.log_text()
+    );
+    assert_eq!(
+        axfr(s.addr),
+        axfr(knot_addr),
+        "Knot's copy is not the standby's zone"
+    );
+    verify_secondary(knot_addr, &s.root);
+    let served = watch.finish();
+    assert!(served.len() >= 3, "{served:?}");
+    for pair in served.windows(2) {
+        assert!(
+            newer(pair[1], pair[0]),
+            "Knot served {} after {}: {served:?}",
+            pair[1],
+            pair[0]
+        );
+    }
+}
