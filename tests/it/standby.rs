@@ -14,7 +14,7 @@
 use std::{
     fs,
     net::SocketAddr,
-    path::Path,
+    path::{Path, PathBuf},
     process::Command,
     sync::{
         Arc, Mutex,
@@ -31,7 +31,7 @@ use crate::{
         serve::{Serve, serial},
         *,
     },
-    transfer::{change_child, setup, verify_secondary},
+    transfer::{Setup, change_child, setup, verify_secondary},
 };
 
 const APEX: &str = "_signal.ns1.operator.test.";
@@ -152,25 +152,23 @@ fn serial_after(addr: SocketAddr, old: u32, server: &Serve) -> u32 {
     }
 }
 
-#[test]
-fn a_standby_takes_over_above_the_secondarys_serial_and_knot_never_goes_back() {
-    if !tools(&["knotd", "dig", "dnssec-verify", "dnssec-keygen"]) {
-        return;
-    }
-    let secondary_port = free_port();
-    let s = setup(50, secondary_port, false, "");
-    let children = s.root.join("children");
-    let standby_config = s.root.join("standby.toml");
+/// A standby's configuration: `s`'s with its state in `state_dir`.
+fn standby_config(s: &Setup, name: &str, state_dir: &str) -> PathBuf {
+    let path = s.root.join(name);
     let text = fs::read_to_string(&s.config).expect("config");
     assert!(text.contains("dir = \"state\""), "{text}");
     fs::write(
-        &standby_config,
-        text.replace("dir = \"state\"", "dir = \"state-standby\""),
+        &path,
+        text.replace("dir = \"state\"", &format!("dir = \"{state_dir}\"")),
     )
     .expect("standby config");
+    path
+}
 
-    // The primary serves; Knot follows it.
-    let mut primary = Serve::start(&s.config, s.addr, APEX);
+/// The primary serving `s`, and a Knot secondary on `secondary_port` that
+/// has taken its first version; returns that serial too.
+fn primary_and_knot(s: &Setup, secondary_port: u16) -> (Serve, Secondary, u32) {
+    let primary = Serve::start(&s.config, s.addr, APEX);
     let first = serial(s.addr, APEX).expect("serial");
     let mut knot = Secondary::start_on_port(
         Kind::Knot,
@@ -185,6 +183,91 @@ fn a_standby_takes_over_above_the_secondarys_serial_and_knot_never_goes_back() {
         "{}",
         knot.log_text()
     );
+    (primary, knot, first)
+}
+
+/// The first serial the standby serves that is newer than `old` (within
+/// 30 s).
+fn served_above(s: &Setup, old: u32, standby: &Serve) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match serial(s.addr, APEX) {
+            Some(now) if newer(now, old) => return now,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the standby never served above {old}:\n{}",
+            standby.log_text()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Knot follows the standby to `serial`, ends with the standby's zone
+/// record for record (and it verifies), and never served a lower serial
+/// after a higher one.
+fn knot_ends_with_the_standbys_zone(
+    s: &Setup,
+    knot: &mut Secondary,
+    secondary_port: u16,
+    serial_now: u32,
+    standby: &Serve,
+    watch: SerialWatch,
+) {
+    assert!(
+        knot.wait_serial(APEX, serial_now, Duration::from_secs(30)),
+        "{}\n{}",
+        knot.log_text(),
+        standby.log_text()
+    );
+    let knot_addr = SocketAddr::from(([127, 0, 0, 1], secondary_port));
+    // Once both serve the same serial, Knot's copy is the standby's zone.
+    let now = serial(s.addr, APEX).expect("serial");
+    assert!(
+        knot.wait_serial(APEX, now, Duration::from_secs(30)),
+        "{}",
+        knot.log_text()
+    );
+    assert_eq!(
+        serial(knot_addr, APEX),
+        Some(now),
+        "the standby moved on meanwhile"
+    );
+    let ours = axfr(s.addr);
+    assert!(ours.len() > 100, "{ours:?}");
+    assert_eq!(
+        ours,
+        axfr(knot_addr),
+        "Knot's copy is not the standby's zone"
+    );
+    verify_secondary(knot_addr, &s.root);
+
+    // Knot never went back.
+    let served = watch.finish();
+    assert!(served.len() >= 3, "{served:?}");
+    for pair in served.windows(2) {
+        assert!(
+            newer(pair[1], pair[0]),
+            "Knot served {} after {}: {served:?}",
+            pair[1],
+            pair[0]
+        );
+    }
+}
+
+#[test]
+fn a_standby_takes_over_above_the_secondarys_serial_and_knot_never_goes_back() {
+    if !tools(&["knotd", "dig", "dnssec-verify", "dnssec-keygen"]) {
+        return;
+    }
+    let secondary_port = free_port();
+    let s = setup(50, secondary_port, false, "");
+    let children = s.root.join("children");
+    let standby_config = standby_config(&s, "standby.toml", "state-standby");
+
+    // The primary serves; Knot follows it.
+    let (mut primary, mut knot, first) = primary_and_knot(&s, secondary_port);
     let watch = SerialWatch::start(SocketAddr::from(([127, 0, 0, 1], secondary_port)));
 
     // One change; the standby's state is a copy from then (with a journal).
@@ -225,60 +308,8 @@ fn a_standby_takes_over_above_the_secondarys_serial_and_knot_never_goes_back() {
         at("a secondary holds a newer serial") < at("round done"),
         "{log}"
     );
-    let fourth = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match serial(s.addr, APEX) {
-                Some(now) if newer(now, third) => break now,
-                _ => {}
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the standby never served above {third}:\n{}",
-                standby.log_text()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    };
-    assert!(
-        knot.wait_serial(APEX, fourth, Duration::from_secs(30)),
-        "{}\n{}",
-        knot.log_text(),
-        standby.log_text()
-    );
-    let knot_addr = SocketAddr::from(([127, 0, 0, 1], secondary_port));
-    // Once both serve the same serial, Knot's copy is the standby's zone.
-    let now = serial(s.addr, APEX).expect("serial");
-    assert!(
-        knot.wait_serial(APEX, now, Duration::from_secs(30)),
-        "{}",
-        knot.log_text()
-    );
-    assert_eq!(
-        serial(knot_addr, APEX),
-        Some(now),
-        "the standby moved on meanwhile"
-    );
-    let ours = axfr(s.addr);
-    assert!(ours.len() > 100, "{ours:?}");
-    assert_eq!(
-        ours,
-        axfr(knot_addr),
-        "Knot's copy is not the standby's zone"
-    );
-    verify_secondary(knot_addr, &s.root);
-
-    // Knot never went back.
-    let served = watch.finish();
-    assert!(served.len() >= 3, "{served:?}");
-    for pair in served.windows(2) {
-        assert!(
-            newer(pair[1], pair[0]),
-            "Knot served {} after {}: {served:?}",
-            pair[1],
-            pair[0]
-        );
-    }
+    let fourth = served_above(&s, third, &standby);
+    knot_ends_with_the_standbys_zone(&s, &mut knot, secondary_port, fourth, &standby, watch);
 }
 
 /// A standby that lost its state directory (or never had one) takes over
@@ -294,31 +325,10 @@ fn a_cold_standby_scans_first_and_still_continues_above_the_secondarys_serial() 
     let secondary_port = free_port();
     let s = setup(50, secondary_port, false, "");
     let children = s.root.join("children");
-    let cold_config = s.root.join("cold.toml");
-    let text = fs::read_to_string(&s.config).expect("config");
-    assert!(text.contains("dir = \"state\""), "{text}");
-    fs::write(
-        &cold_config,
-        text.replace("dir = \"state\"", "dir = \"state-cold\""),
-    )
-    .expect("cold standby config");
+    let cold_config = standby_config(&s, "cold.toml", "state-cold");
 
     // The primary serves and moves on; Knot follows; the primary dies.
-    let mut primary = Serve::start(&s.config, s.addr, APEX);
-    let first = serial(s.addr, APEX).expect("serial");
-    let mut knot = Secondary::start_on_port(
-        Kind::Knot,
-        &s.root.join("secondary"),
-        APEX,
-        s.addr,
-        None,
-        secondary_port,
-    );
-    assert!(
-        knot.wait_serial(APEX, first, Duration::from_secs(60)),
-        "{}",
-        knot.log_text()
-    );
+    let (mut primary, mut knot, first) = primary_and_knot(&s, secondary_port);
     let watch = SerialWatch::start(SocketAddr::from(([127, 0, 0, 1], secondary_port)));
     change_child(&children, 3, 1);
     let second = serial_after(s.addr, first, &primary);
@@ -347,48 +357,6 @@ fn a_cold_standby_scans_first_and_still_continues_above_the_secondarys_serial() 
         at("a secondary holds a newer serial") < at("zone updated"),
         "{log}"
     );
-    let third = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match serial(s.addr, APEX) {
-                Some(now) if newer(now, second) => break now,
-                _ => {}
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the cold standby never served above {second}:\n{}",
-                standby.log_text()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    };
-    assert!(
-        knot.wait_serial(APEX, third, Duration::from_secs(30)),
-        "{}\n{}",
-        knot.log_text(),
-        standby.log_text()
-    );
-    let knot_addr = SocketAddr::from(([127, 0, 0, 1], secondary_port));
-    let now = serial(s.addr, APEX).expect("serial");
-    assert!(
-        knot.wait_serial(APEX, now, Duration::from_secs(30)),
-        "{}",
-        knot.log_text()
-    );
-    assert_eq!(
-        axfr(s.addr),
-        axfr(knot_addr),
-        "Knot's copy is not the standby's zone"
-    );
-    verify_secondary(knot_addr, &s.root);
-    let served = watch.finish();
-    assert!(served.len() >= 3, "{served:?}");
-    for pair in served.windows(2) {
-        assert!(
-            newer(pair[1], pair[0]),
-            "Knot served {} after {}: {served:?}",
-            pair[1],
-            pair[0]
-        );
-    }
+    let third = served_above(&s, second, &standby);
+    knot_ends_with_the_standbys_zone(&s, &mut knot, secondary_port, third, &standby, watch);
 }

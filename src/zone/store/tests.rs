@@ -202,6 +202,10 @@ fn empty_non_terminals_come_and_go_with_the_names_below_them() {
 fn updates_resign_only_what_changed() {
     let mut zone = ZoneStore::new(parse_name("_signal.ns1.example.net.").expect("valid"));
     let options = ZoneOptions::default();
+    let sync = |zone: &mut ZoneStore, children: &[&str], serial: u32| {
+        zone.sync(&content(children), &signer(), serial, now(), &options)
+            .expect("signed")
+    };
     let touched = |stats: &UpdateStats| -> Vec<String> {
         let mut names: Vec<String> = (stats.touched.iter())
             .map(|w| display(&name_of(w).expect("a name")))
@@ -209,39 +213,15 @@ fn updates_resign_only_what_changed() {
         names.sort();
         names
     };
-    let stats = zone
-        .sync(
-            &content(&["a.example", "c.example"]),
-            &signer(),
-            1,
-            now(),
-            &options,
-        )
-        .expect("signed");
+    let stats = sync(&mut zone, &["a.example", "c.example"], 1);
     // Built from nothing: no version before it to diff against.
     assert!(stats.touched.is_empty());
     let before = zone.clone();
     // Same content, new serial: only the SOA is re-signed.
-    let stats = zone
-        .sync(
-            &content(&["a.example", "c.example"]),
-            &signer(),
-            2,
-            now(),
-            &options,
-        )
-        .expect("signed");
+    let stats = sync(&mut zone, &["a.example", "c.example"], 2);
     assert_eq!((stats.rrsets_signed, stats.changed_names), (1, 0));
     // A child between the two: its CDS and NSEC, the predecessor's NSEC, the SOA.
-    let stats = zone
-        .sync(
-            &content(&["a.example", "b.example", "c.example"]),
-            &signer(),
-            3,
-            now(),
-            &options,
-        )
-        .expect("signed");
+    let stats = sync(&mut zone, &["a.example", "b.example", "c.example"], 3);
     assert_eq!((stats.rrsets_signed, stats.changed_names), (4, 1));
     assert_eq!(verify_all(&zone), 10);
     // What the IXFR diff reads: the new name, its predecessor (NSEC) and
@@ -255,15 +235,7 @@ fn updates_resign_only_what_changed() {
         ]
     );
     // Removing it again: the predecessor's NSEC and the SOA; the ENT goes.
-    let stats = zone
-        .sync(
-            &content(&["a.example", "c.example"]),
-            &signer(),
-            4,
-            now(),
-            &options,
-        )
-        .expect("signed");
+    let stats = sync(&mut zone, &["a.example", "c.example"], 4);
     assert_eq!((stats.rrsets_signed, stats.changed_names), (2, 1));
     assert_eq!(chain(&zone), chain(&before));
     let ent = crate::dns::name::canonical_wire(
