@@ -37,7 +37,6 @@ use jiff::Timestamp;
 use rustc_hash::FxHashSet;
 
 use super::{Daemon, brake};
-
 use crate::{
     cores,
     dns::name::canonical_wire,
@@ -435,11 +434,15 @@ impl Daemon {
             signaling: signaling.as_deref(),
         };
         let mut plan = RoundPlan::default();
-        let parts = scanned
-            .children
-            .chunks(PLAN_PART)
-            .map(|part| (part, Vec::new()));
-        for (children, gone) in parts.chain([(&[][..], scanned.gone)]) {
+        let mut gone = scanned.gone;
+        let gone_parts = std::iter::from_fn(|| {
+            let rest = gone.split_off(gone.len().min(PLAN_PART));
+            (!gone.is_empty()).then(|| std::mem::replace(&mut gone, rest))
+        });
+        let parts = (scanned.children.chunks(PLAN_PART))
+            .map(|part| (part, Vec::new()))
+            .chain(gone_parts.map(|gone| (&[][..], gone)));
+        for (children, gone) in parts {
             let mut part = plan::plan_round(children, gone, &targets, facts, now);
             self.drop_unchanged(&mut part);
             plan.append(part);

@@ -184,10 +184,6 @@ impl Daemon {
         asks
     }
 
-    /// Takes what the secondaries of every served zone hold (asked since
-    /// start-up); raises each zone's serial floor and drops journals as
-    /// the module doc says. Runs once the saved zones are served, before
-    /// any transfer and before the first round.
     /// Before a start's first round: what the secondaries hold, taken now
     /// ([`Self::check_secondaries`]); or, on a cold start (no zone served
     /// yet: nothing to transfer, no journal to drop), deferred to the first
@@ -213,6 +209,10 @@ impl Daemon {
         self.takeover_pending = false;
     }
 
+    /// Takes what the secondaries of every served zone hold (asked since
+    /// start-up); raises each zone's serial floor and drops journals as
+    /// the module doc says. Runs once the saved zones are served, before
+    /// any transfer and before the first new serial.
     pub(super) async fn check_secondaries(&mut self) {
         let asks = match self.secondary_asks.take() {
             Some(asks) => asks,

@@ -301,12 +301,16 @@ fn plans_of_parts_appended_are_the_plan_of_the_whole() {
     let children: Vec<ChildZone> = names.iter().map(|c| child(c, Vec::new())).collect();
     let gone = vec![name("gone.example.")];
     let first = targets()[0].apex.clone();
-    // The first zone already holds b's and d's changes.
+    let second = targets()[1].apex.clone();
+    // The first zone already holds b's and d's changes, the second a's and
+    // b's: the first part leaves it no change.
     let mut whole = plan_round(&children, gone.clone(), &targets(), facts, now());
     whole.drop_changes(&first, &[false, true, false, true, false, false]);
+    whole.drop_changes(&second, &[true, true, false, false, false, false]);
     let mut parts = RoundPlan::default();
     let mut part = plan_round(&children[..2], Vec::new(), &targets(), facts, now());
     part.drop_changes(&first, &[false, true]);
+    part.drop_changes(&second, &[true, true]);
     parts.append(part);
     let mut part = plan_round(&children[2..], Vec::new(), &targets(), facts, now());
     part.drop_changes(&first, &[false, true, false]);
@@ -324,6 +328,7 @@ fn plans_of_parts_appended_are_the_plan_of_the_whole() {
     // Each child points at its own changes, the later parts' moved down
     // their zones' lists.
     assert_eq!(parts.changes[&first].len(), 4);
+    assert_eq!(parts.changes[&second].len(), 4);
     for touched in &parts.touched {
         for owner in &touched.owners {
             let change = parts.change(owner).expect("recorded");

@@ -345,7 +345,12 @@ pub fn sign_jobs(
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     if threads <= 1 || jobs.len() < 64 {
-        return jobs.iter().map(sign_one).collect();
+        let signed = jobs.iter().map(sign_one).collect();
+        // Counted in a run going on (a cold build's part), if any.
+        if let Some(board) = signer.progress.as_deref() {
+            board.add(jobs.len());
+        }
+        return signed;
     }
     let chunk = jobs.len().div_ceil(threads);
     let own_board = SigningProgress::default();
