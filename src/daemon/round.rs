@@ -434,10 +434,10 @@ impl Daemon {
             signaling: signaling.as_deref(),
         };
         let mut plan = RoundPlan::default();
-        let mut gone = scanned.gone;
+        let mut gone = scanned.gone.into_iter();
         let gone_parts = std::iter::from_fn(|| {
-            let rest = gone.split_off(gone.len().min(PLAN_PART));
-            (!gone.is_empty()).then(|| std::mem::replace(&mut gone, rest))
+            let part: Vec<Name> = gone.by_ref().take(PLAN_PART).collect();
+            (!part.is_empty()).then_some(part)
         });
         let parts = (scanned.children.chunks(PLAN_PART))
             .map(|part| (part, Vec::new()))
